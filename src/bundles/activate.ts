@@ -1,0 +1,186 @@
+/**
+ * Bundle activation: one transaction per change. A bundle is loaded, verified and compiled off
+ * to the side, a whole new PolicySnapshot is built with it, and only then is the active
+ * snapshot reference swapped. Any failure leaves the previous snapshot (last known good)
+ * serving and is recorded in the bundle's status. Changes are applied one at a time.
+ */
+import { EventEmitter } from 'node:events'
+import { BundleError, toPortcullisError, type ErrorCode } from '../errors.js'
+import { compileBundle, type CompiledBundle, type EngineOptions } from '../policy/engine.js'
+import { PolicySnapshot } from '../policy/snapshot.js'
+import { rootsOverlap } from './manifest.js'
+import { bundleNameOf, loadBundle, type LoadOptions } from './load.js'
+import type { SignatureStatus } from './verify.js'
+
+/** Plugin-style state, as OPA reports it: NOT_READY until first activation, then OK or ERROR. */
+export type BundleState = 'NOT_READY' | 'OK' | 'ERROR'
+
+export interface BundleStatus {
+  name: string
+  source: string
+  state: BundleState
+  /** Revision being served (absent until first activation). */
+  active_revision?: string
+  activated_at?: string
+  last_attempt_at?: string
+  last_error?: { code: ErrorCode, message: string, at: string }
+  signature?: SignatureStatus
+  builtins?: string[]
+  cacheable?: boolean
+}
+
+export interface Logger {
+  info: (obj: object, msg?: string) => void
+  warn: (obj: object, msg?: string) => void
+  error: (obj: object, msg?: string) => void
+}
+
+const silentLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} }
+
+export interface BundleManagerOptions {
+  load?: Omit<LoadOptions, 'name'>
+  engine?: EngineOptions
+  logger?: Logger
+  now?: () => Date
+}
+
+export interface ActivationEvent {
+  generation: number
+  bundle: string
+  revision?: string
+  removed?: boolean
+}
+
+/**
+ * Holds the active PolicySnapshot. Emits `activate` (ActivationEvent) after each swap so that
+ * caches learn of new revisions by trigger, not by polling, and `error` is never emitted:
+ * failures are statuses, not exceptions.
+ */
+export class BundleManager extends EventEmitter<{ activate: [ActivationEvent], failure: [{ bundle: string, error: BundleError }] }> {
+  #snapshot = PolicySnapshot.empty()
+  #active = new Map<string, { compiled: CompiledBundle, activatedAt: Date }>()
+  #status = new Map<string, BundleStatus>()
+  #queue: Promise<unknown> = Promise.resolve()
+  readonly #opts: BundleManagerOptions
+  readonly #log: Logger
+  #generation = 0
+
+  constructor (opts: BundleManagerOptions = {}) {
+    super()
+    this.#opts = opts
+    this.#log = opts.logger ?? silentLogger
+  }
+
+  /** The snapshot serving now. Take it once per decision. */
+  get snapshot (): PolicySnapshot { return this.#snapshot }
+
+  #now (): Date { return this.#opts.now?.() ?? new Date() }
+
+  /** Registers a bundle as expected, so readiness waits for it. */
+  expect (name: string, source: string): void {
+    if (!this.#status.has(name)) this.#status.set(name, { name, source, state: 'NOT_READY' })
+  }
+
+  /**
+   * Loads, verifies, compiles and activates the bundle at `source`. Resolves to true when it is
+   * now active, false when it was rejected (the previous revision keeps serving).
+   */
+  load (source: string, name?: string): Promise<boolean> {
+    return this.#enqueue(async () => {
+      const bundleName = name ?? bundleNameOf(source)
+      this.expect(bundleName, source)
+      const attemptAt = this.#now()
+      try {
+        const bundle = await loadBundle(source, { ...this.#opts.load, name: bundleName })
+        const compiled = compileBundle(bundle, this.#opts.engine)
+        for (const [other, { compiled: o }] of this.#active) {
+          if (other === bundleName) continue
+          for (const r of bundle.manifest.roots) {
+            for (const q of o.bundle.manifest.roots) {
+              if (rootsOverlap(r, q)) {
+                throw new BundleError('PORTCULLIS_BUNDLE_ROOTS_OVERLAP',
+                  `${source}: root ${JSON.stringify(r)} overlaps root ${JSON.stringify(q)} of active bundle ${other}`,
+                  { source, bundle: bundleName, other, roots: [r, q] })
+              }
+            }
+          }
+        }
+        const activatedAt = this.#now()
+        const next = new Map(this.#active)
+        next.set(bundleName, { compiled, activatedAt })
+        this.#swap(next)
+        const status: BundleStatus = {
+          name: bundleName,
+          source,
+          state: 'OK',
+          active_revision: bundle.manifest.revision,
+          activated_at: activatedAt.toISOString(),
+          last_attempt_at: attemptAt.toISOString(),
+          signature: bundle.signature,
+          builtins: compiled.builtins,
+          cacheable: compiled.cacheable,
+        }
+        this.#status.set(bundleName, status)
+        this.#log.info({ bundle: bundleName, revision: bundle.manifest.revision, generation: this.#generation }, 'bundle activated')
+        this.emit('activate', { generation: this.#generation, bundle: bundleName, revision: bundle.manifest.revision })
+        return true
+      } catch (err) {
+        const error = err instanceof BundleError ? err : new BundleError('PORTCULLIS_BUNDLE_WASM_INVALID', toPortcullisError(err).message, { source }, { cause: err })
+        const previous = this.#status.get(bundleName)
+        this.#status.set(bundleName, {
+          ...(previous ?? { name: bundleName, source }),
+          name: bundleName,
+          source,
+          state: 'ERROR',
+          last_attempt_at: attemptAt.toISOString(),
+          last_error: { code: error.code, message: error.message, at: attemptAt.toISOString() },
+        })
+        this.#log.error({ bundle: bundleName, code: error.code, err: error.message }, 'bundle rejected; previous revision keeps serving')
+        this.emit('failure', { bundle: bundleName, error })
+        return false
+      }
+    })
+  }
+
+  /** Deactivates a bundle (its file or directory was removed). */
+  remove (name: string): Promise<boolean> {
+    return this.#enqueue(async () => {
+      this.#status.delete(name)
+      if (!this.#active.has(name)) return false
+      const next = new Map(this.#active)
+      next.delete(name)
+      this.#swap(next)
+      this.#log.info({ bundle: name, generation: this.#generation }, 'bundle removed')
+      this.emit('activate', { generation: this.#generation, bundle: name, removed: true })
+      return true
+    })
+  }
+
+  #swap (next: Map<string, { compiled: CompiledBundle, activatedAt: Date }>): void {
+    // Build first (may throw), then swap: the serving snapshot is never half-built.
+    const snapshot = new PolicySnapshot(this.#generation + 1, [...next.values()])
+    this.#generation += 1
+    this.#active = next
+    this.#snapshot = snapshot
+  }
+
+  #enqueue<T> (op: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(op, op)
+    this.#queue = run.catch(() => {})
+    return run
+  }
+
+  /** Resolves once every queued change has been applied. */
+  async settled (): Promise<void> {
+    await this.#queue
+  }
+
+  status (): BundleStatus[] {
+    return [...this.#status.values()].sort((a, b) => a.name.localeCompare(b.name))
+  }
+
+  /** True when every expected bundle has activated at least once (OPA `/health?bundles`). */
+  ready (): boolean {
+    return [...this.#status.values()].every((s) => s.active_revision !== undefined)
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * Loads one bundle from a `.tar.gz` file or an unpacked directory: read (with archive-safety
+ * limits) -> verify the signature -> parse the manifest -> parse and place data files ->
+ * check OPA's bundle rules. The result is a plain, immutable description; turning it into a
+ * running policy is the engine's job (src/policy/engine.ts).
+ */
+import { readFile, stat } from 'node:fs/promises'
+import { basename } from 'node:path'
+import { createHash } from 'node:crypto'
+import { parse as parseYaml } from 'yaml'
+import { BundleError } from '../errors.js'
+import { DEFAULT_ARCHIVE_LIMITS, readBundleDir, readTarGz, type ArchiveLimits, type BundleFiles } from './archive.js'
+import { isAncestorOf, parseManifest, rootContains, type Manifest } from './manifest.js'
+import { verifyBundleSignature, type SignatureStatus, type SigningPolicy } from './verify.js'
+
+export interface Bundle {
+  /** Bundle name: the file name without `.tar.gz`, or the directory name. */
+  name: string
+  /** Where it was read from. */
+  source: string
+  manifest: Manifest
+  /** The bundle's data documents merged by their directory paths. */
+  data: Record<string, unknown>
+  /** Wasm module bytes by bundle-relative path. */
+  wasmModules: Map<string, Buffer>
+  /** Rego source files carried in the bundle (informational: Portcullis evaluates the wasm). */
+  regoFiles: string[]
+  /** Package paths (`a/b`) declared by the Rego files, where they could be parsed. */
+  packages: string[]
+  signature: SignatureStatus
+  /** SHA-256 over the bundle's file names and contents, for status and change detection. */
+  digest: string
+}
+
+export interface LoadOptions extends SigningPolicy {
+  limits?: Partial<ArchiveLimits>
+  /** Bundle name; defaults to the source's base name. */
+  name?: string
+}
+
+const DATA_FILE = /(^|\/)data\.(json|ya?ml)$/
+
+export function bundleNameOf (source: string): string {
+  return basename(source).replace(/\.tar\.gz$|\.tgz$/, '')
+}
+
+/** Reads a bundle's files from a path: a `.tar.gz`/`.tgz` file or a directory. */
+export async function readBundleFiles (source: string, limits: ArchiveLimits): Promise<BundleFiles> {
+  let st
+  try {
+    st = await stat(source)
+  } catch (err) {
+    throw new BundleError('PORTCULLIS_BUNDLE_NOT_FOUND', `${source}: bundle not found`, { source }, { cause: err })
+  }
+  if (st.isDirectory()) return readBundleDir(source, limits)
+  if (st.size > limits.maxBytes) {
+    throw new BundleError('PORTCULLIS_BUNDLE_TOO_LARGE', `${source}: archive is larger than the limit of ${limits.maxBytes} bytes`, { source, limit: limits.maxBytes })
+  }
+  return readTarGz(await readFile(source), source, limits)
+}
+
+/** Loads, verifies and validates a bundle. Throws a BundleError naming the file and the rule. */
+export async function loadBundle (source: string, opts: LoadOptions = {}): Promise<Bundle> {
+  const limits = { ...DEFAULT_ARCHIVE_LIMITS, ...opts.limits }
+  const files = await readBundleFiles(source, limits)
+  return bundleFromFiles(files, source, opts)
+}
+
+export async function bundleFromFiles (files: BundleFiles, source: string, opts: LoadOptions = {}): Promise<Bundle> {
+  // Signature first: nothing of an unverified bundle is interpreted beyond what hashing needs.
+  const signature = await verifyBundleSignature(files, source, opts)
+  const manifest = parseManifest(files.get('.manifest'), source)
+
+  const data: Record<string, unknown> = {}
+  const wasmModules = new Map<string, Buffer>()
+  const regoFiles: string[] = []
+  const packages = new Set<string>()
+
+  for (const [name, bytes] of files) {
+    const m = DATA_FILE.exec(name)
+    if (m !== null) {
+      const dir = name.slice(0, m.index)
+      const path = dir === '' ? [] : dir.split('/')
+      const value = parseDataFile(name, bytes, source)
+      if (path.length === 0 && (value === null || typeof value !== 'object' || Array.isArray(value))) {
+        throw new BundleError('PORTCULLIS_BUNDLE_DATA_INVALID', `${source}: ${name}: the root data document must be an object`, { source, file: name })
+      }
+      checkDataInRoots(value, path, manifest.roots, source, name)
+      mergeAt(data, path, value, source, name)
+    } else if (name.endsWith('.rego')) {
+      regoFiles.push(name)
+      const pkg = regoPackagePath(bytes.toString('utf8'))
+      if (pkg !== undefined) {
+        if (!manifest.roots.some((r) => rootContains(r, pkg))) {
+          throw new BundleError('PORTCULLIS_BUNDLE_DATA_OUTSIDE_ROOTS',
+            `${source}: ${name} declares package ${pkg.replaceAll('/', '.')} which is outside the bundle roots ${JSON.stringify(manifest.roots)}`,
+            { source, file: name, path: pkg, roots: manifest.roots })
+        }
+        packages.add(pkg)
+      }
+    }
+  }
+
+  for (const w of manifest.wasm) {
+    const bytes = files.get(w.module)
+    if (bytes === undefined) {
+      throw new BundleError('PORTCULLIS_BUNDLE_WASM_MISSING',
+        `${source}: .manifest names wasm module ${JSON.stringify(w.module)} for entrypoint ${JSON.stringify(w.entrypoint)} but the bundle has no such file`,
+        { source, file: w.module, entrypoint: w.entrypoint })
+    }
+    wasmModules.set(w.module, bytes)
+  }
+  if (manifest.wasm.length === 0 && regoFiles.length > 0) {
+    throw new BundleError('PORTCULLIS_BUNDLE_NO_WASM',
+      `${source}: bundle has Rego policies but no wasm modules; build it with "opa build -t wasm -e <entrypoint>"`, { source, files: regoFiles })
+  }
+
+  const digest = createHash('sha256')
+  for (const name of [...files.keys()].sort()) {
+    digest.update(name).update('\0').update(files.get(name) as Buffer).update('\0')
+  }
+
+  return {
+    name: opts.name ?? bundleNameOf(source),
+    source,
+    manifest,
+    data,
+    wasmModules,
+    regoFiles,
+    packages: [...packages].sort(),
+    signature,
+    digest: digest.digest('hex'),
+  }
+}
+
+function parseDataFile (name: string, bytes: Buffer, source: string): unknown {
+  const text = bytes.toString('utf8')
+  try {
+    if (name.endsWith('.json')) return JSON.parse(text)
+    // YAML: one document, no custom tags, bounded alias expansion (billion-laughs guard).
+    return parseYaml(text, { maxAliasCount: 100, uniqueKeys: true, customTags: [] })
+  } catch (err) {
+    throw new BundleError('PORTCULLIS_BUNDLE_DATA_INVALID', `${source}: ${name} is not valid ${name.endsWith('.json') ? 'JSON' : 'YAML'} (${(err as Error).message})`, { source, file: name }, { cause: err })
+  }
+}
+
+/**
+ * OPA: every data value must sit under one of the bundle's roots. Walk down from the file's
+ * place; objects above a root are descended into, anything else above or beside the roots is rejected.
+ */
+function checkDataInRoots (value: unknown, path: string[], roots: string[], source: string, file: string): void {
+  const p = path.join('/')
+  if (roots.some((r) => rootContains(r, p))) return
+  if (roots.some((r) => isAncestorOf(p, r)) && value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) checkDataInRoots(v, [...path, k], roots, source, file)
+    return
+  }
+  throw new BundleError('PORTCULLIS_BUNDLE_DATA_OUTSIDE_ROOTS',
+    `${source}: ${file} puts data at /${p} which is outside the bundle roots ${JSON.stringify(roots)}`, { source, file, path: p, roots })
+}
+
+function mergeAt (target: Record<string, unknown>, path: string[], value: unknown, source: string, file: string): void {
+  if (path.length === 0) {
+    deepMerge(target, value as Record<string, unknown>, [], source, file)
+    return
+  }
+  let node = target
+  for (const [i, key] of path.entries()) {
+    const last = i === path.length - 1
+    const existing = node[key]
+    if (last) {
+      if (existing === undefined) node[key] = value
+      else if (isPlainObject(existing) && isPlainObject(value)) deepMerge(existing, value, path, source, file)
+      else conflict(path, source, file)
+      return
+    }
+    if (existing === undefined) node = (node[key] = {}) as Record<string, unknown>
+    else if (isPlainObject(existing)) node = existing
+    else conflict(path.slice(0, i + 1), source, file)
+  }
+}
+
+function deepMerge (target: Record<string, unknown>, src: Record<string, unknown>, at: string[], source: string, file: string): void {
+  for (const [k, v] of Object.entries(src)) {
+    const existing = target[k]
+    if (existing === undefined) target[k] = v
+    else if (isPlainObject(existing) && isPlainObject(v)) deepMerge(existing, v, [...at, k], source, file)
+    else conflict([...at, k], source, file)
+  }
+}
+
+function conflict (path: string[], source: string, file: string): never {
+  throw new BundleError('PORTCULLIS_BUNDLE_DATA_INVALID', `${source}: ${file}: data at /${path.join('/')} conflicts with another data file`, { source, file, path: path.join('/') })
+}
+
+function isPlainObject (v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v)
+}
+
+/** The package path (`a/b/c`) of a Rego module: handles `package a.b` and `package a["b-c"]`. */
+export function regoPackagePath (text: string): string | undefined {
+  const m = /^\s*package\s+([^\s#]+)/m.exec(text)
+  if (m === null) return undefined
+  const segments: string[] = []
+  const ref = m[1] as string
+  const re = /(?:^|\.)([A-Za-z_][A-Za-z0-9_]*)|\[\s*"((?:[^"\\]|\\.)*)"\s*\]/gy
+  let match: RegExpExecArray | null
+  let consumed = 0
+  while ((match = re.exec(ref)) !== null) {
+    segments.push(match[1] ?? JSON.parse(`"${match[2] ?? ''}"`) as string)
+    consumed = re.lastIndex
+  }
+  if (consumed !== ref.length || segments.length === 0) return undefined
+  return segments.join('/')
+}

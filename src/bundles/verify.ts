@@ -1,0 +1,196 @@
+/**
+ * Bundle signature verification, as OPA does it (v1/bundle/verify.go, reader.go):
+ * `.signatures.json` holds exactly one compact JWS; the verification key is chosen by the
+ * configured key id, else the JWS `kid`, else the payload's `keyid`; the JWS must verify with
+ * that key's configured algorithm; the payload `scope` must equal the configured scope; the
+ * signed file list must match the bundle's files exactly, and each file's hash must match
+ * (JSON and YAML files hashed in canonical form, everything else as raw bytes).
+ */
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto'
+import { compactVerify, decodeProtectedHeader } from 'jose'
+import { BundleError } from '../errors.js'
+import { canonicalJsonFromText, canonicalJsonFromValue } from './canonical-json.js'
+import { parse as parseYaml } from 'yaml'
+import type { BundleFiles } from './archive.js'
+
+export const SIGNATURES_FILE = '.signatures.json'
+
+export interface VerificationKey {
+  /** PEM public key or certificate; for HS256/384/512 the shared secret. */
+  key: string
+  /** JWS algorithm this key verifies; OPA's default is RS256. */
+  algorithm?: string
+  /** Scope the signature must carry when no bundle-wide scope is configured. */
+  scope?: string
+}
+
+export interface VerificationConfig {
+  /** Public keys by key id. */
+  keys: Record<string, VerificationKey>
+  /** Key id to use regardless of the JWS `kid` (OPA `verification.keyid`). */
+  keyId?: string
+  /** Scope the signature must carry (OPA `verification.scope`). */
+  scope?: string
+}
+
+export interface SigningPolicy {
+  verification?: VerificationConfig | undefined
+  /** Reject bundles without `.signatures.json`. */
+  requireSignature?: boolean
+  /** Do not verify signatures at all (development and `portcullis eval` only). */
+  skipVerification?: boolean
+}
+
+export type SignatureStatus =
+  | { state: 'verified', keyId: string, algorithm: string, scope?: string }
+  | { state: 'unsigned' }
+  | { state: 'not_verified', reason: string }
+
+const HASHES: Record<string, string> = {
+  'MD5': 'md5',
+  'SHA-1': 'sha1',
+  'SHA-224': 'sha224',
+  'SHA-256': 'sha256',
+  'SHA-384': 'sha384',
+  'SHA-512': 'sha512',
+  'SHA-512-224': 'sha512-224',
+  'SHA-512-256': 'sha512-256',
+}
+
+/** OPA's IsStructuredDoc: JSON and YAML files are hashed after parsing. */
+export function isStructuredFile (name: string): boolean {
+  return /\.(json|ya?ml)$/i.test(name) || name === '.manifest' || name.endsWith('/.manifest')
+}
+
+/** Hash of one bundle file as OPA computes it for signatures. */
+export function hashBundleFile (name: string, bytes: Buffer, algorithm: string): string {
+  const nodeAlg = HASHES[algorithm]
+  if (nodeAlg === undefined) throw new Error(`unsupported hashing algorithm ${algorithm}`)
+  const h = createHash(nodeAlg)
+  if (isStructuredFile(name)) {
+    const text = bytes.toString('utf8')
+    h.update(/\.ya?ml$/i.test(name) ? canonicalJsonFromValue(parseYaml(text)) : canonicalJsonFromText(text), 'utf8')
+  } else {
+    h.update(bytes)
+  }
+  return h.digest('hex')
+}
+
+interface SignedFile { name: string, hash: string, algorithm: string }
+
+/** Verifies a bundle's signature per `policy`; returns its status or throws a BundleError. */
+export async function verifyBundleSignature (files: BundleFiles, source: string, policy: SigningPolicy): Promise<SignatureStatus> {
+  const sigFile = files.get(SIGNATURES_FILE)
+  if (sigFile === undefined) {
+    if (policy.requireSignature === true) {
+      throw new BundleError('PORTCULLIS_BUNDLE_UNSIGNED', `${source}: bundle has no ${SIGNATURES_FILE} and signed bundles are required`, { source, file: SIGNATURES_FILE })
+    }
+    return { state: 'unsigned' }
+  }
+  if (policy.skipVerification === true) return { state: 'not_verified', reason: 'signature verification is switched off' }
+  const verification = policy.verification
+  if (verification === undefined || Object.keys(verification.keys).length === 0) {
+    throw new BundleError('PORTCULLIS_BUNDLE_SIGNATURE_KEY_UNKNOWN',
+      `${source}: bundle is signed but no verification keys are configured`, { source, file: SIGNATURES_FILE })
+  }
+
+  const invalid = (message: string, extra: Record<string, unknown> = {}, cause?: unknown): BundleError =>
+    new BundleError('PORTCULLIS_BUNDLE_SIGNATURE_INVALID', `${source}: ${SIGNATURES_FILE}: ${message}`, { source, file: SIGNATURES_FILE, ...extra }, { cause })
+
+  let doc: unknown
+  try {
+    doc = JSON.parse(sigFile.toString('utf8'))
+  } catch (err) {
+    throw invalid('not valid JSON', {}, err)
+  }
+  const signatures = (doc as { signatures?: unknown } | null)?.signatures
+  if (!Array.isArray(signatures) || signatures.length !== 1 || typeof signatures[0] !== 'string') {
+    throw invalid('must hold exactly one JWT in "signatures"')
+  }
+  const token = signatures[0]
+
+  let header: Record<string, unknown>
+  let claimed: Record<string, unknown>
+  try {
+    header = decodeProtectedHeader(token) as Record<string, unknown>
+    const payloadPart = token.split('.')[1] ?? ''
+    claimed = JSON.parse(Buffer.from(payloadPart, 'base64url').toString('utf8')) as Record<string, unknown>
+  } catch (err) {
+    throw invalid('signature is not a compact JWS with a JSON payload', {}, err)
+  }
+
+  const keyId = nonEmpty(verification.keyId) ?? nonEmpty(header.kid) ?? nonEmpty(claimed.keyid)
+  if (keyId === undefined) {
+    throw new BundleError('PORTCULLIS_BUNDLE_SIGNATURE_KEY_UNKNOWN', `${source}: signature names no key id and none is configured`, { source, file: SIGNATURES_FILE })
+  }
+  const keyConfig = Object.hasOwn(verification.keys, keyId) ? verification.keys[keyId] : undefined
+  if (keyConfig === undefined) {
+    throw new BundleError('PORTCULLIS_BUNDLE_SIGNATURE_KEY_UNKNOWN', `${source}: signature key id ${JSON.stringify(keyId)} is not a configured verification key`, { source, file: SIGNATURES_FILE, keyId })
+  }
+  const algorithm = keyConfig.algorithm ?? 'RS256'
+
+  let payloadBytes: Uint8Array
+  try {
+    const result = await compactVerify(token, importVerificationKey(keyConfig.key, algorithm), { algorithms: [algorithm] })
+    payloadBytes = result.payload
+  } catch (err) {
+    throw invalid(`signature does not verify with key ${JSON.stringify(keyId)} (${algorithm}): ${(err as Error).message}`, { keyId, algorithm }, err)
+  }
+  const payload = JSON.parse(Buffer.from(payloadBytes).toString('utf8')) as Record<string, unknown>
+
+  const wantScope = nonEmpty(verification.scope) ?? keyConfig.scope ?? ''
+  const gotScope = typeof payload.scope === 'string' ? payload.scope : ''
+  if (gotScope !== wantScope) {
+    throw new BundleError('PORTCULLIS_BUNDLE_SIGNATURE_SCOPE_MISMATCH',
+      `${source}: signature scope ${JSON.stringify(gotScope)} does not match the required scope ${JSON.stringify(wantScope)}`, { source, file: SIGNATURES_FILE, scope: gotScope, expected: wantScope })
+  }
+
+  if (!Array.isArray(payload.files)) throw invalid('signed payload has no "files" list')
+  const signed = new Map<string, SignedFile>()
+  for (const f of payload.files as unknown[]) {
+    const file = f as Partial<SignedFile> | null
+    if (file === null || typeof file !== 'object' || typeof file.name !== 'string' || typeof file.hash !== 'string' || typeof file.algorithm !== 'string') {
+      throw invalid('signed payload has a malformed "files" entry')
+    }
+    signed.set(file.name.replace(/^\/+/, ''), file as SignedFile)
+  }
+
+  for (const [name, bytes] of files) {
+    if (name === SIGNATURES_FILE) continue
+    const entry = signed.get(name)
+    if (entry === undefined) {
+      throw new BundleError('PORTCULLIS_BUNDLE_SIGNATURE_FILES_MISMATCH', `${source}: file ${name} is not included in the bundle signature`, { source, file: name })
+    }
+    if (HASHES[entry.algorithm] === undefined) throw invalid(`unsupported hashing algorithm ${JSON.stringify(entry.algorithm)} for ${name}`, { file: name })
+    let actual: string
+    try {
+      actual = hashBundleFile(name, bytes, entry.algorithm)
+    } catch (err) {
+      throw new BundleError('PORTCULLIS_BUNDLE_DATA_INVALID', `${source}: ${name} cannot be parsed for hashing (${(err as Error).message})`, { source, file: name }, { cause: err })
+    }
+    if (actual !== entry.hash.toLowerCase()) {
+      throw new BundleError('PORTCULLIS_BUNDLE_SIGNATURE_HASH_MISMATCH', `${source}: ${name}: digest mismatch (signed ${entry.hash}, actual ${actual})`, { source, file: name })
+    }
+    signed.delete(name)
+  }
+  if (signed.size > 0) {
+    const missing = [...signed.keys()].sort()
+    throw new BundleError('PORTCULLIS_BUNDLE_SIGNATURE_FILES_MISMATCH',
+      `${source}: file(s) ${missing.join(', ')} are in the bundle signature but not in the bundle`, { source, files: missing })
+  }
+  const status: SignatureStatus = { state: 'verified', keyId, algorithm }
+  if (gotScope !== '') status.scope = gotScope
+  return status
+}
+
+function nonEmpty (v: unknown): string | undefined {
+  return typeof v === 'string' && v !== '' ? v : undefined
+}
+
+/** Turns a configured key into what jose verifies with: a KeyObject, or secret bytes for HS*. */
+export function importVerificationKey (key: string, algorithm: string): KeyObject | Uint8Array {
+  if (algorithm.startsWith('HS')) return new TextEncoder().encode(key)
+  // createPublicKey accepts SPKI ("PUBLIC KEY"), PKCS#1 ("RSA PUBLIC KEY") and certificates;
+  // a private key PEM yields its public half.
+  return createPublicKey(key)
+}

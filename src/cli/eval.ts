@@ -1,0 +1,77 @@
+import { readFile } from 'node:fs/promises'
+import { BundleManager } from '../bundles/activate.js'
+import { PolicyError } from '../errors.js'
+import { EXIT_NO, EXIT_OK, parse, readAll, reportError, UsageError, type Command } from './args.js'
+import { verificationFromFlags } from './bundle-verify.js'
+
+const usage = `Usage: portcullis eval --bundle <file|dir> [--bundle ...] --path <authz/allow> [--input <file|->] [options]
+
+Evaluates one decision against one or more bundles and prints the result as JSON.
+Exit status: 0 result printed; 1 the decision is undefined (nothing printed); 2 error (its code on stderr).
+
+Options:
+  --bundle <file|dir>        bundle .tar.gz or directory (repeatable)
+  --path <path>              Data API path, e.g. authz/allow
+  --input <file|->           input document (JSON); - reads stdin; omitted: no input
+  --key <pem>                verification key for signed bundles
+  --alg <alg>                algorithm of --key (default RS256)
+  --key-id <id>              key id of --key (default "default")
+  --scope <scope>            required signature scope
+  --skip-verify              do not verify bundle signatures
+  --strict-builtin-errors    fail the decision on a builtin error (OPA strict mode)
+  -h, --help                 show this help
+`
+
+export const evalCommand: Command = {
+  summary: 'evaluate a decision against bundles and print the result',
+  usage,
+  run: async (argv, io) => {
+    try {
+      const { values } = parse(argv, {
+        'bundle': { type: 'string', multiple: true },
+        'path': { type: 'string' },
+        'input': { type: 'string' },
+        'key': { type: 'string' },
+        'alg': { type: 'string' },
+        'key-id': { type: 'string' },
+        'scope': { type: 'string' },
+        'skip-verify': { type: 'boolean' },
+        'strict-builtin-errors': { type: 'boolean' },
+      })
+      if (values.help === true) {
+        io.stdout.write(usage)
+        return EXIT_OK
+      }
+      if (values.bundle === undefined || values.bundle.length === 0) throw new UsageError('--bundle is required')
+      if (values.path === undefined) throw new UsageError('--path is required')
+
+      let input: unknown
+      if (values.input !== undefined) {
+        const text = values.input === '-' ? await readAll(io.stdin) : await readFile(values.input, 'utf8')
+        try {
+          input = JSON.parse(text)
+        } catch (err) {
+          throw new PolicyError('PORTCULLIS_INPUT_INVALID', `input ${values.input === '-' ? '(stdin)' : values.input} is not valid JSON (${(err as Error).message})`, { file: values.input })
+        }
+      }
+
+      const manager = new BundleManager({
+        load: { verification: await verificationFromFlags(values), skipVerification: values['skip-verify'] === true },
+      })
+      for (const b of values.bundle) {
+        if (!(await manager.load(b))) {
+          const failed = manager.status().find((s) => s.source === b)
+          const e = failed?.last_error
+          io.stderr.write(`${e?.code ?? 'PORTCULLIS_INTERNAL'}: ${e?.message ?? `cannot load ${b}`}\n`)
+          return 2
+        }
+      }
+      const evaluation = manager.snapshot.evaluate(values.path, input, { strictBuiltinErrors: values['strict-builtin-errors'] === true })
+      if (!evaluation.defined) return EXIT_NO
+      io.stdout.write(JSON.stringify(evaluation.result, null, 2) + '\n')
+      return EXIT_OK
+    } catch (err) {
+      return reportError(err, io)
+    }
+  },
+}

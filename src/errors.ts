@@ -1,0 +1,145 @@
+/**
+ * The one error registry. Every error a caller or operator can see carries a stable
+ * `code` (PORTCULLIS_*), and each code maps to one HTTP status, one OPA API error code
+ * and one gRPC status, here and nowhere else. Callers switch on `code`, never on text.
+ */
+
+/** OPA REST API error codes (v1/server/types/types.go). */
+export type OpaErrorCode =
+  | 'invalid_parameter'
+  | 'internal_error'
+  | 'evaluation_error'
+  | 'resource_not_found'
+  | 'unauthorized'
+  | 'undefined_document'
+  | 'bundle_error'
+
+interface CodeSpec {
+  /** HTTP status used by the Data API and every HTTP transport. */
+  status: number
+  /** The OPA-compatible `code` in `{code, message}` error bodies. */
+  opa: OpaErrorCode
+  /** gRPC status code number (google.rpc.Code) for gRPC transports. */
+  grpc: number
+}
+
+// gRPC status numbers (google.rpc.Code)
+const INVALID_ARGUMENT = 3
+const NOT_FOUND = 5
+const PERMISSION_DENIED = 7
+const RESOURCE_EXHAUSTED = 8
+const FAILED_PRECONDITION = 9
+const INTERNAL = 13
+const UNAVAILABLE = 14
+const UNAUTHENTICATED = 16
+
+const bundle: CodeSpec = { status: 500, opa: 'bundle_error', grpc: FAILED_PRECONDITION }
+
+export const codes = {
+  // --- configuration -------------------------------------------------------------------
+  PORTCULLIS_CONFIG_INVALID: { status: 500, opa: 'internal_error', grpc: INTERNAL },
+
+  // --- bundles: archive safety -----------------------------------------------------------
+  PORTCULLIS_BUNDLE_NOT_FOUND: bundle,
+  PORTCULLIS_BUNDLE_ARCHIVE_INVALID: bundle,
+  PORTCULLIS_BUNDLE_UNSAFE_PATH: bundle,
+  PORTCULLIS_BUNDLE_LINK_NOT_ALLOWED: bundle,
+  PORTCULLIS_BUNDLE_TOO_LARGE: bundle,
+  PORTCULLIS_BUNDLE_DUPLICATE_FILE: bundle,
+  PORTCULLIS_BUNDLE_DATA_INVALID: bundle,
+  // --- bundles: OPA bundle-format rules --------------------------------------------------
+  PORTCULLIS_BUNDLE_MANIFEST_INVALID: bundle,
+  PORTCULLIS_BUNDLE_ROOTS_OVERLAP: bundle,
+  PORTCULLIS_BUNDLE_DATA_OUTSIDE_ROOTS: bundle,
+  PORTCULLIS_BUNDLE_WASM_MISSING: bundle,
+  PORTCULLIS_BUNDLE_WASM_INVALID: bundle,
+  PORTCULLIS_BUNDLE_ENTRYPOINT_OUTSIDE_ROOTS: bundle,
+  PORTCULLIS_BUNDLE_NO_WASM: bundle,
+  PORTCULLIS_BUNDLE_BUILTIN_UNSUPPORTED: bundle,
+  // --- bundles: signatures ---------------------------------------------------------------
+  PORTCULLIS_BUNDLE_UNSIGNED: bundle,
+  PORTCULLIS_BUNDLE_SIGNATURE_INVALID: bundle,
+  PORTCULLIS_BUNDLE_SIGNATURE_KEY_UNKNOWN: bundle,
+  PORTCULLIS_BUNDLE_SIGNATURE_FILES_MISMATCH: bundle,
+  PORTCULLIS_BUNDLE_SIGNATURE_HASH_MISMATCH: bundle,
+  PORTCULLIS_BUNDLE_SIGNATURE_SCOPE_MISMATCH: bundle,
+
+  // --- policy evaluation -----------------------------------------------------------------
+  /** No active bundle owns the requested path, or the path has no compiled entrypoint. */
+  PORTCULLIS_POLICY_PATH_NOT_FOUND: { status: 404, opa: 'resource_not_found', grpc: NOT_FOUND },
+  /** A complete rule or function produced two different values (OPA eval_conflict_error). */
+  PORTCULLIS_POLICY_CONFLICT: { status: 500, opa: 'internal_error', grpc: INTERNAL },
+  /** A builtin raised an error and strict builtin errors are on (OPA eval_builtin_error). */
+  PORTCULLIS_POLICY_BUILTIN_ERROR: { status: 500, opa: 'internal_error', grpc: INTERNAL },
+  /** The wasm module aborted (runtime error, out of memory, unknown builtin at run time). */
+  PORTCULLIS_POLICY_EVAL_FAILED: { status: 500, opa: 'internal_error', grpc: INTERNAL },
+  /** No bundle is active yet. */
+  PORTCULLIS_POLICY_NOT_READY: { status: 503, opa: 'internal_error', grpc: UNAVAILABLE },
+
+  // --- request input -------------------------------------------------------------------
+  PORTCULLIS_INPUT_INVALID: { status: 400, opa: 'invalid_parameter', grpc: INVALID_ARGUMENT },
+  PORTCULLIS_INPUT_TOO_LARGE: { status: 413, opa: 'invalid_parameter', grpc: RESOURCE_EXHAUSTED },
+
+  // --- identity (see src/identity/) ------------------------------------------------------
+  PORTCULLIS_IDENTITY_REQUIRED: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },
+  PORTCULLIS_IDENTITY_DENIED: { status: 403, opa: 'unauthorized', grpc: PERMISSION_DENIED },
+
+  // --- internal ----------------------------------------------------------------------
+  PORTCULLIS_INTERNAL: { status: 500, opa: 'internal_error', grpc: INTERNAL },
+} satisfies Record<string, CodeSpec>
+
+export type ErrorCode = keyof typeof codes
+
+/**
+ * Base class of every Portcullis error.
+ *
+ * @example
+ *   if (err instanceof PortcullisError && err.code === 'PORTCULLIS_BUNDLE_UNSIGNED') ...
+ */
+export class PortcullisError extends Error {
+  readonly code: ErrorCode
+  /** Structured details (file, key, rule, ...) that tests and logs may read. */
+  readonly details: Record<string, unknown>
+
+  constructor (code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'PortcullisError'
+    this.code = code
+    this.details = details
+  }
+
+  get status (): number { return codes[this.code].status }
+  get opaCode (): OpaErrorCode { return codes[this.code].opa }
+  get grpcCode (): number { return codes[this.code].grpc }
+
+  toJSON (): { code: ErrorCode, message: string, details: Record<string, unknown> } {
+    return { code: this.code, message: this.message, details: this.details }
+  }
+}
+
+/** Bundle load/verify/activate failures: always name the bundle and, where known, the file. */
+export class BundleError extends PortcullisError {
+  constructor (code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(code, message, details, options)
+    this.name = 'BundleError'
+  }
+}
+
+/** Policy evaluation failures. */
+export class PolicyError extends PortcullisError {
+  constructor (code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(code, message, details, options)
+    this.name = 'PolicyError'
+  }
+}
+
+export function isPortcullisError (err: unknown): err is PortcullisError {
+  return err instanceof PortcullisError
+}
+
+/** Wraps anything thrown into a PortcullisError, keeping the original as `cause`. */
+export function toPortcullisError (err: unknown, fallback: ErrorCode = 'PORTCULLIS_INTERNAL'): PortcullisError {
+  if (err instanceof PortcullisError) return err
+  const message = err instanceof Error ? err.message : typeof err === 'string' ? err : JSON.stringify(err)
+  return new PortcullisError(fallback, message, {}, { cause: err })
+}

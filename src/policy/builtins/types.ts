@@ -1,0 +1,46 @@
+/**
+ * Types shared by every host builtin. A builtin group is one file under
+ * src/policy/builtins/ exporting a `BuiltinSpec[]`; index.ts collects them into the registry.
+ */
+
+/** Per-decision state every builtin may read: one clock value, strictness, collected errors. */
+export interface EvalContext {
+  /** Nanoseconds since the epoch, read once per decision (OPA: time.now_ns is constant within a query). */
+  readonly nowNs: () => bigint
+  /** OPA `strict-builtin-errors`: a builtin error fails the decision instead of making the expression undefined. */
+  readonly strictBuiltinErrors: boolean
+  /** Builtin errors raised during this evaluation (kept even when non-strict, for status and debugging). */
+  readonly builtinErrors: Array<{ builtin: string, message: string }>
+  /** Lines written by `trace` / `print` during this evaluation. */
+  readonly trace: string[]
+}
+
+/** Thrown by a builtin to raise an OPA builtin error (`eval_builtin_error`). */
+export class BuiltinError extends Error {
+  constructor (readonly builtin: string, message: string) {
+    super(`${builtin}: ${message}`)
+    this.name = 'BuiltinError'
+  }
+}
+
+/**
+ * A JSON document already serialized to text. opa-wasm loads an ArrayBuffer result as raw
+ * JSON, which lets a builtin return integers beyond 2^53 (nanosecond timestamps) exactly.
+ */
+export class RawJson {
+  constructor (readonly text: string) {}
+}
+
+export interface BuiltinSpec {
+  /** OPA's builtin name, e.g. `time.now_ns`. */
+  name: string
+  /** Synchronous implementation. Args arrive JSON-decoded; return a JSON value, a RawJson, or undefined (= undefined in Rego). */
+  impl: (ctx: EvalContext, args: unknown[]) => unknown
+  /** Same inputs can give a different answer (clock, randomness, network): decisions of a policy that calls it are not cached. */
+  nondeterministic?: boolean
+  /**
+   * Builtins that reach outside the process (network, randomness) are off unless the named
+   * configuration switch turns them on. A bundle calling a disabled builtin is rejected at load.
+   */
+  requiresSwitch?: string
+}

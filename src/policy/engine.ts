@@ -1,0 +1,195 @@
+/**
+ * The policy engine over opa-wasm: compile a bundle's wasm modules once, instantiate them with
+ * the snapshot's data, evaluate many times. Loading rejects a module that calls a builtin no
+ * one implements, naming the builtin, so no request ever meets it.
+ */
+import { createRequire } from 'node:module'
+import type { LoadedPolicy, loadPolicySync as LoadPolicySync } from '@open-policy-agent/opa-wasm'
+import { BundleError, PolicyError } from '../errors.js'
+import type { Bundle } from '../bundles/load.js'
+import {
+  builtinAvailability, hostBuiltinsFor, registeredBuiltins, runWithContext, StrictBuiltinHalt,
+  type BuiltinOptions, type EvalContext,
+} from './builtins/index.js'
+
+// opa-wasm's ESM entry re-exports only the async loader; the synchronous one (used to
+// re-instantiate an already compiled module without a tick) lives in its CommonJS entry.
+const { loadPolicySync } = createRequire(import.meta.url)('@open-policy-agent/opa-wasm') as { loadPolicySync: typeof LoadPolicySync }
+
+export interface EngineOptions {
+  builtins?: BuiltinOptions
+  /** Wasm linear memory bounds in 64 KiB pages. */
+  memory?: { initialPages?: number, maxPages?: number }
+}
+
+const DEFAULT_INITIAL_PAGES = 5
+const DEFAULT_MAX_PAGES = 8192 // 512 MiB per instance
+
+interface WasmExports {
+  builtins: () => number
+  entrypoints: () => number
+  opa_json_dump: (addr: number) => number
+  opa_heap_ptr_get: () => number
+  opa_heap_ptr_set: (addr: number) => void
+}
+
+/** One compiled wasm module of a bundle and what it declares. */
+export interface CompiledModule {
+  path: string
+  module: WebAssembly.Module
+  /** Builtins the module imports from the host (by name). */
+  builtins: string[]
+  /** Entrypoint name -> id, as the module exports them. */
+  entrypoints: Record<string, number>
+}
+
+/** A bundle whose modules compiled and whose builtins are all available. Immutable. */
+export interface CompiledBundle {
+  bundle: Bundle
+  modules: CompiledModule[]
+  /** Entrypoint -> module path (from the manifest). */
+  entrypointModule: Map<string, string>
+  builtins: string[]
+  /** False when the policy calls a non-deterministic builtin: its decisions must not be cached. */
+  cacheable: boolean
+  options: EngineOptions
+}
+
+function memoryDescriptor (opts: EngineOptions): WebAssembly.MemoryDescriptor {
+  return {
+    initial: opts.memory?.initialPages ?? DEFAULT_INITIAL_PAGES,
+    maximum: opts.memory?.maxPages ?? DEFAULT_MAX_PAGES,
+  }
+}
+
+function readJson (policy: LoadedPolicy, addr: number): unknown {
+  const exports = (policy.wasmInstance as WebAssembly.Instance).exports as unknown as WasmExports
+  const strAddr = exports.opa_json_dump(addr)
+  const bytes = new Uint8Array(policy.mem.buffer)
+  let end = strAddr
+  while (bytes[end] !== 0) end++
+  return JSON.parse(new TextDecoder().decode(bytes.subarray(strAddr, end)))
+}
+
+function hostBuiltins (opts: EngineOptions): Record<string, (...args: unknown[]) => unknown> {
+  return hostBuiltinsFor(registeredBuiltins().filter((n) => builtinAvailability(n, opts.builtins).available))
+}
+
+/** What a wasm module declares: the builtins it imports from the host and its entrypoints. */
+export function inspectModule (bytes: Uint8Array<ArrayBuffer>, source: string, path: string, opts: EngineOptions = {}): CompiledModule {
+  let module: WebAssembly.Module
+  let policy: LoadedPolicy
+  try {
+    module = new WebAssembly.Module(bytes)
+    policy = loadPolicySync(module, memoryDescriptor(opts), hostBuiltins(opts))
+  } catch (err) {
+    throw new BundleError('PORTCULLIS_BUNDLE_WASM_INVALID', `${source}: ${path} is not a loadable OPA wasm module (${errorText(err)})`, { source, file: path }, { cause: err })
+  }
+  const exports = (policy.wasmInstance as WebAssembly.Instance).exports as unknown as WasmExports
+  const declared = readJson(policy, exports.builtins()) as Record<string, number>
+  return { path, module, builtins: Object.keys(declared).sort(), entrypoints: policy.entrypoints as Record<string, number> }
+}
+
+/** Compiles and checks a loaded bundle. Throws a BundleError naming the module, builtin or entrypoint. */
+export function compileBundle (bundle: Bundle, opts: EngineOptions = {}): CompiledBundle {
+  const modules: CompiledModule[] = []
+  const builtins = new Set<string>()
+  let cacheable = true
+
+  for (const [path, bytes] of bundle.wasmModules) {
+    const mod = inspectModule(new Uint8Array(bytes), bundle.source, path, opts)
+    for (const name of mod.builtins) {
+      const a = builtinAvailability(name, opts.builtins)
+      if (!a.available) {
+        const why = a.reason === 'disabled'
+          ? `is disabled in this deployment (enable the "${a.switch ?? ''}" builtin switch to allow it)`
+          : 'is not implemented by Portcullis (see docs/builtins.md)'
+        throw new BundleError('PORTCULLIS_BUNDLE_BUILTIN_UNSUPPORTED',
+          `${bundle.source}: ${path} calls builtin ${name}, which ${why}`, { source: bundle.source, file: path, builtin: name, reason: a.reason })
+      }
+      if (a.nondeterministic) cacheable = false
+      builtins.add(name)
+    }
+    modules.push(mod)
+  }
+
+  const entrypointModule = new Map<string, string>()
+  for (const w of bundle.manifest.wasm) {
+    const mod = modules.find((m) => m.path === w.module)
+    if (mod === undefined || !Object.hasOwn(mod.entrypoints, w.entrypoint)) {
+      throw new BundleError('PORTCULLIS_BUNDLE_WASM_INVALID',
+        `${bundle.source}: .manifest maps entrypoint ${JSON.stringify(w.entrypoint)} to ${w.module}, which does not export it`,
+        { source: bundle.source, file: w.module, entrypoint: w.entrypoint })
+    }
+    entrypointModule.set(w.entrypoint, w.module)
+  }
+
+  return { bundle, modules, entrypointModule, builtins: [...builtins].sort(), cacheable, options: opts }
+}
+
+/**
+ * A running instance of one compiled module with data loaded. Each evaluation is synchronous;
+ * a wasm trap leaves the instance suspect, so it is replaced by a fresh one from the same
+ * compiled module before the next evaluation.
+ */
+export class ModuleInstance {
+  #policy: LoadedPolicy
+  readonly #compiled: CompiledModule
+  readonly #opts: EngineOptions
+  readonly #dataJson: ArrayBuffer
+
+  constructor (compiled: CompiledModule, dataJson: ArrayBuffer, opts: EngineOptions) {
+    this.#compiled = compiled
+    this.#opts = opts
+    this.#dataJson = dataJson
+    this.#policy = this.#instantiate()
+  }
+
+  #instantiate (): LoadedPolicy {
+    const policy = loadPolicySync(this.#compiled.module, memoryDescriptor(this.#opts), hostBuiltins(this.#opts))
+    policy.setData(this.#dataJson)
+    return policy
+  }
+
+  /**
+   * Evaluates an entrypoint. `inputJson` is the input document as JSON text (undefined: no input).
+   * Returns `{ defined: false }` for an undefined result.
+   */
+  evaluate (entrypoint: string, inputJson: ArrayBuffer | undefined, ctx: EvalContext): { defined: true, value: unknown } | { defined: false } {
+    const id = this.#compiled.entrypoints[entrypoint]
+    if (id === undefined) throw new PolicyError('PORTCULLIS_POLICY_PATH_NOT_FOUND', `entrypoint ${entrypoint} is not exported by ${this.#compiled.path}`, { entrypoint })
+    let rs: unknown
+    try {
+      rs = runWithContext(ctx, () => this.#policy.evaluate(inputJson, id))
+    } catch (err) {
+      throw this.#classify(err, entrypoint)
+    }
+    if (!Array.isArray(rs) || rs.length === 0) return { defined: false }
+    const first = rs[0] as { result?: unknown } | undefined
+    if (first === undefined || !Object.hasOwn(first, 'result')) return { defined: false }
+    return { defined: true, value: first.result }
+  }
+
+  #classify (err: unknown, entrypoint: string): PolicyError {
+    if (err instanceof StrictBuiltinHalt) {
+      return new PolicyError('PORTCULLIS_POLICY_BUILTIN_ERROR', `${entrypoint}: builtin error: ${err.reason}`, { entrypoint, builtin: err.builtin, opa_code: 'eval_builtin_error' }, { cause: err })
+    }
+    const text = errorText(err)
+    if (err instanceof WebAssembly.RuntimeError || err instanceof RangeError) {
+      // Trap or memory exhaustion: start the next evaluation from a clean instance.
+      this.#policy = this.#instantiate()
+      return new PolicyError('PORTCULLIS_POLICY_EVAL_FAILED', `${entrypoint}: wasm evaluation aborted (${text})`, { entrypoint }, { cause: err })
+    }
+    if (/conflict/.test(text)) {
+      return new PolicyError('PORTCULLIS_POLICY_CONFLICT', `${entrypoint}: ${text}`, { entrypoint, opa_code: 'eval_conflict_error' }, { cause: err })
+    }
+    return new PolicyError('PORTCULLIS_POLICY_EVAL_FAILED', `${entrypoint}: evaluation failed (${text})`, { entrypoint }, { cause: err })
+  }
+}
+
+function errorText (err: unknown): string {
+  if (err instanceof Error) return err.message
+  if (typeof err === 'string') return err
+  if (err !== null && typeof err === 'object' && typeof (err as { message?: unknown }).message === 'string') return (err as { message: string }).message
+  return String(err)
+}

@@ -1,0 +1,172 @@
+/**
+ * A PolicySnapshot is the immutable set of active bundles, instantiated together with the
+ * merged data of all of them (roots never overlap, so the merge is conflict-free). Activation
+ * builds a new snapshot off to the side and swaps one reference; a decision takes the snapshot
+ * once at its start, so it finishes on the revision it began with.
+ */
+import { PolicyError } from '../errors.js'
+import { cleanPath, isAncestorOf, rootContains } from '../bundles/manifest.js'
+import type { CompiledBundle } from './engine.js'
+import { ModuleInstance } from './engine.js'
+import { createEvalContext, type EvalContext } from './builtins/index.js'
+
+export interface ActiveBundle {
+  compiled: CompiledBundle
+  activatedAt: Date
+  /** Module path -> instance. */
+  instances: Map<string, ModuleInstance>
+}
+
+export type Resolution =
+  | { kind: 'entrypoint', bundle: ActiveBundle, entrypoint: string, rest: string[] }
+  | { kind: 'data', bundle: ActiveBundle, value: unknown }
+
+export interface Evaluation {
+  /** False when the document is undefined. */
+  defined: boolean
+  result?: unknown
+  /** Name of the bundle that answered, and its revision. */
+  bundle: string
+  revision: string
+  /** Entrypoint evaluated (absent for a data-only answer). */
+  entrypoint?: string
+  /** False when the answering policy calls non-deterministic builtins. */
+  cacheable: boolean
+  /** Builtin errors raised (and, unless strict, turned into undefined expressions). */
+  builtinErrors: EvalContext['builtinErrors']
+}
+
+export interface EvaluateOptions {
+  /** The input document as JSON text, when the caller already serialized it. */
+  inputJson?: string
+  /** Per-decision builtin context (clock, strictness); a fresh one is made when absent. */
+  context?: EvalContext
+  strictBuiltinErrors?: boolean
+}
+
+const RESOLUTION_CACHE_MAX = 4096
+
+export class PolicySnapshot {
+  readonly generation: number
+  readonly bundles: ReadonlyMap<string, ActiveBundle>
+  readonly #resolutions = new Map<string, Resolution>()
+  readonly #data: Record<string, unknown>
+
+  constructor (generation: number, compiled: Array<{ compiled: CompiledBundle, activatedAt: Date }>) {
+    this.generation = generation
+    const data: Record<string, unknown> = {}
+    for (const { compiled: c } of compiled) mergeInto(data, structuredClone(c.bundle.data))
+    this.#data = data
+    const dataJson = new TextEncoder().encode(JSON.stringify(data))
+    const dataBuffer = dataJson.buffer.slice(dataJson.byteOffset, dataJson.byteOffset + dataJson.byteLength)
+    const bundles = new Map<string, ActiveBundle>()
+    for (const { compiled: c, activatedAt } of compiled) {
+      const instances = new Map<string, ModuleInstance>()
+      for (const m of c.modules) instances.set(m.path, new ModuleInstance(m, dataBuffer, c.options))
+      bundles.set(c.bundle.name, { compiled: c, activatedAt, instances })
+    }
+    this.bundles = bundles
+  }
+
+  static empty (): PolicySnapshot {
+    return new PolicySnapshot(0, [])
+  }
+
+  /** Revisions of the active bundles, `{name: {revision}}` as OPA's decision logs carry them. */
+  revisions (): Record<string, { revision: string }> {
+    const out: Record<string, { revision: string }> = {}
+    for (const [name, b] of this.bundles) out[name] = { revision: b.compiled.bundle.manifest.revision }
+    return out
+  }
+
+  /** Finds the bundle and entrypoint (or data document) that answers a Data API path like `authz/allow`. */
+  resolve (rawPath: string): Resolution {
+    const path = cleanPath(rawPath)
+    const cached = this.#resolutions.get(path)
+    if (cached !== undefined) return cached
+    const resolution = this.#resolve(path)
+    if (this.#resolutions.size < RESOLUTION_CACHE_MAX) this.#resolutions.set(path, resolution)
+    return resolution
+  }
+
+  #resolve (path: string): Resolution {
+    let owner: ActiveBundle | undefined
+    for (const b of this.bundles.values()) {
+      if (b.compiled.bundle.manifest.roots.some((r) => rootContains(r, path))) {
+        owner = b
+        break
+      }
+    }
+    if (owner === undefined) {
+      throw new PolicyError('PORTCULLIS_POLICY_PATH_NOT_FOUND', `no active bundle owns path /${path}`, { path })
+    }
+    const entrypoints = [...owner.compiled.entrypointModule.keys()]
+    if (entrypoints.includes(path)) return { kind: 'entrypoint', bundle: owner, entrypoint: path, rest: [] }
+    // The longest entrypoint above the path answers it: evaluate it and descend.
+    let best: string | undefined
+    for (const e of entrypoints) {
+      if (rootContains(e, path) && (best === undefined || e.length > best.length)) best = e
+    }
+    if (best !== undefined) {
+      const rest = best === '' ? path.split('/') : path.slice(best.length + 1).split('/')
+      return { kind: 'entrypoint', bundle: owner, entrypoint: best, rest }
+    }
+    // A pure data document, when no compiled rule lies beneath it. (OPA rejects bundles whose
+    // rules and data share a path, so data found here is the whole document.)
+    if (!entrypoints.some((e) => isAncestorOf(path, e))) {
+      const value = lookup(this.#data, path)
+      if (value !== undefined) return { kind: 'data', bundle: owner, value }
+    }
+    throw new PolicyError('PORTCULLIS_POLICY_PATH_NOT_FOUND',
+      `path /${path} is in bundle ${owner.compiled.bundle.name} but is not a compiled entrypoint (entrypoints: ${entrypoints.join(', ') || 'none'}); add it with "opa build -e ${path}"`,
+      { path, bundle: owner.compiled.bundle.name, entrypoints })
+  }
+
+  /** Evaluates a Data API path against this snapshot. Throws PolicyError; never returns a guess. */
+  evaluate (path: string, input: unknown, opts: EvaluateOptions = {}): Evaluation {
+    const res = this.resolve(path)
+    const b = res.bundle.compiled
+    const base = { bundle: b.bundle.name, revision: b.bundle.manifest.revision, cacheable: b.cacheable }
+    if (res.kind === 'data') return { ...base, defined: true, result: res.value, builtinErrors: [] }
+
+    const ctx = opts.context ?? createEvalContext({ strictBuiltinErrors: opts.strictBuiltinErrors ?? false })
+    const instance = res.bundle.instances.get(b.entrypointModule.get(res.entrypoint) as string) as ModuleInstance
+    let inputBuffer: ArrayBuffer | undefined
+    if (opts.inputJson !== undefined || input !== undefined) {
+      const bytes = new TextEncoder().encode(opts.inputJson ?? JSON.stringify(input))
+      inputBuffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)
+    }
+    const out = instance.evaluate(res.entrypoint, inputBuffer, ctx)
+    const evaluation: Evaluation = { ...base, entrypoint: res.entrypoint, defined: false, builtinErrors: ctx.builtinErrors }
+    if (!out.defined) return evaluation
+    let value = out.value
+    for (const key of res.rest) {
+      if (value === null || typeof value !== 'object' || Array.isArray(value) || !Object.hasOwn(value, key)) return evaluation
+      value = (value as Record<string, unknown>)[key]
+    }
+    evaluation.defined = true
+    evaluation.result = value
+    return evaluation
+  }
+}
+
+function lookup (data: Record<string, unknown>, path: string): unknown {
+  if (path === '') return data
+  let node: unknown = data
+  for (const key of path.split('/')) {
+    if (node === null || typeof node !== 'object' || Array.isArray(node) || !Object.hasOwn(node, key)) return undefined
+    node = (node as Record<string, unknown>)[key]
+  }
+  return node
+}
+
+function mergeInto (target: Record<string, unknown>, src: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(src)) {
+    const existing = target[k]
+    if (existing !== null && typeof existing === 'object' && !Array.isArray(existing) && v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      mergeInto(existing as Record<string, unknown>, v as Record<string, unknown>)
+    } else {
+      target[k] = v
+    }
+  }
+}
