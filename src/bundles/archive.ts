@@ -88,6 +88,12 @@ export async function readTarGz (bytes: Buffer, source: string, limits: ArchiveL
     })
     extract.on('entry', (header, stream, next) => {
       try {
+        // The archive's own root directory entry (`tar -C dir .` writes "./").
+        if (header.type === 'directory' && ['.', './', '/'].includes(header.name)) {
+          stream.resume()
+          stream.on('end', next)
+          return
+        }
         const name = normalizeMemberName(header.name, source)
         switch (header.type) {
           case 'directory':

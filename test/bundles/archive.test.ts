@@ -1,0 +1,86 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
+import { normalizeMemberName, readBundleDir, readTarGz } from '../../src/bundles/archive.js'
+import { tarGz } from '../helpers/tar.js'
+import { tempDir } from '../helpers/opa.js'
+
+const manifest = { name: '/.manifest', content: '{"roots":["x"]}' }
+
+async function rejects (members: Parameters<typeof tarGz>[0], code: string, limits?: { maxBytes: number, maxFiles: number }): Promise<void> {
+  const bytes = await tarGz(members)
+  await assert.rejects(readTarGz(bytes, 'hostile.tar.gz', limits), { code })
+}
+
+test('reads members written with a leading slash, as opa build writes them', async () => {
+  const files = await readTarGz(await tarGz([manifest, { name: '/x/data.json', content: '{}' }, { name: '/x', type: 'directory' }]), 'b.tar.gz')
+  assert.deepEqual([...files.keys()], ['.manifest', 'x/data.json'])
+})
+
+test('rejects ../ member paths', () => rejects([manifest, { name: '../../etc/cron.d/evil', content: 'x' }], 'PORTCULLIS_BUNDLE_UNSAFE_PATH'))
+test('rejects .. inside a member path', () => rejects([{ name: 'x/../../data.json', content: '{}' }], 'PORTCULLIS_BUNDLE_UNSAFE_PATH'))
+test('rejects absolute member paths beyond the bundle-root slash', () => rejects([{ name: '//etc/passwd', content: 'x' }], 'PORTCULLIS_BUNDLE_UNSAFE_PATH'))
+test('rejects drive-letter paths', () => rejects([{ name: 'C:/windows/data.json', content: '{}' }], 'PORTCULLIS_BUNDLE_UNSAFE_PATH'))
+test('rejects backslashes in member names', () => rejects([{ name: 'x\\..\\data.json', content: '{}' }], 'PORTCULLIS_BUNDLE_UNSAFE_PATH'))
+test('rejects symbolic links', () => rejects([manifest, { name: '/x/data.json', type: 'symlink', linkname: '/etc/passwd' }], 'PORTCULLIS_BUNDLE_LINK_NOT_ALLOWED'))
+test('rejects hard links', () => rejects([manifest, { name: '/x/data.json', type: 'link', linkname: '.manifest' }], 'PORTCULLIS_BUNDLE_LINK_NOT_ALLOWED'))
+test('rejects device and fifo members', () => rejects([{ name: '/x/fifo', type: 'fifo' }], 'PORTCULLIS_BUNDLE_ARCHIVE_INVALID'))
+test('rejects duplicate members', () => rejects([manifest, { name: '/x/data.json', content: '{"a":1}' }, { name: 'x/data.json', content: '{"a":2}' }], 'PORTCULLIS_BUNDLE_DUPLICATE_FILE'))
+
+test('rejects a gzip bomb once the decompressed size passes the limit', async () => {
+  // 64 MiB of zeros compresses to ~64 KiB; the limit stops inflation at 1 MiB.
+  const bomb = await tarGz([manifest, { name: '/x/big.bin', content: Buffer.alloc(64 * 1024 * 1024) }])
+  assert.ok(bomb.length < 1024 * 1024)
+  await assert.rejects(readTarGz(bomb, 'bomb.tar.gz', { maxBytes: 1024 * 1024, maxFiles: 100 }), { code: 'PORTCULLIS_BUNDLE_TOO_LARGE' })
+})
+
+test('rejects more members than the limit', () => rejects(
+  Array.from({ length: 20 }, (_, i) => ({ name: `/x/f${i}`, content: 'a' })), 'PORTCULLIS_BUNDLE_TOO_LARGE', { maxBytes: 1 << 20, maxFiles: 10 }))
+
+test('rejects a truncated archive', async () => {
+  const whole = await tarGz([manifest, { name: '/x/data.json', content: JSON.stringify({ v: 'y'.repeat(5000) }) }])
+  for (const cut of [10, Math.floor(whole.length / 2), whole.length - 9]) {
+    await assert.rejects(readTarGz(whole.subarray(0, cut), 'cut.tar.gz'), { code: 'PORTCULLIS_BUNDLE_ARCHIVE_INVALID' }, `cut at ${cut}`)
+  }
+})
+
+test('rejects a tar whose gzip stream is complete but whose tar stream is cut', async () => {
+  const { gunzipSync } = await import('node:zlib')
+  const tar = gunzipSync(await tarGz([manifest, { name: '/x/data.json', content: 'z'.repeat(3000) }]))
+  await assert.rejects(readTarGz(gzipSync(tar.subarray(0, 1000)), 'cut-tar.tar.gz'), { code: 'PORTCULLIS_BUNDLE_ARCHIVE_INVALID' })
+})
+
+test('rejects bytes that are not gzip', async () => {
+  await assert.rejects(readTarGz(Buffer.from('{"not":"a tarball"}'), 'plain.tar.gz'), { code: 'PORTCULLIS_BUNDLE_ARCHIVE_INVALID' })
+})
+
+test('normalizeMemberName accepts bundle-root forms and rejects escapes', () => {
+  assert.equal(normalizeMemberName('/a/b.json', 's'), 'a/b.json')
+  assert.equal(normalizeMemberName('./a/b.json', 's'), 'a/b.json')
+  assert.equal(normalizeMemberName('a/', 's'), 'a')
+  for (const bad of ['', '/', 'a//b', 'a/./b', 'a/../b', '..', 'a\0b']) {
+    assert.throws(() => normalizeMemberName(bad, 's'), { code: 'PORTCULLIS_BUNDLE_UNSAFE_PATH' }, JSON.stringify(bad))
+  }
+})
+
+test('directory bundles: symlinks are rejected', (t) => {
+  const dir = tempDir(t)
+  mkdirSync(join(dir, 'b', 'x'), { recursive: true })
+  writeFileSync(join(dir, 'b', '.manifest'), '{"roots":["x"]}')
+  symlinkSync('/etc/passwd', join(dir, 'b', 'x', 'data.json'))
+  return assert.rejects(readBundleDir(join(dir, 'b')), { code: 'PORTCULLIS_BUNDLE_LINK_NOT_ALLOWED' })
+})
+
+test('directory bundles: size limit applies', (t) => {
+  const dir = tempDir(t)
+  mkdirSync(join(dir, 'b'), { recursive: true })
+  writeFileSync(join(dir, 'b', 'big.bin'), Buffer.alloc(4096))
+  return assert.rejects(readBundleDir(join(dir, 'b'), { maxBytes: 1024, maxFiles: 10 }), { code: 'PORTCULLIS_BUNDLE_TOO_LARGE' })
+})
+
+test('directory bundles: a missing directory is PORTCULLIS_BUNDLE_NOT_FOUND', (t) => {
+  const dir = tempDir(t)
+  return assert.rejects(readBundleDir(join(dir, 'nope')), { code: 'PORTCULLIS_BUNDLE_NOT_FOUND' })
+})

@@ -1,0 +1,140 @@
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { loadBundle } from '../../src/bundles/load.js'
+import { needsOpa, tempDir } from '../helpers/opa.js'
+import { buildBundleDir, buildFixture, copyFixture } from '../helpers/bundles.js'
+import { readTarGz } from '../../src/bundles/archive.js'
+import { tarGz } from '../helpers/tar.js'
+
+/** Re-packs a real bundle after `edit` changes its files (to make bundles opa build would refuse to write). */
+async function repack (bundle: string, edit: (files: Map<string, Buffer>) => void, out: string): Promise<string> {
+  const files = await readTarGz(readFileSync(bundle), bundle)
+  edit(files)
+  writeFileSync(out, await tarGz([...files].map(([name, content]) => ({ name: `/${name}`, content }))))
+  return out
+}
+
+describe('loading bundles built by opa', needsOpa(), () => {
+  test('a .tar.gz: manifest, wasm, data from data.json and a nested data.yaml merged by path', async (t) => {
+    const dir = tempDir(t)
+    const b = await loadBundle(buildFixture('basic', dir, { revision: 'rev-42' }))
+    assert.equal(b.name, 'basic')
+    assert.equal(b.manifest.revision, 'rev-42')
+    assert.deepEqual(b.manifest.roots, ['basic'])
+    assert.ok(b.manifest.wasm.some((w) => w.entrypoint === 'basic/allow' && w.module === 'policy.wasm'))
+    assert.ok(b.wasmModules.has('policy.wasm'))
+    assert.deepEqual(b.data, { basic: { admins: ['alice', 'bob'], flag: true, nested: { deeper: { level: 3, tags: ['a', 'b'] } } } })
+    assert.deepEqual(b.signature, { state: 'unsigned' })
+    assert.deepEqual(b.packages, ['basic'])
+  })
+
+  test('an unpacked directory gives the same bundle as its archive', async (t) => {
+    const dir = tempDir(t)
+    const archive = buildFixture('basic', dir)
+    const unpacked = join(dir, 'basic')
+    mkdirSync(unpacked)
+    execFileSync('tar', ['xzf', archive, '-C', unpacked])
+    const [a, d] = [await loadBundle(archive), await loadBundle(unpacked)]
+    assert.equal(d.name, 'basic')
+    assert.deepEqual(d.data, a.data)
+    assert.deepEqual(d.manifest, a.manifest)
+    assert.equal(d.digest, a.digest)
+  })
+
+  test('data outside the roots is rejected naming the file', async (t) => {
+    const dir = tempDir(t)
+    const src = copyFixture('basic', dir)
+    mkdirSync(join(src, 'elsewhere'))
+    writeFileSync(join(src, 'elsewhere', 'data.json'), '{"x": 1}')
+    // opa build itself refuses this bundle; re-pack a good one to get it past the writer.
+    const good = buildBundleDir(copyFixture('basic', dir), join(dir, 'good.tar.gz'))
+    const bad = await repack(good, (f) => f.set('elsewhere/data.json', Buffer.from('{"x":1}')), join(dir, 'bad.tar.gz'))
+    await assert.rejects(loadBundle(bad), (err: { code: string, details: { file: string } }) => {
+      assert.equal(err.code, 'PORTCULLIS_BUNDLE_DATA_OUTSIDE_ROOTS')
+      assert.equal(err.details.file, 'elsewhere/data.json')
+      return true
+    })
+  })
+
+  test('root data.json with keys outside the roots is rejected', async (t) => {
+    const dir = tempDir(t)
+    const good = buildFixture('basic', dir)
+    const bad = await repack(good, (f) => f.set('data.json', Buffer.from('{"basic": {"a": 1}, "intruder": {"b": 2}}')), join(dir, 'bad.tar.gz'))
+    await assert.rejects(loadBundle(bad), { code: 'PORTCULLIS_BUNDLE_DATA_OUTSIDE_ROOTS' })
+  })
+
+  test('a wasm module named in the manifest but missing is rejected', async (t) => {
+    const dir = tempDir(t)
+    const bad = await repack(buildFixture('basic', dir), (f) => f.delete('policy.wasm'), join(dir, 'bad.tar.gz'))
+    await assert.rejects(loadBundle(bad), { code: 'PORTCULLIS_BUNDLE_WASM_MISSING' })
+  })
+
+  test('an entrypoint outside the roots is rejected', async (t) => {
+    const dir = tempDir(t)
+    const bad = await repack(buildFixture('basic', dir), (f) => {
+      const m = JSON.parse((f.get('.manifest') as Buffer).toString()) as { wasm: Array<{ entrypoint: string }> }
+      m.wasm.push({ entrypoint: 'elsewhere/allow', module: '/policy.wasm' } as never)
+      f.set('.manifest', Buffer.from(JSON.stringify(m)))
+    }, join(dir, 'bad.tar.gz'))
+    await assert.rejects(loadBundle(bad), { code: 'PORTCULLIS_BUNDLE_ENTRYPOINT_OUTSIDE_ROOTS' })
+  })
+
+  test('overlapping roots in the manifest are rejected', async (t) => {
+    const dir = tempDir(t)
+    const bad = await repack(buildFixture('basic', dir), (f) => {
+      const m = JSON.parse((f.get('.manifest') as Buffer).toString()) as { roots: string[] }
+      m.roots = ['basic', 'basic/nested']
+      f.set('.manifest', Buffer.from(JSON.stringify(m)))
+    }, join(dir, 'bad.tar.gz'))
+    await assert.rejects(loadBundle(bad), { code: 'PORTCULLIS_BUNDLE_ROOTS_OVERLAP' })
+  })
+
+  test('a Rego package outside the roots is rejected', async (t) => {
+    const dir = tempDir(t)
+    const bad = await repack(buildFixture('basic', dir), (f) => f.set('x/evil.rego', Buffer.from('package evil\nallow := true\n')), join(dir, 'bad.tar.gz'))
+    await assert.rejects(loadBundle(bad), { code: 'PORTCULLIS_BUNDLE_DATA_OUTSIDE_ROOTS' })
+  })
+
+  test('invalid JSON and YAML data are rejected naming the file', async (t) => {
+    const dir = tempDir(t)
+    const good = buildFixture('basic', dir)
+    for (const [file, content] of [['basic/data.json', '{"admins": ['], ['basic/nested/deeper/data.yaml', 'a: [1, 2'], ['basic/x/data.yaml', 'a: 1\na: 2\n']] as const) {
+      const bad = await repack(good, (f) => f.set(file, Buffer.from(content)), join(dir, 'bad.tar.gz'))
+      await assert.rejects(loadBundle(bad), (err: { code: string, details: { file: string } }) => {
+        assert.equal(err.code, 'PORTCULLIS_BUNDLE_DATA_INVALID')
+        assert.equal(err.details.file, file)
+        return true
+      }, file)
+    }
+  })
+
+  test('two data files that set the same path differently are rejected', async (t) => {
+    const dir = tempDir(t)
+    const bad = await repack(buildFixture('basic', dir), (f) => f.set('basic/flag/data.json', Buffer.from('{"x": 1}')), join(dir, 'bad.tar.gz'))
+    await assert.rejects(loadBundle(bad), { code: 'PORTCULLIS_BUNDLE_DATA_INVALID' })
+  })
+
+  test('YAML alias bombs are refused', async (t) => {
+    const dir = tempDir(t)
+    const lines = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]']
+    for (let i = 1; i < 12; i++) lines.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`)
+    const bad = await repack(buildFixture('basic', dir), (f) => f.set('basic/bomb/data.yaml', Buffer.from(lines.join('\n'))), join(dir, 'bad.tar.gz'))
+    await assert.rejects(loadBundle(bad), { code: 'PORTCULLIS_BUNDLE_DATA_INVALID' })
+  })
+
+  test('Rego without wasm cannot be served and is rejected', async (t) => {
+    const dir = tempDir(t)
+    const src = copyFixture('basic', dir)
+    rmSync(join(src, 'basic', 'nested'), { recursive: true })
+    const out = join(dir, 'rego-only.tar.gz')
+    execFileSync('tar', ['czf', out, '-C', src, '.'])
+    await assert.rejects(loadBundle(out), { code: 'PORTCULLIS_BUNDLE_NO_WASM' })
+  })
+
+  test('a missing bundle path is PORTCULLIS_BUNDLE_NOT_FOUND', async (t) => {
+    await assert.rejects(loadBundle(join(tempDir(t), 'nope.tar.gz')), { code: 'PORTCULLIS_BUNDLE_NOT_FOUND' })
+  })
+})

@@ -1,0 +1,76 @@
+import { before, after, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { main } from '../../src/cli/main.js'
+import { needsOpa } from '../helpers/opa.js'
+import { buildFixture } from '../helpers/bundles.js'
+import { captureIo } from '../helpers/io.js'
+
+describe('portcullis eval', needsOpa(), () => {
+  let dir: string
+  let basic: string
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-cli-eval-'))
+    basic = buildFixture('basic', dir)
+  })
+  after(() => rmSync(dir, { recursive: true, force: true }))
+
+  test('prints the result as JSON and exits 0', async () => {
+    const input = join(dir, 'input.json')
+    writeFileSync(input, '{"user": "alice"}')
+    const io = captureIo()
+    assert.equal(await main(['eval', '--bundle', basic, '--path', 'basic/allow', '--input', input], io), 0)
+    assert.equal(JSON.parse(io.out()), true)
+  })
+
+  test('reads input from stdin with --input -', async () => {
+    const io = captureIo('{"user": "zed"}')
+    assert.equal(await main(['eval', '--bundle', basic, '--path', 'basic/info', '--input', '-'], io), 0)
+    assert.deepEqual(JSON.parse(io.out()), { user: 'zed', level: 3, flag: true })
+  })
+
+  test('an undefined decision prints nothing and exits 1', async () => {
+    const io = captureIo('{}')
+    assert.equal(await main(['eval', '--bundle', basic, '--path', 'basic/conflict', '--input', '-'], io), 1)
+    assert.equal(io.out(), '')
+  })
+
+  test('errors exit 2 with the code on stderr', async () => {
+    const cases: Array<[string[], string, string]> = [
+      [['--path', 'basic/conflict', '--input', '-'], '{"conflict": true}', 'PORTCULLIS_POLICY_CONFLICT'],
+      [['--path', 'basic/allow', '--input', '-'], '{not json', 'PORTCULLIS_INPUT_INVALID'],
+      [['--path', 'nowhere/allow'], '', 'PORTCULLIS_POLICY_PATH_NOT_FOUND'],
+    ]
+    for (const [args, stdin, code] of cases) {
+      const io = captureIo(stdin)
+      assert.equal(await main(['eval', '--bundle', basic, ...args], io), 2, code)
+      assert.match(io.err(), new RegExp(`^${code}:`), code)
+    }
+    const io = captureIo()
+    assert.equal(await main(['eval', '--bundle', join(dir, 'missing.tar.gz'), '--path', 'a'], io), 2)
+    assert.match(io.err(), /^PORTCULLIS_BUNDLE_NOT_FOUND:/)
+  })
+
+  test('usage errors exit 2; --help exits 0', async () => {
+    assert.equal(await main(['eval', '--path', 'x'], captureIo()), 2)
+    assert.equal(await main(['eval', '--nope'], captureIo()), 2)
+    const io = captureIo()
+    assert.equal(await main(['eval', '--help'], io), 0)
+    assert.match(io.out(), /--bundle/)
+    for (const cmd of [['--help'], ['bundle', '--help'], ['bundle', 'inspect', '--help'], ['bundle', 'verify', '--help'], ['serve', '--help']]) {
+      assert.equal(await main(cmd, captureIo()), 0, cmd.join(' '))
+    }
+  })
+
+  test('the built portcullis binary runs as a script (exit codes cross the process boundary)', () => {
+    execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'ignore' })
+    const r = spawnSync(process.execPath, ['dist/cli/main.js', 'eval', '--bundle', basic, '--path', 'basic/allow', '--input', '-'], { input: '{"user":"bob"}', encoding: 'utf8' })
+    assert.equal(r.status, 0, r.stderr)
+    assert.equal(r.stdout.trim(), 'true')
+    const u = spawnSync(process.execPath, ['dist/cli/main.js', 'eval', '--bundle', basic, '--path', 'basic/conflict', '--input', '-'], { input: '{}', encoding: 'utf8' })
+    assert.equal(u.status, 1)
+  })
+})
