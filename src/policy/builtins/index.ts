@@ -7,10 +7,13 @@
  */
 import type { BuiltinSpec, EvalContext } from './types.js'
 import { BuiltinError, RawJson } from './types.js'
+import { withExactJsonParse, plainNumbers } from './exact-json.js'
 import { timeBuiltins } from './time.js'
 
 export type { BuiltinSpec, EvalContext } from './types.js'
 export { BuiltinError, RawJson } from './types.js'
+export { ExactNumber } from './exact-json.js'
+export { configureBuiltins, builtinConfig, type BuiltinConfig } from './config.js'
 
 /** Builtins that @open-policy-agent/opa-wasm implements in JavaScript itself (src/builtins/*.js). */
 export const NATIVE_JS_BUILTINS: ReadonlySet<string> = new Set([
@@ -68,14 +71,15 @@ export function runWithContext<T> (ctx: EvalContext, fn: () => T): T {
   const previous = current
   current = ctx
   try {
-    return fn()
+    const { value, exact } = withExactJsonParse(fn)
+    return exact && ctx.exactNumbers !== true ? plainNumbers(value) as T : value
   } finally {
     current = previous
   }
 }
 
 /** Creates a fresh per-decision context. `clock` returns epoch nanoseconds (injectable for tests). */
-export function createEvalContext (opts: { strictBuiltinErrors?: boolean, clock?: () => bigint } = {}): EvalContext {
+export function createEvalContext (opts: { strictBuiltinErrors?: boolean, clock?: () => bigint, exactNumbers?: boolean } = {}): EvalContext {
   const clock = opts.clock ?? systemClockNs
   let now: bigint | undefined
   return {
@@ -83,6 +87,8 @@ export function createEvalContext (opts: { strictBuiltinErrors?: boolean, clock?
     strictBuiltinErrors: opts.strictBuiltinErrors ?? false,
     builtinErrors: [],
     trace: [],
+    exactNumbers: opts.exactNumbers ?? false,
+    ndCache: new Map(),
   }
 }
 

@@ -13,6 +13,13 @@ export interface EvalContext {
   readonly builtinErrors: Array<{ builtin: string, message: string }>
   /** Lines written by `trace` / `print` during this evaluation. */
   readonly trace: string[]
+  /**
+   * Keep numbers a double cannot hold as ExactNumber in the evaluation's result too (tests and
+   * tools that compare results digit for digit); by default they become plain numbers.
+   */
+  readonly exactNumbers?: boolean
+  /** Per-query cache of non-deterministic builtins keyed by call (OPA: uuid.rfc4122, rand.intn, http.send). */
+  readonly ndCache?: Map<string, unknown>
 }
 
 /** Thrown by a builtin to raise an OPA builtin error (`eval_builtin_error`). */
