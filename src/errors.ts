@@ -83,6 +83,50 @@ export const codes = {
   // --- identity (see src/identity/) ------------------------------------------------------
   PORTCULLIS_IDENTITY_REQUIRED: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },
   PORTCULLIS_IDENTITY_DENIED: { status: 403, opa: 'unauthorized', grpc: PERMISSION_DENIED },
+  /** Not a parseable credential: garbage, bad PEM/DER, bad base64url, JWS JSON serialization, bad XFCC. */
+  PORTCULLIS_IDENTITY_MALFORMED: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },
+  /** The credential (or a certificate in its chain) is past its expiry at decision time. */
+  PORTCULLIS_IDENTITY_EXPIRED: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },
+  /** The credential (or a certificate in its chain) is not valid yet (notBefore / nbf). */
+  PORTCULLIS_IDENTITY_NOT_YET_VALID: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },
+  /** The chain does not lead to an X.509 authority of the leaf's trust domain. */
+  PORTCULLIS_IDENTITY_UNTRUSTED: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },
+  /** No trust bundle is configured (or loaded) for the credential's trust domain. */
+  PORTCULLIS_IDENTITY_TRUST_DOMAIN_UNKNOWN: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },
+  /** A URI is not a valid SPIFFE ID, or names the trust domain root where a workload is required. */
+  PORTCULLIS_IDENTITY_BAD_SPIFFE_ID: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },
+  /** X509-SVID leaf: not exactly one URI SAN. */
+  PORTCULLIS_IDENTITY_LEAF_SAN: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },
+  /** X509-SVID leaf: basicConstraints cA=true. */
+  PORTCULLIS_IDENTITY_LEAF_CA: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },
+  /** X509-SVID leaf: keyUsage absent, without digitalSignature, or with keyCertSign / cRLSign. */
+  PORTCULLIS_IDENTITY_LEAF_KEY_USAGE: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },
+  /** A signing certificate in the chain is not a CA or lacks keyCertSign (or exceeds pathLen). */
+  PORTCULLIS_IDENTITY_INTERMEDIATE_NOT_CA: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },
+  /** A certificate carries a critical extension Portcullis does not understand (RFC 5280 §4.2). */
+  PORTCULLIS_IDENTITY_UNKNOWN_CRITICAL_EXTENSION: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },
+  /** x-forwarded-client-cert arrived from an address that is not a configured trusted proxy. */
+  PORTCULLIS_IDENTITY_UNTRUSTED_PROXY: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },
+  /** JWT: algorithm not allowed, or it does not fit the key's type. */
+  PORTCULLIS_IDENTITY_ALGORITHM: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },
+  /** JWT: signature does not verify. */
+  PORTCULLIS_IDENTITY_SIGNATURE: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },
+  /** JWT: no key of the trust domain / issuer matches (unknown kid). */
+  PORTCULLIS_IDENTITY_KEY_UNKNOWN: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },
+  /** JWT: `aud` missing or does not contain an accepted audience. */
+  PORTCULLIS_IDENTITY_AUDIENCE: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },
+  /** JWT: `iss` is not the configured issuer. */
+  PORTCULLIS_IDENTITY_ISSUER: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },
+  /** JWT: a required claim (exp, sub, iss) is missing or has the wrong type. */
+  PORTCULLIS_IDENTITY_CLAIM_MISSING: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },
+  /** JWT: `typ` header is neither absent, JWT nor JOSE. */
+  PORTCULLIS_IDENTITY_TOKEN_TYPE: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },
+  /** JWT: `crit` names header parameters Portcullis does not understand. */
+  PORTCULLIS_IDENTITY_UNSUPPORTED_CRIT: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },
+  /** OIDC keys could not be fetched (discovery / JWKS unreachable): fail closed, retryable. */
+  PORTCULLIS_IDENTITY_KEYS_UNAVAILABLE: { status: 503, opa: 'unauthorized', grpc: UNAVAILABLE },
+  /** A trust bundle source (PEM, SPIFFE bundle, JWKS, bundle endpoint) could not be loaded. */
+  PORTCULLIS_IDENTITY_BUNDLE_INVALID: { status: 500, opa: 'internal_error', grpc: INTERNAL },
 
   // --- internal ----------------------------------------------------------------------
   PORTCULLIS_INTERNAL: { status: 500, opa: 'internal_error', grpc: INTERNAL },
@@ -130,6 +174,14 @@ export class PolicyError extends PortcullisError {
   constructor (code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
     super(code, message, details, options)
     this.name = 'PolicyError'
+  }
+}
+
+/** Identity failures: a presented credential that did not verify, or a trust-bundle problem. */
+export class IdentityError extends PortcullisError {
+  constructor (code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(code, message, details, options)
+    this.name = 'IdentityError'
   }
 }
 
