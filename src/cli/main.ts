@@ -47,8 +47,9 @@ export async function main (argv: string[], io: Io = processIo): Promise<number>
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url === new URL(`file://${(await import('node:fs')).realpathSync(process.argv[1])}`).href
 if (invokedDirectly) {
   main(process.argv.slice(2)).then((code) => {
-    // `serve` keeps running; other commands exit with their code.
-    if (code >= 0) process.exitCode = code
+    process.exitCode = code
+    // serve resolves only after a graceful shutdown; make sure nothing keeps the process up.
+    if (process.argv[2] === 'serve') process.exit(code)
   }, (err: unknown) => {
     process.stderr.write(`PORTCULLIS_INTERNAL: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
     process.exitCode = EXIT_ERROR

@@ -1,19 +1,22 @@
-import { resolve } from 'node:path'
+import cluster from 'node:cluster'
+import { availableParallelism } from 'node:os'
 import { pino } from 'pino'
-import { BundleManager } from '../bundles/activate.js'
-import { watchBundles } from '../bundles/watch.js'
-import { DecisionService } from '../decision/decide.js'
-import { build } from '../server/app.js'
-import { listen } from '../server/listen.js'
-import { EXIT_OK, parse, reportError, type Command } from './args.js'
+import { loadConfig, type DeepPartial } from '../config/load.js'
+import type { Config } from '../config/schema.js'
+import { createRuntime } from '../server/runtime.js'
+import { announceWorker, runPrimary, workerHooks } from '../server/workers.js'
+import { EXIT_OK, parse, reportError, UsageError, type Command } from './args.js'
 
-const usage = `Usage: portcullis serve [--bundles dir] [--addr host:port]
+const usage = `Usage: portcullis serve [--config file] [--bundles dir] [--addr host:port] [--workers N]
 
 Serves decisions over OPA's Data API from the bundles in a directory, hot-reloading them.
+Flags override the config file; see docs/configuration.md for every setting.
 
 Options:
+  --config <file>     YAML or JSON configuration file
   --bundles <dir>     bundles directory (default ./bundles)
   --addr <host:port>  listen address (default 127.0.0.1:8181)
+  --workers <N>       worker processes (default: number of cores; 1 = no cluster)
   -h, --help          show this help
 `
 
@@ -23,27 +26,50 @@ export const serveCommand: Command = {
   run: async (argv, io) => {
     try {
       const { values } = parse(argv, {
+        config: { type: 'string' },
         bundles: { type: 'string' },
         addr: { type: 'string' },
+        workers: { type: 'string' },
       })
       if (values.help === true) {
         io.stdout.write(usage)
         return EXIT_OK
       }
-      const logger = pino({ name: 'portcullis' })
-      const manager = new BundleManager({ logger })
-      const watcher = watchBundles(resolve(values.bundles ?? 'bundles'), manager)
-      await watcher.ready
-      const app = build({ decisions: new DecisionService({ manager }), manager })
-      const url = await listen(app, values.addr ?? '127.0.0.1:8181')
-      logger.info({ url, bundles: manager.status().map((s) => ({ name: s.name, state: s.state, revision: s.active_revision })) }, 'portcullis listening')
-      const stop = (signal: string): void => {
-        logger.info({ signal }, 'shutting down')
-        void app.close().then(() => watcher.close()).then(() => process.exit(0))
+      const overrides: DeepPartial<Config> = {}
+      if (values.addr !== undefined) overrides.server = { addr: values.addr }
+      if (values.workers !== undefined) {
+        if (!/^\d+$/.test(values.workers)) throw new UsageError('--workers must be a non-negative integer')
+        overrides.server = { ...overrides.server, workers: Number(values.workers) }
       }
-      process.once('SIGTERM', () => stop('SIGTERM'))
-      process.once('SIGINT', () => stop('SIGINT'))
-      return -1
+      if (values.bundles !== undefined) overrides.bundles = { dir: values.bundles }
+      const config = loadConfig({ ...(values.config !== undefined ? { file: values.config } : {}), overrides })
+      const logger = pino({ name: 'portcullis', level: config.logging.level })
+      const workers = config.server.workers === 0 ? availableParallelism() : config.server.workers
+
+      if (workers > 1 && cluster.isPrimary) {
+        logger.info({ workers, addr: config.server.addr }, 'starting worker group')
+        await runPrimary({ workers, logger, shutdownGraceMs: config.server.shutdown_grace_ms })
+        logger.info('stopped')
+        return EXIT_OK
+      }
+
+      const hooks = cluster.isWorker ? workerHooks() : {}
+      const runtime = await createRuntime(config, hooks, { logger })
+      ;(hooks as { bindLocalFlush?: (fn: () => number) => void }).bindLocalFlush?.(() => runtime.decisions.flushCache())
+      const url = await runtime.start()
+      if (cluster.isWorker) announceWorker(runtime, url)
+      logger.info({ url, pid: process.pid, bundles: runtime.manager.status().map((s) => ({ name: s.name, state: s.state, revision: s.active_revision, error: s.last_error?.code })) }, 'portcullis listening')
+
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string): void => {
+          logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests')
+          void runtime.stop().then(resolve, resolve)
+        }
+        process.once('SIGTERM', () => stop('SIGTERM'))
+        process.once('SIGINT', () => stop('SIGINT'))
+      })
+      logger.info('stopped')
+      return EXIT_OK
     } catch (err) {
       return reportError(err, io)
     }

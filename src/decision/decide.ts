@@ -1,65 +1,191 @@
 /**
- * THE decision pipeline. Every transport (HTTP Data API, Envoy ext_authz, CLI) calls
- * `decide()`; nothing below this file knows about HTTP.
+ * THE decision pipeline. Every transport (HTTP Data API, batch, Envoy ext_authz, CLI) calls
+ * `DecisionService.decide()`; nothing below this file knows about HTTP.
  *
- *   request -> snapshot (taken once: the decision finishes on the revision it began with)
- *           -> evaluate the path in the owning bundle
- *           -> Decision { decision_id, result?, bundles }
+ *   1. snapshot   take the active PolicySnapshot once: the decision finishes on the revision
+ *                 it began with, whatever activates meanwhile
+ *   2. identity   credentials -> verified identity document (identity plugins); a missing or
+ *                 rejected credential is denied here unless the deployment lets the policy see it
+ *   3. input      the caller's input plus `identity` (or `identity_error`); caller-supplied
+ *                 values of those keys are never trusted
+ *   4. cache      key = bundle revision + path + SHA-256(canonical input); skipped for policies
+ *                 that call non-deterministic builtins
+ *   5. evaluate   the owning bundle's wasm entrypoint
+ *   6. result     Decision { decision_id, result?, bundles, cached }
+ *   7. audit      every decision (cached ones too, with their own decision_id) and every failure
  *
- * Failures are thrown as PortcullisError; transports turn them into denials.
+ * Any failure is thrown as a PortcullisError; transports turn every error into a denial.
  */
 import { randomUUID } from 'node:crypto'
 import type { BundleManager } from '../bundles/activate.js'
-import { PolicyError } from '../errors.js'
+import { PolicyError, PortcullisError, toPortcullisError } from '../errors.js'
+import { decisionCacheKey } from '../cache/key.js'
+import type { DecisionCache } from '../cache/decision-cache.js'
+import { outcomeOf, type Metrics } from '../metrics/index.js'
+import type { AuditHook, Decision, DecisionRequest, IdentityPolicy } from './types.js'
 
-export interface DecisionRequest {
-  /** Data API path, e.g. `authz/allow`. */
-  path: string
-  /** The input document; undefined means "no input". */
-  input?: unknown
-  strictBuiltinErrors?: boolean
-}
-
-export interface Decision {
-  decision_id: string
-  path: string
-  /** False when the policy's answer is undefined. */
-  defined: boolean
-  result?: unknown
-  /** `{name: {revision}}` of the bundles active when the decision was made. */
-  bundles: Record<string, { revision: string }>
-  /** Bundle that answered. */
-  bundle: string
-}
+export type { Decision, DecisionRequest, CredentialContext, IdentityPolicy, AuditHook, DecisionRecord, Transport } from './types.js'
 
 export interface DecisionServiceOptions {
   manager: BundleManager
+  identity?: IdentityPolicy
+  cache?: DecisionCache
+  metrics?: Metrics
+  audit?: AuditHook
   strictBuiltinErrors?: boolean
 }
 
+const now = (): bigint => process.hrtime.bigint()
+
 export class DecisionService {
   readonly #manager: BundleManager
+  readonly #identity: IdentityPolicy | undefined
+  readonly #cache: DecisionCache | undefined
+  readonly #metrics: Metrics | undefined
   readonly #strict: boolean
+  #audit: AuditHook | undefined
 
   constructor (opts: DecisionServiceOptions) {
     this.#manager = opts.manager
+    this.#identity = opts.identity
+    this.#cache = opts.cache
+    this.#metrics = opts.metrics
+    this.#audit = opts.audit
     this.#strict = opts.strictBuiltinErrors ?? false
+    // Caches learn of activations by trigger (OPA style), never by polling.
+    if (this.#cache !== undefined) {
+      const cache = this.#cache
+      this.#manager.on('activate', () => { cache.clear() })
+    }
   }
 
-  decide (req: DecisionRequest): Decision {
+  /** Installs the audit hook (the audit subsystem registers itself here). */
+  setAuditHook (hook: AuditHook | undefined): void {
+    this.#audit = hook
+  }
+
+  get identityEnabled (): boolean {
+    return this.#identity !== undefined
+  }
+
+  async decide (req: DecisionRequest): Promise<Decision> {
+    const started = now()
+    const timestamp = new Date()
+    const decisionId = randomUUID()
+    const transport = req.transport ?? 'http'
+    // 1. snapshot, once
     const snapshot = this.#manager.snapshot
-    if (snapshot.bundles.size === 0) {
-      throw new PolicyError('PORTCULLIS_POLICY_NOT_READY', 'no policy bundle is active yet', { path: req.path })
+    let input: unknown = req.input
+    try {
+      if (snapshot.bundles.size === 0) {
+        throw new PolicyError('PORTCULLIS_POLICY_NOT_READY', 'no policy bundle is active yet', { path: req.path })
+      }
+      // 2 + 3. identity into input
+      let identityNs = 0
+      if (this.#identity !== undefined) {
+        const t0 = now()
+        input = await this.#attachIdentity(req, this.#identity)
+        identityNs = Number(now() - t0)
+      }
+      // 4. cache
+      const res = snapshot.resolve(req.path)
+      const bundle = res.bundle.compiled.bundle
+      const path = req.path.replace(/^\/+|\/+$/g, '')
+      const strict = req.strictBuiltinErrors ?? this.#strict
+      const cacheable = this.#cache !== undefined && res.bundle.compiled.cacheable
+      const key = cacheable ? decisionCacheKey(bundle.name, bundle.manifest.revision, strict ? `${path}\0strict` : path, input) : undefined
+      const hit = key !== undefined ? this.#cache?.get(key) : undefined
+
+      let defined: boolean
+      let result: unknown
+      let evalNs = 0
+      if (hit !== undefined) {
+        defined = hit.defined
+        result = hit.result
+      } else {
+        // 5. evaluate
+        const t0 = now()
+        const evaluation = snapshot.evaluate(path, input, { strictBuiltinErrors: strict })
+        evalNs = Number(now() - t0)
+        defined = evaluation.defined
+        result = evaluation.result
+        // A decision whose builtins raised errors (non-strict) is still answered, but not cached:
+        // the error may be transient (e.g. time), and it must be visible every time.
+        if (key !== undefined && evaluation.builtinErrors.length === 0) this.#cache?.set(key, { defined, result, bundle: evaluation.bundle })
+      }
+      // 6. result
+      const decision: Decision = {
+        decision_id: decisionId,
+        path,
+        defined,
+        bundles: snapshot.revisions(),
+        bundle: bundle.name,
+        cached: hit !== undefined,
+        input,
+        timestamp,
+        metrics: { timer_rego_query_eval_ns: evalNs, timer_portcullis_identity_ns: identityNs, timer_portcullis_decision_ns: Number(now() - started) },
+      }
+      if (defined) decision.result = result
+      if (this.#metrics !== undefined) {
+        const cached = decision.cached ? 'true' : 'false'
+        this.#metrics.decisions.inc({ outcome: outcomeOf(defined, result), transport, cached })
+        this.#metrics.decisionDuration.observe({ transport, cached }, decision.metrics.timer_portcullis_decision_ns / 1e9)
+      }
+      // 7. audit
+      this.#audit?.({ decision, request: req, decision_id: decisionId, timestamp, bundles: decision.bundles, input })
+      return decision
+    } catch (err) {
+      const error = toPortcullisError(err)
+      if (this.#metrics !== undefined) {
+        this.#metrics.decisions.inc({ outcome: 'error', transport, cached: 'false' })
+        this.#metrics.requestErrors.inc({ code: error.code })
+      }
+      this.#audit?.({ error, request: req, decision_id: decisionId, timestamp, bundles: snapshot.revisions(), input })
+      throw error
     }
-    const evaluation = snapshot.evaluate(req.path, req.input, { strictBuiltinErrors: req.strictBuiltinErrors ?? this.#strict })
-    const decision: Decision = {
-      decision_id: randomUUID(),
-      path: req.path.replace(/^\/+|\/+$/g, ''),
-      defined: evaluation.defined,
-      bundles: snapshot.revisions(),
-      bundle: evaluation.bundle,
+  }
+
+  async #attachIdentity (req: DecisionRequest, policy: IdentityPolicy): Promise<unknown> {
+    const callerInput = req.input
+    if (callerInput !== undefined && (callerInput === null || typeof callerInput !== 'object' || Array.isArray(callerInput))) {
+      throw new PolicyError('PORTCULLIS_INPUT_INVALID', 'input must be an object when identity verification is on (Portcullis adds input.identity)', { path: req.path })
     }
-    if (evaluation.defined) decision.result = evaluation.result
-    return decision
+    // input.identity and input.identity_error belong to Portcullis: a caller cannot forge them.
+    const base: Record<string, unknown> = { ...(callerInput as Record<string, unknown> | undefined) }
+    delete base.identity
+    delete base.identity_error
+
+    let outcome
+    try {
+      outcome = await policy.verifier.verify(req.credentials ?? {})
+    } catch (err) {
+      // A verifier that fails is a rejection, never an anonymous pass.
+      outcome = { kind: 'rejected' as const, error: toPortcullisError(err) }
+    }
+    switch (outcome.kind) {
+      case 'verified':
+        base.identity = outcome.identity
+        return base
+      case 'none':
+        if (policy.onMissing === 'deny') {
+          throw new PortcullisError('PORTCULLIS_IDENTITY_REQUIRED', 'the request carries no credential and anonymous callers are denied', { path: req.path })
+        }
+        base.identity_error = { code: 'PORTCULLIS_IDENTITY_REQUIRED', message: 'no credential presented' }
+        return base
+      case 'rejected':
+        this.#metrics?.identityRejections.inc({ code: outcome.error.code })
+        if (policy.onRejected === 'deny') throw outcome.error
+        base.identity_error = { code: outcome.error.code, message: outcome.error.message }
+        return base
+    }
+  }
+
+  /** Flushes the decision cache (admin endpoint). */
+  flushCache (): number {
+    return this.#cache?.clear() ?? 0
+  }
+
+  cacheStats (): ReturnType<DecisionCache['stats']> | undefined {
+    return this.#cache?.stats()
   }
 }

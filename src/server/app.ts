@@ -1,50 +1,106 @@
 /**
  * The fastify application: build() returns the app without listening (tests use inject();
  * listen lives in src/server/listen.ts). Routes are thin: translate, call decision/, reply.
+ * Every route has request and response schemas.
  */
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import compress from '@fastify/compress'
 import type { BundleManager } from '../bundles/activate.js'
 import type { DecisionService } from '../decision/decide.js'
 import { PortcullisError, isPortcullisError } from '../errors.js'
+import type { Metrics } from '../metrics/index.js'
+import { registerBodyHandling } from './plugins/body.js'
 import { dataRoutes } from './routes/data.js'
+import { batchRoutes } from './routes/batch.js'
 import { healthRoutes } from './routes/health.js'
+import { adminRoutes } from './routes/admin.js'
+import { adminGuard } from './plugins/admin-authz.js'
 
 export interface BuildOptions {
   decisions: DecisionService
   manager: BundleManager
-  /** Largest request body in bytes. */
+  metrics?: Metrics
+  /** Text of /metrics (a worker asks the primary for the whole group's view). */
+  metricsText?: () => Promise<string>
+  /** Trust-bundle status of the identity plugins, for /v1/status. */
+  identityStatus?: () => unknown
+  /** Flush the decision cache (in a worker group: every worker's). */
+  flushCache?: () => Promise<number>
   bodyLimit?: number
-  logger?: boolean | object
+  maxJsonDepth?: number
+  requestTimeoutMs?: number
+  keepAliveTimeoutMs?: number
+  defaultDecision?: string
+  adminAuthzPath?: string
+  /** HTTPS options (TLS listener); fastify creates an https server when present. */
+  https?: import('node:https').ServerOptions
+  logger?: FastifyServerOptions['logger']
 }
 
 export function build (opts: BuildOptions): FastifyInstance {
+  const bodyLimit = opts.bodyLimit ?? 1024 * 1024
   const app = Fastify({
     logger: opts.logger ?? false,
-    bodyLimit: opts.bodyLimit ?? 1024 * 1024,
-    routerOptions: { ignoreTrailingSlash: true },
-  })
+    bodyLimit,
+    requestTimeout: opts.requestTimeoutMs ?? 10_000,
+    keepAliveTimeout: opts.keepAliveTimeoutMs ?? 72_000,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 2048 },
+    return503OnClosing: true,
+    ...(opts.https !== undefined ? { https: opts.https } : {}),
+  } as FastifyServerOptions) as unknown as FastifyInstance
+  const metrics = opts.metrics
+
+  registerBodyHandling(app, { maxDepth: opts.maxJsonDepth ?? 64 })
+  // Small decision responses are not worth compressing; large ones (status, batch) are.
+  void app.register(compress, { global: true, threshold: 1024, encodings: ['gzip'] })
+
+  if (metrics !== undefined) {
+    app.addHook('onResponse', async (request, reply) => {
+      const status = reply.statusCode
+      const outcome = status < 400 ? 'ok' : status < 500 ? 'client_error' : 'server_error'
+      metrics.httpDuration.observe({ route: request.routeOptions.url ?? 'unmatched', method: request.method, outcome }, reply.elapsedTime / 1000)
+    })
+  }
 
   app.setErrorHandler((err, request, reply) => {
-    // OPA error shape: {code, message, errors?}
+    // OPA error shape: {code, message, errors?}; our stable code in portcullis_code.
+    let error: PortcullisError
     if (isPortcullisError(err)) {
-      const body: Record<string, unknown> = { code: err.opaCode, message: err.message, portcullis_code: err.code }
-      const opaCode = err.details.opa_code
-      if (typeof opaCode === 'string') body.errors = [{ code: opaCode, message: err.message }]
-      return reply.status(err.status).send(body)
+      error = err
+    } else {
+      const e = err as { statusCode?: number, code?: string, message: string }
+      if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+        error = new PortcullisError('PORTCULLIS_INPUT_TOO_LARGE', `request body exceeds ${bodyLimit} bytes`, { limit: bodyLimit })
+      } else if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) {
+        error = new PortcullisError('PORTCULLIS_INPUT_INVALID', e.message, { fastify_code: e.code })
+      } else {
+        request.log.error({ err }, 'unhandled error')
+        error = new PortcullisError('PORTCULLIS_INTERNAL', 'internal error')
+      }
     }
-    const e = err as { statusCode?: number, code?: string, message: string, validation?: unknown }
-    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return reply.status(413).send({ code: 'invalid_parameter', message: `request body exceeds ${opts.bodyLimit ?? 1048576} bytes`, portcullis_code: 'PORTCULLIS_INPUT_TOO_LARGE' })
-    }
-    if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) {
-      return reply.status(400).send({ code: 'invalid_parameter', message: e.message, portcullis_code: 'PORTCULLIS_INPUT_INVALID' })
-    }
-    request.log.error({ err }, 'unhandled error')
-    const internal = new PortcullisError('PORTCULLIS_INTERNAL', 'internal error')
-    return reply.status(500).send({ code: internal.opaCode, message: internal.message, portcullis_code: internal.code })
+    metrics?.requestErrors.inc({ code: error.code })
+    const body: Record<string, unknown> = { code: error.opaCode, message: error.message, portcullis_code: error.code }
+    const opaCode = error.details.opa_code
+    if (typeof opaCode === 'string') body.errors = [{ code: opaCode, message: error.message }]
+    return reply.status(error.status).send(body)
   })
 
-  app.register(dataRoutes, { decisions: opts.decisions })
-  app.register(healthRoutes, { manager: opts.manager })
+  app.setNotFoundHandler((request, reply) => {
+    return reply.status(404).send({ code: 'resource_not_found', message: `${request.method} ${request.url} is not an endpoint`, portcullis_code: 'PORTCULLIS_POLICY_PATH_NOT_FOUND' })
+  })
+
+  const guard = adminGuard({ manager: opts.manager, decisions: opts.decisions, authzPath: opts.adminAuthzPath ?? 'system/authz/allow' })
+  void app.register(dataRoutes, { decisions: opts.decisions, defaultDecision: opts.defaultDecision ?? 'system/main' })
+  void app.register(batchRoutes, { decisions: opts.decisions })
+  void app.register(healthRoutes, { manager: opts.manager })
+  void app.register(adminRoutes, {
+    manager: opts.manager,
+    decisions: opts.decisions,
+    guard,
+    metricsText: opts.metricsText ?? (async () => (await opts.metrics?.registry.metrics()) ?? ''),
+    metricsContentType: opts.metrics?.registry.contentType ?? 'text/plain; version=0.0.4; charset=utf-8',
+    identityStatus: opts.identityStatus,
+    flushCache: opts.flushCache ?? (async () => opts.decisions.flushCache()),
+  })
   return app
 }

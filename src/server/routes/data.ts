@@ -1,51 +1,126 @@
 /**
- * OPA Data API (minimal form): POST /v1/data/{path} with {"input": ...} and
- * GET /v1/data/{path}?input=<json>. Undefined decisions answer 200 without `result`, as OPA does.
+ * OPA Data API (v1/server/server.go), so existing OPA clients work unchanged:
+ *   POST /v1/data/{path}  {"input": ...}            -> {result?, decision_id, metrics?, provenance?, warning?}
+ *   GET  /v1/data/{path}?input=<json>
+ *   POST /v0/data/{path}  <raw input>               -> bare value, 404 undefined_document if undefined
+ *   POST /                <raw input>               -> the default decision, bare value
+ * An undefined decision is 200 without `result` on v1. Query: pretty, metrics, provenance,
+ * strict-builtin-errors. Every failure is an OPA-shaped error; none is ever an allow.
  */
-import type { FastifyPluginAsync } from 'fastify'
-import type { DecisionService } from '../../decision/decide.js'
-import { PolicyError } from '../../errors.js'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { Decision, DecisionService } from '../../decision/decide.js'
+import { PortcullisError } from '../../errors.js'
+import { credentialsOf } from '../plugins/credentials.js'
+import { VERSION } from '../../version.js'
 
-const responseSchema = {
+const flag = (v: string | undefined): boolean => v !== undefined && v !== 'false' && v !== '0'
+
+interface DataQuery { input?: string, pretty?: string, metrics?: string, provenance?: string, 'strict-builtin-errors'?: string, explain?: string, instrument?: string }
+
+const querySchema = {
+  type: 'object',
+  properties: {
+    input: { type: 'string' },
+    pretty: { type: 'string' },
+    metrics: { type: 'string' },
+    provenance: { type: 'string' },
+    'strict-builtin-errors': { type: 'string' },
+    explain: { type: 'string' },
+    instrument: { type: 'string' },
+  },
+}
+
+const v1Response = {
   200: {
     type: 'object',
     properties: {
       result: {},
       decision_id: { type: 'string' },
+      metrics: { type: 'object', additionalProperties: { type: 'number' } },
+      provenance: { type: 'object', additionalProperties: true },
       warning: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } },
     },
   },
 }
 
-export const dataRoutes: FastifyPluginAsync<{ decisions: DecisionService }> = async (app, { decisions }) => {
-  const answer = (path: string, input: unknown, hasInput: boolean): Record<string, unknown> => {
-    const d = decisions.decide({ path, input })
-    const body: Record<string, unknown> = { decision_id: d.decision_id }
+export const dataRoutes: FastifyPluginAsync<{ decisions: DecisionService, defaultDecision: string }> = async (app, { decisions, defaultDecision }) => {
+  const decide = (request: FastifyRequest, path: string, input: unknown, strict?: boolean): Promise<Decision> =>
+    decisions.decide({
+      path,
+      input,
+      credentials: credentialsOf(request),
+      transport: 'http',
+      ...(strict === true ? { strictBuiltinErrors: true } : {}),
+      ...(request.socket.remoteAddress !== undefined ? { requestedBy: request.socket.remoteAddress } : {}),
+      requestId: request.id,
+    })
+
+  const v1 = async (request: FastifyRequest<{ Querystring: DataQuery }>, reply: FastifyReply, path: string, input: unknown, hasInput: boolean): Promise<unknown> => {
+    const q = request.query
+    const d = await decide(request, path, input, flag(q['strict-builtin-errors']))
+    const body: Record<string, unknown> = {}
     if (d.defined) body.result = d.result
+    body.decision_id = d.decision_id
+    if (flag(q.metrics)) {
+      body.metrics = {
+        timer_rego_query_eval_ns: d.metrics.timer_rego_query_eval_ns,
+        timer_portcullis_identity_ns: d.metrics.timer_portcullis_identity_ns,
+        timer_server_handler_ns: Math.round(reply.elapsedTime * 1e6),
+        counter_portcullis_cache_hit: d.cached ? 1 : 0,
+      }
+    }
+    if (flag(q.provenance)) body.provenance = { version: VERSION, bundles: d.bundles }
     if (!hasInput) body.warning = { code: 'api_usage_warning', message: "'input' key missing from the request" }
+    if (flag(q.pretty)) return reply.type('application/json; charset=utf-8').send(JSON.stringify(body, null, 2) + '\n')
     return body
   }
 
-  app.post<{ Params: { '*': string }, Body: { input?: unknown } | undefined }>('/v1/data/*', {
-    schema: { body: { type: ['object', 'null'] }, response: responseSchema },
-  }, async (request) => {
-    const body = request.body ?? {}
-    const hasInput = Object.hasOwn(body, 'input')
-    return answer(request.params['*'], body.input, hasInput)
+  app.post<{ Params: { '*': string }, Querystring: DataQuery, Body: unknown }>('/v1/data/*', {
+    schema: { querystring: querySchema, response: v1Response },
+  }, async (request, reply) => {
+    const body = request.body
+    if (body !== undefined && (body === null || typeof body !== 'object' || Array.isArray(body))) {
+      throw new PortcullisError('PORTCULLIS_INPUT_INVALID', 'request body must be a JSON object {"input": ...}', { body: 'type' })
+    }
+    const hasInput = body !== undefined && Object.hasOwn(body, 'input')
+    return v1(request, reply, request.params['*'], hasInput ? (body as { input: unknown }).input : undefined, hasInput)
   })
 
-  app.get<{ Params: { '*': string }, Querystring: { input?: string } }>('/v1/data/*', {
-    schema: { querystring: { type: 'object', properties: { input: { type: 'string' } } }, response: responseSchema },
-  }, async (request) => {
+  app.get<{ Params: { '*': string }, Querystring: DataQuery }>('/v1/data/*', {
+    schema: { querystring: querySchema, response: v1Response },
+  }, async (request, reply) => {
     const raw = request.query.input
     let input: unknown
     if (raw !== undefined) {
       try {
         input = JSON.parse(raw)
       } catch (err) {
-        throw new PolicyError('PORTCULLIS_INPUT_INVALID', `query parameter input is not valid JSON (${(err as Error).message})`, { parameter: 'input' })
+        throw new PortcullisError('PORTCULLIS_INPUT_INVALID', `query parameter input is not valid JSON: ${(err as Error).message}`, { parameter: 'input' })
       }
     }
-    return answer(request.params['*'], input, raw !== undefined)
+    return v1(request, reply, request.params['*'], input, raw !== undefined)
   })
+
+  // The whole data document cannot be computed from compiled entrypoints.
+  for (const method of ['GET', 'POST'] as const) {
+    app.route({
+      method,
+      url: '/v1/data',
+      schema: { querystring: querySchema },
+      handler: async () => {
+        throw new PortcullisError('PORTCULLIS_POLICY_PATH_NOT_FOUND', 'the whole data document is not served; ask for a path such as /v1/data/authz/allow', { path: '' })
+      },
+    })
+  }
+
+  const bare = async (request: FastifyRequest, reply: FastifyReply, path: string): Promise<unknown> => {
+    const d = await decide(request, path, request.body)
+    if (!d.defined) {
+      return reply.status(404).send({ code: 'undefined_document', message: `document missing: data.${d.path.replaceAll('/', '.')}`, portcullis_code: 'PORTCULLIS_POLICY_UNDEFINED' })
+    }
+    return reply.type('application/json; charset=utf-8').send(JSON.stringify(d.result))
+  }
+
+  app.post<{ Params: { '*': string } }>('/v0/data/*', async (request, reply) => bare(request, reply, request.params['*']))
+  app.post('/', async (request, reply) => bare(request, reply, defaultDecision))
 }

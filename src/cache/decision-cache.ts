@@ -1,0 +1,81 @@
+/**
+ * Decision cache over lru-cache: bounded by entries and TTL, emptied when any bundle
+ * activates (BundleManager 'activate' event), never used for a policy that calls
+ * non-deterministic builtins (the caller checks `cacheable`).
+ */
+import { LRUCache } from 'lru-cache'
+import type { Metrics } from '../metrics/index.js'
+
+export interface CachedDecision {
+  defined: boolean
+  result?: unknown
+  bundle: string
+}
+
+export interface DecisionCacheOptions {
+  maxEntries: number
+  ttlMs: number
+  metrics?: Metrics
+  /** Injectable clock for TTL tests (lru-cache `perf`). */
+  perf?: { now: () => number }
+}
+
+export interface CacheStats { entries: number, hits: number, misses: number, evictions: number, max_entries: number, ttl_ms: number }
+
+export class DecisionCache {
+  readonly #lru: LRUCache<string, CachedDecision>
+  readonly #metrics: Metrics | undefined
+  readonly #opts: DecisionCacheOptions
+  #hits = 0
+  #misses = 0
+  #evictions = 0
+
+  constructor (opts: DecisionCacheOptions) {
+    this.#opts = opts
+    this.#metrics = opts.metrics
+    this.#lru = new LRUCache<string, CachedDecision>({
+      max: opts.maxEntries,
+      ttl: opts.ttlMs,
+      ttlAutopurge: false,
+      allowStale: false,
+      updateAgeOnGet: false,
+      ...(opts.perf !== undefined ? { perf: opts.perf } : {}),
+      dispose: (_v, _k, reason) => {
+        if (reason === 'evict' || reason === 'expire') {
+          this.#evictions++
+          this.#metrics?.cacheEvictions.inc()
+        }
+      },
+    })
+  }
+
+  get (key: string): CachedDecision | undefined {
+    const status: LRUCache.Status<string, CachedDecision> = {}
+    const v = this.#lru.get(key, { status })
+    if (status.get !== 'hit') {
+      this.#misses++
+      this.#metrics?.cacheMisses.inc()
+    } else {
+      this.#hits++
+      this.#metrics?.cacheHits.inc()
+    }
+    return v
+  }
+
+  set (key: string, value: CachedDecision): void {
+    this.#lru.set(key, value)
+    this.#metrics?.cacheEntries.set(this.#lru.size)
+  }
+
+  /** Empties the cache; returns how many entries were dropped. */
+  clear (): number {
+    const n = this.#lru.size
+    this.#lru.clear()
+    this.#metrics?.cacheEntries.set(0)
+    return n
+  }
+
+  stats (): CacheStats {
+    return { entries: this.#lru.size, hits: this.#hits, misses: this.#misses, evictions: this.#evictions, max_entries: this.#opts.maxEntries, ttl_ms: this.#opts.ttlMs }
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * Load, validate and freeze the configuration: defaults <- file <- environment <- flags.
+ * Errors name the key and what was expected; unknown keys are rejected.
+ */
+import { readFileSync } from 'node:fs'
+import { dirname, isAbsolute, resolve } from 'node:path'
+import { Ajv, type ErrorObject } from 'ajv'
+import { parse as parseYaml } from 'yaml'
+import { PortcullisError } from '../errors.js'
+import { DEFAULTS } from './defaults.js'
+import { ConfigSchema, type Config } from './schema.js'
+import { validateIdentityConfig, type IdentityConfig } from '../identity/config.js'
+
+/** The validated configuration, with the identity section validated by its own module. */
+export type ResolvedConfig = Omit<Config, 'identity'> & { identity?: IdentityConfig }
+
+export interface LoadConfigOptions {
+  /** Config file (YAML or JSON). */
+  file?: string
+  /** Environment to read overrides from (default: process.env). */
+  env?: NodeJS.ProcessEnv
+  /** Flag overrides, already in config shape, e.g. `{server: {addr}}`. */
+  overrides?: DeepPartial<Config>
+}
+
+export type DeepPartial<T> = { [K in keyof T]?: T[K] extends Record<string, unknown> ? DeepPartial<T[K]> : T[K] }
+
+const ajv = new Ajv({ allErrors: true, strict: false })
+const validate = ajv.compile(ConfigSchema)
+
+function invalid (message: string, key: string): PortcullisError {
+  return new PortcullisError('PORTCULLIS_CONFIG_INVALID', message, { key })
+}
+
+function isObject (v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v)
+}
+
+function merge (base: unknown, over: unknown): unknown {
+  if (!isObject(base) || !isObject(over)) return over === undefined ? base : over
+  const out: Record<string, unknown> = { ...base }
+  for (const [k, v] of Object.entries(over)) out[k] = merge(base[k], v)
+  return out
+}
+
+/** Environment overrides (for secrets and paths). Documented in docs/configuration.md. */
+export function envOverrides (env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  const set = (path: string[], value: unknown): void => {
+    let node = out
+    for (const k of path.slice(0, -1)) node = (node[k] ??= {}) as Record<string, unknown>
+    node[path[path.length - 1] as string] = value
+  }
+  const int = (name: string, v: string): number => {
+    if (!/^\d+$/.test(v)) throw invalid(`environment variable ${name}: expected a non-negative integer, got ${JSON.stringify(v)}`, name)
+    return Number(v)
+  }
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined || !name.startsWith('PORTCULLIS_')) continue
+    switch (name) {
+      case 'PORTCULLIS_ADDR': set(['server', 'addr'], value); break
+      case 'PORTCULLIS_WORKERS': set(['server', 'workers'], int(name, value)); break
+      case 'PORTCULLIS_BUNDLES_DIR': set(['bundles', 'dir'], value); break
+      case 'PORTCULLIS_TLS_CERT_FILE': set(['server', 'tls', 'cert_file'], value); break
+      case 'PORTCULLIS_TLS_KEY_FILE': set(['server', 'tls', 'key_file'], value); break
+      case 'PORTCULLIS_LOG_LEVEL': set(['logging', 'level'], value); break
+      default: {
+        const m = /^PORTCULLIS_BUNDLE_KEY_([A-Za-z0-9_]+)$/.exec(name)
+        if (m !== null) set(['bundles', 'signing', 'keys', (m[1] as string).toLowerCase()], { key: value })
+      }
+    }
+  }
+  return out
+}
+
+function describe (e: ErrorObject): string {
+  const key = e.instancePath.replace(/^\//, '').replaceAll('/', '.') || '(root)'
+  switch (e.keyword) {
+    case 'additionalProperties':
+      return `config key ${key === '(root)' ? '' : key + '.'}${String((e.params as { additionalProperty: string }).additionalProperty)} is not a known setting`
+    case 'required':
+      return `config key ${key === '(root)' ? '' : key + '.'}${String((e.params as { missingProperty: string }).missingProperty)} is required`
+    case 'type':
+      return `config key ${key}: expected ${String((e.params as { type: string }).type)}`
+    case 'minimum':
+      return `config key ${key}: expected a number >= ${String((e.params as { limit: number }).limit)}`
+    case 'const':
+    case 'anyOf':
+      return `config key ${key}: expected one of the documented values`
+    default:
+      return `config key ${key}: ${e.message ?? 'invalid'}`
+  }
+}
+
+function keyOf (e: ErrorObject): string {
+  const base = e.instancePath.replace(/^\//, '').replaceAll('/', '.')
+  const extra = (e.params as { additionalProperty?: string, missingProperty?: string }).additionalProperty ?? (e.params as { missingProperty?: string }).missingProperty
+  return [base, extra].filter((s) => s !== undefined && s !== '').join('.')
+}
+
+function deepFreeze<T> (v: T): T {
+  if (v !== null && typeof v === 'object') {
+    for (const child of Object.values(v)) deepFreeze(child)
+    Object.freeze(v)
+  }
+  return v
+}
+
+export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConfig> {
+  let raw: unknown = {}
+  let base = process.cwd()
+  if (opts.file !== undefined) {
+    let text: string
+    try {
+      text = readFileSync(opts.file, 'utf8')
+    } catch (err) {
+      throw invalid(`cannot read config file ${opts.file}: ${(err as Error).message}`, '(file)')
+    }
+    try {
+      raw = parseYaml(text, { uniqueKeys: true, maxAliasCount: 100 }) ?? {}
+    } catch (err) {
+      throw invalid(`config file ${opts.file} is not valid YAML/JSON: ${(err as Error).message}`, '(file)')
+    }
+    if (!isObject(raw)) throw invalid(`config file ${opts.file} must hold a mapping at the top level`, '(root)')
+    base = dirname(resolve(opts.file))
+  }
+  // Settings that only make sense together get their companions' defaults.
+  const layered = [raw, envOverrides(opts.env ?? process.env), opts.overrides ?? {}]
+  let merged: unknown = structuredClone(DEFAULTS)
+  for (const layer of layered) merged = merge(merged, layer)
+  const m = merged as Config
+  if (m.server.tls !== undefined) m.server.tls = { ...m.server.tls, client_auth: m.server.tls.client_auth ?? 'request' }
+
+  if (!validate(m)) {
+    const errors = validate.errors ?? []
+    const first = errors[0]
+    throw new PortcullisError('PORTCULLIS_CONFIG_INVALID', errors.map(describe).join('; '), { key: first === undefined ? '' : keyOf(first) })
+  }
+  const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p))
+  m.bundles.dir = abs(m.bundles.dir)
+  if (m.server.tls !== undefined) {
+    m.server.tls.cert_file = abs(m.server.tls.cert_file)
+    m.server.tls.key_file = abs(m.server.tls.key_file)
+  }
+  for (const [id, k] of Object.entries(m.bundles.signing.keys)) {
+    if (k.key === undefined && k.key_file === undefined) throw invalid(`config key bundles.signing.keys.${id}: needs key or key_file`, `bundles.signing.keys.${id}`)
+    if (k.key_file !== undefined) k.key_file = abs(k.key_file)
+  }
+  const resolved = m as ResolvedConfig
+  if (m.identity !== undefined) resolved.identity = validateIdentityConfig(m.identity, { baseDir: base })
+  return deepFreeze(resolved)
+}

@@ -1,0 +1,83 @@
+/**
+ * Types the decision pipeline shares with its transports and with the identity plugins.
+ * The identity types mirror src/identity/index.ts structurally, so the pipeline depends only
+ * on the shape: verify(credentials) -> verified | none | rejected.
+ */
+import type { PortcullisError } from '../errors.js'
+
+/** A request's credential context, as transports extract it. */
+export interface CredentialContext {
+  /** DER certificates from Portcullis's own TLS listener, leaf first. */
+  peerCertificates?: Buffer[]
+  /** Request headers, lowercase names. */
+  headers?: Record<string, string | string[] | undefined>
+  /** The immediate peer's address (for trusted-proxy checks). */
+  remoteAddress?: string
+  /** Envoy ext_authz attributes. */
+  envoy?: { sourceCertificate?: string, sourcePrincipal?: string }
+}
+
+export type IdentityOutcome<Doc = Record<string, unknown>> =
+  | { kind: 'verified', identity: Doc }
+  | { kind: 'none' }
+  | { kind: 'rejected', error: PortcullisError }
+
+export interface IdentityPort {
+  verify: (ctx: CredentialContext) => Promise<IdentityOutcome<object>>
+}
+
+export interface IdentityPolicy {
+  verifier: IdentityPort
+  /** No credential: deny before the policy (default) or let the policy decide without identity. */
+  onMissing: 'deny' | 'allow'
+  /** Rejected credential: deny before the policy (default) or pass `input.identity_error`. */
+  onRejected: 'deny' | 'allow'
+}
+
+export type Transport = 'http' | 'http-v0' | 'batch' | 'envoy-grpc' | 'envoy-http' | 'cli'
+
+export interface DecisionRequest {
+  /** Data API path, e.g. `authz/allow`. */
+  path: string
+  /** The caller's input document; undefined means "no input". */
+  input?: unknown
+  credentials?: CredentialContext
+  transport?: Transport
+  strictBuiltinErrors?: boolean
+  /** Who asked (remote address), for the audit record. */
+  requestedBy?: string
+  /** Transport request id, for the audit record. */
+  requestId?: string
+}
+
+export interface Decision {
+  decision_id: string
+  /** Path without leading/trailing slashes. */
+  path: string
+  /** False when the policy's answer is undefined. */
+  defined: boolean
+  result?: unknown
+  /** `{name: {revision}}` of the bundles active when the decision began. */
+  bundles: Record<string, { revision: string }>
+  /** Bundle that answered. */
+  bundle: string
+  /** True when answered from the decision cache. */
+  cached: boolean
+  /** The input the policy saw (caller input plus verified identity). */
+  input: unknown
+  timestamp: Date
+  metrics: { timer_rego_query_eval_ns: number, timer_portcullis_identity_ns: number, timer_portcullis_decision_ns: number }
+}
+
+/** What the audit hook receives for every decision, cached or not, and for failures. */
+export interface DecisionRecord {
+  decision?: Decision
+  error?: PortcullisError
+  request: DecisionRequest
+  decision_id: string
+  timestamp: Date
+  bundles: Record<string, { revision: string }>
+  input?: unknown
+}
+
+export type AuditHook = (record: DecisionRecord) => void

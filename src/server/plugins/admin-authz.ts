@@ -1,0 +1,58 @@
+/**
+ * Protected endpoints (status details, cache flush, later audit export) are authorized by a
+ * system policy, as OPA's system.authz: the configured path (default system/authz/allow) is
+ * evaluated with input {method, path, remote_addr, identity}; only `true` allows. When no
+ * active bundle owns that path, only loopback callers are allowed. Any error denies.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { isIP } from 'node:net'
+import type { BundleManager } from '../../bundles/activate.js'
+import type { DecisionService } from '../../decision/decide.js'
+import { PortcullisError } from '../../errors.js'
+import { credentialsOf } from './credentials.js'
+
+export function isLoopback (addr: string | undefined): boolean {
+  if (addr === undefined) return false
+  const a = addr.startsWith('::ffff:') ? addr.slice(7) : addr
+  if (isIP(a) === 4) return a.startsWith('127.')
+  return a === '::1'
+}
+
+export interface AdminGuardOptions {
+  manager: BundleManager
+  decisions: DecisionService
+  authzPath: string
+}
+
+export function adminGuard (opts: AdminGuardOptions) {
+  return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
+    const remote = request.socket.remoteAddress
+    let owned = true
+    try {
+      opts.manager.snapshot.resolve(opts.authzPath)
+    } catch {
+      owned = false
+    }
+    if (!owned) {
+      if (isLoopback(remote)) return
+      throw new PortcullisError('PORTCULLIS_IDENTITY_DENIED', `${request.method} ${request.url}: only loopback callers may use this endpoint (no ${opts.authzPath} policy is loaded)`, { path: request.url })
+    }
+    let allowed = false
+    try {
+      const d = await opts.decisions.decide({
+        path: opts.authzPath,
+        input: { method: request.method, path: request.url.split('?')[0], remote_addr: remote ?? null },
+        credentials: credentialsOf(request),
+        transport: 'http',
+        requestedBy: remote,
+        requestId: request.id,
+      })
+      allowed = d.result === true
+    } catch {
+      allowed = false
+    }
+    if (!allowed) {
+      throw new PortcullisError('PORTCULLIS_IDENTITY_DENIED', `${request.method} ${request.url} denied by ${opts.authzPath}`, { path: request.url })
+    }
+  }
+}

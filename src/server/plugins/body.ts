@@ -1,0 +1,62 @@
+/**
+ * Request bodies: gzip-encoded bodies are inflated as they stream (the body limit applies to
+ * the inflated size, so a gzip bomb stops at the limit); every body is parsed as JSON, as OPA
+ * does whatever the content type, after a linear scan that refuses nesting deeper than the
+ * configured limit (deep nesting would otherwise exhaust the parser's stack).
+ */
+import { createGunzip } from 'node:zlib'
+import type { FastifyInstance } from 'fastify'
+import { PortcullisError } from '../../errors.js'
+
+/** Nesting depth of JSON text (arrays and objects), ignoring brackets inside strings. Stops early past `limit`. */
+export function jsonDepthExceeds (text: string, limit: number): boolean {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++
+      else if (c === 0x22) inString = false
+      continue
+    }
+    if (c === 0x22) inString = true
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > limit) return true
+    } else if (c === 0x7d || c === 0x5d) depth--
+  }
+  return false
+}
+
+export function parseJsonBody (text: string, maxDepth: number): unknown {
+  if (text.trim() === '') return undefined
+  if (jsonDepthExceeds(text, maxDepth)) {
+    throw new PortcullisError('PORTCULLIS_INPUT_INVALID', `request body nests deeper than ${maxDepth} levels`, { limit: maxDepth })
+  }
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    throw new PortcullisError('PORTCULLIS_INPUT_INVALID', `request body is not valid JSON: ${(err as Error).message}`, {})
+  }
+}
+
+export function registerBodyHandling (app: FastifyInstance, opts: { maxDepth: number }): void {
+  app.addHook('preParsing', async (request, _reply, payload) => {
+    const encoding = request.headers['content-encoding']
+    if (encoding === undefined || encoding === 'identity') return payload
+    if (encoding !== 'gzip') {
+      throw new PortcullisError('PORTCULLIS_INPUT_INVALID', `unsupported content-encoding ${JSON.stringify(encoding)} (gzip or identity)`, { header: 'content-encoding' })
+    }
+    const gunzip = createGunzip()
+    payload.on('error', (err) => gunzip.destroy(err))
+    gunzip.on('error', () => {})
+    return payload.pipe(gunzip)
+  })
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, parseJsonBody(body as string, opts.maxDepth))
+    } catch (err) {
+      done(err as Error, undefined)
+    }
+  })
+}

@@ -1,0 +1,69 @@
+/**
+ * Batch decisions, as Enterprise OPA's batch API (and @styra/opa's evaluateBatch) expect:
+ *   POST /v1/batch/data/{path}  {"inputs": {"id": input, ...}, "common_input": {...}}
+ * common_input is merged under each input (the input's own keys win, objects merged deeply).
+ * 200 when every decision succeeded, 207 when some failed (each response then carries
+ * http_status_code), 500 when all failed.
+ */
+import { randomUUID } from 'node:crypto'
+import type { FastifyPluginAsync } from 'fastify'
+import type { DecisionService } from '../../decision/decide.js'
+import { PortcullisError, toPortcullisError } from '../../errors.js'
+import { credentialsOf } from '../plugins/credentials.js'
+
+const MAX_BATCH = 10_000
+
+function isObject (v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v)
+}
+
+export function mergeCommon (common: unknown, input: unknown): unknown {
+  if (!isObject(common) || !isObject(input)) return input === undefined ? common : input
+  const out: Record<string, unknown> = { ...common }
+  for (const [k, v] of Object.entries(input)) out[k] = Object.hasOwn(common, k) ? mergeCommon(common[k], v) : v
+  return out
+}
+
+export const batchRoutes: FastifyPluginAsync<{ decisions: DecisionService }> = async (app, { decisions }) => {
+  app.post<{ Params: { '*': string }, Body: { inputs?: Record<string, unknown>, common_input?: unknown } }>('/v1/batch/data/*', {
+    schema: {
+      body: {
+        type: 'object',
+        required: ['inputs'],
+        properties: { inputs: { type: 'object' }, common_input: {} },
+      },
+    },
+  }, async (request, reply) => {
+    const { inputs, common_input: common } = request.body
+    const ids = Object.keys(inputs ?? {})
+    if (ids.length > MAX_BATCH) throw new PortcullisError('PORTCULLIS_INPUT_TOO_LARGE', `a batch holds at most ${MAX_BATCH} inputs`, { limit: MAX_BATCH })
+    const credentials = credentialsOf(request)
+    const path = request.params['*']
+    const responses: Record<string, Record<string, unknown>> = {}
+    let failed = 0
+    for (const id of ids) {
+      try {
+        const d = await decisions.decide({
+          path,
+          input: mergeCommon(common, (inputs as Record<string, unknown>)[id]),
+          credentials,
+          transport: 'batch',
+          requestId: `${request.id}/${id}`,
+          ...(request.socket.remoteAddress !== undefined ? { requestedBy: request.socket.remoteAddress } : {}),
+        })
+        const r: Record<string, unknown> = { decision_id: d.decision_id }
+        if (d.defined) r.result = d.result
+        responses[id] = r
+      } catch (err) {
+        const e = toPortcullisError(err)
+        failed++
+        responses[id] = { code: e.opaCode, message: e.message, portcullis_code: e.code }
+      }
+    }
+    const batch_decision_id = randomUUID()
+    if (failed === 0) return { batch_decision_id, responses }
+    for (const r of Object.values(responses)) r.http_status_code = r.code === undefined ? '200' : '500'
+    if (failed === ids.length) return reply.status(500).send({ code: 'internal_error', message: 'every decision in the batch failed', batch_decision_id, responses })
+    return reply.status(207).send({ batch_decision_id, responses })
+  })
+}

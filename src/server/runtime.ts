@@ -1,0 +1,154 @@
+/**
+ * Assembles one Portcullis process from a validated configuration: metrics, bundle manager and
+ * watcher, identity verifier, decision cache, decision pipeline, HTTP(S) app. `start()`
+ * listens; `stop()` stops accepting, lets in-flight requests finish, closes watchers.
+ */
+import { readFileSync } from 'node:fs'
+import type { FastifyInstance } from 'fastify'
+import { pino, type Logger as PinoLogger } from 'pino'
+import { BundleManager } from '../bundles/activate.js'
+import { watchBundles, type BundleWatcher, scanBundles } from '../bundles/watch.js'
+import type { VerificationConfig } from '../bundles/verify.js'
+import { DecisionCache } from '../cache/decision-cache.js'
+import type { ResolvedConfig } from '../config/load.js'
+import { DecisionService } from '../decision/decide.js'
+import { createIdentityVerifier, type IdentityVerifier } from '../identity/index.js'
+import { Metrics } from '../metrics/index.js'
+import { build } from './app.js'
+import { peerChain } from './plugins/credentials.js'
+import { PortcullisError } from '../errors.js'
+import { parseAddr } from './listen.js'
+import { httpsOptions, watchServerCertificate } from './tls.js'
+
+export interface RuntimeHooks {
+  /** /metrics text (a worker asks the primary for the group's aggregate). */
+  metricsText?: () => Promise<string>
+  /** Flush every process's decision cache. */
+  flushCache?: () => Promise<number>
+}
+
+export interface Runtime {
+  app: FastifyInstance
+  manager: BundleManager
+  decisions: DecisionService
+  metrics: Metrics
+  identity: IdentityVerifier | undefined
+  logger: PinoLogger
+  /** Listens; resolves to the URL. */
+  start: () => Promise<string>
+  /** Graceful: stop accepting, finish in-flight requests (up to the grace period), close. */
+  stop: () => Promise<void>
+}
+
+function verification (config: ResolvedConfig): VerificationConfig | undefined {
+  const keys = config.bundles.signing.keys
+  if (Object.keys(keys).length === 0) return undefined
+  const out: VerificationConfig = { keys: {} }
+  for (const [id, k] of Object.entries(keys)) {
+    const key = k.key ?? readFileSync(k.key_file as string, 'utf8')
+    out.keys[id] = { key, ...(k.algorithm !== undefined ? { algorithm: k.algorithm } : {}), ...(k.scope !== undefined ? { scope: k.scope } : {}) }
+  }
+  if (config.bundles.signing.key_id !== undefined) out.keyId = config.bundles.signing.key_id
+  if (config.bundles.signing.scope !== undefined) out.scope = config.bundles.signing.scope
+  return out
+}
+
+export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: RuntimeHooks = {}, opts: { logger?: PinoLogger } = {}): Promise<Runtime> {
+  const logger = opts.logger ?? pino({ name: 'portcullis', level: config.logging.level })
+  const metrics = new Metrics()
+  const manager = new BundleManager({
+    logger: logger.child({ component: 'bundles' }),
+    load: {
+      verification: verification(config),
+      requireSignature: config.bundles.signing.required,
+      limits: { maxBytes: config.bundles.max_bytes, maxFiles: config.bundles.max_files },
+    },
+    engine: {
+      builtins: { switches: new Set(config.policy.builtin_switches) },
+      memory: { maxPages: config.policy.max_memory_pages },
+    },
+  })
+  manager.on('activate', (e) => { if (e.removed !== true) metrics.bundleActivations.inc({ bundle: e.bundle }) })
+  manager.on('failure', (f) => { metrics.bundleFailures.inc({ bundle: f.bundle, code: f.error.code }) })
+
+  let identity: IdentityVerifier | undefined
+  if (config.identity !== undefined) {
+    identity = createIdentityVerifier(config.identity, { logger: logger.child({ component: 'identity' }) })
+    await identity.ready
+  }
+  const cache = config.cache.enabled ? new DecisionCache({ maxEntries: config.cache.max_entries, ttlMs: config.cache.ttl_ms, metrics }) : undefined
+  const decisions = new DecisionService({
+    manager,
+    metrics,
+    strictBuiltinErrors: config.policy.strict_builtin_errors,
+    ...(cache !== undefined ? { cache } : {}),
+    ...(identity !== undefined
+      ? { identity: { verifier: identity, onMissing: config.identity?.on_missing ?? 'deny', onRejected: config.identity?.on_rejected ?? 'deny' } }
+      : {}),
+  })
+  // A trust-bundle change can turn an accepted identity into a rejected one: cached decisions go too.
+  identity?.on('trust-change', () => { decisions.flushCache() })
+
+  let watcher: BundleWatcher | undefined
+  if (config.bundles.watch) {
+    watcher = watchBundles(config.bundles.dir, manager, { debounceMs: config.bundles.debounce_ms, stabilityMs: config.bundles.stability_ms })
+    await watcher.ready
+  } else {
+    for (const b of await scanBundles(config.bundles.dir)) await manager.load(b.source, b.name)
+  }
+
+  const tls = config.server.tls
+  const app = build({
+    decisions,
+    manager,
+    metrics,
+    ...(hooks.metricsText !== undefined ? { metricsText: hooks.metricsText } : {}),
+    ...(hooks.flushCache !== undefined ? { flushCache: hooks.flushCache } : {}),
+    ...(identity !== undefined ? { identityStatus: () => identity.status() } : {}),
+    bodyLimit: config.server.body_limit_bytes,
+    maxJsonDepth: config.server.max_json_depth,
+    requestTimeoutMs: config.server.request_timeout_ms,
+    keepAliveTimeoutMs: config.server.keep_alive_timeout_ms,
+    defaultDecision: config.server.default_decision,
+    adminAuthzPath: config.admin.authz_path,
+    ...(tls !== undefined ? { https: httpsOptions(tls) } : {}),
+    logger: false,
+  })
+  if (tls?.client_auth === 'require') {
+    app.addHook('onRequest', async (request) => {
+      const chain = peerChain(request.raw.socket)
+      if (chain === undefined || chain.length === 0) {
+        throw new PortcullisError('PORTCULLIS_IDENTITY_REQUIRED', 'this listener requires a client certificate', {})
+      }
+    })
+  }
+
+  let certWatcher: { close: () => Promise<void> } | undefined
+  return {
+    app,
+    manager,
+    decisions,
+    metrics,
+    identity,
+    logger,
+    start: async () => {
+      const { host, port } = parseAddr(config.server.addr)
+      const url = await app.listen({ host, port })
+      if (tls !== undefined) certWatcher = watchServerCertificate(app.server as unknown as { setSecureContext: (o: object) => void }, tls, logger)
+      return url
+    },
+    stop: async () => {
+      const grace = config.server.shutdown_grace_ms
+      let timer: NodeJS.Timeout | undefined
+      // app.close() stops accepting and waits for in-flight requests; idle keep-alive sockets are closed.
+      await Promise.race([
+        app.close(),
+        new Promise<void>((resolve) => { timer = setTimeout(resolve, grace) }),
+      ])
+      if (timer !== undefined) clearTimeout(timer)
+      await certWatcher?.close()
+      await watcher?.close()
+      await identity?.close()
+    },
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Worker processes (node:cluster). The primary forks N workers that share the listening
+ * socket; each worker has its own engine and bundle watcher and reloads bundles itself.
+ * The primary serves as the group's switchboard: /metrics in any worker returns the
+ * aggregate of all workers (prom-client AggregatorRegistry), and a cache flush reaches every
+ * worker. Crashed workers are replaced (with backoff); SIGTERM/SIGINT shut the group down
+ * gracefully and the primary exits 0 once every worker has.
+ */
+import cluster, { type Worker } from 'node:cluster'
+import { randomUUID } from 'node:crypto'
+import { AggregatorRegistry } from 'prom-client'
+import type { Logger as PinoLogger } from 'pino'
+import type { Runtime, RuntimeHooks } from './runtime.js'
+
+type Msg =
+  | { t: 'portcullis:metrics', id: string }
+  | { t: 'portcullis:metrics:reply', id: string, text: string }
+  | { t: 'portcullis:flush', id: string }
+  | { t: 'portcullis:flush:do', id: string }
+  | { t: 'portcullis:flush:done', id: string, n: number }
+  | { t: 'portcullis:flush:reply', id: string, n: number }
+  | { t: 'portcullis:ready', url: string }
+
+const isMsg = (m: unknown): m is Msg => typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string' && (m as { t: string }).t.startsWith('portcullis:')
+
+export interface PrimaryOptions {
+  workers: number
+  logger: PinoLogger
+  shutdownGraceMs: number
+}
+
+/** Runs the primary: forks workers and keeps the group going. Resolves when the group has shut down. */
+export function runPrimary (opts: PrimaryOptions): Promise<void> {
+  const aggregator = new AggregatorRegistry()
+  const log = opts.logger
+  let stopping = false
+  let restarts = 0
+  const pendingFlush = new Map<string, { from: Worker, left: number, n: number }>()
+
+  const fork = (): void => {
+    const w = cluster.fork()
+    w.on('message', (m: unknown) => { void onMessage(w, m) })
+  }
+
+  const onMessage = async (w: Worker, m: unknown): Promise<void> => {
+    if (!isMsg(m)) return
+    switch (m.t) {
+      case 'portcullis:ready':
+        log.info({ worker: w.id, pid: w.process.pid, url: m.url }, 'worker listening')
+        return
+      case 'portcullis:metrics': {
+        let text = ''
+        try {
+          text = await (await aggregator.clusterMetrics() as unknown as Promise<string>)
+        } catch (err) {
+          text = `# aggregation failed: ${(err as Error).message}\n`
+        }
+        w.send({ t: 'portcullis:metrics:reply', id: m.id, text })
+        return
+      }
+      case 'portcullis:flush': {
+        const live = Object.values(cluster.workers ?? {}).filter((x): x is Worker => x !== undefined && x.isConnected())
+        pendingFlush.set(m.id, { from: w, left: live.length, n: 0 })
+        for (const x of live) x.send({ t: 'portcullis:flush:do', id: m.id })
+        return
+      }
+      case 'portcullis:flush:done': {
+        const p = pendingFlush.get(m.id)
+        if (p === undefined) return
+        p.n += m.n
+        if (--p.left <= 0) {
+          pendingFlush.delete(m.id)
+          p.from.send({ t: 'portcullis:flush:reply', id: m.id, n: p.n })
+        }
+      }
+    }
+  }
+
+  for (let i = 0; i < opts.workers; i++) fork()
+
+  return new Promise((resolve) => {
+    cluster.on('exit', (w, code, signal) => {
+      if (stopping) {
+        if (Object.keys(cluster.workers ?? {}).length === 0) resolve()
+        return
+      }
+      log.error({ worker: w.id, code, signal }, 'worker exited; starting a replacement')
+      restarts++
+      setTimeout(fork, Math.min(10_000, 100 * 2 ** Math.min(restarts, 7))).unref()
+    })
+    const stop = (signal: string): void => {
+      if (stopping) return
+      stopping = true
+      log.info({ signal }, 'shutting down workers')
+      const workers = Object.values(cluster.workers ?? {}).filter((x): x is Worker => x !== undefined)
+      if (workers.length === 0) resolve()
+      for (const w of workers) w.process.kill('SIGTERM')
+      // Workers that outlive the grace period are killed.
+      setTimeout(() => {
+        for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL')
+      }, opts.shutdownGraceMs + 2000).unref()
+    }
+    process.once('SIGTERM', () => stop('SIGTERM'))
+    process.once('SIGINT', () => stop('SIGINT'))
+  })
+}
+
+/** In a worker: hooks that reach the whole group through the primary. */
+export function workerHooks (): RuntimeHooks {
+  const pending = new Map<string, (v: unknown) => void>()
+  let flushLocal: (() => number) | undefined
+  process.on('message', (m: unknown) => {
+    if (!isMsg(m)) return
+    if (m.t === 'portcullis:metrics:reply') pending.get(m.id)?.(m.text)
+    else if (m.t === 'portcullis:flush:reply') pending.get(m.id)?.(m.n)
+    else if (m.t === 'portcullis:flush:do') process.send?.({ t: 'portcullis:flush:done', id: m.id, n: flushLocal?.() ?? 0 })
+  })
+  const ask = <T>(msg: Msg & { id: string }, timeoutMs = 5000): Promise<T> => new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { pending.delete(msg.id); reject(new Error('the primary did not answer')) }, timeoutMs)
+    pending.set(msg.id, (v) => { clearTimeout(timer); pending.delete(msg.id); resolve(v as T) })
+    process.send?.(msg)
+  })
+  return {
+    metricsText: () => ask<string>({ t: 'portcullis:metrics', id: randomUUID() }),
+    flushCache: () => ask<number>({ t: 'portcullis:flush', id: randomUUID() }),
+    // set once the runtime exists
+    bindLocalFlush: (fn: () => number) => { flushLocal = fn },
+  } as RuntimeHooks & { bindLocalFlush: (fn: () => number) => void }
+}
+
+/** In a worker: expose this worker's registry to the primary's aggregator and report readiness. */
+export function announceWorker (runtime: Runtime, url: string): void {
+  // Constructing an AggregatorRegistry in a worker installs prom-client's reply listener.
+  void new AggregatorRegistry()
+  AggregatorRegistry.setRegistries([runtime.metrics.registry])
+  process.send?.({ t: 'portcullis:ready', url })
+}
