@@ -17,6 +17,9 @@ import type { TrustDomainConfig, WatchConfig } from './config.js'
 import { mergeBundle, parseJwks, parsePemAuthorities, parseSpiffeBundle, type BundleContent, type TrustBundle } from './bundle.js'
 import { BundleEndpointPoller, realTimers, type FetchLike, type Timers } from './bundle-endpoint.js'
 
+/** Delay of the trailing re-read after a watched change (longer than chokidar's 50 ms change throttle). */
+const TRAILING_RELOAD_MS = 100
+
 export type SourceKind = 'x509_pem' | 'spiffe_bundle' | 'jwks' | 'bundle_endpoint'
 
 export interface SourceStatus {
@@ -138,14 +141,19 @@ export class TrustStore extends EventEmitter {
     await new Promise<void>((res) => watcher.once('ready', () => res()))
   }
 
-  #changed (dir: string): void {
+  #changed (dir: string, trailing = false): void {
     if (this.#closed) return
     const existing = this.#debounce.get(dir)
     if (existing !== undefined) this.#timers.clearTimeout(existing)
     this.#debounce.set(dir, this.#timers.setTimeout(() => {
       this.#debounce.delete(dir)
-      void this.reload((s) => dirname(s.source) === dir)
-    }, this.#watchConfig?.debounce_ms ?? 0))
+      void this.reload((s) => dirname(s.source) === dir).then(() => {
+        // chokidar drops a 'change' that follows another on the same path within 50 ms; one
+        // trailing re-read after that window catches a second quick write. Unchanged content
+        // is not a change, so the extra read costs nothing else.
+        if (!trailing && !this.#debounce.has(dir)) this.#changed(dir, true)
+      })
+    }, trailing ? TRAILING_RELOAD_MS : this.#watchConfig?.debounce_ms ?? 0))
   }
 
   async #load (td: string, s: Source): Promise<void> {

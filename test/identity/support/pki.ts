@@ -88,6 +88,7 @@ export interface LeafOptions {
   issuer: Issued
   uris?: string[]
   dns?: string[]
+  ips?: string[]
   notBefore?: Date
   notAfter?: Date
   ca?: boolean
@@ -107,7 +108,7 @@ export async function makeLeaf (opts: LeafOptions): Promise<Issued> {
     new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth, x509.ExtendedKeyUsage.serverAuth]),
   ]
   if (opts.keyUsage !== null) extensions.push(new x509.KeyUsagesExtension(opts.keyUsage ?? (KU.digitalSignature), true))
-  const names = [...(opts.uris ?? ['spiffe://example.org/ns/prod/sa/api']).map((value) => ({ type: 'url' as const, value })), ...(opts.dns ?? []).map((value) => ({ type: 'dns' as const, value }))]
+  const names = [...(opts.uris ?? ['spiffe://example.org/ns/prod/sa/api']).map((value) => ({ type: 'url' as const, value })), ...(opts.dns ?? []).map((value) => ({ type: 'dns' as const, value })), ...(opts.ips ?? []).map((value) => ({ type: 'ip' as const, value }))]
   if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names, false))
   extensions.push(...(opts.extra ?? []))
   const cert = await x509.X509CertificateGenerator.create({
@@ -130,6 +131,19 @@ export async function makeTrustDomain (td: string, opts: { leafPath?: string } =
   const intermediate = await makeCa({ name: `${td} intermediate`, uri: `spiffe://${td}`, issuer: root })
   const leaf = await makeLeaf({ issuer: intermediate, uris: [`spiffe://${td}${opts.leafPath ?? '/ns/prod/sa/api'}`] })
   return { root, intermediate, leaf, chain: [leaf.der, intermediate.der] }
+}
+
+/** PKCS#8 PEM of a leaf's private key (for a TLS test server). */
+export async function privateKeyPem (issued: Issued): Promise<string> {
+  const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', issued.keys.privateKey))
+  return `-----BEGIN PRIVATE KEY-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END PRIVATE KEY-----\n`
+}
+
+/** A TLS server certificate for 127.0.0.1 issued by `issuer`, valid around the real clock (Node's TLS checks it). */
+export async function makeServerCert (issuer: Issued): Promise<{ cert: string, key: string }> {
+  const now = Date.now()
+  const leaf = await makeLeaf({ issuer, uris: [], ips: ['127.0.0.1'], dns: ['localhost'], keyUsage: KU.digitalSignature | KU.keyEncipherment, notBefore: new Date(now - HOUR), notAfter: new Date(now + DAY), subject: 'CN=127.0.0.1' })
+  return { cert: leaf.pem, key: await privateKeyPem(leaf) }
 }
 
 /** PEM of several certificates. */
