@@ -39,7 +39,7 @@ export class DecisionCache {
       ttlAutopurge: false,
       allowStale: false,
       updateAgeOnGet: false,
-      ...(opts.perf !== undefined ? { perf: opts.perf } : {}),
+      ...(opts.perf !== undefined ? { perf: opts.perf, ttlResolution: 0 } : {}),
       dispose: (_v, _k, reason) => {
         if (reason === 'evict' || reason === 'expire') {
           this.#evictions++

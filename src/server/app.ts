@@ -52,7 +52,14 @@ export function build (opts: BuildOptions): FastifyInstance {
 
   registerBodyHandling(app, { maxDepth: opts.maxJsonDepth ?? 64 })
   // Small decision responses are not worth compressing; large ones (status, batch) are.
-  void app.register(compress, { global: true, threshold: 1024, encodings: ['gzip'] })
+  void app.register(compress, {
+    global: true,
+    threshold: 1024,
+    encodings: ['gzip'],
+    requestEncodings: ['gzip', 'deflate'],
+    onUnsupportedRequestEncoding: (encoding) => new PortcullisError('PORTCULLIS_INPUT_INVALID', `unsupported content-encoding ${JSON.stringify(encoding)} (gzip, deflate or identity)`, { header: 'content-encoding' }),
+    onInvalidRequestPayload: (encoding) => new PortcullisError('PORTCULLIS_INPUT_INVALID', `request body is not valid ${encoding} data`, { header: 'content-encoding' }),
+  })
 
   if (metrics !== undefined) {
     app.addHook('onResponse', async (request, reply) => {

@@ -1,10 +1,9 @@
 /**
- * Request bodies: gzip-encoded bodies are inflated as they stream (the body limit applies to
- * the inflated size, so a gzip bomb stops at the limit); every body is parsed as JSON, as OPA
- * does whatever the content type, after a linear scan that refuses nesting deeper than the
- * configured limit (deep nesting would otherwise exhaust the parser's stack).
+ * Request bodies are parsed as JSON whatever the content type, as OPA does, after a linear
+ * scan that refuses nesting deeper than the configured limit (deep nesting would otherwise
+ * exhaust the parser's stack). gzip-encoded bodies are inflated by @fastify/compress as they
+ * stream, and fastify's body limit applies to the inflated size, so a gzip bomb stops there.
  */
-import { createGunzip } from 'node:zlib'
 import type { FastifyInstance } from 'fastify'
 import { PortcullisError } from '../../errors.js'
 
@@ -40,17 +39,6 @@ export function parseJsonBody (text: string, maxDepth: number): unknown {
 }
 
 export function registerBodyHandling (app: FastifyInstance, opts: { maxDepth: number }): void {
-  app.addHook('preParsing', async (request, _reply, payload) => {
-    const encoding = request.headers['content-encoding']
-    if (encoding === undefined || encoding === 'identity') return payload
-    if (encoding !== 'gzip') {
-      throw new PortcullisError('PORTCULLIS_INPUT_INVALID', `unsupported content-encoding ${JSON.stringify(encoding)} (gzip or identity)`, { header: 'content-encoding' })
-    }
-    const gunzip = createGunzip()
-    payload.on('error', (err) => gunzip.destroy(err))
-    gunzip.on('error', () => {})
-    return payload.pipe(gunzip)
-  })
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
     try {

@@ -1,0 +1,31 @@
+/** Starts a real Portcullis runtime (config -> runtime) over a temp copy of the committed bundles. */
+import { cpSync, mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import { loadConfig, type DeepPartial } from '../../src/config/load.js'
+import type { Config } from '../../src/config/schema.js'
+import { createRuntime, type Runtime } from '../../src/server/runtime.js'
+
+export function bundlesCopy (): string {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-bundles-'))
+  cpSync(join(process.cwd(), 'bundles'), dir, { recursive: true })
+  return dir
+}
+
+export async function startRuntime (overrides: DeepPartial<Config> & { identity?: unknown } = {}, opts: { listen?: boolean } = {}): Promise<{ runtime: Runtime, url: string, close: () => Promise<void> }> {
+  const dir = bundlesCopy()
+  const o = overrides as Record<string, Record<string, unknown> | undefined>
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      ...overrides,
+      server: { addr: '127.0.0.1:0', workers: 1, ...o.server },
+      bundles: { dir, debounce_ms: 50, stability_ms: 100, ...o.bundles },
+      logging: { level: 'silent' },
+    } as DeepPartial<Config>,
+  })
+  const runtime = await createRuntime(config, {}, { logger: pino({ level: 'silent' }) })
+  const url = opts.listen === false ? '' : await runtime.start()
+  return { runtime, url, close: () => runtime.stop() }
+}

@@ -1,0 +1,189 @@
+/** The OPA Data API over app.inject() (the real client over a socket is in client.test.ts). */
+import { before, after, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { gzipSync, gunzipSync } from 'node:zlib'
+import { startRuntime } from '../helpers/runtime.js'
+import type { Runtime } from '../../src/server/runtime.js'
+
+const frontend = { spiffe_id: 'spiffe://example.org/ns/shop/sa/frontend' }
+const order = { identity: frontend, service: 'orders', method: 'GET', path: '/orders/1' }
+
+describe('OPA Data API', () => {
+  let runtime: Runtime
+  let close: () => Promise<void>
+  before(async () => {
+    ({ runtime, close } = await startRuntime({ server: { body_limit_bytes: 64 * 1024, max_json_depth: 32 } }, { listen: false }))
+  })
+  after(async () => close())
+
+  const post = (url: string, payload: unknown, headers: Record<string, string> = {}) =>
+    runtime.app.inject({ method: 'POST', url, payload: typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : JSON.stringify(payload), headers: { 'content-type': 'application/json', ...headers } })
+
+  test('POST /v1/data/{path} answers {result, decision_id}', async () => {
+    const r = await post('/v1/data/authz/allow', { input: order })
+    assert.equal(r.statusCode, 200)
+    const body = r.json()
+    assert.equal(body.result, true)
+    assert.match(body.decision_id, /^[0-9a-f-]{36}$/)
+    assert.equal(body.warning, undefined)
+  })
+
+  test('GET /v1/data/{path}?input= answers the same', async () => {
+    const r = await runtime.app.inject({ method: 'GET', url: `/v1/data/authz/allow?input=${encodeURIComponent(JSON.stringify(order))}` })
+    assert.equal(r.json().result, true)
+    const bad = await runtime.app.inject({ method: 'GET', url: '/v1/data/authz/allow?input=%7Bnope' })
+    assert.equal(bad.statusCode, 400)
+    assert.equal(bad.json().code, 'invalid_parameter')
+  })
+
+  test('an undefined decision is 200 without a result key', async () => {
+    const r = await post('/v1/data/authz/decision/nothing', { input: order })
+    assert.equal(r.statusCode, 200)
+    assert.equal(Object.hasOwn(r.json(), 'result'), false)
+  })
+
+  test('a body without input gets OPA\'s api_usage_warning', async () => {
+    for (const payload of ['{}', '']) {
+      const r = await post('/v1/data/authz/allow', payload)
+      assert.equal(r.statusCode, 200, JSON.stringify(payload))
+      assert.deepEqual(r.json().warning, { code: 'api_usage_warning', message: "'input' key missing from the request" })
+      assert.equal(r.json().result, false)
+    }
+  })
+
+  test('malformed JSON is 400 invalid_parameter', async () => {
+    for (const payload of ['{"input": ', '[1,2]', '"str"', 'null']) {
+      const r = await post('/v1/data/authz/allow', payload)
+      assert.equal(r.statusCode, 400, payload)
+      assert.equal(r.json().code, 'invalid_parameter', payload)
+      assert.equal(r.json().portcullis_code, 'PORTCULLIS_INPUT_INVALID', payload)
+    }
+  })
+
+  test('bodies are parsed as JSON whatever the content type, as OPA does', async () => {
+    const r = await runtime.app.inject({ method: 'POST', url: '/v1/data/authz/allow', payload: JSON.stringify({ input: order }), headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+    assert.equal(r.json().result, true)
+  })
+
+  test('too large a body is 413 in OPA\'s error shape', async () => {
+    const r = await post('/v1/data/authz/allow', { input: { pad: 'x'.repeat(100 * 1024) } })
+    assert.equal(r.statusCode, 413)
+    assert.equal(r.json().code, 'invalid_parameter')
+    assert.equal(r.json().portcullis_code, 'PORTCULLIS_INPUT_TOO_LARGE')
+  })
+
+  test('nesting deeper than the limit is refused before parsing', async () => {
+    const deep = '{"input":' + '['.repeat(10_000) + ']'.repeat(10_000) + '}'
+    const r = await post('/v1/data/authz/allow', deep)
+    assert.equal(r.statusCode, 400)
+    assert.equal(r.json().portcullis_code, 'PORTCULLIS_INPUT_INVALID')
+  })
+
+  test('gzip request bodies are inflated; a gzip bomb stops at the body limit', async () => {
+    const ok = await post('/v1/data/authz/allow', gzipSync(JSON.stringify({ input: order })), { 'content-encoding': 'gzip' })
+    assert.equal(ok.json().result, true)
+    const bomb = gzipSync(JSON.stringify({ input: { pad: ' '.repeat(50 * 1024 * 1024) } }))
+    assert.ok(bomb.length < 100 * 1024)
+    const r = await post('/v1/data/authz/allow', bomb, { 'content-encoding': 'gzip' })
+    assert.equal(r.statusCode, 413)
+    const garbage = await post('/v1/data/authz/allow', Buffer.from('not gzip'), { 'content-encoding': 'gzip' })
+    assert.equal(garbage.statusCode, 400)
+    const br = await post('/v1/data/authz/allow', '{}', { 'content-encoding': 'br' })
+    assert.equal(br.statusCode, 400)
+  })
+
+  test('large responses are gzip-compressed when the client accepts it', async () => {
+    const r = await runtime.app.inject({ method: 'GET', url: '/v1/status', headers: { 'accept-encoding': 'gzip' } })
+    assert.equal(r.statusCode, 200)
+    assert.equal(r.headers['content-encoding'], 'gzip')
+    assert.ok(JSON.parse(gunzipSync(r.rawPayload).toString()).result.bundles.length >= 3)
+  })
+
+  test('?pretty, ?metrics and ?provenance', async () => {
+    const r = await post('/v1/data/authz/allow?pretty=true&metrics=true&provenance', { input: order })
+    assert.match(r.body, /\n {2}"result": true/)
+    const body = r.json()
+    assert.equal(typeof body.metrics.timer_rego_query_eval_ns, 'number')
+    assert.equal(typeof body.metrics.timer_server_handler_ns, 'number')
+    assert.equal(typeof body.provenance.version, 'string')
+    assert.equal(typeof body.provenance.bundles.authz.revision, 'string')
+  })
+
+  test('an unknown path is 404 resource_not_found; an evaluation conflict is 500 internal_error', async () => {
+    const r = await post('/v1/data/nowhere/allow', { input: {} })
+    assert.equal(r.statusCode, 404)
+    assert.equal(r.json().code, 'resource_not_found')
+    const whole = await post('/v1/data', { input: {} })
+    assert.equal(whole.statusCode, 404)
+  })
+
+  test('POST /v0/data/{path}: raw input in, bare value out, 404 undefined_document', async () => {
+    const r = await post('/v0/data/authz/allow', order)
+    assert.equal(r.statusCode, 200)
+    assert.equal(r.body, 'true')
+    const u = await post('/v0/data/authz/decision/nothing', order)
+    assert.equal(u.statusCode, 404)
+    assert.equal(u.json().code, 'undefined_document')
+  })
+
+  test('POST / evaluates the default decision (system/main: not defined here, so 404)', async () => {
+    const r = await post('/', order)
+    assert.equal(r.statusCode, 404)
+    assert.equal(r.json().code, 'resource_not_found')
+  })
+
+  test('batch: 200 when all succeed, 500 when all fail (207 in client.test.ts); common_input merged', async () => {
+    const ok = await post('/v1/batch/data/authz/allow', { inputs: { a: order, b: { ...order, method: 'DELETE' } } })
+    assert.equal(ok.statusCode, 200)
+    assert.equal(ok.json().responses.a.result, true)
+    assert.equal(ok.json().responses.b.result, false)
+    const common = await post('/v1/batch/data/authz/allow', { common_input: { identity: frontend, service: 'orders' }, inputs: { a: { method: 'GET', path: '/orders/1' }, b: { method: 'GET', path: '/nope' } } })
+    assert.deepEqual([common.json().responses.a.result, common.json().responses.b.result], [true, false])
+    const failing = await post('/v1/batch/data/nowhere/x', { inputs: { a: {}, b: {} } })
+    assert.equal(failing.statusCode, 500)
+    assert.equal(failing.json().responses.a.http_status_code, '500')
+    const bad = await post('/v1/batch/data/authz/allow', { nope: 1 })
+    assert.equal(bad.statusCode, 400)
+  })
+
+  test('health: /health, ?bundles, /health/live, /health/ready', async () => {
+    for (const url of ['/health', '/health?bundles', '/health/live', '/health/ready']) {
+      const r = await runtime.app.inject({ method: 'GET', url })
+      assert.equal(r.statusCode, 200, url)
+      assert.deepEqual(r.json(), {}, url)
+    }
+  })
+
+  test('protected endpoints: allowed from loopback, denied from elsewhere', async () => {
+    const local = await runtime.app.inject({ method: 'GET', url: '/v1/status', remoteAddress: '127.0.0.1' })
+    assert.equal(local.statusCode, 200)
+    const status = local.json().result
+    assert.deepEqual(status.bundles.map((b: { name: string }) => b.name), ['authz', 'envoy', 'system'])
+    assert.equal(status.cache.max_entries, 100_000)
+    const remote = await runtime.app.inject({ method: 'GET', url: '/v1/status', remoteAddress: '10.9.8.7' })
+    assert.equal(remote.statusCode, 403)
+    assert.equal(remote.json().code, 'unauthorized')
+    const flushRemote = await runtime.app.inject({ method: 'POST', url: '/v1/cache/flush', remoteAddress: '10.9.8.7' })
+    assert.equal(flushRemote.statusCode, 403)
+    await post('/v1/data/authz/allow', { input: order })
+    const flush = await runtime.app.inject({ method: 'POST', url: '/v1/cache/flush', remoteAddress: '127.0.0.1' })
+    assert.equal(flush.statusCode, 200)
+    assert.ok(flush.json().result.flushed >= 1)
+  })
+
+  test('/metrics is Prometheus text with the decision and HTTP series', async () => {
+    await post('/v1/data/authz/allow', { input: order })
+    const r = await runtime.app.inject({ method: 'GET', url: '/metrics' })
+    assert.equal(r.statusCode, 200)
+    assert.match(r.headers['content-type'] as string, /text\/plain/)
+    for (const series of ['portcullis_decisions_total', 'portcullis_http_request_duration_seconds_bucket', 'portcullis_decision_cache_hits_total', 'portcullis_bundle_activations_total', 'portcullis_request_errors_total', 'nodejs_eventloop_lag_seconds']) {
+      assert.match(r.body, new RegExp(series), series)
+    }
+  })
+
+  test('unknown endpoints are 404 in OPA\'s shape', async () => {
+    const r = await runtime.app.inject({ method: 'GET', url: '/v2/whatever' })
+    assert.equal(r.statusCode, 404)
+    assert.equal(r.json().code, 'resource_not_found')
+  })
+})
