@@ -1,0 +1,97 @@
+/**
+ * `portcullis serve` as a process: a worker group behind one port with one /metrics view,
+ * and graceful shutdown on SIGTERM (in-flight requests finish, exit code 0).
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { request } from 'node:http'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { bundlesCopy } from '../helpers/runtime.js'
+import { tempDir } from '../helpers/opa.js'
+
+const order = { identity: { spiffe_id: 'spiffe://example.org/ns/shop/sa/frontend' }, service: 'orders', method: 'GET', path: '/orders/1' }
+
+function serve (t: { after: (fn: () => void) => void }, workers: number): Promise<{ child: ChildProcess, url: string, exited: Promise<number | null> }> {
+  const dir = tempDir(t)
+  const config = join(dir, 'portcullis.yaml')
+  writeFileSync(config, `server:\n  addr: 127.0.0.1:0\n  shutdown_grace_ms: 5000\nbundles:\n  dir: ${bundlesCopy()}\nlogging:\n  level: info\n`)
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', config, '--workers', String(workers)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  return new Promise((resolve, reject) => {
+    let listening = 0
+    let url = ''
+    let buf = ''
+    const timer = setTimeout(() => reject(new Error('serve did not start in 30 s')), 30_000)
+    child.stdout?.on('data', (c: Buffer) => {
+      buf += c.toString()
+      let nl
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl)
+        buf = buf.slice(nl + 1)
+        let rec: { msg?: string, url?: string }
+        try { rec = JSON.parse(line) as typeof rec } catch { continue }
+        if (rec.msg === 'portcullis listening') {
+          listening++
+          url = rec.url ?? url
+          if (listening === workers) {
+            clearTimeout(timer)
+            resolve({ child, url, exited })
+          }
+        }
+      }
+    })
+    void exited.then((code) => reject(new Error(`serve exited early with ${String(code)}`)))
+  })
+}
+
+async function json (url: string, init?: RequestInit): Promise<{ status: number, body: Record<string, unknown> }> {
+  const r = await fetch(url, init)
+  return { status: r.status, body: await r.json() as Record<string, unknown> }
+}
+
+test('a worker group shares one port and reports one /metrics view', async (t) => {
+  const { url } = await serve(t, 2)
+  const pids = new Set<number>()
+  for (let i = 0; i < 40 && pids.size < 2; i++) {
+    const s = await json(`${url}/v1/status`, { headers: { connection: 'close' } })
+    pids.add((s.body.result as { process: { pid: number } }).process.pid)
+  }
+  assert.equal(pids.size, 2, 'requests reached both workers')
+  for (let i = 0; i < 10; i++) {
+    const r = await json(`${url}/v1/data/authz/allow`, { method: 'POST', body: JSON.stringify({ input: order }), headers: { connection: 'close' } })
+    assert.equal(r.body.result, true)
+  }
+  const text = await (await fetch(`${url}/metrics`)).text()
+  const total = [...text.matchAll(/^portcullis_decisions_total\{[^}]*outcome="allow"[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0)
+  assert.ok(total >= 10, `aggregated allow decisions ${total}`)
+  // a flush reaches every worker
+  const flushed = await json(`${url}/v1/cache/flush`, { method: 'POST' })
+  assert.equal(flushed.status, 200)
+})
+
+test('SIGTERM: stop accepting, finish the in-flight request, exit 0', async (t) => {
+  const { child, url, exited } = await serve(t, 1)
+  const u = new URL(`${url}/v1/data/authz/allow`)
+  const body = JSON.stringify({ input: order })
+  const response = new Promise<{ status: number, text: string }>((resolve, reject) => {
+    const req = request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      let text = ''
+      res.on('data', (c: Buffer) => { text += c.toString() })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }))
+    })
+    req.on('error', reject)
+    // half the body now; the request is in flight when SIGTERM arrives
+    req.write(body.slice(0, 10))
+    setTimeout(() => {
+      child.kill('SIGTERM')
+      setTimeout(() => req.end(body.slice(10)), 300)
+    }, 200)
+  })
+  const r = await response
+  assert.equal(r.status, 200)
+  assert.equal((JSON.parse(r.text) as { result: boolean }).result, true)
+  assert.equal(await exited, 0)
+})
