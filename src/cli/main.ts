@@ -7,6 +7,7 @@ import { evalCommand } from './eval.js'
 import { bundleInspectCommand } from './bundle-inspect.js'
 import { bundleVerifyCommand } from './bundle-verify.js'
 import { serveCommand } from './serve.js'
+import { identityVerifyCommand } from './identity-verify.js'
 
 /** Command table: "group sub" names for two-word commands. */
 export const commands: Record<string, Command> = {
@@ -14,6 +15,7 @@ export const commands: Record<string, Command> = {
   'eval': evalCommand,
   'bundle inspect': bundleInspectCommand,
   'bundle verify': bundleVerifyCommand,
+  'identity verify': identityVerifyCommand,
 }
 
 function help (): string {
