@@ -7,6 +7,7 @@
  * intermediates, so each failure has its own code.
  */
 import { createHash, X509Certificate } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
 import * as pkijs from 'pkijs'
 import { IdentityError } from '../errors.js'
 import type { TrustBundle } from './bundle.js'
@@ -137,10 +138,27 @@ function checkSigningCertificate (cert: pkijs.Certificate, what: string): LeafFa
   return facts
 }
 
+/**
+ * Parsed intermediates, keyed by the SHA-256 of their DER. Many workloads share a few
+ * intermediates, and ASN.1 parsing is a large part of a cold verification. Only parsing is
+ * cached: every verification still validates the whole path.
+ */
+const parsedIntermediates = new LRUCache<string, pkijs.Certificate>({ max: 1024 })
+
 export function parseChain (chain: readonly Uint8Array[]): ParsedCertificate[] {
   if (chain.length === 0) throw fail('PORTCULLIS_IDENTITY_MALFORMED', 'empty certificate chain')
   if (chain.length > 16) throw fail('PORTCULLIS_IDENTITY_MALFORMED', `certificate chain of ${chain.length} certificates is longer than 16`)
-  return chain.map((der, i) => ({ der: Buffer.from(der), cert: parseCertificateDer(der, i === 0 ? 'leaf certificate' : `chain certificate ${i + 1}`) }))
+  return chain.map((der, i) => {
+    const buf = Buffer.from(der)
+    if (i === 0) return { der: buf, cert: parseCertificateDer(der, 'leaf certificate') }
+    const key = sha256(buf)
+    let cert = parsedIntermediates.get(key)
+    if (cert === undefined) {
+      cert = parseCertificateDer(der, `chain certificate ${i + 1}`)
+      parsedIntermediates.set(key, cert)
+    }
+    return { der: buf, cert }
+  })
 }
 
 export interface X509Verification {
@@ -214,6 +232,7 @@ export async function verifyX509Svid (chain: readonly Uint8Array[], bundleOf: (t
   }
 
   const expiresAt = new Date(Math.min(...path.map((c) => c.notAfter.value.getTime())))
+  const derOf = new Map<pkijs.Certificate, Uint8Array>([...parsed.map((p) => [p.cert, p.der] as const), ...bundle.x509Authorities.map((a) => [a.cert, a.der] as const)])
   const node = new X509Certificate(leaf.der)
   const identity: IdentityDocument = {
     type: 'x509-svid',
@@ -232,7 +251,7 @@ export async function verifyX509Svid (chain: readonly Uint8Array[], bundleOf: (t
       subject: node.subject.replace(/\n/g, ', '),
       issuer: node.issuer.replace(/\n/g, ', '),
       dns_sans: facts.dnsNames,
-      chain_sha256: path.map((c) => sha256(new Uint8Array(c.toSchema().toBER()))),
+      chain_sha256: path.map((c) => sha256(derOf.get(c) ?? new Uint8Array(c.toSchema().toBER()))),
     },
   }
   return { identity, expiresAt }
