@@ -45,6 +45,7 @@ export interface EvaluateOptions {
 }
 
 const RESOLUTION_CACHE_MAX = 4096
+const encoder = new TextEncoder()
 
 export class PolicySnapshot {
   readonly generation: number
@@ -133,8 +134,10 @@ export class PolicySnapshot {
     const instance = res.bundle.instances.get(b.entrypointModule.get(res.entrypoint) as string) as ModuleInstance
     let inputBuffer: ArrayBuffer | undefined
     if (opts.inputJson !== undefined || input !== undefined) {
-      const bytes = new TextEncoder().encode(opts.inputJson ?? JSON.stringify(input))
-      inputBuffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)
+      // opa-wasm reads an ArrayBuffer as JSON text; always passing one also keeps falsy inputs
+      // (false, 0, "", null) from being mistaken for "no input". encode() returns an exactly
+      // sized, unshared buffer.
+      inputBuffer = encoder.encode(opts.inputJson ?? JSON.stringify(input)).buffer as ArrayBuffer
     }
     const out = instance.evaluate(res.entrypoint, inputBuffer, ctx)
     const evaluation: Evaluation = { ...base, entrypoint: res.entrypoint, defined: false, builtinErrors: ctx.builtinErrors }

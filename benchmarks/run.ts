@@ -1,0 +1,180 @@
+/**
+ * npm run bench — Portcullis vs OPA over HTTP, side by side on this machine.
+ *
+ * Starts, on loopback: OPA itself (`opa run --server`, serving policies/authz as a Rego
+ * bundle), Portcullis (serving the compiled bundles/authz.tar.gz), and a fastify server that
+ * answers a constant (the ceiling). Drives each with the same load generator (autocannon, in
+ * this process), the same inputs and the same connection count, and prints decisions per
+ * second and p50/p99 latency with ratios, for: unique inputs (cache misses), repeated inputs
+ * (cache hits), a JWT-SVID verified per request, with 1 worker and with all cores; then p99
+ * at half the maximum load. Every run is bounded in time (BENCH_SECONDS, default 5).
+ *
+ *   npm run bench            (needs `npm run build` and `npm run install:opa`)
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { availableParallelism, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import autocannon from 'autocannon'
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose'
+import { repoRoot, requireOpa } from '../scripts/lib/opa.js'
+import { machine } from './lib.js'
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16)
+const cores = availableParallelism()
+const work = mkdtempSync(join(tmpdir(), 'portcullis-bench-'))
+const children: ChildProcess[] = []
+
+async function freePort (): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port
+      s.close(() => resolve(port))
+    })
+    s.on('error', reject)
+  })
+}
+
+async function waitReady (url: string, init?: RequestInit): Promise<void> {
+  const deadline = Date.now() + 60_000
+  for (;;) {
+    try {
+      const r = await fetch(url, init)
+      if (r.status < 500) return
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`${url} did not become ready`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+function start (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env }, cwd: repoRoot })
+  children.push(child)
+  return child
+}
+
+async function stop (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve())
+    child.kill('SIGTERM')
+    setTimeout(() => child.kill('SIGKILL'), 5000).unref()
+  })
+}
+
+interface Run { rps: number, p50: number, p99: number, errors: number }
+
+async function load (url: string, body: (i: number) => string, headers: Record<string, string> = {}, rate?: number): Promise<Run> {
+  let i = 0
+  const result = await autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration: SECONDS,
+    ...(rate !== undefined ? { overallRate: rate } : {}),
+    requests: [{
+      method: 'POST',
+      path: '/v1/data/authz/allow',
+      headers: { 'content-type': 'application/json', ...headers },
+      setupRequest: (req) => ({ ...req, body: body(i++) }),
+    }],
+  })
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx + result.timeouts }
+}
+
+const frontend = 'spiffe://example.org/ns/shop/sa/frontend'
+const unique = (i: number): string => JSON.stringify({ input: { identity: { spiffe_id: frontend }, service: 'orders', method: 'GET', path: `/orders/${i}` } })
+const repeated = (): string => JSON.stringify({ input: { identity: { spiffe_id: frontend }, service: 'orders', method: 'GET', path: '/orders/42' } })
+const noIdentity = (): string => JSON.stringify({ input: { service: 'orders', method: 'GET', path: '/orders/42' } })
+
+async function main (): Promise<void> {
+  const opa = requireOpa()
+  // JWT-SVID issuer for the identity scenario (key generated here, token signed here).
+  const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true })
+  writeFileSync(join(work, 'jwks.json'), JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', use: 'jwt-svid', alg: 'ES256' }] }))
+  const token = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setSubject(frontend).setAudience('portcullis').setExpirationTime('1h').sign(privateKey as CryptoKey)
+
+  const portcullisConfig = (identity: boolean): string => {
+    const file = join(work, `portcullis-${identity ? 'jwt' : 'plain'}.yaml`)
+    writeFileSync(file, [
+      'server:', '  addr: 127.0.0.1:0', 'bundles:', `  dir: ${join(work, 'bundles')}`, '  watch: false', 'logging:', '  level: error',
+      ...(identity ? ['identity:', '  trust_domains:', '    example.org:', `      jwt_authorities: [${join(work, 'jwks.json')}]`, '  jwt_svid:', '    audiences: [portcullis]'] : []),
+    ].join('\n') + '\n')
+    return file
+  }
+  const { cpSync, mkdirSync } = await import('node:fs')
+  mkdirSync(join(work, 'bundles'))
+  cpSync(join(repoRoot, 'bundles', 'authz.tar.gz'), join(work, 'bundles', 'authz.tar.gz'))
+
+  const rows: string[] = []
+  const results: Record<string, Run> = {}
+  const record = (name: string, r: Run): void => {
+    results[name] = r
+    rows.push(`| ${name} | ${Math.round(r.rps).toLocaleString('en-US')} | ${r.p50} | ${r.p99} | ${r.errors} |`)
+    console.error(`${name}: ${Math.round(r.rps)} req/s p50 ${r.p50} ms p99 ${r.p99} ms errors ${r.errors}`)
+  }
+
+  for (const workers of [1, cores]) {
+    const tag = `${workers}w`
+    // OPA with the same parallelism
+    {
+      const port = await freePort()
+      const child = start(opa, ['run', '--server', '--addr', `127.0.0.1:${port}`, '--log-level', 'error', '--bundle', 'policies/authz', '--ignore', '*_test.rego'], { GOMAXPROCS: String(workers) })
+      await waitReady(`http://127.0.0.1:${port}/health`)
+      record(`opa ${tag} unique`, await load(`http://127.0.0.1:${port}`, unique))
+      record(`opa ${tag} repeated`, await load(`http://127.0.0.1:${port}`, repeated))
+      await stop(child)
+    }
+    // the ceiling
+    {
+      const port = await freePort()
+      const child = start(process.execPath, ['--import', 'tsx', 'benchmarks/ceiling-server.ts', String(port), String(workers)])
+      await waitReady(`http://127.0.0.1:${port}/v1/data/x`, { method: 'POST', body: '{}' })
+      record(`ceiling ${tag} constant`, await load(`http://127.0.0.1:${port}`, unique))
+      await stop(child)
+    }
+    // Portcullis, plain and with a JWT-SVID verified per request
+    for (const identity of [false, true]) {
+      const port = await freePort()
+      const child = start(process.execPath, ['dist/cli/main.js', 'serve', '--config', portcullisConfig(identity), '--workers', String(workers), '--addr', `127.0.0.1:${port}`])
+      await waitReady(`http://127.0.0.1:${port}/health?bundles`)
+      if (identity) {
+        record(`portcullis ${tag} jwt-svid repeated`, await load(`http://127.0.0.1:${port}`, noIdentity, { authorization: `Bearer ${token}` }))
+      } else {
+        const u = await load(`http://127.0.0.1:${port}`, unique)
+        record(`portcullis ${tag} unique`, u)
+        const r = await load(`http://127.0.0.1:${port}`, repeated)
+        record(`portcullis ${tag} repeated`, r)
+        if (workers === cores) {
+          record(`portcullis ${tag} unique @50% load`, await load(`http://127.0.0.1:${port}`, unique, {}, Math.max(1, Math.round(u.rps / 2))))
+          record(`portcullis ${tag} repeated @50% load`, await load(`http://127.0.0.1:${port}`, repeated, {}, Math.max(1, Math.round(r.rps / 2))))
+        }
+      }
+      await stop(child)
+    }
+  }
+
+  const ratio = (a: string, b: string): string => ((results[a]?.rps ?? 0) / (results[b]?.rps ?? 1)).toFixed(2)
+  console.log(`machine: ${machine()}`)
+  console.log(`load: autocannon in-process, ${CONNECTIONS} connections, ${SECONDS} s per run, policy policies/authz (data.authz.allow)`)
+  console.log('')
+  console.log('| run | decisions/s | p50 ms | p99 ms | errors |')
+  console.log('|---|---:|---:|---:|---:|')
+  for (const r of rows) console.log(r)
+  console.log('')
+  for (const w of [1, cores]) {
+    const t = `${w}w`
+    console.log(`${t}: portcullis/opa unique ${ratio(`portcullis ${t} unique`, `opa ${t} unique`)}x, repeated ${ratio(`portcullis ${t} repeated`, `opa ${t} repeated`)}x; ` +
+      `portcullis/ceiling unique ${ratio(`portcullis ${t} unique`, `ceiling ${t} constant`)}, repeated ${ratio(`portcullis ${t} repeated`, `ceiling ${t} constant`)}; ` +
+      `jwt-svid/opa repeated ${ratio(`portcullis ${t} jwt-svid repeated`, `opa ${t} repeated`)}x`)
+  }
+}
+
+try {
+  await main()
+} finally {
+  await Promise.all(children.map(stop))
+  rmSync(work, { recursive: true, force: true })
+}
