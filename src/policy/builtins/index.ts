@@ -9,6 +9,17 @@ import type { BuiltinSpec, EvalContext } from './types.js'
 import { BuiltinError, RawJson } from './types.js'
 import { withExactJsonParse, plainNumbers } from './exact-json.js'
 import { timeBuiltins } from './time.js'
+import { encodingBuiltins } from './encoding.js'
+import { unitsBuiltins } from './units.js'
+import { uuidBuiltins } from './uuid.js'
+import { semverBuiltins } from './semver.js'
+import { urlqueryBuiltins } from './urlquery.js'
+import { globBuiltins } from './glob.js'
+import { numbersBuiltins } from './numbers.js'
+import { objectsBuiltins } from './objects.js'
+import { jsonBuiltins } from './json.js'
+import { stringsBuiltins } from './strings.js'
+import { castsBuiltins } from './casts.js'
 
 export type { BuiltinSpec, EvalContext } from './types.js'
 export { BuiltinError, RawJson } from './types.js'
@@ -22,6 +33,17 @@ export const NATIVE_JS_BUILTINS: ReadonlySet<string> = new Set([
 
 const groups: BuiltinSpec[][] = [
   timeBuiltins,
+  encodingBuiltins,
+  unitsBuiltins,
+  uuidBuiltins,
+  semverBuiltins,
+  urlqueryBuiltins,
+  globBuiltins,
+  numbersBuiltins,
+  objectsBuiltins,
+  jsonBuiltins,
+  stringsBuiltins,
+  castsBuiltins,
 ]
 
 const registry = new Map<string, BuiltinSpec>()

@@ -1,0 +1,4 @@
+import { differentialTest } from './harness.js'
+import { globGroup } from './cases/glob.js'
+
+differentialTest(globGroup)

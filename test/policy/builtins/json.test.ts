@@ -1,0 +1,4 @@
+import { differentialTest } from './harness.js'
+import { jsonGroup } from './cases/json.js'
+
+differentialTest(jsonGroup)

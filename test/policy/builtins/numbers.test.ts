@@ -1,0 +1,4 @@
+import { differentialTest } from './harness.js'
+import { numbersGroup } from './cases/numbers.js'
+
+differentialTest(numbersGroup)

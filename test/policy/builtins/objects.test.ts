@@ -1,0 +1,4 @@
+import { differentialTest } from './harness.js'
+import { objectsGroup } from './cases/objects.js'
+
+differentialTest(objectsGroup)

@@ -1,0 +1,4 @@
+import { differentialTest } from './harness.js'
+import { semverGroup } from './cases/semver.js'
+
+differentialTest(semverGroup)

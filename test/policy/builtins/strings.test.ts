@@ -1,0 +1,4 @@
+import { differentialTest } from './harness.js'
+import { stringsGroup } from './cases/strings.js'
+
+differentialTest(stringsGroup)

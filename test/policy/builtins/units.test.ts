@@ -1,0 +1,4 @@
+import { differentialTest } from './harness.js'
+import { unitsGroup } from './cases/units.js'
+
+differentialTest(unitsGroup)
