@@ -73,6 +73,8 @@ export const codes = {
   PORTCULLIS_POLICY_BUILTIN_ERROR: { status: 500, opa: 'internal_error', grpc: INTERNAL },
   /** The wasm module aborted (runtime error, out of memory, unknown builtin at run time). */
   PORTCULLIS_POLICY_EVAL_FAILED: { status: 500, opa: 'internal_error', grpc: INTERNAL },
+  /** The decision is undefined where the API requires a value (v0 Data API, POST /). */
+  PORTCULLIS_POLICY_UNDEFINED: { status: 404, opa: 'undefined_document', grpc: NOT_FOUND },
   /** No bundle is active yet. */
   PORTCULLIS_POLICY_NOT_READY: { status: 503, opa: 'internal_error', grpc: UNAVAILABLE },
 

@@ -16,12 +16,30 @@ export interface AdminRouteOptions {
   flushCache: () => Promise<number>
 }
 
+const statusSchema = {
+  type: 'object',
+  properties: {
+    result: {
+      type: 'object',
+      properties: {
+        bundles: { type: 'array', items: { type: 'object', additionalProperties: true } },
+        snapshot_generation: { type: 'integer' },
+        trust_bundles: { anyOf: [{ type: 'object', additionalProperties: true }, { type: 'null' }] },
+        identity: { type: 'object', properties: { enabled: { type: 'boolean' } } },
+        cache: { type: 'object', additionalProperties: true },
+        audit: { type: 'object', additionalProperties: true },
+        process: { type: 'object', properties: { pid: { type: 'integer' }, uptime_s: { type: 'integer' } } },
+      },
+    },
+  },
+}
+
 export const adminRoutes: FastifyPluginAsync<AdminRouteOptions> = async (app, opts) => {
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', { schema: { response: { 200: { type: 'string' } } } }, async (_request, reply) => {
     return reply.type(opts.metricsContentType).send(await opts.metricsText())
   })
 
-  app.get('/v1/status', { preHandler: opts.guard }, async () => ({
+  app.get('/v1/status', { preHandler: opts.guard, schema: { response: { 200: statusSchema } } }, async () => ({
     result: {
       bundles: opts.manager.status(),
       snapshot_generation: opts.manager.snapshot.generation,
@@ -33,5 +51,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRouteOptions> = async (app, op
     },
   }))
 
-  app.post('/v1/cache/flush', { preHandler: opts.guard }, async () => ({ result: { flushed: await opts.flushCache() } }))
+  app.post('/v1/cache/flush', {
+    preHandler: opts.guard,
+    schema: { response: { 200: { type: 'object', properties: { result: { type: 'object', properties: { flushed: { type: 'integer' } } } } } } },
+  }, async () => ({ result: { flushed: await opts.flushCache() } }))
 }

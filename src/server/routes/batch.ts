@@ -32,6 +32,11 @@ export const batchRoutes: FastifyPluginAsync<{ decisions: DecisionService }> = a
         required: ['inputs'],
         properties: { inputs: { type: 'object' }, common_input: {} },
       },
+      response: {
+        // one schema for 200, 207 and 500: per-input results or OPA-shaped errors
+        '2xx': { type: 'object', properties: { batch_decision_id: { type: 'string' }, responses: { type: 'object', additionalProperties: { type: 'object', additionalProperties: true } } } },
+        500: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, portcullis_code: { type: 'string' }, batch_decision_id: { type: 'string' }, responses: { type: 'object', additionalProperties: { type: 'object', additionalProperties: true } } } },
+      },
     },
   }, async (request, reply) => {
     const { inputs, common_input: common } = request.body

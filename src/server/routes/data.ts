@@ -116,11 +116,13 @@ export const dataRoutes: FastifyPluginAsync<{ decisions: DecisionService, defaul
   const bare = async (request: FastifyRequest, reply: FastifyReply, path: string): Promise<unknown> => {
     const d = await decide(request, path, request.body)
     if (!d.defined) {
-      return reply.status(404).send({ code: 'undefined_document', message: `document missing: data.${d.path.replaceAll('/', '.')}`, portcullis_code: 'PORTCULLIS_POLICY_UNDEFINED' })
+      throw new PortcullisError('PORTCULLIS_POLICY_UNDEFINED', `document missing: data.${d.path.replaceAll('/', '.')}`, { path: d.path })
     }
     return reply.type('application/json; charset=utf-8').send(JSON.stringify(d.result))
   }
 
-  app.post<{ Params: { '*': string } }>('/v0/data/*', async (request, reply) => bare(request, reply, request.params['*']))
-  app.post('/', async (request, reply) => bare(request, reply, defaultDecision))
+  // v0 and the default decision answer the bare value (any JSON), serialized as is.
+  const bareSchema = { response: { 200: {}, 404: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, portcullis_code: { type: 'string' } } } } }
+  app.post<{ Params: { '*': string } }>('/v0/data/*', { schema: bareSchema }, async (request, reply) => bare(request, reply, request.params['*']))
+  app.post('/', { schema: bareSchema }, async (request, reply) => bare(request, reply, defaultDecision))
 }
