@@ -103,14 +103,13 @@ export function parseSpiffeBundle (text: string, file: string): BundleContent {
     const key = k as Record<string, unknown>
     if (typeof key.kty !== 'string') throw bundleError(file, `${where} lacks "kty"`)
     if (key.use === 'x509-svid') {
+      // §4.2.1: an entry whose kty this implementation does not know is ignored, not an error.
+      if (!['RSA', 'EC', 'OKP'].includes(key.kty)) continue
       // §4.2.2: x509-svid entries carry exactly one certificate in x5c.
       if (!Array.isArray(key.x5c) || key.x5c.length !== 1 || typeof key.x5c[0] !== 'string') throw bundleError(file, `${where}: x509-svid entry must have exactly one x5c certificate`)
       const b64 = key.x5c[0]
       if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64) || b64.length % 4 !== 0) throw bundleError(file, `${where}: x5c is not base64`)
-      const authority = x509Authority(Buffer.from(b64, 'base64'), `trust bundle ${file} ${where}`)
-      // The JWK's kty must describe the certificate's key; an unknown kty makes the entry ignorable.
-      if (!['RSA', 'EC', 'OKP'].includes(key.kty)) continue
-      out.x509Authorities.push(authority)
+      out.x509Authorities.push(x509Authority(Buffer.from(b64, 'base64'), `trust bundle ${file} ${where}`))
     } else if (key.use === 'jwt-svid') {
       if (!JWT_KTY.has(key.kty)) continue
       // §4.2.3: jwt-svid entries must carry a kid, unique within the bundle.

@@ -34,6 +34,7 @@ test('SPIFFE bundle: entries with unknown use or kty are ignored', async () => {
     { kty: 'EC', use: 'enc', crv: 'P-256', x: 'a', y: 'b', kid: 'e' },
     { kty: 'oct', use: 'jwt-svid', k: 'c2VjcmV0', kid: 'sym' },
     { kty: 'FUTURE', use: 'x509-svid', x5c: [ca2.der.toString('base64')] },
+    { kty: 'FUTURE', use: 'x509-svid', x5c: ['not even base64!'] },
     { kty: 'EC', use: 'future-svid', kid: 'f' },
   ]
   const b = parseSpiffeBundle(await spiffeBundle({ jwt: [key], extra }), 'b.json')
