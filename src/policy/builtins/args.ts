@@ -83,3 +83,49 @@ export function strings (b: string, v: unknown, pos: number): string[] {
   const a = arr(b, v, pos)
   return a.map((x) => str(b, x, pos))
 }
+
+function rank (v: unknown): number {
+  if (v === null) return 0
+  if (typeof v === 'boolean') return 1
+  if (isNum(v)) return 2
+  if (typeof v === 'string') return 3
+  if (Array.isArray(v)) return 4
+  return 6
+}
+
+function numCmp (a: number | ExactNumber, b: number | ExactNumber): number {
+  const x = typeof a === 'number' ? a : Number(a.text)
+  const y = typeof b === 'number' ? b : Number(b.text)
+  return x < y ? -1 : x > y ? 1 : 0
+}
+
+/** Rego's total order of values (ast.Compare), for the order in which sets print. */
+export function regoCompare (a: unknown, b: unknown): number {
+  const ra = rank(a); const rb = rank(b)
+  if (ra !== rb) return ra - rb
+  if (typeof a === 'boolean') return Number(a) - Number(b)
+  if (isNum(a)) return numCmp(a, b as number)
+  if (typeof a === 'string') return a < (b as string) ? -1 : a > (b as string) ? 1 : 0
+  if (Array.isArray(a)) {
+    const bb = b as unknown[]
+    for (let i = 0; i < Math.min(a.length, bb.length); i++) {
+      const c = regoCompare(a[i], bb[i])
+      if (c !== 0) return c
+    }
+    return a.length - bb.length
+  }
+  if (a === null) return 0
+  const oa = a as Record<string, unknown>; const ob = b as Record<string, unknown>
+  const ka = Object.keys(oa).sort(); const kb = Object.keys(ob).sort()
+  for (let i = 0; i < Math.min(ka.length, kb.length); i++) {
+    const c = regoCompare(ka[i], kb[i]) || regoCompare(oa[ka[i] as string], ob[kb[i] as string])
+    if (c !== 0) return c
+  }
+  return ka.length - kb.length
+}
+
+/** A Rego set as it crosses back to the wasm module: a sorted, de-duplicated array. */
+export function setOf (values: unknown[]): unknown[] {
+  const sorted = [...values].sort(regoCompare)
+  return sorted.filter((v, i) => i === 0 || regoCompare(sorted[i - 1], v) !== 0)
+}

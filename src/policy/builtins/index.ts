@@ -20,6 +20,7 @@ import { objectsBuiltins } from './objects.js'
 import { jsonBuiltins } from './json.js'
 import { stringsBuiltins } from './strings.js'
 import { castsBuiltins } from './casts.js'
+import { netBuiltins } from './net.js'
 
 export type { BuiltinSpec, EvalContext } from './types.js'
 export { BuiltinError, RawJson } from './types.js'
@@ -44,6 +45,7 @@ const groups: BuiltinSpec[][] = [
   jsonBuiltins,
   stringsBuiltins,
   castsBuiltins,
+  netBuiltins,
 ]
 
 const registry = new Map<string, BuiltinSpec>()

@@ -1,0 +1,4 @@
+import { differentialTest } from './harness.js'
+import { netGroup } from './cases/net.js'
+
+differentialTest(netGroup)
