@@ -9,6 +9,7 @@ import type { BuiltinSpec, EvalContext } from './types.js'
 import { BuiltinError, RawJson } from './types.js'
 import { withExactJsonParse, plainNumbers } from './exact-json.js'
 import { timeBuiltins } from './time.js'
+import { sprintfBuiltins } from './sprintf.js'
 import { encodingBuiltins } from './encoding.js'
 import { unitsBuiltins } from './units.js'
 import { uuidBuiltins } from './uuid.js'
@@ -21,6 +22,7 @@ import { jsonBuiltins } from './json.js'
 import { stringsBuiltins } from './strings.js'
 import { castsBuiltins } from './casts.js'
 import { netBuiltins } from './net.js'
+import { regexBuiltins } from './regex.js'
 
 export type { BuiltinSpec, EvalContext } from './types.js'
 export { BuiltinError, RawJson } from './types.js'
@@ -33,6 +35,7 @@ export const NATIVE_JS_BUILTINS: ReadonlySet<string> = new Set([
 ])
 
 const groups: BuiltinSpec[][] = [
+  sprintfBuiltins,
   timeBuiltins,
   encodingBuiltins,
   unitsBuiltins,
@@ -46,6 +49,7 @@ const groups: BuiltinSpec[][] = [
   stringsBuiltins,
   castsBuiltins,
   netBuiltins,
+  regexBuiltins,
 ]
 
 const registry = new Map<string, BuiltinSpec>()
@@ -75,8 +79,9 @@ export type Availability =
   | { available: false, reason: 'unknown' | 'disabled', switch?: string }
 
 export function builtinAvailability (name: string, opts: BuiltinOptions = {}): Availability {
-  if (NATIVE_JS_BUILTINS.has(name)) return { available: true, native: true, nondeterministic: false }
   const spec = registry.get(name)
+  // A registry entry replaces opa-wasm's own JavaScript version (see policy/engine.ts).
+  if (spec === undefined && NATIVE_JS_BUILTINS.has(name)) return { available: true, native: true, nondeterministic: false }
   if (spec === undefined) return { available: false, reason: 'unknown' }
   if (spec.requiresSwitch !== undefined && !(opts.switches?.has(spec.requiresSwitch) ?? false)) {
     return { available: false, reason: 'disabled', switch: spec.requiresSwitch }

@@ -95,12 +95,16 @@ export function goFloat (f: number, fmt: 'e' | 'E' | 'f' | 'g' | 'G', prec: numb
     digits = ((m[1] as string) + (m[2] ?? '')).replace(/0+$/, '') || '0'
     exp = Number(m[3])
   }
-  let eprec = prec < 0 ? 6 : (prec === 0 ? 1 : prec)
   const nd = digits.length
   const dp = exp + 1
-  if (prec < 0 && eprec > nd && nd >= dp) eprec = nd
-  if (prec < 0) eprec = 6
-  if (prec < 0 && eprec > nd && nd >= dp) eprec = nd
+  // strconv.FormatFloat: %e when exp < -4 || exp >= eprec; shortest decides with precision 6
+  let eprec: number
+  if (prec < 0) {
+    eprec = 6
+  } else {
+    eprec = prec === 0 ? 1 : prec
+    if (eprec > nd && nd >= dp) eprec = nd
+  }
   const sign = f < 0 ? '-' : ''
   if (exp < -4 || exp >= eprec) {
     const mant = digits.length > 1 ? `${digits[0] as string}.${digits.slice(1)}` : digits

@@ -1,0 +1,4 @@
+import { differentialTest } from './harness.js'
+import { regexGroup } from './cases/regex.js'
+
+differentialTest(regexGroup)
