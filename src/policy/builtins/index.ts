@@ -23,6 +23,10 @@ import { stringsBuiltins } from './strings.js'
 import { castsBuiltins } from './casts.js'
 import { netBuiltins } from './net.js'
 import { regexBuiltins } from './regex.js'
+import { cryptoBuiltins } from './crypto.js'
+import { runtimeBuiltins } from './runtime.js'
+import { traceBuiltins } from './trace.js'
+import { randBuiltins } from './rand.js'
 
 export type { BuiltinSpec, EvalContext } from './types.js'
 export { BuiltinError, RawJson } from './types.js'
@@ -50,6 +54,10 @@ const groups: BuiltinSpec[][] = [
   castsBuiltins,
   netBuiltins,
   regexBuiltins,
+  cryptoBuiltins,
+  runtimeBuiltins,
+  traceBuiltins,
+  randBuiltins,
 ]
 
 const registry = new Map<string, BuiltinSpec>()

@@ -64,75 +64,120 @@ function toArg (v: unknown): Arg {
   return { kind: 'other', v: regoText(v) }
 }
 
-/** strconv.FormatFloat(f, fmt, prec, 64) for fmt in e, E, f, g, G. */
+/** The exact decimal value of a finite double: value = 0.<digits> × 10^dp (digits without leading zeros; "" for 0). */
+function exactDecimal (x: number): { digits: string, dp: number } {
+  if (x === 0) return { digits: '', dp: 0 }
+  const buf = new DataView(new ArrayBuffer(8))
+  buf.setFloat64(0, Math.abs(x))
+  const bits = buf.getBigUint64(0)
+  const expBits = Number((bits >> 52n) & 0x7ffn)
+  let mant = bits & ((1n << 52n) - 1n)
+  let e2: number
+  if (expBits === 0) e2 = -1074
+  else {
+    mant |= 1n << 52n
+    e2 = expBits - 1075
+  }
+  let intDigits: string
+  let fracLen = 0
+  if (e2 >= 0) intDigits = (mant << BigInt(e2)).toString()
+  else {
+    // mant / 2^k = mant * 5^k / 10^k
+    intDigits = (mant * 5n ** BigInt(-e2)).toString()
+    fracLen = -e2
+  }
+  const stripped = intDigits.replace(/^0+/, '')
+  const dp = stripped.length - fracLen
+  return { digits: stripped.replace(/0+$/, ''), dp }
+}
+
+/** Rounds decimal digits to `n` digits, half to even on the exact value (Go's strconv). */
+function roundDigits (d: { digits: string, dp: number }, n: number): { digits: string, dp: number } {
+  if (n < 0) return { digits: '', dp: d.dp }
+  if (d.digits.length <= n) return d
+  const keep = d.digits.slice(0, n)
+  const next = d.digits.charCodeAt(n) - 48
+  const restNonZero = /[1-9]/.test(d.digits.slice(n + 1))
+  const last = n > 0 ? keep.charCodeAt(n - 1) - 48 : 0
+  const up = next > 5 || (next === 5 && (restNonZero || last % 2 === 1))
+  if (!up) return { digits: keep.replace(/0+$/, ''), dp: d.dp }
+  // add one at position n-1
+  const arr = keep.split('').map(Number)
+  let i = arr.length - 1
+  while (i >= 0) {
+    if (arr[i] === 9) { arr[i] = 0; i-- } else { arr[i] = (arr[i] as number) + 1; break }
+  }
+  if (i < 0) return { digits: ('1' + arr.join('')).replace(/0+$/, ''), dp: d.dp + 1 }
+  return { digits: arr.join('').replace(/0+$/, ''), dp: d.dp }
+}
+
+/** Shortest digits that round-trip (the same digits Go's shortest formatting chooses). */
+function shortestDigits (x: number): { digits: string, dp: number } {
+  if (x === 0) return { digits: '', dp: 0 }
+  const m = /^(\d)(?:\.(\d+))?e([+-]\d+)$/.exec(Math.abs(x).toExponential()) as RegExpExecArray
+  const digits = ((m[1] as string) + (m[2] ?? '')).replace(/0+$/, '')
+  return { digits, dp: Number(m[3]) + 1 }
+}
+
+function fixedText (d: { digits: string, dp: number }, frac: number): string {
+  const all = d.digits
+  let intPart: string
+  let fracPart: string
+  if (d.dp <= 0) {
+    intPart = '0'
+    fracPart = ('0'.repeat(-d.dp) + all)
+  } else {
+    intPart = all.slice(0, d.dp).padEnd(d.dp, '0')
+    fracPart = all.slice(d.dp)
+  }
+  fracPart = fracPart.slice(0, frac).padEnd(frac, '0')
+  return frac > 0 ? `${intPart}.${fracPart}` : intPart
+}
+
+function expText (d: { digits: string, dp: number }, frac: number, upper: boolean): string {
+  const digits = d.digits === '' ? '0' : d.digits
+  const exp = d.digits === '' ? 0 : d.dp - 1
+  const mant = frac > 0 ? `${digits[0] as string}.${digits.slice(1).slice(0, frac).padEnd(frac, '0')}` : (digits[0] as string)
+  return `${mant}${upper ? 'E' : 'e'}${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`
+}
+
+/** strconv.FormatFloat(|f|, fmt, prec, 64) for fmt in e, E, f, g, G (the sign is the caller's). */
 export function goFloat (f: number, fmt: 'e' | 'E' | 'f' | 'g' | 'G', prec: number): string {
   if (Number.isNaN(f)) return 'NaN'
   if (!Number.isFinite(f)) return f > 0 ? '+Inf' : '-Inf'
+  const neg = f < 0 || Object.is(f, -0)
+  const sign = neg ? '-' : ''
+  const x = Math.abs(f)
   const upper = fmt === 'E' || fmt === 'G'
-  const lower = fmt.toLowerCase()
-  const expo = (s: string): string => {
-    // JS writes e+7; Go writes e+07 (at least two exponent digits)
-    const m = /e([+-])(\d+)$/.exec(s)
-    if (m === null) return s
-    const out = s.slice(0, m.index) + 'e' + m[1] + (m[2] as string).padStart(2, '0')
-    return upper ? out.toUpperCase() : out
+  switch (fmt) {
+    case 'e': case 'E': {
+      const d = prec < 0 ? shortestDigits(x) : roundDigits(exactDecimal(x), prec + 1)
+      return sign + expText(d, prec < 0 ? Math.max(d.digits.length - 1, 0) : prec, upper)
+    }
+    case 'f': {
+      if (prec < 0) {
+        const d = shortestDigits(x)
+        return sign + fixedText(d, Math.max(d.digits.length - d.dp, 0))
+      }
+      const e = exactDecimal(x)
+      return sign + fixedText(roundDigits(e, e.dp + prec), prec)
+    }
+    default: {
+      const shortest = prec < 0
+      let p = prec === 0 ? 1 : prec
+      const d = shortest ? shortestDigits(x) : roundDigits(exactDecimal(x), p)
+      if (shortest) p = d.digits.length
+      let eprec = p
+      const nd = d.digits.length
+      if (eprec > nd && nd >= d.dp) eprec = nd
+      if (shortest) eprec = 6
+      const exp = d.dp - 1
+      if (d.digits !== '' && (exp < -4 || exp >= eprec)) {
+        return sign + expText(d, Math.min(p, nd) - 1, upper)
+      }
+      return sign + fixedText(d, Math.max((p > d.dp ? nd : p) - d.dp, 0))
+    }
   }
-  if (lower === 'e') return expo(prec < 0 ? shortestExp(f) : f.toExponential(Math.min(prec, 100)))
-  if (lower === 'f') return prec < 0 ? shortestFixed(f) : f.toFixed(Math.min(prec, 100))
-  // %g
-  if (f === 0) return Object.is(f, -0) ? '-0' : '0'
-  let digits: string
-  let exp: number
-  if (prec < 0) {
-    const s = shortestExp(f)
-    const m = /^-?(\d)(?:\.(\d+))?e([+-]\d+)$/.exec(s) as RegExpExecArray
-    digits = (m[1] as string) + (m[2] ?? '')
-    exp = Number(m[3])
-  } else {
-    const p = prec === 0 ? 1 : prec
-    const s = f.toExponential(p - 1)
-    const m = /^-?(\d)(?:\.(\d+))?e([+-]\d+)$/.exec(s) as RegExpExecArray
-    digits = ((m[1] as string) + (m[2] ?? '')).replace(/0+$/, '') || '0'
-    exp = Number(m[3])
-  }
-  const nd = digits.length
-  const dp = exp + 1
-  // strconv.FormatFloat: %e when exp < -4 || exp >= eprec; shortest decides with precision 6
-  let eprec: number
-  if (prec < 0) {
-    eprec = 6
-  } else {
-    eprec = prec === 0 ? 1 : prec
-    if (eprec > nd && nd >= dp) eprec = nd
-  }
-  const sign = f < 0 ? '-' : ''
-  if (exp < -4 || exp >= eprec) {
-    const mant = digits.length > 1 ? `${digits[0] as string}.${digits.slice(1)}` : digits
-    const e = `${mant}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`
-    return sign + (upper ? e.toUpperCase() : e)
-  }
-  // fixed notation with exactly the significant digits
-  let out: string
-  if (dp <= 0) out = '0.' + '0'.repeat(-dp) + digits
-  else if (dp >= nd) out = digits + '0'.repeat(dp - nd)
-  else out = digits.slice(0, dp) + '.' + digits.slice(dp)
-  return sign + out
-}
-
-function shortestExp (f: number): string {
-  // JS's shortest round-trip digits, in exponent form
-  return f.toExponential()
-}
-
-function shortestFixed (f: number): string {
-  const s = String(Math.abs(f))
-  const sign = f < 0 ? '-' : ''
-  if (!/e/.test(s)) return sign + s
-  const m = /^(\d)(?:\.(\d+))?e([+-]\d+)$/.exec(s) as RegExpExecArray
-  const digits = (m[1] as string) + (m[2] ?? '')
-  const dp = Number(m[3]) + 1
-  if (dp <= 0) return sign + '0.' + '0'.repeat(-dp) + digits
-  return sign + digits + '0'.repeat(Math.max(0, dp - digits.length))
 }
 
 interface Spec { minus: boolean, plus: boolean, sharp: boolean, space: boolean, zero: boolean, width?: number, prec?: number }

@@ -1,0 +1,4 @@
+import { differentialTest } from './harness.js'
+import { cryptoGroup } from './cases/crypto.js'
+
+differentialTest(cryptoGroup)
