@@ -46,7 +46,9 @@ export function parseXfccPairs (header: string): Array<Array<[string, string]>> 
   let i = 0
   const n = header.length
   const skipSpace = (): void => { while (i < n && (header[i] === ' ' || header[i] === '\t')) i++ }
-  for (;;) {
+  // Every pass consumes at least one character (a key is never empty), so n + 1 passes bound the scan.
+  for (let pass = 0; ; pass++) {
+    if (pass > n) throw malformed('parser did not advance')
     skipSpace()
     // key
     const keyStart = i
