@@ -4,6 +4,7 @@
  * one implements, naming the builtin, so no request ever meets it.
  */
 import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import type { LoadedPolicy, loadPolicySync as LoadPolicySync } from '@open-policy-agent/opa-wasm'
 import { BundleError, PolicyError } from '../errors.js'
 import type { Bundle } from '../bundles/load.js'
@@ -14,7 +15,16 @@ import {
 
 // opa-wasm's ESM entry re-exports only the async loader; the synchronous one (used to
 // re-instantiate an already compiled module without a tick) lives in its CommonJS entry.
-const { loadPolicySync } = createRequire(import.meta.url)('@open-policy-agent/opa-wasm') as { loadPolicySync: typeof LoadPolicySync }
+const require = createRequire(import.meta.url)
+const { loadPolicySync } = require('@open-policy-agent/opa-wasm') as { loadPolicySync: typeof LoadPolicySync }
+
+// opa-wasm consults its own JavaScript builtins (sprintf, regex.split, json.is_valid, yaml.*)
+// before the host's, and some differ from OPA (its sprintf has C, not Go, semantics). Where
+// the registry supplies a builtin, remove opa-wasm's version so the registry's is called.
+const opaWasmBuiltins = require(join(dirname(require.resolve('@open-policy-agent/opa-wasm')), 'builtins', 'index.js')) as Record<string, unknown>
+for (const name of registeredBuiltins()) {
+  if (Object.hasOwn(opaWasmBuiltins, name)) delete opaWasmBuiltins[name]
+}
 
 export interface EngineOptions {
   builtins?: BuiltinOptions

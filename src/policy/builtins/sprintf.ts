@@ -11,6 +11,7 @@
  */
 import type { BuiltinSpec } from './types.js'
 import { BuiltinError } from './types.js'
+import { ExactNumber } from './exact-json.js'
 
 type Arg = { kind: 'int', v: bigint } | { kind: 'float', v: number } | { kind: 'string', v: string } | { kind: 'other', v: string }
 
@@ -44,6 +45,7 @@ function isPrintable (cp: number): boolean {
 /** The Rego text of a JSON value (ast.Value.String()). */
 export function regoText (v: unknown): string {
   if (v === null) return 'null'
+  if (v instanceof ExactNumber) return v.text
   if (typeof v === 'string') return goQuote(v)
   if (typeof v === 'number') return Number.isInteger(v) ? BigInt(v).toString() : goFloat(v, 'g', -1)
   if (typeof v === 'boolean') return String(v)
@@ -56,8 +58,13 @@ export function regoText (v: unknown): string {
 }
 
 function toArg (v: unknown): Arg {
+  // OPA: a number whose text is an integer is an int64 (or big.Int); any other is a float64.
+  if (v instanceof ExactNumber) {
+    if (/^-?\d+$/.test(v.text)) return { kind: 'int', v: BigInt(v.text) }
+    return { kind: 'float', v: Number(v.text) }
+  }
   if (typeof v === 'number') {
-    if (Number.isInteger(v)) return { kind: 'int', v: BigInt(v) }
+    if (Number.isSafeInteger(v)) return { kind: 'int', v: BigInt(v) }
     return { kind: 'float', v }
   }
   if (typeof v === 'string') return { kind: 'string', v }
@@ -202,8 +209,9 @@ function typeName (a: Arg): string {
   }
 }
 
-function bad (verb: string, a: Arg): string {
-  const val = a.kind === 'float' ? goFloat(a.v, 'g', -1) : a.kind === 'int' ? a.v.toString() : a.v
+/** Go's badVerb: the value printed with %v under the same flags. */
+function bad (verb: string, a: Arg, spec: Spec): string {
+  const val = a.kind === 'float' ? formatFloat(a.v, 'v', spec) : a.kind === 'int' ? formatInt(a.v, 'v', spec) : pad(a.v, spec, false)
   return `%!${verb}(${typeName(a)}=${val})`
 }
 
@@ -329,8 +337,10 @@ export function goSprintf (format: string, values: unknown[]): string {
         if ('dvboOxX'.includes(verb)) s = formatInt(a.v, verb, spec)
         else if (verb === 'c') s = pad(String.fromCodePoint(Number(a.v)), spec, false)
         else if (verb === 'q') s = pad(`'${String.fromCodePoint(Number(a.v))}'`, spec, false)
-        else if (verb === 'U') s = pad(`U+${a.v.toString(16).toUpperCase().padStart(4, '0')}`, spec, false)
-        else if ('eEfFgG'.includes(verb)) s = bad(verb, a)
+        else if (verb === 'U') {
+          const u = `U+${a.v.toString(16).toUpperCase().padStart(4, '0')}`
+          s = pad(spec.sharp && a.v >= 0n && a.v <= 0x10ffffn && isPrintable(Number(a.v)) ? `${u} '${String.fromCodePoint(Number(a.v))}'` : u, spec, false)
+        }
         break
       case 'float':
         if ('veEfFgG'.includes(verb)) s = formatFloat(a.v, verb, spec)
@@ -340,7 +350,7 @@ export function goSprintf (format: string, values: unknown[]): string {
         s = formatString(a.v, verb, spec)
         break
     }
-    out += s ?? bad(verb, a)
+    out += s ?? bad(verb, a, spec)
   }
   if (argi < args.length) {
     out += '%!(EXTRA ' + args.slice(argi).map((a) => `${typeName(a)}=${a.kind === 'float' ? goFloat(a.v, 'g', -1) : a.kind === 'int' ? a.v.toString() : a.v}`).join(', ') + ')'

@@ -1,0 +1,4 @@
+import { differentialTest } from './harness.js'
+import { sprintfGroup } from './cases/sprintf.js'
+
+differentialTest(sprintfGroup)
