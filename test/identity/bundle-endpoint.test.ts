@@ -10,7 +10,8 @@ import type { AddressInfo } from 'node:net'
 import { nextDelaySeconds, type Timers } from '../../src/identity/bundle-endpoint.js'
 import type { BundleEndpointConfig } from '../../src/identity/config.js'
 import { TrustStore } from '../../src/identity/trust-store.js'
-import { DAY, makeCa, makeServerCert, spiffeBundle, T0, tempDir, write, type Issued } from './support/pki.js'
+import { createIdentityVerifier, validateIdentityConfig } from '../../src/identity/index.js'
+import { DAY, epoch, HOUR, makeCa, makeJwtKey, makeServerCert, signJwt, spiffeBundle, T0, tempDir, write, type Issued } from './support/pki.js'
 
 let tlsCa: Issued
 let server: Server
@@ -132,4 +133,35 @@ test('a hanging endpoint times out', async (t) => {
   assert.equal(store.bundle('example.org'), undefined)
   assert.equal(store.status()['example.org']?.last_error?.code, 'PORTCULLIS_IDENTITY_BUNDLE_INVALID')
   assert.deepEqual(timers.pending.map((p) => p.ms), [1000])
+})
+
+test('verifier: JWT-SVID keys from the bundle endpoint; a rotation removes the old key and empties the cache', async (t) => {
+  const dir = tempDir(t)
+  const timers = fakeTimers()
+  const oldKey = await makeJwtKey('ES256', 'old')
+  const newKey = await makeJwtKey('ES256', 'new')
+  respond = json(await spiffeBundle({ jwt: [oldKey], sequence: 1, refreshHint: 60 }))
+  const config = validateIdentityConfig({
+    trust_domains: { 'example.org': { bundle_endpoint: { url, ca: write(dir, 'tls-ca.pem', tlsCa.pem) } } },
+    jwt_svid: { audiences: ['portcullis'] },
+    watch: { enabled: false },
+  })
+  const v = createIdentityVerifier(config, { now: () => T0, timers })
+  t.after(async () => await v.close())
+  const claims = { sub: 'spiffe://example.org/ns/prod/sa/api', aud: 'portcullis', exp: epoch(HOUR) }
+  const oldToken = { headers: { authorization: `Bearer ${await signJwt(oldKey, claims)}` } }
+  assert.equal((await v.verify(oldToken)).kind, 'verified')
+  const again = await v.verify(oldToken)
+  assert.equal(again.kind === 'verified' && again.cached, true)
+  assert.equal(v.status().trust_domains['example.org']?.sequence, 1)
+
+  respond = json(await spiffeBundle({ jwt: [newKey], sequence: 2, refreshHint: 60 }))
+  let changes = 0
+  v.on('trust-change', () => { changes++ })
+  await v.refresh()
+  assert.equal(changes, 1)
+  assert.equal(v.status().cache.size, 0)
+  const r = await v.verify(oldToken)
+  assert.equal(r.kind === 'rejected' && r.error.code, 'PORTCULLIS_IDENTITY_KEY_UNKNOWN')
+  assert.equal((await v.verify({ headers: { authorization: `Bearer ${await signJwt(newKey, claims)}` } })).kind, 'verified')
 })
