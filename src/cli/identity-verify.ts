@@ -107,6 +107,9 @@ export const identityVerifyCommand: Command = {
         push(domain(raw, td), 'jwt_authorities', file)
       }
       const audiences = values.audience ?? []
+      if (values.token !== undefined && audiences.length === 0 && values.config === undefined) {
+        throw new UsageError('--token needs --audience: JWT-SVIDs and OIDC tokens are only accepted for a named audience')
+      }
       if (values.token !== undefined && (audiences.length > 0 || raw.jwt_svid !== undefined)) {
         raw.jwt_svid ??= {}
         if (audiences.length > 0) raw.jwt_svid.audiences = [...new Set([...(raw.jwt_svid.audiences ?? []), ...audiences])]

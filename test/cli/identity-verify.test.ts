@@ -113,6 +113,7 @@ describe('portcullis identity verify', () => {
     assert.equal((await run([])).code, 2)
     assert.equal((await run(['--cert', 'a', '--token', 'b'])).code, 2)
     assert.equal((await run(['--cert', join(dir, 'chain.pem'), '--trust-domain', 'nonsense'])).code, 2)
+    assert.equal((await run(['--token', join(dir, 'ca.pem'), '--jwt-bundle', `example.org=${join(dir, 'bundle.json')}`])).code, 2)
     const missing = await run(['--cert', join(dir, 'chain.pem'), '--trust-domain', `example.org=${join(dir, 'ca.pem')}`, '--config', file('bad.json', '{"identity": {"unknown": 1}}')])
     assert.equal(missing.code, 2)
     assert.match(missing.err, /^PORTCULLIS_CONFIG_INVALID: /)
