@@ -96,7 +96,7 @@ describe('bundle signatures (opa build --signing-key)', needsOpa(), () => {
   test('tampered: the wasm module changed', async () => {
     const bad = await repack(signedEs256, (f) => {
       const wasm = Buffer.from(f.get('policy.wasm') as Buffer)
-      wasm[wasm.length - 1] ^= 1
+      wasm.writeUInt8((wasm.at(-1) as number) ^ 1, wasm.length - 1)
       f.set('policy.wasm', wasm)
     })
     await assert.rejects(loadBundle(bad, es256), { code: 'PORTCULLIS_BUNDLE_SIGNATURE_HASH_MISMATCH' })
