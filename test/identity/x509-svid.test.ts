@@ -217,6 +217,18 @@ describe('X.509-SVID negative suite: each case has its own code', () => {
   })
 })
 
+test('concurrent verifications sharing parsed intermediates and anchors stay independent', async () => {
+  const leaves = await Promise.all(Array.from({ length: 8 }, async (_, i) => await makeLeaf({ issuer: td.intermediate, uris: [`spiffe://example.org/w/${i}`] })))
+  const evil = await makeLeaf({ issuer: await makeCa({ name: 'example.org intermediate' }), uris: ['spiffe://example.org/w/evil'] })
+  const results = await Promise.allSettled([...leaves.map((l) => verifyX509Svid([l.der, td.intermediate.der], lookup, T0, 'mtls')), verifyX509Svid([evil.der, td.intermediate.der], lookup, T0, 'mtls')])
+  for (const [i, r] of results.slice(0, 8).entries()) {
+    assert.equal(r.status, 'fulfilled')
+    assert.equal(r.status === 'fulfilled' && r.value.identity.spiffe_id, `spiffe://example.org/w/${i}`)
+  }
+  const last = results[8]
+  assert.equal(last?.status === 'rejected' && (last.reason as { code: string }).code, 'PORTCULLIS_IDENTITY_UNTRUSTED')
+})
+
 test('pemOf concatenates certificates', () => {
   assert.equal(pemOf(td.root, td.intermediate).match(/BEGIN CERTIFICATE/g)?.length, 2)
 })
