@@ -27,6 +27,7 @@ import { cryptoBuiltins } from './crypto.js'
 import { runtimeBuiltins } from './runtime.js'
 import { traceBuiltins } from './trace.js'
 import { randBuiltins } from './rand.js'
+import { jwtBuiltins } from './jwt.js'
 
 export type { BuiltinSpec, EvalContext } from './types.js'
 export { BuiltinError, RawJson } from './types.js'
@@ -58,6 +59,7 @@ const groups: BuiltinSpec[][] = [
   runtimeBuiltins,
   traceBuiltins,
   randBuiltins,
+  jwtBuiltins,
 ]
 
 const registry = new Map<string, BuiltinSpec>()

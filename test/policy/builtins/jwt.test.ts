@@ -1,0 +1,4 @@
+import { differentialTest } from './harness.js'
+import { jwtGroup } from './cases/jwt.js'
+
+differentialTest(jwtGroup)
