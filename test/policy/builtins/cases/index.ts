@@ -1,0 +1,22 @@
+/** Every differential case table, in the order `npm run conformance` prints them. */
+import type { Group } from './types.js'
+import { timeGroup } from './time.js'
+import { encodingGroup } from './encoding.js'
+import { unitsGroup } from './units.js'
+import { uuidGroup } from './uuid.js'
+import { semverGroup } from './semver.js'
+import { urlqueryGroup } from './urlquery.js'
+import { globGroup } from './glob.js'
+import { numbersGroup } from './numbers.js'
+import { objectsGroup } from './objects.js'
+import { jsonGroup } from './json.js'
+import { stringsGroup } from './strings.js'
+import { netGroup } from './net.js'
+import { regexGroup } from './regex.js'
+import { cryptoGroup } from './crypto.js'
+import { jwtGroup } from './jwt.js'
+
+export const groups: Array<() => Group | Promise<Group>> = [
+  timeGroup, encodingGroup, unitsGroup, uuidGroup, semverGroup, urlqueryGroup, globGroup, numbersGroup, objectsGroup, jsonGroup,
+  stringsGroup, netGroup, regexGroup, cryptoGroup, jwtGroup,
+]
