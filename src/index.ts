@@ -16,3 +16,8 @@ export type { VerificationConfig, VerificationKey, SigningPolicy } from './bundl
 export { PolicySnapshot, type Evaluation } from './policy/snapshot.js'
 export { DecisionService, type Decision, type DecisionRequest } from './decision/decide.js'
 export { build } from './server/app.js'
+export { createIdentityVerifier, validateIdentityConfig, parseSpiffeId, type IdentityVerifier, type IdentityDocument, type IdentityConfig, type IdentityResult } from './identity/index.js'
+export { loadConfig, type ResolvedConfig } from './config/load.js'
+export { createRuntime, type Runtime } from './server/runtime.js'
+export { DecisionCache } from './cache/decision-cache.js'
+export { Metrics } from './metrics/index.js'
