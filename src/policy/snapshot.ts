@@ -73,11 +73,16 @@ export class PolicySnapshot {
     return new PolicySnapshot(0, [])
   }
 
-  /** Revisions of the active bundles, `{name: {revision}}` as OPA's decision logs carry them. */
+  #revisions: Record<string, { revision: string }> | undefined
+
+  /** Revisions of the active bundles, `{name: {revision}}` as OPA's decision logs carry them (frozen; computed once). */
   revisions (): Record<string, { revision: string }> {
-    const out: Record<string, { revision: string }> = {}
-    for (const [name, b] of this.bundles) out[name] = { revision: b.compiled.bundle.manifest.revision }
-    return out
+    if (this.#revisions === undefined) {
+      const out: Record<string, { revision: string }> = {}
+      for (const [name, b] of this.bundles) out[name] = Object.freeze({ revision: b.compiled.bundle.manifest.revision })
+      this.#revisions = Object.freeze(out)
+    }
+    return this.#revisions
   }
 
   /** Finds the bundle and entrypoint (or data document) that answers a Data API path like `authz/allow`. */
