@@ -112,10 +112,10 @@ export function compileBundle (bundle: Bundle, opts: EngineOptions = {}): Compil
       const a = builtinAvailability(name, opts.builtins)
       if (!a.available) {
         const why = a.reason === 'disabled'
-          ? `is disabled in this deployment (enable the "${a.switch ?? ''}" builtin switch to allow it)`
-          : 'is not implemented by Portcullis (see docs/builtins.md)'
+          ? `it is disabled in this deployment (enable the "${a.switch ?? ''}" builtin switch to allow it)`
+          : 'Portcullis does not provide it (see docs/builtins.md)'
         throw new BundleError('PORTCULLIS_BUNDLE_BUILTIN_UNSUPPORTED',
-          `${bundle.source}: ${path} calls builtin ${name}, which ${why}`, { source: bundle.source, file: path, builtin: name, reason: a.reason })
+          `${bundle.source}: ${path} calls builtin ${name}: ${why}`, { source: bundle.source, file: path, builtin: name, reason: a.reason })
       }
       if (a.nondeterministic) cacheable = false
       builtins.add(name)

@@ -6,7 +6,6 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { TestContext } from 'node:test'
 import { findOpa } from '../../scripts/lib/opa.js'
 
 export { findOpa }
@@ -14,15 +13,6 @@ export { findOpa }
 const inCI = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false'
 
 export const OPA_MISSING = 'opa CLI not found: run `npm run install:opa` (tests that compile policies are skipped outside CI)'
-
-/** Returns the opa path, or skips (outside CI) / throws (in CI) when it is missing. */
-export function opaOrSkip (t: TestContext): string | undefined {
-  const opa = findOpa()
-  if (opa !== undefined) return opa
-  if (inCI) throw new Error('CI=true but the opa CLI is missing: .ci/run must install it (scripts/install-opa.sh)')
-  t.skip(OPA_MISSING)
-  return undefined
-}
 
 /** Options for `test()`/`describe()` that skip outside CI when opa is missing. */
 export function needsOpa (): { skip?: string } {
