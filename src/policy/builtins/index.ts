@@ -28,6 +28,7 @@ import { runtimeBuiltins } from './runtime.js'
 import { traceBuiltins } from './trace.js'
 import { randBuiltins } from './rand.js'
 import { jwtBuiltins } from './jwt.js'
+import { x509Builtins } from './x509.js'
 
 export type { BuiltinSpec, EvalContext } from './types.js'
 export { BuiltinError, RawJson } from './types.js'
@@ -60,6 +61,7 @@ const groups: BuiltinSpec[][] = [
   traceBuiltins,
   randBuiltins,
   jwtBuiltins,
+  x509Builtins,
 ]
 
 const registry = new Map<string, BuiltinSpec>()

@@ -15,8 +15,9 @@ import { netGroup } from './net.js'
 import { regexGroup } from './regex.js'
 import { cryptoGroup } from './crypto.js'
 import { jwtGroup } from './jwt.js'
+import { x509Group } from './x509.js'
 
 export const groups: Array<() => Group | Promise<Group>> = [
   timeGroup, encodingGroup, unitsGroup, uuidGroup, semverGroup, urlqueryGroup, globGroup, numbersGroup, objectsGroup, jsonGroup,
-  stringsGroup, netGroup, regexGroup, cryptoGroup, jwtGroup,
+  stringsGroup, netGroup, regexGroup, cryptoGroup, jwtGroup, x509Group,
 ]
