@@ -3,6 +3,8 @@
  * listen lives in src/server/listen.ts). Routes are thin: translate, call decision/, reply.
  * Every route has request and response schemas.
  */
+import { createServer as createHttpServer } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import compress from '@fastify/compress'
 import type { BundleManager } from '../bundles/activate.js'
@@ -39,14 +41,28 @@ export interface BuildOptions {
 
 export function build (opts: BuildOptions): FastifyInstance {
   const bodyLimit = opts.bodyLimit ?? 1024 * 1024
+  const requestTimeout = opts.requestTimeoutMs ?? 10_000
+  const keepAliveTimeout = opts.keepAliveTimeoutMs ?? 72_000
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit,
-    requestTimeout: opts.requestTimeoutMs ?? 10_000,
-    keepAliveTimeout: opts.keepAliveTimeoutMs ?? 72_000,
+    requestTimeout,
+    keepAliveTimeout,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 2048 },
     return503OnClosing: true,
+    // (https is also given so fastify reports https:// addresses; the server itself comes from serverFactory)
     ...(opts.https !== undefined ? { https: opts.https } : {}),
+    // Our own server so Node checks request timeouts often enough to matter (its default
+    // check interval is 30 s, far longer than a decision request may take).
+    serverFactory: (handler) => {
+      const serverOpts = {
+        requestTimeout,
+        keepAliveTimeout,
+        headersTimeout: Math.min(requestTimeout === 0 ? 60_000 : requestTimeout, 60_000),
+        connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor((requestTimeout === 0 ? 30_000 : requestTimeout) / 4))),
+      }
+      return opts.https !== undefined ? createHttpsServer({ ...opts.https, ...serverOpts }, handler) : createHttpServer(serverOpts, handler)
+    },
   } as FastifyServerOptions) as unknown as FastifyInstance
   const metrics = opts.metrics
 
