@@ -29,6 +29,8 @@ import { traceBuiltins } from './trace.js'
 import { randBuiltins } from './rand.js'
 import { jwtBuiltins } from './jwt.js'
 import { x509Builtins } from './x509.js'
+import { jsonSchemaBuiltins } from './json-schema.js'
+import { graphBuiltins } from './graph.js'
 
 export type { BuiltinSpec, EvalContext } from './types.js'
 export { BuiltinError, RawJson } from './types.js'
@@ -62,6 +64,8 @@ const groups: BuiltinSpec[][] = [
   randBuiltins,
   jwtBuiltins,
   x509Builtins,
+  jsonSchemaBuiltins,
+  graphBuiltins,
 ]
 
 const registry = new Map<string, BuiltinSpec>()

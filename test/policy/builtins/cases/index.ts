@@ -16,8 +16,10 @@ import { regexGroup } from './regex.js'
 import { cryptoGroup } from './crypto.js'
 import { jwtGroup } from './jwt.js'
 import { x509Group } from './x509.js'
+import { jsonSchemaGroup } from './json-schema.js'
+import { graphGroup } from './graph.js'
 
 export const groups: Array<() => Group | Promise<Group>> = [
   timeGroup, encodingGroup, unitsGroup, uuidGroup, semverGroup, urlqueryGroup, globGroup, numbersGroup, objectsGroup, jsonGroup,
-  stringsGroup, netGroup, regexGroup, cryptoGroup, jwtGroup, x509Group,
+  stringsGroup, netGroup, regexGroup, cryptoGroup, jwtGroup, x509Group, jsonSchemaGroup, graphGroup,
 ]

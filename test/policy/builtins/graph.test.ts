@@ -1,0 +1,4 @@
+import { differentialTest } from './harness.js'
+import { graphGroup } from './cases/graph.js'
+
+differentialTest(graphGroup)

@@ -1,0 +1,4 @@
+import { differentialTest } from './harness.js'
+import { jsonSchemaGroup } from './cases/json-schema.js'
+
+differentialTest(jsonSchemaGroup)
