@@ -31,6 +31,7 @@ import { jwtBuiltins } from './jwt.js'
 import { x509Builtins } from './x509.js'
 import { jsonSchemaBuiltins } from './json-schema.js'
 import { graphBuiltins } from './graph.js'
+import { httpBuiltins } from './http.js'
 
 export type { BuiltinSpec, EvalContext } from './types.js'
 export { BuiltinError, RawJson } from './types.js'
@@ -66,6 +67,7 @@ const groups: BuiltinSpec[][] = [
   x509Builtins,
   jsonSchemaBuiltins,
   graphBuiltins,
+  httpBuiltins,
 ]
 
 const registry = new Map<string, BuiltinSpec>()

@@ -18,8 +18,9 @@ import { jwtGroup } from './jwt.js'
 import { x509Group } from './x509.js'
 import { jsonSchemaGroup } from './json-schema.js'
 import { graphGroup } from './graph.js'
+import { httpGroup } from './http.js'
 
 export const groups: Array<() => Group | Promise<Group>> = [
   timeGroup, encodingGroup, unitsGroup, uuidGroup, semverGroup, urlqueryGroup, globGroup, numbersGroup, objectsGroup, jsonGroup,
-  stringsGroup, netGroup, regexGroup, cryptoGroup, jwtGroup, x509Group, jsonSchemaGroup, graphGroup,
+  stringsGroup, netGroup, regexGroup, cryptoGroup, jwtGroup, x509Group, jsonSchemaGroup, graphGroup, httpGroup,
 ]
