@@ -32,6 +32,7 @@ import { x509Builtins } from './x509.js'
 import { jsonSchemaBuiltins } from './json-schema.js'
 import { graphBuiltins } from './graph.js'
 import { httpBuiltins } from './http.js'
+import { uriBuiltins } from './uri.js'
 
 export type { BuiltinSpec, EvalContext } from './types.js'
 export { BuiltinError, RawJson } from './types.js'
@@ -68,6 +69,7 @@ const groups: BuiltinSpec[][] = [
   jsonSchemaBuiltins,
   graphBuiltins,
   httpBuiltins,
+  uriBuiltins,
 ]
 
 const registry = new Map<string, BuiltinSpec>()

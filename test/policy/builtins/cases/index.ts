@@ -19,8 +19,9 @@ import { x509Group } from './x509.js'
 import { jsonSchemaGroup } from './json-schema.js'
 import { graphGroup } from './graph.js'
 import { httpGroup } from './http.js'
+import { uriGroup } from './uri.js'
 
 export const groups: Array<() => Group | Promise<Group>> = [
   timeGroup, encodingGroup, unitsGroup, uuidGroup, semverGroup, urlqueryGroup, globGroup, numbersGroup, objectsGroup, jsonGroup,
-  stringsGroup, netGroup, regexGroup, cryptoGroup, jwtGroup, x509Group, jsonSchemaGroup, graphGroup, httpGroup,
+  stringsGroup, netGroup, regexGroup, cryptoGroup, jwtGroup, x509Group, jsonSchemaGroup, graphGroup, httpGroup, uriGroup,
 ]

@@ -1,0 +1,4 @@
+import { differentialTest } from './harness.js'
+import { uriGroup } from './cases/uri.js'
+
+differentialTest(uriGroup)
