@@ -13,7 +13,7 @@ export class ExactNumber {
 }
 
 const originalParse = JSON.parse
-const NUMBER_OR_STRING = /"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g
+const NUMBER_OR_STRING = /"[^"\\]*(?:\\.[^"\\]*)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g
 const SUSPECT = /\d{16}|[eE][+-]?\d{3}/
 const MARK = '\uE000#n:'
 

@@ -84,18 +84,27 @@ function pkixName (rdns: Tlv): Record<string, unknown> {
   return name
 }
 
+const CURVE_BYTES: Record<string, number> = { '1.2.840.10045.3.1.7': 32, '1.3.132.0.34': 48, '1.3.132.0.35': 66 }
+
+/** The public key as Go's *rsa.PublicKey / *ecdsa.PublicKey / ed25519.PublicKey marshal, read straight from the SPKI. */
 function publicKeyJson (alg: number, spki: Tlv): unknown {
-  const der = spki.raw
-  let key: KeyObject
   try {
-    key = createPublicKey({ key: der, format: 'der', type: 'spki' })
+    const [algId, bits] = children(spki) as [Tlv, Tlv]
+    const key = bits.body.subarray(1)
+    if (alg === 1) {
+      const [n, e] = children(readTlv(key)[0]) as [Tlv, Tlv]
+      return { N: unsignedOf(n.body), E: Number(unsignedOf(e.body)) }
+    }
+    if (alg === 3) {
+      const curve = oidStr(parseOid((children(algId)[1] as Tlv).body))
+      const size = CURVE_BYTES[curve]
+      if (size === undefined || key[0] !== 4 || key.length !== 1 + 2 * size) return null
+      return { Curve: {}, X: unsignedOf(key.subarray(1, 1 + size)), Y: unsignedOf(key.subarray(1 + size)) }
+    }
+    if (alg === 4) return b64(key)
   } catch {
     return null
   }
-  const jwk = key.export({ format: 'jwk' })
-  if (alg === 1) return { N: b64url2big(jwk.n as string), E: Number(b64url2big(jwk.e as string)) }
-  if (alg === 3) return { Curve: {}, X: b64url2big(jwk.x as string), Y: b64url2big(jwk.y as string) }
-  if (alg === 4) return b64(Buffer.from(jwk.x as string, 'base64url'))
   return null
 }
 
