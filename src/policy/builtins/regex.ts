@@ -135,6 +135,84 @@ function templateRegex (b: string, tpl: string, open: string, close: string): Re
   return goRegex(b, src + '$')
 }
 
+// ---- regex.globs_match (the yashtewari/glob-intersection rules OPA uses) ----
+
+interface GlobToken { ranges: Array<[number, number]>, flag: '' | '*' | '+' }
+
+function tokenizeGlob (b: string, g: string): GlobToken[] {
+  const runes = [...g]
+  const out: GlobToken[] = []
+  for (let i = 0; i < runes.length; i++) {
+    const c = runes[i] as string
+    if (c === '*' || c === '+') {
+      const prev = out[out.length - 1]
+      if (prev === undefined || prev.flag !== '') throw new BuiltinError(b, `glob: ${c} must follow a character or class`)
+      prev.flag = c
+      continue
+    }
+    if (c === '\\') {
+      const n = runes[++i]
+      if (n === undefined) throw new BuiltinError(b, 'glob: trailing backslash')
+      const cp = n.codePointAt(0) as number
+      out.push({ ranges: [[cp, cp]], flag: '' })
+      continue
+    }
+    if (c === '.') { out.push({ ranges: [[0, 0x10ffff]], flag: '' }); continue }
+    if (c === '[') {
+      const ranges: Array<[number, number]> = []
+      let j = i + 1
+      let closed = false
+      for (; j < runes.length; j++) {
+        let ch = runes[j] as string
+        if (ch === ']') { closed = true; break }
+        if (ch === '\\') { ch = runes[++j] ?? ''; if (ch === '') break }
+        const lo = ch.codePointAt(0) as number
+        if (runes[j + 1] === '-') {
+          let hiCh = runes[j + 2]
+          if (hiCh === undefined) break
+          if (hiCh === '\\') { hiCh = runes[j + 3]; j++ ; if (hiCh === undefined) break }
+          const hi = hiCh.codePointAt(0) as number
+          if (hi < lo) throw new BuiltinError(b, 'glob: invalid character range')
+          ranges.push([lo, hi])
+          j += 2
+        } else ranges.push([lo, lo])
+      }
+      if (!closed) throw new BuiltinError(b, 'glob: unterminated character class')
+      out.push({ ranges, flag: '' })
+      i = j
+      continue
+    }
+    const cp = c.codePointAt(0) as number
+    out.push({ ranges: [[cp, cp]], flag: '' })
+  }
+  return out
+}
+
+const overlaps = (a: GlobToken, b: GlobToken): boolean => a.ranges.some(([l1, h1]) => b.ranges.some(([l2, h2]) => l1 <= h2 && l2 <= h1))
+
+/** Whether some non-empty string matches both globs, by the library's rules: a starred token may be skipped only while the other glob has tokens left. */
+export function globsIntersect (g1: GlobToken[], g2: GlobToken[]): boolean {
+  const seen = new Set<number>()
+  const stack: Array<[number, number]> = [[0, 0]]
+  const w = g2.length + 1
+  while (stack.length > 0) {
+    const [i, j] = stack.pop() as [number, number]
+    const key = i * w + j
+    if (seen.has(key)) continue
+    seen.add(key)
+    if (i === g1.length && j === g2.length) return true
+    if (i === g1.length || j === g2.length) continue
+    const a = g1[i] as GlobToken; const c = g2[j] as GlobToken
+    if (a.flag === '*') stack.push([i + 1, j])
+    if (c.flag === '*') stack.push([i, j + 1])
+    if (!overlaps(a, c)) continue
+    const aNext = a.flag === '' ? [i + 1] : [i, i + 1]
+    const cNext = c.flag === '' ? [j + 1] : [j, j + 1]
+    for (const x of aNext) for (const y of cNext) if (x !== i || y !== j) stack.push([x, y])
+  }
+  return false
+}
+
 const escape = (s: string): string => s.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&')
 
 export const regexBuiltins: BuiltinSpec[] = [
@@ -158,6 +236,13 @@ export const regexBuiltins: BuiltinSpec[] = [
       const re = goRegex(b, str(b, p, 1), true)
       const k = int(b, n, 3)
       return findAll(re, str(b, s, 2), k < 0n ? -1 : k > 1000000n ? 1000000 : Number(k)).map((m) => m[0])
+    },
+  },
+  {
+    name: 'regex.globs_match',
+    impl: (_ctx, [x, y]) => {
+      const b = 'regex.globs_match'
+      return globsIntersect(tokenizeGlob(b, str(b, x, 1)), tokenizeGlob(b, str(b, y, 2)))
     },
   },
   {
