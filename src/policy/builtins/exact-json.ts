@@ -35,32 +35,56 @@ export function parseExact (text: string): unknown {
     return `"${MARK}${tok}"`
   })
   if (!found) return originalParse(text)
-  created++
   return originalParse(marked, (_k, v: unknown) => typeof v === 'string' && v.startsWith(MARK) ? new ExactNumber(v.slice(MARK.length)) : v)
 }
 
 let depth = 0
-let created = 0
+/** The texts of the latest JSON.parse calls during an evaluation (builtin arguments, then the result). */
+let recent: string[] = []
 
 function patchedParse (text: string, reviver?: (this: unknown, key: string, value: unknown) => unknown): unknown {
-  if (reviver === undefined && typeof text === 'string' && SUSPECT.test(text)) {
-    return parseExact(text)
+  const v = originalParse(text, reviver)
+  if (reviver === undefined && typeof text === 'string') {
+    recent.push(text)
+    if (recent.length > 8) recent.shift()
   }
-  return originalParse(text, reviver)
+  return v
 }
 
 /**
- * Runs `fn` with exact JSON parsing. Returns fn's result and whether any ExactNumber may have
- * been produced (so the caller can convert them back where plain numbers are expected).
+ * Re-reads, digit for digit, the arguments opa-wasm just parsed for a host builtin call: the
+ * last `args.length` JSON texts are the arguments, in order. Only texts that may hold a
+ * number a double cannot represent are parsed again.
  */
-export function withExactJsonParse<T> (fn: () => T): { value: T, exact: boolean } {
-  const before = created
-  if (depth++ === 0) (JSON as { parse: unknown }).parse = patchedParse
+export function exactArgs (args: unknown[]): unknown[] {
+  if (depth === 0 || recent.length < args.length) return args
+  const texts = recent.slice(recent.length - args.length)
+  recent = []
+  let out = args
+  for (let k = 0; k < texts.length; k++) {
+    const t = texts[k] as string
+    if (SUSPECT.test(t)) {
+      if (out === args) out = [...args]
+      out[k] = parseExact(t)
+    }
+  }
+  return out
+}
+
+/**
+ * Runs `fn` (one wasm evaluation) with JSON.parse observed, so builtins can recover exact
+ * arguments (exactArgs). `exact` re-reads the evaluation's result (the last text parsed)
+ * keeping big numbers as ExactNumber.
+ */
+export function withExactJsonParse<T> (fn: () => T, exact = false): T {
+  if (depth++ === 0) { (JSON as { parse: unknown }).parse = patchedParse; recent = [] }
   try {
     const value = fn()
-    return { value, exact: created !== before }
+    const last = recent[recent.length - 1]
+    if (exact && last !== undefined && SUSPECT.test(last)) return parseExact(last) as T
+    return value
   } finally {
-    if (--depth === 0) JSON.parse = originalParse
+    if (--depth === 0) { JSON.parse = originalParse; recent = [] }
   }
 }
 

@@ -7,7 +7,7 @@
  */
 import type { BuiltinSpec, EvalContext } from './types.js'
 import { BuiltinError, RawJson } from './types.js'
-import { withExactJsonParse, plainNumbers } from './exact-json.js'
+import { exactArgs, withExactJsonParse } from './exact-json.js'
 import { timeBuiltins } from './time.js'
 import { sprintfBuiltins } from './sprintf.js'
 import { encodingBuiltins } from './encoding.js'
@@ -120,8 +120,7 @@ export function runWithContext<T> (ctx: EvalContext, fn: () => T): T {
   const previous = current
   current = ctx
   try {
-    const { value, exact } = withExactJsonParse(fn)
-    return exact && ctx.exactNumbers !== true ? plainNumbers(value) as T : value
+    return withExactJsonParse(fn, ctx.exactNumbers === true)
   } finally {
     current = previous
   }
@@ -167,8 +166,9 @@ export function hostBuiltinsFor (names: Iterable<string>): Record<string, (...ar
   for (const name of names) {
     const spec = registry.get(name)
     if (spec === undefined) continue
-    out[name] = (...args: unknown[]) => {
+    out[name] = (...rawArgs: unknown[]) => {
       const ctx = current
+      const args = exactArgs(rawArgs)
       if (ctx === undefined) throw new StrictBuiltinHalt(name, 'called outside an evaluation')
       let value: unknown
       try {
