@@ -11,14 +11,21 @@ export interface Addr { v: 4 | 6, n: bigint }
 export interface Prefix { addr: Addr, bits: number }
 
 function parseV4 (s: string): bigint | undefined {
-  const parts = s.split('.')
-  if (parts.length !== 4) return undefined
-  let n = 0n
-  for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p) || (p.length > 1 && p[0] === '0') || Number(p) > 255) return undefined
-    n = (n << 8n) | BigInt(p)
+  // Dotted quad, no leading zeros (netip.ParseAddr), scanned by hand: this runs per element of large lists.
+  let n = 0; let octet = 0; let digits = 0; let parts = 0
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : 46
+    if (c === 46) {
+      if (digits === 0 || parts === 4) return undefined
+      n = n * 256 + octet
+      parts++; octet = 0; digits = 0
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return undefined
+      octet = octet * 10 + (c - 48)
+      if (++digits > 3 || octet > 255) return undefined
+    } else return undefined
   }
-  return n
+  return parts === 4 ? BigInt(n) : undefined
 }
 
 function parseV6 (s: string): bigint | undefined {
@@ -144,8 +151,10 @@ function mergeFamily (prefixes: Prefix[], v: 4 | 6): Prefix[] {
   const out: Prefix[] = []
   for (let [lo, hi] of merged) {
     while (lo <= hi) {
-      let size = 0
-      while (size < width && (lo & ((1n << BigInt(size + 1)) - 1n)) === 0n && lo + (1n << BigInt(size + 1)) - 1n <= hi) size++
+      // The largest aligned block at lo that fits: bounded by lo's trailing zeros and the remaining length.
+      const align = lo === 0n ? width : (lo & -lo).toString(2).length - 1
+      const fit = (hi - lo + 1n).toString(2).length - 1
+      const size = Math.min(align, fit, width)
       out.push({ addr: { v, n: lo }, bits: width - size })
       lo += 1n << BigInt(size)
     }
