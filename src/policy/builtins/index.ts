@@ -33,6 +33,7 @@ import { jsonSchemaBuiltins } from './json-schema.js'
 import { graphBuiltins } from './graph.js'
 import { httpBuiltins } from './http.js'
 import { uriBuiltins } from './uri.js'
+import { providersBuiltins } from './providers.js'
 
 export type { BuiltinSpec, EvalContext } from './types.js'
 export { BuiltinError, RawJson } from './types.js'
@@ -70,6 +71,7 @@ const groups: BuiltinSpec[][] = [
   graphBuiltins,
   httpBuiltins,
   uriBuiltins,
+  providersBuiltins,
 ]
 
 const registry = new Map<string, BuiltinSpec>()

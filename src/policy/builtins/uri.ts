@@ -41,7 +41,7 @@ function unescape (s: string, mode: Mode): string {
   return utf8.decode(Uint8Array.from(out))
 }
 
-function escape (s: string, mode: Mode): string {
+export function escape (s: string, mode: Mode): string {
   let out = ''
   for (const b of Buffer.from(s, 'utf8')) {
     const c = String.fromCharCode(b)
@@ -52,7 +52,7 @@ function escape (s: string, mode: Mode): string {
 
 const validOptionalPort = (p: string): boolean => p === '' || /^:\d*$/.test(p)
 
-interface GoUrl { scheme: string, opaque: string, host: string, path: string, rawPath: string, rawQuery: string, fragment: string }
+export interface GoUrl { scheme: string, opaque: string, host: string, path: string, rawPath: string, rawQuery: string, fragment: string }
 
 /** Go net/url.Parse. */
 export function parseUrl (raw: string): GoUrl {

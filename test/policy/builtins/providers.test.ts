@@ -1,0 +1,4 @@
+import { differentialTest } from './harness.js'
+import { providersGroup } from './cases/providers.js'
+
+differentialTest(providersGroup)
