@@ -67,16 +67,6 @@ export function build (opts: BuildOptions): FastifyInstance {
   const metrics = opts.metrics
 
   registerBodyHandling(app, { maxDepth: opts.maxJsonDepth ?? 64 })
-  // Small decision responses are not worth compressing; large ones (status, batch) are.
-  void app.register(compress, {
-    global: true,
-    threshold: 1024,
-    encodings: ['gzip'],
-    requestEncodings: ['gzip', 'deflate'],
-    onUnsupportedRequestEncoding: (encoding) => new PortcullisError('PORTCULLIS_INPUT_INVALID', `unsupported content-encoding ${JSON.stringify(encoding)} (gzip, deflate or identity)`, { header: 'content-encoding' }),
-    onInvalidRequestPayload: (encoding) => new PortcullisError('PORTCULLIS_INPUT_INVALID', `request body is not valid ${encoding} data`, { header: 'content-encoding' }),
-  })
-
   if (metrics !== undefined) {
     app.addHook('onResponse', async (request, reply) => {
       const status = reply.statusCode
@@ -92,7 +82,9 @@ export function build (opts: BuildOptions): FastifyInstance {
       error = err
     } else {
       const e = err as { statusCode?: number, code?: string, message: string }
-      if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      if (typeof e.code === 'string' && e.code.startsWith('Z_')) {
+        error = new PortcullisError('PORTCULLIS_INPUT_INVALID', `request body does not match its content-encoding (${e.message})`, { header: 'content-encoding' })
+      } else if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
         error = new PortcullisError('PORTCULLIS_INPUT_TOO_LARGE', `request body exceeds ${bodyLimit} bytes`, { limit: bodyLimit })
       } else if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) {
         error = new PortcullisError('PORTCULLIS_INPUT_INVALID', e.message, { fastify_code: e.code })
@@ -113,17 +105,25 @@ export function build (opts: BuildOptions): FastifyInstance {
   })
 
   const guard = adminGuard({ manager: opts.manager, decisions: opts.decisions, authzPath: opts.adminAuthzPath ?? 'system/authz/allow' })
+  // Single decisions are small and hot: no response-compression hook on their path.
   void app.register(dataRoutes, { decisions: opts.decisions, defaultDecision: opts.defaultDecision ?? 'system/main' })
-  void app.register(batchRoutes, { decisions: opts.decisions })
   void app.register(healthRoutes, { manager: opts.manager })
-  void app.register(adminRoutes, {
-    manager: opts.manager,
-    decisions: opts.decisions,
-    guard,
-    metricsText: opts.metricsText ?? (async () => (await opts.metrics?.registry.metrics()) ?? ''),
-    metricsContentType: opts.metrics?.registry.contentType ?? 'text/plain; version=0.0.4; charset=utf-8',
-    identityStatus: opts.identityStatus,
-    flushCache: opts.flushCache ?? (async () => opts.decisions.flushCache()),
+  // Batch, status and metrics responses can be large: gzip them for clients that accept it
+  // (encapsulated, so the hook only runs for these routes).
+  void app.register(async (large) => {
+    // request bodies are inflated by registerBodyHandling for every route; compress only responses
+    large.addHook('onRoute', (route) => { (route as { decompress?: boolean }).decompress = false })
+    await large.register(compress, { global: true, threshold: 1024, encodings: ['gzip'] })
+    await large.register(batchRoutes, { decisions: opts.decisions })
+    await large.register(adminRoutes, {
+      manager: opts.manager,
+      decisions: opts.decisions,
+      guard,
+      metricsText: opts.metricsText ?? (async () => (await opts.metrics?.registry.metrics()) ?? ''),
+      metricsContentType: opts.metrics?.registry.contentType ?? 'text/plain; version=0.0.4; charset=utf-8',
+      identityStatus: opts.identityStatus,
+      flushCache: opts.flushCache ?? (async () => opts.decisions.flushCache()),
+    })
   })
   return app
 }

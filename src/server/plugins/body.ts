@@ -1,9 +1,10 @@
 /**
  * Request bodies are parsed as JSON whatever the content type, as OPA does, after a linear
  * scan that refuses nesting deeper than the configured limit (deep nesting would otherwise
- * exhaust the parser's stack). gzip-encoded bodies are inflated by @fastify/compress as they
- * stream, and fastify's body limit applies to the inflated size, so a gzip bomb stops there.
+ * exhaust the parser's stack). gzip/deflate-encoded bodies are inflated as they stream, and
+ * fastify's body limit applies to the inflated size, so a gzip bomb stops at the limit.
  */
+import { createGunzip, createInflate } from 'node:zlib'
 import type { FastifyInstance } from 'fastify'
 import { PortcullisError } from '../../errors.js'
 
@@ -39,6 +40,22 @@ export function parseJsonBody (text: string, maxDepth: number): unknown {
 }
 
 export function registerBodyHandling (app: FastifyInstance, opts: { maxDepth: number }): void {
+  app.addHook('preParsing', async (request, _reply, payload) => {
+    const encoding = request.headers['content-encoding']
+    if (encoding === undefined || encoding === 'identity') return payload
+    if (encoding !== 'gzip' && encoding !== 'deflate') {
+      throw new PortcullisError('PORTCULLIS_INPUT_INVALID', `unsupported content-encoding ${JSON.stringify(encoding)} (gzip, deflate or identity)`, { header: 'content-encoding' })
+    }
+    const inflate = encoding === 'gzip' ? createGunzip() : createInflate()
+    // fastify compares content-length with the encoded bytes received and the body limit with
+    // the inflated bytes it reads from the stream returned here.
+    const counted = inflate as typeof inflate & { receivedEncodedLength: number }
+    counted.receivedEncodedLength = 0
+    payload.on('data', (c: Buffer) => { counted.receivedEncodedLength += c.length })
+    payload.on('error', (err) => inflate.destroy(err))
+    inflate.on('error', () => {})
+    return payload.pipe(inflate)
+  })
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
     try {
