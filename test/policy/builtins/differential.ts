@@ -31,7 +31,7 @@ export function regoModule (g: Group): string {
   const lines = ['package conf', '']
   g.tables.forEach((t, j) => {
     const arity = Math.max(0, ...t.cases.map((c) => c.args.length))
-    lines.push(`r${j}[i] := x if {`, `\tsome i`, `\ta := input.t${j}[i]`, `\tx := ${callOf(t, arity)}`, '}', '')
+    lines.push(g.v0 === true ? `r${j}[i] = x {` : `r${j}[i] := x if {`, `\tsome i`, `\ta := input.t${j}[i]`, `\tx := ${callOf(t, arity)}`, '}', '')
   })
   return lines.join('\n')
 }
@@ -73,10 +73,11 @@ export async function runGroup (g: Group, opts: RunOptions = {}): Promise<TableR
     const inputJson = stringifyExact(input)
     writeFileSync(join(dir, 'policy.rego'), regoModule(g))
     writeFileSync(join(dir, 'input.json'), inputJson)
-    const out = execFileSync(opa, ['eval', '--format', 'json', '-d', 'policy.rego', '-i', 'input.json', 'data.conf'], { cwd: dir, encoding: 'utf8', maxBuffer: 1 << 28 })
+    const v0 = g.v0 === true ? ['--v0-compatible'] : []
+    const out = execFileSync(opa, ['eval', ...v0, '--format', 'json', '-d', 'policy.rego', '-i', 'input.json', 'data.conf'], { cwd: dir, encoding: 'utf8', maxBuffer: 1 << 28 })
     const oracle = ((parseExact(out) as { result: Array<{ expressions: Array<{ value: Record<string, unknown> }> }> }).result[0]?.expressions[0]?.value) ?? {}
 
-    execFileSync(opa, ['build', '-t', 'wasm', '-e', 'conf', '-o', 'bundle.tar.gz', 'policy.rego'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+    execFileSync(opa, ['build', ...v0, '-t', 'wasm', '-e', 'conf', '-o', 'bundle.tar.gz', 'policy.rego'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
     const bundle = await loadBundle(join(dir, 'bundle.tar.gz'), { name: `conf-${g.name}` })
     const compiled = compileBundle(bundle, { builtins: { switches: new Set(g.switches ?? []) } })
     const snapshot = new PolicySnapshot(1, [{ compiled, activatedAt: new Date() }])

@@ -21,8 +21,9 @@ import { graphGroup } from './graph.js'
 import { httpGroup } from './http.js'
 import { uriGroup } from './uri.js'
 import { providersGroup } from './providers.js'
+import { castsGroup } from './casts.js'
 
 export const groups: Array<() => Group | Promise<Group>> = [
   timeGroup, encodingGroup, unitsGroup, uuidGroup, semverGroup, urlqueryGroup, globGroup, numbersGroup, objectsGroup, jsonGroup,
-  stringsGroup, netGroup, regexGroup, cryptoGroup, jwtGroup, x509Group, jsonSchemaGroup, graphGroup, httpGroup, uriGroup, providersGroup,
+  stringsGroup, netGroup, regexGroup, cryptoGroup, jwtGroup, x509Group, jsonSchemaGroup, graphGroup, httpGroup, uriGroup, providersGroup, castsGroup,
 ]

@@ -25,6 +25,8 @@ export interface Group {
   tables: Table[]
   /** Builtin switches the Portcullis side needs (e.g. rand_intn). */
   switches?: string[]
+  /** Rego v0 syntax and `--v0-compatible` (for builtins deprecated in v1, like cast_*). */
+  v0?: boolean
 }
 
 /** Shorthand: one case per argument list. */

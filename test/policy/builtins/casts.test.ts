@@ -1,0 +1,4 @@
+import { differentialTest } from './harness.js'
+import { castsGroup } from './cases/casts.js'
+
+differentialTest(castsGroup)
