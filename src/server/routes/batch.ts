@@ -42,7 +42,7 @@ export const batchRoutes: FastifyPluginAsync<{ decisions: DecisionService }> = a
     const { inputs, common_input: common } = request.body
     const ids = Object.keys(inputs ?? {})
     if (ids.length > MAX_BATCH) throw new PortcullisError('PORTCULLIS_INPUT_TOO_LARGE', `a batch holds at most ${MAX_BATCH} inputs`, { limit: MAX_BATCH })
-    const credentials = credentialsOf(request)
+    const credentials = decisions.identityEnabled ? credentialsOf(request) : undefined
     const path = request.params['*']
     const responses: Record<string, Record<string, unknown>> = {}
     let failed = 0
@@ -51,7 +51,7 @@ export const batchRoutes: FastifyPluginAsync<{ decisions: DecisionService }> = a
         const d = await decisions.decide({
           path,
           input: mergeCommon(common, (inputs as Record<string, unknown>)[id]),
-          credentials,
+          ...(credentials !== undefined ? { credentials } : {}),
           transport: 'batch',
           requestId: `${request.id}/${id}`,
           ...(request.socket.remoteAddress !== undefined ? { requestedBy: request.socket.remoteAddress } : {}),

@@ -48,7 +48,8 @@ export const dataRoutes: FastifyPluginAsync<{ decisions: DecisionService, defaul
     decisions.decide({
       path,
       input,
-      credentials: credentialsOf(request),
+      // credentials are only gathered when an identity plugin will read them
+      ...(decisions.identityEnabled ? { credentials: credentialsOf(request) } : {}),
       transport: 'http',
       ...(strict === true ? { strictBuiltinErrors: true } : {}),
       ...(request.socket.remoteAddress !== undefined ? { requestedBy: request.socket.remoteAddress } : {}),
