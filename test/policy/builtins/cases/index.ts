@@ -22,8 +22,10 @@ import { httpGroup } from './http.js'
 import { uriGroup } from './uri.js'
 import { providersGroup } from './providers.js'
 import { castsGroup } from './casts.js'
+import { randGroup } from './rand.js'
+import { traceGroup } from './trace.js'
 
 export const groups: Array<() => Group | Promise<Group>> = [
   timeGroup, encodingGroup, unitsGroup, uuidGroup, semverGroup, urlqueryGroup, globGroup, numbersGroup, objectsGroup, jsonGroup,
-  stringsGroup, netGroup, regexGroup, cryptoGroup, jwtGroup, x509Group, jsonSchemaGroup, graphGroup, httpGroup, uriGroup, providersGroup, castsGroup,
+  stringsGroup, netGroup, regexGroup, cryptoGroup, jwtGroup, x509Group, jsonSchemaGroup, graphGroup, httpGroup, uriGroup, providersGroup, castsGroup, randGroup, traceGroup,
 ]

@@ -6,7 +6,11 @@ const cidrs = ['10.0.0.0/8', '10.1.2.3/8', '192.168.1.0/24', '0.0.0.0/0', '255.2
 
 export const netGroup = (): Group => ({
   name: 'net',
+  switches: ['net_lookup_ip_addr'],
   tables: [
+    // Resolver answers vary by machine: compare what both must see for localhost, and errors.
+    { builtin: 'net.lookup_ip_addr', call: '"127.0.0.1" in net.lookup_ip_addr($0)', cases: [{ args: ['localhost'] }] },
+    { builtin: 'net.lookup_ip_addr', call: 'count(net.lookup_ip_addr($0)) > 0', cases: [{ args: ['localhost'] }, { args: ['bad host name!'] }, { args: [1] }] },
     table('net.cidr_is_valid', [...cidrs.map((c) => [c]), [1], [null]]),
     table('net.cidr_expand', [['192.168.1.0/30'], ['10.0.0.1/31'], ['1.2.3.4/32'], ['2001:db8::/126'], ['::ffff:10.0.0.0/126'], ['::/127'], ['1.2.3.4'], ['x'], [1], ['fe80::a:b:0:0/127']]),
     table('net.cidr_merge', [

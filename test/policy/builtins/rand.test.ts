@@ -1,0 +1,4 @@
+import { differentialTest } from './harness.js'
+import { randGroup } from './cases/rand.js'
+
+differentialTest(randGroup)

@@ -1,0 +1,4 @@
+import { differentialTest } from './harness.js'
+import { traceGroup } from './cases/trace.js'
+
+differentialTest(traceGroup)
