@@ -52,7 +52,7 @@ export function escape (s: string, mode: Mode): string {
 
 const validOptionalPort = (p: string): boolean => p === '' || /^:\d*$/.test(p)
 
-export interface GoUrl { scheme: string, opaque: string, host: string, path: string, rawPath: string, rawQuery: string, fragment: string }
+export interface GoUrl { scheme: string, opaque: string, host: string, path: string, rawPath: string, rawQuery: string, fragment: string, rawFragment: string, user: boolean, forceQuery: boolean, omitHost: boolean }
 
 /** Go net/url.Parse. */
 export function parseUrl (raw: string): GoUrl {
@@ -60,7 +60,7 @@ export function parseUrl (raw: string): GoUrl {
   const u0 = hashAt >= 0 ? raw.slice(0, hashAt) : raw
   const frag = hashAt >= 0 ? raw.slice(hashAt + 1) : ''
   if (/[\x00-\x1f\x7f]/.test(u0)) throw new UrlError('invalid control character in URL')
-  const url: GoUrl = { scheme: '', opaque: '', host: '', path: '', rawPath: '', rawQuery: '', fragment: '' }
+  const url: GoUrl = { scheme: '', opaque: '', host: '', path: '', rawPath: '', rawQuery: '', fragment: '', rawFragment: '', user: false, forceQuery: false, omitHost: false }
   if (u0 === '*') { url.path = '*'; return url }
   let rest = u0
   for (let i = 0; i < u0.length; i++) {
@@ -74,13 +74,13 @@ export function parseUrl (raw: string): GoUrl {
     }
     break
   }
-  if (rest.endsWith('?') && rest.split('?').length === 2) rest = rest.slice(0, -1)
+  if (rest.endsWith('?') && rest.split('?').length === 2) { rest = rest.slice(0, -1); url.forceQuery = true }
   else {
     const q = rest.indexOf('?')
     if (q >= 0) { url.rawQuery = rest.slice(q + 1); rest = rest.slice(0, q) }
   }
   if (!rest.startsWith('/')) {
-    if (url.scheme !== '') { url.opaque = rest; if (frag !== '') url.fragment = unescape(frag, 'fragment'); return url }
+    if (url.scheme !== '') { url.opaque = rest; setFragment(url, frag); return url }
     const seg = rest.split('/')[0] as string
     if (seg.includes(':')) throw new UrlError('first path segment in URL cannot contain colon')
   }
@@ -95,6 +95,7 @@ export function parseUrl (raw: string): GoUrl {
       const userinfo = authority.slice(0, at)
       if (!/^[A-Za-z0-9\-._:~!$&'()*+,;=%@]*$/.test(userinfo)) throw new UrlError('invalid userinfo')
       unescape(userinfo, 'fragment')
+      url.user = true
       host = authority.slice(at + 1)
     }
     if (host.startsWith('[')) {
@@ -106,11 +107,17 @@ export function parseUrl (raw: string): GoUrl {
       if (colon >= 0 && !validOptionalPort(host.slice(colon))) throw new UrlError('invalid port after host')
     }
     url.host = unescape(host, 'host')
-  }
+  } else if (url.scheme !== '' && rest.startsWith('/')) url.omitHost = true
   url.path = unescape(rest, 'path')
   url.rawPath = escape(url.path, 'path') === rest ? '' : rest
-  if (frag !== '') url.fragment = unescape(frag, 'fragment')
+  setFragment(url, frag)
   return url
+}
+
+function setFragment (url: GoUrl, frag: string): void {
+  if (frag === '') return
+  url.fragment = unescape(frag, 'fragment')
+  url.rawFragment = escape(url.fragment, 'fragment') === frag ? '' : frag
 }
 
 function hostname (host: string): string {

@@ -11,6 +11,7 @@ import { isNum, isObj, str } from './args.js'
 import { bigIntOf, children, DerError, parseOid, readTlv, stringOf, timeOf, unsignedOf, type Tlv } from './der.js'
 import { formatAddr } from './net.js'
 import { pemDecode } from './pem.js'
+import { parseUrl } from './uri.js'
 
 const oidStr = (o: number[]): string => o.join('.')
 const b64 = (b: Buffer): string => b.toString('base64')
@@ -108,28 +109,40 @@ function publicKeyJson (alg: number, spki: Tlv): unknown {
   return null
 }
 
-/** Go url.Parse of a URI SAN, as url.URL marshals. */
+/** Go url.Parse of a URI SAN, as url.URL marshals (a SAN Go cannot parse makes the certificate invalid). */
 export function goUrl (s: string): Record<string, unknown> {
-  const u: Record<string, unknown> = { Scheme: '', Opaque: '', User: null, Host: '', Path: '', RawPath: '', OmitHost: false, ForceQuery: false, RawQuery: '', Fragment: '', RawFragment: '' }
-  let rest = s
-  const hash = rest.indexOf('#')
-  if (hash >= 0) { u.Fragment = decodeURIComponent(rest.slice(hash + 1)); rest = rest.slice(0, hash) }
-  const m = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(rest)
-  if (m !== null) { u.Scheme = (m[1] as string).toLowerCase(); rest = rest.slice(m[0].length) }
-  const q = rest.indexOf('?')
-  if (q >= 0) { u.RawQuery = rest.slice(q + 1); if (u.RawQuery === '') u.ForceQuery = true; rest = rest.slice(0, q) }
-  if (u.Scheme !== '' && !rest.startsWith('/')) { u.Opaque = rest; return u }
-  if (rest.startsWith('//')) {
-    rest = rest.slice(2)
-    const slash = rest.indexOf('/')
-    let authority = slash >= 0 ? rest.slice(0, slash) : rest
-    rest = slash >= 0 ? rest.slice(slash) : ''
-    const at = authority.lastIndexOf('@')
-    if (at >= 0) { u.User = {}; authority = authority.slice(at + 1) }
-    u.Host = authority
+  const u = parseUrl(s)
+  return {
+    Scheme: u.scheme, Opaque: u.opaque, User: u.user ? {} : null, Host: u.host, Path: u.path, RawPath: u.rawPath, OmitHost: u.omitHost,
+    ForceQuery: u.forceQuery, RawQuery: u.rawQuery, Fragment: u.fragment, RawFragment: u.rawFragment,
   }
-  try { u.Path = decodeURIComponent(rest) } catch { u.Path = rest }
-  return u
+}
+
+function ipNet (b: Buffer): Record<string, unknown> | undefined {
+  if (b.length === 8) return { IP: formatAddr({ v: 4, n: unsignedOf(b.subarray(0, 4)) }), Mask: b64(b.subarray(4)) }
+  if (b.length === 32) return { IP: formatAddr({ v: 6, n: unsignedOf(b.subarray(0, 16)) }), Mask: b64(b.subarray(16)) }
+  return undefined
+}
+
+/** Name constraints (RFC 5280 4.2.1.10) into Go's Permitted... and Excluded... fields. */
+function nameConstraints (v: Tlv, critical: boolean, out: Record<string, unknown>): void {
+  out.PermittedDNSDomainsCritical = critical
+  for (const part of children(v)) {
+    const kind = part.tag === 0xa0 ? 'Permitted' : part.tag === 0xa1 ? 'Excluded' : undefined
+    if (kind === undefined) continue
+    const dns: string[] = []; const ips: unknown[] = []; const emails: string[] = []; const uris: string[] = []
+    for (const subtree of children(part)) {
+      const base = children(subtree)[0]
+      if (base === undefined) continue
+      if (base.tag === 0x82) dns.push(base.body.toString('latin1'))
+      else if (base.tag === 0x87) { const n = ipNet(base.body); if (n !== undefined) ips.push(n) } else if (base.tag === 0x81) emails.push(base.body.toString('latin1'))
+      else if (base.tag === 0x86) uris.push(base.body.toString('latin1'))
+    }
+    if (dns.length > 0) out[`${kind}DNSDomains`] = dns
+    if (ips.length > 0) out[`${kind}IPRanges`] = ips
+    if (emails.length > 0) out[`${kind}EmailAddresses`] = emails
+    if (uris.length > 0) out[`${kind}URIDomains`] = uris
+  }
 }
 
 function generalNames (body: Tlv, out: { dns: string[], email: string[], ip: string[], uri: string[] }): void {
@@ -251,6 +264,7 @@ export function parseCertificate (der: Buffer): ParsedCert {
           if (urls.length > 0) out.CRLDistributionPoints = urls
           break
         }
+        case '2.5.29.30': nameConstraints(v, critical, out); break
         case '2.5.29.32': {
           const ids = children(v).map((p) => parseOid((children(p)[0] as Tlv).body))
           out.PolicyIdentifiers = ids

@@ -24,6 +24,8 @@ export interface Keys {
   rsa: KeyPair, rsa2: KeyPair, p256: KeyPair, p384: KeyPair, p521: KeyPair, ed: KeyPair
   rsaCertPem: string, ecCertPem: string, chain: { root: string, inter: string, leaf: string, rootKey: CryptoKeyPair }
   csrPem: string
+  /** A CA certificate carrying the extensions Go parses into dedicated fields. */
+  richPem: string
 }
 
 let cached: Promise<Keys> | undefined
@@ -87,7 +89,32 @@ export async function keys (): Promise<Keys> {
       name: 'CN=csr.example.com, O=Portcullis', keys: ecKeys, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
       extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'csr.example.com' }])],
     })
+    // DER by hand for what the library has no class for: name constraints and an unknown critical extension.
+    const tlv = (tag: number, body: Buffer): Buffer => Buffer.concat([Buffer.from([tag]), body.length < 128 ? Buffer.from([body.length]) : Buffer.from([0x81, body.length]), body])
+    const subtree = (tag: number, v: Buffer): Buffer => tlv(0x30, tlv(tag, v))
+    const nameConstraints = tlv(0x30, Buffer.concat([
+      tlv(0xa0, Buffer.concat([subtree(0x82, Buffer.from('.example.com')), subtree(0x87, Buffer.from([10, 0, 0, 0, 255, 0, 0, 0])), subtree(0x81, Buffer.from('example.com')), subtree(0x86, Buffer.from('.example.com'))])),
+      tlv(0xa1, Buffer.concat([subtree(0x82, Buffer.from('bad.example.com')), subtree(0x87, Buffer.from([10, 1, 0, 0, 255, 255, 0, 0]))])),
+    ]))
+    const richKey = await webPair(EC_ALG)
+    const rich = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: '7fffffffffffffffffff', name: 'CN=Rich CA, O=Portcullis, O=Second Org, OU=Unit, C=US, ST=CA, L=SF, 2.5.4.5=SN-1, 2.5.4.17=94107, 2.5.4.9=1 Main St',
+      notBefore, notAfter: new Date('2060-06-01T12:00:00Z'), keys: richKey, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-384' },
+      extensions: [
+        new x509.BasicConstraintsExtension(true, 0, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.decipherOnly, true),
+        new x509.ExtendedKeyUsageExtension(['1.3.6.1.5.5.7.3.3', '1.3.6.1.5.5.7.3.9', '1.2.3.4.5']),
+        new x509.CRLDistributionPointsExtension(['http://crl.example.com/ca.crl', 'http://crl2.example.com/ca.crl']),
+        new x509.AuthorityInfoAccessExtension({ ocsp: ['http://ocsp.example.com'], caIssuers: ['http://ca.example.com/ca.crt'] } as never),
+        new x509.CertificatePolicyExtension(['2.23.140.1.2.1', '1.3.6.1.4.1.99999.1']),
+        new x509.Extension('2.5.29.30', true, new Uint8Array(nameConstraints)),
+        new x509.Extension('1.2.3.4', true, new Uint8Array(tlv(0x05, Buffer.alloc(0)))),
+        new x509.SubjectAlternativeNameExtension([{ type: 'ip', value: '2001:db8::1' }, { type: 'url', value: 'https://u:p@example.com:8443/a%2Fb?q=1#f' }, { type: 'url', value: 'urn:example:x' }]),
+        await x509.SubjectKeyIdentifierExtension.create(richKey.publicKey),
+      ],
+    })
     return {
+      richPem: rich.toString('pem') + '\n',
       rsa, rsa2, p256, p384, p521, ed,
       rsaCertPem: rsaCert.toString('pem') + '\n', ecCertPem: ecCert.toString('pem') + '\n',
       chain: { root: root.toString('pem') + '\n', inter: inter.toString('pem') + '\n', leaf: leaf.toString('pem') + '\n', rootKey },
