@@ -26,6 +26,9 @@ export interface Keys {
   csrPem: string
   /** A CA certificate carrying the extensions Go parses into dedicated fields. */
   richPem: string
+  /** Ed25519 and RSA-PSS signed certificates. */
+  edCertPem: string
+  pssCertPem: string
 }
 
 let cached: Promise<Keys> | undefined
@@ -113,7 +116,12 @@ export async function keys (): Promise<Keys> {
         await x509.SubjectKeyIdentifierExtension.create(richKey.publicKey),
       ],
     })
+    const edKeys = await webcrypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']) as CryptoKeyPair
+    const edCert = await x509.X509CertificateGenerator.createSelfSigned({ serialNumber: '02', name: 'CN=ed25519', notBefore, notAfter, keys: edKeys, signingAlgorithm: { name: 'Ed25519' } })
+    const pssKeys = await webcrypto.subtle.generateKey({ name: 'RSA-PSS', hash: 'SHA-384', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 }, true, ['sign', 'verify']) as CryptoKeyPair
+    const pssCert = await x509.X509CertificateGenerator.createSelfSigned({ serialNumber: '03', name: 'CN=pss', notBefore, notAfter, keys: pssKeys, signingAlgorithm: { name: 'RSA-PSS', hash: 'SHA-384', saltLength: 48 } as Algorithm })
     return {
+      edCertPem: edCert.toString('pem') + '\n', pssCertPem: pssCert.toString('pem') + '\n',
       richPem: rich.toString('pem') + '\n',
       rsa, rsa2, p256, p384, p521, ed,
       rsaCertPem: rsaCert.toString('pem') + '\n', ecCertPem: ecCert.toString('pem') + '\n',

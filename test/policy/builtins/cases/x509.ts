@@ -20,7 +20,7 @@ export async function x509Group (): Promise<Group> {
     name: 'x509',
     tables: [
       table('crypto.x509.parse_certificates', [
-        [k.richPem], [k.ecCertPem], [k.rsaCertPem], [root], [inter], [leaf], [full], [b64(k.ecCertPem)], [derB64(k.rsaCertPem)], [derB64(root) ], [garbled], [''], ['not a cert'],
+        [k.richPem], [k.edCertPem], [k.pssCertPem], [k.ecCertPem], [k.rsaCertPem], [root], [inter], [leaf], [full], [b64(k.ecCertPem)], [derB64(k.rsaCertPem)], [derB64(root) ], [garbled], [''], ['not a cert'],
         ['-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'], [k.rsa.spkiPem], [1], ['junk' + k.ecCertPem],
       ]),
       table('crypto.x509.parse_and_verify_certificates', [[full], [root + leaf], [inter + leaf], [leaf], [root + inter + k.ecCertPem], [b64(full)], ['x'], [root + root]]),
