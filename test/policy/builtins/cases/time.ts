@@ -58,6 +58,9 @@ export const timeGroup = (): Group => ({
       ...layouts.flatMap((l) => [[[LEAP, 'UTC', l]], [[FALL, 'America/New_York', l]], [[BERLIN, 'Europe/Berlin', l]], [[-1, 'Asia/Kolkata', l]]]),
       [[0, 'UTC', 5]],
     ]),
+    table('time.format', [...tz, 'Europe/London', 'Europe/Dublin', 'Europe/Moscow', 'Asia/Tokyo', 'Asia/Shanghai', 'Asia/Singapore', 'Asia/Dubai', 'America/Los_Angeles',
+      'America/Sao_Paulo', 'America/Phoenix', 'Pacific/Honolulu', 'Africa/Casablanca', 'Asia/Tehran', 'Australia/Adelaide', 'Etc/GMT-14', 'Europe/Lisbon', 'Asia/Jerusalem', 'America/Halifax']
+      .flatMap((z) => [LEAP, FALL, 0n, -2208988800000000000n].map((t) => [[t, z, 'MST -07:00:00 Z07']]))),
     table('time.add_date', [
       [LEAP, 1, 0, 0], [LEAP, -4, 0, 0], [LEAP, 0, 1, 0], [LEAP, 0, 0, 366], [LEAP, 0, -14, -30], [[LEAP, 'America/New_York'], 0, 0, 10],
       [[SPRING - 3600_000_000_000n, 'America/New_York'], 0, 0, 1], [[FALL, 'America/New_York'], 0, 0, 1], [[FALL, 'America/New_York'], 0, 0, -1],
