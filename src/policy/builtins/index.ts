@@ -34,6 +34,7 @@ import { graphBuiltins } from './graph.js'
 import { httpBuiltins } from './http.js'
 import { uriBuiltins } from './uri.js'
 import { providersBuiltins } from './providers.js'
+import { graphqlBuiltins } from './graphql.js'
 
 export type { BuiltinSpec, EvalContext } from './types.js'
 export { BuiltinError, RawJson } from './types.js'
@@ -72,6 +73,7 @@ const groups: BuiltinSpec[][] = [
   httpBuiltins,
   uriBuiltins,
   providersBuiltins,
+  graphqlBuiltins,
 ]
 
 const registry = new Map<string, BuiltinSpec>()

@@ -1,0 +1,4 @@
+import { differentialTest } from './harness.js'
+import { graphqlGroup } from './cases/graphql.js'
+
+differentialTest(graphqlGroup)
