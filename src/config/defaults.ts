@@ -25,6 +25,8 @@ export const DEFAULTS: Config = {
     strict_builtin_errors: false,
     max_memory_pages: 8192,
     builtin_switches: [],
+    runtime_env: [],
+    http_send: { timeout_ms: 5000, allowed_hosts: [] },
   },
   cache: {
     enabled: true,

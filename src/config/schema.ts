@@ -54,7 +54,12 @@ export const BundlesSchema = Type.Object({
 export const PolicySchema = Type.Object({
   strict_builtin_errors: Bool('a builtin error fails the decision (OPA strict mode) instead of making the expression undefined'),
   max_memory_pages: Int('wasm linear memory limit per policy instance, in 64 KiB pages', 16),
-  builtin_switches: Type.Array(Type.String(), { description: 'builtins that reach outside the process, switched on by name (e.g. http_send); none by default' }),
+  builtin_switches: Type.Array(Type.String(), { description: 'builtins that reach outside the process, switched on by name (http_send, net_lookup_ip_addr, rand_intn); none by default' }),
+  runtime_env: Type.Array(Type.String(), { description: 'environment variables opa.runtime().env exposes to policies (none by default; OPA exposes all)' }),
+  http_send: Type.Object({
+    timeout_ms: Int('default and largest timeout of one http.send call', 1),
+    allowed_hosts: Type.Array(Type.String(), { description: 'hosts http.send may reach; empty = any (only matters when the http_send switch is on)' }),
+  }, strict),
 }, strict)
 
 export const CacheSchema = Type.Object({

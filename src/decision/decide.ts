@@ -92,13 +92,14 @@ export class DecisionService {
       const bundle = res.bundle.compiled.bundle
       const path = req.path.replace(/^\/+|\/+$/g, '')
       const strict = req.strictBuiltinErrors ?? this.#strict
-      const cacheable = this.#cache !== undefined && res.bundle.compiled.cacheable
+      const cacheable = this.#cache !== undefined && res.bundle.compiled.cacheable && req.explain !== true
       const key = cacheable ? decisionCacheKey(bundle.name, bundle.manifest.revision, strict ? `${path}\0strict` : path, input) : undefined
       const hit = key !== undefined ? this.#cache?.get(key) : undefined
 
       let defined: boolean
       let result: unknown
       let evalNs = 0
+      let explanation: string[] | undefined
       if (hit !== undefined) {
         defined = hit.defined
         result = hit.result
@@ -109,6 +110,7 @@ export class DecisionService {
         evalNs = Number(now() - t0)
         defined = evaluation.defined
         result = evaluation.result
+        if (req.explain === true) explanation = evaluation.trace
         // A decision whose builtins raised errors (non-strict) is still answered, but not cached:
         // the error may be transient (e.g. time), and it must be visible every time.
         if (key !== undefined && evaluation.builtinErrors.length === 0) this.#cache?.set(key, { defined, result, bundle: evaluation.bundle })
@@ -126,6 +128,7 @@ export class DecisionService {
         metrics: { timer_rego_query_eval_ns: evalNs, timer_portcullis_identity_ns: identityNs, timer_portcullis_decision_ns: Number(now() - started) },
       }
       if (defined) decision.result = result
+      if (explanation !== undefined) decision.explanation = explanation
       if (this.#metrics !== undefined) {
         const cached = decision.cached ? 'true' : 'false'
         this.#metrics.decisions.inc({ outcome: outcomeOf(defined, result), transport, cached })

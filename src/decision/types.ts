@@ -48,6 +48,8 @@ export interface DecisionRequest {
   requestedBy?: string
   /** Transport request id, for the audit record. */
   requestId?: string
+  /** Collect the policy's trace() lines (bypasses the decision cache). */
+  explain?: boolean
 }
 
 export interface Decision {
@@ -66,6 +68,8 @@ export interface Decision {
   /** The input the policy saw (caller input plus verified identity). */
   input: unknown
   timestamp: Date
+  /** trace() output of the evaluation, when the request asked to explain. */
+  explanation?: string[]
   metrics: { timer_rego_query_eval_ns: number, timer_portcullis_identity_ns: number, timer_portcullis_decision_ns: number }
 }
 

@@ -34,6 +34,8 @@ export interface Evaluation {
   cacheable: boolean
   /** Builtin errors raised (and, unless strict, turned into undefined expressions). */
   builtinErrors: EvalContext['builtinErrors']
+  /** Lines the policy wrote with trace(). */
+  trace: string[]
 }
 
 export interface EvaluateOptions {
@@ -133,7 +135,7 @@ export class PolicySnapshot {
     const res = this.resolve(path)
     const b = res.bundle.compiled
     const base = { bundle: b.bundle.name, revision: b.bundle.manifest.revision, cacheable: b.cacheable }
-    if (res.kind === 'data') return { ...base, defined: true, result: res.value, builtinErrors: [] }
+    if (res.kind === 'data') return { ...base, defined: true, result: res.value, builtinErrors: [], trace: [] }
 
     const ctx = opts.context ?? createEvalContext({ strictBuiltinErrors: opts.strictBuiltinErrors ?? false })
     const instance = res.bundle.instances.get(b.entrypointModule.get(res.entrypoint) as string) as ModuleInstance
@@ -145,7 +147,7 @@ export class PolicySnapshot {
       inputBuffer = encoder.encode(opts.inputJson ?? JSON.stringify(input)).buffer as ArrayBuffer
     }
     const out = instance.evaluate(res.entrypoint, inputBuffer, ctx)
-    const evaluation: Evaluation = { ...base, entrypoint: res.entrypoint, defined: false, builtinErrors: ctx.builtinErrors }
+    const evaluation: Evaluation = { ...base, entrypoint: res.entrypoint, defined: false, builtinErrors: ctx.builtinErrors, trace: ctx.trace }
     if (!out.defined) return evaluation
     let value = out.value
     for (const key of res.rest) {

@@ -14,6 +14,7 @@ import type { ResolvedConfig } from '../config/load.js'
 import { DecisionService } from '../decision/decide.js'
 import { createIdentityVerifier, type IdentityVerifier } from '../identity/index.js'
 import { Metrics } from '../metrics/index.js'
+import { configureBuiltins } from '../policy/builtins/config.js'
 import { build } from './app.js'
 import { peerChain } from './plugins/credentials.js'
 import { PortcullisError } from '../errors.js'
@@ -56,6 +57,23 @@ function verification (config: ResolvedConfig): VerificationConfig | undefined {
 export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: RuntimeHooks = {}, opts: { logger?: PinoLogger } = {}): Promise<Runtime> {
   const logger = opts.logger ?? pino({ name: 'portcullis', level: config.logging.level })
   const metrics = new Metrics()
+  // What opa.runtime() reports: the non-secret settings, and only the environment variables named.
+  const env: Record<string, string> = {}
+  for (const name of config.policy.runtime_env) {
+    const v = process.env[name]
+    if (v !== undefined) env[name] = v
+  }
+  configureBuiltins({
+    runtime: {
+      config: {
+        server: { addr: config.server.addr, workers: config.server.workers },
+        bundles: { dir: config.bundles.dir, signing_required: config.bundles.signing.required },
+        policy: { builtin_switches: config.policy.builtin_switches, strict_builtin_errors: config.policy.strict_builtin_errors },
+      },
+    },
+    env,
+    http: { timeoutMs: config.policy.http_send.timeout_ms, allowedHosts: [...config.policy.http_send.allowed_hosts] },
+  })
   const manager = new BundleManager({
     logger: logger.child({ component: 'bundles' }),
     load: {

@@ -148,6 +148,19 @@ describe('the decision pipeline', () => {
     })
   })
 
+  describe('explain', needsOpa(), () => {
+    test('?explain returns the policy\'s trace() notes and bypasses the cache', async () => {
+      const other = buildFixture('other', dir)
+      const { svc } = await service({ bundles: [other] })
+      const plain = await svc.decide({ path: 'other/traced', input: { name: 'x' } })
+      assert.equal(plain.explanation, undefined)
+      const d = await svc.decide({ path: 'other/traced', input: { name: 'x' }, explain: true })
+      assert.equal(d.result, true)
+      assert.equal(d.cached, false)
+      assert.deepEqual(d.explanation, ['checking x'])
+    })
+  })
+
   test('decisions are counted by outcome', async () => {
     const { svc, metrics } = await service()
     await svc.decide({ path: 'authz/allow', input: { ...order, identity: { spiffe_id: frontend } } })

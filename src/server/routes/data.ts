@@ -38,16 +38,18 @@ const v1Response = {
       decision_id: { type: 'string' },
       metrics: { type: 'object', additionalProperties: { type: 'number' } },
       provenance: { type: 'object', additionalProperties: true },
+      explanation: { type: 'array', items: { type: 'string' } },
       warning: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } },
     },
   },
 }
 
 export const dataRoutes: FastifyPluginAsync<{ decisions: DecisionService, defaultDecision: string }> = async (app, { decisions, defaultDecision }) => {
-  const decide = (request: FastifyRequest, path: string, input: unknown, strict?: boolean): Promise<Decision> =>
+  const decide = (request: FastifyRequest, path: string, input: unknown, strict?: boolean, explain?: boolean): Promise<Decision> =>
     decisions.decide({
       path,
       input,
+      ...(explain === true ? { explain: true } : {}),
       // credentials are only gathered when an identity plugin will read them
       ...(decisions.identityEnabled ? { credentials: credentialsOf(request) } : {}),
       transport: 'http',
@@ -58,7 +60,7 @@ export const dataRoutes: FastifyPluginAsync<{ decisions: DecisionService, defaul
 
   const v1 = async (request: FastifyRequest<{ Querystring: DataQuery }>, reply: FastifyReply, path: string, input: unknown, hasInput: boolean): Promise<unknown> => {
     const q = request.query
-    const d = await decide(request, path, input, flag(q['strict-builtin-errors']))
+    const d = await decide(request, path, input, flag(q['strict-builtin-errors']), q.explain !== undefined && q.explain !== 'off')
     const body: Record<string, unknown> = {}
     if (d.defined) body.result = d.result
     body.decision_id = d.decision_id
@@ -71,6 +73,8 @@ export const dataRoutes: FastifyPluginAsync<{ decisions: DecisionService, defaul
       }
     }
     if (flag(q.provenance)) body.provenance = { version: VERSION, bundles: d.bundles }
+    // ?explain: the policy's trace() notes (OPA's explain=notes, as plain lines)
+    if (d.explanation !== undefined) body.explanation = d.explanation
     if (!hasInput) body.warning = { code: 'api_usage_warning', message: "'input' key missing from the request" }
     if (flag(q.pretty)) return reply.type('application/json; charset=utf-8').send(JSON.stringify(body, null, 2) + '\n')
     return body
