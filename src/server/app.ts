@@ -68,10 +68,11 @@ export function build (opts: BuildOptions): FastifyInstance {
 
   registerBodyHandling(app, { maxDepth: opts.maxJsonDepth ?? 64 })
   if (metrics !== undefined) {
-    app.addHook('onResponse', async (request, reply) => {
+    app.addHook('onResponse', (request, reply, done) => {
       const status = reply.statusCode
       const outcome = status < 400 ? 'ok' : status < 500 ? 'client_error' : 'server_error'
       metrics.httpDuration.observe({ route: request.routeOptions.url ?? 'unmatched', method: request.method, outcome }, reply.elapsedTime / 1000)
+      done()
     })
   }
 

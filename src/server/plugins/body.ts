@@ -40,11 +40,16 @@ export function parseJsonBody (text: string, maxDepth: number): unknown {
 }
 
 export function registerBodyHandling (app: FastifyInstance, opts: { maxDepth: number }): void {
-  app.addHook('preParsing', async (request, _reply, payload) => {
+  // callback style: no promise per request on the hot path
+  app.addHook('preParsing', (request, _reply, payload, done) => {
     const encoding = request.headers['content-encoding']
-    if (encoding === undefined || encoding === 'identity') return payload
+    if (encoding === undefined || encoding === 'identity') {
+      done(null, payload)
+      return
+    }
     if (encoding !== 'gzip' && encoding !== 'deflate') {
-      throw new PortcullisError('PORTCULLIS_INPUT_INVALID', `unsupported content-encoding ${JSON.stringify(encoding)} (gzip, deflate or identity)`, { header: 'content-encoding' })
+      done(new PortcullisError('PORTCULLIS_INPUT_INVALID', `unsupported content-encoding ${JSON.stringify(encoding)} (gzip, deflate or identity)`, { header: 'content-encoding' }))
+      return
     }
     const inflate = encoding === 'gzip' ? createGunzip() : createInflate()
     // fastify compares content-length with the encoded bytes received and the body limit with
@@ -54,7 +59,7 @@ export function registerBodyHandling (app: FastifyInstance, opts: { maxDepth: nu
     payload.on('data', (c: Buffer) => { counted.receivedEncodedLength += c.length })
     payload.on('error', (err) => inflate.destroy(err))
     inflate.on('error', () => {})
-    return payload.pipe(inflate)
+    done(null, payload.pipe(inflate))
   })
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
