@@ -3,28 +3,14 @@
  * the snapshot's data, evaluate many times. Loading rejects a module that calls a builtin no
  * one implements, naming the builtin, so no request ever meets it.
  */
-import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
-import type { LoadedPolicy, loadPolicySync as LoadPolicySync } from '@open-policy-agent/opa-wasm'
+import type { LoadedPolicy } from '@open-policy-agent/opa-wasm'
+import { evaluateOrdered, instantiatePolicy } from './wasm-host.js'
 import { BundleError, PolicyError } from '../errors.js'
 import type { Bundle } from '../bundles/load.js'
 import {
   builtinAvailability, hostBuiltinsFor, registeredBuiltins, runWithContext, StrictBuiltinHalt,
   type BuiltinOptions, type EvalContext,
 } from './builtins/index.js'
-
-// opa-wasm's ESM entry re-exports only the async loader; the synchronous one (used to
-// re-instantiate an already compiled module without a tick) lives in its CommonJS entry.
-const require = createRequire(import.meta.url)
-const { loadPolicySync } = require('@open-policy-agent/opa-wasm') as { loadPolicySync: typeof LoadPolicySync }
-
-// opa-wasm consults its own JavaScript builtins (sprintf, regex.split, json.is_valid, yaml.*)
-// before the host's, and some differ from OPA (its sprintf has C, not Go, semantics). Where
-// the registry supplies a builtin, remove opa-wasm's version so the registry's is called.
-const opaWasmBuiltins = require(join(dirname(require.resolve('@open-policy-agent/opa-wasm')), 'builtins', 'index.js')) as Record<string, unknown>
-for (const name of registeredBuiltins()) {
-  if (Object.hasOwn(opaWasmBuiltins, name)) delete opaWasmBuiltins[name]
-}
 
 export interface EngineOptions {
   builtins?: BuiltinOptions
@@ -91,7 +77,7 @@ export function inspectModule (bytes: Uint8Array<ArrayBuffer>, source: string, p
   let policy: LoadedPolicy
   try {
     module = new WebAssembly.Module(bytes)
-    policy = loadPolicySync(module, memoryDescriptor(opts), hostBuiltins(opts))
+    policy = instantiatePolicy(module, memoryDescriptor(opts), hostBuiltins(opts))
   } catch (err) {
     throw new BundleError('PORTCULLIS_BUNDLE_WASM_INVALID', `${source}: ${path} is not a loadable OPA wasm module (${errorText(err)})`, { source, file: path }, { cause: err })
   }
@@ -156,7 +142,7 @@ export class ModuleInstance {
   }
 
   #instantiate (): LoadedPolicy {
-    const policy = loadPolicySync(this.#compiled.module, memoryDescriptor(this.#opts), hostBuiltins(this.#opts))
+    const policy = instantiatePolicy(this.#compiled.module, memoryDescriptor(this.#opts), hostBuiltins(this.#opts))
     policy.setData(this.#dataJson)
     return policy
   }
@@ -170,7 +156,7 @@ export class ModuleInstance {
     if (id === undefined) throw new PolicyError('PORTCULLIS_POLICY_PATH_NOT_FOUND', `entrypoint ${entrypoint} is not exported by ${this.#compiled.path}`, { entrypoint })
     let rs: unknown
     try {
-      rs = runWithContext(ctx, () => this.#policy.evaluate(inputJson, id))
+      rs = runWithContext(ctx, () => evaluateOrdered(this.#policy, id, inputJson, ctx.exactNumbers === true))
     } catch (err) {
       throw this.#classify(err, entrypoint)
     }

@@ -1,5 +1,6 @@
 /** Argument checks shared by the host builtins; a wrong type is a builtin error, as in OPA. */
 import { ExactNumber } from './exact-json.js'
+import { RegoSet } from './types.js'
 import { BuiltinError } from './types.js'
 
 export type Json = null | boolean | number | string | ExactNumber | Json[] | { [k: string]: Json }
@@ -127,5 +128,9 @@ export function regoCompare (a: unknown, b: unknown): number {
 /** A Rego set as it crosses back to the wasm module: a sorted, de-duplicated array. */
 export function setOf (values: unknown[]): unknown[] {
   const sorted = [...values].sort(regoCompare)
-  return sorted.filter((v, i) => i === 0 || regoCompare(sorted[i - 1], v) !== 0)
+  const out = new RegoSet()
+  for (const [i, v] of sorted.entries()) {
+    if (i === 0 || regoCompare(sorted[i - 1], v) !== 0) out.push(v)
+  }
+  return out
 }

@@ -1,8 +1,7 @@
 /** The deprecated cast_* builtins (v0 policies only). */
 import type { BuiltinSpec } from './types.js'
 import { BuiltinError } from './types.js'
-import { isObj } from './args.js'
-import { canonicalJson } from './json.js'
+import { isObj, setOf } from './args.js'
 
 const cast = (name: string, ok: (v: unknown) => boolean, to: (v: unknown) => unknown = (v) => v): BuiltinSpec => ({
   name,
@@ -14,12 +13,8 @@ const cast = (name: string, ok: (v: unknown) => boolean, to: (v: unknown) => unk
 
 export const castsBuiltins: BuiltinSpec[] = [
   cast('cast_array', Array.isArray),
-  // A set cannot cross opa-wasm's JSON boundary: the result is a sorted, de-duplicated array.
-  cast('cast_set', Array.isArray, (v) => {
-    const seen = new Map<string, unknown>()
-    for (const x of v as unknown[]) seen.set(canonicalJson(x), x)
-    return [...seen.keys()].sort().map((k) => seen.get(k))
-  }),
+  // The result is loaded into the policy as a real set (see policy/wasm-host.ts).
+  cast('cast_set', Array.isArray, (v) => setOf(v as unknown[])),
   cast('cast_boolean', (v) => typeof v === 'boolean'),
   cast('cast_null', (v) => v === null),
   cast('cast_object', isObj),

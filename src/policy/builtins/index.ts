@@ -120,11 +120,17 @@ export function builtinAvailability (name: string, opts: BuiltinOptions = {}): A
  */
 let current: EvalContext | undefined
 
+/** The context of the evaluation in progress on this thread, if any. */
+export function currentContext (): EvalContext | undefined {
+  return current
+}
+
 export function runWithContext<T> (ctx: EvalContext, fn: () => T): T {
   const previous = current
   current = ctx
   try {
-    return withExactJsonParse(fn, ctx.exactNumbers === true)
+    // results are parsed by the engine (exact numbers there); JSON.parse is only observed for arguments
+    return withExactJsonParse(fn, false)
   } finally {
     current = previous
   }

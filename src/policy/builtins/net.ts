@@ -195,7 +195,7 @@ export const netBuiltins: BuiltinSpec[] = [
       if (count > MAX_EXPAND) throw new BuiltinError(b, 'CIDR too large to expand')
       const out: string[] = []
       for (let i = 0n; i < count; i++) out.push(formatAddr({ v: p.addr.v, n: p.addr.n + i }))
-      return [...new Set(out)].sort()
+      return setOf([...new Set(out)])
     },
   },
   {
@@ -210,7 +210,7 @@ export const netBuiltins: BuiltinSpec[] = [
         if (p === undefined) throw new BuiltinError(b, `${e} is not a valid IP address or CIDR`)
         ;(p.addr.v === 4 ? v4 : v6).push(p)
       }
-      return [...mergeFamily(v4, 4), ...mergeFamily(v6, 6)].map(formatPrefix).sort()
+      return setOf([...mergeFamily(v4, 4), ...mergeFamily(v6, 6)].map(formatPrefix))
     },
   },
   {
@@ -253,7 +253,7 @@ export const netBuiltins: BuiltinSpec[] = [
       } catch (err) {
         throw new BuiltinError(b, `lookup ${name} failed`)
       }
-      return [...new Set(JSON.parse(out) as string[])].sort()
+      return setOf([...new Set(JSON.parse(out) as string[])])
     },
   },
 ]

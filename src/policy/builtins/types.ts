@@ -38,6 +38,16 @@ export class RawJson {
   constructor (readonly text: string) {}
 }
 
+/**
+ * A Rego set in a builtin's result. It is an array (sorted, without duplicates, as OPA orders
+ * sets), so JSON serialization and code that reads it as a list keep working; the host glue
+ * loads any value containing one into the policy as a real Rego set (opa_value_parse), so
+ * `net.cidr_merge(x) == {"10.0.0.0/8"}` holds as it does in OPA.
+ */
+export class RegoSet<T = unknown> extends Array<T> {
+  static override get [Symbol.species] (): ArrayConstructor { return Array }
+}
+
 export interface BuiltinSpec {
   /** OPA's builtin name, e.g. `time.now_ns`. */
   name: string

@@ -1,0 +1,275 @@
+/**
+ * Instantiates an OPA wasm module with Portcullis's own host imports, then hands the instance
+ * to opa-wasm's LoadedPolicy for data loading and evaluation.
+ *
+ * opa-wasm's built-in import glue loads every host result with opa_json_parse, so a builtin
+ * could only ever return JSON: the sets some builtins return (net.cidr_merge, graph.*, ...)
+ * reached policies as arrays, and `net.cidr_merge(x) == {"10.0.0.0/8"}` was false where OPA
+ * says true. Owning the imports lets a result that contains a Rego set be loaded with
+ * opa_value_parse (Rego value syntax) instead; plain results still go through opa_json_parse,
+ * and arguments are read exactly as opa-wasm reads them (opa_json_dump + JSON.parse, which the
+ * builtins' exact-number support observes). `print()` output goes to the decision's trace
+ * instead of the process's stdout.
+ */
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import type { LoadedPolicy as LoadedPolicyType } from '@open-policy-agent/opa-wasm'
+import { RawJson, RegoSet } from './builtins/types.js'
+import { currentContext } from './builtins/index.js'
+import { ExactNumber } from './builtins/exact-json.js'
+import { regoCompare } from './builtins/args.js'
+
+const require = createRequire(import.meta.url)
+const { LoadedPolicy } = require('@open-policy-agent/opa-wasm') as { LoadedPolicy: new (instance: WebAssembly.Instance, memory: WebAssembly.Memory, minorVersion: number) => LoadedPolicyType }
+
+/** opa-wasm's own JavaScript builtins (regex.split, json.is_valid, yaml.*, and its sprintf). */
+export const opaWasmBuiltins = require(join(dirname(require.resolve('@open-policy-agent/opa-wasm')), 'builtins', 'index.js')) as Record<string, (...args: unknown[]) => unknown>
+
+interface Exports {
+  memory: WebAssembly.Memory
+  opa_malloc: (n: number) => number
+  opa_json_parse: (addr: number, len: number) => number
+  opa_value_parse: (addr: number, len: number) => number
+  opa_json_dump: (addr: number) => number
+  builtins: () => number
+  opa_wasm_abi_version?: WebAssembly.Global | number
+  opa_wasm_abi_minor_version?: WebAssembly.Global | number
+}
+
+type HostFn = (...args: unknown[]) => unknown
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+function readCString (memory: WebAssembly.Memory, addr: number): string {
+  const bytes = new Uint8Array(memory.buffer)
+  let end = addr
+  while (bytes[end] !== 0) end++
+  return decoder.decode(bytes.subarray(addr, end))
+}
+
+function containsSet (v: unknown): boolean {
+  if (v instanceof RegoSet) return true
+  if (Array.isArray(v)) return v.some(containsSet)
+  if (v !== null && typeof v === 'object' && !(v instanceof RawJson)) return Object.values(v).some(containsSet)
+  return false
+}
+
+/** Rego value text of a JSON value that may contain RegoSets (`set()`, `{a, b}`). */
+export function regoValueText (v: unknown): string {
+  if (v instanceof RegoSet) return v.length === 0 ? 'set()' : `{${v.map(regoValueText).join(', ')}}`
+  if (Array.isArray(v)) return `[${v.map(regoValueText).join(', ')}]`
+  if (v instanceof RawJson) return v.text
+  if (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON !== 'function') {
+    return `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}: ${regoValueText(x)}`).join(', ')}}`
+  }
+  return JSON.stringify(v) ?? 'null'
+}
+
+function abiNumber (g: WebAssembly.Global | number | undefined): number | undefined {
+  if (g === undefined) return undefined
+  return typeof g === 'number' ? g : (g.value as number)
+}
+
+/**
+ * Instantiates `module` with `host` builtins (name -> implementation over JSON values) and
+ * returns a LoadedPolicy. Throws if the module's ABI is not OPA wasm ABI 1.x.
+ */
+export function instantiatePolicy (module: WebAssembly.Module, memoryDescriptor: WebAssembly.MemoryDescriptor, host: Record<string, HostFn>): LoadedPolicyType {
+  const memory = new WebAssembly.Memory(memoryDescriptor)
+  let exports: Exports | undefined
+  let names: Record<number, string> = {}
+
+  const load = (value: unknown): number => {
+    const e = exports as Exports
+    if (value === undefined) return 0
+    let text: string
+    let parse: (addr: number, len: number) => number
+    if (value instanceof ArrayBuffer) {
+      text = decoder.decode(value)
+      parse = e.opa_json_parse
+    } else if (value instanceof RawJson) {
+      text = value.text
+      parse = e.opa_json_parse
+    } else if (containsSet(value)) {
+      text = regoValueText(value)
+      parse = e.opa_value_parse
+    } else {
+      text = JSON.stringify(value)
+      parse = e.opa_json_parse
+    }
+    const bytes = encoder.encode(text)
+    const addr = e.opa_malloc(bytes.length)
+    new Uint8Array(memory.buffer).set(bytes, addr)
+    const parsed = parse(addr, bytes.length)
+    if (parsed === 0) throw new Error(`host builtin result could not be loaded: ${text.slice(0, 200)}`)
+    return parsed
+  }
+
+  const call = (id: number, argAddrs: number[]): number => {
+    const e = exports as Exports
+    const name = names[id] as string
+    const impl = host[name] ?? opaWasmBuiltins[name]
+    if (impl === undefined) throw new Error(`builtin ${name} is not provided by the host`)
+    const args = argAddrs.map((a) => JSON.parse(readCString(memory, e.opa_json_dump(a))) as unknown)
+    return load(impl(...args))
+  }
+
+  const imports = {
+    env: {
+      memory,
+      opa_abort: (addr: number) => { throw readCString(memory, addr) },
+      opa_println: (addr: number) => { currentContext()?.trace.push(readCString(memory, addr)) },
+      opa_builtin0: (id: number, _ctx: number) => call(id, []),
+      opa_builtin1: (id: number, _ctx: number, a: number) => call(id, [a]),
+      opa_builtin2: (id: number, _ctx: number, a: number, b: number) => call(id, [a, b]),
+      opa_builtin3: (id: number, _ctx: number, a: number, b: number, c: number) => call(id, [a, b, c]),
+      opa_builtin4: (id: number, _ctx: number, a: number, b: number, c: number, d: number) => call(id, [a, b, c, d]),
+    },
+  }
+  const instance = new WebAssembly.Instance(module, imports)
+  exports = instance.exports as unknown as Exports
+  const major = abiNumber(exports.opa_wasm_abi_version)
+  if (major !== 1) throw new Error(`unsupported OPA wasm ABI version ${String(major)}`)
+  const minor = abiNumber(exports.opa_wasm_abi_minor_version) ?? 0
+  const declared = JSON.parse(readCString(memory, exports.opa_json_dump(exports.builtins()))) as Record<string, number>
+  names = Object.fromEntries(Object.entries(declared).map(([n, i]) => [i, n]))
+  return new LoadedPolicy(instance, memory, minor)
+}
+
+interface EvalExports {
+  opa_eval: (reserved: number, entrypoint: number, data: number, input: number, inputLen: number, heapPtr: number, format: number) => number
+}
+
+interface PolicyInternals {
+  wasmInstance: WebAssembly.Instance
+  mem: WebAssembly.Memory
+  dataAddr: number
+  dataHeapPtr: number
+  minorVersion: number
+}
+
+/**
+ * Evaluates an entrypoint and returns its result set with sets ordered as OPA orders them.
+ * opa_eval is asked for Rego value syntax (format 1), where sets are distinguishable from
+ * arrays, instead of JSON (whose set order is the wasm hash order); sets become sorted arrays
+ * and object keys are sorted, so results serialize as `opa eval` prints them.
+ */
+export function evaluateOrdered (policy: LoadedPolicyType, entrypoint: number, input: ArrayBuffer | undefined, exactNumbers: boolean): unknown {
+  const p = policy as unknown as PolicyInternals
+  if (p.minorVersion < 2) return policy.evaluate(input, entrypoint)
+  const exports = p.wasmInstance.exports as unknown as EvalExports
+  let inputAddr = 0
+  let inputLen = 0
+  if (input !== undefined) {
+    const bytes = new Uint8Array(input)
+    inputAddr = p.dataHeapPtr
+    inputLen = bytes.byteLength
+    const delta = inputAddr + inputLen - p.mem.buffer.byteLength
+    if (delta > 0) p.mem.grow(Math.ceil(delta / 65536))
+    new Uint8Array(p.mem.buffer).set(bytes, inputAddr)
+  }
+  const ret = exports.opa_eval(0, entrypoint, p.dataAddr, inputAddr, inputLen, p.dataHeapPtr + inputLen, 1)
+  return parseRegoValue(readCString(p.mem, ret), exactNumbers)
+}
+
+/**
+ * Parses Rego value text as opa_value_dump writes it: JSON plus sets (`{a, b}`, `set()`) and
+ * non-string object keys. Sets become arrays sorted in Rego order; objects get sorted keys.
+ * With `exactNumbers`, numbers a double cannot hold exactly stay ExactNumber.
+ */
+export function parseRegoValue (text: string, exactNumbers = false): unknown {
+  let i = 0
+  const fail = (what: string): never => { throw new Error(`invalid Rego value at offset ${i}: ${what} near ${JSON.stringify(text.slice(Math.max(0, i - 60), i + 40))}`) }
+  const ws = (): void => { while (i < text.length && (text[i] === ' ' || text[i] === '\n' || text[i] === '\t' || text[i] === '\r')) i++ }
+  const value = (): unknown => {
+    ws()
+    const c = text[i]
+    if (c === '"') return str()
+    if (c === '[') {
+      i++
+      const out: unknown[] = []
+      ws()
+      if (text[i] === ']') { i++; return out }
+      for (;;) {
+        out.push(value())
+        ws()
+        if (text[i] === ',') { i++; continue }
+        if (text[i] === ']') { i++; return out }
+        fail('expected , or ]')
+      }
+    }
+    if (c === '{') {
+      i++
+      ws()
+      if (text[i] === '}') { i++; return {} }
+      const first = value()
+      ws()
+      if (text[i] === ':') {
+        const obj: Array<[string, unknown]> = []
+        i++
+        obj.push([keyText(first), value()])
+        for (;;) {
+          ws()
+          if (text[i] === '}') { i++; break }
+          if (text[i] !== ',') fail('expected , or }')
+          i++
+          const k = value()
+          ws()
+          if (text[i] !== ':') fail('expected :')
+          i++
+          obj.push([keyText(k), value()])
+        }
+        obj.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+        return Object.fromEntries(obj)
+      }
+      const set: unknown[] = [first]
+      for (;;) {
+        ws()
+        if (text[i] === '}') { i++; break }
+        if (text[i] !== ',') fail('expected , or }')
+        i++
+        set.push(value())
+      }
+      return set.sort(regoOrder)
+    }
+    if (text.startsWith('set()', i)) { i += 5; return [] }
+    if (text.startsWith('true', i)) { i += 4; return true }
+    if (text.startsWith('false', i)) { i += 5; return false }
+    if (text.startsWith('null', i)) { i += 4; return null }
+    NUMBER.lastIndex = i
+    const m = NUMBER.exec(text)
+    if (m === null) return fail('expected a value')
+    i += m[0].length
+    return number(m[0])
+  }
+  const str = (): string => {
+    const start = i
+    i++
+    while (i < text.length && text[i] !== '"') i += text[i] === '\\' ? 2 : 1
+    i++
+    return JSON.parse(text.slice(start, i)) as string
+  }
+  const number = (t: string): unknown => {
+    const n = Number(t)
+    if (!exactNumbers) return n
+    if (/^-?\d+$/.test(t) ? !Number.isSafeInteger(n) : t.replace(/[eE].*$/, '').replace(/[-.]/g, '').replace(/^0+/, '').length > 15) return new ExactNumber(t)
+    return n
+  }
+  const out = value()
+  ws()
+  if (i !== text.length) fail('trailing characters')
+  return out
+}
+
+const NUMBER = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y
+
+function keyText (k: unknown): string {
+  if (typeof k === 'string') return k
+  return JSON.stringify(k)
+}
+
+/** OPA's ordering of values (ast.Compare): null < booleans < numbers < strings < arrays < objects. */
+function regoOrder (a: unknown, b: unknown): number {
+  return regoCompare(a, b)
+}
