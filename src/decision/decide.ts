@@ -89,10 +89,10 @@ export class DecisionService {
       }
       // 4. cache
       const res = snapshot.resolve(req.path)
-      const bundle = res.bundle.compiled.bundle
       const path = req.path.replace(/^\/+|\/+$/g, '')
       const strict = req.strictBuiltinErrors ?? this.#strict
-      const cacheable = this.#cache !== undefined && res.bundle.compiled.cacheable && req.explain !== true
+      const bundle = res.kind === 'none' ? undefined : res.bundle.compiled.bundle
+      const cacheable = bundle !== undefined && this.#cache !== undefined && res.kind !== 'none' && res.bundle.compiled.cacheable && req.explain !== true
       const key = cacheable ? decisionCacheKey(bundle.name, bundle.manifest.revision, strict ? `${path}\0strict` : path, input) : undefined
       const hit = key !== undefined ? this.#cache?.get(key) : undefined
 
@@ -104,7 +104,7 @@ export class DecisionService {
         defined = hit.defined
         result = hit.result
       } else {
-        // 5. evaluate
+        // 5. evaluate (a path no bundle owns is undefined, as in OPA)
         const t0 = now()
         const evaluation = snapshot.evaluate(path, input, { strictBuiltinErrors: strict })
         evalNs = Number(now() - t0)
@@ -121,7 +121,7 @@ export class DecisionService {
         path,
         defined,
         bundles: snapshot.revisions(),
-        bundle: bundle.name,
+        bundle: bundle?.name ?? '',
         cached: hit !== undefined,
         input,
         timestamp,

@@ -61,7 +61,7 @@ export interface Decision {
   result?: unknown
   /** `{name: {revision}}` of the bundles active when the decision began. */
   bundles: Record<string, { revision: string }>
-  /** Bundle that answered. */
+  /** Bundle that answered ('' when no bundle owns the path). */
   bundle: string
   /** True when answered from the decision cache. */
   cached: boolean

@@ -20,6 +20,8 @@ export interface ActiveBundle {
 export type Resolution =
   | { kind: 'entrypoint', bundle: ActiveBundle, entrypoint: string, rest: string[] }
   | { kind: 'data', bundle: ActiveBundle, value: unknown }
+  /** No active bundle's roots own the path: the document is undefined, as in OPA. */
+  | { kind: 'none' }
 
 export interface Evaluation {
   /** False when the document is undefined. */
@@ -87,7 +89,12 @@ export class PolicySnapshot {
     return this.#revisions
   }
 
-  /** Finds the bundle and entrypoint (or data document) that answers a Data API path like `authz/allow`. */
+  /**
+   * Finds the bundle and entrypoint (or data document) that answers a Data API path like
+   * `authz/allow`. A path no bundle owns is `none` (undefined, as OPA answers); a path inside a
+   * bundle's roots that no entrypoint or data answers throws PORTCULLIS_POLICY_PATH_NOT_FOUND,
+   * because its value cannot be computed from what was compiled.
+   */
   resolve (rawPath: string): Resolution {
     const path = cleanPath(rawPath)
     const cached = this.#resolutions.get(path)
@@ -105,9 +112,7 @@ export class PolicySnapshot {
         break
       }
     }
-    if (owner === undefined) {
-      throw new PolicyError('PORTCULLIS_POLICY_PATH_NOT_FOUND', `no active bundle owns path /${path}`, { path })
-    }
+    if (owner === undefined) return { kind: 'none' }
     const entrypoints = [...owner.compiled.entrypointModule.keys()]
     if (entrypoints.includes(path)) return { kind: 'entrypoint', bundle: owner, entrypoint: path, rest: [] }
     // The longest entrypoint above the path answers it: evaluate it and descend.
@@ -133,6 +138,7 @@ export class PolicySnapshot {
   /** Evaluates a Data API path against this snapshot. Throws PolicyError; never returns a guess. */
   evaluate (path: string, input: unknown, opts: EvaluateOptions = {}): Evaluation {
     const res = this.resolve(path)
+    if (res.kind === 'none') return { bundle: '', revision: '', cacheable: false, defined: false, builtinErrors: [], trace: [] }
     const b = res.bundle.compiled
     const base = { bundle: b.bundle.name, revision: b.bundle.manifest.revision, cacheable: b.cacheable }
     if (res.kind === 'data') return { ...base, defined: true, result: res.value, builtinErrors: [], trace: [] }

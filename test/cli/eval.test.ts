@@ -36,13 +36,15 @@ describe('portcullis eval', needsOpa(), () => {
     const io = captureIo('{}')
     assert.equal(await main(['eval', '--bundle', basic, '--path', 'basic/conflict', '--input', '-'], io), 1)
     assert.equal(io.out(), '')
+    // a path no bundle owns is undefined too, as in OPA
+    assert.equal(await main(['eval', '--bundle', basic, '--path', 'nowhere/allow'], captureIo()), 1)
   })
 
   test('errors exit 2 with the code on stderr', async () => {
     const cases: Array<[string[], string, string]> = [
       [['--path', 'basic/conflict', '--input', '-'], '{"conflict": true}', 'PORTCULLIS_POLICY_CONFLICT'],
       [['--path', 'basic/allow', '--input', '-'], '{not json', 'PORTCULLIS_INPUT_INVALID'],
-      [['--path', 'nowhere/allow'], '', 'PORTCULLIS_POLICY_PATH_NOT_FOUND'],
+      [['--path', 'basic/not_a_rule'], '', 'PORTCULLIS_POLICY_PATH_NOT_FOUND'],
     ]
     for (const [args, stdin, code] of cases) {
       const io = captureIo(stdin)

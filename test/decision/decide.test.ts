@@ -129,7 +129,11 @@ describe('the decision pipeline', () => {
     assert.equal(a.defined, false)
     assert.equal(b.defined, false)
     assert.equal(b.cached, true)
-    await assert.rejects(svc.decide({ path: 'nowhere/x', input: {} }), { code: 'PORTCULLIS_POLICY_PATH_NOT_FOUND' })
+    await assert.rejects(svc.decide({ path: 'authz/not_a_rule', input: {} }), { code: 'PORTCULLIS_POLICY_PATH_NOT_FOUND' })
+    // a path no bundle owns is undefined (OPA's answer), and not cached
+    const n = await svc.decide({ path: 'nowhere/x', input: {} })
+    assert.deepEqual([n.defined, n.cached, n.bundle], [false, false, ''])
+    assert.equal((await svc.decide({ path: 'nowhere/x', input: {} })).cached, false)
   })
 
   test('no bundle active: PORTCULLIS_POLICY_NOT_READY', async () => {
@@ -166,7 +170,7 @@ describe('the decision pipeline', () => {
     await svc.decide({ path: 'authz/allow', input: { ...order, identity: { spiffe_id: frontend } } })
     await svc.decide({ path: 'authz/allow', input: order })
     await svc.decide({ path: 'authz/decision/nothing', input: order })
-    await assert.rejects(svc.decide({ path: 'nowhere/x', input: {} }))
+    await assert.rejects(svc.decide({ path: 'authz/not_a_rule', input: {} }))
     const text = await metrics.registry.metrics()
     for (const outcome of ['allow', 'deny', 'undefined', 'error']) assert.match(text, new RegExp(`portcullis_decisions_total\\{outcome="${outcome}"`), outcome)
   })

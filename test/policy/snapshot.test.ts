@@ -50,8 +50,11 @@ describe('Data API paths resolve to the bundle and entrypoint that own them', ne
     assert.deepEqual(snapshot.evaluate('other/basic_admins', {}).result, ['alice', 'bob'])
   })
 
-  test('a path no bundle owns is PORTCULLIS_POLICY_PATH_NOT_FOUND', () => {
-    assert.throws(() => snapshot.evaluate('nobody/allow', {}), { code: 'PORTCULLIS_POLICY_PATH_NOT_FOUND' })
+  test('a path no bundle owns is undefined, as OPA answers', () => {
+    assert.deepEqual(snapshot.resolve('nobody/allow'), { kind: 'none' })
+    const e = snapshot.evaluate('nobody/allow', {})
+    assert.equal(e.defined, false)
+    assert.equal(Object.hasOwn(e, 'result'), false)
   })
 
   test('a path inside a bundle that is neither an entrypoint nor data is PORTCULLIS_POLICY_PATH_NOT_FOUND', () => {

@@ -109,10 +109,14 @@ describe('OPA Data API', () => {
     assert.equal(typeof body.provenance.bundles.authz.revision, 'string')
   })
 
-  test('an unknown path is 404 resource_not_found; an evaluation conflict is 500 internal_error', async () => {
-    const r = await post('/v1/data/nowhere/allow', { input: {} })
+  test('a path no bundle owns is undefined (200, no result) as in OPA; an uncompiled rule inside a bundle is 404', async () => {
+    const u = await post('/v1/data/nowhere/allow', { input: {} })
+    assert.equal(u.statusCode, 200)
+    assert.equal(Object.hasOwn(u.json(), 'result'), false)
+    const r = await post('/v1/data/authz/not_a_rule', { input: {} })
     assert.equal(r.statusCode, 404)
     assert.equal(r.json().code, 'resource_not_found')
+    assert.equal(r.json().portcullis_code, 'PORTCULLIS_POLICY_PATH_NOT_FOUND')
     const whole = await post('/v1/data', { input: {} })
     assert.equal(whole.statusCode, 404)
   })
@@ -126,10 +130,10 @@ describe('OPA Data API', () => {
     assert.equal(u.json().code, 'undefined_document')
   })
 
-  test('POST / evaluates the default decision (system/main: not defined here, so 404)', async () => {
+  test('POST / evaluates the default decision (system/main: undefined here, so 404 undefined_document)', async () => {
     const r = await post('/', order)
     assert.equal(r.statusCode, 404)
-    assert.equal(r.json().code, 'resource_not_found')
+    assert.equal(r.json().code, 'undefined_document')
   })
 
   test('batch: 200 when all succeed, 500 when all fail (207 in client.test.ts); common_input merged', async () => {
@@ -139,7 +143,7 @@ describe('OPA Data API', () => {
     assert.equal(ok.json().responses.b.result, false)
     const common = await post('/v1/batch/data/authz/allow', { common_input: { identity: frontend, service: 'orders' }, inputs: { a: { method: 'GET', path: '/orders/1' }, b: { method: 'GET', path: '/nope' } } })
     assert.deepEqual([common.json().responses.a.result, common.json().responses.b.result], [true, false])
-    const failing = await post('/v1/batch/data/nowhere/x', { inputs: { a: {}, b: {} } })
+    const failing = await post('/v1/batch/data/authz/not_a_rule', { inputs: { a: {}, b: {} } })
     assert.equal(failing.statusCode, 500)
     assert.equal(failing.json().responses.a.http_status_code, '500')
     const bad = await post('/v1/batch/data/authz/allow', { nope: 1 })
