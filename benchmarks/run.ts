@@ -11,8 +11,8 @@
  *
  *   npm run bench            (needs `npm run build` and `npm run install:opa`)
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -50,8 +50,14 @@ async function waitReady (url: string, init?: RequestInit): Promise<void> {
   }
 }
 
-function start (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env }, cwd: repoRoot })
+// With one server worker, the server is pinned to CPU 0 and this process (the load generator)
+// to the other CPUs, so the two do not compete for a core; every server gets the same treatment.
+const PIN = process.env.BENCH_PIN !== '0' && cores > 1 && existsSync('/usr/bin/taskset')
+if (PIN) execFileSync('taskset', ['-a', '-cp', `1-${cores - 1}`, String(process.pid)], { stdio: 'ignore' })
+
+function start (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, workers = cores): ChildProcess {
+  const pinned = PIN && workers === 1
+  const child = spawn(pinned ? 'taskset' : cmd, pinned ? ['-c', '0', cmd, ...args] : args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env }, cwd: repoRoot })
   children.push(child)
   return child
 }
@@ -121,7 +127,7 @@ async function main (): Promise<void> {
     // OPA with the same parallelism
     {
       const port = await freePort()
-      const child = start(opa, ['run', '--server', '--addr', `127.0.0.1:${port}`, '--log-level', 'error', '--bundle', 'policies/authz', '--ignore', '*_test.rego'], { GOMAXPROCS: String(workers) })
+      const child = start(opa, ['run', '--server', '--addr', `127.0.0.1:${port}`, '--log-level', 'error', '--bundle', 'policies/authz', '--ignore', '*_test.rego'], { GOMAXPROCS: String(workers) }, workers)
       await waitReady(`http://127.0.0.1:${port}/health`)
       record(`opa ${tag} unique`, await load(`http://127.0.0.1:${port}`, unique))
       record(`opa ${tag} repeated`, await load(`http://127.0.0.1:${port}`, repeated))
@@ -130,7 +136,7 @@ async function main (): Promise<void> {
     // the ceiling
     {
       const port = await freePort()
-      const child = start(process.execPath, ['--import', 'tsx', 'benchmarks/ceiling-server.ts', String(port), String(workers)])
+      const child = start(process.execPath, ['--import', 'tsx', 'benchmarks/ceiling-server.ts', String(port), String(workers)], {}, workers)
       await waitReady(`http://127.0.0.1:${port}/v1/data/x`, { method: 'POST', body: '{}' })
       record(`ceiling ${tag} constant`, await load(`http://127.0.0.1:${port}`, unique))
       await stop(child)
@@ -138,7 +144,7 @@ async function main (): Promise<void> {
     // Portcullis, plain and with a JWT-SVID verified per request
     for (const identity of [false, true]) {
       const port = await freePort()
-      const child = start(process.execPath, ['dist/cli/main.js', 'serve', '--config', portcullisConfig(identity), '--workers', String(workers), '--addr', `127.0.0.1:${port}`])
+      const child = start(process.execPath, ['dist/cli/main.js', 'serve', '--config', portcullisConfig(identity), '--workers', String(workers), '--addr', `127.0.0.1:${port}`], {}, workers)
       await waitReady(`http://127.0.0.1:${port}/health?bundles`)
       if (identity) {
         record(`portcullis ${tag} jwt-svid repeated`, await load(`http://127.0.0.1:${port}`, noIdentity, { authorization: `Bearer ${token}` }))
@@ -158,7 +164,7 @@ async function main (): Promise<void> {
 
   const ratio = (a: string, b: string): string => ((results[a]?.rps ?? 0) / (results[b]?.rps ?? 1)).toFixed(2)
   console.log(`machine: ${machine()}`)
-  console.log(`load: autocannon in-process, ${CONNECTIONS} connections, ${SECONDS} s per run, policy policies/authz (data.authz.allow)`)
+  console.log(`load: autocannon in-process, ${CONNECTIONS} connections, ${SECONDS} s per run, policy policies/authz (data.authz.allow)${PIN ? '; 1-worker servers pinned to CPU 0, load generator to the other CPUs' : ''}`)
   console.log('')
   console.log('| run | decisions/s | p50 ms | p99 ms | errors |')
   console.log('|---|---:|---:|---:|---:|')
