@@ -37,6 +37,14 @@ export interface DecisionServiceOptions {
 
 const now = (): bigint => process.hrtime.bigint()
 
+function deepFreeze<T> (v: T): T {
+  if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v)
+    for (const child of Object.values(v)) deepFreeze(child)
+  }
+  return v
+}
+
 export class DecisionService {
   readonly #manager: BundleManager
   readonly #identity: IdentityPolicy | undefined
@@ -113,7 +121,9 @@ export class DecisionService {
         if (req.explain === true) explanation = evaluation.trace
         // A decision whose builtins raised errors (non-strict) is still answered, but not cached:
         // the error may be transient (e.g. time), and it must be visible every time.
-        if (key !== undefined && evaluation.builtinErrors.length === 0) this.#cache?.set(key, { defined, result, bundle: evaluation.bundle })
+        // Cached results are shared by every later hit: frozen, so no consumer (e.g. audit
+        // masking) can change what the next caller is told.
+        if (key !== undefined && evaluation.builtinErrors.length === 0) this.#cache?.set(key, { defined, result: deepFreeze(result), bundle: evaluation.bundle })
       }
       // 6. result
       const decision: Decision = {

@@ -113,6 +113,17 @@ describe('the decision pipeline', () => {
     assert.equal(c.result, false)
   })
 
+  test('a cached result cannot be changed by a consumer of an earlier decision', async () => {
+    const { svc } = await service()
+    const input = { ...order, service: 'nope', identity: { spiffe_id: frontend } }
+    const a = await svc.decide({ path: 'authz/decision', input })
+    assert.throws(() => { (a.result as { allow: boolean }).allow = true })
+    assert.throws(() => { (a.result as { reasons: string[] }).reasons.push('x') })
+    const b = await svc.decide({ path: 'authz/decision', input })
+    assert.equal(b.cached, true)
+    assert.deepEqual(b.result, { allow: false, reasons: ['service "nope" is not registered'] })
+  })
+
   test('the cache is emptied when a bundle activates', async () => {
     const { svc, manager } = await service()
     const input = { ...order, identity: { spiffe_id: frontend } }
