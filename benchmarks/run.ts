@@ -53,7 +53,11 @@ async function waitReady (url: string, init?: RequestInit): Promise<void> {
 // With one server worker, the server is pinned to CPU 0 and this process (the load generator)
 // to the other CPUs, so the two do not compete for a core; every server gets the same treatment.
 const PIN = process.env.BENCH_PIN !== '0' && cores > 1 && existsSync('/usr/bin/taskset')
-if (PIN) execFileSync('taskset', ['-a', '-cp', `1-${cores - 1}`, String(process.pid)], { stdio: 'ignore' })
+function pinLoadGenerator (workers: number): void {
+  if (!PIN) return
+  const cpus = workers === 1 ? `1-${cores - 1}` : `0-${cores - 1}`
+  execFileSync('taskset', ['-a', '-cp', cpus, String(process.pid)], { stdio: 'ignore' })
+}
 
 function start (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, workers = cores): ChildProcess {
   const pinned = PIN && workers === 1
@@ -124,6 +128,7 @@ async function main (): Promise<void> {
 
   for (const workers of [1, cores]) {
     const tag = `${workers}w`
+    pinLoadGenerator(workers)
     // OPA with the same parallelism
     {
       const port = await freePort()

@@ -151,7 +151,7 @@ export class ModuleInstance {
    * Evaluates an entrypoint. `inputJson` is the input document as JSON text (undefined: no input).
    * Returns `{ defined: false }` for an undefined result.
    */
-  evaluate (entrypoint: string, inputJson: ArrayBuffer | undefined, ctx: EvalContext): { defined: true, value: unknown } | { defined: false } {
+  evaluate (entrypoint: string, inputJson: string | undefined, ctx: EvalContext): { defined: true, value: unknown } | { defined: false } {
     const id = this.#compiled.entrypoints[entrypoint]
     if (id === undefined) throw new PolicyError('PORTCULLIS_POLICY_PATH_NOT_FOUND', `entrypoint ${entrypoint} is not exported by ${this.#compiled.path}`, { entrypoint })
     let rs: unknown

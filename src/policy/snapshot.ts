@@ -49,7 +49,6 @@ export interface EvaluateOptions {
 }
 
 const RESOLUTION_CACHE_MAX = 4096
-const encoder = new TextEncoder()
 
 export class PolicySnapshot {
   readonly generation: number
@@ -145,14 +144,10 @@ export class PolicySnapshot {
 
     const ctx = opts.context ?? createEvalContext({ strictBuiltinErrors: opts.strictBuiltinErrors ?? false })
     const instance = res.bundle.instances.get(b.entrypointModule.get(res.entrypoint) as string) as ModuleInstance
-    let inputBuffer: ArrayBuffer | undefined
-    if (opts.inputJson !== undefined || input !== undefined) {
-      // opa-wasm reads an ArrayBuffer as JSON text; always passing one also keeps falsy inputs
-      // (false, 0, "", null) from being mistaken for "no input". encode() returns an exactly
-      // sized, unshared buffer.
-      inputBuffer = encoder.encode(opts.inputJson ?? JSON.stringify(input)).buffer as ArrayBuffer
-    }
-    const out = instance.evaluate(res.entrypoint, inputBuffer, ctx)
+    // JSON text of the input (undefined: no input). Falsy inputs (false, 0, "", null) are text
+    // too, so they are never mistaken for "no input".
+    const inputJson = opts.inputJson ?? (input === undefined ? undefined : JSON.stringify(input))
+    const out = instance.evaluate(res.entrypoint, inputJson, ctx)
     const evaluation: Evaluation = { ...base, entrypoint: res.entrypoint, defined: false, builtinErrors: ctx.builtinErrors, trace: ctx.trace }
     if (!out.defined) return evaluation
     let value = out.value

@@ -43,9 +43,8 @@ const decoder = new TextDecoder()
 
 function readCString (memory: WebAssembly.Memory, addr: number): string {
   const bytes = new Uint8Array(memory.buffer)
-  let end = addr
-  while (bytes[end] !== 0) end++
-  return decoder.decode(bytes.subarray(addr, end))
+  const end = bytes.indexOf(0, addr)
+  return decoder.decode(bytes.subarray(addr, end < 0 ? bytes.length : end))
 }
 
 function containsSet (v: unknown): boolean {
@@ -155,19 +154,18 @@ interface PolicyInternals {
  * arrays, instead of JSON (whose set order is the wasm hash order); sets become sorted arrays
  * and object keys are sorted, so results serialize as `opa eval` prints them.
  */
-export function evaluateOrdered (policy: LoadedPolicyType, entrypoint: number, input: ArrayBuffer | undefined, exactNumbers: boolean): unknown {
+export function evaluateOrdered (policy: LoadedPolicyType, entrypoint: number, inputJson: string | undefined, exactNumbers: boolean): unknown {
   const p = policy as unknown as PolicyInternals
-  if (p.minorVersion < 2) return policy.evaluate(input, entrypoint)
+  if (p.minorVersion < 2) return policy.evaluate(inputJson === undefined ? undefined : encoder.encode(inputJson).buffer, entrypoint)
   const exports = p.wasmInstance.exports as unknown as EvalExports
   let inputAddr = 0
   let inputLen = 0
-  if (input !== undefined) {
-    const bytes = new Uint8Array(input)
+  if (inputJson !== undefined) {
+    // The input is encoded straight into the module's heap (no intermediate buffer per decision).
     inputAddr = p.dataHeapPtr
-    inputLen = bytes.byteLength
-    const delta = inputAddr + inputLen - p.mem.buffer.byteLength
-    if (delta > 0) p.mem.grow(Math.ceil(delta / 65536))
-    new Uint8Array(p.mem.buffer).set(bytes, inputAddr)
+    const room = inputAddr + inputJson.length * 3 - p.mem.buffer.byteLength
+    if (room > 0) p.mem.grow(Math.ceil(room / 65536))
+    inputLen = encoder.encodeInto(inputJson, new Uint8Array(p.mem.buffer, inputAddr)).written
   }
   const ret = exports.opa_eval(0, entrypoint, p.dataAddr, inputAddr, inputLen, p.dataHeapPtr + inputLen, 1)
   return parseRegoValue(readCString(p.mem, ret), exactNumbers)
