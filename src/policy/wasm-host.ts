@@ -7,16 +7,15 @@
  * reached policies as arrays, and `net.cidr_merge(x) == {"10.0.0.0/8"}` was false where OPA
  * says true. Owning the imports lets a result that contains a Rego set be loaded with
  * opa_value_parse (Rego value syntax) instead; plain results still go through opa_json_parse,
- * and arguments are read exactly as opa-wasm reads them (opa_json_dump + JSON.parse, which the
- * builtins' exact-number support observes). `print()` output goes to the decision's trace
- * instead of the process's stdout.
+ * and arguments are read as JSON (opa_json_dump) keeping big numbers exact, without touching
+ * the global JSON.parse. `print()` output goes to the decision's trace instead of stdout.
  */
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import type { LoadedPolicy as LoadedPolicyType } from '@open-policy-agent/opa-wasm'
 import { RawJson, RegoSet } from './builtins/types.js'
 import { currentContext } from './builtins/index.js'
-import { ExactNumber } from './builtins/exact-json.js'
+import { ExactNumber, parseExact } from './builtins/exact-json.js'
 import { regoCompare } from './builtins/args.js'
 
 const require = createRequire(import.meta.url)
@@ -110,7 +109,8 @@ export function instantiatePolicy (module: WebAssembly.Module, memoryDescriptor:
     const name = names[id] as string
     const impl = host[name] ?? opaWasmBuiltins[name]
     if (impl === undefined) throw new Error(`builtin ${name} is not provided by the host`)
-    const args = argAddrs.map((a) => JSON.parse(readCString(memory, e.opa_json_dump(a))) as unknown)
+    // Arguments keep numbers a double cannot hold (nanosecond timestamps) as ExactNumber.
+    const args = argAddrs.map((a) => parseExact(readCString(memory, e.opa_json_dump(a))))
     return load(impl(...args))
   }
 

@@ -7,7 +7,6 @@
  */
 import type { BuiltinSpec, EvalContext } from './types.js'
 import { BuiltinError, RawJson } from './types.js'
-import { exactArgs, withExactJsonParse } from './exact-json.js'
 import { timeBuiltins } from './time.js'
 import { sprintfBuiltins } from './sprintf.js'
 import { encodingBuiltins } from './encoding.js'
@@ -129,8 +128,8 @@ export function runWithContext<T> (ctx: EvalContext, fn: () => T): T {
   const previous = current
   current = ctx
   try {
-    // results are parsed by the engine (exact numbers there); JSON.parse is only observed for arguments
-    return withExactJsonParse(fn, false)
+    // The host glue (policy/wasm-host.ts) reads arguments and results with exact numbers itself.
+    return fn()
   } finally {
     current = previous
   }
@@ -176,9 +175,8 @@ export function hostBuiltinsFor (names: Iterable<string>): Record<string, (...ar
   for (const name of names) {
     const spec = registry.get(name)
     if (spec === undefined) continue
-    out[name] = (...rawArgs: unknown[]) => {
+    out[name] = (...args: unknown[]) => {
       const ctx = current
-      const args = exactArgs(rawArgs)
       if (ctx === undefined) throw new StrictBuiltinHalt(name, 'called outside an evaluation')
       let value: unknown
       try {
