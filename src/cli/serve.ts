@@ -53,9 +53,9 @@ export const serveCommand: Command = {
         return EXIT_OK
       }
 
-      const hooks = cluster.isWorker ? workerHooks() : {}
-      const runtime = await createRuntime(config, hooks, { logger })
-      ;(hooks as { bindLocalFlush?: (fn: () => number) => void }).bindLocalFlush?.(() => runtime.decisions.flushCache())
+      const hooks = cluster.isWorker ? workerHooks() : undefined
+      const runtime = await createRuntime(config, hooks ?? {}, { logger })
+      hooks?.bindLocalFlush(() => runtime.decisions.flushCache())
       const url = await runtime.start()
       if (cluster.isWorker) announceWorker(runtime, url)
       logger.info({ url, pid: process.pid, bundles: runtime.manager.status().map((s) => ({ name: s.name, state: s.state, revision: s.active_revision, error: s.last_error?.code })) }, 'portcullis listening')

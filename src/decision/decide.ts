@@ -100,8 +100,8 @@ export class DecisionService {
       const path = req.path.replace(/^\/+|\/+$/g, '')
       const strict = req.strictBuiltinErrors ?? this.#strict
       const bundle = res.kind === 'none' ? undefined : res.bundle.compiled.bundle
-      const cacheable = bundle !== undefined && this.#cache !== undefined && res.kind !== 'none' && res.bundle.compiled.cacheable && req.explain !== true
-      const key = cacheable ? decisionCacheKey(bundle.name, bundle.manifest.revision, strict ? `${path}\0strict` : path, input) : undefined
+      const cacheable = res.kind !== 'none' && this.#cache !== undefined && res.bundle.compiled.cacheable && req.explain !== true
+      const key = cacheable && bundle !== undefined ? decisionCacheKey(bundle.name, bundle.manifest.revision, strict ? `${path}\0strict` : path, input) : undefined
       const hit = key !== undefined ? this.#cache?.get(key) : undefined
 
       let defined: boolean

@@ -21,14 +21,6 @@ export interface EngineOptions {
 const DEFAULT_INITIAL_PAGES = 5
 const DEFAULT_MAX_PAGES = 8192 // 512 MiB per instance
 
-interface WasmExports {
-  builtins: () => number
-  entrypoints: () => number
-  opa_json_dump: (addr: number) => number
-  opa_heap_ptr_get: () => number
-  opa_heap_ptr_set: (addr: number) => void
-}
-
 /** One compiled wasm module of a bundle and what it declares. */
 export interface CompiledModule {
   path: string
@@ -58,32 +50,19 @@ function memoryDescriptor (opts: EngineOptions): WebAssembly.MemoryDescriptor {
   }
 }
 
-function readJson (policy: LoadedPolicy, addr: number): unknown {
-  const exports = (policy.wasmInstance as WebAssembly.Instance).exports as unknown as WasmExports
-  const strAddr = exports.opa_json_dump(addr)
-  const bytes = new Uint8Array(policy.mem.buffer)
-  let end = strAddr
-  while (bytes[end] !== 0) end++
-  return JSON.parse(new TextDecoder().decode(bytes.subarray(strAddr, end)))
-}
-
 function hostBuiltins (opts: EngineOptions): Record<string, (...args: unknown[]) => unknown> {
   return hostBuiltinsFor(registeredBuiltins().filter((n) => builtinAvailability(n, opts.builtins).available))
 }
 
 /** What a wasm module declares: the builtins it imports from the host and its entrypoints. */
 export function inspectModule (bytes: Uint8Array<ArrayBuffer>, source: string, path: string, opts: EngineOptions = {}): CompiledModule {
-  let module: WebAssembly.Module
-  let policy: LoadedPolicy
   try {
-    module = new WebAssembly.Module(bytes)
-    policy = instantiatePolicy(module, memoryDescriptor(opts), hostBuiltins(opts))
+    const module = new WebAssembly.Module(bytes)
+    const { policy, builtins } = instantiatePolicy(module, memoryDescriptor(opts), hostBuiltins(opts))
+    return { path, module, builtins, entrypoints: policy.entrypoints as Record<string, number> }
   } catch (err) {
     throw new BundleError('PORTCULLIS_BUNDLE_WASM_INVALID', `${source}: ${path} is not a loadable OPA wasm module (${errorText(err)})`, { source, file: path }, { cause: err })
   }
-  const exports = (policy.wasmInstance as WebAssembly.Instance).exports as unknown as WasmExports
-  const declared = readJson(policy, exports.builtins()) as Record<string, number>
-  return { path, module, builtins: Object.keys(declared).sort(), entrypoints: policy.entrypoints as Record<string, number> }
 }
 
 /** Compiles and checks a loaded bundle. Throws a BundleError naming the module, builtin or entrypoint. */
@@ -142,7 +121,7 @@ export class ModuleInstance {
   }
 
   #instantiate (): LoadedPolicy {
-    const policy = instantiatePolicy(this.#compiled.module, memoryDescriptor(this.#opts), hostBuiltins(this.#opts))
+    const { policy } = instantiatePolicy(this.#compiled.module, memoryDescriptor(this.#opts), hostBuiltins(this.#opts))
     policy.setData(this.#dataJson)
     return policy
   }

@@ -71,9 +71,10 @@ function abiNumber (g: WebAssembly.Global | number | undefined): number | undefi
 
 /**
  * Instantiates `module` with `host` builtins (name -> implementation over JSON values) and
- * returns a LoadedPolicy. Throws if the module's ABI is not OPA wasm ABI 1.x.
+ * returns the LoadedPolicy and the names of the builtins the module imports from the host.
+ * Throws if the module's ABI is not OPA wasm ABI 1.x.
  */
-export function instantiatePolicy (module: WebAssembly.Module, memoryDescriptor: WebAssembly.MemoryDescriptor, host: Record<string, HostFn>): LoadedPolicyType {
+export function instantiatePolicy (module: WebAssembly.Module, memoryDescriptor: WebAssembly.MemoryDescriptor, host: Record<string, HostFn>): { policy: LoadedPolicyType, builtins: string[] } {
   const memory = new WebAssembly.Memory(memoryDescriptor)
   let exports: Exports | undefined
   let names: Record<number, string> = {}
@@ -133,7 +134,7 @@ export function instantiatePolicy (module: WebAssembly.Module, memoryDescriptor:
   const minor = abiNumber(exports.opa_wasm_abi_minor_version) ?? 0
   const declared = JSON.parse(readCString(memory, exports.opa_json_dump(exports.builtins()))) as Record<string, number>
   names = Object.fromEntries(Object.entries(declared).map(([n, i]) => [i, n]))
-  return new LoadedPolicy(instance, memory, minor)
+  return { policy: new LoadedPolicy(instance, memory, minor), builtins: Object.keys(declared).sort() }
 }
 
 interface EvalExports {

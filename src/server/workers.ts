@@ -105,8 +105,13 @@ export function runPrimary (opts: PrimaryOptions): Promise<void> {
   })
 }
 
+export interface WorkerHooks extends RuntimeHooks {
+  /** Tells the hooks how this worker empties its own cache (the runtime exists after the hooks). */
+  bindLocalFlush: (fn: () => number) => void
+}
+
 /** In a worker: hooks that reach the whole group through the primary. */
-export function workerHooks (): RuntimeHooks {
+export function workerHooks (): WorkerHooks {
   const pending = new Map<string, (v: unknown) => void>()
   let flushLocal: (() => number) | undefined
   process.on('message', (m: unknown) => {
@@ -123,9 +128,8 @@ export function workerHooks (): RuntimeHooks {
   return {
     metricsText: () => ask<string>({ t: 'portcullis:metrics', id: randomUUID() }),
     flushCache: () => ask<number>({ t: 'portcullis:flush', id: randomUUID() }),
-    // set once the runtime exists
     bindLocalFlush: (fn: () => number) => { flushLocal = fn },
-  } as RuntimeHooks & { bindLocalFlush: (fn: () => number) => void }
+  }
 }
 
 /** In a worker: expose this worker's registry to the primary's aggregator and report readiness. */
