@@ -4,7 +4,7 @@
  * non-deterministic builtins (the caller checks `cacheable`).
  */
 import { LRUCache } from 'lru-cache'
-import type { Metrics } from '../metrics/index.js'
+import type { CounterChild, Metrics } from '../metrics/index.js'
 
 export interface CachedDecision {
   defined: boolean
@@ -24,7 +24,8 @@ export interface CacheStats { entries: number, hits: number, misses: number, evi
 
 export class DecisionCache {
   readonly #lru: LRUCache<string, CachedDecision>
-  readonly #metrics: Metrics | undefined
+  readonly #hitSeries: CounterChild | undefined
+  readonly #missSeries: CounterChild | undefined
   readonly #opts: DecisionCacheOptions
   #hits = 0
   #misses = 0
@@ -32,7 +33,10 @@ export class DecisionCache {
 
   constructor (opts: DecisionCacheOptions) {
     this.#opts = opts
-    this.#metrics = opts.metrics
+    this.#hitSeries = opts.metrics?.cacheHits.series
+    this.#missSeries = opts.metrics?.cacheMisses.series
+    const evictions = opts.metrics?.cacheEvictions.series
+    if (opts.metrics !== undefined) opts.metrics.cacheSize = () => this.#lru.size
     this.#lru = new LRUCache<string, CachedDecision>({
       max: opts.maxEntries,
       ttl: opts.ttlMs,
@@ -43,35 +47,33 @@ export class DecisionCache {
       dispose: (_v, _k, reason) => {
         if (reason === 'evict' || reason === 'expire') {
           this.#evictions++
-          this.#metrics?.cacheEvictions.inc()
+          evictions?.inc()
         }
       },
     })
   }
 
   get (key: string): CachedDecision | undefined {
-    const status: LRUCache.Status<string, CachedDecision> = {}
-    const v = this.#lru.get(key, { status })
-    if (status.get !== 'hit') {
+    // entries are never undefined, so undefined is a miss (stale entries are not returned)
+    const v = this.#lru.get(key)
+    if (v === undefined) {
       this.#misses++
-      this.#metrics?.cacheMisses.inc()
+      this.#missSeries?.inc()
     } else {
       this.#hits++
-      this.#metrics?.cacheHits.inc()
+      this.#hitSeries?.inc()
     }
     return v
   }
 
   set (key: string, value: CachedDecision): void {
     this.#lru.set(key, value)
-    this.#metrics?.cacheEntries.set(this.#lru.size)
   }
 
   /** Empties the cache; returns how many entries were dropped. */
   clear (): number {
     const n = this.#lru.size
     this.#lru.clear()
-    this.#metrics?.cacheEntries.set(0)
     return n
   }
 

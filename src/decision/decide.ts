@@ -21,8 +21,8 @@ import type { BundleManager } from '../bundles/activate.js'
 import { PolicyError, PortcullisError, toPortcullisError } from '../errors.js'
 import { decisionCacheKey } from '../cache/key.js'
 import type { DecisionCache } from '../cache/decision-cache.js'
-import { outcomeOf, type Metrics } from '../metrics/index.js'
-import type { AuditHook, Decision, DecisionRequest, IdentityPolicy } from './types.js'
+import { outcomeOf, type CounterChild, type DecisionOutcome, type HistogramChild, type Metrics } from '../metrics/index.js'
+import type { AuditHook, Decision, DecisionRequest, IdentityPolicy, Transport } from './types.js'
 
 export type { Decision, DecisionRequest, CredentialContext, IdentityPolicy, AuditHook, DecisionRecord, Transport } from './types.js'
 
@@ -36,6 +36,14 @@ export interface DecisionServiceOptions {
 }
 
 const now = (): bigint => process.hrtime.bigint()
+
+/** Trims leading and trailing slashes (without a regular expression in the common case). */
+function trimSlashes (p: string): string {
+  if (p.length === 0 || (p.charCodeAt(0) !== 0x2f && p.charCodeAt(p.length - 1) !== 0x2f)) return p
+  return p.replace(/^\/+|\/+$/g, '')
+}
+
+interface DecisionSeries { count: CounterChild, duration: HistogramChild }
 
 function deepFreeze<T> (v: T): T {
   if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
@@ -52,6 +60,7 @@ export class DecisionService {
   readonly #metrics: Metrics | undefined
   readonly #strict: boolean
   #audit: AuditHook | undefined
+  readonly #series = new Map<string, DecisionSeries>()
 
   constructor (opts: DecisionServiceOptions) {
     this.#manager = opts.manager
@@ -65,6 +74,18 @@ export class DecisionService {
       const cache = this.#cache
       this.#manager.on('activate', () => { cache.clear() })
     }
+  }
+
+  /** The metric series of one (transport, outcome, cached) combination, bound once. */
+  #seriesOf (metrics: Metrics, transport: Transport, outcome: DecisionOutcome, cached: boolean): DecisionSeries {
+    const key = `${transport}|${outcome}|${cached ? 1 : 0}`
+    let s = this.#series.get(key)
+    if (s === undefined) {
+      const c = cached ? 'true' : 'false'
+      s = { count: metrics.decisions.child({ outcome, transport, cached: c }), duration: metrics.decisionDuration.child({ transport, cached: c }) }
+      this.#series.set(key, s)
+    }
+    return s
   }
 
   /** Installs the audit hook (the audit subsystem registers itself here). */
@@ -97,7 +118,7 @@ export class DecisionService {
       }
       // 4. cache
       const res = snapshot.resolve(req.path)
-      const path = req.path.replace(/^\/+|\/+$/g, '')
+      const path = trimSlashes(req.path)
       const strict = req.strictBuiltinErrors ?? this.#strict
       const bundle = res.kind === 'none' ? undefined : res.bundle.compiled.bundle
       const cacheable = res.kind !== 'none' && this.#cache !== undefined && res.bundle.compiled.cacheable && req.explain !== true
@@ -140,9 +161,9 @@ export class DecisionService {
       if (defined) decision.result = result
       if (explanation !== undefined) decision.explanation = explanation
       if (this.#metrics !== undefined) {
-        const cached = decision.cached ? 'true' : 'false'
-        this.#metrics.decisions.inc({ outcome: outcomeOf(defined, result), transport, cached })
-        this.#metrics.decisionDuration.observe({ transport, cached }, decision.metrics.timer_portcullis_decision_ns / 1e9)
+        const series = this.#seriesOf(this.#metrics, transport, outcomeOf(defined, result), decision.cached)
+        series.count.inc()
+        series.duration.observe(decision.metrics.timer_portcullis_decision_ns / 1e9)
       }
       // 7. audit
       this.#audit?.({ decision, request: req, decision_id: decisionId, timestamp, bundles: decision.bundles, input })
@@ -150,7 +171,7 @@ export class DecisionService {
     } catch (err) {
       const error = toPortcullisError(err)
       if (this.#metrics !== undefined) {
-        this.#metrics.decisions.inc({ outcome: 'error', transport, cached: 'false' })
+        this.#seriesOf(this.#metrics, transport, 'error', false).count.inc()
         this.#metrics.requestErrors.inc({ code: error.code })
       }
       this.#audit?.({ error, request: req, decision_id: decisionId, timestamp, bundles: snapshot.revisions(), input })

@@ -2,19 +2,26 @@
  * Prometheus metrics (prom-client), one registry per process. In a worker group the primary
  * aggregates every worker's registry into one /metrics view (see src/server/workers.ts).
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { HotCounter, HotHistogram } from './hot.js'
+
+export type { CounterChild, HistogramChild } from './hot.js'
 
 export type DecisionOutcome = 'allow' | 'deny' | 'undefined' | 'error' | 'value'
 
 export class Metrics {
   readonly registry = new Registry()
-  readonly httpDuration: Histogram<'route' | 'method' | 'outcome'>
-  readonly decisions: Counter<'outcome' | 'transport' | 'cached'>
-  readonly decisionDuration: Histogram<'transport' | 'cached'>
-  readonly cacheHits: Counter
-  readonly cacheMisses: Counter
-  readonly cacheEvictions: Counter
+  // Series recorded on every decision are HotCounter/HotHistogram (label sets bound once, see
+  // hot.ts); the rest are plain prom-client metrics.
+  readonly httpDuration: HotHistogram<'route' | 'method' | 'outcome'>
+  readonly decisions: HotCounter<'outcome' | 'transport' | 'cached'>
+  readonly decisionDuration: HotHistogram<'transport' | 'cached'>
+  readonly cacheHits: HotCounter
+  readonly cacheMisses: HotCounter
+  readonly cacheEvictions: HotCounter
   readonly cacheEntries: Gauge
+  /** Size of the decision cache, read when /metrics is scraped (the cache installs it). */
+  cacheSize: () => number = () => 0
   readonly identityRejections: Counter<'code'>
   readonly bundleActivations: Counter<'bundle'>
   readonly bundleFailures: Counter<'bundle' | 'code'>
@@ -22,25 +29,17 @@ export class Metrics {
 
   constructor (opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry]
-    this.httpDuration = new Histogram({
-      name: 'portcullis_http_request_duration_seconds',
-      help: 'HTTP request duration by route and outcome',
-      labelNames: ['route', 'method', 'outcome'],
-      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
-      registers,
-    })
-    this.decisions = new Counter({ name: 'portcullis_decisions_total', help: 'Decisions by outcome (allow, deny, undefined, error, value)', labelNames: ['outcome', 'transport', 'cached'], registers })
-    this.decisionDuration = new Histogram({
-      name: 'portcullis_decision_duration_seconds',
-      help: 'Decision pipeline duration (identity, cache, evaluation)',
-      labelNames: ['transport', 'cached'],
-      buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
-      registers,
-    })
-    this.cacheHits = new Counter({ name: 'portcullis_decision_cache_hits_total', help: 'Decision cache hits', registers })
-    this.cacheMisses = new Counter({ name: 'portcullis_decision_cache_misses_total', help: 'Decision cache misses', registers })
-    this.cacheEvictions = new Counter({ name: 'portcullis_decision_cache_evictions_total', help: 'Decision cache evictions (size or TTL)', registers })
-    this.cacheEntries = new Gauge({ name: 'portcullis_decision_cache_entries', help: 'Decisions currently cached', registers })
+    this.httpDuration = new HotHistogram('portcullis_http_request_duration_seconds', 'HTTP request duration by route and outcome',
+      ['route', 'method', 'outcome'], [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers)
+    this.decisions = new HotCounter('portcullis_decisions_total', 'Decisions by outcome (allow, deny, undefined, error, value)', ['outcome', 'transport', 'cached'], registers)
+    this.decisionDuration = new HotHistogram('portcullis_decision_duration_seconds', 'Decision pipeline duration (identity, cache, evaluation)',
+      ['transport', 'cached'], [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05], registers)
+    this.cacheHits = new HotCounter('portcullis_decision_cache_hits_total', 'Decision cache hits', [], registers)
+    this.cacheMisses = new HotCounter('portcullis_decision_cache_misses_total', 'Decision cache misses', [], registers)
+    this.cacheEvictions = new HotCounter('portcullis_decision_cache_evictions_total', 'Decision cache evictions (size or TTL)', [], registers)
+    // read when scraped, not written on every cache change
+    const sizeOf = (): number => this.cacheSize()
+    this.cacheEntries = new Gauge({ name: 'portcullis_decision_cache_entries', help: 'Decisions currently cached', registers, collect () { this.set(sizeOf()) } })
     this.identityRejections = new Counter({ name: 'portcullis_identity_rejections_total', help: 'Rejected credentials by code', labelNames: ['code'], registers })
     this.bundleActivations = new Counter({ name: 'portcullis_bundle_activations_total', help: 'Bundle activations', labelNames: ['bundle'], registers })
     this.bundleFailures = new Counter({ name: 'portcullis_bundle_activation_failures_total', help: 'Bundle activation failures by code', labelNames: ['bundle', 'code'], registers })

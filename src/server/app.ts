@@ -9,7 +9,10 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import compress from '@fastify/compress'
 import type { BundleManager } from '../bundles/activate.js'
 import type { DecisionService } from '../decision/decide.js'
-import { PortcullisError, isPortcullisError } from '../errors.js'
+import { PortcullisError } from '../errors.js'
+import { errorResponse } from './error-response.js'
+import { withFastDataRoute } from './fast-data.js'
+import { peerChain } from './plugins/credentials.js'
 import type { Metrics } from '../metrics/index.js'
 import { registerBodyHandling } from './plugins/body.js'
 import { dataRoutes } from './routes/data.js'
@@ -34,6 +37,10 @@ export interface BuildOptions {
   keepAliveTimeoutMs?: number
   defaultDecision?: string
   adminAuthzPath?: string
+  /** Refuse requests without a client certificate (TLS client_auth: require). */
+  requireClientCertificate?: boolean
+  /** Answer plain `POST /v1/data/{path}` requests without the framework (fast-data.ts); default true. */
+  fastDataRoute?: boolean
   /** HTTPS options (TLS listener); fastify creates an https server when present. */
   https?: import('node:https').ServerOptions
   logger?: FastifyServerOptions['logger']
@@ -41,7 +48,12 @@ export interface BuildOptions {
 
 export function build (opts: BuildOptions): FastifyInstance {
   const bodyLimit = opts.bodyLimit ?? 1024 * 1024
+  const maxDepth = opts.maxJsonDepth ?? 64
   const requestTimeout = opts.requestTimeoutMs ?? 10_000
+  let closing = false
+  // one request-id sequence for fastify and the framework-free decision route
+  let requestSeq = 0
+  const genReqId = (): string => `req-${(requestSeq++).toString(36)}`
   const keepAliveTimeout = opts.keepAliveTimeoutMs ?? 72_000
   const app = Fastify({
     logger: opts.logger ?? false,
@@ -50,11 +62,23 @@ export function build (opts: BuildOptions): FastifyInstance {
     keepAliveTimeout,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 2048 },
     return503OnClosing: true,
+    genReqId,
     // (https is also given so fastify reports https:// addresses; the server itself comes from serverFactory)
     ...(opts.https !== undefined ? { https: opts.https } : {}),
     // Our own server so Node checks request timeouts often enough to matter (its default
     // check interval is 30 s, far longer than a decision request may take).
-    serverFactory: (handler) => {
+    serverFactory: (fastifyHandler) => {
+      const handler = opts.fastDataRoute === false
+        ? fastifyHandler
+        : withFastDataRoute(fastifyHandler, {
+          decisions: opts.decisions,
+          ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}),
+          bodyLimit,
+          maxDepth,
+          requireClientCertificate: opts.requireClientCertificate === true,
+          isClosing: () => closing,
+          genReqId,
+        })
       const serverOpts = {
         requestTimeout,
         keepAliveTimeout,
@@ -66,7 +90,18 @@ export function build (opts: BuildOptions): FastifyInstance {
   } as FastifyServerOptions) as unknown as FastifyInstance
   const metrics = opts.metrics
 
-  registerBodyHandling(app, { maxDepth: opts.maxJsonDepth ?? 64 })
+  app.addHook('preClose', (done) => { closing = true; done() })
+  if (opts.requireClientCertificate === true) {
+    app.addHook('onRequest', (request, _reply, done) => {
+      const chain = peerChain(request.raw.socket)
+      if (chain === undefined || chain.length === 0) {
+        done(new PortcullisError('PORTCULLIS_IDENTITY_REQUIRED', 'this listener requires a client certificate', {}))
+        return
+      }
+      done()
+    })
+  }
+  registerBodyHandling(app, { maxDepth })
   if (metrics !== undefined) {
     app.addHook('onResponse', (request, reply, done) => {
       const status = reply.statusCode
@@ -78,26 +113,8 @@ export function build (opts: BuildOptions): FastifyInstance {
 
   app.setErrorHandler((err, request, reply) => {
     // OPA error shape: {code, message, errors?}; our stable code in portcullis_code.
-    let error: PortcullisError
-    if (isPortcullisError(err)) {
-      error = err
-    } else {
-      const e = err as { statusCode?: number, code?: string, message: string }
-      if (typeof e.code === 'string' && e.code.startsWith('Z_')) {
-        error = new PortcullisError('PORTCULLIS_INPUT_INVALID', `request body does not match its content-encoding (${e.message})`, { header: 'content-encoding' })
-      } else if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-        error = new PortcullisError('PORTCULLIS_INPUT_TOO_LARGE', `request body exceeds ${bodyLimit} bytes`, { limit: bodyLimit })
-      } else if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) {
-        error = new PortcullisError('PORTCULLIS_INPUT_INVALID', e.message, { fastify_code: e.code })
-      } else {
-        request.log.error({ err }, 'unhandled error')
-        error = new PortcullisError('PORTCULLIS_INTERNAL', 'internal error')
-      }
-    }
+    const { error, body } = errorResponse(err, bodyLimit, (e) => request.log.error({ err: e }, 'unhandled error'))
     metrics?.requestErrors.inc({ code: error.code })
-    const body: Record<string, unknown> = { code: error.opaCode, message: error.message, portcullis_code: error.code }
-    const opaCode = error.details.opa_code
-    if (typeof opaCode === 'string') body.errors = [{ code: opaCode, message: error.message }]
     return reply.status(error.status).send(body)
   })
 

@@ -16,8 +16,6 @@ import { createIdentityVerifier, type IdentityVerifier } from '../identity/index
 import { Metrics } from '../metrics/index.js'
 import { configureBuiltins } from '../policy/builtins/config.js'
 import { build } from './app.js'
-import { peerChain } from './plugins/credentials.js'
-import { PortcullisError } from '../errors.js'
 import { parseAddr } from './listen.js'
 import { httpsOptions, watchServerCertificate } from './tls.js'
 
@@ -130,17 +128,9 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     defaultDecision: config.server.default_decision,
     adminAuthzPath: config.admin.authz_path,
     ...(tls !== undefined ? { https: httpsOptions(tls) } : {}),
+    requireClientCertificate: tls?.client_auth === 'require',
     logger: false,
   })
-  if (tls?.client_auth === 'require') {
-    app.addHook('onRequest', async (request) => {
-      const chain = peerChain(request.raw.socket)
-      if (chain === undefined || chain.length === 0) {
-        throw new PortcullisError('PORTCULLIS_IDENTITY_REQUIRED', 'this listener requires a client certificate', {})
-      }
-    })
-  }
-
   let certWatcher: { close: () => Promise<void> } | undefined
   return {
     app,

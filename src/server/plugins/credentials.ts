@@ -1,4 +1,5 @@
 /** Extracts a request's credential context for the identity plugins: TLS peer chain, headers, peer address. */
+import type { IncomingMessage } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import type { FastifyRequest } from 'fastify'
 import type { CredentialContext } from '../../decision/types.js'
@@ -23,10 +24,15 @@ export function peerChain (socket: unknown): Buffer[] | undefined {
 }
 
 export function credentialsOf (request: FastifyRequest): CredentialContext {
-  const ctx: CredentialContext = { headers: request.headers as Record<string, string | string[] | undefined> }
-  const remote = request.socket.remoteAddress
+  return credentialsFromRaw(request.raw)
+}
+
+/** The same, from Node's request (the framework-free decision route). */
+export function credentialsFromRaw (req: IncomingMessage): CredentialContext {
+  const ctx: CredentialContext = { headers: req.headers as Record<string, string | string[] | undefined> }
+  const remote = req.socket.remoteAddress
   if (remote !== undefined) ctx.remoteAddress = remote
-  const chain = peerChain(request.raw.socket)
+  const chain = peerChain(req.socket)
   if (chain !== undefined && chain.length > 0) ctx.peerCertificates = chain
   return ctx
 }
