@@ -33,8 +33,43 @@ export function canonicalJson (value: unknown): string {
   return out + '}'
 }
 
+// SHA-256 of the canonical JSON of interned inputs, by object: a transport that hands the same
+// input object again (fast-data.ts keeps parsed request bodies) pays for canonicalization once.
+// Interning freezes the whole value first, so it cannot change after its hash was taken.
+const interned = new WeakMap<object, string | null>()
+
+function freezeAll (v: unknown): void {
+  if (v === null || typeof v !== 'object') return
+  Object.freeze(v)
+  for (const child of Object.values(v)) freezeAll(child)
+}
+
+/** Deep-freezes `value` and lets inputHash() remember its hash. Returns `value`. */
+export function internInput<T> (value: T): T {
+  if (value !== null && typeof value === 'object') {
+    freezeAll(value)
+    interned.set(value, null)
+  }
+  return value
+}
+
+/** SHA-256 (base64url) of the canonical JSON of `input`. */
+export function inputHash (input: unknown): string {
+  if (input === undefined) return hash('sha256', '\0undefined', 'base64url')
+  if (input !== null && typeof input === 'object') {
+    const memo = interned.get(input)
+    if (memo !== undefined) {
+      if (memo !== null) return memo
+      const h = hash('sha256', canonicalJson(input), 'base64url')
+      interned.set(input, h)
+      return h
+    }
+  }
+  return hash('sha256', canonicalJson(input), 'base64url')
+}
+
 export function decisionCacheKey (bundle: string, revision: string, path: string, input: unknown): string {
-  const h = hash('sha256', input === undefined ? '\0undefined' : canonicalJson(input), 'base64url')
+  const h = inputHash(input)
   // bundle and revision are separated by NUL so no revision string can impersonate another bundle's
   return `${bundle}\0${revision}\0${path}\0${h}`
 }

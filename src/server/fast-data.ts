@@ -13,6 +13,8 @@
  * (errorResponse), the same metrics series, and the same decision pipeline call.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { LRUCache } from 'lru-cache'
+import { internInput } from '../cache/key.js'
 import type { DecisionRequest, DecisionService } from '../decision/decide.js'
 import { PortcullisError } from '../errors.js'
 import type { HistogramChild, Metrics } from '../metrics/index.js'
@@ -40,10 +42,16 @@ const FAST_URL = /^\/v1\/data\/[A-Za-z0-9_\-./~]*$/
 const MAX_URL = 2048
 const ROUTE = '/v1/data/*'
 const JSON_TYPE = 'application/json; charset=utf-8'
+// Parsed request bodies by their text: callers repeat the same bodies, and a repeated body then
+// skips parsing and (interned, see cache/key.ts) canonicalization. A pure function of the text,
+// so it never goes stale; bounded in entries and in the length of a text it keeps.
+const BODY_CACHE_ENTRIES = 4096
+const BODY_CACHE_MAX_TEXT = 1024
 const WARNING = ',"warning":{"code":"api_usage_warning","message":"\'input\' key missing from the request"}'
 
 export function withFastDataRoute (next: RequestListener, opts: FastDataOptions): RequestListener {
   const { decisions, metrics, bodyLimit, maxDepth } = opts
+  const bodies = new LRUCache<string, { input: unknown, hasInput: boolean }>({ max: BODY_CACHE_ENTRIES })
   const durations = new Map<number, HistogramChild>()
   const durationOf = (status: number): HistogramChild | undefined => {
     if (metrics === undefined) return undefined
@@ -69,15 +77,26 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
     send(res, error.status, JSON.stringify(body), started)
   }
 
-  const answer = async (req: IncomingMessage, res: ServerResponse, path: string, text: string, started: number): Promise<void> => {
-    const body = parseJsonBody(text, maxDepth)
-    if (body !== undefined && (body === null || typeof body !== 'object' || Array.isArray(body))) {
-      throw new PortcullisError('PORTCULLIS_INPUT_INVALID', 'request body must be a JSON object {"input": ...}', { body: 'type' })
+  const parseBody = (text: string): { input: unknown, hasInput: boolean } => {
+    const keep = text.length <= BODY_CACHE_MAX_TEXT
+    let parsed = keep ? bodies.get(text) : undefined
+    if (parsed === undefined) {
+      const body = parseJsonBody(text, maxDepth)
+      if (body !== undefined && (body === null || typeof body !== 'object' || Array.isArray(body))) {
+        throw new PortcullisError('PORTCULLIS_INPUT_INVALID', 'request body must be a JSON object {"input": ...}', { body: 'type' })
+      }
+      const hasInput = body !== undefined && Object.hasOwn(body, 'input')
+      parsed = { input: hasInput ? internInput((body as { input: unknown }).input) : undefined, hasInput }
+      if (keep) bodies.set(text, parsed)
     }
-    const hasInput = body !== undefined && Object.hasOwn(body, 'input')
+    return parsed
+  }
+
+  const answer = async (req: IncomingMessage, res: ServerResponse, path: string, text: string, started: number): Promise<void> => {
+    const { input, hasInput } = parseBody(text)
     const request: DecisionRequest = {
       path,
-      input: hasInput ? (body as { input: unknown }).input : undefined,
+      input,
       transport: 'http',
       requestId: opts.genReqId(),
     }
@@ -88,6 +107,14 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
     let out = d.defined ? `{"result":${JSON.stringify(d.result)},"decision_id":"${d.decision_id}"` : `{"decision_id":"${d.decision_id}"`
     if (!hasInput) out += WARNING
     send(res, 200, out + '}', started)
+  }
+
+  interface Pending { req: IncomingMessage, res: ServerResponse, path: string, text: string, started: number }
+  let pending: Pending[] = []
+  const drain = (): void => {
+    const batch = pending
+    pending = []
+    for (const p of batch) answer(p.req, p.res, p.path, p.text, p.started).catch((err: unknown) => { fail(p.res, err, p.started) })
   }
 
   return (req, res) => {
@@ -138,7 +165,8 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
     }
     const onEnd = (): void => {
       const text = more !== undefined ? Buffer.concat(more).toString('utf8') : first !== undefined ? first.toString('utf8') : ''
-      answer(req, res, path, text, started).catch((err: unknown) => { fail(res, err, started) })
+      pending.push({ req, res, path, text, started })
+      if (pending.length === 1) setImmediate(drain)
     }
     req.on('data', onData)
     req.on('end', onEnd)
