@@ -1,0 +1,154 @@
+/**
+ * The framework-free decision route (src/server/fast-data.ts) against the fastify route it
+ * stands in for: the same requests go over real sockets to one app with the fast route and to
+ * one without it (same pipeline, same limits), and the answers must agree — status, content
+ * type, body (decision ids aside), stable error codes. A counter on fastify's onRequest hook
+ * shows which requests the fast route took.
+ */
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { request as httpRequest } from 'node:http'
+import type { FastifyInstance } from 'fastify'
+import { build } from '../../src/server/app.js'
+import type { Runtime } from '../../src/server/runtime.js'
+import { startRuntime } from '../helpers/runtime.js'
+
+const frontend = { spiffe_id: 'spiffe://example.org/ns/shop/sa/frontend' }
+const order = (path: string, method = 'GET'): unknown => ({ identity: frontend, service: 'orders', method, path })
+const LIMIT = 8 * 1024
+const DEPTH = 16
+
+interface Answer { status: number, type: string | undefined, body: unknown }
+
+function send (url: string, path: string, body: string | Buffer | undefined, headers: Record<string, string> = {}, chunked = false): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(path, url)
+    const h: Record<string, string | number> = { ...headers }
+    if (body !== undefined && !chunked) h['content-length'] = Buffer.byteLength(body)
+    const req = httpRequest(u, { method: 'POST', headers: h }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8')
+        let parsed: unknown = text
+        try { parsed = JSON.parse(text) } catch {}
+        if (parsed !== null && typeof parsed === 'object' && typeof (parsed as { decision_id?: unknown }).decision_id === 'string') {
+          assert.match((parsed as { decision_id: string }).decision_id, /^[0-9a-f-]{36}$/)
+          ;(parsed as { decision_id: string }).decision_id = '<id>'
+        }
+        resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], body: parsed })
+      })
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    if (chunked && body !== undefined) {
+      const b = Buffer.from(body)
+      req.write(b.subarray(0, 5))
+      setTimeout(() => req.end(b.subarray(5)), 10)
+    } else {
+      req.end(body)
+    }
+  })
+}
+
+describe('framework-free decision route', () => {
+  let runtime: Runtime
+  let fastUrl: string
+  let plain: FastifyInstance
+  let plainUrl: string
+  let close: () => Promise<void>
+  let fastifySaw = 0
+
+  before(async () => {
+    ({ runtime, close } = await startRuntime({ server: { body_limit_bytes: LIMIT, max_json_depth: DEPTH } }, { listen: false }))
+    runtime.app.addHook('onRequest', (_req, _reply, done) => { fastifySaw++; done() })
+    fastUrl = await runtime.start()
+    // the same pipeline behind fastify alone
+    plain = build({ decisions: runtime.decisions, manager: runtime.manager, bodyLimit: LIMIT, maxJsonDepth: DEPTH, fastDataRoute: false })
+    plainUrl = await plain.listen({ host: '127.0.0.1', port: 0 })
+  })
+  after(async () => {
+    await plain.close()
+    await close()
+  })
+
+  const cases: Array<{ name: string, path: string, body?: string, headers?: Record<string, string>, chunked?: boolean, status: number, code?: string }> = [
+    { name: 'allow', path: '/v1/data/authz/allow', body: JSON.stringify({ input: order('/orders/1') }), status: 200 },
+    { name: 'deny', path: '/v1/data/authz/allow', body: JSON.stringify({ input: order('/orders/1', 'DELETE') }), status: 200 },
+    { name: 'object result', path: '/v1/data/authz/decision', body: JSON.stringify({ input: order('/nope') }), status: 200 },
+    { name: 'below an entrypoint', path: '/v1/data/authz/decision/allow', body: JSON.stringify({ input: order('/orders/2') }), status: 200 },
+    { name: 'undefined below an entrypoint', path: '/v1/data/authz/decision/nothing', body: JSON.stringify({ input: order('/orders/2') }), status: 200 },
+    { name: 'a path no bundle owns', path: '/v1/data/nobody/owns/this', body: '{"input":{}}', status: 200 },
+    { name: 'inside a bundle but not compiled', path: '/v1/data/authz/segments_match', body: '{"input":{}}', status: 404, code: 'PORTCULLIS_POLICY_PATH_NOT_FOUND' },
+    { name: 'trailing slash', path: '/v1/data/authz/allow/', body: JSON.stringify({ input: order('/orders/3') }), status: 200 },
+    { name: 'empty body', path: '/v1/data/authz/allow', body: '', status: 200 },
+    { name: 'no input key', path: '/v1/data/authz/allow', body: '{"other":1}', status: 200 },
+    { name: 'input null', path: '/v1/data/authz/allow', body: '{"input":null}', status: 200 },
+    { name: 'whitespace and key order', path: '/v1/data/authz/allow', body: '{ "input" : {"path":"/orders/4","method":"GET","service":"orders","identity":{"spiffe_id":"spiffe://example.org/ns/shop/sa/frontend"}} }\n', status: 200 },
+    { name: 'text/plain body', path: '/v1/data/authz/allow', body: JSON.stringify({ input: order('/orders/5') }), headers: { 'content-type': 'text/plain' }, status: 200 },
+    { name: 'chunked body', path: '/v1/data/authz/allow', body: JSON.stringify({ input: order('/orders/6') }), chunked: true, status: 200 },
+    { name: 'malformed JSON', path: '/v1/data/authz/allow', body: '{"input":', status: 400, code: 'PORTCULLIS_INPUT_INVALID' },
+    { name: 'array body', path: '/v1/data/authz/allow', body: '[1,2]', status: 400, code: 'PORTCULLIS_INPUT_INVALID' },
+    { name: 'string body', path: '/v1/data/authz/allow', body: '"allow"', status: 400, code: 'PORTCULLIS_INPUT_INVALID' },
+    { name: 'too deep', path: '/v1/data/authz/allow', body: `{"input":${'['.repeat(DEPTH + 2)}${']'.repeat(DEPTH + 2)}}`, status: 400, code: 'PORTCULLIS_INPUT_INVALID' },
+    { name: 'too large (declared)', path: '/v1/data/authz/allow', body: JSON.stringify({ input: { pad: 'x'.repeat(LIMIT) } }), status: 413, code: 'PORTCULLIS_INPUT_TOO_LARGE' },
+    { name: 'too large (chunked)', path: '/v1/data/authz/allow', body: JSON.stringify({ input: { pad: 'x'.repeat(LIMIT) } }), chunked: true, status: 413, code: 'PORTCULLIS_INPUT_TOO_LARGE' },
+  ]
+
+  for (const c of cases) {
+    test(`${c.name}: same answer with and without the fast route`, async () => {
+      const before = fastifySaw
+      const fast = await send(fastUrl, c.path, c.body, { 'content-type': 'application/json', ...c.headers }, c.chunked)
+      assert.equal(fastifySaw, before, 'answered by the fast route, not by fastify')
+      const slow = await send(plainUrl, c.path, c.body, { 'content-type': 'application/json', ...c.headers }, c.chunked)
+      assert.equal(fast.status, c.status)
+      assert.equal(slow.status, c.status)
+      assert.equal(fast.type, slow.type)
+      if (c.code !== undefined) {
+        const f = fast.body as { code: string, portcullis_code: string }
+        const s = slow.body as { code: string, portcullis_code: string }
+        assert.equal(f.portcullis_code, c.code)
+        assert.equal(s.portcullis_code, c.code)
+        assert.equal(f.code, s.code)
+      } else {
+        assert.deepEqual(fast.body, slow.body)
+      }
+    })
+  }
+
+  test('the fast route answers from the decision cache, and a repeated body is parsed once', async () => {
+    const body = JSON.stringify({ input: order('/orders/cache-check') })
+    const a = await send(fastUrl, '/v1/data/authz/allow', body)
+    const stats = runtime.decisions.cacheStats()
+    const b = await send(fastUrl, '/v1/data/authz/allow', body)
+    assert.deepEqual(a, b)
+    assert.equal(runtime.decisions.cacheStats()?.hits, (stats?.hits ?? 0) + 1)
+  })
+
+  test('anything else goes to fastify: query strings, encodings, other methods and routes', async () => {
+    const body = JSON.stringify({ input: order('/orders/7') })
+    let before = fastifySaw
+    const pretty = await send(fastUrl, '/v1/data/authz/allow?pretty=true', body)
+    assert.equal(pretty.status, 200)
+    assert.equal((pretty.body as { result: boolean }).result, true)
+    assert.equal(fastifySaw, before + 1)
+    before = fastifySaw
+    const encoded = await send(fastUrl, '/v1/data/authz%2Fallow', body)
+    assert.equal(encoded.status, 200)
+    assert.equal(fastifySaw, before + 1)
+    before = fastifySaw
+    const bad = await send(fastUrl, '/v1/data/authz/allow', body, { 'content-encoding': 'br' })
+    assert.equal(bad.status, 400)
+    assert.equal((bad.body as { portcullis_code: string }).portcullis_code, 'PORTCULLIS_INPUT_INVALID')
+    assert.equal(fastifySaw, before + 1)
+  })
+
+  test('metrics count fast-route requests under the fastify route label', async () => {
+    await send(fastUrl, '/v1/data/authz/allow', JSON.stringify({ input: order('/orders/8') }))
+    await send(fastUrl, '/v1/data/authz/allow', '{"input":')
+    const text = await runtime.metrics.registry.metrics()
+    assert.match(text, /portcullis_http_request_duration_seconds_count\{route="\/v1\/data\/\*",method="POST",outcome="ok"\} [1-9]/)
+    assert.match(text, /portcullis_http_request_duration_seconds_count\{route="\/v1\/data\/\*",method="POST",outcome="client_error"\} [1-9]/)
+    assert.match(text, /portcullis_request_errors_total\{code="PORTCULLIS_INPUT_INVALID"\} [1-9]/)
+  })
+})
