@@ -53,23 +53,55 @@ export function internInput<T> (value: T): T {
   return value
 }
 
+/** True when every object in `value` lists its keys (in Object.keys order) sorted: JSON.stringify is then canonical. */
+export function keysSorted (value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return true
+  if (Array.isArray(value)) {
+    for (const v of value) if (!keysSorted(v)) return false
+    return true
+  }
+  const keys = Object.keys(value)
+  for (let i = 0; i < keys.length; i++) {
+    if (i > 0 && (keys[i - 1] as string) > (keys[i] as string)) return false
+    if (!keysSorted((value as Record<string, unknown>)[keys[i] as string])) return false
+  }
+  return true
+}
+
+export interface InputHash {
+  /** SHA-256 (base64url) of the canonical JSON of the input. */
+  hash: string
+  /** JSON.stringify(input), when it was computed on the way (the evaluation can reuse it). */
+  json?: string
+}
+
+/**
+ * SHA-256 of the canonical JSON of `input`. Inputs whose keys are already in order (most are)
+ * are hashed over their plain JSON text, which is then the canonical text; the text is handed
+ * back so the evaluation does not serialize the input a second time.
+ */
+export function hashInput (input: unknown): InputHash {
+  if (input === undefined) return { hash: hash('sha256', '\0undefined', 'base64url') }
+  const isObject = input !== null && typeof input === 'object'
+  const memo = isObject ? interned.get(input) : undefined
+  if (typeof memo === 'string') return { hash: memo }
+  const json = JSON.stringify(input)
+  const h = hash('sha256', keysSorted(input) ? json : canonicalJson(input), 'base64url')
+  if (memo === null) interned.set(input as object, h)
+  return { hash: h, json }
+}
+
 /** SHA-256 (base64url) of the canonical JSON of `input`. */
 export function inputHash (input: unknown): string {
-  if (input === undefined) return hash('sha256', '\0undefined', 'base64url')
-  if (input !== null && typeof input === 'object') {
-    const memo = interned.get(input)
-    if (memo !== undefined) {
-      if (memo !== null) return memo
-      const h = hash('sha256', canonicalJson(input), 'base64url')
-      interned.set(input, h)
-      return h
-    }
-  }
-  return hash('sha256', canonicalJson(input), 'base64url')
+  return hashInput(input).hash
 }
 
 export function decisionCacheKey (bundle: string, revision: string, path: string, input: unknown): string {
-  const h = inputHash(input)
+  return decisionCacheKeyOf(bundle, revision, path, inputHash(input))
+}
+
+/** The key for an input already hashed (hashInput). */
+export function decisionCacheKeyOf (bundle: string, revision: string, path: string, inputSha: string): string {
   // bundle and revision are separated by NUL so no revision string can impersonate another bundle's
-  return `${bundle}\0${revision}\0${path}\0${h}`
+  return `${bundle}\0${revision}\0${path}\0${inputSha}`
 }

@@ -19,7 +19,7 @@
 import { randomUUID } from 'node:crypto'
 import type { BundleManager } from '../bundles/activate.js'
 import { PolicyError, PortcullisError, toPortcullisError } from '../errors.js'
-import { decisionCacheKey } from '../cache/key.js'
+import { decisionCacheKeyOf, hashInput } from '../cache/key.js'
 import type { DecisionCache } from '../cache/decision-cache.js'
 import { outcomeOf, type CounterChild, type DecisionOutcome, type HistogramChild, type Metrics } from '../metrics/index.js'
 import type { AuditHook, Decision, DecisionRequest, IdentityPolicy, Transport } from './types.js'
@@ -122,7 +122,8 @@ export class DecisionService {
       const strict = req.strictBuiltinErrors ?? this.#strict
       const bundle = res.kind === 'none' ? undefined : res.bundle.compiled.bundle
       const cacheable = res.kind !== 'none' && this.#cache !== undefined && res.bundle.compiled.cacheable && req.explain !== true
-      const key = cacheable && bundle !== undefined ? decisionCacheKey(bundle.name, bundle.manifest.revision, strict ? `${path}\0strict` : path, input) : undefined
+      const hashed = cacheable && bundle !== undefined ? hashInput(input) : undefined
+      const key = hashed !== undefined && bundle !== undefined ? decisionCacheKeyOf(bundle.name, bundle.manifest.revision, strict ? `${path}\0strict` : path, hashed.hash) : undefined
       const hit = key !== undefined ? this.#cache?.get(key) : undefined
 
       let defined: boolean
@@ -135,7 +136,7 @@ export class DecisionService {
       } else {
         // 5. evaluate (a path no bundle owns is undefined, as in OPA)
         const t0 = now()
-        const evaluation = snapshot.evaluate(path, input, { strictBuiltinErrors: strict })
+        const evaluation = snapshot.evaluate(path, input, hashed?.json !== undefined ? { strictBuiltinErrors: strict, inputJson: hashed.json } : { strictBuiltinErrors: strict })
         evalNs = Number(now() - t0)
         defined = evaluation.defined
         result = evaluation.result

@@ -1,6 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { canonicalJson, decisionCacheKey } from '../../src/cache/key.js'
+import { createHash } from 'node:crypto'
+import { canonicalJson, decisionCacheKey, hashInput, internInput, keysSorted } from '../../src/cache/key.js'
+
+const sha = (text: string): string => createHash('sha256').update(text).digest('base64url')
 
 test('canonical JSON sorts keys at every depth and drops undefined members', () => {
   assert.equal(canonicalJson({ b: 1, a: { d: [1, { z: 1, y: 2 }], c: null }, u: undefined }), '{"a":{"c":null,"d":[1,{"y":2,"z":1}]},"b":1}')
@@ -21,4 +24,40 @@ test('the key is bound to bundle, revision and path', () => {
   assert.notEqual(base, decisionCacheKey('authz', 'r2', 'authz/allow', input))
   assert.notEqual(base, decisionCacheKey('authz', 'r1', 'authz/deny', input))
   assert.notEqual(base, decisionCacheKey('other', 'r1', 'authz/allow', input))
+})
+
+test('the input hash is SHA-256 of the canonical JSON, whether or not the keys arrive sorted', () => {
+  const inputs: unknown[] = [
+    { a: 1, b: { c: [1, { d: null, e: 'x' }], f: true } },
+    { b: { f: true, c: [1, { e: 'x', d: null }] }, a: 1 },
+    { 10: 'ten', 9: 'nine', b: 1 }, // integer-like keys: Object.keys order is numeric, not sorted
+    { 'é': 1, e: 2, Z: 3, '': 4 },
+    [3, 'x', { b: 1, a: 2 }],
+    'text', 42, null, { nested: { deep: { deeper: [{ z: 1, a: 2 }] } } },
+  ]
+  for (const input of inputs) {
+    const h = hashInput(input)
+    assert.equal(h.hash, sha(canonicalJson(input)), JSON.stringify(input))
+    assert.equal(h.json, JSON.stringify(input))
+    // sorted keys: the plain JSON text is the canonical text
+    if (keysSorted(input)) assert.equal(JSON.stringify(input), canonicalJson(input))
+  }
+  assert.equal(keysSorted({ 10: 'ten', 9: 'nine' }), false)
+  assert.equal(keysSorted({ a: { c: 1, b: 2 } }), false)
+  assert.equal(keysSorted({ a: [{ b: 1, c: 2 }] }), true)
+  assert.equal(hashInput({ b: 1, a: 2 }).hash, hashInput({ a: 2, b: 1 }).hash)
+})
+
+test('an interned input is frozen to the bottom and hashed once', () => {
+  const input = internInput({ identity: { spiffe_id: 'spiffe://example.org/x' }, path: ['a', 'b'] })
+  assert.equal(Object.isFrozen(input.identity), true)
+  assert.equal(Object.isFrozen(input.path), true)
+  const first = hashInput(input)
+  assert.equal(first.hash, sha(canonicalJson(input)))
+  assert.equal(first.json, JSON.stringify(input))
+  // second time: remembered, nothing serialized
+  const again = hashInput(input)
+  assert.equal(again.hash, first.hash)
+  assert.equal(again.json, undefined)
+  assert.throws(() => { (input.identity as { spiffe_id: string }).spiffe_id = 'spiffe://example.org/y' }, TypeError)
 })
