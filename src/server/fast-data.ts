@@ -13,7 +13,6 @@
  * (errorResponse), the same metrics series, and the same decision pipeline call.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { LRUCache } from 'lru-cache'
 import { internInput } from '../cache/key.js'
 import type { DecisionRequest, DecisionService } from '../decision/decide.js'
 import { PortcullisError } from '../errors.js'
@@ -47,13 +46,39 @@ const JSON_TYPE = 'application/json; charset=utf-8'
 // so it never goes stale; bounded in entries and in the length of a text it keeps. Small on
 // purpose: hot bodies stay, and under unique traffic an entry is gone before the garbage
 // collector would promote it (a larger cache measurably lengthened young-generation pauses).
-const BODY_CACHE_ENTRIES = 256
+const BODY_CACHE_ENTRIES = 128 // per generation (at most twice this many are kept)
 const BODY_CACHE_MAX_TEXT = 1024
 const WARNING = ',"warning":{"code":"api_usage_warning","message":"\'input\' key missing from the request"}'
 
+/** A bounded memo in two generations of Maps: when the young one fills, the old one is dropped. */
+class TwoGenerationMemo<V> {
+  #young = new Map<string, V>()
+  #old = new Map<string, V>()
+  constructor (readonly limit: number) {}
+
+  get (key: string): V | undefined {
+    const v = this.#young.get(key)
+    if (v !== undefined) return v
+    const aged = this.#old.get(key)
+    if (aged !== undefined) {
+      this.#old.delete(key)
+      this.set(key, aged)
+    }
+    return aged
+  }
+
+  set (key: string, value: V): void {
+    if (this.#young.size >= this.limit) {
+      this.#old = this.#young
+      this.#young = new Map()
+    }
+    this.#young.set(key, value)
+  }
+}
+
 export function withFastDataRoute (next: RequestListener, opts: FastDataOptions): RequestListener {
   const { decisions, metrics, bodyLimit, maxDepth } = opts
-  const bodies = new LRUCache<string, { input: unknown, hasInput: boolean }>({ max: BODY_CACHE_ENTRIES })
+  const bodies = new TwoGenerationMemo<{ input: unknown, hasInput: boolean }>(BODY_CACHE_ENTRIES)
   const durations = new Map<number, HistogramChild>()
   const durationOf = (status: number): HistogramChild | undefined => {
     if (metrics === undefined) return undefined
@@ -67,6 +92,7 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
   }
 
   const send = (res: ServerResponse, status: number, text: string, started: number): void => {
+    if (res.headersSent) return // answered already (the body limit), or the connection is gone
     if (opts.isClosing()) res.shouldKeepAlive = false
     res.writeHead(status, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(text) })
     res.end(text)
@@ -94,8 +120,15 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
     return parsed
   }
 
-  const answer = async (req: IncomingMessage, res: ServerResponse, path: string, text: string, started: number): Promise<void> => {
-    const { input, hasInput } = parseBody(text)
+  const answer = (req: IncomingMessage, res: ServerResponse, path: string, text: string, started: number): void => {
+    let parsed: { input: unknown, hasInput: boolean }
+    try {
+      parsed = parseBody(text)
+    } catch (err) {
+      fail(res, err, started)
+      return
+    }
+    const { input, hasInput } = parsed
     const request: DecisionRequest = {
       path,
       input,
@@ -105,10 +138,11 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
     const remote = req.socket.remoteAddress
     if (remote !== undefined) request.requestedBy = remote
     if (decisions.identityEnabled) request.credentials = credentialsFromRaw(req)
-    const d = await decisions.decide(request)
-    let out = d.defined ? `{"result":${JSON.stringify(d.result)},"decision_id":"${d.decision_id}"` : `{"decision_id":"${d.decision_id}"`
-    if (!hasInput) out += WARNING
-    send(res, 200, out + '}', started)
+    decisions.decide(request).then((d) => {
+      let out = d.defined ? `{"result":${JSON.stringify(d.result)},"decision_id":"${d.decision_id}"` : `{"decision_id":"${d.decision_id}"`
+      if (!hasInput) out += WARNING
+      send(res, 200, out + '}', started)
+    }).catch((err: unknown) => { fail(res, err, started) })
   }
 
   interface Pending { req: IncomingMessage, res: ServerResponse, path: string, text: string, started: number }
@@ -116,7 +150,7 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
   const drain = (): void => {
     const batch = pending
     pending = []
-    for (const p of batch) answer(p.req, p.res, p.path, p.text, p.started).catch((err: unknown) => { fail(p.res, err, p.started) })
+    for (const p of batch) answer(p.req, p.res, p.path, p.text, p.started)
   }
 
   return (req, res) => {
