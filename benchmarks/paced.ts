@@ -14,6 +14,8 @@
  * load for half of every second, and its latencies are whole milliseconds.
  */
 import { connect, type Socket } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { bodyOf, type Inputs } from './inputs.js'
 
 export interface PacedResult { rps: number, sent: number, p50: number, p90: number, p99: number, max: number, errors: number }
 
@@ -112,4 +114,12 @@ export async function paced (url: string, path: string, body: (i: number) => str
   latencies.sort((a, b) => a - b)
   const q = (p: number): number => Math.round((latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN) * 1000) / 1000
   return { rps: latencies.length / Math.max(elapsed, opts.seconds), sent, p50: q(0.5), p90: q(0.9), p99: q(0.99), max: q(1), errors }
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const [url, inputs, rate, seconds, connections, mode] = process.argv.slice(2)
+  const r = await paced(url as string, '/v1/data/authz/allow', (i) => bodyOf(inputs as Inputs, i), {
+    rate: Number(rate), seconds: Number(seconds), connections: Number(connections), warmupSeconds: 1, spin: mode === 'spin',
+  })
+  process.stdout.write(JSON.stringify(r) + '\n')
 }

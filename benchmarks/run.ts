@@ -29,7 +29,7 @@ import autocannon from 'autocannon'
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose'
 import { repoRoot, requireOpa } from '../scripts/lib/opa.js'
 import { machine } from './lib.js'
-import { paced } from './paced.js'
+import { bodyOf, frontend, type Inputs } from './inputs.js'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16)
@@ -95,7 +95,6 @@ function onPath (bin: string): string | undefined {
 }
 const WRK = process.env.BENCH_LOAD === 'autocannon' ? undefined : onPath('wrk')
 
-type Inputs = 'unique' | 'repeated' | 'noIdentity'
 
 /** wrk's Lua request generator for one kind of input (the same bodies as the autocannon runs). */
 function wrkScript (inputs: Inputs, headers: Record<string, string>): string {
@@ -130,9 +129,17 @@ async function loadWrk (wrk: string, url: string, inputs: Inputs, headers: Recor
   return { rps, p50: pct('50'), p99: pct('99'), errors: non2xx + sockErr }
 }
 
-/** Fixed-rate run (open loop, see paced.ts); spins for even spacing when it has a CPU of its own. */
+/**
+ * Fixed-rate run (open loop, see paced.ts) in a process of its own, pinned off the server's CPU
+ * for 1-worker servers, where it also spins for even spacing.
+ */
 async function atRate (url: string, inputs: Inputs, rate: number, workers: number): Promise<Run> {
-  const r = await paced(url, '/v1/data/authz/allow', (i) => bodyOf(inputs, i), { rate, seconds: SECONDS, connections: CONNECTIONS, warmupSeconds: 1, spin: PIN && workers === 1 })
+  const pinned = PIN && workers === 1
+  const args = ['--import', 'tsx', 'benchmarks/paced.ts', url, inputs, String(rate), String(SECONDS), String(CONNECTIONS), pinned ? 'spin' : 'tick']
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile(pinned ? 'taskset' : process.execPath, pinned ? ['-c', `1-${cores - 1}`, process.execPath, ...args] : args, { encoding: 'utf8', cwd: repoRoot }, (err, stdout) => { if (err !== null) reject(err); else resolve(stdout) })
+  })
+  const r = JSON.parse(out) as { rps: number, p50: number, p99: number, errors: number }
   return { rps: r.rps, p50: r.p50, p99: r.p99, errors: r.errors }
 }
 
@@ -159,14 +166,6 @@ async function load (url: string, body: (i: number) => string, headers: Record<s
   return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx + result.timeouts }
 }
 
-const frontend = 'spiffe://example.org/ns/shop/sa/frontend'
-function bodyOf (inputs: Inputs, i: number): string {
-  switch (inputs) {
-    case 'unique': return JSON.stringify({ input: { identity: { spiffe_id: frontend }, service: 'orders', method: 'GET', path: `/orders/${i}` } })
-    case 'repeated': return JSON.stringify({ input: { identity: { spiffe_id: frontend }, service: 'orders', method: 'GET', path: '/orders/42' } })
-    case 'noIdentity': return JSON.stringify({ input: { service: 'orders', method: 'GET', path: '/orders/42' } })
-  }
-}
 
 async function main (): Promise<void> {
   const opa = requireOpa()

@@ -11,6 +11,7 @@ export const DEFAULTS: Config = {
     default_decision: 'system/main',
     workers: 0,
     shutdown_grace_ms: 10_000,
+    fast_data_route: true,
   },
   bundles: {
     dir: 'bundles',

@@ -27,6 +27,7 @@ export const ServerSchema = Type.Object({
   default_decision: Str('Data API path evaluated by POST / (OPA default: system/main)'),
   workers: Int('worker processes (node:cluster); 0 = number of cores', 0),
   shutdown_grace_ms: Int('on SIGTERM/SIGINT, how long in-flight requests may take before exit', 0),
+  fast_data_route: Type.Boolean({ description: 'answer plain POST /v1/data/{path} requests ahead of fastify (same answers, less overhead); false sends every request through fastify' }),
 }, strict)
 
 export const VerificationKeySchema = Type.Object({

@@ -129,6 +129,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     adminAuthzPath: config.admin.authz_path,
     ...(tls !== undefined ? { https: httpsOptions(tls) } : {}),
     requireClientCertificate: tls?.client_auth === 'require',
+    fastDataRoute: config.server.fast_data_route,
     logger: false,
   })
   let certWatcher: { close: () => Promise<void> } | undefined

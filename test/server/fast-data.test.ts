@@ -152,3 +152,18 @@ describe('framework-free decision route', () => {
     assert.match(text, /portcullis_request_errors_total\{code="PORTCULLIS_INPUT_INVALID"\} [1-9]/)
   })
 })
+
+test('server.fast_data_route: false sends every request through fastify', async () => {
+  const { runtime, close } = await startRuntime({ server: { fast_data_route: false } }, { listen: false })
+  let saw = 0
+  runtime.app.addHook('onRequest', (_req, _reply, done) => { saw++; done() })
+  try {
+    const url = await runtime.start()
+    const r = await send(url, '/v1/data/authz/allow', JSON.stringify({ input: order('/orders/9') }))
+    assert.equal(r.status, 200)
+    assert.equal((r.body as { result: boolean }).result, true)
+    assert.equal(saw, 1)
+  } finally {
+    await close()
+  }
+})
