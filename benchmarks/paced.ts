@@ -17,7 +17,7 @@ import { connect, type Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { bodyOf, type Inputs } from './inputs.js'
 
-export interface PacedResult { rps: number, sent: number, p50: number, p90: number, p99: number, max: number, errors: number }
+export interface PacedResult { rps: number, sent: number, p50: number, p90: number, p99: number, max: number, errors: number, /** longest gap between two turns of the generator's own loop (its own stalls), ms */ generatorStall: number }
 
 interface Conn { socket: Socket, busy: boolean, due: number, buf: string | undefined }
 
@@ -36,6 +36,7 @@ export async function paced (url: string, path: string, body: (i: number) => str
   let errors = 0
   let sent = 0
   let eligible = 0 // requests released after the warm-up
+  let generatorStall = 0
   const backlog: number[] = [] // release times (ms) of requests waiting for a connection
   const conns: Conn[] = []
   const now = (): number => performance.now()
@@ -87,8 +88,11 @@ export async function paced (url: string, path: string, body: (i: number) => str
   let scheduled = 0
   await new Promise<void>((resolve) => {
     let timer: NodeJS.Timeout | undefined
+    let last = now()
     const tick = (): void => {
       const t = now()
+      if (t >= recordFrom && t - last > generatorStall) generatorStall = t - last
+      last = t
       const dueNow = Math.min(total, Math.floor(((t - start) / 1000) * opts.rate))
       for (; scheduled < dueNow; scheduled++) {
         const idle = conns.find((c) => !c.busy)
@@ -113,7 +117,7 @@ export async function paced (url: string, path: string, body: (i: number) => str
   errors += backlog.filter((t) => t >= recordFrom).length // never sent within the bound
   latencies.sort((a, b) => a - b)
   const q = (p: number): number => Math.round((latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN) * 1000) / 1000
-  return { rps: latencies.length / Math.max(elapsed, opts.seconds), sent, p50: q(0.5), p90: q(0.9), p99: q(0.99), max: q(1), errors }
+  return { rps: latencies.length / Math.max(elapsed, opts.seconds), sent, p50: q(0.5), p90: q(0.9), p99: q(0.99), max: q(1), errors, generatorStall: Math.round(generatorStall * 1000) / 1000 }
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
