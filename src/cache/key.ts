@@ -71,22 +71,22 @@ export function keysSorted (value: unknown): boolean {
 export interface InputHash {
   /** SHA-256 (base64url) of the canonical JSON of the input. */
   hash: string
-  /** JSON.stringify(input), when it was computed on the way (the evaluation can reuse it). */
+  /** JSON text of the input computed on the way (canonical or plain; the evaluation can reuse it). */
   json?: string
 }
 
 /**
- * SHA-256 of the canonical JSON of `input`. Inputs whose keys are already in order (most are)
- * are hashed over their plain JSON text, which is then the canonical text; the text is handed
- * back so the evaluation does not serialize the input a second time.
+ * SHA-256 of the canonical JSON of `input`. The canonical text is also the input's JSON text
+ * for the evaluation (key order means nothing to a policy), so it is handed back; inputs whose
+ * keys are already in order (JSON.stringify is then canonical) are serialized natively.
  */
 export function hashInput (input: unknown): InputHash {
   if (input === undefined) return { hash: hash('sha256', '\0undefined', 'base64url') }
   const isObject = input !== null && typeof input === 'object'
   const memo = isObject ? interned.get(input) : undefined
   if (typeof memo === 'string') return { hash: memo }
-  const json = JSON.stringify(input)
-  const h = hash('sha256', keysSorted(input) ? json : canonicalJson(input), 'base64url')
+  const json = keysSorted(input) ? JSON.stringify(input) : canonicalJson(input)
+  const h = hash('sha256', json, 'base64url')
   if (memo === null) interned.set(input as object, h)
   return { hash: h, json }
 }
