@@ -8,7 +8,7 @@
  *                 rejected credential is denied here unless the deployment lets the policy see it
  *   3. input      the caller's input plus `identity` (or `identity_error`); caller-supplied
  *                 values of those keys are never trusted
- *   4. cache      key = bundle revision + path + SHA-256(canonical input); skipped for policies
+ *   4. cache      key = SHA-256(bundle, revision, path, SHA-256(canonical input)); skipped for policies
  *                 that call non-deterministic builtins
  *   5. evaluate   the owning bundle's wasm entrypoint
  *   6. result     Decision { decision_id, result?, bundles, cached }
@@ -20,7 +20,7 @@ import { randomUUID } from 'node:crypto'
 import type { BundleManager } from '../bundles/activate.js'
 import { PolicyError, PortcullisError, toPortcullisError } from '../errors.js'
 import { decisionCacheKeyOf, hashInput } from '../cache/key.js'
-import type { DecisionCache } from '../cache/decision-cache.js'
+import type { CachedDecision, DecisionCache } from '../cache/decision-cache.js'
 import { outcomeOf, type CounterChild, type DecisionOutcome, type HistogramChild, type Metrics } from '../metrics/index.js'
 import type { AuditHook, Decision, DecisionRequest, IdentityPolicy, Transport } from './types.js'
 
@@ -61,6 +61,7 @@ export class DecisionService {
   readonly #strict: boolean
   #audit: AuditHook | undefined
   readonly #series = new Map<string, DecisionSeries>()
+  readonly #sharedEntries = new Map<string, CachedDecision>()
 
   constructor (opts: DecisionServiceOptions) {
     this.#manager = opts.manager
@@ -74,6 +75,23 @@ export class DecisionService {
       const cache = this.#cache
       this.#manager.on('activate', () => { cache.clear() })
     }
+  }
+
+  /**
+   * The cache entry for a decision. Boolean and undefined answers (most of them) share one
+   * frozen entry per bundle instead of one object per cached input.
+   */
+  #entryOf (defined: boolean, result: unknown, bundle: string): CachedDecision {
+    if (!defined || typeof result === 'boolean') {
+      const k = `${bundle}\0${defined ? String(result) : 'undefined'}`
+      let e = this.#sharedEntries.get(k)
+      if (e === undefined) {
+        e = Object.freeze(defined ? { defined, result, bundle } : { defined, bundle })
+        this.#sharedEntries.set(k, e)
+      }
+      return e
+    }
+    return { defined, result: deepFreeze(result), bundle }
   }
 
   /** The metric series of one (transport, outcome, cached) combination, bound once. */
@@ -145,7 +163,7 @@ export class DecisionService {
         // the error may be transient (e.g. time), and it must be visible every time.
         // Cached results are shared by every later hit: frozen, so no consumer (e.g. audit
         // masking) can change what the next caller is told.
-        if (key !== undefined && evaluation.builtinErrors.length === 0) this.#cache?.set(key, { defined, result: deepFreeze(result), bundle: evaluation.bundle })
+        if (key !== undefined && evaluation.builtinErrors.length === 0) this.#cache?.set(key, this.#entryOf(defined, result, evaluation.bundle))
       }
       // 6. result
       const decision: Decision = {
