@@ -48,6 +48,7 @@ const JSON_TYPE = 'application/json; charset=utf-8'
 // collector would promote it (a larger cache measurably lengthened young-generation pauses).
 const BODY_CACHE_ENTRIES = 128 // per generation (at most twice this many are kept)
 const BODY_CACHE_MAX_TEXT = 1024
+const SEEN_ONCE = Symbol('seen once')
 const WARNING = ',"warning":{"code":"api_usage_warning","message":"\'input\' key missing from the request"}'
 
 /** A bounded memo in two generations of Maps: when the young one fills, the old one is dropped. */
@@ -78,7 +79,7 @@ class TwoGenerationMemo<V> {
 
 export function withFastDataRoute (next: RequestListener, opts: FastDataOptions): RequestListener {
   const { decisions, metrics, bodyLimit, maxDepth } = opts
-  const bodies = new TwoGenerationMemo<{ input: unknown, hasInput: boolean }>(BODY_CACHE_ENTRIES)
+  const bodies = new TwoGenerationMemo<{ input: unknown, hasInput: boolean } | typeof SEEN_ONCE>(BODY_CACHE_ENTRIES)
   const durations = new Map<number, HistogramChild>()
   const durationOf = (status: number): HistogramChild | undefined => {
     if (metrics === undefined) return undefined
@@ -105,18 +106,25 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
     send(res, error.status, JSON.stringify(body), started)
   }
 
+  // A body is kept (and its input interned) the second time its text is seen: one-off bodies,
+  // all of them under unique traffic, cost one Map entry and are never frozen or interned.
   const parseBody = (text: string): { input: unknown, hasInput: boolean } => {
     const keep = text.length <= BODY_CACHE_MAX_TEXT
-    let parsed = keep ? bodies.get(text) : undefined
-    if (parsed === undefined) {
-      const body = parseJsonBody(text, maxDepth)
-      if (body !== undefined && (body === null || typeof body !== 'object' || Array.isArray(body))) {
-        throw new PortcullisError('PORTCULLIS_INPUT_INVALID', 'request body must be a JSON object {"input": ...}', { body: 'type' })
-      }
-      const hasInput = body !== undefined && Object.hasOwn(body, 'input')
-      parsed = { input: hasInput ? internInput((body as { input: unknown }).input) : undefined, hasInput }
-      if (keep) bodies.set(text, parsed)
+    const known = keep ? bodies.get(text) : undefined
+    if (known !== undefined && known !== SEEN_ONCE) return known
+    const body = parseJsonBody(text, maxDepth)
+    if (body !== undefined && (body === null || typeof body !== 'object' || Array.isArray(body))) {
+      throw new PortcullisError('PORTCULLIS_INPUT_INVALID', 'request body must be a JSON object {"input": ...}', { body: 'type' })
     }
+    const hasInput = body !== undefined && Object.hasOwn(body, 'input')
+    const input = hasInput ? (body as { input: unknown }).input : undefined
+    if (!keep) return { input, hasInput }
+    if (known === undefined) {
+      bodies.set(text, SEEN_ONCE)
+      return { input, hasInput }
+    }
+    const parsed = { input: internInput(input), hasInput }
+    bodies.set(text, parsed)
     return parsed
   }
 

@@ -116,13 +116,19 @@ describe('framework-free decision route', () => {
     })
   }
 
-  test('the fast route answers from the decision cache, and a repeated body is parsed once', async () => {
+  test('the fast route answers a repeated body from the decision cache, the second time and after', async () => {
     const body = JSON.stringify({ input: order('/orders/cache-check') })
     const a = await send(fastUrl, '/v1/data/authz/allow', body)
     const stats = runtime.decisions.cacheStats()
     const b = await send(fastUrl, '/v1/data/authz/allow', body)
     assert.deepEqual(a, b)
     assert.equal(runtime.decisions.cacheStats()?.hits, (stats?.hits ?? 0) + 1)
+    // from the third time on the parsed body itself is kept (interned); still the same answer
+    const c = await send(fastUrl, '/v1/data/authz/allow', body)
+    const d = await send(fastUrl, '/v1/data/authz/allow', body)
+    assert.deepEqual(c, a)
+    assert.deepEqual(d, a)
+    assert.equal(runtime.decisions.cacheStats()?.hits, (stats?.hits ?? 0) + 3)
   })
 
   test('anything else goes to fastify: query strings, encodings, other methods and routes', async () => {
