@@ -129,28 +129,36 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
   }
 
   const answer = (req: IncomingMessage, res: ServerResponse, path: string, text: string, started: number): void => {
-    let parsed: { input: unknown, hasInput: boolean }
+    // every failure on the way, thrown or rejected, becomes an OPA-shaped error: never an allow
     try {
-      parsed = parseBody(text)
+      const { input, hasInput } = parseBody(text)
+      const request: DecisionRequest = {
+        path,
+        input,
+        transport: 'http',
+        requestId: opts.genReqId(),
+      }
+      const remote = req.socket.remoteAddress
+      if (remote !== undefined) request.requestedBy = remote
+      if (decisions.identityEnabled) request.credentials = credentialsFromRaw(req)
+      decisions.decide(request).then((d) => {
+        let out = d.defined ? `{"result":${JSON.stringify(d.result)},"decision_id":"${d.decision_id}"` : `{"decision_id":"${d.decision_id}"`
+        if (!hasInput) out += WARNING
+        send(res, 200, out + '}', started)
+      }).catch((err: unknown) => { settleFailed(res, err, started) })
     } catch (err) {
+      settleFailed(res, err, started)
+    }
+  }
+
+  // fail(), and if even that throws, drop the connection: the request is denied either way and
+  // the rest of its batch is still answered
+  const settleFailed = (res: ServerResponse, err: unknown, started: number): void => {
+    try {
       fail(res, err, started)
-      return
+    } catch {
+      res.destroy()
     }
-    const { input, hasInput } = parsed
-    const request: DecisionRequest = {
-      path,
-      input,
-      transport: 'http',
-      requestId: opts.genReqId(),
-    }
-    const remote = req.socket.remoteAddress
-    if (remote !== undefined) request.requestedBy = remote
-    if (decisions.identityEnabled) request.credentials = credentialsFromRaw(req)
-    decisions.decide(request).then((d) => {
-      let out = d.defined ? `{"result":${JSON.stringify(d.result)},"decision_id":"${d.decision_id}"` : `{"decision_id":"${d.decision_id}"`
-      if (!hasInput) out += WARNING
-      send(res, 200, out + '}', started)
-    }).catch((err: unknown) => { fail(res, err, started) })
   }
 
   interface Pending { req: IncomingMessage, res: ServerResponse, path: string, text: string, started: number }
@@ -176,7 +184,7 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
     if (opts.requireClientCertificate) {
       const chain = peerChain(req.socket)
       if (chain === undefined || chain.length === 0) {
-        fail(res, new PortcullisError('PORTCULLIS_IDENTITY_REQUIRED', 'this listener requires a client certificate', {}), started)
+        settleFailed(res, new PortcullisError('PORTCULLIS_IDENTITY_REQUIRED', 'this listener requires a client certificate', {}), started)
         req.resume()
         return
       }
@@ -184,7 +192,7 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
     const tooLarge = (): void => {
       // the rest of the body is not read: answer, then close the connection
       res.shouldKeepAlive = false
-      fail(res, new PortcullisError('PORTCULLIS_INPUT_TOO_LARGE', `request body exceeds ${bodyLimit} bytes`, { limit: bodyLimit }), started)
+      settleFailed(res, new PortcullisError('PORTCULLIS_INPUT_TOO_LARGE', `request body exceeds ${bodyLimit} bytes`, { limit: bodyLimit }), started)
       req.pause()
     }
     const declared = req.headers['content-length']
