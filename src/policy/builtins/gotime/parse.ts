@@ -91,7 +91,7 @@ function parseTimeZone (value: string): number {
 export function parse (layout: string, value: string): bigint {
   let year = 0; let month = -1; let day = -1; let yday = -1; let hour = 0; let min = 0; let sec = 0; let nsec = 0
   let pmSet = false; let amSet = false
-  let utc = false; let zoneOffset: number | undefined; let zoneName = ''
+  let utc = false; let zoneOffset: number | undefined
   for (;;) {
     const ch = nextStdChunk(layout)
     value = skip(value, ch.prefix)
@@ -174,7 +174,9 @@ export function parse (layout: string, value: string): bigint {
         if (value.length >= 3 && value.startsWith('UTC')) { utc = true; value = value.slice(3); break }
         const n = parseTimeZone(value)
         if (n === 0) bad()
-        zoneName = value.slice(0, n)
+        // A zone name (other than UTC, above) does not move the instant: Go looks it up in the
+        // local zone (UTC for OPA) and otherwise attaches a fake zone without shifting the time
+        // (`opa eval` gives the same nanoseconds for "PST" and "GMT+3" as for no zone).
         value = value.slice(n)
         break
       }
