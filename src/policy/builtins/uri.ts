@@ -21,7 +21,8 @@ function shouldEscape (c: string, mode: Mode): boolean {
   return true
 }
 
-function unescape (s: string, mode: Mode): string {
+/** Go's net/url unescape: `%XX` escapes, checked per mode; in query components `+` is a space. */
+function unescape (s: string, mode: Mode | 'query'): string {
   const bytes = Buffer.from(s, 'utf8')
   const out: number[] = []
   for (let i = 0; i < bytes.length; i++) {
@@ -35,10 +36,24 @@ function unescape (s: string, mode: Mode): string {
       i += 2
       continue
     }
+    if (mode === 'query' && b === 0x2b) {
+      out.push(0x20)
+      continue
+    }
     if (mode === 'host' && b < 0x80 && shouldEscape(String.fromCharCode(b), 'host')) throw new UrlError('invalid character in host name')
     out.push(b)
   }
   return utf8.decode(Uint8Array.from(out))
+}
+
+/** Go url.QueryUnescape; undefined on a malformed escape. */
+export function queryUnescape (s: string): string | undefined {
+  try {
+    return unescape(s, 'query')
+  } catch (err) {
+    if (err instanceof UrlError) return undefined
+    throw err
+  }
 }
 
 export function escape (s: string, mode: Mode): string {

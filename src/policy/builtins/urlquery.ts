@@ -2,8 +2,7 @@
 import type { BuiltinSpec } from './types.js'
 import { BuiltinError } from './types.js'
 import { isObj, str } from './args.js'
-
-const utf8 = new TextDecoder('utf-8', { fatal: false })
+import { queryUnescape } from './uri.js'
 
 /** Go url.QueryEscape. */
 export function queryEscape (s: string): string {
@@ -15,26 +14,6 @@ export function queryEscape (s: string): string {
     else out += '%' + byte.toString(16).toUpperCase().padStart(2, '0')
   }
   return out
-}
-
-/** Go url.QueryUnescape; undefined on a malformed escape. */
-export function queryUnescape (s: string): string | undefined {
-  const bytes = Buffer.from(s, 'utf8')
-  const out: number[] = []
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i] as number
-    if (b === 0x25) {
-      const h = bytes.subarray(i + 1, i + 3).toString('latin1')
-      if (!/^[0-9a-fA-F]{2}$/.test(h)) return undefined
-      out.push(parseInt(h, 16))
-      i += 2
-    } else if (b === 0x2b) {
-      out.push(0x20)
-    } else {
-      out.push(b)
-    }
-  }
-  return utf8.decode(Uint8Array.from(out))
 }
 
 const byteOrder = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b))
