@@ -5,6 +5,7 @@
  * difference does not.
  */
 import { hash } from 'node:crypto'
+import { deepFreeze } from '../deep-freeze.js'
 
 export function canonicalJson (value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null'
@@ -39,16 +40,10 @@ export function canonicalJson (value: unknown): string {
 // Interning freezes the whole value first, so it cannot change after its hash was taken.
 const interned = new WeakMap<object, string | null>()
 
-function freezeAll (v: unknown): void {
-  if (v === null || typeof v !== 'object') return
-  Object.freeze(v)
-  for (const child of Object.values(v)) freezeAll(child)
-}
-
-/** Deep-freezes `value` and lets inputHash() remember its hash. Returns `value`. */
+/** Deep-freezes `value` and lets hashInput() remember its hash. Returns `value`. */
 export function internInput<T> (value: T): T {
   if (value !== null && typeof value === 'object') {
-    freezeAll(value)
+    deepFreeze(value)
     interned.set(value, null)
   }
   return value
@@ -92,13 +87,8 @@ export function hashInput (input: unknown): InputHash {
   return { hash: h, json }
 }
 
-/** SHA-256 (base64url) of the canonical JSON of `input`. */
-export function inputHash (input: unknown): string {
-  return hashInput(input).hash
-}
-
 export function decisionCacheKey (bundle: string, revision: string, path: string, input: unknown): string {
-  return decisionCacheKeyOf(bundle, revision, path, inputHash(input))
+  return decisionCacheKeyOf(bundle, revision, path, hashInput(input).hash)
 }
 
 /**

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { Ajv, type ErrorObject } from 'ajv'
 import { parse as parseYaml } from 'yaml'
+import { deepFreeze } from '../deep-freeze.js'
 import { PortcullisError } from '../errors.js'
 import { DEFAULTS } from './defaults.js'
 import { ConfigSchema, type Config } from './schema.js'
@@ -96,14 +97,6 @@ function keyOf (e: ErrorObject): string {
   const base = e.instancePath.replace(/^\//, '').replaceAll('/', '.')
   const extra = (e.params as { additionalProperty?: string, missingProperty?: string }).additionalProperty ?? (e.params as { missingProperty?: string }).missingProperty
   return [base, extra].filter((s) => s !== undefined && s !== '').join('.')
-}
-
-function deepFreeze<T> (v: T): T {
-  if (v !== null && typeof v === 'object') {
-    for (const child of Object.values(v)) deepFreeze(child)
-    Object.freeze(v)
-  }
-  return v
 }
 
 export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConfig> {

@@ -18,6 +18,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { BundleManager } from '../bundles/activate.js'
+import { deepFreeze } from '../deep-freeze.js'
 import { PolicyError, PortcullisError, toPortcullisError } from '../errors.js'
 import { decisionCacheKeyOf, hashInput } from '../cache/key.js'
 import type { CachedDecision, DecisionCache } from '../cache/decision-cache.js'
@@ -44,14 +45,6 @@ function trimSlashes (p: string): string {
 }
 
 interface DecisionSeries { count: CounterChild, duration: HistogramChild }
-
-function deepFreeze<T> (v: T): T {
-  if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
-    Object.freeze(v)
-    for (const child of Object.values(v)) deepFreeze(child)
-  }
-  return v
-}
 
 export class DecisionService {
   readonly #manager: BundleManager

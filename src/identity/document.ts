@@ -53,11 +53,5 @@ export interface IdentityDocument {
   claims?: Record<string, unknown>
 }
 
-/** Freezes a document and everything in it, so a cached document cannot be altered by a caller. */
-export function deepFreeze<T> (value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value)
-    for (const v of Object.values(value)) deepFreeze(v)
-  }
-  return value
-}
+/** Documents are frozen whole, so a cached document cannot be altered by a caller. */
+export { deepFreeze } from '../deep-freeze.js'
