@@ -81,6 +81,8 @@ export const codes = {
   // --- request input -------------------------------------------------------------------
   PORTCULLIS_INPUT_INVALID: { status: 400, opa: 'invalid_parameter', grpc: INVALID_ARGUMENT },
   PORTCULLIS_INPUT_TOO_LARGE: { status: 413, opa: 'invalid_parameter', grpc: RESOURCE_EXHAUSTED },
+  /** A Data API path that cannot name a document: control characters, an encoded '/' inside a segment, invalid UTF-8. */
+  PORTCULLIS_PATH_INVALID: { status: 400, opa: 'invalid_parameter', grpc: INVALID_ARGUMENT },
 
   // --- identity (see src/identity/) ------------------------------------------------------
   PORTCULLIS_IDENTITY_REQUIRED: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },

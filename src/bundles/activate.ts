@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events'
 import { BundleError, toPortcullisError, type ErrorCode } from '../errors.js'
 import { compileBundle, type CompiledBundle, type EngineOptions } from '../policy/engine.js'
 import { PolicySnapshot } from '../policy/snapshot.js'
+import { silentLogger, type Logger } from '../log.js'
 import { rootsOverlap } from './manifest.js'
 import { bundleNameOf, loadBundle, type LoadOptions } from './load.js'
 import type { SignatureStatus } from './verify.js'
@@ -29,13 +30,7 @@ export interface BundleStatus {
   cacheable?: boolean
 }
 
-export interface Logger {
-  info: (obj: object, msg?: string) => void
-  warn: (obj: object, msg?: string) => void
-  error: (obj: object, msg?: string) => void
-}
-
-const silentLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} }
+export type { Logger } from '../log.js'
 
 export interface BundleManagerOptions {
   load?: Omit<LoadOptions, 'name'>

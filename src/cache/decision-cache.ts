@@ -30,6 +30,7 @@ export class DecisionCache {
   #hits = 0
   #misses = 0
   #evictions = 0
+  #epoch = 0
 
   constructor (opts: DecisionCacheOptions) {
     this.#opts = opts
@@ -66,12 +67,29 @@ export class DecisionCache {
     return v
   }
 
+  /**
+   * How many times the cache was emptied. A decision reads it before its first await and
+   * inserts with setIfCurrent(): a decision computed before an activation or a trust change
+   * (each empties the cache) cannot put its stale answer in after the flush.
+   */
+  get epoch (): number {
+    return this.#epoch
+  }
+
   set (key: string, value: CachedDecision): void {
     this.#lru.set(key, value)
   }
 
+  /** Inserts only when the cache has not been emptied since `epoch` was read; true when inserted. */
+  setIfCurrent (epoch: number, key: string, value: CachedDecision): boolean {
+    if (epoch !== this.#epoch) return false
+    this.#lru.set(key, value)
+    return true
+  }
+
   /** Empties the cache; returns how many entries were dropped. */
   clear (): number {
+    this.#epoch++
     const n = this.#lru.size
     this.#lru.clear()
     return n

@@ -1,6 +1,6 @@
 /**
- * The decision cache key: bundle + revision + path + SHA-256 of the canonical JSON of the whole
- * input (identity included), hashed together into one SHA-256. Canonical: object keys sorted,
+ * The decision cache key: snapshot generation + bundle + revision + path + strict flag + SHA-256
+ * of the canonical JSON of the whole input (identity included), hashed together into one SHA-256. Canonical: object keys sorted,
  * no whitespace — two inputs that differ only in key order share an entry; any other
  * difference does not.
  */
@@ -87,17 +87,32 @@ export function hashInput (input: unknown): InputHash {
   return { hash: h, json }
 }
 
-export function decisionCacheKey (bundle: string, revision: string, path: string, input: unknown): string {
-  return decisionCacheKeyOf(bundle, revision, path, hashInput(input).hash)
+/** Everything a cached decision depends on. */
+export interface DecisionKeyParts {
+  /** The PolicySnapshot's activation generation (monotonic): covers every bundle's code and data. */
+  generation: number
+  bundle: string
+  revision: string
+  path: string
+  /** Strict builtin errors: its own field, never folded into the path. */
+  strict: boolean
+  /** hashInput(input).hash */
+  inputSha: string
 }
 
 /**
- * The key for an input already hashed (hashInput): SHA-256 over bundle, revision, path and the
- * input's SHA-256, NUL-separated so no component can impersonate another. One flat 43-character
- * string per entry: a 100,000-entry cache stays small for the garbage collector (the readable
- * concatenation it replaces cost two or three heap objects and ~150 bytes an entry, and major
- * GC pauses grew with them).
+ * The key for an input already hashed (hashInput): SHA-256 over a structured encoding of every
+ * part — a JSON array, in which strings are quoted and escaped (control characters and lone
+ * surrogates included), so no value of one part can impersonate another or spill into the
+ * next (CONVENTIONS: keys are unambiguous; a NUL separator once let the path
+ * `allow\u0000strict` read the strict answer of `allow`). One flat 43-character string per
+ * entry: a 100,000-entry cache stays small for the garbage collector.
  */
-export function decisionCacheKeyOf (bundle: string, revision: string, path: string, inputSha: string): string {
-  return hash('sha256', `${bundle}\0${revision}\0${path}\0${inputSha}`, 'base64url')
+export function decisionCacheKeyOf (p: DecisionKeyParts): string {
+  return hash('sha256', JSON.stringify([p.generation, p.strict, p.bundle, p.revision, p.path, p.inputSha]), 'base64url')
+}
+
+/** The key of a decision whose input is not hashed yet. */
+export function decisionCacheKey (p: Omit<DecisionKeyParts, 'inputSha'>, input: unknown): string {
+  return decisionCacheKeyOf({ ...p, inputSha: hashInput(input).hash })
 }

@@ -7,20 +7,26 @@
  *   2. identity   credentials -> verified identity document (identity plugins); a missing or
  *                 rejected credential is denied here unless the deployment lets the policy see it
  *   3. input      the caller's input plus `identity` (or `identity_error`); caller-supplied
- *                 values of those keys are never trusted
- *   4. cache      key = SHA-256(bundle, revision, path, SHA-256(canonical input)); skipped for policies
- *                 that call non-deterministic builtins
+ *                 values of those keys are removed always, identity plugins on or off
+ *   4. cache      key = SHA-256 of the structured (generation, strict, bundle, revision, path,
+ *                 SHA-256(canonical input)); skipped for policies that call non-deterministic
+ *                 builtins; an answer is inserted only if no flush happened since the decision began
  *   5. evaluate   the owning bundle's wasm entrypoint
  *   6. result     Decision { decision_id, result?, bundles, cached }
  *   7. audit      every decision (cached ones too, with their own decision_id) and every failure
  *
- * Any failure is thrown as a PortcullisError; transports turn every error into a denial.
+ * Any failure is thrown as a PortcullisError; transports turn every error into a denial. Each
+ * failure is logged here, once, with its decision_id and code (transports log only what fails
+ * before a decision exists, see wasReported()); builtin errors that a non-strict evaluation
+ * turned into undefined expressions are counted and logged with the builtin's name.
  */
 import { randomUUID } from 'node:crypto'
 import type { BundleManager } from '../bundles/activate.js'
 import { deepFreeze } from '../deep-freeze.js'
 import { PolicyError, PortcullisError, toPortcullisError } from '../errors.js'
 import { decisionCacheKeyOf, hashInput } from '../cache/key.js'
+import { silentLogger, type Logger } from '../log.js'
+import { dataPath } from './path.js'
 import type { CachedDecision, DecisionCache } from '../cache/decision-cache.js'
 import { outcomeOf, type CounterChild, type DecisionOutcome, type HistogramChild, type Metrics } from '../metrics/index.js'
 import type { AuditHook, Decision, DecisionRequest, IdentityPolicy, Transport } from './types.js'
@@ -34,15 +40,21 @@ export interface DecisionServiceOptions {
   metrics?: Metrics
   audit?: AuditHook
   strictBuiltinErrors?: boolean
+  logger?: Logger
+}
+
+/** Keys of the input that only Portcullis may set. */
+const RESERVED_INPUT_KEYS = ['identity', 'identity_error'] as const
+
+// Failures decide() has logged (with their decision_id): a transport logs only the others.
+const reported = new WeakSet<object>()
+
+/** True when the decision pipeline has already logged this failure. */
+export function wasReported (err: unknown): boolean {
+  return typeof err === 'object' && err !== null && reported.has(err)
 }
 
 const now = (): bigint => process.hrtime.bigint()
-
-/** Trims leading and trailing slashes (without a regular expression in the common case). */
-function trimSlashes (p: string): string {
-  if (p.length === 0 || (p.charCodeAt(0) !== 0x2f && p.charCodeAt(p.length - 1) !== 0x2f)) return p
-  return p.replace(/^\/+|\/+$/g, '')
-}
 
 interface DecisionSeries { count: CounterChild, duration: HistogramChild }
 
@@ -52,6 +64,7 @@ export class DecisionService {
   readonly #cache: DecisionCache | undefined
   readonly #metrics: Metrics | undefined
   readonly #strict: boolean
+  readonly #log: Logger
   #audit: AuditHook | undefined
   readonly #series = new Map<string, DecisionSeries>()
   readonly #sharedEntries = new Map<string, CachedDecision>()
@@ -63,6 +76,7 @@ export class DecisionService {
     this.#metrics = opts.metrics
     this.#audit = opts.audit
     this.#strict = opts.strictBuiltinErrors ?? false
+    this.#log = opts.logger ?? silentLogger
     // Caches learn of activations by trigger (OPA style), never by polling.
     if (this.#cache !== undefined) {
       const cache = this.#cache
@@ -113,28 +127,34 @@ export class DecisionService {
     const timestamp = new Date()
     const decisionId = randomUUID()
     const transport = req.transport ?? 'http'
-    // 1. snapshot, once
+    // 1. snapshot, once; and the cache's epoch before anything awaits
     const snapshot = this.#manager.snapshot
+    const epoch = this.#cache?.epoch ?? 0
     let input: unknown = req.input
     try {
+      const path = dataPath(req.path)
       if (snapshot.bundles.size === 0) {
-        throw new PolicyError('PORTCULLIS_POLICY_NOT_READY', 'no policy bundle is active yet', { path: req.path })
+        throw new PolicyError('PORTCULLIS_POLICY_NOT_READY', 'no policy bundle is active yet', { path })
       }
-      // 2 + 3. identity into input
+      // 2 + 3. identity into input; the reserved keys are the pipeline's whether or not
+      // identity plugins are on, so a caller can never claim an identity in its input
       let identityNs = 0
       if (this.#identity !== undefined) {
         const t0 = now()
         input = await this.#attachIdentity(req, this.#identity)
         identityNs = Number(now() - t0)
+      } else {
+        input = this.#withoutReservedKeys(input)
       }
       // 4. cache
-      const res = snapshot.resolve(req.path)
-      const path = trimSlashes(req.path)
+      const res = snapshot.resolve(path)
       const strict = req.strictBuiltinErrors ?? this.#strict
       const bundle = res.kind === 'none' ? undefined : res.bundle.compiled.bundle
       const cacheable = res.kind !== 'none' && this.#cache !== undefined && res.bundle.compiled.cacheable && req.explain !== true
       const hashed = cacheable && bundle !== undefined ? hashInput(input) : undefined
-      const key = hashed !== undefined && bundle !== undefined ? decisionCacheKeyOf(bundle.name, bundle.manifest.revision, strict ? `${path}\0strict` : path, hashed.hash) : undefined
+      const key = hashed !== undefined && bundle !== undefined
+        ? decisionCacheKeyOf({ generation: snapshot.generation, strict, bundle: bundle.name, revision: bundle.manifest.revision, path, inputSha: hashed.hash })
+        : undefined
       const hit = key !== undefined ? this.#cache?.get(key) : undefined
 
       let defined: boolean
@@ -156,7 +176,11 @@ export class DecisionService {
         // the error may be transient (e.g. time), and it must be visible every time.
         // Cached results are shared by every later hit: frozen, so no consumer (e.g. audit
         // masking) can change what the next caller is told.
-        if (key !== undefined && evaluation.builtinErrors.length === 0) this.#cache?.set(key, this.#entryOf(defined, result, evaluation.bundle))
+        if (evaluation.builtinErrors.length > 0) this.#builtinErrors(decisionId, path, evaluation.builtinErrors)
+        // Inserted only while the snapshot is still the active one and the cache was not
+        // emptied since this decision began (an activation or a trust change in between would
+        // otherwise receive this decision's stale answer).
+        else if (key !== undefined && this.#manager.snapshot === snapshot) this.#cache?.setIfCurrent(epoch, key, this.#entryOf(defined, result, evaluation.bundle))
       }
       // 6. result
       const decision: Decision = {
@@ -182,13 +206,39 @@ export class DecisionService {
       return decision
     } catch (err) {
       const error = toPortcullisError(err)
-      if (this.#metrics !== undefined) {
-        this.#seriesOf(this.#metrics, transport, 'error', false).count.inc()
-        this.#metrics.requestErrors.inc({ code: error.code })
-      }
+      if (this.#metrics !== undefined) this.#seriesOf(this.#metrics, transport, 'error', false).count.inc()
+      const fields = { decision_id: decisionId, code: error.code, path: req.path, transport, request_id: req.requestId, details: error.details }
+      if (error.status >= 500) this.#log.error({ ...fields, err: error.cause ?? error }, `decision failed: ${error.message}`)
+      else this.#log.warn(fields, `decision refused: ${error.message}`)
+      reported.add(error)
       this.#audit?.({ error, request: req, decision_id: decisionId, timestamp, bundles: snapshot.revisions(), input })
       throw error
     }
+  }
+
+  /**
+   * Builtin errors of a non-strict evaluation: OPA's semantics turn the failing expression
+   * undefined (which can flip a `not deny` rule), so each one is counted by builtin and logged.
+   */
+  #builtinErrors (decisionId: string, path: string, errors: ReadonlyArray<{ builtin: string, message: string }>): void {
+    for (const e of errors) {
+      this.#metrics?.builtinErrors.inc({ builtin: e.builtin })
+      this.#log.warn({ decision_id: decisionId, code: 'PORTCULLIS_POLICY_BUILTIN_ERROR', path, builtin: e.builtin, error: e.message }, `builtin ${e.builtin} failed (the expression is undefined): ${e.message}`)
+    }
+  }
+
+  /** The caller's input without the keys only Portcullis may set (counted when present). */
+  #withoutReservedKeys (input: unknown): unknown {
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) return input
+    if (!Object.hasOwn(input, 'identity') && !Object.hasOwn(input, 'identity_error')) return input
+    const out: Record<string, unknown> = { ...(input as Record<string, unknown>) }
+    for (const k of RESERVED_INPUT_KEYS) {
+      if (Object.hasOwn(out, k)) {
+        delete out[k]
+        this.#metrics?.reservedInputKeys.inc({ key: k })
+      }
+    }
+    return out
   }
 
   async #attachIdentity (req: DecisionRequest, policy: IdentityPolicy): Promise<unknown> {
@@ -197,9 +247,7 @@ export class DecisionService {
       throw new PolicyError('PORTCULLIS_INPUT_INVALID', 'input must be an object when identity verification is on (Portcullis adds input.identity)', { path: req.path })
     }
     // input.identity and input.identity_error belong to Portcullis: a caller cannot forge them.
-    const base: Record<string, unknown> = { ...(callerInput as Record<string, unknown> | undefined) }
-    delete base.identity
-    delete base.identity_error
+    const base = { ...(this.#withoutReservedKeys(callerInput) as Record<string, unknown> | undefined) }
 
     let outcome
     try {

@@ -26,6 +26,8 @@ export class Metrics {
   readonly bundleActivations: Counter<'bundle'>
   readonly bundleFailures: Counter<'bundle' | 'code'>
   readonly requestErrors: Counter<'code'>
+  readonly builtinErrors: Counter<'builtin'>
+  readonly reservedInputKeys: Counter<'key'>
 
   constructor (opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry]
@@ -44,6 +46,8 @@ export class Metrics {
     this.bundleActivations = new Counter({ name: 'portcullis_bundle_activations_total', help: 'Bundle activations', labelNames: ['bundle'], registers })
     this.bundleFailures = new Counter({ name: 'portcullis_bundle_activation_failures_total', help: 'Bundle activation failures by code', labelNames: ['bundle', 'code'], registers })
     this.requestErrors = new Counter({ name: 'portcullis_request_errors_total', help: 'Requests refused or failed, by error code', labelNames: ['code'], registers })
+    this.builtinErrors = new Counter({ name: 'portcullis_builtin_errors_total', help: 'Builtin errors a non-strict evaluation turned into undefined expressions, by builtin', labelNames: ['builtin'], registers })
+    this.reservedInputKeys = new Counter({ name: 'portcullis_input_reserved_keys_removed_total', help: 'Caller-supplied input.identity / input.identity_error removed before evaluation', labelNames: ['key'], registers })
     if (opts.defaultMetrics !== false) {
       // process and Node.js metrics, including nodejs_eventloop_lag_seconds
       collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 })

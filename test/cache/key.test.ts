@@ -1,7 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { canonicalJson, decisionCacheKey, hashInput, internInput, keysSorted } from '../../src/cache/key.js'
+import fc from 'fast-check'
+import { canonicalJson, decisionCacheKey, decisionCacheKeyOf, hashInput, internInput, keysSorted, type DecisionKeyParts } from '../../src/cache/key.js'
 
 const sha = (text: string): string => createHash('sha256').update(text).digest('base64url')
 
@@ -10,7 +11,7 @@ test('canonical JSON sorts keys at every depth and drops undefined members', () 
 })
 
 test('inputs differing only in key order share a key; any other difference does not', () => {
-  const k = (input: unknown): string => decisionCacheKey('authz', 'r1', 'authz/allow', input)
+  const k = (input: unknown): string => decisionCacheKey({ generation: 1, strict: false, bundle: 'authz', revision: 'r1', path: 'authz/allow' }, input)
   assert.equal(k({ a: 1, b: { c: 2, d: 3 } }), k({ b: { d: 3, c: 2 }, a: 1 }))
   assert.notEqual(k({ a: 1 }), k({ a: '1' }))
   assert.notEqual(k({ a: [1, 2] }), k({ a: [2, 1] }))
@@ -18,12 +19,48 @@ test('inputs differing only in key order share a key; any other difference does 
   assert.notEqual(k(undefined), k(null))
 })
 
-test('the key is bound to bundle, revision and path', () => {
+test('the key is bound to generation, strictness, bundle, revision and path', () => {
   const input = { a: 1 }
-  const base = decisionCacheKey('authz', 'r1', 'authz/allow', input)
-  assert.notEqual(base, decisionCacheKey('authz', 'r2', 'authz/allow', input))
-  assert.notEqual(base, decisionCacheKey('authz', 'r1', 'authz/deny', input))
-  assert.notEqual(base, decisionCacheKey('other', 'r1', 'authz/allow', input))
+  const parts = { generation: 1, strict: false, bundle: 'authz', revision: 'r1', path: 'authz/allow' }
+  const base = decisionCacheKey(parts, input)
+  assert.notEqual(base, decisionCacheKey({ ...parts, generation: 2 }, input))
+  assert.notEqual(base, decisionCacheKey({ ...parts, strict: true }, input))
+  assert.notEqual(base, decisionCacheKey({ ...parts, revision: 'r2' }, input))
+  assert.notEqual(base, decisionCacheKey({ ...parts, path: 'authz/deny' }, input))
+  assert.notEqual(base, decisionCacheKey({ ...parts, bundle: 'other' }, input))
+  // a manifest without a revision ('') is still told apart by the generation
+  assert.notEqual(decisionCacheKey({ ...parts, revision: '', generation: 1 }, input), decisionCacheKey({ ...parts, revision: '', generation: 2 }, input))
+})
+
+// Regression: cache poisoning through an encoded NUL. The key once joined its parts with NUL and
+// marked strict mode as path + "\0strict", so the non-strict path `allow\0strict` wrote the entry
+// the strict `allow` read.
+test('cache poisoning through an encoded NUL: a path cannot impersonate the strict flag', () => {
+  const parts = { generation: 1, bundle: 'authz', revision: 'r1', inputSha: 'x', path: 'p', strict: false }
+  assert.notEqual(
+    decisionCacheKeyOf({ ...parts, path: 'authz/decision/allow\0strict', strict: false }),
+    decisionCacheKeyOf({ ...parts, path: 'authz/decision/allow', strict: true }))
+  assert.notEqual(
+    decisionCacheKeyOf({ ...parts, bundle: 'a\0b', revision: 'c' }),
+    decisionCacheKeyOf({ ...parts, bundle: 'a', revision: 'b\0c' }))
+})
+
+// The class of bug: any two different tuples of parts give different keys, whatever bytes the
+// parts hold (control characters 0x00-0x1f, separators, quotes, lone surrogates).
+test('property: the key is injective in every part', () => {
+  const text = fc.string({ unit: fc.oneof(fc.constantFrom('\0', '\x01', '\x1f', '/', '"', '\\', ',', '[', ']', ':', '\uD800', '\uFFFD', 'a', 'strict'), fc.integer({ min: 0, max: 0x1f }).map((c) => String.fromCharCode(c))), maxLength: 8 })
+  const parts = fc.record({ generation: fc.nat(3), strict: fc.boolean(), bundle: text, revision: text, path: text, inputSha: text })
+  fc.assert(fc.property(parts, parts, (a: DecisionKeyParts, b: DecisionKeyParts) => {
+    const same = a.generation === b.generation && a.strict === b.strict && a.bundle === b.bundle && a.revision === b.revision && a.path === b.path && a.inputSha === b.inputSha
+    assert.equal(decisionCacheKeyOf(a) === decisionCacheKeyOf(b), same)
+  }), { numRuns: 5000 })
+  // adjacent parts that trade characters are the dangerous pairs; check them directly too
+  fc.assert(fc.property(text, text, text, (x, y, z) => {
+    const base = { generation: 0, strict: false, inputSha: 'h' }
+    const k1 = decisionCacheKeyOf({ ...base, bundle: x, revision: y + z, path: '' })
+    const k2 = decisionCacheKeyOf({ ...base, bundle: x + y, revision: z, path: '' })
+    assert.equal(k1 === k2, y === '')
+  }), { numRuns: 2000 })
 })
 
 test('the input hash is SHA-256 of the canonical JSON, whether or not the keys arrive sorted', () => {

@@ -1,6 +1,6 @@
 import { before, after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { BundleManager } from '../../src/bundles/activate.js'
@@ -9,7 +9,9 @@ import { DecisionService, type DecisionRecord } from '../../src/decision/decide.
 import { createIdentityVerifier, validateIdentityConfig, type IdentityVerifier } from '../../src/identity/index.js'
 import { Metrics } from '../../src/metrics/index.js'
 import { needsOpa } from '../helpers/opa.js'
-import { buildFixture } from '../helpers/bundles.js'
+import { buildBundleDir, buildFixture } from '../helpers/bundles.js'
+import type { IdentityPort } from '../../src/decision/types.js'
+import type { Logger } from '../../src/log.js'
 import { jwtSvidIssuer, type JwtSvidIssuer } from '../helpers/jwt-svid.js'
 
 const repoBundle = (name: string): string => join(process.cwd(), 'bundles', `${name}.tar.gz`)
@@ -96,11 +98,14 @@ describe('the decision pipeline', () => {
     await assert.rejects(svc.decide({ path: 'authz/allow', input: 'x' }), { code: 'PORTCULLIS_INPUT_INVALID' })
   })
 
+  const bearer = async (id = frontend): Promise<{ headers: Record<string, string> }> => ({ headers: { authorization: `Bearer ${await issuer.sign(id)}` } })
+
   test('repeated inputs are answered from the cache, each with its own decision_id and audit record', async () => {
-    const { svc, records } = await service()
-    const input = { ...order, identity: { spiffe_id: frontend } }
-    const a = await svc.decide({ path: 'authz/allow', input })
-    const b = await svc.decide({ path: 'authz/allow', input: { identity: { spiffe_id: frontend }, path: '/orders/1', method: 'GET', service: 'orders' } })
+    const { svc, records } = await service({ identity: 'deny' })
+    const credentials = await bearer()
+    const input = order
+    const a = await svc.decide({ path: 'authz/allow', input, credentials })
+    const b = await svc.decide({ path: 'authz/allow', input: { path: '/orders/1', method: 'GET', service: 'orders' }, credentials })
     assert.equal(a.cached, false)
     assert.equal(b.cached, true)
     assert.equal(b.result, true)
@@ -108,18 +113,19 @@ describe('the decision pipeline', () => {
     assert.equal(records.length, 2)
     assert.equal(records[1]?.decision?.cached, true)
     assert.equal(records[1]?.decision_id, b.decision_id)
-    const c = await svc.decide({ path: 'authz/allow', input: { ...input, method: 'DELETE' } })
+    const c = await svc.decide({ path: 'authz/allow', input: { ...input, method: 'DELETE' }, credentials })
     assert.equal(c.cached, false)
     assert.equal(c.result, false)
   })
 
   test('a cached result cannot be changed by a consumer of an earlier decision', async () => {
-    const { svc } = await service()
-    const input = { ...order, service: 'nope', identity: { spiffe_id: frontend } }
-    const a = await svc.decide({ path: 'authz/decision', input })
+    const { svc } = await service({ identity: 'deny' })
+    const credentials = await bearer()
+    const input = { ...order, service: 'nope' }
+    const a = await svc.decide({ path: 'authz/decision', input, credentials })
     assert.throws(() => { (a.result as { allow: boolean }).allow = true })
     assert.throws(() => { (a.result as { reasons: string[] }).reasons.push('x') })
-    const b = await svc.decide({ path: 'authz/decision', input })
+    const b = await svc.decide({ path: 'authz/decision', input, credentials })
     assert.equal(b.cached, true)
     assert.deepEqual(b.result, { allow: false, reasons: ['service "nope" is not registered'] })
   })
@@ -177,12 +183,130 @@ describe('the decision pipeline', () => {
   })
 
   test('decisions are counted by outcome', async () => {
-    const { svc, metrics } = await service()
-    await svc.decide({ path: 'authz/allow', input: { ...order, identity: { spiffe_id: frontend } } })
+    const { svc, metrics } = await service({ identity: 'allow' })
+    await svc.decide({ path: 'authz/allow', input: order, credentials: await bearer() })
     await svc.decide({ path: 'authz/allow', input: order })
     await svc.decide({ path: 'authz/decision/nothing', input: order })
     await assert.rejects(svc.decide({ path: 'authz/not_a_rule', input: {} }))
     const text = await metrics.registry.metrics()
     for (const outcome of ['allow', 'deny', 'undefined', 'error']) assert.match(text, new RegExp(`portcullis_decisions_total\\{outcome="${outcome}"`), outcome)
+  })
+
+  /** A policy package written and built by the real opa in a temp dir. */
+  function policyBundle (name: string, rego: string, data: unknown, revision: string): string {
+    const src = join(dir, `src-${name}-${Math.random().toString(36).slice(2, 8)}`)
+    mkdirSync(join(src, name), { recursive: true })
+    writeFileSync(join(src, name, 'policy.rego'), rego)
+    writeFileSync(join(src, name, 'data.json'), JSON.stringify(data))
+    writeFileSync(join(src, '.manifest'), JSON.stringify({ roots: [name] }))
+    return buildBundleDir(src, join(dir, `${name}-${Math.random().toString(36).slice(2, 8)}.tar.gz`), { revision, extraArgs: ['-e', `${name}/allow`] })
+  }
+
+  const captureLog = (): { logger: Logger, lines: Array<{ level: string, obj: Record<string, unknown> }> } => {
+    const lines: Array<{ level: string, obj: Record<string, unknown> }> = []
+    const at = (level: string) => (obj: object): void => { lines.push({ level, obj: obj as Record<string, unknown> }) }
+    return { logger: { info: at('info'), warn: at('warn'), error: at('error') }, lines }
+  }
+
+  describe('hardening', needsOpa(), () => {
+    // Regression: the snapshot was taken before the identity await and the answer inserted after
+    // it, so an activation in between emptied the cache and then received the stale answer
+    // (keyed by bundle name and revision only: equal revisions, or none, read it back).
+    test('a decision computed on an old snapshot is not cached after an activation', async () => {
+      const gen = (v: number): string => policyBundle('gen', 'package gen\n\ndefault allow := false\n\nallow if data.gen.v == 1\n', { v }, 'same-revision')
+      const v1 = gen(1)
+      const v2 = gen(2)
+      const manager = new BundleManager()
+      managers.push(manager)
+      assert.equal(await manager.load(v1, 'gen'), true)
+      let release: () => void = () => {}
+      const gate = new Promise<void>((resolve) => { release = resolve })
+      const verifier: IdentityPort = { verify: async () => { await gate; return { kind: 'verified', identity: { spiffe_id: frontend } } } }
+      const svc = new DecisionService({ manager, cache: new DecisionCache({ maxEntries: 10, ttlMs: 60_000 }), identity: { verifier, onMissing: 'deny', onRejected: 'deny' } })
+      const pending = svc.decide({ path: 'gen/allow', input: {} })
+      assert.equal(await manager.load(v2, 'gen'), true) // activates while the decision awaits its identity
+      release()
+      const stale = await pending
+      assert.equal(stale.result, true) // it finished on the snapshot it began with
+      const fresh = await svc.decide({ path: 'gen/allow', input: {} })
+      assert.equal(fresh.cached, false)
+      assert.equal(fresh.result, false)
+      assert.equal((await svc.decide({ path: 'gen/allow', input: {} })).cached, true)
+    })
+
+    test('a cache flush (trust change) while a decision is in flight keeps its answer out of the cache', async () => {
+      const manager = new BundleManager()
+      managers.push(manager)
+      assert.equal(await manager.load(repoBundle('authz')), true)
+      let release: () => void = () => {}
+      const gate = new Promise<void>((resolve) => { release = resolve })
+      const verifier: IdentityPort = { verify: async () => { await gate; return { kind: 'verified', identity: { spiffe_id: frontend } } } }
+      const svc = new DecisionService({ manager, cache: new DecisionCache({ maxEntries: 10, ttlMs: 60_000 }), identity: { verifier, onMissing: 'deny', onRejected: 'deny' } })
+      const pending = svc.decide({ path: 'authz/allow', input: order })
+      svc.flushCache()
+      release()
+      assert.equal((await pending).result, true)
+      assert.equal(svc.cacheStats()?.entries, 0)
+    })
+
+    // Regression (defect 3): input.identity was only removed when identity plugins were on.
+    test('a caller cannot forge input.identity with identity plugins off: removed and counted', async () => {
+      const { svc, metrics } = await service()
+      const d = await svc.decide({ path: 'authz/allow', input: { ...order, identity: { spiffe_id: frontend }, identity_error: null } })
+      assert.equal(d.result, false)
+      assert.equal(Object.hasOwn(d.input as object, 'identity'), false)
+      assert.equal(Object.hasOwn(d.input as object, 'identity_error'), false)
+      const text = await metrics.registry.metrics()
+      assert.match(text, /portcullis_input_reserved_keys_removed_total\{key="identity"\} 1/)
+      assert.match(text, /portcullis_input_reserved_keys_removed_total\{key="identity_error"\} 1/)
+    })
+
+    test('paths with control characters are refused, never folded into another path', async () => {
+      const { svc } = await service()
+      for (let c = 0; c < 0x20; c++) {
+        await assert.rejects(svc.decide({ path: `authz/allow${String.fromCharCode(c)}strict`, input: order }), { code: 'PORTCULLIS_PATH_INVALID' }, `0x${c.toString(16)}`)
+      }
+      await assert.rejects(svc.decide({ path: 'authz/allow\x7f', input: order }), { code: 'PORTCULLIS_PATH_INVALID' })
+      // empty segments are skipped, as OPA does
+      assert.equal((await svc.decide({ path: '/authz//allow/', input: order })).path, 'authz/allow')
+    })
+
+    // Defect 10: non-strict builtin errors keep OPA's semantics (the expression is undefined) but
+    // are counted by builtin and logged with the decision id.
+    test('a builtin error that flips `not deny` is counted and logged with its builtin name', async () => {
+      const b = policyBundle('flip', 'package flip\n\ndeny if units.parse(input.size) > 100\n\nallow if not deny\n', {}, 'r1')
+      const manager = new BundleManager()
+      managers.push(manager)
+      assert.equal(await manager.load(b), true)
+      const metrics = new Metrics({ defaultMetrics: false })
+      const { logger, lines } = captureLog()
+      const svc = new DecisionService({ manager, metrics, logger, cache: new DecisionCache({ maxEntries: 10, ttlMs: 60_000 }) })
+      const d = await svc.decide({ path: 'flip/allow', input: { size: 'not a size' } })
+      assert.equal(d.result, true) // OPA's answer too: the failing expression is undefined
+      assert.match(await metrics.registry.metrics(), /portcullis_builtin_errors_total\{builtin="units.parse"\} 1/)
+      const line = lines.find((l) => l.obj.builtin === 'units.parse')
+      assert.equal(line?.level, 'warn')
+      assert.equal(line?.obj.decision_id, d.decision_id)
+      assert.equal(line?.obj.code, 'PORTCULLIS_POLICY_BUILTIN_ERROR')
+      // never cached: the error shows every time
+      assert.equal((await svc.decide({ path: 'flip/allow', input: { size: 'not a size' } })).cached, false)
+      // strict mode makes it a failed decision (deny)
+      await assert.rejects(svc.decide({ path: 'flip/allow', input: { size: 'not a size' }, strictBuiltinErrors: true }), { code: 'PORTCULLIS_POLICY_BUILTIN_ERROR' })
+    })
+
+    // Defect 5: every failure on the decision path is logged once, with its decision id and code.
+    test('a failed decision is logged once with its decision_id and code', async () => {
+      const manager = new BundleManager()
+      managers.push(manager)
+      assert.equal(await manager.load(repoBundle('authz')), true)
+      const { logger, lines } = captureLog()
+      const svc = new DecisionService({ manager, logger })
+      const records: DecisionRecord[] = []
+      svc.setAuditHook((r) => records.push(r))
+      await assert.rejects(svc.decide({ path: 'authz/not_a_rule', input: {} }), { code: 'PORTCULLIS_POLICY_PATH_NOT_FOUND' })
+      assert.equal(lines.length, 1)
+      assert.equal(lines[0]?.obj.code, 'PORTCULLIS_POLICY_PATH_NOT_FOUND')
+      assert.equal(lines[0]?.obj.decision_id, records[0]?.decision_id)
+    })
   })
 })
