@@ -10,7 +10,8 @@ import compress from '@fastify/compress'
 import type { BundleManager } from '../bundles/activate.js'
 import type { DecisionService } from '../decision/decide.js'
 import { PortcullisError } from '../errors.js'
-import { errorResponse } from './error-response.js'
+import { DataApi, JSON_TYPE } from './data-api.js'
+import { silentLogger, type Logger } from '../log.js'
 import { withFastDataRoute } from './fast-data.js'
 import { peerChain } from './plugins/credentials.js'
 import type { Metrics } from '../metrics/index.js'
@@ -43,7 +44,8 @@ export interface BuildOptions {
   fastDataRoute?: boolean
   /** HTTPS options (TLS listener); fastify creates an https server when present. */
   https?: import('node:https').ServerOptions
-  logger?: FastifyServerOptions['logger']
+  /** Where request and decision failures are logged (pino in the runtime); silent when absent. */
+  logger?: Logger
 }
 
 export function build (opts: BuildOptions): FastifyInstance {
@@ -55,13 +57,22 @@ export function build (opts: BuildOptions): FastifyInstance {
   let requestSeq = 0
   const genReqId = (): string => `req-${(requestSeq++).toString(36)}`
   const keepAliveTimeout = opts.keepAliveTimeoutMs ?? 72_000
+  const log = opts.logger ?? silentLogger
+  const api = new DataApi({ decisions: opts.decisions, ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}), logger: log, bodyLimit, maxDepth })
   const app = Fastify({
-    logger: opts.logger ?? false,
+    // Portcullis logs failures itself, once each (data-api.ts, decide.ts); fastify's per-request lines are off
+    logger: false,
     bodyLimit,
     requestTimeout,
     keepAliveTimeout,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 2048 },
     return503OnClosing: true,
+    // a URL the router cannot decode is answered like every other failure (the Data API adapter
+    // refuses the same paths with the same code on the framework-free route)
+    frameworkErrors: (err: Error & { code?: string }, request: { id: string }, reply: { status: (n: number) => { type: (t: string) => { send: (b: string) => void } } }) => {
+      const failure = api.failure(err.code === 'FST_ERR_BAD_URL' ? new PortcullisError('PORTCULLIS_PATH_INVALID', 'the request URL is not validly percent-encoded', {}) : err, request.id)
+      reply.status(failure.status).type(JSON_TYPE).send(failure.text)
+    },
     genReqId,
     // (https is also given so fastify reports https:// addresses; the server itself comes from serverFactory)
     ...(opts.https !== undefined ? { https: opts.https } : {}),
@@ -71,10 +82,9 @@ export function build (opts: BuildOptions): FastifyInstance {
       const handler = opts.fastDataRoute === false
         ? fastifyHandler
         : withFastDataRoute(fastifyHandler, {
-          decisions: opts.decisions,
+          api,
           ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}),
           bodyLimit,
-          maxDepth,
           requireClientCertificate: opts.requireClientCertificate === true,
           isClosing: () => closing,
           genReqId,
@@ -112,10 +122,10 @@ export function build (opts: BuildOptions): FastifyInstance {
   }
 
   app.setErrorHandler((err, request, reply) => {
-    // OPA error shape: {code, message, errors?}; our stable code in portcullis_code.
-    const { error, body } = errorResponse(err, bodyLimit, (e) => request.log.error({ err: e }, 'unhandled error'))
-    metrics?.requestErrors.inc({ code: error.code })
-    return reply.status(error.status).send(body)
+    // OPA error shape: {code, message, errors?}; our stable code in portcullis_code; counted and
+    // logged once by the adapter, as on the framework-free route
+    const { status, text } = api.failure(err, request.id)
+    return reply.status(status).type(JSON_TYPE).send(text)
   })
 
   app.setNotFoundHandler((request, reply) => {
@@ -124,7 +134,7 @@ export function build (opts: BuildOptions): FastifyInstance {
 
   const guard = adminGuard({ manager: opts.manager, decisions: opts.decisions, authzPath: opts.adminAuthzPath ?? 'system/authz/allow' })
   // Single decisions are small and hot: no response-compression hook on their path.
-  void app.register(dataRoutes, { decisions: opts.decisions, defaultDecision: opts.defaultDecision ?? 'system/main' })
+  void app.register(dataRoutes, { api, defaultDecision: opts.defaultDecision ?? 'system/main' })
   void app.register(healthRoutes, { manager: opts.manager })
   // Batch, status and metrics responses can be large: gzip them for clients that accept it
   // (encapsulated, so the hook only runs for these routes).
@@ -132,7 +142,7 @@ export function build (opts: BuildOptions): FastifyInstance {
     // request bodies are inflated by registerBodyHandling for every route; compress only responses
     large.addHook('onRoute', (route) => { (route as { decompress?: boolean }).decompress = false })
     await large.register(compress, { global: true, threshold: 1024, encodings: ['gzip'] })
-    await large.register(batchRoutes, { decisions: opts.decisions })
+    await large.register(batchRoutes, { api })
     await large.register(adminRoutes, {
       manager: opts.manager,
       decisions: opts.decisions,

@@ -1,33 +1,31 @@
 /**
- * The decision route without the framework. `POST /v1/data/{path}` with a plain body and no
- * query string is the request Portcullis answers most, and fastify's per-request machinery
- * (routing, hooks, content-type parsing, serializer) costs more than a cached decision does.
- * This handler sits in front of fastify in the server's request listener and answers exactly
- * that request shape itself; everything else — a query string (`?pretty`, `?metrics`,
- * `?explain`, ...), a percent-encoded or unusual path, a content-encoding, a closing server, any
- * other route — goes to fastify untouched, before a byte of the body is read.
+ * The decision route without the framework: a socket shell around the Data API adapter
+ * (data-api.ts). `POST /v1/data/{path}` with no query string and no content-encoding is the
+ * request Portcullis answers most, and fastify's per-request machinery (routing, hooks,
+ * content-type parsing, serializer) costs more than a cached decision does. This listener sits
+ * in front of fastify and reads that request's body itself; everything else — a query string
+ * (`?pretty`, `?metrics`, `?explain`, ...), a content-encoding, a closing server, any other
+ * route — goes to fastify untouched, before a byte of the body is read.
  *
- * What it answers is what the fastify route answers (test/server/fast-data.test.ts sends the
- * same requests both ways and compares): the same body parsing (parseJsonBody: depth limit,
- * JSON for any content type), the same body limit (413), the same OPA error shapes and codes
- * (errorResponse), the same metrics series, and the same decision pipeline call.
+ * The path, the body checks, the DecisionRequest, the response body, the error mapping, the
+ * error count and log are the adapter's, the same functions fastify's route calls; this file
+ * only reads bytes (with the same body limit, 413), keeps parsed bodies, batches a turn's
+ * requests and writes bytes. test/server/fast-data.test.ts sends the same requests to a server
+ * with and without this route and compares the answers.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { internInput } from '../cache/key.js'
-import type { DecisionRequest, DecisionService } from '../decision/decide.js'
 import { PortcullisError } from '../errors.js'
 import type { HistogramChild, Metrics } from '../metrics/index.js'
-import { parseJsonBody } from './plugins/body.js'
-import { credentialsFromRaw, peerChain } from './plugins/credentials.js'
-import { errorResponse } from './error-response.js'
+import { peerChain } from './plugins/credentials.js'
+import { JSON_TYPE, type DataApi, type V1Body } from './data-api.js'
 
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void
 
 export interface FastDataOptions {
-  decisions: DecisionService
+  api: DataApi
   metrics?: Metrics
   bodyLimit: number
-  maxDepth: number
   /** The listener requires a client certificate (TLS client_auth: require). */
   requireClientCertificate: boolean
   /** True once the app has begun to close (fastify then answers 503 itself). */
@@ -36,11 +34,10 @@ export interface FastDataOptions {
   genReqId: () => string
 }
 
-/** Paths taken here: plain segments only. Anything else (%, ?, #, ;, ...) is fastify's. */
-const FAST_URL = /^\/v1\/data\/[A-Za-z0-9_\-./~]*$/
+/** Paths taken here: no query string or fragment (percent-encoded paths too: the adapter decodes them as fastify's route does). */
+const FAST_URL = /^\/v1\/data\/[A-Za-z0-9_\-./~%!$&'()*+,;=:@]*$/
 const MAX_URL = 2048
 const ROUTE = '/v1/data/*'
-const JSON_TYPE = 'application/json; charset=utf-8'
 // Parsed request bodies by their text: callers repeat the same bodies, and a repeated body then
 // skips parsing and (interned, see cache/key.ts) canonicalization. A pure function of the text,
 // so it never goes stale; bounded in entries and in the length of a text it keeps. Small on
@@ -49,7 +46,6 @@ const JSON_TYPE = 'application/json; charset=utf-8'
 const BODY_CACHE_ENTRIES = 128 // per generation (at most twice this many are kept)
 const BODY_CACHE_MAX_TEXT = 1024
 const SEEN_ONCE = Symbol('seen once')
-const WARNING = ',"warning":{"code":"api_usage_warning","message":"\'input\' key missing from the request"}'
 
 /** A bounded memo in two generations of Maps: when the young one fills, the old one is dropped. */
 class TwoGenerationMemo<V> {
@@ -78,8 +74,8 @@ class TwoGenerationMemo<V> {
 }
 
 export function withFastDataRoute (next: RequestListener, opts: FastDataOptions): RequestListener {
-  const { decisions, metrics, bodyLimit, maxDepth } = opts
-  const bodies = new TwoGenerationMemo<{ input: unknown, hasInput: boolean } | typeof SEEN_ONCE>(BODY_CACHE_ENTRIES)
+  const { api, metrics, bodyLimit } = opts
+  const bodies = new TwoGenerationMemo<V1Body | typeof SEEN_ONCE>(BODY_CACHE_ENTRIES)
   const durations = new Map<number, HistogramChild>()
   const durationOf = (status: number): HistogramChild | undefined => {
     if (metrics === undefined) return undefined
@@ -100,73 +96,57 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
     durationOf(status)?.observe((performance.now() - started) / 1000)
   }
 
-  const fail = (res: ServerResponse, err: unknown, started: number): void => {
-    const { error, body } = errorResponse(err, bodyLimit)
-    metrics?.requestErrors.inc({ code: error.code })
-    send(res, error.status, JSON.stringify(body), started)
+  const fail = (res: ServerResponse, err: unknown, started: number, requestId?: string): void => {
+    const { status, text } = api.failure(err, requestId)
+    send(res, status, text, started)
   }
 
   // A body is kept (and its input interned) the second time its text is seen: one-off bodies,
   // all of them under unique traffic, cost one Map entry and are never frozen or interned.
-  const parseBody = (text: string): { input: unknown, hasInput: boolean } => {
+  const parseBody = (text: string): V1Body => {
     const keep = text.length <= BODY_CACHE_MAX_TEXT
     const known = keep ? bodies.get(text) : undefined
     if (known !== undefined && known !== SEEN_ONCE) return known
-    const body = parseJsonBody(text, maxDepth)
-    if (body !== undefined && (body === null || typeof body !== 'object' || Array.isArray(body))) {
-      throw new PortcullisError('PORTCULLIS_INPUT_INVALID', 'request body must be a JSON object {"input": ...}', { body: 'type' })
-    }
-    const hasInput = body !== undefined && Object.hasOwn(body, 'input')
-    const input = hasInput ? (body as { input: unknown }).input : undefined
-    if (!keep) return { input, hasInput }
+    const body = api.v1Body(api.parseBody(text))
+    if (!keep) return body
     if (known === undefined) {
       bodies.set(text, SEEN_ONCE)
-      return { input, hasInput }
+      return body
     }
-    const parsed = { input: internInput(input), hasInput }
+    const parsed = { input: internInput(body.input), hasInput: body.hasInput }
     bodies.set(text, parsed)
     return parsed
   }
 
-  const answer = (req: IncomingMessage, res: ServerResponse, path: string, text: string, started: number): void => {
+  const answer = (req: IncomingMessage, res: ServerResponse, text: string, started: number): void => {
     // every failure on the way, thrown or rejected, becomes an OPA-shaped error: never an allow
+    const requestId = opts.genReqId()
     try {
-      const { input, hasInput } = parseBody(text)
-      const request: DecisionRequest = {
-        path,
-        input,
-        transport: 'http',
-        requestId: opts.genReqId(),
-      }
-      const remote = req.socket.remoteAddress
-      if (remote !== undefined) request.requestedBy = remote
-      if (decisions.identityEnabled) request.credentials = credentialsFromRaw(req)
-      decisions.decide(request).then((d) => {
-        let out = d.defined ? `{"result":${JSON.stringify(d.result)},"decision_id":"${d.decision_id}"` : `{"decision_id":"${d.decision_id}"`
-        if (!hasInput) out += WARNING
-        send(res, 200, out + '}', started)
-      }).catch((err: unknown) => { settleFailed(res, err, started) })
+      const path = api.pathOf(req.url, '/v1/data')
+      api.v1(req, path, parseBody(text), requestId, started).then((out) => {
+        send(res, 200, out, started)
+      }).catch((err: unknown) => { settleFailed(res, err, started, requestId) })
     } catch (err) {
-      settleFailed(res, err, started)
+      settleFailed(res, err, started, requestId)
     }
   }
 
   // fail(), and if even that throws, drop the connection: the request is denied either way and
   // the rest of its batch is still answered
-  const settleFailed = (res: ServerResponse, err: unknown, started: number): void => {
+  const settleFailed = (res: ServerResponse, err: unknown, started: number, requestId?: string): void => {
     try {
-      fail(res, err, started)
+      fail(res, err, started, requestId)
     } catch {
       res.destroy()
     }
   }
 
-  interface Pending { req: IncomingMessage, res: ServerResponse, path: string, text: string, started: number }
+  interface Pending { req: IncomingMessage, res: ServerResponse, text: string, started: number }
   let pending: Pending[] = []
   const drain = (): void => {
     const batch = pending
     pending = []
-    for (const p of batch) answer(p.req, p.res, p.path, p.text, p.started)
+    for (const p of batch) answer(p.req, p.res, p.text, p.started)
   }
 
   return (req, res) => {
@@ -200,7 +180,6 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
       tooLarge()
       return
     }
-    const path = url.slice(9) // after '/v1/data/'
     let first: Buffer | undefined
     let more: Buffer[] | undefined
     let size = 0
@@ -217,7 +196,7 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
     }
     const onEnd = (): void => {
       const text = more !== undefined ? Buffer.concat(more).toString('utf8') : first !== undefined ? first.toString('utf8') : ''
-      pending.push({ req, res, path, text, started })
+      pending.push({ req, res, text, started })
       if (pending.length === 1) setImmediate(drain)
     }
     req.on('data', onData)

@@ -97,6 +97,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     manager,
     metrics,
     strictBuiltinErrors: config.policy.strict_builtin_errors,
+    logger: logger.child({ component: 'decision' }),
     ...(cache !== undefined ? { cache } : {}),
     ...(identity !== undefined
       ? { identity: { verifier: identity, onMissing: config.identity?.on_missing ?? 'deny', onRejected: config.identity?.on_rejected ?? 'deny' } }
@@ -130,7 +131,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     ...(tls !== undefined ? { https: httpsOptions(tls) } : {}),
     requireClientCertificate: tls?.client_auth === 'require',
     fastDataRoute: config.server.fast_data_route,
-    logger: false,
+    logger: logger.child({ component: 'server' }),
   })
   let certWatcher: { close: () => Promise<void> } | undefined
   return {

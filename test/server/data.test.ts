@@ -4,20 +4,23 @@ import assert from 'node:assert/strict'
 import { gzipSync, gunzipSync } from 'node:zlib'
 import { startRuntime } from '../helpers/runtime.js'
 import type { Runtime } from '../../src/server/runtime.js'
+import { verifiedCaller, type VerifiedCaller } from '../helpers/identity.js'
 
-const frontend = { spiffe_id: 'spiffe://example.org/ns/shop/sa/frontend' }
-const order = { identity: frontend, service: 'orders', method: 'GET', path: '/orders/1' }
+// the caller's identity is verified (a real JWT-SVID in every request's headers), never taken from the input
+const order = { service: 'orders', method: 'GET', path: '/orders/1' }
 
 describe('OPA Data API', () => {
   let runtime: Runtime
   let close: () => Promise<void>
+  let caller: VerifiedCaller
   before(async () => {
-    ({ runtime, close } = await startRuntime({ server: { body_limit_bytes: 64 * 1024, max_json_depth: 32 } }, { listen: false }))
+    caller = await verifiedCaller()
+    ;({ runtime, close } = await startRuntime({ server: { body_limit_bytes: 64 * 1024, max_json_depth: 32 }, identity: caller.config() }, { listen: false }))
   })
   after(async () => close())
 
   const post = (url: string, payload: unknown, headers: Record<string, string> = {}) =>
-    runtime.app.inject({ method: 'POST', url, payload: typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : JSON.stringify(payload), headers: { 'content-type': 'application/json', ...headers } })
+    runtime.app.inject({ method: 'POST', url, payload: typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : JSON.stringify(payload), headers: { 'content-type': 'application/json', ...caller.headers, ...headers } })
 
   test('POST /v1/data/{path} answers {result, decision_id}', async () => {
     const r = await post('/v1/data/authz/allow', { input: order })
@@ -29,7 +32,7 @@ describe('OPA Data API', () => {
   })
 
   test('GET /v1/data/{path}?input= answers the same', async () => {
-    const r = await runtime.app.inject({ method: 'GET', url: `/v1/data/authz/allow?input=${encodeURIComponent(JSON.stringify(order))}` })
+    const r = await runtime.app.inject({ method: 'GET', url: `/v1/data/authz/allow?input=${encodeURIComponent(JSON.stringify(order))}`, headers: caller.headers })
     assert.equal(r.json().result, true)
     const bad = await runtime.app.inject({ method: 'GET', url: '/v1/data/authz/allow?input=%7Bnope' })
     assert.equal(bad.statusCode, 400)
@@ -61,7 +64,7 @@ describe('OPA Data API', () => {
   })
 
   test('bodies are parsed as JSON whatever the content type, as OPA does', async () => {
-    const r = await runtime.app.inject({ method: 'POST', url: '/v1/data/authz/allow', payload: JSON.stringify({ input: order }), headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+    const r = await runtime.app.inject({ method: 'POST', url: '/v1/data/authz/allow', payload: JSON.stringify({ input: order }), headers: { 'content-type': 'application/x-www-form-urlencoded', ...caller.headers } })
     assert.equal(r.json().result, true)
   })
 
@@ -141,7 +144,7 @@ describe('OPA Data API', () => {
     assert.equal(ok.statusCode, 200)
     assert.equal(ok.json().responses.a.result, true)
     assert.equal(ok.json().responses.b.result, false)
-    const common = await post('/v1/batch/data/authz/allow', { common_input: { identity: frontend, service: 'orders' }, inputs: { a: { method: 'GET', path: '/orders/1' }, b: { method: 'GET', path: '/nope' } } })
+    const common = await post('/v1/batch/data/authz/allow', { common_input: { service: 'orders' }, inputs: { a: { method: 'GET', path: '/orders/1' }, b: { method: 'GET', path: '/nope' } } })
     assert.deepEqual([common.json().responses.a.result, common.json().responses.b.result], [true, false])
     const failing = await post('/v1/batch/data/authz/not_a_rule', { inputs: { a: {}, b: {} } })
     assert.equal(failing.statusCode, 500)

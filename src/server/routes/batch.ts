@@ -7,9 +7,8 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsync } from 'fastify'
-import type { DecisionService } from '../../decision/decide.js'
 import { PortcullisError, toPortcullisError } from '../../errors.js'
-import { credentialsOf } from '../plugins/credentials.js'
+import type { DataApi } from '../data-api.js'
 
 const MAX_BATCH = 10_000
 
@@ -24,8 +23,8 @@ export function mergeCommon (common: unknown, input: unknown): unknown {
   return out
 }
 
-export const batchRoutes: FastifyPluginAsync<{ decisions: DecisionService }> = async (app, { decisions }) => {
-  app.post<{ Params: { '*': string }, Body: { inputs?: Record<string, unknown>, common_input?: unknown } }>('/v1/batch/data/*', {
+export const batchRoutes: FastifyPluginAsync<{ api: DataApi }> = async (app, { api }) => {
+  app.post<{ Body: { inputs?: Record<string, unknown>, common_input?: unknown } }>('/v1/batch/data/*', {
     schema: {
       body: {
         type: 'object',
@@ -42,20 +41,13 @@ export const batchRoutes: FastifyPluginAsync<{ decisions: DecisionService }> = a
     const { inputs, common_input: common } = request.body
     const ids = Object.keys(inputs ?? {})
     if (ids.length > MAX_BATCH) throw new PortcullisError('PORTCULLIS_INPUT_TOO_LARGE', `a batch holds at most ${MAX_BATCH} inputs`, { limit: MAX_BATCH })
-    const credentials = decisions.identityEnabled ? credentialsOf(request) : undefined
-    const path = request.params['*']
+    const path = api.pathOf(request.raw.url, '/v1/batch/data')
+    if (path === '') throw new PortcullisError('PORTCULLIS_POLICY_PATH_NOT_FOUND', 'the whole data document is not served; ask for a path such as /v1/batch/data/authz/allow', { path: '' })
     const responses: Record<string, Record<string, unknown>> = {}
     let failed = 0
     for (const id of ids) {
       try {
-        const d = await decisions.decide({
-          path,
-          input: mergeCommon(common, (inputs as Record<string, unknown>)[id]),
-          ...(credentials !== undefined ? { credentials } : {}),
-          transport: 'batch',
-          requestId: `${request.id}/${id}`,
-          ...(request.socket.remoteAddress !== undefined ? { requestedBy: request.socket.remoteAddress } : {}),
-        })
+        const d = await api.decisions.decide(api.request(request.raw, path, mergeCommon(common, (inputs as Record<string, unknown>)[id]), `${request.id}/${id}`, { transport: 'batch' }))
         const r: Record<string, unknown> = { decision_id: d.decision_id }
         if (d.defined) r.result = d.result
         responses[id] = r

@@ -1,0 +1,183 @@
+/**
+ * The one adapter of OPA's Data API (v1/server/server.go). Both socket shells use it — the
+ * fastify routes (routes/data.ts, routes/batch.ts) and the framework-free decision route
+ * (fast-data.ts) — for everything between the bytes and the decision pipeline: the path
+ * (decoded from the raw URL as OPA decodes it), the body checks, the DecisionRequest, the
+ * response body, the error mapping, the error count and the error log. A shell only moves
+ * bytes, so the two cannot drift (they once did: `POST /v1/data/` answered 200 on one and 404
+ * on the other).
+ */
+import type { IncomingMessage } from 'node:http'
+import type { Decision, DecisionRequest, DecisionService } from '../decision/decide.js'
+import { wasReported } from '../decision/decide.js'
+import { dataPathFromUrl } from '../decision/path.js'
+import { PortcullisError } from '../errors.js'
+import type { Logger } from '../log.js'
+import type { Metrics } from '../metrics/index.js'
+import { VERSION } from '../version.js'
+import { errorResponse } from './error-response.js'
+import { parseJsonBody } from './plugins/body.js'
+import { credentialsFromRaw } from './plugins/credentials.js'
+
+export const JSON_TYPE = 'application/json; charset=utf-8'
+const MISSING_INPUT = { code: 'api_usage_warning', message: "'input' key missing from the request" }
+const WARNING_TEXT = `,"warning":${JSON.stringify(MISSING_INPUT)}`
+
+/** What a v1 request asked for beyond the decision (query parameters; the fast route has none). */
+export interface V1Options {
+  strict?: boolean
+  explain?: boolean
+  metrics?: boolean
+  provenance?: boolean
+  pretty?: boolean
+}
+
+/** A parsed v1 request body: `{"input": ...}`, or no body. */
+export interface V1Body {
+  input: unknown
+  hasInput: boolean
+}
+
+export interface DataApiOptions {
+  decisions: DecisionService
+  metrics?: Metrics
+  logger: Logger
+  bodyLimit: number
+  maxDepth: number
+}
+
+export interface Failure {
+  error: PortcullisError
+  status: number
+  /** The OPA-shaped error body, as JSON text. */
+  text: string
+}
+
+/** OPA's boolean query parameters: present and not "false"/"0". */
+export const queryFlag = (v: string | undefined): boolean => v !== undefined && v !== 'false' && v !== '0'
+
+export class DataApi {
+  readonly decisions: DecisionService
+  readonly #metrics: Metrics | undefined
+  readonly #log: Logger
+  readonly #bodyLimit: number
+  readonly #maxDepth: number
+
+  constructor (opts: DataApiOptions) {
+    this.decisions = opts.decisions
+    this.#metrics = opts.metrics
+    this.#log = opts.logger
+    this.#bodyLimit = opts.bodyLimit
+    this.#maxDepth = opts.maxDepth
+  }
+
+  /**
+   * The Data API path of a raw request URL under `prefix` (e.g. `/v1/data`): the still-encoded
+   * rest of the URL path, decoded segment by segment as OPA does (decision/path.ts). Taken from
+   * the raw URL, not from a router's decoded parameter, so both shells see the same path.
+   */
+  pathOf (url: string | undefined, prefix: string): string {
+    const raw = url ?? ''
+    const q = raw.indexOf('?')
+    const pathname = q === -1 ? raw : raw.slice(0, q)
+    return dataPathFromUrl(pathname.startsWith(prefix) ? pathname.slice(prefix.length) : pathname)
+  }
+
+  /** JSON text of a request body (depth-limited; JSON whatever the content type, as OPA). */
+  parseBody (text: string): unknown {
+    return parseJsonBody(text, this.#maxDepth)
+  }
+
+  /** The v1 body checks: no body, or a JSON object whose `input` member is the input. */
+  v1Body (body: unknown): V1Body {
+    if (body === undefined) return { input: undefined, hasInput: false }
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      throw new PortcullisError('PORTCULLIS_INPUT_INVALID', 'request body must be a JSON object {"input": ...}', { body: 'type' })
+    }
+    const hasInput = Object.hasOwn(body, 'input')
+    return { input: hasInput ? (body as { input: unknown }).input : undefined, hasInput }
+  }
+
+  /** The pipeline's request for an HTTP request. */
+  request (raw: IncomingMessage, path: string, input: unknown, requestId: string, opts: { strict?: boolean, explain?: boolean, transport?: 'http' | 'batch' } = {}): DecisionRequest {
+    const req: DecisionRequest = { path, input, transport: opts.transport ?? 'http', requestId }
+    if (opts.strict === true) req.strictBuiltinErrors = true
+    if (opts.explain === true) req.explain = true
+    const remote = raw.socket.remoteAddress
+    if (remote !== undefined) req.requestedBy = remote
+    // credentials are only gathered when an identity plugin will read them
+    if (this.decisions.identityEnabled) req.credentials = credentialsFromRaw(raw)
+    return req
+  }
+
+  /**
+   * A v1 decision, answered as JSON text (status 200). `startedMs` is the request's start on
+   * performance.now()'s clock (for `?metrics`). An empty path asks for the whole data document,
+   * which compiled entrypoints cannot compute: PORTCULLIS_POLICY_PATH_NOT_FOUND, as `/v1/data`.
+   */
+  async v1 (raw: IncomingMessage, path: string, body: V1Body, requestId: string, startedMs: number, opts: V1Options = {}): Promise<string> {
+    if (path === '') throw wholeDocument()
+    const d = await this.decisions.decide(this.request(raw, path, body.input, requestId, opts))
+    return this.v1Text(d, body.hasInput, opts, startedMs)
+  }
+
+  /** The v1 response body of a decision (OPA's member order: result, decision_id, metrics, provenance, explanation, warning). */
+  v1Text (d: Decision, hasInput: boolean, opts: V1Options, startedMs: number): string {
+    if (opts.metrics !== true && opts.provenance !== true && d.explanation === undefined && opts.pretty !== true) {
+      // the common answer, written without an intermediate object
+      const out = d.defined ? `{"result":${JSON.stringify(d.result)},"decision_id":"${d.decision_id}"` : `{"decision_id":"${d.decision_id}"`
+      return hasInput ? out + '}' : out + WARNING_TEXT + '}'
+    }
+    const body: Record<string, unknown> = {}
+    if (d.defined) body.result = d.result
+    body.decision_id = d.decision_id
+    if (opts.metrics === true) {
+      body.metrics = {
+        timer_rego_query_eval_ns: d.metrics.timer_rego_query_eval_ns,
+        timer_portcullis_identity_ns: d.metrics.timer_portcullis_identity_ns,
+        timer_server_handler_ns: Math.round((performance.now() - startedMs) * 1e6),
+        counter_portcullis_cache_hit: d.cached ? 1 : 0,
+      }
+    }
+    if (opts.provenance === true) body.provenance = { version: VERSION, bundles: d.bundles }
+    // ?explain: the policy's trace() notes (OPA's explain=notes, as plain lines)
+    if (d.explanation !== undefined) body.explanation = d.explanation
+    if (!hasInput) body.warning = MISSING_INPUT
+    return opts.pretty === true ? JSON.stringify(body, null, 2) + '\n' : JSON.stringify(body)
+  }
+
+  /**
+   * A v0 (or default-decision) answer: the bare value; an undefined decision is
+   * PORTCULLIS_POLICY_UNDEFINED (404 undefined_document), as OPA answers it.
+   */
+  async bare (raw: IncomingMessage, path: string, input: unknown, requestId: string): Promise<string> {
+    if (path === '') throw wholeDocument()
+    const d = await this.decisions.decide(this.request(raw, path, input, requestId))
+    if (!d.defined) {
+      throw new PortcullisError('PORTCULLIS_POLICY_UNDEFINED', `document missing: data.${d.path.replaceAll('/', '.')}`, { path: d.path })
+    }
+    return JSON.stringify(d.result)
+  }
+
+  /**
+   * Any failure, as the caller sees it: the OPA error shape with the registry's status.
+   * Counted once here, and logged once: here unless the decision pipeline logged it already
+   * (with its decision_id). Never a decision.
+   */
+  failure (err: unknown, requestId?: string): Failure {
+    const { error, body } = errorResponse(err, this.#bodyLimit, (unknown) => {
+      this.#log.error({ code: 'PORTCULLIS_INTERNAL', request_id: requestId, err: unknown }, 'unexpected error while answering a request')
+    })
+    this.#metrics?.requestErrors.inc({ code: error.code })
+    if (!wasReported(error) && error.code !== 'PORTCULLIS_INTERNAL') {
+      const fields = { code: error.code, request_id: requestId, details: error.details }
+      if (error.status >= 500) this.#log.error({ ...fields, err: error.cause ?? error }, `request failed: ${error.message}`)
+      else this.#log.warn(fields, `request refused: ${error.message}`)
+    }
+    return { error, status: error.status, text: JSON.stringify(body) }
+  }
+}
+
+function wholeDocument (): PortcullisError {
+  return new PortcullisError('PORTCULLIS_POLICY_PATH_NOT_FOUND', 'the whole data document is not served; ask for a path such as /v1/data/authz/allow', { path: '' })
+}
