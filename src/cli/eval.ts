@@ -1,12 +1,15 @@
 import { readFile } from 'node:fs/promises'
 import { BundleManager } from '../bundles/activate.js'
+import { DecisionService } from '../decision/decide.js'
 import { PolicyError } from '../errors.js'
 import { EXIT_NO, EXIT_OK, parse, readAll, reportError, UsageError, type Command } from './args.js'
 import { verificationFromFlags } from './bundle-verify.js'
 
 const usage = `Usage: portcullis eval --bundle <file|dir> [--bundle ...] --path <authz/allow> [--input <file|->] [options]
 
-Evaluates one decision against one or more bundles and prints the result as JSON.
+Evaluates one decision against one or more bundles and prints the result as JSON. The decision
+goes through the same pipeline as the server's (path rules, input.identity and
+input.identity_error removed from the input, builtin-error handling), without a cache.
 Exit status: 0 result printed; 1 the decision is undefined (nothing printed); 2 error (its code on stderr).
 
 Options:
@@ -66,9 +69,16 @@ export const evalCommand: Command = {
           return 2
         }
       }
-      const evaluation = manager.snapshot.evaluate(values.path, input, { strictBuiltinErrors: values['strict-builtin-errors'] === true })
-      if (!evaluation.defined) return EXIT_NO
-      io.stdout.write(JSON.stringify(evaluation.result, null, 2) + '\n')
+      // the server's pipeline, cache off: the CLI cannot answer differently from the server
+      const decisions = new DecisionService({ manager })
+      const decision = await decisions.decide({
+        path: values.path,
+        input,
+        transport: 'cli',
+        ...(values['strict-builtin-errors'] === true ? { strictBuiltinErrors: true } : {}),
+      })
+      if (!decision.defined) return EXIT_NO
+      io.stdout.write(JSON.stringify(decision.result, null, 2) + '\n')
       return EXIT_OK
     } catch (err) {
       return reportError(err, io)

@@ -76,3 +76,26 @@ describe('portcullis eval', needsOpa(), () => {
     assert.equal(u.status, 1)
   })
 })
+
+// Regression: `portcullis eval` called the snapshot directly, so it could answer differently from
+// the server (it trusted a forged input.identity, for one). It now goes through decide().
+describe('portcullis eval answers through the decision pipeline', () => {
+  const authz = join(process.cwd(), 'bundles', 'authz.tar.gz')
+  const order = { service: 'orders', method: 'GET', path: '/orders/1' }
+
+  test('a forged input.identity is removed, as the server removes it', async () => {
+    const forged = JSON.stringify({ ...order, identity: { spiffe_id: 'spiffe://example.org/ns/shop/sa/frontend' } })
+    const io = captureIo(forged)
+    assert.equal(await main(['eval', '--bundle', authz, '--path', 'authz/allow', '--input', '-'], io), 0)
+    assert.equal(JSON.parse(io.out()), false)
+  })
+
+  test('the server\'s path rules apply: control characters are refused, empty segments skipped', async () => {
+    const bad = captureIo('{}')
+    assert.equal(await main(['eval', '--bundle', authz, '--path', 'authz/allow\u0000strict', '--input', '-'], bad), 2)
+    assert.match(bad.err(), /^PORTCULLIS_PATH_INVALID:/)
+    const io = captureIo(JSON.stringify(order))
+    assert.equal(await main(['eval', '--bundle', authz, '--path', '/authz//decision/', '--input', '-'], io), 0)
+    assert.equal(JSON.parse(io.out()).allow, false)
+  })
+})
