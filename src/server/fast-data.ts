@@ -118,11 +118,9 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
     return parsed
   }
 
-  const answer = (req: IncomingMessage, res: ServerResponse, text: string, started: number): void => {
+  const answer = (req: IncomingMessage, res: ServerResponse, path: string, text: string, started: number, requestId: string): void => {
     // every failure on the way, thrown or rejected, becomes an OPA-shaped error: never an allow
-    const requestId = opts.genReqId()
     try {
-      const path = api.pathOf(req.url, '/v1/data')
       api.v1(req, path, parseBody(text), requestId, started).then((out) => {
         send(res, 200, out, started)
       }).catch((err: unknown) => { settleFailed(res, err, started, requestId) })
@@ -141,12 +139,12 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
     }
   }
 
-  interface Pending { req: IncomingMessage, res: ServerResponse, text: string, started: number }
+  interface Pending { req: IncomingMessage, res: ServerResponse, path: string, text: string, started: number, requestId: string }
   let pending: Pending[] = []
   const drain = (): void => {
     const batch = pending
     pending = []
-    for (const p of batch) answer(p.req, p.res, p.text, p.started)
+    for (const p of batch) answer(p.req, p.res, p.path, p.text, p.started, p.requestId)
   }
 
   return (req, res) => {
@@ -161,18 +159,29 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
       return
     }
     const started = performance.now()
+    const requestId = opts.genReqId()
     if (opts.requireClientCertificate) {
       const chain = peerChain(req.socket)
       if (chain === undefined || chain.length === 0) {
-        settleFailed(res, new PortcullisError('PORTCULLIS_IDENTITY_REQUIRED', 'this listener requires a client certificate', {}), started)
+        settleFailed(res, new PortcullisError('PORTCULLIS_IDENTITY_REQUIRED', 'this listener requires a client certificate', {}), started, requestId)
         req.resume()
         return
       }
     }
+    // the order of checks is fastify's: client certificate (app hook), path (route hook), body limit, body
+    let path: string
+    try {
+      path = api.pathOf(url, '/v1/data')
+    } catch (err) {
+      res.shouldKeepAlive = false
+      settleFailed(res, err, started, requestId)
+      req.pause()
+      return
+    }
     const tooLarge = (): void => {
       // the rest of the body is not read: answer, then close the connection
       res.shouldKeepAlive = false
-      settleFailed(res, new PortcullisError('PORTCULLIS_INPUT_TOO_LARGE', `request body exceeds ${bodyLimit} bytes`, { limit: bodyLimit }), started)
+      settleFailed(res, new PortcullisError('PORTCULLIS_INPUT_TOO_LARGE', `request body exceeds ${bodyLimit} bytes`, { limit: bodyLimit }), started, requestId)
       req.pause()
     }
     const declared = req.headers['content-length']
@@ -196,7 +205,7 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
     }
     const onEnd = (): void => {
       const text = more !== undefined ? Buffer.concat(more).toString('utf8') : first !== undefined ? first.toString('utf8') : ''
-      pending.push({ req, res, text, started })
+      pending.push({ req, res, path, text, started, requestId })
       if (pending.length === 1) setImmediate(drain)
     }
     req.on('data', onData)

@@ -10,13 +10,14 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { bundlesCopy } from '../helpers/runtime.js'
 import { tempDir } from '../helpers/opa.js'
+import { verifiedCaller, type VerifiedCaller } from '../helpers/identity.js'
 
-const order = { identity: { spiffe_id: 'spiffe://example.org/ns/shop/sa/frontend' }, service: 'orders', method: 'GET', path: '/orders/1' }
+const order = { service: 'orders', method: 'GET', path: '/orders/1' }
 
-function serve (t: { after: (fn: () => void) => void }, workers: number): Promise<{ child: ChildProcess, url: string, exited: Promise<number | null> }> {
+async function serve (t: { after: (fn: () => void) => void }, workers: number, caller: VerifiedCaller): Promise<{ child: ChildProcess, url: string, exited: Promise<number | null> }> {
   const dir = tempDir(t)
   const config = join(dir, 'portcullis.yaml')
-  writeFileSync(config, `server:\n  addr: 127.0.0.1:0\n  shutdown_grace_ms: 5000\nbundles:\n  dir: ${bundlesCopy()}\nlogging:\n  level: info\n`)
+  writeFileSync(config, `server:\n  addr: 127.0.0.1:0\n  shutdown_grace_ms: 5000\nbundles:\n  dir: ${bundlesCopy()}\nlogging:\n  level: info\nidentity: ${JSON.stringify(caller.config())}\n`)
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', config, '--workers', String(workers)], { stdio: ['ignore', 'pipe', 'inherit'] })
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
   t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
@@ -53,7 +54,8 @@ async function json (url: string, init?: RequestInit): Promise<{ status: number,
 }
 
 test('a worker group shares one port and reports one /metrics view', async (t) => {
-  const { url } = await serve(t, 2)
+  const caller = await verifiedCaller()
+  const { url } = await serve(t, 2, caller)
   const pids = new Set<number>()
   for (let i = 0; i < 40 && pids.size < 2; i++) {
     const s = await json(`${url}/v1/status`, { headers: { connection: 'close' } })
@@ -61,7 +63,7 @@ test('a worker group shares one port and reports one /metrics view', async (t) =
   }
   assert.equal(pids.size, 2, 'requests reached both workers')
   for (let i = 0; i < 10; i++) {
-    const r = await json(`${url}/v1/data/authz/allow`, { method: 'POST', body: JSON.stringify({ input: order }), headers: { connection: 'close' } })
+    const r = await json(`${url}/v1/data/authz/allow`, { method: 'POST', body: JSON.stringify({ input: order }), headers: { connection: 'close', ...caller.headers } })
     assert.equal(r.body.result, true)
   }
   const text = await (await fetch(`${url}/metrics`)).text()
@@ -73,11 +75,12 @@ test('a worker group shares one port and reports one /metrics view', async (t) =
 })
 
 test('SIGTERM: stop accepting, finish the in-flight request, exit 0', async (t) => {
-  const { child, url, exited } = await serve(t, 1)
+  const caller = await verifiedCaller()
+  const { child, url, exited } = await serve(t, 1, caller)
   const u = new URL(`${url}/v1/data/authz/allow`)
   const body = JSON.stringify({ input: order })
   const response = new Promise<{ status: number, text: string }>((resolve, reject) => {
-    const req = request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+    const req = request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...caller.headers } }, (res) => {
       let text = ''
       res.on('data', (c: Buffer) => { text += c.toString() })
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text }))

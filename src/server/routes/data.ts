@@ -57,9 +57,20 @@ const startOf = (reply: FastifyReply): number => performance.now() - reply.elaps
 
 export const dataRoutes: FastifyPluginAsync<{ api: DataApi, defaultDecision: string }> = async (app, { api, defaultDecision }) => {
   const send = (reply: FastifyReply, text: string): FastifyReply => reply.type(JSON_TYPE).send(text)
+  // The path is checked before the body is read, as on the framework-free route (and as the
+  // router itself refuses an undecodable URL): a request wrong in both gets the same answer.
+  const pathFirst = (prefix: string) => (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void => {
+    try {
+      api.pathOf(request.raw.url, prefix)
+      done()
+    } catch (err) {
+      done(err as Error)
+    }
+  }
 
   app.post<{ Querystring: DataQuery, Body: unknown }>('/v1/data/*', {
     schema: { querystring: querySchema, response: v1Response },
+    onRequest: pathFirst('/v1/data'),
   }, async (request, reply) => {
     const path = api.pathOf(request.raw.url, '/v1/data')
     return send(reply, await api.v1(request.raw, path, api.v1Body(request.body), request.id, startOf(reply), v1Options(request.query)))
@@ -67,6 +78,7 @@ export const dataRoutes: FastifyPluginAsync<{ api: DataApi, defaultDecision: str
 
   app.get<{ Querystring: DataQuery }>('/v1/data/*', {
     schema: { querystring: querySchema, response: v1Response },
+    onRequest: pathFirst('/v1/data'),
   }, async (request, reply) => {
     const path = api.pathOf(request.raw.url, '/v1/data')
     const raw = request.query.input
@@ -87,13 +99,14 @@ export const dataRoutes: FastifyPluginAsync<{ api: DataApi, defaultDecision: str
       method,
       url: '/v1/data',
       schema: { querystring: querySchema },
-      handler: async (request: FastifyRequest, reply: FastifyReply) => send(reply, await api.v1(request.raw, '', { input: undefined, hasInput: false }, request.id, startOf(reply))),
+      // the body is checked first, as for every other v1 path
+      handler: async (request: FastifyRequest, reply: FastifyReply) => send(reply, await api.v1(request.raw, '', api.v1Body(request.body), request.id, startOf(reply))),
     })
   }
 
   // v0 and the default decision answer the bare value (any JSON), serialized as is.
   const bareSchema = { response: { 200: {}, 404: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, portcullis_code: { type: 'string' } } } } }
-  app.post('/v0/data/*', { schema: bareSchema }, async (request, reply) =>
+  app.post('/v0/data/*', { schema: bareSchema, onRequest: pathFirst('/v0/data') }, async (request, reply) =>
     send(reply, await api.bare(request.raw, api.pathOf(request.raw.url, '/v0/data'), request.body, request.id)))
   app.post('/', { schema: bareSchema }, async (request, reply) =>
     send(reply, await api.bare(request.raw, defaultDecision, request.body, request.id)))
