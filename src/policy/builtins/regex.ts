@@ -24,7 +24,7 @@ export interface GoRegexp {
  * bound costs little and saves recompiling the patterns of several bundles.
  */
 export const REGEX_CACHE_MAX_ENTRIES = 1000
-export const REGEX_CACHE_MAX_PATTERN_CHARS = 4 * 1024 * 1024
+export const REGEX_CACHE_MAX_PATTERN_CHARS = 1024 * 1024
 const cache = new LRUCache<string, GoRegexp>({
   max: REGEX_CACHE_MAX_ENTRIES,
   maxSize: REGEX_CACHE_MAX_PATTERN_CHARS,
