@@ -102,11 +102,6 @@ export function formatAddr (a: Addr): string {
   return hex(g.slice(0, bestStart)) + '::' + hex(g.slice(bestStart + bestLen))
 }
 
-function formatPrefix (p: Prefix): string {
-  if (p.addr.v === 6 && (p.addr.n >> 32n) === 0xffffn && p.bits >= 96) return `${formatAddr(p.addr)}/${p.bits - 96}`
-  return `${formatAddr(p.addr)}/${p.bits}`
-}
-
 function contains (net: Prefix, a: Addr, bits: number): boolean {
   const width = net.addr.v === 4 ? 32 : 128
   let n = a.n
@@ -117,21 +112,6 @@ function contains (net: Prefix, a: Addr, bits: number): boolean {
   return bits >= net.bits && (n & mask(width, net.bits)) === net.addr.n
 }
 
-/** A bare IPv4 address with its classful default mask (Go net.IP.DefaultMask), as OPA's cidr_merge reads it. */
-function parseMergeElement (s: string): Prefix | undefined {
-  if (s.includes('/')) return parseCIDR(s)
-  const a = parseAddr(s)
-  if (a === undefined) return undefined
-  let n = a.n
-  if (a.v === 6) {
-    if ((n >> 32n) !== 0xffffn) return undefined
-    n &= 0xffffffffn
-  }
-  const first = Number(n >> 24n)
-  const bits = first < 0x80 ? 8 : first < 0xc0 ? 16 : 24
-  return { addr: { v: 4, n: n & mask(32, bits) }, bits }
-}
-
 /** A CIDR, or a bare IP as its single-address prefix. */
 function parseCidrOrIp (s: string): Prefix | undefined {
   if (s.includes('/')) return parseCIDR(s)
@@ -139,27 +119,293 @@ function parseCidrOrIp (s: string): Prefix | undefined {
   return a === undefined ? undefined : { addr: a, bits: a.v === 4 ? 32 : 128 }
 }
 
-/** Minimal CIDR cover of the union of prefixes of one family. */
-function mergeFamily (prefixes: Prefix[], v: 4 | 6): Prefix[] {
-  const width = v === 4 ? 32 : 128
-  const ranges = prefixes.map((p) => [p.addr.n, p.addr.n + (1n << BigInt(width - p.bits)) - 1n] as [bigint, bigint]).sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)
-  const merged: Array<[bigint, bigint]> = []
-  for (const r of ranges) {
-    const last = merged[merged.length - 1]
-    if (last !== undefined && r[0] <= last[1] + 1n) { if (r[1] > last[1]) last[1] = r[1] } else merged.push([r[0], r[1]])
+// ---- net.cidr_merge ----
+
+/**
+ * net.cidr_merge as OPA v1.22.2 computes it (v1/topdown/cidr.go over internal/cidr/merge, from
+ * Cilium), on Go's net.IP / net.IPMask byte slices rather than on numbers, because its answers
+ * depend on them:
+ * - a bare IPv4 address (or IPv4-mapped IPv6 address) is the network of its classful default mask
+ *   (net.IP.DefaultMask: /8, /16 or /24) with the address left unmasked, so a lone "192.168.1.1"
+ *   answers "192.168.1.1/24", while one merged with anything is masked ("192.168.1.0/24");
+ * - a bare IPv6 address is an error ("needs prefix length");
+ * - IPv4 and IPv6 ranges are ordered and merged in one 16-byte space (IPv4 at ::ffff:0:0/96).
+ * Where Go indexes out of range (an IPv4-mapped IPv6 CIDR merged with another range, whose
+ * address range becomes 28 bytes; an IPv6 range whose spanning network starts with a zero byte)
+ * `opa eval` panics; Portcullis answers a builtin error instead of guessing.
+ */
+
+type Bytes = number[]
+
+interface IPNet { ip: Bytes, mask: Bytes }
+interface Range { first: Bytes, last: Bytes, network: IPNet | undefined }
+
+/** What Go panics on: reported as a builtin error. */
+class GoPanic extends Error {}
+
+const V4_IN_V6_PREFIX: Bytes = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]
+
+function toBytes (n: bigint, len: number): Bytes {
+  const out: Bytes = new Array<number>(len)
+  for (let i = len - 1; i >= 0; i--) { out[i] = Number(n & 0xffn); n >>= 8n }
+  return out
+}
+
+function toBig (b: Bytes): bigint {
+  let n = 0n
+  for (const x of b) n = (n << 8n) | BigInt(x)
+  return n
+}
+
+/** big.Int.Bytes(): big-endian, no leading zero bytes (empty for 0). */
+function bigBytes (n: bigint): Bytes {
+  const out: Bytes = []
+  while (n > 0n) { out.unshift(Number(n & 0xffn)); n >>= 8n }
+  return out
+}
+
+function compare (a: Bytes, b: Bytes): number {
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return (a[i] as number) < (b[i] as number) ? -1 : 1
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1
+}
+
+const sameBytes = (a: Bytes, b: Bytes): boolean => a.length === b.length && a.every((x, i) => x === b[i])
+const isV4InV6 = (ip: Bytes): boolean => ip.length === 16 && sameBytes(ip.slice(0, 12), V4_IN_V6_PREFIX)
+
+/** net.IP.To4. */
+function to4 (ip: Bytes): Bytes | undefined {
+  if (ip.length === 4) return ip
+  if (isV4InV6(ip)) return ip.slice(12)
+  return undefined
+}
+
+/** net.IP.Equal. */
+function ipEqual (ip: Bytes, x: Bytes): boolean {
+  if (ip.length === x.length) return sameBytes(ip, x)
+  if (ip.length === 4 && x.length === 16) return isV4InV6(x) && sameBytes(ip, x.slice(12))
+  if (ip.length === 16 && x.length === 4) return isV4InV6(ip) && sameBytes(ip.slice(12), x)
+  return false
+}
+
+/** net.IP.Mask: undefined where Go returns nil. */
+function ipMask (ip: Bytes, mask: Bytes): Bytes | undefined {
+  if (mask.length === 16 && ip.length === 4 && mask.slice(0, 12).every((x) => x === 0xff)) mask = mask.slice(12)
+  if (mask.length === 4 && ip.length === 16 && sameBytes(ip.slice(0, 12), V4_IN_V6_PREFIX)) ip = ip.slice(12)
+  if (ip.length !== mask.length) return undefined
+  return ip.map((x, i) => x & (mask[i] as number))
+}
+
+/** net.CIDRMask. */
+function cidrMask (ones: number, bits: number): Bytes {
+  return toBytes(((1n << BigInt(bits)) - 1n) ^ ((1n << BigInt(bits - ones)) - 1n), bits / 8)
+}
+
+/** net.IPMask.Size: the leading ones of a canonical mask, [0, 0] otherwise. */
+function maskSize (mask: Bytes): number {
+  let ones = 0
+  let i = 0
+  for (; i < mask.length && mask[i] === 0xff; i++) ones += 8
+  if (i < mask.length) {
+    let x = mask[i] as number
+    while ((x & 0x80) !== 0) { ones++; x = (x << 1) & 0xff }
+    if (x !== 0) return 0
+    for (i++; i < mask.length; i++) if (mask[i] !== 0) return 0
   }
-  const out: Prefix[] = []
-  for (let [lo, hi] of merged) {
-    while (lo <= hi) {
-      // The largest aligned block at lo that fits: bounded by lo's trailing zeros and the remaining length.
-      const align = lo === 0n ? width : (lo & -lo).toString(2).length - 1
-      const fit = (hi - lo + 1n).toString(2).length - 1
-      const size = Math.min(align, fit, width)
-      out.push({ addr: { v, n: lo }, bits: width - size })
-      lo += 1n << BigInt(size)
+  return ones
+}
+
+/** net.IPNet.String (only canonical masks occur here). */
+function ipNetString (n: IPNet): string {
+  let ip = to4(n.ip)
+  if (ip === undefined) {
+    ip = n.ip
+    if (ip.length !== 16) return '<nil>'
+  }
+  let m = n.mask
+  if (m.length === 4) {
+    if (ip.length !== 4) return '<nil>'
+  } else if (m.length === 16) {
+    if (ip.length === 4) m = m.slice(12)
+  } else return '<nil>'
+  const text = ip.length === 4 ? formatAddr({ v: 4, n: toBig(ip) }) : formatAddr({ v: 6, n: toBig(ip) })
+  return `${text}/${maskSize(m)}`
+}
+
+/** merge.GetAddressRange. */
+function addressRange (n: IPNet): [Bytes, Bytes] {
+  let first = ipMask(n.ip, n.mask)
+  if (first === undefined) throw new GoPanic('index out of range (nil IP)')
+  let last = [...first]
+  if (to4(first) !== undefined) {
+    first = [...V4_IN_V6_PREFIX, ...first]
+    last = [...V4_IN_V6_PREFIX, ...last]
+  }
+  for (let i = 0; i < n.mask.length; i++) {
+    const at = 16 - i - 1
+    if (at >= last.length) throw new GoPanic('index out of range')
+    last[at] = (last[at] as number) | (~(n.mask[n.mask.length - i - 1] as number) & 0xff)
+  }
+  return [first, last]
+}
+
+const DEFAULT_V4 = [...V4_IN_V6_PREFIX, 0, 0, 0, 0]
+const DEFAULT_V6 = new Array<number>(16).fill(0)
+const UPPER_V4 = [...V4_IN_V6_PREFIX, 255, 255, 255, 255]
+const UPPER_V6 = new Array<number>(16).fill(255)
+
+/** merge.GetPreviousIP. */
+function previousIP (ip: Bytes): Bytes {
+  if (ipEqual(ip, DEFAULT_V4) || ipEqual(ip, DEFAULT_V6)) return ip
+  const prev = [...ip]
+  const lower = to4(ip) !== undefined ? 12 : 0
+  let overflow = false
+  for (let i = ip.length - 1; i >= lower; i--) {
+    if (overflow || i === ip.length - 1) prev[i] = ((prev[i] as number) - 1) & 0xff
+    overflow = ip[i] === 0 && prev[i] === 255
+  }
+  return prev
+}
+
+/** merge.getNextIP. */
+function nextIP (ip: Bytes): Bytes {
+  if (ipEqual(ip, UPPER_V4) || ipEqual(ip, UPPER_V6)) return ip
+  if (ip.length === 4) return toBytes((toBig(ip) + 1n) & 0xffffffffn, 4)
+  if (ip.length !== 16) return ip
+  const hi = toBig(ip.slice(0, 8)); const lo = (toBig(ip.slice(8)) + 1n) & 0xffffffffffffffffn
+  return [...toBytes(lo === 0n ? (hi + 1n) & 0xffffffffffffffffn : hi, 8), ...toBytes(lo, 8)]
+}
+
+/** merge.createSpanningCIDR. */
+function spanningCIDR (first: Bytes, last: Bytes): IPNet {
+  const isV4 = to4(first) !== undefined
+  const bitLen = isV4 ? 32 : 128
+  let size = bitLen
+  const lowest = toBig(first)
+  let highest = toBig(last)
+  while (size > 0 && lowest < highest) {
+    size--
+    highest &= -(1n << BigInt(bitLen - size))
+  }
+  let ip = isV4 ? [...DEFAULT_V6.slice(0, 10), ...bigBytes(highest)] : bigBytes(highest)
+  if (ip.length === 0) ip = new Array<number>(isV4 ? 4 : 16).fill(0)
+  return { ip, mask: cidrMask(size, bitLen) }
+}
+
+/** Go's padding of a big.Int to an address: ten zero bytes before an IPv4 one (whose value holds ffff), 16 bytes for IPv6. */
+function padded (n: bigint, isV4: boolean): Bytes {
+  const b = bigBytes(n)
+  if (isV4) return [...DEFAULT_V6.slice(0, 10), ...b]
+  if (b.length > 16) throw new GoPanic('negative make length')
+  return [...new Array<number>(16 - b.length).fill(0), ...b]
+}
+
+/** merge.partitionCIDR: the networks left and right of `exclude` within `target`. */
+function partitionCIDR (target: IPNet, exclude: IPNet): [IPNet[], IPNet[]] {
+  const isV4 = to4(target.ip) !== undefined
+  const [targetFirst, targetLast] = addressRange(target)
+  const [excludeFirst, excludeLast] = addressRange(exclude)
+  const targetSize = maskSize(target.mask)
+  const excludeSize = maskSize(exclude.mask)
+  if (compare(excludeLast, targetFirst) < 0) return [[], [target]]
+  if (compare(targetLast, excludeFirst) < 0) return [[target], []]
+  if (targetSize >= excludeSize) return [[], []]
+  const left: IPNet[] = []; const right: IPNet[] = []
+  const bitLen = isV4 ? 32 : 128
+  let prefixLen = targetSize + 1
+  let lower = toBig(targetFirst)
+  let upper = toBig(targetFirst) + (1n << BigInt(bitLen - prefixLen))
+  let matched = 0n
+  while (excludeSize >= prefixLen) {
+    const upperBytes = padded(upper, isV4); const lowerBytes = padded(lower, isV4)
+    if (compare(excludeFirst, upperBytes) >= 0) {
+      left.push({ ip: lowerBytes, mask: cidrMask(prefixLen, bitLen) })
+      matched = upper
+    } else {
+      right.push({ ip: upperBytes, mask: cidrMask(prefixLen, bitLen) })
+      matched = lower
     }
+    prefixLen++
+    if (prefixLen > bitLen) break
+    lower = matched
+    upper = matched + (1n << BigInt(bitLen - prefixLen))
+  }
+  return [left, right]
+}
+
+/** merge.RangeToCIDRs. */
+function rangeToCIDRs (first: Bytes, last: Bytes): IPNet[] {
+  let spanning = spanningCIDR(first, last)
+  const [spanFirst, spanLast] = addressRange(spanning)
+  let out: IPNet[] = []
+  if (compare(spanFirst, first) < 0) {
+    const prev = previousIP(first)
+    const bits = to4(prev) !== undefined ? 32 : 128
+    const [, right] = partitionCIDR(spanning, { ip: prev, mask: cidrMask(bits, bits) })
+    if (right.length === 0) throw new GoPanic('index out of range [0] with length 0')
+    out.push(...right)
+    spanning = right[0] as IPNet
+    out = out.slice(1)
+  }
+  if (compare(spanLast, last) > 0) {
+    const next = nextIP(last)
+    const bits = to4(next) !== undefined ? 32 : 128
+    const [left] = partitionCIDR(spanning, { ip: next, mask: cidrMask(bits, bits) })
+    out.push(...left)
+  } else {
+    out.push(spanning)
   }
   return out
+}
+
+/** OPA's generateIPNet: an address first (net.ParseIP), else a CIDR (net.ParseCIDR). */
+function ipNetOf (b: string, s: string): IPNet {
+  const a = s.includes('/') ? undefined : parseAddr(s)
+  if (a !== undefined) {
+    const ip16 = toBytes(a.v === 4 ? 0xffff00000000n | a.n : a.n, 16)
+    const v4 = to4(ip16)
+    if (v4 === undefined) throw new BuiltinError(b, 'IPv6 invalid: needs prefix length')
+    // net.IP.DefaultMask: class A, B or C by the first octet; the address itself stays unmasked.
+    const first = v4[0] as number
+    return { ip: ip16, mask: cidrMask(first < 0x80 ? 8 : first < 0xc0 ? 16 : 24, 32) }
+  }
+  const p = parseCIDR(s)
+  if (p === undefined) throw new BuiltinError(b, `invalid CIDR address: ${s}`)
+  // net.ParseCIDR: a 4-byte network for IPv4 text, 16 bytes for IPv6 text (IPv4-mapped included).
+  return p.addr.v === 4
+    ? { ip: toBytes(p.addr.n, 4), mask: cidrMask(p.bits, 32) }
+    : { ip: toBytes(p.addr.n, 16), mask: cidrMask(p.bits, 128) }
+}
+
+/** The merged networks of `elements` (strings, in the order OPA iterates them), as OPA renders them. */
+export function cidrMerge (b: string, elements: string[]): string[] {
+  const nets = elements.map((e) => ipNetOf(b, e))
+  try {
+    const ranges: Range[] = nets.map((n) => {
+      const [first, last] = addressRange(n)
+      return { first, last, network: n }
+    })
+    // sort.Sort by last address, then first; ranges equal in both always merge below, so the
+    // order among them (sort.Sort is not stable) does not change the answer.
+    ranges.sort((x, y) => compare(x.last, y.last) || compare(x.first, y.first))
+    for (let i = ranges.length - 1; i > 0; i--) {
+      const cur = ranges[i] as Range; const prev = ranges[i - 1] as Range
+      if (compare(previousIP(cur.first), prev.last) <= 0) {
+        const first = compare(prev.first, cur.first) < 0 ? prev.first : cur.first
+        ranges[i - 1] = { first: [...first], last: [...cur.last], network: undefined }
+        ranges.splice(i, 1)
+      }
+    }
+    const out: string[] = []
+    for (const r of ranges) {
+      if (r.network !== undefined) out.push(ipNetString(r.network))
+      else for (const n of rangeToCIDRs(r.first, r.last)) out.push(ipNetString(n))
+    }
+    return out
+  } catch (err) {
+    if (err instanceof GoPanic) throw new BuiltinError(b, `OPA's merge fails on this input (Go runtime error: ${err.message})`)
+    throw err
+  }
 }
 
 const MAX_EXPAND = 1n << 20n
@@ -203,14 +449,11 @@ export const netBuiltins: BuiltinSpec[] = [
     impl: (_ctx, [x]) => {
       const b = 'net.cidr_merge'
       if (!Array.isArray(x)) throw new BuiltinError(b, 'operand 1 must be one of {array, set}')
-      const v4: Prefix[] = []; const v6: Prefix[] = []
-      for (const e of x) {
+      const elements = x.map((e) => {
         if (typeof e !== 'string') throw new BuiltinError(b, 'element must be string')
-        const p = parseMergeElement(e)
-        if (p === undefined) throw new BuiltinError(b, `${e} is not a valid IP address or CIDR`)
-        ;(p.addr.v === 4 ? v4 : v6).push(p)
-      }
-      return setOf([...mergeFamily(v4, 4), ...mergeFamily(v6, 6)].map(formatPrefix))
+        return e
+      })
+      return setOf(cidrMerge(b, elements))
     },
   },
   {

@@ -1,138 +1,215 @@
 /**
- * regex.* host builtins (OPA v1/topdown/regex.go, regex_template.go) over a translation of Go
- * RE2 syntax to JavaScript RegExp. RE2 has no backreferences or lookaround, so every RE2 pattern
- * that translates runs with the same leftmost-first semantics; constructs JavaScript lacks are
- * rejected as errors rather than approximated.
+ * regex.* host builtins (OPA v1/topdown/regex.go, regex_template.go) over re2js, a port of
+ * RE2/J, which is itself a translation of Go's regexp: the same RE2 syntax (Perl flags, no
+ * backreferences or lookaround), the same leftmost-first submatch semantics, and matching in
+ * time linear in the input, so no pattern can make a decision backtrack for ever (the JavaScript
+ * RegExp this replaces answered `^(a+)+$` against 34 a's and a "!" in exponential time).
  */
+import { LRUCache } from 'lru-cache'
+import { RE2JS, RE2JSException } from 're2js'
 import type { BuiltinSpec } from './types.js'
 import { BuiltinError } from './types.js'
 import { int, str } from './args.js'
 
-const POSIX: Record<string, string> = {
-  alnum: '0-9A-Za-z', alpha: 'A-Za-z', ascii: '\\x00-\\x7F', blank: '\\t ', cntrl: '\\x00-\\x1F\\x7F', digit: '0-9', graph: '!-~',
-  lower: 'a-z', print: ' -~', punct: '!-\\/:-@\\[-`{-~', space: '\\t\\n\\v\\f\\r ', upper: 'A-Z', word: '0-9A-Za-z_', xdigit: '0-9A-Fa-f',
+/** A compiled Go regexp: the engine and the name of each group (index 0 is the whole match, ""). */
+export interface GoRegexp {
+  /** RE2/J's Go-shaped API (findAllSubmatchIndex etc.), over UTF-16 string indices. */
+  readonly re2: ReturnType<RE2JS['re2']>
+  readonly subexpNames: readonly string[]
 }
 
-const cache = new Map<string, RegExp>()
+/**
+ * Compiled patterns, bounded both in count and in total pattern text (a pattern longer than the
+ * whole budget is compiled every time rather than cached). OPA keeps 100 per process; a bigger
+ * bound costs little and saves recompiling the patterns of several bundles.
+ */
+export const REGEX_CACHE_MAX_ENTRIES = 1000
+export const REGEX_CACHE_MAX_PATTERN_CHARS = 1024 * 1024
+const cache = new LRUCache<string, GoRegexp>({
+  max: REGEX_CACHE_MAX_ENTRIES,
+  maxSize: REGEX_CACHE_MAX_PATTERN_CHARS,
+  sizeCalculation: (_v, key) => key.length + 1,
+})
 
-/** Compiles a Go regexp pattern; throws BuiltinError on a pattern Go (or the translation) rejects. */
-export function goRegex (b: string, pattern: string, global = false): RegExp {
-  const key = (global ? 'g' : '') + pattern
-  const hit = cache.get(key)
-  if (hit !== undefined) { hit.lastIndex = 0; return hit }
-  let flags = global ? 'g' : ''
-  let src = pattern
-  const m = /^\(\?([imsU]+)\)/.exec(src)
-  if (m !== null) {
-    if (m[1]?.includes('U') === true) throw new BuiltinError(b, 'ungreedy flag is not supported')
-    for (const f of m[1] as string) if (!flags.includes(f)) flags += f
-    src = src.slice(m[0].length)
-  }
-  if (/\(\?[imsU-]+[:)]/.test(src)) throw new BuiltinError(b, 'inline flags inside the pattern are not supported')
-  if (/\(\?[=!<]/.test(src.replace(/\(\?P?<[A-Za-z_]/g, ''))) throw new BuiltinError(b, `error parsing regexp: invalid or unsupported Perl syntax in ${pattern}`)
-  if (/\\[1-9]/.test(src)) throw new BuiltinError(b, `error parsing regexp: invalid escape sequence in ${pattern}`)
-  src = src
-    .replace(/\(\?P</g, '(?<')
-    .replace(/\\z/g, '$(?![\\s\\S])')
-    .replace(/\\A/g, '^')
-    .replace(/\[:(\^?)([a-z]+):\]/g, (all, neg: string, name: string) => {
-      const cls = POSIX[name]
-      if (cls === undefined) throw new BuiltinError(b, `error parsing regexp: invalid character class range: ${all}`)
-      if (neg !== '') throw new BuiltinError(b, 'negated POSIX classes are not supported')
-      return cls
-    })
-  // Unicode mode: Go matches runes, never half a surrogate pair. Go lets any punctuation be
-  // escaped; Unicode-mode RegExp accepts only syntax characters, so the rest become \xHH.
-  flags += 'u'
-  src = src.replace(/\\(.)/gsu, (all, c: string) => {
-    if (/[A-Za-z0-9]/.test(c) || '^$\\.*+?()[]{}|/'.includes(c)) return all
-    const cp = c.codePointAt(0) as number
-    return cp < 0x80 ? '\\x' + cp.toString(16).padStart(2, '0') : c
-  }).replace(/\\([pP])([A-Za-z])/g, '\\$1{$2}')
-  let re: RegExp
-  try {
-    re = new RegExp(src, flags)
-  } catch (err) {
-    throw new BuiltinError(b, `error parsing regexp: ${(err as Error).message}`)
-  }
-  if (cache.size > 1000) cache.clear()
-  cache.set(key, re)
+/** Number of compiled patterns held (for tests of the bound). */
+export function regexCacheSize (): number {
+  return cache.size
+}
+
+/**
+ * Go's regexp.Compile(pattern); throws BuiltinError with Go's "error parsing regexp: ..." on a
+ * pattern Go rejects.
+ */
+export function goRegexp (b: string, pattern: string): GoRegexp {
+  const hit = cache.get(pattern)
+  if (hit !== undefined) return hit
+  const re = compile(b, pattern)
+  cache.set(pattern, re)
   return re
 }
 
-/** Go's FindAllStringSubmatchIndex loop: empty matches right after a match are skipped. */
-function findAll (re: RegExp, s: string, n: number): RegExpExecArray[] {
-  const out: RegExpExecArray[] = []
-  if (n === 0) return out
-  re.lastIndex = 0
-  let prevEnd = -1
-  let pos = 0
-  while (pos <= s.length) {
-    re.lastIndex = pos
-    const m = re.exec(s)
-    if (m === null) break
-    const start = m.index; const end = start + m[0].length
-    let accept = true
-    if (m[0].length === 0) {
-      if (start === prevEnd) accept = false
-      // Advance by one character (a whole code point).
-      const cp = s.codePointAt(start)
-      pos = start + (cp !== undefined && cp > 0xffff ? 2 : 1)
-    } else {
-      pos = end
+function compile (b: string, pattern: string): GoRegexp {
+  try {
+    return fromRe2(RE2JS.compile(pattern).re2(), undefined)
+  } catch (err) {
+    if (!(err instanceof RE2JSException)) throw err
+    // Go accepts a capture name used twice (RE2/J does not): compile with every named group
+    // renamed apart and keep the original names for $name expansion.
+    if (err.message.includes('duplicate capture group name')) {
+      const renamed = renameCaptures(pattern)
+      try {
+        return fromRe2(RE2JS.compile(renamed.pattern).re2(), renamed.names)
+      } catch (err2) {
+        if (!(err2 instanceof RE2JSException)) throw err2
+        throw new BuiltinError(b, err2.message)
+      }
     }
-    if (start > s.length) break
-    if (accept) {
-      out.push(m)
-      if (n > 0 && out.length >= n) break
-    }
-    prevEnd = end
+    throw new BuiltinError(b, err.message)
   }
-  re.lastIndex = 0
-  return out
 }
 
-/** Go's Regexp.Expand template syntax: $1, ${1}, $name, ${name}, $$. */
-function expand (template: string, m: RegExpExecArray): string {
+function fromRe2 (re2: ReturnType<RE2JS['re2']>, originalNames: ReadonlyMap<string, string> | undefined): GoRegexp {
+  const names: string[] = new Array<string>(re2.numberOfCapturingGroups() + 1).fill('')
+  for (const [name, index] of Object.entries(re2.namedGroups)) names[index] = originalNames?.get(name) ?? name
+  return { re2, subexpNames: names }
+}
+
+/**
+ * Renames the named groups of an RE2 pattern to n0, n1, ...: scans past escapes, \Q...\E
+ * quoting and character classes (with their [:name:] parts) the way Go's parser does, so only
+ * real `(?P<name>` / `(?<name>` openings are touched.
+ */
+const NAMED_GROUP = /\(\?P?<([A-Za-z0-9_]+)>/y
+
+function renameCaptures (pattern: string): { pattern: string, names: Map<string, string> } {
+  const names = new Map<string, string>()
+  let out = ''
+  let i = 0
+  while (i < pattern.length) {
+    const c = pattern[i]
+    if (c === '\\') {
+      if (pattern[i + 1] === 'Q') {
+        const e = pattern.indexOf('\\E', i + 2)
+        const end = e < 0 ? pattern.length : e + 2
+        out += pattern.slice(i, end); i = end; continue
+      }
+      out += pattern.slice(i, i + 2); i += 2; continue
+    }
+    if (c === '[') {
+      let j = i + 1
+      if (pattern[j] === '^') j++
+      if (pattern[j] === ']') j++
+      while (j < pattern.length && pattern[j] !== ']') {
+        if (pattern[j] === '\\') { j += 2; continue }
+        if (pattern.startsWith('[:', j)) {
+          const e = pattern.indexOf(':]', j + 2)
+          if (e >= 0) { j = e + 2; continue }
+        }
+        j++
+      }
+      out += pattern.slice(i, j + 1); i = j + 1; continue
+    }
+    NAMED_GROUP.lastIndex = i
+    const m = NAMED_GROUP.exec(pattern)
+    if (m !== null) {
+      const fresh = `n${names.size}`
+      names.set(fresh, m[1] as string)
+      out += `(?P<${fresh}>`; i += m[0].length; continue
+    }
+    out += c; i++
+  }
+  return { pattern: out, names }
+}
+
+/** Go's FindAll*SubmatchIndex (n < 0: all), as UTF-16 index pairs; -1 for a group that did not match. */
+function findAllIndex (re: GoRegexp, s: string, n: number): number[][] {
+  if (n === 0) return []
+  return (re.re2.findAllSubmatchIndex(s, n) as number[][] | null) ?? []
+}
+
+/** Go's `n` for FindAll: any count beyond the number of possible matches means all of them. */
+function matchLimit (k: bigint, s: string): number {
+  return k < 0n || k > BigInt(s.length + 1) ? -1 : Number(k)
+}
+
+/**
+ * Go's Regexp.Expand template syntax: $1, ${1}, $name, ${name}, $$. A name is the longest run of
+ * Unicode letters, digits and underscores; all digits (no leading zero) is a group number; a
+ * name refers to the leftmost group of that name that matched; anything else expands to nothing.
+ */
+const EXPAND_NAME = /\{([\p{L}\p{Nd}_]+)\}|([\p{L}\p{Nd}_]+)/uy
+
+function expand (template: string, re: GoRegexp, s: string, match: number[]): string {
   let out = ''
   for (let i = 0; i < template.length; i++) {
     const c = template[i]
     if (c !== '$') { out += c; continue }
-    const rest = template.slice(i + 1)
-    if (rest.startsWith('$')) { out += '$'; i++; continue }
-    let name: string | undefined
-    let len = 0
-    const braced = /^\{([A-Za-z0-9_]+)\}/.exec(rest)
-    if (braced !== null) { name = braced[1]; len = braced[0].length } else {
-      const bare = /^[A-Za-z0-9_]+/.exec(rest)
-      if (bare !== null) { name = bare[0]; len = bare[0].length }
+    if (template[i + 1] === '$') { out += '$'; i++; continue }
+    EXPAND_NAME.lastIndex = i + 1
+    const m = EXPAND_NAME.exec(template)
+    if (m === null) { out += '$'; continue }
+    i += m[0].length
+    const name = (m[1] ?? m[2]) as string
+    const num = /^(?:0|[1-9]\d{0,8})$/.test(name) ? Number(name) : -1
+    if (num >= 0) {
+      if (2 * num + 1 < match.length && (match[2 * num] as number) >= 0) out += s.slice(match[2 * num], match[2 * num + 1])
+      continue
     }
-    if (name === undefined) { out += '$'; continue }
-    i += len
-    if (/^\d+$/.test(name)) out += m[Number(name)] ?? ''
-    else out += m.groups?.[name] ?? ''
+    for (let g = 1; g < re.subexpNames.length; g++) {
+      if (re.subexpNames[g] === name && 2 * g + 1 < match.length && (match[2 * g] as number) >= 0) {
+        out += s.slice(match[2 * g], match[2 * g + 1])
+        break
+      }
+    }
   }
   return out
 }
 
-/** gorilla/mux-style template: literal text with regular expressions between delimiters. */
-function templateRegex (b: string, tpl: string, open: string, close: string): RegExp {
-  let src = '^'
-  let i = 0
-  while (i < tpl.length) {
-    const s = tpl.indexOf(open, i)
-    if (s < 0) { src += escape(tpl.slice(i)); break }
-    src += escape(tpl.slice(i, s))
-    // Delimiters nest: find the matching end.
-    let level = 0; let j = s
-    for (; j < tpl.length; j++) {
-      if (tpl.startsWith(open, j)) { level++; j += open.length - 1 } else if (tpl.startsWith(close, j)) { level--; if (level === 0) break; j += close.length - 1 }
+/** Go's regexp.QuoteMeta. */
+const quoteMeta = (s: string): string => s.replace(/[\\.+*?()|[\]{}^$]/g, '\\$&')
+
+/**
+ * OPA's regex template: literal text with a regular expression between each pair of one-byte
+ * delimiters (nesting counted), each checked on its own as ^expr$, then compiled whole.
+ */
+function templateRegexp (b: string, tpl: string, open: string, close: string): GoRegexp {
+  // Delimiters are one byte in OPA; ASCII code units never occur inside another character in
+  // UTF-16 either, so scanning code units finds the same positions.
+  const idxs: number[] = []
+  let level = 0; let idx = 0
+  for (let i = 0; i < tpl.length; i++) {
+    if (tpl[i] === open) {
+      if (++level === 1) idx = i
+    } else if (tpl[i] === close) {
+      if (--level === 0) idxs.push(idx, i + 1)
+      else if (level < 0) throw new BuiltinError(b, `unbalanced braces in ${JSON.stringify(tpl)}`)
     }
-    if (level !== 0 || j >= tpl.length) throw new BuiltinError(b, `unbalanced braces in ${tpl}`)
-    src += '(' + goRegex(b, tpl.slice(s + open.length, j)).source + ')'
-    i = j + close.length
   }
-  return goRegex(b, src + '$')
+  if (level !== 0) throw new BuiltinError(b, `unbalanced braces in ${JSON.stringify(tpl)}`)
+  let src = '^'
+  let end = 0
+  for (let i = 0; i < idxs.length; i += 2) {
+    const raw = tpl.slice(end, idxs[i])
+    end = idxs[i + 1] as number
+    const patt = tpl.slice((idxs[i] as number) + 1, end - 1)
+    src += `${quoteMeta(raw)}(${patt})`
+    goRegexp(b, `^${patt}$`)
+  }
+  return goRegexp(b, src + quoteMeta(tpl.slice(end)) + '$')
+}
+
+/** Go's Regexp.Split(s, -1). */
+function split (re: GoRegexp, pattern: string, s: string): string[] {
+  if (pattern.length > 0 && s.length === 0) return ['']
+  const out: string[] = []
+  let beg = 0; let end = 0
+  for (const m of findAllIndex(re, s, -1)) {
+    end = m[0] as number
+    if (m[1] !== 0) out.push(s.slice(beg, end))
+    beg = m[1] as number
+  }
+  if (end !== s.length) out.push(s.slice(beg))
+  return out
 }
 
 // ---- regex.globs_match (the yashtewari/glob-intersection rules OPA uses) ----
@@ -213,18 +290,17 @@ export function globsIntersect (g1: GlobToken[], g2: GlobToken[]): boolean {
   return false
 }
 
-const escape = (s: string): string => s.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&')
-
 export const regexBuiltins: BuiltinSpec[] = [
   {
     name: 'regex.replace',
     impl: (_ctx, [s, p, v]) => {
       const b = 'regex.replace'
-      const text = str(b, s, 1); const re = goRegex(b, str(b, p, 2), true); const value = str(b, v, 3)
+      const text = str(b, s, 1); const pattern = str(b, p, 2); const value = str(b, v, 3)
+      const re = goRegexp(b, pattern)
       let out = ''; let last = 0
-      for (const m of findAll(re, text, -1)) {
-        out += text.slice(last, m.index) + expand(value, m)
-        last = m.index + m[0].length
+      for (const m of findAllIndex(re, text, -1)) {
+        out += text.slice(last, m[0]) + expand(value, re, text, m)
+        last = m[1] as number
       }
       return out + text.slice(last)
     },
@@ -233,9 +309,18 @@ export const regexBuiltins: BuiltinSpec[] = [
     name: 'regex.find_n',
     impl: (_ctx, [p, s, n]) => {
       const b = 'regex.find_n'
-      const re = goRegex(b, str(b, p, 1), true)
-      const k = int(b, n, 3)
-      return findAll(re, str(b, s, 2), k < 0n ? -1 : k > 1000000n ? 1000000 : Number(k)).map((m) => m[0])
+      const pattern = str(b, p, 1); const text = str(b, s, 2); const k = int(b, n, 3)
+      const re = goRegexp(b, pattern)
+      return findAllIndex(re, text, matchLimit(k, text)).map((m) => text.slice(m[0], m[1]))
+    },
+  },
+  {
+    // opa-wasm's own regex.split runs a JavaScript RegExp; this one replaces it (see index.ts).
+    name: 'regex.split',
+    impl: (_ctx, [p, s]) => {
+      const b = 'regex.split'
+      const pattern = str(b, p, 1); const text = str(b, s, 2)
+      return split(goRegexp(b, pattern), pattern, text)
     },
   },
   {
@@ -249,9 +334,10 @@ export const regexBuiltins: BuiltinSpec[] = [
     name: 'regex.template_match',
     impl: (_ctx, [t, s, o, c]) => {
       const b = 'regex.template_match'
-      const re = templateRegex(b, str(b, t, 1), str(b, o, 3), str(b, c, 4))
-      re.lastIndex = 0
-      return re.test(str(b, s, 2))
+      const tpl = str(b, t, 1); const text = str(b, s, 2); const open = str(b, o, 3); const close = str(b, c, 4)
+      if (Buffer.byteLength(open) !== 1) throw new BuiltinError(b, `start delimiter has to be exactly one character long but is ${Buffer.byteLength(open)} long`)
+      if (Buffer.byteLength(close) !== 1) throw new BuiltinError(b, `end delimiter has to be exactly one character long but is ${Buffer.byteLength(open)} long`)
+      return templateRegexp(b, tpl, open, close).re2.match(text) as boolean
     },
   },
 ]

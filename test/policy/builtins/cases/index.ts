@@ -12,7 +12,7 @@ import { objectsGroup } from './objects.js'
 import { jsonGroup } from './json.js'
 import { stringsGroup } from './strings.js'
 import { netGroup } from './net.js'
-import { regexGroup } from './regex.js'
+import { regexGroup, regexRedosGroup } from './regex.js'
 import { cryptoGroup } from './crypto.js'
 import { jwtGroup } from './jwt.js'
 import { x509Group } from './x509.js'
@@ -28,5 +28,5 @@ import { graphqlGroup } from './graphql.js'
 
 export const groups: Array<() => Group | Promise<Group>> = [
   timeGroup, encodingGroup, unitsGroup, uuidGroup, semverGroup, urlqueryGroup, globGroup, numbersGroup, objectsGroup, jsonGroup,
-  stringsGroup, netGroup, regexGroup, cryptoGroup, jwtGroup, x509Group, jsonSchemaGroup, graphGroup, httpGroup, uriGroup, providersGroup, castsGroup, randGroup, traceGroup, graphqlGroup,
+  stringsGroup, netGroup, regexGroup, regexRedosGroup, cryptoGroup, jwtGroup, x509Group, jsonSchemaGroup, graphGroup, httpGroup, uriGroup, providersGroup, castsGroup, randGroup, traceGroup, graphqlGroup,
 ]
