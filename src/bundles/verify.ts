@@ -9,7 +9,7 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto'
 import { compactVerify, decodeProtectedHeader } from 'jose'
 import { BundleError } from '../errors.js'
-import { canonicalJsonFromText, canonicalJsonFromValue } from './canonical-json.js'
+import { goCanonicalJson, goCanonicalJsonFromText } from '../canonical-json.js'
 import { parse as parseYaml } from 'yaml'
 import type { BundleFiles } from './archive.js'
 
@@ -69,7 +69,7 @@ export function hashBundleFile (name: string, bytes: Buffer, algorithm: string):
   const h = createHash(nodeAlg)
   if (isStructuredFile(name)) {
     const text = bytes.toString('utf8')
-    h.update(/\.ya?ml$/i.test(name) ? canonicalJsonFromValue(parseYaml(text)) : canonicalJsonFromText(text), 'utf8')
+    h.update(/\.ya?ml$/i.test(name) ? goCanonicalJson(parseYaml(text), { escapeHtml: false }) : goCanonicalJsonFromText(text), 'utf8')
   } else {
     h.update(bytes)
   }

@@ -5,35 +5,10 @@
  * difference does not.
  */
 import { hash } from 'node:crypto'
+import { canonicalJson, keysSorted } from '../canonical-json.js'
 import { deepFreeze } from '../deep-freeze.js'
 
-export function canonicalJson (value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null'
-  if (Array.isArray(value)) {
-    let out = '['
-    for (let i = 0; i < value.length; i++) {
-      const v: unknown = value[i]
-      if (i > 0) out += ','
-      out += v === undefined ? 'null' : canonicalJson(v)
-    }
-    return out + ']'
-  }
-  const keys = Object.keys(value)
-  // most inputs arrive with sorted keys already; sort only when they are not
-  for (let i = 1; i < keys.length; i++) {
-    if ((keys[i - 1] as string) > (keys[i] as string)) { keys.sort(); break }
-  }
-  let out = '{'
-  let first = true
-  for (const k of keys) {
-    const v = (value as Record<string, unknown>)[k]
-    if (v === undefined || typeof v === 'function') continue
-    if (!first) out += ','
-    out += JSON.stringify(k) + ':' + canonicalJson(v)
-    first = false
-  }
-  return out + '}'
-}
+export { canonicalJson, keysSorted }
 
 // SHA-256 of the canonical JSON of interned inputs, by object: a transport that hands the same
 // input object again (fast-data.ts keeps parsed request bodies) pays for canonicalization once.
@@ -47,21 +22,6 @@ export function internInput<T> (value: T): T {
     interned.set(value, null)
   }
   return value
-}
-
-/** True when every object in `value` lists its keys (in Object.keys order) sorted: JSON.stringify is then canonical. */
-export function keysSorted (value: unknown): boolean {
-  if (value === null || typeof value !== 'object') return true
-  if (Array.isArray(value)) {
-    for (const v of value) if (!keysSorted(v)) return false
-    return true
-  }
-  const keys = Object.keys(value)
-  for (let i = 0; i < keys.length; i++) {
-    if (i > 0 && (keys[i - 1] as string) > (keys[i] as string)) return false
-    if (!keysSorted((value as Record<string, unknown>)[keys[i] as string])) return false
-  }
-  return true
 }
 
 export interface InputHash {

@@ -5,11 +5,10 @@
  * ExactNumber so builtins see the digits the policy computed.
  */
 
-/** A JSON number whose text a double cannot hold exactly. */
-export class ExactNumber {
-  constructor (readonly text: string) {}
-  toJSON (): number { return Number(this.text) }
-}
+import { ExactNumber } from '../../canonical-json.js'
+
+/** A JSON number whose text a double cannot hold exactly (one class, shared with the canonical-JSON encoder). */
+export { ExactNumber }
 
 const originalParse = JSON.parse
 const NUMBER_OR_STRING = /"[^"\\]*(?:\\.[^"\\]*)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g

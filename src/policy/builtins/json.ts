@@ -1,53 +1,12 @@
 /** json.marshal_with_options and json.patch (OPA v1/topdown/json.go); other json.* are native. */
 import type { BuiltinSpec } from './types.js'
 import { BuiltinError } from './types.js'
-import { ExactNumber } from './exact-json.js'
+import { goCanonicalJson } from '../../canonical-json.js'
 import { isObj, str } from './args.js'
 
-const byteOrder = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
-
-/** A Go encoding/json string literal (HTML-escaping, like json.Marshal). */
-export function goJsonString (s: string): string {
-  let out = '"'
-  for (const ch of s) {
-    const c = ch.codePointAt(0) as number
-    if (ch === '"') out += '\\"'
-    else if (ch === '\\') out += '\\\\'
-    else if (ch === '\n') out += '\\n'
-    else if (ch === '\r') out += '\\r'
-    else if (ch === '\t') out += '\\t'
-    else if (c < 0x20 || ch === '<' || ch === '>' || ch === '&' || c === 0x2028 || c === 0x2029) out += '\\u' + c.toString(16).padStart(4, '0')
-    else if (c >= 0xd800 && c <= 0xdfff) out += '\\ufffd'
-    else out += ch
-  }
-  return out + '"'
-}
-
-function numberText (v: number | ExactNumber): string {
-  if (v instanceof ExactNumber) return v.text
-  return JSON.stringify(v)
-}
-
-/** Go-style JSON with sorted keys; `indent`/`prefix` as json.MarshalIndent (prefix also on the first line, as OPA writes it). */
+/** Go's json.Marshal(Indent) of a value, keys sorted (OPA marshals Go maps): the one canonical-JSON encoder's `go` dialect. */
 export function goJson (v: unknown, indent?: string, prefix = ''): string {
-  const nl = (depth: number): string => indent === undefined ? '' : '\n' + prefix + indent.repeat(depth)
-  const sep = indent === undefined ? ':' : ': '
-  const rec = (x: unknown, depth: number): string => {
-    if (x === null) return 'null'
-    if (typeof x === 'boolean') return String(x)
-    if (typeof x === 'number' || x instanceof ExactNumber) return numberText(x)
-    if (typeof x === 'bigint') return x.toString()
-    if (typeof x === 'string') return goJsonString(x)
-    if (Array.isArray(x)) {
-      if (x.length === 0) return '[]'
-      return '[' + x.map((e) => nl(depth + 1) + rec(e, depth + 1)).join(',') + nl(depth) + ']'
-    }
-    const o = x as Record<string, unknown>
-    const keys = Object.keys(o).sort(byteOrder)
-    if (keys.length === 0) return '{}'
-    return '{' + keys.map((k) => nl(depth + 1) + goJsonString(k) + sep + rec(o[k], depth + 1)).join(',') + nl(depth) + '}'
-  }
-  return (indent === undefined ? '' : prefix) + rec(v, 0)
+  return goCanonicalJson(v, { escapeHtml: true, ...(indent !== undefined ? { indent, prefix } : {}) })
 }
 
 /** Key-order-independent JSON text, for value equality. */

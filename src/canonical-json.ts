@@ -1,0 +1,265 @@
+/**
+ * The one canonical-JSON encoder: object keys sorted, no insignificant whitespace, so two
+ * values that differ only in key order have the same text. Three users, two dialects:
+ *
+ * - `json` (the decision cache key, cache/key.ts): keys in JavaScript's string order, strings
+ *   as JSON.stringify writes them. Injective — lone surrogates stay escaped (`\ud800`), so no
+ *   two different inputs share a text (and so a cache entry) — and fast, because when an
+ *   input's keys already arrive sorted JSON.stringify itself is canonical.
+ * - `go` (OPA's rules, where the text must equal what OPA computes): keys in Go's byte order
+ *   (UTF-8), strings as Go's encoding/json writes them (lone surrogates become U+FFFD; with
+ *   `escapeHtml`, `<`, `>` and `&` are escaped as json.Marshal does), and numbers held as
+ *   ExactNumber written with their exact digits. Bundle signatures hash structured files this
+ *   way (v1/bundle/hash.go, HTML escaping off); builtins marshal values this way
+ *   (json.Marshal, HTML escaping on).
+ */
+
+/** A JSON number kept as the digits it was written with (a double cannot hold every JSON number). */
+export class ExactNumber {
+  constructor (readonly text: string) {}
+  toJSON (): number { return Number(this.text) }
+}
+
+export interface GoJsonOptions {
+  /** json.Marshal escapes `<`, `>`, `&` (true); OPA's bundle hashing turns that off (false). */
+  escapeHtml: boolean
+  /** json.MarshalIndent's indent; absent: compact. */
+  indent?: string
+  /** json.MarshalIndent's prefix (OPA also writes it before the first line). */
+  prefix?: string
+}
+
+/** Go's byte order of UTF-8 strings. Equal to code-unit order unless a surrogate is involved. */
+export function compareUtf8 (a: string, b: string): number {
+  if (a === b) return 0
+  if (!/[\uD800-\uDFFF]/.test(a) && !/[\uD800-\uDFFF]/.test(b)) {
+    // without surrogates, UTF-16 code-unit order is code-point order is UTF-8 byte order
+    return a < b ? -1 : 1
+  }
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'))
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
+
+/**
+ * A Go encoding/json string literal.
+ * - `escapeHtml` (json.Marshal of a value a builtin computed): `<`, `>`, `&`, U+2028/9 and
+ *   control characters as \u00XX, and a lone surrogate — invalid UTF-8 on the Go side — as the
+ *   escape `\ufffd`, as encodeState.string writes it;
+ * - otherwise (OPA's bundle hashing, SetEscapeHTML(false), of text Go decoded first): decoding
+ *   already replaced a lone surrogate by U+FFFD, written as the character itself.
+ */
+export function goJsonString (s: string, escapeHtml = true): string {
+  if (!escapeHtml) {
+    return JSON.stringify(s.replace(LONE_SURROGATE, '\uFFFD'))
+      .replace(/\u2028/g, '\\u2028')
+      .replace(/\u2029/g, '\\u2029')
+  }
+  let out = '"'
+  for (const ch of s) {
+    const c = ch.codePointAt(0) as number
+    if (ch === '"') out += '\\"'
+    else if (ch === '\\') out += '\\\\'
+    else if (ch === '\n') out += '\\n'
+    else if (ch === '\r') out += '\\r'
+    else if (ch === '\t') out += '\\t'
+    else if (c < 0x20 || ch === '<' || ch === '>' || ch === '&' || c === 0x2028 || c === 0x2029) out += '\\u' + c.toString(16).padStart(4, '0')
+    else if (c >= 0xd800 && c <= 0xdfff) out += '\\ufffd'
+    else out += ch
+  }
+  return out + '"'
+}
+
+/**
+ * Canonical JSON of a value in the `json` dialect (the decision cache's): keys sorted in
+ * JavaScript order, undefined members dropped, undefined array items written as null.
+ */
+export function canonicalJson (value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null'
+  if (Array.isArray(value)) {
+    let out = '['
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i]
+      if (i > 0) out += ','
+      out += v === undefined ? 'null' : canonicalJson(v)
+    }
+    return out + ']'
+  }
+  const keys = Object.keys(value)
+  // most inputs arrive with sorted keys already; sort only when they are not
+  for (let i = 1; i < keys.length; i++) {
+    if ((keys[i - 1] as string) > (keys[i] as string)) { keys.sort(); break }
+  }
+  let out = '{'
+  let first = true
+  for (const k of keys) {
+    const v = (value as Record<string, unknown>)[k]
+    if (v === undefined || typeof v === 'function') continue
+    if (!first) out += ','
+    out += JSON.stringify(k) + ':' + canonicalJson(v)
+    first = false
+  }
+  return out + '}'
+}
+
+/** True when every object in `value` lists its keys (in Object.keys order) sorted: JSON.stringify is then canonicalJson. */
+export function keysSorted (value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return true
+  if (Array.isArray(value)) {
+    for (const v of value) if (!keysSorted(v)) return false
+    return true
+  }
+  const keys = Object.keys(value)
+  for (let i = 0; i < keys.length; i++) {
+    if (i > 0 && (keys[i - 1] as string) > (keys[i] as string)) return false
+    if (!keysSorted((value as Record<string, unknown>)[keys[i] as string])) return false
+  }
+  return true
+}
+
+/**
+ * Canonical JSON of a value in the `go` dialect: what Go's encoding/json writes for the same
+ * value decoded into Go maps (keys in byte order), ExactNumber and bigint with their digits.
+ */
+export function goCanonicalJson (value: unknown, opts: GoJsonOptions): string {
+  const { indent, escapeHtml } = opts
+  const prefix = opts.prefix ?? ''
+  const nl = (depth: number): string => indent === undefined ? '' : '\n' + prefix + indent.repeat(depth)
+  const sep = indent === undefined ? ':' : ': '
+  const rec = (x: unknown, depth: number): string => {
+    if (x === null || x === undefined) return 'null'
+    if (typeof x === 'boolean') return String(x)
+    if (typeof x === 'number') return JSON.stringify(x)
+    if (x instanceof ExactNumber) return x.text
+    if (typeof x === 'bigint') return x.toString()
+    if (typeof x === 'string') return goJsonString(x, escapeHtml)
+    if (x instanceof Date) return goJsonString(x.toISOString(), escapeHtml)
+    if (Array.isArray(x)) {
+      if (x.length === 0) return '[]'
+      return '[' + x.map((e) => nl(depth + 1) + rec(e, depth + 1)).join(',') + nl(depth) + ']'
+    }
+    if (typeof x === 'object') {
+      const o = x as Record<string, unknown>
+      const keys = Object.keys(o).sort(compareUtf8)
+      if (keys.length === 0) return '{}'
+      return '{' + keys.map((k) => nl(depth + 1) + goJsonString(k, escapeHtml) + sep + rec(o[k], depth + 1)).join(',') + nl(depth) + '}'
+    }
+    throw new TypeError(`cannot encode a ${typeof x} as JSON`)
+  }
+  return (indent === undefined ? '' : prefix) + rec(value, 0)
+}
+
+/**
+ * OPA's canonical text of JSON source text (bundle hashing): parsed as Go decodes it with
+ * json.Number — every number keeps the digits it was written with, a duplicated key keeps its
+ * last value — and written in the `go` dialect without HTML escaping. Throws SyntaxError on
+ * invalid JSON.
+ */
+export function goCanonicalJsonFromText (text: string): string {
+  const p = new ExactParser(text)
+  p.ws()
+  const value = p.value()
+  p.ws()
+  if (p.i !== text.length) p.fail('unexpected trailing characters')
+  return goCanonicalJson(value, { escapeHtml: false })
+}
+
+/** A JSON parser that keeps every number as an ExactNumber of its source text. */
+class ExactParser {
+  i = 0
+  constructor (readonly s: string) {}
+
+  fail (what: string): never {
+    throw new SyntaxError(`invalid JSON at offset ${this.i}: ${what}`)
+  }
+
+  ws (): void {
+    while (this.i < this.s.length) {
+      const c = this.s.charCodeAt(this.i)
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) this.i++
+      else break
+    }
+  }
+
+  value (): unknown {
+    const c = this.s[this.i]
+    if (c === '{') return this.object()
+    if (c === '[') return this.array()
+    if (c === '"') return this.string()
+    if (c === 't') return this.literal('true', true)
+    if (c === 'f') return this.literal('false', false)
+    if (c === 'n') return this.literal('null', null)
+    return this.number()
+  }
+
+  literal<T> (word: string, v: T): T {
+    if (!this.s.startsWith(word, this.i)) this.fail(`expected ${word}`)
+    this.i += word.length
+    return v
+  }
+
+  number (): ExactNumber {
+    const m = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/.exec(this.s.slice(this.i, this.i + 1024))
+    if (m === null) return this.fail('expected a value')
+    this.i += m[0].length
+    return new ExactNumber(m[0])
+  }
+
+  string (): string {
+    const start = this.i
+    this.i++
+    while (this.i < this.s.length) {
+      const c = this.s.charCodeAt(this.i)
+      if (c === 0x22) {
+        this.i++
+        return JSON.parse(this.s.slice(start, this.i)) as string
+      }
+      if (c === 0x5c) this.i += 2
+      else if (c < 0x20) this.fail('control character in string')
+      else this.i++
+    }
+    return this.fail('unterminated string')
+  }
+
+  array (): unknown[] {
+    this.i++
+    const items: unknown[] = []
+    this.ws()
+    if (this.s[this.i] === ']') {
+      this.i++
+      return items
+    }
+    for (;;) {
+      this.ws()
+      items.push(this.value())
+      this.ws()
+      const c = this.s[this.i++]
+      if (c === ']') return items
+      if (c !== ',') this.fail('expected , or ]')
+    }
+  }
+
+  object (): Record<string, unknown> {
+    this.i++
+    // Go's map decoding keeps the last value of a duplicated key (so does assignment here)
+    const members: Record<string, unknown> = Object.create(null) as Record<string, unknown>
+    this.ws()
+    if (this.s[this.i] === '}') {
+      this.i++
+      return members
+    }
+    for (;;) {
+      this.ws()
+      if (this.s[this.i] !== '"') this.fail('expected a string key')
+      const key = this.string()
+      this.ws()
+      if (this.s[this.i++] !== ':') this.fail('expected :')
+      this.ws()
+      members[key] = this.value()
+      this.ws()
+      const c = this.s[this.i++]
+      if (c === '}') return members
+      if (c !== ',') this.fail('expected , or }')
+    }
+  }
+}
