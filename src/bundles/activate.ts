@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events'
 import { BundleError, toPortcullisError, type ErrorCode } from '../errors.js'
 import { compileBundle, type CompiledBundle, type EngineOptions } from '../policy/engine.js'
 import { PolicySnapshot } from '../policy/snapshot.js'
-import { rootsOverlap } from './manifest.js'
+import { rootsOverlap } from '../policy/bundle.js'
 import { bundleNameOf, loadBundle, type LoadOptions } from './load.js'
 import type { SignatureStatus } from './verify.js'
 
