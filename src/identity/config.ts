@@ -18,7 +18,7 @@ import { trustDomainProblem } from './spiffe-id.js'
 export const JWT_SVID_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512'] as const
 export type JwtAlgorithm = typeof JWT_SVID_ALGORITHMS[number]
 
-export type X509Source = 'mtls' | 'ext_authz' | 'xfcc'
+export type X509Source = 'mtls' | 'xfcc'
 
 /** SPIFFE bundle endpoint, `https_web` profile (SPIFFE Trust Domain and Bundle §5.2.1). */
 export interface BundleEndpointConfig {
@@ -60,7 +60,7 @@ export interface XfccConfig {
 
 export interface X509SvidConfig {
   enabled: boolean
-  /** Sources checked, in this fixed precedence: mtls > ext_authz > xfcc. */
+  /** Sources checked, in this fixed precedence: mtls > xfcc. */
   sources: X509Source[]
   xfcc: XfccConfig
 }
@@ -127,7 +127,7 @@ export const DEFAULTS = {
   on_rejected: 'deny',
   bundle_endpoint: { timeout_ms: 5000, default_refresh_seconds: 300, min_refresh_seconds: 10, max_refresh_seconds: 86400, initial_backoff_seconds: 1, max_backoff_seconds: 300 },
   xfcc: { trusted_proxies: [] as string[], element: 'last', header: 'x-forwarded-client-cert' },
-  x509_sources: ['mtls', 'ext_authz'] as X509Source[],
+  x509_sources: ['mtls'] as X509Source[],
   jwt_svid: { header: 'authorization', leeway_seconds: 30, algorithms: [...JWT_SVID_ALGORITHMS] as JwtAlgorithm[] },
   oidc: { header: 'authorization', leeway_seconds: 30, timeout_ms: 5000, cooldown_ms: 30_000, max_cache_age_ms: 600_000, algorithms: ['RS256'] as JwtAlgorithm[] },
   cache: { enabled: true, max_entries: 10_000, max_ttl_seconds: 300 },
@@ -301,7 +301,7 @@ export function validateIdentityConfig (raw: unknown, opts: { baseDir?: string }
   const trusted_proxies = strList(xf.trusted_proxies, 'identity.x509_svid.xfcc.trusted_proxies').map((p, i) => cidr(p, `identity.x509_svid.xfcc.trusted_proxies[${i}]`))
   // XFCC is only read when asked for: by default it is a source only once trusted proxies are named.
   const sources = strList(xo.sources, 'identity.x509_svid.sources', trusted_proxies.length > 0 ? [...DEFAULTS.x509_sources, 'xfcc'] : DEFAULTS.x509_sources)
-  for (const [i, s] of sources.entries()) oneOf(s, `identity.x509_svid.sources[${i}]`, ['mtls', 'ext_authz', 'xfcc'] as const, 'mtls')
+  for (const [i, s] of sources.entries()) oneOf(s, `identity.x509_svid.sources[${i}]`, ['mtls', 'xfcc'] as const, 'mtls')
   if (sources.includes('xfcc') && trusted_proxies.length === 0) {
     throw invalid('identity.x509_svid.xfcc.trusted_proxies', 'a non-empty list when sources include xfcc (XFCC is only trusted from named proxies)', xf.trusted_proxies)
   }

@@ -31,7 +31,7 @@ test('a full configuration validates, fills defaults and resolves relative paths
   assert.equal(c.trust_domains['example.org']?.bundle_endpoint?.ca, '/etc/portcullis/tls-ca.pem')
   assert.equal(c.trust_domains['example.org']?.bundle_endpoint?.timeout_ms, 5000)
   assert.equal(c.x509_svid.enabled, true)
-  assert.deepEqual(c.x509_svid.sources, ['mtls', 'ext_authz', 'xfcc'])
+  assert.deepEqual(c.x509_svid.sources, ['mtls', 'xfcc'])
   assert.equal(c.jwt_svid.enabled, true)
   assert.equal(c.jwt_svid.header, 'x-workload-token')
   assert.equal(c.oidc.issuers[0]?.jwks_file, '/etc/portcullis/k8s.json')

@@ -13,7 +13,7 @@ const doc = readFileSync(new URL('../../docs/identity.md', import.meta.url), 'ut
 
 test('every identity YAML example validates', () => {
   const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] as string).filter((b) => b.startsWith('identity:'))
-  assert.ok(blocks.length >= 7, `found ${blocks.length} identity examples`)
+  assert.ok(blocks.length >= 6, `found ${blocks.length} identity examples`)
   for (const b of blocks) {
     const raw = (parseYaml(b) as { identity: unknown }).identity
     assert.doesNotThrow(() => validateIdentityConfig(raw), b)
