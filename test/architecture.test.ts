@@ -28,7 +28,7 @@ const FORBIDDEN: Array<{ from: string, to: string[], why: string }> = [
   { from: 'identity', to: ['decision', 'bundles', 'policy', 'cache', ...TRANSPORTS], why: 'identity verification stands beside policy, below the pipeline' },
   { from: 'cache', to: ['decision', 'bundles', 'policy', 'identity', 'config', ...TRANSPORTS], why: 'the cache stores what the pipeline hands it' },
   { from: 'metrics', to: ['decision', 'bundles', 'policy', 'identity', 'cache', 'config', ...TRANSPORTS], why: 'metrics is a leaf everyone records into' },
-  { from: 'config', to: ['decision', 'bundles', 'policy', 'cache', 'metrics', ...TRANSPORTS], why: 'config/ is read by everything and reads nothing back' },
+  { from: 'config', to: ['decision', 'bundles', 'policy', 'identity', 'cache', 'metrics', ...TRANSPORTS], why: 'config/ is read by everything and reads nothing back' },
   { from: 'decision', to: TRANSPORTS, why: 'nothing below decision/ knows about HTTP or the command line' },
   { from: 'server', to: ['cli', 'envoy'], why: 'transports do not call each other' },
   { from: 'errors', to: ['*'], why: 'the error registry is the bottom of the graph' },

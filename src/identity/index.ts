@@ -14,7 +14,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { IdentityError, type PortcullisError, toPortcullisError } from '../errors.js'
-import type { IdentityConfig } from './config.js'
+import type { IdentityConfig } from '../config/schema.js'
 import { credentialKey, VerifiedCredentialCache, type CacheStats } from './cache.js'
 import { deepFreeze, type IdentityDocument } from './document.js'
 import type { FetchLike, Timers } from './bundle-endpoint.js'
@@ -25,7 +25,9 @@ import { TrustStore, type Logger, type TrustChangeEvent, type TrustDomainStatus 
 
 export type { CredentialContext, IdentityPlugin, PresentedCredential } from './plugins.js'
 export type { IdentityDocument, IdentityType, CredentialSource, X509Details, KubernetesDetails } from './document.js'
-export { validateIdentityConfig, DEFAULTS as IDENTITY_DEFAULTS, JWT_SVID_ALGORITHMS, type IdentityConfig, type TrustDomainConfig, type OidcIssuerConfig, type BundleEndpointConfig } from './config.js'
+export { validateIdentityConfig } from '../config/identity.js'
+export { IDENTITY_DEFAULTS } from '../config/defaults.js'
+export { JWT_SVID_ALGORITHMS, type IdentityConfig, type TrustDomainConfig, type OidcIssuerConfig, type BundleEndpointConfig } from '../config/schema.js'
 export { parseSpiffeId, parseWorkloadSpiffeId, isTrustDomain, type SpiffeId } from './spiffe-id.js'
 export type { TrustChangeEvent, TrustDomainStatus, SourceStatus, Logger } from './trust-store.js'
 export type { CacheStats } from './cache.js'

@@ -9,7 +9,7 @@
  * rejection, never "no credential".
  */
 import { IdentityError } from '../errors.js'
-import type { IdentityConfig } from './config.js'
+import type { IdentityConfig } from '../config/schema.js'
 import type { CredentialSource, IdentityDocument } from './document.js'
 import { peekPayload } from './jwt.js'
 import { verifyJwtSvid } from './jwt-svid.js'

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
 import { codes } from '../../src/errors.js'
-import { validateIdentityConfig } from '../../src/identity/config.js'
+import { validateIdentityConfig } from '../../src/config/identity.js'
 
 const doc = readFileSync(new URL('../../docs/identity.md', import.meta.url), 'utf8')
 
