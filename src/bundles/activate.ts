@@ -9,7 +9,7 @@ import { BundleError, toPortcullisError, type ErrorCode } from '../errors.js'
 import { compileBundle, type CompiledBundle, type EngineOptions } from '../policy/engine.js'
 import { PolicySnapshot } from '../policy/snapshot.js'
 import { silentLogger, type Logger } from '../log.js'
-import { rootsOverlap } from './manifest.js'
+import { rootsOverlap } from '../policy/bundle.js'
 import { bundleNameOf, loadBundle, type LoadOptions } from './load.js'
 import type { SignatureStatus } from './verify.js'
 

@@ -10,19 +10,13 @@ import { createHash } from 'node:crypto'
 import { parse as parseYaml } from 'yaml'
 import { BundleError } from '../errors.js'
 import { DEFAULT_ARCHIVE_LIMITS, readBundleDir, readTarGz, type ArchiveLimits, type BundleFiles } from './archive.js'
-import { isAncestorOf, parseManifest, rootContains, type Manifest } from './manifest.js'
+import { isAncestorOf, rootContains, type PolicyBundle } from '../policy/bundle.js'
+import { parseManifest, type Manifest } from './manifest.js'
 import { verifyBundleSignature, type SignatureStatus, type SigningPolicy } from './verify.js'
 
-export interface Bundle {
-  /** Bundle name: the file name without `.tar.gz`, or the directory name. */
-  name: string
-  /** Where it was read from. */
-  source: string
+/** A loaded, verified and validated bundle: what the engine needs (PolicyBundle) and what status and inspection report. */
+export interface Bundle extends PolicyBundle {
   manifest: Manifest
-  /** The bundle's data documents merged by their directory paths. */
-  data: Record<string, unknown>
-  /** Wasm module bytes by bundle-relative path. */
-  wasmModules: Map<string, Buffer>
   /** Rego source files carried in the bundle (informational: Portcullis evaluates the wasm). */
   regoFiles: string[]
   /** Package paths (`a/b`) declared by the Rego files, where they could be parsed. */

@@ -3,40 +3,12 @@
  * OPA's defaults. Validation follows OPA's rules and names the rule that failed.
  */
 import { BundleError } from '../errors.js'
+import { cleanPath, rootContains, rootsOverlap, type PolicyManifest, type WasmResolver } from '../policy/bundle.js'
 
-export interface WasmResolver {
-  /** Data API path of the rule, e.g. `authz/allow`. */
-  entrypoint: string
-  /** Bundle-relative module file, e.g. `policy.wasm`. */
-  module: string
-}
-
-export interface Manifest {
-  revision: string
-  /** Path prefixes of `data` this bundle owns; `""` owns everything. */
-  roots: string[]
-  wasm: WasmResolver[]
+/** The whole `.manifest`: what the engine reads (PolicyManifest) and what it carries besides. */
+export interface Manifest extends PolicyManifest {
   rego_version?: number
   metadata?: Record<string, unknown>
-}
-
-/** Trims the slashes OPA tolerates around a root or entrypoint. */
-export function cleanPath (p: string): string {
-  return p.replace(/^\/+/, '').replace(/\/+$/, '')
-}
-
-/** True when `root` owns `path` (both slash-separated, no leading slash). */
-export function rootContains (root: string, path: string): boolean {
-  return root === '' || path === root || path.startsWith(root + '/')
-}
-
-/** True when `path` lies strictly above `root` (e.g. `a` above `a/b`). */
-export function isAncestorOf (path: string, root: string): boolean {
-  return root !== '' && (path === '' || root.startsWith(path + '/'))
-}
-
-export function rootsOverlap (a: string, b: string): boolean {
-  return rootContains(a, b) || rootContains(b, a)
 }
 
 export function parseManifest (bytes: Buffer | undefined, source: string): Manifest {

@@ -1,5 +1,5 @@
 /** Every default, in one place. */
-import type { Config } from './schema.js'
+import { JWT_SVID_ALGORITHMS, type BundleEndpointConfig, type Config, type IdentityConfig, type OidcIssuerConfig, type TrustDomainConfig } from './schema.js'
 
 export const DEFAULTS: Config = {
   server: {
@@ -40,4 +40,28 @@ export const DEFAULTS: Config = {
   logging: {
     level: 'info',
   },
+}
+
+/**
+ * Defaults of the `identity` section, applied when the section is present (absent: identity
+ * verification is off). Two depend on other keys and are set by config/identity.ts:
+ * `x509_svid.enabled` (true when the section or a trust domain is configured),
+ * `jwt_svid.enabled` (true when the section is present), and `x509_svid.sources` gains `xfcc`
+ * when trusted proxies are named.
+ */
+export const IDENTITY_DEFAULTS = {
+  section: {
+    on_missing: 'deny',
+    on_rejected: 'deny',
+    trust_domains: {},
+    oidc: { issuers: [] },
+  } satisfies Partial<IdentityConfig>,
+  x509_svid: { sources: ['mtls'] } satisfies Partial<IdentityConfig['x509_svid']>,
+  xfcc: { trusted_proxies: [], element: 'last', header: 'x-forwarded-client-cert' } satisfies IdentityConfig['x509_svid']['xfcc'],
+  jwt_svid: { audiences: [], header: 'authorization', leeway_seconds: 30, algorithms: [...JWT_SVID_ALGORITHMS] } satisfies Omit<IdentityConfig['jwt_svid'], 'enabled'>,
+  trust_domain: { x509_authorities: [], spiffe_bundles: [], jwt_authorities: [] } satisfies TrustDomainConfig,
+  bundle_endpoint: { timeout_ms: 5000, default_refresh_seconds: 300, min_refresh_seconds: 10, max_refresh_seconds: 86400, initial_backoff_seconds: 1, max_backoff_seconds: 300 } satisfies Omit<BundleEndpointConfig, 'url'>,
+  oidc_issuer: { discovery: false, header: 'authorization', leeway_seconds: 30, timeout_ms: 5000, cooldown_ms: 30_000, max_cache_age_ms: 600_000, algorithms: ['RS256'] } satisfies Partial<OidcIssuerConfig>,
+  cache: { enabled: true, max_entries: 10_000, max_ttl_seconds: 300 } satisfies IdentityConfig['cache'],
+  watch: { enabled: true, debounce_ms: 200, use_polling: false } satisfies IdentityConfig['watch'],
 }

@@ -4,34 +4,31 @@
  */
 import { readFileSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
-import { Ajv, type ErrorObject } from 'ajv'
 import { parse as parseYaml } from 'yaml'
 import { deepFreeze } from '../deep-freeze.js'
-import { PortcullisError } from '../errors.js'
 import { DEFAULTS } from './defaults.js'
+import { checkIdentity, prepareIdentity, resolveIdentity } from './identity.js'
 import { ConfigSchema, type Config } from './schema.js'
-import { validateIdentityConfig, type IdentityConfig } from '../identity/config.js'
+import { assertValid, compile, configInvalid as invalid } from './validate.js'
 
-/** The validated configuration, with the identity section validated by its own module. */
-export type ResolvedConfig = Omit<Config, 'identity'> & { identity?: IdentityConfig }
+/** The validated configuration; the identity section is validated by the same schema. */
+export type ResolvedConfig = Config
 
 export interface LoadConfigOptions {
   /** Config file (YAML or JSON). */
   file?: string
   /** Environment to read overrides from (default: process.env). */
   env?: NodeJS.ProcessEnv
-  /** Flag overrides, already in config shape, e.g. `{server: {addr}}`. */
-  overrides?: DeepPartial<Config>
+  /** Flag overrides, already in config shape, e.g. `{server: {addr}}`; `identity` as a file would say it. */
+  overrides?: ConfigOverrides
 }
+
+/** Flag-style overrides: any part of the configuration; `identity` raw, as a file would give it. */
+export type ConfigOverrides = Omit<DeepPartial<Config>, 'identity'> & { identity?: unknown }
 
 export type DeepPartial<T> = { [K in keyof T]?: T[K] extends Record<string, unknown> ? DeepPartial<T[K]> : T[K] }
 
-const ajv = new Ajv({ allErrors: true, strict: false })
-const validate = ajv.compile(ConfigSchema)
-
-function invalid (message: string, key: string): PortcullisError {
-  return new PortcullisError('PORTCULLIS_CONFIG_INVALID', message, { key })
-}
+const validate = compile(ConfigSchema)
 
 function isObject (v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v)
@@ -74,31 +71,6 @@ export function envOverrides (env: NodeJS.ProcessEnv): Record<string, unknown> {
   return out
 }
 
-function describe (e: ErrorObject): string {
-  const key = e.instancePath.replace(/^\//, '').replaceAll('/', '.') || '(root)'
-  switch (e.keyword) {
-    case 'additionalProperties':
-      return `config key ${key === '(root)' ? '' : key + '.'}${String((e.params as { additionalProperty: string }).additionalProperty)} is not a known setting`
-    case 'required':
-      return `config key ${key === '(root)' ? '' : key + '.'}${String((e.params as { missingProperty: string }).missingProperty)} is required`
-    case 'type':
-      return `config key ${key}: expected ${String((e.params as { type: string }).type)}`
-    case 'minimum':
-      return `config key ${key}: expected a number >= ${String((e.params as { limit: number }).limit)}`
-    case 'const':
-    case 'anyOf':
-      return `config key ${key}: expected one of the documented values`
-    default:
-      return `config key ${key}: ${e.message ?? 'invalid'}`
-  }
-}
-
-function keyOf (e: ErrorObject): string {
-  const base = e.instancePath.replace(/^\//, '').replaceAll('/', '.')
-  const extra = (e.params as { additionalProperty?: string, missingProperty?: string }).additionalProperty ?? (e.params as { missingProperty?: string }).missingProperty
-  return [base, extra].filter((s) => s !== undefined && s !== '').join('.')
-}
-
 export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConfig> {
   let raw: unknown = {}
   let base = process.cwd()
@@ -124,11 +96,10 @@ export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConf
   const m = merged as Config
   if (m.server.tls !== undefined) m.server.tls = { ...m.server.tls, client_auth: m.server.tls.client_auth ?? 'request' }
 
-  if (!validate(m)) {
-    const errors = validate.errors ?? []
-    const first = errors[0]
-    throw new PortcullisError('PORTCULLIS_CONFIG_INVALID', errors.map(describe).join('; '), { key: first === undefined ? '' : keyOf(first) })
-  }
+  // Present (even as an empty mapping): identity verification is on, with its defaults.
+  if (Object.hasOwn(m, 'identity')) m.identity = structuredClone(prepareIdentity(m.identity)) as Config['identity']
+
+  assertValid(validate, m)
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p))
   m.bundles.dir = abs(m.bundles.dir)
   if (m.server.tls !== undefined) {
@@ -139,7 +110,9 @@ export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConf
     if (k.key === undefined && k.key_file === undefined) throw invalid(`config key bundles.signing.keys.${id}: needs key or key_file`, `bundles.signing.keys.${id}`)
     if (k.key_file !== undefined) k.key_file = abs(k.key_file)
   }
-  const resolved = m as ResolvedConfig
-  if (m.identity !== undefined) resolved.identity = validateIdentityConfig(m.identity, { baseDir: base })
-  return deepFreeze(resolved)
+  if (m.identity !== undefined) {
+    checkIdentity(m.identity)
+    resolveIdentity(m.identity, base)
+  }
+  return deepFreeze(m)
 }

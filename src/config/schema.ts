@@ -2,7 +2,7 @@
  * The configuration schema: the source of both the TypeScript types and the validation.
  * Every key is documented in docs/configuration.md; unknown keys are rejected.
  */
-import { Type, type Static } from '@sinclair/typebox'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
 
 const Str = (description: string) => Type.String({ description })
 const Int = (description: string, min = 0) => Type.Integer({ description, minimum: min })
@@ -77,6 +77,102 @@ export const LoggingSchema = Type.Object({
   level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { description: 'log level' }),
 }, strict)
 
+/** JWS algorithms the SPIFFE JWT-SVID standard allows (JWT-SVID §3): RS, ES, PS at 256/384/512. */
+export const JWT_SVID_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512'] as const
+export type JwtAlgorithm = typeof JWT_SVID_ALGORITHMS[number]
+
+const Range = (description: string, minimum: number, maximum: number) => Type.Integer({ description, minimum, maximum })
+const NonEmpty = (description: string) => Type.String({ description, minLength: 1 })
+/**
+ * A list of strings where the file may also give one string (`x509_authorities: ca.pem`).
+ * `x-single-is-list` marks it for config/identity.ts, which wraps a lone string before validation.
+ */
+const List = <T extends TSchema>(items: T, description: string, minItems = 0) => Type.Array(items, { description, minItems, 'x-single-is-list': true })
+/** RFC 9110 field-name token; stored lowercase. */
+const HeaderName = (description: string) => Type.String({ description, pattern: "^[!#$%&'*+.^_`|~0-9a-zA-Z-]+$" })
+const Algorithms = (description: string) => List(Type.Union(JWT_SVID_ALGORITHMS.map((a) => Type.Literal(a))), description, 1)
+const DAY_S = 86_400
+
+/** SPIFFE bundle endpoint, `https_web` profile (SPIFFE Trust Domain and Bundle §5.2.1). */
+export const BundleEndpointSchema = Type.Object({
+  url: NonEmpty('https:// URL of the endpoint (plain http only for loopback hosts, for tests)'),
+  ca: Type.Optional(NonEmpty("PEM file of CA certificates for the endpoint's TLS server; default: Node's Web PKI roots")),
+  timeout_ms: Range('request timeout', 1, 600_000),
+  default_refresh_seconds: Range('refresh interval when the bundle carries no spiffe_refresh_hint', 1, 7 * DAY_S),
+  min_refresh_seconds: Range('lower clamp of the refresh hint (a hostile hint cannot hammer us)', 1, 7 * DAY_S),
+  max_refresh_seconds: Range('upper clamp of the refresh hint (a hostile hint cannot starve us)', 1, 7 * DAY_S),
+  initial_backoff_seconds: Range('first retry delay after a failed fetch; doubles per failure', 1, DAY_S),
+  max_backoff_seconds: Range('longest retry delay', 1, DAY_S),
+}, strict)
+
+export const TrustDomainSchema = Type.Object({
+  x509_authorities: List(NonEmpty('file'), "PEM files holding the trust domain's X.509 authorities (CA certificates)"),
+  spiffe_bundles: List(NonEmpty('file'), 'SPIFFE bundle JSON files (JWK Set with use x509-svid / jwt-svid)'),
+  jwt_authorities: List(NonEmpty('file'), 'JWKS files holding JWT-SVID signing keys (use absent, sig or jwt-svid)'),
+  bundle_endpoint: Type.Optional(BundleEndpointSchema),
+}, strict)
+
+export const X509SourceSchema = Type.Union([Type.Literal('mtls'), Type.Literal('xfcc')])
+export type X509Source = Static<typeof X509SourceSchema>
+
+export const XfccSchema = Type.Object({
+  trusted_proxies: List(NonEmpty('address or CIDR'), 'addresses or CIDRs of the proxies (Envoy) allowed to set x-forwarded-client-cert'),
+  element: Type.Union([Type.Literal('last'), Type.Literal('first')], { description: 'which XFCC element names the caller: Envoy appends the client it saw last (APPEND_FORWARD)' }),
+  header: HeaderName('header name'),
+}, strict)
+
+export const X509SvidSchema = Type.Object({
+  enabled: Bool('verify X.509-SVIDs (default: true when the section or a trust domain is configured)'),
+  sources: List(X509SourceSchema, 'sources checked, in this fixed precedence: mtls > xfcc'),
+  xfcc: XfccSchema,
+}, strict)
+
+export const JwtSvidSchema = Type.Object({
+  enabled: Bool('verify JWT-SVIDs (default: true when the section is present)'),
+  audiences: List(NonEmpty('audience'), "audiences Portcullis accepts; a token's aud must contain at least one"),
+  header: HeaderName('header carrying the token: authorization means "Bearer <token>"; any other header carries the bare token'),
+  leeway_seconds: Range('clock skew tolerated for exp / nbf / iat', 0, 300),
+  algorithms: Algorithms('JWS algorithms accepted'),
+}, strict)
+
+export const OidcIssuerSchema = Type.Object({
+  issuer: NonEmpty('exact iss value, e.g. https://kubernetes.default.svc.cluster.local'),
+  audiences: List(NonEmpty('audience'), 'audiences accepted (an OIDC token is only accepted for a named audience)', 1),
+  algorithms: Algorithms('JWS algorithms accepted'),
+  discovery: Bool('keys from {issuer}/.well-known/openid-configuration (exactly one of discovery, jwks_uri, jwks_file)'),
+  jwks_uri: Type.Optional(NonEmpty('https:// URL of the JWK Set')),
+  jwks_file: Type.Optional(NonEmpty('JWK Set file')),
+  header: HeaderName('header carrying the token'),
+  leeway_seconds: Range('clock skew tolerated for exp / nbf / iat', 0, 300),
+  timeout_ms: Range('request timeout', 1, 600_000),
+  cooldown_ms: Range('least time between two key fetches', 0, 86_400_000),
+  max_cache_age_ms: Range('longest keys are used without a refetch', 1, 7 * 86_400_000),
+  ca: Type.Optional(NonEmpty('PEM CA file for the discovery / JWKS https endpoints (default Web PKI roots)')),
+}, strict)
+
+export const IdentitySchema = Type.Object({
+  on_missing: Type.Union([Type.Literal('deny'), Type.Literal('allow')], { description: 'no credential: deny before the policy, or let the policy decide' }),
+  on_rejected: Type.Union([Type.Literal('deny'), Type.Literal('allow')], { description: 'rejected credential: deny before the policy, or let the policy see input.identity_error' }),
+  // SPIFFE ID §2.1: a trust domain name is [a-z0-9.-_], at most 255 bytes (ASCII, so characters).
+  trust_domains: Type.Record(Type.String(), TrustDomainSchema, {
+    description: 'trust bundles by trust domain name',
+    propertyNames: { pattern: '^[a-z0-9._-]+$', maxLength: 255 },
+  }),
+  x509_svid: X509SvidSchema,
+  jwt_svid: JwtSvidSchema,
+  oidc: Type.Object({ issuers: Type.Array(OidcIssuerSchema, { description: 'OIDC issuers (Kubernetes service-account tokens, …)' }) }, strict),
+  cache: Type.Object({
+    enabled: Bool('cache verified credentials'),
+    max_entries: Range('most cached credentials', 1, 10_000_000),
+    max_ttl_seconds: Range("upper bound of an entry's life; each entry also ends at its credential's expiry", 1, DAY_S),
+  }, strict),
+  watch: Type.Object({
+    enabled: Bool('reload trust-bundle files when they change on disk'),
+    debounce_ms: Range('quiet time after a change before reloading', 0, 60_000),
+    use_polling: Bool('poll files instead of file-system events'),
+  }, strict),
+}, strict)
+
 export const ConfigSchema = Type.Object({
   server: ServerSchema,
   bundles: BundlesSchema,
@@ -84,9 +180,13 @@ export const ConfigSchema = Type.Object({
   cache: CacheSchema,
   admin: AdminSchema,
   logging: LoggingSchema,
-  identity: Type.Optional(Type.Unknown({ description: 'identity plugins (see docs/identity.md); absent: identity verification off' })),
+  identity: Type.Optional(IdentitySchema),
 }, strict)
 
 export type Config = Static<typeof ConfigSchema>
 export type ServerConfig = Static<typeof ServerSchema>
 export type BundlesConfig = Static<typeof BundlesSchema>
+export type IdentityConfig = Static<typeof IdentitySchema>
+export type TrustDomainConfig = Static<typeof TrustDomainSchema>
+export type BundleEndpointConfig = Static<typeof BundleEndpointSchema>
+export type OidcIssuerConfig = Static<typeof OidcIssuerSchema>

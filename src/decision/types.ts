@@ -13,8 +13,6 @@ export interface CredentialContext {
   headers?: Record<string, string | string[] | undefined>
   /** The immediate peer's address (for trusted-proxy checks). */
   remoteAddress?: string
-  /** Envoy ext_authz attributes. */
-  envoy?: { sourceCertificate?: string, sourcePrincipal?: string }
 }
 
 export type IdentityOutcome<Doc = Record<string, unknown>> =
@@ -34,7 +32,8 @@ export interface IdentityPolicy {
   onRejected: 'deny' | 'allow'
 }
 
-export type Transport = 'http' | 'http-v0' | 'batch' | 'envoy-grpc' | 'envoy-http' | 'cli'
+/** The metric label of the transport that asked; one value per transport that exists (server/, cli/). */
+export type Transport = 'http' | 'batch' | 'cli'
 
 export interface DecisionRequest {
   /** Data API path, e.g. `authz/allow`. */

@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises'
 import * as http from 'node:http'
 import * as https from 'node:https'
 import { IdentityError } from '../errors.js'
-import type { BundleEndpointConfig } from './config.js'
+import type { BundleEndpointConfig } from '../config/schema.js'
 import { parseSpiffeBundle, type BundleContent } from './bundle.js'
 
 /** A bundle larger than this is refused (a trust bundle is a few KiB). */

@@ -10,23 +10,24 @@
  *   else if (r.kind === 'rejected') { if (verifier.config.on_rejected === 'deny') deny(r.error) else input.identity_error = r.error.toJSON() }
  *   else if (verifier.config.on_missing === 'deny') deny(...)
  *
- * Precedence when several credentials are present: mTLS peer > ext_authz source.certificate >
- * XFCC > JWT-SVID > OIDC. The first one present decides; an invalid one is a rejection.
+ * Precedence when several credentials are present: mTLS peer > XFCC > JWT-SVID > OIDC. The first one present decides; an invalid one is a rejection.
  */
 import { EventEmitter } from 'node:events'
 import { IdentityError, type PortcullisError, toPortcullisError } from '../errors.js'
-import type { IdentityConfig } from './config.js'
+import type { IdentityConfig } from '../config/schema.js'
 import { credentialKey, VerifiedCredentialCache, type CacheStats } from './cache.js'
 import { deepFreeze, type IdentityDocument } from './document.js'
 import type { FetchLike, Timers } from './bundle-endpoint.js'
 import { peekPayload } from './jwt.js'
 import { OidcIssuer, type OidcFetch } from './oidc.js'
-import { extAuthzPlugin, jwtSvidPlugin, mtlsPlugin, oidcPlugin, tokenFromHeader, xfccPlugin, type CredentialContext, type IdentityPlugin } from './plugins.js'
+import { jwtSvidPlugin, mtlsPlugin, oidcPlugin, tokenFromHeader, xfccPlugin, type CredentialContext, type IdentityPlugin } from './plugins.js'
 import { TrustStore, type Logger, type TrustChangeEvent, type TrustDomainStatus } from './trust-store.js'
 
 export type { CredentialContext, IdentityPlugin, PresentedCredential } from './plugins.js'
 export type { IdentityDocument, IdentityType, CredentialSource, X509Details, KubernetesDetails } from './document.js'
-export { validateIdentityConfig, DEFAULTS as IDENTITY_DEFAULTS, JWT_SVID_ALGORITHMS, type IdentityConfig, type TrustDomainConfig, type OidcIssuerConfig, type BundleEndpointConfig } from './config.js'
+export { validateIdentityConfig } from '../config/identity.js'
+export { IDENTITY_DEFAULTS } from '../config/defaults.js'
+export { JWT_SVID_ALGORITHMS, type IdentityConfig, type TrustDomainConfig, type OidcIssuerConfig, type BundleEndpointConfig } from '../config/schema.js'
 export { parseSpiffeId, parseWorkloadSpiffeId, isTrustDomain, type SpiffeId } from './spiffe-id.js'
 export type { TrustChangeEvent, TrustDomainStatus, SourceStatus, Logger } from './trust-store.js'
 export type { CacheStats } from './cache.js'
@@ -99,7 +100,6 @@ export function createIdentityVerifier (config: IdentityConfig, opts: IdentityVe
   if (config.x509_svid.enabled) {
     // Fixed precedence regardless of the order sources are listed in.
     if (config.x509_svid.sources.includes('mtls')) plugins.push(mtlsPlugin(store))
-    if (config.x509_svid.sources.includes('ext_authz')) plugins.push(extAuthzPlugin(store))
     if (config.x509_svid.sources.includes('xfcc')) plugins.push(xfccPlugin(store, config.x509_svid.xfcc))
   }
   if (config.jwt_svid.enabled) plugins.push(jwtSvidPlugin(store, config.jwt_svid, issuers))
@@ -156,9 +156,6 @@ export function createIdentityVerifier (config: IdentityConfig, opts: IdentityVe
       const iss = peekPayload(token)?.iss
       if (iss === undefined) return rejected(new IdentityError('PORTCULLIS_IDENTITY_MALFORMED', `token in ${h} is not a JWT`, { header: h }))
       return rejected(new IdentityError('PORTCULLIS_IDENTITY_ISSUER', `token in ${h} has issuer ${JSON.stringify(iss)}, which is not configured`, { header: h, issuer: iss }))
-    }
-    if (ctx.envoy?.sourcePrincipal !== undefined && ctx.envoy.sourcePrincipal !== '') {
-      logger.debug?.({ principal: ctx.envoy.sourcePrincipal }, 'identity: ext_authz source.principal without source.certificate is not verified; enable include_peer_certificate')
     }
     return { kind: 'none' }
   }

@@ -7,7 +7,7 @@
 import { createLocalJWKSet, jwtVerify, type JWK } from 'jose'
 import { IdentityError } from '../errors.js'
 import type { TrustBundle } from './bundle.js'
-import type { JwtAlgorithm } from './config.js'
+import type { JwtAlgorithm } from '../config/schema.js'
 import type { CredentialSource, IdentityDocument } from './document.js'
 import { audienceList, epochToIso, fromJoseError, inspectToken, precheckKeys } from './jwt.js'
 import { parseWorkloadSpiffeId } from './spiffe-id.js'

@@ -4,7 +4,7 @@
  */
 import { errors as joseErrors, type JWK } from 'jose'
 import { IdentityError, type ErrorCode } from '../errors.js'
-import type { JwtAlgorithm } from './config.js'
+import type { JwtAlgorithm } from '../config/schema.js'
 
 /** Tokens larger than this are refused before any parsing. */
 export const MAX_TOKEN_BYTES = 16 * 1024

@@ -1,7 +1,7 @@
 /**
  * The identity plugin interface and the built-in plugins, in precedence order:
  *
- *   mtls (our own TLS listener) > ext_authz source.certificate > XFCC > JWT-SVID > OIDC
+ *   mtls (our own TLS listener) > XFCC > JWT-SVID > OIDC
  *
  * The first plugin that finds its kind of credential in the request decides: its verified
  * identity or its rejection is the result, and credentials of lower precedence are not read.
@@ -9,7 +9,7 @@
  * rejection, never "no credential".
  */
 import { IdentityError } from '../errors.js'
-import type { IdentityConfig } from './config.js'
+import type { IdentityConfig } from '../config/schema.js'
 import type { CredentialSource, IdentityDocument } from './document.js'
 import { peekPayload } from './jwt.js'
 import { verifyJwtSvid } from './jwt-svid.js'
@@ -28,13 +28,6 @@ export interface CredentialContext {
   headers?: Record<string, string | string[] | undefined>
   /** Address of the direct peer (the proxy, when there is one). */
   remoteAddress?: string
-  /** Envoy ext_authz attributes. */
-  envoy?: {
-    /** attributes.source.certificate: URL-encoded PEM (Envoy include_peer_certificate: true). */
-    sourceCertificate?: string
-    /** attributes.source.principal: informational only, never taken as verified. */
-    sourcePrincipal?: string
-  }
 }
 
 export interface Verified {
@@ -107,29 +100,6 @@ export function mtlsPlugin (store: TrustStore): IdentityPlugin {
       const chain = ctx.peerCertificates
       if (chain === undefined || chain.length === 0) return undefined
       return x509Credential('x509-svid', 'mtls', chain, store)
-    },
-  }
-}
-
-/** URL-encoded PEM (Envoy's encoding of certificates) → DER chain. */
-export function urlEncodedPemChain (value: string, what: string): Buffer[] {
-  let pem: string
-  try {
-    pem = decodeURIComponent(value)
-  } catch {
-    throw new IdentityError('PORTCULLIS_IDENTITY_MALFORMED', `${what} is not valid URL encoding`, { what })
-  }
-  return pemCertificates(pem, what)
-}
-
-/** (c) Envoy ext_authz attributes.source.certificate. source.principal alone is never trusted. */
-export function extAuthzPlugin (store: TrustStore): IdentityPlugin {
-  return {
-    name: 'x509-svid/ext_authz',
-    extract: (ctx) => {
-      const cert = ctx.envoy?.sourceCertificate
-      if (cert === undefined || cert === '') return undefined
-      return x509Credential('x509-svid', 'ext_authz', urlEncodedPemChain(cert, 'ext_authz source.certificate'), store)
     },
   }
 }

@@ -13,7 +13,9 @@ import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { watch, type FSWatcher } from 'chokidar'
 import { IdentityError, toPortcullisError } from '../errors.js'
-import type { TrustDomainConfig, WatchConfig } from './config.js'
+import type { IdentityConfig, TrustDomainConfig } from '../config/schema.js'
+
+type WatchConfig = IdentityConfig['watch']
 import { mergeBundle, parseJwks, parsePemAuthorities, parseSpiffeBundle, type BundleContent, type TrustBundle } from './bundle.js'
 import { BundleEndpointPoller, realTimers, type FetchLike, type Timers } from './bundle-endpoint.js'
 

@@ -6,7 +6,7 @@
 import type { LoadedPolicy } from '@open-policy-agent/opa-wasm'
 import { evaluateOrdered, instantiatePolicy } from './wasm-host.js'
 import { BundleError, PolicyError } from '../errors.js'
-import type { Bundle } from '../bundles/load.js'
+import type { PolicyBundle } from './bundle.js'
 import {
   builtinAvailability, hostBuiltinsFor, registeredBuiltins, runWithContext, StrictBuiltinHalt,
   type BuiltinOptions, type EvalContext,
@@ -33,7 +33,7 @@ export interface CompiledModule {
 
 /** A bundle whose modules compiled and whose builtins are all available. Immutable. */
 export interface CompiledBundle {
-  bundle: Bundle
+  bundle: PolicyBundle
   modules: CompiledModule[]
   /** Entrypoint -> module path (from the manifest). */
   entrypointModule: Map<string, string>
@@ -66,7 +66,7 @@ export function inspectModule (bytes: Uint8Array<ArrayBuffer>, source: string, p
 }
 
 /** Compiles and checks a loaded bundle. Throws a BundleError naming the module, builtin or entrypoint. */
-export function compileBundle (bundle: Bundle, opts: EngineOptions = {}): CompiledBundle {
+export function compileBundle (bundle: PolicyBundle, opts: EngineOptions = {}): CompiledBundle {
   const modules: CompiledModule[] = []
   const builtins = new Set<string>()
   let cacheable = true

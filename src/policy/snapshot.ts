@@ -5,7 +5,7 @@
  * once at its start, so it finishes on the revision it began with.
  */
 import { PolicyError } from '../errors.js'
-import { cleanPath, isAncestorOf, rootContains } from '../bundles/manifest.js'
+import { cleanPath, isAncestorOf, rootContains } from './bundle.js'
 import type { CompiledBundle } from './engine.js'
 import { ModuleInstance } from './engine.js'
 import { createEvalContext, type EvalContext } from './builtins/index.js'

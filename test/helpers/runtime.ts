@@ -3,7 +3,7 @@ import { cpSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
-import { loadConfig, type DeepPartial } from '../../src/config/load.js'
+import { loadConfig, type ConfigOverrides } from '../../src/config/load.js'
 import type { Config } from '../../src/config/schema.js'
 import { createRuntime, type Runtime } from '../../src/server/runtime.js'
 
@@ -13,7 +13,7 @@ export function bundlesCopy (): string {
   return dir
 }
 
-export async function startRuntime (overrides: DeepPartial<Config> & { identity?: unknown } = {}, opts: { listen?: boolean } = {}): Promise<{ runtime: Runtime, url: string, close: () => Promise<void> }> {
+export async function startRuntime (overrides: ConfigOverrides = {}, opts: { listen?: boolean } = {}): Promise<{ runtime: Runtime, url: string, close: () => Promise<void> }> {
   const dir = bundlesCopy()
   const o = overrides as Record<string, Record<string, unknown> | undefined>
   const config = loadConfig({
@@ -23,7 +23,7 @@ export async function startRuntime (overrides: DeepPartial<Config> & { identity?
       server: { addr: '127.0.0.1:0', workers: 1, ...o.server },
       bundles: { dir, debounce_ms: 50, stability_ms: 100, ...o.bundles },
       logging: { level: 'silent' },
-    } as DeepPartial<Config>,
+    } as ConfigOverrides,
   })
   const runtime = await createRuntime(config, {}, { logger: pino({ level: 'silent' }) })
   const url = opts.listen === false ? '' : await runtime.start()

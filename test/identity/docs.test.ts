@@ -7,13 +7,13 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
 import { codes } from '../../src/errors.js'
-import { validateIdentityConfig } from '../../src/identity/config.js'
+import { validateIdentityConfig } from '../../src/config/identity.js'
 
 const doc = readFileSync(new URL('../../docs/identity.md', import.meta.url), 'utf8')
 
 test('every identity YAML example validates', () => {
   const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] as string).filter((b) => b.startsWith('identity:'))
-  assert.ok(blocks.length >= 7, `found ${blocks.length} identity examples`)
+  assert.ok(blocks.length >= 6, `found ${blocks.length} identity examples`)
   for (const b of blocks) {
     const raw = (parseYaml(b) as { identity: unknown }).identity
     assert.doesNotThrow(() => validateIdentityConfig(raw), b)

@@ -71,13 +71,6 @@ describe('verifier: positive case for every source', () => {
     assert.ok(Object.isFrozen(id) && Object.isFrozen(id.x509))
   })
 
-  test('ext_authz source.certificate (URL-encoded PEM with the chain)', async (t) => {
-    const v = makeVerifier(t)
-    const id = verified(await v.verify({ envoy: { sourceCertificate: urlEncodePem(pemOf(td.leaf, td.intermediate)), sourcePrincipal: SUB } }))
-    assert.equal(id.source, 'ext_authz')
-    assert.equal(id.spiffe_id, SUB)
-  })
-
   test('XFCC from a trusted proxy: the last element is the caller', async (t) => {
     const v = makeVerifier(t)
     const other = await makeLeaf({ issuer: td.intermediate, uris: ['spiffe://example.org/ns/edge/sa/gateway'] })
@@ -145,17 +138,6 @@ describe('verifier: positive case for every source', () => {
       assert.equal(rejectedCode(await v.verify({ headers: { 'x-forwarded-client-cert': `URI=${SUB}` }, remoteAddress: '127.0.0.1' })), 'PORTCULLIS_IDENTITY_MALFORMED')
     })
 
-    test('ext_authz source.principal alone is not an identity', async (t) => {
-      const v = makeVerifier(t)
-      assert.deepEqual(await v.verify({ envoy: { sourcePrincipal: SUB } }), { kind: 'none' })
-    })
-
-    test('malformed PEM from ext_authz → MALFORMED', async (t) => {
-      const v = makeVerifier(t)
-      assert.equal(rejectedCode(await v.verify({ envoy: { sourceCertificate: urlEncodePem('-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n') } })), 'PORTCULLIS_IDENTITY_MALFORMED')
-      assert.equal(rejectedCode(await v.verify({ envoy: { sourceCertificate: '%E0%A4%A' } })), 'PORTCULLIS_IDENTITY_MALFORMED')
-    })
-
     test('a token of no configured issuer → ISSUER; garbage bearer → MALFORMED; repeated header → MALFORMED', async (t) => {
       const v = makeVerifier(t, { now: T0 }, { jwt_svid: { enabled: false, audiences: ['portcullis'] } })
       const foreign = await signJwt(k8sKey, { iss: 'https://accounts.example', sub: 'u', aud: 'portcullis', exp: epoch(HOUR) })
@@ -173,7 +155,7 @@ describe('verifier: positive case for every source', () => {
     })
   })
 
-  describe('precedence: mtls > ext_authz > xfcc > jwt-svid > oidc', () => {
+  describe('precedence: mtls > xfcc > jwt-svid > oidc', () => {
     test('a valid mTLS chain wins over a bearer token; an invalid one is a rejection even with a valid token', async (t) => {
       const v = makeVerifier(t)
       const token = await signJwt(svidKey, { sub: 'spiffe://example.org/other', aud: 'portcullis', exp: epoch(HOUR) })
@@ -182,12 +164,12 @@ describe('verifier: positive case for every source', () => {
       assert.equal(rejectedCode(await v.verify({ peerCertificates: [td.leaf.der], headers: { authorization: `Bearer ${token}` } })), 'PORTCULLIS_IDENTITY_UNTRUSTED')
     })
 
-    test('ext_authz certificate beats XFCC; XFCC beats JWT-SVID', async (t) => {
+    test('an mTLS chain beats XFCC; XFCC beats JWT-SVID', async (t) => {
       const v = makeVerifier(t)
       const token = await signJwt(svidKey, { sub: SUB, aud: 'portcullis', exp: epoch(HOUR) })
       const xfcc = xfccFor(pemOf(td.leaf, td.intermediate), td.leaf.pem, td.leaf.der)
-      const both = await v.verify({ envoy: { sourceCertificate: urlEncodePem(pemOf(td.leaf, td.intermediate)) }, headers: { 'x-forwarded-client-cert': xfcc, authorization: `Bearer ${token}` }, remoteAddress: '127.0.0.1' })
-      assert.equal(verified(both).source, 'ext_authz')
+      const both = await v.verify({ peerCertificates: td.chain, headers: { 'x-forwarded-client-cert': xfcc, authorization: `Bearer ${token}` }, remoteAddress: '127.0.0.1' })
+      assert.equal(verified(both).source, 'mtls')
       const r = await v.verify({ headers: { 'x-forwarded-client-cert': xfcc, authorization: `Bearer ${token}` }, remoteAddress: '127.0.0.1' })
       assert.equal(verified(r).source, 'xfcc')
     })

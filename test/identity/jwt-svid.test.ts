@@ -8,7 +8,7 @@ import { KeyObject, sign as nodeSign, createHmac } from 'node:crypto'
 import { SignJWT } from 'jose'
 import { mergeBundle, parseSpiffeBundle, type TrustBundle } from '../../src/identity/bundle.js'
 import { verifyJwtSvid, type JwtSvidOptions } from '../../src/identity/jwt-svid.js'
-import { JWT_SVID_ALGORITHMS } from '../../src/identity/config.js'
+import { JWT_SVID_ALGORITHMS } from '../../src/config/schema.js'
 import { epoch, HOUR, makeJwtKey, signJwt, spiffeBundle, T0, type JwtKey } from './support/pki.js'
 
 const SUB = 'spiffe://example.org/ns/prod/sa/api'

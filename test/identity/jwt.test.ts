@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { audienceList, inspectToken, keyFitsAlgorithm, peekPayload, precheckKeys } from '../../src/identity/jwt.js'
-import { JWT_SVID_ALGORITHMS } from '../../src/identity/config.js'
+import { JWT_SVID_ALGORITHMS } from '../../src/config/schema.js'
 
 const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url')
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { tokenFromHeader, urlEncodedPemChain } from '../../src/identity/plugins.js'
+import { tokenFromHeader } from '../../src/identity/plugins.js'
 
 test('tokenFromHeader: Bearer scheme (case-insensitive), other schemes are not ours, bare tokens in other headers', () => {
   assert.equal(tokenFromHeader({ headers: { authorization: 'Bearer abc.def.ghi' } }, 'authorization'), 'abc.def.ghi')
@@ -17,9 +17,4 @@ test('tokenFromHeader: empty or repeated credentials are MALFORMED', () => {
   assert.throws(() => tokenFromHeader({ headers: { authorization: 'Bearer ' } }, 'authorization'), { code })
   assert.throws(() => tokenFromHeader({ headers: { authorization: ['Bearer a', 'Bearer b'] } }, 'authorization'), { code })
   assert.throws(() => tokenFromHeader({ headers: { 'x-token': '  ' } }, 'x-token'), { code })
-})
-
-test('urlEncodedPemChain: bad URL encoding or PEM is MALFORMED', () => {
-  assert.throws(() => urlEncodedPemChain('%ZZ', 'x'), { code: 'PORTCULLIS_IDENTITY_MALFORMED' })
-  assert.throws(() => urlEncodedPemChain(encodeURIComponent('not pem'), 'x'), { code: 'PORTCULLIS_IDENTITY_MALFORMED' })
 })

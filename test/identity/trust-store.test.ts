@@ -8,7 +8,7 @@ import { once } from 'node:events'
 import { renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { TrustStore, type TrustChangeEvent } from '../../src/identity/trust-store.js'
-import type { TrustDomainConfig } from '../../src/identity/config.js'
+import type { TrustDomainConfig } from '../../src/config/schema.js'
 import { makeCa, makeJwtKey, spiffeBundle, T0, tempDir, write, type Issued, type JwtKey } from './support/pki.js'
 
 let caA: Issued

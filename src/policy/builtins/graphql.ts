@@ -15,6 +15,28 @@ const gql = require('graphql') as typeof GraphQL
 
 const schemas = new Map<string, GraphQL.GraphQLSchema | undefined>()
 
+/**
+ * gqlparser's validator/rules/known_root_type.go: an operation whose root type the schema
+ * does not define ("mutation" without a Mutation type) is invalid. graphql-js 16's specified
+ * rules leave this to execution (17 added KnownOperationTypesRule, but 17 needs Node 22).
+ */
+function knownRootType (ctx: GraphQL.ValidationContext): GraphQL.ASTVisitor {
+  return {
+    OperationDefinition (node) {
+      if (ctx.getSchema()?.getRootType(node.operation) === undefined) {
+        ctx.reportError(new gql.GraphQLError(`Schema does not support operation type "${node.operation}"`, { nodes: node }))
+      }
+    },
+  }
+}
+
+const QUERY_RULES = [...gql.specifiedRules, knownRootType]
+
+/** True when the query document is valid against the schema under gqlparser's rules. */
+function queryIsValid (schema: GraphQL.GraphQLSchema, doc: GraphQL.DocumentNode): boolean {
+  return gql.validate(schema, doc, QUERY_RULES).length === 0
+}
+
 function schemaOf (b: string, s: unknown): GraphQL.GraphQLSchema | undefined {
   if (s !== null && typeof s === 'object') throw new BuiltinError(b, 'schema ASTs (objects) are not supported, pass the schema text')
   if (typeof s !== 'string') return undefined
@@ -202,7 +224,7 @@ function parseAndValidate (b: string, q: unknown, s: unknown): [unknown, unknown
   const sd = parseSchemaText(b, s) ?? EMPTY_DOC
   const schema = schemaOf(b, s)
   if (schema === undefined) throw new BuiltinError(b, 'invalid GraphQL schema')
-  if (qd.definitions.length > 0 && gql.validate(schema, qd).length > 0) throw new BuiltinError(b, 'GraphQL query is not valid against the schema')
+  if (qd.definitions.length > 0 && !queryIsValid(schema, qd)) throw new BuiltinError(b, 'GraphQL query is not valid against the schema')
   return [prune(queryDoc(qd)), prune(schemaDoc(sd))]
 }
 
@@ -258,7 +280,7 @@ export const graphqlBuiltins: BuiltinSpec[] = [
       if (schema === undefined) return false
       if (q.trim() === '') return true
       try {
-        return gql.validate(schema, gql.parse(q)).length === 0
+        return queryIsValid(schema, gql.parse(q))
       } catch {
         return false
       }

@@ -1,0 +1,55 @@
+/**
+ * What the policy engine needs of a bundle, and the rules for Data API paths against a
+ * bundle's roots. Dependencies point down: `bundles/` reads, verifies and validates a bundle and
+ * hands the engine a value of this shape (its `Bundle` is one); `policy/` never imports
+ * `bundles/` back (test/architecture.test.ts checks it).
+ */
+
+/** A manifest `wasm` entry (OPA v1/bundle/bundle.go WasmResolver). */
+export interface WasmResolver {
+  /** Data API path of the rule, e.g. `authz/allow`. */
+  entrypoint: string
+  /** Bundle-relative module file, e.g. `policy.wasm`. */
+  module: string
+}
+
+/** The parts of a bundle's `.manifest` the engine reads (bundles/manifest.ts parses the whole). */
+export interface PolicyManifest {
+  revision: string
+  /** Path prefixes of `data` this bundle owns; `""` owns everything. Cleaned (see cleanPath). */
+  roots: string[]
+  wasm: WasmResolver[]
+}
+
+/** A validated bundle as the engine consumes it: immutable once handed over. */
+export interface PolicyBundle {
+  /** Bundle name: the file name without `.tar.gz`, or the directory name. */
+  name: string
+  /** Where it was read from (named in errors). */
+  source: string
+  manifest: PolicyManifest
+  /** The bundle's data documents merged by their directory paths. */
+  data: Record<string, unknown>
+  /** Wasm module bytes by bundle-relative path. */
+  wasmModules: Map<string, Buffer>
+}
+
+/** Trims the slashes OPA tolerates around a root, an entrypoint or a Data API path. */
+export function cleanPath (p: string): string {
+  return p.replace(/^\/+/, '').replace(/\/+$/, '')
+}
+
+/** True when `root` owns `path` (both slash-separated, no leading slash). */
+export function rootContains (root: string, path: string): boolean {
+  return root === '' || path === root || path.startsWith(root + '/')
+}
+
+/** True when `path` lies strictly above `root` (e.g. `a` above `a/b`). */
+export function isAncestorOf (path: string, root: string): boolean {
+  return root !== '' && (path === '' || root.startsWith(path + '/'))
+}
+
+/** OPA: two roots overlap when either owns the other; bundles' roots must not. */
+export function rootsOverlap (a: string, b: string): boolean {
+  return rootContains(a, b) || rootContains(b, a)
+}
