@@ -1,5 +1,5 @@
 /**
- * THE decision pipeline. Every transport (the HTTP Data API and its batch route) calls
+ * THE decision pipeline. Every transport (the HTTP Data API and its batch route, portcullis eval) calls
  * `DecisionService.decide()`; nothing below this file knows about HTTP.
  *
  *   1. snapshot   take the active PolicySnapshot once: the decision finishes on the revision
