@@ -211,7 +211,13 @@ export class DecisionService {
       if (error.status >= 500) this.#log.error({ ...fields, err: error.cause ?? error }, `decision failed: ${error.message}`)
       else this.#log.warn(fields, `decision refused: ${error.message}`)
       reported.add(error)
-      this.#audit?.({ error, request: req, decision_id: decisionId, timestamp, bundles: snapshot.revisions(), input })
+      try {
+        this.#audit?.({ error, request: req, decision_id: decisionId, timestamp, bundles: snapshot.revisions(), input })
+      } catch (auditErr) {
+        // the audit hook failed on this failure too: a second fault, logged as such; the
+        // caller still gets this decision's error, never the hook's
+        this.#log.error({ decision_id: decisionId, code: 'PORTCULLIS_INTERNAL', component: 'audit', err: auditErr }, 'the audit hook failed to record a failed decision')
+      }
       throw error
     }
   }
