@@ -165,11 +165,13 @@ export class DataApi {
    * (with its decision_id). Never a decision.
    */
   failure (err: unknown, requestId?: string): Failure {
+    let logged = wasReported(err)
     const { error, body } = errorResponse(err, this.#bodyLimit, (unknown) => {
+      logged = true
       this.#log.error({ code: 'PORTCULLIS_INTERNAL', request_id: requestId, err: unknown }, 'unexpected error while answering a request')
     })
     this.#metrics?.requestErrors.inc({ code: error.code })
-    if (!wasReported(error) && error.code !== 'PORTCULLIS_INTERNAL') {
+    if (!logged) {
       const fields = { code: error.code, request_id: requestId, details: error.details }
       if (error.status >= 500) this.#log.error({ ...fields, err: error.cause ?? error }, `request failed: ${error.message}`)
       else this.#log.warn(fields, `request refused: ${error.message}`)
