@@ -39,6 +39,17 @@ describe('OPA Data API', () => {
     assert.equal(bad.json().code, 'invalid_parameter')
   })
 
+  // Regression: the cache key once joined its parts with NUL and marked strict mode as
+  // path + "\0strict", so this non-strict request stored "undefined" where the strict caller read.
+  test('cache poisoning through an encoded NUL: refused, and the strict answer stays true', async () => {
+    const poison = await post('/v1/data/authz/decision/allow%00strict', { input: order })
+    assert.equal(poison.statusCode, 400)
+    assert.equal(poison.json().portcullis_code, 'PORTCULLIS_PATH_INVALID')
+    const strict = await post('/v1/data/authz/decision/allow?strict-builtin-errors=true', { input: order })
+    assert.equal(strict.statusCode, 200)
+    assert.equal(strict.json().result, true)
+  })
+
   test('an undefined decision is 200 without a result key', async () => {
     const r = await post('/v1/data/authz/decision/nothing', { input: order })
     assert.equal(r.statusCode, 200)
