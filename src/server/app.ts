@@ -9,10 +9,9 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import compress from '@fastify/compress'
 import type { BundleManager } from '../bundles/activate.js'
 import type { DecisionService } from '../decision/decide.js'
-import { PortcullisError } from '../errors.js'
 import { errorResponse } from './error-response.js'
 import { withFastDataRoute } from './fast-data.js'
-import { peerChain } from './plugins/credentials.js'
+import { withClientCertificateGate, type ClientCertificateGate } from './tls.js'
 import type { Metrics } from '../metrics/index.js'
 import { registerBodyHandling } from './plugins/body.js'
 import { dataRoutes } from './routes/data.js'
@@ -37,8 +36,8 @@ export interface BuildOptions {
   keepAliveTimeoutMs?: number
   defaultDecision?: string
   adminAuthzPath?: string
-  /** Refuse requests without a client certificate (TLS client_auth: require). */
-  requireClientCertificate?: boolean
+  /** Judges TLS client certificates before any route answers (TLS client_auth request / require). */
+  clientCertificates?: ClientCertificateGate
   /** Answer plain `POST /v1/data/{path}` requests without the framework (fast-data.ts); default true. */
   fastDataRoute?: boolean
   /** HTTPS options (TLS listener); fastify creates an https server when present. */
@@ -68,16 +67,25 @@ export function build (opts: BuildOptions): FastifyInstance {
     // Our own server so Node checks request timeouts often enough to matter (its default
     // check interval is 30 s, far longer than a decision request may take).
     serverFactory: (fastifyHandler) => {
-      const handler = opts.fastDataRoute === false
+      const routes = opts.fastDataRoute === false
         ? fastifyHandler
         : withFastDataRoute(fastifyHandler, {
           decisions: opts.decisions,
           ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}),
           bodyLimit,
           maxDepth,
-          requireClientCertificate: opts.requireClientCertificate === true,
+          requireClientCertificate: opts.clientCertificates?.required === true,
           isClosing: () => closing,
           genReqId,
+        })
+      const gate = opts.clientCertificates
+      const handler = gate === undefined
+        ? routes
+        : withClientCertificateGate(routes, gate, (res, err) => {
+          const { error, body } = errorResponse(err, bodyLimit)
+          opts.metrics?.requestErrors.inc({ code: error.code })
+          res.writeHead(error.status, { 'content-type': 'application/json; charset=utf-8', 'connection': 'close' })
+          res.end(JSON.stringify(body))
         })
       const serverOpts = {
         requestTimeout,
@@ -91,16 +99,6 @@ export function build (opts: BuildOptions): FastifyInstance {
   const metrics = opts.metrics
 
   app.addHook('preClose', (done) => { closing = true; done() })
-  if (opts.requireClientCertificate === true) {
-    app.addHook('onRequest', (request, _reply, done) => {
-      const chain = peerChain(request.raw.socket)
-      if (chain === undefined || chain.length === 0) {
-        done(new PortcullisError('PORTCULLIS_IDENTITY_REQUIRED', 'this listener requires a client certificate', {}))
-        return
-      }
-      done()
-    })
-  }
   registerBodyHandling(app, { maxDepth })
   if (metrics !== undefined) {
     app.addHook('onResponse', (request, reply, done) => {
