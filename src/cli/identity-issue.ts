@@ -98,19 +98,24 @@ export const identityIssueCommand: Command = {
       if ((values.jwt === true) === (values.x509 === true)) throw new UsageError('give exactly one of --jwt and --x509')
       const spiffeId = values['spiffe-id']
       if (spiffeId === undefined) throw new UsageError('--spiffe-id is required')
+      const ttlSeconds = parseTtl(values.ttl ?? (values.jwt === true ? '5m' : '1h'))
       const demo = values.demo === true
       const dir = demoTrustDomainDir()
       if (demo) {
         if (values['jwt-key'] !== undefined || values['ca-cert'] !== undefined || values['ca-key'] !== undefined || values.kid !== undefined) throw new UsageError('--demo replaces --jwt-key, --kid, --ca-cert and --ca-key')
-        io.stderr.write(`WARNING: --demo signs with the DEMO-ONLY trust domain ${DEMO_TRUST_DOMAIN} (${dir}); its private keys are public. Never trust it outside a demo.\n`)
+      }
+      // after every usage check, so a usage error is the only line a mistyped command prints
+      const warnDemo = (): void => {
+        if (demo) io.stderr.write(`WARNING: --demo signs with the DEMO-ONLY trust domain ${DEMO_TRUST_DOMAIN} (${dir}); its private keys are public. Never trust it outside a demo.\n`)
       }
 
       if (values.jwt === true) {
         if (values['out-cert'] !== undefined || values['out-key'] !== undefined || values['ca-cert'] !== undefined || values['ca-key'] !== undefined) throw new UsageError('--out-cert, --out-key, --ca-cert and --ca-key are for --x509')
         const keyFile = demo ? join(dir, DEMO_FILES.jwtKey) : values['jwt-key']
         if (keyFile === undefined) throw new UsageError('--jwt needs --jwt-key (or --demo)')
+        warnDemo()
         const key = await loadJwtSigningKey(await readKeyFile(keyFile, '--jwt-key'), values.kid)
-        const { token } = await issueJwtSvid(key, spiffeId, { audience: values.audience ?? ['portcullis'], ttlSeconds: parseTtl(values.ttl ?? '5m') })
+        const { token } = await issueJwtSvid(key, spiffeId, { audience: values.audience ?? ['portcullis'], ttlSeconds })
         if (values.out !== undefined) await writeFile(values.out, token + '\n', { mode: 0o600 })
         else io.stdout.write(token + '\n')
         return EXIT_OK
@@ -123,8 +128,9 @@ export const identityIssueCommand: Command = {
       const outCert = values['out-cert']
       const outKey = values['out-key']
       if (outCert === undefined || outKey === undefined) throw new UsageError('--x509 needs --out-cert and --out-key')
+      warnDemo()
       const ca = await loadSigningCa(await readKeyFile(certFile, '--ca-cert'), await readKeyFile(caKeyFile, '--ca-key'))
-      const svid = await issueX509Svid(ca, spiffeId, { ttlSeconds: parseTtl(values.ttl ?? '1h') })
+      const svid = await issueX509Svid(ca, spiffeId, { ttlSeconds })
       await writeFile(outKey, svid.keyPem, { mode: 0o600 })
       await writeFile(outCert, svid.certPem)
       io.stderr.write(`issued ${spiffeId}, valid until ${svid.notAfter.toISOString()}: ${outCert}, ${outKey}\n`)
