@@ -8,6 +8,7 @@ import { bundleInspectCommand } from './bundle-inspect.js'
 import { bundleVerifyCommand } from './bundle-verify.js'
 import { serveCommand } from './serve.js'
 import { identityVerifyCommand } from './identity-verify.js'
+import { identityIssueCommand } from './identity-issue.js'
 
 /** Command table: "group sub" names for two-word commands. */
 export const commands: Record<string, Command> = {
@@ -16,6 +17,7 @@ export const commands: Record<string, Command> = {
   'bundle inspect': bundleInspectCommand,
   'bundle verify': bundleVerifyCommand,
   'identity verify': identityVerifyCommand,
+  'identity issue': identityIssueCommand,
 }
 
 function help (): string {

@@ -8,7 +8,7 @@ import { parse as parseYaml } from 'yaml'
 import { deepFreeze } from '../deep-freeze.js'
 import { DEFAULTS } from './defaults.js'
 import { checkIdentity, prepareIdentity, resolveIdentity } from './identity.js'
-import { ConfigSchema, type Config } from './schema.js'
+import { ConfigSchema, type Config, type IdentityConfig } from './schema.js'
 import { assertValid, compile, configInvalid as invalid } from './validate.js'
 
 /** The validated configuration; the identity section is validated by the same schema. */
@@ -71,6 +71,18 @@ export function envOverrides (env: NodeJS.ProcessEnv): Record<string, unknown> {
   return out
 }
 
+/**
+ * A TLS listener that asks for client certificates must be able to verify them: against its
+ * own CA file, or as X.509-SVIDs against trust domains that can hold X.509 authorities.
+ * (Whether those sources actually hold any is known only once loaded; an empty bundle then
+ * rejects every certificate: fail closed.)
+ */
+function canVerifyClientCertificates (clientCaFile: string | undefined, identity: IdentityConfig | undefined): boolean {
+  if (clientCaFile !== undefined) return true
+  if (identity === undefined || !identity.x509_svid.enabled) return false
+  return Object.values(identity.trust_domains).some((td) => td.x509_authorities.length > 0 || td.spiffe_bundles.length > 0 || td.bundle_endpoint !== undefined)
+}
+
 export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConfig> {
   let raw: unknown = {}
   let base = process.cwd()
@@ -94,6 +106,8 @@ export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConf
   let merged: unknown = structuredClone(DEFAULTS)
   for (const layer of layered) merged = merge(merged, layer)
   const m = merged as Config
+  // client_auth left unset is filled in below, once it is known what certificates could be verified against.
+  const clientAuthSet = m.server.tls?.client_auth !== undefined
   if (m.server.tls !== undefined) m.server.tls = { ...m.server.tls, client_auth: m.server.tls.client_auth ?? 'request' }
 
   // Present (even as an empty mapping): identity verification is on, with its defaults.
@@ -105,6 +119,7 @@ export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConf
   if (m.server.tls !== undefined) {
     m.server.tls.cert_file = abs(m.server.tls.cert_file)
     m.server.tls.key_file = abs(m.server.tls.key_file)
+    if (m.server.tls.client_ca_file !== undefined) m.server.tls.client_ca_file = abs(m.server.tls.client_ca_file)
   }
   for (const [id, k] of Object.entries(m.bundles.signing.keys)) {
     if (k.key === undefined && k.key_file === undefined) throw invalid(`config key bundles.signing.keys.${id}: needs key or key_file`, `bundles.signing.keys.${id}`)
@@ -113,6 +128,13 @@ export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConf
   if (m.identity !== undefined) {
     checkIdentity(m.identity)
     resolveIdentity(m.identity, base)
+  }
+  const tls = m.server.tls
+  if (tls !== undefined && !canVerifyClientCertificates(tls.client_ca_file, m.identity)) {
+    if (!clientAuthSet) tls.client_auth = 'none'
+    else if (tls.client_auth !== 'none') {
+      throw invalid(`config key server.tls.client_auth: ${tls.client_auth} needs something to verify client certificates against: server.tls.client_ca_file, or identity.trust_domains with X.509 authorities (and identity.x509_svid enabled)`, 'server.tls.client_auth')
+    }
   }
   return deepFreeze(m)
 }

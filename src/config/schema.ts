@@ -13,8 +13,9 @@ export const ServerTlsSchema = Type.Object({
   cert_file: Str('PEM server certificate (chain) file; reloaded when it changes'),
   key_file: Str('PEM private key file; reloaded when it changes'),
   client_auth: Type.Union([Type.Literal('none'), Type.Literal('request'), Type.Literal('require')], {
-    description: 'none: no client certificates; request: verify one if presented (X.509-SVID plugin); require: refuse requests without a verified client certificate',
+    description: 'none: no client certificates; request: a presented certificate must verify (else the request is refused); require: refuse requests without a verified client certificate. Verified against client_ca_file, else as an X.509-SVID against identity.trust_domains; with neither, request/require refuse to start',
   }),
+  client_ca_file: Type.Optional(Str('PEM CA certificates client certificates must chain to, checked by the TLS layer; absent: client certificates are verified as X.509-SVIDs against identity.trust_domains')),
 }, strict)
 
 export const ServerSchema = Type.Object({

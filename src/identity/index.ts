@@ -22,6 +22,7 @@ import { peekPayload } from './jwt.js'
 import { OidcIssuer, type OidcFetch } from './oidc.js'
 import { jwtSvidPlugin, mtlsPlugin, oidcPlugin, tokenFromHeader, xfccPlugin, type CredentialContext, type IdentityPlugin } from './plugins.js'
 import { TrustStore, type Logger, type TrustChangeEvent, type TrustDomainStatus } from './trust-store.js'
+import { verifyX509Svid, type X509Verification } from './x509-svid.js'
 
 export type { CredentialContext, IdentityPlugin, PresentedCredential } from './plugins.js'
 export type { IdentityDocument, IdentityType, CredentialSource, X509Details, KubernetesDetails } from './document.js'
@@ -60,6 +61,12 @@ export interface IdentityVerifier {
   /** Resolves when every trust source has been tried once (see status() for failures). */
   readonly ready: Promise<void>
   verify: (ctx: CredentialContext) => Promise<IdentityResult>
+  /**
+   * Verifies a DER chain (leaf first) as an X.509-SVID against the trust domains' X.509
+   * authorities, whatever the configured sources: the TLS listener's client-certificate check.
+   * @throws IdentityError with a PORTCULLIS_IDENTITY_* code.
+   */
+  verifyX509Svid: (chain: readonly Uint8Array[]) => Promise<X509Verification>
   status: () => IdentityStatus
   /** 'trust-change' fires after a trust bundle changed and the cache was emptied. */
   on: (event: 'trust-change', listener: (ev: TrustChangeEvent) => void) => IdentityVerifier
@@ -164,6 +171,10 @@ export function createIdentityVerifier (config: IdentityConfig, opts: IdentityVe
     config,
     ready: store.ready,
     verify,
+    verifyX509Svid: async (chain) => {
+      await store.ready
+      return await verifyX509Svid(chain, (td) => store.bundle(td), now(), 'mtls')
+    },
     status: () => {
       const all = store.status()
       const trust_domains: Record<string, TrustDomainStatus> = {}

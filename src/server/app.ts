@@ -13,7 +13,7 @@ import { PortcullisError } from '../errors.js'
 import { DataApi, JSON_TYPE } from './data-api.js'
 import { silentLogger, type Logger } from '../log.js'
 import { withFastDataRoute } from './fast-data.js'
-import { peerChain } from './plugins/credentials.js'
+import { withClientCertificateGate, type ClientCertificateGate } from './tls.js'
 import type { Metrics } from '../metrics/index.js'
 import { registerBodyHandling } from './plugins/body.js'
 import { dataRoutes } from './routes/data.js'
@@ -38,8 +38,8 @@ export interface BuildOptions {
   keepAliveTimeoutMs?: number
   defaultDecision?: string
   adminAuthzPath?: string
-  /** Refuse requests without a client certificate (TLS client_auth: require). */
-  requireClientCertificate?: boolean
+  /** Judges TLS client certificates before any route answers (TLS client_auth request / require). */
+  clientCertificates?: ClientCertificateGate
   /** Answer plain `POST /v1/data/{path}` requests without the framework (fast-data.ts); default true. */
   fastDataRoute?: boolean
   /** HTTPS options (TLS listener); fastify creates an https server when present. */
@@ -79,15 +79,24 @@ export function build (opts: BuildOptions): FastifyInstance {
     // Our own server so Node checks request timeouts often enough to matter (its default
     // check interval is 30 s, far longer than a decision request may take).
     serverFactory: (fastifyHandler) => {
-      const handler = opts.fastDataRoute === false
+      const routes = opts.fastDataRoute === false
         ? fastifyHandler
         : withFastDataRoute(fastifyHandler, {
           api,
           ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}),
           bodyLimit,
-          requireClientCertificate: opts.requireClientCertificate === true,
+          requireClientCertificate: opts.clientCertificates?.required === true,
           isClosing: () => closing,
           genReqId,
+        })
+      const gate = opts.clientCertificates
+      const handler = gate === undefined
+        ? routes
+        : withClientCertificateGate(routes, gate, (res, err) => {
+          // counted and logged once, as every other failure
+          const { status, text } = api.failure(err)
+          res.writeHead(status, { 'content-type': JSON_TYPE, 'connection': 'close' })
+          res.end(text)
         })
       const serverOpts = {
         requestTimeout,
@@ -101,16 +110,6 @@ export function build (opts: BuildOptions): FastifyInstance {
   const metrics = opts.metrics
 
   app.addHook('preClose', (done) => { closing = true; done() })
-  if (opts.requireClientCertificate === true) {
-    app.addHook('onRequest', (request, _reply, done) => {
-      const chain = peerChain(request.raw.socket)
-      if (chain === undefined || chain.length === 0) {
-        done(new PortcullisError('PORTCULLIS_IDENTITY_REQUIRED', 'this listener requires a client certificate', {}))
-        return
-      }
-      done()
-    })
-  }
   registerBodyHandling(app, { maxDepth })
   if (metrics !== undefined) {
     app.addHook('onResponse', (request, reply, done) => {

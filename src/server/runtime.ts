@@ -17,7 +17,7 @@ import { Metrics } from '../metrics/index.js'
 import { configureBuiltins } from '../policy/builtins/config.js'
 import { build } from './app.js'
 import { parseAddr } from './listen.js'
-import { httpsOptions, watchServerCertificate } from './tls.js'
+import { clientCertificateGate, httpsOptions, watchServerCertificate } from './tls.js'
 
 export interface RuntimeHooks {
   /** /metrics text (a worker asks the primary for the group's aggregate). */
@@ -115,6 +115,9 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
   }
 
   const tls = config.server.tls
+  const clientCertificates = tls !== undefined && tls.client_auth !== 'none' ? clientCertificateGate(tls, identity) : undefined
+  // A removed CA or key must stop admitting connections that were judged before the change.
+  if (clientCertificates !== undefined) identity?.on('trust-change', () => { clientCertificates.invalidate() })
   const app = build({
     decisions,
     manager,
@@ -129,7 +132,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     defaultDecision: config.server.default_decision,
     adminAuthzPath: config.admin.authz_path,
     ...(tls !== undefined ? { https: httpsOptions(tls) } : {}),
-    requireClientCertificate: tls?.client_auth === 'require',
+    ...(clientCertificates !== undefined ? { clientCertificates } : {}),
     fastDataRoute: config.server.fast_data_route,
     logger: logger.child({ component: 'server' }),
   })
