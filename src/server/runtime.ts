@@ -17,7 +17,7 @@ import { Metrics } from '../metrics/index.js'
 import { configureBuiltins } from '../policy/builtins/config.js'
 import { build } from './app.js'
 import { parseAddr } from './listen.js'
-import { clientCertificateGate, httpsOptions, watchServerCertificate } from './tls.js'
+import { clientCertificateGate, httpsOptions, watchServerCertificate, type ClientCertificateGate } from './tls.js'
 
 export interface RuntimeHooks {
   /** /metrics text (a worker asks the primary for the group's aggregate). */
@@ -54,6 +54,9 @@ function verification (config: ResolvedConfig): VerificationConfig | undefined {
 
 export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: RuntimeHooks = {}, opts: { logger?: PinoLogger } = {}): Promise<Runtime> {
   const logger = opts.logger ?? pino({ name: 'portcullis', level: config.logging.level })
+  // TLS files are read before anything that holds a watcher or a timer, so a bad one fails the start cleanly.
+  const tls = config.server.tls
+  const https = tls !== undefined ? httpsOptions(tls) : undefined
   const metrics = new Metrics()
   // What opa.runtime() reports: the non-secret settings, and only the environment variables named.
   const env: Record<string, string> = {}
@@ -92,6 +95,18 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     identity = createIdentityVerifier(config.identity, { logger: logger.child({ component: 'identity' }) })
     await identity.ready
   }
+  let clientCertificates: ClientCertificateGate | undefined
+  try {
+    clientCertificates = tls !== undefined && tls.client_auth !== 'none' ? clientCertificateGate(tls, identity) : undefined
+  } catch (err) {
+    await identity?.close()
+    throw err
+  }
+  if (clientCertificates !== undefined) {
+    const gate = clientCertificates
+    // A removed CA or key must stop admitting connections that were judged before the change.
+    identity?.on('trust-change', () => { gate.invalidate() })
+  }
   const cache = config.cache.enabled ? new DecisionCache({ maxEntries: config.cache.max_entries, ttlMs: config.cache.ttl_ms, metrics }) : undefined
   const decisions = new DecisionService({
     manager,
@@ -114,10 +129,6 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     for (const b of await scanBundles(config.bundles.dir)) await manager.load(b.source, b.name)
   }
 
-  const tls = config.server.tls
-  const clientCertificates = tls !== undefined && tls.client_auth !== 'none' ? clientCertificateGate(tls, identity) : undefined
-  // A removed CA or key must stop admitting connections that were judged before the change.
-  if (clientCertificates !== undefined) identity?.on('trust-change', () => { clientCertificates.invalidate() })
   const app = build({
     decisions,
     manager,
@@ -131,7 +142,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     keepAliveTimeoutMs: config.server.keep_alive_timeout_ms,
     defaultDecision: config.server.default_decision,
     adminAuthzPath: config.admin.authz_path,
-    ...(tls !== undefined ? { https: httpsOptions(tls) } : {}),
+    ...(https !== undefined ? { https } : {}),
     ...(clientCertificates !== undefined ? { clientCertificates } : {}),
     fastDataRoute: config.server.fast_data_route,
     logger: logger.child({ component: 'server' }),

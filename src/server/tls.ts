@@ -160,7 +160,11 @@ export function withClientCertificateGate (next: (req: IncomingMessage, res: Ser
       return
     }
     res.shouldKeepAlive = false
-    refuse(res, verdict)
+    try {
+      refuse(res, verdict)
+    } catch {
+      res.destroy() // refused either way
+    }
     req.resume()
   }
   return (req, res) => {

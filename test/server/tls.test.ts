@@ -5,13 +5,16 @@
  */
 import { before, after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { request as httpsRequest } from 'node:https'
+import { Agent, request as httpsRequest } from 'node:https'
 import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DAY, HOUR, KU, makeCa, makeLeaf, makeServerCert, pemOf, privateKeyPem, type Issued } from '../identity/support/pki.js'
 import { startRuntime } from '../helpers/runtime.js'
 import { loadConfig } from '../../src/config/load.js'
+import { createIdentityVerifier, validateIdentityConfig } from '../../src/identity/index.js'
+import { build } from '../../src/server/app.js'
+import { clientCertificateGate, httpsOptions } from '../../src/server/tls.js'
 import { isPortcullisError } from '../../src/errors.js'
 
 const order = { service: 'orders', method: 'GET', path: '/orders/1' }
@@ -42,18 +45,18 @@ function call (url: string, opts: { ca: string, cert?: string, key?: string }, p
 interface Exchange { status: number, body: Record<string, unknown> }
 
 /** One request on its own connection: `path` chooses the route (plain POST /v1/data/... is the fast route). */
-function exchange (url: string, opts: { ca: string, cert?: string, key?: string }, method: 'GET' | 'POST', path: string): Promise<Exchange> {
+function exchange (url: string, opts: { ca: string, cert?: string, key?: string, agent?: Agent }, method: 'GET' | 'POST', path: string): Promise<Exchange & { reused: boolean }> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(`${url}${path}`, {
       method,
       ca: opts.ca,
       ...(opts.cert !== undefined ? { cert: opts.cert, key: opts.key } : {}),
       headers: { 'content-type': 'application/json' },
-      agent: false,
+      agent: opts.agent ?? false,
     }, (res) => {
       let text = ''
       res.on('data', (c: Buffer) => { text += c.toString() })
-      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }) })
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown>, reused: req.reusedSocket }) })
       res.on('error', reject)
     })
     req.on('error', reject)
@@ -267,6 +270,48 @@ describe('client_auth: a requested client certificate is always verified', () =>
     // left unset, client_auth is none when nothing could verify a certificate, request when something can
     assert.equal(loadConfig({ env: {}, overrides: { server: { tls: { cert_file: 'a', key_file: 'b' } } } as never }).server.tls?.client_auth, 'none')
     assert.equal(loadConfig({ env: {}, overrides: { server: { tls: { cert_file: 'a', key_file: 'b' } }, identity: svidTrust() } as never }).server.tls?.client_auth, 'request')
+  })
+
+  test('a verdict kept for a keep-alive connection ends with the certificate', async (t) => {
+    let clock = Date.now()
+    const verifier = createIdentityVerifier(validateIdentityConfig(svidTrust()), { now: () => new Date(clock) })
+    const { runtime, close } = await startRuntime({}, { listen: false })
+    const settings = { cert_file: join(dir, 'server.pem'), key_file: join(dir, 'server.key'), client_auth: 'require' as const }
+    const app = build({ decisions: runtime.decisions, manager: runtime.manager, https: httpsOptions(settings), clientCertificates: clientCertificateGate(settings, verifier, () => clock) })
+    const url = await app.listen({ host: '127.0.0.1', port: 0 })
+    const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: root.pem, ...svid })
+    t.after(async () => {
+      agent.destroy()
+      await app.close()
+      await verifier.close()
+      await close()
+    })
+    const first = await exchange(url, { ca: root.pem, ...svid, agent }, 'POST', '/v1/data/authz/allow')
+    assert.equal(first.status, 200)
+    clock += 2 * DAY // the SVID ends a day after now
+    const later = await exchange(url, { ca: root.pem, ...svid, agent }, 'POST', '/v1/data/authz/allow')
+    assert.equal(later.reused, true, 'the same connection')
+    assert.equal(later.status, 401)
+    assert.equal(later.body.portcullis_code, 'PORTCULLIS_IDENTITY_EXPIRED')
+  })
+
+  test('a trust-bundle change is applied to connections judged before it', async (t) => {
+    const bundle = join(dir, 'rotating.pem')
+    writeFileSync(bundle, root.pem)
+    const { url, runtime, close } = await startRuntime({ server: { tls: tls('require') }, identity: { ...svidTrust(), trust_domains: { 'example.org': { x509_authorities: [bundle] } } } } as never)
+    const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: root.pem, ...svid })
+    t.after(async () => {
+      agent.destroy()
+      await close()
+    })
+    assert.equal((await exchange(url, { ca: root.pem, ...svid, agent }, 'GET', '/v1/status')).status, 200)
+    // the CA is replaced: the trust domain no longer trusts the SVID's issuer
+    writeFileSync(bundle, (await makeCa({ name: 'new root', uri: 'spiffe://example.org' })).pem)
+    await runtime.identity?.reload()
+    const after = await exchange(url, { ca: root.pem, ...svid, agent }, 'GET', '/v1/status')
+    assert.equal(after.reused, true, 'the same connection')
+    assert.equal(after.status, 401)
+    assert.equal(after.body.portcullis_code, 'PORTCULLIS_IDENTITY_UNTRUSTED')
   })
 
   test('a client_ca_file without a certificate in it refuses to start', async () => {
