@@ -196,10 +196,11 @@ describe('client_auth: a requested client certificate is always verified', () =>
   after(() => rmSync(dir, { recursive: true, force: true }))
 
   const tls = (clientAuth: 'request' | 'require', extra: Record<string, unknown> = {}): Record<string, unknown> => ({ cert_file: join(dir, 'server.pem'), key_file: join(dir, 'server.key'), client_auth: clientAuth, ...extra })
-  // trust bundles only: the mtls source is off, so nothing but the listener's gate looks at the certificate
+  // X.509 trust bundles; the listener's gate refuses a bad certificate before any route (or
+  // identity plugin) sees the request, on routes that never run a decision too
   const svidTrust = (): Record<string, unknown> => ({
     trust_domains: { 'example.org': { x509_authorities: [join(dir, 'bundle.pem')] } },
-    x509_svid: { sources: ['ext_authz'] },
+    x509_svid: { sources: ['mtls'] },
     on_missing: 'allow',
     watch: { enabled: false },
   })
