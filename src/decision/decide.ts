@@ -267,7 +267,7 @@ export class DecisionService {
         base.identity = outcome.identity
         return base
       case 'none':
-        if (policy.onMissing === 'deny') {
+        if (policy.onMissing === 'deny' && req.anonymousToPolicy !== true) {
           throw new PortcullisError('PORTCULLIS_IDENTITY_REQUIRED', 'the request carries no credential and anonymous callers are denied', { path: req.path })
         }
         base.identity_error = { code: 'PORTCULLIS_IDENTITY_REQUIRED', message: 'no credential presented' }

@@ -49,6 +49,13 @@ export interface DecisionRequest {
   requestId?: string
   /** Collect the policy's trace() lines (bypasses the decision cache). */
   explain?: boolean
+  /**
+   * A caller without a credential reaches the policy (with `input.identity_error`) whatever
+   * the deployment's `on_missing` says: for the system authorization policy, which decides
+   * itself who may use protected endpoints (its loopback rule). A rejected credential is
+   * still handled by `on_rejected`.
+   */
+  anonymousToPolicy?: boolean
 }
 
 export interface Decision {

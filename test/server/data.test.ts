@@ -189,6 +189,22 @@ describe('OPA Data API', () => {
     assert.ok(flush.json().result.flushed >= 1)
   })
 
+  test('with on_missing: deny, the system policy still decides about anonymous callers of protected endpoints', async () => {
+    const strict = await startRuntime({ identity: caller.config('deny') }, { listen: false })
+    try {
+      const local = await strict.runtime.app.inject({ method: 'GET', url: '/v1/status', remoteAddress: '127.0.0.1' })
+      assert.equal(local.statusCode, 200)
+      const remote = await strict.runtime.app.inject({ method: 'GET', url: '/v1/status', remoteAddress: '10.9.8.7' })
+      assert.equal(remote.statusCode, 403)
+      // decisions themselves still need a credential
+      const anonymous = await strict.runtime.app.inject({ method: 'POST', url: '/v1/data/authz/allow', payload: JSON.stringify({ input: order }), remoteAddress: '127.0.0.1' })
+      assert.equal(anonymous.statusCode, 401)
+      assert.equal(anonymous.json().portcullis_code, 'PORTCULLIS_IDENTITY_REQUIRED')
+    } finally {
+      await strict.close()
+    }
+  })
+
   test('/metrics is Prometheus text with the decision and HTTP series', async () => {
     await post('/v1/data/authz/allow', { input: order })
     const r = await runtime.app.inject({ method: 'GET', url: '/metrics' })

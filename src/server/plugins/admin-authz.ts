@@ -43,6 +43,8 @@ export function adminGuard (opts: AdminGuardOptions) {
         path: opts.authzPath,
         input: { method: request.method, path: request.url.split('?')[0], remote_addr: remote ?? null },
         credentials: credentialsOf(request),
+        // the system policy itself decides about callers without a credential (its loopback rule)
+        anonymousToPolicy: true,
         transport: 'http',
         requestedBy: remote,
         requestId: request.id,
