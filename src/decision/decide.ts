@@ -177,10 +177,9 @@ export class DecisionService {
         // Cached results are shared by every later hit: frozen, so no consumer (e.g. audit
         // masking) can change what the next caller is told.
         if (evaluation.builtinErrors.length > 0) this.#builtinErrors(decisionId, path, evaluation.builtinErrors)
-        // Inserted only while the snapshot is still the active one and the cache was not
-        // emptied since this decision began (an activation or a trust change in between would
-        // otherwise receive this decision's stale answer).
-        else if (key !== undefined && this.#manager.snapshot === snapshot) this.#cache?.setIfCurrent(epoch, key, this.#entryOf(defined, result, evaluation.bundle))
+        // Inserted only if the cache was not emptied since this decision began: an activation or
+        // a trust change in between (each empties it) would otherwise receive a stale answer.
+        else if (key !== undefined) this.#cache?.setIfCurrent(epoch, key, this.#entryOf(defined, result, evaluation.bundle))
       }
       // 6. result
       const decision: Decision = {

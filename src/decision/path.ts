@@ -34,28 +34,8 @@ export function dataPath (raw: string): string {
   return raw.split('/').filter((s) => s !== '').join('/')
 }
 
-const HEX = /^[0-9A-Fa-f]{2}$/
-
-/** Go's url.PathUnescape for one segment: undefined when the escapes are malformed. */
-function pathUnescape (segment: string): Buffer | undefined {
-  const bytes: number[] = []
-  for (let i = 0; i < segment.length; i++) {
-    const c = segment.charCodeAt(i)
-    if (c === 0x25) {
-      const hex = segment.slice(i + 1, i + 3)
-      if (!HEX.test(hex)) return undefined
-      bytes.push(parseInt(hex, 16))
-      i += 2
-    } else if (c < 0x80) {
-      bytes.push(c)
-    } else {
-      for (const b of Buffer.from(segment[i] as string, 'utf8')) bytes.push(b)
-    }
-  }
-  return Buffer.from(bytes)
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: true })
+// a '%' not followed by two hex digits
+const MALFORMED_ESCAPE = /%(?![0-9A-Fa-f]{2})/
 
 /**
  * The Data API path of a raw, still percent-encoded URL path (the part after `/v1/data/`, no
@@ -74,16 +54,14 @@ export function dataPathFromUrl (encoded: string): string {
       out.push(segment)
       continue
     }
-    const bytes = pathUnescape(segment)
-    if (bytes === undefined) throw invalid(encoded, "has a malformed percent-escape (a '%' not followed by two hex digits)")
+    if (MALFORMED_ESCAPE.test(segment)) throw invalid(encoded, "has a malformed percent-escape (a '%' not followed by two hex digits)")
     let decoded: string
     try {
-      decoded = utf8.decode(bytes)
+      decoded = decodeURIComponent(segment) // URIError: the bytes are not UTF-8
     } catch {
       throw invalid(encoded, 'is not valid UTF-8 once percent-decoded')
     }
     if (decoded.includes('/')) throw invalid(encoded, "has a segment with an encoded '/' (%2F)")
-    if (decoded === '') continue
     out.push(decoded)
   }
   return dataPath(out.join('/'))

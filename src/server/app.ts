@@ -85,7 +85,6 @@ export function build (opts: BuildOptions): FastifyInstance {
           api,
           ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}),
           bodyLimit,
-          requireClientCertificate: opts.clientCertificates?.required === true,
           isClosing: () => closing,
           genReqId,
         })

@@ -17,7 +17,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { internInput } from '../cache/key.js'
 import { PortcullisError } from '../errors.js'
 import type { HistogramChild, Metrics } from '../metrics/index.js'
-import { peerChain } from './plugins/credentials.js'
 import { JSON_TYPE, type DataApi, type V1Body } from './data-api.js'
 
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void
@@ -26,8 +25,6 @@ export interface FastDataOptions {
   api: DataApi
   metrics?: Metrics
   bodyLimit: number
-  /** The listener requires a client certificate (TLS client_auth: require). */
-  requireClientCertificate: boolean
   /** True once the app has begun to close (fastify then answers 503 itself). */
   isClosing: () => boolean
   /** Request ids shared with fastify's (one sequence for both paths). */
@@ -160,15 +157,8 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
     }
     const started = performance.now()
     const requestId = opts.genReqId()
-    if (opts.requireClientCertificate) {
-      const chain = peerChain(req.socket)
-      if (chain === undefined || chain.length === 0) {
-        settleFailed(res, new PortcullisError('PORTCULLIS_IDENTITY_REQUIRED', 'this listener requires a client certificate', {}), started, requestId)
-        req.resume()
-        return
-      }
-    }
-    // the order of checks is fastify's: client certificate (app hook), path (route hook), body limit, body
+    // Client certificates were judged by the listener's gate (tls.ts) before either route saw
+    // the request. The order of the rest is fastify's: path (route hook), body limit, body.
     let path: string
     try {
       path = api.pathOf(url, '/v1/data')
