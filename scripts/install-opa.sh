@@ -15,7 +15,11 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="$root/.tools/bin"
 opa="$bin/opa"
 
-if [ -x "$opa" ] && "$opa" version 2>/dev/null | grep -q "^Version: ${OPA_VERSION#v}$"; then
+# No pipes into early-exiting readers (head, grep -q): under pipefail the writer's SIGPIPE
+# (exit 141) would fail the script. The output is captured first, then inspected.
+installed_version() { "$opa" version 2>/dev/null | sed -n 's/^Version: //p'; }
+
+if [ -x "$opa" ] && [ "$(installed_version)" = "${OPA_VERSION#v}" ]; then
   echo "opa ${OPA_VERSION} already installed at $opa"
   exit 0
 fi
@@ -31,4 +35,4 @@ if ! GOBIN="$bin" CGO_ENABLED=0 go install "github.com/open-policy-agent/opa@${O
   echo "install-opa: go install failed; retrying with GOSUMDB=off for this install only (checksum database unreachable?)" >&2
   GOBIN="$bin" CGO_ENABLED=0 GOSUMDB=off go install "github.com/open-policy-agent/opa@${OPA_VERSION}"
 fi
-"$opa" version | head -1
+echo "Version: $(installed_version)"
