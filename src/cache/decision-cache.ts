@@ -9,6 +9,8 @@ import type { CounterChild, Metrics } from '../metrics/index.js'
 export interface CachedDecision {
   defined: boolean
   result?: unknown
+  /** The result's exact JSON text, when it holds numbers a double cannot represent (see Decision.resultJson). */
+  resultJson?: string
   bundle: string
 }
 

@@ -1,6 +1,10 @@
 import { readFile } from 'node:fs/promises'
 import { BundleManager } from '../bundles/activate.js'
 import { DecisionService } from '../decision/decide.js'
+import { ResultSlots } from '../decision/result-json.js'
+import { loadConfig, type DeepPartial } from '../config/load.js'
+import type { Config } from '../config/schema.js'
+import { configureBuiltinsFrom, engineOptionsFrom } from '../server/runtime.js'
 import { PolicyError } from '../errors.js'
 import { EXIT_NO, EXIT_OK, parse, readAll, reportError, UsageError, type Command } from './args.js'
 import { verificationFromFlags } from './bundle-verify.js'
@@ -22,6 +26,14 @@ Options:
   --scope <scope>            required signature scope
   --skip-verify              do not verify bundle signatures
   --strict-builtin-errors    fail the decision on a builtin error (OPA strict mode)
+  --config <file>            read the builtin settings from a serve configuration file
+                             (policy.builtin_switches, policy.http_send, policy.runtime_env,
+                             policy.strict_builtin_errors, policy.max_memory_pages), so the CLI
+                             answers as that server does
+  --builtin-switch <name>    turn on a builtin switch (repeatable): http_send,
+                             net_lookup_ip_addr, rand_intn (as policy.builtin_switches)
+  --http-send-allowed-host <host>  a host http.send may reach (repeatable; as policy.http_send.allowed_hosts)
+  --http-send-timeout-ms <ms>      http.send's timeout (as policy.http_send.timeout_ms)
   -h, --help                 show this help
 `
 
@@ -40,6 +52,10 @@ export const evalCommand: Command = {
         'scope': { type: 'string' },
         'skip-verify': { type: 'boolean' },
         'strict-builtin-errors': { type: 'boolean' },
+        'config': { type: 'string' },
+        'builtin-switch': { type: 'string', multiple: true },
+        'http-send-allowed-host': { type: 'string', multiple: true },
+        'http-send-timeout-ms': { type: 'string' },
       })
       if (values.help === true) {
         io.stdout.write(usage)
@@ -58,8 +74,21 @@ export const evalCommand: Command = {
         }
       }
 
+      // The builtin settings as `serve` takes them: the configuration (file, environment), flags on top.
+      const policy: NonNullable<DeepPartial<Config>['policy']> = {}
+      if (values['builtin-switch'] !== undefined) policy.builtin_switches = values['builtin-switch']
+      const httpSend: NonNullable<typeof policy.http_send> = {}
+      if (values['http-send-allowed-host'] !== undefined) httpSend.allowed_hosts = values['http-send-allowed-host']
+      if (values['http-send-timeout-ms'] !== undefined) {
+        if (!/^[1-9]\d*$/.test(values['http-send-timeout-ms'])) throw new UsageError('--http-send-timeout-ms must be a positive integer')
+        httpSend.timeout_ms = Number(values['http-send-timeout-ms'])
+      }
+      if (Object.keys(httpSend).length > 0) policy.http_send = httpSend
+      const config = loadConfig({ ...(values.config !== undefined ? { file: values.config } : {}), overrides: { policy } })
+      configureBuiltinsFrom(config)
       const manager = new BundleManager({
         load: { verification: await verificationFromFlags(values), skipVerification: values['skip-verify'] === true },
+        engine: engineOptionsFrom(config),
       })
       for (const b of values.bundle) {
         if (!(await manager.load(b))) {
@@ -75,10 +104,11 @@ export const evalCommand: Command = {
         path: values.path,
         input,
         transport: 'cli',
-        ...(values['strict-builtin-errors'] === true ? { strictBuiltinErrors: true } : {}),
+        ...(values['strict-builtin-errors'] === true || config.policy.strict_builtin_errors ? { strictBuiltinErrors: true } : {}),
       })
       if (!decision.defined) return EXIT_NO
-      io.stdout.write(JSON.stringify(decision.result, null, 2) + '\n')
+      const slots = new ResultSlots()
+      io.stdout.write(slots.stringify(slots.valueOf(decision), 2) + '\n')
       return EXIT_OK
     } catch (err) {
       return reportError(err, io)

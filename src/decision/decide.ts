@@ -32,6 +32,7 @@ import { outcomeOf, type CounterChild, type DecisionOutcome, type HistogramChild
 import type { AuditHook, Decision, DecisionRequest, IdentityPolicy, Transport } from './types.js'
 
 export type { Decision, DecisionRequest, CredentialContext, IdentityPolicy, AuditHook, DecisionRecord, Transport } from './types.js'
+export { resultText } from './types.js'
 
 export interface DecisionServiceOptions {
   manager: BundleManager
@@ -88,7 +89,8 @@ export class DecisionService {
    * The cache entry for a decision. Boolean and undefined answers (most of them) share one
    * frozen entry per bundle instead of one object per cached input.
    */
-  #entryOf (defined: boolean, result: unknown, bundle: string): CachedDecision {
+  #entryOf (defined: boolean, result: unknown, bundle: string, resultJson?: string): CachedDecision {
+    if (resultJson !== undefined) return { defined, result: deepFreeze(result), bundle, resultJson }
     if (!defined || typeof result === 'boolean') {
       const k = `${bundle}\0${defined ? String(result) : 'undefined'}`
       let e = this.#sharedEntries.get(k)
@@ -159,11 +161,13 @@ export class DecisionService {
 
       let defined: boolean
       let result: unknown
+      let resultJson: string | undefined
       let evalNs = 0
       let explanation: string[] | undefined
       if (hit !== undefined) {
         defined = hit.defined
         result = hit.result
+        resultJson = hit.resultJson
       } else {
         // 5. evaluate (a path no bundle owns is undefined, as in OPA)
         const t0 = now()
@@ -171,6 +175,7 @@ export class DecisionService {
         evalNs = Number(now() - t0)
         defined = evaluation.defined
         result = evaluation.result
+        resultJson = evaluation.resultJson
         if (req.explain === true) explanation = evaluation.trace
         // A decision whose builtins raised errors (non-strict) is still answered, but not cached:
         // the error may be transient (e.g. time), and it must be visible every time.
@@ -179,7 +184,7 @@ export class DecisionService {
         if (evaluation.builtinErrors.length > 0) this.#builtinErrors(decisionId, path, evaluation.builtinErrors)
         // Inserted only if the cache was not emptied since this decision began: an activation or
         // a trust change in between (each empties it) would otherwise receive a stale answer.
-        else if (key !== undefined) this.#cache?.setIfCurrent(epoch, key, this.#entryOf(defined, result, evaluation.bundle))
+        else if (key !== undefined) this.#cache?.setIfCurrent(epoch, key, this.#entryOf(defined, result, evaluation.bundle, resultJson))
       }
       // 6. result
       const decision: Decision = {
@@ -194,6 +199,7 @@ export class DecisionService {
         metrics: { timer_rego_query_eval_ns: evalNs, timer_portcullis_identity_ns: identityNs, timer_portcullis_decision_ns: Number(now() - started) },
       }
       if (defined) decision.result = result
+      if (resultJson !== undefined) decision.resultJson = resultJson
       if (explanation !== undefined) decision.explanation = explanation
       if (this.#metrics !== undefined) {
         const series = this.#seriesOf(this.#metrics, transport, outcomeOf(defined, result), decision.cached)

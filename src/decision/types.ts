@@ -65,6 +65,13 @@ export interface Decision {
   /** False when the policy's answer is undefined. */
   defined: boolean
   result?: unknown
+  /**
+   * The result as JSON text with the policy's exact digits, present only when `result` holds a
+   * number a double cannot represent (integers beyond 2^53: `result` then has the nearest
+   * doubles, for the cache, audit and adapters that read values). Answers are written from
+   * it: `resultText(decision)`.
+   */
+  resultJson?: string
   /** `{name: {revision}}` of the bundles active when the decision began. */
   bundles: Record<string, { revision: string }>
   /** Bundle that answered ('' when no bundle owns the path). */
@@ -91,3 +98,8 @@ export interface DecisionRecord {
 }
 
 export type AuditHook = (record: DecisionRecord) => void
+
+/** The JSON text of a defined decision's result, exact (OPA answers integers beyond 2^53 digit for digit). */
+export function resultText (d: Pick<Decision, 'result' | 'resultJson'>): string {
+  return d.resultJson ?? JSON.stringify(d.result)
+}

@@ -128,21 +128,25 @@ export class ModuleInstance {
 
   /**
    * Evaluates an entrypoint. `inputJson` is the input document as JSON text (undefined: no input).
-   * Returns `{ defined: false }` for an undefined result.
+   * Returns `{ defined: false }` for an undefined result; a defined value holds ExactNumbers
+   * for numbers a double cannot hold, and says so with `exact`.
    */
-  evaluate (entrypoint: string, inputJson: string | undefined, ctx: EvalContext): { defined: true, value: unknown } | { defined: false } {
+  evaluate (entrypoint: string, inputJson: string | undefined, ctx: EvalContext): { defined: true, value: unknown, exact: boolean } | { defined: false } {
     const id = this.#compiled.entrypoints[entrypoint]
     if (id === undefined) throw new PolicyError('PORTCULLIS_POLICY_PATH_NOT_FOUND', `entrypoint ${entrypoint} is not exported by ${this.#compiled.path}`, { entrypoint })
     let rs: unknown
+    let exact = false
+    const onExact = (): void => { exact = true }
     try {
-      rs = runWithContext(ctx, () => evaluateOrdered(this.#policy, id, inputJson, ctx.exactNumbers === true))
+      rs = runWithContext(ctx, () => evaluateOrdered(this.#policy, id, inputJson, onExact))
     } catch (err) {
       throw this.#classify(err, entrypoint)
     }
     if (!Array.isArray(rs) || rs.length === 0) return { defined: false }
     const first = rs[0] as { result?: unknown } | undefined
     if (first === undefined || !Object.hasOwn(first, 'result')) return { defined: false }
-    return { defined: true, value: first.result }
+    // `exact`: the value holds ExactNumbers (numbers a double cannot hold)
+    return { defined: true, value: first.result, exact }
   }
 
   #classify (err: unknown, entrypoint: string): PolicyError {

@@ -8,7 +8,8 @@ import { PolicyError } from '../errors.js'
 import { cleanPath, isAncestorOf, rootContains } from './bundle.js'
 import type { CompiledBundle } from './engine.js'
 import { ModuleInstance } from './engine.js'
-import { createEvalContext, type EvalContext } from './builtins/index.js'
+import { createEvalContext, ExactNumber, type EvalContext } from './builtins/index.js'
+import { plainNumbers, stringifyExact } from './builtins/exact-json.js'
 
 export interface ActiveBundle {
   compiled: CompiledBundle
@@ -27,6 +28,13 @@ export interface Evaluation {
   /** False when the document is undefined. */
   defined: boolean
   result?: unknown
+  /**
+   * The result as JSON text with its numbers exactly as the policy computed them, present only
+   * when the result holds a number a double cannot represent (integers beyond 2^53, e.g.
+   * nanosecond timestamps at the int64 extremes): `result` then holds the nearest doubles, and
+   * whoever writes the answer writes this text instead.
+   */
+  resultJson?: string
   /** Name of the bundle that answered, and its revision. */
   bundle: string
   revision: string
@@ -166,9 +174,21 @@ export class PolicySnapshot {
       value = (value as Record<string, unknown>)[key]
     }
     evaluation.defined = true
-    evaluation.result = value
+    if (out.exact && containsExact(value)) {
+      evaluation.resultJson = stringifyExact(value)
+      // tools that compare digit for digit keep the ExactNumbers; everyone else reads doubles
+      evaluation.result = ctx.exactNumbers === true ? value : plainNumbers(value)
+    } else {
+      evaluation.result = value
+    }
     return evaluation
   }
+}
+
+function containsExact (v: unknown): boolean {
+  if (v instanceof ExactNumber) return true
+  if (v === null || typeof v !== 'object') return false
+  return (Array.isArray(v) ? v : Object.values(v)).some(containsExact)
 }
 
 function lookup (data: Record<string, unknown>, path: string): unknown {

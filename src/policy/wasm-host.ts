@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path'
 import type { LoadedPolicy as LoadedPolicyType } from '@open-policy-agent/opa-wasm'
 import { RawJson, RegoSet } from './builtins/types.js'
 import { currentContext } from './builtins/index.js'
-import { ExactNumber, parseExact } from './builtins/exact-json.js'
+import { ExactNumber, parseExact, stringifyExact } from './builtins/exact-json.js'
 import { regoCompare } from './builtins/args.js'
 
 const require = createRequire(import.meta.url)
@@ -30,6 +30,7 @@ interface Exports {
   opa_json_parse: (addr: number, len: number) => number
   opa_value_parse: (addr: number, len: number) => number
   opa_json_dump: (addr: number) => number
+  opa_value_dump: (addr: number) => number
   builtins: () => number
   opa_wasm_abi_version?: WebAssembly.Global | number
   opa_wasm_abi_minor_version?: WebAssembly.Global | number
@@ -46,11 +47,16 @@ function readCString (memory: WebAssembly.Memory, addr: number): string {
   return decoder.decode(bytes.subarray(addr, end < 0 ? bytes.length : end))
 }
 
-function containsSet (v: unknown): boolean {
-  if (v instanceof RegoSet) return true
-  if (Array.isArray(v)) return v.some(containsSet)
-  if (v !== null && typeof v === 'object' && !(v instanceof RawJson)) return Object.values(v).some(containsSet)
-  return false
+/** What a host result holds that JSON.stringify cannot write: 1 = a set, 2 = a number a double cannot hold. */
+function specialsOf (v: unknown): number {
+  if (v === null || typeof v !== 'object' || v instanceof RawJson) return 0
+  if (v instanceof ExactNumber) return 2
+  let found = v instanceof RegoSet ? 1 : 0
+  for (const x of Array.isArray(v) ? v : Object.values(v)) {
+    found |= specialsOf(x)
+    if (found === 3) break
+  }
+  return found
 }
 
 /** Rego value text of a JSON value that may contain RegoSets (`set()`, `{a, b}`). */
@@ -58,6 +64,7 @@ export function regoValueText (v: unknown): string {
   if (v instanceof RegoSet) return v.length === 0 ? 'set()' : `{${v.map(regoValueText).join(', ')}}`
   if (Array.isArray(v)) return `[${v.map(regoValueText).join(', ')}]`
   if (v instanceof RawJson) return v.text
+  if (v instanceof ExactNumber) return v.text
   if (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON !== 'function') {
     return `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}: ${regoValueText(x)}`).join(', ')}}`
   }
@@ -90,12 +97,15 @@ export function instantiatePolicy (module: WebAssembly.Module, memoryDescriptor:
     } else if (value instanceof RawJson) {
       text = value.text
       parse = e.opa_json_parse
-    } else if (containsSet(value)) {
-      text = regoValueText(value)
-      parse = e.opa_value_parse
     } else {
-      text = JSON.stringify(value)
-      parse = e.opa_json_parse
+      const specials = specialsOf(value)
+      if ((specials & 1) !== 0) {
+        text = regoValueText(value)
+        parse = e.opa_value_parse
+      } else {
+        text = specials === 0 ? JSON.stringify(value) : stringifyExact(value)
+        parse = e.opa_json_parse
+      }
     }
     const bytes = encoder.encode(text)
     const addr = e.opa_malloc(bytes.length)
@@ -110,8 +120,11 @@ export function instantiatePolicy (module: WebAssembly.Module, memoryDescriptor:
     const name = names[id] as string
     const impl = host[name] ?? opaWasmBuiltins[name]
     if (impl === undefined) throw new Error(`builtin ${name} is not provided by the host`)
-    // Arguments keep numbers a double cannot hold (nanosecond timestamps) as ExactNumber.
-    const args = argAddrs.map((a) => parseExact(readCString(memory, e.opa_json_dump(a))))
+    // Arguments are read in Rego value form, so a set stays a set (a RegoSet, which is an
+    // array to builtins that take either) and numbers a double cannot hold (nanosecond
+    // timestamps) stay ExactNumber. The text of a value without sets or non-string keys is
+    // JSON: the native parser reads it, the Rego value parser only what JSON cannot.
+    const args = argAddrs.map((a) => readArgument(readCString(memory, e.opa_value_dump(a))))
     return load(impl(...args))
   }
 
@@ -155,7 +168,7 @@ interface PolicyInternals {
  * arrays, instead of JSON (whose set order is the wasm hash order); sets become sorted arrays
  * and object keys are sorted, so results serialize as `opa eval` prints them.
  */
-export function evaluateOrdered (policy: LoadedPolicyType, entrypoint: number, inputJson: string | undefined, exactNumbers: boolean): unknown {
+export function evaluateOrdered (policy: LoadedPolicyType, entrypoint: number, inputJson: string | undefined, onExact?: () => void): unknown {
   const p = policy as unknown as PolicyInternals
   if (p.minorVersion < 2) return policy.evaluate(inputJson === undefined ? undefined : encoder.encode(inputJson).buffer, entrypoint)
   const exports = p.wasmInstance.exports as unknown as EvalExports
@@ -174,15 +187,42 @@ export function evaluateOrdered (policy: LoadedPolicyType, entrypoint: number, i
   if (text === '{{"result": true}}') return [{ result: true }]
   if (text === '{{"result": false}}') return [{ result: false }]
   if (text === 'set()') return []
-  return parseRegoValue(text, exactNumbers)
+  // Numbers a double cannot hold stay ExactNumber (the caller is told), so the decision can be
+  // answered with OPA's digits.
+  return parseRegoValue(text, onExact === undefined ? { exactNumbers: true } : { exactNumbers: true, onExact })
 }
 
 /**
- * Parses Rego value text as opa_value_dump writes it: JSON plus sets (`{a, b}`, `set()`) and
- * non-string object keys. Sets become arrays sorted in Rego order; objects get sorted keys.
- * With `exactNumbers`, numbers a double cannot hold exactly stay ExactNumber.
+ * A builtin argument from its Rego value text: JSON when it is JSON, otherwise (sets,
+ * non-string keys, numbers written `.5`) the Rego value parser with sets kept as RegoSets.
  */
-export function parseRegoValue (text: string, exactNumbers = false): unknown {
+export function readArgument (text: string): unknown {
+  try {
+    return parseExact(text)
+  } catch {
+    return parseRegoValue(text, { exactNumbers: true, sets: 'RegoSet' })
+  }
+}
+
+export interface ParseOptions {
+  /** Keep numbers a double cannot hold exactly as ExactNumber. */
+  exactNumbers?: boolean
+  /** Sets as plain arrays (results: JSON-shaped) or as RegoSets (builtin arguments). */
+  sets?: 'array' | 'RegoSet'
+  /** Told whether any number became an ExactNumber. */
+  onExact?: () => void
+}
+
+/**
+ * Parses Rego value text as opa_value_dump writes it: JSON plus sets (`{a, b}`, `set()`),
+ * non-string object keys and numbers written without a leading zero (`.5`). Sets become
+ * arrays sorted in Rego order; objects get sorted keys. With `exactNumbers`, numbers a double
+ * cannot hold exactly stay ExactNumber.
+ */
+export function parseRegoValue (text: string, options: boolean | ParseOptions = false): unknown {
+  const opts: ParseOptions = typeof options === 'boolean' ? { exactNumbers: options } : options
+  const exactNumbers = opts.exactNumbers === true
+  const asRegoSet = opts.sets === 'RegoSet'
   let i = 0
   const fail = (what: string): never => { throw new Error(`invalid Rego value at offset ${i}: ${what} near ${JSON.stringify(text.slice(Math.max(0, i - 60), i + 40))}`) }
   const ws = (): void => { while (i < text.length && (text[i] === ' ' || text[i] === '\n' || text[i] === '\t' || text[i] === '\r')) i++ }
@@ -235,9 +275,10 @@ export function parseRegoValue (text: string, exactNumbers = false): unknown {
         i++
         set.push(value())
       }
-      return set.sort(regoOrder)
+      set.sort(regoOrder)
+      return asRegoSet ? RegoSet.from(set) : set
     }
-    if (text.startsWith('set()', i)) { i += 5; return [] }
+    if (text.startsWith('set()', i)) { i += 5; return asRegoSet ? new RegoSet() : [] }
     if (text.startsWith('true', i)) { i += 4; return true }
     if (text.startsWith('false', i)) { i += 5; return false }
     if (text.startsWith('null', i)) { i += 4; return null }
@@ -254,10 +295,15 @@ export function parseRegoValue (text: string, exactNumbers = false): unknown {
     i++
     return JSON.parse(text.slice(start, i)) as string
   }
-  const number = (t: string): unknown => {
+  const number = (raw: string): unknown => {
+    // the wasm module writes some fractions without a leading zero (`.5`, `-.0`)
+    const t = raw.includes('.') ? raw.replace(/^(-?)\./, '$10.') : raw
     const n = Number(t)
     if (!exactNumbers) return n
-    if (/^-?\d+$/.test(t) ? !Number.isSafeInteger(n) : t.replace(/[eE].*$/, '').replace(/[-.]/g, '').replace(/^0+/, '').length > 15) return new ExactNumber(t)
+    if (/^-?\d+$/.test(t) ? !Number.isSafeInteger(n) : t.replace(/[eE].*$/, '').replace(/[-.]/g, '').replace(/^0+/, '').length > 15) {
+      opts.onExact?.()
+      return new ExactNumber(t)
+    }
     return n
   }
   const out = value()
@@ -266,7 +312,7 @@ export function parseRegoValue (text: string, exactNumbers = false): unknown {
   return out
 }
 
-const NUMBER = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y
+const NUMBER = /-?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?/y
 
 function keyText (k: unknown): string {
   if (typeof k === 'string') return k

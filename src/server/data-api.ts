@@ -9,7 +9,8 @@
  */
 import type { IncomingMessage } from 'node:http'
 import type { Decision, DecisionRequest, DecisionService } from '../decision/decide.js'
-import { wasReported } from '../decision/decide.js'
+import { resultText, wasReported } from '../decision/decide.js'
+import { ResultSlots } from '../decision/result-json.js'
 import { dataPathFromUrl } from '../decision/path.js'
 import { PortcullisError } from '../errors.js'
 import type { Logger } from '../log.js'
@@ -125,11 +126,12 @@ export class DataApi {
   v1Text (d: Decision, hasInput: boolean, opts: V1Options, startedMs: number): string {
     if (opts.metrics !== true && opts.provenance !== true && d.explanation === undefined && opts.pretty !== true) {
       // the common answer, written without an intermediate object
-      const out = d.defined ? `{"result":${JSON.stringify(d.result)},"decision_id":"${d.decision_id}"` : `{"decision_id":"${d.decision_id}"`
+      const out = d.defined ? `{"result":${resultText(d)},"decision_id":"${d.decision_id}"` : `{"decision_id":"${d.decision_id}"`
       return hasInput ? out + '}' : out + WARNING_TEXT + '}'
     }
     const body: Record<string, unknown> = {}
-    if (d.defined) body.result = d.result
+    const slots = new ResultSlots()
+    if (d.defined) body.result = slots.valueOf(d)
     body.decision_id = d.decision_id
     if (opts.metrics === true) {
       body.metrics = {
@@ -143,7 +145,7 @@ export class DataApi {
     // ?explain: the policy's trace() notes (OPA's explain=notes, as plain lines)
     if (d.explanation !== undefined) body.explanation = d.explanation
     if (!hasInput) body.warning = MISSING_INPUT
-    return opts.pretty === true ? JSON.stringify(body, null, 2) + '\n' : JSON.stringify(body)
+    return opts.pretty === true ? slots.stringify(body, 2) + '\n' : slots.stringify(body)
   }
 
   /**
@@ -156,7 +158,7 @@ export class DataApi {
     if (!d.defined) {
       throw new PortcullisError('PORTCULLIS_POLICY_UNDEFINED', `document missing: data.${d.path.replaceAll('/', '.')}`, { path: d.path })
     }
-    return JSON.stringify(d.result)
+    return resultText(d)
   }
 
   /**

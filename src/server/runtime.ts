@@ -15,6 +15,7 @@ import { DecisionService } from '../decision/decide.js'
 import { createIdentityVerifier, type IdentityVerifier } from '../identity/index.js'
 import { Metrics } from '../metrics/index.js'
 import { configureBuiltins } from '../policy/builtins/config.js'
+import type { EngineOptions } from '../policy/engine.js'
 import { build } from './app.js'
 import { parseAddr } from './listen.js'
 import { clientCertificateGate, httpsOptions, watchServerCertificate, type ClientCertificateGate } from './tls.js'
@@ -52,13 +53,12 @@ function verification (config: ResolvedConfig): VerificationConfig | undefined {
   return out
 }
 
-export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: RuntimeHooks = {}, opts: { logger?: PinoLogger } = {}): Promise<Runtime> {
-  const logger = opts.logger ?? pino({ name: 'portcullis', level: config.logging.level })
-  // TLS files are read before anything that holds a watcher or a timer, so a bad one fails the start cleanly.
-  const tls = config.server.tls
-  const https = tls !== undefined ? httpsOptions(tls) : undefined
-  const metrics = new Metrics()
-  // What opa.runtime() reports: the non-secret settings, and only the environment variables named.
+/**
+ * The host builtins' process-wide settings from a configuration: what opa.runtime() reports
+ * (the non-secret settings, and only the environment variables named) and http.send's limits.
+ * `serve` and `eval` both call it, so the CLI answers as the server does.
+ */
+export function configureBuiltinsFrom (config: Readonly<ResolvedConfig>): void {
   const env: Record<string, string> = {}
   for (const name of config.policy.runtime_env) {
     const v = process.env[name]
@@ -75,6 +75,23 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     env,
     http: { timeoutMs: config.policy.http_send.timeout_ms, allowedHosts: [...config.policy.http_send.allowed_hosts] },
   })
+}
+
+/** The policy engine's options from a configuration: the builtin switches that are on, the wasm memory bound. */
+export function engineOptionsFrom (config: Readonly<ResolvedConfig>): EngineOptions {
+  return {
+    builtins: { switches: new Set(config.policy.builtin_switches) },
+    memory: { maxPages: config.policy.max_memory_pages },
+  }
+}
+
+export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: RuntimeHooks = {}, opts: { logger?: PinoLogger } = {}): Promise<Runtime> {
+  const logger = opts.logger ?? pino({ name: 'portcullis', level: config.logging.level })
+  // TLS files are read before anything that holds a watcher or a timer, so a bad one fails the start cleanly.
+  const tls = config.server.tls
+  const https = tls !== undefined ? httpsOptions(tls) : undefined
+  const metrics = new Metrics()
+  configureBuiltinsFrom(config)
   const manager = new BundleManager({
     logger: logger.child({ component: 'bundles' }),
     load: {
@@ -82,10 +99,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
       requireSignature: config.bundles.signing.required,
       limits: { maxBytes: config.bundles.max_bytes, maxFiles: config.bundles.max_files },
     },
-    engine: {
-      builtins: { switches: new Set(config.policy.builtin_switches) },
-      memory: { maxPages: config.policy.max_memory_pages },
-    },
+    engine: engineOptionsFrom(config),
   })
   manager.on('activate', (e) => { if (e.removed !== true) metrics.bundleActivations.inc({ bundle: e.bundle }) })
   manager.on('failure', (f) => { metrics.bundleFailures.inc({ bundle: f.bundle, code: f.error.code }) })

@@ -25,7 +25,8 @@ import { BundleManager } from '../../src/bundles/activate.js'
 import { DecisionService } from '../../src/decision/decide.js'
 import { PortcullisError } from '../../src/errors.js'
 import { NATIVE_JS_BUILTINS, registeredBuiltins } from '../../src/policy/builtins/index.js'
-import { ExactNumber, stringifyExact } from '../../src/policy/builtins/exact-json.js'
+import { ExactNumber, parseExact, stringifyExact } from '../../src/policy/builtins/exact-json.js'
+import { parseRegoValue } from '../../src/policy/wasm-host.js'
 import { findOpa, repoRoot } from '../../scripts/lib/opa.js'
 
 export interface OpaCase {
@@ -316,29 +317,38 @@ function opaErrorCode (err: unknown): string | undefined {
   return err.code
 }
 
+function asError (e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e))
+}
+
 async function decideCase (service: DecisionService, c: OpaCase, prefix: string): Promise<Outcome> {
   const path = `${prefix}/conformance_query`
   if (c.inputTerm !== undefined) {
-    // input_term is Rego term syntax; the Data API takes JSON input.
+    // input_term is Rego term syntax; OPA's wasm SDK sends it as JSON (sets as sorted arrays),
+    // as the Data API takes input.
     let input: unknown
-    try { input = JSON.parse(c.inputTerm) } catch { return { status: 'fail', reason: `input_term is not JSON: ${c.inputTerm}` } }
+    try {
+      input = parseRegoValue(c.inputTerm.replace(/,(\s*[}\]])/g, '$1'), { exactNumbers: true })
+    } catch (err) {
+      return { status: 'fail', reason: `input_term ${c.inputTerm}: ${(err as Error).message}` }
+    }
     c = { ...c, input }
   }
   const req = { path, ...(c.input !== undefined ? { input: c.input } : {}), transport: 'cli' as const }
   const expectsError = c.wantErrorCode !== undefined || c.wantError !== undefined
   if (expectsError && c.strictError) {
     // OPA: the expression is undefined by default, the query fails in strict mode.
-    const d = await service.decide(req).catch((e: unknown) => e)
+    const d = await service.decide(req).catch(asError)
     if (d instanceof Error) return { status: 'fail', reason: `default mode: unexpected error ${opaErrorCode(d) ?? ''}: ${d.message}` }
     if (!d.defined || !Array.isArray(d.result)) return { status: 'fail', reason: 'default mode: query rule undefined' }
     if (d.result.length !== 0) return { status: 'fail', reason: `default mode: want no result, got ${canonical(d.result)}` }
-    const s = await service.decide({ ...req, strictBuiltinErrors: true }).catch((e: unknown) => e)
+    const s = await service.decide({ ...req, strictBuiltinErrors: true }).catch(asError)
     if (!(s instanceof Error)) return { status: 'fail', reason: `strict mode: want error ${c.wantErrorCode ?? ''} ${c.wantError ?? ''}, got ${canonical(s.defined ? s.result : undefined)}` }
     const code = opaErrorCode(s)
     if (code !== 'eval_builtin_error' && code !== c.wantErrorCode) return { status: 'fail', reason: `strict mode: want ${c.wantErrorCode ?? 'an error'}, got ${code ?? ''}: ${s.message}` }
     return { status: 'pass' }
   }
-  const d = await service.decide(req).catch((e: unknown) => e)
+  const d = await service.decide(req).catch(asError)
   if (expectsError) {
     if (!(d instanceof Error)) return { status: 'fail', reason: `want error ${c.wantErrorCode ?? ''} ${c.wantError ?? ''}, got ${d.defined ? canonical(d.result) : 'undefined'}` }
     const code = opaErrorCode(d)
@@ -348,7 +358,8 @@ async function decideCase (service: DecisionService, c: OpaCase, prefix: string)
   if (d instanceof Error) return { status: 'fail', reason: `error ${opaErrorCode(d) ?? ''}: ${d.message}` }
   if (!d.defined || !Array.isArray(d.result)) return { status: 'fail', reason: 'query rule undefined' }
   const want = resultSet(c.wantResult ?? [], c.sortBindings)
-  const got = resultSet(d.result, c.sortBindings)
+  // the answer as a caller reads it: the exact text when the result has one
+  const got = resultSet((d.resultJson !== undefined ? parseExact(d.resultJson) : d.result) as unknown[], c.sortBindings)
   if (want !== got) return { status: 'fail', reason: `want ${want || '(no result)'}\n      got  ${got || '(no result)'}` }
   return { status: 'pass' }
 }

@@ -4,7 +4,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import type { BuiltinSpec } from './types.js'
-import { BuiltinError } from './types.js'
+import { BuiltinError, RegoSet } from './types.js'
 import { isObj, setOf, str } from './args.js'
 
 export interface Addr { v: 4 | 6, n: bigint }
@@ -413,6 +413,8 @@ const MAX_EXPAND = 1n << 20n
 /** Collection elements with their keys (array index, object key, or the string itself). */
 function entries (b: string, x: unknown, pos: number): Array<[unknown, unknown]> {
   if (typeof x === 'string') return [[x, x]]
+  // OPA keys a set's matches by the element itself, an array's by its index
+  if (x instanceof RegoSet) return x.map((v) => [v, v])
   if (Array.isArray(x)) return x.map((v, i) => [i, v])
   if (isObj(x)) return Object.entries(x)
   return []

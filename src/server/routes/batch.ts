@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsync } from 'fastify'
 import { PortcullisError, toPortcullisError } from '../../errors.js'
 import type { DataApi } from '../data-api.js'
+import { ResultSlots } from '../../decision/result-json.js'
 
 const MAX_BATCH = 10_000
 
@@ -45,11 +46,12 @@ export const batchRoutes: FastifyPluginAsync<{ api: DataApi }> = async (app, { a
     if (path === '') throw new PortcullisError('PORTCULLIS_POLICY_PATH_NOT_FOUND', 'the whole data document is not served; ask for a path such as /v1/batch/data/authz/allow', { path: '' })
     const responses: Record<string, Record<string, unknown>> = {}
     let failed = 0
+    const slots = new ResultSlots()
     for (const id of ids) {
       try {
         const d = await api.decisions.decide(api.request(request.raw, path, mergeCommon(common, (inputs as Record<string, unknown>)[id]), `${request.id}/${id}`, { transport: 'batch' }))
         const r: Record<string, unknown> = { decision_id: d.decision_id }
-        if (d.defined) r.result = d.result
+        if (d.defined) r.result = slots.valueOf(d)
         responses[id] = r
       } catch (err) {
         const e = toPortcullisError(err)
@@ -58,9 +60,11 @@ export const batchRoutes: FastifyPluginAsync<{ api: DataApi }> = async (app, { a
       }
     }
     const batch_decision_id = randomUUID()
-    if (failed === 0) return { batch_decision_id, responses }
+    // written here, not by fastify's serializer, so exact results keep their digits
+    reply.type('application/json; charset=utf-8')
+    if (failed === 0) return reply.send(slots.stringify({ batch_decision_id, responses }))
     for (const r of Object.values(responses)) r.http_status_code = r.code === undefined ? '200' : '500'
-    if (failed === ids.length) return reply.status(500).send({ code: 'internal_error', message: 'every decision in the batch failed', batch_decision_id, responses })
-    return reply.status(207).send({ batch_decision_id, responses })
+    if (failed === ids.length) return reply.status(500).send(slots.stringify({ code: 'internal_error', message: 'every decision in the batch failed', batch_decision_id, responses }))
+    return reply.status(207).send(slots.stringify({ batch_decision_id, responses }))
   })
 }
