@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { main } from '../../src/cli/main.js'
-import { needsOpa } from '../helpers/opa.js'
+import { findOpa, needsOpa } from '../helpers/opa.js'
 import { buildFixture } from '../helpers/bundles.js'
 import { captureIo } from '../helpers/io.js'
 
@@ -97,5 +97,43 @@ describe('portcullis eval answers through the decision pipeline', () => {
     const io = captureIo(JSON.stringify(order))
     assert.equal(await main(['eval', '--bundle', authz, '--path', '/authz//decision/', '--input', '-'], io), 0)
     assert.equal(JSON.parse(io.out()).allow, false)
+  })
+})
+
+describe('portcullis eval: builtin switches and exact numbers, as serve', needsOpa(), () => {
+  let dir: string
+  let bundle: string
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-cli-eval-switch-'))
+    writeFileSync(join(dir, 'policy.rego'), `package sw
+
+n := rand.intn("k", 10)
+big := time.parse_ns("2006-01-02T15:04:05.999999999Z07:00", "2262-04-11T23:47:16.854775807Z")
+`)
+    execFileSync(findOpa() as string, ['build', '-t', 'wasm', '-e', 'sw/n', '-e', 'sw/big', '-o', 'bundle.tar.gz', 'policy.rego'], { cwd: dir, stdio: 'ignore' })
+    bundle = join(dir, 'bundle.tar.gz')
+  })
+  after(() => rmSync(dir, { recursive: true, force: true }))
+
+  test('a switched-off builtin rejects the bundle; --builtin-switch turns it on', async () => {
+    const off = captureIo()
+    assert.equal(await main(['eval', '--bundle', bundle, '--path', 'sw/n'], off), 2)
+    assert.match(off.err(), /PORTCULLIS_BUNDLE_BUILTIN_UNSUPPORTED/)
+    const on = captureIo()
+    assert.equal(await main(['eval', '--bundle', bundle, '--path', 'sw/n', '--builtin-switch', 'rand_intn'], on), 0)
+    const n = JSON.parse(on.out()) as number
+    assert.ok(Number.isInteger(n) && n >= 0 && n < 10)
+  })
+
+  test('--config reads policy.builtin_switches as serve does', async () => {
+    const config = join(dir, 'portcullis.yaml')
+    writeFileSync(config, 'policy:\n  builtin_switches: [rand_intn]\n')
+    assert.equal(await main(['eval', '--config', config, '--bundle', bundle, '--path', 'sw/n'], captureIo()), 0)
+  })
+
+  test('integers beyond 2^53 are printed exactly', async () => {
+    const io = captureIo()
+    assert.equal(await main(['eval', '--bundle', bundle, '--path', 'sw/big', '--builtin-switch', 'rand_intn'], io), 0)
+    assert.equal(io.out().trim(), '9223372036854775807')
   })
 })

@@ -54,3 +54,72 @@ describe('sets across the wasm boundary, compared with opa eval', needsOpa(), ()
     assert.equal(snapshot.evaluate('sets/merged_is_set', {}).result, true)
   })
 })
+
+describe('the value bridge: sets, numbers (issue 13)', needsOpa(), () => {
+  let dir: string
+  let snapshot: PolicySnapshot
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-bridge-'))
+    const { writeFileSync } = await import('node:fs')
+    writeFileSync(join(dir, 'policy.rego'), `package bridge
+
+subset_sets := object.subset({1, 2, 3, 4}, {1, 4})
+subset_set_not := object.subset({1, 2}, {3})
+subset_array_set := object.subset([1, 2, 3], {3, 1})
+subset_nested := object.subset({"a": {"b", "c"}}, {"a": {"c"}})
+matches := net.cidr_contains_matches({"1.1.1.0/24", "1.1.2.0/24"}, {"1.1.1.1", "1.1.2.1"})
+patched := json.patch({"foo": {"a", "b", "c"}}, [{"op": "remove", "path": "foo/b"}])
+patched_is_set := patched == {"foo": {"a", "c"}}
+union_keeps_set := object.union({"s": {1, 2}}, {"t": 1}).s == {1, 2}
+half := sprintf("%v", [.5])
+steps := numbers.range_step(0, 1, .5)
+big := time.parse_ns("2006-01-02T15:04:05.999999999Z07:00", "2262-04-11T23:47:16.854775807Z")
+`)
+    runOpa(['build', '-t', 'wasm', '-e', 'bridge', '-o', 'bundle.tar.gz', 'policy.rego'], { cwd: dir })
+    const bundle = await loadBundle(join(dir, 'bundle.tar.gz'), { name: 'bridge' })
+    snapshot = new PolicySnapshot(1, [{ compiled: compileBundle(bundle), activatedAt: new Date() }])
+  })
+  after(() => rmSync(dir, { recursive: true, force: true }))
+
+  test('sets reach host builtins as sets and come back as sets', () => {
+    const r = snapshot.evaluate('bridge', undefined).result as Record<string, unknown>
+    assert.equal(r.subset_sets, true)
+    assert.equal(r.subset_set_not, false)
+    assert.equal(r.subset_array_set, true)
+    assert.equal(r.subset_nested, true)
+    // keyed by the set elements, not by positions
+    assert.deepEqual(r.matches, [['1.1.1.0/24', '1.1.1.1'], ['1.1.2.0/24', '1.1.2.1']])
+    assert.deepEqual(r.patched, { foo: ['a', 'c'] })
+    assert.equal(r.patched_is_set, true)
+    assert.equal(r.union_keeps_set, true)
+  })
+
+  test('numbers written .5 reach host builtins (no abort)', () => {
+    const ev = snapshot.evaluate('bridge', undefined)
+    const r = ev.result as Record<string, unknown>
+    assert.equal(r.half, '0.5')
+    // OPA: range_step takes integers only: a builtin error (undefined), not an aborted decision
+    assert.equal(r.steps, undefined)
+    assert.deepEqual(ev.builtinErrors.map((e) => e.builtin), ['numbers.range_step'])
+  })
+
+  test('integers beyond 2^53 are exact in resultJson; result holds the nearest doubles', () => {
+    const ev = snapshot.evaluate('bridge', undefined)
+    assert.ok(ev.resultJson !== undefined)
+    assert.match(ev.resultJson, /"big":9223372036854775807[,}]/)
+    assert.equal((ev.result as Record<string, unknown>).big, 9223372036854775807)
+    // a result without such numbers has no second text
+    assert.equal(snapshot.evaluate('bridge/subset_sets', undefined).resultJson, undefined)
+  })
+})
+
+test('readArgument: JSON natively, Rego values (sets, .5) by the Rego parser', async () => {
+  const { readArgument } = await import('../../src/policy/wasm-host.js')
+  const s = readArgument('{2, 1}')
+  assert.ok(s instanceof RegoSet)
+  assert.deepEqual([...(s as unknown[])], [1, 2])
+  assert.deepEqual(readArgument('[.5, -.25]'), [0.5, -0.25])
+  assert.ok(!(readArgument('[1, 2]') instanceof RegoSet))
+  const big = readArgument('[9223372036854775807]') as unknown[]
+  assert.ok(big[0] instanceof ExactNumber)
+})
