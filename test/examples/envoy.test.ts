@@ -154,6 +154,8 @@ describe('tools/envoy-validate', needsEnvoyValidate(), () => {
     { name: 'an upstream TLS context on the listener', base: HTTP, mutate: (d) => { tlsContext(d)['@type'] = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext'; delete tlsContext(d).require_client_certificate }, kinds: ['EXTENSION'] },
     { name: 'the router before ext_authz', base: GRPC, mutate: (d) => { hcm(d).http_filters.reverse() }, kinds: ['FILTER_ORDER'] },
     { name: 'a route to a cluster that does not exist', base: HTTP, mutate: (d) => { hcm(d).route_config.virtual_hosts[0].routes[0].route.cluster = 'nowhere' }, kinds: ['CLUSTER'] },
+    { name: 'two clusters of one name', base: HTTP, mutate: (d) => { d.static_resources.clusters.push(cluster(d, 'orders_app')) }, kinds: ['CLUSTER'] },
+    { name: 'protocol options under a key that is not their type', base: GRPC, mutate: (d) => { const o = cluster(d, 'portcullis_ext_authz').typed_extension_protocol_options; o['envoy.extensions.upstreams.http.v3.HttpOptions'] = o['envoy.extensions.upstreams.http.v3.HttpProtocolOptions']; delete o['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'] }, kinds: ['CLUSTER', 'EXTENSION'] },
     { name: 'the gRPC cluster without HTTP/2', base: GRPC, mutate: (d) => { delete cluster(d, 'portcullis_ext_authz').typed_extension_protocol_options }, kinds: ['CLUSTER'] },
     { name: 'a deprecated field (authorization_request.allowed_headers)', base: HTTP, mutate: (d) => { extAuthz(d).http_service.authorization_request = { allowed_headers: extAuthz(d).allowed_headers }; delete extAuthz(d).allowed_headers }, kinds: ['DEPRECATED'] },
   ]

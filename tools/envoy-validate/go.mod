@@ -1,4 +1,4 @@
-module github.com/portcullis/portcullis/tools/envoy-validate
+module portcullis.invalid/tools/envoy-validate
 
 go 1.26.0
 

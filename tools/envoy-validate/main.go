@@ -146,7 +146,7 @@ func validateFile(file string) []string {
 }
 
 // message validates one message and everything below it. path is a readable location
-// ("static_resources.listeners[0]...") for the messages.
+// ("static_resources.listeners[0].filter_chains[0]...") for the messages.
 func (c *checker) message(path string, m protoreflect.Message) {
 	// The root and each unpacked Any are validated as a whole; ValidateAll recurses into
 	// ordinary sub-messages itself but never into an Any.
@@ -159,7 +159,7 @@ func (c *checker) message(path string, m protoreflect.Message) {
 	}
 	c.shapeChecks(path, m)
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		field := join(path, fd.JSONName())
+		field := join(path, string(fd.Name())) // snake_case, as the YAML spells it
 		c.deprecation(field, fd, v)
 		switch {
 		case fd.IsList():
@@ -215,10 +215,10 @@ func (c *checker) value(path string, fd protoreflect.FieldDescriptor, v protoref
 	}
 	if holder == "envoy.config.core.v3.TransportSocket.typed_config" {
 		// a listener terminates TLS (downstream), a cluster originates it (upstream)
-		if strings.HasPrefix(path, "staticResources.listeners") && strings.HasSuffix(typeName, ".UpstreamTlsContext") {
+		if strings.HasPrefix(path, "static_resources.listeners") && strings.HasSuffix(typeName, ".UpstreamTlsContext") {
 			c.add(kindExtension, "%s: a listener's transport socket needs a DownstreamTlsContext, not %s", trimAny(path), typeName)
 		}
-		if strings.HasPrefix(path, "staticResources.clusters") && strings.HasSuffix(typeName, ".DownstreamTlsContext") {
+		if strings.HasPrefix(path, "static_resources.clusters") && strings.HasSuffix(typeName, ".DownstreamTlsContext") {
 			c.add(kindExtension, "%s: a cluster's transport socket needs an UpstreamTlsContext, not %s", trimAny(path), typeName)
 		}
 	}
@@ -270,10 +270,10 @@ func (c *checker) shapeChecks(path string, m protoreflect.Message) {
 			isRouter := strings.HasSuffix(cfg.GetTypeUrl(), "/"+routerType)
 			name := f.Get(f.Descriptor().Fields().ByName("name")).String()
 			if isRouter && i != list.Len()-1 {
-				c.add(kindFilterOrder, "%s.httpFilters[%d]: terminal filter %q must be the last HTTP filter", trimAny(path), i, name)
+				c.add(kindFilterOrder, "%s.http_filters[%d]: terminal filter %q must be the last HTTP filter", trimAny(path), i, name)
 			}
 			if !isRouter && i == list.Len()-1 {
-				c.add(kindFilterOrder, "%s.httpFilters[%d]: non-terminal filter %q is the last HTTP filter (the router must end the chain)", trimAny(path), i, name)
+				c.add(kindFilterOrder, "%s.http_filters[%d]: non-terminal filter %q is the last HTTP filter (the router must end the chain)", trimAny(path), i, name)
 			}
 		}
 	case "envoy.config.route.v3.RouteAction":
@@ -286,8 +286,8 @@ func (c *checker) shapeChecks(path string, m protoreflect.Message) {
 		}
 	case "envoy.config.core.v3.GrpcService.EnvoyGrpc":
 		if name := m.Get(m.Descriptor().Fields().ByName("cluster_name")).String(); name != "" {
-			c.references[name] = append(c.references[name], trimAny(path)+".clusterName")
-			c.grpc[name] = append(c.grpc[name], trimAny(path)+".clusterName")
+			c.references[name] = append(c.references[name], trimAny(path)+".cluster_name")
+			c.grpc[name] = append(c.grpc[name], trimAny(path)+".cluster_name")
 		}
 	}
 }
@@ -305,7 +305,13 @@ func (c *checker) checkReferences() {
 			}
 		}
 	}
-	for name, where := range c.grpc {
+	grpcNames := make([]string, 0, len(c.grpc))
+	for n := range c.grpc {
+		grpcNames = append(grpcNames, n)
+	}
+	sort.Strings(grpcNames)
+	for _, name := range grpcNames {
+		where := c.grpc[name]
 		cl, ok := c.clusters[name]
 		if ok && !speaksHTTP2(cl) {
 			c.add(kindCluster, "%s: gRPC cluster %q must be configured for HTTP/2 (typed_extension_protocol_options %s with http2_protocol_options)", where[0], name, "envoy.extensions.upstreams.http.v3.HttpProtocolOptions")
@@ -337,12 +343,24 @@ func (c *checker) deprecation(path string, fd protoreflect.FieldDescriptor, v pr
 	if opts, ok := fd.Options().(*descriptorpb.FieldOptions); ok && opts.GetDeprecated() {
 		c.add(kindDeprecated, "%s: field %s is deprecated", trimAny(path), fd.FullName())
 	}
-	if fd.Kind() == protoreflect.EnumKind && !fd.IsList() && !fd.IsMap() {
-		ev := fd.Enum().Values().ByNumber(v.Enum())
-		if ev != nil {
-			if opts, ok := ev.Options().(*descriptorpb.EnumValueOptions); ok && opts.GetDeprecated() {
-				c.add(kindDeprecated, "%s: enum value %s is deprecated", trimAny(path), ev.FullName())
-			}
+	if fd.Kind() != protoreflect.EnumKind || fd.IsMap() {
+		return
+	}
+	values := []protoreflect.EnumNumber{}
+	if fd.IsList() {
+		for i := 0; i < v.List().Len(); i++ {
+			values = append(values, v.List().Get(i).Enum())
+		}
+	} else {
+		values = append(values, v.Enum())
+	}
+	for _, n := range values {
+		ev := fd.Enum().Values().ByNumber(n)
+		if ev == nil {
+			continue
+		}
+		if opts, ok := ev.Options().(*descriptorpb.EnumValueOptions); ok && opts.GetDeprecated() {
+			c.add(kindDeprecated, "%s: enum value %s is deprecated", trimAny(path), ev.FullName())
 		}
 	}
 }
