@@ -10,7 +10,7 @@ import { findOpa } from '../../scripts/lib/opa.js'
 
 export { findOpa }
 
-const inCI = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false'
+export const inCI = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false'
 
 export const OPA_MISSING = 'opa CLI not found: run `npm run install:opa` (tests that compile policies are skipped outside CI)'
 

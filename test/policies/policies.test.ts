@@ -79,6 +79,14 @@ describe('the committed bundles answer as their Rego tests say', () => {
     assert.equal(manager.snapshot.evaluate('envoy/authz/allow', req('GET', ['api', 'ordersx'], 'spiffe://example.org/ns/shop/sa/frontend')).result, false)
     const r = manager.snapshot.evaluate('envoy/authz/response', req('GET', ['api', 'orders'])).result as { allowed: boolean, http_status: number }
     assert.deepEqual([r.allowed, r.http_status], [false, 401])
+    const refund = (body: unknown, truncated: boolean): { allowed: boolean, http_status: number, request_headers_to_remove?: string[] } => manager.snapshot.evaluate('envoy/authz/response', {
+      ...(req('POST', ['api', 'refunds'], 'spiffe://example.org/ns/shop/sa/billing') as object),
+      parsed_body: body,
+      ...(truncated ? { truncated_body: true } : {}),
+    }).result as { allowed: boolean, http_status: number, request_headers_to_remove?: string[] }
+    const ok = refund({ amount: 120, currency: 'EUR' }, false)
+    assert.deepEqual([ok.allowed, ok.http_status, ok.request_headers_to_remove], [true, 200, ['authorization']])
+    assert.deepEqual([refund({ amount: 120, currency: 'EUR' }, true).http_status, refund({ amount: 9000, currency: 'EUR' }, false).http_status], [413, 403])
   })
 
   test('decision-log mask policy erases credentials', async () => {
