@@ -34,6 +34,7 @@ import { httpBuiltins } from './http.js'
 import { uriBuiltins } from './uri.js'
 import { providersBuiltins } from './providers.js'
 import { graphqlBuiltins } from './graphql.js'
+import { yamlBuiltins } from './yaml.js'
 
 export type { BuiltinSpec, EvalContext } from './types.js'
 export { BuiltinError, RawJson } from './types.js'
@@ -73,6 +74,7 @@ const groups: BuiltinSpec[][] = [
   uriBuiltins,
   providersBuiltins,
   graphqlBuiltins,
+  yamlBuiltins,
 ]
 
 const registry = new Map<string, BuiltinSpec>()
