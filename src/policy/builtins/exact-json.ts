@@ -12,13 +12,21 @@ export { ExactNumber }
 
 const originalParse = JSON.parse
 const NUMBER_OR_STRING = /"[^"\\]*(?:\\.[^"\\]*)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g
-const SUSPECT = /\d{16}|[eE][+-]?\d{3}/
+/** Texts that may hold a number a double loses: long digit runs, exponents, fractions ending in 0. */
+const SUSPECT = /\d{16}|\d[eE]|\.\d*0(?!\d)/
 const MARK = '\uE000#n:'
 
-function needsExact (tok: string): boolean {
+/**
+ * Whether a JSON number token must stay ExactNumber: a double cannot hold its value, or its
+ * text says "floating point" (a fraction or an exponent) while its value is integral (`100.0`,
+ * `1e2`, `0.0`, `-1e9`). OPA decides by the text there — sprintf formats `100.0` as a float,
+ * providers.aws.sign_req refuses `-1e9` as a timestamp — and a double would forget it.
+ */
+export function needsExact (tok: string): boolean {
   const n = Number(tok)
   if (!Number.isFinite(n)) return true
   if (/^-?\d+$/.test(tok)) return !Number.isSafeInteger(n)
+  if (Number.isInteger(n)) return true
   // Non-integers: exact when more than 15 significant digits would be lost.
   const digits = tok.replace(/[eE].*$/, '').replace(/[-.]/g, '').replace(/^0+/, '')
   return digits.length > 15

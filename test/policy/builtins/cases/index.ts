@@ -26,8 +26,9 @@ import { randGroup } from './rand.js'
 import { traceGroup } from './trace.js'
 import { graphqlGroup } from './graphql.js'
 import { yamlGroup } from './yaml.js'
+import { sprintfGroup } from './sprintf.js'
 
 export const groups: Array<() => Group | Promise<Group>> = [
   timeGroup, encodingGroup, unitsGroup, uuidGroup, semverGroup, urlqueryGroup, globGroup, numbersGroup, objectsGroup, jsonGroup,
-  stringsGroup, netGroup, regexGroup, regexRedosGroup, cryptoGroup, jwtGroup, x509Group, jsonSchemaGroup, graphGroup, httpGroup, uriGroup, providersGroup, castsGroup, randGroup, traceGroup, graphqlGroup, yamlGroup,
+  stringsGroup, netGroup, regexGroup, regexRedosGroup, cryptoGroup, jwtGroup, x509Group, jsonSchemaGroup, graphGroup, httpGroup, uriGroup, providersGroup, castsGroup, randGroup, traceGroup, graphqlGroup, yamlGroup, sprintfGroup,
 ]
