@@ -10,6 +10,18 @@ import { ExactNumber } from '../../canonical-json.js'
 /** A JSON number whose text a double cannot hold exactly (one class, shared with the canonical-JSON encoder). */
 export { ExactNumber }
 
+/**
+ * An integral number written with a fraction or an exponent (`100.0`, `1e2`, `-1e9`): a double
+ * holds its value but not its form, and OPA decides by the form in places — sprintf formats
+ * `100.0` as a float64, providers.aws.sign_req refuses `-1e9` as a timestamp, text/template and
+ * yaml.marshal print it as written. Only builtins that declare `numberText` see these; every
+ * other builtin gets the plain number (equal to `100`, as in Rego).
+ */
+export class NumberText extends ExactNumber {}
+
+/** Whether parseExact produced a NumberText since numberTextArguments last looked. */
+let numberTextsSeen = false
+
 const originalParse = JSON.parse
 const NUMBER_OR_STRING = /"[^"\\]*(?:\\.[^"\\]*)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g
 /** Texts that may hold a number a double loses: long digit runs, exponents, fractions ending in 0. */
@@ -27,7 +39,17 @@ export function needsExact (tok: string): boolean {
   if (!Number.isFinite(n)) return true
   if (/^-?\d+$/.test(tok)) return !Number.isSafeInteger(n)
   if (Number.isInteger(n)) return true
-  // Non-integers: exact when more than 15 significant digits would be lost.
+  return digitsLost(tok)
+}
+
+/** A token needsExact keeps only for its form: an integral value a double holds exactly, written with a fraction or exponent. */
+function isNumberText (tok: string): boolean {
+  const n = Number(tok)
+  return Number.isSafeInteger(n) && !/^-?\d+$/.test(tok) && !digitsLost(tok)
+}
+
+function digitsLost (tok: string): boolean {
+  // Exact when more than 15 significant digits would be lost.
   const digits = tok.replace(/[eE].*$/, '').replace(/[-.]/g, '').replace(/^0+/, '')
   return digits.length > 15
 }
@@ -43,7 +65,39 @@ export function parseExact (text: string): unknown {
     return `"${MARK}${tok}"`
   })
   if (!found) return originalParse(text)
-  return originalParse(marked, (_k, v: unknown) => typeof v === 'string' && v.startsWith(MARK) ? new ExactNumber(v.slice(MARK.length)) : v)
+  return originalParse(marked, (_k, v: unknown) => {
+    if (typeof v !== 'string' || !v.startsWith(MARK)) return v
+    const tok = v.slice(MARK.length)
+    if (!isNumberText(tok)) return new ExactNumber(tok)
+    numberTextsSeen = true
+    return new NumberText(tok)
+  })
+}
+
+/**
+ * A builtin's arguments as it may see them: NumberText kept for a builtin that reads numbers
+ * by their text (`keep`), replaced by plain numbers (in place) for every other. Costs nothing
+ * unless the arguments just parsed held such a number.
+ */
+export function numberTextArguments (args: unknown[], keep: boolean): unknown[] {
+  if (!numberTextsSeen) return args
+  numberTextsSeen = false
+  if (keep) return args
+  for (let i = 0; i < args.length; i++) args[i] = plainNumberTexts(args[i])
+  return args
+}
+
+function plainNumberTexts (v: unknown): unknown {
+  if (v instanceof NumberText) return Number(v.text)
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) v[i] = plainNumberTexts(v[i])
+    return v
+  }
+  if (v !== null && typeof v === 'object' && !(v instanceof ExactNumber)) {
+    const o = v as Record<string, unknown>
+    for (const k of Object.keys(o)) o[k] = plainNumberTexts(o[k])
+  }
+  return v
 }
 
 /** Replaces every ExactNumber in a JSON value by a plain (rounded) number, in place. */

@@ -23,6 +23,7 @@ const byteOrder = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 export const providersBuiltins: BuiltinSpec[] = [
   {
     name: 'providers.aws.sign_req',
+    numberText: true,
     impl: (_ctx, [r, c, t]) => {
       const b = 'providers.aws.sign_req'
       if (!isObj(r)) throw new BuiltinError(b, 'operand 1 must be object')

@@ -371,6 +371,7 @@ export function goSprintf (format: string, values: unknown[]): string {
 export const sprintfBuiltins: BuiltinSpec[] = [
   {
     name: 'sprintf',
+    numberText: true,
     impl: (_ctx, [format, values]) => {
       if (typeof format !== 'string') throw new BuiltinError('sprintf', 'operand 1 must be string')
       if (!Array.isArray(values)) throw new BuiltinError('sprintf', 'operand 2 must be array')

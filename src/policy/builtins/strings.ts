@@ -228,6 +228,7 @@ export const stringsBuiltins: BuiltinSpec[] = [
   },
   {
     name: 'strings.render_template',
+    numberText: true,
     impl: (_ctx, [tpl, vars]) => {
       const b = 'strings.render_template'
       const t = str(b, tpl, 1)

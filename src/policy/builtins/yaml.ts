@@ -480,6 +480,7 @@ export const yamlBuiltins: BuiltinSpec[] = [
   },
   {
     name: 'yaml.marshal',
+    numberText: true,
     impl: (_ctx, [x]) => marshal('yaml.marshal', x),
   },
 ]
