@@ -65,13 +65,19 @@ export function parseExact (text: string): unknown {
     return `"${MARK}${tok}"`
   })
   if (!found) return originalParse(text)
-  return originalParse(marked, (_k, v: unknown) => {
-    if (typeof v !== 'string' || !v.startsWith(MARK)) return v
-    const tok = v.slice(MARK.length)
-    if (!isNumberText(tok)) return new ExactNumber(tok)
-    numberTextsSeen = true
-    return new NumberText(tok)
-  })
+  return originalParse(marked, (_k, v: unknown) => typeof v === 'string' && v.startsWith(MARK) ? argumentNumber(v.slice(MARK.length)) : v)
+}
+
+/**
+ * One number token of a builtin argument as parseExact reads it: a plain number, an ExactNumber,
+ * or a NumberText (noted for numberTextArguments). For parsers of argument text other than
+ * parseExact (the Rego value form of arguments holding sets or `.5`).
+ */
+export function argumentNumber (tok: string): number | ExactNumber {
+  if (!needsExact(tok)) return Number(tok)
+  if (!isNumberText(tok)) return new ExactNumber(tok)
+  numberTextsSeen = true
+  return new NumberText(tok)
 }
 
 /**

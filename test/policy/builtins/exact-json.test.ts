@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { ExactNumber, needsExact, NumberText, numberTextArguments, parseExact } from '../../../src/policy/builtins/exact-json.js'
+import { argumentNumber, ExactNumber, needsExact, NumberText, numberTextArguments, parseExact } from '../../../src/policy/builtins/exact-json.js'
 import { runGroup } from './differential.js'
 import { table } from './cases/types.js'
 import { needsOpa } from '../../helpers/opa.js'
@@ -44,4 +44,11 @@ test('numbers written 1.0 or 1e0 still equal 1 in builtins that compare values, 
     ],
   })
   for (const r of results) assert.deepEqual(r.mismatches, [], r.builtin)
+})
+
+test('argumentNumber reads one token as parseExact does', () => {
+  assert.equal(argumentNumber('1.5'), 1.5)
+  assert.ok(argumentNumber('0.0') instanceof NumberText)
+  assert.equal((argumentNumber('123456789123456789123') as ExactNumber).text, '123456789123456789123')
+  assert.deepEqual(numberTextArguments([argumentNumber('2e0')], false), [2])
 })
