@@ -4,7 +4,7 @@
  *
  *   npm run conformance:opa [-- --verbose] [-- <directory>...]
  */
-import { formatTable, loadCases, loadListed, loadOpaExceptions, opaModuleDir, runCases, tabulate } from '../test/conformance/opa-cases.js'
+import { formatTable, loadCases, loadByDesign, loadOpaExceptions, opaModuleDir, runCases, tabulate } from '../test/conformance/opa-cases.js'
 
 const args = process.argv.slice(2)
 const verbose = args.includes('--verbose')
@@ -13,14 +13,13 @@ const started = Date.now()
 const dir = opaModuleDir()
 const cases = loadCases(dir).filter((c) => only.length === 0 || only.includes(c.dir))
 const results = await runCases(cases, loadOpaExceptions(dir), { keep: args.includes('--keep') })
-const byDesign = loadListed('by-design')
-const pending = loadListed('pending')
-console.log(formatTable(tabulate(results, byDesign, pending)))
+const byDesign = loadByDesign()
+console.log(formatTable(tabulate(results, byDesign)))
 console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s)`)
 let failing = 0
 for (const { case: c, outcome } of results) {
   if (outcome.status !== 'fail') continue
-  const listed = byDesign.has(c.note) ? 'by-design' : pending.has(c.note) ? 'pending' : 'FAIL'
+  const listed = byDesign.has(c.note) ? 'by-design' : 'FAIL'
   if (listed === 'FAIL') failing++
   if (verbose || listed === 'FAIL') console.log(`${listed} ${c.note} [${c.builtins.join(' ')}]\n      ${outcome.reason}`)
 }

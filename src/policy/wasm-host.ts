@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path'
 import type { LoadedPolicy as LoadedPolicyType } from '@open-policy-agent/opa-wasm'
 import { RawJson, RegoSet } from './builtins/types.js'
 import { currentContext } from './builtins/index.js'
-import { ExactNumber, parseExact, stringifyExact } from './builtins/exact-json.js'
+import { ExactNumber, argumentNumber, parseExact, stringifyExact } from './builtins/exact-json.js'
 import { regoCompare } from './builtins/args.js'
 
 const require = createRequire(import.meta.url)
@@ -298,6 +298,8 @@ export function parseRegoValue (text: string, options: boolean | ParseOptions = 
   const number = (raw: string): unknown => {
     // the wasm module writes some fractions without a leading zero (`.5`, `-.0`)
     const t = raw.includes('.') ? raw.replace(/^(-?)\./, '$10.') : raw
+    // builtin arguments: a number's text is kept where OPA's builtins decide by it (sprintf of `100.0`)
+    if (asRegoSet) return argumentNumber(t)
     const n = Number(t)
     if (!exactNumbers) return n
     if (/^-?\d+$/.test(t) ? !Number.isSafeInteger(n) : t.replace(/[eE].*$/, '').replace(/[-.]/g, '').replace(/^0+/, '').length > 15) {

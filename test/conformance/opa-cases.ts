@@ -173,8 +173,8 @@ export function loadOpaExceptions (moduleDir: string): (note: string) => string 
 }
 
 /** Cases Portcullis cannot pass by design, with the reason for each (test/conformance/by-design.yaml). */
-export function loadListed (name: 'by-design' | 'pending'): Map<string, string> {
-  const file = join(repoRoot, 'test', 'conformance', `${name}.yaml`)
+export function loadByDesign (): Map<string, string> {
+  const file = join(repoRoot, 'test', 'conformance', 'by-design.yaml')
   const parsed = (parseYaml(readFileSync(file, 'utf8')) ?? {}) as Record<string, string>
   return new Map(Object.entries(parsed))
 }
@@ -410,18 +410,17 @@ const silentLogger = { info: noop, warn: noop, error: noop, debug: noop, trace: 
 
 // --- reporting ---------------------------------------------------------------------------------
 
-export interface Row { dir: string, cases: number, exceptions: number, byDesign: number, pending: number, passing: number, failing: number }
+export interface Row { dir: string, cases: number, exceptions: number, byDesign: number, passing: number, failing: number }
 
-/** Per-directory counts; `byDesign` and `pending` are failing cases on those lists. */
-export function tabulate (results: CaseResult[], byDesign: ReadonlyMap<string, string>, pending: ReadonlyMap<string, string>): Row[] {
+/** Per-directory counts; `byDesign` counts failing cases on that list. */
+export function tabulate (results: CaseResult[], byDesign: ReadonlyMap<string, string>): Row[] {
   const rows = new Map<string, Row>()
   for (const { case: c, outcome } of results) {
-    const r = rows.get(c.dir) ?? { dir: c.dir, cases: 0, exceptions: 0, byDesign: 0, pending: 0, passing: 0, failing: 0 }
+    const r = rows.get(c.dir) ?? { dir: c.dir, cases: 0, exceptions: 0, byDesign: 0, passing: 0, failing: 0 }
     r.cases++
     if (outcome.status === 'pass') r.passing++
     else if (outcome.status === 'opa-exception') r.exceptions++
     else if (byDesign.has(c.note)) r.byDesign++
-    else if (pending.has(c.note)) r.pending++
     else r.failing++
     rows.set(c.dir, r)
   }
@@ -430,18 +429,18 @@ export function tabulate (results: CaseResult[], byDesign: ReadonlyMap<string, s
 
 export function formatTable (rows: Row[]): string {
   const w = Math.max('directory'.length, ...rows.map((r) => r.dir.length))
-  const cols = ['cases', 'pass', 'by-design', 'pending', 'FAIL', 'opa-wasm-skip'] as const
+  const cols = ['cases', 'pass', 'by-design', 'FAIL', 'opa-wasm-skip'] as const
   const line = (name: string, v: number[]): string => `${name.padEnd(w)}  ${v.map((x, i) => String(x).padStart((cols[i] as string).length)).join('  ')}`
   const out = [`${'directory'.padEnd(w)}  ${cols.join('  ')}`, '-'.repeat(w + 2 + cols.join('  ').length)]
-  const tot = [0, 0, 0, 0, 0, 0]
+  const tot = [0, 0, 0, 0, 0]
   for (const r of rows) {
-    const v = [r.cases, r.passing, r.byDesign, r.pending, r.failing, r.exceptions]
+    const v = [r.cases, r.passing, r.byDesign, r.failing, r.exceptions]
     v.forEach((x, i) => { tot[i] = (tot[i] as number) + x })
     out.push(line(r.dir, v))
   }
   out.push('-'.repeat(w + 2 + cols.join('  ').length))
   out.push(line(`${rows.length} directories`, tot))
-  const run = (tot[0] as number) - (tot[5] as number)
+  const run = (tot[0] as number) - (tot[4] as number)
   out.push(`passing: ${tot[1] as number}/${run} (${(100 * (tot[1] as number) / Math.max(1, run)).toFixed(1)}%) of the cases run`)
   return out.join('\n')
 }

@@ -10,16 +10,46 @@ import { ExactNumber } from '../../canonical-json.js'
 /** A JSON number whose text a double cannot hold exactly (one class, shared with the canonical-JSON encoder). */
 export { ExactNumber }
 
+/**
+ * An integral number written with a fraction or an exponent (`100.0`, `1e2`, `-1e9`): a double
+ * holds its value but not its form, and OPA decides by the form in places — sprintf formats
+ * `100.0` as a float64, providers.aws.sign_req refuses `-1e9` as a timestamp, text/template and
+ * yaml.marshal print it as written. Only builtins that declare `numberText` see these; every
+ * other builtin gets the plain number (equal to `100`, as in Rego).
+ */
+export class NumberText extends ExactNumber {}
+
+/** Whether parseExact produced a NumberText since numberTextArguments last looked. */
+let numberTextsSeen = false
+
 const originalParse = JSON.parse
 const NUMBER_OR_STRING = /"[^"\\]*(?:\\.[^"\\]*)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g
-const SUSPECT = /\d{16}|[eE][+-]?\d{3}/
+/** Texts that may hold a number a double loses: long digit runs, exponents, fractions ending in 0. */
+const SUSPECT = /\d{16}|\d[eE]|\.\d*0(?!\d)/
 const MARK = '\uE000#n:'
 
-function needsExact (tok: string): boolean {
+/**
+ * Whether a JSON number token must stay ExactNumber: a double cannot hold its value, or its
+ * text says "floating point" (a fraction or an exponent) while its value is integral (`100.0`,
+ * `1e2`, `0.0`, `-1e9`). OPA decides by the text there — sprintf formats `100.0` as a float,
+ * providers.aws.sign_req refuses `-1e9` as a timestamp — and a double would forget it.
+ */
+export function needsExact (tok: string): boolean {
   const n = Number(tok)
   if (!Number.isFinite(n)) return true
   if (/^-?\d+$/.test(tok)) return !Number.isSafeInteger(n)
-  // Non-integers: exact when more than 15 significant digits would be lost.
+  if (Number.isInteger(n)) return true
+  return digitsLost(tok)
+}
+
+/** A token needsExact keeps only for its form: an integral value a double holds exactly, written with a fraction or exponent. */
+function isNumberText (tok: string): boolean {
+  const n = Number(tok)
+  return Number.isSafeInteger(n) && !/^-?\d+$/.test(tok) && !digitsLost(tok)
+}
+
+function digitsLost (tok: string): boolean {
+  // Exact when more than 15 significant digits would be lost.
   const digits = tok.replace(/[eE].*$/, '').replace(/[-.]/g, '').replace(/^0+/, '')
   return digits.length > 15
 }
@@ -35,7 +65,45 @@ export function parseExact (text: string): unknown {
     return `"${MARK}${tok}"`
   })
   if (!found) return originalParse(text)
-  return originalParse(marked, (_k, v: unknown) => typeof v === 'string' && v.startsWith(MARK) ? new ExactNumber(v.slice(MARK.length)) : v)
+  return originalParse(marked, (_k, v: unknown) => typeof v === 'string' && v.startsWith(MARK) ? argumentNumber(v.slice(MARK.length)) : v)
+}
+
+/**
+ * One number token of a builtin argument as parseExact reads it: a plain number, an ExactNumber,
+ * or a NumberText (noted for numberTextArguments). For parsers of argument text other than
+ * parseExact (the Rego value form of arguments holding sets or `.5`).
+ */
+export function argumentNumber (tok: string): number | ExactNumber {
+  if (!needsExact(tok)) return Number(tok)
+  if (!isNumberText(tok)) return new ExactNumber(tok)
+  numberTextsSeen = true
+  return new NumberText(tok)
+}
+
+/**
+ * A builtin's arguments as it may see them: NumberText kept for a builtin that reads numbers
+ * by their text (`keep`), replaced by plain numbers (in place) for every other. Costs nothing
+ * unless the arguments just parsed held such a number.
+ */
+export function numberTextArguments (args: unknown[], keep: boolean): unknown[] {
+  if (!numberTextsSeen) return args
+  numberTextsSeen = false
+  if (keep) return args
+  for (let i = 0; i < args.length; i++) args[i] = plainNumberTexts(args[i])
+  return args
+}
+
+function plainNumberTexts (v: unknown): unknown {
+  if (v instanceof NumberText) return Number(v.text)
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) v[i] = plainNumberTexts(v[i])
+    return v
+  }
+  if (v !== null && typeof v === 'object' && !(v instanceof ExactNumber)) {
+    const o = v as Record<string, unknown>
+    for (const k of Object.keys(o)) o[k] = plainNumberTexts(o[k])
+  }
+  return v
 }
 
 /** Replaces every ExactNumber in a JSON value by a plain (rounded) number, in place. */

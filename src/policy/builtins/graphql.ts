@@ -3,17 +3,24 @@
  * GraphQL specification's validation rules with gqlparser's leniencies (an empty document is
  * valid; a schema needs no Query type). ASTs are returned in gqlparser's JSON shape, pruned
  * as OPA prunes them (no positions, no null or empty members). Queries and schemas are taken
- * as text; gqlparser AST objects as input are not supported.
+ * as text or as gqlparser AST objects (what graphql.parse_query / parse_schema return), read
+ * the way OPA's json.Unmarshal into gqlparser's structs reads them.
  */
 import { createRequire } from 'node:module'
 import type * as GraphQL from 'graphql'
 import type { BuiltinSpec } from './types.js'
 import { BuiltinError } from './types.js'
+import { isObj } from './args.js'
 
 const require = createRequire(import.meta.url)
 const gql = require('graphql') as typeof GraphQL
 
 const schemas = new Map<string, GraphQL.GraphQLSchema | undefined>()
+
+const EMPTY_DOC: GraphQL.DocumentNode = { kind: 'Document' as GraphQL.Kind.DOCUMENT, definitions: [] }
+
+/** gqlparser parses variable definitions on fragments (`fragment a($v: Boolean = false) on t`). */
+const PARSE_OPTIONS: GraphQL.ParseOptions = { allowLegacyFragmentVariables: true }
 
 /**
  * gqlparser's validator/rules/known_root_type.go: an operation whose root type the schema
@@ -34,24 +41,71 @@ const QUERY_RULES = [...gql.specifiedRules, knownRootType]
 
 /** True when the query document is valid against the schema under gqlparser's rules. */
 function queryIsValid (schema: GraphQL.GraphQLSchema, doc: GraphQL.DocumentNode): boolean {
-  return gql.validate(schema, doc, QUERY_RULES).length === 0
+  try {
+    return gql.validate(schema, doc, QUERY_RULES).length === 0
+  } catch {
+    // graphql-js throws on some documents it cannot validate (no root type at all): not valid
+    return false
+  }
 }
 
-function schemaOf (b: string, s: unknown): GraphQL.GraphQLSchema | undefined {
-  if (s !== null && typeof s === 'object') throw new BuiltinError(b, 'schema ASTs (objects) are not supported, pass the schema text')
-  if (typeof s !== 'string') return undefined
-  if (schemas.has(s)) return schemas.get(s)
-  let out: GraphQL.GraphQLSchema | undefined
+const EXTENSION_TO_DEFINITION: Record<string, GraphQL.Kind> = {
+  ObjectTypeExtension: 'ObjectTypeDefinition' as GraphQL.Kind, InterfaceTypeExtension: 'InterfaceTypeDefinition' as GraphQL.Kind,
+  UnionTypeExtension: 'UnionTypeDefinition' as GraphQL.Kind, EnumTypeExtension: 'EnumTypeDefinition' as GraphQL.Kind,
+  InputObjectTypeExtension: 'InputObjectTypeDefinition' as GraphQL.Kind, ScalarTypeExtension: 'ScalarTypeDefinition' as GraphQL.Kind,
+}
+
+/**
+ * gqlparser's ValidateSchemaDocument creates a type that is only extended (`extend type User
+ * { id: ID! }` with no `type User`) from its first extension; graphql-js refuses to extend an
+ * unknown type. The first extension of such a type becomes its definition.
+ */
+function extensionsAsDefinitions (doc: GraphQL.DocumentNode): GraphQL.DocumentNode {
+  const defined = new Set<string>()
+  for (const d of doc.definitions) if (d.kind.endsWith('TypeDefinition') && 'name' in d && d.name !== undefined) defined.add(d.name.value)
+  let changed = false
+  const definitions = doc.definitions.map((d) => {
+    const kind = EXTENSION_TO_DEFINITION[d.kind]
+    if (kind === undefined || !('name' in d) || d.name === undefined || defined.has(d.name.value) || gql.specifiedScalarTypes.some((t) => t.name === d.name?.value)) return d
+    defined.add(d.name.value)
+    changed = true
+    return { ...d, kind } as GraphQL.DefinitionNode
+  })
+  return changed ? { ...doc, definitions } : doc
+}
+
+/** The schema a schema document builds under gqlparser's rules, or undefined when it is invalid. */
+function schemaFromDocument (doc: GraphQL.DocumentNode): GraphQL.GraphQLSchema | undefined {
   try {
-    const schema = s.trim() === '' ? new gql.GraphQLSchema({}) : gql.buildASTSchema(gql.parse(s), { assumeValidSDL: false })
+    const schema = doc.definitions.length === 0 ? new gql.GraphQLSchema({}) : gql.buildASTSchema(extensionsAsDefinitions(doc), { assumeValidSDL: false })
     // gqlparser does not require a Query root type.
     const errors = gql.validateSchema(schema).filter((e) => !/Query root type must be provided/.test(e.message))
-    out = errors.length === 0 ? schema : undefined
+    return errors.length === 0 ? schema : undefined
   } catch {
-    out = undefined
+    return undefined
   }
+}
+
+/**
+ * A schema operand — text, or a gqlparser AST object — as a document; undefined when OPA
+ * could not read it (a wrong type, a syntax error, an object json.Unmarshal refuses).
+ */
+function schemaDocumentOf (s: unknown): GraphQL.DocumentNode | undefined {
+  try {
+    if (typeof s === 'string') return s.trim() === '' ? EMPTY_DOC : gql.parse(s)
+    if (isObj(s)) return schemaAstToDocument(s)
+  } catch {}
+  return undefined
+}
+
+function schemaOf (_b: string, s: unknown): GraphQL.GraphQLSchema | undefined {
+  if (typeof s !== 'string' && !isObj(s)) return undefined
+  const key = typeof s === 'string' ? 's' + s : 'o' + JSON.stringify(s)
+  if (schemas.has(key)) return schemas.get(key)
+  const doc = schemaDocumentOf(s)
+  const out = doc === undefined ? undefined : schemaFromDocument(doc)
   if (schemas.size > 64) schemas.clear()
-  schemas.set(s, out)
+  schemas.set(key, out)
   return out
 }
 
@@ -114,16 +168,23 @@ function selections (ss: GraphQL.SelectionSetNode | undefined): unknown[] {
   })
 }
 
+function variableDefinition (v: GraphQL.VariableDefinitionNode): Record<string, unknown> {
+  return { Variable: v.variable.name.value, Type: type(v.type), DefaultValue: v.defaultValue !== undefined ? value(v.defaultValue) : null, Directives: directives(v.directives), Used: false }
+}
+
 function queryDoc (doc: GraphQL.DocumentNode): Record<string, unknown> {
   const ops: unknown[] = []; const frags: unknown[] = []
   for (const d of doc.definitions) {
     if (d.kind === 'OperationDefinition') {
       ops.push({
         Operation: d.operation, Name: d.name?.value ?? '', Directives: directives(d.directives), SelectionSet: selections(d.selectionSet),
-        VariableDefinitions: (d.variableDefinitions ?? []).map((v) => ({ Variable: v.variable.name.value, Type: type(v.type), DefaultValue: v.defaultValue !== undefined ? value(v.defaultValue) : null, Directives: directives(v.directives), Used: false })),
+        VariableDefinitions: (d.variableDefinitions ?? []).map(variableDefinition),
       })
     } else if (d.kind === 'FragmentDefinition') {
-      frags.push({ Name: d.name.value, TypeCondition: d.typeCondition.name.value, Directives: directives(d.directives), SelectionSet: selections(d.selectionSet) })
+      frags.push({
+        Name: d.name.value, VariableDefinition: (d.variableDefinitions ?? []).map(variableDefinition), TypeCondition: d.typeCondition.name.value,
+        Directives: directives(d.directives), SelectionSet: selections(d.selectionSet),
+      })
     }
   }
   return { Operations: ops, Fragments: frags }
@@ -196,7 +257,7 @@ function parseQueryText (b: string, q: string): GraphQL.DocumentNode | undefined
   if (q.trim() === '') return undefined
   try {
     source = q
-    return gql.parse(q)
+    return gql.parse(q, PARSE_OPTIONS)
   } catch (err) {
     throw new BuiltinError(b, `${(err as Error).message} in GraphQL string`)
   }
@@ -214,14 +275,13 @@ function parseSchemaText (b: string, s: string): GraphQL.DocumentNode | undefine
   }
 }
 
-const EMPTY_DOC: GraphQL.DocumentNode = { kind: 'Document' as GraphQL.Kind.DOCUMENT, definitions: [] }
 
 /** graphql.parse / parse_and_verify: both ASTs, or why the query is not valid against the schema. */
 function parseAndValidate (b: string, q: unknown, s: unknown): [unknown, unknown] {
-  if (typeof q !== 'string') throw new BuiltinError(b, 'operand 1 must be string (query ASTs are not supported)')
-  if (typeof s !== 'string') throw new BuiltinError(b, 'operand 2 must be string (schema ASTs are not supported)')
-  const qd = parseQueryText(b, q) ?? EMPTY_DOC
-  const sd = parseSchemaText(b, s) ?? EMPTY_DOC
+  if (typeof q !== 'string' && !isObj(q)) throw new BuiltinError(b, 'operand 1 must be one of {string, object}')
+  if (typeof s !== 'string' && !isObj(s)) throw new BuiltinError(b, 'operand 2 must be one of {string, object}')
+  const qd = typeof q === 'string' ? parseQueryText(b, q) ?? EMPTY_DOC : astOperand(b, () => queryAstToDocument(q))
+  const sd = typeof s === 'string' ? parseSchemaText(b, s) ?? EMPTY_DOC : astOperand(b, () => schemaAstToDocument(s))
   const schema = schemaOf(b, s)
   if (schema === undefined) throw new BuiltinError(b, 'invalid GraphQL schema')
   if (qd.definitions.length > 0 && !queryIsValid(schema, qd)) throw new BuiltinError(b, 'GraphQL query is not valid against the schema')
@@ -274,16 +334,186 @@ export const graphqlBuiltins: BuiltinSpec[] = [
     name: 'graphql.is_valid',
     impl: (_ctx, [q, s]) => {
       const b = 'graphql.is_valid'
-      if (q !== null && typeof q === 'object') throw new BuiltinError(b, 'query ASTs (objects) are not supported, pass the query text')
-      if (typeof q !== 'string') return false
-      const schema = schemaOf(b, s)
-      if (schema === undefined) return false
-      if (q.trim() === '') return true
+      let doc: GraphQL.DocumentNode
       try {
-        return queryIsValid(schema, gql.parse(q))
+        if (typeof q === 'string') doc = q.trim() === '' ? EMPTY_DOC : gql.parse(q, PARSE_OPTIONS)
+        else if (isObj(q)) doc = queryAstToDocument(q)
+        else return false
       } catch {
         return false
       }
+      const schema = schemaOf(b, s)
+      if (schema === undefined) return false
+      return doc.definitions.length === 0 || queryIsValid(schema, doc)
     },
   },
 ]
+
+// ---- gqlparser AST objects (the JSON shape above) back into documents ----
+
+/** An AST operand json.Unmarshal refuses is a builtin error, as in OPA. */
+function astOperand (b: string, read: () => GraphQL.DocumentNode): GraphQL.DocumentNode {
+  try {
+    return read()
+  } catch (err) {
+    throw new BuiltinError(b, (err as Error).message)
+  }
+}
+
+type Obj = Record<string, unknown>
+
+/** json.Unmarshal's type checks: a member must have the Go field's JSON type or be absent or null. */
+function field<T> (o: Obj, k: string, check: (v: unknown) => v is T, fallback: T): T {
+  const v = o[k]
+  if (v === undefined || v === null) return fallback
+  if (!check(v)) throw new Error(`json: cannot unmarshal ${k}`)
+  return v
+}
+const isString = (v: unknown): v is string => typeof v === 'string'
+const isBool = (v: unknown): v is boolean => typeof v === 'boolean'
+const isList = (v: unknown): v is unknown[] => Array.isArray(v)
+const isObject = (v: unknown): v is Obj => isObj(v)
+const strOf = (o: Obj, k: string): string => field(o, k, isString, '')
+const listOf = (o: Obj, k: string): Obj[] => field(o, k, isList, []).map((x) => {
+  if (!isObj(x)) throw new Error(`json: cannot unmarshal ${k}`)
+  return x
+})
+
+const nameNode = (value: string): GraphQL.NameNode => ({ kind: 'Name' as GraphQL.Kind.NAME, value })
+const namedType = (value: string): GraphQL.NamedTypeNode => ({ kind: 'NamedType' as GraphQL.Kind.NAMED_TYPE, name: nameNode(value) })
+const description = (o: Obj): GraphQL.StringValueNode | undefined => {
+  const d = strOf(o, 'Description')
+  return d === '' ? undefined : { kind: 'StringValue' as GraphQL.Kind.STRING, value: d }
+}
+
+function typeFromAst (o: Obj | undefined): GraphQL.TypeNode {
+  if (o === undefined) throw new Error('json: missing Type')
+  const named = strOf(o, 'NamedType')
+  const elem = field(o, 'Elem', isObject, undefined as unknown as Obj)
+  const inner: GraphQL.NamedTypeNode | GraphQL.ListTypeNode = named !== '' || elem === undefined ? namedType(named) : { kind: 'ListType' as GraphQL.Kind.LIST_TYPE, type: typeFromAst(elem) }
+  return field(o, 'NonNull', isBool, false) ? { kind: 'NonNullType' as GraphQL.Kind.NON_NULL_TYPE, type: inner } : inner
+}
+
+function valueFromAst (o: Obj | undefined): GraphQL.ValueNode {
+  if (o === undefined) throw new Error('json: missing Value')
+  const raw = strOf(o, 'Raw')
+  const kind = field(o, 'Kind', (v): v is number => typeof v === 'number', 0)
+  const children = listOf(o, 'Children')
+  switch (kind) {
+    case 0: return { kind: 'Variable' as GraphQL.Kind.VARIABLE, name: nameNode(raw) }
+    case 1: return { kind: 'IntValue' as GraphQL.Kind.INT, value: raw }
+    case 2: return { kind: 'FloatValue' as GraphQL.Kind.FLOAT, value: raw }
+    case 3: return { kind: 'StringValue' as GraphQL.Kind.STRING, value: raw }
+    case 4: return { kind: 'StringValue' as GraphQL.Kind.STRING, value: raw, block: true }
+    case 5: return { kind: 'BooleanValue' as GraphQL.Kind.BOOLEAN, value: raw === 'true' }
+    case 6: return { kind: 'NullValue' as GraphQL.Kind.NULL }
+    case 7: return { kind: 'EnumValue' as GraphQL.Kind.ENUM, value: raw }
+    case 8: return { kind: 'ListValue' as GraphQL.Kind.LIST, values: children.map((c) => valueFromAst(field(c, 'Value', isObject, undefined as unknown as Obj))) }
+    case 9: return { kind: 'ObjectValue' as GraphQL.Kind.OBJECT, fields: children.map((c) => ({ kind: 'ObjectField' as GraphQL.Kind.OBJECT_FIELD, name: nameNode(strOf(c, 'Name')), value: valueFromAst(field(c, 'Value', isObject, undefined as unknown as Obj)) })) }
+  }
+  throw new Error(`unknown value kind ${kind}`)
+}
+
+const argumentsFromAst = (o: Obj, k = 'Arguments'): GraphQL.ArgumentNode[] => listOf(o, k).map((a) => ({ kind: 'Argument' as GraphQL.Kind.ARGUMENT, name: nameNode(strOf(a, 'Name')), value: valueFromAst(field(a, 'Value', isObject, undefined as unknown as Obj)) }))
+const directivesFromAst = (o: Obj): GraphQL.DirectiveNode[] => listOf(o, 'Directives').map((d) => ({ kind: 'Directive' as GraphQL.Kind.DIRECTIVE, name: nameNode(strOf(d, 'Name')), arguments: argumentsFromAst(d) }))
+
+/**
+ * A selection set as gqlparser's UnmarshalSelectionSet reads it: it tries a Field first, and
+ * any object unmarshals as a Field, so every selection is a field (Alias, Name, Arguments,
+ * Directives, SelectionSet) — spreads and inline fragments in an AST object read as fields.
+ */
+function selectionSetFromAst (o: Obj): GraphQL.SelectionSetNode | undefined {
+  const list = listOf(o, 'SelectionSet')
+  if (list.length === 0) return undefined
+  return {
+    kind: 'SelectionSet' as GraphQL.Kind.SELECTION_SET,
+    selections: list.map((f): GraphQL.FieldNode => {
+      const name = strOf(f, 'Name'); const alias = strOf(f, 'Alias')
+      const ss = selectionSetFromAst(f)
+      return { kind: 'Field' as GraphQL.Kind.FIELD, name: nameNode(name), ...(alias !== '' && alias !== name ? { alias: nameNode(alias) } : {}), arguments: argumentsFromAst(f), directives: directivesFromAst(f), ...(ss === undefined ? {} : { selectionSet: ss }) }
+    }),
+  }
+}
+
+const EMPTY_SELECTION: GraphQL.SelectionSetNode = { kind: 'SelectionSet' as GraphQL.Kind.SELECTION_SET, selections: [] }
+
+function variableDefinitionsFromAst (o: Obj, k: string): GraphQL.VariableDefinitionNode[] {
+  return listOf(o, k).map((v) => {
+    const dv = field(v, 'DefaultValue', isObject, undefined as unknown as Obj)
+    return {
+      kind: 'VariableDefinition' as GraphQL.Kind.VARIABLE_DEFINITION, variable: { kind: 'Variable' as GraphQL.Kind.VARIABLE, name: nameNode(strOf(v, 'Variable')) },
+      type: typeFromAst(field(v, 'Type', isObject, undefined as unknown as Obj)), ...(dv === undefined ? {} : { defaultValue: valueFromAst(dv) as GraphQL.ConstValueNode }),
+      directives: directivesFromAst(v) as GraphQL.ConstDirectiveNode[],
+    }
+  })
+}
+
+/** A gqlparser QueryDocument object (Operations, Fragments) as a document. */
+export function queryAstToDocument (o: Obj): GraphQL.DocumentNode {
+  const ops = listOf(o, 'Operations').map((op): GraphQL.OperationDefinitionNode => {
+    const name = strOf(op, 'Name')
+    const operation = strOf(op, 'Operation')
+    if (!['query', 'mutation', 'subscription', ''].includes(operation)) throw new Error(`unknown operation ${operation}`)
+    return {
+      kind: 'OperationDefinition' as GraphQL.Kind.OPERATION_DEFINITION, operation: (operation === '' ? 'query' : operation) as GraphQL.OperationTypeNode,
+      ...(name === '' ? {} : { name: nameNode(name) }), variableDefinitions: variableDefinitionsFromAst(op, 'VariableDefinitions'),
+      directives: directivesFromAst(op), selectionSet: selectionSetFromAst(op) ?? EMPTY_SELECTION,
+    }
+  })
+  const frags = listOf(o, 'Fragments').map((f): GraphQL.FragmentDefinitionNode => ({
+    kind: 'FragmentDefinition' as GraphQL.Kind.FRAGMENT_DEFINITION, name: nameNode(strOf(f, 'Name')), variableDefinitions: variableDefinitionsFromAst(f, 'VariableDefinition'),
+    typeCondition: namedType(strOf(f, 'TypeCondition')), directives: directivesFromAst(f), selectionSet: selectionSetFromAst(f) ?? EMPTY_SELECTION,
+  }))
+  return { kind: 'Document' as GraphQL.Kind.DOCUMENT, definitions: [...ops, ...frags] }
+}
+
+function inputValueFromAst (a: Obj): GraphQL.InputValueDefinitionNode {
+  const dv = field(a, 'DefaultValue', isObject, undefined as unknown as Obj)
+  return {
+    kind: 'InputValueDefinition' as GraphQL.Kind.INPUT_VALUE_DEFINITION, description: description(a), name: nameNode(strOf(a, 'Name')),
+    type: typeFromAst(field(a, 'Type', isObject, undefined as unknown as Obj)), ...(dv === undefined ? {} : { defaultValue: valueFromAst(dv) as GraphQL.ConstValueNode }),
+    directives: directivesFromAst(a) as GraphQL.ConstDirectiveNode[],
+  }
+}
+
+const DEFINITION_KINDS: Record<string, [string, string]> = {
+  OBJECT: ['ObjectTypeDefinition', 'ObjectTypeExtension'], INTERFACE: ['InterfaceTypeDefinition', 'InterfaceTypeExtension'], UNION: ['UnionTypeDefinition', 'UnionTypeExtension'],
+  ENUM: ['EnumTypeDefinition', 'EnumTypeExtension'], INPUT_OBJECT: ['InputObjectTypeDefinition', 'InputObjectTypeExtension'], SCALAR: ['ScalarTypeDefinition', 'ScalarTypeExtension'],
+}
+
+function definitionFromAst (d: Obj, extension: boolean): GraphQL.DefinitionNode {
+  const k = strOf(d, 'Kind')
+  const kinds = DEFINITION_KINDS[k]
+  if (kinds === undefined) throw new Error(`unknown definition kind ${k}`)
+  const node: Record<string, unknown> = { kind: kinds[extension ? 1 : 0], name: nameNode(strOf(d, 'Name')), directives: directivesFromAst(d) }
+  if (!extension) node.description = description(d)
+  if (k === 'OBJECT' || k === 'INTERFACE') node.interfaces = field(d, 'Interfaces', isList, []).map((i) => namedType(String(i)))
+  if (k === 'UNION') node.types = field(d, 'Types', isList, []).map((t) => namedType(String(t)))
+  if (k === 'ENUM') node.values = listOf(d, 'EnumValues').map((v) => ({ kind: 'EnumValueDefinition', description: description(v), name: nameNode(strOf(v, 'Name')), directives: directivesFromAst(v) }))
+  if (k === 'INPUT_OBJECT') node.fields = listOf(d, 'Fields').map(inputValueFromAst)
+  if (k === 'OBJECT' || k === 'INTERFACE') {
+    node.fields = listOf(d, 'Fields').map((f) => ({
+      kind: 'FieldDefinition', description: description(f), name: nameNode(strOf(f, 'Name')), arguments: listOf(f, 'Arguments').map(inputValueFromAst),
+      type: typeFromAst(field(f, 'Type', isObject, undefined as unknown as Obj)), directives: directivesFromAst(f),
+    }))
+  }
+  return node as unknown as GraphQL.DefinitionNode
+}
+
+/** A gqlparser SchemaDocument object (Schema, SchemaExtension, Directives, Definitions, Extensions) as a document. */
+export function schemaAstToDocument (o: Obj): GraphQL.DocumentNode {
+  const operationTypes = (s: Obj): GraphQL.OperationTypeDefinitionNode[] => listOf(s, 'OperationTypes').map((t) => ({
+    kind: 'OperationTypeDefinition' as GraphQL.Kind.OPERATION_TYPE_DEFINITION, operation: strOf(t, 'Operation') as GraphQL.OperationTypeNode, type: namedType(strOf(t, 'Type')),
+  }))
+  const definitions: GraphQL.DefinitionNode[] = [
+    ...listOf(o, 'Schema').map((s): GraphQL.SchemaDefinitionNode => ({ kind: 'SchemaDefinition' as GraphQL.Kind.SCHEMA_DEFINITION, description: description(s), directives: directivesFromAst(s) as GraphQL.ConstDirectiveNode[], operationTypes: operationTypes(s) })),
+    ...listOf(o, 'SchemaExtension').map((s): GraphQL.SchemaExtensionNode => ({ kind: 'SchemaExtension' as GraphQL.Kind.SCHEMA_EXTENSION, directives: directivesFromAst(s) as GraphQL.ConstDirectiveNode[], operationTypes: operationTypes(s) })),
+    ...listOf(o, 'Directives').map((d): GraphQL.DirectiveDefinitionNode => ({
+      kind: 'DirectiveDefinition' as GraphQL.Kind.DIRECTIVE_DEFINITION, description: description(d), name: nameNode(strOf(d, 'Name')), arguments: listOf(d, 'Arguments').map(inputValueFromAst),
+      repeatable: field(d, 'IsRepeatable', isBool, false), locations: field(d, 'Locations', isList, []).map((l) => nameNode(String(l))),
+    })),
+    ...listOf(o, 'Definitions').map((d) => definitionFromAst(d, false)),
+    ...listOf(o, 'Extensions').map((d) => definitionFromAst(d, true)),
+  ]
+  return { kind: 'Document' as GraphQL.Kind.DOCUMENT, definitions }
+}

@@ -34,6 +34,8 @@ import { httpBuiltins } from './http.js'
 import { uriBuiltins } from './uri.js'
 import { providersBuiltins } from './providers.js'
 import { graphqlBuiltins } from './graphql.js'
+import { yamlBuiltins } from './yaml.js'
+import { numberTextArguments } from './exact-json.js'
 
 export type { BuiltinSpec, EvalContext } from './types.js'
 export { BuiltinError, RawJson } from './types.js'
@@ -73,6 +75,7 @@ const groups: BuiltinSpec[][] = [
   uriBuiltins,
   providersBuiltins,
   graphqlBuiltins,
+  yamlBuiltins,
 ]
 
 const registry = new Map<string, BuiltinSpec>()
@@ -180,7 +183,7 @@ export function hostBuiltinsFor (names: Iterable<string>): Record<string, (...ar
       if (ctx === undefined) throw new StrictBuiltinHalt(name, 'called outside an evaluation')
       let value: unknown
       try {
-        value = spec.impl(ctx, args)
+        value = spec.impl(ctx, numberTextArguments(args, spec.numberText === true))
       } catch (err) {
         const message = err instanceof BuiltinError ? err.message : err instanceof Error ? `${name}: ${err.message}` : `${name}: ${String(err)}`
         ctx.builtinErrors.push({ builtin: name, message })

@@ -63,6 +63,19 @@ export function parseAddr (s: string): Addr | undefined {
   return n === undefined ? undefined : { v: 4, n }
 }
 
+/**
+ * The address text Go's LookupIPAddr gives for an IP literal (IPAddr.String(): IP.String(),
+ * then `%zone` for a zoned IPv6 address), or undefined when `s` is not one.
+ */
+function ipLiteral (s: string): string | undefined {
+  const pct = s.indexOf('%')
+  const zone = pct >= 0 ? s.slice(pct + 1) : ''
+  if (pct >= 0 && (zone === '' || !s.slice(0, pct).includes(':'))) return undefined
+  const addr = parseAddr(pct >= 0 ? s.slice(0, pct) : s)
+  if (addr === undefined) return undefined
+  return formatAddr(addr) + (zone === '' ? '' : `%${zone}`)
+}
+
 /** Go net.ParseCIDR: the network (host bits cleared) and the prefix length. */
 export function parseCIDR (s: string): Prefix | undefined {
   const i = s.indexOf('/')
@@ -490,6 +503,9 @@ export const netBuiltins: BuiltinSpec[] = [
     impl: (_ctx, [x]) => {
       const b = 'net.lookup_ip_addr'
       const name = str(b, x, 1)
+      // Go's net.Resolver answers an IP literal itself (netip.ParseAddr, zone kept), without DNS.
+      const literal = ipLiteral(name)
+      if (literal !== undefined) return setOf([literal])
       if (!/^[A-Za-z0-9.-]{1,253}$/.test(name)) throw new BuiltinError(b, `invalid host name ${name}`)
       // Synchronous resolution: the system resolver in a short-lived child (getaddrinfo, as Go's cgo resolver).
       let out: string

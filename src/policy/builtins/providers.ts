@@ -2,7 +2,8 @@
 import { createHash, createHmac } from 'node:crypto'
 import type { BuiltinSpec } from './types.js'
 import { BuiltinError } from './types.js'
-import { int, isObj } from './args.js'
+import { isNum, isObj } from './args.js'
+import { ExactNumber } from './exact-json.js'
 import { goJson } from './json.js'
 import { civil, UTC } from './gotime.js'
 import { escape, parseUrl } from './uri.js'
@@ -22,6 +23,7 @@ const byteOrder = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 export const providersBuiltins: BuiltinSpec[] = [
   {
     name: 'providers.aws.sign_req',
+    numberText: true,
     impl: (_ctx, [r, c, t]) => {
       const b = 'providers.aws.sign_req'
       if (!isObj(r)) throw new BuiltinError(b, 'operand 1 must be object')
@@ -29,8 +31,7 @@ export const providersBuiltins: BuiltinSpec[] = [
       const missing = REQUIRED.filter((k) => !Object.hasOwn(c, k))
       if (missing.length > 0) throw new BuiltinError(b, `operand 2 missing required AWS config parameters(s): ${missing.join(', ')}`)
       if (REQUIRED.some((k) => typeof c[k] !== 'string')) throw new BuiltinError(b, 'operand 2 invalid values for required AWS config parameters(s)')
-      const ts = int(b, t, 3)
-      if (ts > 9223372036854775807n || ts < -9223372036854775808n) throw new BuiltinError(b, 'operand 3 could not convert time_ns value into a unix timestamp')
+      const ts = timestampNs(b, t)
       for (const k of Object.keys(r)) if (!HTTP_KEYS.has(k)) throw new BuiltinError(b, `invalid request parameter "${k}"`)
       if (!Object.hasOwn(r, 'method') || !Object.hasOwn(r, 'url')) throw new BuiltinError(b, 'missing required request parameters')
       let headers: Record<string, unknown> = {}
@@ -80,6 +81,18 @@ export const providersBuiltins: BuiltinSpec[] = [
     },
   },
 ]
+
+/**
+ * The signing time: OPA reads it with ast.Number.Int64, strconv.ParseInt of the number's text,
+ * so only an integer written as one (no fraction, no exponent: `-1e9` is refused) within int64.
+ */
+function timestampNs (b: string, t: unknown): bigint {
+  if (!isNum(t)) throw new BuiltinError(b, 'operand 1 must be number')
+  const text = t instanceof ExactNumber ? t.text : Number.isInteger(t) ? BigInt(t).toString() : String(t)
+  const ts = /^[-+]?\d+$/.test(text) ? BigInt(text) : undefined
+  if (ts === undefined || ts > 9223372036854775807n || ts < -9223372036854775808n) throw new BuiltinError(b, 'operand 3 could not convert time_ns value into a unix timestamp')
+  return ts
+}
 
 function decodeURIComponentSafe (s: string): string {
   try { return decodeURIComponent(s) } catch { return '' }

@@ -216,51 +216,73 @@ function split (re: GoRegexp, pattern: string, s: string): string[] {
 
 interface GlobToken { ranges: Array<[number, number]>, flag: '' | '*' | '+' }
 
+/**
+ * gintersect's Tokenize (tokenize.go), rule for rule: `.` any rune, `[...]` a set with `a-z`
+ * ranges, `\\` escapes one rune, `*` / `+` flag the token before them. Every invalid pattern
+ * is an error (a stray `]`, a leading or doubled flag, an unclosed set, a bad range, a trailing
+ * backslash), which OPA raises as a builtin error — strict mode fails the decision on it.
+ */
 function tokenizeGlob (b: string, g: string): GlobToken[] {
-  const runes = [...g]
+  const input = [...g]
+  const invalid = (index: number, message: string): never => {
+    throw new BuiltinError(b, `input:${g}, pos:${index}, ${message}: the input provided is invalid`)
+  }
+  // nextRune: the rune at index with its escape, and where the next one starts; undefined at the end.
+  const nextRune = (index: number): { next: number, r: string, escaped: boolean } | undefined => {
+    if (index >= input.length) return undefined
+    if (input[index] === '\\') {
+      if (index === input.length - 1) invalid(index, 'input ends with a \\ (escape) character')
+      return { next: index + 2, r: input[index + 1] as string, escaped: true }
+    }
+    return { next: index + 1, r: input[index] as string, escaped: false }
+  }
+  const cp = (r: string): number => r.codePointAt(0) as number
   const out: GlobToken[] = []
-  for (let i = 0; i < runes.length; i++) {
-    const c = runes[i] as string
-    if (c === '*' || c === '+') {
-      const prev = out[out.length - 1]
-      if (prev === undefined || prev.flag !== '') throw new BuiltinError(b, `glob: ${c} must follow a character or class`)
-      prev.flag = c
-      continue
-    }
-    if (c === '\\') {
-      const n = runes[++i]
-      if (n === undefined) throw new BuiltinError(b, 'glob: trailing backslash')
-      const cp = n.codePointAt(0) as number
-      out.push({ ranges: [[cp, cp]], flag: '' })
-      continue
-    }
-    if (c === '.') { out.push({ ranges: [[0, 0x10ffff]], flag: '' }); continue }
-    if (c === '[') {
+  let index = 0
+  for (;;) {
+    const first = nextRune(index)
+    if (first === undefined) break
+    index = first.next
+    let token: GlobToken
+    if (!first.escaped && first.r === '.') token = { ranges: [[0, 0x10ffff]], flag: '' }
+    else if (!first.escaped && first.r === ']') return invalid(index, "set-close ']' with no preceding '['")
+    else if (!first.escaped && first.r === '[') {
       const ranges: Array<[number, number]> = []
-      let j = i + 1
-      let closed = false
-      for (; j < runes.length; j++) {
-        let ch = runes[j] as string
-        if (ch === ']') { closed = true; break }
-        if (ch === '\\') { ch = runes[++j] ?? ''; if (ch === '') break }
-        const lo = ch.codePointAt(0) as number
-        if (runes[j + 1] === '-') {
-          let hiCh = runes[j + 2]
-          if (hiCh === undefined) break
-          if (hiCh === '\\') { hiCh = runes[j + 3]; j++ ; if (hiCh === undefined) break }
-          const hi = hiCh.codePointAt(0) as number
-          if (hi < lo) throw new BuiltinError(b, 'glob: invalid character range')
-          ranges.push([lo, hi])
-          j += 2
-        } else ranges.push([lo, lo])
+      let prev = 0
+      let prevExists = false
+      let complete = false
+      for (let n = nextRune(index); n !== undefined; n = nextRune(index)) {
+        index = n.next
+        if (!n.escaped && n.r === '-') {
+          if (!prevExists) invalid(index, "range character '-' must be preceded by a Unicode character")
+          if (index >= input.length - 1) invalid(index, "range character '-' must be followed by a Unicode character")
+          const hi = nextRune(index) as { next: number, r: string, escaped: boolean }
+          index = hi.next
+          if (!hi.escaped && (hi.r === ']' || hi.r === '-')) invalid(index, "range character '-' cannot be followed by a special symbol")
+          if (cp(hi.r) < prev) invalid(index, `range is out of order: '${hi.r}' comes before '${String.fromCodePoint(prev)}' in Unicode`)
+          ranges.push([prev, cp(hi.r)])
+          prevExists = false
+        } else if (!n.escaped && n.r === ']') {
+          complete = true
+          break
+        } else {
+          prev = cp(n.r)
+          prevExists = true
+          ranges.push([prev, prev])
+        }
       }
-      if (!closed) throw new BuiltinError(b, 'glob: unterminated character class')
-      out.push({ ranges, flag: '' })
-      i = j
-      continue
+      if (!complete) invalid(index, 'found [ without matching ]')
+      token = { ranges, flag: '' }
+    } else if (!first.escaped && (first.r === '*' || first.r === '+')) {
+      return invalid(index, `flag '${first.r}' must be preceded by a non-flag`)
+    } else token = { ranges: [[cp(first.r), cp(first.r)]], flag: '' }
+    // nextFlag: an unescaped * or + right after the token flags it.
+    const f = nextRune(index)
+    if (f !== undefined && !f.escaped && (f.r === '*' || f.r === '+')) {
+      token.flag = f.r
+      index = f.next
     }
-    const cp = c.codePointAt(0) as number
-    out.push({ ranges: [[cp, cp]], flag: '' })
+    out.push(token)
   }
   return out
 }

@@ -58,10 +58,14 @@ export function regoText (v: unknown): string {
 }
 
 function toArg (v: unknown): Arg {
-  // OPA: a number whose text is an integer is an int64 (or big.Int); any other is a float64.
+  // OPA decides by the number's text (isFloatNumber): with a fraction or an exponent it is a
+  // float64 — or, when ParseFloat fails (2e308), the text itself as a string; otherwise an
+  // int64, or a *big.Int beyond int64. The bridge keeps such texts as ExactNumber
+  // (exact-json.ts needsExact), so `100.0` arrives as a float and `123456789123456789123` whole.
   if (v instanceof ExactNumber) {
     if (/^-?\d+$/.test(v.text)) return { kind: 'int', v: BigInt(v.text) }
-    return { kind: 'float', v: Number(v.text) }
+    const f = Number(v.text)
+    return Number.isFinite(f) ? { kind: 'float', v: f } : { kind: 'string', v: v.text }
   }
   if (typeof v === 'number') {
     if (Number.isSafeInteger(v)) return { kind: 'int', v: BigInt(v) }
@@ -202,12 +206,14 @@ function pad (s: string, spec: Spec, numeric: boolean): string {
 
 function typeName (a: Arg): string {
   switch (a.kind) {
-    case 'int': return a.v >= -(2n ** 63n) && a.v < 2n ** 63n ? 'int64' : '*big.Int'
+    case 'int': return isInt64(a.v) ? 'int64' : '*big.Int'
     case 'float': return 'float64'
     case 'string': return 'string'
     case 'other': return 'string'
   }
 }
+
+const isInt64 = (v: bigint): boolean => v >= -(2n ** 63n) && v < 2n ** 63n
 
 /** Go's badVerb: the value printed with %v under the same flags. */
 function bad (verb: string, a: Arg, spec: Spec): string {
@@ -334,7 +340,11 @@ export function goSprintf (format: string, values: unknown[]): string {
     let s: string | undefined
     switch (a.kind) {
       case 'int':
-        if ('dvboOxX'.includes(verb)) s = formatInt(a.v, verb, spec)
+        if (!isInt64(a.v)) {
+          // *big.Int formats itself (math/big intconv.go): %s and %v are decimal too, and an
+          // unknown verb prints %!c(big.Int=…) without fmt's flags.
+          s = 'dvsboOxX'.includes(verb) ? formatInt(a.v, verb === 's' ? 'd' : verb, spec) : `%!${verb}(big.Int=${a.v.toString()})`
+        } else if ('dvboOxX'.includes(verb)) s = formatInt(a.v, verb, spec)
         else if (verb === 'c') s = pad(String.fromCodePoint(Number(a.v)), spec, false)
         else if (verb === 'q') s = pad(`'${String.fromCodePoint(Number(a.v))}'`, spec, false)
         else if (verb === 'U') {
@@ -361,6 +371,7 @@ export function goSprintf (format: string, values: unknown[]): string {
 export const sprintfBuiltins: BuiltinSpec[] = [
   {
     name: 'sprintf',
+    numberText: true,
     impl: (_ctx, [format, values]) => {
       if (typeof format !== 'string') throw new BuiltinError('sprintf', 'operand 1 must be string')
       if (!Array.isArray(values)) throw new BuiltinError('sprintf', 'operand 2 must be array')

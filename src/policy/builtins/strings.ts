@@ -48,8 +48,15 @@ function goPrint (v: unknown): string {
 type Node =
   | { t: 'text', s: string }
   | { t: 'print', expr: string }
+  | { t: 'declare', name: string, expr: string }
   | { t: 'if', expr: string, then: Node[], else: Node[] }
-  | { t: 'range', expr: string, body: Node[], else: Node[] }
+  | { t: 'range', expr: string, body: Node[], else: Node[], key?: string, elem?: string }
+
+const VAR = '\\$[A-Za-z_][A-Za-z0-9_]*'
+/** `range $x := pipeline` or `range $i, $x := pipeline` (text/template: index or key, then element). */
+const RANGE_VARS = new RegExp(`^(${VAR})(?:\\s*,\\s*(${VAR}))?\\s*:=\\s*(.+)$`)
+/** `{{$x := pipeline}}`: a variable for the rest of the enclosing block. */
+const DECLARE = new RegExp(`^(${VAR})\\s*:=\\s*(.+)$`)
 
 function tokenize (b: string, tpl: string): Array<{ text?: string, action?: string }> {
   const out: Array<{ text?: string, action?: string }> = []
@@ -91,10 +98,18 @@ function parseTemplate (b: string, tpl: string): Node[] {
           if (t2 !== 'end') throw new BuiltinError(b, 'missing end')
           els = e
         } else if (term !== 'end') throw new BuiltinError(b, 'missing end')
-        nodes.push(m[1] === 'if' ? { t: 'if', expr: m[2] as string, then: body, else: els } : { t: 'range', expr: m[2] as string, body, else: els })
+        if (m[1] === 'if') nodes.push({ t: 'if', expr: m[2] as string, then: body, else: els })
+        else {
+          const v = RANGE_VARS.exec(m[2] as string)
+          if (v === null) nodes.push({ t: 'range', expr: m[2] as string, body, else: els })
+          else if (v[2] === undefined) nodes.push({ t: 'range', expr: v[3] as string, body, else: els, elem: v[1] as string })
+          else nodes.push({ t: 'range', expr: v[3] as string, body, else: els, key: v[1] as string, elem: v[2] })
+        }
         continue
       }
-      nodes.push({ t: 'print', expr: a })
+      const d = DECLARE.exec(a)
+      if (d !== null) nodes.push({ t: 'declare', name: d[1] as string, expr: d[2] as string })
+      else nodes.push({ t: 'print', expr: a })
     }
     return [nodes, '']
   }
@@ -103,11 +118,23 @@ function parseTemplate (b: string, tpl: string): Node[] {
   return nodes
 }
 
-function evalExpr (b: string, expr: string, dot: unknown, root: unknown): unknown {
+/** Template variables in scope, innermost last; `$` is the data passed to the template. */
+type Scope = ReadonlyArray<readonly [string, unknown]>
+
+function evalExpr (b: string, expr: string, dot: unknown, scope: Scope): unknown {
   let cur: unknown
   let path: string
   if (expr === '.') return dot
-  if (expr.startsWith('$.')) { cur = root; path = expr.slice(1) } else if (expr.startsWith('.')) { cur = dot; path = expr } else throw new BuiltinError(b, `unsupported template action ${expr}`)
+  const variable = /^(\$[A-Za-z0-9_]*)((?:\.[A-Za-z_][A-Za-z0-9_]*)*)$/.exec(expr)
+  if (variable !== null) {
+    const name = variable[1] as string
+    let found: readonly [string, unknown] | undefined
+    for (let i = scope.length - 1; i >= 0 && found === undefined; i--) if ((scope[i] as readonly [string, unknown])[0] === name) found = scope[i]
+    if (found === undefined) throw new BuiltinError(b, `undefined variable: ${name}`)
+    cur = found[1]
+    path = variable[2] as string
+    if (path === '') return cur
+  } else if (expr.startsWith('.')) { cur = dot; path = expr } else throw new BuiltinError(b, `unsupported template action ${expr}`)
   if (!/^(\.[A-Za-z_][A-Za-z0-9_]*)+$/.test(path)) throw new BuiltinError(b, `unsupported template action ${expr}`)
   for (const f of path.slice(1).split('.')) {
     if (cur === undefined) return undefined
@@ -126,21 +153,29 @@ function truthy (v: unknown): boolean {
   return true
 }
 
-function render (b: string, nodes: Node[], dot: unknown, root: unknown): string {
+function render (b: string, nodes: Node[], dot: unknown, outer: Scope): string {
+  // A variable declared in a block lives until the block's end (text/template scoping).
+  let scope = outer
   let out = ''
   for (const n of nodes) {
     if (n.t === 'text') out += n.s
     else if (n.t === 'print') {
-      const v = evalExpr(b, n.expr, dot, root)
+      const v = evalExpr(b, n.expr, dot, scope)
       out += v === null || v === undefined ? '<undefined>' : goPrint(v)
-    }
-    else if (n.t === 'if') out += render(b, truthy(evalExpr(b, n.expr, dot, root)) ? n.then : n.else, dot, root)
+    } else if (n.t === 'declare') scope = [...scope, [n.name, evalExpr(b, n.expr, dot, scope)]]
+    else if (n.t === 'if') out += render(b, truthy(evalExpr(b, n.expr, dot, scope)) ? n.then : n.else, dot, scope)
     else {
-      const v = evalExpr(b, n.expr, dot, root)
-      const items = Array.isArray(v) ? v : isObj(v) ? Object.keys(v).sort().map((k) => v[k]) : undefined
-      if (items === undefined) throw new BuiltinError(b, 'range can\'t iterate over value')
-      if (items.length === 0) out += render(b, n.else, dot, root)
-      for (const it of items) out += render(b, n.body, it, root)
+      const v = evalExpr(b, n.expr, dot, scope)
+      // Arrays by index, objects by key in sorted order, as text/template ranges over Go maps.
+      const entries: Array<[unknown, unknown]> | undefined = Array.isArray(v) ? v.map((x, i) => [i, x]) : isObj(v) ? Object.keys(v).sort().map((k) => [k, v[k]]) : undefined
+      if (entries === undefined) throw new BuiltinError(b, 'range can\'t iterate over value')
+      if (entries.length === 0) out += render(b, n.else, dot, scope)
+      for (const [k, it] of entries) {
+        const inner: Array<readonly [string, unknown]> = [...scope]
+        if (n.key !== undefined) inner.push([n.key, k])
+        if (n.elem !== undefined) inner.push([n.elem, it])
+        out += render(b, n.body, it, inner)
+      }
     }
   }
   return out
@@ -193,11 +228,12 @@ export const stringsBuiltins: BuiltinSpec[] = [
   },
   {
     name: 'strings.render_template',
+    numberText: true,
     impl: (_ctx, [tpl, vars]) => {
       const b = 'strings.render_template'
       const t = str(b, tpl, 1)
       if (!isObj(vars)) throw new BuiltinError(b, 'operand 2 must be object')
-      return render(b, parseTemplate(b, t), vars, vars)
+      return render(b, parseTemplate(b, t), vars, [['$', vars]])
     },
   },
 ]

@@ -60,4 +60,9 @@ export interface BuiltinSpec {
    * configuration switch turns them on. A bundle calling a disabled builtin is rejected at load.
    */
   requiresSwitch?: string
+  /**
+   * Reads numbers by their text, as OPA does for this builtin: an integral number written with a
+   * fraction or exponent (`100.0`, `1e2`) arrives as a NumberText instead of a plain number.
+   */
+  numberText?: boolean
 }

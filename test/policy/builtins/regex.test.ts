@@ -8,6 +8,7 @@ import { regexGroup } from './cases/regex.js'
 import type { TableResult } from './differential.js'
 import { goRegexp, regexCacheSize, REGEX_CACHE_MAX_ENTRIES } from '../../../src/policy/builtins/regex.js'
 import { BuiltinError } from '../../../src/policy/builtins/types.js'
+import { isStrictBuiltinError, opaStrictErrorCode, snapshotOf } from './policy.js'
 
 differentialTest(regexGroup)
 
@@ -31,4 +32,19 @@ test('compiled patterns are cached within the bound, and an invalid pattern is a
   assert.ok(regexCacheSize() <= REGEX_CACHE_MAX_ENTRIES)
   assert.equal(goRegexp('regex.match', 'a+'), goRegexp('regex.match', 'a+'))
   for (let i = 0; i < 2; i++) assert.throws(() => goRegexp('regex.match', '(a)\\1'), BuiltinError)
+})
+
+// gintersect rejects these patterns and OPA raises the rejection as a builtin error; the
+// tokenizer once read a stray `]` (and `[a-]`, `[-a]`) as characters and answered false, so
+// strict mode passed where opa fails the decision.
+test('regex.globs_match: an invalid glob is a builtin error that fails a strict decision, as in opa eval --strict-builtin-errors', needsOpa(), async (t) => {
+  const rego = 'package p\n\nr := regex.globs_match(input.a, input.b)\n'
+  const snap = await snapshotOf(t, rego, 'p/r')
+  for (const [a, b] of [['pqrs]', '[a-b]+'], ['[a-]', 'a'], ['[-a]', 'a'], ['a', '[a--b]'], ['*a', 'a'], ['[ab', 'a'], ['a\\', 'a']]) {
+    assert.equal(opaStrictErrorCode(t, rego, 'p/r', { a, b }), 'eval_builtin_error', `opa: ${a} ${b}`)
+    assert.throws(() => snap.evaluate('p/r', { a, b }, { strictBuiltinErrors: true }), isStrictBuiltinError, `${a} ${b}`)
+    assert.equal(snap.evaluate('p/r', { a, b }).defined, false)
+  }
+  assert.equal(opaStrictErrorCode(t, rego, 'p/r', { a: '[a-c]+', b: 'b' }), undefined)
+  assert.deepEqual(snap.evaluate('p/r', { a: '[a-c]+', b: 'b' }, { strictBuiltinErrors: true }).result, true)
 })

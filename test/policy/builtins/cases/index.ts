@@ -25,8 +25,10 @@ import { castsGroup } from './casts.js'
 import { randGroup } from './rand.js'
 import { traceGroup } from './trace.js'
 import { graphqlGroup } from './graphql.js'
+import { yamlGroup } from './yaml.js'
+import { sprintfGroup } from './sprintf.js'
 
 export const groups: Array<() => Group | Promise<Group>> = [
   timeGroup, encodingGroup, unitsGroup, uuidGroup, semverGroup, urlqueryGroup, globGroup, numbersGroup, objectsGroup, jsonGroup,
-  stringsGroup, netGroup, regexGroup, regexRedosGroup, cryptoGroup, jwtGroup, x509Group, jsonSchemaGroup, graphGroup, httpGroup, uriGroup, providersGroup, castsGroup, randGroup, traceGroup, graphqlGroup,
+  stringsGroup, netGroup, regexGroup, regexRedosGroup, cryptoGroup, jwtGroup, x509Group, jsonSchemaGroup, graphGroup, httpGroup, uriGroup, providersGroup, castsGroup, randGroup, traceGroup, graphqlGroup, yamlGroup, sprintfGroup,
 ]

@@ -46,6 +46,8 @@ export const netGroup = (): Group => ({
     // Resolver answers vary by machine: compare what both must see for localhost, and errors.
     { builtin: 'net.lookup_ip_addr', call: '"127.0.0.1" in net.lookup_ip_addr($0)', cases: [{ args: ['localhost'] }] },
     { builtin: 'net.lookup_ip_addr', call: 'count(net.lookup_ip_addr($0)) > 0', cases: [{ args: ['localhost'] }, { args: ['bad host name!'] }, { args: [1] }] },
+    // IP literals are answered by the resolver itself, IPv6 (zoned too) as well as IPv4.
+    table('net.lookup_ip_addr', [['::'], ['10.0.0.0'], ['::1'], ['::ffff:1.2.3.4'], ['2001:DB8::0:1'], ['fe80::1%eth0'], ['::1.2.3.4'], ['2001:db8:0:0:1:0:0:1']]),
     table('net.cidr_is_valid', [...cidrs.map((c) => [c]), [1], [null]]),
     table('net.cidr_expand', [['192.168.1.0/30'], ['10.0.0.1/31'], ['1.2.3.4/32'], ['2001:db8::/126'], ['::ffff:10.0.0.0/126'], ['::/127'], ['1.2.3.4'], ['x'], [1], ['fe80::a:b:0:0/127']]),
     table('net.cidr_merge', [

@@ -1,3 +1,4 @@
+import { ExactNumber } from '../../../../src/policy/builtins/exact-json.js'
 import { table, type Group } from './types.js'
 
 const cfg = { aws_service: 's3', aws_access_key: 'AKIDEXAMPLE', aws_secret_access_key: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY', aws_region: 'us-east-1' }
@@ -14,6 +15,11 @@ export const providersGroup = (): Group => ({
       [{ method: 'GET', url: 'https://h/' }, { aws_service: 's3' }, T], [{ method: 'GET', url: 'https://h/' }, { ...cfg, aws_region: 1 }, T], [{ method: 'GET', url: 'https://h/' }, cfg, 1.5],
       [{ method: 'GET' }, cfg, T], [{ method: 'GET', url: 'https://h/', bogus: 1 }, cfg, T], [{ method: 'GET', url: 'https://h/', headers: 'x' }, cfg, T], [{ method: 'GET', url: 'https://h/é' }, cfg, 0],
       ['x', cfg, T],
+      // the signing time is read from the number's text: an integer written with an exponent or
+      // a fraction is refused, as are values beyond int64 and non-numbers
+      [{ method: 'GET', url: 'https://h/' }, cfg, new ExactNumber('-1e9')], [{ method: 'GET', url: 'https://h/' }, cfg, new ExactNumber('1451311705000000000.0')],
+      [{ method: 'GET', url: 'https://h/' }, cfg, new ExactNumber('1.4513117e18')], [{ method: 'GET', url: 'https://h/' }, cfg, -1000000000],
+      [{ method: 'GET', url: 'https://h/' }, cfg, 9223372036854775808n], [{ method: 'GET', url: 'https://h/' }, cfg, '1'],
     ]),
   ],
 })

@@ -1,3 +1,4 @@
+import { ExactNumber } from '../../../../src/policy/builtins/exact-json.js'
 import { table, type Group } from './types.js'
 
 // Values as they reach a wasm host builtin: JSON numbers, strings, booleans, null, arrays, objects.
@@ -29,9 +30,23 @@ const formats: Array<[string, unknown[]]> = [
   ['%5t|%-7v|', [true, [1]]],
 ]
 
+// Numbers whose text decides their Go type in OPA's sprintf: a fraction or exponent makes a
+// float64 even when the value is integral (100.0, 1e2), integers beyond int64 are *big.Int,
+// and a float ParseFloat refuses (2e308) is passed on as its text.
+const n = (text: string): ExactNumber => new ExactNumber(text)
+const numberTexts: Array<[string, unknown[]]> = [
+  ['%s', [n('123456789123456789123')]], ['%s', [n('1208925819614629174706175')]], ['%d|%v|%x|%X|%o|%b|%#x|%O', Array(8).fill(n('123456789123456789123'))],
+  ['%+d|% d|%40d|%-40d|%040d|%.30d', [...Array(6).fill(n('123456789123456789123'))]], ['%d|%s', [n('-123456789123456789123'), n('-123456789123456789123')]],
+  ['%f|%e|%c|%q|%t|%U', [...Array(6).fill(n('123456789123456789123'))]], ['%d', [n('123456789123456789123')]], ['%v %v', [1, n('99999999999999999999')]],
+  ['%f, %3.1f, %.3f', [n('0.0'), n('100.0'), n('0.0')]], ['%f', [n('1e2')]], ['%v|%d|%s|%g|%e', Array(5).fill(n('100.0'))], ['%v|%d', [n('-1e9'), n('1.0e1')]],
+  ['%v|%s|%d|%f', Array(4).fill(n('2e308'))], ['%v|%f', [n('-2e308'), n('1e-400')]], ['%v|%f', [n('-0.0'), n('1e20')]], ['%d', [n('9223372036854775807')]],
+  ['%d|%x', [n('9223372036854775808'), n('-9223372036854775809')]], ['%v', [[n('100.0'), n('1e2')]]],
+]
+
 export const sprintfGroup = (): Group => ({
   name: 'sprintf',
   tables: [
     table('sprintf', [...formats.map(([f, args]) => [f, args]), [1, []], ['%v', 'not an array']]),
+    table('sprintf', numberTexts.map(([f, args]) => [f, args])),
   ],
 })

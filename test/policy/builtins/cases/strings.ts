@@ -15,6 +15,11 @@ export const stringsGroup = (): Group => ({
       ['hello {{.name}}', { name: 'world' }], ['{{.a.b}}-{{.c}}', { a: { b: 1 }, c: true }], ['{{.missing}}', {}], ['{{range .xs}}[{{.}}]{{end}}', { xs: ['a', 'b'] }],
       ['{{if .ok}}yes{{else}}no{{end}}', { ok: false }], ['{{- .x -}} ', { x: 'y' }], ['{{.arr}}', { arr: [1, 'a', null] }], ['{{.obj}}', { obj: { b: 1, a: 'x' } }],
       ['no actions', {}], ['{{.x', {}], ['{{.f}}', { f: 1.5 }], ['{{.n}}', { n: null }], ['x', 'y'], ['{{.a.b}}', {}], ['{{.a.b}}', { a: 1 }], ['{{range .m}}{{.}},{{end}}', { m: { b: 2, a: 1 } }], ['{{if .xs}}T{{end}}', { xs: [] }],
+      // range with variables: element, index and element, key and value; declarations; $ is the data
+      ['{{range $i, $name := .names}}{{if $i}},{{end}}hello {{$name}}{{end}}', { names: ['rohan', 'john doe'] }], ['{{range $x := .xs}}<{{$x}}>{{end}}', { xs: [1, 2] }],
+      ['{{range $k, $v := .m}}{{$k}}={{$v.n}};{{end}}', { m: { b: { n: 2 }, a: { n: 1 } } }], ['{{$t := .title}}{{range .xs}}{{$t}}:{{.}} {{end}}', { title: 'T', xs: ['a', 'b'] }],
+      ['{{range .xs}}{{$.p}}{{.}}{{end}}', { p: '-', xs: ['a'] }], ['{{$}}', { a: 1 }], ['{{$nope}}', {}], ['{{range $i, $x := .xs}}{{end}}{{$x}}', { xs: [1] }],
+      ['{{range $i, $x := .xs}}{{$i}}{{else}}none{{end}}', { xs: [] }],
     ]),
   ],
 })
