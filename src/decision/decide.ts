@@ -24,7 +24,7 @@ import { randomUUID } from 'node:crypto'
 import type { BundleManager } from '../bundles/activate.js'
 import { deepFreeze } from '../deep-freeze.js'
 import { PolicyError, PortcullisError, toPortcullisError } from '../errors.js'
-import { decisionCacheKeyOf, hashInput } from '../cache/key.js'
+import { decisionCacheKeyOf, hashInput, withoutPaths } from '../cache/key.js'
 import { silentLogger, type Logger } from '../log.js'
 import { dataPath } from './path.js'
 import type { CachedDecision, DecisionCache } from '../cache/decision-cache.js'
@@ -150,8 +150,10 @@ export class DecisionService {
       const res = snapshot.resolve(path)
       const strict = req.strictBuiltinErrors ?? this.#strict
       const bundle = res.kind === 'none' ? undefined : res.bundle.compiled.bundle
-      const cacheable = res.kind !== 'none' && this.#cache !== undefined && res.bundle.compiled.cacheable && req.explain !== true
-      const hashed = cacheable && bundle !== undefined ? hashInput(input) : undefined
+      const cacheable = res.kind !== 'none' && this.#cache !== undefined && res.bundle.compiled.cacheable && req.explain !== true && req.skipCache !== true
+      // With ignored paths the key hashes a pruned copy, so its JSON is not the policy's input.
+      const ignored = req.cacheIgnorePaths !== undefined && req.cacheIgnorePaths.length > 0 ? req.cacheIgnorePaths : undefined
+      const hashed = cacheable && bundle !== undefined ? hashInput(ignored !== undefined ? withoutPaths(input, ignored) : input) : undefined
       const key = hashed !== undefined && bundle !== undefined
         ? decisionCacheKeyOf({ generation: snapshot.generation, strict, bundle: bundle.name, revision: bundle.manifest.revision, path, inputSha: hashed.hash })
         : undefined
@@ -167,7 +169,7 @@ export class DecisionService {
       } else {
         // 5. evaluate (a path no bundle owns is undefined, as in OPA)
         const t0 = now()
-        const evaluation = snapshot.evaluate(path, input, hashed?.json !== undefined ? { strictBuiltinErrors: strict, inputJson: hashed.json } : { strictBuiltinErrors: strict })
+        const evaluation = snapshot.evaluate(path, input, hashed?.json !== undefined && ignored === undefined ? { strictBuiltinErrors: strict, inputJson: hashed.json } : { strictBuiltinErrors: strict })
         evalNs = Number(now() - t0)
         defined = evaluation.defined
         result = evaluation.result
