@@ -390,3 +390,37 @@ describe('Envoy ext_authz modes', () => {
     assert.equal(code(await env.check(checkRequest('/bool'))), OK)
   })
 })
+
+describe('Envoy ext_authz gRPC reflection', () => {
+  let bundles: ReturnType<typeof envoyBundles>
+  before(() => { bundles = envoyBundles() })
+  after(() => bundles.cleanup())
+
+  const listServices = async (address: string): Promise<string[] | grpc.ServiceError> => {
+    const protoFile = join(import.meta.dirname, '..', '..', 'node_modules', '@grpc', 'reflection', 'build', 'proto', 'grpc', 'reflection', 'v1', 'reflection.proto')
+    const def = protoLoader.loadSync(protoFile, { keepCase: true })
+    const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } } }
+    const client = new pkg.grpc.reflection.v1.ServerReflection(address, grpc.credentials.createInsecure())
+    try {
+      return await new Promise((resolve) => {
+        const call = (client as unknown as { ServerReflectionInfo: () => grpc.ClientDuplexStream<unknown, { list_services_response?: { service: Array<{ name: string }> } }> }).ServerReflectionInfo()
+        call.on('data', (m) => { resolve((m.list_services_response?.service ?? []).map((s: { name: string }) => s.name)); call.end() })
+        call.on('error', (e: grpc.ServiceError) => resolve(e))
+        call.write({ list_services: '' })
+      })
+    } finally {
+      client.close()
+    }
+  }
+
+  test('enable_reflection lists the Authorization service; off by default (UNIMPLEMENTED)', async (t) => {
+    const on = await startEnvoy(bundles.dir, { envoy_ext_authz: { grpc: { enable_reflection: true } } })
+    t.after(on.close)
+    const names = await listServices(on.grpcAddress)
+    assert.ok(Array.isArray(names) && names.includes('envoy.service.auth.v3.Authorization'), JSON.stringify(names))
+    const off = await startEnvoy(bundles.dir)
+    t.after(off.close)
+    const refused = await listServices(off.grpcAddress)
+    assert.ok(!Array.isArray(refused) && refused.code === grpc.status.UNIMPLEMENTED)
+  })
+})
