@@ -281,6 +281,21 @@ export class DecisionService {
     }
   }
 
+  /**
+   * Records a request a transport refused before it could become a decision (an Envoy
+   * CheckRequest whose path or body cannot be parsed): the audit hook sees it as a failure with
+   * its own decision_id, so every Check is audited. Returns the decision_id.
+   */
+  recordRefusal (req: DecisionRequest, error: PortcullisError): string {
+    const decisionId = randomUUID()
+    try {
+      this.#audit?.({ error, request: req, decision_id: decisionId, timestamp: new Date(), bundles: this.#manager.snapshot.revisions() })
+    } catch (auditErr) {
+      this.#log.error({ decision_id: decisionId, code: 'PORTCULLIS_INTERNAL', component: 'audit', err: auditErr }, 'the audit hook failed to record a refused request')
+    }
+    return decisionId
+  }
+
   /** Flushes the decision cache (admin endpoint). */
   flushCache (): number {
     return this.#cache?.clear() ?? 0

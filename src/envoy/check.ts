@@ -123,7 +123,13 @@ export class EnvoyCheck {
     } catch (err) {
       const error = toPortcullisError(err, 'PORTCULLIS_ENVOY_REQUEST_INVALID')
       this.#failed(error)
-      this.#log.warn({ code: error.code, transport: this.#transport, request_id: req.attributes?.request?.http?.id }, `ext_authz request refused: ${error.message}`)
+      const requestId = req.attributes?.request?.http?.id
+      const refusal: DecisionRequest = { path: this.#settings.path, transport: this.#transport }
+      if (requestId !== undefined && requestId !== '') refusal.requestId = requestId
+      if (facts.remoteAddress !== undefined) refusal.requestedBy = facts.remoteAddress
+      // audited like a failed decision: every Check leaves a record
+      const decisionId = this.#decisions.recordRefusal(refusal, error)
+      this.#log.warn({ decision_id: decisionId, code: error.code, transport: this.#transport, request_id: requestId }, `ext_authz request refused: ${error.message}`)
       return { kind: 'refused', error }
     }
     const gone = this.#aborted(facts.signal)

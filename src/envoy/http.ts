@@ -8,8 +8,9 @@
  * Answers (Envoy's ext_authz HTTP client): 200 allows — the policy's `headers` go back as
  * response headers, for the filter's `allowed_upstream_headers`, and
  * `request_headers_to_remove` as `x-envoy-auth-headers-to-remove`; any other status denies
- * and is passed to the client with the policy's body and headers (a policy status of 200 on a
- * deny is answered 403: it would allow); an error answers 5xx, which the filter treats as a
+ * and is passed to the client with the policy's body and headers (a policy status of 200 or
+ * 5xx on a deny is answered 403: Envoy would read it as an allow or as a failure that
+ * failure_mode_allow may let through); an error answers 5xx, which the filter treats as a
  * failure (`status_on_error`, `failure_mode_allow`).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -148,8 +149,9 @@ async function handle (opts: EnvoyHttpOptions, req: IncomingMessage, res: Server
         return
       }
       const denied = v.deniedResponse ?? { status: 403, body: '' }
-      // 200 is Envoy's allow: a deny must never be answered with it.
-      const status = denied.status === 200 ? 403 : denied.status
+      // 200 is Envoy's allow and 5xx its "authorization server failed" (where
+      // failure_mode_allow may let the request through): a deny is never answered with either.
+      const status = denied.status === 200 || denied.status >= 500 ? 403 : denied.status
       send(res, status, { ...headerLists(v.headers), 'x-portcullis-decision-id': outcome.decisionId }, denied.body)
       return
     }

@@ -99,7 +99,7 @@ function structValue (v: unknown): unknown {
 function structToMap (s: unknown): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   const fields = isPlainObject(s) && isPlainObject(s.fields) ? s.fields : {}
-  for (const [k, v] of Object.entries(fields)) out[k] = structValue(v)
+  for (const [k, v] of Object.entries(fields)) Object.defineProperty(out, k, { value: structValue(v), enumerable: true, writable: true, configurable: true })
   return out
 }
 
@@ -125,7 +125,8 @@ export function protomap (msg: Record<string, unknown>): Record<string, unknown>
     if (MAP_FIELDS.has(name) && isPlainObject(value)) {
       const m: Record<string, unknown> = {}
       for (const [k, v] of Object.entries(value)) {
-        m[k] = STRUCT_MAPS.has(name) ? structToMap(v) : isPlainObject(v) ? protomap(v) : scalar(v)
+        // defined, not assigned: a key such as "__proto__" stays an ordinary key
+        Object.defineProperty(m, k, { value: STRUCT_MAPS.has(name) ? structToMap(v) : isPlainObject(v) ? protomap(v) : scalar(v), enumerable: true, writable: true, configurable: true })
       }
       // An empty map is not set either.
       if (Object.keys(m).length > 0) out[name] = m
@@ -236,7 +237,7 @@ function boundaryOf (contentType: string): string | undefined {
 async function parseMultipart (payload: Buffer, contentType: string): Promise<Record<string, unknown[]> | null> {
   if (boundaryOf(contentType) === undefined) return null
   return await new Promise((resolve, reject) => {
-    const values: Record<string, unknown[]> = {}
+    const values: Record<string, unknown[]> = Object.create(null) as Record<string, unknown[]>
     let failed = false
     const fail = (err: unknown): void => {
       if (failed) return
@@ -266,7 +267,7 @@ async function parseMultipart (payload: Buffer, contentType: string): Promise<Re
       }
     })
     bb.on('error', fail)
-    bb.on('finish', () => { if (!failed) resolve(values) })
+    bb.on('finish', () => { if (!failed) resolve({ ...values }) })
     bb.end(payload)
   })
 }

@@ -211,9 +211,14 @@ describe('Envoy ext_authz over gRPC', () => {
       await env.check(checkRequest('/deny'))
       await env.check(checkRequest('/bool'))
       await assert.rejects(env.check(checkRequest('/malformed')))
+      await assert.rejects(env.check(checkRequest('/nothing')))
+      assert.equal(code(await env.check(checkRequest('/bad%zz'))), PERMISSION_DENIED)
       assert.equal(await metricValue(env, 'portcullis_decisions_total', { transport: 'envoy-grpc', outcome: 'deny' }), before + 1)
-      assert.ok(await metricValue(env, 'portcullis_envoy_checks_total', { transport: 'envoy-grpc', outcome: 'error' }) >= 1)
-      assert.deepEqual(seen, ['envoy-grpc:ok', 'envoy-grpc:ok', 'envoy-grpc:ok'])
+      assert.ok(await metricValue(env, 'portcullis_envoy_checks_total', { transport: 'envoy-grpc', outcome: 'error' }) >= 2)
+      assert.ok(await metricValue(env, 'portcullis_envoy_checks_total', { transport: 'envoy-grpc', outcome: 'refused' }) >= 1)
+      // every Check is audited: decisions (the malformed result is a decision the adapter
+      // rejects afterwards), the undefined one, and the request refused before a decision
+      assert.deepEqual(seen, ['envoy-grpc:ok', 'envoy-grpc:ok', 'envoy-grpc:ok', 'envoy-grpc:ok', 'envoy-grpc:PORTCULLIS_ENVOY_REQUEST_INVALID'])
     } finally {
       env.runtime.decisions.setAuditHook(undefined)
     }

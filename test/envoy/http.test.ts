@@ -60,6 +60,10 @@ describe('Envoy ext_authz HTTP service mode', () => {
     assert.equal(r.headers['x-reason'], 'policy')
     assert.equal(r.headers['x-multi'], 'c, d')
     assert.equal((await forward(env.httpUrl, 'GET', `${PREFIX}/boolno`)).status, 403)
+    // a deny with a 5xx status would be an authorization-server failure to Envoy, which
+    // failure_mode_allow can let through: answered 403 instead
+    const five = await forward(env.httpUrl, 'GET', `${PREFIX}/unavailable`)
+    assert.deepEqual([five.status, five.body], [403, 'try later'])
   })
 
   test('errors are 5xx (Envoy applies status_on_error / failure_mode_allow); unparseable requests are 400', async () => {

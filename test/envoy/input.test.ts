@@ -130,3 +130,14 @@ test('parsed_body: JSON, form, multipart, truncation, unsupported types (TestGet
   await assert.rejects(parsedBody({ 'content-type': 'application/json', 'content-length': 'x' }, '{}', undefined), invalidRequest)
   await assert.rejects(parsedBody({ 'content-type': 'multipart/form-data; boundary=b' }, '--b\r\nContent-Disposition: form-data; name="j"\r\nContent-Type: application/json\r\n\r\n{bad\r\n--b--\r\n', undefined), invalidRequest)
 })
+
+test('map keys such as __proto__ stay ordinary keys', async () => {
+  const req = JSON.parse('{"attributes":{"contextExtensions":{"__proto__":"x","a":"b"},"request":{"http":{"path":"/"}}}}') as CheckRequest
+  const input = await checkRequestToInput(req)
+  const ext = (input.attributes as Record<string, Record<string, unknown>>).contextExtensions as Record<string, unknown>
+  assert.deepEqual(Object.keys(ext), ['__proto__', 'a'])
+  assert.equal(Object.getPrototypeOf(ext), Object.prototype)
+  const mp = '--b\r\nContent-Disposition: form-data; name="__proto__"\r\n\r\nv\r\n--b--\r\n'
+  const { parsed } = await parsedBody({ 'content-type': 'multipart/form-data; boundary=b' }, mp, undefined)
+  assert.deepEqual(Object.entries(parsed as object), [['__proto__', ['v']]])
+})
