@@ -11,6 +11,7 @@ import * as grpc from '@grpc/grpc-js'
 import { protoPath as healthProtoPath } from 'grpc-health-check'
 import * as protoLoader from '@grpc/proto-loader'
 import { checkRequest, envoyBundles, fromStruct, OK, PERMISSION_DENIED, startEnvoy, type CheckResponse, type EnvoyEnv } from './support.js'
+import { verifiedCaller } from '../helpers/identity.js'
 import { DAY, HOUR, makeCa, makeLeaf, pemOf, urlEncodePem, type Issued } from '../identity/support/pki.js'
 
 const FRONTEND = 'spiffe://example.org/ns/shop/sa/frontend'
@@ -311,6 +312,18 @@ describe('Envoy ext_authz identity', () => {
     assert.equal(code(r), PERMISSION_DENIED)
     assert.equal(r.deniedResponse?.status?.code, 401)
     assert.equal(r.deniedResponse?.body, 'PORTCULLIS_IDENTITY_UNTRUSTED')
+  })
+
+  test('a JWT-SVID in the request\'s authorization header is the verified identity', async (t) => {
+    const caller = await verifiedCaller()
+    const env = await startEnvoy(bundles.dir, { identity: caller.config() })
+    t.after(env.close)
+    const r = await env.check(checkRequest('/whoami', { headers: { ...caller.headers } }))
+    assert.equal(code(r), OK)
+    assert.deepEqual([metadata(r).spiffe_id, metadata(r).source], [FRONTEND, 'header'])
+    // a forged token is a rejection: a 401 denial
+    const forged = await env.check(checkRequest('/whoami', { headers: { authorization: `${caller.headers.authorization as string}x` } }))
+    assert.deepEqual([code(forged), forged.deniedResponse?.status?.code], [PERMISSION_DENIED, 401])
   })
 
   test('XFCC in the CheckRequest headers, from a trusted proxy, is the verified identity', async (t) => {
