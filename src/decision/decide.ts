@@ -282,9 +282,9 @@ export class DecisionService {
   }
 
   /**
-   * Records a request a transport refused before it could become a decision (an Envoy
-   * CheckRequest whose path or body cannot be parsed): the audit hook sees it as a failure with
-   * its own decision_id, so every Check is audited. Returns the decision_id.
+   * Records a request that ended before it could become a decision (an Envoy CheckRequest
+   * whose path or body cannot be parsed, a Check cancelled first): the audit hook sees it as a
+   * failure with its own decision_id, so every Check is audited. Returns the decision_id.
    */
   recordRefusal (req: DecisionRequest, error: PortcullisError): string {
     const decisionId = randomUUID()

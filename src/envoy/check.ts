@@ -108,6 +108,17 @@ export class EnvoyCheck {
     this.#metrics?.requestErrors.inc({ code: error.code })
   }
 
+  /** A Check that ends before a decision exists (unparseable, cancelled): counted, logged and audited, so every Check leaves a record. */
+  #recordUndecided (req: CheckRequest, facts: ConnectionFacts, error: PortcullisError): void {
+    this.#failed(error)
+    const requestId = req.attributes?.request?.http?.id
+    const record: DecisionRequest = { path: this.#settings.path, transport: this.#transport }
+    if (requestId !== undefined && requestId !== '') record.requestId = requestId
+    if (facts.remoteAddress !== undefined) record.requestedBy = facts.remoteAddress
+    const decisionId = this.#decisions.recordRefusal(record, error)
+    this.#log.warn({ decision_id: decisionId, code: error.code, transport: this.#transport, request_id: requestId }, `ext_authz Check ended before a decision: ${error.message}`)
+  }
+
   /** Decides one Check. Never throws: every failure is an outcome (counted per transport). */
   async check (req: CheckRequest, facts: ConnectionFacts = {}): Promise<CheckOutcome> {
     const outcome = await this.#check(req, facts)
@@ -122,19 +133,12 @@ export class EnvoyCheck {
       input = await checkRequestToInput(req, { skipRequestBodyParse: this.#settings.skipRequestBodyParse })
     } catch (err) {
       const error = toPortcullisError(err, 'PORTCULLIS_ENVOY_REQUEST_INVALID')
-      this.#failed(error)
-      const requestId = req.attributes?.request?.http?.id
-      const refusal: DecisionRequest = { path: this.#settings.path, transport: this.#transport }
-      if (requestId !== undefined && requestId !== '') refusal.requestId = requestId
-      if (facts.remoteAddress !== undefined) refusal.requestedBy = facts.remoteAddress
-      // audited like a failed decision: every Check leaves a record
-      const decisionId = this.#decisions.recordRefusal(refusal, error)
-      this.#log.warn({ decision_id: decisionId, code: error.code, transport: this.#transport, request_id: requestId }, `ext_authz request refused: ${error.message}`)
+      this.#recordUndecided(req, facts, error)
       return { kind: 'refused', error }
     }
     const gone = this.#aborted(facts.signal)
     if (gone !== undefined) {
-      this.#failed(gone)
+      this.#recordUndecided(req, facts, gone)
       return { kind: 'error', error: gone }
     }
     const dr: DecisionRequest = {
