@@ -11,7 +11,8 @@ import { EXIT_OK, parse, reportError, UsageError, type Command } from './args.js
 const usage = `Usage: portcullis serve [--config file] [--bundles dir] [--addr host:port] [--workers N]
                         [--envoy-grpc-addr host:port|unix:path] [--envoy-http-addr host:port]
 
-Serves decisions over OPA's Data API from the bundles in a directory, hot-reloading them.
+Serves decisions over OPA's Data API from the bundles in a directory, hot-reloading them,
+and, when asked, to Envoy's ext_authz filter over gRPC and HTTP (docs/envoy.md).
 Flags override the config file; see docs/configuration.md for every setting.
 
 Options:

@@ -1,5 +1,5 @@
 /**
- * THE decision pipeline. Every transport (the HTTP Data API and its batch route, portcullis eval) calls
+ * THE decision pipeline. Every transport (the HTTP Data API and its batch route, Envoy ext_authz, portcullis eval) calls
  * `DecisionService.decide()`; nothing below this file knows about HTTP.
  *
  *   1. snapshot   take the active PolicySnapshot once: the decision finishes on the revision
@@ -10,7 +10,9 @@
  *                 values of those keys are removed always, identity plugins on or off
  *   4. cache      key = SHA-256 of the structured (generation, strict, bundle, revision, path,
  *                 SHA-256(canonical input)); skipped for policies that call non-deterministic
- *                 builtins; an answer is inserted only if no flush happened since the decision began
+ *                 builtins and for requests that ask (skipCache); input paths a transport names
+ *                 (cacheIgnorePaths, Envoy's volatile fields) are left out of the key only; an
+ *                 answer is inserted only if no flush happened since the decision began
  *   5. evaluate   the owning bundle's wasm entrypoint
  *   6. result     Decision { decision_id, result?, bundles, cached }
  *   7. audit      every decision (cached ones too, with their own decision_id) and every failure
