@@ -168,6 +168,19 @@ describe('Envoy ext_authz over gRPC', () => {
     const http = ((input.attributes as Record<string, Record<string, Record<string, unknown>>>).request as Record<string, Record<string, unknown>>).http as Record<string, unknown>
     assert.equal(http.rawBody, bytes.toString('base64'))
     assert.deepEqual(input.parsed_body, { u: '\ufffd\ufffd' })
+    // invalid UTF-8 in the `body` string field itself (Envoy sends UTF-8; a hostile client may
+    // not): decoded with replacement characters, answered, never a crash. Hand-encoded:
+    // CheckRequest{attributes{request{http{path: "/echo", body: 0xff 0xfe}}}}
+    const httpBytes = Buffer.concat([Buffer.from([0x22, 5]), Buffer.from('/echo'), Buffer.from([0x5a, 2, 0xff, 0xfe])])
+    const request = Buffer.concat([Buffer.from([0x12, httpBytes.length]), httpBytes])
+    const attributes = Buffer.concat([Buffer.from([0x22, request.length]), request])
+    const wire = Buffer.concat([Buffer.from([0x0a, attributes.length]), attributes])
+    const viaWire = await new Promise<CheckResponse>((resolve, reject) => {
+      env.client.makeUnaryRequest('/envoy.service.auth.v3.Authorization/Check', (x: Buffer) => x, (b: Buffer) => protoResponse(b), wire, (err, res) => { if (err !== null) reject(err); else resolve(res as CheckResponse) })
+    })
+    assert.equal(code(viaWire), OK)
+    const wireHttp = ((echoed(viaWire).attributes as Record<string, Record<string, unknown>>).request as Record<string, Record<string, unknown>>).http as Record<string, unknown>
+    assert.equal(wireHttp.body, '\ufffd\ufffd')
     const bin = await env.check(checkRequest('/echo', { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, rawBody: Buffer.from([0, 0xff, 0x80]) }))
     assert.equal(code(bin), OK)
     assert.equal(echoed(bin).parsed_body, null)
