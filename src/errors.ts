@@ -24,6 +24,8 @@ interface CodeSpec {
 }
 
 // gRPC status numbers (google.rpc.Code)
+const CANCELLED = 1
+const DEADLINE_EXCEEDED = 4
 const INVALID_ARGUMENT = 3
 const NOT_FOUND = 5
 const PERMISSION_DENIED = 7
@@ -131,6 +133,16 @@ export const codes = {
   PORTCULLIS_IDENTITY_KEYS_UNAVAILABLE: { status: 503, opa: 'unauthorized', grpc: UNAVAILABLE },
   /** A trust bundle source (PEM, SPIFFE bundle, JWKS, bundle endpoint) could not be loaded. */
   PORTCULLIS_IDENTITY_BUNDLE_INVALID: { status: 500, opa: 'internal_error', grpc: INTERNAL },
+
+  // --- Envoy ext_authz (see src/envoy/) -------------------------------------------------
+  /** A CheckRequest (or a forwarded HTTP request) whose path, query or body cannot be parsed: Envoy is answered PERMISSION_DENIED with a 400 denied response, as opa-envoy-plugin does. */
+  PORTCULLIS_ENVOY_REQUEST_INVALID: { status: 400, opa: 'invalid_parameter', grpc: INVALID_ARGUMENT },
+  /** The policy's answer is not a boolean or an object of opa-envoy-plugin's shape (allowed, headers, body, http_status, ...). */
+  PORTCULLIS_ENVOY_RESULT_INVALID: { status: 500, opa: 'internal_error', grpc: INTERNAL },
+  /** The caller cancelled the Check before it was answered. */
+  PORTCULLIS_ENVOY_CANCELLED: { status: 503, opa: 'internal_error', grpc: CANCELLED },
+  /** The Check's deadline passed before it was answered. */
+  PORTCULLIS_ENVOY_DEADLINE_EXCEEDED: { status: 504, opa: 'internal_error', grpc: DEADLINE_EXCEEDED },
 
   // --- internal ----------------------------------------------------------------------
   PORTCULLIS_INTERNAL: { status: 500, opa: 'internal_error', grpc: INTERNAL },

@@ -18,6 +18,7 @@ export { DecisionService, type Decision, type DecisionRequest } from './decision
 export { build } from './server/app.js'
 export { createIdentityVerifier, validateIdentityConfig, parseSpiffeId, type IdentityVerifier, type IdentityDocument, type IdentityConfig, type IdentityResult } from './identity/index.js'
 export { loadConfig, type ResolvedConfig } from './config/load.js'
-export { createRuntime, type Runtime } from './server/runtime.js'
+export { createRuntime, type Runtime, type ListenerFactory } from './server/runtime.js'
+export { envoyExtAuthz } from './envoy/listeners.js'
 export { DecisionCache } from './cache/decision-cache.js'
 export { Metrics } from './metrics/index.js'

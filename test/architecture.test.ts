@@ -31,6 +31,7 @@ const FORBIDDEN: Array<{ from: string, to: string[], why: string }> = [
   { from: 'config', to: ['decision', 'bundles', 'policy', 'identity', 'cache', 'metrics', ...TRANSPORTS], why: 'config/ is read by everything and reads nothing back' },
   { from: 'decision', to: TRANSPORTS, why: 'nothing below decision/ knows about HTTP or the command line' },
   { from: 'server', to: ['cli', 'envoy'], why: 'transports do not call each other' },
+  { from: 'envoy', to: ['server', 'cli', 'bundles', 'policy', 'cache'], why: 'envoy/ is a transport like server/: it translates ext_authz and calls decision/ (config/, errors, metrics, log below it; identity/ only for the trusted-caller address matcher); the runtime is handed its listeners' },
   { from: 'errors', to: ['*'], why: 'the error registry is the bottom of the graph' },
   { from: 'deep-freeze', to: ['*'], why: 'a leaf helper' },
 ]

@@ -76,3 +76,26 @@ export function decisionCacheKeyOf (p: DecisionKeyParts): string {
 export function decisionCacheKey (p: Omit<DecisionKeyParts, 'inputSha'>, input: unknown): string {
   return decisionCacheKeyOf({ ...p, inputSha: hashInput(input).hash })
 }
+
+/**
+ * A copy of `input` without the given paths (each a list of object keys), for cache keys that
+ * must not depend on volatile fields. Only the objects on a removed path are copied; the input
+ * itself is never changed (the policy still evaluates all of it).
+ *
+ * @example withoutPaths({a: {id: 1, m: 'GET'}}, [['a', 'id']]) // {a: {m: 'GET'}}
+ */
+export function withoutPaths (input: unknown, paths: ReadonlyArray<readonly string[]>): unknown {
+  let out = input
+  for (const path of paths) out = removePath(out, path, 0)
+  return out
+}
+
+function removePath (node: unknown, path: readonly string[], i: number): unknown {
+  if (node === null || typeof node !== 'object' || Array.isArray(node) || i >= path.length) return node
+  const k = path[i] as string
+  if (!Object.hasOwn(node, k)) return node
+  const copy: Record<string, unknown> = { ...(node as Record<string, unknown>) }
+  if (i === path.length - 1) delete copy[k]
+  else copy[k] = removePath(copy[k], path, i + 1)
+  return copy
+}

@@ -3,13 +3,16 @@ import { availableParallelism } from 'node:os'
 import { pino } from 'pino'
 import { loadConfig, type DeepPartial } from '../config/load.js'
 import type { Config } from '../config/schema.js'
+import { envoyExtAuthz } from '../envoy/listeners.js'
 import { createRuntime } from '../server/runtime.js'
 import { announceWorker, runPrimary, workerHooks } from '../server/workers.js'
 import { EXIT_OK, parse, reportError, UsageError, type Command } from './args.js'
 
 const usage = `Usage: portcullis serve [--config file] [--bundles dir] [--addr host:port] [--workers N]
+                        [--envoy-grpc-addr host:port|unix:path] [--envoy-http-addr host:port]
 
-Serves decisions over OPA's Data API from the bundles in a directory, hot-reloading them.
+Serves decisions over OPA's Data API from the bundles in a directory, hot-reloading them,
+and, when asked, to Envoy's ext_authz filter over gRPC and HTTP (docs/envoy.md).
 Flags override the config file; see docs/configuration.md for every setting.
 
 Options:
@@ -17,6 +20,10 @@ Options:
   --bundles <dir>     bundles directory (default ./bundles)
   --addr <host:port>  listen address (default 127.0.0.1:8181)
   --workers <N>       worker processes (default: number of cores; 1 = no cluster)
+  --envoy-grpc-addr <host:port|unix:/path>
+                      serve Envoy ext_authz (envoy.service.auth.v3.Authorization) on this address
+  --envoy-http-addr <host:port>
+                      serve Envoy's ext_authz http_service mode on this address
   -h, --help          show this help
 `
 
@@ -30,6 +37,8 @@ export const serveCommand: Command = {
         bundles: { type: 'string' },
         addr: { type: 'string' },
         workers: { type: 'string' },
+        'envoy-grpc-addr': { type: 'string' },
+        'envoy-http-addr': { type: 'string' },
       })
       if (values.help === true) {
         io.stdout.write(usage)
@@ -42,6 +51,14 @@ export const serveCommand: Command = {
         overrides.server = { ...overrides.server, workers: Number(values.workers) }
       }
       if (values.bundles !== undefined) overrides.bundles = { dir: values.bundles }
+      const grpcAddr = values['envoy-grpc-addr']
+      const httpAddr = values['envoy-http-addr']
+      if (grpcAddr !== undefined || httpAddr !== undefined) {
+        overrides.envoy_ext_authz = {
+          ...(grpcAddr !== undefined ? { grpc: { enabled: true, addr: grpcAddr } } : {}),
+          ...(httpAddr !== undefined ? { http: { enabled: true, addr: httpAddr } } : {}),
+        } as DeepPartial<Config['envoy_ext_authz']>
+      }
       const config = loadConfig({ ...(values.config !== undefined ? { file: values.config } : {}), overrides })
       const logger = pino({ name: 'portcullis', level: config.logging.level })
       const workers = config.server.workers === 0 ? availableParallelism() : config.server.workers
@@ -54,7 +71,7 @@ export const serveCommand: Command = {
       }
 
       const hooks = cluster.isWorker ? workerHooks() : undefined
-      const runtime = await createRuntime(config, hooks ?? {}, { logger })
+      const runtime = await createRuntime(config, hooks ?? {}, { logger, listeners: [envoyExtAuthz] })
       hooks?.bindLocalFlush(() => runtime.decisions.flushCache())
       const url = await runtime.start()
       if (cluster.isWorker) announceWorker(runtime, url)

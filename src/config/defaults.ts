@@ -40,6 +40,15 @@ export const DEFAULTS: Config = {
   logging: {
     level: 'info',
   },
+  envoy_ext_authz: {
+    path: 'envoy/authz/allow',
+    skip_request_body_parse: false,
+    dry_run: false,
+    error_response: false,
+    grpc: { enabled: false, addr: '127.0.0.1:9191', enable_reflection: false, max_recv_msg_size: 4 * 1024 * 1024 },
+    http: { enabled: false, addr: '127.0.0.1:9192', path_prefix: '', max_body_bytes: 4 * 1024 * 1024 },
+    cache: { enabled: false, ignore_input_paths: [] },
+  },
 }
 
 /**
@@ -56,7 +65,9 @@ export const IDENTITY_DEFAULTS = {
     trust_domains: {},
     oidc: { issuers: [] },
   } satisfies Partial<IdentityConfig>,
-  x509_svid: { sources: ['mtls'] } satisfies Partial<IdentityConfig['x509_svid']>,
+  // ext_authz is inert outside Envoy's Check (only envoy/ sets the certificate it reads).
+  x509_svid: { sources: ['mtls', 'ext_authz'] } satisfies Partial<IdentityConfig['x509_svid']>,
+  ext_authz: { trusted_callers: ['127.0.0.0/8', '::1'] } satisfies IdentityConfig['x509_svid']['ext_authz'],
   xfcc: { trusted_proxies: [], element: 'last', header: 'x-forwarded-client-cert' } satisfies IdentityConfig['x509_svid']['xfcc'],
   jwt_svid: { audiences: [], header: 'authorization', leeway_seconds: 30, algorithms: [...JWT_SVID_ALGORITHMS] } satisfies Omit<IdentityConfig['jwt_svid'], 'enabled'>,
   trust_domain: { x509_authorities: [], spiffe_bundles: [], jwt_authorities: [] } satisfies TrustDomainConfig,

@@ -71,6 +71,7 @@ export function prepareIdentity (raw: unknown): unknown {
   const x = over({}, s.x509_svid ?? {})
   if (isObject(x)) {
     x.xfcc = over(D.xfcc, x.xfcc ?? {})
+    x.ext_authz = over(D.ext_authz, x.ext_authz ?? {})
     const proxies = isObject(x.xfcc) ? x.xfcc.trusted_proxies : undefined
     // XFCC is read only when asked for: by default a source once trusted proxies are named.
     const sources = Array.isArray(proxies) && proxies.length > 0 ? [...D.x509_svid.sources, 'xfcc'] : [...D.x509_svid.sources]
@@ -131,6 +132,7 @@ export function checkIdentity (c: IdentityConfig, prefix = 'identity'): void {
   }
   const xfcc = c.x509_svid.xfcc
   for (const [i, p] of xfcc.trusted_proxies.entries()) checkCidr(p, `${prefix}.x509_svid.xfcc.trusted_proxies[${i}]`)
+  for (const [i, p] of c.x509_svid.ext_authz.trusted_callers.entries()) checkCidr(p, `${prefix}.x509_svid.ext_authz.trusted_callers[${i}]`)
   if (c.x509_svid.sources.includes('xfcc') && xfcc.trusted_proxies.length === 0) {
     throw configInvalid(`config key ${prefix}.x509_svid.xfcc.trusted_proxies: needs at least one proxy when sources include xfcc (XFCC is only trusted from named proxies)`, `${prefix}.x509_svid.xfcc.trusted_proxies`)
   }

@@ -129,6 +129,9 @@ export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConf
     checkIdentity(m.identity)
     resolveIdentity(m.identity, base)
   }
+  if (m.envoy_ext_authz.cache.enabled && !m.cache.enabled) {
+    throw invalid('config key envoy_ext_authz.cache.enabled: needs the decision cache (cache.enabled: true)', 'envoy_ext_authz.cache.enabled')
+  }
   const tls = m.server.tls
   if (tls !== undefined && !canVerifyClientCertificates(tls.client_ca_file, m.identity)) {
     if (!clientAuthSet) tls.client_auth = 'none'

@@ -113,7 +113,7 @@ export const TrustDomainSchema = Type.Object({
   bundle_endpoint: Type.Optional(BundleEndpointSchema),
 }, strict)
 
-export const X509SourceSchema = Type.Union([Type.Literal('mtls'), Type.Literal('xfcc')])
+export const X509SourceSchema = Type.Union([Type.Literal('mtls'), Type.Literal('ext_authz'), Type.Literal('xfcc')])
 export type X509Source = Static<typeof X509SourceSchema>
 
 export const XfccSchema = Type.Object({
@@ -122,10 +122,15 @@ export const XfccSchema = Type.Object({
   header: HeaderName('header name'),
 }, strict)
 
+export const ExtAuthzSourceSchema = Type.Object({
+  trusted_callers: List(NonEmpty('address or CIDR'), "addresses or CIDRs of the ext_authz callers (Envoy) whose CheckRequest source.certificate is believed; unix-socket callers always are. Default: loopback"),
+}, strict)
+
 export const X509SvidSchema = Type.Object({
   enabled: Bool('verify X.509-SVIDs (default: true when the section or a trust domain is configured)'),
-  sources: List(X509SourceSchema, 'sources checked, in this fixed precedence: mtls > xfcc'),
+  sources: List(X509SourceSchema, 'sources checked, in this fixed precedence: mtls > ext_authz > xfcc'),
   xfcc: XfccSchema,
+  ext_authz: ExtAuthzSourceSchema,
 }, strict)
 
 export const JwtSvidSchema = Type.Object({
@@ -174,6 +179,29 @@ export const IdentitySchema = Type.Object({
   }, strict),
 }, strict)
 
+export const EnvoyExtAuthzSchema = Type.Object({
+  path: NonEmpty('decision path evaluated for every Check (opa-envoy-plugin default: envoy/authz/allow)'),
+  skip_request_body_parse: Bool('leave out input.parsed_body and input.truncated_body'),
+  dry_run: Bool('answer OK whatever the policy decides; the real decision is recorded (metrics, logs, audit)'),
+  error_response: Bool('gRPC: an evaluation error is answered with CheckResponse.error_response (field 5) instead of a gRPC error status; either way Envoy applies failure_mode_allow / status_on_error'),
+  grpc: Type.Object({
+    enabled: Bool('serve envoy.service.auth.v3.Authorization/Check over gRPC'),
+    addr: Type.String({ description: 'listen address host:port, or unix:/path/to.sock', pattern: '^(unix:.+|.+:[0-9]+)$' }),
+    enable_reflection: Bool('serve gRPC server reflection'),
+    max_recv_msg_size: Int('largest CheckRequest accepted, in bytes', 1),
+  }, strict),
+  http: Type.Object({
+    enabled: Bool("serve Envoy's http_service mode"),
+    addr: Type.String({ description: 'listen address host:port', pattern: '^.+:[0-9]+$' }),
+    path_prefix: Str("Envoy's http_service path_prefix, removed from the path before the input is built"),
+    max_body_bytes: Int('largest forwarded request body', 1),
+  }, strict),
+  cache: Type.Object({
+    enabled: Bool('use the decision cache (cache.enabled must be on) for Checks; off by default: every CheckRequest differs'),
+    ignore_input_paths: Type.Array(Type.String({ description: 'dotted input path', pattern: '^[^.]+(\\.[^.]+)*$' }), { description: 'input paths the cache key leaves out, e.g. attributes.request.http.id; a policy that reads one of them gets answers cached for other values' }),
+  }, strict),
+}, strict)
+
 export const ConfigSchema = Type.Object({
   server: ServerSchema,
   bundles: BundlesSchema,
@@ -182,6 +210,7 @@ export const ConfigSchema = Type.Object({
   admin: AdminSchema,
   logging: LoggingSchema,
   identity: Type.Optional(IdentitySchema),
+  envoy_ext_authz: EnvoyExtAuthzSchema,
 }, strict)
 
 export type Config = Static<typeof ConfigSchema>
@@ -191,3 +220,4 @@ export type IdentityConfig = Static<typeof IdentitySchema>
 export type TrustDomainConfig = Static<typeof TrustDomainSchema>
 export type BundleEndpointConfig = Static<typeof BundleEndpointSchema>
 export type OidcIssuerConfig = Static<typeof OidcIssuerSchema>
+export type EnvoyExtAuthzConfig = Static<typeof EnvoyExtAuthzSchema>

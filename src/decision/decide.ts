@@ -1,5 +1,5 @@
 /**
- * THE decision pipeline. Every transport (the HTTP Data API and its batch route, portcullis eval) calls
+ * THE decision pipeline. Every transport (the HTTP Data API and its batch route, Envoy ext_authz, portcullis eval) calls
  * `DecisionService.decide()`; nothing below this file knows about HTTP.
  *
  *   1. snapshot   take the active PolicySnapshot once: the decision finishes on the revision
@@ -10,7 +10,9 @@
  *                 values of those keys are removed always, identity plugins on or off
  *   4. cache      key = SHA-256 of the structured (generation, strict, bundle, revision, path,
  *                 SHA-256(canonical input)); skipped for policies that call non-deterministic
- *                 builtins; an answer is inserted only if no flush happened since the decision began
+ *                 builtins and for requests that ask (skipCache); input paths a transport names
+ *                 (cacheIgnorePaths, Envoy's volatile fields) are left out of the key only; an
+ *                 answer is inserted only if no flush happened since the decision began
  *   5. evaluate   the owning bundle's wasm entrypoint
  *   6. result     Decision { decision_id, result?, bundles, cached }
  *   7. audit      every decision (cached ones too, with their own decision_id) and every failure
@@ -24,7 +26,7 @@ import { randomUUID } from 'node:crypto'
 import type { BundleManager } from '../bundles/activate.js'
 import { deepFreeze } from '../deep-freeze.js'
 import { PolicyError, PortcullisError, toPortcullisError } from '../errors.js'
-import { decisionCacheKeyOf, hashInput } from '../cache/key.js'
+import { decisionCacheKeyOf, hashInput, withoutPaths } from '../cache/key.js'
 import { silentLogger, type Logger } from '../log.js'
 import { dataPath } from './path.js'
 import type { CachedDecision, DecisionCache } from '../cache/decision-cache.js'
@@ -152,8 +154,10 @@ export class DecisionService {
       const res = snapshot.resolve(path)
       const strict = req.strictBuiltinErrors ?? this.#strict
       const bundle = res.kind === 'none' ? undefined : res.bundle.compiled.bundle
-      const cacheable = res.kind !== 'none' && this.#cache !== undefined && res.bundle.compiled.cacheable && req.explain !== true
-      const hashed = cacheable && bundle !== undefined ? hashInput(input) : undefined
+      const cacheable = res.kind !== 'none' && this.#cache !== undefined && res.bundle.compiled.cacheable && req.explain !== true && req.skipCache !== true
+      // With ignored paths the key hashes a pruned copy, so its JSON is not the policy's input.
+      const ignored = req.cacheIgnorePaths !== undefined && req.cacheIgnorePaths.length > 0 ? req.cacheIgnorePaths : undefined
+      const hashed = cacheable && bundle !== undefined ? hashInput(ignored !== undefined ? withoutPaths(input, ignored) : input) : undefined
       const key = hashed !== undefined && bundle !== undefined
         ? decisionCacheKeyOf({ generation: snapshot.generation, strict, bundle: bundle.name, revision: bundle.manifest.revision, path, inputSha: hashed.hash })
         : undefined
@@ -171,7 +175,7 @@ export class DecisionService {
       } else {
         // 5. evaluate (a path no bundle owns is undefined, as in OPA)
         const t0 = now()
-        const evaluation = snapshot.evaluate(path, input, hashed?.json !== undefined ? { strictBuiltinErrors: strict, inputJson: hashed.json } : { strictBuiltinErrors: strict })
+        const evaluation = snapshot.evaluate(path, input, hashed?.json !== undefined && ignored === undefined ? { strictBuiltinErrors: strict, inputJson: hashed.json } : { strictBuiltinErrors: strict })
         evalNs = Number(now() - t0)
         defined = evaluation.defined
         result = evaluation.result
@@ -283,6 +287,21 @@ export class DecisionService {
         base.identity_error = { code: outcome.error.code, message: outcome.error.message }
         return base
     }
+  }
+
+  /**
+   * Records a request that ended before it could become a decision (an Envoy CheckRequest
+   * whose path or body cannot be parsed, a Check cancelled first): the audit hook sees it as a
+   * failure with its own decision_id, so every Check is audited. Returns the decision_id.
+   */
+  recordRefusal (req: DecisionRequest, error: PortcullisError): string {
+    const decisionId = randomUUID()
+    try {
+      this.#audit?.({ error, request: req, decision_id: decisionId, timestamp: new Date(), bundles: this.#manager.snapshot.revisions() })
+    } catch (auditErr) {
+      this.#log.error({ decision_id: decisionId, code: 'PORTCULLIS_INTERNAL', component: 'audit', err: auditErr }, 'the audit hook failed to record a refused request')
+    }
+    return decisionId
   }
 
   /** Flushes the decision cache (admin endpoint). */

@@ -13,6 +13,12 @@ export interface CredentialContext {
   headers?: Record<string, string | string[] | undefined>
   /** The immediate peer's address (for trusted-proxy checks). */
   remoteAddress?: string
+  /**
+   * The downstream peer certificate Envoy reported in an ext_authz CheckRequest
+   * (`source.certificate`, URL-encoded PEM, set with `include_peer_certificate`). A certificate
+   * is public: the envoy/ transport sets this only when the ext_authz caller is trusted.
+   */
+  extAuthzPeerCertificate?: string
 }
 
 export type IdentityOutcome<Doc = Record<string, unknown>> =
@@ -32,8 +38,8 @@ export interface IdentityPolicy {
   onRejected: 'deny' | 'allow'
 }
 
-/** The metric label of the transport that asked; one value per transport that exists (server/, cli/). */
-export type Transport = 'http' | 'batch' | 'cli'
+/** The metric label of the transport that asked; one value per transport that exists (server/, cli/, envoy/). */
+export type Transport = 'http' | 'batch' | 'cli' | 'envoy-grpc' | 'envoy-http'
 
 export interface DecisionRequest {
   /** Data API path, e.g. `authz/allow`. */
@@ -56,6 +62,14 @@ export interface DecisionRequest {
    * still handled by `on_rejected`.
    */
   anonymousToPolicy?: boolean
+  /**
+   * Input paths the decision-cache key leaves out (Envoy ext_authz: request id, time, source
+   * port). The key hashes a copy of the final input (identity included) without them; the
+   * policy still sees the whole input. A policy that reads a left-out path gets stale answers.
+   */
+  cacheIgnorePaths?: ReadonlyArray<readonly string[]>
+  /** Neither read nor fill the decision cache (Envoy Checks unless envoy_ext_authz.cache is on). */
+  skipCache?: boolean
 }
 
 export interface Decision {

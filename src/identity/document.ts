@@ -5,7 +5,8 @@
 
 export type IdentityType = 'x509-svid' | 'jwt-svid' | 'oidc'
 /** Where the credential came from. */
-export type CredentialSource = 'mtls' | 'xfcc' | 'header'
+/** `ext_authz`: the peer certificate Envoy reported in a CheckRequest (`source.certificate`). */
+export type CredentialSource = 'mtls' | 'ext_authz' | 'xfcc' | 'header'
 
 export interface X509Details {
   /** SHA-256 of the leaf certificate's DER, lowercase hex. */

@@ -10,7 +10,7 @@
  *   else if (r.kind === 'rejected') { if (verifier.config.on_rejected === 'deny') deny(r.error) else input.identity_error = r.error.toJSON() }
  *   else if (verifier.config.on_missing === 'deny') deny(...)
  *
- * Precedence when several credentials are present: mTLS peer > XFCC > JWT-SVID > OIDC. The first one present decides; an invalid one is a rejection.
+ * Precedence when several credentials are present: mTLS peer > ext_authz peer certificate > XFCC > JWT-SVID > OIDC. The first one present decides; an invalid one is a rejection.
  */
 import { EventEmitter } from 'node:events'
 import { IdentityError, type PortcullisError, toPortcullisError } from '../errors.js'
@@ -20,7 +20,7 @@ import { deepFreeze, type IdentityDocument } from './document.js'
 import type { FetchLike, Timers } from './bundle-endpoint.js'
 import { peekPayload } from './jwt.js'
 import { OidcIssuer, type OidcFetch } from './oidc.js'
-import { jwtSvidPlugin, mtlsPlugin, oidcPlugin, tokenFromHeader, xfccPlugin, type CredentialContext, type IdentityPlugin } from './plugins.js'
+import { extAuthzPlugin, jwtSvidPlugin, mtlsPlugin, oidcPlugin, tokenFromHeader, xfccPlugin, type CredentialContext, type IdentityPlugin } from './plugins.js'
 import { TrustStore, type Logger, type TrustChangeEvent, type TrustDomainStatus } from './trust-store.js'
 import { verifyX509Svid, type X509Verification } from './x509-svid.js'
 
@@ -107,6 +107,7 @@ export function createIdentityVerifier (config: IdentityConfig, opts: IdentityVe
   if (config.x509_svid.enabled) {
     // Fixed precedence regardless of the order sources are listed in.
     if (config.x509_svid.sources.includes('mtls')) plugins.push(mtlsPlugin(store))
+    if (config.x509_svid.sources.includes('ext_authz')) plugins.push(extAuthzPlugin(store))
     if (config.x509_svid.sources.includes('xfcc')) plugins.push(xfccPlugin(store, config.x509_svid.xfcc))
   }
   if (config.jwt_svid.enabled) plugins.push(jwtSvidPlugin(store, config.jwt_svid, issuers))

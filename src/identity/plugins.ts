@@ -1,7 +1,7 @@
 /**
  * The identity plugin interface and the built-in plugins, in precedence order:
  *
- *   mtls (our own TLS listener) > XFCC > JWT-SVID > OIDC
+ *   mtls (our own TLS listener) > ext_authz (Envoy's source.certificate) > XFCC > JWT-SVID > OIDC
  *
  * The first plugin that finds its kind of credential in the request decides: its verified
  * identity or its rejection is the result, and credentials of lower precedence are not read.
@@ -28,6 +28,11 @@ export interface CredentialContext {
   headers?: Record<string, string | string[] | undefined>
   /** Address of the direct peer (the proxy, when there is one). */
   remoteAddress?: string
+  /**
+   * URL-encoded PEM of the downstream peer certificate from an Envoy ext_authz CheckRequest
+   * (`source.certificate`). The envoy/ transport sets it only for a trusted ext_authz caller.
+   */
+  extAuthzPeerCertificate?: string
 }
 
 export interface Verified {
@@ -100,6 +105,31 @@ export function mtlsPlugin (store: TrustStore): IdentityPlugin {
       const chain = ctx.peerCertificates
       if (chain === undefined || chain.length === 0) return undefined
       return x509Credential('x509-svid', 'mtls', chain, store)
+    },
+  }
+}
+
+/**
+ * Envoy ext_authz `source.certificate` (include_peer_certificate): the certificate the
+ * downstream presented to Envoy, URL-encoded PEM (leaf first, any intermediates after). It is
+ * verified as an X.509-SVID like any other; whether the caller may vouch for it at all was
+ * judged by the transport (a certificate is public, its key is not).
+ */
+export function extAuthzPlugin (store: TrustStore): IdentityPlugin {
+  return {
+    name: 'x509-svid/ext_authz',
+    extract: (ctx) => {
+      const raw = ctx.extAuthzPeerCertificate
+      if (raw === undefined || raw === '') return undefined
+      let pem: string
+      try {
+        pem = decodeURIComponent(raw)
+      } catch {
+        throw new IdentityError('PORTCULLIS_IDENTITY_MALFORMED', 'source.certificate is not URL-encoded PEM', { source: 'ext_authz' })
+      }
+      const chain = pemCertificates(pem, 'source.certificate')
+      if (chain.length === 0) throw new IdentityError('PORTCULLIS_IDENTITY_MALFORMED', 'source.certificate holds no certificate', { source: 'ext_authz' })
+      return x509Credential('x509-svid', 'ext_authz', chain, store)
     },
   }
 }

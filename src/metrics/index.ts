@@ -28,6 +28,10 @@ export class Metrics {
   readonly requestErrors: Counter<'code'>
   readonly builtinErrors: Counter<'builtin'>
   readonly reservedInputKeys: Counter<'key'>
+  /** Envoy ext_authz answers by transport (envoy-grpc, envoy-http) and outcome (allow, deny, dry_run, refused, error). */
+  readonly envoyChecks: Counter<'transport' | 'outcome'>
+  /** `source.certificate` in a CheckRequest from a caller that is not trusted: ignored, counted here. */
+  readonly envoyPeerCertificatesIgnored: Counter<'transport'>
 
   constructor (opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry]
@@ -48,6 +52,8 @@ export class Metrics {
     this.requestErrors = new Counter({ name: 'portcullis_request_errors_total', help: 'Requests refused or failed, by error code', labelNames: ['code'], registers })
     this.builtinErrors = new Counter({ name: 'portcullis_builtin_errors_total', help: 'Builtin errors a non-strict evaluation turned into undefined expressions, by builtin', labelNames: ['builtin'], registers })
     this.reservedInputKeys = new Counter({ name: 'portcullis_input_reserved_keys_removed_total', help: 'Caller-supplied input.identity / input.identity_error removed before evaluation', labelNames: ['key'], registers })
+    this.envoyChecks = new Counter({ name: 'portcullis_envoy_checks_total', help: 'Envoy ext_authz checks by transport and answer (allow, deny, dry_run, refused, error)', labelNames: ['transport', 'outcome'], registers })
+    this.envoyPeerCertificatesIgnored = new Counter({ name: 'portcullis_envoy_peer_certificates_ignored_total', help: 'ext_authz source.certificate values ignored because the caller is not a trusted ext_authz caller', labelNames: ['transport'], registers })
     if (opts.defaultMetrics !== false) {
       // process and Node.js metrics, including nodejs_eventloop_lag_seconds
       collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 })

@@ -27,6 +27,29 @@ export interface RuntimeHooks {
   flushCache?: () => Promise<number>
 }
 
+/** What a listener beside the Data API (Envoy ext_authz, src/envoy/) is built from. */
+export interface RuntimeParts {
+  config: Readonly<ResolvedConfig>
+  decisions: DecisionService
+  metrics: Metrics
+  logger: PinoLogger
+}
+
+/**
+ * A listener the runtime starts after the Data API and stops before it. Listeners of other
+ * transports are handed in (cli/serve.ts passes envoy/'s), so server/ never imports another
+ * transport.
+ */
+export interface AttachedListener {
+  readonly name: string
+  /** Listens; resolves to the addresses it listens on (for the log). */
+  start: () => Promise<string[]>
+  /** Graceful: stop accepting, let in-flight calls finish for up to graceMs, close. */
+  stop: (graceMs: number) => Promise<void>
+}
+
+export type ListenerFactory = (parts: RuntimeParts) => AttachedListener | undefined
+
 export interface Runtime {
   app: FastifyInstance
   manager: BundleManager
@@ -34,6 +57,8 @@ export interface Runtime {
   metrics: Metrics
   identity: IdentityVerifier | undefined
   logger: PinoLogger
+  /** Listeners beside the Data API (e.g. Envoy ext_authz gRPC and HTTP service mode). */
+  listeners: AttachedListener[]
   /** Listens; resolves to the URL. */
   start: () => Promise<string>
   /** Graceful: stop accepting, finish in-flight requests (up to the grace period), close. */
@@ -85,7 +110,7 @@ export function engineOptionsFrom (config: Readonly<ResolvedConfig>): EngineOpti
   }
 }
 
-export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: RuntimeHooks = {}, opts: { logger?: PinoLogger } = {}): Promise<Runtime> {
+export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: RuntimeHooks = {}, opts: { logger?: PinoLogger, listeners?: ListenerFactory[] } = {}): Promise<Runtime> {
   const logger = opts.logger ?? pino({ name: 'portcullis', level: config.logging.level })
   // TLS files are read before anything that holds a watcher or a timer, so a bad one fails the start cleanly.
   const tls = config.server.tls
@@ -161,6 +186,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     fastDataRoute: config.server.fast_data_route,
     logger: logger.child({ component: 'server' }),
   })
+  const listeners = (opts.listeners ?? []).map((f) => f({ config, decisions, metrics, logger })).filter((l): l is AttachedListener => l !== undefined)
   let certWatcher: { close: () => Promise<void> } | undefined
   return {
     app,
@@ -169,14 +195,21 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     metrics,
     identity,
     logger,
+    listeners,
     start: async () => {
       const { host, port } = parseAddr(config.server.addr)
       const url = await app.listen({ host, port })
       if (tls !== undefined) certWatcher = watchServerCertificate(app.server as unknown as { setSecureContext: (o: object) => void }, tls, logger)
+      for (const l of listeners) {
+        const addrs = await l.start()
+        logger.info({ listener: l.name, addresses: addrs }, `${l.name} listening`)
+      }
       return url
     },
     stop: async () => {
       const grace = config.server.shutdown_grace_ms
+      // Other listeners first, all at once, each within the grace period.
+      await Promise.all(listeners.map(async (l) => await l.stop(grace)))
       let timer: NodeJS.Timeout | undefined
       // app.close() stops accepting and waits for in-flight requests; idle keep-alive sockets are closed.
       await Promise.race([

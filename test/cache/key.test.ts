@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import fc from 'fast-check'
-import { canonicalJson, decisionCacheKey, decisionCacheKeyOf, hashInput, internInput, keysSorted, type DecisionKeyParts } from '../../src/cache/key.js'
+import { canonicalJson, decisionCacheKey, decisionCacheKeyOf, hashInput, internInput, keysSorted, withoutPaths, type DecisionKeyParts } from '../../src/cache/key.js'
 
 const sha = (text: string): string => createHash('sha256').update(text).digest('base64url')
 
@@ -99,4 +99,18 @@ test('an interned input is frozen to the bottom and hashed once', () => {
   assert.equal(again.hash, first.hash)
   assert.equal(again.json, undefined)
   assert.throws(() => { (input.identity as { spiffe_id: string }).spiffe_id = 'spiffe://example.org/y' }, TypeError)
+})
+
+test('withoutPaths: a pruned copy for the key; the input itself is untouched', () => {
+  const input = { attributes: { request: { http: { id: 'x', method: 'GET' }, time: { seconds: 1 } }, source: { address: 'a' } }, parsed_path: ['a'] }
+  const frozen = JSON.stringify(input)
+  const pruned = withoutPaths(input, [['attributes', 'request', 'http', 'id'], ['attributes', 'request', 'time'], ['missing', 'path'], ['parsed_path', '0']])
+  assert.deepEqual(pruned, { attributes: { request: { http: { method: 'GET' } }, source: { address: 'a' } }, parsed_path: ['a'] })
+  assert.equal(JSON.stringify(input), frozen)
+  // inputs differing only in left-out paths hash alike; any other difference does not
+  const other = { ...input, attributes: { ...input.attributes, request: { http: { id: 'y', method: 'GET' }, time: { seconds: 2 } } } }
+  const paths = [['attributes', 'request', 'http', 'id'], ['attributes', 'request', 'time']]
+  assert.equal(hashInput(withoutPaths(input, paths)).hash, hashInput(withoutPaths(other, paths)).hash)
+  assert.notEqual(hashInput(withoutPaths(input, [['attributes', 'request', 'time']])).hash, hashInput(withoutPaths(other, [['attributes', 'request', 'time']])).hash)
+  assert.equal(withoutPaths('scalar', paths), 'scalar')
 })

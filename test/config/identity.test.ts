@@ -36,7 +36,8 @@ test('a full configuration validates, fills defaults and resolves relative paths
   assert.equal(c.trust_domains['example.org']?.bundle_endpoint?.ca, '/etc/portcullis/tls-ca.pem')
   assert.equal(c.trust_domains['example.org']?.bundle_endpoint?.timeout_ms, 5000)
   assert.equal(c.x509_svid.enabled, true)
-  assert.deepEqual(c.x509_svid.sources, ['mtls', 'xfcc'])
+  assert.deepEqual(c.x509_svid.sources, ['mtls', 'ext_authz', 'xfcc'])
+  assert.deepEqual(c.x509_svid.ext_authz.trusted_callers, ['127.0.0.0/8', '::1'])
   assert.equal(c.jwt_svid.enabled, true)
   assert.equal(c.jwt_svid.header, 'x-workload-token')
   assert.equal(c.oidc.issuers[0]?.jwks_file, '/etc/portcullis/k8s.json')
@@ -78,7 +79,8 @@ const bad: Array<[string, unknown, string]> = [
   ['xfcc element', { x509_svid: { xfcc: { trusted_proxies: ['::1'], element: 'middle' } } }, 'identity.x509_svid.xfcc.element'],
   ['not an IP address', { x509_svid: { xfcc: { trusted_proxies: ['proxy.local'] } } }, 'identity.x509_svid.xfcc.trusted_proxies[0]'],
   ['CIDR with two prefixes', { x509_svid: { xfcc: { trusted_proxies: ['10.0.0.0/8/8'] } } }, 'identity.x509_svid.xfcc.trusted_proxies[0]'],
-  ['ext_authz is no longer a source', { x509_svid: { sources: ['ext_authz'] } }, 'identity.x509_svid.sources[0]'],
+  ['ext_authz trusted caller not an IP address', { x509_svid: { ext_authz: { trusted_callers: ['envoy.local'] } } }, 'identity.x509_svid.ext_authz.trusted_callers[0]'],
+  ['ext_authz unknown key', { x509_svid: { ext_authz: { trust: true } } }, 'identity.x509_svid.ext_authz.trust'],
   ['issuers not a list', { oidc: { issuers: { issuer: 'https://i' } } }, 'identity.oidc.issuers'],
   ['OIDC issuer with an empty audience list', { oidc: { issuers: [{ issuer: 'https://i', audiences: [], discovery: true }] } }, 'identity.oidc.issuers[0].audiences'],
   ['OIDC discovery with an issuer that is not a URL', { oidc: { issuers: [{ issuer: 'kubernetes', audiences: ['a'], discovery: true }] } }, 'identity.oidc.issuers[0].issuer'],
@@ -104,7 +106,8 @@ test('a lone string is a list of one; an empty mapping is the section with its d
   assert.deepEqual(c.jwt_svid.audiences, ['portcullis'])
   assert.deepEqual(c.jwt_svid.algorithms, ['ES256'])
   assert.equal(c.x509_svid.enabled, true)
-  assert.deepEqual(c.x509_svid.sources, ['mtls'])
+  // ext_authz only ever sees a certificate the envoy/ transport hands it from a trusted caller
+  assert.deepEqual(c.x509_svid.sources, ['mtls', 'ext_authz'])
   assert.deepEqual(c.oidc.issuers, [])
   assert.deepEqual(validateIdentityConfig(null), validateIdentityConfig({}))
 })

@@ -96,3 +96,27 @@ test('the example configuration npm start runs is valid', () => {
   assert.equal(c.server.addr, '127.0.0.1:8181')
   assert.match(c.bundles.dir, /bundles$/)
 })
+
+test('envoy_ext_authz: defaults as opa-envoy-plugin, flags-style overrides, bad values named by key', (t) => {
+  const c = loadConfig({ env: {} })
+  assert.equal(c.envoy_ext_authz.path, 'envoy/authz/allow')
+  assert.deepEqual([c.envoy_ext_authz.grpc.enabled, c.envoy_ext_authz.http.enabled, c.envoy_ext_authz.cache.enabled], [false, false, false])
+  assert.equal(c.envoy_ext_authz.grpc.max_recv_msg_size, 4 * 1024 * 1024)
+  const o = loadConfig({ env: {}, overrides: { envoy_ext_authz: { grpc: { enabled: true, addr: 'unix:/run/authz.sock' } } } })
+  assert.deepEqual([o.envoy_ext_authz.grpc.enabled, o.envoy_ext_authz.grpc.addr, o.envoy_ext_authz.grpc.max_recv_msg_size], [true, 'unix:/run/authz.sock', 4 * 1024 * 1024])
+  for (const [yaml, key] of [
+    ['envoy_ext_authz:\n  grpc:\n    addr: nowhere\n', 'envoy_ext_authz.grpc.addr'],
+    ['envoy_ext_authz:\n  http:\n    addr: "unix:/x"\n', 'envoy_ext_authz.http.addr'],
+    ['envoy_ext_authz:\n  cache:\n    ignore_input_paths: ["a..b"]\n', 'envoy_ext_authz.cache.ignore_input_paths[0]'],
+    ['envoy_ext_authz:\n  dry_run: maybe\n', 'envoy_ext_authz.dry_run'],
+    ['envoy_ext_authz:\n  grpc:\n    max_recv_msg_size: 0\n', 'envoy_ext_authz.grpc.max_recv_msg_size'],
+    ['cache:\n  enabled: false\nenvoy_ext_authz:\n  cache:\n    enabled: true\n', 'envoy_ext_authz.cache.enabled'],
+  ] as const) {
+    const f = write(tempDir(t), 'p.yaml', yaml)
+    assert.throws(() => loadConfig({ file: f, env: {} }), (err: { code: string, details: { key: string } }) => {
+      assert.equal(err.code, 'PORTCULLIS_CONFIG_INVALID')
+      assert.equal(err.details.key, key, yaml)
+      return true
+    })
+  }
+})

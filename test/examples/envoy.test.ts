@@ -100,20 +100,19 @@ describe('the bootstraps agree with Portcullis and the repository', () => {
     assert.ok(entrypoints.includes('envoy/authz/allow'))
   })
 
-  test('the rest of portcullis.yaml loads with the current configuration schema', (t) => {
-    // The ext_authz transport's keys (envoy_ext_authz, x509_svid source ext_authz) come with the
-    // src/envoy/ work; until its schema is merged they are left out here. INTEGRATOR: once merged,
-    // load examples/envoy/portcullis.yaml as it is and drop this stripping.
+  test('portcullis.yaml loads as it is, with both ext_authz modes and their identity sources', (t) => {
     const raw = read(join(dir, 'portcullis.yaml'))
-    delete raw.envoy_ext_authz
-    raw.identity.x509_svid.sources = raw.identity.x509_svid.sources.filter((s: string) => s !== 'ext_authz')
+    // paths made absolute so the copy loads from a temporary directory
     raw.bundles.dir = join(dir, raw.bundles.dir)
     raw.identity.trust_domains['example.org'].spiffe_bundles = raw.identity.trust_domains['example.org'].spiffe_bundles.map((f: string) => join(dir, f))
     const file = join(tempDir(t), 'portcullis.yaml')
     writeFileSync(file, stringify(raw))
     const config = loadConfig({ file, env: {} })
-    assert.deepEqual(config.identity?.x509_svid.sources, ['xfcc'])
+    assert.deepEqual(config.identity?.x509_svid.sources, ['ext_authz', 'xfcc'])
     assert.deepEqual(config.identity?.jwt_svid?.audiences, ['orders'])
+    assert.equal(config.envoy_ext_authz.grpc.enabled, true)
+    assert.equal(config.envoy_ext_authz.http.enabled, true)
+    assert.equal(config.envoy_ext_authz.path, 'envoy/authz/response')
   })
 })
 

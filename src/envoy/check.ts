@@ -1,0 +1,194 @@
+/**
+ * THE ext_authz adapter: one function from a CheckRequest (decoded by gRPC, or built from a
+ * forwarded HTTP request) and the facts of the connection it came on to an outcome, through
+ * DecisionService.decide(). grpc.ts and http.ts are only socket shells around it
+ * (CONVENTIONS.md: one adapter per protocol).
+ *
+ *   request -> input (input.ts) -> decide() (identity, cache, evaluate, audit) -> verdict (response.ts)
+ *
+ * Fail closed: an unparseable request is a denial (400), an evaluation error, an undefined
+ * decision or a malformed result is an error (Envoy's failure_mode_allow / status_on_error
+ * decide; Portcullis never answers OK for it), a dry run answers OK but records the real decision.
+ */
+import { wasReported, type DecisionService } from '../decision/decide.js'
+import type { CredentialContext, DecisionRequest, Transport } from '../decision/types.js'
+import { PortcullisError, toPortcullisError } from '../errors.js'
+import { silentLogger, type Logger } from '../log.js'
+import type { Metrics } from '../metrics/index.js'
+import { checkRequestToInput, type CheckRequest } from './input.js'
+import { verdictOf, type EnvoyVerdict } from './response.js'
+
+export type EnvoyTransport = Extract<Transport, 'envoy-grpc' | 'envoy-http'>
+
+export interface EnvoyCheckSettings {
+  /** Decision path (default envoy/authz/allow). */
+  path: string
+  skipRequestBodyParse: boolean
+  dryRun: boolean
+  /** Input paths the decision-cache key leaves out (already split on '.'). */
+  cacheIgnorePaths?: ReadonlyArray<readonly string[]>
+  /** Checks do not use the decision cache (envoy_ext_authz.cache.enabled: false). */
+  cacheBypass?: boolean
+  /** Is this caller's address one whose `source.certificate` is believed? (unix sockets always are.) */
+  trustedCaller: (remoteAddress: string | undefined) => boolean
+}
+
+/** What the shell knows about the connection the request came on. */
+export interface ConnectionFacts {
+  /** The ext_authz caller's address (Envoy); undefined on a unix socket. */
+  remoteAddress?: string
+  /** The request arrived on a unix-domain socket (only local processes with file access can connect). */
+  unixSocket?: boolean
+  /** DER client certificates on our own TLS listener (HTTP service mode), leaf first. */
+  peerCertificates?: Buffer[]
+  /** Fires when the caller cancelled or its deadline passed. */
+  signal?: AbortSignal
+}
+
+export type CheckOutcome =
+  /** The policy decided; `verdict` is what to answer (already OK for a dry run). */
+  | { kind: 'decided', verdict: EnvoyVerdict, decisionId: string, structured: boolean, dryRun: boolean }
+  /**
+   * Denied before the policy: a request that cannot be parsed (400, as opa-envoy-plugin), or a
+   * caller whose credential is missing or rejected (401/403, identity.on_missing/on_rejected:
+   * deny). A denial, not an error: Envoy's failure_mode_allow must never turn it into an allow.
+   */
+  | { kind: 'refused', error: PortcullisError }
+  /** Evaluation failed, was undefined or malformed: an error, never an allow. */
+  | { kind: 'error', error: PortcullisError, decisionId?: string }
+
+export class EnvoyCheck {
+  readonly #decisions: DecisionService
+  readonly #settings: EnvoyCheckSettings
+  readonly #transport: EnvoyTransport
+  readonly #metrics: Metrics | undefined
+  readonly #log: Logger
+
+  constructor (opts: { decisions: DecisionService, settings: EnvoyCheckSettings, transport: EnvoyTransport, metrics?: Metrics, logger?: Logger }) {
+    this.#decisions = opts.decisions
+    this.#settings = opts.settings
+    this.#transport = opts.transport
+    this.#metrics = opts.metrics
+    this.#log = opts.logger ?? silentLogger
+  }
+
+  /** Headers of the request for the identity plugins: the headers map plus header_map (lowercase names; repeats become lists). */
+  #credentialHeaders (req: CheckRequest): Record<string, string | string[]> {
+    const http = req.attributes?.request?.http
+    const out: Record<string, string | string[]> = { ...(http?.headers ?? {}) }
+    for (const h of http?.headerMap?.headers ?? []) {
+      if (h.key === undefined || h.key === '') continue
+      const key = h.key.toLowerCase()
+      const value = h.value !== undefined && h.value !== '' ? h.value : Buffer.from(h.rawValue ?? new Uint8Array()).toString('utf8')
+      const prev = out[key]
+      out[key] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value]
+    }
+    return out
+  }
+
+  #credentials (req: CheckRequest, facts: ConnectionFacts): CredentialContext {
+    const ctx: CredentialContext = { headers: this.#credentialHeaders(req) }
+    if (facts.remoteAddress !== undefined) ctx.remoteAddress = facts.remoteAddress
+    if (facts.peerCertificates !== undefined && facts.peerCertificates.length > 0) ctx.peerCertificates = facts.peerCertificates
+    const cert = req.attributes?.source?.certificate
+    if (cert !== undefined && cert !== '') {
+      // A peer certificate is public: only the ext_authz caller (Envoy, which terminated the
+      // downstream TLS) can vouch that the peer holds its key. Believed from trusted callers only.
+      if (facts.unixSocket === true || this.#settings.trustedCaller(facts.remoteAddress)) {
+        ctx.extAuthzPeerCertificate = cert
+      } else {
+        this.#metrics?.envoyPeerCertificatesIgnored.inc({ transport: this.#transport })
+        this.#log.warn({ code: 'PORTCULLIS_IDENTITY_UNTRUSTED_PROXY', transport: this.#transport, remote_address: facts.remoteAddress ?? null }, 'ext_authz source.certificate from a caller that is not trusted: ignored')
+      }
+    }
+    return ctx
+  }
+
+  #failed (error: PortcullisError): void {
+    this.#metrics?.requestErrors.inc({ code: error.code })
+  }
+
+  /** A Check that ends before a decision exists (unparseable, cancelled): counted, logged and audited, so every Check leaves a record. */
+  #recordUndecided (req: CheckRequest, facts: ConnectionFacts, error: PortcullisError): void {
+    this.#failed(error)
+    const requestId = req.attributes?.request?.http?.id
+    const record: DecisionRequest = { path: this.#settings.path, transport: this.#transport }
+    if (requestId !== undefined && requestId !== '') record.requestId = requestId
+    if (facts.remoteAddress !== undefined) record.requestedBy = facts.remoteAddress
+    const decisionId = this.#decisions.recordRefusal(record, error)
+    this.#log.warn({ decision_id: decisionId, code: error.code, transport: this.#transport, request_id: requestId }, `ext_authz Check ended before a decision: ${error.message}`)
+  }
+
+  /** Decides one Check. Never throws: every failure is an outcome (counted per transport). */
+  async check (req: CheckRequest, facts: ConnectionFacts = {}): Promise<CheckOutcome> {
+    const outcome = await this.#check(req, facts)
+    const label = outcome.kind === 'decided' ? (outcome.dryRun ? 'dry_run' : outcome.verdict.allowed ? 'allow' : 'deny') : outcome.kind === 'refused' ? 'refused' : 'error'
+    this.#metrics?.envoyChecks.inc({ transport: this.#transport, outcome: label })
+    return outcome
+  }
+
+  async #check (req: CheckRequest, facts: ConnectionFacts): Promise<CheckOutcome> {
+    let input: Record<string, unknown>
+    try {
+      input = await checkRequestToInput(req, { skipRequestBodyParse: this.#settings.skipRequestBodyParse })
+    } catch (err) {
+      const error = toPortcullisError(err, 'PORTCULLIS_ENVOY_REQUEST_INVALID')
+      this.#recordUndecided(req, facts, error)
+      return { kind: 'refused', error }
+    }
+    const gone = this.#aborted(facts.signal)
+    if (gone !== undefined) {
+      this.#recordUndecided(req, facts, gone)
+      return { kind: 'error', error: gone }
+    }
+    const dr: DecisionRequest = {
+      path: this.#settings.path,
+      input,
+      credentials: this.#credentials(req, facts),
+      transport: this.#transport,
+    }
+    if (facts.remoteAddress !== undefined) dr.requestedBy = facts.remoteAddress
+    const id = req.attributes?.request?.http?.id
+    if (id !== undefined && id !== '') dr.requestId = id
+    if (this.#settings.cacheIgnorePaths !== undefined) dr.cacheIgnorePaths = this.#settings.cacheIgnorePaths
+    if (this.#settings.cacheBypass === true) dr.skipCache = true
+    let decisionId: string | undefined
+    try {
+      const decision = await this.#decisions.decide(dr)
+      decisionId = decision.decision_id
+      if (!decision.defined) {
+        throw new PortcullisError('PORTCULLIS_POLICY_UNDEFINED', `the decision at ${this.#settings.path} is undefined`, { path: this.#settings.path })
+      }
+      const verdict = verdictOf(decision.result)
+      const structured = typeof decision.result === 'object'
+      if (this.#settings.dryRun && !verdict.allowed) {
+        this.#log.info({ decision_id: decisionId, transport: this.#transport }, 'dry run: the policy denied, answering OK')
+        return { kind: 'decided', verdict: { ...verdict, allowed: true, headers: [], headersToRemove: [], responseHeadersToAdd: [], queryParametersToSet: [], queryParametersToRemove: [] }, decisionId, structured, dryRun: true }
+      }
+      return { kind: 'decided', verdict, decisionId, structured, dryRun: false }
+    } catch (err) {
+      const error = toPortcullisError(err)
+      this.#failed(error)
+      if (isRefusal(error)) return { kind: 'refused', error }
+      // decide() logs its own failures; the rest (undefined, malformed result) are logged here.
+      if (!wasReported(error)) this.#log.warn({ decision_id: decisionId, code: error.code, transport: this.#transport, details: error.details }, `ext_authz decision failed: ${error.message}`)
+      return decisionId !== undefined ? { kind: 'error', error, decisionId } : { kind: 'error', error }
+    }
+  }
+
+  #aborted (signal: AbortSignal | undefined): PortcullisError | undefined {
+    if (signal?.aborted !== true) return undefined
+    const reason: unknown = signal.reason
+    return reason instanceof PortcullisError ? reason : new PortcullisError('PORTCULLIS_ENVOY_CANCELLED', 'the caller cancelled the Check')
+  }
+}
+
+/** Identity denials (no credential, rejected credential): 4xx codes of the identity plugins. */
+function isRefusal (error: PortcullisError): boolean {
+  return error.code.startsWith('PORTCULLIS_IDENTITY_') && error.status < 500
+}
+
+/** `attributes.request.http.id` → `['attributes', 'request', 'http', 'id']`. */
+export function inputPaths (paths: readonly string[]): string[][] {
+  return paths.map((p) => p.split('.').filter((s) => s !== ''))
+}

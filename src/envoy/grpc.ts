@@ -1,0 +1,138 @@
+/**
+ * The gRPC shell of the ext_authz adapter: `envoy.service.auth.v3.Authorization/Check` on
+ * @grpc/grpc-js, with the .proto files in proto/ (wire-compatible with Envoy's API),
+ * grpc.health.v1 (grpc-health-check) and, as an option, server reflection (@grpc/reflection).
+ * Everything between the decoded CheckRequest and the verdict is check.ts.
+ */
+import { dirname, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import * as grpc from '@grpc/grpc-js'
+import * as protoLoader from '@grpc/proto-loader'
+import { ReflectionService } from '@grpc/reflection'
+import { HealthImplementation } from 'grpc-health-check'
+import { PortcullisError } from '../errors.js'
+import { silentLogger, type Logger } from '../log.js'
+import type { EnvoyCheck } from './check.js'
+import type { CheckRequest } from './input.js'
+import { refusedResponse, checkResponseOf, errorResponseOf } from './response.js'
+
+/** proto/ at the package root (the same two levels up from src/envoy/ and dist/envoy/). */
+export const PROTO_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'proto')
+export const EXTERNAL_AUTH_PROTO = 'envoy/service/auth/v3/external_auth.proto'
+export const AUTHORIZATION_SERVICE = 'envoy.service.auth.v3.Authorization'
+
+/**
+ * Loader options: lowerCamelCase names (the JSON names opa-envoy-plugin's input uses), int64
+ * as numbers, enums as numbers, only the fields present on the wire.
+ */
+export const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, longs: Number, enums: Number, defaults: false, oneofs: false, includeDirs: [PROTO_DIR] }
+
+export function loadExternalAuth (): protoLoader.PackageDefinition {
+  return protoLoader.loadSync(EXTERNAL_AUTH_PROTO, LOADER_OPTIONS)
+}
+
+export interface EnvoyGrpcOptions {
+  check: EnvoyCheck
+  /** host:port, or unix:/path/to.sock */
+  addr: string
+  enableReflection: boolean
+  maxRecvMsgSize: number
+  /** Evaluation errors as CheckResponse.error_response instead of a gRPC error status. */
+  errorResponse: boolean
+  logger?: Logger
+}
+
+export interface EnvoyGrpcServer {
+  /** The bound address: host:port (the real port when 0 was asked) or unix:/path. */
+  address: string
+  /** Graceful: no new calls, in-flight calls finish (up to graceMs), then the rest are cut. */
+  close: (graceMs: number) => Promise<void>
+}
+
+/** The caller's address from grpc-js's peer string (`1.2.3.4:5`, `[::1]:5`). */
+export function peerAddress (peer: string): string | undefined {
+  const m = /^(?:ipv[46]:)?\[([^\]]+)\]:\d+$/.exec(peer) ?? /^(?:ipv4:)?([^:]+):\d+$/.exec(peer)
+  return m?.[1]
+}
+
+function isUnix (addr: string): boolean {
+  return addr.startsWith('unix:')
+}
+
+/** Starts the gRPC listener. */
+export async function startEnvoyGrpc (opts: EnvoyGrpcOptions): Promise<EnvoyGrpcServer> {
+  const log = opts.logger ?? silentLogger
+  const definition = loadExternalAuth()
+  const service = (grpc.loadPackageDefinition(definition) as unknown as { envoy: { service: { auth: { v3: { Authorization: grpc.ServiceClientConstructor } } } } })
+    .envoy.service.auth.v3.Authorization.service
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': opts.maxRecvMsgSize })
+  const unix = isUnix(opts.addr)
+
+  server.addService(service, {
+    Check: (call: grpc.ServerUnaryCall<CheckRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      const controller = new AbortController()
+      const deadline = call.getDeadline()
+      const expired = (): boolean => deadline instanceof Date ? deadline.getTime() <= Date.now() : Number.isFinite(deadline) && deadline <= Date.now()
+      // grpc-js cancels the call itself when the deadline passes (and ignores a late answer);
+      // the decision stops before evaluation if it has not started.
+      call.on('cancelled', () => {
+        controller.abort(expired()
+          ? new PortcullisError('PORTCULLIS_ENVOY_DEADLINE_EXCEEDED', 'the Check deadline passed')
+          : new PortcullisError('PORTCULLIS_ENVOY_CANCELLED', 'the caller cancelled the Check'))
+      })
+      if (expired()) controller.abort(new PortcullisError('PORTCULLIS_ENVOY_DEADLINE_EXCEEDED', 'the Check deadline passed'))
+      const remoteAddress = unix ? undefined : peerAddress(call.getPeer())
+      opts.check.check(call.request ?? {}, { ...(remoteAddress !== undefined ? { remoteAddress } : {}), unixSocket: unix, signal: controller.signal })
+        .then((outcome) => {
+          if (controller.signal.aborted) {
+            const reason = controller.signal.reason as PortcullisError
+            callback({ code: reason.grpcCode, details: `${reason.code}: ${reason.message}` })
+            return
+          }
+          switch (outcome.kind) {
+            case 'decided':
+              callback(null, checkResponseOf(outcome.verdict, outcome.decisionId, { dryRun: outcome.dryRun, structured: outcome.structured }))
+              return
+            case 'refused':
+              callback(null, refusedResponse(outcome.error))
+              return
+            case 'error': {
+              if (opts.errorResponse) {
+                callback(null, errorResponseOf(outcome.error, outcome.decisionId))
+                return
+              }
+              const metadata = new grpc.Metadata()
+              metadata.set('portcullis-error-code', outcome.error.code)
+              if (outcome.decisionId !== undefined) metadata.set('portcullis-decision-id', outcome.decisionId)
+              callback({ code: outcome.error.grpcCode, details: `${outcome.error.code}: ${outcome.error.message}`, metadata })
+            }
+          }
+        })
+        .catch((err: unknown) => {
+          // check() turns every failure into an outcome; this is a fault in the shell itself.
+          log.error({ code: 'PORTCULLIS_INTERNAL', err }, 'ext_authz gRPC handler failed')
+          callback({ code: grpc.status.INTERNAL, details: 'PORTCULLIS_INTERNAL' })
+        })
+    },
+  })
+
+  const health = new HealthImplementation({ '': 'SERVING', [AUTHORIZATION_SERVICE]: 'SERVING' })
+  health.addToServer(server)
+  if (opts.enableReflection) new ReflectionService(definition).addToServer(server)
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(opts.addr, grpc.ServerCredentials.createInsecure(), (err, p) => { if (err !== null) reject(err); else resolve(p) })
+  })
+  const address = unix ? opts.addr : `${opts.addr.slice(0, opts.addr.lastIndexOf(':'))}:${port}`
+  return {
+    address,
+    close: async (graceMs) => {
+      health.setStatus('', 'NOT_SERVING')
+      health.setStatus(AUTHORIZATION_SERVICE, 'NOT_SERVING')
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => { server.forceShutdown(); resolve() }, graceMs)
+        server.tryShutdown(() => { clearTimeout(timer); resolve() })
+      })
+    },
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * The HTTP shell of the ext_authz adapter: Envoy's `http_service` mode, on its own listener.
+ * Envoy forwards the original method, `path_prefix` + the original path (and query), the
+ * allowed headers and, with `with_request_body`, the body. This shell builds the same
+ * CheckRequest shape the gRPC mode decodes (`attributes.request.http`: id, method, headers,
+ * path, host, body/raw_body, size, and `request.time`) so the same policy answers both.
+ *
+ * Answers (Envoy's ext_authz HTTP client): 200 allows — the policy's `headers` go back as
+ * response headers, for the filter's `allowed_upstream_headers`, and
+ * `request_headers_to_remove` as `x-envoy-auth-headers-to-remove`; any other status denies
+ * and is passed to the client with the policy's body and headers (a policy status of 200 or
+ * 5xx on a deny is answered 403: Envoy would read it as an allow or as a failure that
+ * failure_mode_allow may let through); an error answers 5xx, which the filter treats as a
+ * failure (`status_on_error`, `failure_mode_allow`).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { PortcullisError } from '../errors.js'
+import { silentLogger, type Logger } from '../log.js'
+import type { EnvoyCheck } from './check.js'
+import type { CheckRequest, HttpRequest } from './input.js'
+import type { Header } from './response.js'
+
+export interface EnvoyHttpOptions {
+  check: EnvoyCheck
+  /** host:port */
+  addr: string
+  /** Envoy's http_service path_prefix, removed from the path before the input is built. */
+  pathPrefix: string
+  maxBodyBytes: number
+  logger?: Logger
+}
+
+export interface EnvoyHttpServer {
+  /** http://host:port */
+  url: string
+  server: Server
+  close: (graceMs: number) => Promise<void>
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true })
+
+/** The original request's path: the forwarded one without `path_prefix`; undefined when it does not start with it. */
+export function stripPrefix (url: string, prefix: string): string | undefined {
+  if (prefix === '' || prefix === '/') return url
+  const p = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix
+  if (!url.startsWith(p)) return undefined
+  const rest = url.slice(p.length)
+  if (rest === '' || rest.startsWith('?')) return `/${rest}`
+  return rest.startsWith('/') ? rest : undefined
+}
+
+/**
+ * The CheckRequest an Envoy gRPC ext_authz filter would send for this forwarded request. The
+ * headers map joins repeated headers with ',' as Envoy does; the body is `body` when it is
+ * UTF-8 and `raw_body` otherwise (Envoy's pack_as_bytes).
+ */
+export function checkRequestOf (req: IncomingMessage, path: string, body: Buffer, now: Date): CheckRequest {
+  const headers: Record<string, string> = {}
+  for (const [k, v] of Object.entries(req.headersDistinct)) if (v !== undefined) headers[k] = v.join(',')
+  const http: HttpRequest = { method: req.method ?? '', headers, path }
+  const host = headers.host
+  if (host !== undefined) http.host = host
+  const id = headers['x-request-id']
+  if (id !== undefined) http.id = id
+  const cl = headers['content-length']
+  http.size = cl !== undefined && /^\d+$/.test(cl) ? Number(cl) : -1
+  if (body.length > 0) {
+    try {
+      http.body = UTF8.decode(body)
+    } catch {
+      http.rawBody = body
+    }
+  }
+  const ms = now.getTime()
+  return { attributes: { request: { time: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 }, http } } }
+}
+
+function headerLists (hs: Header[]): Record<string, string[]> {
+  const out: Record<string, string[]> = {}
+  for (const h of hs) (out[h.key.toLowerCase()] ??= []).push(h.value)
+  return out
+}
+
+function send (res: ServerResponse, status: number, headers: Record<string, string | string[]>, body: string): void {
+  if (res.headersSent || res.destroyed) return
+  const buf = Buffer.from(body, 'utf8')
+  try {
+    res.writeHead(status, { ...headers, 'content-length': String(buf.length) })
+  } catch {
+    // a header name or value the policy returned that HTTP cannot carry: fail closed
+    res.writeHead(500, { 'content-type': 'text/plain', 'content-length': String('PORTCULLIS_ENVOY_RESULT_INVALID'.length) })
+    res.end('PORTCULLIS_ENVOY_RESULT_INVALID')
+    return
+  }
+  res.end(buf)
+}
+
+/** Reads the body up to `limit` bytes; larger is PORTCULLIS_INPUT_TOO_LARGE. */
+function readBody (req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    req.on('data', (c: Buffer) => {
+      size += c.length
+      if (size > limit) {
+        reject(new PortcullisError('PORTCULLIS_INPUT_TOO_LARGE', `the forwarded body exceeds ${limit} bytes`, { limit }))
+        req.pause()
+        return
+      }
+      chunks.push(c)
+    })
+    req.on('end', () => resolve(Buffer.concat(chunks)))
+    req.on('error', reject)
+  })
+}
+
+/** Handles one forwarded request. */
+async function handle (opts: EnvoyHttpOptions, req: IncomingMessage, res: ServerResponse, log: Logger): Promise<void> {
+  const controller = new AbortController()
+  res.on('close', () => { if (!res.writableFinished) controller.abort(new PortcullisError('PORTCULLIS_ENVOY_CANCELLED', 'the caller closed the connection')) })
+  let body: Buffer
+  try {
+    body = await readBody(req, opts.maxBodyBytes)
+  } catch (err) {
+    const e = err instanceof PortcullisError ? err : new PortcullisError('PORTCULLIS_ENVOY_REQUEST_INVALID', 'the forwarded body could not be read')
+    send(res, e.status, { 'content-type': 'text/plain', connection: 'close' }, e.code)
+    return
+  }
+  const path = stripPrefix(req.url ?? '/', opts.pathPrefix)
+  const checkRequest = checkRequestOf(req, path ?? '', body, new Date())
+  if (path === undefined) {
+    // Envoy always prepends path_prefix: anything else did not come from the configured filter.
+    send(res, 400, { 'content-type': 'text/plain' }, 'PORTCULLIS_ENVOY_REQUEST_INVALID')
+    return
+  }
+  const outcome = await opts.check.check(checkRequest, {
+    ...(req.socket.remoteAddress !== undefined ? { remoteAddress: req.socket.remoteAddress } : {}),
+    signal: controller.signal,
+  })
+  switch (outcome.kind) {
+    case 'decided': {
+      const v = outcome.verdict
+      if (v.allowed) {
+        const headers: Record<string, string | string[]> = headerLists([...v.headers, ...v.responseHeadersToAdd])
+        if (v.headersToRemove.length > 0) headers['x-envoy-auth-headers-to-remove'] = v.headersToRemove.join(',')
+        headers['x-portcullis-decision-id'] = outcome.decisionId
+        send(res, 200, headers, '')
+        return
+      }
+      const denied = v.deniedResponse ?? { status: 403, body: '' }
+      // 200 is Envoy's allow and 5xx its "authorization server failed" (where
+      // failure_mode_allow may let the request through): a deny is never answered with either.
+      const status = denied.status === 200 || denied.status >= 500 ? 403 : denied.status
+      send(res, status, { ...headerLists(v.headers), 'x-portcullis-decision-id': outcome.decisionId }, denied.body)
+      return
+    }
+    case 'refused':
+      send(res, outcome.error.status, { 'content-type': 'text/plain' }, outcome.error.code)
+      return
+    case 'error':
+      log.warn({ code: outcome.error.code, transport: 'envoy-http' }, 'ext_authz HTTP check failed')
+      send(res, outcome.error.status >= 500 ? outcome.error.status : 500, { 'content-type': 'text/plain', ...(outcome.decisionId !== undefined ? { 'x-portcullis-decision-id': outcome.decisionId } : {}) }, outcome.error.code)
+  }
+}
+
+/** Starts the HTTP service-mode listener. */
+export async function startEnvoyHttp (opts: EnvoyHttpOptions): Promise<EnvoyHttpServer> {
+  const log = opts.logger ?? silentLogger
+  const server = createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
+    handle(opts, req, res, log).catch((err: unknown) => {
+      log.error({ code: 'PORTCULLIS_INTERNAL', err }, 'ext_authz HTTP handler failed')
+      send(res, 500, { 'content-type': 'text/plain' }, 'PORTCULLIS_INTERNAL')
+    })
+  })
+  const i = opts.addr.lastIndexOf(':')
+  const host = opts.addr.slice(0, i).replace(/^\[|\]$/g, '')
+  const port = Number(opts.addr.slice(i + 1))
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => { server.off('error', reject); resolve() })
+  })
+  const a = server.address() as AddressInfo
+  const url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
+  return {
+    url,
+    server,
+    close: async (graceMs) => {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => { server.closeAllConnections(); resolve() }, graceMs)
+        server.close(() => { clearTimeout(timer); resolve() })
+        server.closeIdleConnections()
+      })
+    },
+  }
+}

@@ -1,0 +1,332 @@
+/**
+ * CheckRequest -> the input document opa-envoy-plugin builds (envoyauth/request.go and
+ * protomap.go), so its policies run unchanged:
+ *
+ *   - the CheckRequest as protomap renders it: set fields only (proto3 zero values are "not
+ *     set"), lowerCamelCase JSON names, `request.time` as `{seconds, nanos}`, int64 as numbers,
+ *     enums as numbers, bytes as base64, `google.protobuf.Struct` (metadata) as plain maps;
+ *   - `parsed_path`, `parsed_query`, `parsed_body` + `truncated_body` (unless body parsing is
+ *     off), `version`, `source_principal`.
+ *
+ * The CheckRequest object is what @grpc/proto-loader decodes with `keepCase: false` (so
+ * lowerCamelCase names already), `longs: Number`, `enums: Number`, `defaults: false`; the HTTP
+ * service mode builds the same shape from a forwarded request (envoy/http.ts).
+ *
+ * Anything that opa-envoy-plugin refuses (a malformed escape in the path or query, a body that
+ * does not parse as its content type says) throws PORTCULLIS_ENVOY_REQUEST_INVALID.
+ */
+import { Busboy } from '@fastify/busboy'
+import { PortcullisError } from '../errors.js'
+
+/** A decoded CheckRequest (lowerCamelCase field names). Only the fields the adapter reads are typed. */
+export interface CheckRequest {
+  attributes?: AttributeContext
+}
+
+export interface AttributeContext {
+  source?: Peer
+  destination?: Peer
+  request?: { time?: { seconds?: number, nanos?: number }, http?: HttpRequest }
+  contextExtensions?: Record<string, string>
+  metadataContext?: Metadata
+  routeMetadataContext?: Metadata
+  tlsSession?: { sni?: string }
+}
+
+export interface Peer {
+  address?: { socketAddress?: { address?: string, portValue?: number, protocol?: number }, pipe?: { path?: string, mode?: number } }
+  service?: string
+  labels?: Record<string, string>
+  principal?: string
+  certificate?: string
+}
+
+export interface HttpRequest {
+  id?: string
+  method?: string
+  headers?: Record<string, string>
+  headerMap?: { headers?: Array<{ key?: string, value?: string, rawValue?: Uint8Array }> }
+  path?: string
+  host?: string
+  scheme?: string
+  query?: string
+  fragment?: string
+  size?: number
+  protocol?: string
+  body?: string
+  rawBody?: Uint8Array
+}
+
+interface Metadata { filterMetadata?: Record<string, unknown>, typedFilterMetadata?: Record<string, unknown> }
+
+export interface InputOptions {
+  /** opa-envoy-plugin's skip-request-body-parse: no parsed_body / truncated_body. */
+  skipRequestBodyParse?: boolean
+}
+
+/** `input.version` for the v3 API (request.go v3Info). */
+const VERSION = Object.freeze({ ext_authz: 'v3', encoding: 'protojson' })
+
+function invalid (message: string, details: Record<string, unknown> = {}): PortcullisError {
+  return new PortcullisError('PORTCULLIS_ENVOY_REQUEST_INVALID', message, details)
+}
+
+// Map fields of the messages a CheckRequest contains: their entries are kept whatever their
+// value (Go ranges over every map entry), where a message's zero-valued scalars are dropped.
+const MAP_FIELDS = new Set(['labels', 'headers', 'contextExtensions', 'filterMetadata', 'typedFilterMetadata'])
+// filterMetadata values are google.protobuf.Struct, which protomap renders with AsMap().
+const STRUCT_MAPS = new Set(['filterMetadata'])
+
+function isPlainObject (v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array)
+}
+
+/** google.protobuf.Value -> plain JSON (structpb AsInterface). */
+function structValue (v: unknown): unknown {
+  if (!isPlainObject(v)) return null
+  if ('structValue' in v) return structToMap(v.structValue)
+  if ('listValue' in v) {
+    const values = isPlainObject(v.listValue) && Array.isArray(v.listValue.values) ? v.listValue.values : []
+    return values.map(structValue)
+  }
+  if ('stringValue' in v) return v.stringValue
+  if ('numberValue' in v) return v.numberValue
+  if ('boolValue' in v) return v.boolValue
+  return null
+}
+
+/** google.protobuf.Struct -> plain map (structpb AsMap). */
+function structToMap (s: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  const fields = isPlainObject(s) && isPlainObject(s.fields) ? s.fields : {}
+  for (const [k, v] of Object.entries(fields)) Object.defineProperty(out, k, { value: structValue(v), enumerable: true, writable: true, configurable: true })
+  return out
+}
+
+function scalar (v: unknown): unknown {
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')
+  return v
+}
+
+/** A proto3 field is "set" (protoreflect Range) when it is not its zero value. */
+function isSet (v: unknown): boolean {
+  if (v === undefined || v === null) return false
+  if (v === '' || v === 0 || v === false) return false
+  if (v instanceof Uint8Array) return v.byteLength > 0
+  if (Array.isArray(v)) return v.length > 0
+  return true
+}
+
+/** protomap(): a decoded message -> map keyed by JSON names, set fields only. */
+export function protomap (msg: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [name, value] of Object.entries(msg)) {
+    if (!isSet(value)) continue
+    if (MAP_FIELDS.has(name) && isPlainObject(value)) {
+      const m: Record<string, unknown> = {}
+      for (const [k, v] of Object.entries(value)) {
+        // defined, not assigned: a key such as "__proto__" stays an ordinary key
+        Object.defineProperty(m, k, { value: STRUCT_MAPS.has(name) ? structToMap(v) : isPlainObject(v) ? protomap(v) : scalar(v), enumerable: true, writable: true, configurable: true })
+      }
+      // An empty map is not set either.
+      if (Object.keys(m).length > 0) out[name] = m
+    } else if (Array.isArray(value)) {
+      out[name] = value.map((v) => isPlainObject(v) ? protomap(v) : scalar(v))
+    } else if (isPlainObject(value)) {
+      out[name] = protomap(value)
+    } else {
+      out[name] = scalar(value)
+    }
+  }
+  return out
+}
+
+const HEX = /^[0-9a-fA-F]{2}$/
+
+/**
+ * Go's url.PathUnescape / QueryUnescape: %XX decoded to bytes (a malformed escape is an error),
+ * `+` a space only in query components. Bytes that are not UTF-8 become U+FFFD, as they do when
+ * OPA turns the Go string into a Rego value.
+ */
+function unescape (s: string, plusIsSpace: boolean): string {
+  if (!s.includes('%') && !(plusIsSpace && s.includes('+'))) return s
+  const src = Buffer.from(s, 'utf8')
+  const out = Buffer.allocUnsafe(src.length)
+  let n = 0
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i] as number
+    if (c === 0x25) {
+      const hex = src.toString('latin1', i + 1, i + 3)
+      if (!HEX.test(hex)) throw invalid(`invalid URL escape ${JSON.stringify(src.toString('latin1', i, i + 3))}`)
+      out[n++] = parseInt(hex, 16)
+      i += 2
+    } else if (c === 0x2b && plusIsSpace) {
+      out[n++] = 0x20
+    } else {
+      out[n++] = c
+    }
+  }
+  return new TextDecoder('utf-8', { fatal: false }).decode(out.subarray(0, n))
+}
+
+/**
+ * `input.parsed_path`: the part before `?`, percent-decoded, every leading `/` trimmed (so
+ * `//admin/people` is `["admin", "people"]`, the bypass opa-envoy-plugin fixed), split on `/`.
+ */
+export function parsedPath (path: string): string[] {
+  const q = path.indexOf('?')
+  const raw = q === -1 ? path : path.slice(0, q)
+  return unescape(raw, false).replace(/^\/+/, '').split('/')
+}
+
+/**
+ * Go's url.ParseQuery: `&`-separated pairs, a `;` is an error (Go ≥ 1.17), empty pairs
+ * skipped, a pair without `=` has the value "". Values in order of appearance.
+ */
+export function parseQuery (query: string): Record<string, string[]> {
+  const out: Record<string, string[]> = Object.create(null) as Record<string, string[]>
+  let first: PortcullisError | undefined
+  for (const pair of query.split('&')) {
+    if (pair.includes(';')) { first ??= invalid('invalid semicolon separator in query'); continue }
+    if (pair === '') continue
+    const eq = pair.indexOf('=')
+    let key: string
+    let value: string
+    try {
+      key = unescape(eq === -1 ? pair : pair.slice(0, eq), true)
+      value = eq === -1 ? '' : unescape(pair.slice(eq + 1), true)
+    } catch (err) {
+      first ??= err as PortcullisError
+      continue
+    }
+    ;(out[key] ??= []).push(value)
+  }
+  if (first !== undefined) throw first
+  return { ...out }
+}
+
+/** `input.parsed_query` of a request path. */
+export function parsedQuery (path: string): Record<string, string[]> {
+  const q = path.indexOf('?')
+  return parseQuery(q === -1 ? '' : path.slice(q + 1))
+}
+
+/** request.go checkIfHTTPBodyTruncated: content-length (an int64) larger than the body's byte length. */
+function truncatedByLength (contentLength: string, bodyBytes: number): boolean {
+  if (!/^[+-]?\d+$/.test(contentLength)) throw invalid('content-length is not an integer', { content_length: contentLength })
+  const cl = Number(contentLength)
+  return cl !== -1 && cl > bodyBytes
+}
+
+function parseJson (text: string, what: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    throw invalid(`${what} is not valid JSON`)
+  }
+}
+
+/** Go's mime.ParseMediaType, enough for the boundary parameter. */
+function boundaryOf (contentType: string): string | undefined {
+  const m = /;\s*boundary=(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))/i.exec(contentType)
+  if (m === null) return undefined
+  return m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]
+}
+
+/** multipart/form-data -> {name: [value...]}, a part typed application/json parsed (request.go). */
+async function parseMultipart (payload: Buffer, contentType: string): Promise<Record<string, unknown[]> | null> {
+  if (boundaryOf(contentType) === undefined) return null
+  return await new Promise((resolve, reject) => {
+    const values: Record<string, unknown[]> = Object.create(null) as Record<string, unknown[]>
+    let failed = false
+    const fail = (err: unknown): void => {
+      if (failed) return
+      failed = true
+      reject(err instanceof PortcullisError ? err : invalid('multipart body does not parse'))
+    }
+    let bb
+    try {
+      bb = Busboy({
+        headers: { 'content-type': contentType },
+        defCharset: 'utf8',
+        // every part is a field: Go reads files and fields alike, in order
+        isPartAFile: () => false,
+        limits: { fieldSize: payload.length + 1, fieldNameSize: payload.length + 1, fields: Infinity, parts: Infinity },
+      })
+    } catch (err) {
+      fail(err)
+      return
+    }
+    bb.on('field', (name: string, value: string, _nt: boolean, _vt: boolean, _te: string, mimeType: string) => {
+      if (failed || name === '') return
+      try {
+        const v = mimeType.includes('application/json') ? parseJson(value, `multipart part ${JSON.stringify(name)}`) : value
+        ;(values[name] ??= []).push(v)
+      } catch (err) {
+        fail(err)
+      }
+    })
+    bb.on('error', fail)
+    bb.on('finish', () => { if (!failed) resolve({ ...values }) })
+    bb.end(payload)
+  })
+}
+
+/**
+ * `parsed_body` and `truncated_body` (request.go getParsedBody). `headers` is the HttpRequest
+ * headers map, as opa-envoy-plugin reads it.
+ */
+export async function parsedBody (headers: Record<string, string>, body: string, rawBody: Uint8Array | undefined): Promise<{ parsed: unknown, truncated: boolean }> {
+  // Envoy sets x-envoy-auth-partial-body: true when it cut the body at max_request_bytes.
+  if (headers['x-envoy-auth-partial-body'] === 'true') return { parsed: null, truncated: true }
+  const contentType = headers['content-type']
+  if (contentType === undefined) return { parsed: null, truncated: false }
+  const payload = (): Buffer | undefined => {
+    if (body !== '') return Buffer.from(body, 'utf8')
+    if (rawBody !== undefined && rawBody.byteLength > 0) return Buffer.from(rawBody.buffer, rawBody.byteOffset, rawBody.byteLength)
+    return undefined
+  }
+  const kind = contentType.includes('application/json')
+    ? 'json'
+    : contentType.includes('application/grpc')
+      ? 'grpc'
+      : contentType.includes('application/x-www-form-urlencoded')
+        ? 'form'
+        : contentType.includes('multipart/form-data') ? 'multipart' : undefined
+  // gRPC payloads are parsed only with configured proto descriptors, which Portcullis does not load.
+  if (kind === undefined || kind === 'grpc') return { parsed: null, truncated: false }
+  const p = payload()
+  if (p === undefined) return { parsed: null, truncated: false }
+  const cl = headers['content-length']
+  if (cl !== undefined && truncatedByLength(cl, p.length)) return { parsed: null, truncated: true }
+  const text = (): string => new TextDecoder('utf-8', { fatal: false }).decode(p)
+  switch (kind) {
+    case 'json': return { parsed: parseJson(text(), 'the request body'), truncated: false }
+    case 'form': return { parsed: parseQuery(text()), truncated: false }
+    case 'multipart': return { parsed: await parseMultipart(p, contentType), truncated: false }
+  }
+}
+
+/**
+ * The input document for a CheckRequest (request.go RequestToInput, v3).
+ *
+ * @example
+ *   await checkRequestToInput({ attributes: { request: { http: { method: 'GET', path: '/a?b=1' } } } })
+ *   // {attributes: {...}, version: {...}, parsed_path: ['a'], parsed_query: {b: ['1']}, parsed_body: null, truncated_body: false}
+ */
+export async function checkRequestToInput (req: CheckRequest, opts: InputOptions = {}): Promise<Record<string, unknown>> {
+  const input = protomap(req as Record<string, unknown>)
+  const http = req.attributes?.request?.http ?? {}
+  const path = http.path ?? ''
+  input.version = VERSION
+  input.parsed_path = parsedPath(path)
+  input.parsed_query = parsedQuery(path)
+  if (opts.skipRequestBodyParse !== true) {
+    const { parsed, truncated } = await parsedBody(http.headers ?? {}, http.body ?? '', http.rawBody)
+    input.parsed_body = parsed
+    input.truncated_body = truncated
+  }
+  const principal = req.attributes?.source?.principal
+  if (principal !== undefined && principal !== '') input.source_principal = principal
+  return input
+}

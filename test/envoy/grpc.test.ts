@@ -1,0 +1,457 @@
+/**
+ * envoy.service.auth.v3.Authorization/Check over gRPC: a real @grpc/grpc-js client, loaded
+ * from our proto files, against the real server started through the runtime, answering with
+ * a bundle compiled by the real opa (test/fixtures/bundles/envoy).
+ */
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import * as grpc from '@grpc/grpc-js'
+import { protoPath as healthProtoPath } from 'grpc-health-check'
+import * as protoLoader from '@grpc/proto-loader'
+import { checkRequest, envoyBundles, fromStruct, OK, PERMISSION_DENIED, startEnvoy, type CheckResponse, type EnvoyEnv } from './support.js'
+import { verifiedCaller } from '../helpers/identity.js'
+import { DAY, HOUR, makeCa, makeLeaf, pemOf, urlEncodePem, type Issued } from '../identity/support/pki.js'
+
+const FRONTEND = 'spiffe://example.org/ns/shop/sa/frontend'
+
+const code = (r: CheckResponse): number => r.status?.code ?? OK
+const metadata = (r: CheckResponse): Record<string, unknown> => fromStruct(r.dynamicMetadata)
+const echoed = (r: CheckResponse): Record<string, unknown> => metadata(r).input as Record<string, unknown>
+const headerPairs = (hs: Array<{ header: { key: string, value: string } }> | undefined): Array<[string, string]> => (hs ?? []).map((h) => [h.header.key, h.header.value])
+
+async function metricValue (env: EnvoyEnv, name: string, labels: Record<string, string>): Promise<number> {
+  const m = await env.runtime.metrics.registry.getSingleMetricAsString(name)
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`)
+  for (const line of m.split('\n')) {
+    if (line.startsWith('#')) continue
+    if (want.every((w) => line.includes(w))) return Number(line.split(' ').pop())
+  }
+  return 0
+}
+
+describe('Envoy ext_authz over gRPC', () => {
+  let bundles: ReturnType<typeof envoyBundles>
+  let env: EnvoyEnv
+
+  before(async () => {
+    bundles = envoyBundles()
+    env = await startEnvoy(bundles.dir)
+  })
+  after(async () => {
+    await env.close()
+    bundles.cleanup()
+  })
+
+  test('allow: OK with the policy\'s headers, header values as arrays, removals, query parameters and dynamic metadata with the decision_id', async () => {
+    const r = await env.check(checkRequest('/public/x'))
+    assert.equal(code(r), OK)
+    assert.ok(r.okResponse !== undefined)
+    assert.deepEqual(headerPairs(r.okResponse.headers).sort(), [['x-multi', 'a'], ['x-multi', 'b'], ['x-user', 'alice']])
+    assert.deepEqual(r.okResponse.headersToRemove, ['x-secret'])
+    assert.deepEqual(headerPairs(r.okResponse.responseHeadersToAdd), [['x-resp', '1']])
+    assert.deepEqual(r.okResponse.queryParametersToSet, [{ key: 'q', value: '1' }, { key: 'q', value: '2' }])
+    assert.deepEqual(r.okResponse.queryParametersToRemove, ['drop'])
+    const md = metadata(r)
+    assert.equal(md.team, 'shop')
+    assert.match(String(md.decision_id), /^[0-9a-f-]{36}$/)
+  })
+
+  test('a boolean decision: OK or PERMISSION_DENIED without an http_response, decision_id still in metadata', async () => {
+    const yes = await env.check(checkRequest('/bool'))
+    assert.equal(code(yes), OK)
+    assert.equal(yes.okResponse, undefined)
+    assert.equal(typeof metadata(yes).decision_id, 'string')
+    const no = await env.check(checkRequest('/boolno'))
+    assert.equal(code(no), PERMISSION_DENIED)
+    assert.equal(no.deniedResponse, undefined)
+  })
+
+  test('deny: PERMISSION_DENIED with the policy\'s status, body and headers (an array of objects, values as arrays)', async () => {
+    const r = await env.check(checkRequest('/deny'))
+    assert.equal(code(r), PERMISSION_DENIED)
+    assert.equal(r.deniedResponse?.status?.code, 401)
+    assert.equal(r.deniedResponse?.body, 'go away')
+    assert.deepEqual(headerPairs(r.deniedResponse?.headers).sort(), [['x-multi', 'c'], ['x-multi', 'd'], ['x-reason', 'policy']])
+    assert.equal(metadata(r).why, 'deny')
+    const plain = await env.check(checkRequest('/plaindeny'))
+    assert.equal(plain.deniedResponse?.status?.code, 403, 'http_status defaults to 403')
+  })
+
+  test('an invalid http_status, a malformed result and an undefined decision are gRPC errors, never an allow', async () => {
+    for (const [path, want] of [['/teapot', 'PORTCULLIS_ENVOY_RESULT_INVALID'], ['/malformed', 'PORTCULLIS_ENVOY_RESULT_INVALID'], ['/nothing-matches', 'PORTCULLIS_POLICY_UNDEFINED']] as const) {
+      await assert.rejects(env.check(checkRequest(path)), (err: grpc.ServiceError) => {
+        assert.notEqual(err.code, grpc.status.OK)
+        assert.equal(err.metadata.get('portcullis-error-code')[0], want, path)
+        return true
+      })
+    }
+  })
+
+  test('the input document is the one opa-envoy-plugin builds', async () => {
+    const r = await env.check(checkRequest('/echo/a%2Fb/?x=1&x=2&y', { headers: { 'content-type': 'application/json', host: 'shop.example' }, body: '{"user":"alice","n":[1,2]}', size: 26 }, {
+      source: { address: { socketAddress: { address: '10.0.0.7', portValue: 51234 } }, principal: 'spiffe://example.org/ns/shop/sa/frontend' },
+      contextExtensions: { virtual_host: 'shop' },
+      metadataContext: { filterMetadata: { 'envoy.filters.http.jwt_authn': { fields: { sub: { stringValue: 'alice' }, n: { numberValue: 3 } } } } },
+    }))
+    assert.equal(code(r), OK)
+    const input = echoed(r)
+    assert.deepEqual(input.parsed_path, ['echo', 'a', 'b', ''])
+    assert.deepEqual(input.parsed_query, { x: ['1', '2'], y: [''] })
+    assert.deepEqual(input.parsed_body, { user: 'alice', n: [1, 2] })
+    assert.equal(input.truncated_body, false)
+    assert.deepEqual(input.version, { ext_authz: 'v3', encoding: 'protojson' })
+    assert.equal(input.source_principal, 'spiffe://example.org/ns/shop/sa/frontend')
+    const attributes = input.attributes as Record<string, Record<string, unknown>>
+    assert.deepEqual(attributes.source?.address, { socketAddress: { address: '10.0.0.7', portValue: 51234 } })
+    assert.deepEqual(attributes.contextExtensions, { virtual_host: 'shop' })
+    assert.deepEqual(attributes.metadataContext, { filterMetadata: { 'envoy.filters.http.jwt_authn': { sub: 'alice', n: 3 } } })
+    const request = attributes.request as { time: unknown, http: Record<string, unknown> }
+    assert.deepEqual(request.time, { seconds: 1767225600, nanos: 5 })
+    assert.equal(request.http.size, 26)
+    assert.equal(request.http.method, 'GET')
+    assert.ok(!('identity' in input), 'no identity plugins configured')
+  })
+
+  test('parsed JSON, form and multipart bodies; truncated bodies; raw_body', async () => {
+    const form = echo(await env.check(checkRequest('/body', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'user=alice&role=a&role=b+c' })))
+    assert.deepEqual(form.body, { user: ['alice'], role: ['a', 'b c'] })
+    const boundary = 'XyZ'
+    const multipart = [
+      `--${boundary}`, 'Content-Disposition: form-data; name="user"', '', 'alice',
+      `--${boundary}`, 'Content-Disposition: form-data; name="meta"', 'Content-Type: application/json', '', '{"k":[1]}',
+      `--${boundary}`, 'Content-Disposition: form-data; name="user"', '', 'bob',
+      `--${boundary}--`, '',
+    ].join('\r\n')
+    const mp = echo(await env.check(checkRequest('/body', { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, body: multipart })))
+    assert.deepEqual(mp.body, { user: ['alice', 'bob'], meta: [{ k: [1] }] })
+    const raw = echo(await env.check(checkRequest('/body', { method: 'POST', headers: { 'content-type': 'application/json' }, rawBody: Buffer.from('{"user":"raw"}') })))
+    assert.deepEqual(raw.body, { user: 'raw' })
+    const partial = echo(await env.check(checkRequest('/body', { method: 'POST', headers: { 'content-type': 'application/json', 'x-envoy-auth-partial-body': 'true' }, body: '{"user":' })))
+    assert.deepEqual([partial.body, partial.truncated], [null, true])
+    const short = echo(await env.check(checkRequest('/body', { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': '100' }, body: '{"user":"x"}' })))
+    assert.deepEqual([short.body, short.truncated], [null, true])
+  })
+
+  test('unparseable requests: PERMISSION_DENIED with a 400 denied response (bad JSON body, malformed query, bad escape, bad content-length)', async () => {
+    const cases = [
+      checkRequest('/body', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"user":' }),
+      checkRequest('/public?a=%zz'),
+      checkRequest('/public?a=1;b=2'),
+      checkRequest('/pub%zzlic'),
+      checkRequest('/body', { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': 'many' }, body: '{}' }),
+    ]
+    for (const req of cases) {
+      const r = await env.check(req)
+      assert.equal(code(r), PERMISSION_DENIED)
+      assert.equal(r.deniedResponse?.status?.code, 400)
+      assert.equal(r.deniedResponse?.body, 'PORTCULLIS_ENVOY_REQUEST_INVALID')
+    }
+  })
+
+  test('parsed_path: `//admin/people` is ["admin", "people"] (the policy\'s admin rule applies, no bypass)', async () => {
+    const r = await env.check(checkRequest('//admin/people'))
+    assert.equal(code(r), PERMISSION_DENIED)
+    assert.equal(r.deniedResponse?.body, 'admin only')
+    const people = await env.check(checkRequest('/people'))
+    assert.equal(code(people), OK)
+    const root = echoed(await env.check(checkRequest('/echo/')))
+    assert.deepEqual(root.parsed_path, ['echo', ''])
+  })
+
+  test('a non-UTF-8 body: raw_body is base64 in the input; a non-UTF-8 JSON body is still parsed with replacement characters', async () => {
+    const bytes = Buffer.from([0x7b, 0x22, 0x75, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]) // {"u":"\xff\xfe"}
+    const r = await env.check(checkRequest('/echo', { method: 'POST', headers: { 'content-type': 'application/json' }, rawBody: bytes }))
+    assert.equal(code(r), OK)
+    const input = echoed(r)
+    const http = ((input.attributes as Record<string, Record<string, Record<string, unknown>>>).request as Record<string, Record<string, unknown>>).http as Record<string, unknown>
+    assert.equal(http.rawBody, bytes.toString('base64'))
+    assert.deepEqual(input.parsed_body, { u: '\ufffd\ufffd' })
+    // invalid UTF-8 in the `body` string field itself (Envoy sends UTF-8; a hostile client may
+    // not): decoded with replacement characters, answered, never a crash. Hand-encoded:
+    // CheckRequest{attributes{request{http{path: "/echo", body: 0xff 0xfe}}}}
+    const httpBytes = Buffer.concat([Buffer.from([0x22, 5]), Buffer.from('/echo'), Buffer.from([0x5a, 2, 0xff, 0xfe])])
+    const request = Buffer.concat([Buffer.from([0x12, httpBytes.length]), httpBytes])
+    const attributes = Buffer.concat([Buffer.from([0x22, request.length]), request])
+    const wire = Buffer.concat([Buffer.from([0x0a, attributes.length]), attributes])
+    const viaWire = await new Promise<CheckResponse>((resolve, reject) => {
+      env.client.makeUnaryRequest('/envoy.service.auth.v3.Authorization/Check', (x: Buffer) => x, (b: Buffer) => protoResponse(b), wire, (err, res) => { if (err !== null) reject(err); else resolve(res as CheckResponse) })
+    })
+    assert.equal(code(viaWire), OK)
+    const wireHttp = ((echoed(viaWire).attributes as Record<string, Record<string, unknown>>).request as Record<string, Record<string, unknown>>).http as Record<string, unknown>
+    assert.equal(wireHttp.body, '\ufffd\ufffd')
+    const bin = await env.check(checkRequest('/echo', { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, rawBody: Buffer.from([0, 0xff, 0x80]) }))
+    assert.equal(code(bin), OK)
+    assert.equal(echoed(bin).parsed_body, null)
+  })
+
+  test('missing attributes: an empty CheckRequest is decided (parsed_path [""]), never a crash and never an allow', async () => {
+    // parsed_path [""] matches no rule of the test policy: undefined -> an error status
+    await assert.rejects(env.check({}), (err: grpc.ServiceError) => err.metadata.get('portcullis-error-code')[0] === 'PORTCULLIS_POLICY_UNDEFINED')
+    const noHttp = await env.check({ attributes: { source: { principal: 'x' } } }).catch((e: grpc.ServiceError) => e)
+    assert.ok(noHttp instanceof Error)
+  })
+
+  test('huge headers and unknown fields are handled; a message over max_recv_msg_size is refused', async () => {
+    const big = 'v'.repeat(1024 * 1024)
+    const r = await env.check(checkRequest('/echo', { headers: { 'x-big': big } }))
+    assert.equal(code(r), OK)
+    // unknown fields: encode with a field number our CheckRequest does not have
+    const extra = Buffer.concat([Buffer.from([0xfa, 0x3e, 0x03]), Buffer.from('abc')]) // field 999, wire type 2
+    const client = env.client
+    const unknownAnswer = await new Promise<CheckResponse>((resolve, reject) => {
+      client.makeUnaryRequest('/envoy.service.auth.v3.Authorization/Check', (x: Buffer) => x, (b: Buffer) => protoResponse(b), extra, (err, res) => { if (err !== null) reject(err); else resolve(res as CheckResponse) })
+    }).catch((e: unknown) => e as grpc.ServiceError)
+    // parsed_path [""] again: the decision is undefined -> an error status, never OK
+    assert.ok('code' in (unknownAnswer as object) && (unknownAnswer as grpc.ServiceError).code !== grpc.status.OK)
+    await assert.rejects(env.check(checkRequest('/echo', { headers: { 'x-huge': 'v'.repeat(5 * 1024 * 1024) } })), (err: grpc.ServiceError) => err.code === grpc.status.RESOURCE_EXHAUSTED)
+    // the server is still serving
+    assert.equal(code(await env.check(checkRequest('/bool'))), OK)
+  })
+
+  test('an exceeded deadline and a cancelled call end without an answer and without harm', async () => {
+    await assert.rejects(env.check(checkRequest('/bool'), { deadline: Date.now() - 1 }), (err: grpc.ServiceError) => err.code === grpc.status.DEADLINE_EXCEEDED)
+    await assert.rejects(env.check(checkRequest('/echo', { headers: { 'x-big': 'v'.repeat(2 * 1024 * 1024) } }), { deadline: Date.now() + 2 }), (err: grpc.ServiceError) => err.code === grpc.status.DEADLINE_EXCEEDED)
+    await assert.rejects(env.check(checkRequest('/echo', { headers: { 'x-big': 'v'.repeat(2 * 1024 * 1024) } }), { cancelAfterMs: 0 }), (err: grpc.ServiceError) => err.code === grpc.status.CANCELLED)
+    assert.equal(code(await env.check(checkRequest('/bool'))), OK)
+  })
+
+  test('metrics per transport and the audit hook for every Check', async () => {
+    const seen: string[] = []
+    env.runtime.decisions.setAuditHook((rec) => { seen.push(`${rec.request.transport}:${rec.error?.code ?? 'ok'}`) })
+    try {
+      const before = await metricValue(env, 'portcullis_decisions_total', { transport: 'envoy-grpc', outcome: 'deny' })
+      await env.check(checkRequest('/deny'))
+      await env.check(checkRequest('/bool'))
+      await assert.rejects(env.check(checkRequest('/malformed')))
+      await assert.rejects(env.check(checkRequest('/nothing')))
+      assert.equal(code(await env.check(checkRequest('/bad%zz'))), PERMISSION_DENIED)
+      assert.equal(await metricValue(env, 'portcullis_decisions_total', { transport: 'envoy-grpc', outcome: 'deny' }), before + 1)
+      assert.ok(await metricValue(env, 'portcullis_envoy_checks_total', { transport: 'envoy-grpc', outcome: 'error' }) >= 2)
+      assert.ok(await metricValue(env, 'portcullis_envoy_checks_total', { transport: 'envoy-grpc', outcome: 'refused' }) >= 1)
+      // every Check is audited: decisions (the malformed result is a decision the adapter
+      // rejects afterwards), the undefined one, and the request refused before a decision
+      assert.deepEqual(seen, ['envoy-grpc:ok', 'envoy-grpc:ok', 'envoy-grpc:ok', 'envoy-grpc:ok', 'envoy-grpc:PORTCULLIS_ENVOY_REQUEST_INVALID'])
+    } finally {
+      env.runtime.decisions.setAuditHook(undefined)
+    }
+  })
+
+  test('grpc.health.v1 answers SERVING', async () => {
+    const def = protoLoader.loadSync(healthProtoPath, { keepCase: true, enums: String })
+    const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } }
+    const client = new pkg.grpc.health.v1.Health(env.grpcAddress, grpc.credentials.createInsecure())
+    try {
+      const res = await new Promise<{ status: string }>((resolve, reject) => {
+        (client as unknown as { Check: (r: unknown, cb: (e: Error | null, r: { status: string }) => void) => void }).Check({ service: 'envoy.service.auth.v3.Authorization' }, (e, r) => { if (e !== null) reject(e); else resolve(r) })
+      })
+      assert.equal(res.status, 'SERVING')
+    } finally {
+      client.close()
+    }
+  })
+})
+
+function echo (r: CheckResponse): Record<string, unknown> {
+  assert.equal(r.status?.code ?? OK, OK)
+  return fromStruct(r.dynamicMetadata)
+}
+
+let responseType: protoLoader.PackageDefinition | undefined
+function protoResponse (b: Buffer): unknown {
+  responseType ??= protoLoader.loadSync('envoy/service/auth/v3/external_auth.proto', { includeDirs: [join(import.meta.dirname, '..', '..', 'proto')] })
+  return (responseType['envoy.service.auth.v3.Authorization'] as unknown as { Check: { responseDeserialize: (b: Buffer) => unknown } }).Check.responseDeserialize(b)
+}
+
+
+describe('Envoy ext_authz identity', () => {
+  let bundles: ReturnType<typeof envoyBundles>
+  let root: Issued
+  let leafPem: string
+  let dir: string
+
+  before(async () => {
+    bundles = envoyBundles()
+    dir = join(bundles.dir, '..')
+    const now = Date.now()
+    root = await makeCa({ name: 'example.org root', uri: 'spiffe://example.org', notBefore: new Date(now - DAY), notAfter: new Date(now + 30 * DAY) })
+    const leaf = await makeLeaf({ issuer: root, uris: [FRONTEND], notBefore: new Date(now - HOUR), notAfter: new Date(now + DAY) })
+    leafPem = pemOf(leaf)
+    writeFileSync(join(dir, 'bundle.pem'), root.pem)
+  })
+  after(() => bundles.cleanup())
+
+  const identity = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+    trust_domains: { 'example.org': { x509_authorities: [join(dir, 'bundle.pem')] } },
+    x509_svid: { sources: ['ext_authz', 'xfcc'], xfcc: { trusted_proxies: ['127.0.0.1'] }, ...extra },
+    on_missing: 'allow',
+    watch: { enabled: false },
+  })
+
+  test('a real X.509-SVID in source.certificate from a trusted (loopback) caller is the verified identity', async (t) => {
+    const env = await startEnvoy(bundles.dir, { identity: identity() })
+    t.after(env.close)
+    const r = await env.check(checkRequest('/whoami', {}, { source: { certificate: urlEncodePem(leafPem), principal: FRONTEND } }))
+    assert.equal(code(r), OK)
+    assert.deepEqual(metadata(r).spiffe_id, FRONTEND)
+    assert.deepEqual(metadata(r).source, 'ext_authz')
+  })
+
+  test('source.principal alone is never an identity', async (t) => {
+    const env = await startEnvoy(bundles.dir, { identity: identity() })
+    t.after(env.close)
+    const r = await env.check(checkRequest('/whoami', {}, { source: { principal: FRONTEND } }))
+    assert.equal(code(r), PERMISSION_DENIED)
+    assert.equal(r.deniedResponse?.body, 'no identity')
+  })
+
+  test('source.certificate from a caller outside trusted_callers is ignored and counted', async (t) => {
+    const env = await startEnvoy(bundles.dir, { identity: identity({ ext_authz: { trusted_callers: ['10.9.9.9'] } }) })
+    t.after(env.close)
+    const r = await env.check(checkRequest('/whoami', {}, { source: { certificate: urlEncodePem(leafPem) } }))
+    assert.equal(code(r), PERMISSION_DENIED)
+    assert.equal(r.deniedResponse?.body, 'no identity')
+    assert.equal(await metricValue(env, 'portcullis_envoy_peer_certificates_ignored_total', { transport: 'envoy-grpc' }), 1)
+  })
+
+  test('a certificate of another root is rejected: a denial (401), not an error Envoy could fail open on', async (t) => {
+    const now = Date.now()
+    const evil = await makeCa({ name: 'evil', uri: 'spiffe://example.org', notBefore: new Date(now - DAY), notAfter: new Date(now + DAY) })
+    const forged = await makeLeaf({ issuer: evil, uris: [FRONTEND], notBefore: new Date(now - HOUR), notAfter: new Date(now + DAY) })
+    const env = await startEnvoy(bundles.dir, { identity: identity() })
+    t.after(env.close)
+    const r = await env.check(checkRequest('/whoami', {}, { source: { certificate: urlEncodePem(pemOf(forged)) } }))
+    assert.equal(code(r), PERMISSION_DENIED)
+    assert.equal(r.deniedResponse?.status?.code, 401)
+    assert.equal(r.deniedResponse?.body, 'PORTCULLIS_IDENTITY_UNTRUSTED')
+  })
+
+  test('a JWT-SVID in the request\'s authorization header is the verified identity', async (t) => {
+    const caller = await verifiedCaller()
+    const env = await startEnvoy(bundles.dir, { identity: caller.config() })
+    t.after(env.close)
+    const r = await env.check(checkRequest('/whoami', { headers: { ...caller.headers } }))
+    assert.equal(code(r), OK)
+    assert.deepEqual([metadata(r).spiffe_id, metadata(r).source], [FRONTEND, 'header'])
+    // a forged token is a rejection: a 401 denial
+    const forged = await env.check(checkRequest('/whoami', { headers: { authorization: `${caller.headers.authorization as string}x` } }))
+    assert.deepEqual([code(forged), forged.deniedResponse?.status?.code], [PERMISSION_DENIED, 401])
+  })
+
+  test('XFCC in the CheckRequest headers, from a trusted proxy, is the verified identity', async (t) => {
+    const env = await startEnvoy(bundles.dir, { identity: identity() })
+    t.after(env.close)
+    const xfcc = `By=spiffe://example.org/envoy;Cert="${urlEncodePem(leafPem)}";URI=${FRONTEND}`
+    const r = await env.check(checkRequest('/whoami', { headers: { 'x-forwarded-client-cert': xfcc } }))
+    assert.equal(code(r), OK)
+    assert.deepEqual(metadata(r).spiffe_id, FRONTEND)
+    assert.deepEqual(metadata(r).source, 'xfcc')
+  })
+})
+
+describe('Envoy ext_authz modes', () => {
+  let bundles: ReturnType<typeof envoyBundles>
+  before(() => { bundles = envoyBundles() })
+  after(() => bundles.cleanup())
+
+  test('dry run: a deny is answered OK, the real decision is counted as a deny', async (t) => {
+    const env = await startEnvoy(bundles.dir, { envoy_ext_authz: { dry_run: true } })
+    t.after(env.close)
+    const r = await env.check(checkRequest('/deny'))
+    assert.equal(code(r), OK)
+    assert.deepEqual(r.okResponse?.headers ?? [], [])
+    assert.equal(metadata(r).why, 'deny', 'the real dynamic metadata is kept')
+    assert.equal(await metricValue(env, 'portcullis_decisions_total', { transport: 'envoy-grpc', outcome: 'deny' }), 1)
+    assert.equal(await metricValue(env, 'portcullis_envoy_checks_total', { transport: 'envoy-grpc', outcome: 'dry_run' }), 1)
+    // errors are still errors in a dry run
+    await assert.rejects(env.check(checkRequest('/malformed')))
+  })
+
+  test('error_response: an evaluation error is answered with CheckResponse.error_response, not OK', async (t) => {
+    const env = await startEnvoy(bundles.dir, { envoy_ext_authz: { error_response: true } })
+    t.after(env.close)
+    const r = await env.check(checkRequest('/malformed'))
+    assert.notEqual(code(r), OK)
+    assert.equal(r.errorResponse?.body, 'PORTCULLIS_ENVOY_RESULT_INVALID')
+    assert.equal(r.okResponse, undefined)
+  })
+
+  test('the cache key leaves out the configured input paths (and only those)', async (t) => {
+    const env = await startEnvoy(bundles.dir, {
+      cache: { enabled: true },
+      envoy_ext_authz: { cache: { enabled: true, ignore_input_paths: ['attributes.request.http.id', 'attributes.request.time', 'attributes.source.address'] } },
+    })
+    t.after(env.close)
+    const first = await env.check(checkRequest('/cached', { id: 'one' }))
+    assert.equal(metadata(first).id, 'one')
+    // another id, time and source port: the same key, so the first answer (the documented risk
+    // for a policy that reads a left-out path)
+    const second = await env.check(checkRequest('/cached', { id: 'two' }, { source: { address: { socketAddress: { address: '10.0.0.7', portValue: 40000 } } } }))
+    assert.equal(metadata(second).id, 'one')
+    assert.notEqual(metadata(second).decision_id, metadata(first).decision_id, 'a cache hit has its own decision_id')
+    // a field that is not left out is in the key
+    const third = await env.check(checkRequest('/cached', { id: 'three', method: 'POST' }))
+    assert.equal(metadata(third).id, 'three')
+    assert.equal(await metricValue(env, 'portcullis_decisions_total', { transport: 'envoy-grpc', cached: 'true' }), 1)
+  })
+
+  test('cache off for Checks by default, even with the decision cache on', async (t) => {
+    const env = await startEnvoy(bundles.dir, { cache: { enabled: true } })
+    t.after(env.close)
+    await env.check(checkRequest('/cached', { id: 'a' }))
+    const again = await env.check(checkRequest('/cached', { id: 'a' }))
+    assert.equal(metadata(again).id, 'a')
+    assert.equal(await metricValue(env, 'portcullis_decisions_total', { transport: 'envoy-grpc', cached: 'true' }), 0)
+  })
+
+  test('skip_request_body_parse: no parsed_body and no truncated_body', async (t) => {
+    const env = await startEnvoy(bundles.dir, { envoy_ext_authz: { skip_request_body_parse: true } })
+    t.after(env.close)
+    const input = echoed(await env.check(checkRequest('/echo', { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'not json' })))
+    assert.ok(!('parsed_body' in input))
+    assert.ok(!('truncated_body' in input))
+  })
+
+  test('a unix socket address', async (t) => {
+    const sock = join(bundles.dir, '..', 'authz.sock')
+    const env = await startEnvoy(bundles.dir, { envoy_ext_authz: { grpc: { addr: `unix:${sock}` } } })
+    t.after(env.close)
+    assert.equal(env.grpcAddress, `unix:${sock}`)
+    assert.equal(code(await env.check(checkRequest('/bool'))), OK)
+  })
+})
+
+describe('Envoy ext_authz gRPC reflection', () => {
+  let bundles: ReturnType<typeof envoyBundles>
+  before(() => { bundles = envoyBundles() })
+  after(() => bundles.cleanup())
+
+  const listServices = async (address: string): Promise<string[] | grpc.ServiceError> => {
+    const protoFile = join(import.meta.dirname, '..', '..', 'node_modules', '@grpc', 'reflection', 'build', 'proto', 'grpc', 'reflection', 'v1', 'reflection.proto')
+    const def = protoLoader.loadSync(protoFile, { keepCase: true })
+    const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } } }
+    const client = new pkg.grpc.reflection.v1.ServerReflection(address, grpc.credentials.createInsecure())
+    try {
+      return await new Promise((resolve) => {
+        const call = (client as unknown as { ServerReflectionInfo: () => grpc.ClientDuplexStream<unknown, { list_services_response?: { service: Array<{ name: string }> } }> }).ServerReflectionInfo()
+        call.on('data', (m) => { resolve((m.list_services_response?.service ?? []).map((s: { name: string }) => s.name)); call.end() })
+        call.on('error', (e: grpc.ServiceError) => resolve(e))
+        call.write({ list_services: '' })
+      })
+    } finally {
+      client.close()
+    }
+  }
+
+  test('enable_reflection lists the Authorization service; off by default (UNIMPLEMENTED)', async (t) => {
+    const on = await startEnvoy(bundles.dir, { envoy_ext_authz: { grpc: { enable_reflection: true } } })
+    t.after(on.close)
+    const names = await listServices(on.grpcAddress)
+    assert.ok(Array.isArray(names) && names.includes('envoy.service.auth.v3.Authorization'), JSON.stringify(names))
+    const off = await startEnvoy(bundles.dir)
+    t.after(off.close)
+    const refused = await listServices(off.grpcAddress)
+    assert.ok(!Array.isArray(refused) && refused.code === grpc.status.UNIMPLEMENTED)
+  })
+})

@@ -1,0 +1,146 @@
+/**
+ * Envoy's ext_authz http_service mode: real HTTP requests, as Envoy forwards them
+ * (path_prefix + original path, headers, body), to the listener the runtime starts; the same
+ * policy must answer the same as over gRPC.
+ */
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { request } from 'node:http'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import * as grpc from '@grpc/grpc-js'
+import { checkRequest, envoyBundles, OK, startEnvoy, type EnvoyEnv } from './support.js'
+import { stripPrefix } from '../../src/envoy/http.js'
+import { DAY, HOUR, makeCa, makeLeaf, pemOf, urlEncodePem } from '../identity/support/pki.js'
+
+interface Reply { status: number, headers: Record<string, string | string[] | undefined>, body: string }
+
+function forward (base: string, method: string, path: string, headers: Record<string, string> = {}, body?: string | Buffer): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(base)
+    const req = request({ host: u.hostname, port: u.port, method, path, headers: { ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) } }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }))
+    })
+    req.on('error', reject)
+    if (body !== undefined) req.write(body)
+    req.end()
+  })
+}
+
+describe('Envoy ext_authz HTTP service mode', () => {
+  let bundles: ReturnType<typeof envoyBundles>
+  let env: EnvoyEnv
+  const PREFIX = '/ext'
+
+  before(async () => {
+    bundles = envoyBundles()
+    env = await startEnvoy(bundles.dir, { envoy_ext_authz: { http: { path_prefix: PREFIX, max_body_bytes: 4096 } } })
+  })
+  after(async () => {
+    await env.close()
+    bundles.cleanup()
+  })
+
+  test('allow: 200 with the policy\'s headers (arrays as repeated values) and x-envoy-auth-headers-to-remove', async () => {
+    const r = await forward(env.httpUrl, 'GET', `${PREFIX}/public/x`)
+    assert.equal(r.status, 200)
+    assert.equal(r.headers['x-user'], 'alice')
+    assert.equal(r.headers['x-multi'], 'a, b')
+    assert.equal(r.headers['x-resp'], '1')
+    assert.equal(r.headers['x-envoy-auth-headers-to-remove'], 'x-secret')
+    assert.match(String(r.headers['x-portcullis-decision-id']), /^[0-9a-f-]{36}$/)
+  })
+
+  test('deny: the policy\'s status, body and headers for the client; a boolean deny is 403', async () => {
+    const r = await forward(env.httpUrl, 'GET', `${PREFIX}/deny`)
+    assert.equal(r.status, 401)
+    assert.equal(r.body, 'go away')
+    assert.equal(r.headers['x-reason'], 'policy')
+    assert.equal(r.headers['x-multi'], 'c, d')
+    assert.equal((await forward(env.httpUrl, 'GET', `${PREFIX}/boolno`)).status, 403)
+    // a deny with a 5xx status would be an authorization-server failure to Envoy, which
+    // failure_mode_allow can let through: answered 403 instead
+    const five = await forward(env.httpUrl, 'GET', `${PREFIX}/unavailable`)
+    assert.deepEqual([five.status, five.body], [403, 'try later'])
+  })
+
+  test('errors are 5xx (Envoy applies status_on_error / failure_mode_allow); unparseable requests are 400', async () => {
+    for (const p of ['/malformed', '/teapot', '/nothing']) {
+      const r = await forward(env.httpUrl, 'GET', `${PREFIX}${p}`)
+      assert.ok(r.status >= 500, `${p}: ${r.status}`)
+    }
+    const q = await forward(env.httpUrl, 'GET', `${PREFIX}/public?a=%zz`)
+    assert.deepEqual([q.status, q.body], [400, 'PORTCULLIS_ENVOY_REQUEST_INVALID'])
+    const j = await forward(env.httpUrl, 'POST', `${PREFIX}/body`, { 'content-type': 'application/json' }, '{"a":')
+    assert.deepEqual([j.status, j.body], [400, 'PORTCULLIS_ENVOY_REQUEST_INVALID'])
+  })
+
+  test('path_prefix: removed before the input is built; a path without it is refused', async () => {
+    assert.equal((await forward(env.httpUrl, 'GET', `${PREFIX}//admin/people`)).body, 'admin only')
+    assert.equal((await forward(env.httpUrl, 'GET', `${PREFIX}/people`)).status, 200)
+    const r = await forward(env.httpUrl, 'GET', '/public/x')
+    assert.equal(r.status, 400)
+    assert.deepEqual(['/a', '/a', '/?x=1', '/', undefined, undefined], [stripPrefix('/p/a', '/p'), stripPrefix('/p/a', '/p/'), stripPrefix('/p?x=1', '/p'), stripPrefix('/p', '/p'), stripPrefix('/pa', '/p'), stripPrefix('/a', '/p')])
+  })
+
+  test('a body over max_body_bytes is refused (413), never allowed', async () => {
+    const r = await forward(env.httpUrl, 'POST', `${PREFIX}/public`, { 'content-type': 'text/plain' }, 'x'.repeat(10_000))
+    assert.equal(r.status, 413)
+  })
+
+  test('the same policy answers the same in both modes', async () => {
+    const cases: Array<{ path: string, method?: string, headers?: Record<string, string>, body?: string }> = [
+      { path: '/public/x' }, { path: '/bool' }, { path: '/boolno' }, { path: '/deny' }, { path: '/plaindeny' },
+      { path: '/teapot' }, { path: '/malformed' }, { path: '/nothing' }, { path: '//admin/people' }, { path: '/people' },
+      { path: '/public?a=%zz' }, { path: '/public?x=1&x=2' },
+      { path: '/body', method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"user":"alice"}' },
+      { path: '/body', method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"user":' },
+      { path: '/body', method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=1&b=2' },
+    ]
+    for (const c of cases) {
+      const method = c.method ?? 'GET'
+      const headers = { ...(c.headers ?? {}), ...(c.body !== undefined ? { 'content-length': String(Buffer.byteLength(c.body)) } : {}) }
+      const viaHttp = await forward(env.httpUrl, method, `${PREFIX}${c.path}`, c.headers ?? {}, c.body)
+      let viaGrpc: string
+      try {
+        const r = await env.check(checkRequest(c.path, { method, headers, ...(c.body !== undefined ? { body: c.body } : {}) }))
+        viaGrpc = (r.status?.code ?? OK) === OK ? 'allow' : `deny ${r.deniedResponse?.status?.code ?? 403} ${r.deniedResponse?.body ?? ''}`
+      } catch (err) {
+        viaGrpc = `error ${(err as grpc.ServiceError).metadata.get('portcullis-error-code')[0] as string}`
+      }
+      const httpAnswer = viaHttp.status === 200 ? 'allow' : viaHttp.status >= 500 ? `error ${viaHttp.body}` : `deny ${viaHttp.status} ${viaHttp.body}`
+      assert.equal(httpAnswer, viaGrpc, `${method} ${c.path}`)
+    }
+  })
+})
+
+describe('Envoy ext_authz HTTP service mode: identity', () => {
+  let bundles: ReturnType<typeof envoyBundles>
+  before(() => { bundles = envoyBundles() })
+  after(() => bundles.cleanup())
+
+  test('XFCC from a trusted proxy is the verified identity; from an untrusted one it is refused (401)', async (t) => {
+    const dir = join(bundles.dir, '..')
+    const now = Date.now()
+    const root = await makeCa({ name: 'example.org root', uri: 'spiffe://example.org', notBefore: new Date(now - DAY), notAfter: new Date(now + DAY) })
+    const leaf = await makeLeaf({ issuer: root, uris: ['spiffe://example.org/ns/shop/sa/frontend'], notBefore: new Date(now - HOUR), notAfter: new Date(now + DAY) })
+    writeFileSync(join(dir, 'bundle.pem'), root.pem)
+    const identity = (proxies: string[]): Record<string, unknown> => ({
+      trust_domains: { 'example.org': { x509_authorities: [join(dir, 'bundle.pem')] } },
+      x509_svid: { sources: ['xfcc'], xfcc: { trusted_proxies: proxies } },
+      on_missing: 'allow',
+      watch: { enabled: false },
+    })
+    const xfcc = { 'x-forwarded-client-cert': `Cert="${urlEncodePem(pemOf(leaf))}"` }
+    const trusted = await startEnvoy(bundles.dir, { identity: identity(['127.0.0.1']) })
+    t.after(trusted.close)
+    assert.equal((await forward(trusted.httpUrl, 'GET', '/whoami', xfcc)).status, 200)
+    assert.equal((await forward(trusted.httpUrl, 'GET', '/whoami')).body, 'no identity')
+    const untrusted = await startEnvoy(bundles.dir, { identity: identity(['10.1.1.1']) })
+    t.after(untrusted.close)
+    const r = await forward(untrusted.httpUrl, 'GET', '/whoami', xfcc)
+    assert.deepEqual([r.status, r.body], [401, 'PORTCULLIS_IDENTITY_UNTRUSTED_PROXY'])
+  })
+})

@@ -1,0 +1,45 @@
+/**
+ * response.ts: opa-envoy-plugin's result interpretation (envoyauth/response.go): what is
+ * accepted, what is PORTCULLIS_ENVOY_RESULT_INVALID (never an allow).
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { checkResponseOf, verdictOf } from '../../src/envoy/response.js'
+import { isPortcullisError } from '../../src/errors.js'
+
+const invalidResult = (err: unknown): boolean => isPortcullisError(err) && err.code === 'PORTCULLIS_ENVOY_RESULT_INVALID'
+
+test('booleans and objects with a boolean allowed', () => {
+  assert.equal(verdictOf(true).allowed, true)
+  assert.equal(verdictOf(false).allowed, false)
+  assert.equal(verdictOf({ allowed: true }).allowed, true)
+  const deny = verdictOf({ allowed: false })
+  assert.deepEqual([deny.allowed, deny.deniedResponse], [false, { status: 403, body: '' }])
+})
+
+test('malformed results are errors', () => {
+  for (const bad of [null, 1, 'yes', [], {}, { allowed: 'true' }, { allowed: 1 },
+    { allowed: true, headers: 'x' }, { allowed: true, headers: { a: 1 } }, { allowed: true, headers: { a: ['b', 2] } }, { allowed: true, headers: [{ a: 'b' }, 'c'] },
+    { allowed: true, dynamic_metadata: [] }, { allowed: true, request_headers_to_remove: 'x' }, { allowed: true, request_headers_to_remove: [1] },
+    { allowed: true, query_parameters_to_set: { a: 1 } }, { allowed: true, query_parameters_to_remove: [null] }, { allowed: true, response_headers_to_add: 5 },
+    { allowed: false, body: 1 }, { allowed: false, http_status: 'x' }, { allowed: false, http_status: 418 }, { allowed: false, http_status: 99 }, { allowed: false, http_status: 403.5 }]) {
+    assert.throws(() => verdictOf(bad), invalidResult, JSON.stringify(bad))
+  }
+})
+
+test('allow-only fields are not read on a deny, deny-only fields not on an allow (as opa-envoy-plugin)', () => {
+  assert.equal(verdictOf({ allowed: false, request_headers_to_remove: 5 }).allowed, false)
+  assert.equal(verdictOf({ allowed: true, http_status: 'x', body: 1 }).allowed, true)
+})
+
+test('CheckResponse: decision_id in dynamic metadata; a dry run turns a deny into an empty OK', () => {
+  const v = verdictOf({ allowed: false, http_status: 401, body: 'no', headers: { a: ['1', '2'] }, dynamic_metadata: { k: 'v' } })
+  const real = checkResponseOf(v, 'id-1', { structured: true })
+  assert.deepEqual(real.status, { code: 7 })
+  assert.deepEqual(real.deniedResponse, { status: { code: 401 }, headers: [{ header: { key: 'a', value: '1' } }, { header: { key: 'a', value: '2' } }], body: 'no' })
+  assert.deepEqual(real.dynamicMetadata, { fields: { k: { stringValue: 'v' }, decision_id: { stringValue: 'id-1' } } })
+  const dry = checkResponseOf(v, 'id-1', { structured: true, dryRun: true })
+  assert.deepEqual(dry.status, { code: 0 })
+  assert.deepEqual(dry.okResponse, {})
+  assert.equal(dry.deniedResponse, undefined)
+})
