@@ -88,6 +88,26 @@ export class DecisionService {
   }
 
   /**
+   * True when every expected bundle has activated and the active snapshot answers `path` with a
+   * compiled entrypoint or data document: what a transport's health check reports (the Envoy
+   * gRPC health service, so Envoy stops routing Checks to an instance that can only deny).
+   */
+  canAnswer (path: string): boolean {
+    if (!this.#manager.ready()) return false
+    try {
+      return this.#manager.snapshot.resolve(path).kind !== 'none'
+    } catch {
+      return false
+    }
+  }
+
+  /** Calls `listener` after every activation or removal (readiness may have changed); returns the unsubscribe. */
+  onActivation (listener: () => void): () => void {
+    this.#manager.on('activate', listener)
+    return () => { this.#manager.off('activate', listener) }
+  }
+
+  /**
    * The cache entry for a decision. Boolean and undefined answers (most of them) share one
    * frozen entry per bundle instead of one object per cached input.
    */

@@ -72,6 +72,16 @@ export class EnvoyCheck {
     this.#log = opts.logger ?? silentLogger
   }
 
+  /** True when the decision path can be answered now (bundles active, path compiled): the health status. */
+  ready (): boolean {
+    return this.#decisions.canAnswer(this.#settings.path)
+  }
+
+  /** Calls `listener` whenever readiness may have changed (an activation or removal); returns the unsubscribe. */
+  onReadinessChange (listener: () => void): () => void {
+    return this.#decisions.onActivation(listener)
+  }
+
   /** Headers of the request for the identity plugins: the headers map plus header_map (lowercase names; repeats become lists). */
   #credentialHeaders (req: CheckRequest): Record<string, string | string[]> {
     const http = req.attributes?.request?.http

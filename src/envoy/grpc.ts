@@ -116,8 +116,18 @@ export async function startEnvoyGrpc (opts: EnvoyGrpcOptions): Promise<EnvoyGrpc
     },
   })
 
-  const health = new HealthImplementation({ '': 'SERVING', [AUTHORIZATION_SERVICE]: 'SERVING' })
+  // SERVING only while the decision path can be answered (bundles active, path compiled), so
+  // Envoy's gRPC health checks stop sending Checks to an instance that could only fail them.
+  const servingStatus = (): 'SERVING' | 'NOT_SERVING' => opts.check.ready() ? 'SERVING' : 'NOT_SERVING'
+  const health = new HealthImplementation({ '': servingStatus(), [AUTHORIZATION_SERVICE]: servingStatus() })
   health.addToServer(server)
+  let closing = false
+  const unsubscribe = opts.check.onReadinessChange(() => {
+    if (closing) return
+    const status = servingStatus()
+    health.setStatus('', status)
+    health.setStatus(AUTHORIZATION_SERVICE, status)
+  })
   if (opts.enableReflection) new ReflectionService(definition).addToServer(server)
 
   const port = await new Promise<number>((resolve, reject) => {
@@ -127,6 +137,8 @@ export async function startEnvoyGrpc (opts: EnvoyGrpcOptions): Promise<EnvoyGrpc
   return {
     address,
     close: async (graceMs) => {
+      closing = true
+      unsubscribe()
       health.setStatus('', 'NOT_SERVING')
       health.setStatus(AUTHORIZATION_SERVICE, 'NOT_SERVING')
       await new Promise<void>((resolve) => {

@@ -5,7 +5,8 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as grpc from '@grpc/grpc-js'
 import { protoPath as healthProtoPath } from 'grpc-health-check'
@@ -249,6 +250,53 @@ describe('Envoy ext_authz over gRPC', () => {
       assert.equal(res.status, 'SERVING')
     } finally {
       client.close()
+    }
+  })
+})
+
+describe('Envoy ext_authz gRPC health follows readiness', () => {
+  const healthOf = async (address: string): Promise<string> => {
+    const def = protoLoader.loadSync(healthProtoPath, { keepCase: true, enums: String })
+    const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } }
+    const client = new pkg.grpc.health.v1.Health(address, grpc.credentials.createInsecure())
+    try {
+      const res = await new Promise<{ status: string }>((resolve, reject) => {
+        (client as unknown as { Check: (r: unknown, cb: (e: Error | null, r: { status: string }) => void) => void }).Check({ service: 'envoy.service.auth.v3.Authorization' }, (e, r) => { if (e !== null) reject(e); else resolve(r) })
+      })
+      return res.status
+    } finally {
+      client.close()
+    }
+  }
+
+  test('NOT_SERVING while no bundle answers the decision path, SERVING once one activates, NOT_SERVING after it is removed', async () => {
+    const bundles = envoyBundles()
+    const empty = mkdtempSync(join(tmpdir(), 'portcullis-envoy-empty-'))
+    const env = await startEnvoy(empty)
+    try {
+      assert.equal(await healthOf(env.grpcAddress), 'NOT_SERVING')
+      // and a Check is an error Envoy's failure_mode_allow: false turns into a deny, never an allow
+      const before = await env.check(checkRequest('/public/x')).then(() => 'answered', (e: grpc.ServiceError) => e.code)
+      assert.notEqual(before, 'answered')
+      assert.equal(await env.runtime.manager.load(join(bundles.dir, 'envoy.tar.gz'), 'envoy'), true)
+      assert.equal(await healthOf(env.grpcAddress), 'SERVING')
+      assert.equal(await env.runtime.manager.remove('envoy'), true)
+      assert.equal(await healthOf(env.grpcAddress), 'NOT_SERVING')
+    } finally {
+      await env.close()
+      rmSync(empty, { recursive: true, force: true })
+      bundles.cleanup()
+    }
+  })
+
+  test('NOT_SERVING when the active bundles do not compile the configured decision path', async () => {
+    const bundles = envoyBundles()
+    const env = await startEnvoy(bundles.dir, { envoy_ext_authz: { path: 'envoy/authz/not_an_entrypoint' } })
+    try {
+      assert.equal(await healthOf(env.grpcAddress), 'NOT_SERVING')
+    } finally {
+      await env.close()
+      bundles.cleanup()
     }
   })
 })
