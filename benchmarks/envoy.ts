@@ -28,7 +28,7 @@
  * BENCH_GRPC_CONNECTIONS (1 HTTP/2 connection for ghz, as one Envoy worker keeps),
  * BENCH_ENVOY_REQUESTS (distinct requests, 2,000), BENCH_ENVOY_COUNT (most calls in a
  * maximum-rate run, 200,000), BENCH_ENVOY_RATE (5,000), BENCH_RUNS (1), BENCH_ENVOY_TARGETS
- * (opa-envoy-plugin,portcullis, and grpc-ceiling when proto/ exists), BENCH_ENVOY_HTTP=0 (no
+ * (opa-envoy-plugin,portcullis, and grpc-ceiling,http2-ceiling when proto/ exists), BENCH_ENVOY_HTTP=0 (no
  * HTTP service mode runs), BENCH_PIN=0 (no CPU pinning), BENCH_CPU_PROF=dir (Portcullis under
  * node --cpu-prof, profiles written there at exit).
  */
@@ -62,7 +62,7 @@ const RUNS = num('BENCH_RUNS', 1)
 const PROTO_ROOT = join(repoRoot, 'proto')
 const PROTO_ENTRY = 'envoy/service/auth/v3/external_auth.proto'
 const HAVE_PROTO = existsSync(join(PROTO_ROOT, PROTO_ENTRY))
-const TARGETS = (env.BENCH_ENVOY_TARGETS ?? `opa-envoy-plugin,portcullis${HAVE_PROTO ? ',grpc-ceiling' : ''}`).split(',').map((s) => s.trim()).filter((s) => s !== '')
+const TARGETS = (env.BENCH_ENVOY_TARGETS ?? `opa-envoy-plugin,portcullis${HAVE_PROTO ? ',grpc-ceiling,http2-ceiling' : ''}`).split(',').map((s) => s.trim()).filter((s) => s !== '')
 const CPU_PROF = env.BENCH_CPU_PROF
 const HTTP_MODE = env.BENCH_ENVOY_HTTP !== '0'
 const DECISION_PATH = 'envoy/authz/allow'
@@ -369,11 +369,11 @@ async function startPortcullis (bundleDir: string): Promise<Server> {
   return { name: 'portcullis', child, grpcPort, httpPort }
 }
 
-async function startGrpcCeiling (): Promise<Server> {
+async function startCeiling (kind: 'grpc-js' | 'http2'): Promise<Server> {
   const grpcPort = await freePort()
-  const child = start(process.execPath, ['--import', 'tsx', 'benchmarks/envoy/grpc-ceiling.ts', String(grpcPort)])
+  const child = start(process.execPath, ['--import', 'tsx', 'benchmarks/envoy/grpc-ceiling.ts', String(grpcPort), kind])
   await waitReady(child, undefined, grpcPort)
-  return { name: 'grpc-ceiling', child, grpcPort }
+  return { name: `${kind === 'grpc-js' ? 'grpc' : 'http2'}-ceiling`, child, grpcPort }
 }
 
 function machine (opaEnvoyPlugin: string | undefined): string {
@@ -429,10 +429,12 @@ async function main (): Promise<void> {
         ? await startOpaEnvoyPlugin(pluginBin as string, policyDir)
         : target === 'portcullis'
           ? await startPortcullis(bundleDir)
-          : target === 'grpc-ceiling' ? await startGrpcCeiling() : undefined
-      if (server === undefined) throw new Error(`unknown target ${target} (opa-envoy-plugin, portcullis, grpc-ceiling)`)
+          : target === 'grpc-ceiling'
+            ? await startCeiling('grpc-js')
+            : target === 'http2-ceiling' ? await startCeiling('http2') : undefined
+      if (server === undefined) throw new Error(`unknown target ${target} (opa-envoy-plugin, portcullis, grpc-ceiling, http2-ceiling)`)
       try {
-        if (run === 1 && target !== 'grpc-ceiling') {
+        if (run === 1 && !target.endsWith('-ceiling')) {
           const a = await answers(server.grpcPort, 256)
           if (a === undefined) agreement.push(`${target}: not checked (no proto/ files)`)
           else {
@@ -489,11 +491,12 @@ async function main (): Promise<void> {
     console.log(`portcullis HTTP/gRPC: ${(mean('portcullis HTTP max') / mean('portcullis gRPC max')).toFixed(2)} (target >= 0.80); ` +
       `per server CPU-second: ${(mean('portcullis HTTP max', perCpu) / mean('portcullis gRPC max', perCpu)).toFixed(2)}`)
   }
-  if (wantPortcullis && TARGETS.includes('grpc-ceiling')) {
-    console.log(`portcullis/grpc-ceiling gRPC Check/s: ${(mean('portcullis gRPC max') / mean('grpc-ceiling gRPC max')).toFixed(2)}; ` +
-      `per server CPU-second: ${(mean('portcullis gRPC max', perCpu) / mean('grpc-ceiling gRPC max', perCpu)).toFixed(2)}`)
+  for (const ceiling of TARGETS.filter((t) => t.endsWith('-ceiling'))) {
+    if (!wantPortcullis) break
+    console.log(`portcullis/${ceiling} gRPC Check/s: ${(mean('portcullis gRPC max') / mean(`${ceiling} gRPC max`)).toFixed(2)}; ` +
+      `per server CPU-second: ${(mean('portcullis gRPC max', perCpu) / mean(`${ceiling} gRPC max`, perCpu)).toFixed(2)}`)
   }
-  for (const t of TARGETS.filter((t) => t !== 'grpc-ceiling')) {
+  for (const t of TARGETS.filter((t) => !t.endsWith('-ceiling'))) {
     const rs = results[`${t} gRPC @${fmt(RATE)}/s`] ?? []
     console.log(`${t} p99 at ${fmt(RATE)} Check/s: ${rs.map((r) => `${r.p99} ms`).join(', ')}${t === 'portcullis' ? ' (target < 1 ms)' : ''}`)
   }
