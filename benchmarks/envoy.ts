@@ -453,7 +453,9 @@ async function main (): Promise<void> {
         const pid = server.child.pid
         const wall = (r: { wallSeconds: number }): number => r.wallSeconds
         record(`${target} gRPC max`, await withCpu(pid, wall, async () => await ghz(ghzBin, server.grpcPort, dataFile, { count: COUNT, seconds: SECONDS })))
-        record(`${target} gRPC @${fmt(RATE)}/s`, await withCpu(pid, wall, async () => await ghz(ghzBin, server.grpcPort, dataFile, { count: Math.round(RATE * SECONDS), seconds: SECONDS + 2, rate: RATE })))
+        const paced = await withCpu(pid, wall, async () => await ghz(ghzBin, server.grpcPort, dataFile, { count: Math.round(RATE * SECONDS), seconds: SECONDS + 2, rate: RATE }))
+        // below the asked rate, the p99 is not a p99 at that rate: said so in the table
+        record(`${target} gRPC @${fmt(RATE)}/s`, paced, paced.rps < 0.95 * RATE ? ' rate not reached' : '')
         if (HTTP_MODE && server.httpPort !== undefined && wrkBin !== undefined) {
           await wrk(wrkBin, server.httpPort, lua) // warm-up
           const h = await withCpu(pid, wall, async () => await wrk(wrkBin, server.httpPort as number, lua))
@@ -498,7 +500,7 @@ async function main (): Promise<void> {
   }
   for (const t of TARGETS.filter((t) => !t.endsWith('-ceiling'))) {
     const rs = results[`${t} gRPC @${fmt(RATE)}/s`] ?? []
-    console.log(`${t} p99 at ${fmt(RATE)} Check/s: ${rs.map((r) => `${r.p99} ms`).join(', ')}${t === 'portcullis' ? ' (target < 1 ms)' : ''}`)
+    console.log(`${t} p99 at ${fmt(RATE)} Check/s: ${rs.map((r) => `${r.p99} ms${r.rps < 0.95 * RATE ? ` (only ${fmt(r.rps)}/s reached)` : ''}`).join(', ')}${t === 'portcullis' ? ' (target < 1 ms)' : ''}`)
   }
 }
 
