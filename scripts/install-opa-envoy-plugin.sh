@@ -22,7 +22,7 @@ if [ "$#" -ne 1 ]; then
   echo "usage: $0 <opa-envoy-plugin source checkout, source tree or bare git dir>" >&2
   exit 2
 fi
-src="$(cd "$1" && pwd)"
+src="$(cd "$1" && pwd -P)"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # TOOLS_BIN overrides the install directory (e.g. when .tools is shared with another checkout).
 bin="${TOOLS_BIN:-$root/.tools/bin}"
@@ -45,7 +45,8 @@ if [ ! -f "$src/go.mod" ] && [ -f "$src/HEAD" ] && [ -d "$src/objects" ]; then
   tree="$work/src"
   mkdir -p "$tree"
   git --git-dir="$src" archive "$commit" | tar -x -C "$tree"
-elif git -C "$src" rev-parse --show-toplevel >/dev/null 2>&1; then
+# (a git work tree only when the sources are its top level, not a folder inside another repository)
+elif [ "$(git -C "$src" rev-parse --show-toplevel 2>/dev/null || true)" = "$src" ]; then
   commit="$(git -C "$src" rev-parse "$ref^{commit}")"
   dirty="$(git -C "$src" status --porcelain --untracked-files=no)"
   if [ -n "$dirty" ]; then commit="$commit-dirty"; fi
