@@ -28,9 +28,15 @@
  * BENCH_GRPC_CONNECTIONS (1 HTTP/2 connection for ghz, as one Envoy worker keeps),
  * BENCH_ENVOY_REQUESTS (distinct requests, 2,000), BENCH_ENVOY_COUNT (most calls in a
  * maximum-rate run, 200,000), BENCH_ENVOY_RATE (5,000), BENCH_RUNS (1), BENCH_ENVOY_TARGETS
- * (opa-envoy-plugin,portcullis, and grpc-ceiling,http2-ceiling when proto/ exists), BENCH_ENVOY_HTTP=0 (no
- * HTTP service mode runs), BENCH_PIN=0 (no CPU pinning), BENCH_CPU_PROF=dir (Portcullis under
- * node --cpu-prof, profiles written there at exit).
+ * (opa-envoy-plugin,portcullis, and grpc-ceiling,http2-ceiling when proto/ exists: constant
+ * answers on grpc-js and on bare node:http2, see envoy/grpc-ceiling.ts), BENCH_ENVOY_HTTP=0 (no
+ * HTTP service mode runs), BENCH_ENVOY_PROTO=reflection (ghz finds the method by server
+ * reflection instead of proto/), BENCH_PIN=0 (no CPU pinning), BENCH_CPU_PROF=dir (Portcullis
+ * under node --cpu-prof, profiles written there at exit).
+ *
+ * Besides Check/s, every run reports the calls answered per CPU-second of the server process
+ * (/proc/<pid>/stat): on a machine shared with other work the wall-clock rate follows the share
+ * of its core the server got, the per-CPU-second figure much less.
  */
 import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -51,8 +57,8 @@ const num = (name: string, dflt: number): number => {
 const SECONDS = num('BENCH_SECONDS', 5)
 const CONCURRENCY = num('BENCH_CONCURRENCY', 16)
 const GRPC_CONNECTIONS = num('BENCH_GRPC_CONNECTIONS', 1)
-// ghz turns each distinct message from JSON into protobuf on its first use in a process (about
-// 0.1 ms each here), which throttled it when every call was a first use (20,000 distinct); the
+// ghz turns each distinct message from JSON into protobuf on its first use in a process, which
+// made it, not the server, set the pace when most calls were first uses (20,000 distinct); the
 // servers keep nothing between calls (Portcullis's caches are off), so 2,000 distinct requests
 // sent round-robin ask them as much as unbounded unique ones would.
 const DISTINCT = num('BENCH_ENVOY_REQUESTS', 2_000)
@@ -70,7 +76,8 @@ const CALL = 'envoy.service.auth.v3.Authorization.Check'
 
 const cores = availableParallelism()
 // Server on CPU 1, load generator on CPU 0: neither competes with the other for its core
-// (other processes on a shared machine still may; the load average is printed with the results).
+// (other processes on a shared machine still may; the load average and CPU pressure are
+// printed with the results).
 const PIN = env.BENCH_PIN !== '0' && cores > 1 && existsSync('/usr/bin/taskset')
 const SERVER_CPU = '1'
 const LOAD_CPU = '0'
