@@ -399,6 +399,7 @@ async function main (): Promise<void> {
   const wantPortcullis = TARGETS.includes('portcullis')
   const pluginBin = wantPlugin ? tool('OPA_ENVOY_PLUGIN', 'opa-envoy-plugin', 'run `bash scripts/install-opa-envoy-plugin.sh <checkout>`') : undefined
   const wrkBin = onPath('wrk')
+  if (wrkBin === undefined && HTTP_MODE && wantPortcullis) console.error('wrk is not on PATH (apt-get install wrk): the HTTP service mode is not measured')
   if (wantPortcullis && !existsSync(join(repoRoot, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is missing: run `npm run build` first')
 
   // The policy: Rego files for opa-envoy-plugin, the wasm bundle of the same files for Portcullis.
