@@ -7,7 +7,8 @@
 import { PolicyError } from '../errors.js'
 import { cleanPath, isAncestorOf, rootContains } from './bundle.js'
 import type { CompiledBundle } from './engine.js'
-import { ModuleInstance } from './engine.js'
+import { memoryDescriptor, ModuleInstance } from './engine.js'
+import { buildDataImage, imageBase, type DataDocument, type DataImage } from './data-loader.js'
 import { createEvalContext, type EvalContext } from './builtins/index.js'
 
 export interface ActiveBundle {
@@ -54,19 +55,28 @@ export class PolicySnapshot {
   readonly generation: number
   readonly bundles: ReadonlyMap<string, ActiveBundle>
   readonly #resolutions = new Map<string, Resolution>()
-  readonly #data: Record<string, unknown>
+  /** The merged data of every active bundle, once, in wasm layout; each instance gets a copy. */
+  readonly #data: DataImage
 
+  /** Builds every instance with the merged data. Throws BundleError when large data is invalid. */
   constructor (generation: number, compiled: Array<{ compiled: CompiledBundle, activatedAt: Date }>) {
     this.generation = generation
-    const data: Record<string, unknown> = {}
-    for (const { compiled: c } of compiled) mergeInto(data, structuredClone(c.bundle.data))
-    this.#data = data
-    const dataJson = new TextEncoder().encode(JSON.stringify(data))
-    const dataBuffer = dataJson.buffer.slice(dataJson.byteOffset, dataJson.byteOffset + dataJson.byteLength)
+    // Small documents were parsed and checked by the bundle loader: merged here as one root
+    // document (bundles' roots never overlap). Large ones are parsed from their exact bytes,
+    // straight into wasm memory, and checked against their bundle's roots there.
+    const small: Record<string, unknown> = {}
+    for (const { compiled: c } of compiled) mergeInto(small, c.bundle.data)
+    const docs: DataDocument[] = [{ path: [], json: new TextEncoder().encode(JSON.stringify(small)), file: 'data.json', source: 'active bundles' }]
+    for (const { compiled: c } of compiled) {
+      for (const d of c.bundle.largeData ?? []) docs.push({ ...d, source: c.bundle.source, roots: c.bundle.manifest.roots })
+    }
+    const modules = compiled.flatMap(({ compiled: c }) => c.modules)
+    const opts = compiled[0]?.compiled.options ?? {}
+    this.#data = buildDataImage(docs, { base: imageBase(modules.map((m) => m.heapPtr)), maxPages: memoryDescriptor(opts).maximum ?? 65536 })
     const bundles = new Map<string, ActiveBundle>()
     for (const { compiled: c, activatedAt } of compiled) {
       const instances = new Map<string, ModuleInstance>()
-      for (const m of c.modules) instances.set(m.path, new ModuleInstance(m, dataBuffer, c.options))
+      for (const m of c.modules) instances.set(m.path, new ModuleInstance(m, this.#data, c.options))
       bundles.set(c.bundle.name, { compiled: c, activatedAt, instances })
     }
     this.bundles = bundles
@@ -126,7 +136,7 @@ export class PolicySnapshot {
     // A pure data document, when no compiled rule lies beneath it. (OPA rejects bundles whose
     // rules and data share a path, so data found here is the whole document.)
     if (!entrypoints.some((e) => isAncestorOf(path, e))) {
-      const value = lookup(this.#data, path)
+      const value = path === '' ? this.#data.read([]) : this.#data.read(path.split('/'))
       if (value !== undefined) return { kind: 'data', bundle: owner, value }
     }
     throw new PolicyError('PORTCULLIS_POLICY_PATH_NOT_FOUND',
@@ -171,21 +181,15 @@ export class PolicySnapshot {
   }
 }
 
-function lookup (data: Record<string, unknown>, path: string): unknown {
-  if (path === '') return data
-  let node: unknown = data
-  for (const key of path.split('/')) {
-    if (node === null || typeof node !== 'object' || Array.isArray(node) || !Object.hasOwn(node, key)) return undefined
-    node = (node as Record<string, unknown>)[key]
-  }
-  return node
-}
-
+/** Merges `src` into `target` without modifying `src` (bundles' data is shared and frozen). */
 function mergeInto (target: Record<string, unknown>, src: Record<string, unknown>): void {
   for (const [k, v] of Object.entries(src)) {
     const existing = target[k]
     if (existing !== null && typeof existing === 'object' && !Array.isArray(existing) && v !== null && typeof v === 'object' && !Array.isArray(v)) {
-      mergeInto(existing as Record<string, unknown>, v as Record<string, unknown>)
+      // Copy on the way down: `existing` may be another bundle's own object.
+      const into: Record<string, unknown> = { ...(existing as Record<string, unknown>) }
+      target[k] = into
+      mergeInto(into, v as Record<string, unknown>)
     } else {
       target[k] = v
     }
