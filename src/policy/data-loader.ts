@@ -228,9 +228,10 @@ class ImageWriter {
   }
 
   array (values: number[]): number {
+    for (let i = 0; i < values.length; i++) this.#index(i) // may grow the memory: before the elements
     const elems = values.length === 0 ? 0 : this.alloc(values.length * 8)
     for (let i = 0; i < values.length; i++) {
-      this.#dv.setUint32(elems + i * 8, this.#index(i), true)
+      this.#dv.setUint32(elems + i * 8, this.#indexNumbers[i] as number, true)
       this.#dv.setUint32(elems + i * 8 + 4, values[i] as number, true)
     }
     const addr = this.alloc(16)
@@ -260,8 +261,9 @@ class ImageWriter {
       let next = 0
       for (let j = chain.length - 1; j >= 0; j--) {
         const m = members[chain[j] as number] as { key: Uint8Array, value: number }
+        const key = this.string(m.key) // may grow the memory: before taking this.#dv
         const elem = this.alloc(12)
-        this.#dv.setUint32(elem, this.string(m.key), true)
+        this.#dv.setUint32(elem, key, true)
         this.#dv.setUint32(elem + 4, m.value, true)
         this.#dv.setUint32(elem + 8, next, true)
         next = elem
