@@ -23,6 +23,7 @@
  * that keeps hostile data from exhausting the wasm stack during evaluation.
  */
 import { isUtf8 } from 'node:buffer'
+import { endianness } from 'node:os'
 import type { LoadedPolicy } from '@open-policy-agent/opa-wasm'
 import { BundleError } from '../errors.js'
 import { isAncestorOf, rootContains } from './bundle.js'
@@ -41,6 +42,8 @@ export interface DataDocument {
   roots?: string[]
 }
 
+if (endianness() !== 'LE') throw new Error('data-loader.ts writes wasm memory through native-endian views; this platform is big-endian')
+
 /** Deepest nesting of arrays and objects accepted in data (wasm evaluation recurses on depth). */
 export const MAX_DATA_DEPTH = 512
 
@@ -57,7 +60,7 @@ const MIN_BUCKETS = 8
 const LOAD_FACTOR = 0.7
 /** Scalars up to this many bytes are stored once per image (keys, enum-like values). */
 const INTERN_MAX_BYTES = 48
-const INTERN_MAX_ENTRIES = 1 << 16
+const INTERN_MASK = (1 << 17) - 1
 
 /** OPA wasm/src/value.c fnv1a32 (multiply, then xor) over a byte range. */
 export function opaStringHash (bytes: Uint8Array, start: number, end: number): number {
@@ -87,7 +90,7 @@ class DataError extends Error {
 }
 
 /** An object member waiting to be written: key bytes and the address of its value (or an open object). */
-interface Member { key: Uint8Array, value: number | OpenObject, doc?: number }
+interface Member { key: number, value: number | OpenObject, doc?: number }
 /** An object kept open so that later documents can merge into it (a document's path passes through it). */
 class OpenObject {
   readonly members = new Map<string, Member>()
@@ -98,9 +101,12 @@ class ImageWriter {
   readonly memory: WebAssembly.Memory
   #u8: Uint8Array
   #dv: DataView
+  /** Word view for the 4-aligned struct fields (wasm memory is little-endian, as is every platform Node runs on). */
+  #u32: Uint32Array
   #ptr: number
   readonly #maxPages: number
-  readonly #interned = new Map<number, number>()
+  /** Direct-mapped cache of stored scalars by hash: a later one with the same slot replaces it. */
+  readonly #interned = new Uint32Array(INTERN_MASK + 1)
   readonly #indexNumbers: number[] = []
   readonly nullAddr: number
   readonly trueAddr: number
@@ -114,6 +120,7 @@ class ImageWriter {
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: maxPages })
     this.#u8 = new Uint8Array(this.memory.buffer)
     this.#dv = new DataView(this.memory.buffer)
+    this.#u32 = new Uint32Array(this.memory.buffer)
     this.#ptr = base
     this.nullAddr = this.alloc(4)
     this.#u8[this.nullAddr] = T_NULL
@@ -136,65 +143,88 @@ class ImageWriter {
       this.memory.grow(pages)
       this.#u8 = new Uint8Array(this.memory.buffer)
       this.#dv = new DataView(this.memory.buffer)
+      this.#u32 = new Uint32Array(this.memory.buffer)
     }
     this.#ptr = next
     return addr
   }
 
-  #bytes (b: Uint8Array): number {
-    const addr = this.alloc(b.length, 1)
-    this.#u8.set(b, addr)
-    return addr
-  }
-
-  /** Interned scalar at `hash` whose type and bytes equal `b`, or 0. */
-  #lookup (type: number, hash: number, b: Uint8Array): number {
-    const addr = this.#interned.get(hash)
-    if (addr === undefined || this.#u8[addr] !== type) return 0
-    const len = this.#dv.getUint32(addr + (type === T_STRING ? 4 : 12), true)
-    if (len !== b.length) return 0
-    const chars = this.#dv.getUint32(addr + 8, true)
-    for (let i = 0; i < len; i++) if (this.#u8[chars + i] !== b[i]) return 0
+  /** Interned scalar at `hash` whose type and bytes equal b[start, end), or 0. */
+  #lookup (type: number, hash: number, b: Uint8Array, start: number, end: number): number {
+    const addr = this.#interned[hash & INTERN_MASK] as number
+    if (addr === 0 || this.#u8[addr] !== type) return 0
+    const len = this.#u32[(addr + (type === T_STRING ? 4 : 12)) >>> 2] as number
+    if (len !== end - start) return 0
+    const chars = this.#u32[(addr + 8) >>> 2] as number
+    const u8 = this.#u8
+    for (let i = 0; i < len; i++) if (u8[chars + i] !== b[start + i]) return 0
     return addr
   }
 
   #remember (hash: number, addr: number): void {
-    if (this.#interned.size < INTERN_MAX_ENTRIES && !this.#interned.has(hash)) this.#interned.set(hash, addr)
+    this.#interned[hash & INTERN_MASK] = addr
   }
 
-  string (b: Uint8Array): number {
-    const hash = b.length <= INTERN_MAX_BYTES ? opaStringHash(b, 0, b.length) : -1
+  /** An OPA string of the UTF-8 bytes b[start, end); short ones are stored once. */
+  string (b: Uint8Array, start = 0, end = b.length): number {
+    const len = end - start
+    const hash = len <= INTERN_MAX_BYTES ? opaStringHash(b, start, end) : -1
     if (hash >= 0) {
-      const hit = this.#lookup(T_STRING, hash, b)
+      const hit = this.#lookup(T_STRING, hash, b, start, end)
       if (hit !== 0) return hit
     }
-    const chars = this.#bytes(b)
+    const chars = this.alloc(len, 1)
+    this.#u8.set(b.subarray(start, end), chars)
     const addr = this.alloc(12)
     this.#u8[addr] = T_STRING
     this.#u8[addr + 1] = 0 // not owned: never freed
-    this.#dv.setUint32(addr + 4, b.length, true)
-    this.#dv.setUint32(addr + 8, chars, true)
+    this.#u32[(addr + 4) >>> 2] = len
+    this.#u32[(addr + 8) >>> 2] = chars
     if (hash >= 0) this.#remember(hash, addr)
     return addr
   }
 
-  /** A JSON number kept as its text (OPA_NUMBER_REPR_REF), exactly as opa_json_parse keeps it. */
-  numberRef (b: Uint8Array): number {
+  /** A JSON number b[start, end) kept as its text (OPA_NUMBER_REPR_REF), exactly as opa_json_parse keeps it. */
+  numberRef (b: Uint8Array, start: number, end: number): number {
+    const len = end - start
     // Numbers hash apart from strings of the same text (the xor), both interned in one table.
-    const hash = b.length <= INTERN_MAX_BYTES ? (opaStringHash(b, 0, b.length) ^ 0x5bd1e995) >>> 0 : -1
+    const hash = len <= INTERN_MAX_BYTES ? (opaStringHash(b, start, end) ^ 0x5bd1e995) >>> 0 : -1
     if (hash >= 0) {
-      const hit = this.#lookup(T_NUMBER, hash, b)
+      const hit = this.#lookup(T_NUMBER, hash, b, start, end)
       if (hit !== 0) return hit
     }
-    const chars = this.#bytes(b)
+    const chars = this.alloc(len, 1)
+    this.#u8.set(b.subarray(start, end), chars)
     const addr = this.alloc(24, 8)
     this.#u8[addr] = T_NUMBER
     this.#u8[addr + 1] = REPR_REF
-    this.#dv.setUint32(addr + 8, chars, true)
-    this.#dv.setUint32(addr + 12, b.length, true)
+    this.#u32[(addr + 8) >>> 2] = chars
+    this.#u32[(addr + 12) >>> 2] = len
     this.#u8[addr + 16] = 0
     if (hash >= 0) this.#remember(hash, addr)
     return addr
+  }
+
+  /** The OPA hash of a written string. */
+  stringHash (addr: number): number {
+    const chars = this.#u32[(addr + 8) >>> 2] as number
+    return opaStringHash(this.#u8, chars, chars + (this.#u32[(addr + 4) >>> 2] as number))
+  }
+
+  /** opa_value_compare of two written strings: unsigned bytes, then length. */
+  #compareStrings (a: number, b: number): number {
+    if (a === b) return 0
+    const u8 = this.#u8
+    const la = this.#u32[(a + 4) >>> 2] as number
+    const lb = this.#u32[(b + 4) >>> 2] as number
+    const ca = this.#u32[(a + 8) >>> 2] as number
+    const cb = this.#u32[(b + 8) >>> 2] as number
+    const min = la < lb ? la : lb
+    for (let i = 0; i < min; i++) {
+      const d = (u8[ca + i] as number) - (u8[cb + i] as number)
+      if (d !== 0) return d
+    }
+    return la - lb
   }
 
   /** Array index numbers (opa_array_append stores OPA_NUMBER_REPR_INT indices); shared. */
@@ -214,14 +244,13 @@ class ImageWriter {
   reopen (addr: number): OpenObject | undefined {
     if (this.#u8[addr] !== T_OBJECT) return undefined
     const o = new OpenObject()
-    const buckets = this.#dv.getUint32(addr + 4, true)
-    const n = this.#dv.getUint32(addr + 8, true)
+    const buckets = (this.#u32[(addr + 4) >>> 2] as number)
+    const n = (this.#u32[(addr + 8) >>> 2] as number)
     for (let i = 0; i < n; i++) {
-      for (let e = this.#dv.getUint32(buckets + i * 4, true); e !== 0; e = this.#dv.getUint32(e + 8, true)) {
-        const k = this.#dv.getUint32(e, true)
-        const s = this.#dv.getUint32(k + 8, true)
-        const key = this.#u8.slice(s, s + this.#dv.getUint32(k + 4, true))
-        o.members.set(decoder.decode(key), { key, value: this.#dv.getUint32(e + 4, true) })
+      for (let e = (this.#u32[(buckets + i * 4) >>> 2] as number); e !== 0; e = (this.#u32[(e + 8) >>> 2] as number)) {
+        const k = this.#u32[e >>> 2] as number
+        const s = this.#u32[(k + 8) >>> 2] as number
+        o.members.set(decoder.decode(this.#u8.subarray(s, s + (this.#u32[(k + 4) >>> 2] as number))), { key: k, value: this.#u32[(e + 4) >>> 2] as number })
       }
     }
     return o
@@ -231,74 +260,79 @@ class ImageWriter {
     for (let i = 0; i < values.length; i++) this.#index(i) // may grow the memory: before the elements
     const elems = values.length === 0 ? 0 : this.alloc(values.length * 8)
     for (let i = 0; i < values.length; i++) {
-      this.#dv.setUint32(elems + i * 8, this.#indexNumbers[i] as number, true)
-      this.#dv.setUint32(elems + i * 8 + 4, values[i] as number, true)
+      this.#u32[(elems + i * 8) >>> 2] = this.#indexNumbers[i] as number
+      this.#u32[(elems + i * 8 + 4) >>> 2] = values[i] as number
     }
     const addr = this.alloc(16)
     this.#u8[addr] = T_ARRAY
-    this.#dv.setUint32(addr + 4, elems, true)
-    this.#dv.setUint32(addr + 8, values.length, true)
-    this.#dv.setUint32(addr + 12, values.length, true)
+    this.#u32[(addr + 4) >>> 2] = elems
+    this.#u32[(addr + 8) >>> 2] = values.length
+    this.#u32[(addr + 12) >>> 2] = values.length
     return addr
   }
 
   /**
-   * An object from members in document order; a repeated key keeps its last value (JSON.parse).
-   * Bucket chains are sorted by key, as OPA's inserts leave them.
+   * An object from `members`, a flat list of (key string address, key hash, value address)
+   * in document order; a repeated key keeps its last value (JSON.parse). Bucket chains are
+   * sorted by key, as OPA's inserts leave them.
    */
-  object (members: Array<{ key: Uint8Array, value: number }>): number {
-    const hashes = new Uint32Array(members.length)
-    for (let i = 0; i < members.length; i++) { const k = (members[i] as { key: Uint8Array }).key; hashes[i] = opaStringHash(k, 0, k.length) }
-    let len = members.length
+  object (members: number[]): number {
+    let len = members.length / 3
     let n = bucketCount(len)
-    let chains = this.#chains(members, hashes, n)
-    const distinct = chains.reduce((s, c) => s + (c?.length ?? 0), 0)
-    if (distinct !== len) { len = distinct; n = bucketCount(len); chains = this.#chains(members, hashes, n) }
+    let chains = this.#chains(members, n)
+    let distinct = 0
+    for (const c of chains) if (c !== undefined) distinct += c.length
+    if (distinct !== len) { len = distinct; n = bucketCount(len); chains = this.#chains(members, n) }
     const buckets = this.alloc(n * 4)
+    const elems = this.alloc(len * 12)
+    const u32 = this.#u32
+    let e = elems
     for (let i = 0; i < n; i++) {
       const chain = chains[i]
-      if (chain === undefined) { this.#dv.setUint32(buckets + i * 4, 0, true); continue }
-      let next = 0
-      for (let j = chain.length - 1; j >= 0; j--) {
-        const m = members[chain[j] as number] as { key: Uint8Array, value: number }
-        const key = this.string(m.key) // may grow the memory: before taking this.#dv
-        const elem = this.alloc(12)
-        this.#dv.setUint32(elem, key, true)
-        this.#dv.setUint32(elem + 4, m.value, true)
-        this.#dv.setUint32(elem + 8, next, true)
-        next = elem
+      if (chain === undefined) { u32[(buckets >>> 2) + i] = 0; continue }
+      u32[(buckets >>> 2) + i] = e
+      for (let j = 0; j < chain.length; j++) {
+        const m = chain[j] as number
+        u32[e >>> 2] = members[m] as number
+        u32[(e + 4) >>> 2] = members[m + 2] as number
+        u32[(e + 8) >>> 2] = j + 1 < chain.length ? e + 12 : 0
+        e += 12
       }
-      this.#dv.setUint32(buckets + i * 4, next, true)
     }
     const addr = this.alloc(16)
     this.#u8[addr] = T_OBJECT
-    this.#dv.setUint32(addr + 4, buckets, true)
-    this.#dv.setUint32(addr + 8, n, true)
-    this.#dv.setUint32(addr + 12, len, true)
+    u32[(addr + 4) >>> 2] = buckets
+    u32[(addr + 8) >>> 2] = n
+    u32[(addr + 12) >>> 2] = len
     return addr
   }
 
-  /** Member indexes per bucket, sorted by key, duplicates reduced to the last. */
-  #chains (members: Array<{ key: Uint8Array }>, hashes: Uint32Array, n: number): Array<number[] | undefined> {
+  /** Member offsets per bucket, sorted by key, a repeated key reduced to its last member. */
+  #chains (members: number[], n: number): Array<number[] | undefined> {
     const chains: Array<number[] | undefined> = new Array(n)
-    for (let i = 0; i < members.length; i++) {
-      const b = (hashes[i] as number) % n
+    for (let m = 0; m < members.length; m += 3) {
+      const b = (members[m + 1] as number) % n
       const chain = chains[b]
-      if (chain === undefined) chains[b] = [i]
-      else chain.push(i)
+      if (chain === undefined) chains[b] = [m]
+      else chain.push(m)
     }
     for (let b = 0; b < n; b++) {
       const chain = chains[b]
       if (chain === undefined || chain.length < 2) continue
-      // Stable sort by key; among equal keys the later member is kept.
-      chain.sort((x, y) => compareBytes((members[x] as { key: Uint8Array }).key, (members[y] as { key: Uint8Array }).key) || x - y)
-      const kept: number[] = []
-      for (const idx of chain) {
-        const last = kept[kept.length - 1]
-        if (last !== undefined && compareBytes((members[last] as { key: Uint8Array }).key, (members[idx] as { key: Uint8Array }).key) === 0) kept[kept.length - 1] = idx
-        else kept.push(idx)
+      // Insertion sort (chains are short), stable; among equal keys the later member is kept.
+      for (let x = 1; x < chain.length; x++) {
+        const v = chain[x] as number
+        let y = x - 1
+        while (y >= 0 && this.#compareStrings(members[chain[y] as number] as number, members[v] as number) > 0) { chain[y + 1] = chain[y] as number; y-- }
+        chain[y + 1] = v
       }
-      chains[b] = kept
+      let w = 0
+      for (let x = 0; x < chain.length; x++) {
+        const v = chain[x] as number
+        if (w > 0 && this.#compareStrings(members[chain[w - 1] as number] as number, members[v] as number) === 0) chain[w - 1] = v
+        else chain[w++] = v
+      }
+      chain.length = w
     }
     return chains
   }
@@ -437,12 +471,12 @@ const isWs = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c
 interface Frame {
   kind: 'array' | 'object'
   values?: number[]
-  /** Members of an object written when it closes, in document order. */
-  members?: Array<{ key: Uint8Array, value: number }>
+  /** Members of an object written when it closes: (key address, key hash, value address) each. */
+  members?: number[]
   /** An object that merges into a place another document already filled (see OpenObject). */
   open?: OpenObject
-  /** Key waiting for its value. */
-  key?: Uint8Array
+  /** Address of the key waiting for its value, and its text where paths or merging need it. */
+  key: number
   keyText?: string
   /** Path under `data`, tracked while roots must still be checked beneath it. */
   path?: string[]
@@ -464,9 +498,10 @@ function placeDocument (w: ImageWriter, root: OpenObject, doc: DataDocument, doc
   const aboveRoots = (p: string[]): boolean => roots !== undefined && roots.some((r) => isAncestorOf(p.join('/'), r))
   const fail = (what: string): never => { throw new DataError(i, `${what} at byte ${i}`) }
   const conflict = (p: string[]): never => { throw new DataError(i, `data at ${where(p)} conflicts with another data file`, 'PORTCULLIS_BUNDLE_DATA_INVALID', p.join('/')) }
+  const segment = (seg: string): number => w.string(encoder.encode(seg))
 
-  /** The open object at `path` (creating or reopening objects on the way); undefined if a non-object is there. */
-  const openAt = (into: OpenObject, k: string, key: Uint8Array, p: string[]): OpenObject => {
+  /** The open object at key `k` of `into` (created, or reopened from an earlier document's object). */
+  const openAt = (into: OpenObject, k: string, key: number, p: string[]): OpenObject => {
     const existing = into.members.get(k)
     if (existing === undefined) {
       const o = new OpenObject()
@@ -479,8 +514,8 @@ function placeDocument (w: ImageWriter, root: OpenObject, doc: DataDocument, doc
     existing.value = reopened
     return reopened
   }
-  /** Sets a finished non-merging value at `k` of an open object. */
-  const setOpen = (into: OpenObject, k: string, key: Uint8Array, value: number, p: string[]): void => {
+  /** Sets a finished value at key `k` of an open object. */
+  const setOpen = (into: OpenObject, k: string, key: number, value: number, p: string[]): void => {
     const existing = into.members.get(k)
     // Within one document a repeated key's last value wins (JSON.parse); across documents it conflicts.
     if (existing !== undefined && (existing.doc !== docIndex || existing.value instanceof OpenObject)) conflict(p)
@@ -488,7 +523,7 @@ function placeDocument (w: ImageWriter, root: OpenObject, doc: DataDocument, doc
   }
 
   let parent = root
-  for (const [j, seg] of doc.path.slice(0, -1).entries()) parent = openAt(parent, seg, encoder.encode(seg), doc.path.slice(0, j + 1))
+  for (const [j, seg] of doc.path.slice(0, -1).entries()) parent = openAt(parent, seg, segment(seg), doc.path.slice(0, j + 1))
   const lastSeg = doc.path[doc.path.length - 1]
 
   const stack: Frame[] = []
@@ -506,19 +541,19 @@ function placeDocument (w: ImageWriter, root: OpenObject, doc: DataDocument, doc
     if (top === undefined) {
       // A non-object document below the root (the root document must be an object).
       if (lastSeg === undefined) fail('the root data document must be an object')
-      setOpen(parent, lastSeg as string, encoder.encode(lastSeg as string), value, doc.path)
+      setOpen(parent, lastSeg as string, segment(lastSeg as string), value, doc.path)
       return
     }
     if (top.kind === 'array') { (top.values as number[]).push(value); return }
-    if (top.open !== undefined) {
-      const k = decoder.decode(top.key as Uint8Array)
-      setOpen(top.open, k, top.key as Uint8Array, value, p ?? [k])
-      return
-    }
-    else (top.members as Array<{ key: Uint8Array, value: number }>).push({ key: top.key as Uint8Array, value })
+    if (top.open !== undefined) { setOpen(top.open, top.keyText as string, top.key, value, p ?? [top.keyText as string]); return }
+    (top.members as number[]).push(top.key, w.stringHash(top.key), value)
   }
 
-  const readString = (): Uint8Array => {
+  // The last string read: b[sStart, sEnd), or `sEscaped` when it had escapes.
+  let sStart = 0
+  let sEnd = 0
+  let sEscaped: Uint8Array | undefined
+  const readString = (): void => {
     const start = ++i
     let escaped = false
     for (;;) {
@@ -530,17 +565,20 @@ function placeDocument (w: ImageWriter, root: OpenObject, doc: DataDocument, doc
       i++
     }
     const end = i++
-    if (!escaped) return b.subarray(start, end)
-    let s: string
+    sStart = start
+    sEnd = end
+    sEscaped = undefined
+    if (!escaped) return
     try {
-      s = JSON.parse(decoder.decode(b.subarray(start - 1, end + 1))) as string
+      sEscaped = encoder.encode(JSON.parse(decoder.decode(b.subarray(start - 1, end + 1))) as string)
     } catch {
-      return fail('invalid escape in string')
+      fail('invalid escape in string')
     }
-    return encoder.encode(s)
   }
+  const writeString = (): number => sEscaped !== undefined ? w.string(sEscaped) : w.string(b, sStart, sEnd)
+  const stringText = (): string => decoder.decode(sEscaped ?? b.subarray(sStart, sEnd))
   const digit = (): boolean => (b[i] as number) >= 0x30 && (b[i] as number) <= 0x39
-  const readNumber = (): Uint8Array => {
+  const readNumber = (): number => {
     const start = i
     if (b[i] === 0x2d) i++
     if (b[i] === 0x30) i++
@@ -556,7 +594,7 @@ function placeDocument (w: ImageWriter, root: OpenObject, doc: DataDocument, doc
       if (!digit()) fail('invalid number')
       while (digit()) i++
     }
-    return b.subarray(start, i)
+    return w.numberRef(b, start, i)
   }
   const literal = (text: string): void => {
     for (let j = 0; j < text.length; j++) if (b[i + j] !== text.charCodeAt(j)) fail('invalid literal')
@@ -566,8 +604,9 @@ function placeDocument (w: ImageWriter, root: OpenObject, doc: DataDocument, doc
     skipWs()
     if (b[i] !== 0x22) fail('expected a string key')
     const top = stack[stack.length - 1] as Frame
-    top.key = readString()
-    top.keyText = top.open !== undefined || top.path !== undefined ? decoder.decode(top.key) : undefined
+    readString()
+    top.key = writeString()
+    top.keyText = top.open !== undefined || top.path !== undefined ? stringText() : undefined
     skipWs()
     if (b[i] !== 0x3a) fail('expected :')
     i++
@@ -575,10 +614,7 @@ function placeDocument (w: ImageWriter, root: OpenObject, doc: DataDocument, doc
   const closeFrame = (): void => {
     const f = stack.pop() as Frame
     if (f.open !== undefined) return // merged in place
-    const value = f.kind === 'array'
-      ? w.array(f.values as number[])
-      : w.object(f.members as Array<{ key: Uint8Array, value: number }>)
-    finish(value, f.path)
+    finish(f.kind === 'array' ? w.array(f.values as number[]) : w.object(f.members as number[]), f.path)
   }
 
   for (;;) {
@@ -592,10 +628,10 @@ function placeDocument (w: ImageWriter, root: OpenObject, doc: DataDocument, doc
       if (stack.length >= MAX_DATA_DEPTH) fail(`data nests deeper than ${MAX_DATA_DEPTH} levels`)
       const isObj = c === 0x7b
       if (!isObj && top === undefined && lastSeg === undefined) fail('the root data document must be an object')
-      const frame: Frame = { kind: isObj ? 'object' : 'array', path: checkPlacement(p, isObj) }
+      const frame: Frame = { kind: isObj ? 'object' : 'array', key: 0, path: checkPlacement(p, isObj) }
       if (isObj) {
-        if (top === undefined) frame.open = lastSeg === undefined ? root : openAt(parent, lastSeg, encoder.encode(lastSeg), doc.path)
-        else if (top.open !== undefined && top.open.members.has(top.keyText as string) && top.open.members.get(top.keyText as string)?.doc !== docIndex) frame.open = openAt(top.open, top.keyText as string, top.key as Uint8Array, p ?? [top.keyText as string])
+        if (top === undefined) frame.open = lastSeg === undefined ? root : openAt(parent, lastSeg, segment(lastSeg), doc.path)
+        else if (top.open !== undefined && top.open.members.has(top.keyText as string) && top.open.members.get(top.keyText as string)?.doc !== docIndex) frame.open = openAt(top.open, top.keyText as string, top.key, p ?? [top.keyText as string])
         else frame.members = []
       } else {
         frame.values = []
@@ -609,8 +645,7 @@ function placeDocument (w: ImageWriter, root: OpenObject, doc: DataDocument, doc
       }
     } else {
       let addr: number
-      if (c === 0x22) addr = w.string(readString())
-      else if (c === 0x74) { literal('true'); addr = w.trueAddr } else if (c === 0x66) { literal('false'); addr = w.falseAddr } else if (c === 0x6e) { literal('null'); addr = w.nullAddr } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) addr = w.numberRef(readNumber())
+      if (c === 0x22) { readString(); addr = writeString() } else if (c === 0x74) { literal('true'); addr = w.trueAddr } else if (c === 0x66) { literal('false'); addr = w.falseAddr } else if (c === 0x6e) { literal('null'); addr = w.nullAddr } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) addr = readNumber()
       else return fail('unexpected character')
       if (top === undefined && lastSeg === undefined) fail('the root data document must be an object')
       checkPlacement(p, false)
@@ -638,8 +673,8 @@ function placeDocument (w: ImageWriter, root: OpenObject, doc: DataDocument, doc
 
 /** Writes the open objects (the merge skeleton) bottom-up; returns the root's address. */
 function closeOpen (w: ImageWriter, o: OpenObject): number {
-  const members: Array<{ key: Uint8Array, value: number }> = []
-  for (const m of o.members.values()) members.push({ key: m.key, value: m.value instanceof OpenObject ? closeOpen(w, m.value) : m.value })
+  const members: number[] = []
+  for (const m of o.members.values()) members.push(m.key, w.stringHash(m.key), m.value instanceof OpenObject ? closeOpen(w, m.value) : m.value)
   return w.object(members)
 }
 
