@@ -25,7 +25,8 @@
 import { isUtf8 } from 'node:buffer'
 import { endianness } from 'node:os'
 import type { LoadedPolicy } from '@open-policy-agent/opa-wasm'
-import { BundleError } from '../errors.js'
+import { Worker } from 'node:worker_threads'
+import { BundleError, type ErrorCode } from '../errors.js'
 import { isAncestorOf, rootContains } from './bundle.js'
 
 /** One data document to place: the exact JSON bytes and where it goes under `data`. */
@@ -359,6 +360,19 @@ export class DataImage {
   /** Bytes of the data segment. */
   get size (): number { return this.end - this.base }
 
+  /** A copy of the segment (for handing an image built on a worker thread to the main thread). */
+  segment (): ArrayBuffer {
+    return this.#memory.buffer.slice(this.base, this.end)
+  }
+
+  /** The image of a segment built elsewhere (buildDataImageOffThread). */
+  static fromSegment (segment: ArrayBuffer, base: number, end: number, root: number, maxPages: number): DataImage {
+    const pages = Math.ceil(end / PAGE) + 1
+    const memory = new WebAssembly.Memory({ initial: pages, maximum: Math.max(pages, maxPages) })
+    new Uint8Array(memory.buffer).set(new Uint8Array(segment), base)
+    return new DataImage(memory, base, end, root)
+  }
+
   /**
    * A memory for a new instance with the data segment in place. The first instance adopts the
    * build memory itself (no copy); later ones (other modules, or a replacement after a trap)
@@ -398,16 +412,118 @@ export class DataImage {
 
   /** Reads the value at `path` under `data` as a JSON value (keys sorted); undefined when absent. */
   read (path: string[]): unknown {
+    const addr = this.#find(path)
+    if (addr === 0) return undefined
+    return toJs(new DataView(this.#memory.buffer), new Uint8Array(this.#memory.buffer), addr, 0)
+  }
+
+  /**
+   * The value at `path` as JSON text, written straight from the layout (numbers keep their exact
+   * text; no JavaScript object graph); undefined when absent. Lets a new snapshot take a
+   * bundle's large data from the current one after its raw bytes were released.
+   */
+  jsonAt (path: string[]): Uint8Array | undefined {
+    const addr = this.#find(path)
+    if (addr === 0) return undefined
+    const out = new JsonOut()
+    writeJson(new DataView(this.#memory.buffer), new Uint8Array(this.#memory.buffer), addr, out, 0)
+    return out.bytes()
+  }
+
+  #find (path: string[]): number {
     const view = new DataView(this.#memory.buffer)
     const u8 = new Uint8Array(this.#memory.buffer)
     let addr = this.root
     for (const key of path) {
-      if (u8[addr] !== T_OBJECT) return undefined
+      if (u8[addr] !== T_OBJECT) return 0
       const found = objectGet(view, u8, addr, encoder.encode(key))
-      if (found === 0) return undefined
+      if (found === 0) return 0
       addr = found
     }
-    return toJs(view, u8, addr, 0)
+    return addr
+  }
+}
+
+/** A growable byte buffer for JSON text. */
+class JsonOut {
+  #buf = new Uint8Array(1 << 16)
+  #n = 0
+  #room (k: number): void {
+    if (this.#n + k <= this.#buf.length) return
+    const next = new Uint8Array(Math.max(this.#buf.length * 2, this.#n + k))
+    next.set(this.#buf.subarray(0, this.#n))
+    this.#buf = next
+  }
+
+  byte (c: number): void { this.#room(1); this.#buf[this.#n++] = c }
+  ascii (s: string): void { this.#room(s.length); for (let i = 0; i < s.length; i++) this.#buf[this.#n++] = s.charCodeAt(i) }
+  /** A JSON string of UTF-8 bytes: quotes, backslashes and control characters escaped (RFC 8259 §7). */
+  string (u8: Uint8Array, start: number, end: number): void {
+    this.#room((end - start) * 6 + 2)
+    const b = this.#buf
+    b[this.#n++] = 0x22
+    for (let i = start; i < end; i++) {
+      const c = u8[i] as number
+      if (c === 0x22 || c === 0x5c) { b[this.#n++] = 0x5c; b[this.#n++] = c } else if (c < 0x20) {
+        const hex = c.toString(16).padStart(4, '0')
+        b[this.#n++] = 0x5c; b[this.#n++] = 0x75
+        for (let j = 0; j < 4; j++) b[this.#n++] = hex.charCodeAt(j)
+      } else b[this.#n++] = c
+    }
+    b[this.#n++] = 0x22
+  }
+
+  raw (u8: Uint8Array, start: number, end: number): void { this.#room(end - start); this.#buf.set(u8.subarray(start, end), this.#n); this.#n += end - start }
+  bytes (): Uint8Array { return this.#buf.slice(0, this.#n) }
+}
+
+function writeJson (view: DataView, u8: Uint8Array, addr: number, out: JsonOut, depth: number): void {
+  if (depth > MAX_DATA_DEPTH + 1) throw new RangeError('data nesting too deep')
+  switch (u8[addr]) {
+    case T_NULL: out.ascii('null'); return
+    case T_BOOLEAN: out.ascii(u8[addr + 1] !== 0 ? 'true' : 'false'); return
+    case T_NUMBER: {
+      if (u8[addr + 1] === REPR_INT) { out.ascii(view.getBigInt64(addr + 8, true).toString()); return }
+      const s = view.getUint32(addr + 8, true)
+      out.raw(u8, s, s + view.getUint32(addr + 12, true))
+      return
+    }
+    case T_STRING: {
+      const s = view.getUint32(addr + 8, true)
+      out.string(u8, s, s + view.getUint32(addr + 4, true))
+      return
+    }
+    case T_ARRAY: {
+      const elems = view.getUint32(addr + 4, true)
+      const len = view.getUint32(addr + 8, true)
+      out.byte(0x5b)
+      for (let i = 0; i < len; i++) {
+        if (i > 0) out.byte(0x2c)
+        writeJson(view, u8, view.getUint32(elems + i * 8 + 4, true), out, depth + 1)
+      }
+      out.byte(0x5d)
+      return
+    }
+    case T_OBJECT: {
+      const buckets = view.getUint32(addr + 4, true)
+      const n = view.getUint32(addr + 8, true)
+      let first = true
+      out.byte(0x7b)
+      for (let i = 0; i < n; i++) {
+        for (let e = view.getUint32(buckets + i * 4, true); e !== 0; e = view.getUint32(e + 8, true)) {
+          if (!first) out.byte(0x2c)
+          first = false
+          const k = view.getUint32(e, true)
+          const s = view.getUint32(k + 8, true)
+          out.string(u8, s, s + view.getUint32(k + 4, true))
+          out.byte(0x3a)
+          writeJson(view, u8, view.getUint32(e + 4, true), out, depth + 1)
+        }
+      }
+      out.byte(0x7d)
+      return
+    }
+    default: throw new Error(`unexpected value type ${String(u8[addr])} at ${addr}`)
   }
 }
 
@@ -723,6 +839,47 @@ export function buildDataImage (docs: DataDocument[], opts: BuildOptions): DataI
     throw new BundleError('PORTCULLIS_BUNDLE_TOO_LARGE', `data does not fit the wasm memory limit of ${opts.maxPages} pages (engine memory.maxPages)`, { limit: opts.maxPages }, { cause: err })
   }
   return new DataImage(w.memory, opts.base, w.end, rootAddr)
+}
+
+/** Below this many bytes of large documents an image is built on the calling thread (a worker costs more than it saves). */
+export const OFF_THREAD_MIN_BYTES = 1 << 20
+
+/**
+ * buildDataImage on a worker thread, so that the event loop keeps answering decisions while
+ * tens of megabytes are parsed; only the final copy of the segment into a memory happens here.
+ * Small data is built in place. Rejects with the same BundleError codes.
+ */
+export async function buildDataImageOffThread (docs: DataDocument[], opts: BuildOptions): Promise<DataImage> {
+  const total = docs.reduce((s, d) => s + d.json.length, 0)
+  if (total < OFF_THREAD_MIN_BYTES) return buildDataImage(docs, opts)
+  // The worker runs the same module file: .ts under tsx (tests), .js when built.
+  const self = new URL(import.meta.url)
+  let worker: Worker
+  if (self.pathname.endsWith('.ts')) {
+    // Running from TypeScript sources (tests under tsx): a worker's own entry is loaded before
+    // an inherited --import takes effect, so the worker registers tsx and then imports it.
+    const tsx = import.meta.resolve('tsx/esm/api')
+    const entry = new URL('./data-image-worker.ts', self).href
+    worker = new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}) })`, { eval: true })
+  } else {
+    worker = new Worker(new URL('./data-image-worker.js', self))
+  }
+  try {
+    const reply = await new Promise<{ ok: true, segment: ArrayBuffer, base: number, end: number, root: number } | { ok: false, code?: ErrorCode, message: string, details?: Record<string, unknown> }>((resolve, reject) => {
+      worker.once('message', resolve)
+      worker.once('error', reject)
+      worker.once('exit', (code) => reject(new Error(`data image worker exited with code ${code}`)))
+      // Views are sent as copies of just their bytes (a Buffer may share a larger pool).
+      worker.postMessage({ docs: docs.map((d) => ({ ...d, json: new Uint8Array(d.json) })), opts })
+    })
+    if (!reply.ok) {
+      if (reply.code !== undefined) throw new BundleError(reply.code, reply.message, reply.details ?? {})
+      throw new Error(reply.message)
+    }
+    return DataImage.fromSegment(reply.segment, reply.base, reply.end, reply.root, opts.maxPages)
+  } finally {
+    void worker.terminate()
+  }
 }
 
 /** The base address for an image installed into modules whose heap pointers (after instantiation) are `heapPtrs`. */

@@ -8,7 +8,7 @@ import { PolicyError } from '../errors.js'
 import { cleanPath, isAncestorOf, rootContains } from './bundle.js'
 import type { CompiledBundle } from './engine.js'
 import { memoryDescriptor, ModuleInstance } from './engine.js'
-import { buildDataImage, imageBase, type DataDocument, type DataImage } from './data-loader.js'
+import { buildDataImage, buildDataImageOffThread, imageBase, type BuildOptions, type DataDocument, type DataImage } from './data-loader.js'
 import { createEvalContext, type EvalContext } from './builtins/index.js'
 
 export interface ActiveBundle {
@@ -51,6 +51,9 @@ export interface EvaluateOptions {
 
 const RESOLUTION_CACHE_MAX = 4096
 
+/** Bundles whose large data was released (PolicySnapshot.releaseLargeData) and lives only in images. */
+const inImage = new WeakSet<object>()
+
 export class PolicySnapshot {
   readonly generation: number
   readonly bundles: ReadonlyMap<string, ActiveBundle>
@@ -58,21 +61,17 @@ export class PolicySnapshot {
   /** The merged data of every active bundle, once, in wasm layout; each instance gets a copy. */
   readonly #data: DataImage
 
-  /** Builds every instance with the merged data. Throws BundleError when large data is invalid. */
-  constructor (generation: number, compiled: Array<{ compiled: CompiledBundle, activatedAt: Date }>) {
+  /**
+   * Builds every instance with the merged data (`image`: built already, see `build`).
+   * Throws BundleError when large data is invalid.
+   */
+  constructor (generation: number, compiled: Array<{ compiled: CompiledBundle, activatedAt: Date }>, image?: DataImage) {
     this.generation = generation
-    // Small documents were parsed and checked by the bundle loader: merged here as one root
-    // document (bundles' roots never overlap). Large ones are parsed from their exact bytes,
-    // straight into wasm memory, and checked against their bundle's roots there.
-    const small: Record<string, unknown> = {}
-    for (const { compiled: c } of compiled) mergeInto(small, c.bundle.data)
-    const docs: DataDocument[] = [{ path: [], json: new TextEncoder().encode(JSON.stringify(small)), file: 'data.json', source: 'active bundles' }]
-    for (const { compiled: c } of compiled) {
-      for (const d of c.bundle.largeData ?? []) docs.push({ ...d, source: c.bundle.source, roots: c.bundle.manifest.roots })
+    if (image === undefined) {
+      const { docs, opts } = dataDocuments(compiled)
+      image = buildDataImage(docs, opts)
     }
-    const modules = compiled.flatMap(({ compiled: c }) => c.modules)
-    const opts = compiled[0]?.compiled.options ?? {}
-    this.#data = buildDataImage(docs, { base: imageBase(modules.map((m) => m.heapPtr)), maxPages: memoryDescriptor(opts).maximum ?? 65536 })
+    this.#data = image
     const bundles = new Map<string, ActiveBundle>()
     for (const { compiled: c, activatedAt } of compiled) {
       const instances = new Map<string, ModuleInstance>()
@@ -80,6 +79,36 @@ export class PolicySnapshot {
       bundles.set(c.bundle.name, { compiled: c, activatedAt, instances })
     }
     this.bundles = bundles
+  }
+
+  /**
+   * As the constructor, but large data is parsed on a worker thread (data-loader.ts
+   * buildDataImageOffThread), so that an activation under load does not stall decisions on
+   * the event loop for the length of the parse. Used by bundle activation.
+   */
+  static async build (generation: number, compiled: Array<{ compiled: CompiledBundle, activatedAt: Date }>, previous?: PolicySnapshot): Promise<PolicySnapshot> {
+    const { docs, opts } = dataDocuments(compiled, previous)
+    return new PolicySnapshot(generation, compiled, await buildDataImageOffThread(docs, opts))
+  }
+
+  /**
+   * Drops the raw bytes of this snapshot's large data documents (about their size again in
+   * memory): from now on their data lives only in the image, and a later snapshot that keeps
+   * these bundles takes it from this one (`build(..., previous)`). Call once this snapshot
+   * serves.
+   */
+  releaseLargeData (): void {
+    for (const b of this.bundles.values()) {
+      const bundle = b.compiled.bundle
+      if (bundle.largeData === undefined) continue
+      inImage.add(bundle)
+      bundle.largeData = undefined
+    }
+  }
+
+  /** The JSON text of the data at `path` (see DataImage.jsonAt). */
+  dataJson (path: string[]): Uint8Array | undefined {
+    return this.#data.jsonAt(path)
   }
 
   static empty (): PolicySnapshot {
@@ -179,6 +208,36 @@ export class PolicySnapshot {
     evaluation.result = value
     return evaluation
   }
+}
+
+/**
+ * The data documents of the active bundles and where their image goes. Small documents were
+ * parsed and checked by the bundle loader: merged here into one root document (bundles' roots
+ * never overlap). Large ones are parsed from their exact bytes, straight into wasm memory, and
+ * checked against their bundle's roots there.
+ */
+function dataDocuments (compiled: Array<{ compiled: CompiledBundle }>, previous?: PolicySnapshot): { docs: DataDocument[], opts: BuildOptions } {
+  const small: Record<string, unknown> = {}
+  const fromPrevious: DataDocument[] = []
+  for (const { compiled: c } of compiled) {
+    if (!inImage.has(c.bundle)) { mergeInto(small, c.bundle.data); continue }
+    // Its raw bytes were released: all of its data (small documents included) is under its
+    // roots in the previous snapshot's image, which still serves it.
+    const served = previous !== undefined && [...previous.bundles.values()].some((b) => b.compiled.bundle === c.bundle)
+    if (!served) throw new PolicyError('PORTCULLIS_POLICY_EVAL_FAILED', `bundle ${c.bundle.name}: its large data was released and no previous snapshot holds it`, { bundle: c.bundle.name })
+    for (const root of c.bundle.manifest.roots) {
+      const path = root === '' ? [] : root.split('/')
+      const json = previous.dataJson(path)
+      if (json !== undefined) fromPrevious.push({ path, json, file: `data under /${root} (active revision)`, source: c.bundle.source, roots: c.bundle.manifest.roots })
+    }
+  }
+  const docs: DataDocument[] = [{ path: [], json: new TextEncoder().encode(JSON.stringify(small)), file: 'data.json', source: 'active bundles' }, ...fromPrevious]
+  for (const { compiled: c } of compiled) {
+    for (const d of c.bundle.largeData ?? []) docs.push({ ...d, source: c.bundle.source, roots: c.bundle.manifest.roots })
+  }
+  const modules = compiled.flatMap(({ compiled: c }) => c.modules)
+  const engine = compiled[0]?.compiled.options ?? {}
+  return { docs, opts: { base: imageBase(modules.map((m) => m.heapPtr)), maxPages: memoryDescriptor(engine).maximum ?? 65536 } }
 }
 
 /** Merges `src` into `target` without modifying `src` (bundles' data is shared and frozen). */

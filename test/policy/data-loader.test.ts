@@ -8,7 +8,7 @@ import { BundleManager } from '../../src/bundles/activate.js'
 import { compileBundle, memoryDescriptor, type CompiledModule } from '../../src/policy/engine.js'
 import { instantiatePolicy } from '../../src/policy/wasm-host.js'
 import { PolicySnapshot } from '../../src/policy/snapshot.js'
-import { buildDataImage, imageBase, MAX_DATA_DEPTH, type DataDocument } from '../../src/policy/data-loader.js'
+import { buildDataImage, buildDataImageOffThread, imageBase, MAX_DATA_DEPTH, OFF_THREAD_MIN_BYTES, type DataDocument } from '../../src/policy/data-loader.js'
 import { readTarGz } from '../../src/bundles/archive.js'
 import { needsOpa } from '../helpers/opa.js'
 import { tarGz } from '../helpers/tar.js'
@@ -228,11 +228,57 @@ describe('policies over large data documents', needsOpa(), () => {
     }
   })
 
+  test('once served, large data lives only in the image: other bundles come and go and it stays exact', async () => {
+    const manager = new BundleManager({ load: { largeDataBytes: 0 } })
+    const big = join(dir, 'big.tar.gz')
+    writeFileSync(big, readFileSync(bigBundle(files)))
+    assert.equal(await manager.load(big, 'bigdata'), true)
+    const active = [...manager.snapshot.bundles.values()][0]?.compiled.bundle
+    assert.equal(active?.largeData, undefined) // released
+    const check = (): void => {
+      assert.equal(manager.snapshot.evaluate('bigdata/allow', { user: 'user3', role: 'admin' }).result, true)
+      assert.equal(manager.snapshot.evaluate('bigdata/user_count', {}).result, 5000)
+      assert.equal(manager.snapshot.evaluate('bigdata/big_is_exact', {}).result, true)
+      assert.equal(manager.snapshot.evaluate('bigdata/values/ключ', undefined).result, 'значение')
+      assert.deepEqual(manager.snapshot.evaluate('bigdata/meta', undefined).result, { source: 'hr' })
+    }
+    check()
+    const basic = buildFixture('basic', dir)
+    assert.equal(await manager.load(basic, 'basic'), true)
+    check()
+    assert.equal(manager.snapshot.evaluate('basic/allow', { user: 'alice' }).result, true)
+    assert.equal(await manager.load(basic, 'basic'), true)
+    assert.equal(await manager.remove('basic'), true)
+    check()
+    assert.equal(manager.snapshot.evaluate('basic/allow', { user: 'alice' }).defined, false)
+  })
+
   test('after a wasm trap the replacement instance gets the same data (copied, not re-parsed)', async () => {
     const compiled = compileBundle(await loadBundle(bigBundle(files), { largeDataBytes: 0 }), { memory: { maxPages: 200 } })
     const s = new PolicySnapshot(1, [{ compiled, activatedAt: new Date() }])
     assert.throws(() => s.evaluate('bigdata/allow', { user: 'x'.repeat(16 * 1024 * 1024), role: 'admin' }), { code: 'PORTCULLIS_POLICY_EVAL_FAILED' })
     assert.equal(s.evaluate('bigdata/allow', { user: 'user6', role: 'admin' }).result, true)
     assert.equal(s.evaluate('bigdata/user_count', {}).result, 5000)
+  })
+})
+
+describe('data images built on a worker thread', () => {
+  const doc = (text: string): DataDocument => ({ path: [], json: new TextEncoder().encode(text), file: 'data.json', source: 'test', roots: [''] })
+  const opts = { base: 1 << 20, maxPages: 8192 }
+
+  test('the image is the one built in place', async () => {
+    const text = JSON.stringify(usersDoc(30_000))
+    assert.ok(text.length >= OFF_THREAD_MIN_BYTES)
+    const off = await buildDataImageOffThread([doc(text)], opts)
+    const inPlace = buildDataImage([doc(text)], opts)
+    assert.deepEqual([off.base, off.end, off.root], [inPlace.base, inPlace.end, inPlace.root])
+    assert.deepEqual(Buffer.from(off.segment()), Buffer.from(inPlace.segment()))
+    assert.deepEqual(off.read(['users', 'user29999']), { roles: ['viewer'], attributes: { level: 9, active: false } })
+  })
+
+  test('errors come back as the same BundleError codes', async () => {
+    const text = JSON.stringify(usersDoc(30_000))
+    await assert.rejects(buildDataImageOffThread([doc(text.slice(0, -1))], opts), { code: 'PORTCULLIS_BUNDLE_DATA_INVALID' })
+    await assert.rejects(buildDataImageOffThread([doc(text)], { ...opts, maxPages: 40 }), { code: 'PORTCULLIS_BUNDLE_TOO_LARGE' })
   })
 })
