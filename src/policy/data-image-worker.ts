@@ -8,6 +8,7 @@ import { buildDataImage, type BuildOptions, type DataDocument } from './data-loa
 import { PortcullisError } from '../errors.js'
 
 parentPort?.once('message', (msg: { docs: DataDocument[], opts: BuildOptions }) => {
+  // (A second message only hands the segment back to be freed with this thread.)
   try {
     const image = buildDataImage(msg.docs, msg.opts)
     const segment = image.segment()

@@ -869,16 +869,29 @@ export async function buildDataImageOffThread (docs: DataDocument[], opts: Build
       worker.once('message', resolve)
       worker.once('error', reject)
       worker.once('exit', (code) => reject(new Error(`data image worker exited with code ${code}`)))
-      // Views are sent as copies of just their bytes (a Buffer may share a larger pool).
-      worker.postMessage({ docs: docs.map((d) => ({ ...d, json: new Uint8Array(d.json) })), opts })
+      // A document that owns its whole buffer is moved to the worker, not copied: it is not
+      // needed here afterwards (a bundle's large data lives in the image once it serves, and a
+      // bundle whose build fails is dropped), and the worker's end frees it. Views into a
+      // larger buffer (a Buffer pool) are sent as copies of just their bytes.
+      const transfer: ArrayBuffer[] = []
+      const sent = docs.map((d) => {
+        const owns = d.json.byteOffset === 0 && d.json.byteLength === d.json.buffer.byteLength && d.json.buffer instanceof ArrayBuffer
+        if (owns) transfer.push(d.json.buffer as ArrayBuffer)
+        return { ...d, json: owns ? d.json : new Uint8Array(d.json) }
+      })
+      worker.postMessage({ docs: sent, opts }, transfer)
     })
     if (!reply.ok) {
       if (reply.code !== undefined) throw new BundleError(reply.code, reply.message, reply.details ?? {})
       throw new Error(reply.message)
     }
-    return DataImage.fromSegment(reply.segment, reply.base, reply.end, reply.root, opts.maxPages)
+    const image = DataImage.fromSegment(reply.segment, reply.base, reply.end, reply.root, opts.maxPages)
+    // Hand the segment back so that it is freed with the worker now rather than whenever this
+    // thread's GC gets to it (it is as large as the image).
+    worker.postMessage(null, [reply.segment])
+    return image
   } finally {
-    void worker.terminate()
+    await worker.terminate()
   }
 }
 
