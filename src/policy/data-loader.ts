@@ -97,9 +97,22 @@ class OpenObject {
   readonly members = new Map<string, Member>()
 }
 
-/** Writes OPA values into a growable WebAssembly.Memory from `base` upward. */
+/** Linear memory an image is written into: a wasm memory, or (on a worker thread) a plain buffer that can be transferred. */
+interface Store { readonly buffer: ArrayBuffer, grow: (pages: number) => unknown }
+
+class PlainStore implements Store {
+  buffer: ArrayBuffer
+  constructor (pages: number) { this.buffer = new ArrayBuffer(pages * PAGE) }
+  grow (pages: number): void {
+    const next = new ArrayBuffer(this.buffer.byteLength + pages * PAGE)
+    new Uint8Array(next).set(new Uint8Array(this.buffer))
+    this.buffer = next
+  }
+}
+
+/** Writes OPA values into a growable linear memory from `base` upward. */
 class ImageWriter {
-  readonly memory: WebAssembly.Memory
+  readonly memory: Store
   #u8: Uint8Array
   #dv: DataView
   /** Word view for the 4-aligned struct fields (wasm memory is little-endian, as is every platform Node runs on). */
@@ -113,12 +126,12 @@ class ImageWriter {
   readonly trueAddr: number
   readonly falseAddr: number
 
-  constructor (base: number, initialBytes: number, maxPages: number) {
+  constructor (base: number, initialBytes: number, maxPages: number, plain = false) {
     this.#maxPages = maxPages
     // Untouched pages of a wasm memory are never made resident, so sizing up front costs no RSS.
     const pages = Math.min(maxPages, Math.ceil((base + initialBytes) / PAGE))
     if (base + PAGE > pages * PAGE) throw new RangeError('data image exceeds the memory limit')
-    this.memory = new WebAssembly.Memory({ initial: pages, maximum: maxPages })
+    this.memory = plain ? new PlainStore(pages) : new WebAssembly.Memory({ initial: pages, maximum: maxPages })
     this.#u8 = new Uint8Array(this.memory.buffer)
     this.#dv = new DataView(this.memory.buffer)
     this.#u32 = new Uint32Array(this.memory.buffer)
@@ -350,10 +363,10 @@ const keyText = (b: Uint8Array): string => decoder.decode(b)
  */
 export class DataImage {
   /** Memory that holds the segment now (the build memory until an instance adopts it). */
-  #memory: WebAssembly.Memory
+  #memory: Store
   #adopted = false
 
-  constructor (memory: WebAssembly.Memory, readonly base: number, readonly end: number, readonly root: number) {
+  constructor (memory: Store, readonly base: number, readonly end: number, readonly root: number) {
     this.#memory = memory
   }
 
@@ -365,11 +378,23 @@ export class DataImage {
     return this.#memory.buffer.slice(this.base, this.end)
   }
 
-  /** The image of a segment built elsewhere (buildDataImageOffThread). */
-  static fromSegment (segment: ArrayBuffer, base: number, end: number, root: number, maxPages: number): DataImage {
+  /** The whole buffer the image was written into (addresses are offsets in it): to transfer from a worker thread. */
+  buffer (): ArrayBuffer {
+    return this.#memory.buffer
+  }
+
+  /**
+   * The image in `buffer` (built on a worker thread, addresses are offsets), copied into a wasm
+   * memory in slices, yielding to the event loop between them so that decisions keep flowing.
+   */
+  static async fromBuffer (buffer: ArrayBuffer, base: number, end: number, root: number, maxPages: number): Promise<DataImage> {
     const pages = Math.ceil(end / PAGE) + 1
     const memory = new WebAssembly.Memory({ initial: pages, maximum: Math.max(pages, maxPages) })
-    new Uint8Array(memory.buffer).set(new Uint8Array(segment), base)
+    const SLICE = 2 << 20
+    for (let at = base; at < end; at += SLICE) {
+      new Uint8Array(memory.buffer).set(new Uint8Array(buffer, at, Math.min(SLICE, end - at)), at)
+      await new Promise((resolve) => setImmediate(resolve))
+    }
     return new DataImage(memory, base, end, root)
   }
 
@@ -382,7 +407,7 @@ export class DataImage {
     // A page of room above the data; opa_malloc grows the memory when evaluation needs more.
     const maximum = Math.max(descriptor.maximum ?? 65536, Math.ceil(this.end / PAGE))
     const initial = Math.min(maximum, Math.max(descriptor.initial, Math.ceil(this.end / PAGE) + 1))
-    if (!this.#adopted && this.#memory.buffer.byteLength >= this.end) {
+    if (!this.#adopted && this.#memory instanceof WebAssembly.Memory && this.#memory.buffer.byteLength >= this.end) {
       this.#adopted = true
       const have = this.#memory.buffer.byteLength / PAGE
       if (have < initial) this.#memory.grow(initial - have)
@@ -799,6 +824,8 @@ export interface BuildOptions {
   base: number
   /** Upper bound of the memory in 64 KiB pages (the engine's memory.maxPages). */
   maxPages: number
+  /** Write into a plain ArrayBuffer (transferable) instead of a wasm memory. */
+  plain?: boolean
 }
 
 /**
@@ -811,7 +838,7 @@ export function buildDataImage (docs: DataDocument[], opts: BuildOptions): DataI
   let w: ImageWriter
   try {
     // Measured: the compact layout takes about 2-3 bytes per byte of JSON for entitlement-shaped data.
-    w = new ImageWriter(opts.base, Math.max(PAGE, Math.ceil(total * 2.5)), opts.maxPages)
+    w = new ImageWriter(opts.base, Math.max(PAGE, Math.ceil(total * 2.5)), opts.maxPages, opts.plain === true)
   } catch (err) {
     throw new BundleError('PORTCULLIS_BUNDLE_TOO_LARGE', `data documents of ${total} bytes do not fit the wasm memory limit of ${opts.maxPages} pages (engine memory.maxPages)`, { limit: opts.maxPages }, { cause: err })
   }
@@ -865,7 +892,7 @@ export async function buildDataImageOffThread (docs: DataDocument[], opts: Build
     worker = new Worker(new URL('./data-image-worker.js', self))
   }
   try {
-    const reply = await new Promise<{ ok: true, segment: ArrayBuffer, base: number, end: number, root: number } | { ok: false, code?: ErrorCode, message: string, details?: Record<string, unknown> }>((resolve, reject) => {
+    const reply = await new Promise<{ ok: true, buffer: ArrayBuffer, base: number, end: number, root: number } | { ok: false, code?: ErrorCode, message: string, details?: Record<string, unknown> }>((resolve, reject) => {
       worker.once('message', resolve)
       worker.once('error', reject)
       worker.once('exit', (code) => reject(new Error(`data image worker exited with code ${code}`)))
@@ -885,10 +912,10 @@ export async function buildDataImageOffThread (docs: DataDocument[], opts: Build
       if (reply.code !== undefined) throw new BundleError(reply.code, reply.message, reply.details ?? {})
       throw new Error(reply.message)
     }
-    const image = DataImage.fromSegment(reply.segment, reply.base, reply.end, reply.root, opts.maxPages)
-    // Hand the segment back so that it is freed with the worker now rather than whenever this
+    const image = await DataImage.fromBuffer(reply.buffer, reply.base, reply.end, reply.root, opts.maxPages)
+    // Hand the buffer back so that it is freed with the worker now rather than whenever this
     // thread's GC gets to it (it is as large as the image).
-    worker.postMessage(null, [reply.segment])
+    worker.postMessage(null, [reply.buffer])
     return image
   } finally {
     await worker.terminate()
