@@ -206,6 +206,31 @@ async function measureReady (name: string, sizeMb: number, launch: () => Promise
   return row
 }
 
+/** Time until a Portcullis worker with an empty bundles directory answers /health: the process start every row above includes. */
+async function startupFloor (): Promise<number> {
+  const port = await freePort()
+  const dir = join(work, `floor-${port}`)
+  mkdirSync(join(dir, 'bundles'), { recursive: true })
+  const config = join(dir, 'portcullis.yaml')
+  writeFileSync(config, ['server:', '  addr: 127.0.0.1:0', 'bundles:', `  dir: ${join(dir, 'bundles')}`, '  watch: true', 'logging:', '  level: error'].join('\n') + '\n')
+  const t0 = performance.now()
+  const child = spawnServer(process.execPath, ['dist/cli/main.js', 'serve', '--config', config, '--workers', '1', '--addr', `127.0.0.1:${port}`])
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const req = request({ host: '127.0.0.1', port, path: '/health', agent }, (res) => { res.resume(); resolve(res.statusCode === 200) })
+      req.on('error', () => resolve(false))
+      req.end()
+    })
+    if (ok) break
+    if (performance.now() - t0 > READY_TIMEOUT_MS) throw new Error('no /health')
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  const ms = performance.now() - t0
+  await stop(child)
+  console.error(`portcullis startup floor (no data): ${Math.round(ms)} ms`)
+  return ms
+}
+
 interface ReloadRow { server: string, sizeMb: number, sent: number, failed: number, steadyP99: number, swapP99: number, swapMs: number, steadyRss: number, peakRss: number }
 
 const p99 = (xs: number[]): number => {
@@ -267,6 +292,7 @@ async function main (): Promise<void> {
   console.error(`work dir ${work}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`)
   const ready: ReadyRow[] = []
   const reload: ReloadRow[] = []
+  const floor = await startupFloor()
   for (const size of SIZES) {
     const b = buildBundles(opa, size, 1)
     ready.push(await measureReady('opa', size, async () => startOpa(opa, b.rego, false)))
@@ -288,6 +314,8 @@ async function main (): Promise<void> {
     const o = ready.find((x) => x.server === 'opa' && x.sizeMb === r.sizeMb) as ReadyRow
     console.log(`| ${r.sizeMb} MB | ${r.server} | ${Math.round(r.readyMs)} | ${Math.round(r.rssTotal)} | ${Math.round(r.rssPerWorker)} | ${(r.readyMs / o.readyMs).toFixed(2)}× | ${(r.rssPerWorker / o.rssPerWorker).toFixed(2)}× | ${(r.rssTotal / o.rssTotal).toFixed(2)}× |`)
   }
+  console.log('')
+  console.log(`Portcullis startup floor (1 worker, empty bundles directory, until /health answers): ${Math.round(floor)} ms`)
   if (reload.length > 0) {
     console.log('')
     console.log(`Hot reload under load (${RATE} req/s open loop for ${RELOAD_SECONDS} s, new revision halfway):`)
