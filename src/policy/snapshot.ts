@@ -138,7 +138,9 @@ export class PolicySnapshot {
     const cached = this.#resolutions.get(path)
     if (cached !== undefined) return cached
     const resolution = this.#resolve(path)
-    if (this.#resolutions.size < RESOLUTION_CACHE_MAX) this.#resolutions.set(path, resolution)
+    // Data answers are read from the image each time rather than kept: a read of a large
+    // subtree (GET /v1/data/users) would otherwise pin a copy of it as JavaScript objects.
+    if (resolution.kind !== 'data' && this.#resolutions.size < RESOLUTION_CACHE_MAX) this.#resolutions.set(path, resolution)
     return resolution
   }
 

@@ -185,6 +185,10 @@ describe('policies over large data documents', needsOpa(), () => {
     for (const p of ['bigdata/values/unicode', 'bigdata/values/ключ', 'bigdata/users/user7', 'bigdata/meta', 'bigdata/values/nested/a']) {
       assert.deepEqual(viaWasm.evaluate(p, undefined).result, viaJs.evaluate(p, undefined).result, p)
     }
+    // A data read is made from the image each time, not pinned as a JS copy of a large subtree.
+    const users = viaWasm.evaluate('bigdata/users', undefined).result
+    assert.equal(Object.keys(users as object).length, 5000)
+    assert.notEqual(viaWasm.evaluate('bigdata/users', undefined).result, users)
   })
 
   test('several bundles: each policy sees the merged data of all, big or small', async () => {
