@@ -103,7 +103,7 @@ export class BundleManager extends EventEmitter<{ activate: [ActivationEvent], f
         const activatedAt = this.#now()
         const next = new Map(this.#active)
         next.set(bundleName, { compiled, activatedAt })
-        this.#swap(next)
+        await this.#swap(next)
         const status: BundleStatus = {
           name: bundleName,
           source,
@@ -144,19 +144,21 @@ export class BundleManager extends EventEmitter<{ activate: [ActivationEvent], f
       if (!this.#active.has(name)) return false
       const next = new Map(this.#active)
       next.delete(name)
-      this.#swap(next)
+      await this.#swap(next)
       this.#log.info({ bundle: name, generation: this.#generation }, 'bundle removed')
       this.emit('activate', { generation: this.#generation, bundle: name, removed: true })
       return true
     })
   }
 
-  #swap (next: Map<string, { compiled: CompiledBundle, activatedAt: Date }>): void {
-    // Build first (may throw), then swap: the serving snapshot is never half-built.
-    const snapshot = new PolicySnapshot(this.#generation + 1, [...next.values()])
+  async #swap (next: Map<string, { compiled: CompiledBundle, activatedAt: Date }>): Promise<void> {
+    // Build first (may throw), then swap: the serving snapshot is never half-built. Changes are
+    // applied one at a time (#enqueue), so nothing else swaps while the build awaits.
+    const snapshot = await PolicySnapshot.build(this.#generation + 1, [...next.values()], this.#snapshot)
     this.#generation += 1
     this.#active = next
     this.#snapshot = snapshot
+    snapshot.releaseLargeData()
   }
 
   #enqueue<T> (op: () => Promise<T>): Promise<T> {

@@ -30,7 +30,16 @@ export interface LoadOptions extends SigningPolicy {
   limits?: Partial<ArchiveLimits>
   /** Bundle name; defaults to the source's base name. */
   name?: string
+  /**
+   * JSON data files of at least this many bytes are not parsed into JavaScript objects here:
+   * their exact bytes are handed to the engine, which parses them straight into wasm memory
+   * and checks roots and conflicts there (src/policy/data-loader.ts). Default 1 MiB.
+   */
+  largeDataBytes?: number
 }
+
+export const DEFAULT_LARGE_DATA_BYTES = 1 << 20
+const DIGEST_SLICE = 4 << 20
 
 const DATA_FILE = /(^|\/)data\.(json|ya?ml)$/
 
@@ -66,6 +75,8 @@ export async function bundleFromFiles (files: BundleFiles, source: string, opts:
   const manifest = parseManifest(files.get('.manifest'), source)
 
   const data: Record<string, unknown> = {}
+  const largeData: NonNullable<PolicyBundle['largeData']> = []
+  const largeDataBytes = opts.largeDataBytes ?? DEFAULT_LARGE_DATA_BYTES
   const wasmModules = new Map<string, Buffer>()
   const regoFiles: string[] = []
   const packages = new Set<string>()
@@ -75,6 +86,10 @@ export async function bundleFromFiles (files: BundleFiles, source: string, opts:
     if (m !== null) {
       const dir = name.slice(0, m.index)
       const path = dir === '' ? [] : dir.split('/')
+      if (name.endsWith('.json') && bytes.length >= largeDataBytes) {
+        largeData.push({ path, file: name, json: bytes })
+        continue
+      }
       const value = parseDataFile(name, bytes, source)
       if (path.length === 0 && (value === null || typeof value !== 'object' || Array.isArray(value))) {
         throw new BundleError('PORTCULLIS_BUNDLE_DATA_INVALID', `${source}: ${name}: the root data document must be an object`, { source, file: name })
@@ -111,7 +126,15 @@ export async function bundleFromFiles (files: BundleFiles, source: string, opts:
 
   const digest = createHash('sha256')
   for (const name of [...files.keys()].sort()) {
-    digest.update(name).update('\0').update(files.get(name) as Buffer).update('\0')
+    const bytes = files.get(name) as Buffer
+    digest.update(name).update('\0')
+    // Tens of megabytes are hashed in slices between event-loop turns, so that a bundle
+    // activated under load does not hold up the decisions being answered meanwhile.
+    for (let at = 0; at < bytes.length; at += DIGEST_SLICE) {
+      digest.update(bytes.subarray(at, at + DIGEST_SLICE))
+      if (bytes.length > DIGEST_SLICE) await new Promise((resolve) => setImmediate(resolve))
+    }
+    digest.update('\0')
   }
 
   return {
@@ -119,6 +142,7 @@ export async function bundleFromFiles (files: BundleFiles, source: string, opts:
     source,
     manifest,
     data,
+    ...(largeData.length > 0 ? { largeData } : {}),
     wasmModules,
     regoFiles,
     packages: [...packages].sort(),

@@ -54,7 +54,9 @@ export const bundleVerifyCommand: Command = {
       if (values.key === undefined) throw new UsageError('--key is required')
       const source = positionals[0] as string
       try {
-        const bundle = await loadBundle(source, { verification: await verificationFromFlags(values), requireSignature: true })
+        // Every data file is parsed and checked here (roots, conflicts, JSON), however large: the
+        // server defers large files to activation, but an offline verdict must cover them too.
+        const bundle = await loadBundle(source, { verification: await verificationFromFlags(values), requireSignature: true, largeDataBytes: Number.POSITIVE_INFINITY })
         io.stdout.write(JSON.stringify({ bundle: bundle.name, revision: bundle.manifest.revision, signature: bundle.signature }, null, 2) + '\n')
         return EXIT_OK
       } catch (err) {

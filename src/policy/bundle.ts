@@ -28,8 +28,17 @@ export interface PolicyBundle {
   /** Where it was read from (named in errors). */
   source: string
   manifest: PolicyManifest
-  /** The bundle's data documents merged by their directory paths. */
+  /** The bundle's data documents merged by their directory paths (the small ones; see largeData). */
   data: Record<string, unknown>
+  /**
+   * JSON data files too large to parse into JavaScript objects, as the exact bytes read from the
+   * bundle, with their place under `data`. They are parsed once, straight into wasm memory, when
+   * a snapshot is built (src/policy/data-loader.ts), which also checks them against the roots
+   * and the other documents. Once a snapshot with the bundle serves, the bytes are released
+   * (set to undefined: PolicySnapshot.releaseLargeData) and later snapshots take the bundle's
+   * data from the serving one.
+   */
+  largeData?: Array<{ path: string[], file: string, json: Uint8Array }>
   /** Wasm module bytes by bundle-relative path. */
   wasmModules: Map<string, Buffer>
 }

@@ -7,6 +7,7 @@ import type { LoadedPolicy } from '@open-policy-agent/opa-wasm'
 import { evaluateOrdered, instantiatePolicy } from './wasm-host.js'
 import { BundleError, PolicyError } from '../errors.js'
 import type { PolicyBundle } from './bundle.js'
+import type { DataImage } from './data-loader.js'
 import {
   builtinAvailability, hostBuiltinsFor, registeredBuiltins, runWithContext, StrictBuiltinHalt,
   type BuiltinOptions, type EvalContext,
@@ -29,6 +30,8 @@ export interface CompiledModule {
   builtins: string[]
   /** Entrypoint name -> id, as the module exports them. */
   entrypoints: Record<string, number>
+  /** The module's heap pointer once instantiated: data images are placed above it. */
+  heapPtr: number
 }
 
 /** A bundle whose modules compiled and whose builtins are all available. Immutable. */
@@ -43,7 +46,7 @@ export interface CompiledBundle {
   options: EngineOptions
 }
 
-function memoryDescriptor (opts: EngineOptions): WebAssembly.MemoryDescriptor {
+export function memoryDescriptor (opts: EngineOptions): WebAssembly.MemoryDescriptor {
   return {
     initial: opts.memory?.initialPages ?? DEFAULT_INITIAL_PAGES,
     maximum: opts.memory?.maxPages ?? DEFAULT_MAX_PAGES,
@@ -59,7 +62,8 @@ export function inspectModule (bytes: Uint8Array<ArrayBuffer>, source: string, p
   try {
     const module = new WebAssembly.Module(bytes)
     const { policy, builtins } = instantiatePolicy(module, memoryDescriptor(opts), hostBuiltins(opts))
-    return { path, module, builtins, entrypoints: policy.entrypoints as Record<string, number> }
+    const heapPtr = (policy as unknown as { wasmInstance: { exports: { opa_heap_ptr_get: () => number } } }).wasmInstance.exports.opa_heap_ptr_get()
+    return { path, module, builtins, entrypoints: policy.entrypoints as Record<string, number>, heapPtr }
   } catch (err) {
     throw new BundleError('PORTCULLIS_BUNDLE_WASM_INVALID', `${source}: ${path} is not a loadable OPA wasm module (${errorText(err)})`, { source, file: path }, { cause: err })
   }
@@ -111,18 +115,20 @@ export class ModuleInstance {
   #policy: LoadedPolicy
   readonly #compiled: CompiledModule
   readonly #opts: EngineOptions
-  readonly #dataJson: ArrayBuffer
+  readonly #data: DataImage
 
-  constructor (compiled: CompiledModule, dataJson: ArrayBuffer, opts: EngineOptions) {
+  constructor (compiled: CompiledModule, data: DataImage, opts: EngineOptions) {
     this.#compiled = compiled
     this.#opts = opts
-    this.#dataJson = dataJson
+    this.#data = data
     this.#policy = this.#instantiate()
   }
 
+  /** A fresh instance with the data image copied in (never re-parsed: see data-loader.ts). */
   #instantiate (): LoadedPolicy {
-    const { policy } = instantiatePolicy(this.#compiled.module, memoryDescriptor(this.#opts), hostBuiltins(this.#opts))
-    policy.setData(this.#dataJson)
+    const memory = this.#data.memoryFor(memoryDescriptor(this.#opts))
+    const { policy } = instantiatePolicy(this.#compiled.module, memory, hostBuiltins(this.#opts))
+    this.#data.attach(policy)
     return policy
   }
 

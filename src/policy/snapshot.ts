@@ -7,7 +7,8 @@
 import { PolicyError } from '../errors.js'
 import { cleanPath, isAncestorOf, rootContains } from './bundle.js'
 import type { CompiledBundle } from './engine.js'
-import { ModuleInstance } from './engine.js'
+import { memoryDescriptor, ModuleInstance } from './engine.js'
+import { buildDataImage, buildDataImageOffThread, imageBase, type BuildOptions, type DataDocument, type DataImage } from './data-loader.js'
 import { createEvalContext, ExactNumber, type EvalContext } from './builtins/index.js'
 import { plainNumbers, stringifyExact } from './builtins/exact-json.js'
 
@@ -58,26 +59,64 @@ export interface EvaluateOptions {
 
 const RESOLUTION_CACHE_MAX = 4096
 
+/** Bundles whose large data was released (PolicySnapshot.releaseLargeData) and lives only in images. */
+const inImage = new WeakSet<object>()
+
 export class PolicySnapshot {
   readonly generation: number
   readonly bundles: ReadonlyMap<string, ActiveBundle>
   readonly #resolutions = new Map<string, Resolution>()
-  readonly #data: Record<string, unknown>
+  /** The merged data of every active bundle, once, in wasm layout; each instance gets a copy. */
+  readonly #data: DataImage
 
-  constructor (generation: number, compiled: Array<{ compiled: CompiledBundle, activatedAt: Date }>) {
+  /**
+   * Builds every instance with the merged data (`image`: built already, see `build`).
+   * Throws BundleError when large data is invalid.
+   */
+  constructor (generation: number, compiled: Array<{ compiled: CompiledBundle, activatedAt: Date }>, image?: DataImage) {
     this.generation = generation
-    const data: Record<string, unknown> = {}
-    for (const { compiled: c } of compiled) mergeInto(data, structuredClone(c.bundle.data))
-    this.#data = data
-    const dataJson = new TextEncoder().encode(JSON.stringify(data))
-    const dataBuffer = dataJson.buffer.slice(dataJson.byteOffset, dataJson.byteOffset + dataJson.byteLength)
+    if (image === undefined) {
+      const { docs, opts } = dataDocuments(compiled)
+      image = buildDataImage(docs, opts)
+    }
+    this.#data = image
     const bundles = new Map<string, ActiveBundle>()
     for (const { compiled: c, activatedAt } of compiled) {
       const instances = new Map<string, ModuleInstance>()
-      for (const m of c.modules) instances.set(m.path, new ModuleInstance(m, dataBuffer, c.options))
+      for (const m of c.modules) instances.set(m.path, new ModuleInstance(m, this.#data, c.options))
       bundles.set(c.bundle.name, { compiled: c, activatedAt, instances })
     }
     this.bundles = bundles
+  }
+
+  /**
+   * As the constructor, but large data is parsed on a worker thread (data-loader.ts
+   * buildDataImageOffThread), so that an activation under load does not stall decisions on
+   * the event loop for the length of the parse. Used by bundle activation.
+   */
+  static async build (generation: number, compiled: Array<{ compiled: CompiledBundle, activatedAt: Date }>, previous?: PolicySnapshot): Promise<PolicySnapshot> {
+    const { docs, opts } = dataDocuments(compiled, previous)
+    return new PolicySnapshot(generation, compiled, await buildDataImageOffThread(docs, opts))
+  }
+
+  /**
+   * Drops the raw bytes of this snapshot's large data documents (about their size again in
+   * memory): from now on their data lives only in the image, and a later snapshot that keeps
+   * these bundles takes it from this one (`build(..., previous)`). Call once this snapshot
+   * serves.
+   */
+  releaseLargeData (): void {
+    for (const b of this.bundles.values()) {
+      const bundle = b.compiled.bundle
+      if (bundle.largeData === undefined) continue
+      inImage.add(bundle)
+      bundle.largeData = undefined
+    }
+  }
+
+  /** The JSON text of the data at `path` (see DataImage.jsonAt). */
+  dataJson (path: string[]): Uint8Array | undefined {
+    return this.#data.jsonAt(path)
   }
 
   static empty (): PolicySnapshot {
@@ -107,7 +146,9 @@ export class PolicySnapshot {
     const cached = this.#resolutions.get(path)
     if (cached !== undefined) return cached
     const resolution = this.#resolve(path)
-    if (this.#resolutions.size < RESOLUTION_CACHE_MAX) this.#resolutions.set(path, resolution)
+    // Data answers are read from the image each time rather than kept: a read of a large
+    // subtree (GET /v1/data/users) would otherwise pin a copy of it as JavaScript objects.
+    if (resolution.kind !== 'data' && this.#resolutions.size < RESOLUTION_CACHE_MAX) this.#resolutions.set(path, resolution)
     return resolution
   }
 
@@ -134,7 +175,7 @@ export class PolicySnapshot {
     // A pure data document, when no compiled rule lies beneath it. (OPA rejects bundles whose
     // rules and data share a path, so data found here is the whole document.)
     if (!entrypoints.some((e) => isAncestorOf(path, e))) {
-      const value = lookup(this.#data, path)
+      const value = path === '' ? this.#data.read([]) : this.#data.read(path.split('/'))
       if (value !== undefined) return { kind: 'data', bundle: owner, value }
     }
     throw new PolicyError('PORTCULLIS_POLICY_PATH_NOT_FOUND',
@@ -191,21 +232,45 @@ function containsExact (v: unknown): boolean {
   return (Array.isArray(v) ? v : Object.values(v)).some(containsExact)
 }
 
-function lookup (data: Record<string, unknown>, path: string): unknown {
-  if (path === '') return data
-  let node: unknown = data
-  for (const key of path.split('/')) {
-    if (node === null || typeof node !== 'object' || Array.isArray(node) || !Object.hasOwn(node, key)) return undefined
-    node = (node as Record<string, unknown>)[key]
+/**
+ * The data documents of the active bundles and where their image goes. Small documents were
+ * parsed and checked by the bundle loader: merged here into one root document (bundles' roots
+ * never overlap). Large ones are parsed from their exact bytes, straight into wasm memory, and
+ * checked against their bundle's roots there.
+ */
+function dataDocuments (compiled: Array<{ compiled: CompiledBundle }>, previous?: PolicySnapshot): { docs: DataDocument[], opts: BuildOptions } {
+  const small: Record<string, unknown> = {}
+  const fromPrevious: DataDocument[] = []
+  for (const { compiled: c } of compiled) {
+    if (!inImage.has(c.bundle)) { mergeInto(small, c.bundle.data); continue }
+    // Its raw bytes were released: all of its data (small documents included) is under its
+    // roots in the previous snapshot's image, which still serves it.
+    const served = previous !== undefined && [...previous.bundles.values()].some((b) => b.compiled.bundle === c.bundle)
+    if (!served) throw new PolicyError('PORTCULLIS_POLICY_EVAL_FAILED', `bundle ${c.bundle.name}: its large data was released and no previous snapshot holds it`, { bundle: c.bundle.name })
+    for (const root of c.bundle.manifest.roots) {
+      const path = root === '' ? [] : root.split('/')
+      const json = previous.dataJson(path)
+      if (json !== undefined) fromPrevious.push({ path, json, file: `data under /${root} (active revision)`, source: c.bundle.source, roots: c.bundle.manifest.roots })
+    }
   }
-  return node
+  const docs: DataDocument[] = [{ path: [], json: new TextEncoder().encode(JSON.stringify(small)), file: 'data.json', source: 'active bundles' }, ...fromPrevious]
+  for (const { compiled: c } of compiled) {
+    for (const d of c.bundle.largeData ?? []) docs.push({ ...d, source: c.bundle.source, roots: c.bundle.manifest.roots })
+  }
+  const modules = compiled.flatMap(({ compiled: c }) => c.modules)
+  const engine = compiled[0]?.compiled.options ?? {}
+  return { docs, opts: { base: imageBase(modules.map((m) => m.heapPtr)), maxPages: memoryDescriptor(engine).maximum ?? 65536 } }
 }
 
+/** Merges `src` into `target` without modifying `src` (bundles' data is shared and frozen). */
 function mergeInto (target: Record<string, unknown>, src: Record<string, unknown>): void {
   for (const [k, v] of Object.entries(src)) {
     const existing = target[k]
     if (existing !== null && typeof existing === 'object' && !Array.isArray(existing) && v !== null && typeof v === 'object' && !Array.isArray(v)) {
-      mergeInto(existing as Record<string, unknown>, v as Record<string, unknown>)
+      // Copy on the way down: `existing` may be another bundle's own object.
+      const into: Record<string, unknown> = { ...(existing as Record<string, unknown>) }
+      target[k] = into
+      mergeInto(into, v as Record<string, unknown>)
     } else {
       target[k] = v
     }

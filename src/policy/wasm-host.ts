@@ -81,8 +81,9 @@ function abiNumber (g: WebAssembly.Global | number | undefined): number | undefi
  * returns the LoadedPolicy and the names of the builtins the module imports from the host.
  * Throws if the module's ABI is not OPA wasm ABI 1.x.
  */
-export function instantiatePolicy (module: WebAssembly.Module, memoryDescriptor: WebAssembly.MemoryDescriptor, host: Record<string, HostFn>): { policy: LoadedPolicyType, builtins: string[] } {
-  const memory = new WebAssembly.Memory(memoryDescriptor)
+export function instantiatePolicy (module: WebAssembly.Module, memoryOrDescriptor: WebAssembly.MemoryDescriptor | WebAssembly.Memory, host: Record<string, HostFn>): { policy: LoadedPolicyType, builtins: string[] } {
+  // A Memory is passed in when it already holds the data segment (src/policy/data-loader.ts).
+  const memory = memoryOrDescriptor instanceof WebAssembly.Memory ? memoryOrDescriptor : new WebAssembly.Memory(memoryOrDescriptor)
   let exports: Exports | undefined
   let names: Record<number, string> = {}
 
