@@ -65,7 +65,11 @@ export async function startEnvoyGrpc (opts: EnvoyGrpcOptions): Promise<EnvoyGrpc
   const definition = loadExternalAuth()
   const service = (grpc.loadPackageDefinition(definition) as unknown as { envoy: { service: { auth: { v3: { Authorization: grpc.ServiceClientConstructor } } } } })
     .envoy.service.auth.v3.Authorization.service
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': opts.maxRecvMsgSize })
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': opts.maxRecvMsgSize,
+    // channelz (grpc-js's introspection service, not served here) otherwise tracks every call
+    'grpc.enable_channelz': 0,
+  })
   const unix = isUnix(opts.addr)
 
   server.addService(service, {
@@ -73,45 +77,53 @@ export async function startEnvoyGrpc (opts: EnvoyGrpcOptions): Promise<EnvoyGrpc
       const controller = new AbortController()
       const deadline = call.getDeadline()
       const expired = (): boolean => deadline instanceof Date ? deadline.getTime() <= Date.now() : Number.isFinite(deadline) && deadline <= Date.now()
+      const gone = (): PortcullisError => expired()
+        ? new PortcullisError('PORTCULLIS_ENVOY_DEADLINE_EXCEEDED', 'the Check deadline passed')
+        : new PortcullisError('PORTCULLIS_ENVOY_CANCELLED', 'the caller cancelled the Check')
       // grpc-js cancels the call itself when the deadline passes (and ignores a late answer);
-      // the decision stops before evaluation if it has not started.
+      // the decision stops before evaluation if it has not started. grpc-js also emits
+      // 'cancelled' after every answered call (sendStatus -> notifyOnCancel): once answered,
+      // the event is ignored, and the error (a stack trace) is built only for a real cancel.
+      let answered = false
+      const answer: grpc.sendUnaryData<unknown> = (err, value) => {
+        answered = true
+        callback(err, value)
+      }
       call.on('cancelled', () => {
-        controller.abort(expired()
-          ? new PortcullisError('PORTCULLIS_ENVOY_DEADLINE_EXCEEDED', 'the Check deadline passed')
-          : new PortcullisError('PORTCULLIS_ENVOY_CANCELLED', 'the caller cancelled the Check'))
+        if (!answered) controller.abort(gone())
       })
-      if (expired()) controller.abort(new PortcullisError('PORTCULLIS_ENVOY_DEADLINE_EXCEEDED', 'the Check deadline passed'))
+      if (expired()) controller.abort(gone())
       const remoteAddress = unix ? undefined : peerAddress(call.getPeer())
       opts.check.check(call.request ?? {}, { ...(remoteAddress !== undefined ? { remoteAddress } : {}), unixSocket: unix, signal: controller.signal })
         .then((outcome) => {
           if (controller.signal.aborted) {
             const reason = controller.signal.reason as PortcullisError
-            callback({ code: reason.grpcCode, details: `${reason.code}: ${reason.message}` })
+            answer({ code: reason.grpcCode, details: `${reason.code}: ${reason.message}` })
             return
           }
           switch (outcome.kind) {
             case 'decided':
-              callback(null, checkResponseOf(outcome.verdict, outcome.decisionId, { dryRun: outcome.dryRun, structured: outcome.structured }))
+              answer(null, checkResponseOf(outcome.verdict, outcome.decisionId, { dryRun: outcome.dryRun, structured: outcome.structured }))
               return
             case 'refused':
-              callback(null, refusedResponse(outcome.error))
+              answer(null, refusedResponse(outcome.error))
               return
             case 'error': {
               if (opts.errorResponse) {
-                callback(null, errorResponseOf(outcome.error, outcome.decisionId))
+                answer(null, errorResponseOf(outcome.error, outcome.decisionId))
                 return
               }
               const metadata = new grpc.Metadata()
               metadata.set('portcullis-error-code', outcome.error.code)
               if (outcome.decisionId !== undefined) metadata.set('portcullis-decision-id', outcome.decisionId)
-              callback({ code: outcome.error.grpcCode, details: `${outcome.error.code}: ${outcome.error.message}`, metadata })
+              answer({ code: outcome.error.grpcCode, details: `${outcome.error.code}: ${outcome.error.message}`, metadata })
             }
           }
         })
         .catch((err: unknown) => {
           // check() turns every failure into an outcome; this is a fault in the shell itself.
           log.error({ code: 'PORTCULLIS_INTERNAL', err }, 'ext_authz gRPC handler failed')
-          callback({ code: grpc.status.INTERNAL, details: 'PORTCULLIS_INTERNAL' })
+          answer({ code: grpc.status.INTERNAL, details: 'PORTCULLIS_INTERNAL' })
         })
     },
   })

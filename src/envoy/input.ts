@@ -95,11 +95,20 @@ function structValue (v: unknown): unknown {
   return null
 }
 
+/**
+ * A map entry. Assigned, except `__proto__`, which assignment would take as the prototype:
+ * that key is defined, so it stays an ordinary key as in Go's map.
+ */
+function setEntry (m: Record<string, unknown>, k: string, v: unknown): void {
+  if (k === '__proto__') Object.defineProperty(m, k, { value: v, enumerable: true, writable: true, configurable: true })
+  else m[k] = v
+}
+
 /** google.protobuf.Struct -> plain map (structpb AsMap). */
 function structToMap (s: unknown): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   const fields = isPlainObject(s) && isPlainObject(s.fields) ? s.fields : {}
-  for (const [k, v] of Object.entries(fields)) Object.defineProperty(out, k, { value: structValue(v), enumerable: true, writable: true, configurable: true })
+  for (const [k, v] of Object.entries(fields)) setEntry(out, k, structValue(v))
   return out
 }
 
@@ -125,8 +134,7 @@ export function protomap (msg: Record<string, unknown>): Record<string, unknown>
     if (MAP_FIELDS.has(name) && isPlainObject(value)) {
       const m: Record<string, unknown> = {}
       for (const [k, v] of Object.entries(value)) {
-        // defined, not assigned: a key such as "__proto__" stays an ordinary key
-        Object.defineProperty(m, k, { value: STRUCT_MAPS.has(name) ? structToMap(v) : isPlainObject(v) ? protomap(v) : scalar(v), enumerable: true, writable: true, configurable: true })
+        setEntry(m, k, STRUCT_MAPS.has(name) ? structToMap(v) : isPlainObject(v) ? protomap(v) : scalar(v))
       }
       // An empty map is not set either.
       if (Object.keys(m).length > 0) out[name] = m
