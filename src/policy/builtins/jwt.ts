@@ -407,10 +407,37 @@ function encodeSign (b: string, headers: string, payload: string, jwkSrc: string
   return signingInput + '.' + sig.toString('base64url')
 }
 
+/**
+ * io.jwt.decode results by token. The builtin is pure (no clock, no keys), and a client sends
+ * the same bearer token with every request of its session, so a policy that decodes the token
+ * on every decision (the usual ext_authz policy) pays for base64url, the JSON parse and the
+ * re-serialization once per token rather than once per request. Bounded in entries and in token
+ * size; least recently used entries go first. Errors are not kept (they are rare and cheap).
+ */
+const DECODE_MEMO_ENTRIES = 512
+const DECODE_MEMO_MAX_TOKEN = 16 * 1024
+const decodeMemo = new Map<string, RawJson>()
+
+function decodeMemoized (jwt: unknown): RawJson {
+  if (typeof jwt !== 'string' || jwt.length > DECODE_MEMO_MAX_TOKEN) return new RawJson(stringifyExact(decode('io.jwt.decode', jwt)))
+  const hit = decodeMemo.get(jwt)
+  if (hit !== undefined) {
+    // re-inserted: a Map iterates in insertion order, so the first key is the least recently used
+    decodeMemo.delete(jwt)
+    decodeMemo.set(jwt, hit)
+    return hit
+  }
+  const out = new RawJson(stringifyExact(decode('io.jwt.decode', jwt)))
+  if (decodeMemo.size >= DECODE_MEMO_ENTRIES) decodeMemo.delete(decodeMemo.keys().next().value as string)
+  decodeMemo.set(jwt, out)
+  return out
+}
+
 export const jwtBuiltins: BuiltinSpec[] = [
   {
     name: 'io.jwt.decode',
-    impl: (_ctx, [jwt]) => new RawJson(stringifyExact(decode('io.jwt.decode', jwt))),
+    // RawJson is immutable text, so one instance can answer every decision with that token.
+    impl: (_ctx, [jwt]) => decodeMemoized(jwt),
   },
   {
     name: 'io.jwt.decode_verify',
