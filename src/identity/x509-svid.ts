@@ -26,6 +26,7 @@ import { LRUCache } from 'lru-cache'
 import * as pkijs from 'pkijs'
 import type { TrustBundle, X509Authority } from './bundle.js'
 import type { CredentialSource, IdentityDocument } from './document.js'
+import { parseCertificateDer } from './pem.js'
 import { certificateLayout, children, readExtensions, readTlv, readValidity, type CertificateLayout, type RawExtension, type Tlv } from './der.js'
 import { verifyX509SvidReference } from './x509-svid-reference.js'
 import { certificateFacts, checkDates, checkLeafFacts, checkSigningCertificate, fail, KNOWN_EXTENSIONS, OID, parseIntermediate, sha256, type LeafFacts, type X509Verification } from './x509-rules.js'
@@ -299,7 +300,8 @@ function leafFacts (exts: readonly RawExtension[]): { facts: LeafFacts, ski?: Ui
       }
     } else if (e.oid === OID.keyUsage) {
       const bits = whole(e.value, 0x03)
-      if (bits === undefined || bits.end - bits.contentStart < 2) return DEFER
+      // X.690 §8.6.2.2: at most 7 unused bits (asn1js refuses more, and the reference calls that unparseable).
+      if (bits === undefined || bits.end - bits.contentStart < 2 || (e.value[bits.contentStart] as number) > 7) return DEFER
       out.facts.keyUsage = e.value[bits.contentStart + 1] as number
     } else if (e.oid === OID.basicConstraints) {
       const seq = whole(e.value, 0x30)
@@ -557,6 +559,11 @@ export async function verifyX509Svid (chain: readonly Uint8Array[], bundleOf: (t
     r = verifyFast(chain, bundleOf, now, source)
   } catch (err) {
     x509PathStats.fast++
+    // The reference parses the whole leaf with PKI.js before any rule, so a leaf PKI.js cannot
+    // read is MALFORMED there whatever else is wrong with it. der.ts only locates fields, so a
+    // rejection is confirmed against that parse (a rejection only: accepting needs a valid
+    // signature of a trusted CA over exactly these bytes).
+    if (chain.length > 0 && chain.length <= 16) parseCertificateDer(chain[0] as Uint8Array, 'leaf certificate')
     throw err
   }
   if (r !== DEFER) {
