@@ -27,7 +27,7 @@ import * as pkijs from 'pkijs'
 import type { TrustBundle, X509Authority } from './bundle.js'
 import type { CredentialSource, IdentityDocument } from './document.js'
 import { parseCertificateDer } from './pem.js'
-import { certificateLayout, children, readExtensions, readTlv, readValidity, type CertificateLayout, type RawExtension, type Tlv } from './der.js'
+import { certificateLayout, children, oidToString, readExtensions, readTlv, readValidity, type CertificateLayout, type RawExtension, type Tlv } from './der.js'
 import { verifyX509SvidReference } from './x509-svid-reference.js'
 import { certificateFacts, checkDates, checkLeafFacts, checkSigningCertificate, fail, KNOWN_EXTENSIONS, OID, parseIntermediate, sha256, type LeafFacts, type X509Verification } from './x509-rules.js'
 
@@ -88,9 +88,82 @@ function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {
   return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0
 }
 
-/** PKI.js RelativeDistinguishedNames.isEqual, after a byte comparison that decides the usual case. */
+/** One AttributeTypeAndValue of a Name whose value is a plain string (see plainName). */
+interface PlainAttribute { oid: string, value: string }
+
+/** UTF8String, PrintableString, IA5String: string types whose printable-ASCII content reads the same in every decoder. */
+const PLAIN_STRING_TAGS = new Set([0x0c, 0x13, 0x16])
+
+/**
+ * A Name (RFC 5280 §4.1.2.4) as its RDNs, each a list of attributes, when every value is one of
+ * the plain string types holding printable ASCII; undefined otherwise (PKI.js / OpenSSL judge it).
+ */
+function plainName (der: Uint8Array): PlainAttribute[][] | undefined {
+  const seq = readTlv(der, 0, der.byteLength)
+  const rdns = seq === undefined || seq.tag !== 0x30 || seq.end !== der.byteLength ? undefined : children(der, seq)
+  if (rdns === undefined) return undefined
+  const out: PlainAttribute[][] = []
+  for (const rdn of rdns) {
+    const atvs = rdn.tag === 0x31 ? children(der, rdn) : undefined
+    if (atvs === undefined || atvs.length === 0) return undefined
+    const attrs: PlainAttribute[] = []
+    for (const atv of atvs) {
+      const parts = atv.tag === 0x30 ? children(der, atv) : undefined
+      if (parts?.length !== 2 || parts[0]?.tag !== 0x06 || !PLAIN_STRING_TAGS.has((parts[1] as Tlv).tag)) return undefined
+      const oid = oidToString(der.subarray(parts[0].contentStart, parts[0].end))
+      const raw = der.subarray((parts[1] as Tlv).contentStart, (parts[1] as Tlv).end)
+      if (oid === undefined || raw.some((c) => c < 0x20 || c > 0x7e)) return undefined
+      attrs.push({ oid, value: fromLatin1(raw) })
+    }
+    out.push(attrs)
+  }
+  return out
+}
+
+/** PKI.js stringPrep: trim, collapse runs of spaces, lower-case. */
+function stringPrep (s: string): string {
+  return s.trim().replace(/ +/g, ' ').toLowerCase()
+}
+
+/**
+ * PKI.js RelativeDistinguishedNames.isEqual: the same attribute types in the same order (RDN
+ * boundaries ignored), string values equal after stringPrep. Byte equality decides the usual
+ * case; plain names are compared here; any other name is parsed and compared by PKI.js.
+ */
 function namesEqual (aDer: Uint8Array, a: () => pkijs.RelativeDistinguishedNames, bDer: Uint8Array, b: () => pkijs.RelativeDistinguishedNames): boolean {
-  return bytesEqual(aDer, bDer) || a().isEqual(b())
+  if (bytesEqual(aDer, bDer)) return true
+  const pa = plainName(aDer)?.flat()
+  const pb = plainName(bDer)?.flat()
+  if (pa === undefined || pb === undefined) return a().isEqual(b())
+  if (pa.length !== pb.length) return false
+  // printable ASCII: localeCompare(x, y) === 0 exactly when x === y
+  return pa.every((x, i) => x.oid === (pb[i] as PlainAttribute).oid && stringPrep(x.value) === stringPrep((pb[i] as PlainAttribute).value))
+}
+
+/** OpenSSL short names (OBJ_nid2sn) of the attributes printName prints itself. */
+const SHORT_NAMES: Record<string, string> = {
+  '2.5.4.3': 'CN', '2.5.4.6': 'C', '2.5.4.7': 'L', '2.5.4.8': 'ST', '2.5.4.10': 'O', '2.5.4.11': 'OU', '2.5.4.5': 'serialNumber',
+  '0.9.2342.19200300.100.1.25': 'DC', '0.9.2342.19200300.100.1.1': 'UID',
+}
+
+/**
+ * X509Certificate.subject / .issuer text for a plain name, without parsing the certificate:
+ * Node prints X509_NAME_print_ex(ASN1_STRFLGS_ESC_2253 | ESC_CTRL | UTF8_CONVERT |
+ * XN_FLAG_SEP_MULTILINE | XN_FLAG_FN_SN), i.e. "SN=value" per attribute, one RDN per line.
+ * Undefined (print with OpenSSL) for multi-valued RDNs, attributes without a short name here,
+ * and values RFC 2253 escaping would change.
+ */
+function printName (der: Uint8Array): string | undefined {
+  const rdns = plainName(der)
+  if (rdns === undefined) return undefined
+  const lines: string[] = []
+  for (const rdn of rdns) {
+    const attr = rdn[0] as PlainAttribute
+    const sn = SHORT_NAMES[attr.oid]
+    if (rdn.length !== 1 || sn === undefined || /[,+"\\<>;]|^[ #]| $/.test(attr.value)) return undefined
+    lines.push(`${sn}=${attr.value}`)
+  }
+  return lines.join('\n')
 }
 
 /** Names parsed for a comparison, keyed by their DER (leaves of one workload share them). */
@@ -440,6 +513,10 @@ function displayNames (leaf: LeafView, issuerCert: CaCert): { subject: string, i
   const issuerKey = fromLatin1(leaf.layout.issuer)
   let subject = displayedNames.get(subjectKey)
   let issuer = displayedNames.get(issuerKey)
+  if (subject === undefined) {
+    const printed = printName(leaf.layout.subject)
+    if (printed !== undefined) subject = display(printed)
+  }
   let serial = serialHex(leaf.layout.serial)
   if (issuer === undefined && bytesEqual(leaf.layout.issuer, issuerCert.layout.subject)) {
     try {

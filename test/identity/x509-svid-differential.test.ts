@@ -59,6 +59,11 @@ before(async () => {
   await leaf('not yet valid', { notBefore: new Date(T0.getTime() + 60_000), notAfter: new Date(T0.getTime() + HOUR) })
   await leaf('self-issued name', { subject: td.intermediate.cert.subject })
   await leaf('subject with odd spacing', { subject: 'CN=  Api   Server , O=SPIRE' })
+  // Subjects printed by Node (X509Certificate) on one path and by printName on the other.
+  for (const subject of ['CN=a\\,b, O=x', 'CN=w1+OU=multi, O=SPIRE', 'DC=org, DC=example, CN=u1', 'CN=Ünïcode, O=SPIRE', 'CN=\\#hash', 'CN=a\\;b, L=Paris, ST=IDF, C=FR', 'CN=x, 2.5.4.45=abc', 'CN=tab\tin, O=x', 'E=a@example.org, CN=x', 'O=SPIRE, C=US']) {
+    await leaf(`subject ${subject}`, { subject })
+  }
+  await leaf('issuer-like subject differing only in case', { subject: 'CN=EXAMPLE.ORG INTERMEDIATE, O=Portcullis Tests' })
   for (const [name, issuer] of [['by root', td.root], ['by evil intermediate', evilInt], ['by non-CA', notCa], ['by no-keyCertSign', noCertSign], ['by expired intermediate', expiredInt], ['under pathlen0', underPathLen0], ['by second level', second], ['by expired root', expiredRoot], ['by intermediate with policies', policies]] as const) {
     leaves.push({ name, leaf: await makeLeaf({ issuer }) })
   }

@@ -97,11 +97,13 @@ export interface LeafOptions {
   subject?: string
   /** Extra extensions (e.g. an unknown critical one). */
   extra?: x509.Extension[]
+  /** The leaf's key pair (default: a new one); sharing one makes many leaves quick to issue. */
+  keys?: CryptoKeyPair
 }
 
 /** An X509-SVID (or a deliberately broken one). */
 export async function makeLeaf (opts: LeafOptions): Promise<Issued> {
-  const keys = await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify']) as CryptoKeyPair
+  const keys = opts.keys ?? await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify']) as CryptoKeyPair
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(opts.ca ?? false, undefined, true),
     await x509.AuthorityKeyIdentifierExtension.create(opts.issuer.keys.publicKey),
