@@ -539,11 +539,12 @@ function displayNames (leaf: LeafView, issuerCert: CaCert): { subject: string, i
 function verifyFast (chain: readonly Uint8Array[], bundleOf: (trustDomain: string) => TrustBundle | undefined, now: Date, source: CredentialSource): X509Verification | Defer {
   if (chain.length === 0) throw fail('PORTCULLIS_IDENTITY_MALFORMED', 'empty certificate chain')
   if (chain.length > 16) throw fail('PORTCULLIS_IDENTITY_MALFORMED', `certificate chain of ${chain.length} certificates is longer than 16`)
+  // The reference parses every certificate before it applies any rule: a presented certificate
+  // PKI.js cannot parse is MALFORMED before the leaf rules (which leafView applies) are heard.
+  const presented = chain.slice(1).map((der, i) => intermediateOf(Buffer.from(der), i + 1))
   const leafDer = Buffer.from(chain[0] as Uint8Array)
   const leaf = leafView(leafDer)
-  if (leaf === DEFER || !leaf.simple) return DEFER
-  const presented = chain.slice(1).map((der, i) => intermediateOf(Buffer.from(der), i + 1))
-  if (presented.some((p) => !p.simple)) return DEFER
+  if (leaf === DEFER || !leaf.simple || presented.some((p) => !p.simple)) return DEFER
 
   const { facts, spiffeId } = checkLeafFacts(leaf.facts)
   const bundle = bundleOf(spiffeId.trustDomain)

@@ -143,3 +143,13 @@ test('X.509-SVID: a valid SPIRE-shaped chain is decided by the node:crypto path,
   assert.equal(r.identity.spiffe_id, 'spiffe://example.org/ns/prod/sa/api')
   assert.deepEqual({ fast: x509PathStats.fast - before.fast, deferred: x509PathStats.deferred - before.deferred }, { fast: 1, deferred: 0 })
 })
+
+test('X.509-SVID: a broken intermediate is MALFORMED before any leaf rule, on both paths (found by seed 4)', async () => {
+  const bad = Buffer.from((cas[1] as Issued).der)
+  bad[0] = (bad[0] as number) ^ 1
+  for (const { name, leaf } of leaves) {
+    const fast = await outcome(verifyX509Svid([leaf.der, bad], () => bundles[0], T0, 'mtls'))
+    assert.deepEqual(fast, { ok: false, code: 'PORTCULLIS_IDENTITY_MALFORMED' }, name)
+    assert.deepEqual(fast, await outcome(verifyX509SvidReference([leaf.der, bad], () => bundles[0], T0, 'mtls')), name)
+  }
+})
