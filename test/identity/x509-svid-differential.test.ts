@@ -31,7 +31,9 @@ before(async () => {
   const second = await makeCa({ issuer: td.intermediate, name: 'second-level intermediate' })
   const expiredRoot = await makeCa({ name: 'expired root', notBefore: new Date(T0.getTime() - 10 * DAY), notAfter: new Date(T0.getTime() - DAY) })
   const policies = await makeCa({ issuer: td.root, name: 'with policies' })
-  cas.push(td.root, td.intermediate, evil, evilInt, notCa, noCertSign, expiredInt, pathLen0, underPathLen0, second, expiredRoot, policies)
+  const rsaRoot = await makeCa({ name: 'rsa root', rsa: true })
+  const rsaInt = await makeCa({ issuer: rsaRoot, name: 'rsa intermediate', rsa: true })
+  cas.push(td.root, td.intermediate, evil, evilInt, notCa, noCertSign, expiredInt, pathLen0, underPathLen0, second, expiredRoot, policies, rsaRoot, rsaInt)
 
   const leaf = async (name: string, opts: Partial<Parameters<typeof makeLeaf>[0]> = {}): Promise<void> => {
     leaves.push({ name, leaf: await makeLeaf({ issuer: td.intermediate, ...opts }) })
@@ -64,12 +66,12 @@ before(async () => {
     await leaf(`subject ${subject}`, { subject })
   }
   await leaf('issuer-like subject differing only in case', { subject: 'CN=EXAMPLE.ORG INTERMEDIATE, O=Portcullis Tests' })
-  for (const [name, issuer] of [['by root', td.root], ['by evil intermediate', evilInt], ['by non-CA', notCa], ['by no-keyCertSign', noCertSign], ['by expired intermediate', expiredInt], ['under pathlen0', underPathLen0], ['by second level', second], ['by expired root', expiredRoot], ['by intermediate with policies', policies]] as const) {
+  for (const [name, issuer] of [['by root', td.root], ['by evil intermediate', evilInt], ['by non-CA', notCa], ['by no-keyCertSign', noCertSign], ['by expired intermediate', expiredInt], ['under pathlen0', underPathLen0], ['by second level', second], ['by expired root', expiredRoot], ['by intermediate with policies', policies], ['by RSA root', rsaRoot], ['by RSA intermediate', rsaInt]] as const) {
     leaves.push({ name, leaf: await makeLeaf({ issuer }) })
   }
 
   const pem = (...cs: Issued[]): TrustBundle => mergeBundle('example.org', [parsePemAuthorities(cs.map((c) => c.pem).join(''), 'b.pem')])
-  bundles.push(pem(td.root), pem(td.intermediate), pem(evil), pem(td.root, evil), pem(pathLen0), pem(expiredRoot), pem(td.root, pathLen0, expiredRoot), mergeBundle('example.org', [{ x509Authorities: [], jwtAuthorities: [] }]))
+  bundles.push(pem(td.root), pem(td.intermediate), pem(evil), pem(td.root, evil), pem(pathLen0), pem(expiredRoot), pem(td.root, pathLen0, expiredRoot, rsaRoot), mergeBundle('example.org', [{ x509Authorities: [], jwtAuthorities: [] }]))
 })
 
 /** Mostly the first, sometimes any. */
@@ -80,7 +82,7 @@ function mostly<T> (good: fc.Arbitrary<T>, other: fc.Arbitrary<T>): fc.Arbitrary
 const chainArb = fc.record({
   leaf: fc.nat(),
   // indexes into `cas`; mostly the usual intermediate
-  presented: mostly<number[]>(fc.constant([1]), fc.array(fc.nat({ max: 11 }), { maxLength: 4 })),
+  presented: mostly<number[]>(fc.constant([1]), fc.array(fc.nat({ max: 13 }), { maxLength: 4 })),
   bundle: mostly(fc.constant(0), fc.nat({ max: 7 })),
   now: mostly(fc.constant(0), fc.constantFrom(-40 * DAY, 2 * HOUR, -2 * HOUR, 400 * DAY)),
   mutation: mostly(fc.constant<{ kind: string, at: number, byte: number }>({ kind: 'none', at: 0, byte: 0 }), fc.record({ kind: fc.constantFrom('flip', 'truncate', 'insert', 'flip-intermediate'), at: fc.nat(), byte: fc.nat({ max: 255 }) })),
@@ -152,4 +154,14 @@ test('X.509-SVID: a broken intermediate is MALFORMED before any leaf rule, on bo
     assert.deepEqual(fast, { ok: false, code: 'PORTCULLIS_IDENTITY_MALFORMED' }, name)
     assert.deepEqual(fast, await outcome(verifyX509SvidReference([leaf.der, bad], () => bundles[0], T0, 'mtls')), name)
   }
+})
+
+test('X.509-SVID: an RSA PKCS#1 v1.5 root and intermediate are verified by the node:crypto path, as by the reference', async () => {
+  const { leaf } = leaves.find((l) => l.name === 'by RSA intermediate') as { leaf: Issued }
+  const chain = [leaf.der, (cas[13] as Issued).der]
+  const before = { ...x509PathStats }
+  const fast = await outcome(verifyX509Svid(chain, () => bundles[6], T0, 'mtls'))
+  assert.deepEqual({ fast: x509PathStats.fast - before.fast, deferred: x509PathStats.deferred - before.deferred }, { fast: 1, deferred: 0 })
+  assert.equal(fast.ok, true)
+  assert.deepEqual(fast, await outcome(verifyX509SvidReference(chain, () => bundles[6], T0, 'mtls')))
 })
