@@ -156,7 +156,8 @@ export function createIdentityVerifier (config: IdentityConfig, opts: IdentityVe
         return rejected(err)
       }
       if (cred === undefined) continue
-      const key = credentialKey(`${cred.plugin}\0${cred.source}`, cred.material)
+      // The key hashes the whole credential: only worth it when there is a cache to look in.
+      const key = cache === undefined ? '' : credentialKey(`${cred.plugin}\0${cred.source}`, cred.material)
       const hit = cache?.get(key)
       if (hit !== undefined) return { kind: 'verified', identity: hit, cached: true }
       const gen = generation
