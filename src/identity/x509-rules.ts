@@ -4,7 +4,7 @@
  * checks of presented intermediates. x509-svid.ts (node:crypto path) and
  * x509-svid-reference.ts (PKI.js path validation) both call these, so a rule has one text.
  */
-import { createHash } from 'node:crypto'
+import { createHash, X509Certificate } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import * as pkijs from 'pkijs'
 import { IdentityError } from '../errors.js'
@@ -180,3 +180,17 @@ export function sha256 (der: Uint8Array): string {
   return createHash('sha256').update(der).digest('hex')
 }
 
+
+/**
+ * OpenSSL's parse of a certificate (node's X509Certificate), where the identity document's
+ * subject, issuer and serial are printed from. OpenSSL is stricter than PKI.js about some
+ * structures (e.g. bytes after the extensions inside tbsCertificate): such a certificate is
+ * MALFORMED, never an unexpected error.
+ */
+export function openSslCertificate (der: Uint8Array, what: string): X509Certificate {
+  try {
+    return new X509Certificate(der)
+  } catch (err) {
+    throw fail('PORTCULLIS_IDENTITY_MALFORMED', `${what}: not a certificate OpenSSL reads (${(err as Error).message})`, { what })
+  }
+}

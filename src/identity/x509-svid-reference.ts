@@ -9,11 +9,10 @@
  * extensions, ambiguous issuers, signature algorithms outside its table) and is the oracle of
  * the differential test (test/identity/x509-svid-differential.test.ts).
  */
-import { X509Certificate } from 'node:crypto'
 import * as pkijs from 'pkijs'
 import type { TrustBundle } from './bundle.js'
 import type { CredentialSource, IdentityDocument } from './document.js'
-import { certificateFacts, checkDates, checkLeafRules, checkSigningCertificate, fail, parseChain, sha256, type ParsedCertificate, type X509Verification } from './x509-rules.js'
+import { certificateFacts, checkDates, checkLeafRules, checkSigningCertificate, fail, openSslCertificate, parseChain, sha256, type ParsedCertificate, type X509Verification } from './x509-rules.js'
 
 /**
  * Verifies an X509-SVID chain (DER, leaf first) at `now`.
@@ -78,7 +77,7 @@ export async function verifyX509SvidReference (chain: readonly Uint8Array[], bun
 
   const expiresAt = new Date(Math.min(...path.map((c) => c.notAfter.value.getTime())))
   const derOf = new Map<pkijs.Certificate, Uint8Array>([...parsed.map((p) => [p.cert, p.der] as const), ...bundle.x509Authorities.map((a) => [a.cert, a.der] as const)])
-  const node = new X509Certificate(leaf.der)
+  const node = openSslCertificate(leaf.der, 'leaf certificate')
   const identity: IdentityDocument = {
     type: 'x509-svid',
     source,

@@ -8,40 +8,42 @@
  * - once per distinct presented intermediate (bounded LRU by DER SHA-256): its PKI.js parse,
  *   facts, CA check and KeyObject; and once per (certificate, issuer) pair the signature check
  *   of a CA-issued certificate;
- * - per leaf: locate the DER fields (der.ts), decode only the extensions, validity and names
- *   (asn1js / PKI.js), check the SPIFFE leaf rules, find the issuer as PKI.js does and verify
- *   the leaf's signature over its tbsCertificate with crypto.verify.
+ * - per leaf: read the certificate with asn1js against PKI.js's Certificate schema
+ *   (certificate-tree.ts; a leaf PKI.js cannot parse is MALFORMED, as in the reference), read
+ *   its extensions with PKI.js's extension classes and the rules of x509-rules.ts, find the
+ *   issuer as PKI.js does and verify the leaf's signature over its tbsCertificate with
+ *   crypto.verify.
  * Dates are compared with `now` on every verification (cached facts hold the dates, not the
  * verdict).
  *
- * The fast path decides only the shapes it fully understands: strict-DER certificates, ECDSA or
+ * The fast path decides only the shapes it fully understands: ECDSA or
  * RSA PKCS#1 v1.5 signatures with SHA-2, at most one issuer candidate per step, no policy or
  * name-constraint extensions anywhere in the path. Everything else (and any doubt) is handed to
  * the reference verifier, so a chain the fast path does not know is judged exactly as before.
  * test/identity/x509-svid-differential.test.ts holds the two to the same answers.
  */
-import { createPublicKey, verify as cryptoVerify, X509Certificate, type KeyObject } from 'node:crypto'
+import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto'
 import * as asn1js from 'asn1js'
 import { LRUCache } from 'lru-cache'
 import * as pkijs from 'pkijs'
 import type { TrustBundle, X509Authority } from './bundle.js'
 import type { CredentialSource, IdentityDocument } from './document.js'
 import { parseCertificateDer } from './pem.js'
-import { certificateLayout, children, oidToString, readExtensions, readTlv, readValidity, type CertificateLayout, type RawExtension, type Tlv } from './der.js'
+import { contentOf, extensionValue, isTag, plainName, readCertificate, type CertificateTree, type ExtensionBlock, type PlainAttribute } from './certificate-tree.js'
 import { verifyX509SvidReference } from './x509-svid-reference.js'
-import { certificateFacts, checkDates, checkLeafFacts, checkSigningCertificate, fail, KNOWN_EXTENSIONS, OID, parseIntermediate, sha256, type LeafFacts, type X509Verification } from './x509-rules.js'
+import { certificateFacts, checkDates, checkLeafFacts, checkSigningCertificate, fail, KNOWN_EXTENSIONS, OID, openSslCertificate, parseIntermediate, sha256, type LeafFacts, type X509Verification } from './x509-rules.js'
 
 export { certificateFacts, checkLeafRules, parseChain, type LeafFacts, type ParsedCertificate, type X509Verification } from './x509-rules.js'
 export { verifyX509SvidReference } from './x509-svid-reference.js'
 
-/** Signature algorithms of the fast path (outer signatureAlgorithm OID content, hex). */
+/** Signature algorithms of the fast path (outer signatureAlgorithm OID). */
 const SIGNATURE_ALGORITHMS: Record<string, { hash: string, keyType: 'ec' | 'rsa' }> = {
-  '2a8648ce3d040302': { hash: 'sha256', keyType: 'ec' }, // ecdsa-with-SHA256
-  '2a8648ce3d040303': { hash: 'sha384', keyType: 'ec' }, // ecdsa-with-SHA384
-  '2a8648ce3d040304': { hash: 'sha512', keyType: 'ec' }, // ecdsa-with-SHA512
-  '2a864886f70d01010b': { hash: 'sha256', keyType: 'rsa' }, // sha256WithRSAEncryption
-  '2a864886f70d01010c': { hash: 'sha384', keyType: 'rsa' }, // sha384WithRSAEncryption
-  '2a864886f70d01010d': { hash: 'sha512', keyType: 'rsa' }, // sha512WithRSAEncryption
+  '1.2.840.10045.4.3.2': { hash: 'sha256', keyType: 'ec' }, // ecdsa-with-SHA256
+  '1.2.840.10045.4.3.3': { hash: 'sha384', keyType: 'ec' }, // ecdsa-with-SHA384
+  '1.2.840.10045.4.3.4': { hash: 'sha512', keyType: 'ec' }, // ecdsa-with-SHA512
+  '1.2.840.113549.1.1.11': { hash: 'sha256', keyType: 'rsa' }, // sha256WithRSAEncryption
+  '1.2.840.113549.1.1.12': { hash: 'sha384', keyType: 'rsa' }, // sha384WithRSAEncryption
+  '1.2.840.113549.1.1.13': { hash: 'sha512', keyType: 'rsa' }, // sha512WithRSAEncryption
 }
 const DER_NULL = Buffer.from([0x05, 0x00])
 
@@ -61,9 +63,9 @@ export const x509PathStats = { fast: 0, deferred: 0 }
 interface PathCert {
   der: Buffer
   hash: string
-  layout: CertificateLayout
-  subjectName: () => pkijs.RelativeDistinguishedNames
-  issuerName: () => pkijs.RelativeDistinguishedNames
+  layout: CertificateTree
+  subject: NameRef
+  issuer: NameRef
   /** subjectKeyIdentifier of the first parsed SKI extension (PKI.js findIssuer reads only that one). */
   ski?: Uint8Array
   /** authorityKeyIdentifier keyIdentifier. */
@@ -88,36 +90,21 @@ function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {
   return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0
 }
 
-/** One AttributeTypeAndValue of a Name whose value is a plain string (see plainName). */
-interface PlainAttribute { oid: string, value: string }
+/** A Name of a certificate: its DER, its plain reading (certificate-tree.ts) and PKI.js's, parsed on demand. */
+interface NameRef {
+  der: Uint8Array
+  plain: PlainAttribute[][] | undefined
+  parsed: () => pkijs.RelativeDistinguishedNames
+}
 
-/** UTF8String, PrintableString, IA5String: string types whose printable-ASCII content reads the same in every decoder. */
-const PLAIN_STRING_TAGS = new Set([0x0c, 0x13, 0x16])
-
-/**
- * A Name (RFC 5280 §4.1.2.4) as its RDNs, each a list of attributes, when every value is one of
- * the plain string types holding printable ASCII; undefined otherwise (PKI.js / OpenSSL judge it).
- */
-function plainName (der: Uint8Array): PlainAttribute[][] | undefined {
-  const seq = readTlv(der, 0, der.byteLength)
-  const rdns = seq === undefined || seq.tag !== 0x30 || seq.end !== der.byteLength ? undefined : children(der, seq)
-  if (rdns === undefined) return undefined
-  const out: PlainAttribute[][] = []
-  for (const rdn of rdns) {
-    const atvs = rdn.tag === 0x31 ? children(der, rdn) : undefined
-    if (atvs === undefined || atvs.length === 0) return undefined
-    const attrs: PlainAttribute[] = []
-    for (const atv of atvs) {
-      const parts = atv.tag === 0x30 ? children(der, atv) : undefined
-      if (parts?.length !== 2 || parts[0]?.tag !== 0x06 || !PLAIN_STRING_TAGS.has((parts[1] as Tlv).tag)) return undefined
-      const oid = oidToString(der.subarray(parts[0].contentStart, parts[0].end))
-      const raw = der.subarray((parts[1] as Tlv).contentStart, (parts[1] as Tlv).end)
-      if (oid === undefined || raw.some((c) => c < 0x20 || c > 0x7e)) return undefined
-      attrs.push({ oid, value: fromLatin1(raw) })
-    }
-    out.push(attrs)
+function nameRef (block: asn1js.Sequence, parsed?: () => pkijs.RelativeDistinguishedNames): NameRef {
+  let name: pkijs.RelativeDistinguishedNames | undefined
+  return {
+    der: block.valueBeforeDecodeView,
+    plain: plainName(block),
+    // The block matched PKI.js's Name schema inside its Certificate schema; PKI.js decides the rest.
+    parsed: parsed ?? (() => (name ??= new pkijs.RelativeDistinguishedNames({ schema: block }))),
   }
-  return out
 }
 
 /** PKI.js stringPrep: trim, collapse runs of spaces, lower-case. */
@@ -130,57 +117,14 @@ function stringPrep (s: string): string {
  * boundaries ignored), string values equal after stringPrep. Byte equality decides the usual
  * case; plain names are compared here; any other name is parsed and compared by PKI.js.
  */
-function namesEqual (aDer: Uint8Array, a: () => pkijs.RelativeDistinguishedNames, bDer: Uint8Array, b: () => pkijs.RelativeDistinguishedNames): boolean {
-  if (bytesEqual(aDer, bDer)) return true
-  const pa = plainName(aDer)?.flat()
-  const pb = plainName(bDer)?.flat()
-  if (pa === undefined || pb === undefined) return a().isEqual(b())
+function namesEqual (a: NameRef, b: NameRef): boolean {
+  if (bytesEqual(a.der, b.der)) return true
+  const pa = a.plain?.flat()
+  const pb = b.plain?.flat()
+  if (pa === undefined || pb === undefined) return a.parsed().isEqual(b.parsed())
   if (pa.length !== pb.length) return false
   // printable ASCII: localeCompare(x, y) === 0 exactly when x === y
   return pa.every((x, i) => x.oid === (pb[i] as PlainAttribute).oid && stringPrep(x.value) === stringPrep((pb[i] as PlainAttribute).value))
-}
-
-/** OpenSSL short names (OBJ_nid2sn) of the attributes printName prints itself. */
-const SHORT_NAMES: Record<string, string> = {
-  '2.5.4.3': 'CN', '2.5.4.6': 'C', '2.5.4.7': 'L', '2.5.4.8': 'ST', '2.5.4.10': 'O', '2.5.4.11': 'OU', '2.5.4.5': 'serialNumber',
-  '0.9.2342.19200300.100.1.25': 'DC', '0.9.2342.19200300.100.1.1': 'UID',
-}
-
-/**
- * X509Certificate.subject / .issuer text for a plain name, without parsing the certificate:
- * Node prints X509_NAME_print_ex(ASN1_STRFLGS_ESC_2253 | ESC_CTRL | UTF8_CONVERT |
- * XN_FLAG_SEP_MULTILINE | XN_FLAG_FN_SN), i.e. "SN=value" per attribute, one RDN per line.
- * Undefined (print with OpenSSL) for multi-valued RDNs, attributes without a short name here,
- * and values RFC 2253 escaping would change.
- */
-function printName (der: Uint8Array): string | undefined {
-  const rdns = plainName(der)
-  if (rdns === undefined) return undefined
-  const lines: string[] = []
-  for (const rdn of rdns) {
-    const attr = rdn[0] as PlainAttribute
-    const sn = SHORT_NAMES[attr.oid]
-    if (rdn.length !== 1 || sn === undefined || /[,+"\\<>;]|^[ #]| $/.test(attr.value)) return undefined
-    lines.push(`${sn}=${attr.value}`)
-  }
-  return lines.join('\n')
-}
-
-/** Names parsed for a comparison, keyed by their DER (leaves of one workload share them). */
-const parsedNames = new LRUCache<string, pkijs.RelativeDistinguishedNames>({ max: 4096 })
-
-function nameOf (der: Uint8Array): () => pkijs.RelativeDistinguishedNames {
-  return () => {
-    const key = Buffer.from(der).toString('latin1')
-    let name = parsedNames.get(key)
-    if (name === undefined) {
-      const asn = asn1js.fromBER(new Uint8Array(der))
-      // The layout already proved these bytes are one DER SEQUENCE; PKI.js decides the rest.
-      name = new pkijs.RelativeDistinguishedNames({ schema: asn.result })
-      parsedNames.set(key, name)
-    }
-    return name
-  }
 }
 
 /** PKI.js CertificateChainValidationEngine checkForCA (needToCheckCRL false); throws where it would throw. */
@@ -233,31 +177,34 @@ function keyIdentifiers (extensions: readonly pkijs.Extension[] | undefined): { 
 }
 
 function caCert (der: Buffer, hash: string, cert: pkijs.Certificate): CaCert {
-  const layout = certificateLayout(der)
+  const tree = readCertificate(der)
+  const layout = tree ?? EMPTY_TREE
   const base = {
     der,
     hash,
     cert,
-    subjectName: () => cert.subject,
-    issuerName: () => cert.issuer,
+    layout,
+    subject: nameRef(layout.subject, () => cert.subject),
+    issuer: nameRef(layout.issuer, () => cert.issuer),
     notBefore: cert.notBefore.value.getTime(),
     notAfter: cert.notAfter.value.getTime(),
   }
-  let simple = layout !== undefined && SIGNATURE_ALGORITHMS[layout.signatureOid] !== undefined
+  let simple = tree !== undefined && tree.signature !== undefined && SIGNATURE_ALGORITHMS[tree.signatureOid] !== undefined
   let caOk = false
   try { caOk = pkijsCheckForCa(cert) } catch { simple = false }
   let facts: LeafFacts | undefined
   try { facts = certificateFacts(cert, 'certificate') } catch { simple = false }
   const ids = keyIdentifiers(cert.extensions)
   if (!ids.simple) simple = false
-  const out: CaCert = { ...base, layout: layout ?? EMPTY_LAYOUT, caOk, simple }
+  const out: CaCert = { ...base, caOk, simple }
   if (facts !== undefined) out.facts = facts
   if (ids.ski !== undefined) out.ski = ids.ski
   if (ids.akiKeyId !== undefined) out.akiKeyId = ids.akiKeyId
   return out
 }
 
-const EMPTY_LAYOUT: CertificateLayout = { tbs: new Uint8Array(), serial: new Uint8Array(), issuer: new Uint8Array(), subject: new Uint8Array(), validity: new Uint8Array(), subjectPublicKeyInfo: new Uint8Array(), signatureOid: '', signature: new Uint8Array() }
+/** The layout of a CA certificate asn1js did not read (never expected: PKI.js read it); such a CA is not simple. */
+const EMPTY_TREE: CertificateTree = { tbs: new Uint8Array(), serial: new Uint8Array(), issuer: new asn1js.Sequence(), subject: new asn1js.Sequence(), notBefore: 0, notAfter: 0, subjectPublicKeyInfo: new Uint8Array(), extensions: [], signatureOid: '' }
 
 function keyOf (c: CaCert): KeyObject | undefined {
   if (c.key === undefined) {
@@ -312,13 +259,14 @@ function signedBy (child: PathCert, issuer: CaCert, cache: boolean): boolean | u
   }
   const alg = SIGNATURE_ALGORITHMS[child.layout.signatureOid]
   const params = child.layout.signatureParams
+  const signature = child.layout.signature
   // RFC 5758 §3.2: ECDSA parameters absent; RFC 4055 §5: RSA parameters NULL (absent is tolerated, as PKI.js does).
-  if (alg === undefined || (params !== undefined && (alg.keyType === 'ec' || !bytesEqual(params, DER_NULL)))) return undefined
+  if (alg === undefined || signature === undefined || (params !== undefined && (alg.keyType === 'ec' || !bytesEqual(params, DER_NULL)))) return undefined
   const pub = keyOf(issuer)
   if (pub === undefined || pub.asymmetricKeyType !== alg.keyType) return undefined
   let ok: boolean
   try {
-    ok = cryptoVerify(alg.hash, child.layout.tbs, alg.keyType === 'ec' ? { key: pub, dsaEncoding: 'der' } : pub, child.layout.signature)
+    ok = cryptoVerify(alg.hash, child.layout.tbs, alg.keyType === 'ec' ? { key: pub, dsaEncoding: 'der' } : pub, signature)
   } catch {
     ok = false
   }
@@ -336,97 +284,102 @@ function fromLatin1 (v: Uint8Array): string {
   return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1')
 }
 
-/** A DER TLV that spans `v` exactly. */
-function whole (v: Uint8Array, tag: number): Tlv | undefined {
-  const t = readTlv(v, 0, v.byteLength)
-  return t !== undefined && t.tag === tag && t.end === v.byteLength ? t : undefined
-}
+const UNIVERSAL = 1
+const CONTEXT = 3
 
 /**
- * certificateFacts (x509-rules.ts) over the leaf's raw extensions, with the same errors in the
- * same order; DEFER where an extension value is not in the plain DER shape whose PKI.js reading
- * is known (then PKI.js reads it, in the reference verifier).
+ * certificateFacts (x509-rules.ts) over the leaf's extensions, with the same errors in the same
+ * order, reading each value from the tree asn1js parsed inside its OCTET STRING; DEFER where a
+ * value is not in the plain shape whose PKI.js reading is known (then PKI.js's extension classes
+ * read it, in the reference verifier).
  */
-function leafFacts (exts: readonly RawExtension[]): { facts: LeafFacts, ski?: Uint8Array, akiKeyId?: Uint8Array, simple: boolean } | Defer {
+function leafFacts (exts: readonly ExtensionBlock[]): { facts: LeafFacts, ski?: Uint8Array, akiKeyId?: Uint8Array, simple: boolean } | Defer {
   const what = 'leaf certificate'
   const seen = new Set<string>()
   for (const e of exts) {
     // RFC 5280 §4.2: a certificate must not include more than one instance of an extension.
-    if (seen.has(e.oid)) throw fail('PORTCULLIS_IDENTITY_MALFORMED', `${what}: duplicate extension ${e.oid}`, { extension: e.oid })
-    seen.add(e.oid)
-    if (e.critical && !KNOWN_EXTENSIONS.has(e.oid)) {
-      throw fail('PORTCULLIS_IDENTITY_UNKNOWN_CRITICAL_EXTENSION', `${what}: unknown critical extension ${e.oid}`, { extension: e.oid })
+    if (seen.has(e.extnID)) throw fail('PORTCULLIS_IDENTITY_MALFORMED', `${what}: duplicate extension ${e.extnID}`, { extension: e.extnID })
+    seen.add(e.extnID)
+    if (e.critical && !KNOWN_EXTENSIONS.has(e.extnID)) {
+      throw fail('PORTCULLIS_IDENTITY_UNKNOWN_CRITICAL_EXTENSION', `${what}: unknown critical extension ${e.extnID}`, { extension: e.extnID })
     }
   }
   const out: { facts: LeafFacts, ski?: Uint8Array, akiKeyId?: Uint8Array, simple: boolean } = { facts: { uris: [], dnsNames: [], ca: false }, simple: true }
   for (const e of exts) {
-    if (REFERENCE_ONLY_EXTENSIONS.has(e.oid)) out.simple = false
-    if (e.oid === OID.subjectAltName) {
-      const seq = whole(e.value, 0x30)
-      const names = seq === undefined ? undefined : children(e.value, seq)
-      if (names === undefined || names.length === 0) return DEFER
+    const id = e.extnID
+    if (REFERENCE_ONLY_EXTENSIONS.has(id)) out.simple = false
+    if (id !== OID.subjectAltName && id !== OID.keyUsage && id !== OID.basicConstraints && id !== SKI && id !== AKI) continue
+    const v = extensionValue(e)
+    if (v === undefined) return DEFER
+    if (id === OID.subjectAltName) {
+      const names = isTag(v, UNIVERSAL, 16, true) ? (v as asn1js.Sequence).valueBlock.value : []
+      if (names.length === 0) return DEFER
       for (const n of names) {
         // GeneralName [1] rfc822Name, [2] dNSName, [6] uniformResourceIdentifier (IA5String), [7] iPAddress.
-        if (n.tag === 0x86) out.facts.uris.push(fromLatin1(e.value.subarray(n.contentStart, n.end)))
-        else if (n.tag === 0x82) out.facts.dnsNames.push(fromLatin1(e.value.subarray(n.contentStart, n.end)))
-        else if (n.tag !== 0x81 && n.tag !== 0x87) return DEFER
+        if (isTag(n, CONTEXT, 6, false)) out.facts.uris.push(fromLatin1(contentOf(n)))
+        else if (isTag(n, CONTEXT, 2, false)) out.facts.dnsNames.push(fromLatin1(contentOf(n)))
+        else if (!isTag(n, CONTEXT, 1, false) && !isTag(n, CONTEXT, 7, false)) return DEFER
       }
-    } else if (e.oid === OID.keyUsage) {
-      const bits = whole(e.value, 0x03)
+    } else if (id === OID.keyUsage) {
+      const bits = isTag(v, UNIVERSAL, 3, false) ? contentOf(v) : undefined
       // X.690 §8.6.2.2: at most 7 unused bits (asn1js refuses more, and the reference calls that unparseable).
-      if (bits === undefined || bits.end - bits.contentStart < 2 || (e.value[bits.contentStart] as number) > 7) return DEFER
-      out.facts.keyUsage = e.value[bits.contentStart + 1] as number
-    } else if (e.oid === OID.basicConstraints) {
-      const seq = whole(e.value, 0x30)
-      const parts = seq === undefined ? undefined : children(e.value, seq)
+      if (bits === undefined || bits.byteLength < 2 || (bits[0] as number) > 7) return DEFER
+      out.facts.keyUsage = bits[1] as number
+    } else if (id === OID.basicConstraints) {
+      const parts = isTag(v, UNIVERSAL, 16, true) ? (v as asn1js.Sequence).valueBlock.value : undefined
       if (parts === undefined || parts.length > 2) return DEFER
       let k = 0
       const flag = parts[k]
-      if (flag?.tag === 0x01) {
-        const octet = flag.end - flag.contentStart === 1 ? e.value[flag.contentStart] : undefined
+      if (isTag(flag, UNIVERSAL, 1, false)) {
+        const c = contentOf(flag)
+        const octet = c.byteLength === 1 ? c[0] : undefined
         if (octet !== 0x00 && octet !== 0xff) return DEFER
         out.facts.ca = octet === 0xff
         k++
       }
       const len = parts[k]
       if (len !== undefined) {
-        const n = len.end - len.contentStart
-        if (len.tag !== 0x02 || n < 1 || n > 3 || ((e.value[len.contentStart] as number) & 0x80) !== 0) return DEFER
-        out.facts.pathLen = Number.parseInt(Buffer.from(e.value.subarray(len.contentStart, len.end)).toString('hex'), 16)
+        const c = isTag(len, UNIVERSAL, 2, false) ? contentOf(len) : undefined
+        if (c === undefined || c.byteLength < 1 || c.byteLength > 3 || ((c[0] as number) & 0x80) !== 0) return DEFER
+        out.facts.pathLen = Number.parseInt(Buffer.from(c).toString('hex'), 16)
         k++
       }
       if (k !== parts.length) return DEFER
-    } else if (e.oid === SKI) {
-      const v = whole(e.value, 0x04)
-      if (v === undefined) return DEFER
-      out.ski = e.value.subarray(v.contentStart, v.end)
-    } else if (e.oid === AKI) {
-      const seq = whole(e.value, 0x30)
-      const parts = seq === undefined ? undefined : children(e.value, seq)
+    } else if (id === SKI) {
+      if (!isTag(v, UNIVERSAL, 4, false)) return DEFER
+      out.ski = contentOf(v)
+    } else {
+      const parts = isTag(v, UNIVERSAL, 16, true) ? (v as asn1js.Sequence).valueBlock.value : []
       // Only [0] keyIdentifier; issuer-and-serial matching is the reference engine's.
-      if (parts === undefined || parts.length !== 1 || parts[0]?.tag !== 0x80) return DEFER
-      out.akiKeyId = e.value.subarray(parts[0].contentStart, parts[0].end)
+      if (parts.length !== 1 || !isTag(parts[0], CONTEXT, 0, false)) return DEFER
+      out.akiKeyId = contentOf(parts[0])
     }
   }
   return out
 }
 
+/**
+ * The leaf as asn1js reads it against PKI.js's Certificate schema (certificate-tree.ts), its
+ * extensions read by leafFacts. A leaf that does not read is MALFORMED from the reference's own
+ * parse, so the fast path never gets further with a leaf the reference refuses.
+ */
 function leafView (der: Buffer): LeafView | Defer {
-  const layout = certificateLayout(der)
-  if (layout === undefined) return DEFER
-  const exts = layout.extensions === undefined ? [] : readExtensions(layout.extensions)
-  const validity = readValidity(layout.validity)
-  if (exts === undefined || validity === undefined) return DEFER
-  const read = leafFacts(exts)
+  const tree = readCertificate(der)
+  if (tree === undefined) {
+    parseCertificateDer(der, 'leaf certificate')
+    // PKI.js parsed what the schema check refused: not expected; the reference decides.
+    return DEFER
+  }
+  const read = leafFacts(tree.extensions)
   if (read === DEFER) return DEFER
   const view: LeafView = {
     der,
     hash: sha256(der),
-    layout,
-    subjectName: nameOf(layout.subject),
-    issuerName: nameOf(layout.issuer),
-    notBefore: validity.notBefore,
-    notAfter: validity.notAfter,
+    layout: tree,
+    subject: nameRef(tree.subject),
+    issuer: nameRef(tree.issuer),
+    notBefore: tree.notBefore,
+    notAfter: tree.notAfter,
     facts: read.facts,
     simple: read.simple,
   }
@@ -441,7 +394,7 @@ function leafView (der: Buffer): LeafView | Defer {
  */
 function issues (p: PathCert, cur: PathCert): boolean {
   if (cur.akiKeyId !== undefined && p.ski !== undefined) return bytesEqual(p.ski, cur.akiKeyId)
-  return namesEqual(cur.layout.issuer, cur.issuerName, p.layout.subject, p.subjectName)
+  return namesEqual(cur.issuer, p.subject)
 }
 
 /**
@@ -458,7 +411,7 @@ function buildPath (leaf: LeafView, presented: readonly CaCert[], anchors: reado
   let cur: PathCert = leaf
   for (let depth = 0; depth <= 16; depth++) {
     // A self-issued certificate is first tried as its own issuer by PKI.js.
-    if (namesEqual(cur.layout.subject, cur.subjectName, cur.layout.issuer, cur.issuerName)) return DEFER
+    if (namesEqual(cur.subject, cur.issuer)) return DEFER
     // PKI.js also offers the leaf itself as an issuer candidate: that is a search for it to run.
     if (issues(leaf, cur)) return DEFER
     const found = pool.filter((p) => issues(p, cur))
@@ -488,52 +441,13 @@ function buildPath (leaf: LeafView, presented: readonly CaCert[], anchors: reado
   return DEFER
 }
 
-/** OpenSSL's one-line subject strings (X509Certificate.subject), by name DER: the same bytes print the same. */
-const displayedNames = new LRUCache<string, string>({ max: 4096 })
-
-function display (name: string): string {
-  return name.replace(/\n/g, ', ')
-}
-
-/** BN_bn2hex of a non-negative INTEGER (what X509Certificate.serialNumber prints); undefined for a negative one. */
-function serialHex (content: Uint8Array): string | undefined {
-  if (content.byteLength === 0 || ((content[0] as number) & 0x80) !== 0) return undefined
-  let i = 0
-  while (i < content.byteLength && content[i] === 0) i++
-  return i === content.byteLength ? '0' : Buffer.from(content.subarray(i)).toString('hex').toUpperCase()
-}
-
 /**
- * subject, issuer and serial as the reference prints them from node's X509Certificate, without
- * parsing the leaf a second time when the names were printed before: the issuer name is the
- * issuing CA's subject (same bytes), and leaves of one workload share a subject.
+ * subject, issuer and serial as the reference prints them: from OpenSSL's parse of the leaf
+ * (node's X509Certificate), which must succeed as it must there (openSslCertificate).
  */
-function displayNames (leaf: LeafView, issuerCert: CaCert): { subject: string, issuer: string, serial: string } | undefined {
-  const subjectKey = fromLatin1(leaf.layout.subject)
-  const issuerKey = fromLatin1(leaf.layout.issuer)
-  let subject = displayedNames.get(subjectKey)
-  let issuer = displayedNames.get(issuerKey)
-  if (subject === undefined) {
-    const printed = printName(leaf.layout.subject)
-    if (printed !== undefined) subject = display(printed)
-  }
-  let serial = serialHex(leaf.layout.serial)
-  if (issuer === undefined && bytesEqual(leaf.layout.issuer, issuerCert.layout.subject)) {
-    try {
-      issuer = display(new X509Certificate(issuerCert.der).subject)
-      displayedNames.set(issuerKey, issuer)
-    } catch {}
-  }
-  if (subject === undefined || issuer === undefined || serial === undefined) {
-    let node: X509Certificate
-    try { node = new X509Certificate(leaf.der) } catch { return undefined }
-    subject = display(node.subject)
-    issuer = display(node.issuer)
-    serial = node.serialNumber.toUpperCase()
-    displayedNames.set(subjectKey, subject)
-    displayedNames.set(issuerKey, issuer)
-  }
-  return { subject, issuer, serial }
+function displayNames (leaf: LeafView): { subject: string, issuer: string, serial: string } {
+  const node = openSslCertificate(leaf.der, 'leaf certificate')
+  return { subject: node.subject.replace(/\n/g, ', '), issuer: node.issuer.replace(/\n/g, ', '), serial: node.serialNumber.toUpperCase() }
 }
 
 function verifyFast (chain: readonly Uint8Array[], bundleOf: (trustDomain: string) => TrustBundle | undefined, now: Date, source: CredentialSource): X509Verification | Defer {
@@ -582,7 +496,7 @@ function verifyFast (chain: readonly Uint8Array[], bundleOf: (trustDomain: strin
   for (let i = path.length - 2; i >= 0; i--) {
     const c = path[i] as PathCert
     const up = path[i + 1] as PathCert
-    if (!namesEqual(c.layout.issuer, c.issuerName, c.layout.subject, c.subjectName) && !namesEqual(c.layout.issuer, c.issuerName, up.layout.subject, up.subjectName)) {
+    if (!namesEqual(c.issuer, c.subject) && !namesEqual(c.issuer, up.subject)) {
       throw fail('PORTCULLIS_IDENTITY_UNTRUSTED', `certificate path of ${spiffeId.id}: incorrect name chaining`, { trust_domain: spiffeId.trustDomain, spiffe_id: spiffeId.id })
     }
   }
@@ -598,8 +512,7 @@ function verifyFast (chain: readonly Uint8Array[], bundleOf: (trustDomain: strin
     }
   }
 
-  const names = displayNames(leaf, built[0] as CaCert)
-  if (names === undefined) return DEFER
+  const names = displayNames(leaf)
   const expiresAt = new Date(Math.min(...path.map((c) => c.notAfter)))
   const issuer = names.issuer
   const identity: IdentityDocument = {
@@ -637,11 +550,6 @@ export async function verifyX509Svid (chain: readonly Uint8Array[], bundleOf: (t
     r = verifyFast(chain, bundleOf, now, source)
   } catch (err) {
     x509PathStats.fast++
-    // The reference parses the whole leaf with PKI.js before any rule, so a leaf PKI.js cannot
-    // read is MALFORMED there whatever else is wrong with it. der.ts only locates fields, so a
-    // rejection is confirmed against that parse (a rejection only: accepting needs a valid
-    // signature of a trusted CA over exactly these bytes).
-    if (chain.length > 0 && chain.length <= 16) parseCertificateDer(chain[0] as Uint8Array, 'leaf certificate')
     throw err
   }
   if (r !== DEFER) {

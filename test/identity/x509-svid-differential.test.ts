@@ -5,11 +5,15 @@
  * leaves (every SPIFFE leaf-rule violation, odd SANs and extensions, self-issued names, leaves
  * of untrusted, non-CA, expired and path-length-limited CAs), chains in any order with missing,
  * extra and repeated certificates, several bundles, several clocks, and byte-level mutations of
- * the DER (flips, truncations, insertions) in the leaf and the intermediate. Certificates are
- * generated in setup with @peculiar/x509.
+ * the DER (flips, truncations, insertions) in the leaf and the intermediate, and leaves whose
+ * tbsCertificate is mutated and then signed again by the issuing CA (a valid signature over an
+ * odd structure: the fast path must refuse, as MALFORMED, every leaf the reference cannot
+ * parse). Certificates are generated in setup with @peculiar/x509.
  */
 import { before, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { KeyObject, sign } from 'node:crypto'
+import * as asn1js from 'asn1js'
 import fc from 'fast-check'
 import { mergeBundle, parsePemAuthorities, type TrustBundle } from '../../src/identity/bundle.js'
 import { verifyX509Svid, verifyX509SvidReference, x509PathStats } from '../../src/identity/x509-svid.js'
@@ -164,4 +168,48 @@ test('X.509-SVID: an RSA PKCS#1 v1.5 root and intermediate are verified by the n
   assert.deepEqual({ fast: x509PathStats.fast - before.fast, deferred: x509PathStats.deferred - before.deferred }, { fast: 1, deferred: 0 })
   assert.equal(fast.ok, true)
   assert.deepEqual(fast, await outcome(verifyX509SvidReference(chain, () => bundles[6], T0, 'mtls')))
+})
+
+/** DER length octets (X.690 §8.1.3), for re-wrapping a mutated tbsCertificate. */
+function tlv (tag: number, content: Uint8Array): Buffer {
+  const n = content.byteLength
+  const len = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : [0x82, n >> 8, n & 0xff]
+  return Buffer.concat([Buffer.from([tag, ...len]), content])
+}
+
+/**
+ * `leaf` with its tbsCertificate content mutated, re-wrapped, and signed by `issuer` (ECDSA
+ * P-256, SHA-256): a certificate a trusted CA really signed, whatever its structure.
+ */
+function resigned (leaf: Issued, issuer: Issued, m: { kind: string, at: number, byte: number }): Buffer {
+  const cert = asn1js.fromBER(new Uint8Array(leaf.der)).result as asn1js.Sequence
+  const [tbs, algorithm] = cert.valueBlock.value as [asn1js.Sequence, asn1js.Sequence]
+  const head = tbs.idBlock.blockLength + tbs.lenBlock.blockLength
+  const content = mutate(Buffer.from(tbs.valueBeforeDecodeView.subarray(head)), m)
+  const newTbs = m.kind === 'raw' ? mutate(Buffer.from(tbs.valueBeforeDecodeView), { ...m, kind: 'flip' }) : tlv(0x30, content)
+  const signature = sign('sha256', newTbs, { key: KeyObject.from(issuer.keys.privateKey), dsaEncoding: 'der' })
+  return tlv(0x30, Buffer.concat([newTbs, Buffer.from(algorithm.valueBeforeDecodeView), tlv(0x03, Buffer.concat([Buffer.from([0]), signature]))]))
+}
+
+test('X.509-SVID: leaves with a mutated tbsCertificate re-signed by the CA get the reference\'s answer; never accepted where it refuses', async () => {
+  const intermediate = cas[1] as Issued
+  const usual = leaves.filter((l) => l.name === 'valid' || l.name === 'valid with DNS and IP SANs' || l.name.startsWith('subject '))
+  let refusedByReference = 0
+  let acceptedByBoth = 0
+  await fc.assert(fc.asyncProperty(
+    fc.nat(), fc.record({ kind: fc.constantFrom('flip', 'insert', 'truncate', 'raw'), at: fc.nat(), byte: fc.nat({ max: 255 }) }),
+    async (i, m) => {
+      const { name, leaf } = usual[i % usual.length] as { name: string, leaf: Issued }
+      const chain = [resigned(leaf, intermediate, m), intermediate.der]
+      const fast = await outcome(verifyX509Svid(chain, () => bundles[0], T0, 'mtls'))
+      const reference = await outcome(verifyX509SvidReference(chain, () => bundles[0], T0, 'mtls'))
+      assert.ok(!fast.ok || reference.ok, `fast path accepted what the reference refuses: ${JSON.stringify({ name, m, reference })}`)
+      assert.deepEqual(fast, reference, JSON.stringify({ name, m, fast, reference }))
+      if (!reference.ok) refusedByReference++
+      else acceptedByBoth++
+    },
+  ), { numRuns: 400, seed: Number(process.env.FC_SEED ?? 20261130) })
+  // The property must meet both kinds of leaf: refused ones (most mutations) and accepted ones.
+  assert.ok(refusedByReference > 100, `${refusedByReference} refused`)
+  assert.ok(acceptedByBoth > 5, `${acceptedByBoth} accepted`)
 })
