@@ -213,3 +213,14 @@ test('X.509-SVID: leaves with a mutated tbsCertificate re-signed by the CA get t
   assert.ok(refusedByReference > 100, `${refusedByReference} refused`)
   assert.ok(acceptedByBoth > 5, `${acceptedByBoth} accepted`)
 })
+
+test('X.509-SVID: a CA-signed leaf PKI.js parses but OpenSSL refuses (bytes after the extensions) is MALFORMED on both paths', async () => {
+  const intermediate = cas[1] as Issued
+  const { leaf } = leaves[0] as { leaf: Issued }
+  const tbs = (asn1js.fromBER(new Uint8Array(leaf.der)).result as asn1js.Sequence).valueBlock.value[0] as asn1js.Sequence
+  const contentLength = tbs.valueBeforeDecodeView.byteLength - tbs.idBlock.blockLength - tbs.lenBlock.blockLength
+  const chain = [resigned(leaf, intermediate, { kind: 'insert', at: contentLength, byte: 0xf3 }), intermediate.der]
+  const fast = await outcome(verifyX509Svid(chain, () => bundles[0], T0, 'mtls'))
+  assert.deepEqual(fast, { ok: false, code: 'PORTCULLIS_IDENTITY_MALFORMED' })
+  assert.deepEqual(fast, await outcome(verifyX509SvidReference(chain, () => bundles[0], T0, 'mtls')))
+})
