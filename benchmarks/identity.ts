@@ -7,8 +7,8 @@
  *   node --import tsx benchmarks/identity.ts [--seconds 3] [--leaves 5000] [--no-openssl]
  *
  * "cold, distinct leaves" cycles through --leaves generated leaves, each with its own SPIFFE ID
- * and subject, more than any per-name cache holds (x509-svid.ts keeps 4,096 printed names), so
- * every verification meets a leaf as for the first time: a rotation storm or an attacker with
+ * and subject (x509-svid.ts keeps no per-leaf or per-name cache; runs 1–4 of benchmarks/README.md
+ * were taken when it kept 4,096 printed names, which 5,000 leaves exceed), so every verification meets a leaf as for the first time: a rotation storm or an attacker with
  * fresh certificates. "cold, same leaf" repeats one chain with the cache off (the figure issue
  * 12 started from). JWT-SVID cold cycles through 1,000 distinct tokens.
  *
