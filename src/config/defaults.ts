@@ -73,6 +73,6 @@ export const IDENTITY_DEFAULTS = {
   trust_domain: { x509_authorities: [], spiffe_bundles: [], jwt_authorities: [] } satisfies TrustDomainConfig,
   bundle_endpoint: { timeout_ms: 5000, default_refresh_seconds: 300, min_refresh_seconds: 10, max_refresh_seconds: 86400, initial_backoff_seconds: 1, max_backoff_seconds: 300 } satisfies Omit<BundleEndpointConfig, 'url'>,
   oidc_issuer: { discovery: false, header: 'authorization', leeway_seconds: 30, timeout_ms: 5000, cooldown_ms: 30_000, max_cache_age_ms: 600_000, algorithms: ['RS256'] } satisfies Partial<OidcIssuerConfig>,
-  cache: { enabled: true, max_entries: 10_000, max_ttl_seconds: 300 } satisfies IdentityConfig['cache'],
+  cache: { enabled: true, max_entries: 10_000, max_bytes: 64 * 1024 * 1024, max_ttl_seconds: 300 } satisfies IdentityConfig['cache'],
   watch: { enabled: true, debounce_ms: 200, use_polling: false } satisfies IdentityConfig['watch'],
 }

@@ -170,6 +170,7 @@ export const IdentitySchema = Type.Object({
   cache: Type.Object({
     enabled: Bool('cache verified credentials'),
     max_entries: Range('most cached credentials', 1, 10_000_000),
+    max_bytes: Range('bound on the estimated memory of the cached identity documents (see docs/identity.md)', 65_536, 2 ** 40),
     max_ttl_seconds: Range("upper bound of an entry's life; each entry also ends at its credential's expiry", 1, DAY_S),
   }, strict),
   watch: Type.Object({

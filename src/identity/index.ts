@@ -13,6 +13,7 @@
  * Precedence when several credentials are present: mTLS peer > ext_authz peer certificate > XFCC > JWT-SVID > OIDC. The first one present decides; an invalid one is a rejection.
  */
 import { EventEmitter } from 'node:events'
+import type { Metrics } from '../metrics/index.js'
 import { IdentityError, type PortcullisError, toPortcullisError } from '../errors.js'
 import type { IdentityConfig } from '../config/schema.js'
 import { credentialKey, VerifiedCredentialCache, type CacheStats } from './cache.js'
@@ -54,6 +55,8 @@ export interface IdentityVerifierOptions {
   fetch?: typeof fetch
   /** Timer functions of the bundle-endpoint poller and file-watch debounce (tests). */
   timers?: Timers
+  /** Where the verified-credential cache counts hits and misses and reports its size. */
+  metrics?: Metrics
 }
 
 export interface IdentityVerifier {
@@ -117,7 +120,20 @@ export function createIdentityVerifier (config: IdentityConfig, opts: IdentityVe
     ...config.oidc.issuers.map((i) => i.header),
   ])]
 
-  const cache = config.cache.enabled ? new VerifiedCredentialCache({ maxEntries: config.cache.max_entries, maxTtlSeconds: config.cache.max_ttl_seconds, now }) : undefined
+  let cache: VerifiedCredentialCache | undefined
+  if (config.cache.enabled) {
+    const hits = opts.metrics?.identityCacheHits.series
+    const misses = opts.metrics?.identityCacheMisses.series
+    cache = new VerifiedCredentialCache({
+      maxEntries: config.cache.max_entries,
+      maxBytes: config.cache.max_bytes,
+      maxTtlSeconds: config.cache.max_ttl_seconds,
+      now,
+      ...(hits !== undefined && misses !== undefined ? { counters: { hit: () => hits.inc(), miss: () => misses.inc() } } : {}),
+    })
+    const c = cache
+    if (opts.metrics !== undefined) opts.metrics.identityCacheSize = () => c.memory()
+  }
   let generation = 0
   store.on('trust-change', (ev: TrustChangeEvent) => {
     generation++
@@ -141,7 +157,8 @@ export function createIdentityVerifier (config: IdentityConfig, opts: IdentityVe
         return rejected(err)
       }
       if (cred === undefined) continue
-      const key = credentialKey(`${cred.plugin}\0${cred.source}`, cred.material)
+      // The key hashes the whole credential: only worth it when there is a cache to look in.
+      const key = cache === undefined ? '' : credentialKey(`${cred.plugin}\0${cred.source}`, cred.material)
       const hit = cache?.get(key)
       if (hit !== undefined) return { kind: 'verified', identity: hit, cached: true }
       const gen = generation

@@ -3,14 +3,24 @@
  *
  * The key comes only from the `jwt-svid` authorities of the trust domain named by the token's
  * own `sub`, so a key of trust domain A can never vouch for a SPIFFE ID of trust domain B.
+ *
+ * The signature is checked synchronously with node:crypto over a cached KeyObject (jws.ts)
+ * when the key jose would select is plain; the claims are then validated by jose itself
+ * (UnsecuredJWT.decode runs the same validateClaimsSet as jwtVerify, with the same options).
+ * Every other token goes through jwtVerify as before.
  */
-import { createLocalJWKSet, jwtVerify, type JWK } from 'jose'
+import { isUtf8 } from 'node:buffer'
+import { createLocalJWKSet, jwtVerify, UnsecuredJWT, type JWK, type JWTVerifyOptions } from 'jose'
 import { IdentityError } from '../errors.js'
 import type { TrustBundle } from './bundle.js'
 import type { JwtAlgorithm } from '../config/schema.js'
 import type { CredentialSource, IdentityDocument } from './document.js'
 import { audienceList, epochToIso, fromJoseError, inspectToken, precheckKeys } from './jwt.js'
+import { DEFER, jwsPathStats, verifyJwsSignature } from './jws.js'
 import { parseWorkloadSpiffeId } from './spiffe-id.js'
+
+/** The protected header of the unsecured JWT whose claims jose validates after the signature check. */
+const UNSECURED_HEADER = Buffer.from('{"alg":"none"}').toString('base64url')
 
 export interface JwtSvidOptions {
   audiences: readonly string[]
@@ -41,6 +51,18 @@ function keySetOf (bundle: TrustBundle): ReturnType<typeof createLocalJWKSet> {
  * @throws IdentityError with a PORTCULLIS_IDENTITY_* code.
  */
 export async function verifyJwtSvid (token: string, bundleOf: (trustDomain: string) => TrustBundle | undefined, opts: JwtSvidOptions, now: Date, source: CredentialSource = 'header'): Promise<JwtVerification> {
+  return await verify(token, bundleOf, opts, now, source, true)
+}
+
+/**
+ * The same verification with jose's jwtVerify for every token (what verifyJwtSvid did before
+ * the node:crypto signature path): the oracle of the differential test.
+ */
+export async function verifyJwtSvidReference (token: string, bundleOf: (trustDomain: string) => TrustBundle | undefined, opts: JwtSvidOptions, now: Date, source: CredentialSource = 'header'): Promise<JwtVerification> {
+  return await verify(token, bundleOf, opts, now, source, false)
+}
+
+async function verify (token: string, bundleOf: (trustDomain: string) => TrustBundle | undefined, opts: JwtSvidOptions, now: Date, source: CredentialSource, fast: boolean): Promise<JwtVerification> {
   const { header, payload } = inspectToken(token, opts.algorithms)
   // JWT-SVID §3.1.2: sub is required and is the SPIFFE ID of the workload.
   if (payload.sub === undefined) throw new IdentityError('PORTCULLIS_IDENTITY_CLAIM_MISSING', 'JWT-SVID has no "sub" claim', { claim: 'sub' })
@@ -55,20 +77,30 @@ export async function verifyJwtSvid (token: string, bundleOf: (trustDomain: stri
   }
   precheckKeys(bundle.jwtAuthorities, header)
 
-  let verified
+  const options: JWTVerifyOptions = {
+    algorithms: [...opts.algorithms],
+    audience: [...opts.audiences],
+    // JWT-SVID §3.1.4 exp and §3.1.3 aud are required; jose only checks exp when listed here.
+    requiredClaims: ['exp', 'aud', 'sub'],
+    clockTolerance: opts.leewaySeconds,
+    currentDate: now,
+  }
+  let claims: Record<string, unknown>
   try {
-    verified = await jwtVerify(token, keySetOf(bundle), {
-      algorithms: [...opts.algorithms],
-      audience: [...opts.audiences],
-      // JWT-SVID §3.1.4 exp and §3.1.3 aud are required; jose only checks exp when listed here.
-      requiredClaims: ['exp', 'aud', 'sub'],
-      clockTolerance: opts.leewaySeconds,
-      currentDate: now,
-    })
+    // jose decodes the protected header as strict UTF-8; inspectToken does not, so such a header is jose's to refuse.
+    const signed = !fast ? DEFER : isUtf8(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url')) ? verifyJwsSignature(token, header, bundle.jwtAuthorities) : DEFER
+    if (signed === DEFER) {
+      if (fast) jwsPathStats.deferred++
+      claims = (await jwtVerify(token, keySetOf(bundle), options)).payload as Record<string, unknown>
+    } else {
+      jwsPathStats.fast++
+      if (!signed) throw new IdentityError('PORTCULLIS_IDENTITY_SIGNATURE', `JWT-SVID of ${spiffeId.id}: signature verification failed`, {})
+      const payload = token.slice(token.indexOf('.') + 1, token.lastIndexOf('.'))
+      claims = UnsecuredJWT.decode(`${UNSECURED_HEADER}.${payload}.`, options).payload as Record<string, unknown>
+    }
   } catch (err) {
     throw fromJoseError(err, `JWT-SVID of ${spiffeId.id}`)
   }
-  const claims = verified.payload as Record<string, unknown>
   if (claims.sub !== spiffeId.id) throw new IdentityError('PORTCULLIS_IDENTITY_SIGNATURE', 'JWT-SVID "sub" changed between inspection and verification', {})
   const expiresAt = new Date((claims.exp as number) * 1000)
   const identity: IdentityDocument = {

@@ -1,73 +1,302 @@
 /**
- * X.509-SVID verification (SPIFFE X509-SVID standard §4, §5; RFC 5280 §6).
+ * X.509-SVID verification (SPIFFE X509-SVID standard §4, §5; RFC 5280 §6) with node:crypto.
  *
- * Path validation is PKI.js's CertificateChainValidationEngine against the X.509 authorities
- * of the leaf's own trust domain only. The SPIFFE leaf rules, read from the certificate's
- * ASN.1 extensions, are checked before it; so are the dates and CA flags of the presented
- * intermediates, so each failure has its own code.
+ * The same rules, in the same order and with the same codes, as the PKI.js path validation of
+ * x509-svid-reference.ts, but the work is split by how often it changes:
+ * - once per trust-bundle object (bundles are immutable; a reload is a new object): each X.509
+ *   authority's facts, CA check, key identifiers and public KeyObject;
+ * - once per distinct presented intermediate (bounded LRU by DER SHA-256): its PKI.js parse,
+ *   facts, CA check and KeyObject; and once per (certificate, issuer) pair the signature check
+ *   of a CA-issued certificate;
+ * - per leaf: read the certificate with asn1js against PKI.js's Certificate schema
+ *   (certificate-tree.ts; a leaf PKI.js cannot parse is MALFORMED, as in the reference), read
+ *   its extensions with PKI.js's extension classes and the rules of x509-rules.ts, find the
+ *   issuer as PKI.js does and verify the leaf's signature over its tbsCertificate with
+ *   crypto.verify.
+ * Dates are compared with `now` on every verification (cached facts hold the dates, not the
+ * verdict).
+ *
+ * The fast path decides only the shapes it fully understands: ECDSA or
+ * RSA PKCS#1 v1.5 signatures with SHA-2, at most one issuer candidate per step, no policy or
+ * name-constraint extensions anywhere in the path. Everything else (and any doubt) is handed to
+ * the reference verifier, so a chain the fast path does not know is judged exactly as before.
+ * test/identity/x509-svid-differential.test.ts holds the two to the same answers.
  */
-import { createHash, X509Certificate } from 'node:crypto'
+import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto'
+import * as asn1js from 'asn1js'
 import { LRUCache } from 'lru-cache'
 import * as pkijs from 'pkijs'
-import { IdentityError } from '../errors.js'
-import type { TrustBundle } from './bundle.js'
+import type { TrustBundle, X509Authority } from './bundle.js'
 import type { CredentialSource, IdentityDocument } from './document.js'
 import { parseCertificateDer } from './pem.js'
-import { parseWorkloadSpiffeId } from './spiffe-id.js'
+import { contentOf, extensionValue, isTag, plainName, readCertificate, type CertificateTree, type ExtensionBlock, type PlainAttribute } from './certificate-tree.js'
+import { verifyX509SvidReference } from './x509-svid-reference.js'
+import { certificateFacts, checkDates, checkLeafFacts, checkSigningCertificate, fail, KNOWN_EXTENSIONS, OID, openSslCertificate, parseIntermediate, sha256, type LeafFacts, type X509Verification } from './x509-rules.js'
 
-const OID = {
-  keyUsage: '2.5.29.15',
-  subjectAltName: '2.5.29.17',
-  basicConstraints: '2.5.29.19',
-} as const
+export { certificateFacts, checkLeafRules, parseChain, type LeafFacts, type ParsedCertificate, type X509Verification } from './x509-rules.js'
+export { verifyX509SvidReference } from './x509-svid-reference.js'
 
-/** Extensions this verifier (or PKI.js's path validation) understands; RFC 5280 §4.2 says reject unknown critical ones. */
-const KNOWN_EXTENSIONS = new Set([
-  '2.5.29.14', // subjectKeyIdentifier
-  '2.5.29.15', // keyUsage
-  '2.5.29.17', // subjectAltName
-  '2.5.29.19', // basicConstraints
-  '2.5.29.30', // nameConstraints (PKI.js)
-  '2.5.29.32', // certificatePolicies (PKI.js)
-  '2.5.29.33', // policyMappings (PKI.js)
-  '2.5.29.35', // authorityKeyIdentifier
-  '2.5.29.36', // policyConstraints (PKI.js)
-  '2.5.29.37', // extKeyUsage
-  '2.5.29.54', // inhibitAnyPolicy (PKI.js)
-  '2.5.29.31', // cRLDistributionPoints
-  '1.3.6.1.5.5.7.1.1', // authorityInfoAccess
-])
+/** Signature algorithms of the fast path (outer signatureAlgorithm OID). */
+const SIGNATURE_ALGORITHMS: Record<string, { hash: string, keyType: 'ec' | 'rsa' }> = {
+  '1.2.840.10045.4.3.2': { hash: 'sha256', keyType: 'ec' }, // ecdsa-with-SHA256
+  '1.2.840.10045.4.3.3': { hash: 'sha384', keyType: 'ec' }, // ecdsa-with-SHA384
+  '1.2.840.10045.4.3.4': { hash: 'sha512', keyType: 'ec' }, // ecdsa-with-SHA512
+  '1.2.840.113549.1.1.11': { hash: 'sha256', keyType: 'rsa' }, // sha256WithRSAEncryption
+  '1.2.840.113549.1.1.12': { hash: 'sha384', keyType: 'rsa' }, // sha384WithRSAEncryption
+  '1.2.840.113549.1.1.13': { hash: 'sha512', keyType: 'rsa' }, // sha512WithRSAEncryption
+}
+const DER_NULL = Buffer.from([0x05, 0x00])
 
-/** KeyUsage bits as they sit in the first byte of the BIT STRING (RFC 5280 §4.2.1.3). */
-const KU = { digitalSignature: 0x80, keyCertSign: 0x04, cRLSign: 0x02 } as const
+/** Extensions whose processing (RFC 5280 §6.1.3–4 policies, §4.2.1.10 name constraints) only the reference engine does. */
+const REFERENCE_ONLY_EXTENSIONS = new Set(['2.5.29.30', '2.5.29.32', '2.5.29.33', '2.5.29.36', '2.5.29.54'])
+const SKI = '2.5.29.14'
+const AKI = '2.5.29.35'
 
-export interface ParsedCertificate {
+/** The answer "the fast path does not decide this chain". */
+const DEFER = Symbol('defer')
+type Defer = typeof DEFER
+
+/** How many chains each path decided (tests and the benchmark read it). */
+export const x509PathStats = { fast: 0, deferred: 0 }
+
+/** What the path search reads of any certificate, leaf or CA. */
+interface PathCert {
   der: Buffer
+  hash: string
+  layout: CertificateTree
+  subject: NameRef
+  issuer: NameRef
+  /** subjectKeyIdentifier of the first parsed SKI extension (PKI.js findIssuer reads only that one). */
+  ski?: Uint8Array
+  /** authorityKeyIdentifier keyIdentifier. */
+  akiKeyId?: Uint8Array
+  notBefore: number
+  notAfter: number
+}
+
+/** A CA certificate: a trust anchor or a presented intermediate. */
+interface CaCert extends PathCert {
   cert: pkijs.Certificate
+  /** PKI.js checkForCA (RFC 5280 §6.1.4 (k), (n)) as the reference engine applies it to path certificates. */
+  caOk: boolean
+  /** certificateFacts, or undefined when they throw (the reference throws then; so does the fast path, by recomputing). */
+  facts?: LeafFacts
+  /** False when anything about it is for the reference engine to judge. */
+  simple: boolean
+  key?: KeyObject
 }
 
-export interface LeafFacts {
-  uris: string[]
-  dnsNames: string[]
-  /** undefined when the extension is absent. */
-  keyUsage?: number
-  ca: boolean
-  pathLen?: number
+function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0
 }
 
-function fail (code: ConstructorParameters<typeof IdentityError>[0], message: string, details: Record<string, unknown> = {}): IdentityError {
-  return new IdentityError(code, message, details)
+/** A Name of a certificate: its DER, its plain reading (certificate-tree.ts) and PKI.js's, parsed on demand. */
+interface NameRef {
+  der: Uint8Array
+  plain: PlainAttribute[][] | undefined
+  parsed: () => pkijs.RelativeDistinguishedNames
 }
 
-function extension (cert: pkijs.Certificate, oid: string): pkijs.Extension | undefined {
-  return cert.extensions?.find((e) => e.extnID === oid)
+function nameRef (block: asn1js.Sequence, parsed?: () => pkijs.RelativeDistinguishedNames): NameRef {
+  let name: pkijs.RelativeDistinguishedNames | undefined
+  return {
+    der: block.valueBeforeDecodeView,
+    plain: plainName(block),
+    // The block matched PKI.js's Name schema inside its Certificate schema; PKI.js decides the rest.
+    parsed: parsed ?? (() => (name ??= new pkijs.RelativeDistinguishedNames({ schema: block }))),
+  }
 }
 
-/** Reads SANs, keyUsage and basicConstraints from the certificate's ASN.1 (not Node's display strings). */
-export function certificateFacts (cert: pkijs.Certificate, what: string): LeafFacts {
-  const facts: LeafFacts = { uris: [], dnsNames: [], ca: false }
+/** PKI.js stringPrep: trim, collapse runs of spaces, lower-case. */
+function stringPrep (s: string): string {
+  return s.trim().replace(/ +/g, ' ').toLowerCase()
+}
+
+/**
+ * PKI.js RelativeDistinguishedNames.isEqual: the same attribute types in the same order (RDN
+ * boundaries ignored), string values equal after stringPrep. Byte equality decides the usual
+ * case; plain names are compared here; any other name is parsed and compared by PKI.js.
+ */
+function namesEqual (a: NameRef, b: NameRef): boolean {
+  if (bytesEqual(a.der, b.der)) return true
+  const pa = a.plain?.flat()
+  const pb = b.plain?.flat()
+  if (pa === undefined || pb === undefined) return a.parsed().isEqual(b.parsed())
+  if (pa.length !== pb.length) return false
+  // printable ASCII: localeCompare(x, y) === 0 exactly when x === y
+  return pa.every((x, i) => x.oid === (pb[i] as PlainAttribute).oid && stringPrep(x.value) === stringPrep((pb[i] as PlainAttribute).value))
+}
+
+/** PKI.js CertificateChainValidationEngine checkForCA (needToCheckCRL false); throws where it would throw. */
+function pkijsCheckForCa (cert: pkijs.Certificate): boolean {
+  let isCA = false
+  let mustBeCA = false
+  let keyUsagePresent = false
+  if (cert.extensions !== undefined) {
+    for (const extension of cert.extensions) {
+      if (extension.critical && extension.parsedValue === undefined) return false
+      if (extension.extnID === '2.5.29.15') {
+        keyUsagePresent = true
+        const view = new Uint8Array((extension.parsedValue as asn1js.BitString).valueBlock.valueHexView)
+        if (((view[0] ?? 0) & 4) === 4) mustBeCA = true
+      }
+      if (extension.extnID === '2.5.29.19') {
+        if ('cA' in (extension.parsedValue as object)) {
+          if ((extension.parsedValue as pkijs.BasicConstraints).cA === true) isCA = true
+        }
+      }
+    }
+    if (mustBeCA && !isCA) return false
+    if (keyUsagePresent && isCA && !mustBeCA) return false
+  }
+  return isCA
+}
+
+function keyIdentifiers (extensions: readonly pkijs.Extension[] | undefined): { ski?: Uint8Array, akiKeyId?: Uint8Array, simple: boolean } {
+  const out: { ski?: Uint8Array, akiKeyId?: Uint8Array, simple: boolean } = { simple: true }
+  let sawSki = false
+  let sawAki = false
+  for (const e of extensions ?? []) {
+    if (REFERENCE_ONLY_EXTENSIONS.has(e.extnID)) out.simple = false
+    if (e.extnID === SKI && !sawSki) {
+      const v = e.parsedValue as asn1js.OctetString | undefined
+      if (v === undefined) out.simple = false
+      else { out.ski = new Uint8Array(v.valueBlock.valueHexView); sawSki = true }
+    }
+    if (e.extnID === AKI && !sawAki) {
+      const v = e.parsedValue
+      if (v instanceof pkijs.AuthorityKeyIdentifier) {
+        sawAki = true
+        if (v.keyIdentifier !== undefined) out.akiKeyId = new Uint8Array(v.keyIdentifier.valueBlock.valueHexView)
+        // Issuer-and-serial matching (no keyIdentifier) is the reference engine's.
+        else if (v.authorityCertIssuer !== undefined || v.authorityCertSerialNumber !== undefined) out.simple = false
+      } else if (v !== undefined) out.simple = false
+    }
+  }
+  return out
+}
+
+function caCert (der: Buffer, hash: string, cert: pkijs.Certificate): CaCert {
+  const tree = readCertificate(der)
+  const layout = tree ?? EMPTY_TREE
+  const base = {
+    der,
+    hash,
+    cert,
+    layout,
+    subject: nameRef(layout.subject, () => cert.subject),
+    issuer: nameRef(layout.issuer, () => cert.issuer),
+    notBefore: cert.notBefore.value.getTime(),
+    notAfter: cert.notAfter.value.getTime(),
+  }
+  let simple = tree !== undefined && tree.signature !== undefined && SIGNATURE_ALGORITHMS[tree.signatureOid] !== undefined
+  let caOk = false
+  try { caOk = pkijsCheckForCa(cert) } catch { simple = false }
+  let facts: LeafFacts | undefined
+  try { facts = certificateFacts(cert, 'certificate') } catch { simple = false }
+  const ids = keyIdentifiers(cert.extensions)
+  if (!ids.simple) simple = false
+  const out: CaCert = { ...base, caOk, simple }
+  if (facts !== undefined) out.facts = facts
+  if (ids.ski !== undefined) out.ski = ids.ski
+  if (ids.akiKeyId !== undefined) out.akiKeyId = ids.akiKeyId
+  return out
+}
+
+/** The layout of a CA certificate asn1js did not read (never expected: PKI.js read it); such a CA is not simple. */
+const EMPTY_TREE: CertificateTree = { tbs: new Uint8Array(), serial: new Uint8Array(), issuer: new asn1js.Sequence(), subject: new asn1js.Sequence(), notBefore: 0, notAfter: 0, subjectPublicKeyInfo: new Uint8Array(), extensions: [], signatureOid: '' }
+
+function keyOf (c: CaCert): KeyObject | undefined {
+  if (c.key === undefined) {
+    try { c.key = createPublicKey({ key: Buffer.from(c.layout.subjectPublicKeyInfo), format: 'der', type: 'spki' }) } catch { return undefined }
+  }
+  return c.key
+}
+
+/** Trust anchors of one bundle object, prepared once (the WeakMap lets a replaced bundle go). */
+const anchorsOf = new WeakMap<X509Authority, CaCert>()
+const bundleAnchors = new WeakMap<TrustBundle, { anchors: CaCert[], simple: boolean }>()
+
+function anchorsOfBundle (bundle: TrustBundle): { anchors: CaCert[], simple: boolean } {
+  let b = bundleAnchors.get(bundle)
+  if (b === undefined) {
+    const anchors = bundle.x509Authorities.map((a) => {
+      let c = anchorsOf.get(a)
+      if (c === undefined) {
+        c = caCert(a.der, a.fingerprint_sha256, a.cert)
+        anchorsOf.set(a, c)
+      }
+      return c
+    })
+    b = { anchors, simple: anchors.every((a) => a.simple) }
+    bundleAnchors.set(bundle, b)
+  }
+  return b
+}
+
+/** Presented intermediates, prepared once per distinct DER (the parse itself is cached in x509-rules.ts too). */
+const intermediates = new LRUCache<string, CaCert>({ max: 1024 })
+
+function intermediateOf (der: Buffer, i: number): CaCert {
+  const hash = sha256(der)
+  let c = intermediates.get(hash)
+  if (c === undefined) {
+    c = caCert(der, hash, parseIntermediate(der, hash, `chain certificate ${i + 1}`))
+    intermediates.set(hash, c)
+  }
+  return c
+}
+
+/** Signature checks of CA-issued certificates, keyed by (certificate, issuer) DER hashes. */
+const caSignatures = new LRUCache<string, boolean>({ max: 4096 })
+
+/** Does `issuer`'s key verify `child`'s signature? undefined when the fast path cannot tell. */
+function signedBy (child: PathCert, issuer: CaCert, cache: boolean): boolean | undefined {
+  const key = `${child.hash}/${issuer.hash}`
+  if (cache) {
+    const hit = caSignatures.get(key)
+    if (hit !== undefined) return hit
+  }
+  const alg = SIGNATURE_ALGORITHMS[child.layout.signatureOid]
+  const params = child.layout.signatureParams
+  const signature = child.layout.signature
+  // RFC 5758 §3.2: ECDSA parameters absent; RFC 4055 §5: RSA parameters NULL (absent is tolerated, as PKI.js does).
+  if (alg === undefined || signature === undefined || (params !== undefined && (alg.keyType === 'ec' || !bytesEqual(params, DER_NULL)))) return undefined
+  const pub = keyOf(issuer)
+  if (pub === undefined || pub.asymmetricKeyType !== alg.keyType) return undefined
+  let ok: boolean
+  try {
+    ok = cryptoVerify(alg.hash, child.layout.tbs, alg.keyType === 'ec' ? { key: pub, dsaEncoding: 'der' } : pub, signature)
+  } catch {
+    ok = false
+  }
+  if (cache) caSignatures.set(key, ok)
+  return ok
+}
+
+/** The leaf, read from its DER: only the fields the rules read are decoded. */
+interface LeafView extends PathCert {
+  facts: LeafFacts
+  simple: boolean
+}
+
+function fromLatin1 (v: Uint8Array): string {
+  return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1')
+}
+
+const UNIVERSAL = 1
+const CONTEXT = 3
+
+/**
+ * certificateFacts (x509-rules.ts) over the leaf's extensions, with the same errors in the same
+ * order, reading each value from the tree asn1js parsed inside its OCTET STRING; DEFER where a
+ * value is not in the plain shape whose PKI.js reading is known (then PKI.js's extension classes
+ * read it, in the reference verifier).
+ */
+function leafFacts (exts: readonly ExtensionBlock[]): { facts: LeafFacts, ski?: Uint8Array, akiKeyId?: Uint8Array, simple: boolean } | Defer {
+  const what = 'leaf certificate'
   const seen = new Set<string>()
-  for (const e of cert.extensions ?? []) {
+  for (const e of exts) {
     // RFC 5280 §4.2: a certificate must not include more than one instance of an extension.
     if (seen.has(e.extnID)) throw fail('PORTCULLIS_IDENTITY_MALFORMED', `${what}: duplicate extension ${e.extnID}`, { extension: e.extnID })
     seen.add(e.extnID)
@@ -75,99 +304,238 @@ export function certificateFacts (cert: pkijs.Certificate, what: string): LeafFa
       throw fail('PORTCULLIS_IDENTITY_UNKNOWN_CRITICAL_EXTENSION', `${what}: unknown critical extension ${e.extnID}`, { extension: e.extnID })
     }
   }
-  const san = extension(cert, OID.subjectAltName)
-  if (san !== undefined) {
-    if (!(san.parsedValue instanceof pkijs.AltName)) throw fail('PORTCULLIS_IDENTITY_MALFORMED', `${what}: unparseable subjectAltName`)
-    for (const name of san.parsedValue.altNames) {
-      // GeneralName [6] uniformResourceIdentifier, [2] dNSName (IA5String).
-      if (name.type === 6) facts.uris.push(String(name.value))
-      else if (name.type === 2) facts.dnsNames.push(String(name.value))
+  const out: { facts: LeafFacts, ski?: Uint8Array, akiKeyId?: Uint8Array, simple: boolean } = { facts: { uris: [], dnsNames: [], ca: false }, simple: true }
+  for (const e of exts) {
+    const id = e.extnID
+    if (REFERENCE_ONLY_EXTENSIONS.has(id)) out.simple = false
+    if (id !== OID.subjectAltName && id !== OID.keyUsage && id !== OID.basicConstraints && id !== SKI && id !== AKI) continue
+    const v = extensionValue(e)
+    if (v === undefined) return DEFER
+    if (id === OID.subjectAltName) {
+      const names = isTag(v, UNIVERSAL, 16, true) ? (v as asn1js.Sequence).valueBlock.value : []
+      if (names.length === 0) return DEFER
+      for (const n of names) {
+        // GeneralName [1] rfc822Name, [2] dNSName, [6] uniformResourceIdentifier (IA5String), [7] iPAddress.
+        if (isTag(n, CONTEXT, 6, false)) out.facts.uris.push(fromLatin1(contentOf(n)))
+        else if (isTag(n, CONTEXT, 2, false)) out.facts.dnsNames.push(fromLatin1(contentOf(n)))
+        else if (!isTag(n, CONTEXT, 1, false) && !isTag(n, CONTEXT, 7, false)) return DEFER
+      }
+    } else if (id === OID.keyUsage) {
+      const bits = isTag(v, UNIVERSAL, 3, false) ? contentOf(v) : undefined
+      // X.690 §8.6.2.2: at most 7 unused bits (asn1js refuses more, and the reference calls that unparseable).
+      if (bits === undefined || bits.byteLength < 2 || (bits[0] as number) > 7) return DEFER
+      out.facts.keyUsage = bits[1] as number
+    } else if (id === OID.basicConstraints) {
+      const parts = isTag(v, UNIVERSAL, 16, true) ? (v as asn1js.Sequence).valueBlock.value : undefined
+      if (parts === undefined || parts.length > 2) return DEFER
+      let k = 0
+      const flag = parts[k]
+      if (isTag(flag, UNIVERSAL, 1, false)) {
+        const c = contentOf(flag)
+        const octet = c.byteLength === 1 ? c[0] : undefined
+        if (octet !== 0x00 && octet !== 0xff) return DEFER
+        out.facts.ca = octet === 0xff
+        k++
+      }
+      const len = parts[k]
+      if (len !== undefined) {
+        const c = isTag(len, UNIVERSAL, 2, false) ? contentOf(len) : undefined
+        if (c === undefined || c.byteLength < 1 || c.byteLength > 3 || ((c[0] as number) & 0x80) !== 0) return DEFER
+        out.facts.pathLen = Number.parseInt(Buffer.from(c).toString('hex'), 16)
+        k++
+      }
+      if (k !== parts.length) return DEFER
+    } else if (id === SKI) {
+      if (!isTag(v, UNIVERSAL, 4, false)) return DEFER
+      out.ski = contentOf(v)
+    } else {
+      const parts = isTag(v, UNIVERSAL, 16, true) ? (v as asn1js.Sequence).valueBlock.value : []
+      // Only [0] keyIdentifier; issuer-and-serial matching is the reference engine's.
+      if (parts.length !== 1 || !isTag(parts[0], CONTEXT, 0, false)) return DEFER
+      out.akiKeyId = contentOf(parts[0])
     }
   }
-  const ku = extension(cert, OID.keyUsage)
-  if (ku !== undefined) {
-    const bits = (ku.parsedValue as { valueBlock?: { valueHexView?: Uint8Array } } | undefined)?.valueBlock?.valueHexView
-    if (bits === undefined) throw fail('PORTCULLIS_IDENTITY_MALFORMED', `${what}: unparseable keyUsage`)
-    facts.keyUsage = bits[0] ?? 0
-  }
-  const bc = extension(cert, OID.basicConstraints)
-  if (bc !== undefined) {
-    if (!(bc.parsedValue instanceof pkijs.BasicConstraints)) throw fail('PORTCULLIS_IDENTITY_MALFORMED', `${what}: unparseable basicConstraints`)
-    facts.ca = bc.parsedValue.cA === true
-    const pl = bc.parsedValue.pathLenConstraint
-    if (typeof pl === 'number') facts.pathLen = pl
-  }
-  return facts
+  return out
 }
 
 /**
- * The X509-SVID leaf rules (X509-SVID §4.1–§4.3, §2): exactly one URI SAN holding a SPIFFE ID
- * with a non-root path; cA=false; keyUsage present with digitalSignature and without
- * keyCertSign and cRLSign. Returns the leaf's SPIFFE ID parts.
+ * The leaf as asn1js reads it against PKI.js's Certificate schema (certificate-tree.ts), its
+ * extensions read by leafFacts. A leaf that does not read is MALFORMED from the reference's own
+ * parse, so the fast path never gets further with a leaf the reference refuses.
  */
-export function checkLeafRules (cert: pkijs.Certificate): { facts: LeafFacts, spiffeId: ReturnType<typeof parseWorkloadSpiffeId> } {
-  const facts = certificateFacts(cert, 'leaf certificate')
-  // X509-SVID §2: an SVID contains exactly one URI SAN.
-  if (facts.uris.length === 0) throw fail('PORTCULLIS_IDENTITY_LEAF_SAN', 'leaf certificate has no URI SAN (an X509-SVID carries exactly one)', { uri_sans: 0 })
-  if (facts.uris.length > 1) throw fail('PORTCULLIS_IDENTITY_LEAF_SAN', `leaf certificate has ${facts.uris.length} URI SANs (an X509-SVID carries exactly one)`, { uri_sans: facts.uris.length })
-  const spiffeId = parseWorkloadSpiffeId(facts.uris[0] as string)
-  // X509-SVID §4.1: leaf certificates must set cA to false.
-  if (facts.ca) throw fail('PORTCULLIS_IDENTITY_LEAF_CA', 'leaf certificate has basicConstraints cA=true', { spiffe_id: spiffeId.id })
-  // X509-SVID §4.3: the key usage extension must be set, with digitalSignature, without keyCertSign / cRLSign.
-  if (facts.keyUsage === undefined) throw fail('PORTCULLIS_IDENTITY_LEAF_KEY_USAGE', 'leaf certificate has no keyUsage extension', { spiffe_id: spiffeId.id })
-  if ((facts.keyUsage & KU.keyCertSign) !== 0) throw fail('PORTCULLIS_IDENTITY_LEAF_KEY_USAGE', 'leaf certificate sets keyCertSign', { spiffe_id: spiffeId.id, key_usage: 'keyCertSign' })
-  if ((facts.keyUsage & KU.cRLSign) !== 0) throw fail('PORTCULLIS_IDENTITY_LEAF_KEY_USAGE', 'leaf certificate sets cRLSign', { spiffe_id: spiffeId.id, key_usage: 'cRLSign' })
-  if ((facts.keyUsage & KU.digitalSignature) === 0) throw fail('PORTCULLIS_IDENTITY_LEAF_KEY_USAGE', 'leaf certificate lacks digitalSignature', { spiffe_id: spiffeId.id, key_usage: 'digitalSignature' })
-  return { facts, spiffeId }
-}
-
-function checkDates (cert: pkijs.Certificate, now: Date, what: string): void {
-  if (cert.notBefore.value.getTime() > now.getTime()) {
-    throw fail('PORTCULLIS_IDENTITY_NOT_YET_VALID', `${what} is not valid before ${cert.notBefore.value.toISOString()}`, { not_before: cert.notBefore.value.toISOString() })
+function leafView (der: Buffer): LeafView | Defer {
+  const tree = readCertificate(der)
+  if (tree === undefined) {
+    parseCertificateDer(der, 'leaf certificate')
+    // PKI.js parsed what the schema check refused: not expected; the reference decides.
+    return DEFER
   }
-  if (cert.notAfter.value.getTime() < now.getTime()) {
-    throw fail('PORTCULLIS_IDENTITY_EXPIRED', `${what} expired at ${cert.notAfter.value.toISOString()}`, { not_after: cert.notAfter.value.toISOString() })
+  const read = leafFacts(tree.extensions)
+  if (read === DEFER) return DEFER
+  const view: LeafView = {
+    der,
+    hash: sha256(der),
+    layout: tree,
+    subject: nameRef(tree.subject),
+    issuer: nameRef(tree.issuer),
+    notBefore: tree.notBefore,
+    notAfter: tree.notAfter,
+    facts: read.facts,
+    simple: read.simple,
   }
-}
-
-/** X509-SVID §4.1, RFC 5280 §6.1.4 (k, n): a certificate that signs others must be a CA with keyCertSign. */
-function checkSigningCertificate (cert: pkijs.Certificate, what: string): LeafFacts {
-  const facts = certificateFacts(cert, what)
-  if (!facts.ca) throw fail('PORTCULLIS_IDENTITY_INTERMEDIATE_NOT_CA', `${what} is not a CA (basicConstraints cA is not true)`)
-  if (facts.keyUsage === undefined || (facts.keyUsage & KU.keyCertSign) === 0) throw fail('PORTCULLIS_IDENTITY_INTERMEDIATE_NOT_CA', `${what} lacks keyUsage keyCertSign`)
-  return facts
+  if (read.ski !== undefined) view.ski = read.ski
+  if (read.akiKeyId !== undefined) view.akiKeyId = read.akiKeyId
+  return view
 }
 
 /**
- * Parsed intermediates, keyed by the SHA-256 of their DER. Many workloads share a few
- * intermediates, and ASN.1 parsing is a large part of a cold verification. Only parsing is
- * cached: every verification still validates the whole path.
+ * PKI.js findIssuer (without its self-signed shortcut, which the caller defers): by
+ * authorityKeyIdentifier against subjectKeyIdentifier where both exist, else by name.
  */
-const parsedIntermediates = new LRUCache<string, pkijs.Certificate>({ max: 1024 })
+function issues (p: PathCert, cur: PathCert): boolean {
+  if (cur.akiKeyId !== undefined && p.ski !== undefined) return bytesEqual(p.ski, cur.akiKeyId)
+  return namesEqual(cur.issuer, p.subject)
+}
 
-export function parseChain (chain: readonly Uint8Array[]): ParsedCertificate[] {
+/**
+ * The certificate path from the leaf to a trust anchor as PKI.js's sort() would build it, or
+ * 'untrusted' where PKI.js finds no path, or DEFER where its answer needs its own search.
+ */
+function buildPath (leaf: LeafView, presented: readonly CaCert[], anchors: readonly CaCert[]): CaCert[] | 'untrusted' | Defer {
+  const isAnchor = (c: PathCert): CaCert | undefined => anchors.find((a) => bytesEqual(a.layout.tbs, c.layout.tbs))
+  // PKI.js de-duplicates by tbsCertificate and validates the last survivor: a leaf equal to
+  // another certificate changes which one that is.
+  if (isAnchor(leaf) !== undefined || presented.some((p) => bytesEqual(p.layout.tbs, leaf.layout.tbs))) return DEFER
+  const pool = [...anchors, ...presented]
+  const path: CaCert[] = []
+  let cur: PathCert = leaf
+  for (let depth = 0; depth <= 16; depth++) {
+    // A self-issued certificate is first tried as its own issuer by PKI.js.
+    if (namesEqual(cur.subject, cur.issuer)) return DEFER
+    // PKI.js also offers the leaf itself as an issuer candidate: that is a search for it to run.
+    if (issues(leaf, cur)) return DEFER
+    const found = pool.filter((p) => issues(p, cur))
+    // The same certificate may be both an anchor and presented; anything more is a search.
+    const distinct: CaCert[] = []
+    for (const c of found) {
+      const same = distinct.find((d) => bytesEqual(d.layout.tbs, c.layout.tbs))
+      if (same === undefined) distinct.push(c)
+      else if (same.hash !== c.hash) return DEFER
+    }
+    if (distinct.length === 0) return 'untrusted'
+    if (distinct.length > 1) return DEFER
+    const next = distinct[0] as CaCert
+    if (!next.simple || path.includes(next) || bytesEqual(next.layout.tbs, cur.layout.tbs)) return DEFER
+    const ok = signedBy(cur, next, cur !== leaf)
+    if (ok === undefined) return DEFER
+    if (!ok) return 'untrusted'
+    const anchor = isAnchor(next)
+    if (anchor !== undefined) {
+      if (anchor.hash !== next.hash) return DEFER
+      path.push(anchor)
+      return path
+    }
+    path.push(next)
+    cur = next
+  }
+  return DEFER
+}
+
+/**
+ * subject, issuer and serial as the reference prints them: from OpenSSL's parse of the leaf
+ * (node's X509Certificate), which must succeed as it must there (openSslCertificate).
+ */
+function displayNames (leaf: LeafView): { subject: string, issuer: string, serial: string } {
+  const node = openSslCertificate(leaf.der, 'leaf certificate')
+  return { subject: node.subject.replace(/\n/g, ', '), issuer: node.issuer.replace(/\n/g, ', '), serial: node.serialNumber.toUpperCase() }
+}
+
+function verifyFast (chain: readonly Uint8Array[], bundleOf: (trustDomain: string) => TrustBundle | undefined, now: Date, source: CredentialSource): X509Verification | Defer {
   if (chain.length === 0) throw fail('PORTCULLIS_IDENTITY_MALFORMED', 'empty certificate chain')
   if (chain.length > 16) throw fail('PORTCULLIS_IDENTITY_MALFORMED', `certificate chain of ${chain.length} certificates is longer than 16`)
-  return chain.map((der, i) => {
-    const buf = Buffer.from(der)
-    if (i === 0) return { der: buf, cert: parseCertificateDer(der, 'leaf certificate') }
-    const key = sha256(buf)
-    let cert = parsedIntermediates.get(key)
-    if (cert === undefined) {
-      cert = parseCertificateDer(der, `chain certificate ${i + 1}`)
-      parsedIntermediates.set(key, cert)
+  // The reference parses every certificate before it applies any rule: a presented certificate
+  // PKI.js cannot parse is MALFORMED before the leaf rules (which leafView applies) are heard.
+  const presented = chain.slice(1).map((der, i) => intermediateOf(Buffer.from(der), i + 1))
+  const leafDer = Buffer.from(chain[0] as Uint8Array)
+  const leaf = leafView(leafDer)
+  if (leaf === DEFER || !leaf.simple || presented.some((p) => !p.simple)) return DEFER
+
+  const { facts, spiffeId } = checkLeafFacts(leaf.facts)
+  const bundle = bundleOf(spiffeId.trustDomain)
+  if (bundle === undefined) {
+    throw fail('PORTCULLIS_IDENTITY_TRUST_DOMAIN_UNKNOWN', `no trust bundle for trust domain ${JSON.stringify(spiffeId.trustDomain)}`, { trust_domain: spiffeId.trustDomain, spiffe_id: spiffeId.id })
+  }
+  if (bundle.x509Authorities.length === 0) {
+    throw fail('PORTCULLIS_IDENTITY_UNTRUSTED', `trust domain ${spiffeId.trustDomain} has no X.509 authorities (its bundle trusts nothing)`, { trust_domain: spiffeId.trustDomain, spiffe_id: spiffeId.id })
+  }
+  const { anchors, simple } = anchorsOfBundle(bundle)
+  if (!simple) return DEFER
+
+  checkDates({ notBefore: { value: new Date(leaf.notBefore) }, notAfter: { value: new Date(leaf.notAfter) } }, now, 'leaf certificate')
+  for (const [i, c] of presented.entries()) {
+    const what = `chain certificate ${i + 2}`
+    checkDates(c.cert, now, what)
+    checkSigningCertificate(c.cert, what)
+  }
+
+  const built = buildPath(leaf, presented, anchors)
+  if (built === DEFER) return DEFER
+  if (built === 'untrusted') {
+    throw fail('PORTCULLIS_IDENTITY_UNTRUSTED', `certificate of ${spiffeId.id} does not chain to an X.509 authority of trust domain ${spiffeId.trustDomain}`, { trust_domain: spiffeId.trustDomain, spiffe_id: spiffeId.id })
+  }
+  const path: PathCert[] = [leaf, ...built]
+  const t = now.getTime()
+  // RFC 5280 §6.1.3 (a)(2): every certificate of the path is valid now; only anchors are left to check.
+  for (const c of built) {
+    if (c.notBefore > t || c.notAfter < t) {
+      const early = bundle.x509Authorities.some((a) => a.cert.notBefore.value.getTime() > t)
+      throw fail(early ? 'PORTCULLIS_IDENTITY_NOT_YET_VALID' : 'PORTCULLIS_IDENTITY_EXPIRED', `certificate path of ${spiffeId.id} is not valid at ${now.toISOString()}`, { trust_domain: spiffeId.trustDomain, spiffe_id: spiffeId.id })
     }
-    return { der: buf, cert }
-  })
-}
+  }
+  // RFC 5280 §6.1.4 (a)(4): name chaining (PKI.js checks it after the key-identifier search).
+  for (let i = path.length - 2; i >= 0; i--) {
+    const c = path[i] as PathCert
+    const up = path[i + 1] as PathCert
+    if (!namesEqual(c.issuer, c.subject) && !namesEqual(c.issuer, up.subject)) {
+      throw fail('PORTCULLIS_IDENTITY_UNTRUSTED', `certificate path of ${spiffeId.id}: incorrect name chaining`, { trust_domain: spiffeId.trustDomain, spiffe_id: spiffeId.id })
+    }
+  }
+  for (const c of built) {
+    if (!c.caOk) throw fail('PORTCULLIS_IDENTITY_INTERMEDIATE_NOT_CA', `certificate path of ${spiffeId.id}: one of the CA certificates is not a CA certificate`, { trust_domain: spiffeId.trustDomain, spiffe_id: spiffeId.id })
+  }
+  // RFC 5280 §6.1.4 (l, m): pathLenConstraint caps the number of intermediates below a CA.
+  for (let i = 1; i < path.length; i++) {
+    const c = built[i - 1] as CaCert
+    const f = c.facts ?? certificateFacts(c.cert, `path certificate ${i + 1}`)
+    if (f.pathLen !== undefined && i - 1 > f.pathLen) {
+      throw fail('PORTCULLIS_IDENTITY_INTERMEDIATE_NOT_CA', `certificate path of ${spiffeId.id} exceeds pathLenConstraint ${f.pathLen} of path certificate ${i + 1}`, { spiffe_id: spiffeId.id })
+    }
+  }
 
-export interface X509Verification {
-  identity: IdentityDocument
-  expiresAt: Date
-}
-
-function sha256 (der: Uint8Array): string {
-  return createHash('sha256').update(der).digest('hex')
+  const names = displayNames(leaf)
+  const expiresAt = new Date(Math.min(...path.map((c) => c.notAfter)))
+  const issuer = names.issuer
+  const identity: IdentityDocument = {
+    type: 'x509-svid',
+    source,
+    spiffe_id: spiffeId.id,
+    trust_domain: spiffeId.trustDomain,
+    path: spiffeId.path,
+    subject: spiffeId.id,
+    issuer,
+    expires_at: expiresAt.toISOString(),
+    x509: {
+      fingerprint_sha256: leaf.hash,
+      serial: names.serial,
+      not_before: new Date(leaf.notBefore).toISOString(),
+      not_after: new Date(leaf.notAfter).toISOString(),
+      subject: names.subject,
+      issuer,
+      dns_sans: facts.dnsNames,
+      chain_sha256: path.map((c) => c.hash),
+    },
+  }
+  return { identity, expiresAt }
 }
 
 /**
@@ -177,82 +545,17 @@ function sha256 (der: Uint8Array): string {
  * @throws IdentityError with a PORTCULLIS_IDENTITY_* code.
  */
 export async function verifyX509Svid (chain: readonly Uint8Array[], bundleOf: (trustDomain: string) => TrustBundle | undefined, now: Date, source: CredentialSource): Promise<X509Verification> {
-  const parsed = parseChain(chain)
-  const leaf = parsed[0] as ParsedCertificate
-  const { facts, spiffeId } = checkLeafRules(leaf.cert)
-
-  const bundle = bundleOf(spiffeId.trustDomain)
-  if (bundle === undefined) {
-    throw fail('PORTCULLIS_IDENTITY_TRUST_DOMAIN_UNKNOWN', `no trust bundle for trust domain ${JSON.stringify(spiffeId.trustDomain)}`, { trust_domain: spiffeId.trustDomain, spiffe_id: spiffeId.id })
+  let r: X509Verification | Defer
+  try {
+    r = verifyFast(chain, bundleOf, now, source)
+  } catch (err) {
+    x509PathStats.fast++
+    throw err
   }
-  if (bundle.x509Authorities.length === 0) {
-    throw fail('PORTCULLIS_IDENTITY_UNTRUSTED', `trust domain ${spiffeId.trustDomain} has no X.509 authorities (its bundle trusts nothing)`, { trust_domain: spiffeId.trustDomain, spiffe_id: spiffeId.id })
+  if (r !== DEFER) {
+    x509PathStats.fast++
+    return r
   }
-
-  checkDates(leaf.cert, now, 'leaf certificate')
-  for (const [i, c] of parsed.slice(1).entries()) {
-    const what = `chain certificate ${i + 2}`
-    checkDates(c.cert, now, what)
-    checkSigningCertificate(c.cert, what)
-  }
-
-  // PKI.js validates the LAST certificate of `certs`: the leaf goes last, intermediates before it.
-  const engine = new pkijs.CertificateChainValidationEngine({
-    trustedCerts: bundle.x509Authorities.map((a) => a.cert),
-    certs: [...parsed.slice(1).map((c) => c.cert), leaf.cert],
-    checkDate: now,
-  })
-  const result = await engine.verify()
-  if (!result.result) {
-    const details = { trust_domain: spiffeId.trustDomain, spiffe_id: spiffeId.id, engine_code: result.resultCode }
-    switch (result.resultCode) {
-      case 8: {
-        // Only a trust anchor can still be out of date here (the presented certificates were checked above).
-        const early = bundle.x509Authorities.some((a) => a.cert.notBefore.value.getTime() > now.getTime())
-        throw fail(early ? 'PORTCULLIS_IDENTITY_NOT_YET_VALID' : 'PORTCULLIS_IDENTITY_EXPIRED', `certificate path of ${spiffeId.id} is not valid at ${now.toISOString()}: ${result.resultMessage}`, details)
-      }
-      case 14:
-        throw fail('PORTCULLIS_IDENTITY_INTERMEDIATE_NOT_CA', `certificate path of ${spiffeId.id}: ${result.resultMessage}`, details)
-      case 6:
-        throw fail('PORTCULLIS_IDENTITY_UNKNOWN_CRITICAL_EXTENSION', `certificate path of ${spiffeId.id}: ${result.resultMessage}`, details)
-      default:
-        throw fail('PORTCULLIS_IDENTITY_UNTRUSTED', `certificate of ${spiffeId.id} does not chain to an X.509 authority of trust domain ${spiffeId.trustDomain}: ${result.resultMessage}`, details)
-    }
-  }
-  const path = result.certificatePath ?? []
-  if (path.length < 2 || path[0] !== leaf.cert) {
-    throw fail('PORTCULLIS_IDENTITY_UNTRUSTED', `certificate path of ${spiffeId.id} does not start at the presented leaf`, { spiffe_id: spiffeId.id })
-  }
-  // RFC 5280 §6.1.4 (l, m): pathLenConstraint caps the number of intermediates below a CA.
-  for (let i = 1; i < path.length; i++) {
-    const f = certificateFacts(path[i] as pkijs.Certificate, `path certificate ${i + 1}`)
-    if (f.pathLen !== undefined && i - 1 > f.pathLen) {
-      throw fail('PORTCULLIS_IDENTITY_INTERMEDIATE_NOT_CA', `certificate path of ${spiffeId.id} exceeds pathLenConstraint ${f.pathLen} of path certificate ${i + 1}`, { spiffe_id: spiffeId.id })
-    }
-  }
-
-  const expiresAt = new Date(Math.min(...path.map((c) => c.notAfter.value.getTime())))
-  const derOf = new Map<pkijs.Certificate, Uint8Array>([...parsed.map((p) => [p.cert, p.der] as const), ...bundle.x509Authorities.map((a) => [a.cert, a.der] as const)])
-  const node = new X509Certificate(leaf.der)
-  const identity: IdentityDocument = {
-    type: 'x509-svid',
-    source,
-    spiffe_id: spiffeId.id,
-    trust_domain: spiffeId.trustDomain,
-    path: spiffeId.path,
-    subject: spiffeId.id,
-    issuer: node.issuer.replace(/\n/g, ', '),
-    expires_at: expiresAt.toISOString(),
-    x509: {
-      fingerprint_sha256: sha256(leaf.der),
-      serial: node.serialNumber.toUpperCase(),
-      not_before: leaf.cert.notBefore.value.toISOString(),
-      not_after: leaf.cert.notAfter.value.toISOString(),
-      subject: node.subject.replace(/\n/g, ', '),
-      issuer: node.issuer.replace(/\n/g, ', '),
-      dns_sans: facts.dnsNames,
-      chain_sha256: path.map((c) => sha256(derOf.get(c) ?? new Uint8Array(c.toSchema().toBER()))),
-    },
-  }
-  return { identity, expiresAt }
+  x509PathStats.deferred++
+  return await verifyX509SvidReference(chain, bundleOf, now, source)
 }

@@ -23,6 +23,12 @@ export class Metrics {
   /** Size of the decision cache, read when /metrics is scraped (the cache installs it). */
   cacheSize: () => number = () => 0
   readonly identityRejections: Counter<'code'>
+  readonly identityCacheHits: HotCounter
+  readonly identityCacheMisses: HotCounter
+  readonly identityCacheEntries: Gauge
+  readonly identityCacheBytes: Gauge
+  /** Entries and estimated bytes of the verified-credential cache, read when /metrics is scraped (the verifier installs it). */
+  identityCacheSize: () => { entries: number, bytes: number } = () => ({ entries: 0, bytes: 0 })
   readonly bundleActivations: Counter<'bundle'>
   readonly bundleFailures: Counter<'bundle' | 'code'>
   readonly requestErrors: Counter<'code'>
@@ -46,6 +52,11 @@ export class Metrics {
     // read when scraped, not written on every cache change
     const sizeOf = (): number => this.cacheSize()
     this.cacheEntries = new Gauge({ name: 'portcullis_decision_cache_entries', help: 'Decisions currently cached', registers, collect () { this.set(sizeOf()) } })
+    this.identityCacheHits = new HotCounter('portcullis_identity_cache_hits_total', 'Verified-credential cache hits (hit ratio: hits / (hits + misses))', [], registers)
+    this.identityCacheMisses = new HotCounter('portcullis_identity_cache_misses_total', 'Verified-credential cache misses: credentials verified cold', [], registers)
+    const identitySize = (): { entries: number, bytes: number } => this.identityCacheSize()
+    this.identityCacheEntries = new Gauge({ name: 'portcullis_identity_cache_entries', help: 'Verified credentials currently cached', registers, collect () { this.set(identitySize().entries) } })
+    this.identityCacheBytes = new Gauge({ name: 'portcullis_identity_cache_bytes', help: 'Estimated memory of the cached identity documents (bounded by identity.cache.max_bytes)', registers, collect () { this.set(identitySize().bytes) } })
     this.identityRejections = new Counter({ name: 'portcullis_identity_rejections_total', help: 'Rejected credentials by code', labelNames: ['code'], registers })
     this.bundleActivations = new Counter({ name: 'portcullis_bundle_activations_total', help: 'Bundle activations', labelNames: ['bundle'], registers })
     this.bundleFailures = new Counter({ name: 'portcullis_bundle_activation_failures_total', help: 'Bundle activation failures by code', labelNames: ['bundle', 'code'], registers })

@@ -131,7 +131,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
 
   let identity: IdentityVerifier | undefined
   if (config.identity !== undefined) {
-    identity = createIdentityVerifier(config.identity, { logger: logger.child({ component: 'identity' }) })
+    identity = createIdentityVerifier(config.identity, { logger: logger.child({ component: 'identity' }), metrics })
     await identity.ready
   }
   let clientCertificates: ClientCertificateGate | undefined

@@ -19,6 +19,12 @@ export const HOUR = 3600_000
 export const DAY = 24 * HOUR
 
 const EC = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const
+const RSA = { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' } as const
+
+/** The signature algorithm a key signs certificates with (ECDSA P-256 or RSA PKCS#1 v1.5, SHA-256). */
+function signingAlgorithmOf (key: CryptoKey): typeof EC | typeof RSA {
+  return key.algorithm.name === RSA.name ? RSA : EC
+}
 
 export interface Issued {
   cert: x509.X509Certificate
@@ -51,11 +57,13 @@ export interface CaOptions {
   /** keyUsage flags (default keyCertSign | cRLSign | digitalSignature); null = no keyUsage extension. */
   keyUsage?: number | null
   pathLength?: number
+  /** An RSA-2048 key (signing with RSA PKCS#1 v1.5, SHA-256) instead of ECDSA P-256. */
+  rsa?: boolean
 }
 
 /** A CA: self-signed root without `issuer`, an intermediate with it. */
 export async function makeCa (opts: CaOptions = {}): Promise<Issued> {
-  const keys = await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify']) as CryptoKeyPair
+  const keys = await webcrypto.subtle.generateKey(opts.rsa === true ? RSA : EC, true, ['sign', 'verify']) as CryptoKeyPair
   const name = `CN=${opts.name ?? 'Test CA'}, O=Portcullis Tests`
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(opts.ca ?? true, opts.pathLength, true),
@@ -66,7 +74,7 @@ export async function makeCa (opts: CaOptions = {}): Promise<Issued> {
   const notBefore = opts.notBefore ?? new Date(T0.getTime() - 30 * DAY)
   const notAfter = opts.notAfter ?? new Date(T0.getTime() + 365 * DAY)
   if (opts.issuer === undefined) {
-    const cert = await x509.X509CertificateGenerator.createSelfSigned({ serialNumber: nextSerial(), name, notBefore, notAfter, keys, signingAlgorithm: EC, extensions })
+    const cert = await x509.X509CertificateGenerator.createSelfSigned({ serialNumber: nextSerial(), name, notBefore, notAfter, keys, signingAlgorithm: signingAlgorithmOf(keys.privateKey), extensions })
     return wrap(cert, keys)
   }
   extensions.push(await x509.AuthorityKeyIdentifierExtension.create(opts.issuer.keys.publicKey))
@@ -78,7 +86,7 @@ export async function makeCa (opts: CaOptions = {}): Promise<Issued> {
     notAfter,
     publicKey: keys.publicKey,
     signingKey: opts.issuer.keys.privateKey,
-    signingAlgorithm: EC,
+    signingAlgorithm: signingAlgorithmOf(opts.issuer.keys.privateKey),
     extensions,
   })
   return wrap(cert, keys)
@@ -97,11 +105,13 @@ export interface LeafOptions {
   subject?: string
   /** Extra extensions (e.g. an unknown critical one). */
   extra?: x509.Extension[]
+  /** The leaf's key pair (default: a new one); sharing one makes many leaves quick to issue. */
+  keys?: CryptoKeyPair
 }
 
 /** An X509-SVID (or a deliberately broken one). */
 export async function makeLeaf (opts: LeafOptions): Promise<Issued> {
-  const keys = await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify']) as CryptoKeyPair
+  const keys = opts.keys ?? await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify']) as CryptoKeyPair
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(opts.ca ?? false, undefined, true),
     await x509.AuthorityKeyIdentifierExtension.create(opts.issuer.keys.publicKey),
@@ -119,7 +129,7 @@ export async function makeLeaf (opts: LeafOptions): Promise<Issued> {
     notAfter: opts.notAfter ?? new Date(T0.getTime() + HOUR),
     publicKey: keys.publicKey,
     signingKey: opts.issuer.keys.privateKey,
-    signingAlgorithm: EC,
+    signingAlgorithm: signingAlgorithmOf(opts.issuer.keys.privateKey),
     extensions,
   })
   return wrap(cert, keys)

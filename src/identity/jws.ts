@@ -1,0 +1,103 @@
+/**
+ * Synchronous signature check of a compact JWS (RFC 7515 §5.2) with node:crypto over cached
+ * KeyObjects, for the JWT-SVID path (jwt-svid.ts). jose's jwtVerify does the same through
+ * WebCrypto, whose asynchronous verify and per-call setup cost more than the signature itself.
+ *
+ * It mirrors, step for step, what jose 6 does before and during its signature check: the key
+ * is chosen as jose's createLocalJWKSet chooses it (isUsableJWK), RSA keys under 2048 bits
+ * are jose's to refuse, the signature is decoded as jose decodes it. Wherever that mirror is
+ * not exact — several candidate keys, a key jose would import differently, a signature jose
+ * cannot decode — the answer is DEFER and jose decides, so the acceptance rules are jose's.
+ * test/identity/jwt-svid-differential.test.ts holds the two paths to the same answers.
+ */
+import { constants, createPublicKey, verify as cryptoVerify, type JsonWebKey, type KeyObject } from 'node:crypto'
+import type { JWK } from 'jose'
+
+interface JwsAlgorithm {
+  kty: 'RSA' | 'EC'
+  hash: string
+  /** ES*: the JWK curve, and the length of r and of s in the JOSE signature (RFC 7518 §3.4). */
+  crv?: string
+  /** PS*: the salt length jose passes to WebCrypto (RFC 7518 §3.5: the hash length). */
+  saltLength?: number
+}
+
+/** The JWT-SVID algorithms (JWT-SVID §3: RS, ES and PS with SHA-256/384/512). */
+const ALGORITHMS: Record<string, JwsAlgorithm> = {
+  RS256: { kty: 'RSA', hash: 'sha256' },
+  RS384: { kty: 'RSA', hash: 'sha384' },
+  RS512: { kty: 'RSA', hash: 'sha512' },
+  PS256: { kty: 'RSA', hash: 'sha256', saltLength: 32 },
+  PS384: { kty: 'RSA', hash: 'sha384', saltLength: 48 },
+  PS512: { kty: 'RSA', hash: 'sha512', saltLength: 64 },
+  ES256: { kty: 'EC', hash: 'sha256', crv: 'P-256' },
+  ES384: { kty: 'EC', hash: 'sha384', crv: 'P-384' },
+  ES512: { kty: 'EC', hash: 'sha512', crv: 'P-521' },
+}
+
+export const DEFER = Symbol('defer')
+export type Defer = typeof DEFER
+
+/** Counts of tokens each path checked (tests and the benchmark read them). */
+export const jwsPathStats = { fast: 0, deferred: 0 }
+
+/** jose's isUsableJWK (jwks/local.js) for the members a bundle key can carry. */
+function usable (jwk: JWK, alg: string, entry: JwsAlgorithm, kid: string | undefined): boolean {
+  return jwk.kty === entry.kty &&
+    (kid === undefined || kid === jwk.kid) &&
+    (jwk.alg === undefined || jwk.alg === alg) &&
+    (entry.crv === undefined || jwk.crv === entry.crv)
+}
+
+/** One KeyObject per bundle JWK object (bundles are immutable; a reload brings new objects). */
+const keyObjects = new WeakMap<JWK, KeyObject | null>()
+
+function keyObjectOf (jwk: JWK): KeyObject | undefined {
+  let k = keyObjects.get(jwk)
+  if (k === undefined) {
+    try {
+      k = createPublicKey({ key: jwk as unknown as JsonWebKey, format: 'jwk' })
+      if (k.type !== 'public') k = null
+    } catch {
+      k = null
+    }
+    keyObjects.set(jwk, k)
+  }
+  return k ?? undefined
+}
+
+/**
+ * Checks the signature of `token` (already inspected: three base64url segments, `alg` allowed,
+ * no `crit`) with the one key of `keys` jose would select.
+ *
+ * @returns true / false for a signature that verifies / does not (jose: JWSSignatureVerificationFailed), or DEFER.
+ */
+export function verifyJwsSignature (token: string, header: { alg: string, kid?: string }, keys: readonly JWK[]): boolean | Defer {
+  const entry = ALGORITHMS[header.alg]
+  if (entry === undefined) return DEFER
+  const candidates = keys.filter((k) => usable(k, header.alg, entry, header.kid))
+  if (candidates.length !== 1) return DEFER
+  const jwk = candidates[0] as JWK
+  // Members that change jose's selection or import (key_ops, ext, use) are jose's to judge.
+  if (jwk.key_ops !== undefined || jwk.ext !== undefined || jwk.use !== undefined) return DEFER
+  const key = keyObjectOf(jwk)
+  if (key === undefined) return DEFER
+  const details = key.asymmetricKeyDetails
+  if (entry.kty === 'RSA' && (key.asymmetricKeyType !== 'rsa' || (details?.modulusLength ?? 0) < 2048)) return DEFER
+  if (entry.kty === 'EC' && key.asymmetricKeyType !== 'ec') return DEFER
+
+  const dot = token.lastIndexOf('.')
+  const encoded = token.slice(dot + 1)
+  // atob (jose's decoder) refuses a base64 length of 4n+1; Buffer would decode it.
+  if (encoded.length % 4 === 1) return DEFER
+  const signature = Buffer.from(encoded, 'base64url')
+  const signingInput = Buffer.from(token.slice(0, dot), 'latin1')
+  try {
+    if (entry.kty === 'EC') return cryptoVerify(entry.hash, signingInput, { key, dsaEncoding: 'ieee-p1363' }, signature)
+    if (entry.saltLength !== undefined) return cryptoVerify(entry.hash, signingInput, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: entry.saltLength }, signature)
+    return cryptoVerify(entry.hash, signingInput, key, signature)
+  } catch {
+    // jose turns a throwing WebCrypto verify into JWSSignatureVerificationFailed too.
+    return false
+  }
+}
