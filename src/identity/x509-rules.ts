@@ -8,6 +8,7 @@ import { createHash, X509Certificate } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import * as pkijs from 'pkijs'
 import { IdentityError } from '../errors.js'
+import type { TrustBundle } from './bundle.js'
 import type { IdentityDocument } from './document.js'
 import { parseCertificateDer } from './pem.js'
 import { parseWorkloadSpiffeId } from './spiffe-id.js'
@@ -125,6 +126,21 @@ export function checkLeafFacts (facts: LeafFacts): { facts: LeafFacts, spiffeId:
   if ((facts.keyUsage & KU.cRLSign) !== 0) throw fail('PORTCULLIS_IDENTITY_LEAF_KEY_USAGE', 'leaf certificate sets cRLSign', { spiffe_id: spiffeId.id, key_usage: 'cRLSign' })
   if ((facts.keyUsage & KU.digitalSignature) === 0) throw fail('PORTCULLIS_IDENTITY_LEAF_KEY_USAGE', 'leaf certificate lacks digitalSignature', { spiffe_id: spiffeId.id, key_usage: 'digitalSignature' })
   return { facts, spiffeId }
+}
+
+/**
+ * The trust bundle that judges an X.509-SVID: its own trust domain's, never another's (SPIFFE
+ * X509-SVID §5.2), and one that holds X.509 authorities (an empty bundle trusts nothing).
+ */
+export function x509BundleOf (bundleOf: (trustDomain: string) => TrustBundle | undefined, spiffeId: { trustDomain: string, id: string }): TrustBundle {
+  const bundle = bundleOf(spiffeId.trustDomain)
+  if (bundle === undefined) {
+    throw fail('PORTCULLIS_IDENTITY_TRUST_DOMAIN_UNKNOWN', `no trust bundle for trust domain ${JSON.stringify(spiffeId.trustDomain)}`, { trust_domain: spiffeId.trustDomain, spiffe_id: spiffeId.id })
+  }
+  if (bundle.x509Authorities.length === 0) {
+    throw fail('PORTCULLIS_IDENTITY_UNTRUSTED', `trust domain ${spiffeId.trustDomain} has no X.509 authorities (its bundle trusts nothing)`, { trust_domain: spiffeId.trustDomain, spiffe_id: spiffeId.id })
+  }
+  return bundle
 }
 
 export function checkDates (cert: { notBefore: { value: Date }, notAfter: { value: Date } }, now: Date, what: string): void {

@@ -12,7 +12,7 @@
 import * as pkijs from 'pkijs'
 import type { TrustBundle } from './bundle.js'
 import type { CredentialSource, IdentityDocument } from './document.js'
-import { certificateFacts, checkDates, checkLeafRules, checkSigningCertificate, fail, openSslCertificate, parseChain, sha256, type ParsedCertificate, type X509Verification } from './x509-rules.js'
+import { certificateFacts, checkDates, checkLeafRules, checkSigningCertificate, fail, x509BundleOf, openSslCertificate, parseChain, sha256, type ParsedCertificate, type X509Verification } from './x509-rules.js'
 
 /**
  * Verifies an X509-SVID chain (DER, leaf first) at `now`.
@@ -25,13 +25,7 @@ export async function verifyX509SvidReference (chain: readonly Uint8Array[], bun
   const leaf = parsed[0] as ParsedCertificate
   const { facts, spiffeId } = checkLeafRules(leaf.cert)
 
-  const bundle = bundleOf(spiffeId.trustDomain)
-  if (bundle === undefined) {
-    throw fail('PORTCULLIS_IDENTITY_TRUST_DOMAIN_UNKNOWN', `no trust bundle for trust domain ${JSON.stringify(spiffeId.trustDomain)}`, { trust_domain: spiffeId.trustDomain, spiffe_id: spiffeId.id })
-  }
-  if (bundle.x509Authorities.length === 0) {
-    throw fail('PORTCULLIS_IDENTITY_UNTRUSTED', `trust domain ${spiffeId.trustDomain} has no X.509 authorities (its bundle trusts nothing)`, { trust_domain: spiffeId.trustDomain, spiffe_id: spiffeId.id })
-  }
+  const bundle = x509BundleOf(bundleOf, spiffeId)
 
   checkDates(leaf.cert, now, 'leaf certificate')
   for (const [i, c] of parsed.slice(1).entries()) {

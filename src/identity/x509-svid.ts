@@ -31,7 +31,7 @@ import type { CredentialSource, IdentityDocument } from './document.js'
 import { parseCertificateDer } from './pem.js'
 import { contentOf, extensionValue, isTag, plainName, readCertificate, type CertificateTree, type ExtensionBlock, type PlainAttribute } from './certificate-tree.js'
 import { verifyX509SvidReference } from './x509-svid-reference.js'
-import { certificateFacts, checkDates, checkLeafFacts, checkSigningCertificate, fail, KNOWN_EXTENSIONS, OID, openSslCertificate, parseIntermediate, sha256, type LeafFacts, type X509Verification } from './x509-rules.js'
+import { certificateFacts, checkDates, checkLeafFacts, checkSigningCertificate, fail, x509BundleOf, KNOWN_EXTENSIONS, OID, openSslCertificate, parseIntermediate, sha256, type LeafFacts, type X509Verification } from './x509-rules.js'
 
 export { certificateFacts, checkLeafRules, parseChain, type LeafFacts, type ParsedCertificate, type X509Verification } from './x509-rules.js'
 export { verifyX509SvidReference } from './x509-svid-reference.js'
@@ -461,13 +461,7 @@ function verifyFast (chain: readonly Uint8Array[], bundleOf: (trustDomain: strin
   if (leaf === DEFER || !leaf.simple || presented.some((p) => !p.simple)) return DEFER
 
   const { facts, spiffeId } = checkLeafFacts(leaf.facts)
-  const bundle = bundleOf(spiffeId.trustDomain)
-  if (bundle === undefined) {
-    throw fail('PORTCULLIS_IDENTITY_TRUST_DOMAIN_UNKNOWN', `no trust bundle for trust domain ${JSON.stringify(spiffeId.trustDomain)}`, { trust_domain: spiffeId.trustDomain, spiffe_id: spiffeId.id })
-  }
-  if (bundle.x509Authorities.length === 0) {
-    throw fail('PORTCULLIS_IDENTITY_UNTRUSTED', `trust domain ${spiffeId.trustDomain} has no X.509 authorities (its bundle trusts nothing)`, { trust_domain: spiffeId.trustDomain, spiffe_id: spiffeId.id })
-  }
+  const bundle = x509BundleOf(bundleOf, spiffeId)
   const { anchors, simple } = anchorsOfBundle(bundle)
   if (!simple) return DEFER
 
