@@ -116,6 +116,8 @@ function remove (b: string, doc: unknown, path: Path): unknown {
 export const jsonBuiltins: BuiltinSpec[] = [
   {
     name: 'json.marshal_with_options',
+    // OPA marshals a number as written (100.0, 1e2): the text is the value's json.Number
+    numberText: true,
     impl: (_ctx, [x, opts]) => {
       const b = 'json.marshal_with_options'
       if (!isObj(opts)) throw new BuiltinError(b, 'operand 2 must be object')
