@@ -1,3 +1,4 @@
+import { JsonInputError, parseJsonInput } from '../json-input.js'
 import { readFile } from 'node:fs/promises'
 import { BundleManager } from '../bundles/activate.js'
 import { DecisionService } from '../decision/decide.js'
@@ -68,9 +69,11 @@ export const evalCommand: Command = {
       if (values.input !== undefined) {
         const text = values.input === '-' ? await readAll(io.stdin) : await readFile(values.input, 'utf8')
         try {
-          input = JSON.parse(text)
+          // the server's checks (src/json-input.ts), with a depth limit only a stack would set
+          input = parseJsonInput(text, 1000)
         } catch (err) {
-          throw new PolicyError('PORTCULLIS_INPUT_INVALID', `input ${values.input === '-' ? '(stdin)' : values.input} is not valid JSON (${(err as Error).message})`, { file: values.input })
+          if (!(err instanceof JsonInputError)) throw err
+          throw new PolicyError('PORTCULLIS_INPUT_INVALID', `input ${values.input === '-' ? '(stdin)' : values.input} ${err.message}`, { file: values.input, problem: err.problem })
         }
       }
 

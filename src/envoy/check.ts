@@ -85,12 +85,13 @@ export class EnvoyCheck {
   /** Headers of the request for the identity plugins: the headers map plus header_map (lowercase names; repeats become lists). */
   #credentialHeaders (req: CheckRequest): Record<string, string | string[]> {
     const http = req.attributes?.request?.http
-    const out: Record<string, string | string[]> = { ...(http?.headers ?? {}) }
+    // no prototype: a header named __proto__ or constructor is a header like any other
+    const out: Record<string, string | string[]> = Object.assign(Object.create(null) as Record<string, string | string[]>, http?.headers ?? {}) as Record<string, string | string[]>
     for (const h of http?.headerMap?.headers ?? []) {
       if (h.key === undefined || h.key === '') continue
       const key = h.key.toLowerCase()
       const value = h.value !== undefined && h.value !== '' ? h.value : Buffer.from(h.rawValue ?? new Uint8Array()).toString('utf8')
-      const prev = out[key]
+      const prev = Object.hasOwn(out, key) ? out[key] : undefined
       out[key] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value]
     }
     return out

@@ -13,7 +13,7 @@
  * failure_mode_allow may let through); an error answers 5xx, which the filter treats as a
  * failure (`status_on_error`, `failure_mode_allow`).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, validateHeaderName, validateHeaderValue, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { PortcullisError } from '../errors.js'
 import { silentLogger, type Logger } from '../log.js'
@@ -76,10 +76,33 @@ export function checkRequestOf (req: IncomingMessage, path: string, body: Buffer
   return { attributes: { request: { time: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 }, http } } }
 }
 
-function headerLists (hs: Header[]): Record<string, string[]> {
-  const out: Record<string, string[]> = {}
-  for (const h of hs) (out[h.key.toLowerCase()] ??= []).push(h.value)
+/**
+ * The policy's headers as Node writes them (no prototype: `constructor` or `__proto__` are names
+ * like any other). With `dropInvalid` (a denial), a name or value HTTP cannot carry (CR/LF, NUL,
+ * characters above U+00FF, a bad token) is left out and counted by the caller, so a denial
+ * stays a denial; otherwise it is reported through `invalid`.
+ */
+function headerLists (hs: Header[], onInvalid: (h: Header) => void): Record<string, string[]> {
+  const out = Object.create(null) as Record<string, string[]>
+  for (const h of hs) {
+    const name = h.key.toLowerCase()
+    try {
+      validateHeaderName(name)
+      validateHeaderValue(name, h.value)
+    } catch {
+      onInvalid(h)
+      continue
+    }
+    const list = out[name]
+    if (list === undefined) out[name] = [h.value]
+    else list.push(h.value)
+  }
   return out
+}
+
+/** The status a denial is answered with: never 200 (Envoy's allow), 1xx (interim, no answer) or 5xx (a failure failure_mode_allow may let through). */
+export function deniedStatus (status: number): number {
+  return status <= 200 || status >= 500 ? 403 : status
 }
 
 function send (res: ServerResponse, status: number, headers: Record<string, string | string[]>, body: string): void {
@@ -88,8 +111,10 @@ function send (res: ServerResponse, status: number, headers: Record<string, stri
   try {
     res.writeHead(status, { ...headers, 'content-length': String(buf.length) })
   } catch {
-    // a header name or value the policy returned that HTTP cannot carry: fail closed
-    res.writeHead(500, { 'content-type': 'text/plain', 'content-length': String('PORTCULLIS_ENVOY_RESULT_INVALID'.length) })
+    // a header HTTP cannot carry got past the checks: fail closed — a bare 403 for anything but
+    // an allow (a denial stays a denial), an error for an allow
+    const code = status === 200 ? 500 : 403
+    res.writeHead(code, { 'content-type': 'text/plain', 'content-length': String('PORTCULLIS_ENVOY_RESULT_INVALID'.length) })
     res.end('PORTCULLIS_ENVOY_RESULT_INVALID')
     return
   }
@@ -142,7 +167,14 @@ async function handle (opts: EnvoyHttpOptions, req: IncomingMessage, res: Server
     case 'decided': {
       const v = outcome.verdict
       if (v.allowed) {
-        const headers: Record<string, string | string[]> = headerLists([...v.headers, ...v.responseHeadersToAdd])
+        // an allow whose headers HTTP cannot carry is a malformed result: an error, as over gRPC
+        let bad: Header | undefined
+        const headers: Record<string, string | string[]> = headerLists([...v.headers, ...v.responseHeadersToAdd], (h) => { bad ??= h })
+        if (bad !== undefined) {
+          log.warn({ code: 'PORTCULLIS_ENVOY_RESULT_INVALID', transport: 'envoy-http', decision_id: outcome.decisionId }, 'ext_authz HTTP allow carries a header HTTP cannot carry')
+          send(res, 500, { 'content-type': 'text/plain', 'x-portcullis-decision-id': outcome.decisionId }, 'PORTCULLIS_ENVOY_RESULT_INVALID')
+          return
+        }
         if (v.headersToRemove.length > 0) headers['x-envoy-auth-headers-to-remove'] = v.headersToRemove.join(',')
         headers['x-portcullis-decision-id'] = outcome.decisionId
         send(res, 200, headers, '')
@@ -151,8 +183,11 @@ async function handle (opts: EnvoyHttpOptions, req: IncomingMessage, res: Server
       const denied = v.deniedResponse ?? { status: 403, body: '' }
       // 200 is Envoy's allow and 5xx its "authorization server failed" (where
       // failure_mode_allow may let the request through): a deny is never answered with either.
-      const status = denied.status === 200 || denied.status >= 500 ? 403 : denied.status
-      send(res, status, { ...headerLists(v.headers), 'x-portcullis-decision-id': outcome.decisionId }, denied.body)
+      const status = deniedStatus(denied.status)
+      const headers = headerLists(v.headers, () => {
+        log.warn({ code: 'PORTCULLIS_ENVOY_RESULT_INVALID', transport: 'envoy-http', decision_id: outcome.decisionId }, 'ext_authz HTTP denial header left out: HTTP cannot carry it')
+      })
+      send(res, status, { ...headers, 'x-portcullis-decision-id': outcome.decisionId }, denied.body)
       return
     }
     case 'refused':

@@ -17,6 +17,7 @@
  */
 import { Busboy } from '@fastify/busboy'
 import { PortcullisError } from '../errors.js'
+import { JsonInputError, parseJsonInput } from '../json-input.js'
 
 /** A decoded CheckRequest (lowerCamelCase field names). Only the fields the adapter reads are typed. */
 export interface CheckRequest {
@@ -226,11 +227,20 @@ function truncatedByLength (contentLength: string, bodyBytes: number): boolean {
   return cl !== -1 && cl > bodyBytes
 }
 
+/**
+ * Deepest nesting of a JSON body accepted (Go's decoder stops at 10000; a body deeper than this
+ * is refused with the 400 denial, never left to overflow a stack into an error that Envoy's
+ * failure_mode_allow could turn into an allow).
+ */
+export const ENVOY_MAX_JSON_DEPTH = 512
+
 function parseJson (text: string, what: string): unknown {
   try {
-    return JSON.parse(text)
-  } catch {
-    throw invalid(`${what} is not valid JSON`)
+    // numbers beyond a double's range refused, lone surrogates as U+FFFD (src/json-input.ts)
+    return parseJsonInput(text, ENVOY_MAX_JSON_DEPTH)
+  } catch (err) {
+    if (!(err instanceof JsonInputError)) throw err
+    throw invalid(`${what} ${err.message}`, { problem: err.problem })
   }
 }
 

@@ -135,6 +135,21 @@ describe('Envoy ext_authz over gRPC', () => {
     assert.deepEqual([short.body, short.truncated], [null, true])
   })
 
+  test('a JSON body whose number is beyond a double (1e400, which JSON.parse makes Infinity and JSON null, below every number in Rego) or that nests past the limit is a 400 denial, never an allow or an error', async () => {
+    const deep = '['.repeat(5000) + '1' + ']'.repeat(5000)
+    for (const body of ['{"amount":1e400}', '{"amount":-1e400}', '[1e309]', deep]) {
+      const r = await env.check(checkRequest('/body', { method: 'POST', headers: { 'content-type': 'application/json' }, body }))
+      assert.equal(code(r), PERMISSION_DENIED, body.slice(0, 20))
+      assert.equal(r.deniedResponse?.status?.code, 400)
+      assert.equal(r.deniedResponse?.body, 'PORTCULLIS_ENVOY_REQUEST_INVALID')
+    }
+  })
+
+  test('a lone surrogate escape in a JSON body reaches the policy as U+FFFD (as Go decodes it), not as an evaluation error', async () => {
+    const r = echo(await env.check(checkRequest('/body', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"x":"a\\ud800b","\\udc00":1}' })))
+    assert.deepEqual(r.body, { x: 'a\ufffdb', '\ufffd': 1 })
+  })
+
   test('unparseable requests: PERMISSION_DENIED with a 400 denied response (bad JSON body, malformed query, bad escape, bad content-length)', async () => {
     const cases = [
       checkRequest('/body', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"user":' }),

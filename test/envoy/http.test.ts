@@ -66,6 +66,27 @@ describe('Envoy ext_authz HTTP service mode', () => {
     assert.deepEqual([five.status, five.body], [403, 'try later'])
   })
 
+  test('a denial stays a denial whatever its headers hold: a value HTTP cannot carry is left out, constructor/__proto__ are plain names, an interim 1xx status becomes 403', async () => {
+    const plain = await forward(env.httpUrl, 'GET', `${PREFIX}/hdrdeny/abc`)
+    assert.equal(plain.status, 409)
+    assert.equal(plain.headers['x-denied-path'], 'hdrdeny/abc')
+    assert.equal(plain.headers.constructor, 'c')
+    for (const path of ['%E2%82%AC', '%00', 'a%0D%0Aset-cookie:x=1']) {
+      const r = await forward(env.httpUrl, 'GET', `${PREFIX}/hdrdeny/${path}`)
+      assert.equal(r.status, 409, path)
+      assert.equal(r.headers['x-denied-path'], undefined, path)
+      assert.equal(r.headers['set-cookie'], undefined, path)
+    }
+    assert.equal((await forward(env.httpUrl, 'GET', `${PREFIX}/interim`)).status, 403)
+  })
+
+  test('an allow whose header HTTP cannot carry is an error (5xx), as a malformed result is over gRPC', async () => {
+    assert.equal((await forward(env.httpUrl, 'GET', `${PREFIX}/hdrallow/abc`)).status, 200)
+    const r = await forward(env.httpUrl, 'GET', `${PREFIX}/hdrallow/%00`)
+    assert.equal(r.status, 500)
+    assert.equal(r.body, 'PORTCULLIS_ENVOY_RESULT_INVALID')
+  })
+
   test('errors are 5xx (Envoy applies status_on_error / failure_mode_allow); unparseable requests are 400', async () => {
     for (const p of ['/malformed', '/teapot', '/nothing']) {
       const r = await forward(env.httpUrl, 'GET', `${PREFIX}${p}`)

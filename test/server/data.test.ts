@@ -86,6 +86,14 @@ describe('OPA Data API', () => {
     assert.equal(r.json().portcullis_code, 'PORTCULLIS_INPUT_TOO_LARGE')
   })
 
+  test('a number beyond a double in the input (1e400: Infinity to JSON.parse, null to the policy, below every number in Rego) is 400, never decided', async () => {
+    for (const payload of ['{"input":{"amount":1e400}}', '{"input":[-1e999]}']) {
+      const r = await post('/v1/data/authz/allow', payload)
+      assert.equal(r.statusCode, 400, payload)
+      assert.equal(r.json().portcullis_code, 'PORTCULLIS_INPUT_INVALID', payload)
+    }
+  })
+
   test('nesting deeper than the limit is refused before parsing', async () => {
     const deep = '{"input":' + '['.repeat(10_000) + ']'.repeat(10_000) + '}'
     const r = await post('/v1/data/authz/allow', deep)

@@ -7,35 +7,17 @@
 import { createGunzip, createInflate } from 'node:zlib'
 import type { FastifyInstance } from 'fastify'
 import { PortcullisError } from '../../errors.js'
+import { JsonInputError, parseJsonInput } from '../../json-input.js'
 
-/** Nesting depth of JSON text (arrays and objects), ignoring brackets inside strings. Stops early past `limit`. */
-export function jsonDepthExceeds (text: string, limit: number): boolean {
-  let depth = 0
-  let inString = false
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (inString) {
-      if (c === 0x5c) i++
-      else if (c === 0x22) inString = false
-      continue
-    }
-    if (c === 0x22) inString = true
-    else if (c === 0x7b || c === 0x5b) {
-      if (++depth > limit) return true
-    } else if (c === 0x7d || c === 0x5d) depth--
-  }
-  return false
-}
+export { jsonDepthExceeds } from '../../json-input.js'
 
 export function parseJsonBody (text: string, maxDepth: number): unknown {
   if (text.trim() === '') return undefined
-  if (jsonDepthExceeds(text, maxDepth)) {
-    throw new PortcullisError('PORTCULLIS_INPUT_INVALID', `request body nests deeper than ${maxDepth} levels`, { limit: maxDepth })
-  }
   try {
-    return JSON.parse(text)
+    return parseJsonInput(text, maxDepth)
   } catch (err) {
-    throw new PortcullisError('PORTCULLIS_INPUT_INVALID', `request body is not valid JSON: ${(err as Error).message}`, {})
+    if (!(err instanceof JsonInputError)) throw err
+    throw new PortcullisError('PORTCULLIS_INPUT_INVALID', `request body ${err.message}`, err.problem === 'too-deep' ? { limit: maxDepth } : { problem: err.problem })
   }
 }
 

@@ -1,0 +1,90 @@
+/**
+ * JSON text from callers (Data API bodies, Envoy request bodies) into the values a policy sees,
+ * refusing what JavaScript's JSON.parse would silently turn into something else:
+ *
+ * - nesting deeper than a limit (it would exhaust the stack of the parser or of a later walk);
+ * - a number outside the range of a double (`1e400`): JSON.parse makes it Infinity, which
+ *   JSON.stringify writes as `null`, and `null < 1000` holds in Rego — a huge amount would pass
+ *   a limit check. OPA keeps the number; Portcullis refuses the request (fail closed).
+ *
+ * A lone surrogate escape (`"\ud800"`) becomes U+FFFD, as Go's encoding/json decodes it, so the
+ * policy sees what OPA's would (the wasm module's JSON parser rejects lone surrogates outright).
+ */
+
+export type JsonInputProblem = 'too-deep' | 'syntax' | 'number-out-of-range'
+
+export class JsonInputError extends Error {
+  readonly problem: JsonInputProblem
+  constructor (problem: JsonInputProblem, message: string) {
+    super(message)
+    this.problem = problem
+  }
+}
+
+/** Nesting depth of JSON text (arrays and objects), ignoring brackets inside strings. Stops early past `limit`. */
+export function jsonDepthExceeds (text: string, limit: number): boolean {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++
+      else if (c === 0x22) inString = false
+      continue
+    }
+    if (c === 0x22) inString = true
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > limit) return true
+    } else if (c === 0x7d || c === 0x5d) depth--
+  }
+  return false
+}
+
+// Only text that could hold such numbers or escapes is walked after parsing: an exponent of three
+// or more digits, or a run of 309 digits (the shortest integer beyond a double's range).
+const MAY_OVERFLOW = /[eE][+-]?\d{3}|\d{309}/
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/
+
+// String.prototype.toWellFormed (ES2024; in Node since 20): lone surrogates become U+FFFD.
+const wellFormed = (s: string): string => (s as unknown as { toWellFormed: () => string }).toWellFormed()
+
+/** JSON.parse with the checks above; throws JsonInputError. */
+export function parseJsonInput (text: string, maxDepth: number): unknown {
+  if (jsonDepthExceeds(text, maxDepth)) throw new JsonInputError('too-deep', `nests deeper than ${maxDepth} levels`)
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (err) {
+    throw new JsonInputError('syntax', `is not valid JSON: ${(err as Error).message}`)
+  }
+  const overflow = MAY_OVERFLOW.test(text)
+  const surrogates = SURROGATE_ESCAPE.test(text)
+  return overflow || surrogates ? checked(value, overflow, surrogates) : value
+}
+
+function checked (v: unknown, overflow: boolean, surrogates: boolean): unknown {
+  if (typeof v === 'number') {
+    if (overflow && !Number.isFinite(v)) throw new JsonInputError('number-out-of-range', 'holds a number outside the range of a 64-bit float')
+    return v
+  }
+  if (typeof v === 'string') return surrogates ? wellFormed(v) : v
+  if (v === null || typeof v !== 'object') return v
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) v[i] = checked(v[i], overflow, surrogates)
+    return v
+  }
+  const o = v as Record<string, unknown>
+  if (!surrogates) {
+    for (const k of Object.keys(o)) o[k] = checked(o[k], overflow, surrogates)
+    return o
+  }
+  // keys too: rebuilt in order, each well formed (two keys may then coincide: the last wins, as in Go)
+  const out: Record<string, unknown> = {}
+  for (const k of Object.keys(o)) {
+    const key = wellFormed(k)
+    const val = checked(o[k], overflow, surrogates)
+    if (key === '__proto__') Object.defineProperty(out, key, { value: val, enumerable: true, writable: true, configurable: true })
+    else out[key] = val
+  }
+  return out
+}
