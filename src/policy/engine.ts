@@ -7,7 +7,7 @@ import type { LoadedPolicy } from '@open-policy-agent/opa-wasm'
 import { evaluateOrdered, instantiatePolicy } from './wasm-host.js'
 import { BundleError, PolicyError } from '../errors.js'
 import type { PolicyBundle } from './bundle.js'
-import type { DataImage } from './data-loader.js'
+import type { DataImage } from './data-image.js'
 import {
   builtinAvailability, hostBuiltinsFor, registeredBuiltins, runWithContext, StrictBuiltinHalt,
   type BuiltinOptions, type EvalContext,
