@@ -40,9 +40,10 @@ export function jsonDepthExceeds (text: string, limit: number): boolean {
   return false
 }
 
-// Only text that could hold such numbers or escapes is walked after parsing: an exponent of three
-// or more digits, or a run of 309 digits (the shortest integer beyond a double's range).
-const MAY_OVERFLOW = /[eE][+-]?\d{3}|\d{309}/
+// Only text that could hold such numbers or escapes is walked after parsing. A number's magnitude
+// reaches 1.8e308 only with an exponent (`1e400`, or `1000…0e99` with a long mantissa) or with 309
+// integer digits, so: a digit followed by an exponent mark, or a run of 309 digits.
+const MAY_OVERFLOW = /\d[eE]|\d{309}/
 const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/
 
 // String.prototype.toWellFormed (ES2024; in Node since 20): lone surrogates become U+FFFD.

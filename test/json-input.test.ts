@@ -20,10 +20,17 @@ const problem = (text: string, depth = 64): string | undefined => {
 }
 
 test('numbers beyond a double are refused wherever they stand; large but finite ones pass', () => {
-  for (const t of ['1e400', '-1e400', '{"amount":1e400}', '[1,[2,{"x":1E+309}]]', '9'.repeat(400), '{"a":"1e400","b":-1e999}']) {
+  const longMantissa = '1' + '0'.repeat(249) + 'e99' // 1e348 with a two-digit exponent
+  const longFraction = '9'.repeat(309) + '.5'
+  for (const t of ['1e400', '-1e400', '{"amount":1e400}', '[1,[2,{"x":1E+309}]]', '9'.repeat(400), '{"a":"1e400","b":-1e999}', `{"amount":${longMantissa}}`, `[${longFraction}]`, `[2.${'0'.repeat(300)}e308]`]) {
     assert.equal(problem(t), 'number-out-of-range', t)
   }
-  assert.deepEqual(parseJsonInput('{"a":1e308,"b":"1e400","c":-1.7976931348623157e308}', 64), { a: 1e308, b: '1e400', c: -1.7976931348623157e308 })
+  assert.deepEqual(parseJsonInput('{"a":1e308,"b":"1e400","c":-1.7976931348623157e308,"d":1e-400}', 64), { a: 1e308, b: '1e400', c: -1.7976931348623157e308, d: 0 })
+  // property: any number text JSON.parse makes infinite is refused, whatever its shape
+  fc.assert(fc.property(fc.stringMatching(/^-?[1-9]\d{0,400}(\.\d{1,50})?([eE][+-]?\d{1,4})?$/), (n) => {
+    const infinite = !Number.isFinite(JSON.parse(n))
+    assert.equal(problem(`{"n":${n}}`) === 'number-out-of-range', infinite, n.slice(0, 40))
+  }), { numRuns: 2000 })
 })
 
 test('lone surrogate escapes become U+FFFD in strings and keys; pairs stay pairs', () => {
