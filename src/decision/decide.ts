@@ -95,7 +95,8 @@ export class DecisionService {
   canAnswer (path: string): boolean {
     if (!this.#manager.ready()) return false
     try {
-      return this.#manager.snapshot.resolve(path).kind !== 'none'
+      // the path as decide() reads it (dataPath folds `//`, refuses control characters)
+      return this.#manager.snapshot.resolve(dataPath(path)).kind !== 'none'
     } catch {
       return false
     }

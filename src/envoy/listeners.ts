@@ -5,6 +5,7 @@
  * and stops them beside the Data API; cli/serve.ts hands this factory in, so server/ never
  * imports envoy/.
  */
+import { IDENTITY_DEFAULTS } from '../config/defaults.js'
 import type { ResolvedConfig } from '../config/load.js'
 import type { DecisionService } from '../decision/decide.js'
 import type { Logger } from '../log.js'
@@ -32,15 +33,12 @@ export interface EnvoyListeners {
   stop: (graceMs: number) => Promise<void>
 }
 
-/** The loopback default of `identity.x509_svid.ext_authz.trusted_callers` when identity is off. */
-const LOOPBACK = ['127.0.0.0/8', '::1']
-
 /** Builds the listeners the configuration enables (undefined when none is). */
 export function envoyExtAuthz (parts: EnvoyParts): EnvoyListeners | undefined {
   const c = parts.config.envoy_ext_authz
   if (!c.grpc.enabled && !c.http.enabled) return undefined
   const log = (component: string): Logger => parts.logger.child?.({ component }) ?? parts.logger
-  const trustedCaller = trustedProxyMatcher([...(parts.config.identity?.x509_svid.ext_authz.trusted_callers ?? LOOPBACK)])
+  const trustedCaller = trustedProxyMatcher([...(parts.config.identity?.x509_svid.ext_authz.trusted_callers ?? IDENTITY_DEFAULTS.ext_authz.trusted_callers)])
   const settings: EnvoyCheckSettings = {
     path: c.path,
     skipRequestBodyParse: c.skip_request_body_parse,
