@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto'
 import { parse as parseYaml } from 'yaml'
 import { BundleError } from '../errors.js'
 import { DEFAULT_ARCHIVE_LIMITS, readBundleDir, readTarGz, type ArchiveLimits, type BundleFiles } from './archive.js'
-import { isAncestorOf, rootContains, type PolicyBundle } from '../policy/bundle.js'
+import { dataMember, isAncestorOf, rootContains, setDataMember, type PolicyBundle } from '../policy/bundle.js'
 import { parseManifest, type Manifest } from './manifest.js'
 import { verifyBundleSignature, type SignatureStatus, type SigningPolicy } from './verify.js'
 
@@ -185,23 +185,26 @@ function mergeAt (target: Record<string, unknown>, path: string[], value: unknow
   let node = target
   for (const [i, key] of path.entries()) {
     const last = i === path.length - 1
-    const existing = node[key]
+    const existing = dataMember(node, key)
     if (last) {
-      if (existing === undefined) node[key] = value
+      if (existing === undefined) setDataMember(node, key, value)
       else if (isPlainObject(existing) && isPlainObject(value)) deepMerge(existing, value, path, source, file)
       else conflict(path, source, file)
       return
     }
-    if (existing === undefined) node = (node[key] = {}) as Record<string, unknown>
-    else if (isPlainObject(existing)) node = existing
+    if (existing === undefined) {
+      const child: Record<string, unknown> = {}
+      setDataMember(node, key, child)
+      node = child
+    } else if (isPlainObject(existing)) node = existing
     else conflict(path.slice(0, i + 1), source, file)
   }
 }
 
 function deepMerge (target: Record<string, unknown>, src: Record<string, unknown>, at: string[], source: string, file: string): void {
   for (const [k, v] of Object.entries(src)) {
-    const existing = target[k]
-    if (existing === undefined) target[k] = v
+    const existing = dataMember(target, k)
+    if (existing === undefined) setDataMember(target, k, v)
     else if (isPlainObject(existing) && isPlainObject(v)) deepMerge(existing, v, [...at, k], source, file)
     else conflict([...at, k], source, file)
   }

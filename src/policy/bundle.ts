@@ -62,3 +62,17 @@ export function isAncestorOf (path: string, root: string): boolean {
 export function rootsOverlap (a: string, b: string): boolean {
   return rootContains(a, b) || rootContains(b, a)
 }
+
+/**
+ * A member of a data object, own properties only: data keys are the bundle author's, and
+ * `__proto__` or `constructor` must read as data, never as Object.prototype (merging into that
+ * would set properties on every object in the process).
+ */
+export function dataMember (o: Record<string, unknown>, key: string): unknown {
+  return Object.hasOwn(o, key) ? o[key] : undefined
+}
+
+/** Sets a data member as an own property (an assignment to `__proto__` would set the prototype instead). */
+export function setDataMember (o: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true })
+}

@@ -5,7 +5,7 @@
  * once at its start, so it finishes on the revision it began with.
  */
 import { PolicyError } from '../errors.js'
-import { cleanPath, isAncestorOf, rootContains } from './bundle.js'
+import { cleanPath, dataMember, isAncestorOf, rootContains, setDataMember } from './bundle.js'
 import type { CompiledBundle } from './engine.js'
 import { memoryDescriptor, ModuleInstance } from './engine.js'
 import { buildDataImage, buildDataImageOffThread, imageBase, type BuildOptions, type DataDocument } from './data-loader.js'
@@ -266,14 +266,14 @@ function dataDocuments (compiled: Array<{ compiled: CompiledBundle }>, previous?
 /** Merges `src` into `target` without modifying `src` (bundles' data is shared and frozen). */
 function mergeInto (target: Record<string, unknown>, src: Record<string, unknown>): void {
   for (const [k, v] of Object.entries(src)) {
-    const existing = target[k]
+    const existing = dataMember(target, k)
     if (existing !== null && typeof existing === 'object' && !Array.isArray(existing) && v !== null && typeof v === 'object' && !Array.isArray(v)) {
       // Copy on the way down: `existing` may be another bundle's own object.
       const into: Record<string, unknown> = { ...(existing as Record<string, unknown>) }
-      target[k] = into
+      setDataMember(target, k, into)
       mergeInto(into, v as Record<string, unknown>)
     } else {
-      target[k] = v
+      setDataMember(target, k, v)
     }
   }
 }

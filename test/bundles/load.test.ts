@@ -59,6 +59,22 @@ describe('loading bundles built by opa', needsOpa(), () => {
     })
   })
 
+  test('data keys __proto__ and constructor are data: merging never reaches Object.prototype (prototype pollution)', async (t) => {
+    const dir = tempDir(t)
+    const good = buildBundleDir(copyFixture('basic', dir), join(dir, 'good.tar.gz'))
+    const hostile = await repack(good, (f) => {
+      f.set('basic/p1/data.json', Buffer.from('{"__proto__": {"skipVerification": true, "polluted": 1}, "constructor": {"prototype": {"polluted": 2}}}'))
+      f.set('basic/p1/__proto__/more/data.json', Buffer.from('{"polluted": 3}'))
+    }, join(dir, 'hostile.tar.gz'))
+    const bundle = await loadBundle(hostile)
+    assert.equal(({} as Record<string, unknown>).polluted, undefined)
+    assert.equal(({} as Record<string, unknown>).skipVerification, undefined)
+    const p1 = (bundle.data.basic as Record<string, unknown>).p1 as Record<string, unknown>
+    const proto = Object.getOwnPropertyDescriptor(p1, '__proto__')?.value as Record<string, unknown>
+    assert.deepEqual({ ...proto }, { skipVerification: true, polluted: 1, more: { polluted: 3 } })
+    assert.deepEqual(Object.getOwnPropertyDescriptor(p1, 'constructor')?.value, { prototype: { polluted: 2 } })
+  })
+
   test('root data.json with keys outside the roots is rejected', async (t) => {
     const dir = tempDir(t)
     const good = buildFixture('basic', dir)
