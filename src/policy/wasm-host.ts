@@ -303,7 +303,8 @@ export function parseRegoValue (text: string, options: boolean | ParseOptions = 
     if (asRegoSet) return argumentNumber(t)
     const n = Number(t)
     if (!exactNumbers) return n
-    if (/^-?\d+$/.test(t) ? !Number.isSafeInteger(n) : t.replace(/[eE].*$/, '').replace(/[-.]/g, '').replace(/^0+/, '').length > 15) {
+    // beyond a double (1e400 from exact data or input text) as well: Infinity would be written null
+    if (!Number.isFinite(n) || (/^-?\d+$/.test(t) ? !Number.isSafeInteger(n) : t.replace(/[eE].*$/, '').replace(/[-.]/g, '').replace(/^0+/, '').length > 15)) {
       opts.onExact?.()
       return new ExactNumber(t)
     }

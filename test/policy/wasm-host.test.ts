@@ -123,3 +123,10 @@ test('readArgument: JSON natively, Rego values (sets, .5) by the Rego parser', a
   const big = readArgument('[9223372036854775807]') as unknown[]
   assert.ok(big[0] instanceof ExactNumber)
 })
+
+test('parseRegoValue with exact numbers keeps a number beyond a double as its text, never Infinity', () => {
+  const v = parseRegoValue('[{"result": [1e400, -2E+309, 1.5]}]', true) as Array<{ result: unknown[] }>
+  const [big, negative, plain] = (v[0] as { result: unknown[] }).result
+  assert.ok(big instanceof ExactNumber && negative instanceof ExactNumber)
+  assert.deepEqual([big.text, negative.text, plain], ['1e400', '-2E+309', 1.5])
+})
