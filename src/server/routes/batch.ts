@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsync } from 'fastify'
-import { PortcullisError, toPortcullisError } from '../../errors.js'
+import { PortcullisError } from '../../errors.js'
 import type { DataApi } from '../data-api.js'
 import { ResultSlots } from '../../decision/result-json.js'
 
@@ -54,7 +54,8 @@ export const batchRoutes: FastifyPluginAsync<{ api: DataApi }> = async (app, { a
         if (d.defined) r.result = slots.valueOf(d)
         responses[id] = r
       } catch (err) {
-        const e = toPortcullisError(err)
+        // counted and logged once, as any failed Data API request is (the adapter's failure())
+        const e = api.failure(err, `${request.id}/${id}`).error
         failed++
         responses[id] = { code: e.opaCode, message: e.message, portcullis_code: e.code }
       }
