@@ -4,6 +4,7 @@
  * JavaScript values) by walking it.
  */
 import type { LoadedPolicy } from '@open-policy-agent/opa-wasm'
+import { compareUtf8 } from '../canonical-json.js'
 import { MAX_DATA_DEPTH, opaStringHash, PAGE, REPR_INT, T_ARRAY, T_BOOLEAN, T_NULL, T_NUMBER, T_OBJECT, T_STRING, type Store } from './data-layout.js'
 
 const decoder = new TextDecoder()
@@ -253,7 +254,7 @@ function toJs (view: DataView, u8: Uint8Array, addr: number, depth: number): unk
           entries.push([decoder.decode(u8.subarray(s, s + view.getUint32(k + 4, true))), toJs(view, u8, view.getUint32(e + 4, true), depth + 1)])
         }
       }
-      entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+      entries.sort((a, b) => compareUtf8(a[0], b[0]))
       return Object.fromEntries(entries)
     }
     default: throw new Error(`unexpected value type ${String(u8[addr])} at ${addr}`)

@@ -56,10 +56,6 @@ function bucketCount (len: number): number {
   return n
 }
 
-/** Unsigned byte comparison, then length: OPA's opa_value_compare_string. */
-function compareBytes (a: Uint8Array, b: Uint8Array): number {
-  return Buffer.compare(a, b)
-}
 
 class DataError extends Error {
   constructor (readonly offset: number, message: string, readonly code: 'PORTCULLIS_BUNDLE_DATA_INVALID' | 'PORTCULLIS_BUNDLE_DATA_OUTSIDE_ROOTS' = 'PORTCULLIS_BUNDLE_DATA_INVALID', readonly path?: string) {
@@ -319,7 +315,6 @@ class ImageWriter {
 
 const decoder = new TextDecoder()
 const encoder = new TextEncoder()
-const keyText = (b: Uint8Array): string => decoder.decode(b)
 
 
 const isWs = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09

@@ -17,6 +17,7 @@ import { RawJson, RegoSet } from './builtins/types.js'
 import { currentContext } from './builtins/index.js'
 import { ExactNumber, argumentNumber, parseExact, stringifyExact } from './builtins/exact-json.js'
 import { regoCompare } from './builtins/args.js'
+import { compareUtf8 } from '../canonical-json.js'
 
 const require = createRequire(import.meta.url)
 const { LoadedPolicy } = require('@open-policy-agent/opa-wasm') as { LoadedPolicy: new (instance: WebAssembly.Instance, memory: WebAssembly.Memory, minorVersion: number) => LoadedPolicyType }
@@ -265,7 +266,7 @@ export function parseRegoValue (text: string, options: boolean | ParseOptions = 
           i++
           obj.push([keyText(k), value()])
         }
-        obj.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+        obj.sort((a, b) => compareUtf8(a[0], b[0]))
         return Object.fromEntries(obj)
       }
       const set: unknown[] = [first]

@@ -130,3 +130,8 @@ test('parseRegoValue with exact numbers keeps a number beyond a double as its te
   assert.ok(big instanceof ExactNumber && negative instanceof ExactNumber)
   assert.deepEqual([big.text, negative.text, plain], ['1e400', '-2E+309', 1.5])
 })
+
+test('object keys come out in OPA\'s order (UTF-8 bytes), not UTF-16 code units: U+E000 before an astral character', () => {
+  const v = parseRegoValue('[{"result": {"\u{1F600}": 1, "\uE000": 2, "b": 3}}]') as Array<{ result: Record<string, number> }>
+  assert.deepEqual(Object.keys((v[0] as { result: Record<string, number> }).result), ['b', '\uE000', '\u{1F600}'])
+})
