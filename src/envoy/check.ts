@@ -132,7 +132,20 @@ export class EnvoyCheck {
 
   /** Decides one Check. Never throws: every failure is an outcome (counted per transport). */
   async check (req: CheckRequest, facts: ConnectionFacts = {}): Promise<CheckOutcome> {
-    const outcome = await this.#check(req, facts)
+    return this.#counted(await this.#check(req, facts))
+  }
+
+  /**
+   * A Check its shell refuses before check() can run (HTTP service mode: a body over
+   * max_body_bytes or unreadable, a path without path_prefix): logged, audited and counted
+   * exactly as a refusal inside check(), so the audit hook and the metric see every Check.
+   */
+  refuse (req: CheckRequest, facts: ConnectionFacts, error: PortcullisError): CheckOutcome {
+    this.#recordUndecided(req, facts, error)
+    return this.#counted({ kind: 'refused', error })
+  }
+
+  #counted (outcome: CheckOutcome): CheckOutcome {
     const label = outcome.kind === 'decided' ? (outcome.dryRun ? 'dry_run' : outcome.verdict.allowed ? 'allow' : 'deny') : outcome.kind === 'refused' ? 'refused' : 'error'
     this.#metrics?.envoyChecks.inc({ transport: this.#transport, outcome: label })
     return outcome
