@@ -97,6 +97,7 @@ export class EnvoyCheck {
     return out
   }
 
+  /** What the identity plugins read; built only when identity is on (nothing else reads it). */
   #credentials (req: CheckRequest, facts: ConnectionFacts): CredentialContext {
     const ctx: CredentialContext = { headers: this.#credentialHeaders(req) }
     if (facts.remoteAddress !== undefined) ctx.remoteAddress = facts.remoteAddress
@@ -165,12 +166,10 @@ export class EnvoyCheck {
       this.#recordUndecided(req, facts, gone)
       return { kind: 'error', error: gone }
     }
-    const dr: DecisionRequest = {
-      path: this.#settings.path,
-      input,
-      credentials: this.#credentials(req, facts),
-      transport: this.#transport,
-    }
+    const dr: DecisionRequest = { path: this.#settings.path, input, transport: this.#transport }
+    // credentials (a copy of the headers, header_map folded in, the untrusted-certificate
+    // counter and warning) only when an identity plugin will read them, as the Data API adapter
+    if (this.#decisions.identityEnabled) dr.credentials = this.#credentials(req, facts)
     if (facts.remoteAddress !== undefined) dr.requestedBy = facts.remoteAddress
     const id = req.attributes?.request?.http?.id
     if (id !== undefined && id !== '') dr.requestId = id
