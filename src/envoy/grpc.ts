@@ -103,7 +103,7 @@ export async function startEnvoyGrpc (opts: EnvoyGrpcOptions): Promise<EnvoyGrpc
           }
           switch (outcome.kind) {
             case 'decided':
-              answer(null, checkResponseOf(outcome.verdict, outcome.decisionId, { dryRun: outcome.dryRun, structured: outcome.structured }))
+              answer(null, checkResponseOf(outcome.verdict, outcome.decisionId, { structured: outcome.structured }))
               return
             case 'refused':
               answer(null, refusedResponse(outcome.error))

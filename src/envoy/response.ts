@@ -149,15 +149,11 @@ const PERMISSION_DENIED = 7
 const headerOptions = (hs: Header[]): Array<{ header: Header }> => hs.map((header) => ({ header }))
 
 /**
- * The CheckResponse of a verdict (internal.go check()): decision_id in dynamic metadata; a
- * dry run answers OK with an empty ok_response whatever the verdict (the real decision is
- * what was recorded).
+ * The CheckResponse of a verdict (internal.go check()): decision_id in dynamic metadata. A dry
+ * run needs nothing here: check.ts has already made its deny an allow without header mutations.
  */
-export function checkResponseOf (verdict: EnvoyVerdict, decisionId: string, opts: { dryRun?: boolean, structured: boolean }): Record<string, unknown> {
+export function checkResponseOf (verdict: EnvoyVerdict, decisionId: string, opts: { structured: boolean }): Record<string, unknown> {
   const metadata = toStruct({ ...(verdict.dynamicMetadata ?? {}), decision_id: decisionId })
-  if (opts.dryRun === true && !verdict.allowed) {
-    return { status: { code: OK }, okResponse: {}, dynamicMetadata: metadata }
-  }
   const resp: Record<string, unknown> = { status: { code: verdict.allowed ? OK : PERMISSION_DENIED }, dynamicMetadata: metadata }
   // A boolean decision carries no http_response (opa-envoy-plugin sets one only for objects).
   if (!opts.structured) return resp
