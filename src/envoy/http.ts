@@ -71,7 +71,7 @@ function httpRequestOf (req: IncomingMessage, path: string): HttpRequest {
  * The CheckRequest an Envoy gRPC ext_authz filter would send for this forwarded request. The
  * body is `body` when it is UTF-8 and `raw_body` otherwise (Envoy's pack_as_bytes).
  */
-export function checkRequestOf (req: IncomingMessage, path: string, body: Buffer, now: Date): CheckRequest {
+function checkRequestOf (req: IncomingMessage, path: string, body: Buffer, now: Date): CheckRequest {
   const http = httpRequestOf(req, path)
   const cl = http.headers?.['content-length']
   http.size = cl !== undefined && /^\d+$/.test(cl) ? Number(cl) : -1
@@ -88,9 +88,9 @@ export function checkRequestOf (req: IncomingMessage, path: string, body: Buffer
 
 /**
  * The policy's headers as Node writes them (no prototype: `constructor` or `__proto__` are names
- * like any other). With `dropInvalid` (a denial), a name or value HTTP cannot carry (CR/LF, NUL,
- * characters above U+00FF, a bad token) is left out and counted by the caller, so a denial
- * stays a denial; otherwise it is reported through `invalid`.
+ * like any other). A name or value HTTP cannot carry (CR/LF, NUL, characters above U+00FF, a bad
+ * token) is left out and passed to `onInvalid`: for a denial the caller logs it, so a denial
+ * stays a denial; for an allow the caller answers an error (a malformed result).
  */
 function headerLists (hs: Header[], onInvalid: (h: Header) => void): Record<string, string[]> {
   const out = Object.create(null) as Record<string, string[]>
@@ -111,7 +111,7 @@ function headerLists (hs: Header[], onInvalid: (h: Header) => void): Record<stri
 }
 
 /** The status a denial is answered with: never 200 (Envoy's allow), 1xx (interim, no answer) or 5xx (a failure failure_mode_allow may let through). */
-export function deniedStatus (status: number): number {
+function deniedStatus (status: number): number {
   return status <= 200 || status >= 500 ? 403 : status
 }
 
