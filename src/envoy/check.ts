@@ -97,6 +97,7 @@ export class EnvoyCheck {
     return out
   }
 
+  /** What the identity plugins read; built only when identity is on (nothing else reads it). */
   #credentials (req: CheckRequest, facts: ConnectionFacts): CredentialContext {
     const ctx: CredentialContext = { headers: this.#credentialHeaders(req) }
     if (facts.remoteAddress !== undefined) ctx.remoteAddress = facts.remoteAddress
@@ -132,7 +133,20 @@ export class EnvoyCheck {
 
   /** Decides one Check. Never throws: every failure is an outcome (counted per transport). */
   async check (req: CheckRequest, facts: ConnectionFacts = {}): Promise<CheckOutcome> {
-    const outcome = await this.#check(req, facts)
+    return this.#counted(await this.#check(req, facts))
+  }
+
+  /**
+   * A Check its shell refuses before check() can run (HTTP service mode: a body over
+   * max_body_bytes or unreadable, a path without path_prefix): logged, audited and counted
+   * exactly as a refusal inside check(), so the audit hook and the metric see every Check.
+   */
+  refuse (req: CheckRequest, facts: ConnectionFacts, error: PortcullisError): CheckOutcome {
+    this.#recordUndecided(req, facts, error)
+    return this.#counted({ kind: 'refused', error })
+  }
+
+  #counted (outcome: CheckOutcome): CheckOutcome {
     const label = outcome.kind === 'decided' ? (outcome.dryRun ? 'dry_run' : outcome.verdict.allowed ? 'allow' : 'deny') : outcome.kind === 'refused' ? 'refused' : 'error'
     this.#metrics?.envoyChecks.inc({ transport: this.#transport, outcome: label })
     return outcome
@@ -152,12 +166,10 @@ export class EnvoyCheck {
       this.#recordUndecided(req, facts, gone)
       return { kind: 'error', error: gone }
     }
-    const dr: DecisionRequest = {
-      path: this.#settings.path,
-      input,
-      credentials: this.#credentials(req, facts),
-      transport: this.#transport,
-    }
+    const dr: DecisionRequest = { path: this.#settings.path, input, transport: this.#transport }
+    // credentials (a copy of the headers, header_map folded in, the untrusted-certificate
+    // counter and warning) only when an identity plugin will read them, as the Data API adapter
+    if (this.#decisions.identityEnabled) dr.credentials = this.#credentials(req, facts)
     if (facts.remoteAddress !== undefined) dr.requestedBy = facts.remoteAddress
     const id = req.attributes?.request?.http?.id
     if (id !== undefined && id !== '') dr.requestId = id

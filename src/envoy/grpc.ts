@@ -27,7 +27,7 @@ export const AUTHORIZATION_SERVICE = 'envoy.service.auth.v3.Authorization'
  */
 export const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, longs: Number, enums: Number, defaults: false, oneofs: false, includeDirs: [PROTO_DIR] }
 
-export function loadExternalAuth (): protoLoader.PackageDefinition {
+function loadExternalAuth (): protoLoader.PackageDefinition {
   return protoLoader.loadSync(EXTERNAL_AUTH_PROTO, LOADER_OPTIONS)
 }
 
@@ -50,7 +50,7 @@ export interface EnvoyGrpcServer {
 }
 
 /** The caller's address from grpc-js's peer string (`1.2.3.4:5`, `[::1]:5`). */
-export function peerAddress (peer: string): string | undefined {
+function peerAddress (peer: string): string | undefined {
   const m = /^(?:ipv[46]:)?\[([^\]]+)\]:\d+$/.exec(peer) ?? /^(?:ipv4:)?([^:]+):\d+$/.exec(peer)
   return m?.[1]
 }
@@ -103,7 +103,7 @@ export async function startEnvoyGrpc (opts: EnvoyGrpcOptions): Promise<EnvoyGrpc
           }
           switch (outcome.kind) {
             case 'decided':
-              answer(null, checkResponseOf(outcome.verdict, outcome.decisionId, { dryRun: outcome.dryRun, structured: outcome.structured }))
+              answer(null, checkResponseOf(outcome.verdict, outcome.decisionId, { structured: outcome.structured }))
               return
             case 'refused':
               answer(null, refusedResponse(outcome.error))

@@ -17,7 +17,7 @@ import { createServer, validateHeaderName, validateHeaderValue, type IncomingMes
 import type { AddressInfo } from 'node:net'
 import { PortcullisError } from '../errors.js'
 import { silentLogger, type Logger } from '../log.js'
-import type { EnvoyCheck } from './check.js'
+import type { ConnectionFacts, EnvoyCheck } from './check.js'
 import type { CheckRequest, HttpRequest } from './input.js'
 import type { Header } from './response.js'
 
@@ -51,11 +51,12 @@ export function stripPrefix (url: string, prefix: string): string | undefined {
 }
 
 /**
- * The CheckRequest an Envoy gRPC ext_authz filter would send for this forwarded request. The
- * headers map joins repeated headers with ',' as Envoy does; the body is `body` when it is
- * UTF-8 and `raw_body` otherwise (Envoy's pack_as_bytes).
+ * The request line and headers of a forwarded request as `attributes.request.http` (no body,
+ * no time): what is known of a request refused before its CheckRequest can be built (body too
+ * large or unreadable, path without path_prefix), so its audit record says what was asked.
+ * The headers map joins repeated headers with ',' as Envoy does.
  */
-export function checkRequestOf (req: IncomingMessage, path: string, body: Buffer, now: Date): CheckRequest {
+function httpRequestOf (req: IncomingMessage, path: string): HttpRequest {
   const headers: Record<string, string> = {}
   for (const [k, v] of Object.entries(req.headersDistinct)) if (v !== undefined) headers[k] = v.join(',')
   const http: HttpRequest = { method: req.method ?? '', headers, path }
@@ -63,7 +64,16 @@ export function checkRequestOf (req: IncomingMessage, path: string, body: Buffer
   if (host !== undefined) http.host = host
   const id = headers['x-request-id']
   if (id !== undefined) http.id = id
-  const cl = headers['content-length']
+  return http
+}
+
+/**
+ * The CheckRequest an Envoy gRPC ext_authz filter would send for this forwarded request. The
+ * body is `body` when it is UTF-8 and `raw_body` otherwise (Envoy's pack_as_bytes).
+ */
+function checkRequestOf (req: IncomingMessage, path: string, body: Buffer, now: Date): CheckRequest {
+  const http = httpRequestOf(req, path)
+  const cl = http.headers?.['content-length']
   http.size = cl !== undefined && /^\d+$/.test(cl) ? Number(cl) : -1
   if (body.length > 0) {
     try {
@@ -78,9 +88,9 @@ export function checkRequestOf (req: IncomingMessage, path: string, body: Buffer
 
 /**
  * The policy's headers as Node writes them (no prototype: `constructor` or `__proto__` are names
- * like any other). With `dropInvalid` (a denial), a name or value HTTP cannot carry (CR/LF, NUL,
- * characters above U+00FF, a bad token) is left out and counted by the caller, so a denial
- * stays a denial; otherwise it is reported through `invalid`.
+ * like any other). A name or value HTTP cannot carry (CR/LF, NUL, characters above U+00FF, a bad
+ * token) is left out and passed to `onInvalid`: for a denial the caller logs it, so a denial
+ * stays a denial; for an allow the caller answers an error (a malformed result).
  */
 function headerLists (hs: Header[], onInvalid: (h: Header) => void): Record<string, string[]> {
   const out = Object.create(null) as Record<string, string[]>
@@ -101,7 +111,7 @@ function headerLists (hs: Header[], onInvalid: (h: Header) => void): Record<stri
 }
 
 /** The status a denial is answered with: never 200 (Envoy's allow), 1xx (interim, no answer) or 5xx (a failure failure_mode_allow may let through). */
-export function deniedStatus (status: number): number {
+function deniedStatus (status: number): number {
   return status <= 200 || status >= 500 ? 403 : status
 }
 
@@ -144,25 +154,30 @@ function readBody (req: IncomingMessage, limit: number): Promise<Buffer> {
 async function handle (opts: EnvoyHttpOptions, req: IncomingMessage, res: ServerResponse, log: Logger): Promise<void> {
   const controller = new AbortController()
   res.on('close', () => { if (!res.writableFinished) controller.abort(new PortcullisError('PORTCULLIS_ENVOY_CANCELLED', 'the caller closed the connection')) })
+  const facts: ConnectionFacts = {
+    ...(req.socket.remoteAddress !== undefined ? { remoteAddress: req.socket.remoteAddress } : {}),
+    signal: controller.signal,
+  }
+  const url = req.url ?? '/'
+  const path = stripPrefix(url, opts.pathPrefix)
   let body: Buffer
   try {
     body = await readBody(req, opts.maxBodyBytes)
   } catch (err) {
     const e = err instanceof PortcullisError ? err : new PortcullisError('PORTCULLIS_ENVOY_REQUEST_INVALID', 'the forwarded body could not be read')
+    // refused before a CheckRequest exists: still audited and counted as every Check is
+    opts.check.refuse({ attributes: { request: { http: httpRequestOf(req, path ?? url) } } }, facts, e)
     send(res, e.status, { 'content-type': 'text/plain', connection: 'close' }, e.code)
     return
   }
-  const path = stripPrefix(req.url ?? '/', opts.pathPrefix)
-  const checkRequest = checkRequestOf(req, path ?? '', body, new Date())
   if (path === undefined) {
     // Envoy always prepends path_prefix: anything else did not come from the configured filter.
-    send(res, 400, { 'content-type': 'text/plain' }, 'PORTCULLIS_ENVOY_REQUEST_INVALID')
+    const e = new PortcullisError('PORTCULLIS_ENVOY_REQUEST_INVALID', `the forwarded path does not start with path_prefix ${opts.pathPrefix}`, { path_prefix: opts.pathPrefix })
+    opts.check.refuse({ attributes: { request: { http: httpRequestOf(req, url) } } }, facts, e)
+    send(res, e.status, { 'content-type': 'text/plain' }, e.code)
     return
   }
-  const outcome = await opts.check.check(checkRequest, {
-    ...(req.socket.remoteAddress !== undefined ? { remoteAddress: req.socket.remoteAddress } : {}),
-    signal: controller.signal,
-  })
+  const outcome = await opts.check.check(checkRequestOf(req, path, body, new Date()), facts)
   switch (outcome.kind) {
     case 'decided': {
       const v = outcome.verdict

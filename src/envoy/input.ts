@@ -232,7 +232,7 @@ function truncatedByLength (contentLength: string, bodyBytes: number): boolean {
  * is refused with the 400 denial, never left to overflow a stack into an error that Envoy's
  * failure_mode_allow could turn into an allow).
  */
-export const ENVOY_MAX_JSON_DEPTH = 512
+const ENVOY_MAX_JSON_DEPTH = 512
 
 function parseJson (text: string, what: string): unknown {
   try {

@@ -33,7 +33,7 @@ export interface EnvoyVerdict {
 }
 
 /** HTTP statuses envoy.type.v3.StatusCode names (proto/envoy/type/v3/http_status.proto). */
-export const ENVOY_STATUS_CODES: ReadonlySet<number> = new Set([
+const ENVOY_STATUS_CODES: ReadonlySet<number> = new Set([
   100, 200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305, 307, 308,
   400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 421,
   422, 423, 424, 426, 428, 429, 431, 500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511,
@@ -126,7 +126,7 @@ export function verdictOf (result: unknown): EnvoyVerdict {
 }
 
 /** google.protobuf.Value from plain JSON (structpb.NewValue). */
-export function toStructValue (v: unknown): Record<string, unknown> {
+function toStructValue (v: unknown): Record<string, unknown> {
   if (v === null || v === undefined) return { nullValue: 0 }
   if (typeof v === 'boolean') return { boolValue: v }
   if (typeof v === 'number') return { numberValue: v }
@@ -149,15 +149,11 @@ const PERMISSION_DENIED = 7
 const headerOptions = (hs: Header[]): Array<{ header: Header }> => hs.map((header) => ({ header }))
 
 /**
- * The CheckResponse of a verdict (internal.go check()): decision_id in dynamic metadata; a
- * dry run answers OK with an empty ok_response whatever the verdict (the real decision is
- * what was recorded).
+ * The CheckResponse of a verdict (internal.go check()): decision_id in dynamic metadata. A dry
+ * run needs nothing here: check.ts has already made its deny an allow without header mutations.
  */
-export function checkResponseOf (verdict: EnvoyVerdict, decisionId: string, opts: { dryRun?: boolean, structured: boolean }): Record<string, unknown> {
+export function checkResponseOf (verdict: EnvoyVerdict, decisionId: string, opts: { structured: boolean }): Record<string, unknown> {
   const metadata = toStruct({ ...(verdict.dynamicMetadata ?? {}), decision_id: decisionId })
-  if (opts.dryRun === true && !verdict.allowed) {
-    return { status: { code: OK }, okResponse: {}, dynamicMetadata: metadata }
-  }
   const resp: Record<string, unknown> = { status: { code: verdict.allowed ? OK : PERMISSION_DENIED }, dynamicMetadata: metadata }
   // A boolean decision carries no http_response (opa-envoy-plugin sets one only for objects).
   if (!opts.structured) return resp

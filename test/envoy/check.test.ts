@@ -57,6 +57,20 @@ describe('EnvoyCheck', () => {
     assert.equal((records[0]?.decision?.result as { allowed: boolean }).allowed, false)
   })
 
+  test('identity off: no credentials are built, so an untrusted caller\'s source.certificate is neither counted nor logged, and the decision is as usual', async () => {
+    assert.equal(env.runtime.decisions.identityEnabled, false)
+    const warnings: object[] = []
+    const logger = { info: () => {}, warn: (o: object) => { warnings.push(o) }, error: () => {} }
+    const ignored = async (): Promise<number> => (await env.runtime.metrics.envoyPeerCertificatesIgnored.get()).values.reduce((n, v) => n + v.value, 0)
+    const before = await ignored()
+    const c = new EnvoyCheck({ decisions: env.runtime.decisions, settings, transport: 'envoy-grpc', metrics: env.runtime.metrics, logger })
+    const req = checkRequest('/bool', {}, { source: { certificate: '-----BEGIN%20CERTIFICATE-----', address: { socketAddress: { address: '10.0.0.7', portValue: 1 } } } })
+    const outcome = await c.check(req as never, { remoteAddress: '192.0.2.1' })
+    assert.ok(outcome.kind === 'decided' && outcome.verdict.allowed)
+    assert.deepEqual(warnings, [])
+    assert.equal(await ignored(), before)
+  })
+
   test('inputPaths splits dotted paths', () => {
     assert.deepEqual(inputPaths(['attributes.request.http.id', 'parsed_query']), [['attributes', 'request', 'http', 'id'], ['parsed_query']])
   })

@@ -427,6 +427,13 @@ describe('Envoy ext_authz modes', () => {
     assert.equal(metadata(r).why, 'deny', 'the real dynamic metadata is kept')
     assert.equal(await metricValue(env, 'portcullis_decisions_total', { transport: 'envoy-grpc', outcome: 'deny' }), 1)
     assert.equal(await metricValue(env, 'portcullis_envoy_checks_total', { transport: 'envoy-grpc', outcome: 'dry_run' }), 1)
+    // an object deny: an ok_response without header mutations; a boolean deny: no ok_response
+    assert.ok(r.okResponse !== undefined && r.okResponse !== null)
+    assert.deepEqual([r.okResponse.headersToRemove ?? [], r.okResponse.responseHeadersToAdd ?? [], r.okResponse.queryParametersToSet ?? [], r.okResponse.queryParametersToRemove ?? []], [[], [], [], []])
+    assert.equal(r.deniedResponse ?? undefined, undefined)
+    const b = await env.check(checkRequest('/boolno'))
+    assert.equal(code(b), OK)
+    assert.equal(b.okResponse ?? undefined, undefined)
     // errors are still errors in a dry run
     await assert.rejects(env.check(checkRequest('/malformed')))
   })

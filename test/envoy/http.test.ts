@@ -6,12 +6,23 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { request } from 'node:http'
+import { connect } from 'node:net'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import * as grpc from '@grpc/grpc-js'
 import { checkRequest, envoyBundles, OK, startEnvoy, type EnvoyEnv } from './support.js'
 import { stripPrefix } from '../../src/envoy/http.js'
 import { DAY, HOUR, makeCa, makeLeaf, pemOf, urlEncodePem } from '../identity/support/pki.js'
+
+async function metricValue (env: EnvoyEnv, name: string, labels: Record<string, string>): Promise<number> {
+  const m = await env.runtime.metrics.registry.getSingleMetricAsString(name)
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`)
+  for (const line of m.split('\n')) {
+    if (line.startsWith('#')) continue
+    if (want.every((w) => line.includes(w))) return Number(line.split(' ').pop())
+  }
+  return 0
+}
 
 interface Reply { status: number, headers: Record<string, string | string[] | undefined>, body: string }
 
@@ -109,6 +120,31 @@ describe('Envoy ext_authz HTTP service mode', () => {
   test('a body over max_body_bytes is refused (413), never allowed', async () => {
     const r = await forward(env.httpUrl, 'POST', `${PREFIX}/public`, { 'content-type': 'text/plain' }, 'x'.repeat(10_000))
     assert.equal(r.status, 413)
+  })
+
+  test('requests refused before a Check (body over max_body_bytes, unreadable body, path without path_prefix) are audited and counted', async () => {
+    const seen: string[] = []
+    env.runtime.decisions.setAuditHook((rec) => { seen.push(`${rec.request.transport}:${rec.request.requestId ?? '-'}:${rec.error?.code ?? 'ok'}`) })
+    try {
+      const before = await metricValue(env, 'portcullis_envoy_checks_total', { transport: 'envoy-http', outcome: 'refused' })
+      const big = await forward(env.httpUrl, 'POST', `${PREFIX}/public`, { 'content-type': 'text/plain', 'x-request-id': 'rq-big' }, 'x'.repeat(10_000))
+      assert.deepEqual([big.status, big.body], [413, 'PORTCULLIS_INPUT_TOO_LARGE'])
+      const stray = await forward(env.httpUrl, 'GET', '/public/x', { 'x-request-id': 'rq-stray' })
+      assert.deepEqual([stray.status, stray.body], [400, 'PORTCULLIS_ENVOY_REQUEST_INVALID'])
+      // unreadable: the caller announces 100 body bytes, sends 5 and hangs up (real socket, real server)
+      const u = new URL(env.httpUrl)
+      await new Promise<void>((resolve, reject) => {
+        const socket = connect(Number(u.port), u.hostname, () => {
+          socket.write(`POST ${PREFIX}/public HTTP/1.1\r\nhost: x\r\nx-request-id: rq-cut\r\ncontent-length: 100\r\n\r\nhello`, () => { setTimeout(() => { socket.destroy(); resolve() }, 50) })
+        })
+        socket.on('error', reject)
+      })
+      for (let i = 0; i < 100 && seen.length < 3; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+      assert.deepEqual(seen, ['envoy-http:rq-big:PORTCULLIS_INPUT_TOO_LARGE', 'envoy-http:rq-stray:PORTCULLIS_ENVOY_REQUEST_INVALID', 'envoy-http:rq-cut:PORTCULLIS_ENVOY_REQUEST_INVALID'])
+      assert.equal(await metricValue(env, 'portcullis_envoy_checks_total', { transport: 'envoy-http', outcome: 'refused' }), before + 3)
+    } finally {
+      env.runtime.decisions.setAuditHook(undefined)
+    }
   })
 
   test('the same policy answers the same in both modes', async () => {

@@ -32,14 +32,10 @@ test('allow-only fields are not read on a deny, deny-only fields not on an allow
   assert.equal(verdictOf({ allowed: true, http_status: 'x', body: 1 }).allowed, true)
 })
 
-test('CheckResponse: decision_id in dynamic metadata; a dry run turns a deny into an empty OK', () => {
+test('CheckResponse: decision_id in dynamic metadata', () => {
   const v = verdictOf({ allowed: false, http_status: 401, body: 'no', headers: { a: ['1', '2'] }, dynamic_metadata: { k: 'v' } })
   const real = checkResponseOf(v, 'id-1', { structured: true })
   assert.deepEqual(real.status, { code: 7 })
   assert.deepEqual(real.deniedResponse, { status: { code: 401 }, headers: [{ header: { key: 'a', value: '1' } }, { header: { key: 'a', value: '2' } }], body: 'no' })
   assert.deepEqual(real.dynamicMetadata, { fields: { k: { stringValue: 'v' }, decision_id: { stringValue: 'id-1' } } })
-  const dry = checkResponseOf(v, 'id-1', { structured: true, dryRun: true })
-  assert.deepEqual(dry.status, { code: 0 })
-  assert.deepEqual(dry.okResponse, {})
-  assert.equal(dry.deniedResponse, undefined)
 })
