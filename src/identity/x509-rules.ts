@@ -39,7 +39,7 @@ export const KNOWN_EXTENSIONS = new Set([
 /** KeyUsage bits as they sit in the first byte of the BIT STRING (RFC 5280 §4.2.1.3). */
 export const KU = { digitalSignature: 0x80, keyCertSign: 0x04, cRLSign: 0x02 } as const
 
-/** What the extension rules read: a PKI.js certificate, or the leaf view of x509-svid.ts. */
+/** What the extension rules read: a PKI.js certificate (x509-svid.ts reads a leaf's extensions itself, leafFacts). */
 export interface ExtensionHolder {
   extensions?: pkijs.Extension[]
 }

@@ -10,9 +10,9 @@
  *   of a CA-issued certificate;
  * - per leaf: read the certificate with asn1js against PKI.js's Certificate schema
  *   (certificate-tree.ts; a leaf PKI.js cannot parse is MALFORMED, as in the reference), read
- *   its extensions with PKI.js's extension classes and the rules of x509-rules.ts, find the
- *   issuer as PKI.js does and verify the leaf's signature over its tbsCertificate with
- *   crypto.verify.
+ *   its extensions from the asn1js trees inside their OCTET STRINGs (leafFacts, the rules of
+ *   x509-rules.ts's certificateFacts; an unusual shape goes to the reference), find the issuer
+ *   as PKI.js does and verify the leaf's signature over its tbsCertificate with crypto.verify.
  * Dates are compared with `now` on every verification (cached facts hold the dates, not the
  * verdict).
  *
@@ -33,7 +33,7 @@ import { contentOf, extensionValue, isTag, plainName, readCertificate, type Cert
 import { verifyX509SvidReference } from './x509-svid-reference.js'
 import { certificateFacts, checkDates, checkLeafFacts, checkSigningCertificate, fail, x509BundleOf, KNOWN_EXTENSIONS, OID, openSslCertificate, parseIntermediate, sha256, type LeafFacts, type X509Verification } from './x509-rules.js'
 
-export { certificateFacts, checkLeafRules, parseChain, type LeafFacts, type ParsedCertificate, type X509Verification } from './x509-rules.js'
+export type { X509Verification } from './x509-rules.js'
 export { verifyX509SvidReference } from './x509-svid-reference.js'
 
 /** Signature algorithms of the fast path (outer signatureAlgorithm OID). */

@@ -14,7 +14,7 @@ import { DEMO_FILES, demoTrustDomainDir, identityIssueCommand } from '../../src/
 import { identityVerifyCommand } from '../../src/cli/identity-verify.js'
 import { main } from '../../src/cli/main.js'
 import { pemCertificates, parseCertificateDer } from '../../src/identity/pem.js'
-import { checkLeafRules } from '../../src/identity/x509-svid.js'
+import { checkLeafRules } from '../../src/identity/x509-rules.js'
 import { captureIo } from '../helpers/io.js'
 import { makeCa, makeJwtKey, makeLeaf, privateKeyPem, type Issued } from '../identity/support/pki.js'
 
