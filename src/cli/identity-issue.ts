@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises'
+import { open, readFile, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
 import { PortcullisError } from '../errors.js'
@@ -19,6 +19,21 @@ export const DEMO_FILES = {
 /** examples/demo-trust-domain of this checkout (the same from src/cli and dist/cli). */
 export function demoTrustDomainDir (): string {
   return fileURLToPath(new URL('../../examples/demo-trust-domain/', import.meta.url))
+}
+
+/**
+ * Writes a secret (private key, bearer token) readable by its owner only. writeFile's `mode`
+ * applies only when the file is created; an existing file keeps its mode, so it is set on the
+ * open handle before the secret is written (a 0644 file never holds the new secret).
+ */
+async function writeSecret (file: string, text: string): Promise<void> {
+  const fh = await open(file, 'w', 0o600)
+  try {
+    await fh.chmod(0o600)
+    await fh.writeFile(text)
+  } finally {
+    await fh.close()
+  }
 }
 
 /** Longest lifetime this command issues: SVIDs are short-lived by design (X509-SVID §4.4, JWT-SVID §3). */
@@ -116,7 +131,7 @@ export const identityIssueCommand: Command = {
         warnDemo()
         const key = await loadJwtSigningKey(await readKeyFile(keyFile, '--jwt-key'), values.kid)
         const { token } = await issueJwtSvid(key, spiffeId, { audience: values.audience ?? ['portcullis'], ttlSeconds })
-        if (values.out !== undefined) await writeFile(values.out, token + '\n', { mode: 0o600 })
+        if (values.out !== undefined) await writeSecret(values.out, token + '\n')
         else io.stdout.write(token + '\n')
         return EXIT_OK
       }
@@ -131,7 +146,7 @@ export const identityIssueCommand: Command = {
       warnDemo()
       const ca = await loadSigningCa(await readKeyFile(certFile, '--ca-cert'), await readKeyFile(caKeyFile, '--ca-key'))
       const svid = await issueX509Svid(ca, spiffeId, { ttlSeconds })
-      await writeFile(outKey, svid.keyPem, { mode: 0o600 })
+      await writeSecret(outKey, svid.keyPem)
       await writeFile(outCert, svid.certPem)
       io.stderr.write(`issued ${spiffeId}, valid until ${svid.notAfter.toISOString()}: ${outCert}, ${outKey}\n`)
       return EXIT_OK

@@ -142,6 +142,11 @@ export function parseAnyBundle (text: string, file: string): BundleContent {
   return text.trimStart().startsWith('{') ? parseSpiffeBundle(text, file) : parsePemAuthorities(text, file)
 }
 
+/** A JWK as JSON with its members in a fixed order (publicJwk keeps only string members). */
+function canonicalJwk (k: JWK): string {
+  return JSON.stringify(Object.entries(k).sort(([a], [b]) => a.localeCompare(b)))
+}
+
 /** Merges a trust domain's source contents (never across trust domains). */
 export function mergeBundle (trustDomain: string, parts: BundleContent[]): TrustBundle {
   const seen = new Set<string>()
@@ -153,10 +158,21 @@ export function mergeBundle (trustDomain: string, parts: BundleContent[]): Trust
       x509Authorities.push(a)
     }
   }
-  const jwtAuthorities = parts.flatMap((p) => p.jwtAuthorities)
+  // The same key from two sources is one key: twice, it would be two candidates for its kid,
+  // and jose's key set refuses a token that several keys fit (jwt.ts verifyWithKeySet).
+  const jwtSeen = new Set<string>()
+  const jwtAuthorities: JWK[] = []
+  for (const p of parts) {
+    for (const k of p.jwtAuthorities) {
+      const canonical = canonicalJwk(k)
+      if (jwtSeen.has(canonical)) continue
+      jwtSeen.add(canonical)
+      jwtAuthorities.push(k)
+    }
+  }
   const hash = createHash('sha256')
   for (const a of [...x509Authorities].sort((x, y) => x.fingerprint_sha256.localeCompare(y.fingerprint_sha256))) hash.update(`x509:${a.fingerprint_sha256}\n`)
-  for (const k of jwtAuthorities.map((j) => JSON.stringify(Object.entries(j).sort(([a], [b]) => a.localeCompare(b)))).sort()) hash.update(`jwt:${k}\n`)
+  for (const k of [...jwtSeen].sort()) hash.update(`jwt:${k}\n`)
   const out: TrustBundle = { trustDomain, x509Authorities, jwtAuthorities, digest: hash.digest('hex') }
   const seqs = parts.map((p) => p.sequence).filter((s): s is number => s !== undefined)
   if (seqs.length > 0) out.sequence = Math.max(...seqs)

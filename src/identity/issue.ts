@@ -18,7 +18,7 @@ import { calculateJwkThumbprint, exportJWK, SignJWT, type JWK } from 'jose'
 import { IdentityError } from '../errors.js'
 import { derToPem, parseCertificateDer, pemCertificates } from './pem.js'
 import { parseSpiffeId, parseWorkloadSpiffeId } from './spiffe-id.js'
-import { certificateFacts } from './x509-svid.js'
+import { certificateFacts } from './x509-rules.js'
 
 const OID = {
   organization: '2.5.4.10',

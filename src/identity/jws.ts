@@ -16,7 +16,7 @@ import type { JWK } from 'jose'
 interface JwsAlgorithm {
   kty: 'RSA' | 'EC'
   hash: string
-  /** ES*: the JWK curve, and the length of r and of s in the JOSE signature (RFC 7518 §3.4). */
+  /** ES*: the JWK curve (RFC 7518 §3.4). */
   crv?: string
   /** PS*: the salt length jose passes to WebCrypto (RFC 7518 §3.5: the hash length). */
   saltLength?: number

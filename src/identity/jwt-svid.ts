@@ -7,15 +7,16 @@
  * The signature is checked synchronously with node:crypto over a cached KeyObject (jws.ts)
  * when the key jose would select is plain; the claims are then validated by jose itself
  * (UnsecuredJWT.decode runs the same validateClaimsSet as jwtVerify, with the same options).
- * Every other token goes through jwtVerify as before.
+ * Every other token goes through jwtVerify as before (verifyWithKeySet: with several candidate
+ * keys, each is tried in turn).
  */
 import { isUtf8 } from 'node:buffer'
-import { createLocalJWKSet, jwtVerify, UnsecuredJWT, type JWK, type JWTVerifyOptions } from 'jose'
+import { createLocalJWKSet, UnsecuredJWT, type JWK, type JWTVerifyOptions } from 'jose'
 import { IdentityError } from '../errors.js'
 import type { TrustBundle } from './bundle.js'
 import type { JwtAlgorithm } from '../config/schema.js'
 import type { CredentialSource, IdentityDocument } from './document.js'
-import { audienceList, epochToIso, fromJoseError, inspectToken, precheckKeys } from './jwt.js'
+import { audienceList, epochToIso, fromJoseError, inspectToken, precheckKeys, verifyWithKeySet } from './jwt.js'
 import { DEFER, jwsPathStats, verifyJwsSignature } from './jws.js'
 import { parseWorkloadSpiffeId } from './spiffe-id.js'
 
@@ -91,7 +92,7 @@ async function verify (token: string, bundleOf: (trustDomain: string) => TrustBu
     const signed = !fast ? DEFER : isUtf8(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url')) ? verifyJwsSignature(token, header, bundle.jwtAuthorities) : DEFER
     if (signed === DEFER) {
       if (fast) jwsPathStats.deferred++
-      claims = (await jwtVerify(token, keySetOf(bundle), options)).payload as Record<string, unknown>
+      claims = (await verifyWithKeySet(token, keySetOf(bundle), options)).payload as Record<string, unknown>
     } else {
       jwsPathStats.fast++
       if (!signed) throw new IdentityError('PORTCULLIS_IDENTITY_SIGNATURE', `JWT-SVID of ${spiffeId.id}: signature verification failed`, {})

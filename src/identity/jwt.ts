@@ -2,7 +2,7 @@
  * Shared JWT handling for JWT-SVID and OIDC: strict inspection of the compact JWS before any
  * key is looked up, and one mapping from jose's errors to PORTCULLIS_IDENTITY_* codes.
  */
-import { errors as joseErrors, type JWK } from 'jose'
+import { errors as joseErrors, jwtVerify, type JWK, type JWTVerifyGetKey, type JWTVerifyOptions, type JWTVerifyResult } from 'jose'
 import { IdentityError, type ErrorCode } from '../errors.js'
 import type { JwtAlgorithm } from '../config/schema.js'
 
@@ -117,9 +117,44 @@ export function fromJoseError (err: unknown, what: string): IdentityError {
   return make('PORTCULLIS_IDENTITY_MALFORMED')
 }
 
-/** Errors a JWK Set resolver may throw that jose handles itself (multiple candidates are tried in turn). */
+/** Errors of a JWK Set's key selection, passed through the key resolver to verifyWithKeySet and fromJoseError. */
 export function isKeySelectionError (err: unknown): boolean {
   return err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys
+}
+
+/** A key refused before its signature check (type, size, import): the next candidate may still fit. */
+function isKeyRefusal (err: unknown): boolean {
+  return err instanceof joseErrors.JWSSignatureVerificationFailed || err instanceof TypeError ||
+    err instanceof joseErrors.JOSENotSupported || err instanceof joseErrors.JWKInvalid
+}
+
+/**
+ * jwtVerify over a JWK Set, trying every candidate key when several fit the header.
+ *
+ * jose 6's JWK Set throws JWKSMultipleMatchingKeys when more than one key fits (no `kid` and
+ * several keys of the algorithm's type, or one kid on different keys of several sources) and
+ * jwtVerify does not try them; the error is an async iterator over the imported candidates
+ * (jose docs, createLocalJWKSet / createRemoteJWKSet). Each is tried with the same options: the
+ * first whose signature verifies decides (its claims verdict is the token's, as with that key
+ * alone); a key whose signature fails or that is refused is passed over; when none verifies,
+ * the last attempt's error stands (no importable candidate: a signature failure).
+ */
+export async function verifyWithKeySet (token: string, getKey: JWTVerifyGetKey, options: JWTVerifyOptions): Promise<JWTVerifyResult> {
+  try {
+    return await jwtVerify(token, getKey, options)
+  } catch (err) {
+    if (!(err instanceof joseErrors.JWKSMultipleMatchingKeys)) throw err
+    let last: unknown = new joseErrors.JWSSignatureVerificationFailed()
+    for await (const key of err) {
+      try {
+        return await jwtVerify(token, key, options)
+      } catch (inner) {
+        if (!isKeyRefusal(inner)) throw inner
+        last = inner
+      }
+    }
+    throw last
+  }
 }
 
 /** `aud` as a list. */

@@ -7,11 +7,11 @@
 import { readFile } from 'node:fs/promises'
 import * as http from 'node:http'
 import * as https from 'node:https'
-import { createLocalJWKSet, createRemoteJWKSet, customFetch, jwtVerify, type JWK, type JWTVerifyGetKey } from 'jose'
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, type JWK, type JWTVerifyGetKey } from 'jose'
 import { IdentityError } from '../errors.js'
 import type { OidcIssuerConfig } from '../config/schema.js'
 import type { CredentialSource, IdentityDocument, KubernetesDetails } from './document.js'
-import { audienceList, epochToIso, fromJoseError, inspectToken, isKeySelectionError, precheckKeys } from './jwt.js'
+import { audienceList, epochToIso, fromJoseError, inspectToken, isKeySelectionError, precheckKeys, verifyWithKeySet } from './jwt.js'
 import type { TrustBundle } from './bundle.js'
 
 export type OidcFetch = (input: string | URL, init?: RequestInit) => Promise<Response>
@@ -172,7 +172,7 @@ export class OidcIssuer {
     }
     let verified
     try {
-      verified = await jwtVerify(token, guarded, {
+      verified = await verifyWithKeySet(token, guarded, {
         issuer: this.config.issuer,
         audience: [...this.config.audiences],
         algorithms: [...this.config.algorithms],

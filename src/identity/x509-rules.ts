@@ -39,7 +39,7 @@ export const KNOWN_EXTENSIONS = new Set([
 /** KeyUsage bits as they sit in the first byte of the BIT STRING (RFC 5280 §4.2.1.3). */
 export const KU = { digitalSignature: 0x80, keyCertSign: 0x04, cRLSign: 0x02 } as const
 
-/** What the extension rules read: a PKI.js certificate, or the leaf view of x509-svid.ts. */
+/** What the extension rules read: a PKI.js certificate (x509-svid.ts reads a leaf's extensions itself, leafFacts). */
 export interface ExtensionHolder {
   extensions?: pkijs.Extension[]
 }
@@ -154,7 +154,11 @@ export function checkDates (cert: { notBefore: { value: Date }, notAfter: { valu
 
 /** X509-SVID §4.1, RFC 5280 §6.1.4 (k, n): a certificate that signs others must be a CA with keyCertSign. */
 export function checkSigningCertificate (cert: pkijs.Certificate, what: string): LeafFacts {
-  const facts = certificateFacts(cert, what)
+  return checkSigningFacts(certificateFacts(cert, what), what)
+}
+
+/** checkSigningCertificate over facts already read (x509-svid.ts caches them per CA certificate). */
+export function checkSigningFacts (facts: LeafFacts, what: string): LeafFacts {
   if (!facts.ca) throw fail('PORTCULLIS_IDENTITY_INTERMEDIATE_NOT_CA', `${what} is not a CA (basicConstraints cA is not true)`)
   if (facts.keyUsage === undefined || (facts.keyUsage & KU.keyCertSign) === 0) throw fail('PORTCULLIS_IDENTITY_INTERMEDIATE_NOT_CA', `${what} lacks keyUsage keyCertSign`)
   return facts

@@ -10,9 +10,9 @@
  *   of a CA-issued certificate;
  * - per leaf: read the certificate with asn1js against PKI.js's Certificate schema
  *   (certificate-tree.ts; a leaf PKI.js cannot parse is MALFORMED, as in the reference), read
- *   its extensions with PKI.js's extension classes and the rules of x509-rules.ts, find the
- *   issuer as PKI.js does and verify the leaf's signature over its tbsCertificate with
- *   crypto.verify.
+ *   its extensions from the asn1js trees inside their OCTET STRINGs (leafFacts, the rules of
+ *   x509-rules.ts's certificateFacts; an unusual shape goes to the reference), find the issuer
+ *   as PKI.js does and verify the leaf's signature over its tbsCertificate with crypto.verify.
  * Dates are compared with `now` on every verification (cached facts hold the dates, not the
  * verdict).
  *
@@ -31,9 +31,9 @@ import type { CredentialSource, IdentityDocument } from './document.js'
 import { parseCertificateDer } from './pem.js'
 import { contentOf, extensionValue, isTag, plainName, readCertificate, type CertificateTree, type ExtensionBlock, type PlainAttribute } from './certificate-tree.js'
 import { verifyX509SvidReference } from './x509-svid-reference.js'
-import { certificateFacts, checkDates, checkLeafFacts, checkSigningCertificate, fail, x509BundleOf, KNOWN_EXTENSIONS, OID, openSslCertificate, parseIntermediate, sha256, type LeafFacts, type X509Verification } from './x509-rules.js'
+import { certificateFacts, checkDates, checkLeafFacts, checkSigningFacts, fail, x509BundleOf, KNOWN_EXTENSIONS, OID, openSslCertificate, parseIntermediate, sha256, type LeafFacts, type X509Verification } from './x509-rules.js'
 
-export { certificateFacts, checkLeafRules, parseChain, type LeafFacts, type ParsedCertificate, type X509Verification } from './x509-rules.js'
+export type { X509Verification } from './x509-rules.js'
 export { verifyX509SvidReference } from './x509-svid-reference.js'
 
 /** Signature algorithms of the fast path (outer signatureAlgorithm OID). */
@@ -79,11 +79,18 @@ interface CaCert extends PathCert {
   cert: pkijs.Certificate
   /** PKI.js checkForCA (RFC 5280 §6.1.4 (k), (n)) as the reference engine applies it to path certificates. */
   caOk: boolean
-  /** certificateFacts, or undefined when they throw (the reference throws then; so does the fast path, by recomputing). */
+  /** certificateFacts, or undefined when they throw (such a CA is not simple: the reference judges it). */
   facts?: LeafFacts
   /** False when anything about it is for the reference engine to judge. */
   simple: boolean
   key?: KeyObject
+}
+
+/** A CA certificate the fast path may judge: simple, so its facts were read. */
+type SimpleCaCert = CaCert & { simple: true, facts: LeafFacts }
+
+function isSimple (c: CaCert): c is SimpleCaCert {
+  return c.simple && c.facts !== undefined
 }
 
 function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {
@@ -401,13 +408,13 @@ function issues (p: PathCert, cur: PathCert): boolean {
  * The certificate path from the leaf to a trust anchor as PKI.js's sort() would build it, or
  * 'untrusted' where PKI.js finds no path, or DEFER where its answer needs its own search.
  */
-function buildPath (leaf: LeafView, presented: readonly CaCert[], anchors: readonly CaCert[]): CaCert[] | 'untrusted' | Defer {
+function buildPath (leaf: LeafView, presented: readonly CaCert[], anchors: readonly CaCert[]): SimpleCaCert[] | 'untrusted' | Defer {
   const isAnchor = (c: PathCert): CaCert | undefined => anchors.find((a) => bytesEqual(a.layout.tbs, c.layout.tbs))
   // PKI.js de-duplicates by tbsCertificate and validates the last survivor: a leaf equal to
   // another certificate changes which one that is.
   if (isAnchor(leaf) !== undefined || presented.some((p) => bytesEqual(p.layout.tbs, leaf.layout.tbs))) return DEFER
   const pool = [...anchors, ...presented]
-  const path: CaCert[] = []
+  const path: SimpleCaCert[] = []
   let cur: PathCert = leaf
   for (let depth = 0; depth <= 16; depth++) {
     // A self-issued certificate is first tried as its own issuer by PKI.js.
@@ -425,13 +432,14 @@ function buildPath (leaf: LeafView, presented: readonly CaCert[], anchors: reado
     if (distinct.length === 0) return 'untrusted'
     if (distinct.length > 1) return DEFER
     const next = distinct[0] as CaCert
-    if (!next.simple || path.includes(next) || bytesEqual(next.layout.tbs, cur.layout.tbs)) return DEFER
+    if (!isSimple(next) || path.includes(next) || bytesEqual(next.layout.tbs, cur.layout.tbs)) return DEFER
     const ok = signedBy(cur, next, cur !== leaf)
     if (ok === undefined) return DEFER
     if (!ok) return 'untrusted'
     const anchor = isAnchor(next)
     if (anchor !== undefined) {
-      if (anchor.hash !== next.hash) return DEFER
+      // (every anchor is simple here: verifyFast deferred a bundle with one that is not)
+      if (anchor.hash !== next.hash || !isSimple(anchor)) return DEFER
       path.push(anchor)
       return path
     }
@@ -458,7 +466,7 @@ function verifyFast (chain: readonly Uint8Array[], bundleOf: (trustDomain: strin
   const presented = chain.slice(1).map((der, i) => intermediateOf(Buffer.from(der), i + 1))
   const leafDer = Buffer.from(chain[0] as Uint8Array)
   const leaf = leafView(leafDer)
-  if (leaf === DEFER || !leaf.simple || presented.some((p) => !p.simple)) return DEFER
+  if (leaf === DEFER || !leaf.simple || !presented.every(isSimple)) return DEFER
 
   const { facts, spiffeId } = checkLeafFacts(leaf.facts)
   const bundle = x509BundleOf(bundleOf, spiffeId)
@@ -469,7 +477,7 @@ function verifyFast (chain: readonly Uint8Array[], bundleOf: (trustDomain: strin
   for (const [i, c] of presented.entries()) {
     const what = `chain certificate ${i + 2}`
     checkDates(c.cert, now, what)
-    checkSigningCertificate(c.cert, what)
+    checkSigningFacts(c.facts, what)
   }
 
   const built = buildPath(leaf, presented, anchors)
@@ -487,10 +495,13 @@ function verifyFast (chain: readonly Uint8Array[], bundleOf: (trustDomain: strin
     }
   }
   // RFC 5280 §6.1.4 (a)(4): name chaining (PKI.js checks it after the key-identifier search).
+  // PKI.js also lets a self-issued certificate chain to itself; no such certificate is below
+  // the anchor here (buildPath hands every self-issued one to the reference), so only the name
+  // of the next certificate up is compared.
   for (let i = path.length - 2; i >= 0; i--) {
     const c = path[i] as PathCert
     const up = path[i + 1] as PathCert
-    if (!namesEqual(c.issuer, c.subject) && !namesEqual(c.issuer, up.subject)) {
+    if (!namesEqual(c.issuer, up.subject)) {
       throw fail('PORTCULLIS_IDENTITY_UNTRUSTED', `certificate path of ${spiffeId.id}: incorrect name chaining`, { trust_domain: spiffeId.trustDomain, spiffe_id: spiffeId.id })
     }
   }
@@ -499,8 +510,7 @@ function verifyFast (chain: readonly Uint8Array[], bundleOf: (trustDomain: strin
   }
   // RFC 5280 §6.1.4 (l, m): pathLenConstraint caps the number of intermediates below a CA.
   for (let i = 1; i < path.length; i++) {
-    const c = built[i - 1] as CaCert
-    const f = c.facts ?? certificateFacts(c.cert, `path certificate ${i + 1}`)
+    const f = (built[i - 1] as SimpleCaCert).facts
     if (f.pathLen !== undefined && i - 1 > f.pathLen) {
       throw fail('PORTCULLIS_IDENTITY_INTERMEDIATE_NOT_CA', `certificate path of ${spiffeId.id} exceeds pathLenConstraint ${f.pathLen} of path certificate ${i + 1}`, { spiffe_id: spiffeId.id })
     }

@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync, statSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, readFileSync, statSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { X509Certificate } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,7 +14,7 @@ import { DEMO_FILES, demoTrustDomainDir, identityIssueCommand } from '../../src/
 import { identityVerifyCommand } from '../../src/cli/identity-verify.js'
 import { main } from '../../src/cli/main.js'
 import { pemCertificates, parseCertificateDer } from '../../src/identity/pem.js'
-import { checkLeafRules } from '../../src/identity/x509-svid.js'
+import { checkLeafRules } from '../../src/identity/x509-rules.js'
 import { captureIo } from '../helpers/io.js'
 import { makeCa, makeJwtKey, makeLeaf, privateKeyPem, type Issued } from '../identity/support/pki.js'
 
@@ -89,6 +89,22 @@ describe('portcullis identity issue', () => {
     assert.deepEqual(facts.uris, [FRONTEND])
     assert.equal(facts.ca, false)
     assert.equal(facts.keyUsage, 0x80)
+  })
+
+  test('an existing key or token file readable by others becomes 0600 before the new secret is in it', async () => {
+    const cert = join(dir, 'reissued.pem')
+    const key = file('reissued.key', 'old key\n')
+    const token = file('reissued.jwt', 'old token\n')
+    chmodSync(key, 0o644)
+    chmodSync(token, 0o644)
+    const x = await issue(['--demo', '--x509', '--spiffe-id', FRONTEND, '--out-cert', cert, '--out-key', key])
+    assert.equal(x.code, 0, x.err)
+    assert.equal(statSync(key).mode & 0o777, 0o600)
+    assert.ok(new X509Certificate(readFileSync(cert)).checkPrivateKey((await import('node:crypto')).createPrivateKey(readFileSync(key))))
+    const j = await issue(['--demo', '--jwt', '--spiffe-id', FRONTEND, '--out', token])
+    assert.equal(j.code, 0, j.err)
+    assert.equal(statSync(token).mode & 0o777, 0o600)
+    assert.equal(decodeJwt(readFileSync(token, 'utf8').trim()).sub, FRONTEND)
   })
 
   test('--ca-cert/--ca-key issue from another trust domain\'s CA; the demo bundle rejects the result', async () => {

@@ -107,3 +107,14 @@ test('mergeBundle: union within a trust domain, duplicates once, digest stable u
   assert.equal(m1.digest, m2.digest)
   assert.notEqual(mergeBundle('example.org', [a]).digest, m1.digest)
 })
+
+test('mergeBundle: a JWT key in two sources once (member order aside), distinct keys with one kid both', async () => {
+  const k = await makeJwtKey('ES256', 'dup-1')
+  const other = await makeJwtKey('ES256', 'dup-1')
+  const reordered = JSON.stringify({ keys: [Object.fromEntries(Object.entries(k.publicJwk).reverse())] })
+  const once = mergeBundle('example.org', [parseJwks(JSON.stringify({ keys: [k.publicJwk] }), 'a'), parseJwks(reordered, 'b')])
+  assert.equal(once.jwtAuthorities.length, 1)
+  assert.equal(once.digest, mergeBundle('example.org', [parseJwks(reordered, 'b')]).digest)
+  const both = mergeBundle('example.org', [parseJwks(JSON.stringify({ keys: [k.publicJwk] }), 'a'), parseJwks(JSON.stringify({ keys: [other.publicJwk] }), 'b')])
+  assert.equal(both.jwtAuthorities.length, 2)
+})

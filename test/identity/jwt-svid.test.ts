@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { KeyObject, sign as nodeSign, createHmac } from 'node:crypto'
 import { SignJWT } from 'jose'
 import { mergeBundle, parseSpiffeBundle, type TrustBundle } from '../../src/identity/bundle.js'
-import { verifyJwtSvid, type JwtSvidOptions } from '../../src/identity/jwt-svid.js'
+import { verifyJwtSvid, verifyJwtSvidReference, type JwtSvidOptions } from '../../src/identity/jwt-svid.js'
 import { JWT_SVID_ALGORITHMS } from '../../src/config/schema.js'
 import { epoch, HOUR, makeJwtKey, signJwt, spiffeBundle, T0, type JwtKey } from './support/pki.js'
 
@@ -207,5 +207,65 @@ describe('JWT-SVID negative suite: each case has its own code', () => {
   test('a trust domain whose bundle has no JWT authorities trusts nothing → UNTRUSTED', async () => {
     const empty = mergeBundle('example.org', [{ x509Authorities: [], jwtAuthorities: [] }])
     await assert.rejects(verifyJwtSvid(await signJwt(es256, claims()), () => empty, opts, T0), { code: 'PORTCULLIS_IDENTITY_UNTRUSTED' })
+  })
+})
+
+describe('JWT-SVID: several keys fit the token, each is tried', () => {
+  let k1: JwtKey
+  let k2: JwtKey
+  let stranger: JwtKey
+  let rotatedSameKid: JwtKey
+  before(async () => {
+    k1 = await makeJwtKey('ES256', 'k-1')
+    k2 = await makeJwtKey('ES256', 'k-2')
+    stranger = await makeJwtKey('ES256', 'k-1')
+    rotatedSameKid = await makeJwtKey('ES256', 'k-1')
+  })
+
+  /** Both paths (node:crypto first, jose only) must give the same verdict. */
+  async function bothAccept (token: string, bundle: TrustBundle): Promise<void> {
+    for (const verify of [verifyJwtSvid, verifyJwtSvidReference]) {
+      const { identity } = await verify(token, () => bundle, opts, T0)
+      assert.equal(identity.spiffe_id, SUB)
+    }
+  }
+  async function bothRefuse (token: string, bundle: TrustBundle, code: string): Promise<void> {
+    for (const verify of [verifyJwtSvid, verifyJwtSvidReference]) {
+      await assert.rejects(verify(token, () => bundle, opts, T0), (err: { code?: string }) => {
+        assert.equal(err.code, code)
+        return true
+      })
+    }
+  }
+
+  test('no kid and two keys of the trust domain fit: the one that signed it verifies', async () => {
+    const bundle = mergeBundle('example.org', [parseSpiffeBundle(await spiffeBundle({ jwt: [k1, k2] }), 'two.json')])
+    assert.equal(bundle.jwtAuthorities.length, 2)
+    await bothAccept(await signJwt(k1, claims(), { kid: null }), bundle)
+    await bothAccept(await signJwt(k2, claims(), { kid: null }), bundle)
+    await bothRefuse(await signJwt(stranger, claims(), { kid: null }), bundle, 'PORTCULLIS_IDENTITY_SIGNATURE')
+    // The claims are judged once a key verifies the signature, whichever candidate it is.
+    await bothRefuse(await signJwt(k2, claims({ exp: epoch(-HOUR) }), { kid: null }), bundle, 'PORTCULLIS_IDENTITY_EXPIRED')
+    await bothRefuse(await signJwt(k1, claims({ aud: ['someone-else'] }), { kid: null }), bundle, 'PORTCULLIS_IDENTITY_AUDIENCE')
+  })
+
+  test('the same key in two sources of a trust domain is one key', async () => {
+    const doc = await spiffeBundle({ jwt: [k1, k2] })
+    const bundle = mergeBundle('example.org', [parseSpiffeBundle(doc, 'a.json'), parseSpiffeBundle(doc, 'b.json')])
+    assert.equal(bundle.jwtAuthorities.length, 2)
+    await bothAccept(await signJwt(k1, claims()), bundle)
+    await bothAccept(await signJwt(k2, claims(), { kid: null }), bundle)
+  })
+
+  test('one kid on different keys of two sources: either key verifies, a third does not', async () => {
+    const bundle = mergeBundle('example.org', [
+      parseSpiffeBundle(await spiffeBundle({ jwt: [k1] }), 'a.json'),
+      parseSpiffeBundle(await spiffeBundle({ jwt: [rotatedSameKid] }), 'b.json'),
+    ])
+    assert.equal(bundle.jwtAuthorities.length, 2)
+    await bothAccept(await signJwt(k1, claims()), bundle)
+    await bothAccept(await signJwt(rotatedSameKid, claims()), bundle)
+    await bothRefuse(await signJwt(stranger, claims()), bundle, 'PORTCULLIS_IDENTITY_SIGNATURE')
+    await bothRefuse(await signJwt(rotatedSameKid, claims({ exp: epoch(-HOUR) })), bundle, 'PORTCULLIS_IDENTITY_EXPIRED')
   })
 })

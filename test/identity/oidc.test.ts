@@ -108,6 +108,26 @@ describe('OIDC: accepted', () => {
     await expectCode(issuer, await signJwt(k8sKey, k8sClaims(), { kid: 'gone' }), 'PORTCULLIS_IDENTITY_KEY_UNKNOWN')
   })
 
+  test('a token that several keys fit (no kid, two RSA keys): each key is tried', async () => {
+    const noAlg = (k: JwtKey): Record<string, unknown> => ({ ...k.publicJwk, use: 'sig' })
+    const file = mergeBundle('oidc:file', [parseJwks(JSON.stringify({ keys: [noAlg(k8sKey), noAlg(rotated)] }), 'k8s-jwks.json')])
+    const fromFile = new OidcIssuer(issuerCfg({ discovery: undefined, jwks_file: '/unused/jwks.json' }), { now: () => T0, fileBundle: () => file })
+    jwks.keys.push({ ...rotated.publicJwk, use: 'sig', alg: 'RS256' })
+    try {
+      const fromUri = new OidcIssuer(issuerCfg({ discovery: undefined, jwks_uri: `${base}/openid/v1/jwks` }), { now: () => T0 })
+      for (const issuer of [fromFile, fromUri]) {
+        for (const key of [k8sKey, rotated]) {
+          const { identity } = await issuer.verify(await signJwt(key, k8sClaims(), { kid: null }), T0)
+          assert.equal(identity.subject, 'system:serviceaccount:payments:api')
+        }
+        await expectCode(issuer, await signJwt(rotated, k8sClaims({ exp: epoch(-HOUR) }), { kid: null }), 'PORTCULLIS_IDENTITY_EXPIRED')
+        await expectCode(issuer, await signJwt(await makeJwtKey('RS256', 'x'), k8sClaims(), { kid: null }), 'PORTCULLIS_IDENTITY_SIGNATURE')
+      }
+    } finally {
+      jwks.keys.pop()
+    }
+  })
+
   test('key rotation: a token with a new kid makes the remote set refetch (cooldown 0)', async () => {
     const issuer = new OidcIssuer(issuerCfg(), { now: () => T0 })
     await issuer.verify(await signJwt(k8sKey, k8sClaims()), T0)
