@@ -144,6 +144,20 @@ export const codes = {
   /** The Check's deadline passed before it was answered. */
   PORTCULLIS_ENVOY_DEADLINE_EXCEEDED: { status: 504, opa: 'internal_error', grpc: DEADLINE_EXCEEDED },
 
+  // --- audit trail (see src/audit/) ---------------------------------------------------
+  /** The audit log cannot take the decision's event (disk full or failing, writer backlog over its bound, log closed) and the deployment fails closed: the decision is denied. */
+  PORTCULLIS_AUDIT_UNAVAILABLE: { status: 503, opa: 'internal_error', grpc: UNAVAILABLE },
+  /** An audit directory, segment, checkpoint, proof request or export is malformed or does not verify (CLI and audit endpoints). */
+  PORTCULLIS_AUDIT_INVALID: { status: 400, opa: 'invalid_parameter', grpc: INVALID_ARGUMENT },
+
+  // --- bundle service (see src/bundles/) --------------------------------------------------
+  /** A bundle download from a bundle server failed (network, status, TLS, credentials); the active bundle is kept. */
+  PORTCULLIS_BUNDLE_DOWNLOAD_FAILED: bundle,
+
+  // --- SPIFFE Workload API (see src/identity/workload-api/) ---------------------------------
+  /** The Workload API is unreachable or refuses this workload (no registration entry); the last good state is kept. */
+  PORTCULLIS_WORKLOAD_API_UNAVAILABLE: { status: 503, opa: 'internal_error', grpc: UNAVAILABLE },
+
   // --- internal ----------------------------------------------------------------------
   PORTCULLIS_INTERNAL: { status: 500, opa: 'internal_error', grpc: INTERNAL },
 } satisfies Record<string, CodeSpec>
