@@ -10,7 +10,7 @@ import { compileBundle, type CompiledBundle, type EngineOptions } from '../polic
 import { PolicySnapshot } from '../policy/snapshot.js'
 import { silentLogger, type Logger } from '../log.js'
 import { rootsOverlap } from '../policy/bundle.js'
-import { bundleNameOf, loadBundle, type LoadOptions } from './load.js'
+import { bundleNameOf, loadBundle, loadBundleArchive, type LoadOptions } from './load.js'
 import type { SignatureStatus } from './verify.js'
 
 /** Plugin-style state, as OPA reports it: NOT_READY until first activation, then OK or ERROR. */
@@ -28,6 +28,27 @@ export interface BundleStatus {
   signature?: SignatureStatus
   builtins?: string[]
   cacheable?: boolean
+  /** `file` (bundles directory) or `remote` (a bundle server, src/bundles/service/). */
+  type?: 'file' | 'remote'
+  /** Remote bundles: what the downloader reports (see RemoteBundleStatus). */
+  service?: string
+  etag?: string
+  last_request?: string
+  last_successful_request?: string
+  last_successful_download?: string
+  /** Where the active revision came from: the server, or the persisted copy of an earlier download. */
+  loaded_from?: 'download' | 'persisted'
+}
+
+/** The fields a downloader keeps current beside the manager's own (they survive activations). */
+export type RemoteBundleStatus = Pick<BundleStatus, 'service' | 'etag' | 'last_request' | 'last_successful_request' | 'last_successful_download' | 'loaded_from'>
+
+/** How one load reads its bundle, beside the manager's defaults. */
+export interface LoadRequest {
+  /** The `.tar.gz` bytes (a download); absent: read `source` from disk. */
+  archive?: Buffer
+  /** Signing policy and limits for this bundle, over the manager's `load` options. */
+  options?: Omit<LoadOptions, 'name'>
 }
 
 export type { Logger } from '../log.js'
@@ -55,6 +76,7 @@ export class BundleManager extends EventEmitter<{ activate: [ActivationEvent], f
   #snapshot = PolicySnapshot.empty()
   #active = new Map<string, { compiled: CompiledBundle, activatedAt: Date }>()
   #status = new Map<string, BundleStatus>()
+  #remote = new Map<string, RemoteBundleStatus>()
   #queue: Promise<unknown> = Promise.resolve()
   readonly #opts: BundleManagerOptions
   readonly #log: Logger
@@ -80,13 +102,14 @@ export class BundleManager extends EventEmitter<{ activate: [ActivationEvent], f
    * Loads, verifies, compiles and activates the bundle at `source`. Resolves to true when it is
    * now active, false when it was rejected (the previous revision keeps serving).
    */
-  load (source: string, name?: string): Promise<boolean> {
+  load (source: string, name?: string, request: LoadRequest = {}): Promise<boolean> {
     return this.#enqueue(async () => {
       const bundleName = name ?? bundleNameOf(source)
       this.expect(bundleName, source)
       const attemptAt = this.#now()
       try {
-        const bundle = await loadBundle(source, { ...this.#opts.load, name: bundleName })
+        const opts = { ...this.#opts.load, ...request.options, name: bundleName }
+        const bundle = request.archive !== undefined ? await loadBundleArchive(request.archive, source, opts) : await loadBundle(source, opts)
         const compiled = compileBundle(bundle, this.#opts.engine)
         for (const [other, { compiled: o }] of this.#active) {
           if (other === bundleName) continue
@@ -137,6 +160,46 @@ export class BundleManager extends EventEmitter<{ activate: [ActivationEvent], f
     })
   }
 
+  /**
+   * Records a failure that happened before loading (a download that failed): the bundle's state
+   * becomes ERROR with the code, and whatever revision is active keeps serving.
+   */
+  reportFailure (name: string, source: string, error: BundleError): void {
+    const at = this.#now().toISOString()
+    const previous = this.#status.get(name)
+    this.#status.set(name, {
+      ...(previous ?? { name, source }),
+      name,
+      source,
+      state: 'ERROR',
+      last_attempt_at: at,
+      last_error: { code: error.code, message: error.message, at },
+    })
+    this.#log.error({ bundle: name, code: error.code, err: error.message }, 'bundle update failed; previous revision keeps serving')
+    this.emit('failure', { bundle: name, error })
+  }
+
+  /** A check found the active revision current (HTTP 304): an earlier error is over (OPA clears it too). */
+  reportCurrent (name: string): void {
+    const s = this.#status.get(name)
+    if (s === undefined || s.active_revision === undefined || s.state === 'OK') return
+    const { last_error: _cleared, ...rest } = s
+    this.#status.set(name, { ...rest, state: 'OK' })
+  }
+
+  /** Keeps a remote bundle's download facts beside its status (merged into `status()`). */
+  setRemoteStatus (name: string, patch: RemoteBundleStatus): void {
+    this.#remote.set(name, { ...this.#remote.get(name), ...patch })
+  }
+
+  /** The status of one bundle, or undefined. */
+  statusOf (name: string): BundleStatus | undefined {
+    const s = this.#status.get(name)
+    if (s === undefined) return undefined
+    const remote = this.#remote.get(name)
+    return remote === undefined ? s : { ...s, type: 'remote', ...remote }
+  }
+
   /** Deactivates a bundle (its file or directory was removed). */
   remove (name: string): Promise<boolean> {
     return this.#enqueue(async () => {
@@ -173,7 +236,7 @@ export class BundleManager extends EventEmitter<{ activate: [ActivationEvent], f
   }
 
   status (): BundleStatus[] {
-    return [...this.#status.values()].sort((a, b) => a.name.localeCompare(b.name))
+    return [...this.#status.keys()].sort((a, b) => a.localeCompare(b)).map((n) => this.statusOf(n) as BundleStatus)
   }
 
   /** True when every expected bundle has activated at least once (OPA `/health?bundles`). */

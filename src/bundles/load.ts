@@ -69,6 +69,18 @@ export async function loadBundle (source: string, opts: LoadOptions = {}): Promi
   return bundleFromFiles(files, source, opts)
 }
 
+/**
+ * Loads a bundle from the bytes of a `.tar.gz` archive (a download, a persisted download):
+ * the same limits, verification and rules as a file. `source` names it in errors and status.
+ */
+export async function loadBundleArchive (bytes: Buffer, source: string, opts: LoadOptions = {}): Promise<Bundle> {
+  const limits = { ...DEFAULT_ARCHIVE_LIMITS, ...opts.limits }
+  if (bytes.length > limits.maxBytes) {
+    throw new BundleError('PORTCULLIS_BUNDLE_TOO_LARGE', `${source}: archive is larger than the limit of ${limits.maxBytes} bytes`, { source, limit: limits.maxBytes })
+  }
+  return bundleFromFiles(await readTarGz(bytes, source, limits), source, opts)
+}
+
 export async function bundleFromFiles (files: BundleFiles, source: string, opts: LoadOptions = {}): Promise<Bundle> {
   // Signature first: nothing of an unverified bundle is interpreted beyond what hashing needs.
   const signature = await verifyBundleSignature(files, source, opts)

@@ -39,6 +39,11 @@ export interface SigningPolicy {
   requireSignature?: boolean
   /** Do not verify signatures at all (development and `portcullis eval` only). */
   skipVerification?: boolean
+  /**
+   * Files left out of verification (OPA `signing.exclude_files`): patterns in Go's
+   * `filepath.Match` syntax, matched against the bundle-relative name.
+   */
+  excludeFiles?: string[]
 }
 
 export type SignatureStatus =
@@ -155,8 +160,13 @@ export async function verifyBundleSignature (files: BundleFiles, source: string,
     signed.set(file.name.replace(/^\/+/, ''), file as SignedFile)
   }
 
+  const excluded = excludeMatcher(policy.excludeFiles ?? [])
   for (const [name, bytes] of files) {
     if (name === SIGNATURES_FILE) continue
+    if (excluded(name)) {
+      signed.delete(name)
+      continue
+    }
     const entry = signed.get(name)
     if (entry === undefined) {
       throw new BundleError('PORTCULLIS_BUNDLE_SIGNATURE_FILES_MISMATCH', `${source}: file ${name} is not included in the bundle signature`, { source, file: name })
@@ -181,6 +191,41 @@ export async function verifyBundleSignature (files: BundleFiles, source: string,
   const status: SignatureStatus = { state: 'verified', keyId, algorithm }
   if (gotScope !== '') status.scope = gotScope
   return status
+}
+
+/**
+ * Go's `filepath.Match` on `/`-separated names, as OPA applies `exclude_files`: `*` and `?`
+ * never cross a `/`, `[...]` is a character class (`^` negates), `\\` escapes. OPA's tar
+ * reader names members with a leading `/`, so a pattern is tried against both forms.
+ */
+export function excludeMatcher (patterns: string[]): (name: string) => boolean {
+  if (patterns.length === 0) return () => false
+  const res = patterns.map(goGlobToRegExp)
+  return (name) => res.some((re) => re.test(name) || re.test(`/${name}`))
+}
+
+function goGlobToRegExp (pattern: string): RegExp {
+  let out = ''
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i] as string
+    if (c === '*') out += '[^/]*'
+    else if (c === '?') out += '[^/]'
+    else if (c === '\\' && i + 1 < pattern.length) out += escapeRe(pattern[++i] as string)
+    else if (c === '[') {
+      const end = pattern.indexOf(']', i + 2)
+      if (end === -1) { out += '\\['; continue }
+      let body = pattern.slice(i + 1, end)
+      const negate = body.startsWith('^')
+      if (negate) body = body.slice(1)
+      out += `[${negate ? '^/' : ''}${body.replace(/[\]\\^]/g, (m) => `\\${m}`)}]`
+      i = end
+    } else out += escapeRe(c)
+  }
+  return new RegExp(`^${out}$`)
+}
+
+function escapeRe (c: string): string {
+  return c.replace(/[.*+?^${}()|[\]\\/-]/g, (m) => `\\${m}`)
 }
 
 function nonEmpty (v: unknown): string | undefined {

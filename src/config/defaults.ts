@@ -49,6 +49,16 @@ export const DEFAULTS: Config = {
     http: { enabled: false, addr: '127.0.0.1:9192', path_prefix: '', max_body_bytes: 4 * 1024 * 1024 },
     cache: { enabled: false, ignore_input_paths: [] },
   },
+  services: {},
+  keys: {},
+  persistence_directory: '.portcullis',
+}
+
+/** Defaults of a remote bundle (`bundles.<name>` with `service`) and of a service, as OPA's. */
+export const BUNDLE_SERVICE_DEFAULTS = {
+  polling: { min_delay_seconds: 60, max_delay_seconds: 120 },
+  persist: false,
+  response_header_timeout_seconds: 10,
 }
 
 /**

@@ -2,7 +2,7 @@
  * Prometheus metrics (prom-client), one registry per process. In a worker group the primary
  * aggregates every worker's registry into one /metrics view (see src/server/workers.ts).
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { HotCounter, HotHistogram } from './hot.js'
 
 export type { CounterChild, HistogramChild } from './hot.js'
@@ -31,6 +31,11 @@ export class Metrics {
   identityCacheSize: () => { entries: number, bytes: number } = () => ({ entries: 0, bytes: 0 })
   readonly bundleActivations: Counter<'bundle'>
   readonly bundleFailures: Counter<'bundle' | 'code'>
+  /** Bundle-server requests by bundle and outcome: downloaded (200, activated), not_modified (304), rejected (downloaded, refused by verification or activation), failed (network, TLS, status, size). */
+  readonly bundleDownloads: Counter<'bundle' | 'outcome'>
+  /** Unix time of the last successful bundle-server request (200 or 304), per bundle. */
+  readonly bundleLastSuccess: Gauge<'bundle'>
+  readonly bundleDownloadDuration: Histogram<'bundle' | 'outcome'>
   readonly requestErrors: Counter<'code'>
   readonly builtinErrors: Counter<'builtin'>
   readonly reservedInputKeys: Counter<'key'>
@@ -60,6 +65,9 @@ export class Metrics {
     this.identityRejections = new Counter({ name: 'portcullis_identity_rejections_total', help: 'Rejected credentials by code', labelNames: ['code'], registers })
     this.bundleActivations = new Counter({ name: 'portcullis_bundle_activations_total', help: 'Bundle activations', labelNames: ['bundle'], registers })
     this.bundleFailures = new Counter({ name: 'portcullis_bundle_activation_failures_total', help: 'Bundle activation failures by code', labelNames: ['bundle', 'code'], registers })
+    this.bundleDownloads = new Counter({ name: 'portcullis_bundle_downloads_total', help: 'Bundle-server requests by outcome (downloaded, not_modified, rejected, failed)', labelNames: ['bundle', 'outcome'], registers })
+    this.bundleLastSuccess = new Gauge({ name: 'portcullis_bundle_last_success_timestamp_seconds', help: 'Unix time of the last successful bundle-server request (200 or 304)', labelNames: ['bundle'], registers })
+    this.bundleDownloadDuration = new Histogram({ name: 'portcullis_bundle_download_duration_seconds', help: 'Bundle-server request duration, response body included (long polls included)', labelNames: ['bundle', 'outcome'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300], registers })
     this.requestErrors = new Counter({ name: 'portcullis_request_errors_total', help: 'Requests refused or failed, by error code', labelNames: ['code'], registers })
     this.builtinErrors = new Counter({ name: 'portcullis_builtin_errors_total', help: 'Builtin errors a non-strict evaluation turned into undefined expressions, by builtin', labelNames: ['builtin'], registers })
     this.reservedInputKeys = new Counter({ name: 'portcullis_input_reserved_keys_removed_total', help: 'Caller-supplied input.identity / input.identity_error removed before evaluation', labelNames: ['key'], registers })

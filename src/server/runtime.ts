@@ -3,12 +3,14 @@
  * watcher, identity verifier, decision cache, decision pipeline, HTTP(S) app. `start()`
  * listens; `stop()` stops accepting, lets in-flight requests finish, closes watchers.
  */
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import type { FastifyInstance } from 'fastify'
 import { pino, type Logger as PinoLogger } from 'pino'
 import { BundleManager } from '../bundles/activate.js'
 import { watchBundles, type BundleWatcher, scanBundles } from '../bundles/watch.js'
-import type { VerificationConfig } from '../bundles/verify.js'
+import type { SigningPolicy, VerificationConfig, VerificationKey } from '../bundles/verify.js'
+import { createBundleService, persistDirOf, type BundleService, type RemoteBundleOptions } from '../bundles/service/index.js'
+import { remoteBundles } from '../config/bundle-service.js'
 import { DecisionCache } from '../cache/decision-cache.js'
 import type { ResolvedConfig } from '../config/load.js'
 import { DecisionService } from '../decision/decide.js'
@@ -56,6 +58,8 @@ export interface Runtime {
   decisions: DecisionService
   metrics: Metrics
   identity: IdentityVerifier | undefined
+  /** Downloaders of the bundles from bundle servers (config `services` + `bundles.<name>`). */
+  bundleService: BundleService | undefined
   logger: PinoLogger
   /** Listeners beside the Data API (e.g. Envoy ext_authz gRPC and HTTP service mode). */
   listeners: AttachedListener[]
@@ -65,16 +69,71 @@ export interface Runtime {
   stop: () => Promise<void>
 }
 
-function verification (config: ResolvedConfig): VerificationConfig | undefined {
-  const keys = config.bundles.signing.keys
-  if (Object.keys(keys).length === 0) return undefined
-  const out: VerificationConfig = { keys: {} }
-  for (const [id, k] of Object.entries(keys)) {
+/** Verification keys by id: bundles.signing.keys and OPA's top-level `keys` (ids never both, config/bundle-service.ts). */
+function verificationKeys (config: ResolvedConfig): Record<string, VerificationKey> {
+  const out: Record<string, VerificationKey> = {}
+  for (const [id, k] of [...Object.entries(config.bundles.signing.keys), ...Object.entries(config.keys)]) {
     const key = k.key ?? readFileSync(k.key_file as string, 'utf8')
-    out.keys[id] = { key, ...(k.algorithm !== undefined ? { algorithm: k.algorithm } : {}), ...(k.scope !== undefined ? { scope: k.scope } : {}) }
+    out[id] = { key, ...(k.algorithm !== undefined ? { algorithm: k.algorithm } : {}), ...(k.scope !== undefined ? { scope: k.scope } : {}) }
   }
+  return out
+}
+
+function verification (config: ResolvedConfig): VerificationConfig | undefined {
+  const keys = verificationKeys(config)
+  if (Object.keys(keys).length === 0) return undefined
+  const out: VerificationConfig = { keys }
   if (config.bundles.signing.key_id !== undefined) out.keyId = config.bundles.signing.key_id
   if (config.bundles.signing.scope !== undefined) out.scope = config.bundles.signing.scope
+  return out
+}
+
+/**
+ * The downloader options of every remote bundle (`bundles.<name>` with a `service`). A bundle
+ * with `signing` must carry a valid `.signatures.json` verified with its keyid/scope (OPA); one
+ * without is treated like a file from the bundles directory (bundles.signing applies).
+ */
+export function remoteBundleOptionsFrom (config: Readonly<ResolvedConfig>): RemoteBundleOptions[] {
+  const out: RemoteBundleOptions[] = []
+  const keys = verificationKeys(config as ResolvedConfig)
+  const limits = { maxBytes: config.bundles.max_bytes, maxFiles: config.bundles.max_files }
+  for (const [name, b] of Object.entries(remoteBundles(config.bundles))) {
+    const s = config.services[b.service]
+    if (s === undefined) continue // refused by config validation
+    let signing: SigningPolicy
+    if (b.signing !== undefined) {
+      signing = {
+        verification: { keys, ...(b.signing.keyid !== undefined && b.signing.keyid !== '' ? { keyId: b.signing.keyid } : {}), ...(b.signing.scope !== undefined && b.signing.scope !== '' ? { scope: b.signing.scope } : {}) },
+        requireSignature: true,
+        excludeFiles: [...(b.signing.exclude_files ?? [])],
+      }
+    } else {
+      signing = { verification: verification(config as ResolvedConfig), requireSignature: config.bundles.signing.required }
+    }
+    const bearer = s.credentials?.bearer
+    const clientTls = s.credentials?.client_tls
+    out.push({
+      name,
+      resource: b.resource,
+      service: {
+        name: b.service,
+        url: s.url,
+        ...(s.headers !== undefined ? { headers: { ...s.headers } } : {}),
+        ...(bearer !== undefined ? { bearer: { ...(bearer.token !== undefined ? { token: bearer.token } : {}), ...(bearer.token_path !== undefined ? { tokenPath: bearer.token_path } : {}), scheme: bearer.scheme ?? 'Bearer' } } : {}),
+        ...(clientTls !== undefined ? { clientTls: { cert: clientTls.cert, privateKey: clientTls.private_key, ...(clientTls.private_key_passphrase !== undefined ? { passphrase: clientTls.private_key_passphrase } : {}) } } : {}),
+        ...(s.tls !== undefined ? { tls: { ...(s.tls.ca_cert !== undefined ? { caCert: s.tls.ca_cert } : {}), ...(s.tls.system_ca_required !== undefined ? { systemCaRequired: s.tls.system_ca_required } : {}) } } : {}),
+        responseHeaderTimeoutMs: s.response_header_timeout_seconds * 1000,
+      },
+      polling: {
+        minDelayMs: b.polling.min_delay_seconds * 1000,
+        maxDelayMs: b.polling.max_delay_seconds * 1000,
+        ...(b.polling.long_polling_timeout_seconds !== undefined ? { longPollingTimeoutSeconds: b.polling.long_polling_timeout_seconds } : {}),
+      },
+      load: { ...signing, limits },
+      maxBytes: b.size_limit_bytes ?? config.bundles.max_bytes,
+      ...(b.persist ? { persistDir: persistDirOf(config.persistence_directory, name) } : {}),
+    })
+  }
   return out
 }
 
@@ -160,12 +219,28 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
   // A trust-bundle change can turn an accepted identity into a rejected one: cached decisions go too.
   identity?.on('trust-change', () => { decisions.flushCache() })
 
+  // Remote bundles are expected before anything loads, so readiness waits for them too.
+  const remote = remoteBundleOptionsFrom(config)
+  const bundleService = remote.length > 0 ? createBundleService(manager, remote, { logger: logger.child({ component: 'bundle-service' }), metrics }) : undefined
+
   let watcher: BundleWatcher | undefined
-  if (config.bundles.watch) {
-    watcher = watchBundles(config.bundles.dir, manager, { debounceMs: config.bundles.debounce_ms, stabilityMs: config.bundles.stability_ms })
-    await watcher.ready
-  } else {
-    for (const b of await scanBundles(config.bundles.dir)) await manager.load(b.source, b.name)
+  // With bundles from a bundle server, a bundles directory that does not exist is simply not used.
+  const useDir = bundleService === undefined || existsSync(config.bundles.dir)
+  try {
+    if (!useDir) {
+      logger.info({ dir: config.bundles.dir }, 'bundles directory absent; serving bundles from bundle servers only')
+    } else if (config.bundles.watch) {
+      watcher = watchBundles(config.bundles.dir, manager, { debounceMs: config.bundles.debounce_ms, stabilityMs: config.bundles.stability_ms })
+      await watcher.ready
+    } else {
+      for (const b of await scanBundles(config.bundles.dir)) await manager.load(b.source, b.name)
+    }
+    await bundleService?.start()
+  } catch (err) {
+    await watcher?.close()
+    await bundleService?.close()
+    await identity?.close()
+    throw err
   }
 
   const app = build({
@@ -194,6 +269,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     decisions,
     metrics,
     identity,
+    bundleService,
     logger,
     listeners,
     start: async () => {
@@ -218,6 +294,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
       ])
       if (timer !== undefined) clearTimeout(timer)
       await certWatcher?.close()
+      await bundleService?.close()
       await watcher?.close()
       await identity?.close()
     },
