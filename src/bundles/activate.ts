@@ -175,8 +175,8 @@ export class BundleManager extends EventEmitter<{ activate: [ActivationEvent], f
       last_attempt_at: at,
       last_error: { code: error.code, message: error.message, at },
     })
+    // Not a `failure` event: nothing was activated or refused (the downloader counts its own outcomes).
     this.#log.error({ bundle: name, code: error.code, err: error.message }, 'bundle update failed; previous revision keeps serving')
-    this.emit('failure', { bundle: name, error })
   }
 
   /** A check found the active revision current (HTTP 304): an earlier error is over (OPA clears it too). */
