@@ -1,0 +1,126 @@
+/**
+ * Long polling (`Prefer: wait=N`) and the downloader's protocol details that nginx cannot show.
+ * nginx does not implement OPA's long polling (it never holds a request), so this uses a small
+ * real node:http server on 127.0.0.1 that holds a request the way a bundle server does, and
+ * answers with or without `Content-Type: application/vnd.openpolicyagent.bundles`.
+ */
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { BundleManager } from '../../src/bundles/activate.js'
+import { BundleDownloader, backoffDelay, OPA_BUNDLE_CONTENT_TYPE, type RemoteBundleOptions } from '../../src/bundles/service/index.js'
+import { buildFixture } from '../helpers/bundles.js'
+import { waitFor } from '../helpers/wait.js'
+
+let work: string
+let archive: Buffer
+
+before(() => {
+  work = mkdtempSync(join(tmpdir(), 'portcullis-longpoll-'))
+  archive = readFileSync(buildFixture('basic', work, { revision: 'rev-lp' }))
+})
+after(() => { rmSync(work, { recursive: true, force: true }) })
+
+interface Seen { prefer: string, ifNoneMatch: string }
+
+/** A bundle server: serves `archive` with ETag "v1"; with `longPoll`, holds a conditional request `holdMs` then answers 304. */
+async function bundleServer (opts: { contentType: string, holdMs?: number }): Promise<{ url: string, seen: Seen[], server: Server, close: () => Promise<void> }> {
+  const seen: Seen[] = []
+  const held = new Set<ServerResponse>()
+  const timers = new Set<NodeJS.Timeout>()
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    seen.push({ prefer: String(req.headers.prefer ?? ''), ifNoneMatch: String(req.headers['if-none-match'] ?? '') })
+    if (req.headers['if-none-match'] === '"v1"') {
+      const wait = /wait=(\d+)/.exec(String(req.headers.prefer ?? ''))
+      if (wait !== null) {
+        // Long poll: hold the request (bounded by the test's hold, far below the asked wait).
+        held.add(res)
+        const timer = setTimeout(() => { timers.delete(timer); held.delete(res); res.writeHead(304, { etag: '"v1"', 'content-type': opts.contentType }).end() }, opts.holdMs ?? 50)
+        timers.add(timer)
+        return
+      }
+      res.writeHead(304, { etag: '"v1"' }).end()
+      return
+    }
+    res.writeHead(200, { etag: '"v1"', 'content-type': opts.contentType, 'content-length': archive.length }).end(archive)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as { port: number }).port
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seen,
+    server,
+    close: async () => {
+      for (const timer of timers) clearTimeout(timer)
+      for (const r of held) r.destroy()
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => { resolve() }))
+    },
+  }
+}
+
+function options (url: string, longPollingTimeoutSeconds?: number): RemoteBundleOptions {
+  return {
+    name: 'lp',
+    service: { name: 'svc', url, responseHeaderTimeoutMs: 10_000 },
+    resource: '/bundles/lp/',
+    polling: { minDelayMs: 60_000, maxDelayMs: 120_000, ...(longPollingTimeoutSeconds !== undefined ? { longPollingTimeoutSeconds } : {}) },
+    load: {},
+    maxBytes: 1 << 24,
+  }
+}
+
+describe('long polling', () => {
+  test('with the OPA bundle content type, the next request carries Prefer: wait=N and follows at once', async (t) => {
+    const srv = await bundleServer({ contentType: OPA_BUNDLE_CONTENT_TYPE })
+    const manager = new BundleManager()
+    const d = new BundleDownloader(manager, options(srv.url, 30))
+    t.after(async () => { await d.close(); await srv.close() })
+    d.start()
+    // No trigger: after the 200 the downloader long-polls again without waiting its 60 s delay.
+    await waitFor(() => srv.seen.length >= 3, 'two long polls after the download')
+    assert.equal(manager.statusOf('lp')?.active_revision, 'rev-lp')
+    assert.equal(srv.seen[0]?.prefer, 'modes=snapshot;wait=30', 'OPA asks for a long poll from the first request when configured')
+    assert.equal(srv.seen[0]?.ifNoneMatch, '')
+    assert.deepEqual(srv.seen.slice(1, 3), [{ prefer: 'modes=snapshot;wait=30', ifNoneMatch: '"v1"' }, { prefer: 'modes=snapshot;wait=30', ifNoneMatch: '"v1"' }])
+  })
+
+  test('without the content type, Portcullis does not long-poll: plain polling after the first answer', async (t) => {
+    const srv = await bundleServer({ contentType: 'application/gzip' })
+    const manager = new BundleManager()
+    const d = new BundleDownloader(manager, options(srv.url, 30))
+    t.after(async () => { await d.close(); await srv.close() })
+    d.start()
+    await waitFor(() => manager.statusOf('lp')?.active_revision !== undefined, 'first download')
+    assert.equal(await d.trigger(), 'not_modified')
+    assert.equal(srv.seen.length, 2, 'the loop waits its polling delay; only the trigger polled')
+    assert.equal(srv.seen[1]?.prefer, 'modes=snapshot')
+    assert.equal(srv.seen[1]?.ifNoneMatch, '"v1"')
+  })
+
+  test('close() aborts a held long poll and clears the timers', async (t) => {
+    const srv = await bundleServer({ contentType: OPA_BUNDLE_CONTENT_TYPE, holdMs: 60_000 })
+    t.after(async () => { await srv.close() })
+    const manager = new BundleManager()
+    const d = new BundleDownloader(manager, options(srv.url, 30))
+    d.start()
+    await waitFor(() => srv.seen.length >= 2, 'a held long poll')
+    await d.close()
+    assert.equal(await d.trigger(), 'stopped')
+    assert.equal(manager.statusOf('lp')?.active_revision, 'rev-lp')
+  })
+})
+
+describe('backoff', () => {
+  test("OPA's DefaultBackoff: 100 ms first, ×1.6 per retry, ±20 % jitter, capped at max_delay", () => {
+    assert.equal(backoffDelay(100, 120_000, 0, () => 0.5), 100)
+    assert.equal(Math.round(backoffDelay(100, 120_000, 1, () => 0.5)), 160)
+    assert.equal(Math.round(backoffDelay(100, 120_000, 3, () => 0.5)), 410)
+    assert.equal(backoffDelay(100, 120_000, 50, () => 0.5), 120_000)
+    assert.equal(backoffDelay(100, 120_000, 50, () => 0), 96_000)
+    assert.equal(Math.round(backoffDelay(100, 120_000, 50, () => 0.999999)), 144_000)
+  })
+})
