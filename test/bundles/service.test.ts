@@ -18,6 +18,7 @@ import type { BundleDownloader } from '../../src/bundles/service/index.js'
 import { buildBundleDir, copyFixture } from '../helpers/bundles.js'
 import { startNginx, type Nginx } from '../helpers/nginx.js'
 import { tarGz } from '../helpers/tar.js'
+import { makeCa, makeServerCert, write } from '../identity/support/pki.js'
 import { waitFor } from '../helpers/wait.js'
 
 let work: string
@@ -53,6 +54,7 @@ async function setup (t: { after: (fn: () => Promise<void>) => void }, opts: {
   dir?: string
   bearerToken?: string
   startNginx?: boolean
+  serviceUrl?: string
 } = {}): Promise<Setup> {
   const dir = opts.dir ?? mkdtempSync(join(work, 'case-'))
   const nginx = opts.nginx ?? await startNginx(dir, opts.bearerToken !== undefined ? { bearerToken: opts.bearerToken } : {})
@@ -64,7 +66,7 @@ logging: { level: silent }
 persistence_directory: ${JSON.stringify(join(dir, 'persist'))}
 services:
   - name: acmecorp
-    url: ${nginx.url}
+    url: ${opts.serviceUrl ?? nginx.url}
 ${opts.extraService ?? ''}
 bundles:
   dir: ${JSON.stringify(join(dir, 'no-such-dir'))}
@@ -304,5 +306,48 @@ describe('bundles from nginx (OPA bundle service protocol)', () => {
     assert.equal(await healthBundles(corrupt), 500)
     assert.equal(corrupt.runtime.manager.snapshot.bundles.size, 0)
     assert.match(await metric(corrupt, 'portcullis_bundle_activation_failures_total'), /code="PORTCULLIS_BUNDLE_ARCHIVE_INVALID"\} 1/)
+  })
+
+  test('HTTPS with tls.ca_cert and client TLS: the client certificate is presented and required', async (t) => {
+    const dir = mkdtempSync(join(work, 'case-'))
+    const ca = await makeCa({ name: 'bundle server CA' })
+    const server = await makeServerCert(ca)
+    const client = await makeServerCert(ca)
+    const caFile = write(dir, 'ca.pem', ca.pem)
+    const nginx = await startNginx(dir, { tls: { cert: write(dir, 'server.pem', server.cert), key: write(dir, 'server.key', server.key), clientCa: caFile } })
+    t.after(async () => { await nginx.stop() })
+    copyFileSync(built.rev1 as string, join(nginx.root, 'authz.tar.gz'))
+    const s = await setup(t, {
+      dir,
+      nginx,
+      serviceUrl: nginx.httpsUrl as string,
+      resource: 'mtls/authz.tar.gz',
+      extraService: `    tls: { ca_cert: ${JSON.stringify(caFile)} }\n    credentials: { client_tls: { cert: ${JSON.stringify(write(dir, 'client.pem', client.cert))}, private_key: ${JSON.stringify(write(dir, 'client.key', client.key))} } }`,
+    })
+    await firstActivation(s)
+    assert.equal(s.runtime.manager.statusOf('authz')?.active_revision, 'rev-1')
+    assert.equal(await allow(s, 'alice'), true)
+    assert.equal(s.nginx.accessLog()[0]?.status, 200)
+  })
+
+  test('HTTPS: a server certificate that does not chain to tls.ca_cert is a download failure', async (t) => {
+    const dir = mkdtempSync(join(work, 'case-'))
+    const ca = await makeCa({ name: 'bundle server CA' })
+    const otherCa = await makeCa({ name: 'some other CA' })
+    const server = await makeServerCert(ca)
+    const nginx = await startNginx(dir, { tls: { cert: write(dir, 'server.pem', server.cert), key: write(dir, 'server.key', server.key) } })
+    t.after(async () => { await nginx.stop() })
+    copyFileSync(built.rev1 as string, join(nginx.root, 'authz.tar.gz'))
+    const s = await setup(t, {
+      dir,
+      nginx,
+      serviceUrl: nginx.httpsUrl as string,
+      extraService: `    tls: { ca_cert: ${JSON.stringify(write(dir, 'other-ca.pem', otherCa.pem))} }`,
+    })
+    await firstActivation(s)
+    const st = s.runtime.manager.statusOf('authz')
+    assert.equal(st?.last_error?.code, 'PORTCULLIS_BUNDLE_DOWNLOAD_FAILED')
+    assert.equal(st?.active_revision, undefined)
+    assert.deepEqual(s.nginx.accessLog(), [], 'no request got through the TLS handshake')
   })
 })
