@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
@@ -91,6 +91,19 @@ ${opts.extraBundle ?? ''}
   return { nginx, runtime, url, dir, close }
 }
 
+let mtime = Math.floor(Date.now() / 1000)
+/**
+ * Puts `bytes` where nginx serves the bundle. nginx's ETag is mtime (seconds) and size, so two
+ * bundles of one size written in the same second would share an ETag: each write gets its own
+ * modification time, as a deployment pipeline's writes seconds apart would.
+ */
+function serve (s: Setup, bytes: Buffer): void {
+  const file = join(s.nginx.root, 'authz.tar.gz')
+  writeFileSync(file, bytes)
+  mtime += 10
+  utimesSync(file, mtime, mtime)
+}
+
 function downloader (s: Setup): BundleDownloader {
   const d = s.runtime.bundleService?.downloaders.get('authz')
   assert.ok(d !== undefined)
@@ -156,7 +169,7 @@ describe('bundles from nginx (OPA bundle service protocol)', () => {
     assert.match(await metric(s, 'portcullis_bundle_download_duration_seconds'), /_count\{bundle="authz",outcome="downloaded"\} 1/)
 
     // Replaced: a new ETag, a 200, the new revision answers.
-    copyFileSync(built.rev2 as string, join(s.nginx.root, 'authz.tar.gz'))
+    serve(s, readFileSync(built.rev2 as string))
     assert.equal(await downloader(s).trigger(), 'downloaded')
     assert.equal(s.runtime.manager.statusOf('authz')?.active_revision, 'rev-2')
     assert.equal(await allow(s, 'carol'), true)
@@ -188,12 +201,12 @@ describe('bundles from nginx (OPA bundle service protocol)', () => {
     await firstActivation(s)
     const etag = s.runtime.manager.statusOf('authz')?.etag
     const good = readFileSync(built.rev2 as string)
-    writeFileSync(join(s.nginx.root, 'authz.tar.gz'), good.subarray(0, Math.floor(good.length / 2)))
+    serve(s, good.subarray(0, Math.floor(good.length / 2)))
     assert.equal(await downloader(s).trigger(), 'rejected')
     assert.equal(s.runtime.manager.statusOf('authz')?.last_error?.code, 'PORTCULLIS_BUNDLE_ARCHIVE_INVALID')
     assert.equal(s.runtime.manager.statusOf('authz')?.active_revision, 'rev-1')
 
-    writeFileSync(join(s.nginx.root, 'authz.tar.gz'), await tarGz([{ name: '.manifest', content: '{"roots":["basic"]}' }, { name: '../../etc/evil', content: 'x' }]))
+    serve(s, await tarGz([{ name: '.manifest', content: '{"roots":["basic"]}' }, { name: '../../etc/evil', content: 'x' }]))
     assert.equal(await downloader(s).trigger(), 'rejected')
     assert.equal(s.runtime.manager.statusOf('authz')?.last_error?.code, 'PORTCULLIS_BUNDLE_UNSAFE_PATH')
     assert.equal(await allow(s, 'alice'), true)
@@ -204,7 +217,7 @@ describe('bundles from nginx (OPA bundle service protocol)', () => {
     assert.match(await metric(s, 'portcullis_bundle_downloads_total'), /outcome="rejected"\} [2-9]/)
 
     // Backing off after the failures, the downloader may fetch the good file before the trigger.
-    copyFileSync(built.rev2 as string, join(s.nginx.root, 'authz.tar.gz'))
+    serve(s, readFileSync(built.rev2 as string))
     await downloader(s).trigger()
     assert.equal(s.runtime.manager.statusOf('authz')?.active_revision, 'rev-2')
     assert.equal(await allow(s, 'carol'), true)
@@ -220,12 +233,12 @@ describe('bundles from nginx (OPA bundle service protocol)', () => {
     assert.equal(st?.active_revision, 'rev-signed')
     assert.equal(st?.signature?.state, 'verified')
 
-    copyFileSync(built.signedByOther as string, join(s.nginx.root, 'authz.tar.gz'))
+    serve(s, readFileSync(built.signedByOther as string))
     assert.equal(await downloader(s).trigger(), 'rejected')
     assert.equal(s.runtime.manager.statusOf('authz')?.last_error?.code, 'PORTCULLIS_BUNDLE_SIGNATURE_INVALID')
     assert.equal(s.runtime.manager.statusOf('authz')?.active_revision, 'rev-signed')
 
-    copyFileSync(built.rev2 as string, join(s.nginx.root, 'authz.tar.gz'))
+    serve(s, readFileSync(built.rev2 as string))
     assert.equal(await downloader(s).trigger(), 'rejected')
     assert.equal(s.runtime.manager.statusOf('authz')?.last_error?.code, 'PORTCULLIS_BUNDLE_UNSIGNED')
     assert.equal(s.runtime.manager.statusOf('authz')?.active_revision, 'rev-signed')
