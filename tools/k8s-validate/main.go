@@ -25,6 +25,8 @@
 //     utilization targets containers that request that resource; a Kustomization's
 //     resources exist.
 //
+// A document that cannot be decoded at all (not YAML, a wrong type) turns the cross-object
+// checks off for its set, so that its absence is not reported again as missing references.
 // Secrets are not required to be in the set (they are made outside of manifests); an optional
 // ConfigMap reference may be missing.
 //
@@ -60,8 +62,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
-	kustomize "sigs.k8s.io/kustomize/api/types"
 	sigsjson "sigs.k8s.io/json"
+	kustomize "sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/yaml"
 )
 
@@ -138,6 +140,8 @@ type validator struct {
 	files    []string            // in order of loading
 	loaded   map[string]bool     // absolute paths
 	objects  []*object
+	// a document of the set could not be decoded: cross-object checks are skipped
+	undecodable bool
 }
 
 func (v *validator) add(file, kind, format string, args ...any) {
@@ -153,7 +157,9 @@ func main() {
 	for _, f := range os.Args[1:] {
 		v.load(f)
 	}
-	v.crossChecks()
+	if !v.undecodable {
+		v.crossChecks()
+	}
 	failed := false
 	for _, file := range v.files {
 		problems := v.problems[file]
@@ -199,10 +205,16 @@ func (v *validator) load(file string) {
 		}
 		if err != nil {
 			v.add(file, kindYAML, "document %d: %v", index, err)
+			v.undecodable = true
 			return
 		}
 		v.decode(file, index, doc)
 	}
+}
+
+// oneLine keeps each problem on one output line (YAML errors span several).
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
 }
 
 func isBlank(doc []byte) bool {
@@ -221,7 +233,8 @@ func (v *validator) decode(file string, index int, doc []byte) {
 	}
 	js, err := yaml.YAMLToJSONStrict(doc)
 	if err != nil {
-		v.add(file, kindYAML, "document %d: %v", index, err)
+		v.add(file, kindYAML, "document %d: %s", index, oneLine(err.Error()))
+		v.undecodable = true
 		return
 	}
 	var tm metav1.TypeMeta
@@ -253,14 +266,16 @@ func (v *validator) decode(file string, index int, doc []byte) {
 	}
 	strictErrs, err := sigsjson.UnmarshalStrict(js, target)
 	if err != nil {
+		// A wrong type leaves the object half decoded: checks across objects would report
+		// its absence as further problems, so they are skipped for this set.
 		v.add(file, kindDecode, "document %d (%s): %v", index, gvk.Kind, err)
+		v.undecodable = true
 		return
 	}
-	if len(strictErrs) > 0 {
-		for _, e := range strictErrs {
-			v.add(file, kindDecode, "document %d (%s): %v", index, gvk.Kind, e)
-		}
-		return
+	// Unknown and duplicate fields are errors, but the object decoded; it stays in the set so
+	// that objects referring to it do not report it missing.
+	for _, e := range strictErrs {
+		v.add(file, kindDecode, "document %d (%s): %v", index, gvk.Kind, e)
 	}
 	o.obj = target
 	if acc, ok := target.(metav1.ObjectMetaAccessor); ok {
