@@ -237,22 +237,27 @@ describe('the manifests keep the deployment\'s invariants', () => {
     assert.equal(Number((config.server.addr as string).split(':').pop()), port('http'))
   })
 
-  test('sidecar: Envoy and Portcullis share the ext_authz Unix socket; Portcullis starts first as a native sidecar', () => {
+  test('sidecar: Envoy asks Portcullis on the Pod\'s loopback; Portcullis starts first as a native sidecar', () => {
     const d = one('sidecar', 'Deployment')
     const spec = podSpec(d)
     const { text, container: p } = portcullisConfig('sidecar', d)
     const config = parse(text)
     assert.equal(p.restartPolicy, 'Always')
     assert.ok((spec.initContainers as Obj[]).includes(p))
-    const socket = (config.envoy_ext_authz.grpc.addr as string).slice('unix:'.length)
-    const envoy = (spec.containers as Obj[]).find((c) => c.name === 'envoy')
-    const dirOf = (c: Obj): string | undefined => (c.volumeMounts as Obj[]).find((m) => m.mountPath === posix.dirname(socket))?.name
-    assert.ok(dirOf(envoy) !== undefined && dirOf(envoy) === dirOf(p))
+    // loopback: reachable from the containers of this Pod only, and a trusted ext_authz caller
+    const grpc = config.envoy_ext_authz.grpc.addr as string
+    assert.match(grpc, /^127\.0\.0\.1:\d+$/)
+    assert.ok((p.ports as Obj[]).some((x) => x.containerPort === Number(grpc.split(':')[1])))
     const bootstrap = parse(one('sidecar', 'ConfigMap', 'orders-envoy').data['envoy.yaml'])
     const cluster = bootstrap.static_resources.clusters.find((c: Obj) => c.name === 'portcullis_ext_authz')
-    assert.equal(cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.pipe.path, socket)
+    const a = cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address
+    assert.equal(`${a.address as string}:${a.port_value as number}`, grpc)
+    assert.equal(bootstrap.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.grpc_service.envoy_grpc.cluster_name, 'portcullis_ext_authz')
     const agent = bootstrap.static_resources.clusters.find((c: Obj) => c.name === 'spire_agent')
     assert.equal(`unix://${agent.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.pipe.path as string}`, config.workload_api.socket)
+    // Envoy mounts the agent socket too (SDS)
+    const envoy = (spec.containers as Obj[]).find((c) => c.name === 'envoy')
+    assert.ok((envoy.volumeMounts as Obj[]).some((m) => m.mountPath === posix.dirname(agent.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.pipe.path)))
   })
 })
 
