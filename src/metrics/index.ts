@@ -43,6 +43,14 @@ export class Metrics {
   readonly envoyChecks: Counter<'transport' | 'outcome'>
   /** `source.certificate` in a CheckRequest from a caller that is not trusted: ignored, counted here. */
   readonly envoyPeerCertificatesIgnored: Counter<'transport'>
+  /** Audit events handed to the sinks, by outcome and transport (src/audit/trail.ts). */
+  readonly auditEvents: HotCounter<'outcome' | 'transport'>
+  /** Audit events not written, by reason (drop_policy: the bundle's drop policy said so). */
+  readonly auditDropped: Counter<'reason'>
+  /** Mask and drop policy failures (the record was erased whole) and mask rules skipped, by reason. */
+  readonly auditMaskErrors: Counter<'reason'>
+  /** Events a sink could not take (the decision failed closed with PORTCULLIS_AUDIT_UNAVAILABLE), by sink. */
+  readonly auditWriteFailures: Counter<'sink'>
 
   constructor (opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry]
@@ -73,6 +81,10 @@ export class Metrics {
     this.reservedInputKeys = new Counter({ name: 'portcullis_input_reserved_keys_removed_total', help: 'Caller-supplied input.identity / input.identity_error removed before evaluation', labelNames: ['key'], registers })
     this.envoyChecks = new Counter({ name: 'portcullis_envoy_checks_total', help: 'Envoy ext_authz checks by transport and answer (allow, deny, dry_run, refused, error)', labelNames: ['transport', 'outcome'], registers })
     this.envoyPeerCertificatesIgnored = new Counter({ name: 'portcullis_envoy_peer_certificates_ignored_total', help: 'ext_authz source.certificate values ignored because the caller is not a trusted ext_authz caller', labelNames: ['transport'], registers })
+    this.auditEvents = new HotCounter('portcullis_audit_events_total', 'Audit events written, by outcome (allow, deny, undefined, error, value) and transport', ['outcome', 'transport'], registers)
+    this.auditDropped = new Counter({ name: 'portcullis_audit_events_dropped_total', help: 'Audit events not written, by reason (drop_policy)', labelNames: ['reason'], registers })
+    this.auditMaskErrors = new Counter({ name: 'portcullis_audit_mask_errors_total', help: 'Audit mask/drop policy failures that erased a whole record (policy_error) and mask rules skipped (rule_skipped)', labelNames: ['reason'], registers })
+    this.auditWriteFailures = new Counter({ name: 'portcullis_audit_write_failures_total', help: 'Audit events a sink could not take (the decision failed closed), by sink', labelNames: ['sink'], registers })
     if (opts.defaultMetrics !== false) {
       // process and Node.js metrics, including nodejs_eventloop_lag_seconds
       collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 })

@@ -14,6 +14,7 @@ import { remoteBundles } from '../config/bundle-service.js'
 import { DecisionCache } from '../cache/decision-cache.js'
 import type { ResolvedConfig } from '../config/load.js'
 import { DecisionService } from '../decision/decide.js'
+import { auditStream, openAuditTrail, type AuditTrail } from '../audit/trail.js'
 import { createIdentityVerifier, type IdentityVerifier } from '../identity/index.js'
 import { Metrics } from '../metrics/index.js'
 import { configureBuiltins } from '../policy/builtins/config.js'
@@ -60,6 +61,8 @@ export interface Runtime {
   identity: IdentityVerifier | undefined
   /** Downloaders of the bundles from bundle servers (config `services` + `bundles.<name>`). */
   bundleService: BundleService | undefined
+  /** The audit trail (audit.enabled or decision_logs.console), installed as the pipeline's audit hook. */
+  audit: AuditTrail | undefined
   logger: PinoLogger
   /** Listeners beside the Data API (e.g. Envoy ext_authz gRPC and HTTP service mode). */
   listeners: AttachedListener[]
@@ -169,7 +172,7 @@ export function engineOptionsFrom (config: Readonly<ResolvedConfig>): EngineOpti
   }
 }
 
-export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: RuntimeHooks = {}, opts: { logger?: PinoLogger, listeners?: ListenerFactory[] } = {}): Promise<Runtime> {
+export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: RuntimeHooks = {}, opts: { logger?: PinoLogger, listeners?: ListenerFactory[], auditStream?: string } = {}): Promise<Runtime> {
   const logger = opts.logger ?? pino({ name: 'portcullis', level: config.logging.level })
   // TLS files are read before anything that holds a watcher or a timer, so a bad one fails the start cleanly.
   const tls = config.server.tls
@@ -219,6 +222,17 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
   // A trust-bundle change can turn an accepted identity into a rejected one: cached decisions go too.
   identity?.on('trust-change', () => { decisions.flushCache() })
 
+  // The audit trail is open before any bundle loads or any listener starts: no decision is
+  // answered unrecorded. One stream per process (`main`, or `w<slot>` in a worker group).
+  let audit: AuditTrail | undefined
+  try {
+    audit = await openAuditTrail(config, { stream: opts.auditStream ?? auditStream(), metrics, logger: logger.child({ component: 'audit' }), consoleLogger: logger })
+  } catch (err) {
+    await identity?.close()
+    throw err
+  }
+  audit?.install(decisions)
+
   // Remote bundles are expected before anything loads, so readiness waits for them too.
   const remote = remoteBundleOptionsFrom(config)
   const bundleService = remote.length > 0 ? createBundleService(manager, remote, { logger: logger.child({ component: 'bundle-service' }), metrics }) : undefined
@@ -240,6 +254,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     await watcher?.close()
     await bundleService?.close()
     await identity?.close()
+    await audit?.close()
     throw err
   }
 
@@ -270,6 +285,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     metrics,
     identity,
     bundleService,
+    audit,
     logger,
     listeners,
     start: async () => {
@@ -297,6 +313,9 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
       await bundleService?.close()
       await watcher?.close()
       await identity?.close()
+      // after every listener has stopped and every in-flight request was answered: the last
+      // events are flushed and the durable log writes its final checkpoint
+      await audit?.close()
     },
   }
 }
