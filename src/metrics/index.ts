@@ -39,6 +39,12 @@ export class Metrics {
   /** `source.certificate` in a CheckRequest from a caller that is not trusted: ignored, counted here. */
   readonly envoyPeerCertificatesIgnored: Counter<'transport'>
 
+  /** SPIFFE Workload API streams (identity/workload-api/): good messages, failures by code, connection state, the serving SVID's expiry. */
+  readonly workloadApiUpdates: Counter<'stream'>
+  readonly workloadApiErrors: Counter<'stream' | 'code'>
+  readonly workloadApiConnected: Gauge<'stream'>
+  readonly workloadApiSvidExpiry: Gauge
+
   constructor (opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry]
     this.httpDuration = new HotHistogram('portcullis_http_request_duration_seconds', 'HTTP request duration by route and outcome',
@@ -65,6 +71,10 @@ export class Metrics {
     this.reservedInputKeys = new Counter({ name: 'portcullis_input_reserved_keys_removed_total', help: 'Caller-supplied input.identity / input.identity_error removed before evaluation', labelNames: ['key'], registers })
     this.envoyChecks = new Counter({ name: 'portcullis_envoy_checks_total', help: 'Envoy ext_authz checks by transport and answer (allow, deny, dry_run, refused, error)', labelNames: ['transport', 'outcome'], registers })
     this.envoyPeerCertificatesIgnored = new Counter({ name: 'portcullis_envoy_peer_certificates_ignored_total', help: 'ext_authz source.certificate values ignored because the caller is not a trusted ext_authz caller', labelNames: ['transport'], registers })
+    this.workloadApiUpdates = new Counter({ name: 'portcullis_workload_api_updates_total', help: 'Good Workload API messages by stream (x509_svid, x509_bundles, jwt_bundles)', labelNames: ['stream'], registers })
+    this.workloadApiErrors = new Counter({ name: 'portcullis_workload_api_errors_total', help: 'Workload API failures by stream and code (a gRPC status name, or PORTCULLIS_IDENTITY_BUNDLE_INVALID for a refused message)', labelNames: ['stream', 'code'], registers })
+    this.workloadApiConnected = new Gauge({ name: 'portcullis_workload_api_connected', help: 'Whether the Workload API stream is connected and delivering (1) or not (0)', labelNames: ['stream'], registers })
+    this.workloadApiSvidExpiry = new Gauge({ name: 'portcullis_workload_api_svid_expiry_timestamp_seconds', help: "The serving X.509-SVID's notAfter, Unix seconds", registers })
     if (opts.defaultMetrics !== false) {
       // process and Node.js metrics, including nodejs_eventloop_lag_seconds
       collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 })
