@@ -31,9 +31,15 @@ if [ "$pinned" != "$SPIRE_VERSION" ]; then
   exit 1
 fi
 
-if [ -x "$bin/spire-server" ] && [ -x "$bin/spire-agent" ] \
-  && [ "$(installed_version spire-server)" = "${SPIRE_VERSION#v}" ] \
-  && [ "$(installed_version spire-agent)" = "${SPIRE_VERSION#v}" ]; then
+# A `go install` build reports "<version>-dev-unk" (no release ldflags): the version is what counts.
+version_ok() {
+  case "$(installed_version "$1")" in
+    "${SPIRE_VERSION#v}" | "${SPIRE_VERSION#v}"-*) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+
+if [ -x "$bin/spire-server" ] && [ -x "$bin/spire-agent" ] && version_ok spire-server && version_ok spire-agent; then
   echo "spire ${SPIRE_VERSION} already installed in $bin"
   exit 0
 fi
