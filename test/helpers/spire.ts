@@ -6,7 +6,7 @@
  * (.tools/bin); in CI (CI=true) a missing binary fails the test instead of skipping it.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -88,8 +88,14 @@ export interface Spire {
   stop: () => Promise<void>
 }
 
-function logFile (dir: string, name: string): number {
-  return openSync(join(dir, name), 'a')
+/** Spawns with stdout and stderr appended to `dir/log` (the parent's descriptor is closed once the child has its own). */
+function spawnLogged (bin: string, args: string[], dir: string, log: string): ChildProcess {
+  const fd = openSync(join(dir, log), 'a')
+  try {
+    return spawn(bin, args, { stdio: ['ignore', fd, fd] })
+  } finally {
+    closeSync(fd)
+  }
 }
 
 async function waitExit (p: ChildProcess, ms: number): Promise<void> {
@@ -177,8 +183,7 @@ plugins {
   }
   try {
     if (!existsSync(SPIRE_SERVER)) throw new Error(inCI ? `CI=true but ${SPIRE_SERVER} is missing (scripts/install-spire.sh)` : SPIRE_MISSING)
-    const serverLog = logFile(dir, 'server.log')
-    procs.server = spawn(SPIRE_SERVER, ['run', '-config', join(dir, 'server.conf')], { stdio: ['ignore', serverLog, serverLog] })
+    procs.server = spawnLogged(SPIRE_SERVER, ['run', '-config', join(dir, 'server.conf')], dir, 'server.log')
     await until(async () => (await run(SPIRE_SERVER, ['healthcheck', ...sock])).code === 0 ? true : undefined, 'spire-server healthcheck', 30_000)
     const nodeId = `spiffe://${TRUST_DOMAIN}/node`
     const tokenOut = await runOk(SPIRE_SERVER, ['token', 'generate', '-spiffeID', nodeId, '-ttl', '600', ...sock])
@@ -188,9 +193,8 @@ plugins {
     const workloadId = `spiffe://${TRUST_DOMAIN}/portcullis-test`
     let agentToken: string | undefined = token
     const startAgent = async (): Promise<void> => {
-      const agentLog = logFile(dir, 'agent.log')
       // The join token attests once; a restarted agent reuses its stored SVID (data_dir).
-      procs.agent = spawn(SPIRE_AGENT, ['run', '-config', join(dir, 'agent.conf'), ...(agentToken !== undefined ? ['-joinToken', agentToken] : [])], { stdio: ['ignore', agentLog, agentLog] })
+      procs.agent = spawnLogged(SPIRE_AGENT, ['run', '-config', join(dir, 'agent.conf'), ...(agentToken !== undefined ? ['-joinToken', agentToken] : [])], dir, 'agent.log')
       agentToken = undefined
       await until(async () => (await run(SPIRE_AGENT, ['healthcheck', '-socketPath', agentSocket])).code === 0 ? true : undefined, 'spire-agent healthcheck', 30_000)
     }

@@ -111,6 +111,31 @@ describe('Workload API client (scripted agent: cases SPIRE cannot produce)', () 
     assert.equal(v.status().trust_domains['partner.example'], undefined)
   })
 
+  test('a configured trust domain is the union of its file sources and the agent\'s bundle; the agent dropping it leaves the files', async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs')
+    const { tmpdir } = await import('node:os')
+    const { join } = await import('node:path')
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-wapi-union-'))
+    closers.push(() => rmSync(dir, { recursive: true, force: true }))
+    const other = await trustDomain('example.org') // a second CA of the same trust domain, from a file
+    writeFileSync(join(dir, 'ca.pem'), other.root.pem)
+    let send: ((m: unknown) => void) | undefined
+    agent.handle('FetchX509Bundles', (call) => { send = (m) => call.write(m); call.write({ bundles: { 'spiffe://example.org': a.root.der } }) })
+    const v = createIdentityVerifier(validateIdentityConfig({ trust_domains: { 'example.org': { x509_authorities: [join(dir, 'ca.pem')] } }, watch: { enabled: false } }))
+    await v.ready
+    assert.equal(await verdict(v, other.chain), 'verified')
+    assert.equal(await verdict(v, a.chain), 'PORTCULLIS_IDENTITY_UNTRUSTED')
+    const w = start(v)
+    await waitFor(() => w.status().streams.x509_bundles?.updated === true, 'bundles')
+    assert.equal(await verdict(v, a.chain), 'verified')
+    assert.equal(await verdict(v, other.chain), 'verified')
+    assert.deepEqual(v.status().trust_domains['example.org']?.sources.map((s) => s.kind), ['x509_pem', 'workload_api_x509'])
+    send?.({ bundles: {} })
+    await waitFor(() => v.status().trust_domains['example.org']?.x509_authorities === 1, 'the agent\'s CA removed')
+    assert.equal(await verdict(v, a.chain), 'PORTCULLIS_IDENTITY_UNTRUSTED')
+    assert.equal(await verdict(v, other.chain), 'verified')
+  })
+
   test('a malformed message is refused whole: the last good bundles stay, the failure is counted with PORTCULLIS_IDENTITY_BUNDLE_INVALID', async () => {
     const writes: unknown[] = [
       { bundles: { 'spiffe://example.org': a.root.der } },
