@@ -121,6 +121,7 @@ export class WorkloadApiClient extends EventEmitter {
     if (this.#watches.has(name)) throw new Error(`stream ${name} is already watched`)
     const w: Watch = { name, onMessage, delivered: false, status: { state: 'CONNECTING', connected: false, updated: false, updates: 0, failures: 0 } }
     this.#watches.set(name, w)
+    this.#opts.recorder?.connected(name, false)
     this.#call(w)
   }
 
