@@ -28,7 +28,8 @@ export interface FakeAgent {
 /** Never answers: the stream stays open (the default). */
 const idle: Handler = () => {}
 
-export async function startFakeAgent (): Promise<FakeAgent> {
+/** On a Unix socket (the default), or on TCP loopback (`tcp: true`, the endpoint standard's tcp://ip:port). */
+export async function startFakeAgent (opts: { tcp?: boolean } = {}): Promise<FakeAgent> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-wapi-'))
   const socket = join(dir, 'agent.sock')
   const definition = protoLoader.loadSync(WORKLOAD_PROTO, LOADER_OPTIONS)
@@ -58,9 +59,9 @@ export async function startFakeAgent (): Promise<FakeAgent> {
     FetchJWTSVID: (_c: unknown, cb: grpc.sendUnaryData<unknown>) => { cb({ code: grpc.status.UNIMPLEMENTED }) },
     ValidateJWTSVID: (_c: unknown, cb: grpc.sendUnaryData<unknown>) => { cb({ code: grpc.status.UNIMPLEMENTED }) },
   })
-  await new Promise<void>((res, rej) => server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) => { if (err !== null) rej(err); else res() }))
+  const port = await new Promise<number>((res, rej) => server.bindAsync(opts.tcp === true ? '127.0.0.1:0' : `unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err, p) => { if (err !== null) rej(err); else res(p) }))
   return {
-    endpoint: `unix://${socket}`,
+    endpoint: opts.tcp === true ? `tcp://127.0.0.1:${port}` : `unix://${socket}`,
     calls,
     headers,
     handle: (m, h) => { handlers[m] = h },

@@ -251,6 +251,21 @@ describe('Workload API client (scripted agent: cases SPIRE cannot produce)', () 
 })
 
 describe('Workload API endpoint address and backoff', () => {
+  test('a tcp://ip:port endpoint is reached over TCP', async (t) => {
+    const tcp = await startFakeAgent({ tcp: true })
+    t.after(() => tcp.close())
+    const td = await trustDomain('example.org')
+    tcp.handle('FetchX509Bundles', (call) => { call.write({ bundles: { 'spiffe://example.org': td.root.der } }) })
+    tcp.handle('FetchJWTBundles', (call) => { call.write({ bundles: {} }) })
+    const v = verifier()
+    const w = new WorkloadApi(config(tcp.endpoint))
+    t.after(async () => { w.close(); await v.close() })
+    w.start({ trustStore: v.workloadApiSink })
+    await waitFor(() => w.ready(), 'bundles over TCP')
+    assert.match(w.status().endpoint, /^tcp:\/\/127\.0\.0\.1:\d+$/)
+    assert.equal(await verdict(v, td.chain), 'verified')
+  })
+
   test('unix:///path, unix:/path and tcp://ip:port are accepted; anything else is PORTCULLIS_CONFIG_INVALID', () => {
     assert.equal(parseWorkloadEndpoint('unix:///run/spire/agent.sock').target, 'unix:///run/spire/agent.sock')
     assert.equal(parseWorkloadEndpoint('unix:/run/spire/agent.sock').target, 'unix:///run/spire/agent.sock')
