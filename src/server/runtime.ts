@@ -139,33 +139,6 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     identity = createIdentityVerifier(config.identity, { logger: logger.child({ component: 'identity' }), metrics })
     await identity.ready
   }
-  // The Workload API streams start now; readiness (/health/ready) waits for their first messages.
-  let workloadApi: WorkloadApi | undefined
-  let servingCertificates: SvidCertificateProvider | undefined
-  if (config.workload_api.enabled) {
-    try {
-      workloadApi = new WorkloadApi(config.workload_api, {
-        logger: logger.child({ component: 'workload-api' }),
-        recorder: {
-          update: (stream) => { metrics.workloadApiUpdates.inc({ stream }) },
-          error: (stream, code) => { metrics.workloadApiErrors.inc({ stream, code }) },
-          connected: (stream, up) => { metrics.workloadApiConnected.set({ stream }, up ? 1 : 0) },
-        },
-      })
-    } catch (err) {
-      await identity?.close()
-      throw err
-    }
-    if (config.workload_api.serving_svid) {
-      const provider = new SvidCertificateProvider()
-      servingCertificates = provider
-      workloadApi.on('svid', (svid: ServingSvid) => {
-        provider.update(svid)
-        metrics.workloadApiSvidExpiry.set(Math.floor(svid.notAfter.getTime() / 1000))
-      })
-    }
-    workloadApi.start(identity !== undefined ? { trustStore: identity.workloadApiSink } : {})
-  }
   let clientCertificates: ClientCertificateGate | undefined
   try {
     clientCertificates = tls !== undefined && tls.client_auth !== 'none' ? clientCertificateGate(tls, identity) : undefined
@@ -192,12 +165,45 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
   // A trust-bundle change can turn an accepted identity into a rejected one: cached decisions go too.
   identity?.on('trust-change', () => { decisions.flushCache() })
 
+  // The Workload API streams start now (after the trust-change listeners above: the agent's
+  // bundles are trust changes too); readiness (/health/ready) waits for their first messages.
+  let workloadApi: WorkloadApi | undefined
+  let servingCertificates: SvidCertificateProvider | undefined
+  if (config.workload_api.enabled) {
+    try {
+      workloadApi = new WorkloadApi(config.workload_api, {
+        logger: logger.child({ component: 'workload-api' }),
+        recorder: {
+          update: (stream) => { metrics.workloadApiUpdates.inc({ stream }) },
+          error: (stream, code) => { metrics.workloadApiErrors.inc({ stream, code }) },
+          connected: (stream, up) => { metrics.workloadApiConnected.set({ stream }, up ? 1 : 0) },
+        },
+      })
+    } catch (err) {
+      await identity?.close()
+      throw err
+    }
+    if (config.workload_api.serving_svid) {
+      const provider = new SvidCertificateProvider()
+      servingCertificates = provider
+      workloadApi.on('svid', (svid: ServingSvid) => {
+        provider.update(svid)
+        metrics.workloadApiSvidExpiry.set(Math.floor(svid.notAfter.getTime() / 1000))
+      })
+    }
+    workloadApi.start(identity !== undefined ? { trustStore: identity.workloadApiSink } : {})
+  }
   let watcher: BundleWatcher | undefined
   if (config.bundles.watch) {
     watcher = watchBundles(config.bundles.dir, manager, { debounceMs: config.bundles.debounce_ms, stabilityMs: config.bundles.stability_ms })
     await watcher.ready
   } else {
-    for (const b of await scanBundles(config.bundles.dir)) await manager.load(b.source, b.name)
+    try {
+      for (const b of await scanBundles(config.bundles.dir)) await manager.load(b.source, b.name)
+    } catch (err) {
+      workloadApi?.close()
+      throw err
+    }
   }
 
   const app = build({
