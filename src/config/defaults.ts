@@ -59,6 +59,16 @@ export const DEFAULTS: Config = {
     http: { enabled: false, addr: '127.0.0.1:9192', path_prefix: '', max_body_bytes: 4 * 1024 * 1024 },
     cache: { enabled: false, ignore_input_paths: [] },
   },
+  // socket: from SPIFFE_ENDPOINT_SOCKET when not configured (config/load.ts)
+  workload_api: {
+    enabled: false,
+    trust_bundles: true,
+    serving_svid: false,
+    ready_requires_update: true,
+    envoy_grpc_client_auth: 'require',
+    // go-spiffe's Workload API client: linear 1 s, 2 s, … up to 30 s
+    backoff: { initial_ms: 1000, max_ms: 30_000 },
+  },
   audit: {
     enabled: false,
     dir: 'audit',

@@ -51,7 +51,7 @@ function singleIsList (schema: TSchema, v: unknown): unknown {
 }
 
 /** The raw section with every default in place, ready for schema validation. */
-export function prepareIdentity (raw: unknown): unknown {
+export function prepareIdentity (raw: unknown, opts: { workloadApiBundles?: boolean } = {}): unknown {
   // An empty YAML mapping (`identity:`, `x509_svid:`) is the section with its defaults.
   const given = raw ?? {}
   if (!isObject(given)) return given
@@ -76,7 +76,8 @@ export function prepareIdentity (raw: unknown): unknown {
     // XFCC is read only when asked for: by default a source once trusted proxies are named.
     const sources = Array.isArray(proxies) && proxies.length > 0 ? [...D.x509_svid.sources, 'xfcc'] : [...D.x509_svid.sources]
     x.sources ??= sources
-    x.enabled ??= s.x509_svid !== undefined || (isObject(tds) && Object.keys(tds).length > 0)
+    // Trust domains delivered by the Workload API count as configured ones.
+    x.enabled ??= s.x509_svid !== undefined || (isObject(tds) && Object.keys(tds).length > 0) || opts.workloadApiBundles === true
   }
   s.x509_svid = x
 

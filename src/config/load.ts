@@ -11,6 +11,7 @@ import { checkIdentity, prepareIdentity, resolveIdentity } from './identity.js'
 import { checkBundleService, prepareBundleService, resolveBundleService } from './bundle-service.js'
 import { ConfigSchema, type Config, type IdentityConfig } from './schema.js'
 import { assertValid, compile, configInvalid as invalid } from './validate.js'
+import { parseWorkloadEndpoint } from './workload-api.js'
 
 /** The validated configuration; the identity section is validated by the same schema. */
 export type ResolvedConfig = Config
@@ -78,9 +79,10 @@ export function envOverrides (env: NodeJS.ProcessEnv): Record<string, unknown> {
  * (Whether those sources actually hold any is known only once loaded; an empty bundle then
  * rejects every certificate: fail closed.)
  */
-function canVerifyClientCertificates (clientCaFile: string | undefined, identity: IdentityConfig | undefined): boolean {
+function canVerifyClientCertificates (clientCaFile: string | undefined, identity: IdentityConfig | undefined, workloadApiBundles: boolean): boolean {
   if (clientCaFile !== undefined) return true
   if (identity === undefined || !identity.x509_svid.enabled) return false
+  if (workloadApiBundles) return true
   return Object.values(identity.trust_domains).some((td) => td.x509_authorities.length > 0 || td.spiffe_bundles.length > 0 || td.bundle_endpoint !== undefined)
 }
 
@@ -107,12 +109,20 @@ export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConf
   let merged: unknown = structuredClone(DEFAULTS)
   for (const layer of layered) merged = merge(merged, layer)
   const m = merged as Config
+  const wapi = m.workload_api
+  const env = opts.env ?? process.env
+  // SPIFFE Workload Endpoint §4: the endpoint's address comes from SPIFFE_ENDPOINT_SOCKET unless configured.
+  if (wapi.enabled && wapi.socket === undefined && env.SPIFFE_ENDPOINT_SOCKET !== undefined && env.SPIFFE_ENDPOINT_SOCKET !== '') wapi.socket = env.SPIFFE_ENDPOINT_SOCKET
+  const servingSvid = wapi.enabled && wapi.serving_svid
+  const workloadApiBundles = wapi.enabled && wapi.trust_bundles
+  // Serving from the SVID means serving TLS, whether or not server.tls was written out.
+  if (servingSvid && m.server.tls === undefined) m.server.tls = {} as NonNullable<Config['server']['tls']>
   // client_auth left unset is filled in below, once it is known what certificates could be verified against.
   const clientAuthSet = m.server.tls?.client_auth !== undefined
   if (m.server.tls !== undefined) m.server.tls = { ...m.server.tls, client_auth: m.server.tls.client_auth ?? 'request' }
 
   // Present (even as an empty mapping): identity verification is on, with its defaults.
-  if (Object.hasOwn(m, 'identity')) m.identity = structuredClone(prepareIdentity(m.identity)) as Config['identity']
+  if (Object.hasOwn(m, 'identity')) m.identity = structuredClone(prepareIdentity(m.identity, { workloadApiBundles })) as Config['identity']
 
   prepareBundleService(m as unknown as Record<string, unknown>)
 
@@ -121,9 +131,23 @@ export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConf
   m.bundles.dir = abs(m.bundles.dir)
   m.audit.dir = abs(m.audit.dir)
   if (m.audit.checkpoint.key_file !== undefined) m.audit.checkpoint.key_file = abs(m.audit.checkpoint.key_file)
+  if (wapi.enabled) {
+    if (wapi.socket === undefined) throw invalid('config key workload_api.socket: not set, and SPIFFE_ENDPOINT_SOCKET is not set either', 'workload_api.socket')
+    parseWorkloadEndpoint(wapi.socket)
+    if (!wapi.trust_bundles && !wapi.serving_svid) throw invalid('config key workload_api: enabled, but neither trust_bundles nor serving_svid is on', 'workload_api')
+    if (wapi.trust_bundles && m.identity === undefined) {
+      throw invalid('config key workload_api.trust_bundles: the bundles are trust sources of identity verification, which needs an identity section (or set trust_bundles: false)', 'workload_api.trust_bundles')
+    }
+    if (wapi.backoff.initial_ms > wapi.backoff.max_ms) throw invalid(`config key workload_api.backoff.initial_ms: must be at most max_ms (${wapi.backoff.max_ms})`, 'workload_api.backoff.initial_ms')
+  }
   if (m.server.tls !== undefined) {
-    m.server.tls.cert_file = abs(m.server.tls.cert_file)
-    m.server.tls.key_file = abs(m.server.tls.key_file)
+    const t = m.server.tls
+    for (const k of ['cert_file', 'key_file'] as const) {
+      if (servingSvid && t[k] !== undefined) throw invalid(`config key server.tls.${k}: not used with workload_api.serving_svid (the serving certificate comes from the Workload API)`, `server.tls.${k}`)
+      if (!servingSvid && t[k] === undefined) throw invalid(`config key server.tls.${k}: required (or serve the X.509-SVID: workload_api.serving_svid)`, `server.tls.${k}`)
+    }
+    if (t.cert_file !== undefined) t.cert_file = abs(t.cert_file)
+    if (t.key_file !== undefined) t.key_file = abs(t.key_file)
     if (m.server.tls.client_ca_file !== undefined) m.server.tls.client_ca_file = abs(m.server.tls.client_ca_file)
   }
   for (const [id, k] of Object.entries(m.bundles.signing.keys)) {
@@ -140,7 +164,7 @@ export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConf
     throw invalid('config key envoy_ext_authz.cache.enabled: needs the decision cache (cache.enabled: true)', 'envoy_ext_authz.cache.enabled')
   }
   const tls = m.server.tls
-  if (tls !== undefined && !canVerifyClientCertificates(tls.client_ca_file, m.identity)) {
+  if (tls !== undefined && !canVerifyClientCertificates(tls.client_ca_file, m.identity, workloadApiBundles)) {
     if (!clientAuthSet) tls.client_auth = 'none'
     else if (tls.client_auth !== 'none') {
       throw invalid(`config key server.tls.client_auth: ${tls.client_auth} needs something to verify client certificates against: server.tls.client_ca_file, or identity.trust_domains with X.509 authorities (and identity.x509_svid enabled)`, 'server.tls.client_auth')

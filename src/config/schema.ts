@@ -10,8 +10,9 @@ const Bool = (description: string) => Type.Boolean({ description })
 const strict = { additionalProperties: false }
 
 export const ServerTlsSchema = Type.Object({
-  cert_file: Str('PEM server certificate (chain) file; reloaded when it changes'),
-  key_file: Str('PEM private key file; reloaded when it changes'),
+  // Optional only for workload_api.serving_svid (the certificate then comes from the agent); config/load.ts requires them otherwise.
+  cert_file: Type.Optional(Str('PEM server certificate (chain) file; reloaded when it changes (not used with workload_api.serving_svid)')),
+  key_file: Type.Optional(Str('PEM private key file; reloaded when it changes (not used with workload_api.serving_svid)')),
   client_auth: Type.Union([Type.Literal('none'), Type.Literal('request'), Type.Literal('require')], {
     description: 'none: no client certificates; request: a presented certificate must verify (else the request is refused); require: refuse requests without a verified client certificate. Verified against client_ca_file, else as an X.509-SVID against identity.trust_domains; with neither, request/require refuse to start',
   }),
@@ -286,6 +287,22 @@ export const DecisionLogsSchema = Type.Object({
   drop_decision: NonEmpty('the bundle policy that drops events (OPA default /system/log/drop); evaluated only when a bundle defines it'),
 }, strict)
 
+/** SPIFFE Workload API client (src/identity/workload-api/; docs/identity.md "Workload API"). */
+export const WorkloadApiSchema = Type.Object({
+  enabled: Bool('stream trust bundles and/or the serving X.509-SVID from the SPIFFE Workload API (a SPIRE agent)'),
+  socket: Type.Optional(NonEmpty('Workload API endpoint: unix:///path (or unix:/path) or tcp://ip:port; default: SPIFFE_ENDPOINT_SOCKET')),
+  trust_bundles: Bool("X.509 and JWT bundles from FetchX509Bundles / FetchJWTBundles as trust-bundle sources (per trust domain, federated ones included, unioned with the domain's configured sources); needs the identity section"),
+  serving_svid: Bool("serve the Data API's TLS (and the Envoy gRPC listener's, on TCP) with the X.509-SVID from FetchX509SVID, rotated in place; server.tls cert_file/key_file are then not used"),
+  svid_hint: Type.Optional(NonEmpty('with several SVIDs: serve the one with this hint')),
+  spiffe_id: Type.Optional(NonEmpty('with several SVIDs: serve the one with this SPIFFE ID')),
+  ready_requires_update: Bool('/health/ready answers 503 until every enabled stream has delivered its first good message'),
+  envoy_grpc_client_auth: Type.Union([Type.Literal('require'), Type.Literal('none')], { description: "with serving_svid, the Envoy gRPC listener (TCP) requires a client certificate chaining to the SVID response's bundles (require), or asks for none" }),
+  backoff: Type.Object({
+    initial_ms: Range('first retry delay after Unavailable / PermissionDenied; grows linearly per failure (go-spiffe: 1 s, 2 s, 3 s, …)', 1, 600_000),
+    max_ms: Range('longest retry delay', 1, 3_600_000),
+  }, strict),
+}, strict)
+
 export const ConfigSchema = Type.Object({
   server: ServerSchema,
   bundles: BundlesSchema,
@@ -301,6 +318,7 @@ export const ConfigSchema = Type.Object({
   persistence_directory: Str('where persisted bundles are kept (<dir>/bundles/<name>/bundle.tar.gz); OPA default .opa, ours .portcullis'),
   audit: AuditSchema,
   decision_logs: DecisionLogsSchema,
+  workload_api: WorkloadApiSchema,
 }, strict)
 
 export type Config = Static<typeof ConfigSchema>
@@ -315,3 +333,4 @@ export type RemoteBundleConfig = Static<typeof RemoteBundleSchema>
 export type ServiceConfig = Static<typeof ServiceSchema>
 export type AuditConfig = Static<typeof AuditSchema>
 export type DecisionLogsConfig = Static<typeof DecisionLogsSchema>
+export type WorkloadApiConfig = Static<typeof WorkloadApiSchema>

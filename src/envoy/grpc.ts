@@ -39,6 +39,12 @@ export interface EnvoyGrpcOptions {
   maxRecvMsgSize: number
   /** Evaluation errors as CheckResponse.error_response instead of a gRPC error status. */
   errorResponse: boolean
+  /**
+   * TLS from a certificate provider (the Workload API's X.509-SVID): grpc-js applies each update
+   * with setSecureContext on its http2 server, so rotation never drops open connections. With
+   * requireClientCertificate, clients must present a certificate chaining to the provider's CAs.
+   */
+  tls?: { provider: grpc.experimental.CertificateProvider, requireClientCertificate: boolean }
   logger?: Logger
 }
 
@@ -143,7 +149,12 @@ export async function startEnvoyGrpc (opts: EnvoyGrpcOptions): Promise<EnvoyGrpc
   if (opts.enableReflection) new ReflectionService(definition).addToServer(server)
 
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(opts.addr, grpc.ServerCredentials.createInsecure(), (err, p) => { if (err !== null) reject(err); else resolve(p) })
+    // grpc-js names this function's parameters (ca, identity) but hands them to the credentials'
+    // constructor as (identity, ca): the first argument is the identity provider.
+    const credentials = opts.tls === undefined
+      ? grpc.ServerCredentials.createInsecure()
+      : grpc.experimental.createCertificateProviderServerCredentials(opts.tls.provider, opts.tls.requireClientCertificate ? opts.tls.provider : null, opts.tls.requireClientCertificate)
+    server.bindAsync(opts.addr, credentials, (err, p) => { if (err !== null) reject(err); else resolve(p) })
   })
   const address = unix ? opts.addr : `${opts.addr.slice(0, opts.addr.lastIndexOf(':'))}:${port}`
   return {

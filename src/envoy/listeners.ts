@@ -21,6 +21,8 @@ export interface EnvoyParts {
   decisions: DecisionService
   metrics: Metrics
   logger: Logger & { child?: (b: object) => Logger }
+  /** The serving X.509-SVID (workload_api.serving_svid): TLS for the gRPC listener on TCP. */
+  servingCertificates?: import('@grpc/grpc-js').experimental.CertificateProvider
 }
 
 export interface EnvoyListeners {
@@ -56,7 +58,11 @@ export function envoyExtAuthz (parts: EnvoyParts): EnvoyListeners | undefined {
     start: async () => {
       const out: string[] = []
       if (c.grpc.enabled) {
-        grpc = await startEnvoyGrpc({ check: checkOf('envoy-grpc'), addr: c.grpc.addr, enableReflection: c.grpc.enable_reflection, maxRecvMsgSize: c.grpc.max_recv_msg_size, errorResponse: c.error_response, logger: log('envoy-grpc') })
+        // TLS from the serving SVID on TCP; a unix socket stays plaintext (its file permissions are its access control).
+        const tls = parts.servingCertificates !== undefined && !c.grpc.addr.startsWith('unix:')
+          ? { tls: { provider: parts.servingCertificates, requireClientCertificate: parts.config.workload_api.envoy_grpc_client_auth === 'require' } }
+          : {}
+        grpc = await startEnvoyGrpc({ check: checkOf('envoy-grpc'), addr: c.grpc.addr, enableReflection: c.grpc.enable_reflection, maxRecvMsgSize: c.grpc.max_recv_msg_size, errorResponse: c.error_response, logger: log('envoy-grpc'), ...tls })
         listeners.grpcAddress = grpc.address
         out.push(`grpc://${grpc.address}`)
       }

@@ -24,6 +24,7 @@ import { OidcIssuer, type OidcFetch } from './oidc.js'
 import { extAuthzPlugin, jwtSvidPlugin, mtlsPlugin, oidcPlugin, tokenFromHeader, xfccPlugin, type CredentialContext, type IdentityPlugin } from './plugins.js'
 import { TrustStore, type Logger, type TrustChangeEvent, type TrustDomainStatus } from './trust-store.js'
 import { verifyX509Svid, type X509Verification } from './x509-svid.js'
+import type { TrustBundleSink } from './workload-api/index.js'
 
 export type { CredentialContext, IdentityPlugin, PresentedCredential } from './plugins.js'
 export type { IdentityDocument, IdentityType, CredentialSource, X509Details, KubernetesDetails } from './document.js'
@@ -74,6 +75,8 @@ export interface IdentityVerifier {
   /** 'trust-change' fires after a trust bundle changed and the cache was emptied. */
   on: (event: 'trust-change', listener: (ev: TrustChangeEvent) => void) => IdentityVerifier
   off: (event: 'trust-change', listener: (ev: TrustChangeEvent) => void) => IdentityVerifier
+  /** Where the SPIFFE Workload API's bundle streams deliver (workload-api/): sources beside the configured ones, per trust domain. */
+  readonly workloadApiSink: TrustBundleSink
   /** Re-reads trust-bundle files now. */
   reload: () => Promise<void>
   /** Polls bundle endpoints now. */
@@ -205,6 +208,10 @@ export function createIdentityVerifier (config: IdentityConfig, opts: IdentityVe
     },
     on: (event, listener) => { emitter.on(event, listener); return verifier },
     off: (event, listener) => { emitter.off(event, listener); return verifier },
+    workloadApiSink: {
+      setWorkloadApiContents: (kind, contents, source) => { store.setWorkloadApiContents(kind, contents, source) },
+      workloadApiFailed: (kind, err) => { store.workloadApiFailed(kind, err) },
+    },
     reload: async () => await store.reload(),
     refresh: async () => await store.refresh(),
     close: async () => await store.close(),

@@ -22,7 +22,9 @@ import { BundleEndpointPoller, realTimers, type FetchLike, type Timers } from '.
 /** Delay of the trailing re-read after a watched change (longer than chokidar's 50 ms change throttle). */
 const TRAILING_RELOAD_MS = 100
 
-export type SourceKind = 'x509_pem' | 'spiffe_bundle' | 'jwks' | 'bundle_endpoint'
+export type SourceKind = 'x509_pem' | 'spiffe_bundle' | 'jwks' | 'bundle_endpoint' | WorkloadApiSourceKind
+/** Sources fed by the SPIFFE Workload API client (workload-api/), one per stream. */
+export type WorkloadApiSourceKind = 'workload_api_x509' | 'workload_api_jwt'
 
 export interface SourceStatus {
   kind: SourceKind
@@ -72,6 +74,10 @@ interface Source {
   poller?: BundleEndpointPoller
 }
 
+function isFileKind (k: SourceKind): k is Exclude<SourceKind, 'bundle_endpoint' | WorkloadApiSourceKind> {
+  return k === 'x509_pem' || k === 'spiffe_bundle' || k === 'jwks'
+}
+
 export interface TrustStoreOptions {
   now?: () => Date
   fetch?: FetchLike
@@ -80,7 +86,7 @@ export interface TrustStoreOptions {
   timers?: Timers
 }
 
-const PARSERS: Record<Exclude<SourceKind, 'bundle_endpoint'>, (text: string, file: string) => BundleContent> = {
+const PARSERS: Record<Exclude<SourceKind, 'bundle_endpoint' | WorkloadApiSourceKind>, (text: string, file: string) => BundleContent> = {
   x509_pem: parsePemAuthorities,
   spiffe_bundle: parseSpiffeBundle,
   jwks: parseJwks,
@@ -88,6 +94,8 @@ const PARSERS: Record<Exclude<SourceKind, 'bundle_endpoint'>, (text: string, fil
 
 export class TrustStore extends EventEmitter {
   readonly #domains = new Map<string, Source[]>()
+  /** Trust domains that exist only because a Workload API stream delivered them (federated ones included). */
+  readonly #delivered = new Set<string>()
   readonly #bundles = new Map<string, TrustBundle>()
   readonly #now: () => Date
   readonly #logger: Logger
@@ -131,7 +139,7 @@ export class TrustStore extends EventEmitter {
   async #start (): Promise<void> {
     await Promise.all([...this.#domains.entries()].flatMap(([td, sources]) => sources.map(async (s) => await this.#load(td, s))))
     if (this.#closed || this.#watchConfig?.enabled !== true) return
-    const files = [...this.#domains.values()].flat().filter((s) => s.kind !== 'bundle_endpoint').map((s) => s.source)
+    const files = [...this.#domains.values()].flat().filter((s) => isFileKind(s.kind)).map((s) => s.source)
     if (files.length === 0) return
     // Watch the directories, not the files: Kubernetes ConfigMap/Secret volumes and SPIRE
     // helpers replace files by renaming (symlink swaps), which a file watch can miss.
@@ -163,9 +171,11 @@ export class TrustStore extends EventEmitter {
       await s.poller?.poll()
       return
     }
+    if (!isFileKind(s.kind)) return
+    const kind = s.kind
     try {
       const text = await readFile(s.source, 'utf8')
-      this.#succeeded(td, s, PARSERS[s.kind](text, s.source))
+      this.#succeeded(td, s, PARSERS[kind](text, s.source))
     } catch (err) {
       this.#failed(td, s, err instanceof IdentityError ? err : new IdentityError('PORTCULLIS_IDENTITY_BUNDLE_INVALID', `trust bundle ${s.source}: ${(err as Error).message}`, { file: s.source }, { cause: err }))
     }
@@ -190,7 +200,16 @@ export class TrustStore extends EventEmitter {
   #recompute (td: string): void {
     const sources = this.#domains.get(td) ?? []
     const loaded = sources.filter((s) => s.content !== undefined).map((s) => s.content as BundleContent)
-    if (loaded.length === 0) return
+    if (loaded.length === 0) {
+      // Only a Workload API source can take its content back (the agent stopped delivering the
+      // domain): the domain then has no bundle, and credentials of it are no longer trusted.
+      const prev = this.#bundles.get(td)
+      if (prev === undefined) return
+      this.#bundles.delete(td)
+      this.#logger.info?.({ trust_domain: td, previous_digest: prev.digest }, 'identity: trust bundle removed')
+      this.emit('trust-change', { trustDomain: td, digest: '', previousDigest: prev.digest } satisfies TrustChangeEvent)
+      return
+    }
     const next = mergeBundle(td, loaded)
     const prev = this.#bundles.get(td)
     if (prev?.digest === next.digest) {
@@ -203,6 +222,48 @@ export class TrustStore extends EventEmitter {
     if (prev !== undefined) ev.previousDigest = prev.digest
     this.#logger.info?.({ trust_domain: td, digest: next.digest, x509: next.x509Authorities.length, jwt: next.jwtAuthorities.length }, 'identity: trust bundle changed')
     this.emit('trust-change', ev)
+  }
+
+  /**
+   * The whole state of one Workload API stream (every message is the full state, SPIFFE Workload
+   * API §6): each trust domain in `contents` gets this stream's source (created, for a domain
+   * that is not configured, such as a federated one), and a domain the stream delivered before
+   * but not now loses it. Per trust domain, unioned with the domain's other sources.
+   */
+  setWorkloadApiContents (kind: WorkloadApiSourceKind, contents: ReadonlyMap<string, BundleContent>, source: string): void {
+    if (this.#closed) return
+    for (const [td, content] of contents) {
+      let sources = this.#domains.get(td)
+      if (sources === undefined) {
+        sources = []
+        this.#domains.set(td, sources)
+        this.#delivered.add(td)
+      }
+      let s = sources.find((x) => x.kind === kind)
+      if (s === undefined) {
+        s = { kind, source }
+        sources.push(s)
+      }
+      this.#succeeded(td, s, content)
+    }
+    for (const [td, sources] of [...this.#domains]) {
+      if (contents.has(td)) continue
+      const i = sources.findIndex((x) => x.kind === kind)
+      if (i < 0) continue
+      sources.splice(i, 1)
+      if (sources.length === 0 && this.#delivered.has(td)) {
+        this.#domains.delete(td)
+        this.#delivered.delete(td)
+      }
+      this.#recompute(td)
+    }
+  }
+
+  /** Records a failed Workload API message in the status of that stream's sources (their content is kept). */
+  workloadApiFailed (kind: WorkloadApiSourceKind, err: unknown): void {
+    for (const [td, sources] of this.#domains) {
+      for (const s of sources) if (s.kind === kind) this.#failed(td, s, err)
+    }
   }
 
   /** The current bundle of a trust domain, or undefined when none is configured or none loaded yet. */
@@ -221,7 +282,7 @@ export class TrustStore extends EventEmitter {
 
   /** Re-reads file sources (all, or those matching `filter`). */
   async reload (filter: (s: { kind: SourceKind, source: string }) => boolean = () => true): Promise<void> {
-    await Promise.all([...this.#domains.entries()].flatMap(([td, sources]) => sources.filter((s) => s.kind !== 'bundle_endpoint' && filter(s)).map(async (s) => await this.#load(td, s))))
+    await Promise.all([...this.#domains.entries()].flatMap(([td, sources]) => sources.filter((s) => isFileKind(s.kind) && filter(s)).map(async (s) => await this.#load(td, s))))
   }
 
   /** Polls bundle endpoints now (all, or one trust domain's). */

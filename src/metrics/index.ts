@@ -52,6 +52,12 @@ export class Metrics {
   /** Events a sink could not take (the decision failed closed with PORTCULLIS_AUDIT_UNAVAILABLE), by sink. */
   readonly auditWriteFailures: Counter<'sink'>
 
+  /** SPIFFE Workload API streams (identity/workload-api/): good messages, failures by code, connection state, the serving SVID's expiry. */
+  readonly workloadApiUpdates: Counter<'stream'>
+  readonly workloadApiErrors: Counter<'stream' | 'code'>
+  readonly workloadApiConnected: Gauge<'stream'>
+  readonly workloadApiSvidExpiry: Gauge
+
   constructor (opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry]
     this.httpDuration = new HotHistogram('portcullis_http_request_duration_seconds', 'HTTP request duration by route and outcome',
@@ -85,6 +91,10 @@ export class Metrics {
     this.auditDropped = new Counter({ name: 'portcullis_audit_events_dropped_total', help: 'Audit events not written, by reason (drop_policy)', labelNames: ['reason'], registers })
     this.auditMaskErrors = new Counter({ name: 'portcullis_audit_mask_errors_total', help: 'Audit mask/drop policy failures that erased a whole record (policy_error) and mask rules skipped (rule_skipped)', labelNames: ['reason'], registers })
     this.auditWriteFailures = new Counter({ name: 'portcullis_audit_write_failures_total', help: 'Audit events a sink could not take (the decision failed closed), by sink', labelNames: ['sink'], registers })
+    this.workloadApiUpdates = new Counter({ name: 'portcullis_workload_api_updates_total', help: 'Good Workload API messages by stream (x509_svid, x509_bundles, jwt_bundles)', labelNames: ['stream'], registers })
+    this.workloadApiErrors = new Counter({ name: 'portcullis_workload_api_errors_total', help: 'Workload API failures by stream and code (a gRPC status name, or PORTCULLIS_IDENTITY_BUNDLE_INVALID for a refused message)', labelNames: ['stream', 'code'], registers })
+    this.workloadApiConnected = new Gauge({ name: 'portcullis_workload_api_connected', help: 'Whether the Workload API stream is connected and delivering (1) or not (0)', labelNames: ['stream'], registers })
+    this.workloadApiSvidExpiry = new Gauge({ name: 'portcullis_workload_api_svid_expiry_timestamp_seconds', help: "The serving X.509-SVID's notAfter, Unix seconds", registers })
     if (opts.defaultMetrics !== false) {
       // process and Node.js metrics, including nodejs_eventloop_lag_seconds
       collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 })

@@ -30,6 +30,8 @@ export interface BuildOptions {
   metricsText?: () => Promise<string>
   /** Trust-bundle status of the identity plugins, for /v1/status. */
   identityStatus?: () => unknown
+  /** The SPIFFE Workload API client: its readiness gates /health/ready, its status is in /v1/status. */
+  workloadApi?: { ready: () => boolean, status: () => unknown }
   /** Flush the decision cache (in a worker group: every worker's). */
   flushCache?: () => Promise<number>
   bodyLimit?: number
@@ -133,7 +135,7 @@ export function build (opts: BuildOptions): FastifyInstance {
   const guard = adminGuard({ manager: opts.manager, decisions: opts.decisions, authzPath: opts.adminAuthzPath ?? 'system/authz/allow' })
   // Single decisions are small and hot: no response-compression hook on their path.
   void app.register(dataRoutes, { api, defaultDecision: opts.defaultDecision ?? 'system/main' })
-  void app.register(healthRoutes, { manager: opts.manager })
+  void app.register(healthRoutes, { manager: opts.manager, ...(opts.workloadApi !== undefined ? { workloadApi: opts.workloadApi } : {}) })
   // Batch, status and metrics responses can be large: gzip them for clients that accept it
   // (encapsulated, so the hook only runs for these routes).
   void app.register(async (large) => {
@@ -148,6 +150,7 @@ export function build (opts: BuildOptions): FastifyInstance {
       metricsText: opts.metricsText ?? (async () => (await opts.metrics?.registry.metrics()) ?? ''),
       metricsContentType: opts.metrics?.registry.contentType ?? 'text/plain; version=0.0.4; charset=utf-8',
       identityStatus: opts.identityStatus,
+      workloadApiStatus: opts.workloadApi === undefined ? undefined : () => opts.workloadApi?.status(),
       flushCache: opts.flushCache ?? (async () => opts.decisions.flushCache()),
     })
   })

@@ -21,7 +21,8 @@ import { configureBuiltins } from '../policy/builtins/config.js'
 import type { EngineOptions } from '../policy/engine.js'
 import { build } from './app.js'
 import { parseAddr } from './listen.js'
-import { clientCertificateGate, httpsOptions, watchServerCertificate, type ClientCertificateGate } from './tls.js'
+import { clientCertificateGate, httpsOptions, secureContextWith, watchServerCertificate, type ClientCertificateGate } from './tls.js'
+import { SvidCertificateProvider, WorkloadApi, type ServingSvid } from '../identity/workload-api/index.js'
 
 export interface RuntimeHooks {
   /** /metrics text (a worker asks the primary for the group's aggregate). */
@@ -36,6 +37,8 @@ export interface RuntimeParts {
   decisions: DecisionService
   metrics: Metrics
   logger: PinoLogger
+  /** With workload_api.serving_svid: the serving X.509-SVID as a grpc-js certificate provider (rotates in place). */
+  servingCertificates?: SvidCertificateProvider
 }
 
 /**
@@ -63,6 +66,8 @@ export interface Runtime {
   bundleService: BundleService | undefined
   /** The audit trail (audit.enabled or decision_logs.console), installed as the pipeline's audit hook. */
   audit: AuditTrail | undefined
+  /** The SPIFFE Workload API client, when workload_api.enabled. */
+  workloadApi: WorkloadApi | undefined
   logger: PinoLogger
   /** Listeners beside the Data API (e.g. Envoy ext_authz gRPC and HTTP service mode). */
   listeners: AttachedListener[]
@@ -233,6 +238,36 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
   }
   audit?.install(decisions)
 
+  // The Workload API streams start now (after the trust-change listeners above: the agent's
+  // bundles are trust changes too); readiness (/health/ready) waits for their first messages.
+  let workloadApi: WorkloadApi | undefined
+  let servingCertificates: SvidCertificateProvider | undefined
+  if (config.workload_api.enabled) {
+    try {
+      workloadApi = new WorkloadApi(config.workload_api, {
+        logger: logger.child({ component: 'workload-api' }),
+        recorder: {
+          update: (stream) => { metrics.workloadApiUpdates.inc({ stream }) },
+          error: (stream, code) => { metrics.workloadApiErrors.inc({ stream, code }) },
+          connected: (stream, up) => { metrics.workloadApiConnected.set({ stream }, up ? 1 : 0) },
+        },
+      })
+    } catch (err) {
+      await identity?.close()
+      await audit?.close()
+      throw err
+    }
+    if (config.workload_api.serving_svid) {
+      const provider = new SvidCertificateProvider()
+      servingCertificates = provider
+      workloadApi.on('svid', (svid: ServingSvid) => {
+        provider.update(svid)
+        metrics.workloadApiSvidExpiry.set(Math.floor(svid.notAfter.getTime() / 1000))
+      })
+    }
+    workloadApi.start(identity !== undefined ? { trustStore: identity.workloadApiSink } : {})
+  }
+
   // Remote bundles are expected before anything loads, so readiness waits for them too.
   const remote = remoteBundleOptionsFrom(config)
   const bundleService = remote.length > 0 ? createBundleService(manager, remote, { logger: logger.child({ component: 'bundle-service' }), metrics }) : undefined
@@ -253,6 +288,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
   } catch (err) {
     await watcher?.close()
     await bundleService?.close()
+    workloadApi?.close()
     await identity?.close()
     await audit?.close()
     throw err
@@ -264,7 +300,8 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     metrics,
     ...(hooks.metricsText !== undefined ? { metricsText: hooks.metricsText } : {}),
     ...(hooks.flushCache !== undefined ? { flushCache: hooks.flushCache } : {}),
-    ...(identity !== undefined ? { identityStatus: () => identity.status() } : {}),
+    ...(identity !== undefined ? { identityStatus: () => ({ ...identity.status(), ...(workloadApi !== undefined ? { workload_api: workloadApi.status() } : {}) }) } : {}),
+    ...(workloadApi !== undefined ? { workloadApi } : {}),
     bodyLimit: config.server.body_limit_bytes,
     maxJsonDepth: config.server.max_json_depth,
     requestTimeoutMs: config.server.request_timeout_ms,
@@ -276,7 +313,22 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     fastDataRoute: config.server.fast_data_route,
     logger: logger.child({ component: 'server' }),
   })
-  const listeners = (opts.listeners ?? []).map((f) => f({ config, decisions, metrics, logger })).filter((l): l is AttachedListener => l !== undefined)
+  const listeners = (opts.listeners ?? []).map((f) => f({ config, decisions, metrics, logger, ...(servingCertificates !== undefined ? { servingCertificates } : {}) })).filter((l): l is AttachedListener => l !== undefined)
+  if (workloadApi !== undefined && tls !== undefined && config.workload_api.serving_svid) {
+    // The Data API's certificate: every new SVID replaces the secure context in place (new
+    // handshakes get it, open connections keep theirs), as the file watcher does.
+    const server = app.server as unknown as { setSecureContext: (o: object) => void }
+    const apply = (svid: ServingSvid): void => {
+      try {
+        server.setSecureContext(secureContextWith(tls, { cert: svid.certPem, key: svid.keyPem }))
+        logger.info({ spiffe_id: svid.spiffeId, expires_at: svid.notAfter.toISOString() }, 'serving certificate set from the Workload API')
+      } catch (err) {
+        logger.error({ code: (err as { code?: string }).code ?? 'PORTCULLIS_CONFIG_INVALID', err: (err as Error).message }, 'serving certificate from the Workload API refused; keeping the current one')
+      }
+    }
+    workloadApi.on('svid', apply)
+    if (workloadApi.svid !== undefined) apply(workloadApi.svid)
+  }
   let certWatcher: { close: () => Promise<void> } | undefined
   return {
     app,
@@ -286,12 +338,13 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     identity,
     bundleService,
     audit,
+    workloadApi,
     logger,
     listeners,
     start: async () => {
       const { host, port } = parseAddr(config.server.addr)
       const url = await app.listen({ host, port })
-      if (tls !== undefined) certWatcher = watchServerCertificate(app.server as unknown as { setSecureContext: (o: object) => void }, tls, logger)
+      if (tls?.cert_file !== undefined && tls.key_file !== undefined) certWatcher = watchServerCertificate(app.server as unknown as { setSecureContext: (o: object) => void }, { ...tls, cert_file: tls.cert_file, key_file: tls.key_file }, logger)
       for (const l of listeners) {
         const addrs = await l.start()
         logger.info({ listener: l.name, addresses: addrs }, `${l.name} listening`)
@@ -311,6 +364,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
       if (timer !== undefined) clearTimeout(timer)
       await certWatcher?.close()
       await bundleService?.close()
+      workloadApi?.close()
       await watcher?.close()
       await identity?.close()
       // after every listener has stopped and every in-flight request was answered: the last

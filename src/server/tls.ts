@@ -23,22 +23,35 @@ import { pemCertificates } from '../identity/pem.js'
 import { peerChain } from './plugins/credentials.js'
 
 export interface TlsSettings {
-  cert_file: string
-  key_file: string
+  /** Absent when the certificate comes from the Workload API (workload_api.serving_svid). */
+  cert_file?: string
+  key_file?: string
   client_auth: 'none' | 'request' | 'require'
   client_ca_file?: string
 }
 
-function readContext (s: TlsSettings): SecureContextOptions {
-  let cert: Buffer
-  let key: Buffer
-  try {
-    cert = readFileSync(s.cert_file)
-    key = readFileSync(s.key_file)
-  } catch (err) {
-    throw new PortcullisError('PORTCULLIS_CONFIG_INVALID', `server.tls: cannot read certificate or key (${(err as Error).message})`, { key: 'server.tls' })
+/** A certificate and key handed in (the Workload API's X.509-SVID), PEM. */
+export interface CertificatePair {
+  cert: string | Buffer
+  key: string | Buffer
+}
+
+/**
+ * The secure context: from the files, or from `pair`; with neither (serving SVID not yet
+ * received) a context without a certificate, whose handshakes fail until one is set.
+ */
+function readContext (s: TlsSettings, pair?: CertificatePair): SecureContextOptions {
+  let cert: Buffer | string | undefined = pair?.cert
+  let key: Buffer | string | undefined = pair?.key
+  if (pair === undefined && s.cert_file !== undefined && s.key_file !== undefined) {
+    try {
+      cert = readFileSync(s.cert_file)
+      key = readFileSync(s.key_file)
+    } catch (err) {
+      throw new PortcullisError('PORTCULLIS_CONFIG_INVALID', `server.tls: cannot read certificate or key (${(err as Error).message})`, { key: 'server.tls' })
+    }
   }
-  const out: SecureContextOptions = { cert, key, minVersion: 'TLSv1.2' }
+  const out: SecureContextOptions = { ...(cert !== undefined && key !== undefined ? { cert, key } : {}), minVersion: 'TLSv1.2' }
   if (s.client_ca_file !== undefined && s.client_auth !== 'none') {
     try {
       // Node ignores what it cannot parse in `ca`: refuse a file without one good certificate.
@@ -53,6 +66,11 @@ function readContext (s: TlsSettings): SecureContextOptions {
     throw new PortcullisError('PORTCULLIS_CONFIG_INVALID', `server.tls: certificate and key do not form a usable pair (${(err as Error).message})`, { key: 'server.tls' })
   }
   return out
+}
+
+/** The listener's secure context with a certificate pair handed in (the serving SVID rotated in place). */
+export function secureContextWith (s: TlsSettings, pair: CertificatePair): SecureContextOptions {
+  return readContext(s, pair)
 }
 
 export function httpsOptions (s: TlsSettings): ServerOptions {
@@ -178,7 +196,7 @@ export function withClientCertificateGate (next: (req: IncomingMessage, res: Ser
 }
 
 /** Watches the certificate and key files and swaps the server's secure context on change. */
-export function watchServerCertificate (server: { setSecureContext: (o: SecureContextOptions) => void }, s: TlsSettings, logger: Logger, debounceMs = 200): { close: () => Promise<void> } {
+export function watchServerCertificate (server: { setSecureContext: (o: SecureContextOptions) => void }, s: TlsSettings & { cert_file: string, key_file: string }, logger: Logger, debounceMs = 200): { close: () => Promise<void> } {
   let timer: NodeJS.Timeout | undefined
   const watcher: FSWatcher = watch([s.cert_file, s.key_file], { ignoreInitial: true, awaitWriteFinish: { stabilityThreshold: debounceMs, pollInterval: 50 } })
   const reload = (): void => {

@@ -13,6 +13,7 @@ export interface AdminRouteOptions {
   metricsText: () => Promise<string>
   metricsContentType: string
   identityStatus: (() => unknown) | undefined
+  workloadApiStatus: (() => unknown) | undefined
   flushCache: () => Promise<number>
 }
 
@@ -26,6 +27,7 @@ const statusSchema = {
         snapshot_generation: { type: 'integer' },
         trust_bundles: { anyOf: [{ type: 'object', additionalProperties: true }, { type: 'null' }] },
         identity: { type: 'object', properties: { enabled: { type: 'boolean' } } },
+        workload_api: { type: 'object', additionalProperties: true },
         cache: { type: 'object', additionalProperties: true },
         audit: { type: 'object', additionalProperties: true },
         process: { type: 'object', properties: { pid: { type: 'integer' }, uptime_s: { type: 'integer' } } },
@@ -45,6 +47,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRouteOptions> = async (app, op
       snapshot_generation: opts.manager.snapshot.generation,
       trust_bundles: opts.identityStatus?.() ?? null,
       identity: { enabled: opts.decisions.identityEnabled },
+      workload_api: opts.workloadApiStatus?.() ?? { enabled: false },
       cache: opts.decisions.cacheStats() ?? { enabled: false },
       audit: { state: opts.decisions.auditEnabled ? 'enabled' : 'disabled' },
       process: { pid: process.pid, uptime_s: Math.round(process.uptime()) },

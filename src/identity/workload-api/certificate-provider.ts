@@ -1,0 +1,51 @@
+/**
+ * The serving X.509-SVID as a grpc-js CertificateProvider (grpc-js ≥ 1.10 `experimental`):
+ * `createCertificateProviderServerCredentials` turns each update into `setSecureContext` on the
+ * listener's http2 secure server — new handshakes get the new certificate, open connections
+ * keep theirs (in-place rotation, nothing dropped). The CA side carries the SVID response's
+ * bundles (own trust domain and federated ones) for client-certificate checks.
+ */
+import type { experimental } from '@grpc/grpc-js'
+import type { ServingSvid } from './parse.js'
+
+type CaListener = experimental.CaCertificateUpdateListener
+type IdentityListener = experimental.IdentityCertificateUpdateListener
+
+export class SvidCertificateProvider implements experimental.CertificateProvider {
+  readonly #ca = new Set<CaListener>()
+  readonly #identity = new Set<IdentityListener>()
+  #svid: ServingSvid | undefined
+
+  constructor (initial?: ServingSvid) {
+    this.#svid = initial
+  }
+
+  /** A new SVID (or bundle): every listener is told at once. */
+  update (svid: ServingSvid): void {
+    this.#svid = svid
+    for (const l of this.#identity) l(this.#identityUpdate())
+    for (const l of this.#ca) l(this.#caUpdate())
+  }
+
+  #identityUpdate (): experimental.IdentityCertificateUpdate | null {
+    return this.#svid === undefined ? null : { certificate: Buffer.from(this.#svid.certPem), privateKey: Buffer.from(this.#svid.keyPem) }
+  }
+
+  #caUpdate (): experimental.CaCertificateUpdate | null {
+    return this.#svid === undefined || this.#svid.caPem === '' ? null : { caCertificate: Buffer.from(this.#svid.caPem) }
+  }
+
+  addCaCertificateListener (listener: CaListener): void {
+    this.#ca.add(listener)
+    if (this.#svid !== undefined) listener(this.#caUpdate())
+  }
+
+  removeCaCertificateListener (listener: CaListener): void { this.#ca.delete(listener) }
+
+  addIdentityCertificateListener (listener: IdentityListener): void {
+    this.#identity.add(listener)
+    if (this.#svid !== undefined) listener(this.#identityUpdate())
+  }
+
+  removeIdentityCertificateListener (listener: IdentityListener): void { this.#identity.delete(listener) }
+}

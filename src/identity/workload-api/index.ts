@@ -1,0 +1,138 @@
+/**
+ * The SPIFFE Workload API as Portcullis uses it: the agent's X.509 and JWT bundles as trust-bundle
+ * sources (identity/trust-store.ts), and its X.509-SVID as the serving certificate of the TLS
+ * listeners. One client, up to three streams; status, metrics and readiness for the operator.
+ *
+ * @example
+ *   const wapi = new WorkloadApi(config.workload_api, { logger })
+ *   wapi.start({ trustStore: verifier.workloadApiSink, onSvid: (svid) => server.setSecureContext(...) })
+ *   wapi.ready()   // every enabled stream delivered once (when ready_requires_update)
+ */
+import { EventEmitter } from 'node:events'
+import type { WorkloadApiConfig } from '../../config/schema.js'
+import { parseWorkloadEndpoint } from '../../config/workload-api.js'
+import type { BundleContent } from '../bundle.js'
+import type { Logger, WorkloadApiSourceKind } from '../trust-store.js'
+import { WorkloadApiClient, type StreamName, type StreamStatus, type WorkloadApiRecorder } from './client.js'
+import { parseJwtBundles, parseServingSvid, parseX509Bundles, type ServingSvid } from './parse.js'
+
+export { WorkloadApiClient, retryDelayMs, SECURITY_HEADER, PROTO_DIR, WORKLOAD_PROTO, LOADER_OPTIONS, type StreamName, type StreamStatus, type WorkloadApiRecorder } from './client.js'
+export { parseJwtBundles, parseX509Bundles, parseServingSvid, splitDerCertificates, type ServingSvid } from './parse.js'
+export { SvidCertificateProvider } from './certificate-provider.js'
+
+/** Where the bundle streams deliver (the identity verifier's trust store). */
+export interface TrustBundleSink {
+  setWorkloadApiContents: (kind: WorkloadApiSourceKind, contents: ReadonlyMap<string, BundleContent>, source: string) => void
+  workloadApiFailed: (kind: WorkloadApiSourceKind, err: unknown) => void
+}
+
+export interface WorkloadApiStatus {
+  enabled: true
+  endpoint: string
+  /** OK: every stream connected; NOT_READY: some stream has not delivered yet; ERROR: some stream is down (its last good state is kept). */
+  state: 'OK' | 'NOT_READY' | 'ERROR'
+  connected: boolean
+  ready: boolean
+  last_update?: string
+  last_error?: { code: string, grpc_code?: string, message: string, at: string, stream: StreamName }
+  /** Trust domains the agent currently delivers, per bundle kind. */
+  trust_domains: { x509: string[], jwt: string[] }
+  svid?: { spiffe_id: string, hint: string, expires_at: string }
+  streams: Partial<Record<StreamName, StreamStatus>>
+}
+
+export interface WorkloadApiOptions {
+  logger?: Logger
+  recorder?: WorkloadApiRecorder
+  now?: () => Date
+}
+
+export class WorkloadApi extends EventEmitter {
+  readonly config: WorkloadApiConfig
+  readonly #client: WorkloadApiClient
+  #x509Domains: string[] = []
+  #jwtDomains: string[] = []
+  #svid: ServingSvid | undefined
+
+  /** @throws PortcullisError PORTCULLIS_CONFIG_INVALID for a bad endpoint address. */
+  constructor (config: WorkloadApiConfig, opts: WorkloadApiOptions = {}) {
+    super()
+    this.config = config
+    const endpoint = parseWorkloadEndpoint(config.socket ?? process.env.SPIFFE_ENDPOINT_SOCKET ?? '')
+    this.#client = new WorkloadApiClient(endpoint, {
+      backoff: { initialMs: config.backoff.initial_ms, maxMs: config.backoff.max_ms },
+      ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
+      ...(opts.recorder !== undefined ? { recorder: opts.recorder } : {}),
+      ...(opts.now !== undefined ? { now: opts.now } : {}),
+    })
+    this.#client.on('change', () => this.emit('change'))
+  }
+
+  /** The serving SVID currently held (the last good one). */
+  get svid (): ServingSvid | undefined { return this.#svid }
+
+  /** Opens the streams the configuration enables. */
+  start (sinks: { trustStore?: TrustBundleSink }): void {
+    const source = this.#client.endpoint.address
+    if (this.config.trust_bundles && sinks.trustStore !== undefined) {
+      const store = sinks.trustStore
+      const bundles = (stream: StreamName, kind: WorkloadApiSourceKind, parse: (b: Record<string, Uint8Array> | undefined) => Map<string, BundleContent>, set: (tds: string[]) => void): void => {
+        this.#client.watch(stream, (msg) => {
+          let contents: Map<string, BundleContent>
+          try {
+            contents = parse((msg as { bundles?: Record<string, Uint8Array> }).bundles)
+          } catch (err) {
+            store.workloadApiFailed(kind, err)
+            throw err
+          }
+          store.setWorkloadApiContents(kind, contents, source)
+          set([...contents.keys()].sort())
+        })
+      }
+      bundles('x509_bundles', 'workload_api_x509', parseX509Bundles, (t) => { this.#x509Domains = t })
+      bundles('jwt_bundles', 'workload_api_jwt', parseJwtBundles, (t) => { this.#jwtDomains = t })
+    }
+    if (this.config.serving_svid) {
+      const pick = { ...(this.config.spiffe_id !== undefined ? { spiffeId: this.config.spiffe_id } : {}), ...(this.config.svid_hint !== undefined ? { hint: this.config.svid_hint } : {}) }
+      this.#client.watch('x509_svid', (msg) => {
+        const svid = parseServingSvid(msg as Parameters<typeof parseServingSvid>[0], pick)
+        this.#svid = svid
+        this.emit('svid', svid)
+      })
+    }
+  }
+
+  /** True once every enabled stream has delivered a good message (always, without ready_requires_update). */
+  ready (): boolean {
+    if (!this.config.ready_requires_update) return true
+    return Object.values(this.#client.status()).every((s) => s.updated)
+  }
+
+  status (): WorkloadApiStatus {
+    const streams = this.#client.status()
+    const all = Object.entries(streams) as Array<[StreamName, StreamStatus]>
+    const connected = all.length > 0 && all.every(([, s]) => s.connected)
+    const updates = all.map(([, s]) => s.last_update).filter((u): u is string => u !== undefined).sort()
+    const errors = all.flatMap(([name, s]) => s.last_error !== undefined ? [{ ...s.last_error, stream: name }] : []).sort((a, b) => a.at.localeCompare(b.at))
+    const ready = this.ready()
+    const out: WorkloadApiStatus = {
+      enabled: true,
+      endpoint: this.#client.endpoint.address,
+      state: !all.every(([, s]) => s.updated) ? 'NOT_READY' : connected ? 'OK' : 'ERROR',
+      connected,
+      ready,
+      trust_domains: { x509: [...this.#x509Domains], jwt: [...this.#jwtDomains] },
+      streams,
+    }
+    const lastUpdate = updates[updates.length - 1]
+    if (lastUpdate !== undefined) out.last_update = lastUpdate
+    const lastError = errors[errors.length - 1]
+    if (lastError !== undefined) out.last_error = lastError
+    if (this.#svid !== undefined) out.svid = { spiffe_id: this.#svid.spiffeId, hint: this.#svid.hint, expires_at: this.#svid.notAfter.toISOString() }
+    return out
+  }
+
+  close (): void {
+    this.#client.close()
+  }
+}

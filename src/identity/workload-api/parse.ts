@@ -1,0 +1,161 @@
+/**
+ * The Workload API's messages into what Portcullis uses, strictly (SPIFFE Workload API §5–6):
+ * X.509 bundles are ASN.1 DER certificates concatenated with nothing between or after them; JWT
+ * bundles are JWK Set JSON bytes; map keys are trust domains' SPIFFE IDs (`spiffe://example.org`;
+ * a bare trust domain name is accepted as go-spiffe accepts it). A message with any malformed part
+ * is refused whole (PORTCULLIS_IDENTITY_BUNDLE_INVALID), so the last good state stays.
+ */
+import { createPrivateKey, X509Certificate } from 'node:crypto'
+import { createSecureContext } from 'node:tls'
+import { IdentityError } from '../../errors.js'
+import { parseJwks, x509Authority, type BundleContent } from '../bundle.js'
+import { isTrustDomain, parseWorkloadSpiffeId } from '../spiffe-id.js'
+
+/** More certificates than this in one bundle or chain is not a trust bundle. */
+const MAX_CERTIFICATES = 1000
+
+function invalid (what: string, reason: string): IdentityError {
+  return new IdentityError('PORTCULLIS_IDENTITY_BUNDLE_INVALID', `Workload API ${what}: ${reason}`, { source: 'workload_api', what, reason })
+}
+
+/** Splits concatenated DER certificates (each an ASN.1 SEQUENCE with a definite length). */
+export function splitDerCertificates (buf: Uint8Array, what: string): Buffer[] {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)
+  const out: Buffer[] = []
+  let at = 0
+  while (at < b.length) {
+    if (out.length >= MAX_CERTIFICATES) throw invalid(what, `more than ${MAX_CERTIFICATES} certificates`)
+    if (b[at] !== 0x30) throw invalid(what, `byte ${at}: expected an ASN.1 SEQUENCE (a DER certificate)`)
+    const first = b[at + 1]
+    if (first === undefined) throw invalid(what, `byte ${at}: truncated length`)
+    let len: number
+    let header: number
+    if (first < 0x80) {
+      len = first
+      header = 2
+    } else {
+      const n = first & 0x7f
+      // DER: long form only for lengths ≥ 128, minimal, at most 4 length bytes here; 0x80 (indefinite) is BER.
+      if (n === 0 || n > 4 || at + 2 + n > b.length) throw invalid(what, `byte ${at}: not a DER length`)
+      len = 0
+      for (let i = 0; i < n; i++) len = len * 256 + (b[at + 2 + i] as number)
+      if (b[at + 2] === 0 || len < 128) throw invalid(what, `byte ${at}: not a minimal DER length`)
+      header = 2 + n
+    }
+    const end = at + header + len
+    if (end > b.length) throw invalid(what, `byte ${at}: certificate runs past the end (${end} > ${b.length})`)
+    out.push(Buffer.from(b.subarray(at, end)))
+    at = end
+  }
+  return out
+}
+
+/** A map key: `spiffe://td` (the standard's form) or a bare trust domain name. */
+export function trustDomainOfKey (key: string, what: string): string {
+  const td = key.startsWith('spiffe://') ? key.slice('spiffe://'.length) : key
+  if (!isTrustDomain(td)) throw invalid(what, `${JSON.stringify(key)} is not a trust domain's SPIFFE ID`)
+  return td
+}
+
+function x509Content (der: Uint8Array, what: string): BundleContent {
+  const certs = splitDerCertificates(der, what)
+  return { x509Authorities: certs.map((c, i) => x509Authority(c, `Workload API ${what} certificate ${i + 1}`)), jwtAuthorities: [] }
+}
+
+function rethrowAs (what: string, err: unknown): never {
+  if (err instanceof IdentityError) throw err
+  throw invalid(what, (err as Error).message)
+}
+
+/** X509BundlesResponse.bundles → X.509 authorities per trust domain. */
+export function parseX509Bundles (bundles: Record<string, Uint8Array> | undefined): Map<string, BundleContent> {
+  const out = new Map<string, BundleContent>()
+  for (const [key, der] of Object.entries(bundles ?? {})) {
+    const what = `X.509 bundle ${key}`
+    const td = trustDomainOfKey(key, what)
+    if (out.has(td)) throw invalid(what, `trust domain ${td} appears twice`)
+    try { out.set(td, x509Content(der, what)) } catch (err) { rethrowAs(what, err) }
+  }
+  return out
+}
+
+/** JWTBundlesResponse.bundles → JWT authorities per trust domain. */
+export function parseJwtBundles (bundles: Record<string, Uint8Array> | undefined): Map<string, BundleContent> {
+  const out = new Map<string, BundleContent>()
+  for (const [key, bytes] of Object.entries(bundles ?? {})) {
+    const what = `JWT bundle ${key}`
+    const td = trustDomainOfKey(key, what)
+    if (out.has(td)) throw invalid(what, `trust domain ${td} appears twice`)
+    let text: string
+    try { text = new TextDecoder('utf-8', { fatal: true }).decode(bytes) } catch { throw invalid(what, 'not UTF-8') }
+    out.set(td, parseJwks(text, `Workload API ${what}`))
+  }
+  return out
+}
+
+/** The serving identity taken from an X509SVIDResponse. */
+export interface ServingSvid {
+  spiffeId: string
+  hint: string
+  /** PEM chain, leaf first (as the SVID's chain). */
+  certPem: string
+  /** PKCS#8 PEM. */
+  keyPem: string
+  /** PEM of the SVID's own trust domain's authorities and the federated ones: client-certificate trust. */
+  caPem: string
+  notAfter: Date
+}
+
+interface X509SvidMessage {
+  spiffe_id?: string
+  x509_svid?: Uint8Array
+  x509_svid_key?: Uint8Array
+  bundle?: Uint8Array
+  hint?: string
+}
+
+function pem (der: Buffer): string {
+  return new X509Certificate(der).toString()
+}
+
+/**
+ * Picks the serving SVID (by SPIFFE ID, else by hint, else the first: SPIFFE Workload API §5.3,
+ * the first is the default identity) and checks that its key matches its leaf.
+ */
+export function parseServingSvid (msg: { svids?: X509SvidMessage[], federated_bundles?: Record<string, Uint8Array> }, pick: { spiffeId?: string, hint?: string }): ServingSvid {
+  const svids = msg.svids ?? []
+  if (svids.length === 0) throw invalid('X.509-SVID response', 'no SVIDs')
+  const chosen = pick.spiffeId !== undefined
+    ? svids.find((s) => s.spiffe_id === pick.spiffeId)
+    : pick.hint !== undefined ? svids.find((s) => s.hint === pick.hint) : svids[0]
+  if (chosen === undefined) {
+    throw invalid('X.509-SVID response', pick.spiffeId !== undefined ? `no SVID for ${pick.spiffeId}` : `no SVID with hint ${JSON.stringify(pick.hint)}`)
+  }
+  const what = `X.509-SVID ${chosen.spiffe_id ?? ''}`
+  try {
+    parseWorkloadSpiffeId(chosen.spiffe_id ?? '')
+    const chain = splitDerCertificates(chosen.x509_svid ?? new Uint8Array(), what)
+    if (chain.length === 0) throw invalid(what, 'empty certificate chain')
+    const leaf = new X509Certificate(chain[0] as Buffer)
+    const key = createPrivateKey({ key: Buffer.from(chosen.x509_svid_key ?? new Uint8Array()), format: 'der', type: 'pkcs8' })
+    if (!leaf.checkPrivateKey(key)) throw invalid(what, 'the private key does not match the leaf certificate')
+    if (leaf.subjectAltName?.includes(`URI:${chosen.spiffe_id ?? ''}`) !== true) throw invalid(what, 'the leaf does not carry the response\'s SPIFFE ID')
+    const cas = [...splitDerCertificates(chosen.bundle ?? new Uint8Array(), `${what} bundle`)]
+    for (const [k, der] of Object.entries(msg.federated_bundles ?? {})) {
+      trustDomainOfKey(k, `federated bundle ${k}`)
+      cas.push(...splitDerCertificates(der, `federated bundle ${k}`))
+    }
+    const out: ServingSvid = {
+      spiffeId: chosen.spiffe_id as string,
+      hint: chosen.hint ?? '',
+      certPem: chain.map(pem).join(''),
+      keyPem: key.export({ format: 'pem', type: 'pkcs8' }).toString(),
+      caPem: cas.map(pem).join(''),
+      notAfter: new Date(leaf.validTo),
+    }
+    createSecureContext({ cert: out.certPem, key: out.keyPem }) // usable by TLS, checked now and not at the first handshake
+    return out
+  } catch (err) {
+    rethrowAs(what, err)
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * The serving X.509-SVID on both TLS listeners — the Data API (node:https, setSecureContext) and
+ * the Envoy gRPC listener (grpc-js certificate provider) — rotated in place: an open connection
+ * keeps working on the certificate it was opened with, new connections get the new one; and
+ * readiness waits for the first SVID. The SVIDs come from a scripted Workload API server (real
+ * grpc-js over a Unix socket, our proto), because a test needs to choose the moment of each
+ * rotation, which SPIRE does not let it; spire.test.ts serves SPIRE-issued SVIDs.
+ */
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createPrivateKey } from 'node:crypto'
+import { Agent, request as httpsRequest } from 'node:https'
+import type { TLSSocket } from 'node:tls'
+import * as grpc from '@grpc/grpc-js'
+import { makeCa, makeLeaf, privateKeyPem, type Issued } from '../support/pki.js'
+import { startFakeAgent, type FakeAgent } from '../../helpers/workload-api-server.js'
+import { startWapiRuntime } from '../../helpers/workload-api-runtime.js'
+import { needsOpa } from '../../helpers/opa.js'
+import { waitFor } from '../../helpers/wait.js'
+import { envoyExtAuthz, type EnvoyListeners } from '../../../src/envoy/listeners.js'
+import type { ListenerFactory } from '../../../src/server/runtime.js'
+
+const HOUR = 3600_000
+const SERVER_ID = 'spiffe://example.org/portcullis'
+
+async function svidMessage (root: Issued, leaf: Issued): Promise<unknown> {
+  const key = createPrivateKey(await privateKeyPem(leaf)).export({ format: 'der', type: 'pkcs8' })
+  return { svids: [{ spiffe_id: SERVER_ID, x509_svid: leaf.der, x509_svid_key: key, bundle: root.der }] }
+}
+
+describe('serving the X.509-SVID from the Workload API', needsOpa(), () => {
+  let agent: FakeAgent
+  let root: Issued
+  let first: Issued
+  let second: Issued
+  let client: { cert: string, key: string }
+  before(async () => {
+    agent = await startFakeAgent()
+    const now = Date.now()
+    const valid = { notBefore: new Date(now - HOUR), notAfter: new Date(now + HOUR) }
+    root = await makeCa({ name: 'example.org root', uri: 'spiffe://example.org', notBefore: valid.notBefore, notAfter: new Date(now + 24 * HOUR) })
+    first = await makeLeaf({ issuer: root, uris: [SERVER_ID], ...valid })
+    second = await makeLeaf({ issuer: root, uris: [SERVER_ID], ...valid })
+    const c = await makeLeaf({ issuer: root, uris: ['spiffe://example.org/envoy'], ...valid })
+    client = { cert: c.pem, key: await privateKeyPem(c) }
+  })
+  after(async () => { await agent.close() })
+
+  test('not ready until the first SVID; then both listeners serve it, and a rotation keeps open connections', async (t) => {
+    let sendSvid: ((m: unknown) => void) | undefined
+    agent.handle('FetchX509SVID', (call) => { sendSvid = (m) => call.write(m) })
+    agent.handle('FetchX509Bundles', (call) => { call.write({ bundles: { 'spiffe://example.org': root.der } }) })
+    agent.handle('FetchJWTBundles', (call) => { call.write({ bundles: {} }) })
+    let envoy: EnvoyListeners | undefined
+    const factory: ListenerFactory = (parts) => { envoy = envoyExtAuthz(parts); return envoy }
+    const { runtime, url, close } = await startWapiRuntime({
+      workload_api: { enabled: true, socket: agent.endpoint, serving_svid: true, backoff: { initial_ms: 50, max_ms: 200 } },
+      identity: { x509_svid: { sources: ['mtls'] }, watch: { enabled: false } },
+      server: { tls: { client_auth: 'request' } },
+      envoy_ext_authz: { grpc: { enabled: true, addr: '127.0.0.1:0' } },
+    }, { listeners: [factory] })
+    t.after(close)
+    assert.match(url, /^https:/)
+    await waitFor(() => sendSvid !== undefined && runtime.workloadApi?.status().streams.x509_bundles?.updated === true, 'the streams')
+    const early = await runtime.app.inject({ method: 'GET', url: '/health/ready' })
+    assert.equal(early.statusCode, 503)
+    assert.equal((early.json() as { plugins: { workload_api: { ready: boolean } } }).plugins.workload_api.ready, false)
+
+    sendSvid?.(await svidMessage(root, first))
+    await waitFor(() => runtime.workloadApi?.svid !== undefined, 'the SVID')
+    const ready = await runtime.app.inject({ method: 'GET', url: '/health/ready' })
+    assert.equal(ready.statusCode, 200, ready.body)
+
+    // Data API: a keep-alive connection opened on the first SVID
+    const keepAlive = new Agent({ keepAlive: true, maxSockets: 1 })
+    t.after(() => keepAlive.destroy())
+    const get = async (agentOpt: Agent | false): Promise<{ status: number, fingerprint: string, reused: boolean }> => await new Promise((resolve, reject) => {
+      const req = httpsRequest(`${url}/v1/data/whoami/caller`, {
+        method: 'POST', ca: root.pem, ...client, agent: agentOpt, headers: { 'content-type': 'application/json' },
+        checkServerIdentity: (_h, cert) => cert.subjectaltname === `URI:${SERVER_ID}` ? undefined : new Error(`unexpected ${cert.subjectaltname}`),
+      }, (res) => {
+        const fingerprint = (res.socket as TLSSocket).getPeerCertificate().fingerprint256
+        res.resume()
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, fingerprint, reused: req.reusedSocket }))
+      })
+      req.on('error', reject)
+      req.end('{"input": {}}')
+    })
+    const a1 = await get(keepAlive)
+    assert.equal(a1.status, 200)
+
+    // Envoy gRPC listener: TLS from the same SVID, client certificate required (Envoy's SVID)
+    const seen: string[] = []
+    const creds = grpc.credentials.createSsl(Buffer.from(root.pem), Buffer.from(client.key), Buffer.from(client.cert), {
+      checkServerIdentity: (_h, cert) => { seen.push(cert.fingerprint256); return cert.subjectaltname === `URI:${SERVER_ID}` ? undefined : new Error('wrong server') },
+    })
+    const channel = new grpc.Client(envoy?.grpcAddress as string, creds)
+    t.after(() => channel.close())
+    const health = async (c: grpc.Client): Promise<void> => await new Promise((resolve, reject) => {
+      c.makeUnaryRequest('/grpc.health.v1.Health/Check', () => Buffer.alloc(0), (b: Buffer) => b, {}, (err) => { if (err !== null) reject(err); else resolve() })
+    })
+    await health(channel)
+    assert.equal(seen.length, 1)
+
+    // rotate
+    sendSvid?.(await svidMessage(root, second))
+    await waitFor(() => runtime.workloadApi?.status().streams.x509_svid?.updates === 2, 'the second SVID')
+    await new Promise((r) => setTimeout(r, 50))
+    const a2 = await get(keepAlive)
+    assert.equal(a2.reused, true, 'the open Data API connection is still open')
+    assert.equal(a2.fingerprint, a1.fingerprint, 'and still on the certificate it was opened with')
+    const fresh = await get(false)
+    assert.notEqual(fresh.fingerprint, a1.fingerprint, 'a new connection gets the new SVID')
+    await health(channel)
+    assert.equal(seen.length, 1, 'the open gRPC connection was not dropped (no new handshake)')
+    // its own subchannel pool: grpc-js would otherwise share the first channel's connection
+    const channel2 = new grpc.Client(envoy?.grpcAddress as string, creds, { 'grpc.use_local_subchannel_pool': 1 })
+    t.after(() => channel2.close())
+    await health(channel2)
+    assert.equal(seen.length, 2)
+    assert.notEqual(seen[1], seen[0], 'a new gRPC connection gets the new SVID')
+
+    // without a client certificate the gRPC listener refuses the handshake (client auth required)
+    const anon = new grpc.Client(envoy?.grpcAddress as string, grpc.credentials.createSsl(Buffer.from(root.pem), null, null, { checkServerIdentity: () => undefined }), { 'grpc.use_local_subchannel_pool': 1 })
+    t.after(() => anon.close())
+    await assert.rejects(health(anon))
+  })
+})
