@@ -164,6 +164,9 @@ export async function verifyBundleSignature (files: BundleFiles, source: string,
   for (const [name, bytes] of files) {
     if (name === SIGNATURES_FILE) continue
     if (excluded(name)) {
+      // An excluded file is not covered by the signature, so it must not be able to change a
+      // decision: otherwise an old `.signatures.json` could be replayed over attacker policy.
+      if (decidesOutcome(name)) throw excludedButUsed(source, name)
       signed.delete(name)
       continue
     }
@@ -192,6 +195,32 @@ export async function verifyBundleSignature (files: BundleFiles, source: string,
   if (gotScope !== '') status.scope = gotScope
   return status
 }
+
+/**
+ * Files that feed a decision: the manifest (roots, entrypoints, wasm modules), wasm modules,
+ * data documents and Rego sources. None of them may be left out of a bundle's signature.
+ */
+export function decidesOutcome (name: string): boolean {
+  return name === '.manifest' || name.endsWith('/.manifest') || name.endsWith('.wasm') || name.endsWith('.rego') ||
+    /(^|\/)data\.(json|ya?ml)$/.test(name)
+}
+
+/** The error for a file that `exclude_files` leaves unsigned although the bundle uses it. */
+export function excludedButUsed (source: string, name: string): BundleError {
+  return new BundleError('PORTCULLIS_BUNDLE_SIGNATURE_FILES_MISMATCH',
+    `${source}: file ${name} is excluded from signature verification (signing.exclude_files) but decides the outcome; only files Portcullis does not read may be excluded`,
+    { source, file: name, rule: 'exclude_files' })
+}
+
+/**
+ * Names an `exclude_files` pattern must not match, for the configuration check: if a pattern
+ * matches one of these it would exclude files that decide the outcome.
+ */
+export const DECISIVE_PROBE_NAMES: readonly string[] = [
+  '.manifest', 'policy.wasm', 'data.json', 'data.yaml', 'data.yml', 'policy.rego',
+  'a/.manifest', 'a/policy.wasm', 'a/data.json', 'a/data.yaml', 'a/data.yml', 'a/policy.rego',
+  'a/b/data.json', 'a/b/data.yaml', 'a/b/policy.rego', 'a/b/policy.wasm',
+]
 
 /**
  * Go's `filepath.Match` on `/`-separated names, as OPA applies `exclude_files`: `*` and `?`

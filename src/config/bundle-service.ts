@@ -14,6 +14,7 @@ import { isAbsolute, resolve } from 'node:path'
 import { BUNDLE_SERVICE_DEFAULTS } from './defaults.js'
 import { BundlesSchema, type BundlesConfig, type Config, type RemoteBundleConfig } from './schema.js'
 import { configInvalid as invalid } from './validate.js'
+import { DECISIVE_PROBE_NAMES, excludeMatcher } from '../bundles/verify.js'
 
 /** Portcullis's own `bundles` settings; every other key of `bundles` names a remote bundle. */
 export const BUNDLES_SETTINGS: readonly string[] = Object.keys(BundlesSchema.properties)
@@ -106,6 +107,12 @@ export function checkBundleService (m: Config): void {
     }
     if (b.polling.min_delay_seconds > b.polling.max_delay_seconds) {
       throw invalid(`config key ${key}.polling: min_delay_seconds (${b.polling.min_delay_seconds}) is larger than max_delay_seconds (${b.polling.max_delay_seconds})`, `${key}.polling.min_delay_seconds`)
+    }
+    for (const [i, pattern] of (b.signing?.exclude_files ?? []).entries()) {
+      const hit = DECISIVE_PROBE_NAMES.find((n) => excludeMatcher([pattern])(n))
+      if (hit !== undefined) {
+        throw invalid(`config key ${key}.signing.exclude_files[${i}]: pattern ${JSON.stringify(pattern)} matches ${hit}; the manifest, wasm modules, data files and Rego files decide the outcome and must stay signed`, `${key}.signing.exclude_files`)
+      }
     }
     const keyid = b.signing?.keyid
     if (keyid !== undefined && keyid !== '' && !Object.hasOwn(m.keys, keyid) && !Object.hasOwn(m.bundles.signing.keys, keyid)) {

@@ -101,3 +101,12 @@ test('what cannot work is refused, naming the key', (t) => {
   refused(t, 'services:\n  s1:\n    url: http://127.0.0.1:1\n    allow_insecure_tls: true\n', 'services.s1.allow_insecure_tls')
   refused(t, 'keys:\n  k: { algorithm: RS256 }\n', 'keys.k')
 })
+
+test('signing.exclude_files patterns that match decisive files are refused at config load', (t) => {
+  const svc = 'services:\n  s1:\n    url: http://127.0.0.1:1\n'
+  for (const pattern of ['*', '*.json', '*.wasm', '.manifest', '*.rego', 'data.*', '*/*', '[d]ata.json', '*.yaml']) {
+    refused(t, `${svc}bundles:\n  b:\n    service: s1\n    signing: { exclude_files: [${JSON.stringify(pattern)}] }\n`, 'bundles.b.signing.exclude_files')
+  }
+  const ok = load(t, `${svc}bundles:\n  b:\n    service: s1\n    signing: { exclude_files: ["*.md", "docs/*.txt"] }\n`)
+  assert.deepEqual(remoteBundles(ok.bundles).b?.signing?.exclude_files, ['*.md', 'docs/*.txt'])
+})
