@@ -153,6 +153,8 @@ export const codes = {
   // --- bundle service (see src/bundles/) --------------------------------------------------
   /** A bundle download from a bundle server failed (network, status, TLS, credentials); the active bundle is kept. */
   PORTCULLIS_BUNDLE_DOWNLOAD_FAILED: bundle,
+  /** A file in the bundles directory has the name of a configured remote bundle: refused, the remote bundle keeps its name. */
+  PORTCULLIS_BUNDLE_NAME_CONFLICT: bundle,
 
   // --- SPIFFE Workload API (see src/identity/workload-api/) ---------------------------------
   /** The Workload API is unreachable or refuses this workload (no registration entry); the last good state is kept. */

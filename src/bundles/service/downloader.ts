@@ -93,7 +93,8 @@ export class BundleDownloader {
     this.#now = deps.now ?? (() => new Date())
     // OPA starts with long polling on when it is configured; the first answer decides after that.
     this.#longPoll = opts.polling.longPollingTimeoutSeconds !== undefined
-    manager.expect(this.name, this.url)
+    // The name belongs to this bundle server from now on: a file of that name is refused.
+    manager.claimRemote(this.name, this.url)
     manager.setRemoteStatus(this.name, { service: opts.service.name })
   }
 
@@ -109,7 +110,7 @@ export class BundleDownloader {
       return false
     }
     if (persisted === undefined) return false
-    const ok = await this.#manager.load(persisted.file, this.name, { archive: persisted.archive, options: this.#opts.load })
+    const ok = await this.#manager.load(persisted.file, this.name, { archive: persisted.archive, options: this.#opts.load, kind: 'remote' })
     if (!ok) {
       this.#log.error({ bundle: this.name, file: persisted.file, code: this.#manager.statusOf(this.name)?.last_error?.code }, 'persisted bundle refused; waiting for the bundle server')
       return false
@@ -223,7 +224,7 @@ export class BundleDownloader {
     this.#longPoll = this.#opts.polling.longPollingTimeoutSeconds !== undefined &&
       (res.contentType ?? '').split(';')[0]?.trim().toLowerCase() === OPA_BUNDLE_CONTENT_TYPE
     this.#manager.setRemoteStatus(this.name, { last_successful_download: okAt })
-    const ok = await this.#manager.load(this.url, this.name, { archive: res.body, options: this.#opts.load })
+    const ok = await this.#manager.load(this.url, this.name, { archive: res.body, options: this.#opts.load, kind: 'remote' })
     if (!ok) {
       this.#etag = this.#activeEtag
       record('rejected')
