@@ -9,8 +9,9 @@
  * - `tls.ca_cert`: the CA the server must chain to (with `system_ca_required`, the system roots too).
  *
  * Transport is node:http / node:https. Redirects are followed as Go's client does (at most 10;
- * 301/302/303/307/308), except that credentials (Authorization, client certificate) go only to
- * the configured service's own origin and an https service is never redirected to plain http.
+ * 301/302/303/307/308), except that credentials (Authorization, client certificate, and the
+ * service's configured `headers`) go only to the configured service's own origin, and an https
+ * service is never redirected to plain http.
  * The body is counted while it streams and cut off beyond `maxBytes`. Every wait is bounded:
  * response headers within `response_header_timeout_seconds` (a long poll: plus its wait), the
  * socket never idle longer than that, the whole exchange within `DOWNLOAD_DEADLINE_MS`.
@@ -89,7 +90,9 @@ function headerOf (res: IncomingMessage, name: string): string | undefined {
 function once (service: ServiceOptions, url: string, sameOrigin: boolean, req: BundleRequest, deadline: number): Promise<BundleResponse | { location: string }> {
   const u = new URL(url)
   const headers: Record<string, string> = { 'user-agent': 'portcullis', accept: 'application/gzip, application/octet-stream, application/vnd.openpolicyagent.bundles, */*' }
-  for (const [k, v] of Object.entries(service.headers ?? {})) headers[k.toLowerCase()] = v
+  // The configured headers often carry credentials (API keys, cookies, Authorization): like
+  // the bearer token they go only to the service's own origin, never to a redirect target.
+  if (sameOrigin) for (const [k, v] of Object.entries(service.headers ?? {})) headers[k.toLowerCase()] = v
   if (req.etag !== undefined && req.etag !== '') headers['if-none-match'] = req.etag
   // Portcullis activates snapshot bundles only: it does not offer OPA's `delta` mode.
   headers.prefer = req.waitSeconds !== undefined ? `modes=snapshot;wait=${req.waitSeconds}` : 'modes=snapshot'
