@@ -2,7 +2,8 @@
  * The bundle request over the wire (src/bundles/service/client.ts): redirects between real
  * loopback servers. Another port is another origin, so a redirect from one server to the other
  * is a cross-origin hop: the service's credentials and configured headers must not follow it,
- * and an https service must never be redirected to plain http.
+ * an https service must never be redirected to plain http, and a redirect's body is never read
+ * (its socket is closed at once, however slowly the server sends it).
  */
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -114,5 +115,32 @@ describe('bundle client redirects (two real loopback servers)', () => {
       })
     assert.equal(secure.seen.length, 1)
     assert.equal(plain.seen.length, 0)
+  })
+
+  // Regression: a redirect's response was drained, not destroyed, so a server trickling its
+  // body held the socket open indefinitely.
+  test('a redirect whose body trickles forever does not hold its socket open', async (t) => {
+    const target = await listen(createServer(), 'http', serveBody)
+    t.after(target.close)
+    let trickle: NodeJS.Timeout | undefined
+    let socketClosed: Promise<void> | undefined
+    const slow = await listen(createServer(), 'http', (req, res) => {
+      socketClosed = new Promise((resolve) => req.socket.once('close', () => resolve()))
+      res.writeHead(302, { location: `${target.url}/bundles/authz`, 'content-length': 1 << 30 })
+      trickle = setInterval(() => { if (!res.destroyed) res.write('x') }, 10)
+    })
+    t.after(async () => { clearInterval(trickle); await slow.close() })
+
+    const res = await fetchBundle(service(slow.url, { headers: {} }), { resource: 'bundles/authz', maxBytes: 1 << 20 })
+    assert.equal(res.status, 200)
+    assert.ok(socketClosed !== undefined)
+    // Bounded wait for the close; it never comes while the client keeps reading the trickle.
+    let timer: NodeJS.Timeout | undefined
+    const outcome = await Promise.race([
+      socketClosed.then(() => 'closed'),
+      new Promise<string>((resolve) => { timer = setTimeout(() => resolve('still open'), 5000) }),
+    ])
+    clearTimeout(timer)
+    assert.equal(outcome, 'closed')
   })
 })
