@@ -237,10 +237,16 @@ describe('bundles from nginx (OPA bundle service protocol)', () => {
     assert.equal(st?.active_revision, 'rev-signed')
     assert.equal(st?.signature?.state, 'verified')
 
+    const lastDownload = s.runtime.manager.statusOf('authz')?.last_successful_download
+    const lastSuccess = await metric(s, 'portcullis_bundle_last_success_timestamp_seconds')
+    assert.equal(typeof lastDownload, 'string')
     serve(s, readFileSync(built.signedByOther as string))
     assert.equal(await downloader(s).trigger(), 'rejected')
     assert.equal(s.runtime.manager.statusOf('authz')?.last_error?.code, 'PORTCULLIS_BUNDLE_SIGNATURE_INVALID')
     assert.equal(s.runtime.manager.statusOf('authz')?.active_revision, 'rev-signed')
+    // Regression: a refused download advanced the success markers monitoring alerts on.
+    assert.equal(s.runtime.manager.statusOf('authz')?.last_successful_download, lastDownload)
+    assert.equal(await metric(s, 'portcullis_bundle_last_success_timestamp_seconds'), lastSuccess)
 
     serve(s, readFileSync(built.rev2 as string))
     assert.equal(await downloader(s).trigger(), 'rejected')

@@ -212,18 +212,18 @@ export class BundleDownloader {
     }
     const okAt = this.#now().toISOString()
     this.#manager.setRemoteStatus(this.name, { last_successful_request: okAt })
-    this.#metrics?.bundleLastSuccess.set({ bundle: this.name }, Date.now() / 1000)
 
     if (res.status === 304) {
       this.#etag = res.etag ?? this.#etag
       this.#manager.reportCurrent(this.name)
+      // The active bundle is confirmed current: a success for monitoring.
+      this.#metrics?.bundleLastSuccess.set({ bundle: this.name }, Date.now() / 1000)
       record('not_modified')
       return 'not_modified'
     }
 
     this.#longPoll = this.#opts.polling.longPollingTimeoutSeconds !== undefined &&
       (res.contentType ?? '').split(';')[0]?.trim().toLowerCase() === OPA_BUNDLE_CONTENT_TYPE
-    this.#manager.setRemoteStatus(this.name, { last_successful_download: okAt })
     const ok = await this.#manager.load(this.url, this.name, { archive: res.body, options: this.#opts.load, kind: 'remote' })
     if (!ok) {
       this.#etag = this.#activeEtag
@@ -232,7 +232,10 @@ export class BundleDownloader {
     }
     this.#activeEtag = res.etag
     this.#etag = res.etag
-    this.#manager.setRemoteStatus(this.name, { etag: res.etag, loaded_from: 'download' })
+    // Only a download that activated is a successful download: one refused by the signature
+    // check or activation must not make monitoring believe the bundle is current.
+    this.#manager.setRemoteStatus(this.name, { etag: res.etag, loaded_from: 'download', last_successful_download: okAt })
+    this.#metrics?.bundleLastSuccess.set({ bundle: this.name }, Date.now() / 1000)
     record('downloaded')
     if (this.#opts.persistDir !== undefined) {
       try {
