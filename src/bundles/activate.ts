@@ -220,10 +220,16 @@ export class BundleManager extends EventEmitter<{ activate: [ActivationEvent], f
     this.#log.error({ bundle: name, code: error.code, err: error.message }, 'bundle update failed; previous revision keeps serving')
   }
 
-  /** A check found the active revision current (HTTP 304): an earlier error is over (OPA clears it too). */
-  reportCurrent (name: string): void {
+  /**
+   * A check found the active revision current (HTTP 304): an earlier error is over (OPA clears it
+   * too) — but only when the 304 names the ETag of the active download; a 304 for some other
+   * ETag says nothing about the bundle that serves.
+   */
+  reportCurrent (name: string, etag: string | undefined): void {
     const s = this.#status.get(name)
     if (s === undefined || s.active_revision === undefined || s.state === 'OK') return
+    const activeEtag = this.#remote.get(name)?.etag
+    if (etag === undefined || activeEtag === undefined || etag !== activeEtag) return
     const { last_error: _cleared, ...rest } = s
     this.#status.set(name, { ...rest, state: 'OK' })
   }

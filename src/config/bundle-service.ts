@@ -5,7 +5,8 @@
  * settings (dir, watch, …).
  *
  * - `prepareBundleService` (before validation): the list form of `services` becomes a map, and
- *   every remote bundle gets OPA's defaults; a bundle named like one of our settings is refused.
+ *   every remote bundle gets OPA's defaults (a bundle without `service` uses the first configured
+ *   service, in configuration order); a bundle named like one of our settings is refused.
  * - `checkBundleService` (after validation): what a schema cannot say (the named service and
  *   key exist, one credential method, token xor token_path, min ≤ max delay).
  * - `resolveBundleService`: file paths made absolute against the config file's directory.
@@ -64,7 +65,10 @@ export function prepareBundleService (m: Record<string, unknown>): void {
       continue
     }
     const polling = isObject(value.polling) ? value.polling : {}
+    // OPA: a bundle that names no service uses the first configured one.
+    const firstService = isObject(m.services) ? Object.keys(m.services)[0] : undefined
     bundles[name] = {
+      ...(firstService !== undefined ? { service: firstService } : {}),
       resource: `bundles/${name}`,
       persist: BUNDLE_SERVICE_DEFAULTS.persist,
       ...value,

@@ -129,8 +129,9 @@ export function remoteBundleOptionsFrom (config: Readonly<ResolvedConfig>): Remo
         maxDelayMs: b.polling.max_delay_seconds * 1000,
         ...(b.polling.long_polling_timeout_seconds !== undefined ? { longPollingTimeoutSeconds: b.polling.long_polling_timeout_seconds } : {}),
       },
-      load: { ...signing, limits },
-      maxBytes: b.size_limit_bytes ?? config.bundles.max_bytes,
+      // OPA's size_limit_bytes is the bundle reader's limit on each file, decompressed.
+      load: { ...signing, limits: { ...limits, ...(b.size_limit_bytes !== undefined ? { maxFileBytes: b.size_limit_bytes } : {}) } },
+      maxBytes: config.bundles.max_bytes,
       ...(b.persist ? { persistDir: persistDirOf(config.persistence_directory, name) } : {}),
     })
   }

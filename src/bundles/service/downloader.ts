@@ -36,7 +36,7 @@ export interface RemoteBundleOptions {
   polling: { minDelayMs: number, maxDelayMs: number, longPollingTimeoutSeconds?: number }
   /** Signing policy and archive limits for this bundle. */
   load: Omit<LoadOptions, 'name'>
-  /** Largest download in bytes (compressed; the archive reader limits what it inflates to). */
+  /** Largest download in bytes, compressed (`bundles.max_bytes`; the archive reader limits what it inflates to). */
   maxBytes: number
   /** `<persistence_directory>/bundles/<name>` when `persist: true`. */
   persistDir?: string
@@ -214,8 +214,11 @@ export class BundleDownloader {
     this.#manager.setRemoteStatus(this.name, { last_successful_request: okAt })
 
     if (res.status === 304) {
-      this.#etag = res.etag ?? this.#etag
-      this.#manager.reportCurrent(this.name)
+      const confirmed = res.etag ?? this.#etag
+      // A 304 confirms the active bundle only for its own ETag; for another one the next request
+      // keeps asking with the active ETag, so a bundle that was never activated is fetched again.
+      this.#etag = confirmed === this.#activeEtag ? confirmed : this.#activeEtag
+      this.#manager.reportCurrent(this.name, confirmed)
       // The active bundle is confirmed current: a success for monitoring.
       this.#metrics?.bundleLastSuccess.set({ bundle: this.name }, Date.now() / 1000)
       record('not_modified')
