@@ -244,25 +244,38 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     throw err
   }
 
-  const app = build({
-    decisions,
-    manager,
-    metrics,
-    ...(hooks.metricsText !== undefined ? { metricsText: hooks.metricsText } : {}),
-    ...(hooks.flushCache !== undefined ? { flushCache: hooks.flushCache } : {}),
-    ...(identity !== undefined ? { identityStatus: () => identity.status() } : {}),
-    bodyLimit: config.server.body_limit_bytes,
-    maxJsonDepth: config.server.max_json_depth,
-    requestTimeoutMs: config.server.request_timeout_ms,
-    keepAliveTimeoutMs: config.server.keep_alive_timeout_ms,
-    defaultDecision: config.server.default_decision,
-    adminAuthzPath: config.admin.authz_path,
-    ...(https !== undefined ? { https } : {}),
-    ...(clientCertificates !== undefined ? { clientCertificates } : {}),
-    fastDataRoute: config.server.fast_data_route,
-    logger: logger.child({ component: 'server' }),
-  })
-  const listeners = (opts.listeners ?? []).map((f) => f({ config, decisions, metrics, logger })).filter((l): l is AttachedListener => l !== undefined)
+  // From here on downloaders poll and the watcher watches: if building the app or a listener
+  // throws, they are closed before the error propagates, so a failed start leaves nothing running.
+  let built: FastifyInstance | undefined
+  let listeners: AttachedListener[]
+  try {
+    built = build({
+      decisions,
+      manager,
+      metrics,
+      ...(hooks.metricsText !== undefined ? { metricsText: hooks.metricsText } : {}),
+      ...(hooks.flushCache !== undefined ? { flushCache: hooks.flushCache } : {}),
+      ...(identity !== undefined ? { identityStatus: () => identity.status() } : {}),
+      bodyLimit: config.server.body_limit_bytes,
+      maxJsonDepth: config.server.max_json_depth,
+      requestTimeoutMs: config.server.request_timeout_ms,
+      keepAliveTimeoutMs: config.server.keep_alive_timeout_ms,
+      defaultDecision: config.server.default_decision,
+      adminAuthzPath: config.admin.authz_path,
+      ...(https !== undefined ? { https } : {}),
+      ...(clientCertificates !== undefined ? { clientCertificates } : {}),
+      fastDataRoute: config.server.fast_data_route,
+      logger: logger.child({ component: 'server' }),
+    })
+    listeners = (opts.listeners ?? []).map((f) => f({ config, decisions, metrics, logger })).filter((l): l is AttachedListener => l !== undefined)
+  } catch (err) {
+    await built?.close()
+    await bundleService?.close()
+    await watcher?.close()
+    await identity?.close()
+    throw err
+  }
+  const app = built
   let certWatcher: { close: () => Promise<void> } | undefined
   return {
     app,
