@@ -143,6 +143,8 @@ export const codes = {
   PORTCULLIS_ENVOY_CANCELLED: { status: 503, opa: 'internal_error', grpc: CANCELLED },
   /** The Check's deadline passed before it was answered. */
   PORTCULLIS_ENVOY_DEADLINE_EXCEEDED: { status: 504, opa: 'internal_error', grpc: DEADLINE_EXCEEDED },
+  /** A listener cannot bind its address: a unix socket path in use by another process, or not a socket (src/envoy/unix-socket.ts). */
+  PORTCULLIS_LISTEN_FAILED: { status: 500, opa: 'internal_error', grpc: INTERNAL },
 
   // --- audit trail (see src/audit/) ---------------------------------------------------
   /** The audit log cannot take the decision's event (disk full or failing, writer backlog over its bound, log closed) and the deployment fails closed: the decision is denied. */
