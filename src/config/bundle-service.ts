@@ -15,7 +15,7 @@ import { isAbsolute, resolve } from 'node:path'
 import { BUNDLE_SERVICE_DEFAULTS } from './defaults.js'
 import { BundlesSchema, type BundlesConfig, type Config, type RemoteBundleConfig } from './schema.js'
 import { configInvalid as invalid } from './validate.js'
-import { DECISIVE_PROBE_NAMES, excludeMatcher } from '../bundles/verify.js'
+import { DECISIVE_PROBE_NAMES, excludeMatcher } from '../bundle-files.js'
 
 /** Portcullis's own `bundles` settings; every other key of `bundles` names a remote bundle. */
 export const BUNDLES_SETTINGS: readonly string[] = Object.keys(BundlesSchema.properties)
