@@ -143,6 +143,8 @@ export const codes = {
   PORTCULLIS_ENVOY_CANCELLED: { status: 503, opa: 'internal_error', grpc: CANCELLED },
   /** The Check's deadline passed before it was answered. */
   PORTCULLIS_ENVOY_DEADLINE_EXCEEDED: { status: 504, opa: 'internal_error', grpc: DEADLINE_EXCEEDED },
+  /** A listener cannot bind its address: a unix socket path in use by another process, or not a socket (src/envoy/unix-socket.ts). */
+  PORTCULLIS_LISTEN_FAILED: { status: 500, opa: 'internal_error', grpc: INTERNAL },
 
   // --- audit trail (see src/audit/) ---------------------------------------------------
   /** The audit log cannot take the decision's event (disk full or failing, writer backlog over its bound, log closed) and the deployment fails closed: the decision is denied. */
@@ -153,6 +155,8 @@ export const codes = {
   // --- bundle service (see src/bundles/) --------------------------------------------------
   /** A bundle download from a bundle server failed (network, status, TLS, credentials); the active bundle is kept. */
   PORTCULLIS_BUNDLE_DOWNLOAD_FAILED: bundle,
+  /** A file in the bundles directory has the name of a configured remote bundle: refused, the remote bundle keeps its name. */
+  PORTCULLIS_BUNDLE_NAME_CONFLICT: bundle,
 
   // --- SPIFFE Workload API (see src/identity/workload-api/) ---------------------------------
   /** The Workload API is unreachable or refuses this workload (no registration entry); the last good state is kept. */

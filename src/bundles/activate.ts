@@ -49,6 +49,11 @@ export interface LoadRequest {
   archive?: Buffer
   /** Signing policy and limits for this bundle, over the manager's `load` options. */
   options?: Omit<LoadOptions, 'name'>
+  /**
+   * Where the bundle comes from (default `file`: the bundles directory). A name belongs to one
+   * kind: a file named like a remote bundle (`claimRemote`) is refused, never swapped in.
+   */
+  kind?: 'file' | 'remote'
 }
 
 export type { Logger } from '../log.js'
@@ -77,6 +82,8 @@ export class BundleManager extends EventEmitter<{ activate: [ActivationEvent], f
   #active = new Map<string, { compiled: CompiledBundle, activatedAt: Date }>()
   #status = new Map<string, BundleStatus>()
   #remote = new Map<string, RemoteBundleStatus>()
+  /** Names of the bundles that come from bundle servers (claimRemote). */
+  #remoteNames = new Set<string>()
   #queue: Promise<unknown> = Promise.resolve()
   readonly #opts: BundleManagerOptions
   readonly #log: Logger
@@ -99,14 +106,32 @@ export class BundleManager extends EventEmitter<{ activate: [ActivationEvent], f
   }
 
   /**
+   * Ties `name` to a bundle server (a downloader calls it before anything loads): from now on a
+   * file of that name in the bundles directory can neither replace nor remove it.
+   */
+  claimRemote (name: string, source: string): void {
+    this.#remoteNames.add(name)
+    this.expect(name, source)
+  }
+
+  /** True when `name` is a remote bundle's (claimRemote). */
+  isRemote (name: string): boolean {
+    return this.#remoteNames.has(name)
+  }
+
+  /**
    * Loads, verifies, compiles and activates the bundle at `source`. Resolves to true when it is
    * now active, false when it was rejected (the previous revision keeps serving).
    */
   load (source: string, name?: string, request: LoadRequest = {}): Promise<boolean> {
     return this.#enqueue(async () => {
       const bundleName = name ?? bundleNameOf(source)
-      this.expect(bundleName, source)
       const attemptAt = this.#now()
+      if ((request.kind ?? 'file') === 'file' && this.#remoteNames.has(bundleName)) {
+        this.#nameConflict(bundleName, source, attemptAt)
+        return false
+      }
+      this.expect(bundleName, source)
       try {
         const opts = { ...this.#opts.load, ...request.options, name: bundleName }
         const bundle = request.archive !== undefined ? await loadBundleArchive(request.archive, source, opts) : await loadBundle(source, opts)
@@ -161,6 +186,22 @@ export class BundleManager extends EventEmitter<{ activate: [ActivationEvent], f
   }
 
   /**
+   * A file in the bundles directory named like a remote bundle: refused (logged, counted by the
+   * `failure` event, recorded in the remote bundle's status), the remote bundle keeps serving.
+   */
+  #nameConflict (name: string, source: string, at: Date): void {
+    const error = new BundleError('PORTCULLIS_BUNDLE_NAME_CONFLICT',
+      `${source}: a bundle named ${JSON.stringify(name)} comes from a bundle server; a file of the same name in the bundles directory is refused (rename the file)`,
+      { source, bundle: name })
+    const previous = this.#status.get(name)
+    if (previous !== undefined) {
+      this.#status.set(name, { ...previous, state: 'ERROR', last_error: { code: error.code, message: error.message, at: at.toISOString() } })
+    }
+    this.#log.error({ bundle: name, source, code: error.code, err: error.message }, 'bundle file refused: the name belongs to a remote bundle')
+    this.emit('failure', { bundle: name, error })
+  }
+
+  /**
    * Records a failure that happened before loading (a download that failed): the bundle's state
    * becomes ERROR with the code, and whatever revision is active keeps serving.
    */
@@ -179,10 +220,16 @@ export class BundleManager extends EventEmitter<{ activate: [ActivationEvent], f
     this.#log.error({ bundle: name, code: error.code, err: error.message }, 'bundle update failed; previous revision keeps serving')
   }
 
-  /** A check found the active revision current (HTTP 304): an earlier error is over (OPA clears it too). */
-  reportCurrent (name: string): void {
+  /**
+   * A check found the active revision current (HTTP 304): an earlier error is over (OPA clears it
+   * too) — but only when the 304 names the ETag of the active download; a 304 for some other
+   * ETag says nothing about the bundle that serves.
+   */
+  reportCurrent (name: string, etag: string | undefined): void {
     const s = this.#status.get(name)
     if (s === undefined || s.active_revision === undefined || s.state === 'OK') return
+    const activeEtag = this.#remote.get(name)?.etag
+    if (etag === undefined || activeEtag === undefined || etag !== activeEtag) return
     const { last_error: _cleared, ...rest } = s
     this.#status.set(name, { ...rest, state: 'OK' })
   }
@@ -200,9 +247,16 @@ export class BundleManager extends EventEmitter<{ activate: [ActivationEvent], f
     return remote === undefined ? s : { ...s, type: 'remote', ...remote }
   }
 
-  /** Deactivates a bundle (its file or directory was removed). */
-  remove (name: string): Promise<boolean> {
+  /**
+   * Deactivates a bundle (its file or directory was removed). A file's removal never removes a
+   * remote bundle of the same name (`kind` defaults to `file`).
+   */
+  remove (name: string, kind: 'file' | 'remote' = 'file'): Promise<boolean> {
     return this.#enqueue(async () => {
+      if (kind === 'file' && this.#remoteNames.has(name)) {
+        this.#log.warn({ bundle: name }, 'bundle file removed; the remote bundle of the same name keeps serving')
+        return false
+      }
       this.#status.delete(name)
       if (!this.#active.has(name)) return false
       const next = new Map(this.#active)

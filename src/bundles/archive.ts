@@ -16,6 +16,11 @@ export interface ArchiveLimits {
   maxBytes: number
   /** Largest number of members. */
   maxFiles: number
+  /**
+   * Largest decompressed size of any one file, in bytes (OPA `size_limit_bytes`, which the
+   * bundle reader applies per file); absent: only the total `maxBytes` applies.
+   */
+  maxFileBytes?: number
 }
 
 export const DEFAULT_ARCHIVE_LIMITS: ArchiveLimits = {
@@ -119,6 +124,9 @@ export async function readTarGz (bytes: Buffer, source: string, limits: ArchiveL
         if (files.size >= limits.maxFiles) {
           throw new BundleError('PORTCULLIS_BUNDLE_TOO_LARGE', `${source}: more than ${limits.maxFiles} members`, { source, limit: limits.maxFiles })
         }
+        if (limits.maxFileBytes !== undefined && header.size !== undefined && header.size > limits.maxFileBytes) {
+          throw fileTooLarge(source, name, limits.maxFileBytes)
+        }
         const chunks: Buffer[] = []
         stream.on('data', (c: unknown) => { chunks.push(c as Buffer) })
         stream.on('error', fail)
@@ -136,6 +144,10 @@ export async function readTarGz (bytes: Buffer, source: string, limits: ArchiveL
   Readable.from([bytes]).on('error', (err) => gunzip.destroy(err)).pipe(gunzip).pipe(extract)
   await done
   return files
+}
+
+function fileTooLarge (source: string, name: string, limit: number): BundleError {
+  return new BundleError('PORTCULLIS_BUNDLE_TOO_LARGE', `${source}: file ${name} is larger than the per-file limit of ${limit} bytes (size_limit_bytes)`, { source, file: name, limit })
 }
 
 function toArchiveError (err: unknown, source: string): BundleError {
@@ -166,6 +178,7 @@ export async function readBundleDir (dir: string, limits: ArchiveLimits = DEFAUL
         throw new BundleError('PORTCULLIS_BUNDLE_ARCHIVE_INVALID', `${dir}: ${rel} is not a regular file`, { source: dir, file: rel })
       }
       const name = normalizeMemberName(rel, dir)
+      if (limits.maxFileBytes !== undefined && st.size > limits.maxFileBytes) throw fileTooLarge(dir, name, limits.maxFileBytes)
       total += st.size
       if (total > limits.maxBytes) {
         throw new BundleError('PORTCULLIS_BUNDLE_TOO_LARGE', `${dir}: total size exceeds the limit of ${limits.maxBytes} bytes`, { source: dir, limit: limits.maxBytes })

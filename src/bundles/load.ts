@@ -12,7 +12,7 @@ import { BundleError } from '../errors.js'
 import { DEFAULT_ARCHIVE_LIMITS, readBundleDir, readTarGz, type ArchiveLimits, type BundleFiles } from './archive.js'
 import { dataMember, isAncestorOf, rootContains, setDataMember, type PolicyBundle } from '../policy/bundle.js'
 import { parseManifest, type Manifest } from './manifest.js'
-import { verifyBundleSignature, type SignatureStatus, type SigningPolicy } from './verify.js'
+import { excludeMatcher, excludedButUsed, verifyBundleSignature, type SignatureStatus, type SigningPolicy } from './verify.js'
 
 /** A loaded, verified and validated bundle: what the engine needs (PolicyBundle) and what status and inspection report. */
 export interface Bundle extends PolicyBundle {
@@ -85,6 +85,7 @@ export async function bundleFromFiles (files: BundleFiles, source: string, opts:
   // Signature first: nothing of an unverified bundle is interpreted beyond what hashing needs.
   const signature = await verifyBundleSignature(files, source, opts)
   const manifest = parseManifest(files.get('.manifest'), source)
+  const excluded = excludeMatcher(opts.excludeFiles ?? [])
 
   const data: Record<string, unknown> = {}
   const largeData: NonNullable<PolicyBundle['largeData']> = []
@@ -129,6 +130,8 @@ export async function bundleFromFiles (files: BundleFiles, source: string, opts:
         `${source}: .manifest names wasm module ${JSON.stringify(w.module)} for entrypoint ${JSON.stringify(w.entrypoint)} but the bundle has no such file`,
         { source, file: w.module, entrypoint: w.entrypoint })
     }
+    // A module named by the manifest is used whatever its file name; it must be signed.
+    if (signature.state === 'verified' && excluded(w.module)) throw excludedButUsed(source, w.module)
     wasmModules.set(w.module, bytes)
   }
   if (manifest.wasm.length === 0 && regoFiles.length > 0) {

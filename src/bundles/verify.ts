@@ -12,6 +12,9 @@ import { BundleError } from '../errors.js'
 import { goCanonicalJson, goCanonicalJsonFromText } from '../canonical-json.js'
 import { parse as parseYaml } from 'yaml'
 import type { BundleFiles } from './archive.js'
+import { decidesOutcome, excludeMatcher } from '../bundle-files.js'
+
+export { decidesOutcome, excludeMatcher } from '../bundle-files.js'
 
 export const SIGNATURES_FILE = '.signatures.json'
 
@@ -164,6 +167,9 @@ export async function verifyBundleSignature (files: BundleFiles, source: string,
   for (const [name, bytes] of files) {
     if (name === SIGNATURES_FILE) continue
     if (excluded(name)) {
+      // An excluded file is not covered by the signature, so it must not be able to change a
+      // decision: otherwise an old `.signatures.json` could be replayed over attacker policy.
+      if (decidesOutcome(name)) throw excludedButUsed(source, name)
       signed.delete(name)
       continue
     }
@@ -193,39 +199,11 @@ export async function verifyBundleSignature (files: BundleFiles, source: string,
   return status
 }
 
-/**
- * Go's `filepath.Match` on `/`-separated names, as OPA applies `exclude_files`: `*` and `?`
- * never cross a `/`, `[...]` is a character class (`^` negates), `\\` escapes. OPA's tar
- * reader names members with a leading `/`, so a pattern is tried against both forms.
- */
-export function excludeMatcher (patterns: string[]): (name: string) => boolean {
-  if (patterns.length === 0) return () => false
-  const res = patterns.map(goGlobToRegExp)
-  return (name) => res.some((re) => re.test(name) || re.test(`/${name}`))
-}
-
-function goGlobToRegExp (pattern: string): RegExp {
-  let out = ''
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i] as string
-    if (c === '*') out += '[^/]*'
-    else if (c === '?') out += '[^/]'
-    else if (c === '\\' && i + 1 < pattern.length) out += escapeRe(pattern[++i] as string)
-    else if (c === '[') {
-      const end = pattern.indexOf(']', i + 2)
-      if (end === -1) { out += '\\['; continue }
-      let body = pattern.slice(i + 1, end)
-      const negate = body.startsWith('^')
-      if (negate) body = body.slice(1)
-      out += `[${negate ? '^/' : ''}${body.replace(/[\]\\^]/g, (m) => `\\${m}`)}]`
-      i = end
-    } else out += escapeRe(c)
-  }
-  return new RegExp(`^${out}$`)
-}
-
-function escapeRe (c: string): string {
-  return c.replace(/[.*+?^${}()|[\]\\/-]/g, (m) => `\\${m}`)
+/** The error for a file that `exclude_files` leaves unsigned although the bundle uses it. */
+export function excludedButUsed (source: string, name: string): BundleError {
+  return new BundleError('PORTCULLIS_BUNDLE_SIGNATURE_FILES_MISMATCH',
+    `${source}: file ${name} is excluded from signature verification (signing.exclude_files) but decides the outcome; only files Portcullis does not read may be excluded`,
+    { source, file: name, rule: 'exclude_files' })
 }
 
 function nonEmpty (v: unknown): string | undefined {

@@ -5,6 +5,7 @@ import { pino } from 'pino'
 import { loadConfig, type DeepPartial } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import { envoyExtAuthz } from '../envoy/listeners.js'
+import { clearStaleUnixSocket, unixSocketPath } from '../envoy/unix-socket.js'
 import { createRuntime } from '../server/runtime.js'
 import { announceWorker, runPrimary, workerHooks } from '../server/workers.js'
 import { EXIT_OK, parse, reportError, UsageError, type Command } from './args.js'
@@ -84,6 +85,9 @@ export const serveCommand: Command = {
       const workers = config.server.workers === 0 ? availableParallelism() : config.server.workers
 
       if (workers > 1 && cluster.isPrimary) {
+        // Workers share the primary's listening sockets; a stale unix socket is cleared once, here.
+        const grpc = config.envoy_ext_authz.grpc
+        if (grpc.enabled && grpc.addr.startsWith('unix:')) await clearStaleUnixSocket(unixSocketPath(grpc.addr))
         logger.info({ workers, addr: config.server.addr }, 'starting worker group')
         await runPrimary({ workers, logger, shutdownGraceMs: config.server.shutdown_grace_ms })
         logger.info('stopped')

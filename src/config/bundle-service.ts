@@ -5,7 +5,8 @@
  * settings (dir, watch, …).
  *
  * - `prepareBundleService` (before validation): the list form of `services` becomes a map, and
- *   every remote bundle gets OPA's defaults; a bundle named like one of our settings is refused.
+ *   every remote bundle gets OPA's defaults (a bundle without `service` uses the first configured
+ *   service, in configuration order); a bundle named like one of our settings is refused.
  * - `checkBundleService` (after validation): what a schema cannot say (the named service and
  *   key exist, one credential method, token xor token_path, min ≤ max delay).
  * - `resolveBundleService`: file paths made absolute against the config file's directory.
@@ -14,6 +15,7 @@ import { isAbsolute, resolve } from 'node:path'
 import { BUNDLE_SERVICE_DEFAULTS } from './defaults.js'
 import { BundlesSchema, type BundlesConfig, type Config, type RemoteBundleConfig } from './schema.js'
 import { configInvalid as invalid } from './validate.js'
+import { DECISIVE_PROBE_NAMES, excludeMatcher } from '../bundle-files.js'
 
 /** Portcullis's own `bundles` settings; every other key of `bundles` names a remote bundle. */
 export const BUNDLES_SETTINGS: readonly string[] = Object.keys(BundlesSchema.properties)
@@ -63,7 +65,10 @@ export function prepareBundleService (m: Record<string, unknown>): void {
       continue
     }
     const polling = isObject(value.polling) ? value.polling : {}
+    // OPA: a bundle that names no service uses the first configured one.
+    const firstService = isObject(m.services) ? Object.keys(m.services)[0] : undefined
     bundles[name] = {
+      ...(firstService !== undefined ? { service: firstService } : {}),
       resource: `bundles/${name}`,
       persist: BUNDLE_SERVICE_DEFAULTS.persist,
       ...value,
@@ -106,6 +111,12 @@ export function checkBundleService (m: Config): void {
     }
     if (b.polling.min_delay_seconds > b.polling.max_delay_seconds) {
       throw invalid(`config key ${key}.polling: min_delay_seconds (${b.polling.min_delay_seconds}) is larger than max_delay_seconds (${b.polling.max_delay_seconds})`, `${key}.polling.min_delay_seconds`)
+    }
+    for (const [i, pattern] of (b.signing?.exclude_files ?? []).entries()) {
+      const hit = DECISIVE_PROBE_NAMES.find((n) => excludeMatcher([pattern])(n))
+      if (hit !== undefined) {
+        throw invalid(`config key ${key}.signing.exclude_files[${i}]: pattern ${JSON.stringify(pattern)} matches ${hit}; the manifest, wasm modules, data files and Rego files decide the outcome and must stay signed`, `${key}.signing.exclude_files`)
+      }
     }
     const keyid = b.signing?.keyid
     if (keyid !== undefined && keyid !== '' && !Object.hasOwn(m.keys, keyid) && !Object.hasOwn(m.bundles.signing.keys, keyid)) {

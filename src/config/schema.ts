@@ -45,7 +45,7 @@ export const VerificationKeySchema = Type.Object({
  * than Portcullis's own settings is one (config/bundle-service.ts fills the defaults).
  */
 export const RemoteBundleSchema = Type.Object({
-  service: Type.String({ description: 'name of the entry in services to download from', minLength: 1 }),
+  service: Type.String({ description: 'name of the entry in services to download from (default: the first configured service)', minLength: 1 }),
   resource: Type.String({ description: 'path under the service URL (default bundles/<name>)', minLength: 1 }),
   polling: Type.Object({
     min_delay_seconds: Type.Integer({ description: 'least wait between two polls (jittered uniformly up to max_delay_seconds)', minimum: 0, maximum: 86_400 }),
@@ -58,7 +58,7 @@ export const RemoteBundleSchema = Type.Object({
     exclude_files: Type.Optional(Type.Array(Type.String(), { description: 'files left out of verification (Go filepath.Match patterns)' })),
   }, strict)),
   persist: Type.Boolean({ description: 'keep the last good download under persistence_directory and load it at start' }),
-  size_limit_bytes: Type.Optional(Type.Integer({ description: 'largest download (default bundles.max_bytes)', minimum: 1 })),
+  size_limit_bytes: Type.Optional(Type.Integer({ description: 'largest decompressed size of any one file in the bundle, as in OPA (default: only bundles.max_bytes, the total, applies)', minimum: 1 })),
   trigger: Type.Optional(Type.Literal('periodic', { description: "OPA's trigger mode; only periodic is supported" })),
 }, strict)
 

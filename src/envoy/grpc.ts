@@ -4,6 +4,7 @@
  * grpc.health.v1 (grpc-health-check) and, as an option, server reflection (@grpc/reflection).
  * Everything between the decoded CheckRequest and the verdict is check.ts.
  */
+import cluster from 'node:cluster'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as grpc from '@grpc/grpc-js'
@@ -13,6 +14,7 @@ import { HealthImplementation } from 'grpc-health-check'
 import { PortcullisError } from '../errors.js'
 import { silentLogger, type Logger } from '../log.js'
 import type { EnvoyCheck } from './check.js'
+import { clearStaleUnixSocket, unixSocketPath } from './unix-socket.js'
 import type { CheckRequest } from './input.js'
 import { refusedResponse, checkResponseOf, errorResponseOf } from './response.js'
 
@@ -148,6 +150,13 @@ export async function startEnvoyGrpc (opts: EnvoyGrpcOptions): Promise<EnvoyGrpc
   })
   if (opts.enableReflection) new ReflectionService(definition).addToServer(server)
 
+  // A socket file left by a crashed process would make the bind fail with EADDRINUSE. In a
+  // worker of a group the primary did this before forking (cli/serve.ts): the socket a worker
+  // finds there is the group's own, shared through node:cluster.
+  if (unix && !cluster.isWorker) {
+    const path = unixSocketPath(opts.addr)
+    if (await clearStaleUnixSocket(path) === 'removed') log.warn({ path }, 'removed a stale unix socket left by an earlier process')
+  }
   const port = await new Promise<number>((resolve, reject) => {
     // grpc-js names this function's parameters (ca, identity) but hands them to the credentials'
     // constructor as (identity, ca): the first argument is the identity provider.

@@ -137,8 +137,9 @@ export function remoteBundleOptionsFrom (config: Readonly<ResolvedConfig>): Remo
         maxDelayMs: b.polling.max_delay_seconds * 1000,
         ...(b.polling.long_polling_timeout_seconds !== undefined ? { longPollingTimeoutSeconds: b.polling.long_polling_timeout_seconds } : {}),
       },
-      load: { ...signing, limits },
-      maxBytes: b.size_limit_bytes ?? config.bundles.max_bytes,
+      // OPA's size_limit_bytes is the bundle reader's limit on each file, decompressed.
+      load: { ...signing, limits: { ...limits, ...(b.size_limit_bytes !== undefined ? { maxFileBytes: b.size_limit_bytes } : {}) } },
+      maxBytes: config.bundles.max_bytes,
       ...(b.persist ? { persistDir: persistDirOf(config.persistence_directory, name) } : {}),
     })
   }
@@ -294,26 +295,42 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     throw err
   }
 
-  const app = build({
-    decisions,
-    manager,
-    metrics,
-    ...(hooks.metricsText !== undefined ? { metricsText: hooks.metricsText } : {}),
-    ...(hooks.flushCache !== undefined ? { flushCache: hooks.flushCache } : {}),
-    ...(identity !== undefined ? { identityStatus: () => ({ ...identity.status(), ...(workloadApi !== undefined ? { workload_api: workloadApi.status() } : {}) }) } : {}),
-    ...(workloadApi !== undefined ? { workloadApi } : {}),
-    bodyLimit: config.server.body_limit_bytes,
-    maxJsonDepth: config.server.max_json_depth,
-    requestTimeoutMs: config.server.request_timeout_ms,
-    keepAliveTimeoutMs: config.server.keep_alive_timeout_ms,
-    defaultDecision: config.server.default_decision,
-    adminAuthzPath: config.admin.authz_path,
-    ...(https !== undefined ? { https } : {}),
-    ...(clientCertificates !== undefined ? { clientCertificates } : {}),
-    fastDataRoute: config.server.fast_data_route,
-    logger: logger.child({ component: 'server' }),
-  })
-  const listeners = (opts.listeners ?? []).map((f) => f({ config, decisions, metrics, logger, ...(servingCertificates !== undefined ? { servingCertificates } : {}) })).filter((l): l is AttachedListener => l !== undefined)
+  // From here on downloaders poll, the watcher watches and the Workload API streams: if building
+  // the app or a listener throws, they are closed before the error propagates, so a failed start
+  // leaves nothing running.
+  let built: FastifyInstance | undefined
+  let listeners: AttachedListener[]
+  try {
+    built = build({
+      decisions,
+      manager,
+      metrics,
+      ...(hooks.metricsText !== undefined ? { metricsText: hooks.metricsText } : {}),
+      ...(hooks.flushCache !== undefined ? { flushCache: hooks.flushCache } : {}),
+      ...(identity !== undefined ? { identityStatus: () => ({ ...identity.status(), ...(workloadApi !== undefined ? { workload_api: workloadApi.status() } : {}) }) } : {}),
+      ...(workloadApi !== undefined ? { workloadApi } : {}),
+      bodyLimit: config.server.body_limit_bytes,
+      maxJsonDepth: config.server.max_json_depth,
+      requestTimeoutMs: config.server.request_timeout_ms,
+      keepAliveTimeoutMs: config.server.keep_alive_timeout_ms,
+      defaultDecision: config.server.default_decision,
+      adminAuthzPath: config.admin.authz_path,
+      ...(https !== undefined ? { https } : {}),
+      ...(clientCertificates !== undefined ? { clientCertificates } : {}),
+      fastDataRoute: config.server.fast_data_route,
+      logger: logger.child({ component: 'server' }),
+    })
+    listeners = (opts.listeners ?? []).map((f) => f({ config, decisions, metrics, logger, ...(servingCertificates !== undefined ? { servingCertificates } : {}) })).filter((l): l is AttachedListener => l !== undefined)
+  } catch (err) {
+    await built?.close()
+    await bundleService?.close()
+    await watcher?.close()
+    workloadApi?.close()
+    await identity?.close()
+    await audit?.close()
+    throw err
+  }
+  const app = built
   if (workloadApi !== undefined && tls !== undefined && config.workload_api.serving_svid) {
     // The Data API's certificate: every new SVID replaces the secure context in place (new
     // handshakes get it, open connections keep theirs), as the file watcher does.

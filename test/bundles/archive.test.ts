@@ -84,3 +84,24 @@ test('directory bundles: a missing directory is PORTCULLIS_BUNDLE_NOT_FOUND', (t
   const dir = tempDir(t)
   return assert.rejects(readBundleDir(join(dir, 'nope')), { code: 'PORTCULLIS_BUNDLE_NOT_FOUND' })
 })
+
+// OPA's size_limit_bytes is a per-file limit on the decompressed size (bundle reader), not a
+// limit on the download: a small archive with one large file is refused naming that file.
+test('maxFileBytes (size_limit_bytes) refuses one file above the per-file limit, naming it; smaller files pass', async () => {
+  const bytes = await tarGz([manifest, { name: '/x/data.json', content: JSON.stringify({ pad: 'a'.repeat(5000) }) }, { name: '/x/small.txt', content: 'ok' }])
+  assert.ok(bytes.length < 1000, 'the archive itself is small')
+  await assert.rejects(readTarGz(bytes, 'b.tar.gz', { maxBytes: 1 << 20, maxFiles: 10, maxFileBytes: 4096 }), (err: { code: string, details: { file: string } }) => {
+    assert.equal(err.code, 'PORTCULLIS_BUNDLE_TOO_LARGE')
+    assert.equal(err.details.file, 'x/data.json')
+    return true
+  })
+  assert.equal((await readTarGz(bytes, 'b.tar.gz', { maxBytes: 1 << 20, maxFiles: 10, maxFileBytes: 8192 })).size, 3)
+})
+
+test('maxFileBytes applies to unpacked bundle directories too', async (t) => {
+  const dir = tempDir(t)
+  mkdirSync(join(dir, 'b', 'x'), { recursive: true })
+  writeFileSync(join(dir, 'b', '.manifest'), '{"roots":["x"]}')
+  writeFileSync(join(dir, 'b', 'x', 'data.json'), JSON.stringify({ pad: 'a'.repeat(5000) }))
+  await assert.rejects(readBundleDir(join(dir, 'b'), { maxBytes: 1 << 20, maxFiles: 10, maxFileBytes: 4096 }), { code: 'PORTCULLIS_BUNDLE_TOO_LARGE' })
+})

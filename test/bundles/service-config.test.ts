@@ -101,3 +101,33 @@ test('what cannot work is refused, naming the key', (t) => {
   refused(t, 'services:\n  s1:\n    url: http://127.0.0.1:1\n    allow_insecure_tls: true\n', 'services.s1.allow_insecure_tls')
   refused(t, 'keys:\n  k: { algorithm: RS256 }\n', 'keys.k')
 })
+
+test('signing.exclude_files patterns that match decisive files are refused at config load', (t) => {
+  const svc = 'services:\n  s1:\n    url: http://127.0.0.1:1\n'
+  for (const pattern of ['*', '*.json', '*.wasm', '.manifest', '*.rego', 'data.*', '*/*', '[d]ata.json', '*.yaml']) {
+    refused(t, `${svc}bundles:\n  b:\n    service: s1\n    signing: { exclude_files: [${JSON.stringify(pattern)}] }\n`, 'bundles.b.signing.exclude_files')
+  }
+  const ok = load(t, `${svc}bundles:\n  b:\n    service: s1\n    signing: { exclude_files: ["*.md", "docs/*.txt"] }\n`)
+  assert.deepEqual(remoteBundles(ok.bundles).b?.signing?.exclude_files, ['*.md', 'docs/*.txt'])
+})
+
+test('a bundle without service uses the first configured service, as OPA does', (t) => {
+  const c = load(t, 'services:\n  first:\n    url: http://127.0.0.1:1\n  second:\n    url: http://127.0.0.1:2\nbundles:\n  b:\n    resource: x/b.tar.gz\n  c: {}\n')
+  const remote = remoteBundles(c.bundles)
+  assert.equal(remote.b?.service, 'first')
+  assert.equal(remote.c?.service, 'first')
+  assert.equal(remote.c?.resource, 'bundles/c')
+  assert.equal(remoteBundleOptionsFrom(c).find((o) => o.name === 'b')?.service.url, 'http://127.0.0.1:1')
+  // No service at all: the bundle cannot be fetched and the configuration is refused.
+  assert.throws(() => load(t, 'bundles:\n  b:\n    resource: x/b.tar.gz\n'), { code: 'PORTCULLIS_CONFIG_INVALID' })
+})
+
+test("size_limit_bytes means OPA's per-file decompressed limit; the download is limited by bundles.max_bytes", (t) => {
+  const c = load(t, 'services:\n  s1:\n    url: http://127.0.0.1:1\nbundles:\n  max_bytes: 5000000\n  b:\n    service: s1\n    size_limit_bytes: 1000\n  d:\n    service: s1\n')
+  const opts = remoteBundleOptionsFrom(c)
+  const b = opts.find((o) => o.name === 'b')
+  assert.equal(b?.maxBytes, 5_000_000)
+  assert.equal(b?.load.limits?.maxFileBytes, 1000)
+  assert.equal(b?.load.limits?.maxBytes, 5_000_000)
+  assert.equal(opts.find((o) => o.name === 'd')?.load.limits?.maxFileBytes, undefined)
+})

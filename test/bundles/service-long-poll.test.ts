@@ -114,6 +114,56 @@ describe('long polling', () => {
   })
 })
 
+/** A bundle server that answers each request with the next scripted response. */
+async function scriptedServer (script: Array<(res: ServerResponse) => void>): Promise<{ url: string, seen: Seen[], close: () => Promise<void> }> {
+  const seen: Seen[] = []
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    seen.push({ prefer: String(req.headers.prefer ?? ''), ifNoneMatch: String(req.headers['if-none-match'] ?? '') })
+    const step = script.shift()
+    if (step === undefined) res.writeHead(500).end()
+    else step(res)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    seen,
+    close: async () => {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => { resolve() }))
+    },
+  }
+}
+
+describe('not modified', () => {
+  // Regression: any 304 cleared the error, even one for an ETag that was never activated.
+  test('a 304 clears an earlier error only when its ETag is the active bundle\'s', async (t) => {
+    const srv = await scriptedServer([
+      (res) => { res.writeHead(200, { etag: '"v1"', 'content-length': archive.length }).end(archive) },
+      (res) => { res.writeHead(200, { etag: '"v2"' }).end('not a gzip archive') },
+      (res) => { res.writeHead(304, { etag: '"v2"' }).end() },
+      (res) => { res.writeHead(304, { etag: '"v1"' }).end() },
+    ])
+    const manager = new BundleManager()
+    const d = new BundleDownloader(manager, options(srv.url))
+    t.after(async () => { await d.close(); await srv.close() })
+    assert.equal(await d.pollOnce(), 'downloaded')
+    assert.equal(await d.pollOnce(), 'rejected')
+    assert.equal(manager.statusOf('lp')?.last_error?.code, 'PORTCULLIS_BUNDLE_ARCHIVE_INVALID')
+
+    // 304 naming "v2", which never activated: the error stays, and the next request still asks with "v1".
+    assert.equal(await d.pollOnce(), 'not_modified')
+    assert.equal(manager.statusOf('lp')?.state, 'ERROR')
+    assert.equal(manager.statusOf('lp')?.last_error?.code, 'PORTCULLIS_BUNDLE_ARCHIVE_INVALID')
+
+    // 304 for the active ETag: the active bundle is current, the error is over.
+    assert.equal(await d.pollOnce(), 'not_modified')
+    assert.equal(srv.seen[3]?.ifNoneMatch, '"v1"')
+    assert.equal(manager.statusOf('lp')?.state, 'OK')
+    assert.equal(manager.statusOf('lp')?.last_error, undefined)
+    assert.equal(manager.statusOf('lp')?.active_revision, 'rev-lp')
+  })
+})
+
 describe('backoff', () => {
   test("OPA's DefaultBackoff: 100 ms first, ×1.6 per retry, ±20 % jitter, capped at max_delay", () => {
     assert.equal(backoffDelay(100, 120_000, 0, () => 0.5), 100)

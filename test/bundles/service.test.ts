@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
@@ -55,6 +55,9 @@ async function setup (t: { after: (fn: () => Promise<void>) => void }, opts: {
   bearerToken?: string
   startNginx?: boolean
   serviceUrl?: string
+  /** The bundles directory (default: one that does not exist) and more Portcullis bundles settings. */
+  bundlesDir?: string
+  bundlesSettings?: string
 } = {}): Promise<Setup> {
   const dir = opts.dir ?? mkdtempSync(join(work, 'case-'))
   const nginx = opts.nginx ?? await startNginx(dir, opts.bearerToken !== undefined ? { bearerToken: opts.bearerToken } : {})
@@ -69,7 +72,8 @@ services:
     url: ${opts.serviceUrl ?? nginx.url}
 ${opts.extraService ?? ''}
 bundles:
-  dir: ${JSON.stringify(join(dir, 'no-such-dir'))}
+  dir: ${JSON.stringify(opts.bundlesDir ?? join(dir, 'no-such-dir'))}
+${opts.bundlesSettings ?? ''}
   authz:
     service: acmecorp
     resource: ${opts.resource ?? 'bundles/authz.tar.gz'}
@@ -233,10 +237,16 @@ describe('bundles from nginx (OPA bundle service protocol)', () => {
     assert.equal(st?.active_revision, 'rev-signed')
     assert.equal(st?.signature?.state, 'verified')
 
+    const lastDownload = s.runtime.manager.statusOf('authz')?.last_successful_download
+    const lastSuccess = await metric(s, 'portcullis_bundle_last_success_timestamp_seconds')
+    assert.equal(typeof lastDownload, 'string')
     serve(s, readFileSync(built.signedByOther as string))
     assert.equal(await downloader(s).trigger(), 'rejected')
     assert.equal(s.runtime.manager.statusOf('authz')?.last_error?.code, 'PORTCULLIS_BUNDLE_SIGNATURE_INVALID')
     assert.equal(s.runtime.manager.statusOf('authz')?.active_revision, 'rev-signed')
+    // Regression: a refused download advanced the success markers monitoring alerts on.
+    assert.equal(s.runtime.manager.statusOf('authz')?.last_successful_download, lastDownload)
+    assert.equal(await metric(s, 'portcullis_bundle_last_success_timestamp_seconds'), lastSuccess)
 
     serve(s, readFileSync(built.rev2 as string))
     assert.equal(await downloader(s).trigger(), 'rejected')
@@ -319,6 +329,40 @@ describe('bundles from nginx (OPA bundle service protocol)', () => {
     assert.equal(await healthBundles(corrupt), 500)
     assert.equal(corrupt.runtime.manager.snapshot.bundles.size, 0)
     assert.match(await metric(corrupt, 'portcullis_bundle_activation_failures_total'), /code="PORTCULLIS_BUNDLE_ARCHIVE_INVALID"\} 1/)
+  })
+
+  // Regression: a file in the bundles directory named like a remote bundle replaced it, and
+  // removing the file unloaded the remote bundle.
+  test('a bundle name belongs to one source: a directory file named like a remote bundle is refused and cannot remove it', async (t) => {
+    const dir = mkdtempSync(join(work, 'case-'))
+    const bundlesDir = join(dir, 'bundles')
+    mkdirSync(bundlesDir)
+    copyFileSync(built.rev2 as string, join(bundlesDir, 'authz.tar.gz'))
+    const s = await setup(t, { dir, bundle: built.rev1, bundlesDir, bundlesSettings: '  watch: true\n  debounce_ms: 20\n  stability_ms: 20' })
+    // The refused file sets last_error before the first download: wait for the activation itself.
+    await waitFor(() => s.runtime.manager.statusOf('authz')?.active_revision !== undefined, 'first download')
+    assert.equal(s.runtime.manager.statusOf('authz')?.active_revision, 'rev-1')
+    assert.equal(s.runtime.manager.statusOf('authz')?.type, 'remote')
+    assert.equal(await allow(s, 'carol'), false, 'the file (rev-2) did not replace the remote bundle')
+    assert.match(await metric(s, 'portcullis_bundle_activation_failures_total'), /bundle="authz",code="PORTCULLIS_BUNDLE_NAME_CONFLICT"\} 1/)
+
+    // The watcher: a changed file is refused again (logged, counted, in the status).
+    copyFileSync(built.rev2 as string, join(bundlesDir, 'authz.tar.gz'))
+    await waitFor(() => s.runtime.manager.statusOf('authz')?.last_error?.code === 'PORTCULLIS_BUNDLE_NAME_CONFLICT', 'the changed file refused')
+    assert.match(await metric(s, 'portcullis_bundle_activation_failures_total'), /bundle="authz",code="PORTCULLIS_BUNDLE_NAME_CONFLICT"\} 2/)
+    assert.equal(s.runtime.manager.statusOf('authz')?.active_revision, 'rev-1')
+    assert.equal(await allow(s, 'carol'), false)
+
+    // Removing the file does not unload the remote bundle.
+    rmSync(join(bundlesDir, 'authz.tar.gz'))
+    assert.equal(await s.runtime.manager.remove('authz'), false)
+    await s.runtime.manager.settled()
+    assert.equal(s.runtime.manager.statusOf('authz')?.active_revision, 'rev-1')
+    assert.equal(await allow(s, 'alice'), true)
+    // The remote bundle itself still updates.
+    serve(s, readFileSync(built.rev2 as string))
+    assert.equal(await downloader(s).trigger(), 'downloaded')
+    assert.equal(await allow(s, 'carol'), true)
   })
 
   test('HTTPS with tls.ca_cert and client TLS: the client certificate is presented and required', async (t) => {

@@ -185,6 +185,49 @@ describe('bundle signatures (opa build --signing-key)', needsOpa(), () => {
     }
   })
 
+  // Regression: exclude_files let an excluded file skip the hash check yet still be loaded, so
+  // a pattern such as `*` let an old .signatures.json be replayed over attacker policy.
+  test('exclude_files: an excluded data file is refused, not loaded unverified (opa build --exclude-files-verify)', async () => {
+    const src = buildFixture('basic', dir, { out: 'excl-data.tar.gz', signingKey: join(dir, 'ec.key'), signingAlg: 'ES256', extraArgs: ['--exclude-files-verify', 'data.json'] })
+    const bad = await repack(src, (f) => f.set('data.json', Buffer.from((f.get('data.json') as Buffer).toString().replace('alice', 'mallory'))))
+    await assert.rejects(loadBundle(bad, { ...es256, excludeFiles: ['data.json'] }), (err: { code: string, details: { file: string } }) => {
+      assert.equal(err.code, 'PORTCULLIS_BUNDLE_SIGNATURE_FILES_MISMATCH')
+      assert.equal(err.details.file, 'data.json')
+      return true
+    })
+  })
+
+  test('exclude_files "*": an old signature replayed over a tampered wasm module or manifest is refused', async () => {
+    const wasmSwapped = await repack(signedEs256, (f) => {
+      const wasm = Buffer.from(f.get('policy.wasm') as Buffer)
+      wasm.writeUInt8((wasm.at(-1) as number) ^ 1, wasm.length - 1)
+      f.set('policy.wasm', wasm)
+    })
+    const manifestSwapped = await repack(signedEs256, (f) => f.set('.manifest', Buffer.from((f.get('.manifest') as Buffer).toString().replace('test-rev-1', 'evil'))))
+    for (const [bad, patterns] of [[wasmSwapped, ['*']], [wasmSwapped, ['*.wasm']], [manifestSwapped, ['*']], [manifestSwapped, ['.manifest']]] as const) {
+      await assert.rejects(loadBundle(bad, { ...es256, excludeFiles: [...patterns] }), { code: 'PORTCULLIS_BUNDLE_SIGNATURE_FILES_MISMATCH' }, patterns.join())
+    }
+  })
+
+  test('exclude_files: every kind of file that decides the outcome is refused when excluded (class of bug)', async () => {
+    // Files added after signing, each excluded by a pattern that matches exactly it.
+    for (const name of ['basic/extra/data.json', 'basic/extra/data.yaml', 'extra.rego', 'other.wasm', 'x/.manifest']) {
+      const bad = await repack(signedEs256, (f) => f.set(name, Buffer.from(name.endsWith('.json') ? '{}' : 'x: 1')))
+      await assert.rejects(loadBundle(bad, { ...es256, excludeFiles: [name] }), (err: { code: string, details: { file: string } }) => {
+        assert.equal(err.code, 'PORTCULLIS_BUNDLE_SIGNATURE_FILES_MISMATCH', name)
+        assert.equal(err.details.file, name)
+        return true
+      })
+    }
+  })
+
+  test('exclude_files: a file Portcullis does not read may still be excluded and changed', async () => {
+    const withNotes = await repack(signedEs256, (f) => f.set('NOTES.md', Buffer.from('changed after signing')))
+    const b = await loadBundle(withNotes, { ...es256, excludeFiles: ['*.md'] })
+    assert.equal(b.signature.state, 'verified')
+    await assert.rejects(loadBundle(withNotes, es256), { code: 'PORTCULLIS_BUNDLE_SIGNATURE_FILES_MISMATCH' })
+  })
+
   test('skipVerification reports the signature as not verified', async () => {
     assert.equal((await loadBundle(signedEs256, { skipVerification: true })).signature.state, 'not_verified')
   })

@@ -5,7 +5,9 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { connect as netConnect, createServer as createNetServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as grpc from '@grpc/grpc-js'
@@ -489,6 +491,72 @@ describe('Envoy ext_authz modes', () => {
     t.after(env.close)
     assert.equal(env.grpcAddress, `unix:${sock}`)
     assert.equal(code(await env.check(checkRequest('/bool'))), OK)
+  })
+})
+
+/**
+ * A real stale socket file: a child process listens on `path` and is killed with SIGKILL, so it
+ * never unlinks the file (as a crashed process leaves it); nothing accepts connections there.
+ */
+async function staleSocket (path: string): Promise<void> {
+  const child = spawn(process.execPath, ['-e', "require('net').createServer().listen(process.argv[1], () => console.log('ready'))", path], { stdio: ['ignore', 'pipe', 'inherit'] })
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => resolve())
+    child.once('exit', (code) => reject(new Error(`socket child exited early (${String(code)})`)))
+  })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  child.kill('SIGKILL')
+  await exited
+  assert.ok(lstatSync(path).isSocket(), 'the killed process left its socket file')
+}
+
+describe('Envoy ext_authz gRPC on a unix socket left by a crashed process', () => {
+  let bundles: ReturnType<typeof envoyBundles>
+  before(() => { bundles = envoyBundles() })
+  after(() => bundles.cleanup())
+
+  // Regression: a leftover socket file made the restart fail with EADDRINUSE.
+  test('a stale socket file (nobody listening) is removed and the listener binds', async (t) => {
+    const sock = join(bundles.dir, '..', 'stale.sock')
+    await staleSocket(sock)
+    const env = await startEnvoy(bundles.dir, { envoy_ext_authz: { grpc: { addr: `unix:${sock}` } } })
+    t.after(env.close)
+    assert.equal(code(await env.check(checkRequest('/bool'))), OK)
+  })
+
+  test('a socket something else listens on is not taken: the start fails with PORTCULLIS_LISTEN_FAILED', async (t) => {
+    const sock = join(bundles.dir, '..', 'live.sock')
+    const other = createNetServer((c) => {
+      c.on('error', () => {}) // the probe hangs up at once
+      c.end('other service')
+    })
+    await new Promise<void>((resolve) => other.listen(sock, resolve))
+    t.after(async () => { await new Promise<void>((resolve) => other.close(() => resolve())) })
+    await assert.rejects(startEnvoy(bundles.dir, { envoy_ext_authz: { grpc: { addr: `unix:${sock}` } } }), (err: { code: string, details: { reason: string } }) => {
+      assert.equal(err.code, 'PORTCULLIS_LISTEN_FAILED')
+      assert.equal(err.details.reason, 'in_use')
+      return true
+    })
+    // The other process still owns its socket and still answers.
+    const reply = await new Promise<string>((resolve, reject) => {
+      const c = netConnect(sock)
+      let got = ''
+      c.on('data', (d) => { got += String(d) })
+      c.on('end', () => resolve(got))
+      c.on('error', reject)
+    })
+    assert.equal(reply, 'other service')
+  })
+
+  test('a path that is not a socket is never removed', async () => {
+    const file = join(bundles.dir, '..', 'not-a-socket')
+    writeFileSync(file, 'precious')
+    await assert.rejects(startEnvoy(bundles.dir, { envoy_ext_authz: { grpc: { addr: `unix:${file}` } } }), (err: { code: string, details: { reason: string } }) => {
+      assert.equal(err.code, 'PORTCULLIS_LISTEN_FAILED')
+      assert.equal(err.details.reason, 'not_a_socket')
+      return true
+    })
+    assert.equal(readFileSync(file, 'utf8'), 'precious')
   })
 })
 

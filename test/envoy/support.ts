@@ -102,7 +102,13 @@ export async function startEnvoy (bundlesDir: string, overrides: Record<string, 
     } as ConfigOverrides,
   })
   const runtime = await createRuntime(config, {}, { logger: pino({ level: 'silent' }), listeners: [envoyExtAuthz] })
-  await runtime.start()
+  try {
+    await runtime.start()
+  } catch (err) {
+    // A listener that cannot bind: stop what did start, so the test leaves nothing open.
+    await runtime.stop()
+    throw err
+  }
   const envoy = runtime.listeners[0] as EnvoyListeners
   const grpcAddress = envoy.grpcAddress as string
   const { client, check } = authorizationClient(grpcAddress)

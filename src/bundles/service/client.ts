@@ -9,8 +9,10 @@
  * - `tls.ca_cert`: the CA the server must chain to (with `system_ca_required`, the system roots too).
  *
  * Transport is node:http / node:https. Redirects are followed as Go's client does (at most 10;
- * 301/302/303/307/308), except that credentials (Authorization, client certificate) go only to
- * the configured service's own origin and an https service is never redirected to plain http.
+ * 301/302/303/307/308), except that credentials (Authorization, client certificate, and the
+ * service's configured `headers`) go only to the configured service's own origin, and an https
+ * service is never redirected to plain http. A redirect's body is not read: the response and
+ * its socket are destroyed at once.
  * The body is counted while it streams and cut off beyond `maxBytes`. Every wait is bounded:
  * response headers within `response_header_timeout_seconds` (a long poll: plus its wait), the
  * socket never idle longer than that, the whole exchange within `DOWNLOAD_DEADLINE_MS`.
@@ -89,7 +91,9 @@ function headerOf (res: IncomingMessage, name: string): string | undefined {
 function once (service: ServiceOptions, url: string, sameOrigin: boolean, req: BundleRequest, deadline: number): Promise<BundleResponse | { location: string }> {
   const u = new URL(url)
   const headers: Record<string, string> = { 'user-agent': 'portcullis', accept: 'application/gzip, application/octet-stream, application/vnd.openpolicyagent.bundles, */*' }
-  for (const [k, v] of Object.entries(service.headers ?? {})) headers[k.toLowerCase()] = v
+  // The configured headers often carry credentials (API keys, cookies, Authorization): like
+  // the bearer token they go only to the service's own origin, never to a redirect target.
+  if (sameOrigin) for (const [k, v] of Object.entries(service.headers ?? {})) headers[k.toLowerCase()] = v
   if (req.etag !== undefined && req.etag !== '') headers['if-none-match'] = req.etag
   // Portcullis activates snapshot bundles only: it does not offer OPA's `delta` mode.
   headers.prefer = req.waitSeconds !== undefined ? `modes=snapshot;wait=${req.waitSeconds}` : 'modes=snapshot'
@@ -133,16 +137,20 @@ function once (service: ServiceOptions, url: string, sameOrigin: boolean, req: B
 
   return new Promise((resolve, reject) => {
     let settled = false
+    let response: IncomingMessage | undefined
     const timers: NodeJS.Timeout[] = []
+    // Whatever the outcome, the exchange is over: the response and the socket are destroyed, so
+    // a redirect or error body the server keeps trickling holds no socket open, and no timer
+    // is left that could fire into a settled exchange.
     const finish = (err: BundleError | undefined, value?: BundleResponse | { location: string }): void => {
       if (settled) return
       settled = true
       for (const t of timers) clearTimeout(t)
       req.signal?.removeEventListener('abort', onAbort)
-      if (err !== undefined) {
-        r.destroy()
-        reject(err)
-      } else resolve(value as BundleResponse)
+      response?.destroy()
+      r.destroy()
+      if (err !== undefined) reject(err)
+      else resolve(value as BundleResponse)
     }
     const onAbort = (): void => { finish(failed(service, url, 'aborted', 'request aborted (shutting down)')) }
     const r = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, opts)
@@ -150,20 +158,24 @@ function once (service: ServiceOptions, url: string, sameOrigin: boolean, req: B
     if (headerTimeoutMs !== undefined) {
       timers.push(setTimeout(() => { finish(failed(service, url, 'timeout', `no response headers within ${headerTimeoutMs} ms`)) }, headerTimeoutMs))
     }
-    r.setTimeout(idleMs, () => { finish(failed(service, url, 'timeout', `connection idle for ${idleMs} ms`)) })
+    r.setTimeout(idleMs, () => {
+      finish(failed(service, url, 'timeout', `connection idle for ${idleMs} ms`))
+      r.destroy() // also when the exchange had settled already
+    })
     if (req.signal !== undefined) {
       if (req.signal.aborted) { onAbort(); return }
       req.signal.addEventListener('abort', onAbort, { once: true })
     }
     r.on('error', (err) => { finish(failed(service, url, 'network', `request failed: ${err.message}`, { errno: (err as NodeJS.ErrnoException).code }, err)) })
     r.on('response', (res) => {
+      response = res
       timers.splice(1).forEach(clearTimeout) // headers arrived: only the deadline and the idle timeout remain
       const status = res.statusCode ?? 0
       const etag = headerOf(res, 'etag')
       const contentType = headerOf(res, 'content-type')
       const meta = { url, ...(etag !== undefined ? { etag } : {}), ...(contentType !== undefined ? { contentType } : {}) }
       if ([301, 302, 303, 307, 308].includes(status)) {
-        res.resume()
+        // The redirect body is never read: finish() destroys the response and its socket.
         const location = headerOf(res, 'location')
         if (location === undefined) finish(failed(service, url, 'status', `server replied with ${status} and no Location`, { status }))
         else finish(undefined, { location })

@@ -36,7 +36,7 @@ export interface RemoteBundleOptions {
   polling: { minDelayMs: number, maxDelayMs: number, longPollingTimeoutSeconds?: number }
   /** Signing policy and archive limits for this bundle. */
   load: Omit<LoadOptions, 'name'>
-  /** Largest download in bytes (compressed; the archive reader limits what it inflates to). */
+  /** Largest download in bytes, compressed (`bundles.max_bytes`; the archive reader limits what it inflates to). */
   maxBytes: number
   /** `<persistence_directory>/bundles/<name>` when `persist: true`. */
   persistDir?: string
@@ -93,7 +93,8 @@ export class BundleDownloader {
     this.#now = deps.now ?? (() => new Date())
     // OPA starts with long polling on when it is configured; the first answer decides after that.
     this.#longPoll = opts.polling.longPollingTimeoutSeconds !== undefined
-    manager.expect(this.name, this.url)
+    // The name belongs to this bundle server from now on: a file of that name is refused.
+    manager.claimRemote(this.name, this.url)
     manager.setRemoteStatus(this.name, { service: opts.service.name })
   }
 
@@ -109,7 +110,7 @@ export class BundleDownloader {
       return false
     }
     if (persisted === undefined) return false
-    const ok = await this.#manager.load(persisted.file, this.name, { archive: persisted.archive, options: this.#opts.load })
+    const ok = await this.#manager.load(persisted.file, this.name, { archive: persisted.archive, options: this.#opts.load, kind: 'remote' })
     if (!ok) {
       this.#log.error({ bundle: this.name, file: persisted.file, code: this.#manager.statusOf(this.name)?.last_error?.code }, 'persisted bundle refused; waiting for the bundle server')
       return false
@@ -211,19 +212,22 @@ export class BundleDownloader {
     }
     const okAt = this.#now().toISOString()
     this.#manager.setRemoteStatus(this.name, { last_successful_request: okAt })
-    this.#metrics?.bundleLastSuccess.set({ bundle: this.name }, Date.now() / 1000)
 
     if (res.status === 304) {
-      this.#etag = res.etag ?? this.#etag
-      this.#manager.reportCurrent(this.name)
+      const confirmed = res.etag ?? this.#etag
+      // A 304 confirms the active bundle only for its own ETag; for another one the next request
+      // keeps asking with the active ETag, so a bundle that was never activated is fetched again.
+      this.#etag = confirmed === this.#activeEtag ? confirmed : this.#activeEtag
+      this.#manager.reportCurrent(this.name, confirmed)
+      // The active bundle is confirmed current: a success for monitoring.
+      this.#metrics?.bundleLastSuccess.set({ bundle: this.name }, Date.now() / 1000)
       record('not_modified')
       return 'not_modified'
     }
 
     this.#longPoll = this.#opts.polling.longPollingTimeoutSeconds !== undefined &&
       (res.contentType ?? '').split(';')[0]?.trim().toLowerCase() === OPA_BUNDLE_CONTENT_TYPE
-    this.#manager.setRemoteStatus(this.name, { last_successful_download: okAt })
-    const ok = await this.#manager.load(this.url, this.name, { archive: res.body, options: this.#opts.load })
+    const ok = await this.#manager.load(this.url, this.name, { archive: res.body, options: this.#opts.load, kind: 'remote' })
     if (!ok) {
       this.#etag = this.#activeEtag
       record('rejected')
@@ -231,7 +235,10 @@ export class BundleDownloader {
     }
     this.#activeEtag = res.etag
     this.#etag = res.etag
-    this.#manager.setRemoteStatus(this.name, { etag: res.etag, loaded_from: 'download' })
+    // Only a download that activated is a successful download: one refused by the signature
+    // check or activation must not make monitoring believe the bundle is current.
+    this.#manager.setRemoteStatus(this.name, { etag: res.etag, loaded_from: 'download', last_successful_download: okAt })
+    this.#metrics?.bundleLastSuccess.set({ bundle: this.name }, Date.now() / 1000)
     record('downloaded')
     if (this.#opts.persistDir !== undefined) {
       try {

@@ -1,0 +1,58 @@
+/**
+ * createRuntime's lifecycle (src/server/runtime.ts): a start that fails after the bundle
+ * downloaders have started leaves nothing running. The bundle server is a real node:http server
+ * on 127.0.0.1 that fails every request with 500, so a downloader left running retries on
+ * OPA's backoff (100 ms, ×1.6 per retry): several requests a second that the server counts.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import { loadConfig } from '../../src/config/load.js'
+import { createRuntime } from '../../src/server/runtime.js'
+import { sleep } from '../helpers/wait.js'
+
+// Regression: downloaders started before build() and the listener factories, and were left
+// polling when one of those threw.
+test('a listener factory that throws closes the bundle downloaders before the error propagates', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-runtime-'))
+  t.after(() => { rmSync(dir, { recursive: true, force: true }) })
+  let requests = 0
+  const server = createServer((_req: IncomingMessage, res: ServerResponse) => {
+    requests++
+    res.writeHead(500).end()
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(async () => {
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  const file = join(dir, 'portcullis.yaml')
+  writeFileSync(file, `
+server: { addr: "127.0.0.1:0", workers: 1 }
+logging: { level: silent }
+services:
+  s1:
+    url: http://127.0.0.1:${(server.address() as { port: number }).port}
+bundles:
+  dir: ${JSON.stringify(join(dir, 'no-such-dir'))}
+  authz:
+    service: s1
+    polling: { min_delay_seconds: 1, max_delay_seconds: 60 }
+`)
+  const config = loadConfig({ file, env: {} })
+  const boom = new Error('listener factory failed')
+  await assert.rejects(createRuntime(config, {}, {
+    logger: pino({ level: 'silent' }),
+    listeners: [() => { throw boom }],
+  }), (err) => err === boom)
+  const afterStart = requests
+  // A downloader left running would retry at ~100, 260, 520, 930, 1580 ms: five requests in
+  // this window. A closed one makes none. (The window bounds the check; it measures no speed.)
+  await sleep(2000)
+  assert.equal(requests, afterStart, 'no request after the failed start: the downloader was closed')
+  assert.ok(afterStart <= 1)
+})
