@@ -353,22 +353,24 @@ export class AuditLog implements AuditSink {
       await this.cleanDirty()
       await this.maybeRotate()
       const range = this.range.clone()
-      const lines: Buffer[] = []
-      const stored: Buffer[] = []
       const texts = gap !== undefined ? [this.gapEvent(), ...group.map((p) => p.text)] : group.map((p) => p.text)
-      for (const text of texts) {
-        const rec = Buffer.from(recordText(range.size, text))
-        stored.push(...range.append(leafHash(rec)))
-        lines.push(rec, NEWLINE)
+      // one string, one buffer for the group; leaves hashed over subarrays (records hold no raw newline)
+      const first = range.size
+      const segBuf = Buffer.from(texts.map((text, i) => recordText(first + i, text)).join('\n') + '\n')
+      const hashBuf = Buffer.allocUnsafe((storedHashCount(first + texts.length) - storedHashCount(first)) * HASH_SIZE)
+      let at = 0
+      let start = 0
+      for (let i = 0; i < texts.length; i++) {
+        const nl = segBuf.indexOf(10, start)
+        for (const h of range.append(leafHash(segBuf.subarray(start, nl)))) { h.copy(hashBuf, at); at += HASH_SIZE }
+        start = nl + 1
       }
-      const segBuf = Buffer.concat(lines)
       await writeFully(this.seg, segBuf, this.segBytes)
       if (syncNow) {
         const t0 = process.hrtime.bigint()
         await this.seg.datasync()
         m?.auditFsyncDuration.observe(this.labels, Number(process.hrtime.bigint() - t0) / 1e9)
       }
-      const hashBuf = Buffer.concat(stored)
       await writeFully(this.hashes, hashBuf, this.hashesBytes)
       // committed
       this.range = range
@@ -718,8 +720,6 @@ export class AuditLog implements AuditSink {
     this.hashesBytes += buf.length
   }
 }
-
-const NEWLINE = Buffer.from('\n')
 
 
 function isJson (b: Buffer): boolean {
