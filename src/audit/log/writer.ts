@@ -18,7 +18,7 @@
 import { constants as fsConstants, existsSync, openSync, closeSync, writeSync } from 'node:fs'
 import { chmod, mkdir, open, readFile, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises'
 import { hostname } from 'node:os'
-import { dirname, join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { createPrivateKey, type KeyObject } from 'node:crypto'
 import { PortcullisError } from '../../errors.js'
 import { silentLogger, type Logger } from '../../log.js'
@@ -185,10 +185,12 @@ export class AuditLog implements AuditSink {
   private closing = false
   private closed = false
   private readonly labels: { stream: string }
+  private lockTaken = false
 
   private constructor (opts: AuditLogOptions) {
-    this.opts = opts
-    this.paths = streamPaths(opts.dir, opts.stream)
+    // absolute, so the in-process open check cannot be bypassed by another spelling of the path
+    this.opts = { ...opts, dir: resolve(opts.dir) }
+    this.paths = streamPaths(this.opts.dir, opts.stream)
     this.logger = opts.logger ?? silentLogger
     this.now = opts.now ?? Date.now
     this.origin = opts.checkpoint.origin ?? `portcullis/${hostname()}/${opts.stream}`
@@ -209,7 +211,9 @@ export class AuditLog implements AuditSink {
     } catch (err) {
       openStreams.delete(id)
       await log.releaseFiles()
-      throw err
+      if (log.lockTaken) await unlink(log.paths.lock).catch(() => {})
+      if (err instanceof PortcullisError) throw err
+      throw unavailable(`cannot open audit stream ${opts.stream} in ${log.opts.dir}: ${(err as Error).message}`, { stream: opts.stream, errno: errnoOf(err) }, err)
     }
     log.startTimers()
     return log
@@ -458,7 +462,15 @@ export class AuditLog implements AuditSink {
     this.segBytes = 0
     this.segCreatedAt = this.now()
     this.logger.info({ stream: this.opts.stream, segment: ref.name }, 'audit segment rotated')
-    await this.applyRetention()
+    // a retention failure must not fail the write that triggered the rotation
+    await this.retentionLogged()
+  }
+
+  private async retentionLogged (): Promise<void> {
+    await this.applyRetention().catch((err: unknown) => {
+      this.opts.metrics?.auditWriteErrors.inc({ ...this.labels, code: errnoOf(err) })
+      this.logger.error({ err, stream: this.opts.stream }, 'audit retention failed; retried at the next rotation or checkpoint interval')
+    })
   }
 
   /** Removes whole oldest segments (never the active one) past the age or byte limits, recording each in retention.log first. */
@@ -543,8 +555,8 @@ export class AuditLog implements AuditSink {
     }
     this.checkpointTimer = setInterval(() => {
       void this.exclusive(async () => {
-        if (this.range.size > (this.last?.size ?? 0)) await this.writeCheckpoint(false)
-        await this.applyRetention()
+        if (this.range.size > (this.last?.size ?? 0)) await this.writeCheckpoint(false).catch(() => { /* logged; retried */ })
+        await this.retentionLogged()
       }).catch(() => { /* logged where it failed */ })
     }, this.opts.checkpoint.everyMs)
     this.checkpointTimer.unref()
@@ -618,12 +630,15 @@ export class AuditLog implements AuditSink {
       try {
         const fd = openSync(path, 'wx', 0o644)
         try { writeSync(fd, `${process.pid}\n`) } finally { closeSync(fd) }
+        this.lockTaken = true
         return attempt > 0
       } catch (err) {
         if (errnoOf(err) !== 'EEXIST') throw unavailable(`cannot create the audit stream lock ${path}: ${(err as Error).message}`, { file: path }, err)
       }
       let pid = NaN
       try { pid = Number.parseInt((await readFile(path, 'utf8')).trim(), 10) } catch { /* vanished: retry */ }
+      // our own pid in the lock is a previous process's (a restarted container is pid 1 again):
+      // this process's own open streams are caught by openStreams before the lock
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) {
         throw unavailable(`audit stream ${this.opts.stream} is locked by running process ${pid} (${path}); one writer per stream`, { stream: this.opts.stream, pid })
       }
