@@ -216,3 +216,26 @@ test('one writer per stream: a live lock refuses, a dead writer\'s lock is taken
   assert.ok(logger.lines.some((l) => l.level === 'warn' && l.obj.pid === child.pid))
   await again.close()
 })
+
+test('reader.findSeqAt starts at the segment before a time, never after its first record', async (t) => {
+  const { dir, cleanup } = tempAuditDir()
+  t.after(cleanup)
+  const log = await AuditLog.open(logOptions(dir, { durability: 'async', segmentMaxBytes: 1500 }))
+  const t0 = Date.parse('2026-01-01T00:00:00Z')
+  for (let i = 0; i < 200; i++) {
+    log.append(event(i, { timestamp: new Date(t0 + i * 60_000).toISOString() }))
+    if (i % 10 === 9) await log.flush()
+  }
+  await log.close()
+  const sr = (await AuditDirReader.open(dir)).stream('main')
+  const segFirsts = readdirSync(join(dir, 'main', 'segments')).sort().map((n) => Number(n.slice(0, 20)))
+  assert.ok(segFirsts.length > 5)
+  for (const target of [0, 17, 100, 150, 199]) {
+    const seq = await sr.findSeqAt(new Date(t0 + target * 60_000), 0)
+    assert.ok(segFirsts.includes(seq))
+    assert.ok(seq <= target, `start ${seq} is not after record ${target}`)
+    const next = segFirsts.find((f) => f > seq)
+    assert.ok(next === undefined || next > target, `start ${seq} is the last segment before record ${target}`)
+  }
+  assert.equal(await sr.findSeqAt(new Date(t0 - 1)), 0)
+})
