@@ -186,6 +186,7 @@ export class AuditLog implements AuditSink {
   private closed = false
   private readonly labels: { stream: string }
   private lockTaken = false
+  private checkpointQueued = false
 
   private constructor (opts: AuditLogOptions) {
     // absolute, so the in-process open check cannot be bypassed by another spelling of the path
@@ -489,6 +490,8 @@ export class AuditLog implements AuditSink {
       const big = maxBytes !== undefined && total > maxBytes
       if (!old && !big) break
       const last = next.first - 1
+      // records after the last checkpoint stay: their hashes are recomputed from them after a crash
+      if (last >= (this.last?.size ?? 0)) break
       const [firstLeaf, lastLeaf] = last >= s.first ? reader.readHashes([storedHashIndex(0, s.first), storedHashIndex(0, last)]) : [Buffer.alloc(0), Buffer.alloc(0)]
       const entry: RetentionEntry = {
         segment: s.name,
@@ -547,14 +550,19 @@ export class AuditLog implements AuditSink {
   private startTimers (): void {
     if (this.opts.durability === 'batched') {
       this.batchTimer = setInterval(() => {
-        if (this.pending.length > 0 || this.shed.count > 0) {
+        // at most one queued behind a slow write: ticks while it waits add nothing
+        if ((this.pending.length > 0 || this.shed.count > 0) && !this.writeQueued) {
+          this.writeQueued = true
           this.exclusive(async () => await this.writeGroup(true)).catch(() => { /* logged where it failed */ })
         }
       }, this.opts.batchIntervalMs)
       this.batchTimer.unref()
     }
     this.checkpointTimer = setInterval(() => {
+      if (this.checkpointQueued) return
+      this.checkpointQueued = true
       void this.exclusive(async () => {
+        this.checkpointQueued = false
         if (this.range.size > (this.last?.size ?? 0)) await this.writeCheckpoint(false).catch(() => { /* logged; retried */ })
         await this.retentionLogged()
       }).catch(() => { /* logged where it failed */ })
@@ -711,6 +719,7 @@ export class AuditLog implements AuditSink {
     let i = segs.length - 1
     while (i > 0 && (segs[i] as SegmentRef).first > from) i--
     let seq = (segs[i] as SegmentRef).first
+    if (seq > from) throw invalid(`audit stream ${this.opts.stream}: records from seq ${from} (after the last checkpoint) are missing; run portcullis audit verify`, { stream: this.opts.stream, seq: from })
     const out: Buffer[] = []
     for (; i < segs.length && seq < to; i++) {
       const s = segs[i] as SegmentRef
