@@ -57,6 +57,23 @@ export class Metrics {
   readonly workloadApiErrors: Counter<'stream' | 'code'>
   readonly workloadApiConnected: Gauge<'stream'>
   readonly workloadApiSvidExpiry: Gauge
+  // --- the durable audit log (src/audit/log/), labelled by stream ---
+  readonly auditEventsWritten: Counter<'stream'>
+  readonly auditBytesWritten: Counter<'stream'>
+  /** fdatasync of a segment (one per group in sync mode). */
+  readonly auditFsyncDuration: Histogram<'stream'>
+  /** Records per group write: how many appends shared one write (and, in sync mode, one fdatasync). */
+  readonly auditGroupSize: Histogram<'stream'>
+  readonly auditPendingBytes: Gauge<'stream'>
+  /** Appends refused (onFull 'deny') by reason: full (memory bound), disk (write failing), closed, invalid. */
+  readonly auditRejected: Counter<'stream' | 'reason'>
+  /** Events dropped (onFull 'shed') by reason; each run of them is recorded by a gap record. */
+  readonly auditShed: Counter<'stream' | 'reason'>
+  /** Failed writes, fdatasyncs and checkpoints by errno code (ENOSPC, EIO, ...). */
+  readonly auditWriteErrors: Counter<'stream' | 'code'>
+  readonly auditCheckpoints: Counter<'stream'>
+  /** Torn records truncated when a stream was opened after a crash. */
+  readonly auditRecoveryTruncations: Counter<'stream'>
 
   constructor (opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry]
@@ -95,6 +112,18 @@ export class Metrics {
     this.workloadApiErrors = new Counter({ name: 'portcullis_workload_api_errors_total', help: 'Workload API failures by stream and code (a gRPC status name, or PORTCULLIS_IDENTITY_BUNDLE_INVALID for a refused message)', labelNames: ['stream', 'code'], registers })
     this.workloadApiConnected = new Gauge({ name: 'portcullis_workload_api_connected', help: 'Whether the Workload API stream is connected and delivering (1) or not (0)', labelNames: ['stream'], registers })
     this.workloadApiSvidExpiry = new Gauge({ name: 'portcullis_workload_api_svid_expiry_timestamp_seconds', help: "The serving X.509-SVID's notAfter, Unix seconds", registers })
+    this.auditEventsWritten = new Counter({ name: 'portcullis_audit_events_written_total', help: 'Audit records written (events and gap records)', labelNames: ['stream'], registers })
+    this.auditBytesWritten = new Counter({ name: 'portcullis_audit_bytes_written_total', help: 'Audit record bytes written to segments', labelNames: ['stream'], registers })
+    this.auditFsyncDuration = new Histogram({ name: 'portcullis_audit_fsync_duration_seconds', help: 'fdatasync duration of audit segments', labelNames: ['stream'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers })
+    this.auditGroupSize = new Histogram({ name: 'portcullis_audit_group_size', help: 'Audit records per group write (group commit)', labelNames: ['stream'],
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096], registers })
+    this.auditPendingBytes = new Gauge({ name: 'portcullis_audit_pending_bytes', help: 'Audit event bytes accepted but not yet written (bounded by max_pending_bytes)', labelNames: ['stream'], registers })
+    this.auditRejected = new Counter({ name: 'portcullis_audit_rejected_total', help: 'Audit appends refused (fail closed) by reason', labelNames: ['stream', 'reason'], registers })
+    this.auditShed = new Counter({ name: 'portcullis_audit_shed_total', help: 'Audit events dropped by the shed policy by reason (recorded by gap records)', labelNames: ['stream', 'reason'], registers })
+    this.auditWriteErrors = new Counter({ name: 'portcullis_audit_write_errors_total', help: 'Failed audit writes, syncs and checkpoints by errno code', labelNames: ['stream', 'code'], registers })
+    this.auditCheckpoints = new Counter({ name: 'portcullis_audit_checkpoints_total', help: 'Signed audit checkpoints written', labelNames: ['stream'], registers })
+    this.auditRecoveryTruncations = new Counter({ name: 'portcullis_audit_recovery_truncations_total', help: 'Torn audit records truncated on open after a crash', labelNames: ['stream'], registers })
     if (opts.defaultMetrics !== false) {
       // process and Node.js metrics, including nodejs_eventloop_lag_seconds
       collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 })
