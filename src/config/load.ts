@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml'
 import { deepFreeze } from '../deep-freeze.js'
 import { DEFAULTS } from './defaults.js'
 import { checkIdentity, prepareIdentity, resolveIdentity } from './identity.js'
+import { prepareServices, resolveServices } from './services.js'
 import { ConfigSchema, type Config, type IdentityConfig } from './schema.js'
 import { assertValid, compile, configInvalid as invalid } from './validate.js'
 
@@ -113,6 +114,8 @@ export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConf
   // Present (even as an empty mapping): identity verification is on, with its defaults.
   if (Object.hasOwn(m, 'identity')) m.identity = structuredClone(prepareIdentity(m.identity)) as Config['identity']
 
+  if (Object.hasOwn(m, 'services')) m.services = prepareServices(m.services) as Config['services']
+
   assertValid(validate, m)
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p))
   m.bundles.dir = abs(m.bundles.dir)
@@ -125,6 +128,7 @@ export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConf
     if (k.key === undefined && k.key_file === undefined) throw invalid(`config key bundles.signing.keys.${id}: needs key or key_file`, `bundles.signing.keys.${id}`)
     if (k.key_file !== undefined) k.key_file = abs(k.key_file)
   }
+  if (m.services !== undefined) resolveServices(m.services, base)
   if (m.identity !== undefined) {
     checkIdentity(m.identity)
     resolveIdentity(m.identity, base)

@@ -203,6 +203,34 @@ export const EnvoyExtAuthzSchema = Type.Object({
   }, strict),
 }, strict)
 
+/**
+ * OPA's `services` (docs: configuration, "Services"): remote endpoints the bundle downloader and
+ * the decision-log shipper talk to, by name, with OPA's own keys so an OPA configuration's
+ * services work unchanged. A mapping name → service (OPA also accepts a list of services each
+ * with a `name`; config/load.ts turns that form into this one).
+ */
+export const ServiceSchema = Type.Object({
+  name: Type.Optional(NonEmpty('service name (only in the list form; the mapping key otherwise)')),
+  url: NonEmpty('base URL of the service, e.g. https://logs.example.com/v1 (plain http allowed)'),
+  headers: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'extra HTTP headers sent with every request' })),
+  response_header_timeout_seconds: Type.Optional(Range('time allowed for the response headers of one request (OPA default 10)', 1, 3600)),
+  credentials: Type.Optional(Type.Object({
+    bearer: Type.Optional(Type.Object({
+      token: Type.Optional(NonEmpty('bearer token (prefer token_path)')),
+      token_path: Type.Optional(NonEmpty('file holding the token, re-read for every request (rotated tokens are picked up)')),
+      scheme: Type.Optional(NonEmpty('authorization scheme (default Bearer)')),
+    }, strict)),
+    client_tls: Type.Optional(Type.Object({
+      cert: NonEmpty('PEM client certificate (chain) file'),
+      private_key: NonEmpty('PEM private key file'),
+      private_key_passphrase: Type.Optional(Type.String({ description: 'passphrase of an encrypted private key' })),
+    }, strict)),
+  }, strict)),
+  tls: Type.Optional(Type.Object({
+    ca_cert: Type.Optional(NonEmpty("PEM CA certificates the service's TLS certificate must chain to (default: Node's Web PKI roots)")),
+  }, strict)),
+}, strict)
+
 export const ConfigSchema = Type.Object({
   server: ServerSchema,
   bundles: BundlesSchema,
@@ -212,6 +240,7 @@ export const ConfigSchema = Type.Object({
   logging: LoggingSchema,
   identity: Type.Optional(IdentitySchema),
   envoy_ext_authz: EnvoyExtAuthzSchema,
+  services: Type.Optional(Type.Record(Type.String({ minLength: 1 }), ServiceSchema, { description: 'remote services by name (OPA keys)' })),
 }, strict)
 
 export type Config = Static<typeof ConfigSchema>
@@ -222,3 +251,4 @@ export type TrustDomainConfig = Static<typeof TrustDomainSchema>
 export type BundleEndpointConfig = Static<typeof BundleEndpointSchema>
 export type OidcIssuerConfig = Static<typeof OidcIssuerSchema>
 export type EnvoyExtAuthzConfig = Static<typeof EnvoyExtAuthzSchema>
+export type ServiceConfig = Static<typeof ServiceSchema>
