@@ -76,3 +76,17 @@ export const IDENTITY_DEFAULTS = {
   cache: { enabled: true, max_entries: 10_000, max_bytes: 64 * 1024 * 1024, max_ttl_seconds: 300 } satisfies IdentityConfig['cache'],
   watch: { enabled: true, debounce_ms: 200, use_polling: false } satisfies IdentityConfig['watch'],
 }
+
+/**
+ * Defaults of `decision_logs.reporting` (OPA's, v1/plugins/logs/plugin.go), applied when the
+ * `decision_logs` section is present. OPA requires min and max delay together; so does
+ * config/decision-logs.ts.
+ */
+export const DECISION_LOGS_REPORTING_DEFAULTS = {
+  min_delay_seconds: 300,
+  max_delay_seconds: 600,
+  upload_size_limit_bytes: 32_768,
+  trigger: 'periodic',
+} as const
+/** Where events are POSTed under the service URL (OPA's default resource). */
+export const DECISION_LOGS_DEFAULT_RESOURCE = '/logs'

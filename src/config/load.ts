@@ -9,6 +9,7 @@ import { deepFreeze } from '../deep-freeze.js'
 import { DEFAULTS } from './defaults.js'
 import { checkIdentity, prepareIdentity, resolveIdentity } from './identity.js'
 import { prepareServices, resolveServices } from './services.js'
+import { checkDecisionLogs, prepareDecisionLogs } from './decision-logs.js'
 import { ConfigSchema, type Config, type IdentityConfig } from './schema.js'
 import { assertValid, compile, configInvalid as invalid } from './validate.js'
 
@@ -115,6 +116,7 @@ export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConf
   if (Object.hasOwn(m, 'identity')) m.identity = structuredClone(prepareIdentity(m.identity)) as Config['identity']
 
   if (Object.hasOwn(m, 'services')) m.services = prepareServices(m.services) as Config['services']
+  if (Object.hasOwn(m, 'decision_logs')) m.decision_logs = prepareDecisionLogs(m.decision_logs) as Config['decision_logs']
 
   assertValid(validate, m)
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p))
@@ -129,6 +131,7 @@ export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConf
     if (k.key_file !== undefined) k.key_file = abs(k.key_file)
   }
   if (m.services !== undefined) resolveServices(m.services, base)
+  checkDecisionLogs(m)
   if (m.identity !== undefined) {
     checkIdentity(m.identity)
     resolveIdentity(m.identity, base)

@@ -231,6 +231,34 @@ export const ServiceSchema = Type.Object({
   }, strict)),
 }, strict)
 
+/**
+ * Decision-log shipping (src/audit/ship/) with OPA's `decision_logs` keys, so an OPA
+ * configuration's section works unchanged (docs/audit.md, "Shipping"). Events are read from the
+ * durable audit log, so shipping needs `audit.enabled`. Keys OPA uses for its in-memory buffer
+ * are accepted and have no effect: the durable log is the buffer and nothing is dropped.
+ */
+export const DecisionLogsReportingSchema = Type.Object({
+  min_delay_seconds: Range('least time between two periodic uploads (OPA default 300); set together with max_delay_seconds', 0, 86_400),
+  max_delay_seconds: Range('most time between two periodic uploads (OPA default 600), and the cap of the retry backoff', 1, 86_400),
+  upload_size_limit_bytes: Range('largest gzip-compressed upload body (OPA default 32768); a single event larger than this is sent alone and counted', 1, 2 ** 31),
+  trigger: Type.Union([Type.Literal('periodic'), Type.Literal('manual')], { description: 'periodic: upload every uniformly random [min, max] delay; manual: only when asked (Shipper.trigger())' }),
+  buffer_size_limit_events: Type.Optional(Range('upload early, before the period ends, once this many events wait (checked every second)', 1, 2 ** 31)),
+  buffer_type: Type.Optional(Type.Union([Type.Literal('size'), Type.Literal('event')], { description: "OPA's in-memory buffer type: accepted, no effect (the durable log is the buffer)" })),
+  buffer_size_limit_bytes: Type.Optional(Range("OPA's in-memory buffer bound: accepted, no effect (nothing is dropped; the log's retention bounds the disk)", 1, 2 ** 53 - 1)),
+  max_decisions_per_second: Type.Optional(Type.Number({ description: "OPA's rate limit that drops events: accepted, no effect (Portcullis never drops an event it logged)", exclusiveMinimum: 0 })),
+}, strict)
+
+export const DecisionLogsShippingSchema = {
+  service: Type.Optional(NonEmpty('name of the service in `services` events are uploaded to (OPA: default the first service unless console is on)')),
+  resource: Type.Optional(NonEmpty('path under the service URL events are POSTed to (default /logs)')),
+  partition_name: Type.Optional(Type.String({ description: 'uploads go to /logs/<partition_name> (overrides resource, as in OPA)', minLength: 1, pattern: '^[^/?#]+$' })),
+  reporting: DecisionLogsReportingSchema,
+}
+
+export const DecisionLogsSchema = Type.Object({
+  ...DecisionLogsShippingSchema,
+}, strict)
+
 export const ConfigSchema = Type.Object({
   server: ServerSchema,
   bundles: BundlesSchema,
@@ -240,6 +268,7 @@ export const ConfigSchema = Type.Object({
   logging: LoggingSchema,
   identity: Type.Optional(IdentitySchema),
   envoy_ext_authz: EnvoyExtAuthzSchema,
+  decision_logs: Type.Optional(DecisionLogsSchema),
   services: Type.Optional(Type.Record(Type.String({ minLength: 1 }), ServiceSchema, { description: 'remote services by name (OPA keys)' })),
 }, strict)
 
@@ -252,3 +281,5 @@ export type BundleEndpointConfig = Static<typeof BundleEndpointSchema>
 export type OidcIssuerConfig = Static<typeof OidcIssuerSchema>
 export type EnvoyExtAuthzConfig = Static<typeof EnvoyExtAuthzSchema>
 export type ServiceConfig = Static<typeof ServiceSchema>
+export type DecisionLogsConfig = Static<typeof DecisionLogsSchema>
+export type DecisionLogsReportingConfig = Static<typeof DecisionLogsReportingSchema>
