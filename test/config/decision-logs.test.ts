@@ -1,0 +1,73 @@
+/** decision_logs shipping keys and services: OPA's keys and rules, and shipping's need of the audit log. */
+import assert from 'node:assert/strict'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { shippingTarget } from '../../src/config/decision-logs.js'
+import { loadConfig } from '../../src/config/load.js'
+
+function write (text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'dl-config-'))
+  const f = join(dir, 'c.yaml')
+  writeFileSync(f, text)
+  return f
+}
+
+function invalidKey (fn: () => unknown, key: string): void {
+  assert.throws(fn, (err: { code: string, details: { key: string } }) => {
+    assert.equal(err.code, 'PORTCULLIS_CONFIG_INVALID')
+    assert.equal(err.details.key, key)
+    return true
+  })
+}
+
+test('shipping without the durable audit log is refused, naming the key', () => {
+  const f = write(`
+services:
+  acmecorp:
+    url: https://example.com/control-plane-api/v1
+decision_logs:
+  service: acmecorp
+`)
+  invalidKey(() => loadConfig({ file: f, env: {} }), 'decision_logs.service')
+})
+
+test("OPA's rules: min and max delay together, max >= min, a named service must exist", () => {
+  const svc = 'services:\n  s:\n    url: http://127.0.0.1:1\n'
+  invalidKey(() => loadConfig({ file: write(`${svc}decision_logs:\n  reporting:\n    min_delay_seconds: 5\n`), env: {} }), 'decision_logs.reporting.max_delay_seconds')
+  invalidKey(() => loadConfig({ file: write(`${svc}decision_logs:\n  reporting:\n    max_delay_seconds: 5\n`), env: {} }), 'decision_logs.reporting.min_delay_seconds')
+  invalidKey(() => loadConfig({ file: write(`${svc}decision_logs:\n  service: nope\n`), env: {} }), 'decision_logs.service')
+  invalidKey(() => loadConfig({ file: write(`${svc}decision_logs:\n  service: s\n  reporting:\n    min_delay_seconds: 10\n    max_delay_seconds: 5\n`), env: {} }), 'decision_logs.reporting.max_delay_seconds')
+  invalidKey(() => loadConfig({ file: write(`${svc}decision_logs:\n  reporting:\n    trigger: sometimes\n`), env: {} }), 'decision_logs.reporting.trigger')
+})
+
+test('services in the list form, with credential paths resolved against the config file', () => {
+  const f = write(`
+services:
+  - name: logs
+    url: https://logs.example.com
+    credentials:
+      bearer:
+        token_path: token.txt
+    tls:
+      ca_cert: ca.pem
+`)
+  const c = loadConfig({ file: f, env: {} })
+  const svc = c.services?.logs
+  assert.ok(svc !== undefined)
+  assert.equal(svc.credentials?.bearer?.token_path, join(f, '..', 'token.txt'))
+  assert.equal(svc.tls?.ca_cert, join(f, '..', 'ca.pem'))
+  invalidKey(() => loadConfig({ file: write('services:\n  - url: http://x\n'), env: {} }), 'services[0].name')
+})
+
+test('which service and resource, as OPA decides: named, else the first unless console; partition_name wins over resource', () => {
+  const service = { url: 'http://a' }
+  const reporting = { min_delay_seconds: 300, max_delay_seconds: 600, upload_size_limit_bytes: 32768, trigger: 'periodic' as const }
+  assert.equal(shippingTarget({ services: { a: service } }), undefined)
+  assert.deepEqual(shippingTarget({ services: { a: service, b: service }, decision_logs: { reporting } }), { serviceName: 'a', service, resource: '/logs' })
+  assert.equal(shippingTarget({ services: { a: service }, decision_logs: { reporting, console: true } }), undefined)
+  assert.equal(shippingTarget({ services: { a: service }, decision_logs: { reporting, console: true, service: 'a' } })?.serviceName, 'a')
+  assert.equal(shippingTarget({ services: { a: service }, decision_logs: { reporting, resource: 'custom/path' } })?.resource, '/custom/path')
+  assert.equal(shippingTarget({ services: { a: service }, decision_logs: { reporting, resource: '/x', partition_name: 'p1' } })?.resource, '/logs/p1')
+})
