@@ -2,7 +2,7 @@
  * Prometheus metrics (prom-client), one registry per process. In a worker group the primary
  * aggregates every worker's registry into one /metrics view (see src/server/workers.ts).
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { HotCounter, HotHistogram } from './hot.js'
 
 export type { CounterChild, HistogramChild } from './hot.js'
@@ -38,6 +38,23 @@ export class Metrics {
   readonly envoyChecks: Counter<'transport' | 'outcome'>
   /** `source.certificate` in a CheckRequest from a caller that is not trusted: ignored, counted here. */
   readonly envoyPeerCertificatesIgnored: Counter<'transport'>
+  // --- the durable audit log (src/audit/log/), labelled by stream ---
+  readonly auditEventsWritten: Counter<'stream'>
+  readonly auditBytesWritten: Counter<'stream'>
+  /** fdatasync of a segment (one per group in sync mode). */
+  readonly auditFsyncDuration: Histogram<'stream'>
+  /** Records per group write: how many appends shared one write (and, in sync mode, one fdatasync). */
+  readonly auditGroupSize: Histogram<'stream'>
+  readonly auditPendingBytes: Gauge<'stream'>
+  /** Appends refused (onFull 'deny') by reason: full (memory bound), disk (write failing), closed, invalid. */
+  readonly auditRejected: Counter<'stream' | 'reason'>
+  /** Events dropped (onFull 'shed') by reason; each run of them is recorded by a gap record. */
+  readonly auditShed: Counter<'stream' | 'reason'>
+  /** Failed writes, fdatasyncs and checkpoints by errno code (ENOSPC, EIO, ...). */
+  readonly auditWriteErrors: Counter<'stream' | 'code'>
+  readonly auditCheckpoints: Counter<'stream'>
+  /** Torn records truncated when a stream was opened after a crash. */
+  readonly auditRecoveryTruncations: Counter<'stream'>
 
   constructor (opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry]
@@ -65,6 +82,18 @@ export class Metrics {
     this.reservedInputKeys = new Counter({ name: 'portcullis_input_reserved_keys_removed_total', help: 'Caller-supplied input.identity / input.identity_error removed before evaluation', labelNames: ['key'], registers })
     this.envoyChecks = new Counter({ name: 'portcullis_envoy_checks_total', help: 'Envoy ext_authz checks by transport and answer (allow, deny, dry_run, refused, error)', labelNames: ['transport', 'outcome'], registers })
     this.envoyPeerCertificatesIgnored = new Counter({ name: 'portcullis_envoy_peer_certificates_ignored_total', help: 'ext_authz source.certificate values ignored because the caller is not a trusted ext_authz caller', labelNames: ['transport'], registers })
+    this.auditEventsWritten = new Counter({ name: 'portcullis_audit_events_written_total', help: 'Audit records written (events and gap records)', labelNames: ['stream'], registers })
+    this.auditBytesWritten = new Counter({ name: 'portcullis_audit_bytes_written_total', help: 'Audit record bytes written to segments', labelNames: ['stream'], registers })
+    this.auditFsyncDuration = new Histogram({ name: 'portcullis_audit_fsync_duration_seconds', help: 'fdatasync duration of audit segments', labelNames: ['stream'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers })
+    this.auditGroupSize = new Histogram({ name: 'portcullis_audit_group_size', help: 'Audit records per group write (group commit)', labelNames: ['stream'],
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096], registers })
+    this.auditPendingBytes = new Gauge({ name: 'portcullis_audit_pending_bytes', help: 'Audit event bytes accepted but not yet written (bounded by max_pending_bytes)', labelNames: ['stream'], registers })
+    this.auditRejected = new Counter({ name: 'portcullis_audit_rejected_total', help: 'Audit appends refused (fail closed) by reason', labelNames: ['stream', 'reason'], registers })
+    this.auditShed = new Counter({ name: 'portcullis_audit_shed_total', help: 'Audit events dropped by the shed policy by reason (recorded by gap records)', labelNames: ['stream', 'reason'], registers })
+    this.auditWriteErrors = new Counter({ name: 'portcullis_audit_write_errors_total', help: 'Failed audit writes, syncs and checkpoints by errno code', labelNames: ['stream', 'code'], registers })
+    this.auditCheckpoints = new Counter({ name: 'portcullis_audit_checkpoints_total', help: 'Signed audit checkpoints written', labelNames: ['stream'], registers })
+    this.auditRecoveryTruncations = new Counter({ name: 'portcullis_audit_recovery_truncations_total', help: 'Torn audit records truncated on open after a crash', labelNames: ['stream'], registers })
     if (opts.defaultMetrics !== false) {
       // process and Node.js metrics, including nodejs_eventloop_lag_seconds
       collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 })

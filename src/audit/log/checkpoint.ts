@@ -1,0 +1,136 @@
+/**
+ * Signed checkpoints: C2SP tlog-checkpoint bodies (origin, tree size, base64 root) in C2SP
+ * signed-note envelopes with Ed25519 signatures (note signature type 0x01). The format is the
+ * one sumdb, Sigstore and transparency-dev witnesses use, so an auditor's existing tools can
+ * read it. See docs/audit.md "Checkpoints".
+ */
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto'
+import { PortcullisError } from '../../errors.js'
+import { HASH_SIZE } from './tree.js'
+
+export interface Checkpoint {
+  origin: string
+  size: number
+  root: Buffer
+  /** The full signed note text (body, blank line, signature lines). */
+  note: string
+}
+
+/** C2SP signed-note: the em dash that starts a signature line. */
+const SIG_PREFIX = '\u2014 '
+const ED25519_TYPE = 0x01
+
+function invalid (msg: string): PortcullisError {
+  return new PortcullisError('PORTCULLIS_AUDIT_INVALID', msg)
+}
+
+/** The checkpoint body: `<origin>\n<size>\n<base64 root>\n`. */
+export function formatCheckpoint (origin: string, size: number, root: Buffer): string {
+  if (origin === '' || /[\n\r]/.test(origin) || origin.startsWith(SIG_PREFIX)) throw invalid(`checkpoint origin ${JSON.stringify(origin)} must be one non-empty line`)
+  if (!Number.isSafeInteger(size) || size < 0) throw invalid(`checkpoint size ${size} is not a tree size`)
+  if (root.length !== HASH_SIZE) throw invalid('checkpoint root must be 32 bytes')
+  return `${origin}\n${size}\n${root.toString('base64')}\n`
+}
+
+/** The raw 32-byte Ed25519 public key of a key object. */
+function rawPublicKey (key: KeyObject): Buffer {
+  const pub = key.type === 'public' ? key : createPublicKey(key)
+  const der = pub.export({ type: 'spki', format: 'der' })
+  return der.subarray(der.length - 32)
+}
+
+/** C2SP signed-note key hash: first 4 bytes of SHA-256(name ‖ "\n" ‖ 0x01 ‖ public key). */
+export function keyHash (name: string, publicKey: KeyObject): Buffer {
+  return createHash('sha256').update(name).update('\n').update(Buffer.from([ED25519_TYPE])).update(rawPublicKey(publicKey)).digest().subarray(0, 4)
+}
+
+function checkKey (key: KeyObject): void {
+  if (key.asymmetricKeyType !== 'ed25519') throw invalid(`checkpoint keys must be Ed25519, not ${String(key.asymmetricKeyType)}`)
+}
+
+/** Signs a checkpoint body: the returned note is body, blank line, `— <name> <base64(key hash ‖ signature)>`. */
+export function signCheckpoint (body: string, privateKeyPem: string | KeyObject, keyName: string): string {
+  const key = typeof privateKeyPem === 'string' ? createPrivateKey(privateKeyPem) : privateKeyPem
+  checkKey(key)
+  if (keyName === '' || /[\s+]/.test(keyName)) throw invalid(`note key name ${JSON.stringify(keyName)} must be non-empty without spaces or '+'`)
+  const sig = sign(null, Buffer.from(body, 'utf8'), key)
+  return `${body}\n${SIG_PREFIX}${keyName} ${Buffer.concat([keyHash(keyName, createPublicKey(key)), sig]).toString('base64')}\n`
+}
+
+/** Parses a signed checkpoint note (signatures unchecked). Throws PORTCULLIS_AUDIT_INVALID. */
+export function parseCheckpoint (note: string): Checkpoint & { body: string, signatures: Array<{ name: string, sig: Buffer }> } {
+  const split = note.indexOf('\n\n')
+  if (split < 0 || !note.endsWith('\n')) throw invalid('checkpoint note has no signature block')
+  const body = note.slice(0, split + 1)
+  const lines = body.split('\n')
+  // origin, size, root, then '' after the final newline; extension lines are allowed by C2SP
+  if (lines.length < 4) throw invalid('checkpoint body needs origin, size and root lines')
+  const [origin, sizeText, rootText] = lines as [string, string, string]
+  if (origin === '') throw invalid('checkpoint origin is empty')
+  if (!/^(0|[1-9][0-9]*)$/.test(sizeText) || !Number.isSafeInteger(Number(sizeText))) throw invalid(`checkpoint size ${JSON.stringify(sizeText)} is not a decimal tree size`)
+  const root = Buffer.from(rootText, 'base64')
+  if (root.length !== HASH_SIZE || root.toString('base64') !== rootText) throw invalid('checkpoint root is not a base64 SHA-256 hash')
+  const signatures: Array<{ name: string, sig: Buffer }> = []
+  for (const line of note.slice(split + 2, -1).split('\n')) {
+    if (!line.startsWith(SIG_PREFIX)) throw invalid(`checkpoint signature line ${JSON.stringify(line)} does not start with an em dash`)
+    const parts = line.slice(SIG_PREFIX.length).split(' ')
+    if (parts.length !== 2 || parts[0] === '') throw invalid('checkpoint signature line is not `— <name> <signature>`')
+    const sig = Buffer.from(parts[1] as string, 'base64')
+    if (sig.length < 5) throw invalid('checkpoint signature is too short')
+    signatures.push({ name: parts[0] as string, sig })
+  }
+  if (signatures.length === 0) throw invalid('checkpoint note has no signature')
+  return { origin, size: Number(sizeText), root, note, body, signatures }
+}
+
+/**
+ * Whether the note carries a valid Ed25519 signature by this public key (any key name; the key
+ * hash binds the name to the key). Malformed notes are false, not thrown.
+ */
+export function verifyCheckpoint (note: string, publicKeyPem: string | KeyObject): boolean {
+  let parsed
+  try { parsed = parseCheckpoint(note) } catch { return false }
+  const key = typeof publicKeyPem === 'string' ? createPublicKey(publicKeyPem) : publicKeyPem
+  if (key.asymmetricKeyType !== 'ed25519') return false
+  for (const s of parsed.signatures) {
+    if (s.sig.length !== 4 + 64) continue
+    if (!s.sig.subarray(0, 4).equals(keyHash(s.name, key))) continue
+    if (verify(null, Buffer.from(parsed.body, 'utf8'), key, s.sig.subarray(4))) return true
+  }
+  return false
+}
+
+/** A fresh Ed25519 key pair as PKCS#8 / SPKI PEM. */
+export function generateCheckpointKey (): { privateKeyPem: string, publicKeyPem: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+  return {
+    privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+  }
+}
+
+/**
+ * Splits the append-only checkpoints file into notes: each note is its body lines, one blank
+ * line, then one or more signature lines; the next note starts at the first line after them
+ * that is not a signature line. A torn final note (no signature yet) is returned as `torn`.
+ */
+export function splitCheckpointNotes (text: string): { notes: Array<{ note: string, offset: number }>, torn?: { offset: number } } {
+  const notes: Array<{ note: string, offset: number }> = []
+  let pos = 0
+  while (pos < text.length) {
+    const blank = text.indexOf('\n\n', pos)
+    if (blank < 0) return { notes, torn: { offset: pos } }
+    let end = blank + 2
+    let sigs = 0
+    while (end < text.length && text.startsWith(SIG_PREFIX, end)) {
+      const nl = text.indexOf('\n', end)
+      if (nl < 0) return { notes, torn: { offset: pos } }
+      end = nl + 1
+      sigs++
+    }
+    if (sigs === 0) return { notes, torn: { offset: pos } }
+    notes.push({ note: text.slice(pos, end), offset: pos })
+    pos = end
+  }
+  return { notes }
+}

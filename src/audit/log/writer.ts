@@ -1,0 +1,773 @@
+/**
+ * The durable, tamper-evident audit log writer: one writer process per stream appends events
+ * as NDJSON records to size/age-rotated segments, stores each record's Merkle leaf and the
+ * interior hashes it completes (tlog order) and writes signed checkpoints. See docs/audit.md.
+ *
+ * Why it is shaped this way:
+ * - Group commit: one write (+ fdatasync in `sync` mode) is in flight at a time and every
+ *   append arriving meanwhile joins the next group, so concurrent decisions share one sync.
+ * - Seqs are assigned when a group is written, not when an event is accepted, so a failed
+ *   write never leaves a hole: the group is truncated away and retried (or, in `sync` mode,
+ *   its decisions are denied), and the next group gets the same seqs.
+ * - Memory is bounded by `maxPendingBytes`; when the bound is hit or the disk fails, the
+ *   configured `onFull` denies (fail closed) or sheds with a counter and a gap record, never
+ *   silently and never by growing without bound.
+ * - Opening reads only the tail: the last record of the active segment, the last checkpoint,
+ *   and the records written since that checkpoint (whose stored hashes are recomputed).
+ */
+import { constants as fsConstants, existsSync, openSync, closeSync, writeSync } from 'node:fs'
+import { chmod, mkdir, open, readFile, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises'
+import { hostname } from 'node:os'
+import { dirname, join } from 'node:path'
+import { createPrivateKey, type KeyObject } from 'node:crypto'
+import { PortcullisError } from '../../errors.js'
+import { silentLogger, type Logger } from '../../log.js'
+import type { Metrics } from '../../metrics/index.js'
+import type { AuditSink, Durability } from './contract.js'
+import { formatCheckpoint, generateCheckpointKey, parseCheckpoint, signCheckpoint, splitCheckpointNotes, type Checkpoint } from './checkpoint.js'
+import { HashesFileReader, listSegments, recordSeq, recordText, segmentLineBatches, segmentName, streamPaths, type RetentionEntry, type SegmentRef, type StreamPaths } from './layout.js'
+import { CompactRange, HASH_SIZE, leafHash, storedHashCount, storedHashIndex, treeRoot } from './tree.js'
+
+export type { Durability } from './contract.js'
+export type { Checkpoint } from './checkpoint.js'
+
+export interface AuditLogOptions {
+  dir: string
+  /** This writer's stream (one per process: `main`, `w1`, ...). */
+  stream: string
+  durability: Durability
+  /** `batched`: write and fdatasync at most this often. */
+  batchIntervalMs: number
+  segmentMaxBytes: number
+  segmentMaxAgeMs: number
+  retention: { maxAgeMs?: number, maxBytes?: number }
+  checkpoint: { everyEvents: number, everyMs: number, keyFile?: string, origin?: string }
+  /** Bound on accepted-but-unwritten event bytes. */
+  maxPendingBytes: number
+  /** What happens when the bound is hit or the disk fails: refuse the append, or drop it (counted, gap record). */
+  onFull: 'deny' | 'shed'
+  logger?: Logger
+  metrics?: Metrics
+  /** Injectable clock (tests). */
+  now?: () => number
+}
+
+/** Defaults for everything but dir and stream (docs/audit.md). */
+export const auditLogDefaults: Omit<AuditLogOptions, 'dir' | 'stream'> = {
+  durability: 'sync',
+  batchIntervalMs: 50,
+  segmentMaxBytes: 64 * 1024 * 1024,
+  segmentMaxAgeMs: 24 * 3600 * 1000,
+  retention: {},
+  checkpoint: { everyEvents: 1000, everyMs: 10_000 },
+  maxPendingBytes: 64 * 1024 * 1024,
+  onFull: 'deny',
+}
+
+interface Pending {
+  text: string
+  bytes: number
+  resolve?: () => void
+  reject?: (err: Error) => void
+}
+
+/** Per-record overhead counted against the bound besides the event's own bytes (seq prefix, newline, hashes). */
+const RECORD_OVERHEAD = 32 + 2 * HASH_SIZE
+/** Largest group written in one go. */
+const MAX_GROUP_BYTES = 8 * 1024 * 1024
+const MAX_RETRY_MS = 2000
+/** Bad last lines truncated on open before the tail counts as corruption rather than a torn write. */
+const MAX_TORN_LINES = 16
+
+/** Streams this process holds, so the same stream is never opened twice in one process either. */
+const openStreams = new Set<string>()
+
+function unavailable (msg: string, details: Record<string, unknown> = {}, cause?: unknown): PortcullisError {
+  return new PortcullisError('PORTCULLIS_AUDIT_UNAVAILABLE', msg, details, cause === undefined ? undefined : { cause })
+}
+
+function invalid (msg: string, details: Record<string, unknown> = {}): PortcullisError {
+  return new PortcullisError('PORTCULLIS_AUDIT_INVALID', msg, details)
+}
+
+function errnoOf (err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code
+  return typeof code === 'string' ? code : 'EUNKNOWN'
+}
+
+function pidAlive (pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch (err) { return errnoOf(err) === 'EPERM' }
+}
+
+async function fsyncDir (path: string): Promise<void> {
+  const fh = await open(path, fsConstants.O_RDONLY)
+  try { await fh.sync() } finally { await fh.close() }
+}
+
+async function writeFully (fh: FileHandle, buf: Buffer, position: number): Promise<void> {
+  let off = 0
+  while (off < buf.length) {
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off, position + off)
+    if (bytesWritten <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' })
+    off += bytesWritten
+  }
+}
+
+/**
+ * Loads the checkpoint signing key: the configured PKCS#8 PEM file, else
+ * `<dir>/checkpoint-key.pem`, generated (0600, with its public half beside it) when missing.
+ */
+export async function loadCheckpointKey (dir: string, keyFile: string | undefined, logger: Logger): Promise<KeyObject> {
+  let pem: string
+  if (keyFile !== undefined) {
+    try { pem = await readFile(keyFile, 'utf8') } catch (err) {
+      throw invalid(`cannot read the audit checkpoint key ${keyFile}: ${(err as Error).message}`, { file: keyFile })
+    }
+  } else {
+    const file = join(dir, 'checkpoint-key.pem')
+    try {
+      pem = await readFile(file, 'utf8')
+    } catch (err) {
+      if (errnoOf(err) !== 'ENOENT') throw err
+      const pair = generateCheckpointKey()
+      try {
+        await writeFile(file, pair.privateKeyPem, { mode: 0o600, flag: 'wx' })
+        await writeFile(join(dir, 'checkpoint-key.pub.pem'), pair.publicKeyPem, { mode: 0o644 })
+        logger.warn({ key: file, publicKey: join(dir, 'checkpoint-key.pub.pem') },
+          'generated an audit checkpoint key: auditors must pin checkpoint-key.pub.pem (outside this host) — a key stored beside the log proves nothing by itself')
+        pem = pair.privateKeyPem
+      } catch (e) {
+        if (errnoOf(e) !== 'EEXIST') throw e
+        pem = await readFile(file, 'utf8') // another stream's writer generated it first
+      }
+    }
+  }
+  let key: KeyObject
+  try { key = createPrivateKey(pem) } catch (err) {
+    throw invalid(`audit checkpoint key is not a PEM private key: ${(err as Error).message}`, { file: keyFile })
+  }
+  if (key.asymmetricKeyType !== 'ed25519') throw invalid(`audit checkpoint key must be Ed25519, not ${String(key.asymmetricKeyType)}`, { file: keyFile })
+  return key
+}
+
+export class AuditLog implements AuditSink {
+  private readonly opts: AuditLogOptions
+  private readonly paths: StreamPaths
+  private readonly logger: Logger
+  private readonly now: () => number
+  private readonly origin: string
+  private key!: KeyObject
+  private range = new CompactRange()
+  private seg!: FileHandle
+  private segRef!: SegmentRef
+  private segBytes = 0
+  private segCreatedAt = 0
+  private hashes!: FileHandle
+  private hashesBytes = 0
+  private ckpt!: FileHandle
+  private ckptBytes = 0
+  private last: Checkpoint | undefined
+  /** Stale bytes past the good end of the segment/hashes/checkpoint files that a failed write left. */
+  private dirty = false
+
+  private pending: Pending[] = []
+  private pendingBytes = 0
+  private shed = { count: 0, first: 0, last: 0 }
+  private shedLoggedAt = 0
+  /** A write failed and accepted events wait for a retry (batched/async). */
+  private failing = false
+  private retryMs = 50
+  private retryTimer: NodeJS.Timeout | undefined
+  private batchTimer: NodeJS.Timeout | undefined
+  private checkpointTimer: NodeJS.Timeout | undefined
+  private writeQueued = false
+  private chain: Promise<unknown> = Promise.resolve()
+  private closing = false
+  private closed = false
+  private readonly labels: { stream: string }
+
+  private constructor (opts: AuditLogOptions) {
+    this.opts = opts
+    this.paths = streamPaths(opts.dir, opts.stream)
+    this.logger = opts.logger ?? silentLogger
+    this.now = opts.now ?? Date.now
+    this.origin = opts.checkpoint.origin ?? `portcullis/${hostname()}/${opts.stream}`
+    this.labels = { stream: opts.stream }
+  }
+
+  /** Opens (creating or recovering) the stream `opts.stream` in `opts.dir` and takes its lock. */
+  static async open (opts: AuditLogOptions): Promise<AuditLog> {
+    for (const [k, v] of Object.entries({ batchIntervalMs: opts.batchIntervalMs, segmentMaxBytes: opts.segmentMaxBytes, segmentMaxAgeMs: opts.segmentMaxAgeMs, maxPendingBytes: opts.maxPendingBytes, everyEvents: opts.checkpoint.everyEvents, everyMs: opts.checkpoint.everyMs })) {
+      if (!Number.isFinite(v) || v <= 0) throw invalid(`audit log option ${k} must be a positive number, got ${String(v)}`)
+    }
+    const log = new AuditLog(opts)
+    const id = log.paths.root
+    if (openStreams.has(id)) throw unavailable(`audit stream ${opts.stream} is already open in this process`, { stream: opts.stream })
+    openStreams.add(id)
+    try {
+      await log.recover()
+    } catch (err) {
+      openStreams.delete(id)
+      await log.releaseFiles()
+      throw err
+    }
+    log.startTimers()
+    return log
+  }
+
+  /** Tree size: records written (and hashed) so far. */
+  get size (): number { return this.range.size }
+
+  /** The stream's directory and origin (for callers that report them). */
+  get streamDir (): string { return this.paths.root }
+  get checkpointOrigin (): string { return this.origin }
+  get lastCheckpoint (): Checkpoint | undefined { return this.last }
+
+  append (eventJson: string): Promise<void> | undefined {
+    const m = this.opts.metrics
+    if (typeof eventJson !== 'string' || eventJson.length < 2 || eventJson[0] !== '{' || eventJson[eventJson.length - 1] !== '}' || eventJson.includes('\n') || eventJson.startsWith('{"seq"')) {
+      m?.auditRejected.inc({ ...this.labels, reason: 'invalid' })
+      return Promise.reject(invalid('audit event must be one line of JSON object text without a seq key'))
+    }
+    if (this.closing) return this.refuse('closed', 'the audit log is closed')
+    const bytes = Buffer.byteLength(eventJson) + RECORD_OVERHEAD
+    // in sync mode there is nothing to retry: each group tries the disk itself
+    if (this.failing && this.opts.durability !== 'sync') return this.refuse('disk', 'audit log writes are failing')
+    if (this.pendingBytes + bytes > this.opts.maxPendingBytes) return this.refuse('full', `audit log has ${this.pendingBytes} bytes pending (max_pending_bytes ${this.opts.maxPendingBytes})`)
+    const item: Pending = { text: eventJson, bytes }
+    this.pending.push(item)
+    this.pendingBytes += bytes
+    m?.auditPendingBytes.set(this.labels, this.pendingBytes)
+    switch (this.opts.durability) {
+      case 'sync': {
+        const p = new Promise<void>((resolve, reject) => { item.resolve = resolve; item.reject = reject })
+        this.scheduleWrite(true)
+        return p
+      }
+      case 'batched':
+        // write early (without syncing) when half the bound is waiting, so a burst cannot stall on the timer
+        if (this.pendingBytes > this.opts.maxPendingBytes / 2) this.scheduleWrite(false)
+        return undefined
+      case 'async':
+        this.scheduleWrite(false)
+        return undefined
+    }
+  }
+
+  /** Writes and fdatasyncs everything accepted so far; rejects with PORTCULLIS_AUDIT_UNAVAILABLE if that fails. */
+  async flush (): Promise<void> {
+    for (let i = 0; i < 1000 && (this.pending.length > 0 || this.shed.count > 0 || this.writeQueued); i++) {
+      const ok = await this.exclusive(async () => await this.writeGroup(true))
+      if (!ok) throw unavailable('audit log flush failed: the disk refuses writes', { stream: this.opts.stream, pending: this.pending.length })
+    }
+    await this.exclusive(async () => { await this.seg.datasync() })
+  }
+
+  /** Flushes and writes a checkpoint of the current tree (the last one when the tree has not grown). */
+  async checkpointNow (): Promise<Checkpoint> {
+    await this.flush()
+    return await this.exclusive(async () => await this.writeCheckpoint(true))
+  }
+
+  /** Flushes, writes the final checkpoint, releases the stream. Never throws for disk errors (logged). */
+  async close (): Promise<void> {
+    if (this.closed || this.closing) return
+    this.closing = true
+    this.stopTimers()
+    try {
+      await this.flush()
+      await this.exclusive(async () => await this.writeCheckpoint(false))
+    } catch (err) {
+      const lost = this.pending.length
+      this.logger.error({ err, stream: this.opts.stream, unwritten: lost, shed: this.shed.count }, 'audit log closed with events it could not write')
+      for (const p of this.pending) p.reject?.(unavailable('audit log closed before the event was written'))
+    }
+    await this.chain.catch(() => {})
+    this.closed = true
+    await this.releaseFiles()
+    try { await unlink(this.paths.lock) } catch { /* already gone */ }
+    openStreams.delete(this.paths.root)
+  }
+
+  // --- appending ---------------------------------------------------------------------------
+
+  private refuse (reason: 'full' | 'disk' | 'closed', message: string): Promise<void> | undefined {
+    const m = this.opts.metrics
+    if (this.opts.onFull === 'deny' || reason === 'closed') {
+      m?.auditRejected.inc({ ...this.labels, reason })
+      return Promise.reject(unavailable(message, { stream: this.opts.stream, reason }))
+    }
+    const t = this.now()
+    if (this.shed.count === 0) this.shed.first = t
+    this.shed.count++
+    this.shed.last = t
+    m?.auditShed.inc({ ...this.labels, reason })
+    if (t - this.shedLoggedAt >= 10_000) {
+      this.shedLoggedAt = t
+      this.logger.warn({ stream: this.opts.stream, reason, shed: this.shed.count }, 'audit events are being shed; a gap record will record how many')
+    }
+    // the gap record needs a write to carry it once the pressure is gone
+    if (reason === 'full' && !this.failing) this.scheduleWrite(this.opts.durability !== 'async')
+    return undefined
+  }
+
+  private exclusive<T> (fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn)
+    this.chain = run.catch(() => {})
+    return run
+  }
+
+  private scheduleWrite (syncNow: boolean): void {
+    if (this.writeQueued || this.closed) return
+    this.writeQueued = true
+    const go = (): void => {
+      this.exclusive(async () => await this.writeGroup(syncNow)).catch(() => { /* logged where it failed */ })
+    }
+    if (this.opts.durability === 'async') setImmediate(go)
+    else go()
+  }
+
+  /** Builds the gap record text for events shed since the last write. */
+  private gapEvent (): string {
+    return JSON.stringify({ type: 'gap', shed: this.shed.count, first_shed_at: new Date(this.shed.first).toISOString(), last_shed_at: new Date(this.shed.last).toISOString() })
+  }
+
+  /**
+   * Writes one group: everything pending (up to MAX_GROUP_BYTES), a gap record first when
+   * events were shed. Returns false when the disk refused it.
+   */
+  private async writeGroup (syncNow: boolean): Promise<boolean> {
+    this.writeQueued = false
+    if (this.closed) return true
+    const m = this.opts.metrics
+    let take = 0
+    let takeBytes = 0
+    while (take < this.pending.length && (take === 0 || takeBytes + (this.pending[take] as Pending).bytes <= MAX_GROUP_BYTES)) {
+      takeBytes += (this.pending[take] as Pending).bytes
+      take++
+    }
+    const group = this.pending.slice(0, take)
+    const gap = this.shed.count > 0 ? { ...this.shed } : undefined
+    if (group.length === 0 && gap === undefined) return true
+    try {
+      await this.cleanDirty()
+      await this.maybeRotate()
+      const range = this.range.clone()
+      const lines: Buffer[] = []
+      const stored: Buffer[] = []
+      const texts = gap !== undefined ? [this.gapEvent(), ...group.map((p) => p.text)] : group.map((p) => p.text)
+      for (const text of texts) {
+        const rec = Buffer.from(recordText(range.size, text))
+        stored.push(...range.append(leafHash(rec)))
+        lines.push(rec, NEWLINE)
+      }
+      const segBuf = Buffer.concat(lines)
+      await writeFully(this.seg, segBuf, this.segBytes)
+      if (syncNow) {
+        const t0 = process.hrtime.bigint()
+        await this.seg.datasync()
+        m?.auditFsyncDuration.observe(this.labels, Number(process.hrtime.bigint() - t0) / 1e9)
+      }
+      const hashBuf = Buffer.concat(stored)
+      await writeFully(this.hashes, hashBuf, this.hashesBytes)
+      // committed
+      this.range = range
+      this.segBytes += segBuf.length
+      this.hashesBytes += hashBuf.length
+      this.pending.splice(0, take)
+      this.pendingBytes -= takeBytes
+      if (gap !== undefined) {
+        this.logger.warn({ stream: this.opts.stream, shed: gap.count, seq: range.size - texts.length }, 'audit gap record written for shed events')
+        this.shed = { count: this.shed.count - gap.count, first: gap.last, last: this.shed.last }
+      }
+      this.failing = false
+      this.retryMs = 50
+      m?.auditPendingBytes.set(this.labels, this.pendingBytes)
+      m?.auditEventsWritten.inc(this.labels, texts.length)
+      m?.auditBytesWritten.inc(this.labels, segBuf.length)
+      m?.auditGroupSize.observe(this.labels, texts.length)
+      for (const p of group) p.resolve?.()
+    } catch (err) {
+      this.dirty = true
+      const code = errnoOf(err)
+      m?.auditWriteErrors.inc({ ...this.labels, code })
+      await this.cleanDirty().catch(() => {})
+      if (this.opts.durability === 'sync') {
+        // these decisions are denied: nothing the caller was told is durable is lost
+        this.pending.splice(0, take)
+        this.pendingBytes -= takeBytes
+        m?.auditPendingBytes.set(this.labels, this.pendingBytes)
+        m?.auditRejected.inc({ ...this.labels, reason: 'disk' }, group.length)
+        const e = unavailable(`audit log write failed (${code})`, { stream: this.opts.stream, errno: code }, err)
+        for (const p of group) p.reject?.(e)
+      } else {
+        this.failing = true
+      }
+      if (!this.failing || this.retryTimer === undefined) {
+        this.logger.error({ err, stream: this.opts.stream, errno: code, group: group.length }, 'audit log write failed; the group was truncated away')
+      }
+      this.scheduleRetry()
+      return false
+    }
+    // more may have arrived while this group was in flight (group commit: they form the next group)
+    if (this.pending.length > 0 && this.opts.durability === 'sync') this.scheduleWrite(true)
+    else if (this.pending.length > 0 && this.opts.durability === 'async') this.scheduleWrite(false)
+    if (this.range.size - (this.last?.size ?? 0) >= this.opts.checkpoint.everyEvents) {
+      await this.writeCheckpoint(false).catch(() => { /* logged; retried at the next trigger */ })
+    }
+    return true
+  }
+
+  private scheduleRetry (): void {
+    if (this.retryTimer !== undefined || this.closed) return
+    if (this.pending.length === 0 && this.shed.count === 0) return
+    const ms = this.retryMs
+    this.retryMs = Math.min(MAX_RETRY_MS, this.retryMs * 2)
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined
+      this.exclusive(async () => await this.writeGroup(this.opts.durability !== 'async')).catch(() => { /* logged where it failed */ })
+    }, ms)
+    this.retryTimer.unref()
+  }
+
+  /** Truncates what a failed write may have left past the good ends. */
+  private async cleanDirty (): Promise<void> {
+    if (!this.dirty) return
+    await this.seg.truncate(this.segBytes)
+    await this.hashes.truncate(this.hashesBytes)
+    await this.ckpt.truncate(this.ckptBytes)
+    this.dirty = false
+  }
+
+  // --- rotation and retention ------------------------------------------------------------------
+
+  private async maybeRotate (): Promise<void> {
+    if (this.segBytes === 0) return
+    const age = this.now() - this.segCreatedAt
+    if (this.segBytes < this.opts.segmentMaxBytes && age < this.opts.segmentMaxAgeMs) return
+    await this.seg.datasync()
+    await this.hashes.datasync()
+    const ref = { name: segmentName(this.range.size), first: this.range.size }
+    const fh = await openSegment(join(this.paths.segments, ref.name))
+    await fsyncDir(this.paths.segments)
+    await this.seg.close()
+    this.seg = fh
+    this.segRef = ref
+    this.segBytes = 0
+    this.segCreatedAt = this.now()
+    this.logger.info({ stream: this.opts.stream, segment: ref.name }, 'audit segment rotated')
+    await this.applyRetention()
+  }
+
+  /** Removes whole oldest segments (never the active one) past the age or byte limits, recording each in retention.log first. */
+  async applyRetention (): Promise<void> {
+    const { maxAgeMs, maxBytes } = this.opts.retention
+    if (maxAgeMs === undefined && maxBytes === undefined) return
+    const segs = await listSegments(this.paths.segments)
+    const info = await Promise.all(segs.map(async (s) => ({ ...s, st: await stat(join(this.paths.segments, s.name)) })))
+    let total = info.reduce((a, s) => a + s.st.size, 0)
+    const reader = new HashesFileReader(this.hashes.fd)
+    for (let i = 0; i + 1 < info.length; i++) {
+      const s = info[i] as (typeof info)[number]
+      const next = info[i + 1] as (typeof info)[number]
+      if (s.name === this.segRef.name) break
+      const old = maxAgeMs !== undefined && this.now() - s.st.mtimeMs > maxAgeMs
+      const big = maxBytes !== undefined && total > maxBytes
+      if (!old && !big) break
+      const last = next.first - 1
+      const [firstLeaf, lastLeaf] = last >= s.first ? reader.readHashes([storedHashIndex(0, s.first), storedHashIndex(0, last)]) : [Buffer.alloc(0), Buffer.alloc(0)]
+      const entry: RetentionEntry = {
+        segment: s.name,
+        first_seq: s.first,
+        last_seq: last,
+        first_leaf_hash: (firstLeaf as Buffer).toString('hex'),
+        last_leaf_hash: (lastLeaf as Buffer).toString('hex'),
+        bytes: s.st.size,
+        removed_at: new Date(this.now()).toISOString(),
+        reason: old ? 'age' : 'bytes',
+      }
+      const fh = await open(this.paths.retention, 'a')
+      try {
+        await fh.write(JSON.stringify(entry) + '\n')
+        await fh.datasync()
+      } finally { await fh.close() }
+      await unlink(join(this.paths.segments, s.name))
+      total -= s.st.size
+      this.logger.info({ stream: this.opts.stream, ...entry }, 'audit segment removed by retention')
+    }
+    await fsyncDir(this.paths.segments)
+  }
+
+  // --- checkpoints -------------------------------------------------------------------------------
+
+  private async writeCheckpoint (force: boolean): Promise<Checkpoint> {
+    const size = this.range.size
+    if (this.last !== undefined && this.last.size === size) return this.last
+    if (!force && size === 0) return this.last ?? { origin: this.origin, size: 0, root: this.range.root(), note: '' }
+    const m = this.opts.metrics
+    try {
+      await this.cleanDirty()
+      // the checkpoint vouches for records and hashes: both must be on disk before it
+      await this.seg.datasync()
+      await this.hashes.datasync()
+      const root = this.range.root()
+      const note = signCheckpoint(formatCheckpoint(this.origin, size, root), this.key, this.origin.replace(/[\s+]/g, '_'))
+      const buf = Buffer.from(note)
+      await writeFully(this.ckpt, buf, this.ckptBytes)
+      await this.ckpt.datasync()
+      this.ckptBytes += buf.length
+      this.last = { origin: this.origin, size, root, note }
+      m?.auditCheckpoints.inc(this.labels)
+      return this.last
+    } catch (err) {
+      this.dirty = true
+      m?.auditWriteErrors.inc({ ...this.labels, code: errnoOf(err) })
+      this.logger.error({ err, stream: this.opts.stream, size }, 'audit checkpoint write failed; retried at the next trigger')
+      await this.cleanDirty().catch(() => {})
+      throw unavailable(`audit checkpoint write failed (${errnoOf(err)})`, { stream: this.opts.stream }, err)
+    }
+  }
+
+  // --- timers ------------------------------------------------------------------------------------
+
+  private startTimers (): void {
+    if (this.opts.durability === 'batched') {
+      this.batchTimer = setInterval(() => {
+        if (this.pending.length > 0 || this.shed.count > 0) {
+          this.exclusive(async () => await this.writeGroup(true)).catch(() => { /* logged where it failed */ })
+        }
+      }, this.opts.batchIntervalMs)
+      this.batchTimer.unref()
+    }
+    this.checkpointTimer = setInterval(() => {
+      void this.exclusive(async () => {
+        if (this.range.size > (this.last?.size ?? 0)) await this.writeCheckpoint(false)
+        await this.applyRetention()
+      }).catch(() => { /* logged where it failed */ })
+    }, this.opts.checkpoint.everyMs)
+    this.checkpointTimer.unref()
+  }
+
+  private stopTimers (): void {
+    clearInterval(this.batchTimer)
+    clearInterval(this.checkpointTimer)
+    clearTimeout(this.retryTimer)
+    this.retryTimer = undefined
+  }
+
+  private async releaseFiles (): Promise<void> {
+    for (const fh of [this.seg, this.hashes, this.ckpt]) {
+      if (fh !== undefined) await fh.close().catch(() => {})
+    }
+  }
+
+  // --- opening and crash recovery -------------------------------------------------------------
+
+  private async recover (): Promise<void> {
+    const p = this.paths
+    await mkdir(p.segments, { recursive: true })
+    const unclean = await this.takeLock()
+    this.key = await loadCheckpointKey(this.opts.dir, this.opts.checkpoint.keyFile, this.logger)
+
+    // 1. the last checkpoint (tail of the checkpoints file)
+    this.ckpt = await openRw(p.checkpoints)
+    this.ckptBytes = (await this.ckpt.stat()).size
+    this.last = await this.recoverLastCheckpoint()
+
+    // 2. the active segment: drop a torn tail
+    let segs = await listSegments(p.segments)
+    if (segs.length === 0) {
+      const ref = { name: segmentName(0), first: 0 }
+      this.seg = await openSegment(join(p.segments, ref.name))
+      await fsyncDir(p.segments)
+      segs = [ref]
+    } else {
+      this.seg = await openRw(join(p.segments, (segs[segs.length - 1] as SegmentRef).name))
+    }
+    this.segRef = segs[segs.length - 1] as SegmentRef
+    const st = await this.seg.stat()
+    this.segCreatedAt = st.birthtimeMs > 0 ? st.birthtimeMs : st.mtimeMs
+    const size = await this.recoverTail(st.size)
+
+    // 3. hashes: trust them up to the last checkpoint (after checking its root), recompute the rest from the records
+    this.hashes = await openRw(p.hashes)
+    const hashesLen = (await this.hashes.stat()).size
+    const c = this.last?.size ?? 0
+    if (c > size) throw invalid(`audit stream ${this.opts.stream} has ${size} records but its last checkpoint covers ${c}: records were lost or removed`, { stream: this.opts.stream, records: size, checkpoint: c })
+    if (storedHashCount(c) * HASH_SIZE > hashesLen) throw invalid(`audit stream ${this.opts.stream}: hashes file is shorter than its last checkpoint (size ${c})`, { stream: this.opts.stream })
+    const reader = new HashesFileReader(this.hashes.fd)
+    if (this.last !== undefined && !treeRoot(c, reader).equals(this.last.root)) {
+      throw invalid(`audit stream ${this.opts.stream}: stored hashes do not match the last checkpoint (size ${c}); run portcullis audit verify`, { stream: this.opts.stream })
+    }
+    this.range = CompactRange.load(c, reader)
+    this.hashesBytes = storedHashCount(c) * HASH_SIZE
+    if (size > c) await this.rehash(segs, c, size)
+    await this.hashes.truncate(this.hashesBytes)
+    await this.hashes.datasync()
+    if (unclean || size > c) {
+      this.logger.warn({ stream: this.opts.stream, size, lastCheckpoint: c, unclean }, 'audit stream recovered: hashes after the last checkpoint recomputed from the records')
+    }
+  }
+
+  /** Takes the stream lock; returns true when a dead writer's lock was taken over (an unclean shutdown). */
+  private async takeLock (): Promise<boolean> {
+    const path = this.paths.lock
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const fd = openSync(path, 'wx', 0o644)
+        try { writeSync(fd, `${process.pid}\n`) } finally { closeSync(fd) }
+        return attempt > 0
+      } catch (err) {
+        if (errnoOf(err) !== 'EEXIST') throw unavailable(`cannot create the audit stream lock ${path}: ${(err as Error).message}`, { file: path }, err)
+      }
+      let pid = NaN
+      try { pid = Number.parseInt((await readFile(path, 'utf8')).trim(), 10) } catch { /* vanished: retry */ }
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) {
+        throw unavailable(`audit stream ${this.opts.stream} is locked by running process ${pid} (${path}); one writer per stream`, { stream: this.opts.stream, pid })
+      }
+      this.logger.warn({ stream: this.opts.stream, pid, lock: path }, 'taking over the audit stream lock of a writer that is no longer running')
+      try { await unlink(path) } catch { /* another process took it over first: the next attempt tells */ }
+    }
+    throw unavailable(`cannot take the audit stream lock ${path}`, { file: path })
+  }
+
+  /** Reads the last complete note from the tail of the checkpoints file; truncates a torn one. */
+  private async recoverLastCheckpoint (): Promise<Checkpoint | undefined> {
+    const len = this.ckptBytes
+    if (len === 0) return undefined
+    const window = Math.min(len, 64 * 1024)
+    const buf = Buffer.alloc(window)
+    await this.ckpt.read(buf, 0, window, len - window)
+    const text = buf.toString('latin1') // byte offsets; notes are ASCII but for the em dash
+    const sigAt = text.lastIndexOf('\n\n\u00e2\u0080\u0094 ') // "\n\n— " in UTF-8 bytes read as latin1
+    if (sigAt < 0) {
+      if (window < len) throw invalid(`audit checkpoints file ${this.paths.checkpoints} has no complete note in its last ${window} bytes`)
+      this.logger.warn({ stream: this.opts.stream, bytes: len }, 'audit checkpoints file holds only a torn note; truncated')
+      await this.ckpt.truncate(0)
+      this.ckptBytes = 0
+      return undefined
+    }
+    // our notes have exactly three body lines: origin, size, root
+    let start = sigAt + 1
+    for (let i = 0; i < 3 && start > 0; i++) start = text.lastIndexOf('\n', start - 2) + 1
+    const from = Buffer.from(text.slice(start), 'latin1').toString('utf8')
+    const { notes, torn } = splitCheckpointNotes(from)
+    const last = notes[notes.length - 1]
+    if (last === undefined) throw invalid(`audit checkpoints file ${this.paths.checkpoints} ends in an unreadable note`)
+    if (torn !== undefined) {
+      const keep = len - window + start + Buffer.byteLength(from.slice(0, torn.offset))
+      this.logger.warn({ stream: this.opts.stream, bytes: len - keep }, 'audit checkpoints file ended in a torn note; truncated')
+      await this.ckpt.truncate(keep)
+      this.ckptBytes = keep
+    }
+    const parsed = parseCheckpoint(last.note)
+    return { origin: parsed.origin, size: parsed.size, root: parsed.root, note: parsed.note }
+  }
+
+  /**
+   * Drops torn records at the end of the active segment (no newline, unparsable, or a seq that
+   * does not follow the previous line) and returns the number of records in the log.
+   */
+  private async recoverTail (fileSize: number): Promise<number> {
+    const first = this.segRef.first
+    let end = fileSize
+    for (let dropped = 0; ; dropped++) {
+      if (end === 0) { this.segBytes = 0; return first }
+      const lines = await readLastLines(this.seg, end)
+      const lastLine = lines.last
+      const torn = !lines.endsWithNewline
+      let ok = !torn
+      let seq = -1
+      if (ok) {
+        seq = recordSeq(lastLine.bytes)
+        const expected = lines.prev === undefined ? first : recordSeq(lines.prev.bytes) + 1
+        ok = seq >= 0 && seq === expected && isJson(lastLine.bytes)
+      }
+      if (ok) { this.segBytes = end; return seq + 1 }
+      if (dropped >= MAX_TORN_LINES) throw invalid(`audit segment ${this.segRef.name} ends in more than ${MAX_TORN_LINES} bad records: corruption, not a torn write; run portcullis audit verify`, { segment: this.segRef.name })
+      const bytes = end - lastLine.offset
+      const tornSeq = lines.prev === undefined ? first : recordSeq(lines.prev.bytes) + 1
+      this.logger.warn({ stream: this.opts.stream, segment: this.segRef.name, bytes, seq: tornSeq, reason: torn ? 'no trailing newline' : 'unparsable or out-of-sequence record' },
+        `audit recovery: truncated a torn record of ${bytes} bytes at seq ${tornSeq}`)
+      this.opts.metrics?.auditRecoveryTruncations.inc(this.labels)
+      end = lastLine.offset
+      await this.seg.truncate(end)
+      await this.seg.datasync()
+    }
+  }
+
+  /** Recomputes the stored hashes of records [from, to) from the segments. */
+  private async rehash (segs: SegmentRef[], from: number, to: number): Promise<void> {
+    let i = segs.length - 1
+    while (i > 0 && (segs[i] as SegmentRef).first > from) i--
+    let seq = (segs[i] as SegmentRef).first
+    const out: Buffer[] = []
+    for (; i < segs.length && seq < to; i++) {
+      const s = segs[i] as SegmentRef
+      if (s.first !== seq) throw invalid(`audit segment ${s.name} does not continue at seq ${seq}; run portcullis audit verify`, { segment: s.name })
+      for await (const batch of segmentLineBatches(join(this.paths.segments, s.name))) {
+        for (const line of batch.lines) {
+          if (seq >= to) break
+          if (recordSeq(line) !== seq) throw invalid(`audit segment ${s.name}: expected seq ${seq}; run portcullis audit verify`, { segment: s.name, seq })
+          if (seq >= from) out.push(...this.range.append(leafHash(line)))
+          seq++
+        }
+        if (out.length >= 8192) {
+          const buf = Buffer.concat(out.splice(0))
+          await writeFully(this.hashes, buf, this.hashesBytes)
+          this.hashesBytes += buf.length
+        }
+      }
+    }
+    if (seq !== to) throw invalid(`audit stream ${this.opts.stream}: found ${seq} records where ${to} were expected`)
+    const buf = Buffer.concat(out)
+    await writeFully(this.hashes, buf, this.hashesBytes)
+    this.hashesBytes += buf.length
+  }
+}
+
+const NEWLINE = Buffer.from('\n')
+
+
+function isJson (b: Buffer): boolean {
+  try { JSON.parse(b.toString('utf8')); return true } catch { return false }
+}
+
+async function openRw (path: string): Promise<FileHandle> {
+  if (!existsSync(path)) await writeFile(path, '', { flag: 'a' })
+  return await open(path, 'r+')
+}
+
+/** A new (or empty leftover) segment file opened for positional writes. */
+async function openSegment (path: string): Promise<FileHandle> {
+  await mkdir(dirname(path), { recursive: true })
+  const fh = await openRw(path)
+  if ((await fh.stat()).size !== 0) {
+    await fh.close()
+    throw invalid(`audit segment ${path} already exists and is not empty`)
+  }
+  return fh
+}
+
+/** The last line (and the one before) ending at `end`, read backwards in growing windows. */
+async function readLastLines (fh: FileHandle, end: number): Promise<{ last: { bytes: Buffer, offset: number }, prev?: { bytes: Buffer, offset: number }, endsWithNewline: boolean }> {
+  let window = Math.min(end, 64 * 1024)
+  for (;;) {
+    const buf = Buffer.alloc(window)
+    await fh.read(buf, 0, window, end - window)
+    const base = end - window
+    const endsWithNewline = buf[window - 1] === 10
+    const body = endsWithNewline ? window - 1 : window
+    const nl1 = buf.lastIndexOf(10, body - 1)
+    const nl0 = nl1 > 0 ? buf.lastIndexOf(10, nl1 - 1) : -1
+    const enough = window === end || nl0 >= 0
+    if (enough) {
+      const lastStart = nl1 + 1
+      const last = { bytes: buf.subarray(lastStart, body), offset: base + lastStart }
+      if (nl1 < 0) return { last, endsWithNewline }
+      const prevStart = nl0 + 1
+      return { last, prev: { bytes: buf.subarray(prevStart, nl1), offset: base + prevStart }, endsWithNewline }
+    }
+    window = Math.min(end, window * 4)
+  }
+}
