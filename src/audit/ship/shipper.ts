@@ -171,6 +171,7 @@ export class Shipper {
       } finally {
         clearTimeout(timer)
         this.ctl.abort()
+        await this.locking
         await this.releaseLock()
         this.st.state = 'STOPPED'
       }
@@ -256,8 +257,17 @@ export class Shipper {
     })
   }
 
+  /** One lock attempt at a time (the loop and trigger() may both ask). */
+  private locking: Promise<boolean> | undefined
+
   private async ensureLock (): Promise<boolean> {
     if (this.release !== undefined) return true
+    if (this.stopping) return false
+    this.locking ??= this.takeLock().finally(() => { this.locking = undefined })
+    return await this.locking
+  }
+
+  private async takeLock (): Promise<boolean> {
     try {
       this.release = await lockfile.lock(this.opts.dir, {
         lockfilePath: join(this.opts.dir, LOCK_FILE),
@@ -327,19 +337,30 @@ export class Shipper {
       return result
     }
     const ends = new Map<string, { size: number, next: number }>()
+    let uploadFailed = false
     try {
       for (const id of await dir.streams()) {
-        const stream = await dir.stream(id)
-        const size = await stream.treeSize()
         const streamDir = join(this.opts.dir, id)
-        const next = (await readCursor(streamDir))?.next_seq ?? 0
-        const pos = { size, next }
+        let stream: ShipStream
+        let pos: { size: number, next: number }
+        try {
+          stream = await dir.stream(id)
+          pos = { size: await stream.treeSize(), next: (await readCursor(streamDir))?.next_seq ?? 0 }
+        } catch (err) {
+          // One unreadable stream (or cursor) does not hold the others back; it is retried next round.
+          result.error ??= `stream ${id}: ${(err as Error).message}`
+          this.logger.error({ stream: id, err: (err as Error).message }, 'cannot read audit stream for shipping')
+          continue
+        }
         ends.set(id, pos)
-        if (result.error !== undefined || signal.aborted || next >= size) continue
+        // After a failed upload the collector is not hammered with the other streams' chunks.
+        if (uploadFailed || signal.aborted || pos.next >= pos.size) continue
         try {
           await this.shipStream(id, stream, streamDir, pos, signal, result)
         } catch (err) {
-          result.error = err instanceof UploadFailed ? err.message : `stream ${id}: ${(err as Error).message}`
+          if (err instanceof UploadFailed) uploadFailed = true
+          else this.logger.error({ stream: id, err: (err as Error).message }, 'audit stream shipping failed')
+          result.error ??= err instanceof UploadFailed ? err.message : `stream ${id}: ${(err as Error).message}`
         }
       }
     } catch (err) {

@@ -5,7 +5,7 @@
  * test servers are Go test code; Styra DAS and other commercial collectors are not here), so
  * this small server stands in for one; it does nothing but gunzip, parse and record.
  *
- * `answer` decides the status of the next uploads (200 by default); `down()` closes the
+ * `answer` decides the status of the next uploads (200 by default; or a function of the upload's number and events); `down()` closes the
  * listening socket (connections are refused), `up()` listens again on the same port.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
@@ -27,7 +27,7 @@ export interface Upload {
 export class Collector {
   readonly uploads: Upload[] = []
   /** Status for the next uploads: a number, or a function of the upload number (0-based). */
-  answer: number | ((n: number) => number) = 200
+  answer: number | ((n: number, events: Array<Record<string, unknown>>) => number) = 200
   private server: Server | undefined
   private portNo = 0
   private waiters: Array<() => void> = []
@@ -49,7 +49,7 @@ export class Collector {
         let events: Upload['events']
         try { events = JSON.parse(gunzipSync(body).toString('utf8')) as Upload['events'] } catch { events = undefined }
         const n = this.uploads.length
-        const status = events === undefined ? 400 : typeof this.answer === 'function' ? this.answer(n) : this.answer
+        const status = events === undefined ? 400 : typeof this.answer === 'function' ? this.answer(n, events) : this.answer
         this.uploads.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, bytes: body.length, events, status })
         res.writeHead(status, { 'content-type': 'application/json' }).end(status < 300 ? '{}' : '{"error":"test collector says no"}')
         for (const w of this.waiters.splice(0)) w()
