@@ -9,6 +9,7 @@ import { bundleVerifyCommand } from './bundle-verify.js'
 import { serveCommand } from './serve.js'
 import { identityVerifyCommand } from './identity-verify.js'
 import { identityIssueCommand } from './identity-issue.js'
+import { auditVerifyCommand } from './audit-verify.js'
 
 /** Command table: "group sub" names for two-word commands. */
 export const commands: Record<string, Command> = {
@@ -18,6 +19,7 @@ export const commands: Record<string, Command> = {
   'bundle verify': bundleVerifyCommand,
   'identity verify': identityVerifyCommand,
   'identity issue': identityIssueCommand,
+  'audit verify': auditVerifyCommand,
 }
 
 function help (): string {

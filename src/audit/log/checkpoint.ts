@@ -134,3 +134,29 @@ export function splitCheckpointNotes (text: string): { notes: Array<{ note: stri
   }
   return { notes }
 }
+
+/**
+ * The last complete note in the tail of a checkpoints file, given as latin1 text (so string
+ * indexes are byte offsets). Our notes have exactly three body lines (origin, size, root), so
+ * the note starts three lines before its signature block. `start` and `end` are byte offsets
+ * in `tail`; bytes after `end` are a torn note.
+ */
+export function lastNoteInTail (tail: string): { note: string, start: number, end: number } | undefined {
+  const sigAt = tail.lastIndexOf('\n\n\u00e2\u0080\u0094 ') // "\n\n— " as UTF-8 bytes read as latin1
+  if (sigAt < 0) return undefined
+  let start = sigAt + 1
+  for (let i = 0; i < 3 && start > 0; i++) start = tail.lastIndexOf('\n', start - 2) + 1
+  let end = tail.indexOf('\n', sigAt + 2)
+  if (end < 0) {
+    // the last note's first signature line is torn: fall back to the note before it
+    const before = lastNoteInTail(tail.slice(0, start))
+    return before
+  }
+  end++
+  while (tail.startsWith('\u00e2\u0080\u0094 ', end)) {
+    const nl = tail.indexOf('\n', end)
+    if (nl < 0) break
+    end = nl + 1
+  }
+  return { note: Buffer.from(tail.slice(start, end), 'latin1').toString('utf8'), start, end }
+}

@@ -24,7 +24,7 @@ import { PortcullisError } from '../../errors.js'
 import { silentLogger, type Logger } from '../../log.js'
 import type { Metrics } from '../../metrics/index.js'
 import type { AuditSink, Durability } from './contract.js'
-import { formatCheckpoint, generateCheckpointKey, parseCheckpoint, signCheckpoint, splitCheckpointNotes, type Checkpoint } from './checkpoint.js'
+import { formatCheckpoint, generateCheckpointKey, lastNoteInTail, parseCheckpoint, signCheckpoint, type Checkpoint } from './checkpoint.js'
 import { HashesFileReader, listSegments, recordSeq, recordText, segmentLineBatches, segmentName, streamPaths, type RetentionEntry, type SegmentRef, type StreamPaths } from './layout.js'
 import { CompactRange, HASH_SIZE, leafHash, storedHashCount, storedHashIndex, treeRoot } from './tree.js'
 
@@ -638,28 +638,21 @@ export class AuditLog implements AuditSink {
     const window = Math.min(len, 64 * 1024)
     const buf = Buffer.alloc(window)
     await this.ckpt.read(buf, 0, window, len - window)
-    const text = buf.toString('latin1') // byte offsets; notes are ASCII but for the em dash
-    const sigAt = text.lastIndexOf('\n\n\u00e2\u0080\u0094 ') // "\n\n— " in UTF-8 bytes read as latin1
-    if (sigAt < 0) {
+    const found = lastNoteInTail(buf.toString('latin1'))
+    if (found === undefined) {
       if (window < len) throw invalid(`audit checkpoints file ${this.paths.checkpoints} has no complete note in its last ${window} bytes`)
       this.logger.warn({ stream: this.opts.stream, bytes: len }, 'audit checkpoints file holds only a torn note; truncated')
       await this.ckpt.truncate(0)
       this.ckptBytes = 0
       return undefined
     }
-    // our notes have exactly three body lines: origin, size, root
-    let start = sigAt + 1
-    for (let i = 0; i < 3 && start > 0; i++) start = text.lastIndexOf('\n', start - 2) + 1
-    const from = Buffer.from(text.slice(start), 'latin1').toString('utf8')
-    const { notes, torn } = splitCheckpointNotes(from)
-    const last = notes[notes.length - 1]
-    if (last === undefined) throw invalid(`audit checkpoints file ${this.paths.checkpoints} ends in an unreadable note`)
-    if (torn !== undefined) {
-      const keep = len - window + start + Buffer.byteLength(from.slice(0, torn.offset))
+    const keep = len - window + found.end
+    if (keep < len) {
       this.logger.warn({ stream: this.opts.stream, bytes: len - keep }, 'audit checkpoints file ended in a torn note; truncated')
       await this.ckpt.truncate(keep)
       this.ckptBytes = keep
     }
+    const last = found
     const parsed = parseCheckpoint(last.note)
     return { origin: parsed.origin, size: parsed.size, root: parsed.root, note: parsed.note }
   }

@@ -1,0 +1,167 @@
+/**
+ * Read access to an audit directory, safe while live writers (other processes) append to it:
+ * the tree size is what the hashes file holds whole, records are streamed segment by segment
+ * (memory independent of the range), and roots and proofs read O(log n) stored hashes with
+ * positional reads — never the events. Exports, HTTP endpoints and shippers build on this.
+ */
+import { closeSync, openSync, fstatSync } from 'node:fs'
+import { readFile, readdir, stat, open } from 'node:fs/promises'
+import { join } from 'node:path'
+import { PortcullisError } from '../../errors.js'
+import { lastNoteInTail, parseCheckpoint, splitCheckpointNotes, type Checkpoint } from './checkpoint.js'
+import { HashesFileReader, STREAM_RE, listSegments, recordSeq, segmentLineBatches, streamPaths, type StreamPaths } from './layout.js'
+import { HASH_SIZE, consistencyProof, inclusionProof, treeRoot, treeSizeForStoredCount } from './tree.js'
+
+function invalid (msg: string, details: Record<string, unknown> = {}): PortcullisError {
+  return new PortcullisError('PORTCULLIS_AUDIT_INVALID', msg, details)
+}
+
+export interface StreamReader {
+  readonly id: string
+  /** Records hashed into the tree so far (the hashes file, read whole hashes only). */
+  treeSize: () => Promise<number>
+  /** Every checkpoint, oldest first (parsed, signatures not checked). */
+  checkpoints: () => Promise<Checkpoint[]>
+  latestCheckpoint: () => Promise<Checkpoint | undefined>
+  /** Records with fromSeq ≤ seq < toSeq (toSeq: to the end), streamed; ranges removed by retention are skipped. */
+  records: (fromSeq: number, toSeq?: number) => AsyncIterable<{ seq: number, bytes: Buffer }>
+  rootAt: (n: number) => Promise<Buffer>
+  inclusionProof: (seq: number, n: number) => Promise<Buffer[]>
+  consistencyProof: (m: number, n: number) => Promise<Buffer[]>
+  /** Releases the hashes file descriptor (reopened on the next call). */
+  close: () => void
+}
+
+export class AuditDirReader {
+  private readonly readers = new Map<string, FileStreamReader>()
+
+  private constructor (readonly dir: string, private readonly ids: string[]) {}
+
+  /** Opens an audit directory: every subdirectory with a `segments` folder is a stream. */
+  static async open (dir: string): Promise<AuditDirReader> {
+    let entries
+    try { entries = await readdir(dir, { withFileTypes: true }) } catch (err) {
+      throw invalid(`cannot read audit directory ${dir}: ${(err as Error).message}`, { dir })
+    }
+    const ids: string[] = []
+    for (const e of entries) {
+      if (!e.isDirectory() || !STREAM_RE.test(e.name)) continue
+      try { if ((await stat(join(dir, e.name, 'segments'))).isDirectory()) ids.push(e.name) } catch { /* not a stream */ }
+    }
+    return new AuditDirReader(dir, ids.sort())
+  }
+
+  streams (): string[] { return [...this.ids] }
+
+  stream (id: string): StreamReader {
+    if (!this.ids.includes(id)) throw invalid(`no audit stream ${JSON.stringify(id)} in ${this.dir}`, { stream: id })
+    let r = this.readers.get(id)
+    if (r === undefined) { r = new FileStreamReader(this.dir, id); this.readers.set(id, r) }
+    return r
+  }
+
+  close (): void {
+    for (const r of this.readers.values()) r.close()
+  }
+}
+
+class FileStreamReader implements StreamReader {
+  private readonly paths: StreamPaths
+  private fd: number | undefined
+
+  constructor (dir: string, readonly id: string) {
+    this.paths = streamPaths(dir, id)
+  }
+
+  private hashesFd (): number {
+    if (this.fd === undefined) {
+      try { this.fd = openSync(this.paths.hashes, 'r') } catch (err) {
+        throw invalid(`audit stream ${this.id} has no hashes file: ${(err as Error).message}`, { stream: this.id })
+      }
+    }
+    return this.fd
+  }
+
+  close (): void {
+    if (this.fd !== undefined) { closeSync(this.fd); this.fd = undefined }
+  }
+
+  async treeSize (): Promise<number> {
+    return treeSizeForStoredCount(Math.floor(fstatSync(this.hashesFd()).size / HASH_SIZE))
+  }
+
+  async checkpoints (): Promise<Checkpoint[]> {
+    let text: string
+    try { text = await readFile(this.paths.checkpoints, 'utf8') } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
+      throw err
+    }
+    return splitCheckpointNotes(text).notes.map(({ note }) => {
+      const c = parseCheckpoint(note)
+      return { origin: c.origin, size: c.size, root: c.root, note: c.note }
+    })
+  }
+
+  async latestCheckpoint (): Promise<Checkpoint | undefined> {
+    let fh
+    try { fh = await open(this.paths.checkpoints, 'r') } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw err
+    }
+    try {
+      const len = (await fh.stat()).size
+      for (let window = Math.min(len, 4096); ; window = Math.min(len, window * 4)) {
+        const buf = Buffer.alloc(window)
+        await fh.read(buf, 0, window, len - window)
+        const found = lastNoteInTail(buf.toString('latin1'))
+        if (found !== undefined && (found.start > 0 || window === len)) {
+          const c = parseCheckpoint(found.note)
+          return { origin: c.origin, size: c.size, root: c.root, note: c.note }
+        }
+        if (window === len) return undefined
+      }
+    } finally { await fh.close() }
+  }
+
+  async * records (fromSeq: number, toSeq = Number.MAX_SAFE_INTEGER): AsyncIterable<{ seq: number, bytes: Buffer }> {
+    if (!Number.isSafeInteger(fromSeq) || fromSeq < 0) throw invalid(`record range start ${fromSeq} is not a seq`)
+    const segs = await listSegments(this.paths.segments)
+    let i = segs.length - 1
+    while (i > 0 && (segs[i]?.first ?? 0) > fromSeq) i--
+    for (; i >= 0 && i < segs.length; i++) {
+      const s = segs[i] as (typeof segs)[number]
+      if (s.first >= toSeq) return
+      for await (const batch of segmentLineBatches(join(this.paths.segments, s.name))) {
+        for (const line of batch.lines) {
+          const seq = recordSeq(line)
+          if (seq < fromSeq) continue
+          if (seq >= toSeq) return
+          yield { seq, bytes: line }
+        }
+      }
+    }
+  }
+
+  private checkSize (n: number, what: string): HashesFileReader {
+    const fd = this.hashesFd()
+    const size = treeSizeForStoredCount(Math.floor(fstatSync(fd).size / HASH_SIZE))
+    if (!Number.isSafeInteger(n) || n < 0 || n > size) throw invalid(`${what}: tree size ${n} is beyond the stream's ${size}`, { stream: this.id, size })
+    return new HashesFileReader(fd)
+  }
+
+  async rootAt (n: number): Promise<Buffer> {
+    return treeRoot(n, this.checkSize(n, 'root'))
+  }
+
+  async inclusionProof (seq: number, n: number): Promise<Buffer[]> {
+    const reader = this.checkSize(n, 'inclusion proof')
+    if (!Number.isSafeInteger(seq) || seq < 0 || seq >= n) throw invalid(`inclusion proof: seq ${seq} is not in a tree of size ${n}`, { stream: this.id })
+    return inclusionProof(seq, n, reader)
+  }
+
+  async consistencyProof (m: number, n: number): Promise<Buffer[]> {
+    const reader = this.checkSize(n, 'consistency proof')
+    if (!Number.isSafeInteger(m) || m < 0 || m > n) throw invalid(`consistency proof: size ${m} is not within ${n}`, { stream: this.id })
+    return consistencyProof(m, n, reader)
+  }
+}

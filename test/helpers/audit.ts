@@ -1,0 +1,42 @@
+/**
+ * Audit-log test helpers: options for a real log in a temp directory, metric readers.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { auditLogDefaults, type AuditLogOptions } from '../../src/audit/log/writer.js'
+import type { Metrics } from '../../src/metrics/index.js'
+import type { Logger } from '../../src/log.js'
+
+export function tempAuditDir (): { dir: string, cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-audit-'))
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+export function logOptions (dir: string, over: Partial<AuditLogOptions> = {}): AuditLogOptions {
+  return { ...auditLogDefaults, dir, stream: 'main', checkpoint: { everyEvents: 1000, everyMs: 600_000 }, ...over }
+}
+
+/** A logger that records what it was told (tests assert on the fields, not the text). */
+export function recordingLogger (): Logger & { lines: Array<{ level: string, obj: Record<string, unknown>, msg?: string }> } {
+  const lines: Array<{ level: string, obj: Record<string, unknown>, msg?: string }> = []
+  const at = (level: string) => (obj: object, msg?: string) => { lines.push({ level, obj: obj as Record<string, unknown>, msg }) }
+  return { lines, info: at('info'), warn: at('warn'), error: at('error') }
+}
+
+/** Sum of a counter (all label sets) or the _count/_sum of a histogram. */
+export async function metricValue (m: Metrics, name: keyof Metrics, suffix = '', labels: Record<string, string> = {}): Promise<number> {
+  const metric = m[name] as unknown as { get: () => Promise<{ values: Array<{ value: number, labels: Record<string, string | number>, metricName?: string }> }> }
+  const { values } = await metric.get()
+  let sum = 0
+  for (const v of values) {
+    if (suffix !== '' && v.metricName?.endsWith(suffix) !== true) continue
+    if (suffix === '' && v.metricName !== undefined && /_(bucket|sum|count)$/.test(v.metricName)) continue
+    if (Object.entries(labels).every(([k, x]) => String(v.labels[k]) === x)) sum += v.value
+  }
+  return sum
+}
+
+export function event (i: number, extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({ decision_id: `d-${i}`, path: 'authz/allow', result: i % 2 === 0, ...extra })
+}
