@@ -1,9 +1,8 @@
 /**
- * The shipping part of `decision_logs` (OPA's keys; the shipper is src/audit/ship/): its
- * defaults before validation and OPA's cross-key rules after, plus which service and resource
- * events go to. Console, mask and drop settings of the same section belong to the audit trail.
+ * The shipping part of `decision_logs` (OPA's keys; the shipper is src/audit/ship/): OPA's
+ * rules before and after validation, and which service and resource events go to. Console, mask and drop settings of the same section belong to the audit trail.
  */
-import { DECISION_LOGS_DEFAULT_RESOURCE, DECISION_LOGS_REPORTING_DEFAULTS } from './defaults.js'
+import { DECISION_LOGS_DEFAULT_RESOURCE } from './defaults.js'
 import type { DecisionLogsConfig, ServiceConfig } from './schema.js'
 import { configInvalid as invalid } from './validate.js'
 
@@ -12,21 +11,33 @@ function isObject (v: unknown): v is Record<string, unknown> {
 }
 
 /**
- * Before validation: OPA's rule that min and max delay come together (plugin.go
- * validateAndInjectDefaults), then the reporting defaults.
+ * Before merging: OPA's rule that min and max delay come together (plugin.go
+ * validateAndInjectDefaults), checked on each layer the user wrote (the defaults hold both).
  */
-export function prepareDecisionLogs (raw: unknown): unknown {
-  if (raw === null || raw === undefined) return {}
-  if (!isObject(raw)) return raw
-  const reporting = raw.reporting ?? {}
-  if (!isObject(reporting)) return raw
+export function checkReportingLayer (layer: unknown): void {
+  if (!isObject(layer) || !isObject(layer.decision_logs)) return
+  const reporting = layer.decision_logs.reporting
+  if (!isObject(reporting)) return
   const hasMin = reporting.min_delay_seconds !== undefined
   const hasMax = reporting.max_delay_seconds !== undefined
   if (hasMin !== hasMax) {
     const missing = hasMin ? 'max_delay_seconds' : 'min_delay_seconds'
     throw invalid(`config key decision_logs.reporting.${missing} is required when ${hasMin ? 'min_delay_seconds' : 'max_delay_seconds'} is set (as in OPA)`, `decision_logs.reporting.${missing}`)
   }
-  return { ...raw, reporting: { ...DECISION_LOGS_REPORTING_DEFAULTS, ...reporting } }
+}
+
+/**
+ * OPA's default service (plugin.go): a `decision_logs` section the user wrote without a
+ * `service` ships to the first service listed, unless console logging is on (then OPA cannot
+ * tell whether only console logs were wanted). `userSection`: some layer held `decision_logs`
+ * (the defaults always do). Called on the merged configuration, before validation.
+ */
+export function defaultShippingService (config: { decision_logs?: unknown, services?: unknown }, userSection: boolean): void {
+  const dl = config.decision_logs
+  if (!userSection || !isObject(dl) || dl.service !== undefined || dl.console === true) return
+  if (!isObject(config.services)) return
+  const first = Object.keys(config.services)[0]
+  if (first !== undefined) dl.service = first
 }
 
 /** Where decision-log events are uploaded: the service (by name, with its settings) and the resource path. */
@@ -39,31 +50,23 @@ export interface ShippingTarget {
 
 /** The part of the configuration shipping reads (the audit section is the audit trail's). */
 export interface ShippingConfigView {
-  decision_logs?: DecisionLogsConfig & { console?: boolean }
+  decision_logs?: DecisionLogsConfig
   services?: Record<string, ServiceConfig>
   audit?: { enabled?: boolean }
 }
 
 /**
- * Which service decision logs are shipped to, as OPA decides it: `decision_logs.service`, or,
- * when unset and console logging is off, the first service listed; none without a
- * `decision_logs` section. Undefined: no shipping.
+ * Which service decision logs are shipped to: `decision_logs.service` (set by the user, or by
+ * `defaultShippingService` as OPA defaults it). Undefined: no shipping.
  */
 export function shippingTarget (config: ShippingConfigView): ShippingTarget | undefined {
   const dl = config.decision_logs
-  if (dl === undefined) return undefined
-  const services = config.services ?? {}
-  let name = dl.service
-  if (name === undefined) {
-    const first = Object.keys(services)[0]
-    if (first === undefined || dl.console === true) return undefined
-    name = first
-  }
-  const service = services[name]
+  if (dl?.service === undefined) return undefined
+  const service = config.services?.[dl.service]
   if (service === undefined) return undefined
   let resource = dl.partition_name !== undefined ? `/logs/${dl.partition_name}` : dl.resource ?? DECISION_LOGS_DEFAULT_RESOURCE
   if (!resource.startsWith('/')) resource = `/${resource}`
-  return { serviceName: name, service, resource }
+  return { serviceName: dl.service, service, resource }
 }
 
 /**

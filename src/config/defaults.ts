@@ -1,6 +1,30 @@
 /** Every default, in one place. */
 import { JWT_SVID_ALGORITHMS, type BundleEndpointConfig, type Config, type IdentityConfig, type OidcIssuerConfig, type TrustDomainConfig } from './schema.js'
 
+/** Pointers erased from every audit event by default: credentials and peer certificates in Envoy's input (docs/audit.md). */
+export const AUDIT_DEFAULT_ERASE: readonly string[] = Object.freeze([
+  '/input/attributes/request/http/headers/authorization',
+  '/input/attributes/request/http/headers/cookie',
+  '/input/attributes/request/http/headers/proxy-authorization',
+  '/input/attributes/request/http/headers/x-forwarded-client-cert',
+  '/input/attributes/source/certificate',
+  '/input/attributes/destination/certificate',
+])
+
+/**
+ * Defaults of `decision_logs.reporting` (OPA's, v1/plugins/logs/plugin.go), applied when
+ * shipping is configured. OPA requires min and max delay together; so does
+ * config/decision-logs.ts.
+ */
+export const DECISION_LOGS_REPORTING_DEFAULTS = {
+  min_delay_seconds: 300,
+  max_delay_seconds: 600,
+  upload_size_limit_bytes: 32_768,
+  trigger: 'periodic',
+} as const
+/** Where events are POSTed under the service URL (OPA's default resource). */
+export const DECISION_LOGS_DEFAULT_RESOURCE = '/logs'
+
 export const DEFAULTS: Config = {
   server: {
     addr: '127.0.0.1:8181',
@@ -49,6 +73,25 @@ export const DEFAULTS: Config = {
     http: { enabled: false, addr: '127.0.0.1:9192', path_prefix: '', max_body_bytes: 4 * 1024 * 1024 },
     cache: { enabled: false, ignore_input_paths: [] },
   },
+  audit: {
+    enabled: false,
+    dir: 'audit',
+    durability: 'batched',
+    batch_interval_ms: 50,
+    segment: { max_bytes: 64 * 1024 * 1024, max_age_seconds: 86_400 },
+    retention: {},
+    checkpoint: { every_events: 10_000, every_seconds: 60 },
+    max_pending_bytes: 64 * 1024 * 1024,
+    on_full: 'deny',
+    erase: [...AUDIT_DEFAULT_ERASE],
+    labels: {},
+  },
+  decision_logs: {
+    console: false,
+    mask_decision: '/system/log/mask',
+    drop_decision: '/system/log/drop',
+    reporting: { ...DECISION_LOGS_REPORTING_DEFAULTS },
+  },
 }
 
 /**
@@ -76,17 +119,3 @@ export const IDENTITY_DEFAULTS = {
   cache: { enabled: true, max_entries: 10_000, max_bytes: 64 * 1024 * 1024, max_ttl_seconds: 300 } satisfies IdentityConfig['cache'],
   watch: { enabled: true, debounce_ms: 200, use_polling: false } satisfies IdentityConfig['watch'],
 }
-
-/**
- * Defaults of `decision_logs.reporting` (OPA's, v1/plugins/logs/plugin.go), applied when the
- * `decision_logs` section is present. OPA requires min and max delay together; so does
- * config/decision-logs.ts.
- */
-export const DECISION_LOGS_REPORTING_DEFAULTS = {
-  min_delay_seconds: 300,
-  max_delay_seconds: 600,
-  upload_size_limit_bytes: 32_768,
-  trigger: 'periodic',
-} as const
-/** Where events are POSTed under the service URL (OPA's default resource). */
-export const DECISION_LOGS_DEFAULT_RESOURCE = '/logs'

@@ -9,7 +9,7 @@ import { deepFreeze } from '../deep-freeze.js'
 import { DEFAULTS } from './defaults.js'
 import { checkIdentity, prepareIdentity, resolveIdentity } from './identity.js'
 import { prepareServices, resolveServices } from './services.js'
-import { checkDecisionLogs, prepareDecisionLogs } from './decision-logs.js'
+import { checkDecisionLogs, checkReportingLayer, defaultShippingService } from './decision-logs.js'
 import { ConfigSchema, type Config, type IdentityConfig } from './schema.js'
 import { assertValid, compile, configInvalid as invalid } from './validate.js'
 
@@ -116,11 +116,14 @@ export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConf
   if (Object.hasOwn(m, 'identity')) m.identity = structuredClone(prepareIdentity(m.identity)) as Config['identity']
 
   if (Object.hasOwn(m, 'services')) m.services = prepareServices(m.services) as Config['services']
-  if (Object.hasOwn(m, 'decision_logs')) m.decision_logs = prepareDecisionLogs(m.decision_logs) as Config['decision_logs']
+  for (const layer of layered) checkReportingLayer(layer)
+  defaultShippingService(m, layered.some((l) => isObject(l) && Object.hasOwn(l, 'decision_logs')))
 
   assertValid(validate, m)
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p))
   m.bundles.dir = abs(m.bundles.dir)
+  m.audit.dir = abs(m.audit.dir)
+  if (m.audit.checkpoint.key_file !== undefined) m.audit.checkpoint.key_file = abs(m.audit.checkpoint.key_file)
   if (m.server.tls !== undefined) {
     m.server.tls.cert_file = abs(m.server.tls.cert_file)
     m.server.tls.key_file = abs(m.server.tls.key_file)

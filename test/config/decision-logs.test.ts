@@ -62,12 +62,47 @@ services:
 })
 
 test('which service and resource, as OPA decides: named, else the first unless console; partition_name wins over resource', () => {
-  const service = { url: 'http://a' }
-  const reporting = { min_delay_seconds: 300, max_delay_seconds: 600, upload_size_limit_bytes: 32768, trigger: 'periodic' as const }
-  assert.equal(shippingTarget({ services: { a: service } }), undefined)
-  assert.deepEqual(shippingTarget({ services: { a: service, b: service }, decision_logs: { reporting } }), { serviceName: 'a', service, resource: '/logs' })
-  assert.equal(shippingTarget({ services: { a: service }, decision_logs: { reporting, console: true } }), undefined)
-  assert.equal(shippingTarget({ services: { a: service }, decision_logs: { reporting, console: true, service: 'a' } })?.serviceName, 'a')
-  assert.equal(shippingTarget({ services: { a: service }, decision_logs: { reporting, resource: 'custom/path' } })?.resource, '/custom/path')
-  assert.equal(shippingTarget({ services: { a: service }, decision_logs: { reporting, resource: '/x', partition_name: 'p1' } })?.resource, '/logs/p1')
+  const svcs = 'services:\n  a:\n    url: http://127.0.0.1:1\n  b:\n    url: http://127.0.0.1:2\n'
+  const audit = 'audit:\n  enabled: true\n  dir: audit\n'
+  const target = (text: string): ReturnType<typeof shippingTarget> => shippingTarget(loadConfig({ file: write(text), env: {} }))
+  // services for other uses (bundles) and no decision_logs section: no shipping, no audit needed
+  assert.equal(target(svcs), undefined)
+  assert.deepEqual(target(`${svcs}${audit}decision_logs:\n  mask_decision: /system/log/mask\n`)?.serviceName, 'a')
+  assert.equal(target(`${svcs}${audit}decision_logs:\n  mask_decision: /system/log/mask\n`)?.resource, '/logs')
+  assert.equal(target(`${svcs}decision_logs:\n  console: true\n`), undefined)
+  assert.equal(target(`${svcs}${audit}decision_logs:\n  console: true\n  service: b\n`)?.serviceName, 'b')
+  assert.equal(target(`${svcs}${audit}decision_logs:\n  service: a\n  resource: custom/path\n`)?.resource, '/custom/path')
+  assert.equal(target(`${svcs}${audit}decision_logs:\n  service: a\n  resource: /x\n  partition_name: p1\n`)?.resource, '/logs/p1')
+})
+
+test("an OPA configuration's decision_logs section works unchanged (with the audit log on)", () => {
+  const c = loadConfig({
+    file: write(`
+services:
+  acmecorp:
+    url: https://example.com/control-plane-api/v1
+    credentials:
+      bearer:
+        token: "bGFza2RqZmxha3NkamZsa2Fqc2Rsa2ZqYWtsc2RqZmtramRmYWxkc2tm"
+decision_logs:
+  service: acmecorp
+  partition_name: prod
+  reporting:
+    buffer_size_limit_bytes: 32768
+    upload_size_limit_bytes: 4096
+    min_delay_seconds: 5
+    max_delay_seconds: 10
+    trigger: periodic
+  mask_decision: /system/log/mask
+  drop_decision: /system/log/drop
+  console: false
+audit:
+  enabled: true
+  dir: audit
+`),
+    env: {},
+  })
+  assert.equal(c.decision_logs.reporting.upload_size_limit_bytes, 4096)
+  assert.equal(c.decision_logs.reporting.min_delay_seconds, 5)
+  assert.equal(shippingTarget(c)?.resource, '/logs/prod')
 })
