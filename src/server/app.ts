@@ -30,6 +30,8 @@ export interface BuildOptions {
   metricsText?: () => Promise<string>
   /** Trust-bundle status of the identity plugins, for /v1/status. */
   identityStatus?: () => unknown
+  /** Decision-log shipping status for /v1/status (src/audit/ship/). */
+  decisionLogsStatus?: () => unknown
   /** Flush the decision cache (in a worker group: every worker's). */
   flushCache?: () => Promise<number>
   bodyLimit?: number
@@ -148,6 +150,7 @@ export function build (opts: BuildOptions): FastifyInstance {
       metricsText: opts.metricsText ?? (async () => (await opts.metrics?.registry.metrics()) ?? ''),
       metricsContentType: opts.metrics?.registry.contentType ?? 'text/plain; version=0.0.4; charset=utf-8',
       identityStatus: opts.identityStatus,
+      decisionLogsStatus: opts.decisionLogsStatus,
       flushCache: opts.flushCache ?? (async () => opts.decisions.flushCache()),
     })
   })

@@ -13,6 +13,9 @@ import { DecisionCache } from '../cache/decision-cache.js'
 import type { ResolvedConfig } from '../config/load.js'
 import { DecisionService } from '../decision/decide.js'
 import { auditStream, openAuditTrail, type AuditTrail } from '../audit/trail.js'
+import { AuditDirReader } from '../audit/log/reader.js'
+import { createShipper, type Shipper } from '../audit/ship/index.js'
+import { shippingTarget } from '../config/decision-logs.js'
 import { createIdentityVerifier, type IdentityVerifier } from '../identity/index.js'
 import { Metrics } from '../metrics/index.js'
 import { configureBuiltins } from '../policy/builtins/config.js'
@@ -59,6 +62,8 @@ export interface Runtime {
   identity: IdentityVerifier | undefined
   /** The audit trail (audit.enabled or decision_logs.console), installed as the pipeline's audit hook. */
   audit: AuditTrail | undefined
+  /** Decision-log shipping to a collector (decision_logs.service with audit.enabled), read from the durable log. */
+  shipper: Shipper | undefined
   logger: PinoLogger
   /** Listeners beside the Data API (e.g. Envoy ext_authz gRPC and HTTP service mode). */
   listeners: AttachedListener[]
@@ -174,6 +179,27 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
   }
   audit?.install(decisions)
 
+  // Every process runs a shipper; the one holding the audit directory's lock ships every stream
+  // in it (src/audit/ship/shipper.ts), so workers' streams and those of past runs all arrive.
+  let shipper: Shipper | undefined
+  const target = shippingTarget(config)
+  if (target !== undefined && config.audit.enabled) {
+    try {
+      shipper = createShipper({
+        dir: config.audit.dir,
+        target,
+        reporting: config.decision_logs.reporting,
+        openDirectory: async (dir) => await AuditDirReader.open(dir),
+        registry: metrics.registry,
+        logger: logger.child({ component: 'decision-logs' }),
+      })
+    } catch (err) {
+      await audit?.close()
+      await identity?.close()
+      throw err
+    }
+  }
+
   let watcher: BundleWatcher | undefined
   if (config.bundles.watch) {
     watcher = watchBundles(config.bundles.dir, manager, { debounceMs: config.bundles.debounce_ms, stabilityMs: config.bundles.stability_ms })
@@ -189,6 +215,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     ...(hooks.metricsText !== undefined ? { metricsText: hooks.metricsText } : {}),
     ...(hooks.flushCache !== undefined ? { flushCache: hooks.flushCache } : {}),
     ...(identity !== undefined ? { identityStatus: () => identity.status() } : {}),
+    ...(shipper !== undefined ? { decisionLogsStatus: () => shipper.status() } : {}),
     bodyLimit: config.server.body_limit_bytes,
     maxJsonDepth: config.server.max_json_depth,
     requestTimeoutMs: config.server.request_timeout_ms,
@@ -209,6 +236,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     metrics,
     identity,
     audit,
+    shipper,
     logger,
     listeners,
     start: async () => {
@@ -219,10 +247,12 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
         const addrs = await l.start()
         logger.info({ listener: l.name, addresses: addrs }, `${l.name} listening`)
       }
+      shipper?.start()
       return url
     },
     stop: async () => {
       const grace = config.server.shutdown_grace_ms
+      const stopStarted = Date.now()
       // Other listeners first, all at once, each within the grace period.
       await Promise.all(listeners.map(async (l) => await l.stop(grace)))
       let timer: NodeJS.Timeout | undefined
@@ -238,6 +268,9 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
       // after every listener has stopped and every in-flight request was answered: the last
       // events are flushed and the durable log writes its final checkpoint
       await audit?.close()
+      // last: a final upload of what the log now holds, within what is left of the grace period
+      // (never hanging on a collector that is down, OPA #6443); the rest waits in the log
+      await shipper?.stop(Math.max(0, grace - (Date.now() - stopStarted)))
     },
   }
 }

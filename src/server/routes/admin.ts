@@ -13,6 +13,7 @@ export interface AdminRouteOptions {
   metricsText: () => Promise<string>
   metricsContentType: string
   identityStatus: (() => unknown) | undefined
+  decisionLogsStatus?: (() => unknown) | undefined
   flushCache: () => Promise<number>
 }
 
@@ -28,6 +29,7 @@ const statusSchema = {
         identity: { type: 'object', properties: { enabled: { type: 'boolean' } } },
         cache: { type: 'object', additionalProperties: true },
         audit: { type: 'object', additionalProperties: true },
+        decision_logs: { anyOf: [{ type: 'object', additionalProperties: true }, { type: 'null' }] },
         process: { type: 'object', properties: { pid: { type: 'integer' }, uptime_s: { type: 'integer' } } },
       },
     },
@@ -47,6 +49,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRouteOptions> = async (app, op
       identity: { enabled: opts.decisions.identityEnabled },
       cache: opts.decisions.cacheStats() ?? { enabled: false },
       audit: { state: 'disabled' },
+      decision_logs: opts.decisionLogsStatus?.() ?? null,
       process: { pid: process.pid, uptime_s: Math.round(process.uptime()) },
     },
   }))
