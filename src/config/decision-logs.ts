@@ -86,3 +86,23 @@ export function checkDecisionLogs (config: ShippingConfigView): void {
     throw invalid('config key decision_logs.service: shipping decision logs reads them from the durable audit log; set audit.enabled: true (and audit.dir)', 'decision_logs.service')
   }
 }
+
+/**
+ * Warnings about a shipping configuration that is valid but may lose events: audit retention
+ * removes segments whether or not the collector acknowledged them (counted in
+ * portcullis_decision_logs_lost_to_retention_total and logged when it happens). Logged at start.
+ */
+export function shippingWarnings (config: ShippingConfigView & { audit?: { enabled?: boolean, retention?: { max_age_seconds?: number, max_bytes?: number } } }): string[] {
+  const dl = config.decision_logs
+  if (dl === undefined || shippingTarget(config) === undefined) return []
+  const out: string[] = []
+  const retention = config.audit?.retention ?? {}
+  const maxDelay = dl.reporting.max_delay_seconds
+  if (retention.max_age_seconds !== undefined && retention.max_age_seconds < 4 * maxDelay) {
+    out.push(`audit.retention.max_age_seconds (${retention.max_age_seconds}) is less than 4 × decision_logs.reporting.max_delay_seconds (${maxDelay}): retention may remove events before they are shipped`)
+  }
+  if (retention.max_age_seconds !== undefined || retention.max_bytes !== undefined) {
+    out.push('audit retention is on: events the collector has not acknowledged when retention removes their segment are lost to shipping (they are counted and logged); size retention for the longest collector outage you must survive')
+  }
+  return out
+}

@@ -15,7 +15,7 @@ import { DecisionService } from '../decision/decide.js'
 import { auditStream, openAuditTrail, type AuditTrail } from '../audit/trail.js'
 import { AuditDirReader } from '../audit/log/reader.js'
 import { createShipper, type Shipper } from '../audit/ship/index.js'
-import { shippingTarget } from '../config/decision-logs.js'
+import { shippingTarget, shippingWarnings } from '../config/decision-logs.js'
 import { createIdentityVerifier, type IdentityVerifier } from '../identity/index.js'
 import { Metrics } from '../metrics/index.js'
 import { configureBuiltins } from '../policy/builtins/config.js'
@@ -193,6 +193,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
         registry: metrics.registry,
         logger: logger.child({ component: 'decision-logs' }),
       })
+      for (const w of shippingWarnings(config)) logger.warn({ component: 'decision-logs' }, w)
     } catch (err) {
       await audit?.close()
       await identity?.close()

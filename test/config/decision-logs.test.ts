@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { shippingTarget } from '../../src/config/decision-logs.js'
+import { shippingTarget, shippingWarnings } from '../../src/config/decision-logs.js'
 import { loadConfig } from '../../src/config/load.js'
 
 function write (text: string): string {
@@ -105,4 +105,14 @@ audit:
   assert.equal(c.decision_logs.reporting.upload_size_limit_bytes, 4096)
   assert.equal(c.decision_logs.reporting.min_delay_seconds, 5)
   assert.equal(shippingTarget(c)?.resource, '/logs/prod')
+})
+
+test('retention that may outrun shipping is warned about', () => {
+  const base = 'services:\n  s:\n    url: http://127.0.0.1:1\ndecision_logs:\n  service: s\n  reporting:\n    min_delay_seconds: 60\n    max_delay_seconds: 600\n'
+  const c1 = loadConfig({ file: write(`${base}audit:\n  enabled: true\n  dir: a\n  retention:\n    max_age_seconds: 900\n`), env: {} })
+  assert.equal(shippingWarnings(c1).length, 2)
+  const c2 = loadConfig({ file: write(`${base}audit:\n  enabled: true\n  dir: a\n  retention:\n    max_age_seconds: 86400\n`), env: {} })
+  assert.equal(shippingWarnings(c2).length, 1)
+  const c3 = loadConfig({ file: write(`${base}audit:\n  enabled: true\n  dir: a\n`), env: {} })
+  assert.deepEqual(shippingWarnings(c3), [])
 })
