@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest, type RequestOptions } from 'node:https'
+import { rootCertificates } from 'node:tls'
 import type { ServiceConfig } from '../../config/schema.js'
 
 /** OPA's default response_header_timeout_seconds. */
@@ -35,7 +36,11 @@ export class UploadClient {
     this.url = new URL(base + (resource.startsWith('/') ? resource : `/${resource}`))
     if (this.url.protocol !== 'http:' && this.url.protocol !== 'https:') throw new Error(`service url ${service.url}: expected http:// or https://`)
     const opts: Pick<RequestOptions, 'ca' | 'cert' | 'key' | 'passphrase'> = {}
-    if (service.tls?.ca_cert !== undefined) opts.ca = readFileSync(service.tls.ca_cert)
+    if (service.tls?.ca_cert !== undefined) {
+      const ca = readFileSync(service.tls.ca_cert, 'utf8')
+      // OPA's tls.system_ca_required: the system roots as well as ca_cert (the bundle-service schema has it)
+      opts.ca = (service.tls as { system_ca_required?: boolean }).system_ca_required === true ? [...rootCertificates, ca] : ca
+    }
     const ctls = service.credentials?.client_tls
     if (ctls !== undefined) {
       opts.cert = readFileSync(ctls.cert)
@@ -43,6 +48,7 @@ export class UploadClient {
       if (ctls.private_key_passphrase !== undefined) opts.passphrase = ctls.private_key_passphrase
     }
     this.tlsOptions = opts
+    // 0: no limit (OPA); stop() still aborts an upload at the grace deadline
     this.timeoutMs = (service.response_header_timeout_seconds ?? DEFAULT_TIMEOUT_S) * 1000
   }
 
@@ -86,9 +92,9 @@ export class UploadClient {
         })
         res.on('error', (err) => { done({ ok: false, status, error: err.message }) })
       }
-      const options: RequestOptions = { method: 'POST', headers, signal, timeout: this.timeoutMs, ...(isHttps ? this.tlsOptions : {}) }
+      const options: RequestOptions = { method: 'POST', headers, signal, ...(this.timeoutMs > 0 ? { timeout: this.timeoutMs } : {}), ...(isHttps ? this.tlsOptions : {}) }
       const req = isHttps ? httpsRequest(this.url, options, onResponse) : httpRequest(this.url, options, onResponse)
-      req.on('timeout', () => { req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)) })
+      if (this.timeoutMs > 0) req.on('timeout', () => { req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)) })
       req.on('error', (err) => { done({ ok: false, error: err.message }) })
       req.end(body)
     })

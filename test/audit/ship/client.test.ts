@@ -73,3 +73,37 @@ test('an aborted signal ends the upload', async () => {
   const r = await new UploadClient({ url: collector.url }, '/logs').upload(body, ctl.signal)
   assert.equal(r.ok, false)
 })
+
+test('https: the service CA (tls.ca_cert) and a client certificate (credentials.client_tls); an unknown CA fails', async () => {
+  const { createServer } = await import('node:https')
+  const { HOUR, DAY, makeCa, makeLeaf, makeServerCert, privateKeyPem } = await import('../../identity/support/pki.js')
+  const now = Date.now()
+  const root = await makeCa({ name: 'collector root', notBefore: new Date(now - DAY), notAfter: new Date(now + DAY) })
+  const server = await makeServerCert(root)
+  const client = await makeLeaf({ issuer: root, uris: [], subject: 'CN=portcullis', notBefore: new Date(now - HOUR), notAfter: new Date(now + DAY) })
+  const dir = mkdtempSync(join(tmpdir(), 'ship-tls-'))
+  writeFileSync(join(dir, 'ca.pem'), root.pem)
+  writeFileSync(join(dir, 'client.pem'), client.pem)
+  writeFileSync(join(dir, 'client.key'), await privateKeyPem(client))
+  const seen: Array<{ authorized: boolean, subject: string | undefined }> = []
+  const srv = createServer({ cert: server.cert, key: server.key, ca: root.pem, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+    const sock = req.socket as import('node:tls').TLSSocket
+    seen.push({ authorized: sock.authorized, subject: String(sock.getPeerCertificate().subject?.CN) })
+    req.resume()
+    req.on('end', () => { res.writeHead(204).end() })
+  })
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
+  try {
+    const url = `https://127.0.0.1:${(srv.address() as import('node:net').AddressInfo).port}`
+    const ok = await new UploadClient({ url, tls: { ca_cert: join(dir, 'ca.pem') }, credentials: { client_tls: { cert: join(dir, 'client.pem'), private_key: join(dir, 'client.key') } } }, '/logs').upload(body, new AbortController().signal)
+    assert.deepEqual(ok, { ok: true, status: 204 })
+    assert.deepEqual(seen, [{ authorized: true, subject: 'portcullis' }])
+    const unknownCa = await new UploadClient({ url, credentials: { client_tls: { cert: join(dir, 'client.pem'), private_key: join(dir, 'client.key') } } }, '/logs').upload(body, new AbortController().signal)
+    assert.equal(unknownCa.ok, false)
+    assert.equal(unknownCa.status, undefined)
+    assert.equal(seen.length, 1)
+  } finally {
+    srv.closeAllConnections()
+    await new Promise<void>((resolve) => srv.close(() => { resolve() }))
+  }
+})
