@@ -154,6 +154,11 @@ export class DecisionService {
     this.#audit = hook
   }
 
+  /** True while an audit hook is installed (every decision is being recorded). */
+  get auditEnabled (): boolean {
+    return this.#audit !== undefined
+  }
+
   get identityEnabled (): boolean {
     return this.#identity !== undefined
   }

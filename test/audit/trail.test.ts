@@ -148,6 +148,10 @@ describe('audit trail: one event per decision, over the wire', () => {
     assert.deepEqual([e2.outcome, e2.cached], ['allow', true])
     // an anonymous caller reached the policy (on_missing: allow): the event says so
     assert.equal(e1.identity_error, 'PORTCULLIS_IDENTITY_REQUIRED')
+    const counted = (await runtime.metrics.auditEvents.get()).values.find((v) => v.labels.outcome === 'allow' && v.labels.transport === 'http')?.value ?? 0
+    assert.ok(counted >= 2, `events counted by outcome and transport: ${counted}`)
+    const status = await send(url, 'GET', '/v1/status')
+    assert.equal(status.body.result.audit.state, 'enabled')
   })
 
   test('v1 GET and a denial', async () => {
