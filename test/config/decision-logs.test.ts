@@ -116,3 +116,8 @@ test('retention that may outrun shipping is warned about', () => {
   const c3 = loadConfig({ file: write(`${base}audit:\n  enabled: true\n  dir: a\n`), env: {} })
   assert.deepEqual(shippingWarnings(c3), [])
 })
+
+test("reporting defaults are OPA's", () => {
+  const c = loadConfig({ env: {} })
+  assert.deepEqual(c.decision_logs.reporting, { min_delay_seconds: 300, max_delay_seconds: 600, upload_size_limit_bytes: 32768, trigger: 'periodic' })
+})

@@ -249,7 +249,7 @@ test('an event over the limit even alone is sent by itself and counted; refused 
 
 test('events removed by retention before they were shipped are counted and skipped; the rest is delivered', async () => {
   const dir = auditDir()
-  const log = await AuditLog.open({ ...auditLogDefaults, dir, stream: 'main', durability: 'sync', segmentMaxBytes: 2048, retention: { maxBytes: 4096 } })
+  const log = await AuditLog.open({ ...auditLogDefaults, dir, stream: 'main', durability: 'sync', segmentMaxBytes: 2048, retention: { maxBytes: 4096 }, checkpoint: { everyEvents: 5, everyMs: 60_000 } })
   for (let i = 0; i < 100; i++) await log.append(event('main', i, 100))
   await log.close()
   const collector = await newCollector()
