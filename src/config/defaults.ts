@@ -11,6 +11,20 @@ export const AUDIT_DEFAULT_ERASE: readonly string[] = Object.freeze([
   '/input/attributes/destination/certificate',
 ])
 
+/**
+ * Defaults of `decision_logs.reporting` (OPA's, v1/plugins/logs/plugin.go), applied when
+ * shipping is configured. OPA requires min and max delay together; so does
+ * config/decision-logs.ts.
+ */
+export const DECISION_LOGS_REPORTING_DEFAULTS = {
+  min_delay_seconds: 300,
+  max_delay_seconds: 600,
+  upload_size_limit_bytes: 32_768,
+  trigger: 'periodic',
+} as const
+/** Where events are POSTed under the service URL (OPA's default resource). */
+export const DECISION_LOGS_DEFAULT_RESOURCE = '/logs'
+
 export const DEFAULTS: Config = {
   server: {
     addr: '127.0.0.1:8181',
@@ -86,6 +100,7 @@ export const DEFAULTS: Config = {
     console: false,
     mask_decision: '/system/log/mask',
     drop_decision: '/system/log/drop',
+    reporting: { ...DECISION_LOGS_REPORTING_DEFAULTS },
   },
   services: {},
   keys: {},

@@ -9,6 +9,7 @@ import { deepFreeze } from '../deep-freeze.js'
 import { DEFAULTS } from './defaults.js'
 import { checkIdentity, prepareIdentity, resolveIdentity } from './identity.js'
 import { checkBundleService, prepareBundleService, resolveBundleService } from './bundle-service.js'
+import { checkDecisionLogs, checkReportingLayer, defaultShippingService } from './decision-logs.js'
 import { ConfigSchema, type Config, type IdentityConfig } from './schema.js'
 import { assertValid, compile, configInvalid as invalid } from './validate.js'
 import { parseWorkloadEndpoint } from './workload-api.js'
@@ -126,6 +127,9 @@ export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConf
 
   prepareBundleService(m as unknown as Record<string, unknown>)
 
+  for (const layer of layered) checkReportingLayer(layer)
+  defaultShippingService(m, layered.some((l) => isObject(l) && Object.hasOwn(l, 'decision_logs')))
+
   assertValid(validate, m)
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p))
   m.bundles.dir = abs(m.bundles.dir)
@@ -156,6 +160,7 @@ export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConf
   }
   checkBundleService(m)
   resolveBundleService(m, base)
+  checkDecisionLogs(m)
   if (m.identity !== undefined) {
     checkIdentity(m.identity)
     resolveIdentity(m.identity, base)

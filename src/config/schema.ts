@@ -98,7 +98,7 @@ export const ServiceSchema = Type.Object({
     ca_cert: Type.Optional(Type.String({ description: "PEM CA file the server's certificate must chain to (instead of the system roots)", minLength: 1 })),
     system_ca_required: Type.Optional(Type.Boolean({ description: 'trust the system roots as well as ca_cert' })),
   }, strict)),
-  response_header_timeout_seconds: Type.Integer({ description: 'how long to wait for response headers (OPA default 10; 0: no limit beyond the download deadline)', minimum: 0, maximum: 3600 }),
+  response_header_timeout_seconds: Type.Optional(Type.Integer({ description: 'how long to wait for response headers (OPA default 10; 0: no limit beyond the download deadline)', minimum: 0, maximum: 3600 })),
 }, strict)
 
 export const PolicySchema = Type.Object({
@@ -251,6 +251,31 @@ export const EnvoyExtAuthzSchema = Type.Object({
   }, strict),
 }, strict)
 
+
+/**
+ * Decision-log shipping (src/audit/ship/) with OPA's `decision_logs` keys, so an OPA
+ * configuration's section works unchanged (docs/audit.md, "Shipping"). Events are read from the
+ * durable audit log, so shipping needs `audit.enabled`. Keys OPA uses for its in-memory buffer
+ * are accepted and have no effect: the durable log is the buffer and nothing is dropped.
+ */
+export const DecisionLogsReportingSchema = Type.Object({
+  min_delay_seconds: Range('least time between two periodic uploads (OPA default 300); set together with max_delay_seconds', 0, 86_400),
+  max_delay_seconds: Range('most time between two periodic uploads (OPA default 600), and the cap of the retry backoff', 1, 86_400),
+  upload_size_limit_bytes: Range('largest gzip-compressed upload body (OPA default 32768); a single event larger than this is sent alone and counted', 1, 2 ** 31),
+  trigger: Type.Union([Type.Literal('periodic'), Type.Literal('manual')], { description: 'periodic: upload every uniformly random [min, max] delay; manual: only when asked (Shipper.trigger())' }),
+  buffer_size_limit_events: Type.Optional(Range('upload early, before the period ends, once this many events wait (checked every second)', 1, 2 ** 31)),
+  buffer_type: Type.Optional(Type.Union([Type.Literal('size'), Type.Literal('event')], { description: "OPA's in-memory buffer type: accepted, no effect (the durable log is the buffer)" })),
+  buffer_size_limit_bytes: Type.Optional(Range("OPA's in-memory buffer bound: accepted, no effect (nothing is dropped; the log's retention bounds the disk)", 1, 2 ** 53 - 1)),
+  max_decisions_per_second: Type.Optional(Type.Number({ description: "OPA's rate limit that drops events: accepted, no effect (Portcullis never drops an event it logged)", exclusiveMinimum: 0 })),
+}, strict)
+
+export const DecisionLogsShippingSchema = {
+  service: Type.Optional(NonEmpty('name of the service in `services` events are uploaded to (OPA: default the first service unless console is on)')),
+  resource: Type.Optional(NonEmpty('path under the service URL events are POSTed to (default /logs)')),
+  partition_name: Type.Optional(Type.String({ description: 'uploads go to /logs/<partition_name> (overrides resource, as in OPA)', minLength: 1, pattern: '^[^/?#]+$' })),
+  reporting: DecisionLogsReportingSchema,
+}
+
 const Durability = Type.Union([Type.Literal('sync'), Type.Literal('batched'), Type.Literal('async')], {
   description: 'sync: a decision is answered only after its event is on disk (fdatasync, group commit); batched: synced at most every batch_interval_ms (the loss window on a crash); async: written, synced by the OS',
 })
@@ -280,11 +305,15 @@ export const AuditSchema = Type.Object({
   labels: Type.Record(Type.String(), Type.String(), { description: 'labels added to every event (id, version and hostname are always set)' }),
 }, strict)
 
-/** OPA's `decision_logs` keys that apply to the local trail (the shipping keys come with the shipper). */
+/**
+ * OPA's `decision_logs` section: the keys that apply to the local trail (console, mask, drop)
+ * and the shipping keys (src/audit/ship/, DecisionLogsShippingSchema above).
+ */
 export const DecisionLogsSchema = Type.Object({
   console: Bool('also log every event as a structured log line ("Decision Log", as OPA does)'),
   mask_decision: NonEmpty('the bundle policy that masks events (OPA default /system/log/mask); evaluated only when a bundle defines it'),
   drop_decision: NonEmpty('the bundle policy that drops events (OPA default /system/log/drop); evaluated only when a bundle defines it'),
+  ...DecisionLogsShippingSchema,
 }, strict)
 
 /** SPIFFE Workload API client (src/identity/workload-api/; docs/identity.md "Workload API"). */
@@ -334,3 +363,4 @@ export type ServiceConfig = Static<typeof ServiceSchema>
 export type AuditConfig = Static<typeof AuditSchema>
 export type DecisionLogsConfig = Static<typeof DecisionLogsSchema>
 export type WorkloadApiConfig = Static<typeof WorkloadApiSchema>
+export type DecisionLogsReportingConfig = Static<typeof DecisionLogsReportingSchema>

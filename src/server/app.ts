@@ -32,6 +32,8 @@ export interface BuildOptions {
   identityStatus?: () => unknown
   /** The SPIFFE Workload API client: its readiness gates /health/ready, its status is in /v1/status. */
   workloadApi?: { ready: () => boolean, status: () => unknown }
+  /** Decision-log shipping status for /v1/status (src/audit/ship/). */
+  decisionLogsStatus?: () => unknown
   /** Flush the decision cache (in a worker group: every worker's). */
   flushCache?: () => Promise<number>
   bodyLimit?: number
@@ -151,6 +153,7 @@ export function build (opts: BuildOptions): FastifyInstance {
       metricsContentType: opts.metrics?.registry.contentType ?? 'text/plain; version=0.0.4; charset=utf-8',
       identityStatus: opts.identityStatus,
       workloadApiStatus: opts.workloadApi === undefined ? undefined : () => opts.workloadApi?.status(),
+      decisionLogsStatus: opts.decisionLogsStatus,
       flushCache: opts.flushCache ?? (async () => opts.decisions.flushCache()),
     })
   })

@@ -11,10 +11,14 @@ import { watchBundles, type BundleWatcher, scanBundles } from '../bundles/watch.
 import type { SigningPolicy, VerificationConfig, VerificationKey } from '../bundles/verify.js'
 import { createBundleService, persistDirOf, type BundleService, type RemoteBundleOptions } from '../bundles/service/index.js'
 import { remoteBundles } from '../config/bundle-service.js'
+import { BUNDLE_SERVICE_DEFAULTS } from '../config/defaults.js'
 import { DecisionCache } from '../cache/decision-cache.js'
 import type { ResolvedConfig } from '../config/load.js'
 import { DecisionService } from '../decision/decide.js'
 import { auditStream, openAuditTrail, type AuditTrail } from '../audit/trail.js'
+import { AuditDirReader } from '../audit/log/reader.js'
+import { createShipper, type Shipper } from '../audit/ship/index.js'
+import { shippingTarget, shippingWarnings } from '../config/decision-logs.js'
 import { createIdentityVerifier, type IdentityVerifier } from '../identity/index.js'
 import { Metrics } from '../metrics/index.js'
 import { configureBuiltins } from '../policy/builtins/config.js'
@@ -68,6 +72,8 @@ export interface Runtime {
   audit: AuditTrail | undefined
   /** The SPIFFE Workload API client, when workload_api.enabled. */
   workloadApi: WorkloadApi | undefined
+  /** Decision-log shipping to a collector (decision_logs.service with audit.enabled), read from the durable log. */
+  shipper: Shipper | undefined
   logger: PinoLogger
   /** Listeners beside the Data API (e.g. Envoy ext_authz gRPC and HTTP service mode). */
   listeners: AttachedListener[]
@@ -130,7 +136,7 @@ export function remoteBundleOptionsFrom (config: Readonly<ResolvedConfig>): Remo
         ...(bearer !== undefined ? { bearer: { ...(bearer.token !== undefined ? { token: bearer.token } : {}), ...(bearer.token_path !== undefined ? { tokenPath: bearer.token_path } : {}), scheme: bearer.scheme ?? 'Bearer' } } : {}),
         ...(clientTls !== undefined ? { clientTls: { cert: clientTls.cert, privateKey: clientTls.private_key, ...(clientTls.private_key_passphrase !== undefined ? { passphrase: clientTls.private_key_passphrase } : {}) } } : {}),
         ...(s.tls !== undefined ? { tls: { ...(s.tls.ca_cert !== undefined ? { caCert: s.tls.ca_cert } : {}), ...(s.tls.system_ca_required !== undefined ? { systemCaRequired: s.tls.system_ca_required } : {}) } } : {}),
-        responseHeaderTimeoutMs: s.response_header_timeout_seconds * 1000,
+        responseHeaderTimeoutMs: (s.response_header_timeout_seconds ?? BUNDLE_SERVICE_DEFAULTS.response_header_timeout_seconds) * 1000,
       },
       polling: {
         minDelayMs: b.polling.min_delay_seconds * 1000,
@@ -269,6 +275,29 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     workloadApi.start(identity !== undefined ? { trustStore: identity.workloadApiSink } : {})
   }
 
+  // Every process runs a shipper; the one holding the audit directory's lock ships every stream
+  // in it (src/audit/ship/shipper.ts), so workers' streams and those of past runs all arrive.
+  let shipper: Shipper | undefined
+  const target = shippingTarget(config)
+  if (target !== undefined && config.audit.enabled) {
+    try {
+      shipper = createShipper({
+        dir: config.audit.dir,
+        target,
+        reporting: config.decision_logs.reporting,
+        openDirectory: async (dir) => await AuditDirReader.open(dir),
+        registry: metrics.registry,
+        logger: logger.child({ component: 'decision-logs' }),
+      })
+      for (const w of shippingWarnings(config)) logger.warn({ component: 'decision-logs' }, w)
+    } catch (err) {
+      workloadApi?.close()
+      await audit?.close()
+      await identity?.close()
+      throw err
+    }
+  }
+
   // Remote bundles are expected before anything loads, so readiness waits for them too.
   const remote = remoteBundleOptionsFrom(config)
   const bundleService = remote.length > 0 ? createBundleService(manager, remote, { logger: logger.child({ component: 'bundle-service' }), metrics }) : undefined
@@ -309,6 +338,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
       ...(hooks.flushCache !== undefined ? { flushCache: hooks.flushCache } : {}),
       ...(identity !== undefined ? { identityStatus: () => ({ ...identity.status(), ...(workloadApi !== undefined ? { workload_api: workloadApi.status() } : {}) }) } : {}),
       ...(workloadApi !== undefined ? { workloadApi } : {}),
+      ...(shipper !== undefined ? { decisionLogsStatus: () => shipper.status() } : {}),
       bodyLimit: config.server.body_limit_bytes,
       maxJsonDepth: config.server.max_json_depth,
       requestTimeoutMs: config.server.request_timeout_ms,
@@ -356,6 +386,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     bundleService,
     audit,
     workloadApi,
+    shipper,
     logger,
     listeners,
     start: async () => {
@@ -366,10 +397,12 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
         const addrs = await l.start()
         logger.info({ listener: l.name, addresses: addrs }, `${l.name} listening`)
       }
+      shipper?.start()
       return url
     },
     stop: async () => {
       const grace = config.server.shutdown_grace_ms
+      const stopStarted = Date.now()
       // Other listeners first, all at once, each within the grace period.
       await Promise.all(listeners.map(async (l) => await l.stop(grace)))
       let timer: NodeJS.Timeout | undefined
@@ -387,6 +420,9 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
       // after every listener has stopped and every in-flight request was answered: the last
       // events are flushed and the durable log writes its final checkpoint
       await audit?.close()
+      // last: a final upload of what the log now holds, within what is left of the grace period
+      // (never hanging on a collector that is down, OPA #6443); the rest waits in the log
+      await shipper?.stop(Math.max(0, grace - (Date.now() - stopStarted)))
     },
   }
 }

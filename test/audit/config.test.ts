@@ -23,7 +23,10 @@ test('defaults: audit off, batched, fail closed, credentials erased; OPA decisio
   assert.equal(c.audit.on_full, 'deny')
   assert.deepEqual(c.audit.erase, [...DEFAULT_ERASE])
   assert.ok(isAbsolute(c.audit.dir))
-  assert.deepEqual(c.decision_logs, { console: false, mask_decision: '/system/log/mask', drop_decision: '/system/log/drop' })
+  // the shipping keys' defaults (reporting) are the shipper's: test/config/decision-logs.test.ts
+  const { console: consoleOn, mask_decision: mask, drop_decision: drop } = c.decision_logs
+  assert.deepEqual({ console: consoleOn, mask_decision: mask, drop_decision: drop }, { console: false, mask_decision: '/system/log/mask', drop_decision: '/system/log/drop' })
+  assert.equal(c.decision_logs.service, undefined)
 })
 
 test('an erase entry that is not a mask pointer, or an unknown durability, is PORTCULLIS_CONFIG_INVALID', () => {

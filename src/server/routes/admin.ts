@@ -14,6 +14,7 @@ export interface AdminRouteOptions {
   metricsContentType: string
   identityStatus: (() => unknown) | undefined
   workloadApiStatus: (() => unknown) | undefined
+  decisionLogsStatus?: (() => unknown) | undefined
   flushCache: () => Promise<number>
 }
 
@@ -30,6 +31,7 @@ const statusSchema = {
         workload_api: { type: 'object', additionalProperties: true },
         cache: { type: 'object', additionalProperties: true },
         audit: { type: 'object', additionalProperties: true },
+        decision_logs: { anyOf: [{ type: 'object', additionalProperties: true }, { type: 'null' }] },
         process: { type: 'object', properties: { pid: { type: 'integer' }, uptime_s: { type: 'integer' } } },
       },
     },
@@ -50,6 +52,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRouteOptions> = async (app, op
       workload_api: opts.workloadApiStatus?.() ?? { enabled: false },
       cache: opts.decisions.cacheStats() ?? { enabled: false },
       audit: { state: opts.decisions.auditEnabled ? 'enabled' : 'disabled' },
+      decision_logs: opts.decisionLogsStatus?.() ?? null,
       process: { pid: process.pid, uptime_s: Math.round(process.uptime()) },
     },
   }))
