@@ -29,9 +29,10 @@ const FORBIDDEN: Array<{ from: string, to: string[], why: string }> = [
   { from: 'cache', to: ['decision', 'bundles', 'policy', 'identity', 'config', ...TRANSPORTS], why: 'the cache stores what the pipeline hands it' },
   { from: 'metrics', to: ['decision', 'bundles', 'policy', 'identity', 'cache', 'config', ...TRANSPORTS], why: 'metrics is a leaf everyone records into' },
   { from: 'config', to: ['decision', 'bundles', 'policy', 'identity', 'cache', 'metrics', ...TRANSPORTS], why: 'config/ is read by everything and reads nothing back' },
-  { from: 'decision', to: TRANSPORTS, why: 'nothing below decision/ knows about HTTP or the command line' },
+  { from: 'decision', to: [...TRANSPORTS, 'audit'], why: 'nothing below decision/ knows about HTTP or the command line; the audit trail installs itself as the pipeline\'s hook, the pipeline never imports it' },
+  { from: 'audit', to: ['bundles', 'identity', 'cache', ...TRANSPORTS], why: 'audit/ sits beside the pipeline\'s consumers: it reads decision/ types, evaluates mask/drop policies through policy/, and is wired in by the runtime (server/) and cli/' },
   { from: 'server', to: ['cli', 'envoy'], why: 'transports do not call each other' },
-  { from: 'envoy', to: ['server', 'cli', 'bundles', 'policy', 'cache'], why: 'envoy/ is a transport like server/: it translates ext_authz and calls decision/ (config/, errors, metrics, log below it; identity/ only for the trusted-caller address matcher); the runtime is handed its listeners' },
+  { from: 'envoy', to: ['server', 'cli', 'bundles', 'policy', 'cache', 'audit'], why: 'envoy/ is a transport like server/: it translates ext_authz and calls decision/ (config/, errors, metrics, log below it; identity/ only for the trusted-caller address matcher); the runtime is handed its listeners' },
   { from: 'errors', to: ['*'], why: 'the error registry is the bottom of the graph' },
   { from: 'deep-freeze', to: ['*'], why: 'a leaf helper' },
 ]

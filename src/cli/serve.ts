@@ -1,5 +1,6 @@
 import cluster from 'node:cluster'
 import { availableParallelism } from 'node:os'
+import { resolve } from 'node:path'
 import { pino } from 'pino'
 import { loadConfig, type DeepPartial } from '../config/load.js'
 import type { Config } from '../config/schema.js'
@@ -10,6 +11,7 @@ import { EXIT_OK, parse, reportError, UsageError, type Command } from './args.js
 
 const usage = `Usage: portcullis serve [--config file] [--bundles dir] [--addr host:port] [--workers N]
                         [--envoy-grpc-addr host:port|unix:path] [--envoy-http-addr host:port]
+                        [--audit-dir dir] [--audit-durability sync|batched|async]
 
 Serves decisions over OPA's Data API from the bundles in a directory, hot-reloading them,
 and, when asked, to Envoy's ext_authz filter over gRPC and HTTP (docs/envoy.md).
@@ -24,6 +26,10 @@ Options:
                       serve Envoy ext_authz (envoy.service.auth.v3.Authorization) on this address
   --envoy-http-addr <host:port>
                       serve Envoy's ext_authz http_service mode on this address
+  --audit-dir <dir>   record every decision in the durable audit log in this directory
+                      (turns audit on; docs/audit.md)
+  --audit-durability <sync|batched|async>
+                      when an event counts as recorded (default batched)
   -h, --help          show this help
 `
 
@@ -39,6 +45,8 @@ export const serveCommand: Command = {
         workers: { type: 'string' },
         'envoy-grpc-addr': { type: 'string' },
         'envoy-http-addr': { type: 'string' },
+        'audit-dir': { type: 'string' },
+        'audit-durability': { type: 'string' },
       })
       if (values.help === true) {
         io.stdout.write(usage)
@@ -58,6 +66,18 @@ export const serveCommand: Command = {
           ...(grpcAddr !== undefined ? { grpc: { enabled: true, addr: grpcAddr } } : {}),
           ...(httpAddr !== undefined ? { http: { enabled: true, addr: httpAddr } } : {}),
         } as DeepPartial<Config['envoy_ext_authz']>
+      }
+      const auditDir = values['audit-dir']
+      const durability = values['audit-durability']
+      if (durability !== undefined && durability !== 'sync' && durability !== 'batched' && durability !== 'async') {
+        throw new UsageError('--audit-durability must be sync, batched or async')
+      }
+      if (auditDir !== undefined || durability !== undefined) {
+        overrides.audit = {
+          // a flag's path is the caller's, relative to the working directory
+          ...(auditDir !== undefined ? { enabled: true, dir: resolve(auditDir) } : {}),
+          ...(durability !== undefined ? { durability } : {}),
+        }
       }
       const config = loadConfig({ ...(values.config !== undefined ? { file: values.config } : {}), overrides })
       const logger = pino({ name: 'portcullis', level: config.logging.level })

@@ -1,6 +1,16 @@
 /** Every default, in one place. */
 import { JWT_SVID_ALGORITHMS, type BundleEndpointConfig, type Config, type IdentityConfig, type OidcIssuerConfig, type TrustDomainConfig } from './schema.js'
 
+/** Pointers erased from every audit event by default: credentials and peer certificates in Envoy's input (docs/audit.md). */
+export const AUDIT_DEFAULT_ERASE: readonly string[] = Object.freeze([
+  '/input/attributes/request/http/headers/authorization',
+  '/input/attributes/request/http/headers/cookie',
+  '/input/attributes/request/http/headers/proxy-authorization',
+  '/input/attributes/request/http/headers/x-forwarded-client-cert',
+  '/input/attributes/source/certificate',
+  '/input/attributes/destination/certificate',
+])
+
 export const DEFAULTS: Config = {
   server: {
     addr: '127.0.0.1:8181',
@@ -48,6 +58,24 @@ export const DEFAULTS: Config = {
     grpc: { enabled: false, addr: '127.0.0.1:9191', enable_reflection: false, max_recv_msg_size: 4 * 1024 * 1024 },
     http: { enabled: false, addr: '127.0.0.1:9192', path_prefix: '', max_body_bytes: 4 * 1024 * 1024 },
     cache: { enabled: false, ignore_input_paths: [] },
+  },
+  audit: {
+    enabled: false,
+    dir: 'audit',
+    durability: 'batched',
+    batch_interval_ms: 50,
+    segment: { max_bytes: 64 * 1024 * 1024, max_age_seconds: 86_400 },
+    retention: {},
+    checkpoint: { every_events: 10_000, every_seconds: 60 },
+    max_pending_bytes: 64 * 1024 * 1024,
+    on_full: 'deny',
+    erase: [...AUDIT_DEFAULT_ERASE],
+    labels: {},
+  },
+  decision_logs: {
+    console: false,
+    mask_decision: '/system/log/mask',
+    drop_decision: '/system/log/drop',
   },
 }
 

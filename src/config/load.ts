@@ -116,6 +116,8 @@ export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConf
   assertValid(validate, m)
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p))
   m.bundles.dir = abs(m.bundles.dir)
+  m.audit.dir = abs(m.audit.dir)
+  if (m.audit.checkpoint.key_file !== undefined) m.audit.checkpoint.key_file = abs(m.audit.checkpoint.key_file)
   if (m.server.tls !== undefined) {
     m.server.tls.cert_file = abs(m.server.tls.cert_file)
     m.server.tls.key_file = abs(m.server.tls.key_file)

@@ -203,6 +203,42 @@ export const EnvoyExtAuthzSchema = Type.Object({
   }, strict),
 }, strict)
 
+const Durability = Type.Union([Type.Literal('sync'), Type.Literal('batched'), Type.Literal('async')], {
+  description: 'sync: a decision is answered only after its event is on disk (fdatasync, group commit); batched: synced at most every batch_interval_ms (the loss window on a crash); async: written, synced by the OS',
+})
+
+export const AuditSchema = Type.Object({
+  enabled: Bool('record every decision in the durable audit log (docs/audit.md); --audit-dir turns it on'),
+  dir: NonEmpty('directory of the audit log (segments, tree, checkpoints); one stream per worker process'),
+  durability: Durability,
+  batch_interval_ms: Range('batched: longest time between two syncs', 1, 60_000),
+  segment: Type.Object({
+    max_bytes: Range('a segment is closed and a new one begun at this size', 4096, 2 ** 40),
+    max_age_seconds: Range('... or at this age', 1, 365 * DAY_S),
+  }, strict),
+  retention: Type.Object({
+    max_age_seconds: Type.Optional(Range('closed segments older than this are removed (reported by verify as retention, not tampering)', 1, 100 * 365 * DAY_S)),
+    max_bytes: Type.Optional(Range('oldest closed segments are removed while the log is larger than this', 4096, 2 ** 50)),
+  }, strict),
+  checkpoint: Type.Object({
+    every_events: Range('a signed checkpoint every this many events', 1, 1e9),
+    every_seconds: Range('... and at least this often while events arrive', 1, DAY_S),
+    key_file: Type.Optional(NonEmpty('Ed25519 private key (PEM) that signs checkpoints; without it checkpoints are unsigned')),
+    origin: Type.Optional(NonEmpty('checkpoint origin line (C2SP tlog-checkpoint); default derived from the host name')),
+  }, strict),
+  max_pending_bytes: Range('bound on events accepted but not yet written; beyond it on_full applies', 65_536, 2 ** 40),
+  on_full: Type.Union([Type.Literal('deny'), Type.Literal('shed')], { description: 'the log cannot take an event (disk full or slow past max_pending_bytes): deny fails the decision closed (503, counted); shed answers and counts the lost event' }),
+  erase: Type.Array(Type.String({ pattern: '^/(input|result|nd_builtin_cache)(/.*)?$' }), { description: 'JSON pointers (OPA mask syntax) erased from every event before it is written, listed in its erased field; replaces the default list (credential headers and peer certificates of Envoy input)' }),
+  labels: Type.Record(Type.String(), Type.String(), { description: 'labels added to every event (id, version and hostname are always set)' }),
+}, strict)
+
+/** OPA's `decision_logs` keys that apply to the local trail (the shipping keys come with the shipper). */
+export const DecisionLogsSchema = Type.Object({
+  console: Bool('also log every event as a structured log line ("Decision Log", as OPA does)'),
+  mask_decision: NonEmpty('the bundle policy that masks events (OPA default /system/log/mask); evaluated only when a bundle defines it'),
+  drop_decision: NonEmpty('the bundle policy that drops events (OPA default /system/log/drop); evaluated only when a bundle defines it'),
+}, strict)
+
 export const ConfigSchema = Type.Object({
   server: ServerSchema,
   bundles: BundlesSchema,
@@ -212,6 +248,8 @@ export const ConfigSchema = Type.Object({
   logging: LoggingSchema,
   identity: Type.Optional(IdentitySchema),
   envoy_ext_authz: EnvoyExtAuthzSchema,
+  audit: AuditSchema,
+  decision_logs: DecisionLogsSchema,
 }, strict)
 
 export type Config = Static<typeof ConfigSchema>
@@ -222,3 +260,5 @@ export type TrustDomainConfig = Static<typeof TrustDomainSchema>
 export type BundleEndpointConfig = Static<typeof BundleEndpointSchema>
 export type OidcIssuerConfig = Static<typeof OidcIssuerSchema>
 export type EnvoyExtAuthzConfig = Static<typeof EnvoyExtAuthzSchema>
+export type AuditConfig = Static<typeof AuditSchema>
+export type DecisionLogsConfig = Static<typeof DecisionLogsSchema>

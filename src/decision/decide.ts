@@ -15,7 +15,9 @@
  *                 answer is inserted only if no flush happened since the decision began
  *   5. evaluate   the owning bundle's wasm entrypoint
  *   6. result     Decision { decision_id, result?, bundles, cached }
- *   7. audit      every decision (cached ones too, with their own decision_id) and every failure
+ *   7. audit      every decision (cached ones too, with their own decision_id) and every failure,
+ *                 before the answer: a hook's promise (sync durability) is awaited, and a
+ *                 decision it cannot record fails closed (PORTCULLIS_AUDIT_UNAVAILABLE)
  *
  * Any failure is thrown as a PortcullisError; transports turn every error into a denial. Each
  * failure is logged here, once, with its decision_id and code (transports log only what fails
@@ -31,9 +33,9 @@ import { silentLogger, type Logger } from '../log.js'
 import { dataPath } from './path.js'
 import type { CachedDecision, DecisionCache } from '../cache/decision-cache.js'
 import { outcomeOf, type CounterChild, type DecisionOutcome, type HistogramChild, type Metrics } from '../metrics/index.js'
-import type { AuditHook, Decision, DecisionRequest, IdentityPolicy, Transport } from './types.js'
+import type { AuditHook, Decision, DecisionRecord, DecisionRequest, IdentityPolicy, Transport } from './types.js'
 
-export type { Decision, DecisionRequest, CredentialContext, IdentityPolicy, AuditHook, DecisionRecord, Transport } from './types.js'
+export type { Decision, DecisionRequest, CredentialContext, IdentityPolicy, AuditHook, DecisionRecord, Transport, TransportVerdict } from './types.js'
 export { resultText } from './types.js'
 
 export interface DecisionServiceOptions {
@@ -44,6 +46,15 @@ export interface DecisionServiceOptions {
   audit?: AuditHook
   strictBuiltinErrors?: boolean
   logger?: Logger
+}
+
+/**
+ * A hook that could not record a decision: the decision is not answered as decided, it fails
+ * closed with PORTCULLIS_AUDIT_UNAVAILABLE (503; every transport denies on an error).
+ */
+function auditUnavailable (err: unknown): never {
+  if (err instanceof PortcullisError && err.code === 'PORTCULLIS_AUDIT_UNAVAILABLE') throw err
+  throw new PortcullisError('PORTCULLIS_AUDIT_UNAVAILABLE', `the decision could not be recorded in the audit log: ${err instanceof Error ? err.message : String(err)}`, {}, { cause: err })
 }
 
 /** Keys of the input that only Portcullis may set. */
@@ -226,13 +237,22 @@ export class DecisionService {
       if (defined) decision.result = result
       if (resultJson !== undefined) decision.resultJson = resultJson
       if (explanation !== undefined) decision.explanation = explanation
+      // 7. audit, before the answer: a hook that returns a promise (sync durability) is awaited,
+      // and one that cannot record the decision turns it into PORTCULLIS_AUDIT_UNAVAILABLE. With
+      // nothing to wait for (no hook, or async/batched) no promise is made, so without identity
+      // plugins decide() still runs to its end in one synchronous pass (fast-data.ts batches on it).
+      const verdict = req.verdictOf?.(decision)
+      if (this.#audit !== undefined) {
+        const record: DecisionRecord = { decision, request: req, decision_id: decisionId, timestamp, bundles: decision.bundles, input, snapshot }
+        if (verdict !== undefined) record.verdict = verdict
+        const pending = this.#callAudit(this.#audit, record)
+        if (pending !== undefined) await pending.catch(auditUnavailable)
+      }
       if (this.#metrics !== undefined) {
         const series = this.#seriesOf(this.#metrics, transport, outcomeOf(defined, result), decision.cached)
         series.count.inc()
         series.duration.observe(decision.metrics.timer_portcullis_decision_ns / 1e9)
       }
-      // 7. audit
-      this.#audit?.({ decision, request: req, decision_id: decisionId, timestamp, bundles: decision.bundles, input })
       return decision
     } catch (err) {
       const error = toPortcullisError(err)
@@ -241,14 +261,30 @@ export class DecisionService {
       if (error.status >= 500) this.#log.error({ ...fields, err: error.cause ?? error }, `decision failed: ${error.message}`)
       else this.#log.warn(fields, `decision refused: ${error.message}`)
       reported.add(error)
-      try {
-        this.#audit?.({ error, request: req, decision_id: decisionId, timestamp, bundles: snapshot.revisions(), input })
-      } catch (auditErr) {
-        // the audit hook failed on this failure too: a second fault, logged as such; the
-        // caller still gets this decision's error, never the hook's
-        this.#log.error({ decision_id: decisionId, code: 'PORTCULLIS_INTERNAL', component: 'audit', err: auditErr }, 'the audit hook failed to record a failed decision')
+      // The failure is recorded too (best effort when it is the audit's own failure); if that
+      // fails, it is a second fault, logged as such: the caller still gets this decision's
+      // error, never the hook's.
+      if (this.#audit !== undefined) {
+        const pending = this.#callAudit(this.#audit, { error, request: req, decision_id: decisionId, timestamp, bundles: snapshot.revisions(), input, snapshot })
+        if (pending !== undefined) {
+          try {
+            await pending
+          } catch (auditErr) {
+            this.#log.error({ decision_id: decisionId, code: 'PORTCULLIS_AUDIT_UNAVAILABLE', component: 'audit', err: auditErr }, 'the audit hook failed to record a failed decision')
+          }
+        }
       }
       throw error
+    }
+  }
+
+  /** Calls the audit hook; a hook that throws is treated as one that rejected. */
+  #callAudit (hook: AuditHook, record: DecisionRecord): Promise<void> | undefined {
+    try {
+      // `void` in the hook's type lets plain callbacks be hooks; at run time it is undefined
+      return hook(record) ?? undefined
+    } catch (err) {
+      return Promise.reject(err)
     }
   }
 
@@ -315,12 +351,19 @@ export class DecisionService {
    * whose path or body cannot be parsed, a Check cancelled first): the audit hook sees it as a
    * failure with its own decision_id, so every Check is audited. Returns the decision_id.
    */
-  recordRefusal (req: DecisionRequest, error: PortcullisError): string {
+  async recordRefusal (req: DecisionRequest, error: PortcullisError): Promise<string> {
     const decisionId = randomUUID()
-    try {
-      this.#audit?.({ error, request: req, decision_id: decisionId, timestamp: new Date(), bundles: this.#manager.snapshot.revisions() })
-    } catch (auditErr) {
-      this.#log.error({ decision_id: decisionId, code: 'PORTCULLIS_INTERNAL', component: 'audit', err: auditErr }, 'the audit hook failed to record a refused request')
+    if (this.#audit === undefined) return decisionId
+    const snapshot = this.#manager.snapshot
+    const pending = this.#callAudit(this.#audit, { error, request: req, decision_id: decisionId, timestamp: new Date(), bundles: snapshot.revisions(), snapshot })
+    if (pending !== undefined) {
+      try {
+        // awaited as a decision's record is (sync durability): the refusal is answered after it
+        await pending
+      } catch (auditErr) {
+        // the request is refused either way; the failure to record it is logged and counted by the trail
+        this.#log.error({ decision_id: decisionId, code: 'PORTCULLIS_AUDIT_UNAVAILABLE', component: 'audit', err: auditErr }, 'the audit hook failed to record a refused request')
+      }
     }
     return decisionId
   }

@@ -4,6 +4,7 @@
  * on the shape: verify(credentials) -> verified | none | rejected.
  */
 import type { PortcullisError } from '../errors.js'
+import type { PolicySnapshot } from '../policy/snapshot.js'
 
 /** A request's credential context, as transports extract it. */
 export interface CredentialContext {
@@ -53,6 +54,17 @@ export interface DecisionRequest {
   requestedBy?: string
   /** Transport request id, for the audit record. */
   requestId?: string
+  /** The W3C `traceparent` header the request carried (validated by the audit trail, not here). */
+  traceparent?: string
+  /** The batch this decision is one item of (`POST /v1/batch/data`), for the audit record. */
+  batchDecisionId?: string
+  /**
+   * How the transport reads the answer, for a transport that interprets the result itself
+   * (Envoy: allowed or denied, or an error for an undefined or malformed result; dry run). The
+   * pipeline calls it once per decision, before the audit hook, so the audit event records
+   * what the caller was told. Must not throw.
+   */
+  verdictOf?: (decision: Decision) => TransportVerdict
   /** Collect the policy's trace() lines (bypasses the decision cache). */
   explain?: boolean
   /**
@@ -100,6 +112,15 @@ export interface Decision {
   metrics: { timer_rego_query_eval_ns: number, timer_portcullis_identity_ns: number, timer_portcullis_decision_ns: number }
 }
 
+/** What a transport answered for a decision it interprets itself (DecisionRequest.verdictOf). */
+export interface TransportVerdict {
+  outcome: 'allow' | 'deny' | 'error'
+  /** The answer could not be given (an undefined decision, a malformed result): the caller's error. */
+  error?: PortcullisError
+  /** Envoy dry run: answered OK whatever `outcome` says. */
+  dryRun?: boolean
+}
+
 /** What the audit hook receives for every decision, cached or not, and for failures. */
 export interface DecisionRecord {
   decision?: Decision
@@ -109,9 +130,18 @@ export interface DecisionRecord {
   timestamp: Date
   bundles: Record<string, { revision: string }>
   input?: unknown
+  /** The transport's reading of the decision (DecisionRequest.verdictOf), when it has one. */
+  verdict?: TransportVerdict
+  /** The snapshot the decision ran on (the audit trail evaluates the bundle's mask and drop policies on it). */
+  snapshot?: PolicySnapshot
 }
 
-export type AuditHook = (record: DecisionRecord) => void
+/**
+ * The audit hook. Returns undefined when there is nothing to wait for, or a promise the
+ * pipeline awaits before answering (`sync` durability); a rejection turns the decision into
+ * PORTCULLIS_AUDIT_UNAVAILABLE (503): nothing is answered that was not recorded.
+ */
+export type AuditHook = (record: DecisionRecord) => Promise<void> | undefined | void
 
 /** The JSON text of a defined decision's result, exact (OPA answers integers beyond 2^53 digit for digit). */
 export function resultText (d: Pick<Decision, 'result' | 'resultJson'>): string {

@@ -11,7 +11,7 @@
  * decide; Portcullis never answers OK for it), a dry run answers OK but records the real decision.
  */
 import { wasReported, type DecisionService } from '../decision/decide.js'
-import type { CredentialContext, DecisionRequest, Transport } from '../decision/types.js'
+import type { CredentialContext, Decision, DecisionRequest, Transport, TransportVerdict } from '../decision/types.js'
 import { PortcullisError, toPortcullisError } from '../errors.js'
 import { silentLogger, type Logger } from '../log.js'
 import type { Metrics } from '../metrics/index.js'
@@ -120,15 +120,48 @@ export class EnvoyCheck {
     this.#metrics?.requestErrors.inc({ code: error.code })
   }
 
-  /** A Check that ends before a decision exists (unparseable, cancelled): counted, logged and audited, so every Check leaves a record. */
-  #recordUndecided (req: CheckRequest, facts: ConnectionFacts, error: PortcullisError): void {
+  /**
+   * A Check that ends before a decision exists (unparseable, cancelled): counted, logged and
+   * audited, so every Check leaves a record (awaited, as a decision's record is, so a `sync`
+   * audit log holds it before the answer).
+   */
+  async #recordUndecided (req: CheckRequest, facts: ConnectionFacts, error: PortcullisError): Promise<void> {
     this.#failed(error)
-    const requestId = req.attributes?.request?.http?.id
     const record: DecisionRequest = { path: this.#settings.path, transport: this.#transport }
-    if (requestId !== undefined && requestId !== '') record.requestId = requestId
-    if (facts.remoteAddress !== undefined) record.requestedBy = facts.remoteAddress
-    const decisionId = this.#decisions.recordRefusal(record, error)
-    this.#log.warn({ decision_id: decisionId, code: error.code, transport: this.#transport, request_id: requestId }, `ext_authz Check ended before a decision: ${error.message}`)
+    this.#describe(record, req, facts)
+    const decisionId = await this.#decisions.recordRefusal(record, error)
+    this.#log.warn({ decision_id: decisionId, code: error.code, transport: this.#transport, request_id: record.requestId }, `ext_authz Check ended before a decision: ${error.message}`)
+  }
+
+  /** The audit facts of a Check: who asked, Envoy's request id (x-request-id), the traceparent header. */
+  #describe (dr: DecisionRequest, req: CheckRequest, facts: ConnectionFacts): void {
+    if (facts.remoteAddress !== undefined) dr.requestedBy = facts.remoteAddress
+    const http = req.attributes?.request?.http
+    const id = http?.id
+    if (id !== undefined && id !== '') dr.requestId = id
+    const traceparent = http?.headers?.traceparent
+    if (typeof traceparent === 'string') dr.traceparent = traceparent
+  }
+
+  /**
+   * How the adapter answers a decision (opa-envoy-plugin's reading of the result): an undefined
+   * decision or a malformed result is an error, a dry run answers a denial with OK. Computed
+   * once, inside decide() (DecisionRequest.verdictOf), so the audit event records this answer.
+   */
+  #judge (decision: Decision): Judgement {
+    const dryRun = this.#settings.dryRun
+    if (!decision.defined) {
+      const error = new PortcullisError('PORTCULLIS_POLICY_UNDEFINED', `the decision at ${this.#settings.path} is undefined`, { path: this.#settings.path })
+      return { error, audit: { outcome: 'error', error, dryRun } }
+    }
+    let verdict: EnvoyVerdict
+    try {
+      verdict = verdictOf(decision.result)
+    } catch (err) {
+      const error = toPortcullisError(err)
+      return { error, audit: { outcome: 'error', error, dryRun } }
+    }
+    return { verdict, audit: { outcome: verdict.allowed ? 'allow' : 'deny', dryRun } }
   }
 
   /** Decides one Check. Never throws: every failure is an outcome (counted per transport). */
@@ -141,8 +174,8 @@ export class EnvoyCheck {
    * max_body_bytes or unreadable, a path without path_prefix): logged, audited and counted
    * exactly as a refusal inside check(), so the audit hook and the metric see every Check.
    */
-  refuse (req: CheckRequest, facts: ConnectionFacts, error: PortcullisError): CheckOutcome {
-    this.#recordUndecided(req, facts, error)
+  async refuse (req: CheckRequest, facts: ConnectionFacts, error: PortcullisError): Promise<CheckOutcome> {
+    await this.#recordUndecided(req, facts, error)
     return this.#counted({ kind: 'refused', error })
   }
 
@@ -158,31 +191,30 @@ export class EnvoyCheck {
       input = await checkRequestToInput(req, { skipRequestBodyParse: this.#settings.skipRequestBodyParse })
     } catch (err) {
       const error = toPortcullisError(err, 'PORTCULLIS_ENVOY_REQUEST_INVALID')
-      this.#recordUndecided(req, facts, error)
+      await this.#recordUndecided(req, facts, error)
       return { kind: 'refused', error }
     }
     const gone = this.#aborted(facts.signal)
     if (gone !== undefined) {
-      this.#recordUndecided(req, facts, gone)
+      await this.#recordUndecided(req, facts, gone)
       return { kind: 'error', error: gone }
     }
     const dr: DecisionRequest = { path: this.#settings.path, input, transport: this.#transport }
     // credentials (a copy of the headers, header_map folded in, the untrusted-certificate
     // counter and warning) only when an identity plugin will read them, as the Data API adapter
     if (this.#decisions.identityEnabled) dr.credentials = this.#credentials(req, facts)
-    if (facts.remoteAddress !== undefined) dr.requestedBy = facts.remoteAddress
-    const id = req.attributes?.request?.http?.id
-    if (id !== undefined && id !== '') dr.requestId = id
+    this.#describe(dr, req, facts)
     if (this.#settings.cacheIgnorePaths !== undefined) dr.cacheIgnorePaths = this.#settings.cacheIgnorePaths
     if (this.#settings.cacheBypass === true) dr.skipCache = true
+    let judged: Judgement | undefined
+    dr.verdictOf = (d) => (judged = this.#judge(d)).audit
     let decisionId: string | undefined
     try {
       const decision = await this.#decisions.decide(dr)
       decisionId = decision.decision_id
-      if (!decision.defined) {
-        throw new PortcullisError('PORTCULLIS_POLICY_UNDEFINED', `the decision at ${this.#settings.path} is undefined`, { path: this.#settings.path })
-      }
-      const verdict = verdictOf(decision.result)
+      const j = judged ?? this.#judge(decision)
+      if (j.verdict === undefined) throw j.error
+      const verdict = j.verdict
       const structured = typeof decision.result === 'object'
       if (this.#settings.dryRun && !verdict.allowed) {
         this.#log.info({ decision_id: decisionId, transport: this.#transport }, 'dry run: the policy denied, answering OK')
@@ -206,9 +238,16 @@ export class EnvoyCheck {
   }
 }
 
-/** Identity denials (no credential, rejected credential): 4xx codes of the identity plugins. */
+/** How the adapter reads one decision: the verdict to answer, or the error; and what the audit event records. */
+type Judgement = { verdict: EnvoyVerdict, error?: undefined, audit: TransportVerdict } | { verdict?: undefined, error: PortcullisError, audit: TransportVerdict }
+
+/**
+ * Denials before or instead of the policy's answer: identity (no credential, rejected
+ * credential: 4xx codes of the identity plugins), and a decision the audit log could not
+ * record. A denial, never an error, so Envoy's failure_mode_allow cannot let it through.
+ */
 function isRefusal (error: PortcullisError): boolean {
-  return error.code.startsWith('PORTCULLIS_IDENTITY_') && error.status < 500
+  return (error.code.startsWith('PORTCULLIS_IDENTITY_') && error.status < 500) || error.code === 'PORTCULLIS_AUDIT_UNAVAILABLE'
 }
 
 /** `attributes.request.http.id` → `['attributes', 'request', 'http', 'id']`. */

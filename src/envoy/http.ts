@@ -166,14 +166,14 @@ async function handle (opts: EnvoyHttpOptions, req: IncomingMessage, res: Server
   } catch (err) {
     const e = err instanceof PortcullisError ? err : new PortcullisError('PORTCULLIS_ENVOY_REQUEST_INVALID', 'the forwarded body could not be read')
     // refused before a CheckRequest exists: still audited and counted as every Check is
-    opts.check.refuse({ attributes: { request: { http: httpRequestOf(req, path ?? url) } } }, facts, e)
+    await opts.check.refuse({ attributes: { request: { http: httpRequestOf(req, path ?? url) } } }, facts, e)
     send(res, e.status, { 'content-type': 'text/plain', connection: 'close' }, e.code)
     return
   }
   if (path === undefined) {
     // Envoy always prepends path_prefix: anything else did not come from the configured filter.
     const e = new PortcullisError('PORTCULLIS_ENVOY_REQUEST_INVALID', `the forwarded path does not start with path_prefix ${opts.pathPrefix}`, { path_prefix: opts.pathPrefix })
-    opts.check.refuse({ attributes: { request: { http: httpRequestOf(req, url) } } }, facts, e)
+    await opts.check.refuse({ attributes: { request: { http: httpRequestOf(req, url) } } }, facts, e)
     send(res, e.status, { 'content-type': 'text/plain' }, e.code)
     return
   }
@@ -206,7 +206,9 @@ async function handle (opts: EnvoyHttpOptions, req: IncomingMessage, res: Server
       return
     }
     case 'refused':
-      send(res, outcome.error.status, { 'content-type': 'text/plain' }, outcome.error.code)
+      // a refusal is a denial: never a 5xx (PORTCULLIS_AUDIT_UNAVAILABLE's 503 would be a
+      // failure failure_mode_allow may let through), so it is answered 403
+      send(res, deniedStatus(outcome.error.status), { 'content-type': 'text/plain' }, outcome.error.code)
       return
     case 'error':
       log.warn({ code: outcome.error.code, transport: 'envoy-http' }, 'ext_authz HTTP check failed')

@@ -55,6 +55,14 @@ export class Metrics {
   readonly auditCheckpoints: Counter<'stream'>
   /** Torn records truncated when a stream was opened after a crash. */
   readonly auditRecoveryTruncations: Counter<'stream'>
+  /** Audit events handed to the sinks, by outcome and transport (src/audit/trail.ts). */
+  readonly auditEvents: HotCounter<'outcome' | 'transport'>
+  /** Audit events not written, by reason (drop_policy: the bundle's drop policy said so). */
+  readonly auditDropped: Counter<'reason'>
+  /** Mask and drop policy failures (the record was erased whole) and mask rules skipped, by reason. */
+  readonly auditMaskErrors: Counter<'reason'>
+  /** Events a sink could not take (the decision failed closed with PORTCULLIS_AUDIT_UNAVAILABLE), by sink. */
+  readonly auditWriteFailures: Counter<'sink'>
 
   constructor (opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry]
@@ -94,6 +102,10 @@ export class Metrics {
     this.auditWriteErrors = new Counter({ name: 'portcullis_audit_write_errors_total', help: 'Failed audit writes, syncs and checkpoints by errno code', labelNames: ['stream', 'code'], registers })
     this.auditCheckpoints = new Counter({ name: 'portcullis_audit_checkpoints_total', help: 'Signed audit checkpoints written', labelNames: ['stream'], registers })
     this.auditRecoveryTruncations = new Counter({ name: 'portcullis_audit_recovery_truncations_total', help: 'Torn audit records truncated on open after a crash', labelNames: ['stream'], registers })
+    this.auditEvents = new HotCounter('portcullis_audit_events_total', 'Audit events written, by outcome (allow, deny, undefined, error, value) and transport', ['outcome', 'transport'], registers)
+    this.auditDropped = new Counter({ name: 'portcullis_audit_events_dropped_total', help: 'Audit events not written, by reason (drop_policy)', labelNames: ['reason'], registers })
+    this.auditMaskErrors = new Counter({ name: 'portcullis_audit_mask_errors_total', help: 'Audit mask/drop policy failures that erased a whole record (policy_error) and mask rules skipped (rule_skipped)', labelNames: ['reason'], registers })
+    this.auditWriteFailures = new Counter({ name: 'portcullis_audit_write_failures_total', help: 'Audit events a sink could not take (the decision failed closed), by sink', labelNames: ['sink'], registers })
     if (opts.defaultMetrics !== false) {
       // process and Node.js metrics, including nodejs_eventloop_lag_seconds
       collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 })

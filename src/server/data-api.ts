@@ -100,12 +100,16 @@ export class DataApi {
   }
 
   /** The pipeline's request for an HTTP request. */
-  request (raw: IncomingMessage, path: string, input: unknown, requestId: string, opts: { strict?: boolean, explain?: boolean, transport?: 'http' | 'batch' } = {}): DecisionRequest {
+  request (raw: IncomingMessage, path: string, input: unknown, requestId: string, opts: { strict?: boolean, explain?: boolean, transport?: 'http' | 'batch', batchDecisionId?: string } = {}): DecisionRequest {
     const req: DecisionRequest = { path, input, transport: opts.transport ?? 'http', requestId }
     if (opts.strict === true) req.strictBuiltinErrors = true
     if (opts.explain === true) req.explain = true
+    if (opts.batchDecisionId !== undefined) req.batchDecisionId = opts.batchDecisionId
     const remote = raw.socket.remoteAddress
     if (remote !== undefined) req.requestedBy = remote
+    // W3C trace context, for the audit event's trace_id / span_id (validated there)
+    const traceparent = raw.headers.traceparent
+    if (typeof traceparent === 'string') req.traceparent = traceparent
     // credentials are only gathered when an identity plugin will read them
     if (this.decisions.identityEnabled) req.credentials = credentialsFromRaw(raw)
     return req

@@ -12,6 +12,7 @@ import type { VerificationConfig } from '../bundles/verify.js'
 import { DecisionCache } from '../cache/decision-cache.js'
 import type { ResolvedConfig } from '../config/load.js'
 import { DecisionService } from '../decision/decide.js'
+import { auditStream, openAuditTrail, type AuditTrail } from '../audit/trail.js'
 import { createIdentityVerifier, type IdentityVerifier } from '../identity/index.js'
 import { Metrics } from '../metrics/index.js'
 import { configureBuiltins } from '../policy/builtins/config.js'
@@ -56,6 +57,8 @@ export interface Runtime {
   decisions: DecisionService
   metrics: Metrics
   identity: IdentityVerifier | undefined
+  /** The audit trail (audit.enabled or decision_logs.console), installed as the pipeline's audit hook. */
+  audit: AuditTrail | undefined
   logger: PinoLogger
   /** Listeners beside the Data API (e.g. Envoy ext_authz gRPC and HTTP service mode). */
   listeners: AttachedListener[]
@@ -110,7 +113,7 @@ export function engineOptionsFrom (config: Readonly<ResolvedConfig>): EngineOpti
   }
 }
 
-export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: RuntimeHooks = {}, opts: { logger?: PinoLogger, listeners?: ListenerFactory[] } = {}): Promise<Runtime> {
+export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: RuntimeHooks = {}, opts: { logger?: PinoLogger, listeners?: ListenerFactory[], auditStream?: string } = {}): Promise<Runtime> {
   const logger = opts.logger ?? pino({ name: 'portcullis', level: config.logging.level })
   // TLS files are read before anything that holds a watcher or a timer, so a bad one fails the start cleanly.
   const tls = config.server.tls
@@ -160,6 +163,17 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
   // A trust-bundle change can turn an accepted identity into a rejected one: cached decisions go too.
   identity?.on('trust-change', () => { decisions.flushCache() })
 
+  // The audit trail is open before any bundle loads or any listener starts: no decision is
+  // answered unrecorded. One stream per process (`main`, or `w<slot>` in a worker group).
+  let audit: AuditTrail | undefined
+  try {
+    audit = await openAuditTrail(config, { stream: opts.auditStream ?? auditStream(), metrics, logger: logger.child({ component: 'audit' }), consoleLogger: logger })
+  } catch (err) {
+    await identity?.close()
+    throw err
+  }
+  audit?.install(decisions)
+
   let watcher: BundleWatcher | undefined
   if (config.bundles.watch) {
     watcher = watchBundles(config.bundles.dir, manager, { debounceMs: config.bundles.debounce_ms, stabilityMs: config.bundles.stability_ms })
@@ -194,6 +208,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     decisions,
     metrics,
     identity,
+    audit,
     logger,
     listeners,
     start: async () => {
@@ -220,6 +235,9 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
       await certWatcher?.close()
       await watcher?.close()
       await identity?.close()
+      // after every listener has stopped and every in-flight request was answered: the last
+      // events are flushed and the durable log writes its final checkpoint
+      await audit?.close()
     },
   }
 }

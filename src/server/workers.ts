@@ -3,7 +3,8 @@
  * socket; each worker has its own engine and bundle watcher and reloads bundles itself.
  * The primary serves as the group's switchboard: /metrics in any worker returns the
  * aggregate of all workers (prom-client AggregatorRegistry), and a cache flush reaches every
- * worker. Crashed workers are replaced (with backoff); SIGTERM/SIGINT shut the group down
+ * worker. Crashed workers are replaced (with backoff) in their slot (PORTCULLIS_WORKER_SLOT, the
+ * worker's audit stream); SIGTERM/SIGINT shut the group down
  * gracefully and the primary exits 0 once every worker has.
  */
 import cluster, { type Worker } from 'node:cluster'
@@ -37,8 +38,12 @@ export function runPrimary (opts: PrimaryOptions): Promise<void> {
   let restarts = 0
   const pendingFlush = new Map<string, { from: Worker, left: number, n: number }>()
 
-  const fork = (): void => {
-    const w = cluster.fork()
+  // Each worker has a stable slot 1..N (PORTCULLIS_WORKER_SLOT): its audit stream is `w<slot>`,
+  // and a replacement for a crashed worker takes over its slot, so it continues that stream.
+  const slots = new Map<number, number>() // worker id -> slot
+  const fork = (slot: number): void => {
+    const w = cluster.fork({ PORTCULLIS_WORKER_SLOT: String(slot) })
+    slots.set(w.id, slot)
     w.on('message', (m: unknown) => { void onMessage(w, m) })
   }
 
@@ -76,7 +81,7 @@ export function runPrimary (opts: PrimaryOptions): Promise<void> {
     }
   }
 
-  for (let i = 0; i < opts.workers; i++) fork()
+  for (let slot = 1; slot <= opts.workers; slot++) fork(slot)
 
   return new Promise((resolve) => {
     cluster.on('exit', (w, code, signal) => {
@@ -84,9 +89,11 @@ export function runPrimary (opts: PrimaryOptions): Promise<void> {
         if (Object.keys(cluster.workers ?? {}).length === 0) resolve()
         return
       }
-      log.error({ worker: w.id, code, signal }, 'worker exited; starting a replacement')
+      const slot = slots.get(w.id) ?? 1
+      slots.delete(w.id)
+      log.error({ worker: w.id, slot, code, signal }, 'worker exited; starting a replacement')
       restarts++
-      setTimeout(fork, Math.min(10_000, 100 * 2 ** Math.min(restarts, 7))).unref()
+      setTimeout(() => { fork(slot) }, Math.min(10_000, 100 * 2 ** Math.min(restarts, 7))).unref()
     })
     const stop = (signal: string): void => {
       if (stopping) return

@@ -48,7 +48,7 @@ describe('the decision pipeline', () => {
     const svc = new DecisionService({
       manager,
       metrics,
-      audit: (r) => records.push(r),
+      audit: (r) => { records.push(r) },
       ...(opts.cache !== false ? { cache: new DecisionCache({ maxEntries: 100, ttlMs: 60_000, metrics }) } : {}),
       ...(opts.identity !== undefined ? { identity: { verifier, onMissing: opts.identity, onRejected: opts.identity } } : {}),
     })
@@ -302,7 +302,7 @@ describe('the decision pipeline', () => {
       const { logger, lines } = captureLog()
       const svc = new DecisionService({ manager, logger })
       const records: DecisionRecord[] = []
-      svc.setAuditHook((r) => records.push(r))
+      svc.setAuditHook((r) => { records.push(r) })
       await assert.rejects(svc.decide({ path: 'authz/not_a_rule', input: {} }), { code: 'PORTCULLIS_POLICY_PATH_NOT_FOUND' })
       assert.equal(lines.length, 1)
       assert.equal(lines[0]?.obj.code, 'PORTCULLIS_POLICY_PATH_NOT_FOUND')

@@ -29,7 +29,7 @@ describe('the Data API adapter: failures counted once, logged once', () => {
     const manager = new BundleManager()
     assert.equal(await manager.load(join(process.cwd(), 'bundles', 'authz.tar.gz')), true)
     metrics = new Metrics({ defaultMetrics: false })
-    decisions = new DecisionService({ manager, metrics, logger, audit: (r) => records.push(r) })
+    decisions = new DecisionService({ manager, metrics, logger, audit: (r) => { records.push(r) } })
     for (const [name, fastDataRoute] of [['fast', true], ['plain', false]] as const) {
       const app = build({ decisions, manager, metrics, logger, fastDataRoute })
       apps[name] = { app, url: await app.listen({ host: '127.0.0.1', port: 0 }) }
@@ -87,7 +87,7 @@ describe('the Data API adapter: failures counted once, logged once', () => {
         assert.equal(typeof logged[0]?.obj.decision_id, 'string')
         assert.equal(lines.filter((l) => l.obj.component === 'audit').length, 1)
       } finally {
-        decisions.setAuditHook((rec) => records.push(rec))
+        decisions.setAuditHook((rec) => { records.push(rec) })
       }
     })
   }

@@ -47,9 +47,11 @@ export const batchRoutes: FastifyPluginAsync<{ api: DataApi }> = async (app, { a
     const responses: Record<string, Record<string, unknown>> = {}
     let failed = 0
     const slots = new ResultSlots()
+    // known before the items are decided, so each item's audit event names its batch
+    const batch_decision_id = randomUUID()
     for (const id of ids) {
       try {
-        const d = await api.decisions.decide(api.request(request.raw, path, mergeCommon(common, (inputs as Record<string, unknown>)[id]), `${request.id}/${id}`, { transport: 'batch' }))
+        const d = await api.decisions.decide(api.request(request.raw, path, mergeCommon(common, (inputs as Record<string, unknown>)[id]), `${request.id}/${id}`, { transport: 'batch', batchDecisionId: batch_decision_id }))
         const r: Record<string, unknown> = { decision_id: d.decision_id }
         if (d.defined) r.result = slots.valueOf(d)
         responses[id] = r
@@ -60,7 +62,6 @@ export const batchRoutes: FastifyPluginAsync<{ api: DataApi }> = async (app, { a
         responses[id] = { code: e.opaCode, message: e.message, portcullis_code: e.code }
       }
     }
-    const batch_decision_id = randomUUID()
     // written here, not by fastify's serializer, so exact results keep their digits
     reply.type('application/json; charset=utf-8')
     if (failed === 0) return reply.send(slots.stringify({ batch_decision_id, responses }))
