@@ -20,6 +20,7 @@ import { dataRoutes } from './routes/data.js'
 import { batchRoutes } from './routes/batch.js'
 import { healthRoutes } from './routes/health.js'
 import { adminRoutes } from './routes/admin.js'
+import { auditRoutes } from './routes/audit.js'
 import { adminGuard } from './plugins/admin-authz.js'
 
 export interface BuildOptions {
@@ -46,6 +47,8 @@ export interface BuildOptions {
   https?: import('node:https').ServerOptions
   /** Where request and decision failures are logged (pino in the runtime); silent when absent. */
   logger?: Logger
+  /** The shared audit directory (audit.enabled), read by the /v1/audit/* endpoints: every stream, every worker's. */
+  auditDir?: string
 }
 
 export function build (opts: BuildOptions): FastifyInstance {
@@ -150,6 +153,7 @@ export function build (opts: BuildOptions): FastifyInstance {
       identityStatus: opts.identityStatus,
       flushCache: opts.flushCache ?? (async () => opts.decisions.flushCache()),
     })
+    await large.register(auditRoutes, { guard, auditDir: opts.auditDir })
   })
   return app
 }

@@ -199,6 +199,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     ...(clientCertificates !== undefined ? { clientCertificates } : {}),
     fastDataRoute: config.server.fast_data_route,
     logger: logger.child({ component: 'server' }),
+    ...(config.audit.enabled ? { auditDir: config.audit.dir } : {}),
   })
   const listeners = (opts.listeners ?? []).map((f) => f({ config, decisions, metrics, logger })).filter((l): l is AttachedListener => l !== undefined)
   let certWatcher: { close: () => Promise<void> } | undefined
