@@ -157,12 +157,13 @@ class ExportChecker {
   }
 
   private onTrailer (t: Record<string, unknown>, line: number): void {
-    if (t.events !== this.events) this.fail('TRAILER_COUNT_MISMATCH', line, `the trailer counts ${String(t.events)} events; the export holds ${this.events}`)
+    // per stream first: it names where events are missing
     const counts = isObj(t.streams) ? t.streams : {}
     for (const [id, s] of this.streams) {
       if (counts[id] !== s.events) this.fail('TRAILER_COUNT_MISMATCH', line, `the trailer counts ${String(counts[id])} events of stream ${id}; the export holds ${s.events}`, { stream: id })
     }
     for (const id of Object.keys(counts)) if (!this.streams.has(id)) this.fail('TRAILER_COUNT_MISMATCH', line, `the trailer counts events of stream ${id}, which the header does not list`, { stream: id })
+    if (t.events !== this.events) this.fail('TRAILER_COUNT_MISMATCH', line, `the trailer counts ${String(t.events)} events; the export holds ${this.events}`)
     this.trailer = true
   }
 
