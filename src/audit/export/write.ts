@@ -76,7 +76,7 @@ async function firstRecordTime (path: string): Promise<number> {
  * successor starts more than TIME_SLACK_MS before `from` are skipped, and reading stops at the
  * first segment that starts more than TIME_SLACK_MS after `to`.
  */
-async function seqRange (dir: string, stream: string, filter: ExportFilter, size: number): Promise<[number, number]> {
+export async function streamSeqRange (dir: string, stream: string, filter: ExportFilter, size: number): Promise<[number, number]> {
   if (filter.fromMs === Number.NEGATIVE_INFINITY && filter.toMs === Number.POSITIVE_INFINITY) return [0, size]
   const segDir = streamPaths(dir, stream).segments
   const segs = await listSegments(segDir)
@@ -138,7 +138,7 @@ export async function prepareExport (dir: string, opts: ExportOptions): Promise<
       let total = 0
       for (const { cp, reader: s } of streams) {
         counts[cp.stream] = 0
-        const [from, to] = await seqRange(dir, cp.stream, filter, cp.size)
+        const [from, to] = await streamSeqRange(dir, cp.stream, filter, cp.size)
         for await (const { seq, bytes } of s.records(from, to)) {
           let parsed: Record<string, unknown>
           try { parsed = JSON.parse(bytes.toString('utf8')) as Record<string, unknown> } catch {
