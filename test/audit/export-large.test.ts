@@ -12,6 +12,7 @@ import { createWriteStream, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { once } from 'node:events'
 import { AuditLog } from '../../src/audit/log/writer.js'
+import { AuditDirReader } from '../../src/audit/log/reader.js'
 import { listSegments, streamPaths } from '../../src/audit/log/layout.js'
 import { generateCheckpointKey } from '../../src/audit/log/checkpoint.js'
 import { verifyExport } from '../../src/audit/export/verify.js'
@@ -72,18 +73,20 @@ describe('a large export streams', () => {
 
   test('a time slice skips the segments before it and stops after it, and still holds every event of the slice', async () => {
     const segs = await listSegments(streamPaths(dir, 'main').segments)
+    const reader = await AuditDirReader.open(dir)
+    const main = reader.stream('main')
     assert.ok(segs.length >= 10, `${segs.length} segments`)
     // the last quarter of the log, and a day in the middle
     const fromIdx = Math.floor(EVENTS * 3 / 4)
     const from = new Date(T0 + fromIdx * STEP_MS).toISOString()
-    const [start, end] = await streamSeqRange(dir, 'main', new ExportFilter({ from }), EVENTS)
+    const [start, end] = await streamSeqRange(dir, main, new ExportFilter({ from }), EVENTS)
     assert.ok(start > EVENTS / 2, `reading starts at seq ${start}`)
     assert.ok(start <= fromIdx - TIME_SLACK_MS / STEP_MS)
     assert.equal(end, EVENTS)
     const dayFrom = Math.floor(EVENTS / 2)
     const dayTo = dayFrom + (24 * 3600 * 1000) / STEP_MS
     const window = new ExportFilter({ from: new Date(T0 + dayFrom * STEP_MS).toISOString(), to: new Date(T0 + dayTo * STEP_MS).toISOString() })
-    const [s2, e2] = await streamSeqRange(dir, 'main', window, EVENTS)
+    const [s2, e2] = await streamSeqRange(dir, main, window, EVENTS)
     assert.ok(s2 > 0 && s2 <= dayFrom && e2 >= dayTo && e2 < EVENTS, `[${s2}, ${e2})`)
     const file = join(dir, 'day.ndjson')
     const r = await run(['audit', 'export', dir, '--from', new Date(T0 + dayFrom * STEP_MS).toISOString(), '--to', new Date(T0 + dayTo * STEP_MS).toISOString(), '--out', file])
@@ -91,5 +94,6 @@ describe('a large export streams', () => {
     const report = await verifyExport(file, key.publicKeyPem)
     assert.equal(report.ok, true)
     assert.equal(report.events, dayTo - dayFrom)
+    reader.close()
   })
 })

@@ -72,36 +72,22 @@ async function firstRecordTime (path: string): Promise<number> {
 }
 
 /**
- * The seq range [from, to) of a stream that can hold records of the time range: segments whose
- * successor starts more than TIME_SLACK_MS before `from` are skipped, and reading stops at the
- * first segment that starts more than TIME_SLACK_MS after `to`.
+ * The seq range [from, to) of a stream that can hold records of the time range: reading starts
+ * at the reader's conservative start for `from` (AuditDirReader.findSeqAt with this slack: the
+ * last segment whose first record is stamped more than the slack before `from`), and stops at
+ * the first later segment whose first record is stamped more than the slack after `to`.
  */
-export async function streamSeqRange (dir: string, stream: string, filter: ExportFilter, size: number): Promise<[number, number]> {
-  if (filter.fromMs === Number.NEGATIVE_INFINITY && filter.toMs === Number.POSITIVE_INFINITY) return [0, size]
-  const segDir = streamPaths(dir, stream).segments
-  const segs = await listSegments(segDir)
-  const times = new Map<number, number>()
-  const first = async (i: number): Promise<number> => {
-    let t = times.get(i)
-    if (t === undefined) { t = await firstRecordTime(join(segDir, (segs[i] as { name: string }).name)); times.set(i, t) }
-    return t
+export async function streamSeqRange (dir: string, reader: StreamReader, filter: ExportFilter, size: number): Promise<[number, number]> {
+  const start = filter.fromMs === Number.NEGATIVE_INFINITY ? 0 : await reader.findSeqAt(new Date(filter.fromMs), TIME_SLACK_MS)
+  if (filter.toMs === Number.POSITIVE_INFINITY) return [start, size]
+  const segDir = streamPaths(dir, reader.id).segments
+  for (const seg of await listSegments(segDir)) {
+    if (seg.first <= start) continue
+    if (seg.first >= size) break
+    const t = await firstRecordTime(join(segDir, seg.name))
+    if (Number.isFinite(t) && t - TIME_SLACK_MS >= filter.toMs) return [start, seg.first]
   }
-  let start = 0
-  if (filter.fromMs !== Number.NEGATIVE_INFINITY) {
-    while (start + 1 < segs.length) {
-      const next = await first(start + 1)
-      if (!(Number.isFinite(next) && next + TIME_SLACK_MS < filter.fromMs)) break
-      start++
-    }
-  }
-  let end = size
-  if (filter.toMs !== Number.POSITIVE_INFINITY) {
-    for (let i = start + 1; i < segs.length; i++) {
-      const t = await first(i)
-      if (Number.isFinite(t) && t - TIME_SLACK_MS >= filter.toMs) { end = Math.min(end, (segs[i] as { first: number }).first); break }
-    }
-  }
-  return [segs.length === 0 ? 0 : (segs[start] as { first: number }).first, end]
+  return [start, size]
 }
 
 /**
@@ -138,7 +124,7 @@ export async function prepareExport (dir: string, opts: ExportOptions): Promise<
       let total = 0
       for (const { cp, reader: s } of streams) {
         counts[cp.stream] = 0
-        const [from, to] = await streamSeqRange(dir, cp.stream, filter, cp.size)
+        const [from, to] = await streamSeqRange(dir, s, filter, cp.size)
         for await (const { seq, bytes } of s.records(from, to)) {
           let parsed: Record<string, unknown>
           try { parsed = JSON.parse(bytes.toString('utf8')) as Record<string, unknown> } catch {

@@ -28,6 +28,12 @@ export interface StreamReader {
   rootAt: (n: number) => Promise<Buffer>
   inclusionProof: (seq: number, n: number) => Promise<Buffer[]>
   consistencyProof: (m: number, n: number) => Promise<Buffer[]>
+  /**
+   * A seq to start reading from for records at or after `time`: the first seq of the last segment
+   * whose first record is not newer than `time` minus `slackMs` (events are written in about, not
+   * exactly, timestamp order). Conservative: callers still filter each record by its timestamp.
+   */
+  findSeqAt: (time: Date, slackMs?: number) => Promise<number>
   /** Releases the hashes file descriptor (reopened on the next call). */
   close: () => void
 }
@@ -142,6 +148,19 @@ class FileStreamReader implements StreamReader {
     }
   }
 
+  async findSeqAt (time: Date, slackMs = 60_000): Promise<number> {
+    const limit = time.getTime() - slackMs
+    const segs = await listSegments(this.paths.segments)
+    let start = segs[0]?.first ?? 0
+    for (const s of segs) {
+      const t = await firstTimestamp(join(this.paths.segments, s.name))
+      if (t === undefined) continue // a segment starting with a gap record: undecided, keep the earlier start
+      if (t > limit) break
+      start = s.first
+    }
+    return start
+  }
+
   private checkSize (n: number, what: string): HashesFileReader {
     const fd = this.hashesFd()
     const size = treeSizeForStoredCount(Math.floor(fstatSync(fd).size / HASH_SIZE))
@@ -164,4 +183,21 @@ class FileStreamReader implements StreamReader {
     if (!Number.isSafeInteger(m) || m < 0 || m > n) throw invalid(`consistency proof: size ${m} is not within ${n}`, { stream: this.id })
     return consistencyProof(m, n, reader)
   }
+}
+
+/** The `timestamp` (ms) of a segment's first record, read from its first 64 KiB. */
+async function firstTimestamp (path: string): Promise<number | undefined> {
+  let fh
+  try { fh = await open(path, 'r') } catch { return undefined }
+  try {
+    const buf = Buffer.alloc(64 * 1024)
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0)
+    const nl = buf.subarray(0, bytesRead).indexOf(10)
+    if (nl < 0) return undefined
+    try {
+      const rec = JSON.parse(buf.subarray(0, nl).toString('utf8')) as { timestamp?: unknown }
+      const t = typeof rec.timestamp === 'string' ? Date.parse(rec.timestamp) : NaN
+      return Number.isFinite(t) ? t : undefined
+    } catch { return undefined }
+  } finally { await fh.close() }
 }

@@ -8,21 +8,29 @@
  * [k·2^L, (k+1)·2^L). Arithmetic uses plain numbers with division, not 32-bit bit operators, so
  * tree sizes beyond 2^31 stay correct.
  */
-import { createHash } from 'node:crypto'
+import { createHash, hash } from 'node:crypto'
 
 export const HASH_SIZE = 32
 
-const LEAF_PREFIX = Buffer.from([0])
-const NODE_PREFIX = Buffer.from([1])
+// One-shot crypto.hash over a reused scratch buffer: no Hash object per call (verify hashes
+// every record and about one interior node per record).
+let scratch = Buffer.allocUnsafe(4096)
 
 /** RFC 9162 §2.1.1: SHA-256(0x00 ‖ entry). */
 export function leafHash (entry: Uint8Array): Buffer {
-  return createHash('sha256').update(LEAF_PREFIX).update(entry).digest()
+  if (entry.length + 1 > scratch.length) scratch = Buffer.allocUnsafe(Math.max(entry.length + 1, scratch.length * 2))
+  scratch[0] = 0
+  scratch.set(entry, 1)
+  return hash('sha256', scratch.subarray(0, entry.length + 1), 'buffer') as unknown as Buffer
 }
 
 /** RFC 9162 §2.1.1: SHA-256(0x01 ‖ left ‖ right). */
 export function nodeHash (left: Uint8Array, right: Uint8Array): Buffer {
-  return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest()
+  if (left.length !== HASH_SIZE || right.length !== HASH_SIZE) throw new RangeError('node children must be 32-byte hashes')
+  scratch[0] = 1
+  scratch.set(left, 1)
+  scratch.set(right, 1 + HASH_SIZE)
+  return hash('sha256', scratch.subarray(0, 1 + 2 * HASH_SIZE), 'buffer') as unknown as Buffer
 }
 
 /** RFC 9162 §2.1.1: the root of the empty tree is SHA-256 of the empty string. */

@@ -251,6 +251,8 @@ async function verifyStream (dir: string, id: string, key: KeyObject | undefined
     if (expected < treeSize) fail({ code: 'TAIL_TRUNCATED', seq: expected, message: `the records end at seq ${expected} but the hashes file holds ${treeSize}: the tail was truncated` })
     const pastRecords = cps.findIndex((c) => c.size > expected)
     if (pastRecords >= 0) fail({ code: 'TAIL_TRUNCATED', seq: expected, checkpoint: pastRecords, message: `the records end at seq ${expected} but checkpoint ${pastRecords} covers ${cps[pastRecords]?.size ?? 0}: the tail was truncated` })
+    const pastTree = cps.findIndex((c) => c.size > range.size)
+    if (pastTree >= 0) fail({ code: 'HASHES_TAMPERED', seq: range.size, checkpoint: pastTree, hashIndex: storedHashCount(range.size), message: `the hashes file ends at tree size ${range.size} but checkpoint ${pastTree} covers ${cps[pastTree]?.size ?? 0}: the hashes file was truncated` })
     // every checkpoint root was matched against the one recomputed tree, so consecutive checkpoints
     // are consistent; prove it the way an auditor holding only two checkpoints would
     for (let i = 1; i < cps.length; i++) {

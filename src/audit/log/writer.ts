@@ -18,7 +18,7 @@
 import { constants as fsConstants, existsSync, openSync, closeSync, writeSync } from 'node:fs'
 import { chmod, mkdir, open, readFile, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises'
 import { hostname } from 'node:os'
-import { dirname, join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { createPrivateKey, type KeyObject } from 'node:crypto'
 import { PortcullisError } from '../../errors.js'
 import { silentLogger, type Logger } from '../../log.js'
@@ -185,10 +185,13 @@ export class AuditLog implements AuditSink {
   private closing = false
   private closed = false
   private readonly labels: { stream: string }
+  private lockTaken = false
+  private checkpointQueued = false
 
   private constructor (opts: AuditLogOptions) {
-    this.opts = opts
-    this.paths = streamPaths(opts.dir, opts.stream)
+    // absolute, so the in-process open check cannot be bypassed by another spelling of the path
+    this.opts = { ...opts, dir: resolve(opts.dir) }
+    this.paths = streamPaths(this.opts.dir, opts.stream)
     this.logger = opts.logger ?? silentLogger
     this.now = opts.now ?? Date.now
     this.origin = opts.checkpoint.origin ?? `portcullis/${hostname()}/${opts.stream}`
@@ -209,7 +212,9 @@ export class AuditLog implements AuditSink {
     } catch (err) {
       openStreams.delete(id)
       await log.releaseFiles()
-      throw err
+      if (log.lockTaken) await unlink(log.paths.lock).catch(() => {})
+      if (err instanceof PortcullisError) throw err
+      throw unavailable(`cannot open audit stream ${opts.stream} in ${log.opts.dir}: ${(err as Error).message}`, { stream: opts.stream, errno: errnoOf(err) }, err)
     }
     log.startTimers()
     return log
@@ -353,22 +358,24 @@ export class AuditLog implements AuditSink {
       await this.cleanDirty()
       await this.maybeRotate()
       const range = this.range.clone()
-      const lines: Buffer[] = []
-      const stored: Buffer[] = []
       const texts = gap !== undefined ? [this.gapEvent(), ...group.map((p) => p.text)] : group.map((p) => p.text)
-      for (const text of texts) {
-        const rec = Buffer.from(recordText(range.size, text))
-        stored.push(...range.append(leafHash(rec)))
-        lines.push(rec, NEWLINE)
+      // one string, one buffer for the group; leaves hashed over subarrays (records hold no raw newline)
+      const first = range.size
+      const segBuf = Buffer.from(texts.map((text, i) => recordText(first + i, text)).join('\n') + '\n')
+      const hashBuf = Buffer.allocUnsafe((storedHashCount(first + texts.length) - storedHashCount(first)) * HASH_SIZE)
+      let at = 0
+      let start = 0
+      for (let i = 0; i < texts.length; i++) {
+        const nl = segBuf.indexOf(10, start)
+        for (const h of range.append(leafHash(segBuf.subarray(start, nl)))) { h.copy(hashBuf, at); at += HASH_SIZE }
+        start = nl + 1
       }
-      const segBuf = Buffer.concat(lines)
       await writeFully(this.seg, segBuf, this.segBytes)
       if (syncNow) {
         const t0 = process.hrtime.bigint()
         await this.seg.datasync()
         m?.auditFsyncDuration.observe(this.labels, Number(process.hrtime.bigint() - t0) / 1e9)
       }
-      const hashBuf = Buffer.concat(stored)
       await writeFully(this.hashes, hashBuf, this.hashesBytes)
       // committed
       this.range = range
@@ -456,7 +463,15 @@ export class AuditLog implements AuditSink {
     this.segBytes = 0
     this.segCreatedAt = this.now()
     this.logger.info({ stream: this.opts.stream, segment: ref.name }, 'audit segment rotated')
-    await this.applyRetention()
+    // a retention failure must not fail the write that triggered the rotation
+    await this.retentionLogged()
+  }
+
+  private async retentionLogged (): Promise<void> {
+    await this.applyRetention().catch((err: unknown) => {
+      this.opts.metrics?.auditWriteErrors.inc({ ...this.labels, code: errnoOf(err) })
+      this.logger.error({ err, stream: this.opts.stream }, 'audit retention failed; retried at the next rotation or checkpoint interval')
+    })
   }
 
   /** Removes whole oldest segments (never the active one) past the age or byte limits, recording each in retention.log first. */
@@ -475,6 +490,8 @@ export class AuditLog implements AuditSink {
       const big = maxBytes !== undefined && total > maxBytes
       if (!old && !big) break
       const last = next.first - 1
+      // records after the last checkpoint stay: their hashes are recomputed from them after a crash
+      if (last >= (this.last?.size ?? 0)) break
       const [firstLeaf, lastLeaf] = last >= s.first ? reader.readHashes([storedHashIndex(0, s.first), storedHashIndex(0, last)]) : [Buffer.alloc(0), Buffer.alloc(0)]
       const entry: RetentionEntry = {
         segment: s.name,
@@ -533,16 +550,21 @@ export class AuditLog implements AuditSink {
   private startTimers (): void {
     if (this.opts.durability === 'batched') {
       this.batchTimer = setInterval(() => {
-        if (this.pending.length > 0 || this.shed.count > 0) {
+        // at most one queued behind a slow write: ticks while it waits add nothing
+        if ((this.pending.length > 0 || this.shed.count > 0) && !this.writeQueued) {
+          this.writeQueued = true
           this.exclusive(async () => await this.writeGroup(true)).catch(() => { /* logged where it failed */ })
         }
       }, this.opts.batchIntervalMs)
       this.batchTimer.unref()
     }
     this.checkpointTimer = setInterval(() => {
+      if (this.checkpointQueued) return
+      this.checkpointQueued = true
       void this.exclusive(async () => {
-        if (this.range.size > (this.last?.size ?? 0)) await this.writeCheckpoint(false)
-        await this.applyRetention()
+        this.checkpointQueued = false
+        if (this.range.size > (this.last?.size ?? 0)) await this.writeCheckpoint(false).catch(() => { /* logged; retried */ })
+        await this.retentionLogged()
       }).catch(() => { /* logged where it failed */ })
     }, this.opts.checkpoint.everyMs)
     this.checkpointTimer.unref()
@@ -616,12 +638,15 @@ export class AuditLog implements AuditSink {
       try {
         const fd = openSync(path, 'wx', 0o644)
         try { writeSync(fd, `${process.pid}\n`) } finally { closeSync(fd) }
+        this.lockTaken = true
         return attempt > 0
       } catch (err) {
         if (errnoOf(err) !== 'EEXIST') throw unavailable(`cannot create the audit stream lock ${path}: ${(err as Error).message}`, { file: path }, err)
       }
       let pid = NaN
       try { pid = Number.parseInt((await readFile(path, 'utf8')).trim(), 10) } catch { /* vanished: retry */ }
+      // our own pid in the lock is a previous process's (a restarted container is pid 1 again):
+      // this process's own open streams are caught by openStreams before the lock
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) {
         throw unavailable(`audit stream ${this.opts.stream} is locked by running process ${pid} (${path}); one writer per stream`, { stream: this.opts.stream, pid })
       }
@@ -694,6 +719,7 @@ export class AuditLog implements AuditSink {
     let i = segs.length - 1
     while (i > 0 && (segs[i] as SegmentRef).first > from) i--
     let seq = (segs[i] as SegmentRef).first
+    if (seq > from) throw invalid(`audit stream ${this.opts.stream}: records from seq ${from} (after the last checkpoint) are missing; run portcullis audit verify`, { stream: this.opts.stream, seq: from })
     const out: Buffer[] = []
     for (; i < segs.length && seq < to; i++) {
       const s = segs[i] as SegmentRef
@@ -718,8 +744,6 @@ export class AuditLog implements AuditSink {
     this.hashesBytes += buf.length
   }
 }
-
-const NEWLINE = Buffer.from('\n')
 
 
 function isJson (b: Buffer): boolean {

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { AuditLog } from '../../../src/audit/log/writer.js'
 import { verifyAuditDir, type VerifyProblemCode } from '../../../src/audit/log/verify.js'
 import { formatCheckpoint, signCheckpoint, splitCheckpointNotes, parseCheckpoint } from '../../../src/audit/log/checkpoint.js'
-import { CompactRange, leafHash, storedHashIndex, rootFromLeaves } from '../../../src/audit/log/tree.js'
+import { CompactRange, leafHash, storedHashCount, storedHashIndex, rootFromLeaves } from '../../../src/audit/log/tree.js'
 import { event, logOptions, tempAuditDir } from '../../helpers/audit.js'
 
 let base: { dir: string, cleanup: () => void }
@@ -93,6 +93,14 @@ const cases: Array<{ name: string, tamper: (dir: string) => void, code: VerifyPr
       writeFileSync(p, h)
     },
     code: 'HASHES_TAMPERED', at: { seq: 23, hashIndex: storedHashIndex(2, 5) },
+  },
+  {
+    name: 'the hashes file truncated',
+    tamper: (dir) => {
+      const p = join(dir, 'main', 'hashes')
+      writeFileSync(p, readFileSync(p).subarray(0, storedHashCount(60) * 32))
+    },
+    code: 'HASHES_TAMPERED', at: { seq: 60, checkpoint: 2, hashIndex: storedHashCount(60) }, // checkpoint 2 is at size 75
   },
   {
     name: 'an event modified and the whole hashes file rebuilt to match',

@@ -26,15 +26,20 @@ test('sync: concurrent appends share fdatasyncs (group commit) and each resolves
   const metrics = new Metrics({ defaultMetrics: false })
   const log = await AuditLog.open(logOptions(dir, { durability: 'sync', metrics }))
   const n = 300
-  const syncsWhenResolved: number[] = []
+  // count fdatasyncs synchronously as the writer records them (a spy on the real histogram)
+  let syncsDone = 0
+  const observe = metrics.auditFsyncDuration.observe.bind(metrics.auditFsyncDuration)
+  metrics.auditFsyncDuration.observe = ((...args: Parameters<typeof observe>) => { syncsDone++; observe(...args) }) as typeof observe
+  const resolvedAfter: number[] = []
   const syncsAtAppend: number[] = []
   const all = []
   for (let i = 0; i < n; i++) {
-    syncsAtAppend.push(await metricValue(metrics, 'auditFsyncDuration', '_count'))
+    if (i % 50 === 0) await new Promise((resolve) => setImmediate(resolve)) // let groups form across turns
+    syncsAtAppend.push(syncsDone)
     const p = log.append(event(i))
     assert.ok(p instanceof Promise)
     all.push(p.then(async () => {
-      syncsWhenResolved.push(await metricValue(metrics, 'auditFsyncDuration', '_count'))
+      resolvedAfter[i] = syncsDone
       // the record is in the file when the promise resolves
       assert.match(segmentText(dir), new RegExp(`"decision_id":"d-${i}"`))
     }))
@@ -44,7 +49,7 @@ test('sync: concurrent appends share fdatasyncs (group commit) and each resolves
   assert.ok(syncs >= 1 && syncs < n, `${syncs} fdatasyncs for ${n} appends`)
   assert.equal(await metricValue(metrics, 'auditGroupSize', '_sum'), n)
   assert.ok(await metricValue(metrics, 'auditGroupSize', '_count') < n)
-  for (let i = 0; i < n; i++) assert.ok((syncsWhenResolved[i] as number) > (syncsAtAppend[0] as number))
+  for (let i = 0; i < n; i++) assert.ok((resolvedAfter[i] as number) > (syncsAtAppend[i] as number), `append ${i} resolved before an fdatasync completed`)
   assert.equal(log.size, n)
   await log.close()
   const lines = segmentText(dir).trimEnd().split('\n')
@@ -74,7 +79,7 @@ test('batched: the interval timer writes and syncs on its own', async (t) => {
   const metrics = new Metrics({ defaultMetrics: false })
   const log = await AuditLog.open(logOptions(dir, { durability: 'batched', batchIntervalMs: 5, metrics }))
   log.append(event(1))
-  for (let i = 0; i < 500 && log.size === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  for (let i = 0; i < 2000 && log.size === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10))
   assert.equal(log.size, 1)
   assert.ok(await metricValue(metrics, 'auditFsyncDuration', '_count') >= 1)
   await log.close()
@@ -86,7 +91,7 @@ test('async: written soon without fdatasync; fdatasync only at checkpoint/close'
   const metrics = new Metrics({ defaultMetrics: false })
   const log = await AuditLog.open(logOptions(dir, { durability: 'async', metrics }))
   for (let i = 0; i < 50; i++) assert.equal(log.append(event(i)), undefined)
-  for (let i = 0; i < 500 && log.size < 50; i++) await new Promise((resolve) => setImmediate(resolve))
+  for (let i = 0; i < 2000 && log.size < 50; i++) await new Promise((resolve) => setTimeout(resolve, 5))
   assert.equal(log.size, 50)
   assert.equal(segmentText(dir).split('\n').length - 1, 50)
   assert.equal(await metricValue(metrics, 'auditFsyncDuration', '_count'), 0)
@@ -215,4 +220,27 @@ test('one writer per stream: a live lock refuses, a dead writer\'s lock is taken
   const again = await AuditLog.open(logOptions(dir, { logger }))
   assert.ok(logger.lines.some((l) => l.level === 'warn' && l.obj.pid === child.pid))
   await again.close()
+})
+
+test('reader.findSeqAt starts at the segment before a time, never after its first record', async (t) => {
+  const { dir, cleanup } = tempAuditDir()
+  t.after(cleanup)
+  const log = await AuditLog.open(logOptions(dir, { durability: 'async', segmentMaxBytes: 1500 }))
+  const t0 = Date.parse('2026-01-01T00:00:00Z')
+  for (let i = 0; i < 200; i++) {
+    log.append(event(i, { timestamp: new Date(t0 + i * 60_000).toISOString() }))
+    if (i % 10 === 9) await log.flush()
+  }
+  await log.close()
+  const sr = (await AuditDirReader.open(dir)).stream('main')
+  const segFirsts = readdirSync(join(dir, 'main', 'segments')).sort().map((n) => Number(n.slice(0, 20)))
+  assert.ok(segFirsts.length > 5)
+  for (const target of [0, 17, 100, 150, 199]) {
+    const seq = await sr.findSeqAt(new Date(t0 + target * 60_000), 0)
+    assert.ok(segFirsts.includes(seq))
+    assert.ok(seq <= target, `start ${seq} is not after record ${target}`)
+    const next = segFirsts.find((f) => f > seq)
+    assert.ok(next === undefined || next > target, `start ${seq} is the last segment before record ${target}`)
+  }
+  assert.equal(await sr.findSeqAt(new Date(t0 - 1)), 0)
 })
