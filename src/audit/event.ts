@@ -39,6 +39,8 @@ export interface AuditEvent {
   path: string
   hasInput: boolean
   input?: unknown
+  /** The input's JSON text when the pipeline already wrote it (valid while `input` is unchanged). */
+  inputJson?: string
   hasResult: boolean
   result?: unknown
   resultJson?: string
@@ -51,7 +53,8 @@ export interface AuditEvent {
   req_id?: string
   trace_id?: string
   span_id?: string
-  identity?: IdentitySummary
+  /** The identity summary as JSON text. */
+  identityJson?: string
   identity_error?: string
   cached: boolean
   transport: Transport
@@ -61,9 +64,17 @@ export interface AuditEvent {
   mask_error?: { code: string, message: string }
 }
 
-const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/
 const ZERO_TRACE = '0'.repeat(32)
 const ZERO_SPAN = '0'.repeat(16)
+
+/** True when s[from, to) is lowercase hex. */
+function lowerHex (s: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i)
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false
+  }
+  return true
+}
 
 /**
  * trace_id and span_id from a W3C Trace Context `traceparent` header (§3.2): version, trace-id
@@ -72,25 +83,37 @@ const ZERO_SPAN = '0'.repeat(16)
  * parsed as version 00). Anything else: undefined (the event then has neither field).
  */
 export function parseTraceparent (header: string | undefined): { trace_id: string, span_id: string } | undefined {
+  // version(2) '-' trace-id(32) '-' parent-id(16) '-' flags(2) = 55 characters
   if (header === undefined || header.length < 55) return undefined
-  const m = TRACEPARENT.exec(header)
-  if (m === null) return undefined
-  const [, version, traceId, spanId, , rest] = m as unknown as [string, string, string, string, string, string | undefined]
+  if (header.charCodeAt(2) !== 45 || header.charCodeAt(35) !== 45 || header.charCodeAt(52) !== 45) return undefined
+  if (!lowerHex(header, 0, 2) || !lowerHex(header, 3, 35) || !lowerHex(header, 36, 52) || !lowerHex(header, 53, 55)) return undefined
+  const version = header.slice(0, 2)
   if (version === 'ff') return undefined
-  if (version === '00' && rest !== undefined) return undefined
+  if (header.length > 55 && (version === '00' || header.charCodeAt(55) !== 45)) return undefined
+  const traceId = header.slice(3, 35)
+  const spanId = header.slice(36, 52)
   if (traceId === ZERO_TRACE || spanId === ZERO_SPAN) return undefined
   return { trace_id: traceId, span_id: spanId }
 }
+
+// the fraction of each millisecond as Go writes it (".12" for 120 ms, none for 0), and the
+// seconds part of the last timestamp: most events fall in the same second as the one before
+const FRACTIONS: readonly string[] = Array.from({ length: 1000 }, (_, ms) => ms === 0 ? '' : `.${String(ms).padStart(3, '0').replace(/0+$/, '')}`)
+let lastSecond = Number.NaN
+let lastPrefix = ''
 
 /**
  * RFC 3339 as Go's time.RFC3339Nano writes it (OPA's timestamps): UTC, fraction without
  * trailing zeros and no fraction at all when it is zero. JavaScript clocks give milliseconds.
  */
 export function rfc3339 (t: Date): string {
-  const iso = t.toISOString() // YYYY-MM-DDTHH:mm:ss.sssZ
-  const ms = t.getUTCMilliseconds()
-  if (ms === 0) return `${iso.slice(0, 19)}Z`
-  return `${iso.slice(0, 19)}.${String(ms).padStart(3, '0').replace(/0+$/, '')}Z`
+  const ms = t.getTime()
+  const second = Math.floor(ms / 1000)
+  if (second !== lastSecond) {
+    lastPrefix = t.toISOString().slice(0, 19)
+    lastSecond = second
+  }
+  return `${lastPrefix}${FRACTIONS[ms - second * 1000] as string}Z`
 }
 
 function isObject (v: unknown): v is Record<string, unknown> {
@@ -116,6 +139,28 @@ export function identitySummary (input: unknown): IdentitySummary | undefined {
   const td = str(doc.trust_domain)
   if (td !== undefined) out.trust_domain = td
   return out
+}
+
+// Identity documents are frozen and reused while their credential is cached (identity/cache.ts):
+// the summary's text is written once per document
+const identityText = new WeakMap<object, string>()
+
+function identityJsonOf (input: unknown): string | undefined {
+  if (!isObject(input) || !isObject(input.identity)) return undefined
+  const doc = input.identity
+  let text = identityText.get(doc)
+  if (text === undefined) {
+    const summary = identitySummary(input)
+    if (summary === undefined) return undefined
+    text = `{"type":${JSON.stringify(summary.type)}`
+    if (summary.spiffe_id !== undefined) text += `,"spiffe_id":${JSON.stringify(summary.spiffe_id)}`
+    if (summary.subject !== undefined) text += `,"subject":${JSON.stringify(summary.subject)}`
+    if (summary.issuer !== undefined) text += `,"issuer":${JSON.stringify(summary.issuer)}`
+    if (summary.trust_domain !== undefined) text += `,"trust_domain":${JSON.stringify(summary.trust_domain)}`
+    text += '}'
+    if (Object.isFrozen(doc)) identityText.set(doc, text)
+  }
+  return text
 }
 
 /** Failures that are denials (answered 4xx / PERMISSION_DENIED), not errors: a caller refused before the policy. */
@@ -163,7 +208,10 @@ export function eventOf (record: DecisionRecord): AuditEvent {
     transport: req.transport ?? 'http',
     outcome: 'error',
   }
-  if (input !== undefined) ev.input = input
+  if (input !== undefined) {
+    ev.input = input
+    if (record.inputJson !== undefined) ev.inputJson = record.inputJson
+  }
   if (req.batchDecisionId !== undefined) ev.batch_decision_id = req.batchDecisionId
   if (d !== undefined) {
     if (d.defined) {
@@ -192,12 +240,28 @@ export function eventOf (record: DecisionRecord): AuditEvent {
     ev.trace_id = trace.trace_id
     ev.span_id = trace.span_id
   }
-  const identity = identitySummary(input)
-  if (identity !== undefined) ev.identity = identity
+  const identityJson = identityJsonOf(input)
+  if (identityJson !== undefined) ev.identityJson = identityJson
   const rejected = isObject(input) && isObject(input.identity_error) ? str(input.identity_error.code) : undefined
   if (rejected !== undefined) ev.identity_error = rejected
   else if (record.error !== undefined && record.error.code.startsWith('PORTCULLIS_IDENTITY_')) ev.identity_error = record.error.code
   return ev
+}
+
+// JSON text of frozen inputs (interned request bodies, repeated): they cannot change, so their text is kept
+const frozenInputText = new WeakMap<object, string>()
+
+/** The event's input as JSON text: the pipeline's own text, or a frozen input's remembered text, or written now. */
+function inputText (ev: AuditEvent): string {
+  if (ev.inputJson !== undefined) return ev.inputJson
+  const input = ev.input
+  if (input === null || typeof input !== 'object' || !Object.isFrozen(input)) return JSON.stringify(input) ?? 'null'
+  let text = frozenInputText.get(input)
+  if (text === undefined) {
+    text = JSON.stringify(input)
+    frozenInputText.set(input, text)
+  }
+  return text
 }
 
 /** The event's result as JSON text: exact while masking left it alone. */
@@ -213,7 +277,7 @@ export function eventJson (ev: AuditEvent, labelsJson: string): string {
   let out = `{"labels":${labelsJson},"decision_id":"${ev.decision_id}"`
   if (ev.batch_decision_id !== undefined) out += `,"batch_decision_id":"${ev.batch_decision_id}"`
   out += `,"bundles":${ev.bundlesJson},"path":${JSON.stringify(ev.path)}`
-  if (ev.hasInput) out += `,"input":${JSON.stringify(ev.input) ?? 'null'}`
+  if (ev.hasInput) out += `,"input":${inputText(ev)}`
   if (ev.hasResult) out += `,"result":${resultText(ev) ?? 'null'}`
   if (ev.erased.length > 0) out += `,"erased":${JSON.stringify(ev.erased)}`
   if (ev.masked.length > 0) out += `,"masked":${JSON.stringify(ev.masked)}`
@@ -223,7 +287,7 @@ export function eventJson (ev: AuditEvent, labelsJson: string): string {
   if (ev.metricsJson !== undefined) out += `,"metrics":${ev.metricsJson}`
   if (ev.req_id !== undefined) out += `,"req_id":${JSON.stringify(ev.req_id)}`
   if (ev.trace_id !== undefined) out += `,"trace_id":"${ev.trace_id}","span_id":"${ev.span_id as string}"`
-  if (ev.identity !== undefined) out += `,"identity":${JSON.stringify(ev.identity)}`
+  if (ev.identityJson !== undefined) out += `,"identity":${ev.identityJson}`
   if (ev.identity_error !== undefined) out += `,"identity_error":${JSON.stringify(ev.identity_error)}`
   out += `,"cached":${ev.cached ? 'true' : 'false'},"transport":"${ev.transport}","outcome":"${ev.outcome}"`
   if (ev.dry_run === true) out += ',"dry_run":true'

@@ -91,10 +91,12 @@ const MISSING = Symbol('missing')
  * its own and are changed in place by later rules of the same event.
  */
 export class EventMasker {
-  readonly #owned = new WeakSet<object>()
+  // made on the first copy: most events are never changed
+  #owned: Set<object> | undefined
   constructor (readonly ev: AuditEvent) {}
 
   #own<T extends object> (node: T): T {
+    this.#owned ??= new Set()
     if (this.#owned.has(node)) return node
     const copy = (Array.isArray(node) ? node.slice() : Object.assign(Object.create(Object.getPrototypeOf(node) === null ? null : Object.prototype) as object, node)) as T
     this.#owned.add(copy)
@@ -111,6 +113,7 @@ export class EventMasker {
     if (root === 'input') {
       this.ev.input = value
       this.ev.hasInput = value !== undefined
+      delete this.ev.inputJson // the pipeline's text no longer describes it
     } else if (root === 'result') {
       this.ev.result = value
       this.ev.hasResult = value !== undefined

@@ -154,6 +154,11 @@ export class DecisionService {
     this.#audit = hook
   }
 
+  /** True while an audit hook is installed (every decision is being recorded). */
+  get auditEnabled (): boolean {
+    return this.#audit !== undefined
+  }
+
   get identityEnabled (): boolean {
     return this.#identity !== undefined
   }
@@ -245,6 +250,8 @@ export class DecisionService {
       if (this.#audit !== undefined) {
         const record: DecisionRecord = { decision, request: req, decision_id: decisionId, timestamp, bundles: decision.bundles, input, snapshot }
         if (verdict !== undefined) record.verdict = verdict
+        // the input's text from the cache key, when it is the whole input's (no ignored paths)
+        if (hashed?.json !== undefined && ignored === undefined) record.inputJson = hashed.json
         const pending = this.#callAudit(this.#audit, record)
         if (pending !== undefined) await pending.catch(auditUnavailable)
       }

@@ -132,6 +132,11 @@ export interface DecisionRecord {
   input?: unknown
   /** The transport's reading of the decision (DecisionRequest.verdictOf), when it has one. */
   verdict?: TransportVerdict
+  /**
+   * The input's JSON text, when the pipeline wrote it on the way (the decision cache's
+   * canonical text, keys sorted): the audit event reuses it instead of writing the input again.
+   */
+  inputJson?: string
   /** The snapshot the decision ran on (the audit trail evaluates the bundle's mask and drop policies on it). */
   snapshot?: PolicySnapshot
 }

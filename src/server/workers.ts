@@ -51,7 +51,7 @@ export function runPrimary (opts: PrimaryOptions): Promise<void> {
     if (!isMsg(m)) return
     switch (m.t) {
       case 'portcullis:ready':
-        log.info({ worker: w.id, pid: w.process.pid, url: m.url }, 'worker listening')
+        log.info({ worker: w.id, slot: slots.get(w.id), pid: w.process.pid, url: m.url }, 'worker listening')
         return
       case 'portcullis:metrics': {
         let text = ''

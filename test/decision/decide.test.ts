@@ -12,6 +12,7 @@ import { needsOpa } from '../helpers/opa.js'
 import { buildBundleDir, buildFixture } from '../helpers/bundles.js'
 import type { IdentityPort } from '../../src/decision/types.js'
 import type { Logger } from '../../src/log.js'
+import { PortcullisError } from '../../src/errors.js'
 import { jwtSvidIssuer, type JwtSvidIssuer } from '../helpers/jwt-svid.js'
 
 const repoBundle = (name: string): string => join(process.cwd(), 'bundles', `${name}.tar.gz`)
@@ -308,5 +309,59 @@ describe('the decision pipeline', () => {
       assert.equal(lines[0]?.obj.code, 'PORTCULLIS_POLICY_PATH_NOT_FOUND')
       assert.equal(lines[0]?.obj.decision_id, records[0]?.decision_id)
     })
+
+  describe('an audit hook that returns a promise (sync durability)', () => {
+    test('no hook promise: decide() runs to the end without awaiting (the fast Data API shell relies on it)', async () => {
+      const { svc, records } = await service({ cache: false })
+      let settled = false
+      const p = svc.decide({ path: 'authz/allow', input: order }).then(() => { settled = true })
+      // one microtask turn for the async function's own promise; nothing else is awaited
+      await Promise.resolve()
+      assert.equal(settled, true)
+      await p
+      assert.equal(records.length, 1)
+    })
+
+    test('the answer waits for the hook; a rejection is PORTCULLIS_AUDIT_UNAVAILABLE, never the decision', async () => {
+      const { svc, metrics } = await service({ cache: false })
+      let release: () => void = () => {}
+      svc.setAuditHook(() => new Promise<void>((resolve) => { release = resolve }))
+      let settled = false
+      const pending = svc.decide({ path: 'authz/allow', input: order }).then((d) => { settled = true; return d })
+      await new Promise((resolve) => setImmediate(resolve))
+      assert.equal(settled, false)
+      release()
+      assert.equal((await pending).defined, true)
+
+      const seen: DecisionRecord[] = []
+      svc.setAuditHook((r) => { seen.push(r); return r.error === undefined ? Promise.reject(new Error('disk full')) : undefined })
+      await assert.rejects(svc.decide({ path: 'authz/allow', input: order }), { code: 'PORTCULLIS_AUDIT_UNAVAILABLE' })
+      // the decision, then (best effort) its failure, under the same decision_id
+      assert.deepEqual(seen.map((r) => r.error?.code), [undefined, 'PORTCULLIS_AUDIT_UNAVAILABLE'])
+      assert.equal(seen[0]?.decision_id, seen[1]?.decision_id)
+      const errors = (await metrics.decisions.get()).values.filter((v) => v.labels.outcome === 'error').reduce((n, v) => n + v.value, 0)
+      assert.equal(errors, 1)
+    })
+
+    test('a failed decision whose record is rejected too: the caller gets the decision\'s own error', async () => {
+      const { svc } = await service({ cache: false })
+      svc.setAuditHook(() => Promise.reject(new Error('disk full')))
+      await assert.rejects(svc.decide({ path: 'authz/not_a_rule', input: {} }), { code: 'PORTCULLIS_POLICY_PATH_NOT_FOUND' })
+    })
+
+    test('recordRefusal waits for the hook and survives its rejection', async () => {
+      const { svc } = await service({ cache: false })
+      let release: () => void = () => {}
+      svc.setAuditHook(() => new Promise<void>((resolve) => { release = resolve }))
+      let settled = false
+      const pending = svc.recordRefusal({ path: 'envoy/authz/allow', transport: 'envoy-grpc' }, new PortcullisError('PORTCULLIS_ENVOY_REQUEST_INVALID', 'bad')).then((id) => { settled = true; return id })
+      await new Promise((resolve) => setImmediate(resolve))
+      assert.equal(settled, false)
+      release()
+      assert.match(await pending, /^[0-9a-f-]{36}$/)
+      svc.setAuditHook(() => Promise.reject(new Error('disk full')))
+      assert.match(await svc.recordRefusal({ path: 'x' }, new PortcullisError('PORTCULLIS_ENVOY_REQUEST_INVALID', 'bad')), /^[0-9a-f-]{36}$/)
+    })
+  })
   })
 })

@@ -69,16 +69,16 @@ describe('the Data API adapter: failures counted once, logged once', () => {
       assert.equal(lines.filter((l) => l.obj.code === 'PORTCULLIS_INPUT_INVALID').length, 1)
     })
 
-    test(`${shell}: an unexpected exception is a 500 internal error, logged with its cause, never a decision`, async () => {
+    test(`${shell}: a decision the audit hook cannot record is a 503 PORTCULLIS_AUDIT_UNAVAILABLE, logged with its cause, never a decision`, async () => {
       lines.length = 0
       decisions.setAuditHook(() => { throw new TypeError('audit sink broke') })
       try {
-        const before = await errorsOf('PORTCULLIS_INTERNAL')
+        const before = await errorsOf('PORTCULLIS_AUDIT_UNAVAILABLE')
         const r = await post(apps[shell].url, '/v1/data/authz/allow', '{"input":{}}')
-        assert.equal(r.status, 500)
-        assert.equal(r.body.portcullis_code, 'PORTCULLIS_INTERNAL')
+        assert.equal(r.status, 503)
+        assert.equal(r.body.portcullis_code, 'PORTCULLIS_AUDIT_UNAVAILABLE')
         assert.equal(Object.hasOwn(r.body, 'result'), false)
-        assert.equal(await errorsOf('PORTCULLIS_INTERNAL'), before + 1)
+        assert.equal(await errorsOf('PORTCULLIS_AUDIT_UNAVAILABLE'), before + 1)
         // the failed decision once (its cause: the hook's exception); the hook failing again
         // while recording that failure is a second fault, logged as the audit's
         const logged = lines.filter((l) => l.level === 'error' && l.obj.component !== 'audit')

@@ -98,3 +98,40 @@ test('SIGTERM: stop accepting, finish the in-flight request, exit 0', async (t) 
   assert.equal((JSON.parse(r.text) as { result: boolean }).result, true)
   assert.equal(await exited, 0)
 })
+
+test('each worker has a stable slot (its audit stream w<slot>): a crashed worker is replaced in its slot', async (t) => {
+  const caller = await verifiedCaller()
+  const dir = tempDir(t)
+  const config = join(dir, 'portcullis.yaml')
+  writeFileSync(config, `server:\n  addr: 127.0.0.1:0\n  shutdown_grace_ms: 2000\nbundles:\n  dir: ${bundlesCopy()}\nlogging:\n  level: info\nidentity: ${JSON.stringify(caller.config())}\n`)
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', config, '--workers', '2'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  const ready: Array<{ slot: number, pid: number }> = []
+  let buf = ''
+  child.stdout?.on('data', (c: Buffer) => {
+    buf += c.toString()
+    let nl
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl)
+      buf = buf.slice(nl + 1)
+      try {
+        const rec = JSON.parse(line) as { msg?: string, slot?: number, pid?: number }
+        if (rec.msg === 'worker listening') ready.push({ slot: rec.slot as number, pid: rec.pid as number })
+      } catch {}
+    }
+  })
+  const waitReady = async (n: number): Promise<void> => {
+    for (let i = 0; i < 600 && ready.length < n; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+    assert.ok(ready.length >= n, `${n} workers listening (saw ${ready.length})`)
+  }
+  await waitReady(2)
+  assert.deepEqual(ready.map((r) => r.slot).sort(), [1, 2])
+  const victim = ready.find((r) => r.slot === 1) as { slot: number, pid: number }
+  process.kill(victim.pid, 'SIGKILL')
+  await waitReady(3)
+  const replacement = ready[2] as { slot: number, pid: number }
+  assert.equal(replacement.slot, 1)
+  assert.notEqual(replacement.pid, victim.pid)
+  child.kill('SIGTERM')
+  await new Promise((resolve) => child.on('exit', resolve))
+})

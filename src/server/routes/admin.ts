@@ -46,7 +46,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRouteOptions> = async (app, op
       trust_bundles: opts.identityStatus?.() ?? null,
       identity: { enabled: opts.decisions.identityEnabled },
       cache: opts.decisions.cacheStats() ?? { enabled: false },
-      audit: { state: 'disabled' },
+      audit: { state: opts.decisions.auditEnabled ? 'enabled' : 'disabled' },
       process: { pid: process.pid, uptime_s: Math.round(process.uptime()) },
     },
   }))

@@ -1,0 +1,83 @@
+/**
+ * Masking (src/audit/mask.ts): OPA's mask rule semantics, applied copy-on-write so frozen,
+ * interned or cached values are never changed.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { eventOf, type AuditEvent } from '../../src/audit/event.js'
+import { EventMasker, erasePlan, parseMaskRule } from '../../src/audit/mask.js'
+import { deepFreeze } from '../../src/deep-freeze.js'
+import { PortcullisError } from '../../src/errors.js'
+
+function eventWith (input: unknown, result?: unknown): AuditEvent {
+  const decision = result === undefined
+    ? undefined
+    : { decision_id: 'd', path: 'p', defined: true, result, bundles: {}, bundle: 'b', cached: false, input, timestamp: new Date(), metrics: { timer_rego_query_eval_ns: 0, timer_portcullis_identity_ns: 0, timer_portcullis_decision_ns: 0 } }
+  return eventOf({ decision_id: 'd', timestamp: new Date(), bundles: {}, request: { path: 'p' }, input, ...(decision !== undefined ? { decision } : {}) })
+}
+
+test('remove, upsert and arrays as OPA applies them; the originals (frozen) are untouched', () => {
+  const input = deepFreeze({ password: 'pw', user: { name: 'n', tags: ['a', 'b', 'c'] }, keep: { x: 1 } })
+  const result = deepFreeze({ allowed: true, secret: 's' })
+  const ev = eventWith(input, result)
+  const m = new EventMasker(ev)
+  for (const r of ['/input/password', '/input/user/tags/1', '/input/absent', '/result/secret']) m.apply(parseMaskRule(r))
+  m.apply(parseMaskRule({ op: 'upsert', path: '/input/user/name', value: '**' }))
+  m.apply(parseMaskRule({ op: 'upsert', path: '/input/new/deep', value: 1 }))
+  assert.deepEqual(ev.input, { user: { name: '**', tags: ['a', 'c'] }, keep: { x: 1 }, new: { deep: 1 } })
+  assert.deepEqual(ev.result, { allowed: true })
+  assert.deepEqual(ev.erased, ['/input/password', '/input/user/tags/1', '/result/secret'])
+  assert.deepEqual(ev.masked, ['/input/user/name', '/input/new/deep'])
+  // untouched subtrees are shared, changed ones copied
+  assert.equal((ev.input as { keep: unknown }).keep, input.keep)
+  assert.deepEqual(input, { password: 'pw', user: { name: 'n', tags: ['a', 'b', 'c'] }, keep: { x: 1 } })
+  assert.deepEqual(result, { allowed: true, secret: 's' })
+})
+
+test('a masked result loses its exact text (it no longer describes it); an untouched one keeps it', () => {
+  const ev = eventWith({}, { n: 1, secret: 's' })
+  ev.resultJson = '{"n":1,"secret":"s"}'
+  new EventMasker(ev).apply(parseMaskRule('/input/nothing'))
+  assert.equal(ev.resultJson, '{"n":1,"secret":"s"}')
+  new EventMasker(ev).apply(parseMaskRule('/result/secret'))
+  assert.equal(ev.resultJson, undefined)
+})
+
+test('whole-document rules: /input erased, /result upserted', () => {
+  const ev = eventWith({ a: 1 }, true)
+  const m = new EventMasker(ev)
+  m.apply(parseMaskRule('/input'))
+  m.apply(parseMaskRule({ op: 'upsert', path: '/result', value: 'hidden' }))
+  assert.equal(ev.hasInput, false)
+  assert.equal(ev.result, 'hidden')
+})
+
+test('invalid rules are refused by the parser (they fail a mask policy closed)', () => {
+  for (const bad of ['', 'input/x', '/data/x', '/input/%zz', 5, null, ['a'], { op: 'replace', path: '/input/x' }, { op: 'remove' }]) {
+    assert.throws(() => parseMaskRule(bad), `${JSON.stringify(bad)} should be invalid`)
+  }
+})
+
+test('configured header pointers also erase Envoy header_map entries of that name', () => {
+  const input = deepFreeze({ attributes: { request: { http: { headers: { authorization: 'Bearer t' }, headerMap: { headers: [{ key: 'Authorization', value: 'Bearer t' }, { key: 'x-ok', value: 'v' }] } } } } })
+  const ev = eventWith(input)
+  const plan = erasePlan(['/input/attributes/request/http/headers/authorization'])
+  const m = new EventMasker(ev)
+  for (const r of plan.rules) m.apply(r)
+  for (const h of plan.headers) m.eraseHeaderMapEntries(h)
+  assert.equal(JSON.stringify(ev.input).includes('Bearer'), false)
+  assert.deepEqual(ev.erased, ['/input/attributes/request/http/headers/authorization', '/input/attributes/request/http/headerMap/headers/0/value'])
+})
+
+test('a configured pointer that is not a mask pointer fails start-up with PORTCULLIS_CONFIG_INVALID', () => {
+  assert.throws(() => erasePlan(['/headers/x']), (e: unknown) => e instanceof PortcullisError && e.code === 'PORTCULLIS_CONFIG_INVALID')
+})
+
+test('fail closed erases input and result and marks the event', () => {
+  const ev = eventWith({ a: 1 }, { b: 2 })
+  new EventMasker(ev).eraseAll(new PortcullisError('PORTCULLIS_POLICY_CONFLICT', 'x'))
+  assert.equal(ev.hasInput, false)
+  assert.equal(ev.hasResult, false)
+  assert.deepEqual(ev.erased, ['/input', '/result'])
+  assert.equal(ev.mask_error?.code, 'PORTCULLIS_POLICY_CONFLICT')
+})
