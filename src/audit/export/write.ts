@@ -14,7 +14,7 @@
  */
 import { open } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
+import { Readable, pipeline } from 'node:stream'
 import { stringify } from 'csv-stringify'
 import { PortcullisError } from '../../errors.js'
 import { AuditDirReader, type StreamReader } from '../log/reader.js'
@@ -184,7 +184,8 @@ export async function exportReadable (dir: string, opts: ExportOptions): Promise
   }
   const csv = stringify({ header: true, columns: [...CSV_COLUMNS], escape_formulas: true, record_delimiter: 'unix' })
   const rows = Readable.from(csvRows(items()), { objectMode: true })
-  rows.on('error', (err) => csv.destroy(err))
-  rows.pipe(csv)
+  // pipeline, not pipe: a consumer that goes away (a client disconnects) destroys the rows too,
+  // which ends the generator and closes the reader's files
+  pipeline(rows, csv, () => {})
   return { header, readable: csv, contentType: 'text/csv; charset=utf-8' }
 }
