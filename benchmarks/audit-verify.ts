@@ -46,11 +46,15 @@ if (keep === undefined || !existsSync(join(dir, 'main'))) {
 
 {
   const t0 = performance.now()
+  const cpu0 = process.cpuUsage()
   const report = await verifyAuditDir(dir)
   const s = (performance.now() - t0) / 1000
+  const cpu = process.cpuUsage(cpu0)
+  const cpuS = (cpu.user + cpu.system) / 1e6
   const n = report.streams.reduce((a, x) => a + x.events, 0)
   if (!report.ok) throw new Error(`verify failed: ${JSON.stringify(report.streams.map((x) => x.problem))}`)
-  console.log(`verify: ${n.toLocaleString()} events in ${s.toFixed(1)} s = ${Math.round(n / s).toLocaleString()} events/s (target ≥ 200,000)`)
+  // events per CPU-second too: on a shared machine the wall clock also counts other processes' turns
+  console.log(`verify: ${n.toLocaleString()} events in ${s.toFixed(1)} s = ${Math.round(n / s).toLocaleString()} events/s wall, ${Math.round(n / cpuS).toLocaleString()} events per CPU-second (target ≥ 200,000/s)`)
 }
 
 {

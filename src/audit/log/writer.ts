@@ -187,6 +187,8 @@ export class AuditLog implements AuditSink {
   private readonly labels: { stream: string }
   private lockTaken = false
   private checkpointQueued = false
+  private errorLoggedAt = -Infinity
+  private errorLoggedCode = ''
 
   private constructor (opts: AuditLogOptions) {
     // absolute, so the in-process open check cannot be bypassed by another spelling of the path
@@ -410,8 +412,12 @@ export class AuditLog implements AuditSink {
       } else {
         this.failing = true
       }
-      if (!this.failing || this.retryTimer === undefined) {
-        this.logger.error({ err, stream: this.opts.stream, errno: code, group: group.length }, 'audit log write failed; the group was truncated away')
+      // rate-limited: a full disk fails every group (in sync mode, every burst of decisions)
+      const t = this.now()
+      if (t - this.errorLoggedAt >= 10_000 || code !== this.errorLoggedCode) {
+        this.errorLoggedAt = t
+        this.errorLoggedCode = code
+        this.logger.error({ err, stream: this.opts.stream, errno: code, group: group.length }, 'audit log write failed; the group was truncated away (logged at most every 10 s per errno; portcullis_audit_write_errors_total counts all)')
       }
       this.scheduleRetry()
       return false
