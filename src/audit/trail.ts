@@ -22,6 +22,7 @@ import type { PolicySnapshot } from '../policy/snapshot.js'
 import { VERSION } from '../version.js'
 import { eventJson, eventOf, type AuditEvent } from './event.js'
 import type { AuditSink } from './log/contract.js'
+import { AuditLog, type AuditLogOptions } from './log/writer.js'
 import { answers, EventMasker, erasePlan, runLogPolicies, type ErasePlan } from './mask.js'
 
 export type { AuditSink } from './log/contract.js'
@@ -230,13 +231,31 @@ export class ConsoleSink implements AuditSink {
 }
 
 /**
- * The durable log's sink for one stream (`main`, or `w<slot>` for a worker process). The one
- * place the durable log is constructed: `AuditLog.open({dir, stream, durability, ...})` from
- * ./log/writer.ts, when that is built.
+ * The durable log's sink for one stream (`main`, or `w<slot>` for a worker process): the one
+ * place the durable log is constructed from the `audit` configuration (every key mapped here;
+ * docs/configuration.md).
  */
-export async function openDurableSink (config: Readonly<AuditConfig>, stream: string, deps: { logger?: Logger, metrics?: Metrics } = {}): Promise<AuditSink> {
-  void deps
-  throw new PortcullisError('PORTCULLIS_CONFIG_INVALID', 'durable audit log not built yet', { key: 'audit.enabled', dir: config.dir, stream })
+export async function openDurableSink (config: Readonly<AuditConfig>, stream: string, deps: { logger?: Logger, metrics?: Metrics } = {}): Promise<AuditLog> {
+  const retention: AuditLogOptions['retention'] = {}
+  if (config.retention.max_age_seconds !== undefined) retention.maxAgeMs = config.retention.max_age_seconds * 1000
+  if (config.retention.max_bytes !== undefined) retention.maxBytes = config.retention.max_bytes
+  const checkpoint: AuditLogOptions['checkpoint'] = { everyEvents: config.checkpoint.every_events, everyMs: config.checkpoint.every_seconds * 1000 }
+  if (config.checkpoint.key_file !== undefined) checkpoint.keyFile = config.checkpoint.key_file
+  if (config.checkpoint.origin !== undefined) checkpoint.origin = config.checkpoint.origin
+  return await AuditLog.open({
+    dir: config.dir,
+    stream,
+    durability: config.durability,
+    batchIntervalMs: config.batch_interval_ms,
+    segmentMaxBytes: config.segment.max_bytes,
+    segmentMaxAgeMs: config.segment.max_age_seconds * 1000,
+    retention,
+    checkpoint,
+    maxPendingBytes: config.max_pending_bytes,
+    onFull: config.on_full,
+    ...(deps.logger !== undefined ? { logger: deps.logger } : {}),
+    ...(deps.metrics !== undefined ? { metrics: deps.metrics } : {}),
+  })
 }
 
 /** The audit stream of this process: `w<slot>` in a worker (PORTCULLIS_WORKER_SLOT, server/workers.ts), else `main`. */

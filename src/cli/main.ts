@@ -10,6 +10,7 @@ import { serveCommand } from './serve.js'
 import { identityVerifyCommand } from './identity-verify.js'
 import { identityIssueCommand } from './identity-issue.js'
 import { auditVerifyCommand } from './audit-verify.js'
+import { auditExportCommand } from './audit-export.js'
 
 /** Command table: "group sub" names for two-word commands. */
 export const commands: Record<string, Command> = {
@@ -20,6 +21,7 @@ export const commands: Record<string, Command> = {
   'identity verify': identityVerifyCommand,
   'identity issue': identityIssueCommand,
   'audit verify': auditVerifyCommand,
+  'audit export': auditExportCommand,
 }
 
 function help (): string {

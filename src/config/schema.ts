@@ -296,7 +296,7 @@ export const AuditSchema = Type.Object({
   checkpoint: Type.Object({
     every_events: Range('a signed checkpoint every this many events', 1, 1e9),
     every_seconds: Range('... and at least this often while events arrive', 1, DAY_S),
-    key_file: Type.Optional(NonEmpty('Ed25519 private key (PEM) that signs checkpoints; without it checkpoints are unsigned')),
+    key_file: Type.Optional(NonEmpty('Ed25519 private key (PKCS#8 PEM) that signs checkpoints; without it one is generated in the audit directory (its public half beside it: pin that copy elsewhere)')),
     origin: Type.Optional(NonEmpty('checkpoint origin line (C2SP tlog-checkpoint); default derived from the host name')),
   }, strict),
   max_pending_bytes: Range('bound on events accepted but not yet written; beyond it on_full applies', 65_536, 2 ** 40),

@@ -20,6 +20,7 @@ import { dataRoutes } from './routes/data.js'
 import { batchRoutes } from './routes/batch.js'
 import { healthRoutes } from './routes/health.js'
 import { adminRoutes } from './routes/admin.js'
+import { auditRoutes } from './routes/audit.js'
 import { adminGuard } from './plugins/admin-authz.js'
 
 export interface BuildOptions {
@@ -50,6 +51,8 @@ export interface BuildOptions {
   https?: import('node:https').ServerOptions
   /** Where request and decision failures are logged (pino in the runtime); silent when absent. */
   logger?: Logger
+  /** The shared audit directory (audit.enabled), read by the /v1/audit/* endpoints: every stream, every worker's. */
+  auditDir?: string
 }
 
 export function build (opts: BuildOptions): FastifyInstance {
@@ -156,6 +159,7 @@ export function build (opts: BuildOptions): FastifyInstance {
       decisionLogsStatus: opts.decisionLogsStatus,
       flushCache: opts.flushCache ?? (async () => opts.decisions.flushCache()),
     })
+    await large.register(auditRoutes, { guard, auditDir: opts.auditDir })
   })
   return app
 }

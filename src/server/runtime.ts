@@ -349,6 +349,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
       ...(clientCertificates !== undefined ? { clientCertificates } : {}),
       fastDataRoute: config.server.fast_data_route,
       logger: logger.child({ component: 'server' }),
+      ...(config.audit.enabled ? { auditDir: config.audit.dir } : {}),
     })
     listeners = (opts.listeners ?? []).map((f) => f({ config, decisions, metrics, logger, ...(servingCertificates !== undefined ? { servingCertificates } : {}) })).filter((l): l is AttachedListener => l !== undefined)
   } catch (err) {

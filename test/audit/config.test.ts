@@ -4,11 +4,13 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { isAbsolute, join } from 'node:path'
 import { pino } from 'pino'
 import { auditStream, openAuditTrail } from '../../src/audit/trail.js'
+import { AuditDirReader } from '../../src/audit/log/reader.js'
+import { verifyAuditDir } from '../../src/audit/log/verify.js'
 import { DEFAULT_ERASE } from '../../src/audit/mask.js'
 import { serveCommand } from '../../src/cli/serve.js'
 import { loadConfig } from '../../src/config/load.js'
@@ -44,19 +46,41 @@ test('no sink configured: no trail, no hook (decisions cost nothing extra)', asy
   assert.equal(await openAuditTrail(loadConfig({ env: {} })), undefined)
 })
 
-// The durable log (src/audit/log/) is built by another part of this work; until it is wired into
-// openDurableSink(), turning audit on refuses to start rather than run without the log it asked for.
-test('audit.enabled opens the durable log before anything listens: until it is built, the start fails closed with PORTCULLIS_CONFIG_INVALID', async () => {
-  const config = loadConfig({ env: {}, overrides: { server: { addr: '127.0.0.1:0', workers: 1 }, bundles: { dir: bundlesCopy(), watch: false }, audit: { enabled: true } } })
-  await assert.rejects(createRuntime(config, {}, { logger: pino({ level: 'silent' }) }), { code: 'PORTCULLIS_CONFIG_INVALID' })
+test('audit.enabled opens the durable log before anything listens, mapped from every audit key; the log a running server writes verifies', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-audit-run-'))
+  try {
+    const config = loadConfig({ env: {}, overrides: { server: { addr: '127.0.0.1:0', workers: 1 }, bundles: { dir: bundlesCopy(), watch: false }, audit: { enabled: true, dir, durability: 'sync', checkpoint: { every_events: 2, every_seconds: 60, origin: 'example.org/audit/test' }, segment: { max_bytes: 4096, max_age_seconds: 3600 } } } })
+    const runtime = await createRuntime(config, {}, { logger: pino({ level: 'silent' }) })
+    try {
+      for (let i = 0; i < 6; i++) {
+        const r = await runtime.app.inject({ method: 'POST', url: '/v1/data/authz/allow', payload: JSON.stringify({ input: { i, pad: 'x'.repeat(1000) } }), headers: { 'content-type': 'application/json' } })
+        assert.equal(r.statusCode, 200)
+      }
+    } finally { await runtime.stop() }
+    const report = await verifyAuditDir(dir)
+    assert.equal(report.ok, true, JSON.stringify(report))
+    const main = report.streams.find((x) => x.stream === 'main')
+    assert.equal(main?.events, 6)
+    // segment.max_bytes and checkpoint.origin reached the log
+    assert.ok((main?.segments ?? 0) > 1)
+    const reader = await AuditDirReader.open(dir)
+    assert.equal((await reader.stream('main').latestCheckpoint())?.origin, 'example.org/audit/test')
+    reader.close()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 })
 
-test('serve --audit-dir turns audit on (and so, for now, refuses to start); --audit-durability is checked', async () => {
+test('a durable log that cannot be opened fails the start closed (runtime and serve --audit-dir); --audit-durability is checked', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-audit-cli-'))
   try {
+    const notADir = join(dir, 'file')
+    writeFileSync(notADir, 'not a directory')
+    const config = loadConfig({ env: {}, overrides: { server: { addr: '127.0.0.1:0', workers: 1 }, bundles: { dir: bundlesCopy(), watch: false }, audit: { enabled: true, dir: notADir } } })
+    await assert.rejects(createRuntime(config, {}, { logger: pino({ level: 'silent' }) }), (err: { code?: string }) => /^PORTCULLIS_AUDIT_/.test(err.code ?? ''))
     const io = captureIo()
-    assert.equal(await serveCommand.run(['--bundles', bundlesCopy(), '--addr', '127.0.0.1:0', '--workers', '1', '--audit-dir', dir, '--audit-durability', 'sync'], io), 2)
-    assert.match(io.err(), /^PORTCULLIS_CONFIG_INVALID:/)
+    assert.equal(await serveCommand.run(['--bundles', bundlesCopy(), '--addr', '127.0.0.1:0', '--workers', '1', '--audit-dir', notADir, '--audit-durability', 'sync'], io), 2)
+    assert.match(io.err(), /^PORTCULLIS_AUDIT_/)
     const bad = captureIo()
     assert.equal(await serveCommand.run(['--audit-durability', 'eventually'], bad), 2)
     assert.match(bad.err(), /^usage error/)
