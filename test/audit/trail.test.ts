@@ -319,7 +319,8 @@ describe('audit trail: one event per decision, over the wire', () => {
   })
 
   test('a sink that cannot take the event: the Data API answers 503, Envoy denies (gRPC and HTTP), nothing is allowed unrecorded', async () => {
-    // the durable log is not built yet: this test sink rejects as it does when it cannot write
+    // a sink that rejects every event, as the durable log does when it cannot write and on_full is
+    // deny (the durable log's own disk-full behaviour is tested on a real tmpfs in test/audit/log/)
     const broken: AuditSink = { append: () => Promise.reject(new Error('disk full')), close: async () => {} }
     new AuditTrail({ sinks: [{ name: 'broken', sink: broken }], metrics: runtime.metrics }).install(runtime.decisions)
     try {

@@ -1,9 +1,4 @@
 /**
- * PENDING: named `.pending.ts` so the runner does not pick it up yet. It needs
- * `openDurableSink` (src/audit/trail.ts, the audit-events branch) to open the durable log
- * (`AuditLog.open`); today it throws "durable audit log not built yet". With that in place this
- * test passed (checked with a local, uncommitted openDurableSink); rename it to e2e.test.ts then.
- *
  * End to end: a real Portcullis runtime (config -> createRuntime, listening on loopback) with
  * the durable audit log and decision-log shipping configured with OPA's keys, answering real
  * HTTP Data API requests; its decisions arrive at a loopback collector (collector.ts: a small
