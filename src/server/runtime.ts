@@ -39,6 +39,8 @@ export interface RuntimeParts {
   logger: PinoLogger
   /** With workload_api.serving_svid: the serving X.509-SVID as a grpc-js certificate provider (rotates in place). */
   servingCertificates?: SvidCertificateProvider
+  /** With servingCertificates: the SVID served now (undefined before the first or after a PermissionDenied). */
+  servingSvid?: () => ServingSvid | undefined
 }
 
 /**
@@ -313,7 +315,8 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     fastDataRoute: config.server.fast_data_route,
     logger: logger.child({ component: 'server' }),
   })
-  const listeners = (opts.listeners ?? []).map((f) => f({ config, decisions, metrics, logger, ...(servingCertificates !== undefined ? { servingCertificates } : {}) })).filter((l): l is AttachedListener => l !== undefined)
+  const wapiRef = workloadApi
+  const listeners = (opts.listeners ?? []).map((f) => f({ config, decisions, metrics, logger, ...(servingCertificates !== undefined && workloadApi !== undefined ? { servingCertificates, servingSvid: () => wapiRef?.svid } : {}) })).filter((l): l is AttachedListener => l !== undefined)
   if (workloadApi !== undefined && tls !== undefined && config.workload_api.serving_svid) {
     // The Data API's certificate: every new SVID replaces the secure context in place (new
     // handshakes get it, open connections keep theirs), as the file watcher does.

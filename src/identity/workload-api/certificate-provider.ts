@@ -35,16 +35,23 @@ export class SvidCertificateProvider implements experimental.CertificateProvider
     return this.#svid === undefined || this.#svid.caPem === '' ? null : { caCertificate: Buffer.from(this.#svid.caPem) }
   }
 
+  /*
+   * The current certificate reaches a new listener on the next microtask, not synchronously:
+   * grpc-js 1.14 (CertificateProviderServerCredentials._addWatcher) subscribes to the provider
+   * *before* it registers the listening server's watcher, so a synchronous answer would be lost
+   * and a listener bound while an SVID is already held would drop every connection until the
+   * next rotation.
+   */
   addCaCertificateListener (listener: CaListener): void {
     this.#ca.add(listener)
-    if (this.#svid !== undefined) listener(this.#caUpdate())
+    queueMicrotask(() => { if (this.#svid !== undefined && this.#ca.has(listener)) listener(this.#caUpdate()) })
   }
 
   removeCaCertificateListener (listener: CaListener): void { this.#ca.delete(listener) }
 
   addIdentityCertificateListener (listener: IdentityListener): void {
     this.#identity.add(listener)
-    if (this.#svid !== undefined) listener(this.#identityUpdate())
+    queueMicrotask(() => { if (this.#svid !== undefined && this.#identity.has(listener)) listener(this.#identityUpdate()) })
   }
 
   removeIdentityCertificateListener (listener: IdentityListener): void { this.#identity.delete(listener) }

@@ -101,8 +101,16 @@ export interface ServingSvid {
   certPem: string
   /** PKCS#8 PEM. */
   keyPem: string
-  /** PEM of the SVID's own trust domain's authorities and the federated ones: client-certificate trust. */
+  /**
+   * PEM of the SVID's own trust domain's authorities and the federated ones: the TLS layer's
+   * client-certificate pool only. It is a union, so a chain that passes it is then verified
+   * against the bundle of its own trust domain (`bundles`, SPIFFE Workload API §4.6; peer.ts).
+   */
   caPem: string
+  /** The SVID's trust domain. */
+  trustDomain: string
+  /** X.509 authorities per trust domain: the SVID's own (`bundle`) and the federated ones. */
+  bundles: ReadonlyMap<string, BundleContent>
   notAfter: Date
 }
 
@@ -133,17 +141,23 @@ export function parseServingSvid (msg: { svids?: X509SvidMessage[], federated_bu
   }
   const what = `X.509-SVID ${chosen.spiffe_id ?? ''}`
   try {
-    parseWorkloadSpiffeId(chosen.spiffe_id ?? '')
+    const id = parseWorkloadSpiffeId(chosen.spiffe_id ?? '')
     const chain = splitDerCertificates(chosen.x509_svid ?? new Uint8Array(), what)
     if (chain.length === 0) throw invalid(what, 'empty certificate chain')
     const leaf = new X509Certificate(chain[0] as Buffer)
     const key = createPrivateKey({ key: Buffer.from(chosen.x509_svid_key ?? new Uint8Array()), format: 'der', type: 'pkcs8' })
     if (!leaf.checkPrivateKey(key)) throw invalid(what, 'the private key does not match the leaf certificate')
     if (leaf.subjectAltName?.includes(`URI:${chosen.spiffe_id ?? ''}`) !== true) throw invalid(what, 'the leaf does not carry the response\'s SPIFFE ID')
-    const cas = [...splitDerCertificates(chosen.bundle ?? new Uint8Array(), `${what} bundle`)]
+    const own = splitDerCertificates(chosen.bundle ?? new Uint8Array(), `${what} bundle`)
+    const cas = [...own]
+    const bundles = new Map<string, BundleContent>([[id.trustDomain, { x509Authorities: own.map((c, i) => x509Authority(c, `${what} bundle certificate ${i + 1}`)), jwtAuthorities: [] }]])
     for (const [k, der] of Object.entries(msg.federated_bundles ?? {})) {
-      trustDomainOfKey(k, `federated bundle ${k}`)
-      cas.push(...splitDerCertificates(der, `federated bundle ${k}`))
+      const td = trustDomainOfKey(k, `federated bundle ${k}`)
+      // The SVID's own trust domain comes from its `bundle` only: a federated entry cannot add to it.
+      if (bundles.has(td)) throw invalid(`federated bundle ${k}`, `trust domain ${td} appears twice (or is the SVID's own)`)
+      const certs = splitDerCertificates(der, `federated bundle ${k}`)
+      bundles.set(td, x509Content(der, `federated bundle ${k}`))
+      cas.push(...certs)
     }
     const out: ServingSvid = {
       spiffeId: chosen.spiffe_id as string,
@@ -151,6 +165,8 @@ export function parseServingSvid (msg: { svids?: X509SvidMessage[], federated_bu
       certPem: chain.map(pem).join(''),
       keyPem: key.export({ format: 'pem', type: 'pkcs8' }).toString(),
       caPem: cas.map(pem).join(''),
+      trustDomain: id.trustDomain,
+      bundles,
       notAfter: new Date(leaf.validTo),
     }
     createSecureContext({ cert: out.certPem, key: out.keyPem }) // usable by TLS, checked now and not at the first handshake

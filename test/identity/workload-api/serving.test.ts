@@ -123,6 +123,89 @@ describe('serving the X.509-SVID from the Workload API', needsOpa(), () => {
     // without a client certificate the gRPC listener refuses the handshake (client auth required)
     const anon = new grpc.Client(envoy?.grpcAddress as string, grpc.credentials.createSsl(Buffer.from(root.pem), null, null, { checkServerIdentity: () => undefined }), { 'grpc.use_local_subchannel_pool': 1 })
     t.after(() => anon.close())
-    await assert.rejects(health(anon))
+    await assert.rejects(health(anon), (e: grpc.ServiceError) => e.code === grpc.status.UNAVAILABLE)
+  })
+
+  test('Envoy gRPC client auth: each caller is verified against its own trust domain\'s bundle, then the allow-list (gRPC status codes)', async (t) => {
+    const now = Date.now()
+    const valid = { notBefore: new Date(now - HOUR), notAfter: new Date(now + HOUR) }
+    const partner = await makeCa({ name: 'partner.example root', uri: 'spiffe://partner.example', ...valid })
+    const svidKey = createPrivateKey(await privateKeyPem(first)).export({ format: 'der', type: 'pkcs8' })
+    let sendSvid: ((m: unknown) => void) | undefined
+    agent.handle('FetchX509SVID', (call) => { sendSvid = (m) => call.write(m) })
+    agent.handle('FetchX509Bundles', (call) => { call.write({ bundles: { 'spiffe://example.org': root.der } }) })
+    agent.handle('FetchJWTBundles', (call) => { call.write({ bundles: {} }) })
+    let envoy: EnvoyListeners | undefined
+    const factory: ListenerFactory = (parts) => { envoy = envoyExtAuthz(parts); return envoy }
+    const { runtime, close } = await startWapiRuntime({
+      workload_api: { enabled: true, socket: agent.endpoint, serving_svid: true, envoy_grpc_client_ids: ['spiffe://example.org/envoy'], backoff: { initial_ms: 50, max_ms: 200 } },
+      identity: { x509_svid: { sources: ['mtls'] }, watch: { enabled: false } },
+      server: { tls: { client_auth: 'request' } },
+      envoy_ext_authz: { grpc: { enabled: true, addr: '127.0.0.1:0' } },
+    }, { listeners: [factory] })
+    t.after(close)
+    const caPem = Buffer.from(root.pem + partner.pem)
+    const callAs = async (leaf: Issued | undefined): Promise<{ code: number, portcullis?: string }> => {
+      const creds = leaf === undefined
+        ? grpc.credentials.createSsl(caPem, null, null, { checkServerIdentity: () => undefined })
+        : grpc.credentials.createSsl(caPem, Buffer.from(await privateKeyPem(leaf)), Buffer.from(leaf.pem), { checkServerIdentity: () => undefined })
+      const c = new grpc.Client(envoy?.grpcAddress as string, creds, { 'grpc.use_local_subchannel_pool': 1 })
+      try {
+        return await new Promise((resolve) => {
+          c.makeUnaryRequest('/grpc.health.v1.Health/Check', () => Buffer.alloc(0), (b: Buffer) => b, {}, { deadline: Date.now() + 5000 }, (err) => {
+            const code = err?.metadata?.get('portcullis-error-code')[0]
+            resolve({ code: err === null ? grpc.status.OK : err.code, ...(typeof code === 'string' ? { portcullis: code } : {}) })
+          })
+        })
+      } finally { c.close() }
+    }
+    const envoyLeaf = await makeLeaf({ issuer: root, uris: ['spiffe://example.org/envoy'], ...valid })
+    // before the first SVID the listener serves no certificate: the handshake fails, nothing is answered
+    assert.equal((await callAs(envoyLeaf)).code, grpc.status.UNAVAILABLE)
+
+    sendSvid?.({ svids: [{ spiffe_id: SERVER_ID, x509_svid: first.der, x509_svid_key: svidKey, bundle: root.der }], federated_bundles: { 'spiffe://partner.example': partner.der } })
+    await waitFor(() => runtime.workloadApi?.svid !== undefined, 'the SVID')
+    assert.deepEqual(await callAs(envoyLeaf), { code: grpc.status.OK }, 'the allowed Envoy SVID')
+
+    // partner.example's CA issuing a leaf that claims our trust domain: the TLS pool (a union) lets
+    // it through the handshake; the per-trust-domain check refuses it
+    const forged = await makeLeaf({ issuer: partner, uris: ['spiffe://example.org/envoy'], ...valid })
+    assert.deepEqual(await callAs(forged), { code: grpc.status.UNAUTHENTICATED, portcullis: 'PORTCULLIS_IDENTITY_UNTRUSTED' })
+    // a genuine SVID of our trust domain, not on the allow-list
+    const other = await makeLeaf({ issuer: root, uris: ['spiffe://example.org/other'], ...valid })
+    assert.deepEqual(await callAs(other), { code: grpc.status.PERMISSION_DENIED, portcullis: 'PORTCULLIS_IDENTITY_DENIED' })
+    // a genuine federated SVID, not on the allow-list
+    const partnerLeaf = await makeLeaf({ issuer: partner, uris: ['spiffe://partner.example/envoy'], ...valid })
+    assert.deepEqual(await callAs(partnerLeaf), { code: grpc.status.PERMISSION_DENIED, portcullis: 'PORTCULLIS_IDENTITY_DENIED' })
+    // no client certificate: the handshake itself is refused
+    assert.equal((await callAs(undefined)).code, grpc.status.UNAVAILABLE)
+    assert.deepEqual(await callAs(envoyLeaf), { code: grpc.status.OK })
+  })
+
+  test('Envoy gRPC client auth none: TLS from the SVID, no client certificate asked', async (t) => {
+    const svidKey = createPrivateKey(await privateKeyPem(first)).export({ format: 'der', type: 'pkcs8' })
+    agent.handle('FetchX509SVID', (call) => { call.write({ svids: [{ spiffe_id: SERVER_ID, x509_svid: first.der, x509_svid_key: svidKey, bundle: root.der }] }) })
+    agent.handle('FetchX509Bundles', (call) => { call.write({ bundles: { 'spiffe://example.org': root.der } }) })
+    agent.handle('FetchJWTBundles', (call) => { call.write({ bundles: {} }) })
+    let envoy: EnvoyListeners | undefined
+    const factory: ListenerFactory = (parts) => { envoy = envoyExtAuthz(parts); return envoy }
+    const { runtime, close } = await startWapiRuntime({
+      workload_api: { enabled: true, socket: agent.endpoint, serving_svid: true, envoy_grpc_client_auth: 'none', backoff: { initial_ms: 50, max_ms: 200 } },
+      identity: { x509_svid: { sources: ['mtls'] }, watch: { enabled: false } },
+      server: { tls: { client_auth: 'request' } },
+      envoy_ext_authz: { grpc: { enabled: true, addr: '127.0.0.1:0' } },
+    }, { listeners: [factory] })
+    t.after(close)
+    await waitFor(() => runtime.workloadApi?.svid !== undefined, 'the SVID')
+    const seen: string[] = []
+    const anon = new grpc.Client(envoy?.grpcAddress as string, grpc.credentials.createSsl(Buffer.from(root.pem), null, null, {
+      checkServerIdentity: (_h, cert) => { seen.push(cert.subjectaltname ?? ''); return undefined },
+    }), { 'grpc.use_local_subchannel_pool': 1 })
+    t.after(() => anon.close())
+    const code = await new Promise<number>((resolve) => {
+      anon.makeUnaryRequest("/grpc.health.v1.Health/Check", () => Buffer.alloc(0), (b: Buffer) => b, {}, { deadline: Date.now() + 5000 }, (err) => { resolve(err === null ? grpc.status.OK : err.code) })
+    })
+    assert.equal(code, grpc.status.OK)
+    assert.deepEqual(seen, [`URI:${SERVER_ID}`], 'served over TLS with the SVID')
   })
 })
