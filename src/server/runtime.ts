@@ -266,6 +266,10 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
         provider.update(svid)
         metrics.workloadApiSvidExpiry.set(Math.floor(svid.notAfter.getTime() / 1000))
       })
+      workloadApi.on('svid-removed', () => {
+        provider.clear()
+        metrics.workloadApiSvidExpiry.set(0)
+      })
     }
     workloadApi.start(identity !== undefined ? { trustStore: identity.workloadApiSink } : {})
   }
@@ -331,6 +335,10 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     }
     workloadApi.on('svid', apply)
     if (workloadApi.svid !== undefined) apply(workloadApi.svid)
+    // No SVID (none yet, or removed by PermissionDenied): a secure context cannot be unset, so
+    // new connections are closed before their handshake (fail closed); open ones finish.
+    const wapi = workloadApi
+    ;(app.server as unknown as { prependListener: (e: 'connection', l: (s: { destroy: () => void }) => void) => void }).prependListener('connection', (socket) => { if (wapi.svid === undefined) socket.destroy() })
   }
   let certWatcher: { close: () => Promise<void> } | undefined
   return {

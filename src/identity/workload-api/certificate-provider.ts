@@ -27,6 +27,14 @@ export class SvidCertificateProvider implements experimental.CertificateProvider
     for (const l of this.#ca) l(this.#caUpdate())
   }
 
+  /** No SVID any more (PermissionDenied, removed): grpc-js then refuses new handshakes; open connections keep theirs. */
+  clear (): void {
+    if (this.#svid === undefined) return
+    this.#svid = undefined
+    for (const l of this.#identity) l(null)
+    for (const l of this.#ca) l(null)
+  }
+
   #identityUpdate (): experimental.IdentityCertificateUpdate | null {
     return this.#svid === undefined ? null : { certificate: Buffer.from(this.#svid.certPem), privateKey: Buffer.from(this.#svid.keyPem) }
   }

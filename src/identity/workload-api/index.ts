@@ -53,11 +53,13 @@ export class WorkloadApi extends EventEmitter {
   #x509Domains: string[] = []
   #jwtDomains: string[] = []
   #svid: ServingSvid | undefined
+  readonly #log: Logger
 
   /** @throws PortcullisError PORTCULLIS_CONFIG_INVALID for a bad endpoint address. */
   constructor (config: WorkloadApiConfig, opts: WorkloadApiOptions = {}) {
     super()
     this.config = config
+    this.#log = opts.logger ?? {}
     const endpoint = parseWorkloadEndpoint(config.socket ?? process.env.SPIFFE_ENDPOINT_SOCKET ?? '')
     this.#client = new WorkloadApiClient(endpoint, {
       backoff: { initialMs: config.backoff.initial_ms, maxMs: config.backoff.max_ms },
@@ -87,6 +89,10 @@ export class WorkloadApi extends EventEmitter {
           }
           store.setWorkloadApiContents(kind, contents, source)
           set([...contents.keys()].sort())
+        }, () => {
+          // PermissionDenied: the agent's bundles are no longer this workload's trust (trust-change fires).
+          store.setWorkloadApiContents(kind, new Map(), source)
+          set([])
         })
       }
       bundles('x509_bundles', 'workload_api_x509', parseX509Bundles, (t) => { this.#x509Domains = t })
@@ -95,16 +101,35 @@ export class WorkloadApi extends EventEmitter {
     if (this.config.serving_svid) {
       const pick = { ...(this.config.spiffe_id !== undefined ? { spiffeId: this.config.spiffe_id } : {}), ...(this.config.svid_hint !== undefined ? { hint: this.config.svid_hint } : {}) }
       this.#client.watch('x509_svid', (msg) => {
-        const svid = parseServingSvid(msg as Parameters<typeof parseServingSvid>[0], pick)
+        const m = msg as Parameters<typeof parseServingSvid>[0]
+        // The configured SVID absent from a message that has others: it was removed (each message is the whole state).
+        if (pick.spiffeId !== undefined && (m.svids ?? []).length > 0 && !(m.svids ?? []).some((s) => s.spiffe_id === pick.spiffeId)) {
+          this.#dropSvid(`the agent no longer issues ${pick.spiffeId}`)
+          return
+        }
+        const svid = parseServingSvid(m, pick)
         this.#svid = svid
         this.emit('svid', svid)
-      })
+      }, () => { this.#dropSvid('permission denied') })
     }
+  }
+
+  /**
+   * Stops serving the SVID ('svid-removed': the listeners then refuse new handshakes, fail
+   * closed); the stream's next good message serves again.
+   */
+  #dropSvid (why: string): void {
+    if (this.#svid === undefined) return
+    this.#log.warn?.({ code: 'PORTCULLIS_WORKLOAD_API_UNAVAILABLE', spiffe_id: this.#svid.spiffeId, reason: why }, 'workload api: serving SVID removed; new TLS handshakes are refused')
+    this.#svid = undefined
+    this.emit('svid-removed')
+    this.emit('change')
   }
 
   /** True once every enabled stream has delivered a good message (always, without ready_requires_update). */
   ready (): boolean {
     if (!this.config.ready_requires_update) return true
+    if (this.config.serving_svid && this.#svid === undefined) return false
     return Object.values(this.#client.status()).every((s) => s.updated)
   }
 

@@ -248,6 +248,34 @@ describe('Workload API client (scripted agent: cases SPIRE cannot produce)', () 
     assert.equal(codeOf(() => parseServingSvid(swapped, {})), 'PORTCULLIS_IDENTITY_BUNDLE_INVALID')
     assert.equal(codeOf(() => parseServingSvid({ svids: [] }, {})), 'PORTCULLIS_IDENTITY_BUNDLE_INVALID')
   })
+
+  test('the configured spiffe_id missing from a later message is a removal (SVID dropped, not ready), not a malformed message', async () => {
+    const now = Date.now()
+    const valid = { notBefore: new Date(now - HOUR), notAfter: new Date(now + HOUR) }
+    const one = await makeLeaf({ issuer: a.root, uris: ['spiffe://example.org/one'], ...valid })
+    const two = await makeLeaf({ issuer: a.root, uris: ['spiffe://example.org/two'], ...valid })
+    const der = async (l: Issued): Promise<Buffer> => createPrivateKey(await privateKeyPem(l)).export({ format: 'der', type: 'pkcs8' })
+    const svid = async (id: string, l: Issued): Promise<object> => ({ spiffe_id: id, x509_svid: l.der, x509_svid_key: await der(l), bundle: a.root.der })
+    let send: ((m: unknown) => void) | undefined
+    const first = { svids: [await svid('spiffe://example.org/one', one), await svid('spiffe://example.org/two', two)] }
+    agent.handle('FetchX509SVID', (call) => { send = (m) => call.write(m); call.write(first) })
+    const w = new WorkloadApi(config(agent.endpoint, { trust_bundles: false, serving_svid: true, spiffe_id: 'spiffe://example.org/two' }))
+    closers.push(() => w.close())
+    let removed = 0
+    w.on('svid-removed', () => { removed++ })
+    w.start({})
+    await waitFor(() => w.svid !== undefined, 'the SVID')
+    assert.equal(w.svid?.spiffeId, 'spiffe://example.org/two')
+    assert.equal(w.ready(), true)
+    send?.({ svids: [await svid('spiffe://example.org/one', one)] })
+    await waitFor(() => removed === 1, 'the SVID removed')
+    assert.equal(w.svid, undefined)
+    assert.equal(w.ready(), false)
+    assert.equal(w.status().streams.x509_svid?.last_error, undefined, 'not counted as a malformed message')
+    send?.(first)
+    await waitFor(() => w.svid !== undefined, 'served again')
+    assert.equal(w.ready(), true)
+  })
 })
 
 describe('Workload API endpoint address and backoff', () => {

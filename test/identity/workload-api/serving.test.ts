@@ -182,6 +182,63 @@ describe('serving the X.509-SVID from the Workload API', needsOpa(), () => {
     assert.deepEqual(await callAs(envoyLeaf), { code: grpc.status.OK })
   })
 
+  test('PermissionDenied after a delivery drops the redacted state: the agent\'s bundles (trust-change), the served SVID (new handshakes refused), readiness', async (t) => {
+    const svidKey = createPrivateKey(await privateKeyPem(first)).export({ format: 'der', type: 'pkcs8' })
+    const ends: Array<() => void> = []
+    let deny = false
+    const answer = (call: grpc.ServerWritableStream<unknown, unknown>, msg: unknown): void => {
+      if (deny) { call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: 'no identity issued' }); return }
+      call.write(msg)
+      ends.push(() => call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: 'no identity issued' }))
+    }
+    agent.handle('FetchX509SVID', (call) => { answer(call, { svids: [{ spiffe_id: SERVER_ID, x509_svid: first.der, x509_svid_key: svidKey, bundle: root.der }] }) })
+    agent.handle('FetchX509Bundles', (call) => { answer(call, { bundles: { 'spiffe://example.org': root.der } }) })
+    agent.handle('FetchJWTBundles', (call) => { answer(call, { bundles: { 'spiffe://example.org': Buffer.from('{"keys":[]}') } }) })
+    let envoy: EnvoyListeners | undefined
+    const factory: ListenerFactory = (parts) => { envoy = envoyExtAuthz(parts); return envoy }
+    const { runtime, url, close } = await startWapiRuntime({
+      workload_api: { enabled: true, socket: agent.endpoint, serving_svid: true, backoff: { initial_ms: 50, max_ms: 200 } },
+      identity: { x509_svid: { sources: ['mtls'] }, watch: { enabled: false } },
+      server: { tls: { client_auth: 'request' } },
+      envoy_ext_authz: { grpc: { enabled: true, addr: '127.0.0.1:0' } },
+    }, { listeners: [factory] })
+    t.after(close)
+    await waitFor(() => runtime.workloadApi?.ready() === true, 'every stream delivered')
+    const changes: string[] = []
+    runtime.identity?.on('trust-change', (e) => changes.push(e.trustDomain))
+    assert.equal(runtime.identity?.status().trust_domains['example.org']?.x509_authorities, 1)
+    const dataApi = async (): Promise<string> => await new Promise((resolve) => {
+      const req = httpsRequest(`${url}/health`, { ca: root.pem, agent: false, checkServerIdentity: () => undefined }, (res) => { res.resume(); resolve(`HTTP ${res.statusCode ?? 0}`) })
+      req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'))
+      req.end()
+    })
+    const grpcHealth = async (): Promise<number> => {
+      const c = new grpc.Client(envoy?.grpcAddress as string, grpc.credentials.createSsl(Buffer.from(root.pem), Buffer.from(client.key), Buffer.from(client.cert), { checkServerIdentity: () => undefined }), { 'grpc.use_local_subchannel_pool': 1 })
+      try {
+        return await new Promise((resolve) => c.makeUnaryRequest('/grpc.health.v1.Health/Check', () => Buffer.alloc(0), (b: Buffer) => b, {}, { deadline: Date.now() + 5000 }, (err) => resolve(err === null ? grpc.status.OK : err.code)))
+      } finally { c.close() }
+    }
+    assert.equal(await dataApi(), 'HTTP 200')
+    assert.equal(await grpcHealth(), grpc.status.OK)
+
+    deny = true
+    for (const end of ends.splice(0)) end()
+    await waitFor(() => runtime.workloadApi?.svid === undefined && runtime.identity?.status().trust_domains['example.org'] === undefined, 'the redacted state dropped')
+    assert.ok(changes.includes('example.org'), 'trust-change fired for the dropped bundle')
+    assert.equal(runtime.workloadApi?.ready(), false)
+    assert.equal((await runtime.app.inject({ method: 'GET', url: '/health/ready' })).statusCode, 503)
+    assert.equal(runtime.workloadApi?.status().svid, undefined)
+    assert.deepEqual(runtime.workloadApi?.status().trust_domains, { x509: [], jwt: [] })
+    assert.equal(await dataApi(), 'ECONNRESET', 'new Data API handshakes are refused')
+    assert.equal(await grpcHealth(), grpc.status.UNAVAILABLE, 'new gRPC handshakes are refused')
+
+    // the entry is back: served again
+    deny = false
+    await waitFor(() => runtime.workloadApi?.ready() === true, 'delivered again')
+    assert.equal(await dataApi(), 'HTTP 200')
+    assert.equal(await grpcHealth(), grpc.status.OK)
+  })
+
   test('Envoy gRPC client auth none: TLS from the SVID, no client certificate asked', async (t) => {
     const svidKey = createPrivateKey(await privateKeyPem(first)).export({ format: 'der', type: 'pkcs8' })
     agent.handle('FetchX509SVID', (call) => { call.write({ svids: [{ spiffe_id: SERVER_ID, x509_svid: first.der, x509_svid_key: svidKey, bundle: root.der }] }) })
