@@ -7,7 +7,8 @@
  * client does:
  * - every call carries the metadata `workload.spiffe.io: true` (without it the agent answers
  *   InvalidArgument);
- * - a stream that ends, or drops after it delivered, is opened again at once;
+ * - a stream that ends, or drops, after it delivered is opened again at once; one that ends
+ *   without delivering counts as a failure (go-spiffe: EOF is an error);
  * - Unavailable, PermissionDenied ("no identity issued") and other failures are retried with a
  *   linear backoff (initial, 2×initial, … up to max), reset after a good message;
  * - PermissionDenied says the workload has no identity (any more): the stream's last good state
@@ -166,11 +167,16 @@ export class WorkloadApiClient extends EventEmitter {
       w.call = undefined
       this.#setConnected(w, false)
       if (this.#closed) return
-      if (err === undefined || err.code === grpc.status.OK) {
-        // The server ended the stream: open it again at once (SPIFFE Workload API §6).
+      if ((err === undefined || err.code === grpc.status.OK) && w.delivered) {
+        // The server ended a stream that delivered: open it again at once (SPIFFE Workload API §6).
         this.#log.info?.({ stream: w.name }, 'workload api: stream ended by the agent; reconnecting')
         this.#call(w)
         return
+      }
+      if (err === undefined || err.code === grpc.status.OK) {
+        // Ended without a message: a failure like any other (go-spiffe treats this EOF as an
+        // error), so an agent that keeps doing it is called with backoff, not in a loop.
+        err = Object.assign(new Error('the stream ended without a message'), { code: grpc.status.OK, details: 'the stream ended without a message', metadata: new grpc.Metadata() }) as grpc.ServiceError
       }
       const grpcCode = grpc.status[err.code] ?? String(err.code)
       w.status.last_error = { code: 'PORTCULLIS_WORKLOAD_API_UNAVAILABLE', grpc_code: grpcCode, message: err.details ?? err.message, at: this.#now().toISOString() }

@@ -212,6 +212,24 @@ describe('Workload API client (scripted agent: cases SPIRE cannot produce)', () 
     assert.equal(await verdict(v, a.chain), 'verified')
   })
 
+  test('a stream the agent ends without a message is a failure: counted, and called again with backoff, not in a loop', async () => {
+    agent.handle('FetchX509Bundles', (call) => { call.end() })
+    agent.handle('FetchJWTBundles', (call) => { call.write({ bundles: { 'spiffe://example.org': Buffer.from('{"keys":[]}') } }) })
+    const v = verifier()
+    const w = start(v)
+    await waitFor(() => (w.status().streams.x509_bundles?.failures ?? 0) >= 3, 'three failed calls')
+    // backoff 20, 40, 60, 80, 100, 100 … ms: about a dozen calls in this window; a loop makes thousands
+    await new Promise((r) => setTimeout(r, 500))
+    const calls = agent.calls.FetchX509Bundles
+    assert.ok(calls <= 20, `${calls} calls`)
+    const st = w.status().streams.x509_bundles
+    assert.ok((st?.failures ?? 0) >= calls - 1 && (st?.failures ?? 0) <= calls, "every call that ended empty is a counted failure (one may be in flight)")
+    assert.equal(st?.updated, false)
+    assert.equal(st?.last_error?.code, 'PORTCULLIS_WORKLOAD_API_UNAVAILABLE')
+    assert.equal(st?.last_error?.grpc_code, 'OK')
+    assert.equal(w.ready(), false)
+  })
+
   test('a request without the security header is refused by the standard agent (our client always sends it)', async () => {
     // A raw client without the header: what the standard says an agent answers.
     const raw = new grpc.Client(agent.endpoint, grpc.credentials.createInsecure())
