@@ -54,12 +54,14 @@ export class WorkloadApi extends EventEmitter {
   #jwtDomains: string[] = []
   #svid: ServingSvid | undefined
   readonly #log: Logger
+  readonly #now: () => Date
 
   /** @throws PortcullisError PORTCULLIS_CONFIG_INVALID for a bad endpoint address. */
   constructor (config: WorkloadApiConfig, opts: WorkloadApiOptions = {}) {
     super()
     this.config = config
     this.#log = opts.logger ?? {}
+    this.#now = opts.now ?? (() => new Date())
     const endpoint = parseWorkloadEndpoint(config.socket ?? process.env.SPIFFE_ENDPOINT_SOCKET ?? '')
     this.#client = new WorkloadApiClient(endpoint, {
       backoff: { initialMs: config.backoff.initial_ms, maxMs: config.backoff.max_ms },
@@ -107,7 +109,7 @@ export class WorkloadApi extends EventEmitter {
           this.#dropSvid(`the agent no longer issues ${pick.spiffeId}`)
           return
         }
-        const svid = parseServingSvid(m, pick)
+        const svid = parseServingSvid(m, pick, this.#now())
         this.#svid = svid
         this.emit('svid', svid)
       }, () => { this.#dropSvid('permission denied') })

@@ -9,13 +9,13 @@
  */
 import { afterEach, beforeEach, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createPrivateKey } from 'node:crypto'
+import { createHash, createPrivateKey, X509Certificate } from 'node:crypto'
 import * as grpc from '@grpc/grpc-js'
 import { makeCa, makeLeaf, privateKeyPem, makeJwtKey, signJwt, type Issued } from '../support/pki.js'
 import { startFakeAgent, type FakeAgent } from '../../helpers/workload-api-server.js'
 import { waitFor } from '../../helpers/wait.js'
 import { createIdentityVerifier, validateIdentityConfig, type IdentityVerifier, type TrustChangeEvent } from '../../../src/identity/index.js'
-import { WorkloadApi, parseServingSvid, retryDelayMs, splitDerCertificates } from '../../../src/identity/workload-api/index.js'
+import { WorkloadApi, parseServingSvid, retryDelayMs } from '../../../src/identity/workload-api/index.js'
 import { parseWorkloadEndpoint } from '../../../src/config/workload-api.js'
 import { DEFAULTS } from '../../../src/config/defaults.js'
 import type { WorkloadApiConfig } from '../../../src/config/schema.js'
@@ -259,12 +259,53 @@ describe('Workload API client (scripted agent: cases SPIRE cannot produce)', () 
     assert.equal(parseServingSvid(msg, {}).spiffeId, 'spiffe://example.org/one')
     assert.equal(parseServingSvid(msg, { hint: 'external' }).spiffeId, 'spiffe://example.org/two')
     assert.equal(parseServingSvid(msg, { spiffeId: 'spiffe://example.org/two' }).spiffeId, 'spiffe://example.org/two')
-    assert.equal(splitDerCertificates(Buffer.from(parseServingSvid(msg, {}).caPem.replace(/-----[A-Z ]+-----|\s/g, ''), 'base64'), 'x').length >= 1, true)
+    // the TLS pool holds exactly the SVID's bundle and the federated one; per trust domain, each its own
+    const served = parseServingSvid(msg, {})
+    const pool = served.caPem.split(/(?<=-----END CERTIFICATE-----\n?)/).filter((p) => p.trim() !== '').map((p) => new X509Certificate(p).fingerprint256)
+    assert.deepEqual(pool, [new X509Certificate(a.root.der).fingerprint256, new X509Certificate(b.root.der).fingerprint256])
+    assert.equal(served.trustDomain, 'example.org')
+    assert.deepEqual([...served.bundles.keys()], ['example.org', 'partner.example'])
+    assert.deepEqual(served.bundles.get('partner.example')?.x509Authorities.map((x) => x.fingerprint_sha256), [createHash('sha256').update(b.root.der).digest('hex')])
     const codeOf = (f: () => unknown): string => { try { f(); return 'ok' } catch (e) { return isPortcullisError(e) ? e.code : 'thrown' } }
     assert.equal(codeOf(() => parseServingSvid(msg, { hint: 'nope' })), 'PORTCULLIS_IDENTITY_BUNDLE_INVALID')
     const swapped = { svids: [{ ...msg.svids[0], x509_svid_key: msg.svids[1]?.x509_svid_key }] }
     assert.equal(codeOf(() => parseServingSvid(swapped, {})), 'PORTCULLIS_IDENTITY_BUNDLE_INVALID')
     assert.equal(codeOf(() => parseServingSvid({ svids: [] }, {})), 'PORTCULLIS_IDENTITY_BUNDLE_INVALID')
+  })
+
+  test('the serving SVID is checked before it is served: one URI SAN equal to spiffe_id, valid now, a non-empty bundle it chains to', async () => {
+    const now = Date.now()
+    const valid = { notBefore: new Date(now - HOUR), notAfter: new Date(now + HOUR) }
+    const der = async (l: Issued): Promise<Buffer> => createPrivateKey(await privateKeyPem(l)).export({ format: 'der', type: 'pkcs8' })
+    const ID = 'spiffe://example.org/one'
+    const entry = async (l: Issued, over: object = {}): Promise<{ svids: object[] }> => ({ svids: [{ spiffe_id: ID, x509_svid: l.der, x509_svid_key: await der(l), bundle: a.root.der, ...over }] })
+    const codeOf = (f: () => unknown): string => { try { f(); return 'ok' } catch (e) { return isPortcullisError(e) ? e.code : 'thrown' } }
+    const good = await makeLeaf({ issuer: a.root, uris: [ID], ...valid })
+    const goodMsg = await entry(good)
+    assert.equal(codeOf(() => parseServingSvid(goodMsg, {})), 'ok')
+    const cases: Record<string, { svids: object[] }> = {
+      // the old substring test on OpenSSL's SAN text accepted both of these
+      'a longer SPIFFE ID': await entry(await makeLeaf({ issuer: a.root, uris: [`${ID}-extra`], ...valid })),
+      'two URI SANs': await entry(await makeLeaf({ issuer: a.root, uris: [ID, 'spiffe://example.org/two'], ...valid })),
+      expired: await entry(await makeLeaf({ issuer: a.root, uris: [ID], notBefore: new Date(now - 2 * HOUR), notAfter: new Date(now - HOUR) })),
+      'not yet valid': await entry(await makeLeaf({ issuer: a.root, uris: [ID], notBefore: new Date(now + HOUR), notAfter: new Date(now + 2 * HOUR) })),
+      'empty bundle': await entry(good, { bundle: Buffer.alloc(0) }),
+      'not issued by its bundle': await entry(await makeLeaf({ issuer: b.root, uris: [ID], ...valid })),
+    }
+    for (const [name, msg] of Object.entries(cases)) assert.equal(codeOf(() => parseServingSvid(msg, {})), 'PORTCULLIS_IDENTITY_BUNDLE_INVALID', name)
+
+    // over the wire: a refused SVID leaves the current one served
+    let send: ((m: unknown) => void) | undefined
+    agent.handle('FetchX509SVID', (call) => { send = (m) => call.write(m); call.write(goodMsg) })
+    const w = new WorkloadApi(config(agent.endpoint, { trust_bundles: false, serving_svid: true }))
+    closers.push(() => w.close())
+    w.start({})
+    await waitFor(() => w.svid !== undefined, 'the SVID')
+    const fp = w.svid?.certPem
+    send?.(cases.expired)
+    await waitFor(() => w.status().streams.x509_svid?.last_error !== undefined, 'the expired SVID refused')
+    assert.equal(w.status().streams.x509_svid?.last_error?.code, 'PORTCULLIS_IDENTITY_BUNDLE_INVALID')
+    assert.equal(w.svid?.certPem, fp, 'the current SVID is kept')
   })
 
   test('the configured spiffe_id missing from a later message is a removal (SVID dropped, not ready), not a malformed message', async () => {
