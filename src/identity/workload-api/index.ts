@@ -29,7 +29,7 @@ export interface TrustBundleSink {
 export interface WorkloadApiStatus {
   enabled: true
   endpoint: string
-  /** OK: every stream connected; NOT_READY: some stream has not delivered yet; ERROR: some stream is down (its last good state is kept). */
+  /** OK: every counted stream connected; NOT_READY: some stream has not delivered yet; ERROR: some stream is down (its last good state is kept), or the served SVID expired without a replacement. */
   state: 'OK' | 'NOT_READY' | 'ERROR'
   connected: boolean
   ready: boolean
@@ -128,24 +128,44 @@ export class WorkloadApi extends EventEmitter {
     this.emit('change')
   }
 
-  /** True once every enabled stream has delivered a good message (always, without ready_requires_update). */
+  /**
+   * The streams readiness counts: every watched one, except a JWT bundle stream the agent
+   * refused with Unimplemented (an agent without the JWT profile: nothing will ever come, and
+   * retrying cannot change that; its error stays in status).
+   */
+  #counted (): Array<[StreamName, StreamStatus]> {
+    return (Object.entries(this.#client.status()) as Array<[StreamName, StreamStatus]>)
+      .filter(([name, s]) => !(name === 'jwt_bundles' && s.state === 'STOPPED' && s.last_error?.grpc_code === 'UNIMPLEMENTED'))
+  }
+
+  /** The served SVID's notAfter has passed and no replacement came. */
+  #svidExpired (): boolean {
+    return this.#svid !== undefined && this.#now().getTime() >= this.#svid.notAfter.getTime()
+  }
+
+  /**
+   * Ready: the served SVID (with serving_svid) is present and not expired, and — with
+   * ready_requires_update — every counted stream has delivered its last good state.
+   */
   ready (): boolean {
+    if (this.#svidExpired()) return false
     if (!this.config.ready_requires_update) return true
     if (this.config.serving_svid && this.#svid === undefined) return false
-    return Object.values(this.#client.status()).every((s) => s.updated)
+    return this.#counted().every(([, s]) => s.updated)
   }
 
   status (): WorkloadApiStatus {
     const streams = this.#client.status()
     const all = Object.entries(streams) as Array<[StreamName, StreamStatus]>
-    const connected = all.length > 0 && all.every(([, s]) => s.connected)
+    const counted = this.#counted()
+    const connected = counted.length > 0 && counted.every(([, s]) => s.connected)
     const updates = all.map(([, s]) => s.last_update).filter((u): u is string => u !== undefined).sort()
     const errors = all.flatMap(([name, s]) => s.last_error !== undefined ? [{ ...s.last_error, stream: name }] : []).sort((a, b) => a.at.localeCompare(b.at))
     const ready = this.ready()
     const out: WorkloadApiStatus = {
       enabled: true,
       endpoint: this.#client.endpoint.address,
-      state: !all.every(([, s]) => s.updated) ? 'NOT_READY' : connected ? 'OK' : 'ERROR',
+      state: this.#svidExpired() ? 'ERROR' : !counted.every(([, s]) => s.updated) ? 'NOT_READY' : connected ? 'OK' : 'ERROR',
       connected,
       ready,
       trust_domains: { x509: [...this.#x509Domains], jwt: [...this.#jwtDomains] },

@@ -230,6 +230,29 @@ describe('Workload API client (scripted agent: cases SPIRE cannot produce)', () 
     assert.equal(w.ready(), false)
   })
 
+  test('readiness: an agent without the JWT profile (Unimplemented) does not block it; a served SVID past its notAfter with no replacement does (ERROR)', async () => {
+    const start0 = Date.now()
+    let clock = start0
+    const svidLeaf = await makeLeaf({ issuer: a.root, uris: ['spiffe://example.org/portcullis'], notBefore: new Date(start0 - HOUR), notAfter: new Date(start0 + HOUR) })
+    const key = createPrivateKey(await privateKeyPem(svidLeaf)).export({ format: 'der', type: 'pkcs8' })
+    agent.handle('FetchX509SVID', (call) => { call.write({ svids: [{ spiffe_id: 'spiffe://example.org/portcullis', x509_svid: svidLeaf.der, x509_svid_key: key, bundle: a.root.der }] }) })
+    agent.handle('FetchX509Bundles', (call) => { call.write({ bundles: { 'spiffe://example.org': a.root.der } }) })
+    agent.handle('FetchJWTBundles', (call) => { call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'no JWT profile' }) })
+    const v = verifier()
+    const w = new WorkloadApi(config(agent.endpoint, { serving_svid: true }), { now: () => new Date(clock) })
+    closers.push(() => v.close(), () => w.close())
+    w.start({ trustStore: v.workloadApiSink })
+    await waitFor(() => w.svid !== undefined && w.status().streams.jwt_bundles?.state === 'STOPPED' && w.status().streams.x509_bundles?.updated === true, 'the streams')
+    assert.equal(w.ready(), true)
+    const st = w.status()
+    assert.equal(st.state, 'OK')
+    assert.equal(st.streams.jwt_bundles?.last_error?.grpc_code, 'UNIMPLEMENTED', 'the refusal stays visible')
+    clock = start0 + 2 * HOUR // past the SVID's notAfter, no new SVID
+    assert.equal(w.ready(), false)
+    assert.equal(w.status().state, 'ERROR')
+    assert.equal(w.status().ready, false)
+  })
+
   test('a request without the security header is refused by the standard agent (our client always sends it)', async () => {
     // A raw client without the header: what the standard says an agent answers.
     const raw = new grpc.Client(agent.endpoint, grpc.credentials.createInsecure())
