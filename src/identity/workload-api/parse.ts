@@ -70,9 +70,19 @@ function rethrowAs (what: string, err: unknown): never {
 }
 
 /** X509BundlesResponse.bundles → X.509 authorities per trust domain. */
+/**
+ * A response always carries at least the workload's own trust domain (SPIFFE Workload API §4.5,
+ * §5.2.2): an empty map is malformed, not "trust nothing" (that is PermissionDenied's job).
+ */
+function nonEmpty (bundles: Record<string, Uint8Array> | undefined, what: string): Record<string, Uint8Array> {
+  if (bundles === undefined || Object.keys(bundles).length === 0) throw invalid(what, 'empty bundles map (the workload\'s own trust domain is always present)')
+  return bundles
+}
+
 export function parseX509Bundles (bundles: Record<string, Uint8Array> | undefined): Map<string, BundleContent> {
+  bundles = nonEmpty(bundles, 'X.509 bundles')
   const out = new Map<string, BundleContent>()
-  for (const [key, der] of Object.entries(bundles ?? {})) {
+  for (const [key, der] of Object.entries(bundles)) {
     const what = `X.509 bundle ${key}`
     const td = trustDomainOfKey(key, what)
     if (out.has(td)) throw invalid(what, `trust domain ${td} appears twice`)
@@ -83,8 +93,9 @@ export function parseX509Bundles (bundles: Record<string, Uint8Array> | undefine
 
 /** JWTBundlesResponse.bundles → JWT authorities per trust domain. */
 export function parseJwtBundles (bundles: Record<string, Uint8Array> | undefined): Map<string, BundleContent> {
+  bundles = nonEmpty(bundles, 'JWT bundles')
   const out = new Map<string, BundleContent>()
-  for (const [key, bytes] of Object.entries(bundles ?? {})) {
+  for (const [key, bytes] of Object.entries(bundles)) {
     const what = `JWT bundle ${key}`
     const td = trustDomainOfKey(key, what)
     if (out.has(td)) throw invalid(what, `trust domain ${td} appears twice`)

@@ -50,7 +50,7 @@ describe('serving the X.509-SVID from the Workload API', needsOpa(), () => {
     let sendSvid: ((m: unknown) => void) | undefined
     agent.handle('FetchX509SVID', (call) => { sendSvid = (m) => call.write(m) })
     agent.handle('FetchX509Bundles', (call) => { call.write({ bundles: { 'spiffe://example.org': root.der } }) })
-    agent.handle('FetchJWTBundles', (call) => { call.write({ bundles: {} }) })
+    agent.handle('FetchJWTBundles', (call) => { call.write({ bundles: { 'spiffe://example.org': Buffer.from('{"keys":[]}') } }) })
     let envoy: EnvoyListeners | undefined
     const factory: ListenerFactory = (parts) => { envoy = envoyExtAuthz(parts); return envoy }
     const { runtime, url, close } = await startWapiRuntime({
@@ -134,7 +134,7 @@ describe('serving the X.509-SVID from the Workload API', needsOpa(), () => {
     let sendSvid: ((m: unknown) => void) | undefined
     agent.handle('FetchX509SVID', (call) => { sendSvid = (m) => call.write(m) })
     agent.handle('FetchX509Bundles', (call) => { call.write({ bundles: { 'spiffe://example.org': root.der } }) })
-    agent.handle('FetchJWTBundles', (call) => { call.write({ bundles: {} }) })
+    agent.handle('FetchJWTBundles', (call) => { call.write({ bundles: { 'spiffe://example.org': Buffer.from('{"keys":[]}') } }) })
     let envoy: EnvoyListeners | undefined
     const factory: ListenerFactory = (parts) => { envoy = envoyExtAuthz(parts); return envoy }
     const { runtime, close } = await startWapiRuntime({
@@ -243,7 +243,7 @@ describe('serving the X.509-SVID from the Workload API', needsOpa(), () => {
     const svidKey = createPrivateKey(await privateKeyPem(first)).export({ format: 'der', type: 'pkcs8' })
     agent.handle('FetchX509SVID', (call) => { call.write({ svids: [{ spiffe_id: SERVER_ID, x509_svid: first.der, x509_svid_key: svidKey, bundle: root.der }] }) })
     agent.handle('FetchX509Bundles', (call) => { call.write({ bundles: { 'spiffe://example.org': root.der } }) })
-    agent.handle('FetchJWTBundles', (call) => { call.write({ bundles: {} }) })
+    agent.handle('FetchJWTBundles', (call) => { call.write({ bundles: { 'spiffe://example.org': Buffer.from('{"keys":[]}') } }) })
     let envoy: EnvoyListeners | undefined
     const factory: ListenerFactory = (parts) => { envoy = envoyExtAuthz(parts); return envoy }
     const { runtime, close } = await startWapiRuntime({
