@@ -101,7 +101,7 @@ export function parseJwtBundles (bundles: Record<string, Uint8Array> | undefined
     if (out.has(td)) throw invalid(what, `trust domain ${td} appears twice`)
     let text: string
     try { text = new TextDecoder('utf-8', { fatal: true }).decode(bytes) } catch { throw invalid(what, 'not UTF-8') }
-    out.set(td, parseJwks(text, `Workload API ${what}`))
+    out.set(td, parseJwks(text, `Workload API ${what}`, { requireKid: true }))
   }
   return out
 }

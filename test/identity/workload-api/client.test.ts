@@ -170,17 +170,27 @@ describe('Workload API client (scripted agent: cases SPIRE cannot produce)', () 
     assert.equal(v.status().trust_domains['example.org']?.last_error?.code, 'PORTCULLIS_IDENTITY_BUNDLE_INVALID')
   })
 
-  test('a malformed JWT bundle (not a JWK Set) keeps the last good keys', async () => {
+  test('a malformed JWT bundle (not a JWK Set; a key without kid; a kid twice) keeps the last good keys', async () => {
     const jwtKey = await makeJwtKey('ES256', 'k1')
+    const other = await makeJwtKey('ES256', 'k2')
     let send: ((m: unknown) => void) | undefined
     agent.handle('FetchJWTBundles', (call) => { send = (m) => call.write(m); call.write({ bundles: { 'spiffe://example.org': Buffer.from(JSON.stringify({ keys: [jwtKey.publicJwk] })) } }) })
+    const errors: string[] = []
     const v = verifier()
-    const w = start(v)
+    const w = new WorkloadApi(config(agent.endpoint), { recorder: { update: () => {}, error: (s, code) => { if (s === 'jwt_bundles') errors.push(code) }, connected: () => {} } })
+    closers.push(() => v.close(), () => w.close())
+    w.start({ trustStore: v.workloadApiSink })
     await waitFor(() => w.status().streams.jwt_bundles?.updated === true, 'JWT bundles')
-    send?.({ bundles: { 'spiffe://example.org': Buffer.from('{"keys": {}}') } })
-    await waitFor(() => w.status().streams.jwt_bundles?.last_error !== undefined, 'the refused message')
+    const bad = ['{"keys": {}}', JSON.stringify({ keys: [{ ...other.publicJwk, kid: undefined }] }), JSON.stringify({ keys: [other.publicJwk, { ...jwtKey.publicJwk, kid: 'k2' }] })]
+    for (const text of bad) send?.({ bundles: { 'spiffe://example.org': Buffer.from(text) } })
+    await waitFor(() => errors.length === 3, 'three refused messages')
+    assert.deepEqual(errors, ['PORTCULLIS_IDENTITY_BUNDLE_INVALID', 'PORTCULLIS_IDENTITY_BUNDLE_INVALID', 'PORTCULLIS_IDENTITY_BUNDLE_INVALID'])
+    assert.equal(w.status().streams.jwt_bundles?.updates, 1)
     const token = await signJwt(jwtKey, { sub: 'spiffe://example.org/x', aud: 'portcullis', exp: Math.floor(Date.now() / 1000) + 300 })
     assert.equal((await v.verify({ headers: { authorization: `Bearer ${token}` } })).kind, 'verified')
+    // a good message with unique kids is taken
+    send?.({ bundles: { 'spiffe://example.org': Buffer.from(JSON.stringify({ keys: [jwtKey.publicJwk, other.publicJwk] })) } })
+    await waitFor(() => w.status().streams.jwt_bundles?.updates === 2, 'the good message')
   })
 
   test('InvalidArgument and Unimplemented are not retried: the stream stops with its status', async () => {
