@@ -300,69 +300,63 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     throw err
   }
 
-  const app = build({
-    decisions,
-    manager,
-    metrics,
-    ...(hooks.metricsText !== undefined ? { metricsText: hooks.metricsText } : {}),
-    ...(hooks.flushCache !== undefined ? { flushCache: hooks.flushCache } : {}),
-    ...(identity !== undefined ? { identityStatus: () => ({ ...identity.status(), ...(workloadApi !== undefined ? { workload_api: workloadApi.status() } : {}) }) } : {}),
-    ...(workloadApi !== undefined ? { workloadApi } : {}),
-    bodyLimit: config.server.body_limit_bytes,
-    maxJsonDepth: config.server.max_json_depth,
-    requestTimeoutMs: config.server.request_timeout_ms,
-    keepAliveTimeoutMs: config.server.keep_alive_timeout_ms,
-    defaultDecision: config.server.default_decision,
-    adminAuthzPath: config.admin.authz_path,
-    ...(https !== undefined ? { https } : {}),
-    ...(clientCertificates !== undefined ? { clientCertificates } : {}),
-    fastDataRoute: config.server.fast_data_route,
-    logger: logger.child({ component: 'server' }),
-  })
-  const wapiRef = workloadApi
-  const listeners = (opts.listeners ?? []).map((f) => f({ config, decisions, metrics, logger, ...(servingCertificates !== undefined && workloadApi !== undefined ? { servingCertificates, servingSvid: () => wapiRef?.svid } : {}) })).filter((l): l is AttachedListener => l !== undefined)
-  if (workloadApi !== undefined && tls !== undefined && config.workload_api.serving_svid) {
-    // The Data API's certificate: every new SVID replaces the secure context in place (new
-    // handshakes get it, open connections keep theirs), as the file watcher does.
-    const server = app.server as unknown as { setSecureContext: (o: object) => void }
-    const apply = (svid: ServingSvid): void => {
-      try {
-        server.setSecureContext(secureContextWith(tls, { cert: svid.certPem, key: svid.keyPem }))
-        logger.info({ spiffe_id: svid.spiffeId, expires_at: svid.notAfter.toISOString() }, 'serving certificate set from the Workload API')
-      } catch (err) {
-        logger.error({ code: (err as { code?: string }).code ?? 'PORTCULLIS_CONFIG_INVALID', err: (err as Error).message }, 'serving certificate from the Workload API refused; keeping the current one')
+  // From here on, a failure (build, a listener factory) closes what is already open: the Workload
+  // API client's streams and timers above all, or the process would hang on them.
+  let app: ReturnType<typeof build>
+  let listeners: AttachedListener[]
+  try {
+    app = build({
+      decisions,
+      manager,
+      metrics,
+      ...(hooks.metricsText !== undefined ? { metricsText: hooks.metricsText } : {}),
+      ...(hooks.flushCache !== undefined ? { flushCache: hooks.flushCache } : {}),
+      ...(identity !== undefined ? { identityStatus: () => ({ ...identity.status(), ...(workloadApi !== undefined ? { workload_api: workloadApi.status() } : {}) }) } : {}),
+      ...(workloadApi !== undefined ? { workloadApi } : {}),
+      bodyLimit: config.server.body_limit_bytes,
+      maxJsonDepth: config.server.max_json_depth,
+      requestTimeoutMs: config.server.request_timeout_ms,
+      keepAliveTimeoutMs: config.server.keep_alive_timeout_ms,
+      defaultDecision: config.server.default_decision,
+      adminAuthzPath: config.admin.authz_path,
+      ...(https !== undefined ? { https } : {}),
+      ...(clientCertificates !== undefined ? { clientCertificates } : {}),
+      fastDataRoute: config.server.fast_data_route,
+      logger: logger.child({ component: 'server' }),
+    })
+    const wapiRef = workloadApi
+    listeners = (opts.listeners ?? []).map((f) => f({ config, decisions, metrics, logger, ...(servingCertificates !== undefined && workloadApi !== undefined ? { servingCertificates, servingSvid: () => wapiRef?.svid } : {}) })).filter((l): l is AttachedListener => l !== undefined)
+    if (workloadApi !== undefined && tls !== undefined && config.workload_api.serving_svid) {
+      // The Data API's certificate: every new SVID replaces the secure context in place (new
+      // handshakes get it, open connections keep theirs), as the file watcher does.
+      const server = app.server as unknown as { setSecureContext: (o: object) => void }
+      const apply = (svid: ServingSvid): void => {
+        try {
+          server.setSecureContext(secureContextWith(tls, { cert: svid.certPem, key: svid.keyPem }))
+          logger.info({ spiffe_id: svid.spiffeId, expires_at: svid.notAfter.toISOString() }, 'serving certificate set from the Workload API')
+        } catch (err) {
+          logger.error({ code: (err as { code?: string }).code ?? 'PORTCULLIS_CONFIG_INVALID', err: (err as Error).message }, 'serving certificate from the Workload API refused; keeping the current one')
+        }
       }
+      workloadApi.on('svid', apply)
+      if (workloadApi.svid !== undefined) apply(workloadApi.svid)
+      // No SVID (none yet, or removed by PermissionDenied): a secure context cannot be unset, so
+      // new connections are closed before their handshake (fail closed); open ones finish.
+      const wapi = workloadApi
+      ;(app.server as unknown as { prependListener: (e: 'connection', l: (s: { destroy: () => void }) => void) => void }).prependListener('connection', (socket) => { if (wapi.svid === undefined) socket.destroy() })
     }
-    workloadApi.on('svid', apply)
-    if (workloadApi.svid !== undefined) apply(workloadApi.svid)
-    // No SVID (none yet, or removed by PermissionDenied): a secure context cannot be unset, so
-    // new connections are closed before their handshake (fail closed); open ones finish.
-    const wapi = workloadApi
-    ;(app.server as unknown as { prependListener: (e: 'connection', l: (s: { destroy: () => void }) => void) => void }).prependListener('connection', (socket) => { if (wapi.svid === undefined) socket.destroy() })
+  } catch (err) {
+    workloadApi?.close()
+    await watcher?.close()
+    await bundleService?.close()
+    await identity?.close()
+    await audit?.close()
+    throw err
   }
   let certWatcher: { close: () => Promise<void> } | undefined
-  return {
-    app,
-    manager,
-    decisions,
-    metrics,
-    identity,
-    bundleService,
-    audit,
-    workloadApi,
-    logger,
-    listeners,
-    start: async () => {
-      const { host, port } = parseAddr(config.server.addr)
-      const url = await app.listen({ host, port })
-      if (tls?.cert_file !== undefined && tls.key_file !== undefined) certWatcher = watchServerCertificate(app.server as unknown as { setSecureContext: (o: object) => void }, { ...tls, cert_file: tls.cert_file, key_file: tls.key_file }, logger)
-      for (const l of listeners) {
-        const addrs = await l.start()
-        logger.info({ listener: l.name, addresses: addrs }, `${l.name} listening`)
-      }
-      return url
-    },
-    stop: async () => {
+  let stopped: Promise<void> | undefined
+  const stop = async (): Promise<void> => {
+    stopped ??= (async () => {
       const grace = config.server.shutdown_grace_ms
       // Other listeners first, all at once, each within the grace period.
       await Promise.all(listeners.map(async (l) => await l.stop(grace)))
@@ -381,6 +375,37 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
       // after every listener has stopped and every in-flight request was answered: the last
       // events are flushed and the durable log writes its final checkpoint
       await audit?.close()
+    })()
+    await stopped
+  }
+  return {
+    app,
+    manager,
+    decisions,
+    metrics,
+    identity,
+    bundleService,
+    audit,
+    workloadApi,
+    logger,
+    listeners,
+    start: async () => {
+      try {
+        const { host, port } = parseAddr(config.server.addr)
+        const url = await app.listen({ host, port })
+        if (tls?.cert_file !== undefined && tls.key_file !== undefined) certWatcher = watchServerCertificate(app.server as unknown as { setSecureContext: (o: object) => void }, { ...tls, cert_file: tls.cert_file, key_file: tls.key_file }, logger)
+        for (const l of listeners) {
+          const addrs = await l.start()
+          logger.info({ listener: l.name, addresses: addrs }, `${l.name} listening`)
+        }
+        return url
+      } catch (err) {
+        // A listener that cannot bind: everything opened so far (the Workload API client
+        // included) is closed, so a failed start leaves nothing running.
+        await stop().catch(() => {})
+        throw err
+      }
     },
+    stop,
   }
 }

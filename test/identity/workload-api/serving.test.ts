@@ -239,6 +239,33 @@ describe('serving the X.509-SVID from the Workload API', needsOpa(), () => {
     assert.equal(await grpcHealth(), grpc.status.OK)
   })
 
+  test('a runtime that fails to build (a listener factory) or to start (a listener cannot bind) closes its Workload API client', async () => {
+    let open = 0
+    let cancelled = 0
+    const track = (call: grpc.ServerWritableStream<unknown, unknown>): void => { open++; call.on('cancelled', () => { cancelled++ }) }
+    agent.handle('FetchX509SVID', track)
+    agent.handle('FetchX509Bundles', track)
+    agent.handle('FetchJWTBundles', track)
+    const config = {
+      workload_api: { enabled: true, socket: agent.endpoint, serving_svid: true, backoff: { initial_ms: 50, max_ms: 200 } },
+      identity: { x509_svid: { sources: ['mtls'] }, watch: { enabled: false } },
+      server: { tls: { client_auth: 'request' } },
+    } as const
+    const failingFactory: ListenerFactory = () => { throw new Error('factory failed') }
+    await assert.rejects(startWapiRuntime(config, { listeners: [failingFactory] }), /factory failed/)
+    await waitFor(() => open === 3 && cancelled === 3, 'every stream of the failed build cancelled')
+    const callsAfterBuild = { ...agent.calls }
+
+    open = 0
+    cancelled = 0
+    const failingStart: ListenerFactory = () => ({ name: 'broken', start: async () => { throw new Error('cannot bind') }, stop: async () => {} })
+    await assert.rejects(startWapiRuntime(config, { listeners: [failingStart] }), /cannot bind/)
+    await waitFor(() => open === 3 && cancelled === 3, 'every stream of the failed start cancelled')
+    // and no stream is opened again afterwards (the client is closed, not retrying)
+    await new Promise((r) => setTimeout(r, 300))
+    assert.equal(agent.calls.FetchX509SVID, callsAfterBuild.FetchX509SVID + 1)
+  })
+
   test('Envoy gRPC client auth none: TLS from the SVID, no client certificate asked', async (t) => {
     const svidKey = createPrivateKey(await privateKeyPem(first)).export({ format: 'der', type: 'pkcs8' })
     agent.handle('FetchX509SVID', (call) => { call.write({ svids: [{ spiffe_id: SERVER_ID, x509_svid: first.der, x509_svid_key: svidKey, bundle: root.der }] }) })
