@@ -402,6 +402,15 @@ describe('Workload API endpoint address and backoff', () => {
     }
   })
 
+  test('workload_api.envoy_grpc_client_ids: SPIFFE IDs or trust domains; anything else is PORTCULLIS_CONFIG_INVALID', async () => {
+    const { loadConfig } = await import('../../../src/config/load.js')
+    const load = (ids: string[]): unknown => loadConfig({ env: {}, overrides: { workload_api: { enabled: true, socket: 'unix:///run/a.sock', trust_bundles: false, serving_svid: true, envoy_grpc_client_ids: ids } } as never })
+    assert.doesNotThrow(() => load(['spiffe://example.org/envoy', 'spiffe://partner.example']))
+    for (const bad of ['example.org', 'spiffe://Example.org/envoy', 'https://example.org/envoy']) {
+      assert.throws(() => load([bad]), (e: unknown) => isPortcullisError(e) && e.code === 'PORTCULLIS_CONFIG_INVALID' && e.details.key === 'workload_api.envoy_grpc_client_ids', bad)
+    }
+  })
+
   test('the retry delay grows linearly and is capped (go-spiffe: 1 s, 2 s, … 30 s)', () => {
     const b = { initialMs: 1000, maxMs: 30_000 }
     assert.deepEqual([1, 2, 3, 10, 30, 31, 100].map((n) => retryDelayMs(n, b)), [1000, 2000, 3000, 10_000, 30_000, 30_000, 30_000])
