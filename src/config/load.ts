@@ -12,7 +12,6 @@ import { checkBundleService, prepareBundleService, resolveBundleService } from '
 import { ConfigSchema, type Config, type IdentityConfig } from './schema.js'
 import { assertValid, compile, configInvalid as invalid } from './validate.js'
 import { parseWorkloadEndpoint } from './workload-api.js'
-import { parseSpiffeId } from '../identity/spiffe-id.js'
 
 /** The validated configuration; the identity section is validated by the same schema. */
 export type ResolvedConfig = Config
@@ -138,9 +137,6 @@ export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConf
     if (!wapi.trust_bundles && !wapi.serving_svid) throw invalid('config key workload_api: enabled, but neither trust_bundles nor serving_svid is on', 'workload_api')
     if (wapi.trust_bundles && m.identity === undefined) {
       throw invalid('config key workload_api.trust_bundles: the bundles are trust sources of identity verification, which needs an identity section (or set trust_bundles: false)', 'workload_api.trust_bundles')
-    }
-    for (const [i, e] of wapi.envoy_grpc_client_ids.entries()) {
-      try { parseSpiffeId(e) } catch { throw invalid(`config key workload_api.envoy_grpc_client_ids[${i}]: ${JSON.stringify(e)} is not a SPIFFE ID or a trust domain's (spiffe://td)`, `workload_api.envoy_grpc_client_ids`) }
     }
     if (wapi.backoff.initial_ms > wapi.backoff.max_ms) throw invalid(`config key workload_api.backoff.initial_ms: must be at most max_ms (${wapi.backoff.max_ms})`, 'workload_api.backoff.initial_ms')
   }

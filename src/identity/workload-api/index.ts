@@ -11,6 +11,8 @@
 import { EventEmitter } from 'node:events'
 import type { WorkloadApiConfig } from '../../config/schema.js'
 import { parseWorkloadEndpoint } from '../../config/workload-api.js'
+import { configInvalid } from '../../config/validate.js'
+import { parseAllowList } from './peer.js'
 import type { BundleContent } from '../bundle.js'
 import type { Logger, WorkloadApiSourceKind } from '../trust-store.js'
 import { WorkloadApiClient, type StreamName, type StreamStatus, type WorkloadApiRecorder } from './client.js'
@@ -19,6 +21,7 @@ import { parseJwtBundles, parseServingSvid, parseX509Bundles, type ServingSvid }
 export { WorkloadApiClient, retryDelayMs, SECURITY_HEADER, PROTO_DIR, WORKLOAD_PROTO, LOADER_OPTIONS, type StreamName, type StreamStatus, type WorkloadApiRecorder } from './client.js'
 export { parseJwtBundles, parseX509Bundles, parseServingSvid, splitDerCertificates, type ServingSvid } from './parse.js'
 export { SvidCertificateProvider } from './certificate-provider.js'
+export { envoyPeerAuthorizer, parseAllowList, type PeerAuthorizer, type PeerVerdict } from './peer.js'
 
 /** Where the bundle streams deliver (the identity verifier's trust store). */
 export interface TrustBundleSink {
@@ -62,6 +65,10 @@ export class WorkloadApi extends EventEmitter {
     this.config = config
     this.#log = opts.logger ?? {}
     this.#now = opts.now ?? (() => new Date())
+    // Checked here, not in config/ (which imports nothing of identity/): the runtime builds this first.
+    for (const [i, e] of config.envoy_grpc_client_ids.entries()) {
+      try { parseAllowList([e]) } catch { throw configInvalid(`config key workload_api.envoy_grpc_client_ids[${i}]: ${JSON.stringify(e)} is not a SPIFFE ID or a trust domain's (spiffe://td)`, 'workload_api.envoy_grpc_client_ids') }
+    }
     const endpoint = parseWorkloadEndpoint(config.socket ?? process.env.SPIFFE_ENDPOINT_SOCKET ?? '')
     this.#client = new WorkloadApiClient(endpoint, {
       backoff: { initialMs: config.backoff.initial_ms, maxMs: config.backoff.max_ms },

@@ -402,9 +402,8 @@ describe('Workload API endpoint address and backoff', () => {
     }
   })
 
-  test('workload_api.envoy_grpc_client_ids: SPIFFE IDs or trust domains; anything else is PORTCULLIS_CONFIG_INVALID', async () => {
-    const { loadConfig } = await import('../../../src/config/load.js')
-    const load = (ids: string[]): unknown => loadConfig({ env: {}, overrides: { workload_api: { enabled: true, socket: 'unix:///run/a.sock', trust_bundles: false, serving_svid: true, envoy_grpc_client_ids: ids } } as never })
+  test('workload_api.envoy_grpc_client_ids: SPIFFE IDs or trust domains; anything else is PORTCULLIS_CONFIG_INVALID', () => {
+    const load = (ids: string[]): void => { new WorkloadApi(config('unix:///run/a.sock', { serving_svid: true, envoy_grpc_client_ids: ids })).close() }
     assert.doesNotThrow(() => load(['spiffe://example.org/envoy', 'spiffe://partner.example']))
     for (const bad of ['example.org', 'spiffe://Example.org/envoy', 'https://example.org/envoy']) {
       assert.throws(() => load([bad]), (e: unknown) => isPortcullisError(e) && e.code === 'PORTCULLIS_CONFIG_INVALID' && e.details.key === 'workload_api.envoy_grpc_client_ids', bad)
