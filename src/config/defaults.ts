@@ -80,6 +80,7 @@ export const DEFAULTS: Config = {
     serving_svid: false,
     ready_requires_update: true,
     envoy_grpc_client_auth: 'require',
+    envoy_grpc_client_ids: [],
     // go-spiffe's Workload API client: linear 1 s, 2 s, … up to 30 s
     backoff: { initial_ms: 1000, max_ms: 30_000 },
   },

@@ -325,7 +325,8 @@ export const WorkloadApiSchema = Type.Object({
   svid_hint: Type.Optional(NonEmpty('with several SVIDs: serve the one with this hint')),
   spiffe_id: Type.Optional(NonEmpty('with several SVIDs: serve the one with this SPIFFE ID')),
   ready_requires_update: Bool('/health/ready answers 503 until every enabled stream has delivered its first good message'),
-  envoy_grpc_client_auth: Type.Union([Type.Literal('require'), Type.Literal('none')], { description: "with serving_svid, the Envoy gRPC listener (TCP) requires a client certificate chaining to the SVID response's bundles (require), or asks for none" }),
+  envoy_grpc_client_auth: Type.Union([Type.Literal('require'), Type.Literal('none')], { description: "with serving_svid, the Envoy gRPC listener (TCP) requires a client X.509-SVID verified against its own trust domain's bundle from the SVID response and allowed by envoy_grpc_client_ids (require), or asks for none" }),
+  envoy_grpc_client_ids: Type.Array(NonEmpty('a SPIFFE ID (spiffe://td/path) or a trust domain (spiffe://td: any of its workloads)'), { description: "with envoy_grpc_client_auth: require, who may call Check; empty (default): any workload of the serving SVID's own trust domain" }),
   backoff: Type.Object({
     initial_ms: Range('first retry delay after Unavailable / PermissionDenied; grows linearly per failure (go-spiffe: 1 s, 2 s, 3 s, …)', 1, 600_000),
     max_ms: Range('longest retry delay', 1, 3_600_000),

@@ -15,6 +15,8 @@ import { PortcullisError } from '../errors.js'
 import { silentLogger, type Logger } from '../log.js'
 import type { EnvoyCheck } from './check.js'
 import { clearStaleUnixSocket, unixSocketPath } from './unix-socket.js'
+import type { PeerCertificate, DetailedPeerCertificate } from 'node:tls'
+import type { PeerAuthorizer } from '../identity/workload-api/peer.js'
 import type { CheckRequest } from './input.js'
 import { refusedResponse, checkResponseOf, errorResponseOf } from './response.js'
 
@@ -44,9 +46,11 @@ export interface EnvoyGrpcOptions {
   /**
    * TLS from a certificate provider (the Workload API's X.509-SVID): grpc-js applies each update
    * with setSecureContext on its http2 server, so rotation never drops open connections. With
-   * requireClientCertificate, clients must present a certificate chaining to the provider's CAs.
+   * requireClientCertificate, clients must present a certificate chaining to the provider's CAs
+   * (a union of trust domains: only a first filter), and `authorizePeer` then judges every
+   * call's peer chain (its own trust domain's bundle, the allow-list) before the handler runs.
    */
-  tls?: { provider: grpc.experimental.CertificateProvider, requireClientCertificate: boolean }
+  tls?: { provider: grpc.experimental.CertificateProvider, requireClientCertificate: boolean, authorizePeer?: PeerAuthorizer }
   logger?: Logger
 }
 
@@ -67,6 +71,54 @@ function isUnix (addr: string): boolean {
   return addr.startsWith('unix:')
 }
 
+/**
+ * The client's certificate chain (DER, leaf first) of a server call. grpc-js's public
+ * getAuthContext() gives the leaf only; the intermediates the client sent come from the TLS
+ * socket behind the call's http2 stream (grpc-js 1.14 internals, hence the ~1.14 pin; without
+ * them the leaf alone is judged, which refuses a chain that needs an intermediate: fail closed).
+ */
+function peerChain (call: grpc.ServerInterceptingCallInterface): Buffer[] | undefined {
+  const socket = (call as unknown as { stream?: { session?: { socket?: { getPeerCertificate?: (detailed: boolean) => DetailedPeerCertificate, authorized?: boolean } } } }).stream?.session?.socket
+  if (socket?.getPeerCertificate !== undefined && socket.authorized === true) {
+    const out: Buffer[] = []
+    let c: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true)
+    // Node's chain ends at the trust anchor, whose issuerCertificate is itself: it is not sent.
+    while (c?.raw !== undefined && out.length < 16) {
+      if (out.length > 0 && c.issuerCertificate === c) break
+      out.push(c.raw)
+      if (c.issuerCertificate === c) break
+      c = c.issuerCertificate
+    }
+    if (out.length > 0) return out
+  }
+  const leaf: PeerCertificate | undefined = call.getAuthContext().sslPeerCertificate
+  return leaf?.raw !== undefined ? [leaf.raw] : undefined
+}
+
+/** Judges each call's peer before the handler (and before its message is read). */
+function peerInterceptor (authorize: PeerAuthorizer, log: Logger): grpc.ServerInterceptor {
+  return (_method, call) => {
+    const intercepting: grpc.ServerInterceptingCall = new grpc.ServerInterceptingCall(call, {
+      start: (next) => {
+        next(new grpc.ServerListenerBuilder().withOnReceiveMetadata((metadata, pass) => {
+          const refuse = (err: PortcullisError): void => {
+            log.warn({ code: err.code, err: err.message, peer: call.getPeer() }, 'ext_authz gRPC caller refused')
+            const md = new grpc.Metadata()
+            md.set('portcullis-error-code', err.code)
+            intercepting.sendStatus({ code: err.grpcCode, details: `${err.code}: ${err.message}`, metadata: md })
+          }
+          const chain = peerChain(call)
+          if (chain === undefined) { refuse(new PortcullisError('PORTCULLIS_IDENTITY_REQUIRED', 'no client certificate')); return }
+          authorize(chain).then((v) => { if (v.ok) pass(metadata); else refuse(v.error) }, (err: unknown) => {
+            refuse(new PortcullisError('PORTCULLIS_IDENTITY_UNTRUSTED', (err as Error).message))
+          })
+        }).build())
+      },
+    })
+    return intercepting
+  }
+}
+
 /** Starts the gRPC listener. */
 export async function startEnvoyGrpc (opts: EnvoyGrpcOptions): Promise<EnvoyGrpcServer> {
   const log = opts.logger ?? silentLogger
@@ -77,6 +129,7 @@ export async function startEnvoyGrpc (opts: EnvoyGrpcOptions): Promise<EnvoyGrpc
     'grpc.max_receive_message_length': opts.maxRecvMsgSize,
     // channelz (grpc-js's introspection service, not served here) otherwise tracks every call
     'grpc.enable_channelz': 0,
+    ...(opts.tls?.requireClientCertificate === true && opts.tls.authorizePeer !== undefined ? { interceptors: [peerInterceptor(opts.tls.authorizePeer, log)] } : {}),
   })
   const unix = isUnix(opts.addr)
 

@@ -12,6 +12,8 @@ import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics/index.js'
 import { trustedProxyMatcher } from '../identity/xfcc.js'
 import { EnvoyCheck, inputPaths, type EnvoyCheckSettings, type EnvoyTransport } from './check.js'
+import { envoyPeerAuthorizer } from '../identity/workload-api/peer.js'
+import type { ServingSvid } from '../identity/workload-api/parse.js'
 import { startEnvoyGrpc, type EnvoyGrpcServer } from './grpc.js'
 import { startEnvoyHttp, type EnvoyHttpServer } from './http.js'
 
@@ -23,6 +25,8 @@ export interface EnvoyParts {
   logger: Logger & { child?: (b: object) => Logger }
   /** The serving X.509-SVID (workload_api.serving_svid): TLS for the gRPC listener on TCP. */
   servingCertificates?: import('@grpc/grpc-js').experimental.CertificateProvider
+  /** With servingCertificates: the SVID currently served (its per-trust-domain bundles judge the callers). */
+  servingSvid?: () => ServingSvid | undefined
 }
 
 export interface EnvoyListeners {
@@ -59,8 +63,11 @@ export function envoyExtAuthz (parts: EnvoyParts): EnvoyListeners | undefined {
       const out: string[] = []
       if (c.grpc.enabled) {
         // TLS from the serving SVID on TCP; a unix socket stays plaintext (its file permissions are its access control).
+        const wapi = parts.config.workload_api
+        const require = wapi.envoy_grpc_client_auth === 'require'
+        if (require && parts.servingSvid === undefined && parts.servingCertificates !== undefined) throw new Error('envoy gRPC client auth needs the serving SVID')
         const tls = parts.servingCertificates !== undefined && !c.grpc.addr.startsWith('unix:')
-          ? { tls: { provider: parts.servingCertificates, requireClientCertificate: parts.config.workload_api.envoy_grpc_client_auth === 'require' } }
+          ? { tls: { provider: parts.servingCertificates, requireClientCertificate: require, ...(require && parts.servingSvid !== undefined ? { authorizePeer: envoyPeerAuthorizer(parts.servingSvid, wapi.envoy_grpc_client_ids) } : {}) } }
           : {}
         grpc = await startEnvoyGrpc({ check: checkOf('envoy-grpc'), addr: c.grpc.addr, enableReflection: c.grpc.enable_reflection, maxRecvMsgSize: c.grpc.max_recv_msg_size, errorResponse: c.error_response, logger: log('envoy-grpc'), ...tls })
         listeners.grpcAddress = grpc.address

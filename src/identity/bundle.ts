@@ -123,13 +123,23 @@ export function parseSpiffeBundle (text: string, file: string): BundleContent {
 }
 
 /** JWKS file of JWT signing keys: entries with `use` absent, `sig` or `jwt-svid` and kty RSA/EC. */
-export function parseJwks (text: string, file: string): BundleContent {
+/**
+ * @param opts.requireKid every key must carry a `kid`, unique in the set (the Workload API's JWT
+ *   bundles: go-spiffe refuses keys without one, and a token names its key by kid).
+ */
+export function parseJwks (text: string, file: string, opts: { requireKid?: boolean } = {}): BundleContent {
   const d = parseJson(text, file)
   const out: BundleContent = { x509Authorities: [], jwtAuthorities: [] }
+  const kids = new Set<string>()
   for (const [i, k] of (d.keys as unknown[]).entries()) {
     const where = `keys[${i}]`
     if (typeof k !== 'object' || k === null || Array.isArray(k)) throw bundleError(file, `${where} is not an object`)
     const key = k as Record<string, unknown>
+    if (opts.requireKid === true) {
+      if (typeof key.kid !== 'string' || key.kid === '') throw bundleError(file, `${where} has no kid`)
+      if (kids.has(key.kid)) throw bundleError(file, `${where}: kid ${JSON.stringify(key.kid)} appears twice`)
+      kids.add(key.kid)
+    }
     if (key.use !== undefined && key.use !== 'sig' && key.use !== 'jwt-svid') continue
     if (typeof key.kty !== 'string' || !JWT_KTY.has(key.kty)) continue
     out.jwtAuthorities.push(publicJwk(key, where, file))

@@ -43,6 +43,8 @@ export interface RuntimeParts {
   logger: PinoLogger
   /** With workload_api.serving_svid: the serving X.509-SVID as a grpc-js certificate provider (rotates in place). */
   servingCertificates?: SvidCertificateProvider
+  /** With servingCertificates: the SVID served now (undefined before the first or after a PermissionDenied). */
+  servingSvid?: () => ServingSvid | undefined
 }
 
 /**
@@ -271,6 +273,10 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
         provider.update(svid)
         metrics.workloadApiSvidExpiry.set(Math.floor(svid.notAfter.getTime() / 1000))
       })
+      workloadApi.on('svid-removed', () => {
+        provider.clear()
+        metrics.workloadApiSvidExpiry.set(0)
+      })
     }
     workloadApi.start(identity !== undefined ? { trustStore: identity.workloadApiSink } : {})
   }
@@ -351,57 +357,42 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
       logger: logger.child({ component: 'server' }),
       ...(config.audit.enabled ? { auditDir: config.audit.dir } : {}),
     })
-    listeners = (opts.listeners ?? []).map((f) => f({ config, decisions, metrics, logger, ...(servingCertificates !== undefined ? { servingCertificates } : {}) })).filter((l): l is AttachedListener => l !== undefined)
+    const app = built
+    const wapiRef = workloadApi
+    listeners = (opts.listeners ?? []).map((f) => f({ config, decisions, metrics, logger, ...(servingCertificates !== undefined && workloadApi !== undefined ? { servingCertificates, servingSvid: () => wapiRef?.svid } : {}) })).filter((l): l is AttachedListener => l !== undefined)
+    if (workloadApi !== undefined && tls !== undefined && config.workload_api.serving_svid) {
+      // The Data API's certificate: every new SVID replaces the secure context in place (new
+      // handshakes get it, open connections keep theirs), as the file watcher does.
+      const server = app.server as unknown as { setSecureContext: (o: object) => void }
+      const apply = (svid: ServingSvid): void => {
+        try {
+          server.setSecureContext(secureContextWith(tls, { cert: svid.certPem, key: svid.keyPem }))
+          logger.info({ spiffe_id: svid.spiffeId, expires_at: svid.notAfter.toISOString() }, 'serving certificate set from the Workload API')
+        } catch (err) {
+          logger.error({ code: (err as { code?: string }).code ?? 'PORTCULLIS_CONFIG_INVALID', err: (err as Error).message }, 'serving certificate from the Workload API refused; keeping the current one')
+        }
+      }
+      workloadApi.on('svid', apply)
+      if (workloadApi.svid !== undefined) apply(workloadApi.svid)
+      // No SVID (none yet, or removed by PermissionDenied): a secure context cannot be unset, so
+      // new connections are closed before their handshake (fail closed); open ones finish.
+      const wapi = workloadApi
+      ;(app.server as unknown as { prependListener: (e: 'connection', l: (s: { destroy: () => void }) => void) => void }).prependListener('connection', (socket) => { if (wapi.svid === undefined) socket.destroy() })
+    }
   } catch (err) {
     await built?.close()
-    await bundleService?.close()
-    await watcher?.close()
     workloadApi?.close()
+    await watcher?.close()
+    await bundleService?.close()
     await identity?.close()
     await audit?.close()
     throw err
   }
   const app = built
-  if (workloadApi !== undefined && tls !== undefined && config.workload_api.serving_svid) {
-    // The Data API's certificate: every new SVID replaces the secure context in place (new
-    // handshakes get it, open connections keep theirs), as the file watcher does.
-    const server = app.server as unknown as { setSecureContext: (o: object) => void }
-    const apply = (svid: ServingSvid): void => {
-      try {
-        server.setSecureContext(secureContextWith(tls, { cert: svid.certPem, key: svid.keyPem }))
-        logger.info({ spiffe_id: svid.spiffeId, expires_at: svid.notAfter.toISOString() }, 'serving certificate set from the Workload API')
-      } catch (err) {
-        logger.error({ code: (err as { code?: string }).code ?? 'PORTCULLIS_CONFIG_INVALID', err: (err as Error).message }, 'serving certificate from the Workload API refused; keeping the current one')
-      }
-    }
-    workloadApi.on('svid', apply)
-    if (workloadApi.svid !== undefined) apply(workloadApi.svid)
-  }
   let certWatcher: { close: () => Promise<void> } | undefined
-  return {
-    app,
-    manager,
-    decisions,
-    metrics,
-    identity,
-    bundleService,
-    audit,
-    workloadApi,
-    shipper,
-    logger,
-    listeners,
-    start: async () => {
-      const { host, port } = parseAddr(config.server.addr)
-      const url = await app.listen({ host, port })
-      if (tls?.cert_file !== undefined && tls.key_file !== undefined) certWatcher = watchServerCertificate(app.server as unknown as { setSecureContext: (o: object) => void }, { ...tls, cert_file: tls.cert_file, key_file: tls.key_file }, logger)
-      for (const l of listeners) {
-        const addrs = await l.start()
-        logger.info({ listener: l.name, addresses: addrs }, `${l.name} listening`)
-      }
-      shipper?.start()
-      return url
-    },
-    stop: async () => {
+  let stopped: Promise<void> | undefined
+  const stop = async (): Promise<void> => {
+    stopped ??= (async () => {
       const grace = config.server.shutdown_grace_ms
       const stopStarted = Date.now()
       // Other listeners first, all at once, each within the grace period.
@@ -424,6 +415,39 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
       // last: a final upload of what the log now holds, within what is left of the grace period
       // (never hanging on a collector that is down, OPA #6443); the rest waits in the log
       await shipper?.stop(Math.max(0, grace - (Date.now() - stopStarted)))
+    })()
+    await stopped
+  }
+  return {
+    app,
+    manager,
+    decisions,
+    metrics,
+    identity,
+    bundleService,
+    audit,
+    workloadApi,
+    shipper,
+    logger,
+    listeners,
+    start: async () => {
+      try {
+        const { host, port } = parseAddr(config.server.addr)
+        const url = await app.listen({ host, port })
+        if (tls?.cert_file !== undefined && tls.key_file !== undefined) certWatcher = watchServerCertificate(app.server as unknown as { setSecureContext: (o: object) => void }, { ...tls, cert_file: tls.cert_file, key_file: tls.key_file }, logger)
+        for (const l of listeners) {
+          const addrs = await l.start()
+          logger.info({ listener: l.name, addresses: addrs }, `${l.name} listening`)
+        }
+        shipper?.start()
+        return url
+      } catch (err) {
+        // A listener that cannot bind: everything opened so far (the Workload API client
+        // included) is closed, so a failed start leaves nothing running.
+        await stop().catch(() => {})
+        throw err
+      }
     },
+    stop,
   }
 }

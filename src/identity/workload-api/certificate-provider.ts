@@ -27,6 +27,14 @@ export class SvidCertificateProvider implements experimental.CertificateProvider
     for (const l of this.#ca) l(this.#caUpdate())
   }
 
+  /** No SVID any more (PermissionDenied, removed): grpc-js then refuses new handshakes; open connections keep theirs. */
+  clear (): void {
+    if (this.#svid === undefined) return
+    this.#svid = undefined
+    for (const l of this.#identity) l(null)
+    for (const l of this.#ca) l(null)
+  }
+
   #identityUpdate (): experimental.IdentityCertificateUpdate | null {
     return this.#svid === undefined ? null : { certificate: Buffer.from(this.#svid.certPem), privateKey: Buffer.from(this.#svid.keyPem) }
   }
@@ -35,16 +43,23 @@ export class SvidCertificateProvider implements experimental.CertificateProvider
     return this.#svid === undefined || this.#svid.caPem === '' ? null : { caCertificate: Buffer.from(this.#svid.caPem) }
   }
 
+  /*
+   * The current certificate reaches a new listener on the next microtask, not synchronously:
+   * grpc-js 1.14 (CertificateProviderServerCredentials._addWatcher) subscribes to the provider
+   * *before* it registers the listening server's watcher, so a synchronous answer would be lost
+   * and a listener bound while an SVID is already held would drop every connection until the
+   * next rotation.
+   */
   addCaCertificateListener (listener: CaListener): void {
     this.#ca.add(listener)
-    if (this.#svid !== undefined) listener(this.#caUpdate())
+    queueMicrotask(() => { if (this.#svid !== undefined && this.#ca.has(listener)) listener(this.#caUpdate()) })
   }
 
   removeCaCertificateListener (listener: CaListener): void { this.#ca.delete(listener) }
 
   addIdentityCertificateListener (listener: IdentityListener): void {
     this.#identity.add(listener)
-    if (this.#svid !== undefined) listener(this.#identityUpdate())
+    queueMicrotask(() => { if (this.#svid !== undefined && this.#identity.has(listener)) listener(this.#identityUpdate()) })
   }
 
   removeIdentityCertificateListener (listener: IdentityListener): void { this.#identity.delete(listener) }

@@ -7,9 +7,12 @@
  * client does:
  * - every call carries the metadata `workload.spiffe.io: true` (without it the agent answers
  *   InvalidArgument);
- * - a stream that ends, or drops after it delivered, is opened again at once;
+ * - a stream that ends, or drops, after it delivered is opened again at once; one that ends
+ *   without delivering counts as a failure (go-spiffe: EOF is an error);
  * - Unavailable, PermissionDenied ("no identity issued") and other failures are retried with a
  *   linear backoff (initial, 2×initial, … up to max), reset after a good message;
+ * - PermissionDenied says the workload has no identity (any more): the stream's last good state
+ *   is dropped at once (`onDenied`; SPIFFE Workload API §5.2.1, §5.2.2, §6.2.2), not kept;
  * - InvalidArgument and Unimplemented are not retried: the stream stays stopped, with its error
  *   in status (a configuration or agent mismatch that retrying cannot fix);
  * - a message that does not parse is refused whole: the last good state stays, the failure is
@@ -77,6 +80,7 @@ export function retryDelayMs (failures: number, backoff: { initialMs: number, ma
 interface Watch {
   name: StreamName
   onMessage: (msg: unknown) => void
+  onDenied?: () => void
   status: StreamStatus
   call?: grpc.ClientReadableStream<unknown>
   timer?: NodeJS.Timeout
@@ -117,9 +121,9 @@ export class WorkloadApiClient extends EventEmitter {
    * Opens the stream and keeps it open; `onMessage` gets every message (it throws to refuse one:
    * the failure is recorded and the last good state is the consumer's to keep).
    */
-  watch (name: StreamName, onMessage: (msg: unknown) => void): void {
+  watch (name: StreamName, onMessage: (msg: unknown) => void, onDenied?: () => void): void {
     if (this.#watches.has(name)) throw new Error(`stream ${name} is already watched`)
-    const w: Watch = { name, onMessage, delivered: false, status: { state: 'CONNECTING', connected: false, updated: false, updates: 0, failures: 0 } }
+    const w: Watch = { name, onMessage, ...(onDenied !== undefined ? { onDenied } : {}), delivered: false, status: { state: 'CONNECTING', connected: false, updated: false, updates: 0, failures: 0 } }
     this.#watches.set(name, w)
     this.#opts.recorder?.connected(name, false)
     this.#call(w)
@@ -163,15 +167,26 @@ export class WorkloadApiClient extends EventEmitter {
       w.call = undefined
       this.#setConnected(w, false)
       if (this.#closed) return
-      if (err === undefined || err.code === grpc.status.OK) {
-        // The server ended the stream: open it again at once (SPIFFE Workload API §6).
+      if ((err === undefined || err.code === grpc.status.OK) && w.delivered) {
+        // The server ended a stream that delivered: open it again at once (SPIFFE Workload API §6).
         this.#log.info?.({ stream: w.name }, 'workload api: stream ended by the agent; reconnecting')
         this.#call(w)
         return
       }
+      if (err === undefined || err.code === grpc.status.OK) {
+        // Ended without a message: a failure like any other (go-spiffe treats this EOF as an
+        // error), so an agent that keeps doing it is called with backoff, not in a loop.
+        err = Object.assign(new Error('the stream ended without a message'), { code: grpc.status.OK, details: 'the stream ended without a message', metadata: new grpc.Metadata() }) as grpc.ServiceError
+      }
       const grpcCode = grpc.status[err.code] ?? String(err.code)
       w.status.last_error = { code: 'PORTCULLIS_WORKLOAD_API_UNAVAILABLE', grpc_code: grpcCode, message: err.details ?? err.message, at: this.#now().toISOString() }
       this.#opts.recorder?.error(w.name, grpcCode)
+      if (err.code === grpc.status.PERMISSION_DENIED && w.status.updated) {
+        // No identity for this workload any more: what was delivered is not to be used.
+        w.status.updated = false
+        this.#log.warn?.({ stream: w.name, code: 'PORTCULLIS_WORKLOAD_API_UNAVAILABLE', grpc_code: grpcCode }, 'workload api: permission denied; dropping the stream\'s state')
+        w.onDenied?.()
+      }
       if (FATAL.has(err.code)) {
         w.status.state = 'STOPPED'
         this.#log.error?.({ stream: w.name, code: 'PORTCULLIS_WORKLOAD_API_UNAVAILABLE', grpc_code: grpcCode, err: err.details }, 'workload api: stream refused; not retrying')

@@ -11,6 +11,8 @@
 import { EventEmitter } from 'node:events'
 import type { WorkloadApiConfig } from '../../config/schema.js'
 import { parseWorkloadEndpoint } from '../../config/workload-api.js'
+import { configInvalid } from '../../config/validate.js'
+import { parseAllowList } from './peer.js'
 import type { BundleContent } from '../bundle.js'
 import type { Logger, WorkloadApiSourceKind } from '../trust-store.js'
 import { WorkloadApiClient, type StreamName, type StreamStatus, type WorkloadApiRecorder } from './client.js'
@@ -19,6 +21,7 @@ import { parseJwtBundles, parseServingSvid, parseX509Bundles, type ServingSvid }
 export { WorkloadApiClient, retryDelayMs, SECURITY_HEADER, PROTO_DIR, WORKLOAD_PROTO, LOADER_OPTIONS, type StreamName, type StreamStatus, type WorkloadApiRecorder } from './client.js'
 export { parseJwtBundles, parseX509Bundles, parseServingSvid, splitDerCertificates, type ServingSvid } from './parse.js'
 export { SvidCertificateProvider } from './certificate-provider.js'
+export { envoyPeerAuthorizer, parseAllowList, type PeerAuthorizer, type PeerVerdict } from './peer.js'
 
 /** Where the bundle streams deliver (the identity verifier's trust store). */
 export interface TrustBundleSink {
@@ -29,7 +32,7 @@ export interface TrustBundleSink {
 export interface WorkloadApiStatus {
   enabled: true
   endpoint: string
-  /** OK: every stream connected; NOT_READY: some stream has not delivered yet; ERROR: some stream is down (its last good state is kept). */
+  /** OK: every counted stream connected; NOT_READY: some stream has not delivered yet; ERROR: some stream is down (its last good state is kept), or the served SVID expired without a replacement. */
   state: 'OK' | 'NOT_READY' | 'ERROR'
   connected: boolean
   ready: boolean
@@ -53,11 +56,19 @@ export class WorkloadApi extends EventEmitter {
   #x509Domains: string[] = []
   #jwtDomains: string[] = []
   #svid: ServingSvid | undefined
+  readonly #log: Logger
+  readonly #now: () => Date
 
   /** @throws PortcullisError PORTCULLIS_CONFIG_INVALID for a bad endpoint address. */
   constructor (config: WorkloadApiConfig, opts: WorkloadApiOptions = {}) {
     super()
     this.config = config
+    this.#log = opts.logger ?? {}
+    this.#now = opts.now ?? (() => new Date())
+    // Checked here, not in config/ (which imports nothing of identity/): the runtime builds this first.
+    for (const [i, e] of config.envoy_grpc_client_ids.entries()) {
+      try { parseAllowList([e]) } catch { throw configInvalid(`config key workload_api.envoy_grpc_client_ids[${i}]: ${JSON.stringify(e)} is not a SPIFFE ID or a trust domain's (spiffe://td)`, 'workload_api.envoy_grpc_client_ids') }
+    }
     const endpoint = parseWorkloadEndpoint(config.socket ?? process.env.SPIFFE_ENDPOINT_SOCKET ?? '')
     this.#client = new WorkloadApiClient(endpoint, {
       backoff: { initialMs: config.backoff.initial_ms, maxMs: config.backoff.max_ms },
@@ -87,6 +98,10 @@ export class WorkloadApi extends EventEmitter {
           }
           store.setWorkloadApiContents(kind, contents, source)
           set([...contents.keys()].sort())
+        }, () => {
+          // PermissionDenied: the agent's bundles are no longer this workload's trust (trust-change fires).
+          store.setWorkloadApiContents(kind, new Map(), source)
+          set([])
         })
       }
       bundles('x509_bundles', 'workload_api_x509', parseX509Bundles, (t) => { this.#x509Domains = t })
@@ -95,30 +110,69 @@ export class WorkloadApi extends EventEmitter {
     if (this.config.serving_svid) {
       const pick = { ...(this.config.spiffe_id !== undefined ? { spiffeId: this.config.spiffe_id } : {}), ...(this.config.svid_hint !== undefined ? { hint: this.config.svid_hint } : {}) }
       this.#client.watch('x509_svid', (msg) => {
-        const svid = parseServingSvid(msg as Parameters<typeof parseServingSvid>[0], pick)
+        const m = msg as Parameters<typeof parseServingSvid>[0]
+        // The configured SVID absent from a message that has others: it was removed (each message is the whole state).
+        if (pick.spiffeId !== undefined && (m.svids ?? []).length > 0 && !(m.svids ?? []).some((s) => s.spiffe_id === pick.spiffeId)) {
+          this.#dropSvid(`the agent no longer issues ${pick.spiffeId}`)
+          return
+        }
+        const svid = parseServingSvid(m, pick, this.#now())
         this.#svid = svid
         this.emit('svid', svid)
-      })
+      }, () => { this.#dropSvid('permission denied') })
     }
   }
 
-  /** True once every enabled stream has delivered a good message (always, without ready_requires_update). */
+  /**
+   * Stops serving the SVID ('svid-removed': the listeners then refuse new handshakes, fail
+   * closed); the stream's next good message serves again.
+   */
+  #dropSvid (why: string): void {
+    if (this.#svid === undefined) return
+    this.#log.warn?.({ code: 'PORTCULLIS_WORKLOAD_API_UNAVAILABLE', spiffe_id: this.#svid.spiffeId, reason: why }, 'workload api: serving SVID removed; new TLS handshakes are refused')
+    this.#svid = undefined
+    this.emit('svid-removed')
+    this.emit('change')
+  }
+
+  /**
+   * The streams readiness counts: every watched one, except a JWT bundle stream the agent
+   * refused with Unimplemented (an agent without the JWT profile: nothing will ever come, and
+   * retrying cannot change that; its error stays in status).
+   */
+  #counted (): Array<[StreamName, StreamStatus]> {
+    return (Object.entries(this.#client.status()) as Array<[StreamName, StreamStatus]>)
+      .filter(([name, s]) => !(name === 'jwt_bundles' && s.state === 'STOPPED' && s.last_error?.grpc_code === 'UNIMPLEMENTED'))
+  }
+
+  /** The served SVID's notAfter has passed and no replacement came. */
+  #svidExpired (): boolean {
+    return this.#svid !== undefined && this.#now().getTime() >= this.#svid.notAfter.getTime()
+  }
+
+  /**
+   * Ready: the served SVID (with serving_svid) is present and not expired, and — with
+   * ready_requires_update — every counted stream has delivered its last good state.
+   */
   ready (): boolean {
+    if (this.#svidExpired()) return false
     if (!this.config.ready_requires_update) return true
-    return Object.values(this.#client.status()).every((s) => s.updated)
+    if (this.config.serving_svid && this.#svid === undefined) return false
+    return this.#counted().every(([, s]) => s.updated)
   }
 
   status (): WorkloadApiStatus {
     const streams = this.#client.status()
     const all = Object.entries(streams) as Array<[StreamName, StreamStatus]>
-    const connected = all.length > 0 && all.every(([, s]) => s.connected)
+    const counted = this.#counted()
+    const connected = counted.length > 0 && counted.every(([, s]) => s.connected)
     const updates = all.map(([, s]) => s.last_update).filter((u): u is string => u !== undefined).sort()
     const errors = all.flatMap(([name, s]) => s.last_error !== undefined ? [{ ...s.last_error, stream: name }] : []).sort((a, b) => a.at.localeCompare(b.at))
     const ready = this.ready()
     const out: WorkloadApiStatus = {
       enabled: true,
       endpoint: this.#client.endpoint.address,
-      state: !all.every(([, s]) => s.updated) ? 'NOT_READY' : connected ? 'OK' : 'ERROR',
+      state: this.#svidExpired() ? 'ERROR' : !counted.every(([, s]) => s.updated) ? 'NOT_READY' : connected ? 'OK' : 'ERROR',
       connected,
       ready,
       trust_domains: { x509: [...this.#x509Domains], jwt: [...this.#jwtDomains] },

@@ -9,7 +9,9 @@ import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { createSecureContext } from 'node:tls'
 import { IdentityError } from '../../errors.js'
 import { parseJwks, x509Authority, type BundleContent } from '../bundle.js'
+import { parseCertificateDer } from '../pem.js'
 import { isTrustDomain, parseWorkloadSpiffeId } from '../spiffe-id.js'
+import { checkLeafRules } from '../x509-rules.js'
 
 /** More certificates than this in one bundle or chain is not a trust bundle. */
 const MAX_CERTIFICATES = 1000
@@ -68,9 +70,19 @@ function rethrowAs (what: string, err: unknown): never {
 }
 
 /** X509BundlesResponse.bundles → X.509 authorities per trust domain. */
+/**
+ * A response always carries at least the workload's own trust domain (SPIFFE Workload API §4.5,
+ * §5.2.2): an empty map is malformed, not "trust nothing" (that is PermissionDenied's job).
+ */
+function nonEmpty (bundles: Record<string, Uint8Array> | undefined, what: string): Record<string, Uint8Array> {
+  if (bundles === undefined || Object.keys(bundles).length === 0) throw invalid(what, 'empty bundles map (the workload\'s own trust domain is always present)')
+  return bundles
+}
+
 export function parseX509Bundles (bundles: Record<string, Uint8Array> | undefined): Map<string, BundleContent> {
+  bundles = nonEmpty(bundles, 'X.509 bundles')
   const out = new Map<string, BundleContent>()
-  for (const [key, der] of Object.entries(bundles ?? {})) {
+  for (const [key, der] of Object.entries(bundles)) {
     const what = `X.509 bundle ${key}`
     const td = trustDomainOfKey(key, what)
     if (out.has(td)) throw invalid(what, `trust domain ${td} appears twice`)
@@ -81,14 +93,15 @@ export function parseX509Bundles (bundles: Record<string, Uint8Array> | undefine
 
 /** JWTBundlesResponse.bundles → JWT authorities per trust domain. */
 export function parseJwtBundles (bundles: Record<string, Uint8Array> | undefined): Map<string, BundleContent> {
+  bundles = nonEmpty(bundles, 'JWT bundles')
   const out = new Map<string, BundleContent>()
-  for (const [key, bytes] of Object.entries(bundles ?? {})) {
+  for (const [key, bytes] of Object.entries(bundles)) {
     const what = `JWT bundle ${key}`
     const td = trustDomainOfKey(key, what)
     if (out.has(td)) throw invalid(what, `trust domain ${td} appears twice`)
     let text: string
     try { text = new TextDecoder('utf-8', { fatal: true }).decode(bytes) } catch { throw invalid(what, 'not UTF-8') }
-    out.set(td, parseJwks(text, `Workload API ${what}`))
+    out.set(td, parseJwks(text, `Workload API ${what}`, { requireKid: true }))
   }
   return out
 }
@@ -101,8 +114,16 @@ export interface ServingSvid {
   certPem: string
   /** PKCS#8 PEM. */
   keyPem: string
-  /** PEM of the SVID's own trust domain's authorities and the federated ones: client-certificate trust. */
+  /**
+   * PEM of the SVID's own trust domain's authorities and the federated ones: the TLS layer's
+   * client-certificate pool only. It is a union, so a chain that passes it is then verified
+   * against the bundle of its own trust domain (`bundles`, SPIFFE Workload API §4.6; peer.ts).
+   */
   caPem: string
+  /** The SVID's trust domain. */
+  trustDomain: string
+  /** X.509 authorities per trust domain: the SVID's own (`bundle`) and the federated ones. */
+  bundles: ReadonlyMap<string, BundleContent>
   notAfter: Date
 }
 
@@ -122,7 +143,21 @@ function pem (der: Buffer): string {
  * Picks the serving SVID (by SPIFFE ID, else by hint, else the first: SPIFFE Workload API §5.3,
  * the first is the default identity) and checks that its key matches its leaf.
  */
-export function parseServingSvid (msg: { svids?: X509SvidMessage[], federated_bundles?: Record<string, Uint8Array> }, pick: { spiffeId?: string, hint?: string }): ServingSvid {
+/**
+ * The chain (leaf first) must lead to one of `roots`: each certificate issued and signed by the
+ * next, the last by an authority of the bundle (Node's X509Certificate: checkIssued + verify).
+ */
+function chainsTo (chain: X509Certificate[], roots: X509Certificate[]): boolean {
+  for (let i = 0; i + 1 < chain.length; i++) {
+    const c = chain[i] as X509Certificate
+    const issuer = chain[i + 1] as X509Certificate
+    if (!c.checkIssued(issuer) || !c.verify(issuer.publicKey)) return false
+  }
+  const last = chain[chain.length - 1] as X509Certificate
+  return roots.some((r) => last.fingerprint256 === r.fingerprint256 || (last.checkIssued(r) && last.verify(r.publicKey)))
+}
+
+export function parseServingSvid (msg: { svids?: X509SvidMessage[], federated_bundles?: Record<string, Uint8Array> }, pick: { spiffeId?: string, hint?: string }, now: Date = new Date()): ServingSvid {
   const svids = msg.svids ?? []
   if (svids.length === 0) throw invalid('X.509-SVID response', 'no SVIDs')
   const chosen = pick.spiffeId !== undefined
@@ -133,17 +168,33 @@ export function parseServingSvid (msg: { svids?: X509SvidMessage[], federated_bu
   }
   const what = `X.509-SVID ${chosen.spiffe_id ?? ''}`
   try {
-    parseWorkloadSpiffeId(chosen.spiffe_id ?? '')
+    const id = parseWorkloadSpiffeId(chosen.spiffe_id ?? '')
     const chain = splitDerCertificates(chosen.x509_svid ?? new Uint8Array(), what)
     if (chain.length === 0) throw invalid(what, 'empty certificate chain')
-    const leaf = new X509Certificate(chain[0] as Buffer)
+    const certs = chain.map((c) => new X509Certificate(c))
+    const leaf = certs[0] as X509Certificate
     const key = createPrivateKey({ key: Buffer.from(chosen.x509_svid_key ?? new Uint8Array()), format: 'der', type: 'pkcs8' })
     if (!leaf.checkPrivateKey(key)) throw invalid(what, 'the private key does not match the leaf certificate')
-    if (leaf.subjectAltName?.includes(`URI:${chosen.spiffe_id ?? ''}`) !== true) throw invalid(what, 'the leaf does not carry the response\'s SPIFFE ID')
-    const cas = [...splitDerCertificates(chosen.bundle ?? new Uint8Array(), `${what} bundle`)]
+    // The SAN read from the certificate's ASN.1 (not OpenSSL's display string): exactly one URI SAN, the response's SPIFFE ID.
+    let leafId: { id: string }
+    try { leafId = checkLeafRules(parseCertificateDer(chain[0] as Buffer, `${what} leaf`)).spiffeId } catch (err) { throw invalid(what, (err as Error).message) }
+    if (leafId.id !== id.id) throw invalid(what, `the leaf names ${leafId.id}, not the response's SPIFFE ID`)
+    // Not served before or after its validity: the current SVID stays (the refusal is counted).
+    if (now.getTime() < Date.parse(leaf.validFrom)) throw invalid(what, `the leaf is not valid before ${new Date(leaf.validFrom).toISOString()}`)
+    if (now.getTime() >= Date.parse(leaf.validTo)) throw invalid(what, `the leaf expired at ${new Date(leaf.validTo).toISOString()}`)
+    // `bundle` is a mandatory field (SPIFFE Workload API §5.2.2), and the SVID must chain to it.
+    const own = splitDerCertificates(chosen.bundle ?? new Uint8Array(), `${what} bundle`)
+    if (own.length === 0) throw invalid(what, 'empty bundle (a mandatory field)')
+    if (!chainsTo(certs, own.map((c) => new X509Certificate(c)))) throw invalid(what, 'the SVID does not chain to its trust domain\'s bundle')
+    const cas = [...own]
+    const bundles = new Map<string, BundleContent>([[id.trustDomain, { x509Authorities: own.map((c, i) => x509Authority(c, `${what} bundle certificate ${i + 1}`)), jwtAuthorities: [] }]])
     for (const [k, der] of Object.entries(msg.federated_bundles ?? {})) {
-      trustDomainOfKey(k, `federated bundle ${k}`)
-      cas.push(...splitDerCertificates(der, `federated bundle ${k}`))
+      const td = trustDomainOfKey(k, `federated bundle ${k}`)
+      // The SVID's own trust domain comes from its `bundle` only: a federated entry cannot add to it.
+      if (bundles.has(td)) throw invalid(`federated bundle ${k}`, `trust domain ${td} appears twice (or is the SVID's own)`)
+      const certs = splitDerCertificates(der, `federated bundle ${k}`)
+      bundles.set(td, x509Content(der, `federated bundle ${k}`))
+      cas.push(...certs)
     }
     const out: ServingSvid = {
       spiffeId: chosen.spiffe_id as string,
@@ -151,6 +202,8 @@ export function parseServingSvid (msg: { svids?: X509SvidMessage[], federated_bu
       certPem: chain.map(pem).join(''),
       keyPem: key.export({ format: 'pem', type: 'pkcs8' }).toString(),
       caPem: cas.map(pem).join(''),
+      trustDomain: id.trustDomain,
+      bundles,
       notAfter: new Date(leaf.validTo),
     }
     createSecureContext({ cert: out.certPem, key: out.keyPem }) // usable by TLS, checked now and not at the first handshake

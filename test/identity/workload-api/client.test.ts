@@ -9,13 +9,13 @@
  */
 import { afterEach, beforeEach, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createPrivateKey } from 'node:crypto'
+import { createHash, createPrivateKey, X509Certificate } from 'node:crypto'
 import * as grpc from '@grpc/grpc-js'
 import { makeCa, makeLeaf, privateKeyPem, makeJwtKey, signJwt, type Issued } from '../support/pki.js'
 import { startFakeAgent, type FakeAgent } from '../../helpers/workload-api-server.js'
 import { waitFor } from '../../helpers/wait.js'
 import { createIdentityVerifier, validateIdentityConfig, type IdentityVerifier, type TrustChangeEvent } from '../../../src/identity/index.js'
-import { WorkloadApi, parseServingSvid, retryDelayMs, splitDerCertificates } from '../../../src/identity/workload-api/index.js'
+import { WorkloadApi, parseServingSvid, retryDelayMs } from '../../../src/identity/workload-api/index.js'
 import { parseWorkloadEndpoint } from '../../../src/config/workload-api.js'
 import { DEFAULTS } from '../../../src/config/defaults.js'
 import type { WorkloadApiConfig } from '../../../src/config/schema.js'
@@ -130,7 +130,13 @@ describe('Workload API client (scripted agent: cases SPIRE cannot produce)', () 
     assert.equal(await verdict(v, a.chain), 'verified')
     assert.equal(await verdict(v, other.chain), 'verified')
     assert.deepEqual(v.status().trust_domains['example.org']?.sources.map((s) => s.kind), ['x509_pem', 'workload_api_x509'])
+    // an empty map is malformed (SPIFFE Workload API §4.5, §5.2.2): refused, counted, the last good state kept
     send?.({ bundles: {} })
+    await waitFor(() => w.status().streams.x509_bundles?.last_error?.code === 'PORTCULLIS_IDENTITY_BUNDLE_INVALID', 'the empty map refused')
+    assert.equal(await verdict(v, a.chain), 'verified')
+    assert.equal(w.status().streams.x509_bundles?.updates, 1)
+    // the agent's message without example.org: its CA goes, the file's stays
+    send?.({ bundles: { 'spiffe://partner.example': b.root.der } })
     await waitFor(() => v.status().trust_domains['example.org']?.x509_authorities === 1, 'the agent\'s CA removed')
     assert.equal(await verdict(v, a.chain), 'PORTCULLIS_IDENTITY_UNTRUSTED')
     assert.equal(await verdict(v, other.chain), 'verified')
@@ -164,17 +170,27 @@ describe('Workload API client (scripted agent: cases SPIRE cannot produce)', () 
     assert.equal(v.status().trust_domains['example.org']?.last_error?.code, 'PORTCULLIS_IDENTITY_BUNDLE_INVALID')
   })
 
-  test('a malformed JWT bundle (not a JWK Set) keeps the last good keys', async () => {
+  test('a malformed JWT bundle (not a JWK Set; a key without kid; a kid twice) keeps the last good keys', async () => {
     const jwtKey = await makeJwtKey('ES256', 'k1')
+    const other = await makeJwtKey('ES256', 'k2')
     let send: ((m: unknown) => void) | undefined
     agent.handle('FetchJWTBundles', (call) => { send = (m) => call.write(m); call.write({ bundles: { 'spiffe://example.org': Buffer.from(JSON.stringify({ keys: [jwtKey.publicJwk] })) } }) })
+    const errors: string[] = []
     const v = verifier()
-    const w = start(v)
+    const w = new WorkloadApi(config(agent.endpoint), { recorder: { update: () => {}, error: (s, code) => { if (s === 'jwt_bundles') errors.push(code) }, connected: () => {} } })
+    closers.push(() => v.close(), () => w.close())
+    w.start({ trustStore: v.workloadApiSink })
     await waitFor(() => w.status().streams.jwt_bundles?.updated === true, 'JWT bundles')
-    send?.({ bundles: { 'spiffe://example.org': Buffer.from('{"keys": {}}') } })
-    await waitFor(() => w.status().streams.jwt_bundles?.last_error !== undefined, 'the refused message')
+    const bad = ['{"keys": {}}', JSON.stringify({ keys: [{ ...other.publicJwk, kid: undefined }] }), JSON.stringify({ keys: [other.publicJwk, { ...jwtKey.publicJwk, kid: 'k2' }] })]
+    for (const text of bad) send?.({ bundles: { 'spiffe://example.org': Buffer.from(text) } })
+    await waitFor(() => errors.length === 3, 'three refused messages')
+    assert.deepEqual(errors, ['PORTCULLIS_IDENTITY_BUNDLE_INVALID', 'PORTCULLIS_IDENTITY_BUNDLE_INVALID', 'PORTCULLIS_IDENTITY_BUNDLE_INVALID'])
+    assert.equal(w.status().streams.jwt_bundles?.updates, 1)
     const token = await signJwt(jwtKey, { sub: 'spiffe://example.org/x', aud: 'portcullis', exp: Math.floor(Date.now() / 1000) + 300 })
     assert.equal((await v.verify({ headers: { authorization: `Bearer ${token}` } })).kind, 'verified')
+    // a good message with unique kids is taken
+    send?.({ bundles: { 'spiffe://example.org': Buffer.from(JSON.stringify({ keys: [jwtKey.publicJwk, other.publicJwk] })) } })
+    await waitFor(() => w.status().streams.jwt_bundles?.updates === 2, 'the good message')
   })
 
   test('InvalidArgument and Unimplemented are not retried: the stream stops with its status', async () => {
@@ -201,7 +217,7 @@ describe('Workload API client (scripted agent: cases SPIRE cannot produce)', () 
       call.write({ bundles: { 'spiffe://example.org': a.root.der } })
       if (n === 3) call.end() // a clean end: reconnect at once
     })
-    agent.handle('FetchJWTBundles', (call) => { call.write({ bundles: {} }) })
+    agent.handle('FetchJWTBundles', (call) => { call.write({ bundles: { 'spiffe://example.org': Buffer.from('{"keys":[]}') } }) })
     const v = verifier()
     const w = start(v)
     await waitFor(() => agent.calls.FetchX509Bundles >= 5 && w.status().streams.x509_bundles?.state === 'CONNECTED', 'retries, then a reconnect after the clean end')
@@ -210,6 +226,47 @@ describe('Workload API client (scripted agent: cases SPIRE cannot produce)', () 
     assert.equal(st?.updates, 2)
     assert.equal(st?.last_error?.grpc_code, 'UNAVAILABLE')
     assert.equal(await verdict(v, a.chain), 'verified')
+  })
+
+  test('a stream the agent ends without a message is a failure: counted, and called again with backoff, not in a loop', async () => {
+    agent.handle('FetchX509Bundles', (call) => { call.end() })
+    agent.handle('FetchJWTBundles', (call) => { call.write({ bundles: { 'spiffe://example.org': Buffer.from('{"keys":[]}') } }) })
+    const v = verifier()
+    const w = start(v)
+    await waitFor(() => (w.status().streams.x509_bundles?.failures ?? 0) >= 3, 'three failed calls')
+    // backoff 20, 40, 60, 80, 100, 100 … ms: about a dozen calls in this window; a loop makes thousands
+    await new Promise((r) => setTimeout(r, 500))
+    const calls = agent.calls.FetchX509Bundles
+    assert.ok(calls <= 20, `${calls} calls`)
+    const st = w.status().streams.x509_bundles
+    assert.ok((st?.failures ?? 0) >= calls - 1 && (st?.failures ?? 0) <= calls, "every call that ended empty is a counted failure (one may be in flight)")
+    assert.equal(st?.updated, false)
+    assert.equal(st?.last_error?.code, 'PORTCULLIS_WORKLOAD_API_UNAVAILABLE')
+    assert.equal(st?.last_error?.grpc_code, 'OK')
+    assert.equal(w.ready(), false)
+  })
+
+  test('readiness: an agent without the JWT profile (Unimplemented) does not block it; a served SVID past its notAfter with no replacement does (ERROR)', async () => {
+    const start0 = Date.now()
+    let clock = start0
+    const svidLeaf = await makeLeaf({ issuer: a.root, uris: ['spiffe://example.org/portcullis'], notBefore: new Date(start0 - HOUR), notAfter: new Date(start0 + HOUR) })
+    const key = createPrivateKey(await privateKeyPem(svidLeaf)).export({ format: 'der', type: 'pkcs8' })
+    agent.handle('FetchX509SVID', (call) => { call.write({ svids: [{ spiffe_id: 'spiffe://example.org/portcullis', x509_svid: svidLeaf.der, x509_svid_key: key, bundle: a.root.der }] }) })
+    agent.handle('FetchX509Bundles', (call) => { call.write({ bundles: { 'spiffe://example.org': a.root.der } }) })
+    agent.handle('FetchJWTBundles', (call) => { call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'no JWT profile' }) })
+    const v = verifier()
+    const w = new WorkloadApi(config(agent.endpoint, { serving_svid: true }), { now: () => new Date(clock) })
+    closers.push(() => v.close(), () => w.close())
+    w.start({ trustStore: v.workloadApiSink })
+    await waitFor(() => w.svid !== undefined && w.status().streams.jwt_bundles?.state === 'STOPPED' && w.status().streams.x509_bundles?.updated === true, 'the streams')
+    assert.equal(w.ready(), true)
+    const st = w.status()
+    assert.equal(st.state, 'OK')
+    assert.equal(st.streams.jwt_bundles?.last_error?.grpc_code, 'UNIMPLEMENTED', 'the refusal stays visible')
+    clock = start0 + 2 * HOUR // past the SVID's notAfter, no new SVID
+    assert.equal(w.ready(), false)
+    assert.equal(w.status().state, 'ERROR')
+    assert.equal(w.status().ready, false)
   })
 
   test('a request without the security header is refused by the standard agent (our client always sends it)', async () => {
@@ -241,12 +298,81 @@ describe('Workload API client (scripted agent: cases SPIRE cannot produce)', () 
     assert.equal(parseServingSvid(msg, {}).spiffeId, 'spiffe://example.org/one')
     assert.equal(parseServingSvid(msg, { hint: 'external' }).spiffeId, 'spiffe://example.org/two')
     assert.equal(parseServingSvid(msg, { spiffeId: 'spiffe://example.org/two' }).spiffeId, 'spiffe://example.org/two')
-    assert.equal(splitDerCertificates(Buffer.from(parseServingSvid(msg, {}).caPem.replace(/-----[A-Z ]+-----|\s/g, ''), 'base64'), 'x').length >= 1, true)
+    // the TLS pool holds exactly the SVID's bundle and the federated one; per trust domain, each its own
+    const served = parseServingSvid(msg, {})
+    const pool = served.caPem.split(/(?<=-----END CERTIFICATE-----\n?)/).filter((p) => p.trim() !== '').map((p) => new X509Certificate(p).fingerprint256)
+    assert.deepEqual(pool, [new X509Certificate(a.root.der).fingerprint256, new X509Certificate(b.root.der).fingerprint256])
+    assert.equal(served.trustDomain, 'example.org')
+    assert.deepEqual([...served.bundles.keys()], ['example.org', 'partner.example'])
+    assert.deepEqual(served.bundles.get('partner.example')?.x509Authorities.map((x) => x.fingerprint_sha256), [createHash('sha256').update(b.root.der).digest('hex')])
     const codeOf = (f: () => unknown): string => { try { f(); return 'ok' } catch (e) { return isPortcullisError(e) ? e.code : 'thrown' } }
     assert.equal(codeOf(() => parseServingSvid(msg, { hint: 'nope' })), 'PORTCULLIS_IDENTITY_BUNDLE_INVALID')
     const swapped = { svids: [{ ...msg.svids[0], x509_svid_key: msg.svids[1]?.x509_svid_key }] }
     assert.equal(codeOf(() => parseServingSvid(swapped, {})), 'PORTCULLIS_IDENTITY_BUNDLE_INVALID')
     assert.equal(codeOf(() => parseServingSvid({ svids: [] }, {})), 'PORTCULLIS_IDENTITY_BUNDLE_INVALID')
+  })
+
+  test('the serving SVID is checked before it is served: one URI SAN equal to spiffe_id, valid now, a non-empty bundle it chains to', async () => {
+    const now = Date.now()
+    const valid = { notBefore: new Date(now - HOUR), notAfter: new Date(now + HOUR) }
+    const der = async (l: Issued): Promise<Buffer> => createPrivateKey(await privateKeyPem(l)).export({ format: 'der', type: 'pkcs8' })
+    const ID = 'spiffe://example.org/one'
+    const entry = async (l: Issued, over: object = {}): Promise<{ svids: object[] }> => ({ svids: [{ spiffe_id: ID, x509_svid: l.der, x509_svid_key: await der(l), bundle: a.root.der, ...over }] })
+    const codeOf = (f: () => unknown): string => { try { f(); return 'ok' } catch (e) { return isPortcullisError(e) ? e.code : 'thrown' } }
+    const good = await makeLeaf({ issuer: a.root, uris: [ID], ...valid })
+    const goodMsg = await entry(good)
+    assert.equal(codeOf(() => parseServingSvid(goodMsg, {})), 'ok')
+    const cases: Record<string, { svids: object[] }> = {
+      // the old substring test on OpenSSL's SAN text accepted both of these
+      'a longer SPIFFE ID': await entry(await makeLeaf({ issuer: a.root, uris: [`${ID}-extra`], ...valid })),
+      'two URI SANs': await entry(await makeLeaf({ issuer: a.root, uris: [ID, 'spiffe://example.org/two'], ...valid })),
+      expired: await entry(await makeLeaf({ issuer: a.root, uris: [ID], notBefore: new Date(now - 2 * HOUR), notAfter: new Date(now - HOUR) })),
+      'not yet valid': await entry(await makeLeaf({ issuer: a.root, uris: [ID], notBefore: new Date(now + HOUR), notAfter: new Date(now + 2 * HOUR) })),
+      'empty bundle': await entry(good, { bundle: Buffer.alloc(0) }),
+      'not issued by its bundle': await entry(await makeLeaf({ issuer: b.root, uris: [ID], ...valid })),
+    }
+    for (const [name, msg] of Object.entries(cases)) assert.equal(codeOf(() => parseServingSvid(msg, {})), 'PORTCULLIS_IDENTITY_BUNDLE_INVALID', name)
+
+    // over the wire: a refused SVID leaves the current one served
+    let send: ((m: unknown) => void) | undefined
+    agent.handle('FetchX509SVID', (call) => { send = (m) => call.write(m); call.write(goodMsg) })
+    const w = new WorkloadApi(config(agent.endpoint, { trust_bundles: false, serving_svid: true }))
+    closers.push(() => w.close())
+    w.start({})
+    await waitFor(() => w.svid !== undefined, 'the SVID')
+    const fp = w.svid?.certPem
+    send?.(cases.expired)
+    await waitFor(() => w.status().streams.x509_svid?.last_error !== undefined, 'the expired SVID refused')
+    assert.equal(w.status().streams.x509_svid?.last_error?.code, 'PORTCULLIS_IDENTITY_BUNDLE_INVALID')
+    assert.equal(w.svid?.certPem, fp, 'the current SVID is kept')
+  })
+
+  test('the configured spiffe_id missing from a later message is a removal (SVID dropped, not ready), not a malformed message', async () => {
+    const now = Date.now()
+    const valid = { notBefore: new Date(now - HOUR), notAfter: new Date(now + HOUR) }
+    const one = await makeLeaf({ issuer: a.root, uris: ['spiffe://example.org/one'], ...valid })
+    const two = await makeLeaf({ issuer: a.root, uris: ['spiffe://example.org/two'], ...valid })
+    const der = async (l: Issued): Promise<Buffer> => createPrivateKey(await privateKeyPem(l)).export({ format: 'der', type: 'pkcs8' })
+    const svid = async (id: string, l: Issued): Promise<object> => ({ spiffe_id: id, x509_svid: l.der, x509_svid_key: await der(l), bundle: a.root.der })
+    let send: ((m: unknown) => void) | undefined
+    const first = { svids: [await svid('spiffe://example.org/one', one), await svid('spiffe://example.org/two', two)] }
+    agent.handle('FetchX509SVID', (call) => { send = (m) => call.write(m); call.write(first) })
+    const w = new WorkloadApi(config(agent.endpoint, { trust_bundles: false, serving_svid: true, spiffe_id: 'spiffe://example.org/two' }))
+    closers.push(() => w.close())
+    let removed = 0
+    w.on('svid-removed', () => { removed++ })
+    w.start({})
+    await waitFor(() => w.svid !== undefined, 'the SVID')
+    assert.equal(w.svid?.spiffeId, 'spiffe://example.org/two')
+    assert.equal(w.ready(), true)
+    send?.({ svids: [await svid('spiffe://example.org/one', one)] })
+    await waitFor(() => removed === 1, 'the SVID removed')
+    assert.equal(w.svid, undefined)
+    assert.equal(w.ready(), false)
+    assert.equal(w.status().streams.x509_svid?.last_error, undefined, 'not counted as a malformed message')
+    send?.(first)
+    await waitFor(() => w.svid !== undefined, 'served again')
+    assert.equal(w.ready(), true)
   })
 })
 
@@ -256,7 +382,7 @@ describe('Workload API endpoint address and backoff', () => {
     t.after(() => tcp.close())
     const td = await trustDomain('example.org')
     tcp.handle('FetchX509Bundles', (call) => { call.write({ bundles: { 'spiffe://example.org': td.root.der } }) })
-    tcp.handle('FetchJWTBundles', (call) => { call.write({ bundles: {} }) })
+    tcp.handle('FetchJWTBundles', (call) => { call.write({ bundles: { 'spiffe://example.org': Buffer.from('{"keys":[]}') } }) })
     const v = verifier()
     const w = new WorkloadApi(config(tcp.endpoint))
     t.after(async () => { w.close(); await v.close() })
@@ -273,6 +399,14 @@ describe('Workload API endpoint address and backoff', () => {
     assert.equal(parseWorkloadEndpoint('tcp://[::1]:8081').target, '[::1]:8081')
     for (const bad of ['/run/spire/agent.sock', 'unix://host/run/a.sock', 'unix:relative', 'tcp://localhost:8081', 'tcp://127.0.0.1', 'http://127.0.0.1:1', 'unix:///a.sock?x=1', '']) {
       assert.throws(() => parseWorkloadEndpoint(bad), (e: unknown) => isPortcullisError(e) && e.code === 'PORTCULLIS_CONFIG_INVALID' && e.details.key === 'workload_api.socket', bad)
+    }
+  })
+
+  test('workload_api.envoy_grpc_client_ids: SPIFFE IDs or trust domains; anything else is PORTCULLIS_CONFIG_INVALID', () => {
+    const load = (ids: string[]): void => { new WorkloadApi(config('unix:///run/a.sock', { serving_svid: true, envoy_grpc_client_ids: ids })).close() }
+    assert.doesNotThrow(() => load(['spiffe://example.org/envoy', 'spiffe://partner.example']))
+    for (const bad of ['example.org', 'spiffe://Example.org/envoy', 'https://example.org/envoy']) {
+      assert.throws(() => load([bad]), (e: unknown) => isPortcullisError(e) && e.code === 'PORTCULLIS_CONFIG_INVALID' && e.details.key === 'workload_api.envoy_grpc_client_ids', bad)
     }
   })
 
