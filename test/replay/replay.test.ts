@@ -19,7 +19,8 @@ import { generateCheckpointKey } from '../../src/audit/log/checkpoint.js'
 import { main } from '../../src/cli/main.js'
 import { EXIT_CHANGED } from '../../src/cli/replay.js'
 import type { ReplayReport } from '../../src/replay/replay.js'
-import { buildFixture } from '../helpers/bundles.js'
+import { buildBundleDir, buildFixture, copyFixture } from '../helpers/bundles.js'
+import { checkRequest, PERMISSION_DENIED, OK, startEnvoy, type EnvoyEnv } from '../envoy/support.js'
 import { FRONTEND, verifiedCaller } from '../helpers/identity.js'
 import { captureIo } from '../helpers/io.js'
 import { startRuntime } from '../helpers/runtime.js'
@@ -227,5 +228,59 @@ describe('portcullis replay against a real audit log', () => {
     assert.equal((await replayCli(['--audit-dir', auditDir])).code, 2)
     assert.equal((await replayCli(['--bundle', candidate])).code, 2)
     assert.equal((await replayCli(['--bundle', candidate, '--audit-dir', auditDir, '--format', 'xml'])).code, 2)
+  })
+})
+
+describe('portcullis replay of Envoy ext_authz decisions: the Envoy verdict rule', () => {
+  let work: string
+  let auditDir: string
+  let candidate: string
+  let env: EnvoyEnv
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'portcullis-replay-envoy-'))
+    const bundles = join(work, 'bundles')
+    mkdirSync(bundles)
+    buildFixture('envoy', work, { out: join('bundles', 'envoy.tar.gz'), revision: 'envoy-current' })
+    // the candidate: a plain deny ({"allowed": false}) becomes an allow
+    const src = copyFixture('envoy', work)
+    const rego = join(src, 'envoy', 'authz', 'policy.rego')
+    const text = readFileSync(rego, 'utf8')
+    const changed = text.replace('} else := {"allowed": false} if {\n\tinput.parsed_path[0] == "plaindeny"', '} else := {"allowed": true} if {\n\tinput.parsed_path[0] == "plaindeny"')
+    assert.notEqual(changed, text)
+    writeFileSync(rego, changed)
+    candidate = buildBundleDir(src, join(work, 'candidate.tar.gz'), { revision: 'envoy-candidate' })
+    auditDir = join(work, 'audit')
+    mkdirSync(auditDir)
+    const { privateKeyPem } = generateCheckpointKey()
+    writeFileSync(join(work, 'checkpoint.pem'), privateKeyPem, { mode: 0o600 })
+    env = await startEnvoy(bundles, { audit: { enabled: true, dir: auditDir, durability: 'sync', checkpoint: { every_events: 4, every_seconds: 3600, key_file: join(work, 'checkpoint.pem') } } })
+    assert.equal((await env.check(checkRequest('/plaindeny'))).status?.code, PERMISSION_DENIED)
+    assert.equal((await env.check(checkRequest('/plaindeny'))).status?.code, PERMISSION_DENIED)
+    assert.equal((await env.check(checkRequest('/bool'))).status?.code, OK)
+    // the default audit.erase removes the authorization header from the stored input: not replayable
+    assert.equal((await env.check(checkRequest('/plaindeny', { headers: { ':path': '/plaindeny', 'host': 'shop.example', 'authorization': 'Bearer x' } }))).status?.code, PERMISSION_DENIED)
+    // a malformed result is an error event: counted, not replayed
+    await assert.rejects(env.check(checkRequest('/malformed')), (err: { code?: number }) => err.code === 13)
+  })
+
+  after(async () => {
+    await env?.close()
+    rmSync(work, { recursive: true, force: true })
+  })
+
+  test('deny -> allow read with the Envoy rule; erased inputs not replayable; error events counted', async () => {
+    const r = await replayCli(['--bundle', candidate, '--audit-dir', auditDir, '--format', 'json'])
+    assert.equal(r.code, 0, r.err)
+    const report = JSON.parse(r.out) as ReplayReport
+    assert.equal(report.totals.events, 5)
+    assert.equal(report.totals.errors, 1)
+    assert.equal(report.totals.not_replayable, 1)
+    assert.equal(report.totals.replayed, 3)
+    assert.equal(report.totals.unchanged, 1)
+    assert.deepEqual(byGroup(report), { 'envoy/authz/allow (anonymous)': { deny_to_allow: 2 } })
+    assert.deepEqual(report.groups[0]?.examples[0]?.old_result, { allowed: false })
+    assert.deepEqual(report.groups[0]?.examples[0]?.new_result, { allowed: true })
+    assert.equal(report.not_replayable[0]?.reasons.masked, 1)
   })
 })
