@@ -147,6 +147,18 @@ describe('deny reasons: recorded in audit events, returned only when configured'
     assert.equal(Object.hasOwn(allowed, 'reasons'), false)
   })
 
+  test('policy.return_reasons: each batch item that is denied carries its reasons', async () => {
+    const r = await fetch(`${on.url}/v1/batch/data/reasons/allow`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ inputs: { a: { user: 'alice' }, b: { user: 'bob' } } }) })
+    assert.equal(r.status, 200)
+    const body = await r.json() as Event
+    assert.equal(Object.hasOwn(body.responses.a, 'reasons'), false)
+    assert.deepEqual(body.responses.b.reasons, WHY)
+    const quiet = await (await fetch(`${off.url}/v1/batch/data/reasons/allow`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ inputs: { b: { user: 'bob' } } }) })).json() as Event
+    assert.equal(quiet.responses.b.result, false)
+    assert.equal(Object.hasOwn(quiet.responses.b, 'reasons'), false)
+    assert.deepEqual((await eventsOf(off.auditDir)).get(quiet.responses.b.decision_id)?.reasons, WHY)
+  })
+
   test('an Envoy gRPC deny: reasons in the event; the x-portcullis-reasons header only when returned', async () => {
     const quiet = await off.env.check(checkRequest('/private'))
     assert.equal(quiet.status?.code, PERMISSION_DENIED)
