@@ -80,6 +80,12 @@ export const codes = {
   /** No bundle is active yet. */
   PORTCULLIS_POLICY_NOT_READY: { status: 503, opa: 'internal_error', grpc: UNAVAILABLE },
 
+  // --- deny reasons (src/decision/reasons.ts): recorded as reasons_error, never a decision's error ---
+  /** The reasons rule named for a denied decision's path is undefined for its input (or not compiled). */
+  PORTCULLIS_REASONS_UNDEFINED: { status: 500, opa: 'internal_error', grpc: INTERNAL },
+  /** The reasons rule gave something other than an array or set of strings or objects. */
+  PORTCULLIS_REASONS_INVALID: { status: 500, opa: 'internal_error', grpc: INTERNAL },
+
   // --- request input -------------------------------------------------------------------
   PORTCULLIS_INPUT_INVALID: { status: 400, opa: 'invalid_parameter', grpc: INVALID_ARGUMENT },
   PORTCULLIS_INPUT_TOO_LARGE: { status: 413, opa: 'invalid_parameter', grpc: RESOURCE_EXHAUSTED },

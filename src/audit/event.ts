@@ -9,7 +9,7 @@
  * Key order follows OPA's struct (labels, decision_id, batch_decision_id, bundles, path, input,
  * result, erased, masked, error, requested_by, timestamp, metrics, req_id, trace_id, span_id),
  * then Portcullis's fields (identity, identity_error, cached, transport, outcome, dry_run,
- * mask_error).
+ * reasons, reasons_truncated, reasons_error, mask_error).
  */
 import type { DecisionRecord, Transport } from '../decision/types.js'
 import type { PortcullisError } from '../errors.js'
@@ -60,6 +60,11 @@ export interface AuditEvent {
   transport: Transport
   outcome: EventOutcome
   dry_run?: boolean
+  /** A deny's reasons as JSON text (decision/reasons.ts): bounded, never masked, erased with the input on mask_error. */
+  reasonsJson?: string
+  reasons_truncated?: boolean
+  /** The deny's reasons rule failed: its code (the decision is unchanged). */
+  reasons_error?: { code: string, message: string }
   /** Set when the mask or drop policy failed and the record was erased whole (mask.ts). */
   mask_error?: { code: string, message: string }
 }
@@ -219,6 +224,11 @@ export function eventOf (record: DecisionRecord): AuditEvent {
       ev.result = d.result
       if (d.resultJson !== undefined) ev.resultJson = d.resultJson
     }
+    if (d.reasons !== undefined) {
+      ev.reasonsJson = JSON.stringify(d.reasons)
+      if (d.reasons_truncated === true) ev.reasons_truncated = true
+    }
+    if (d.reasons_error !== undefined) ev.reasons_error = d.reasons_error
     const m = d.metrics
     ev.metricsJson = `{"timer_rego_query_eval_ns":${m.timer_rego_query_eval_ns},"timer_portcullis_identity_ns":${m.timer_portcullis_identity_ns},"timer_portcullis_decision_ns":${m.timer_portcullis_decision_ns}}`
   }
@@ -291,6 +301,8 @@ export function eventJson (ev: AuditEvent, labelsJson: string): string {
   if (ev.identity_error !== undefined) out += `,"identity_error":${JSON.stringify(ev.identity_error)}`
   out += `,"cached":${ev.cached ? 'true' : 'false'},"transport":"${ev.transport}","outcome":"${ev.outcome}"`
   if (ev.dry_run === true) out += ',"dry_run":true'
+  if (ev.reasonsJson !== undefined) out += `,"reasons":${ev.reasonsJson}${ev.reasons_truncated === true ? ',"reasons_truncated":true' : ''}`
+  if (ev.reasons_error !== undefined) out += `,"reasons_error":${JSON.stringify(ev.reasons_error)}`
   if (ev.mask_error !== undefined) out += `,"mask_error":${JSON.stringify(ev.mask_error)}`
   return out + '}'
 }

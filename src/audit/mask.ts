@@ -225,6 +225,12 @@ export class EventMasker {
         this.ev.erased.push(`/${root}`)
       }
     }
+    // reasons are computed from the input: with the input erased, they go too
+    if (this.ev.reasonsJson !== undefined) {
+      delete this.ev.reasonsJson
+      delete this.ev.reasons_truncated
+      this.ev.erased.push('/reasons')
+    }
     this.ev.mask_error = { code: error.code, message: error.message }
   }
 }

@@ -11,6 +11,7 @@ import { identityVerifyCommand } from './identity-verify.js'
 import { identityIssueCommand } from './identity-issue.js'
 import { auditVerifyCommand } from './audit-verify.js'
 import { auditExportCommand } from './audit-export.js'
+import { replayCommand } from './replay.js'
 
 /** Command table: "group sub" names for two-word commands. */
 export const commands: Record<string, Command> = {
@@ -22,6 +23,7 @@ export const commands: Record<string, Command> = {
   'identity issue': identityIssueCommand,
   'audit verify': auditVerifyCommand,
   'audit export': auditExportCommand,
+  'replay': replayCommand,
 }
 
 function help (): string {

@@ -52,6 +52,8 @@ export const DEFAULTS: Config = {
     builtin_switches: [],
     runtime_env: [],
     http_send: { timeout_ms: 5000, allowed_hosts: [] },
+    reasons: {},
+    return_reasons: false,
   },
   cache: {
     enabled: true,

@@ -110,6 +110,8 @@ export const PolicySchema = Type.Object({
     timeout_ms: Int('default and largest timeout of one http.send call', 1),
     allowed_hosts: Type.Array(Type.String(), { description: 'hosts http.send may reach; empty = any (only matters when the http_send switch is on)' }),
   }, strict),
+  reasons: Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 }), { description: 'decision path -> the rule evaluated on a deny for its reasons, e.g. {"authz/allow": "authz/reasons"} (wins over a bundle manifest\'s metadata.portcullis.reasons)' }),
+  return_reasons: Bool('return a deny\'s reasons to the caller: Data API `reasons` beside `result`, Envoy header x-portcullis-reasons (always recorded in the audit event)'),
 }, strict)
 
 export const CacheSchema = Type.Object({

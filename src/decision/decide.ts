@@ -31,6 +31,8 @@ import { PolicyError, PortcullisError, toPortcullisError } from '../errors.js'
 import { decisionCacheKeyOf, hashInput, withoutPaths } from '../cache/key.js'
 import { silentLogger, type Logger } from '../log.js'
 import { dataPath } from './path.js'
+import { evaluateReasons, reasonsRuleFor } from './reasons.js'
+import type { PolicySnapshot } from '../policy/snapshot.js'
 import type { CachedDecision, DecisionCache } from '../cache/decision-cache.js'
 import { outcomeOf, type CounterChild, type DecisionOutcome, type HistogramChild, type Metrics } from '../metrics/index.js'
 import type { AuditHook, Decision, DecisionRecord, DecisionRequest, IdentityPolicy, Transport } from './types.js'
@@ -46,6 +48,10 @@ export interface DecisionServiceOptions {
   audit?: AuditHook
   strictBuiltinErrors?: boolean
   logger?: Logger
+  /** Decision path -> reasons rule path (policy.reasons); bundles may also declare them in their manifest metadata. */
+  reasons?: Readonly<Record<string, string>>
+  /** Return a deny's reasons to the caller (policy.return_reasons; off by default). */
+  returnReasons?: boolean
 }
 
 /**
@@ -79,6 +85,8 @@ export class DecisionService {
   readonly #metrics: Metrics | undefined
   readonly #strict: boolean
   readonly #log: Logger
+  readonly #reasons: Readonly<Record<string, string>> | undefined
+  readonly #returnReasons: boolean
   #audit: AuditHook | undefined
   readonly #series = new Map<string, DecisionSeries>()
   readonly #sharedEntries = new Map<string, CachedDecision>()
@@ -91,6 +99,8 @@ export class DecisionService {
     this.#audit = opts.audit
     this.#strict = opts.strictBuiltinErrors ?? false
     this.#log = opts.logger ?? silentLogger
+    this.#reasons = opts.reasons !== undefined && Object.keys(opts.reasons).length > 0 ? opts.reasons : undefined
+    this.#returnReasons = opts.returnReasons ?? false
     // Caches learn of activations by trigger (OPA style), never by polling.
     if (this.#cache !== undefined) {
       const cache = this.#cache
@@ -247,6 +257,12 @@ export class DecisionService {
       // nothing to wait for (no hook, or async/batched) no promise is made, so without identity
       // plugins decide() still runs to its end in one synchronous pass (fast-data.ts batches on it).
       const verdict = req.verdictOf?.(decision)
+      // 6b. a deny's reasons: evaluated on every deny, cached or not (reasons are not cached:
+      // only denies pay for them), on the same snapshot and input; never changes the decision
+      if (verdict !== undefined ? verdict.outcome === 'deny' : outcomeOf(defined, result) === 'deny') {
+        const rule = reasonsRuleFor(snapshot, path, this.#reasons)
+        if (rule !== undefined) this.#attachReasons(decision, snapshot, rule, input, strict, hashed?.json !== undefined && ignored === undefined ? hashed.json : undefined)
+      }
       if (this.#audit !== undefined) {
         const record: DecisionRecord = { decision, request: req, decision_id: decisionId, timestamp, bundles: decision.bundles, input, snapshot }
         if (verdict !== undefined) record.verdict = verdict
@@ -283,6 +299,19 @@ export class DecisionService {
       }
       throw error
     }
+  }
+
+  /** Evaluates a deny's reasons rule into the decision (never throws; a failure is reasons_error, logged). */
+  #attachReasons (decision: Decision, snapshot: PolicySnapshot, rule: string, input: unknown, strict: boolean, inputJson: string | undefined): void {
+    const r = evaluateReasons(snapshot, rule, input, { strictBuiltinErrors: strict, ...(inputJson !== undefined ? { inputJson } : {}) })
+    if (r.error !== undefined) {
+      decision.reasons_error = r.error
+      this.#log.warn({ decision_id: decision.decision_id, code: r.error.code, path: decision.path, rule }, `deny reasons rule ${rule} failed (the deny stands): ${r.error.message}`)
+      return
+    }
+    decision.reasons = r.reasons as unknown[]
+    if (r.truncated === true) decision.reasons_truncated = true
+    if (this.#returnReasons) decision.returnReasons = true
   }
 
   /** Calls the audit hook; a hook that throws is treated as one that rejected. */

@@ -109,6 +109,18 @@ export interface Decision {
   timestamp: Date
   /** trace() output of the evaluation, when the request asked to explain. */
   explanation?: string[]
+  /**
+   * A deny's reasons (decision/reasons.ts): set only on a deny whose path names a reasons rule,
+   * bounded (at most 32 entries, 4 KiB of JSON). Recorded in the audit event always; returned to
+   * the caller only when `returnReasons` says so (policy.return_reasons).
+   */
+  reasons?: unknown[]
+  /** Entries of `reasons` were dropped to respect the bounds. */
+  reasons_truncated?: boolean
+  /** The reasons rule failed (error, undefined, malformed): the deny stands, this is recorded. */
+  reasons_error?: { code: string, message: string }
+  /** The deployment returns reasons to callers (policy.return_reasons): transports add them when set. */
+  returnReasons?: boolean
   metrics: { timer_rego_query_eval_ns: number, timer_portcullis_identity_ns: number, timer_portcullis_decision_ns: number }
 }
 

@@ -18,6 +18,14 @@ import type { Metrics } from '../metrics/index.js'
 import { checkRequestToInput, type CheckRequest } from './input.js'
 import { verdictOf, type EnvoyVerdict } from './response.js'
 
+/** The denied response's header carrying a deny's reasons (JSON; bounded by decision/reasons.ts to 4 KiB). */
+export const REASONS_HEADER = 'x-portcullis-reasons'
+
+/** JSON text with every non-ASCII character escaped (\uXXXX): still JSON, and a value any HTTP header can carry. */
+function asciiJson (v: unknown): string {
+  return JSON.stringify(v).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
 export type EnvoyTransport = Extract<Transport, 'envoy-grpc' | 'envoy-http'>
 
 export interface EnvoyCheckSettings {
@@ -214,8 +222,14 @@ export class EnvoyCheck {
       decisionId = decision.decision_id
       const j = judged ?? this.#judge(decision)
       if (j.verdict === undefined) throw j.error
-      const verdict = j.verdict
-      const structured = typeof decision.result === 'object'
+      let verdict = j.verdict
+      let structured = typeof decision.result === 'object'
+      // deny reasons, when the deployment returns them (policy.return_reasons): a header of the
+      // denied response, so a boolean deny gets a denied response (403, as Envoy's default) to carry it
+      if (!verdict.allowed && decision.returnReasons === true && decision.reasons !== undefined) {
+        verdict = { ...verdict, headers: [...verdict.headers, { key: REASONS_HEADER, value: asciiJson(decision.reasons) }] }
+        structured = true
+      }
       if (this.#settings.dryRun && !verdict.allowed) {
         this.#log.info({ decision_id: decisionId, transport: this.#transport }, 'dry run: the policy denied, answering OK')
         return { kind: 'decided', verdict: { ...verdict, allowed: true, headers: [], headersToRemove: [], responseHeadersToAdd: [], queryParametersToSet: [], queryParametersToRemove: [] }, decisionId, structured, dryRun: true }

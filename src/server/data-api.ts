@@ -128,7 +128,7 @@ export class DataApi {
 
   /** The v1 response body of a decision (OPA's member order: result, decision_id, metrics, provenance, explanation, warning). */
   v1Text (d: Decision, hasInput: boolean, opts: V1Options, startedMs: number): string {
-    if (opts.metrics !== true && opts.provenance !== true && d.explanation === undefined && opts.pretty !== true) {
+    if (opts.metrics !== true && opts.provenance !== true && d.explanation === undefined && opts.pretty !== true && d.returnReasons !== true) {
       // the common answer, written without an intermediate object
       const out = d.defined ? `{"result":${resultText(d)},"decision_id":"${d.decision_id}"` : `{"decision_id":"${d.decision_id}"`
       return hasInput ? out + '}' : out + WARNING_TEXT + '}'
@@ -136,6 +136,8 @@ export class DataApi {
     const body: Record<string, unknown> = {}
     const slots = new ResultSlots()
     if (d.defined) body.result = slots.valueOf(d)
+    // a Portcullis extension (docs/policies.md "Deny reasons"): only with policy.return_reasons
+    if (d.returnReasons === true && d.reasons !== undefined) body.reasons = d.reasons
     body.decision_id = d.decision_id
     if (opts.metrics === true) {
       body.metrics = {

@@ -95,7 +95,8 @@ function verificationKeys (config: ResolvedConfig): Record<string, VerificationK
   return out
 }
 
-function verification (config: ResolvedConfig): VerificationConfig | undefined {
+/** The bundle verification `serve` applies to bundles from its directory (bundles.signing, keys); replay uses it too. */
+export function verification (config: ResolvedConfig): VerificationConfig | undefined {
   const keys = verificationKeys(config)
   if (Object.keys(keys).length === 0) return undefined
   const out: VerificationConfig = { keys }
@@ -227,6 +228,8 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     manager,
     metrics,
     strictBuiltinErrors: config.policy.strict_builtin_errors,
+    reasons: config.policy.reasons,
+    returnReasons: config.policy.return_reasons,
     logger: logger.child({ component: 'decision' }),
     ...(cache !== undefined ? { cache } : {}),
     ...(identity !== undefined

@@ -54,6 +54,8 @@ export const batchRoutes: FastifyPluginAsync<{ api: DataApi }> = async (app, { a
         const d = await api.decisions.decide(api.request(request.raw, path, mergeCommon(common, (inputs as Record<string, unknown>)[id]), `${request.id}/${id}`, { transport: 'batch', batchDecisionId: batch_decision_id }))
         const r: Record<string, unknown> = { decision_id: d.decision_id }
         if (d.defined) r.result = slots.valueOf(d)
+        // a deny's reasons, with policy.return_reasons (docs/policies.md "Deny reasons")
+        if (d.returnReasons === true && d.reasons !== undefined) r.reasons = d.reasons
         responses[id] = r
       } catch (err) {
         // counted and logged once, as any failed Data API request is (the adapter's failure())
