@@ -15,7 +15,7 @@
  *   npm run build && flock /tmp/bench.lock npm run bench:audit
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -82,14 +82,25 @@ function wrkScript (offset: number): string {
   return file
 }
 
-interface Run { rps: number, p50: number, p99: number, errors: number }
+interface Run { rps: number, p50: number, p99: number, errors: number, requests: number, cpuUsPerDecision: number }
+
+/** CPU time (user + system, every thread) of a process so far, in µs, from /proc (Linux). */
+function cpuUs (pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(f[11]) + Number(f[12])) * 1e6 / CLK_TCK
+  } catch { return NaN }
+}
+const CLK_TCK = (() => { try { return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100 } catch { return 100 } })()
 
 function ms (v: string, unit: string): number {
   const n = Number(v)
   return unit === 'us' ? n / 1000 : unit === 's' ? n * 1000 : n
 }
 
-async function wrk (bin: string, url: string, connections: number, offset: number): Promise<Run> {
+async function wrk (bin: string, url: string, connections: number, offset: number, serverPid: number): Promise<Run> {
+  const cpu0 = cpuUs(serverPid)
   const args = ['-t1', `-c${connections}`, `-d${SECONDS}s`, '--latency', '-s', wrkScript(offset), `${url}/v1/data/authz/allow`]
   const out = await new Promise<string>((resolve, reject) => {
     execFile(PIN ? 'taskset' : bin, PIN ? ['-c', `1-${cores - 1}`, bin, ...args] : args, { encoding: 'utf8', timeout: (SECONDS + 30) * 1000 }, (err, stdout) => { if (err !== null) reject(err); else resolve(stdout) })
@@ -101,7 +112,10 @@ async function wrk (bin: string, url: string, connections: number, offset: numbe
   }
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0)
   const sockErr = /Socket errors:(.*)/.exec(out)?.[1]?.match(/\d+/g)?.reduce((a, b) => a + Number(b), 0) ?? 0
-  return { rps, p50: pct('50'), p99: pct('99'), errors: non2xx + sockErr }
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0)
+  // the server's own CPU per decision: what the trail costs, whatever else the machine runs
+  const cpuUsPerDecision = (cpuUs(serverPid) - cpu0) / Math.max(1, requests)
+  return { rps, p50: pct('50'), p99: pct('99'), errors: non2xx + sockErr, requests, cpuUsPerDecision }
 }
 
 /** Records in the log after a run (all written: the server was stopped cleanly), from the hashes file size. */
@@ -148,10 +162,10 @@ async function main (): Promise<void> {
       await waitReady(`${url}/health?bundles`)
       for (const c of CONNECTIONS) {
         offset += 100_000_000
-        const r = await wrk(bin, url, c, offset)
+        const r = await wrk(bin, url, c, offset, child.pid as number)
         const key = `${mode}|${c}`
         results.set(key, [...(results.get(key) ?? []), r])
-        console.error(`round ${round} ${mode} ${c} conns: ${Math.round(r.rps)} decisions/s, p50 ${r.p50} ms, p99 ${r.p99} ms, errors ${r.errors}, load ${loadavg()[0]?.toFixed(1)}`)
+        console.error(`round ${round} ${mode} ${c} conns: ${Math.round(r.rps)} decisions/s, p50 ${r.p50} ms, p99 ${r.p99} ms, errors ${r.errors}, server CPU ${r.cpuUsPerDecision.toFixed(1)} µs/decision, load ${loadavg()[0]?.toFixed(1)}`)
       }
       await stop(child)
       if (mode !== 'off') logged.set(mode, [...(logged.get(mode) ?? []), await eventsLogged(auditDir)])
@@ -164,14 +178,15 @@ async function main (): Promise<void> {
   console.log(`audit dir on: ${df.split(/\s+/).slice(0, 2).join(' ')} (${tmpdir()})`)
   console.log(`load: wrk 1 thread, ${SECONDS} s per run, ${ROUNDS} rounds interleaving the modes, unique inputs, POST /v1/data/authz/allow (bundles/authz.tar.gz), 1 worker${PIN ? ' pinned to CPU 0, wrk to the other CPUs' : ''}`)
   console.log('')
-  console.log('| mode | connections | decisions/s, each round | median | ratio to off | p99 ms, each round | errors |')
-  console.log('|---|---:|---|---:|---:|---|---:|')
+  console.log('| mode | connections | decisions/s, each round | median | ratio to off | p99 ms, each round | server CPU µs/decision (median) | decisions per CPU-second, ratio to off | errors |')
+  console.log('|---|---:|---|---:|---:|---|---:|---:|---:|')
   for (const c of CONNECTIONS) {
     const off = median((results.get(`off|${c}`) ?? []).map((r) => r.rps))
+    const offCpu = median((results.get(`off|${c}`) ?? []).map((r) => r.cpuUsPerDecision))
     for (const mode of MODES) {
       const runs = results.get(`${mode}|${c}`) ?? []
       const med = median(runs.map((r) => r.rps))
-      console.log(`| ${mode} | ${c} | ${runs.map((r) => Math.round(r.rps).toLocaleString('en-US')).join(' / ')} | ${Math.round(med).toLocaleString('en-US')} | ${(med / off).toFixed(2)} | ${runs.map((r) => r.p99).join(' / ')} | ${runs.reduce((a, r) => a + r.errors, 0)} |`)
+      console.log(`| ${mode} | ${c} | ${runs.map((r) => Math.round(r.rps).toLocaleString('en-US')).join(' / ')} | ${Math.round(med).toLocaleString('en-US')} | ${(med / off).toFixed(2)} | ${runs.map((r) => r.p99).join(' / ')} | ${median(runs.map((r) => r.cpuUsPerDecision)).toFixed(1)} | ${(offCpu / median(runs.map((r) => r.cpuUsPerDecision))).toFixed(2)} | ${runs.reduce((a, r) => a + r.errors, 0)} |`)
     }
   }
   console.log('')

@@ -373,12 +373,20 @@ export class AuditLog implements AuditSink {
         start = nl + 1
       }
       await writeFully(this.seg, segBuf, this.segBytes)
+      // The hashes write runs beside the segment's fdatasync (two files, positional writes): the
+      // records are what must be durable before an answer — recovery recomputes hashes after the
+      // last checkpoint from them — and both must succeed before the group counts as written.
+      const hashesWritten = writeFully(this.hashes, hashBuf, this.hashesBytes)
       if (syncNow) {
         const t0 = process.hrtime.bigint()
-        await this.seg.datasync()
+        const synced = this.seg.datasync()
+        const [s, h] = await Promise.allSettled([synced, hashesWritten])
+        if (s.status === 'rejected') throw s.reason
+        if (h.status === 'rejected') throw h.reason
         m?.auditFsyncDuration.observe(this.labels, Number(process.hrtime.bigint() - t0) / 1e9)
+      } else {
+        await hashesWritten
       }
-      await writeFully(this.hashes, hashBuf, this.hashesBytes)
       // committed
       this.range = range
       this.segBytes += segBuf.length
