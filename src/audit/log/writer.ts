@@ -330,7 +330,10 @@ export class AuditLog implements AuditSink {
     const go = (): void => {
       this.exclusive(async () => await this.writeGroup(syncNow)).catch(() => { /* logged where it failed */ })
     }
-    if (this.opts.durability === 'async') setImmediate(go)
+    // Sync and async groups start on the next check phase, not at once: every decision of this
+    // event-loop turn (the HTTP server decides a turn's requests together) joins the group, so
+    // they share one write and, in sync mode, one fdatasync. Nothing is answered earlier for it.
+    if (this.opts.durability !== 'batched') setImmediate(go)
     else go()
   }
 
@@ -373,17 +376,17 @@ export class AuditLog implements AuditSink {
         start = nl + 1
       }
       await writeFully(this.seg, segBuf, this.segBytes)
-      // The hashes write runs beside the segment's fdatasync (two files, positional writes): the
-      // records are what must be durable before an answer — recovery recomputes hashes after the
-      // last checkpoint from them — and both must succeed before the group counts as written.
+      // The hashes are written after the records (a live reader never sees hashes of records it
+      // cannot read yet) but beside the segment's fdatasync: the records are what must be durable
+      // before an answer — recovery recomputes the hashes after the last checkpoint from them —
+      // and both must succeed before the group counts as written (a failure truncates both back).
       const hashesWritten = writeFully(this.hashes, hashBuf, this.hashesBytes)
       if (syncNow) {
         const t0 = process.hrtime.bigint()
-        const synced = this.seg.datasync()
-        const [s, h] = await Promise.allSettled([synced, hashesWritten])
-        if (s.status === 'rejected') throw s.reason
-        if (h.status === 'rejected') throw h.reason
-        m?.auditFsyncDuration.observe(this.labels, Number(process.hrtime.bigint() - t0) / 1e9)
+        const syncing = this.seg.datasync().then(() => { m?.auditFsyncDuration.observe(this.labels, Number(process.hrtime.bigint() - t0) / 1e9) })
+        const [synced, hashed] = await Promise.allSettled([syncing, hashesWritten])
+        if (synced.status === 'rejected') throw synced.reason
+        if (hashed.status === 'rejected') throw hashed.reason
       } else {
         await hashesWritten
       }
