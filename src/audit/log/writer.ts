@@ -193,6 +193,7 @@ export class AuditLog implements AuditSink {
   private lockTaken = false
   private checkpointQueued = false
   private errorLoggedAt = -Infinity
+  private closePromise: Promise<void> | undefined
   private errorLoggedCode = ''
 
   private constructor (opts: AuditLogOptions) {
@@ -284,7 +285,11 @@ export class AuditLog implements AuditSink {
 
   /** Flushes, writes the final checkpoint, releases the stream. Never throws for disk errors (logged). */
   async close (): Promise<void> {
-    if (this.closed || this.closing) return
+    this.closePromise ??= this.closeOnce()
+    await this.closePromise
+  }
+
+  private async closeOnce (): Promise<void> {
     this.closing = true
     this.stopTimers()
     try {
