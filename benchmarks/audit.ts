@@ -13,6 +13,9 @@
  * BENCH_ROUNDS (default 3) rounds.
  *
  *   npm run build && flock /tmp/bench.lock npm run bench:audit
+ *
+ * BENCH_PROFILE=<mode> runs that mode's server under `node --cpu-prof` (profiles in
+ * BENCH_PROFILE_DIR, default <tmp>/portcullis-profiles), to see where its time goes.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -153,7 +156,7 @@ async function main (): Promise<void> {
     for (const mode of MODES) {
       const port = await freePort()
       const auditDir = join(work, `audit-${mode}-${round}`)
-      const profile = PROFILE === mode ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE_DIR ?? join(repoRoot, 'profiles')] : []
+      const profile = PROFILE === mode ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE_DIR ?? join(tmpdir(), 'portcullis-profiles')] : []
       const args = [...profile, 'dist/cli/main.js', 'serve', '--config', config, '--workers', '1', '--addr', `127.0.0.1:${port}`,
         ...(mode === 'off' ? [] : ['--audit-dir', auditDir, '--audit-durability', mode])]
       const child = spawn(PIN ? 'taskset' : process.execPath, PIN ? ['-c', '0', process.execPath, ...args] : args, { stdio: ['ignore', 'ignore', 'inherit'], cwd: repoRoot })
