@@ -185,6 +185,11 @@ export class AuditLog implements AuditSink {
   private closing = false
   private closed = false
   private readonly labels: { stream: string }
+  /**
+   * `sync` mode opens segments O_DSYNC: a group's write returns once its records are on disk
+   * (what write + fdatasync did), in one system call and one threadpool round trip instead of two.
+   */
+  private readonly dsync: boolean
   private lockTaken = false
   private checkpointQueued = false
   private errorLoggedAt = -Infinity
@@ -199,6 +204,7 @@ export class AuditLog implements AuditSink {
     this.now = opts.now ?? Date.now
     this.origin = opts.checkpoint.origin ?? `portcullis/${hostname()}/${opts.stream}`
     this.labels = { stream: opts.stream }
+    this.dsync = opts.durability === 'sync' && fsConstants.O_DSYNC !== undefined
   }
 
   /** Opens (creating or recovering) the stream `opts.stream` in `opts.dir` and takes its lock. */
@@ -335,7 +341,10 @@ export class AuditLog implements AuditSink {
     const go = (): void => {
       this.exclusive(async () => await this.writeGroup(syncNow)).catch(() => { /* logged where it failed */ })
     }
-    if (this.opts.durability === 'async') setImmediate(go)
+    // Sync and async groups start on the next check phase, not at once: every decision of this
+    // event-loop turn (the HTTP server decides a turn's requests together) joins the group, so
+    // they share one write and, in sync mode, one fdatasync. Nothing is answered earlier for it.
+    if (this.opts.durability !== 'batched') setImmediate(go)
     else go()
   }
 
@@ -377,13 +386,23 @@ export class AuditLog implements AuditSink {
         for (const h of range.append(leafHash(segBuf.subarray(start, nl)))) { h.copy(hashBuf, at); at += HASH_SIZE }
         start = nl + 1
       }
+      const t0 = process.hrtime.bigint()
+      const fsyncDone = (): void => { m?.auditFsyncDuration.observe(this.labels, Number(process.hrtime.bigint() - t0) / 1e9) }
       await writeFully(this.seg, segBuf, this.segBytes)
-      if (syncNow) {
-        const t0 = process.hrtime.bigint()
-        await this.seg.datasync()
-        m?.auditFsyncDuration.observe(this.labels, Number(process.hrtime.bigint() - t0) / 1e9)
+      // O_DSYNC (sync mode): the write returned with the records on disk
+      if (syncNow && this.dsync) fsyncDone()
+      // The hashes are written after the records (a live reader never sees hashes of records it
+      // cannot read yet) but beside the segment's fdatasync: the records are what must be durable
+      // before an answer — recovery recomputes the hashes after the last checkpoint from them —
+      // and both must succeed before the group counts as written (a failure truncates both back).
+      const hashesWritten = writeFully(this.hashes, hashBuf, this.hashesBytes)
+      if (syncNow && !this.dsync) {
+        const [synced, hashed] = await Promise.allSettled([this.seg.datasync().then(fsyncDone), hashesWritten])
+        if (synced.status === 'rejected') throw synced.reason
+        if (hashed.status === 'rejected') throw hashed.reason
+      } else {
+        await hashesWritten
       }
-      await writeFully(this.hashes, hashBuf, this.hashesBytes)
       // committed
       this.range = range
       this.segBytes += segBuf.length
@@ -466,7 +485,7 @@ export class AuditLog implements AuditSink {
     await this.seg.datasync()
     await this.hashes.datasync()
     const ref = { name: segmentName(this.range.size), first: this.range.size }
-    const fh = await openSegment(join(this.paths.segments, ref.name))
+    const fh = await openSegment(join(this.paths.segments, ref.name), this.dsync)
     await fsyncDir(this.paths.segments)
     await this.seg.close()
     this.seg = fh
@@ -611,11 +630,11 @@ export class AuditLog implements AuditSink {
     let segs = await listSegments(p.segments)
     if (segs.length === 0) {
       const ref = { name: segmentName(0), first: 0 }
-      this.seg = await openSegment(join(p.segments, ref.name))
+      this.seg = await openSegment(join(p.segments, ref.name), this.dsync)
       await fsyncDir(p.segments)
       segs = [ref]
     } else {
-      this.seg = await openRw(join(p.segments, (segs[segs.length - 1] as SegmentRef).name))
+      this.seg = await openRw(join(p.segments, (segs[segs.length - 1] as SegmentRef).name), this.dsync)
     }
     this.segRef = segs[segs.length - 1] as SegmentRef
     const st = await this.seg.stat()
@@ -761,15 +780,15 @@ function isJson (b: Buffer): boolean {
   try { JSON.parse(b.toString('utf8')); return true } catch { return false }
 }
 
-async function openRw (path: string): Promise<FileHandle> {
+async function openRw (path: string, dsync = false): Promise<FileHandle> {
   if (!existsSync(path)) await writeFile(path, '', { flag: 'a' })
-  return await open(path, 'r+')
+  return await open(path, dsync ? fsConstants.O_RDWR | fsConstants.O_DSYNC : 'r+')
 }
 
 /** A new (or empty leftover) segment file opened for positional writes. */
-async function openSegment (path: string): Promise<FileHandle> {
+async function openSegment (path: string, dsync: boolean): Promise<FileHandle> {
   await mkdir(dirname(path), { recursive: true })
-  const fh = await openRw(path)
+  const fh = await openRw(path, dsync)
   if ((await fh.stat()).size !== 0) {
     await fh.close()
     throw invalid(`audit segment ${path} already exists and is not empty`)
