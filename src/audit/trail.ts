@@ -65,7 +65,6 @@ export class AuditTrail {
   readonly #log: Logger
   readonly #policies = new WeakMap<PolicySnapshot, { mask?: string, drop?: string }>()
   readonly #eventSeries = new Map<string, CounterChild>()
-  #installedOn: AuditHookTarget | undefined
   #closed = false
 
   /** The hook decide() calls (bound). */
@@ -93,7 +92,6 @@ export class AuditTrail {
   /** Installs the hook on the decision pipeline. */
   install (target: AuditHookTarget): this {
     target.setAuditHook(this.hook)
-    this.#installedOn = target
     return this
   }
 
@@ -202,11 +200,14 @@ export class AuditTrail {
     c.inc()
   }
 
-  /** Uninstalls the hook, then flushes and closes every sink (the durable log writes its final checkpoint). */
+  /**
+   * Flushes and closes every sink (the durable log writes its final checkpoint). The hook stays
+   * installed: a decision still in flight after the shutdown grace period reaches record(),
+   * which rejects with PORTCULLIS_AUDIT_UNAVAILABLE, so it is denied — never answered unrecorded.
+   */
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    this.#installedOn?.setAuditHook(undefined)
     const results = await Promise.allSettled(this.#sinks.map(async ({ sink }) => { await sink.close() }))
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
     if (failed !== undefined) throw toPortcullisError(failed.reason, 'PORTCULLIS_AUDIT_UNAVAILABLE')
