@@ -22,6 +22,8 @@ export type VerifyProblemCode =
   | 'EVENT_INSERTED' // a duplicate or earlier seq, or a segment overlapping the previous one
   | 'EVENT_REORDERED' // seq i+1 stands before seq i
   | 'SEGMENT_MISSING' // a seq range between segments that retention.log does not explain
+  | 'RETENTION_INVALID' // a malformed retention.log line, entries that are not one run from seq 0, or leaf hashes that differ from the hashes file
+  | 'RETENTION_UNAUTHENTICATED' // records removed beyond what the latest signed checkpoint's `retained` line covers
   | 'TAIL_TRUNCATED' // fewer records than the hashes file or the latest checkpoint covers
   | 'HASHES_TAMPERED' // a stored interior hash differs from its recomputation
   | 'RECORD_MALFORMED' // a line that does not start with {"seq":N
@@ -131,6 +133,30 @@ export async function verifyAuditDir (dir: string, opts: VerifyOptions = {}): Pr
   return { ok: streams.length > 0 && streams.every((s) => s.problem === undefined), key: keyInfo, streams, warnings }
 }
 
+/**
+ * retention.log as one contiguous run of removals from seq 0, keyed by first seq. The writer
+ * only ever removes the oldest segments, so any other shape (a hole, an entry not starting at 0)
+ * is RETENTION_INVALID; an entry logged twice (a crash between logging and removing) is one.
+ */
+async function retentionRun (path: string): Promise<Map<number, RetentionEntry>> {
+  const { entries, invalid } = await readRetentionLog(path)
+  if (invalid !== undefined) fail({ code: 'RETENTION_INVALID', message: `retention.log line ${invalid.line} is not a retention entry: ${invalid.message}` })
+  const byFirst = new Map<number, RetentionEntry>()
+  for (const e of entries) {
+    const seen = byFirst.get(e.first_seq)
+    if (seen === undefined) { byFirst.set(e.first_seq, e); continue }
+    if (seen.last_seq !== e.last_seq || seen.first_leaf_hash !== e.first_leaf_hash || seen.last_leaf_hash !== e.last_leaf_hash) {
+      fail({ code: 'RETENTION_INVALID', seq: e.first_seq, segment: e.segment, message: `retention.log has two different entries for the segment starting at seq ${e.first_seq}` })
+    }
+  }
+  let next = 0
+  for (const e of [...byFirst.values()].sort((a, b) => a.first_seq - b.first_seq)) {
+    if (e.first_seq !== next) fail({ code: 'RETENTION_INVALID', seq: next, segment: e.segment, message: `retention.log entries are not one contiguous run from seq 0 (next expected ${next}, found ${e.first_seq}): retention removes only the oldest segments` })
+    next = e.last_seq + 1
+  }
+  return byFirst
+}
+
 async function verifyStream (dir: string, id: string, key: KeyObject | undefined, source: VerifyReport['key']['source'], warnings: string[]): Promise<StreamReport> {
   const paths = streamPaths(dir, id)
   const report: StreamReport = {
@@ -159,8 +185,9 @@ async function verifyStream (dir: string, id: string, key: KeyObject | undefined
       }
     })
 
-    const retention = await readRetentionLog(paths.retention)
-    const retainedAt = new Map<number, RetentionEntry>(retention.map((e) => [e.first_seq, e]))
+    const retainedAt = await retentionRun(paths.retention)
+    // the signed statement of what retention may have removed: the latest checkpoint's `retained`
+    const signedRetained = cps.reduce((a, c) => Math.max(a, c.retained ?? 0), 0)
 
     try { fd = openSync(paths.hashes, 'r') } catch (err) {
       fail({ code: 'STREAM_UNREADABLE', message: `cannot open the hashes file: ${(err as Error).message}` })
@@ -186,8 +213,8 @@ async function verifyStream (dir: string, id: string, key: KeyObject | undefined
     checkCheckpoints()
 
     /** Adds leaf `seq` to the recomputed tree: from its record, or (retained) from the stored leaf hash. */
-    const addLeaf = (seq: number, line: Buffer | undefined, segment: string | undefined, offset: number | undefined): void => {
-      if (seq >= treeSize) { report.unhashedRecords++; return }
+    const addLeaf = (seq: number, line: Buffer | undefined, segment: string | undefined, offset: number | undefined): Buffer | undefined => {
+      if (seq >= treeSize) { report.unhashedRecords++; return undefined }
       const storedLeaf = cursor.next()
       const leaf = line === undefined ? Buffer.from(storedLeaf) : leafHash(line)
       if (line !== undefined && !leaf.equals(storedLeaf)) fail({ code: 'EVENT_MODIFIED', seq, segment, offset, message: `record ${seq} does not match its stored leaf hash: the event was modified` })
@@ -199,6 +226,7 @@ async function verifyStream (dir: string, id: string, key: KeyObject | undefined
         }
       }
       if (cpSizes.has(range.size)) checkCheckpoints()
+      return leaf
     }
 
     const segs = await listSegments(paths.segments)
@@ -213,8 +241,19 @@ async function verifyStream (dir: string, id: string, key: KeyObject | undefined
         if (r === undefined || r.last_seq >= s.first) {
           fail({ code: 'SEGMENT_MISSING', seq: expected, segment: s.name, message: `records ${expected}..${s.first - 1} are missing before segment ${s.name} and retention.log does not record their removal` })
         }
+        // retained leaves come from the hashes file: the range must lie inside the hashed tree
+        // (a bounded loop) and be covered by a signed checkpoint's `retained` statement
+        if (r.last_seq >= treeSize) fail({ code: 'RETENTION_INVALID', seq: r.first_seq, message: `retention.log says records ${r.first_seq}..${r.last_seq} were removed, but the hashed tree ends at ${treeSize}` })
+        if (r.last_seq + 1 > signedRetained) {
+          fail({ code: 'RETENTION_UNAUTHENTICATED', seq: Math.max(signedRetained, r.first_seq), segment: r.segment, message: `records ${Math.max(signedRetained, r.first_seq)}..${r.last_seq} are gone and listed in retention.log, but no signed checkpoint covers their removal (the latest says retained ${signedRetained})` })
+        }
         report.retained.push({ first_seq: r.first_seq, last_seq: r.last_seq, segment: r.segment, removed_at: r.removed_at })
-        for (let seq = r.first_seq; seq <= r.last_seq; seq++) addLeaf(seq, undefined, undefined, undefined)
+        for (let seq = r.first_seq; seq <= r.last_seq; seq++) {
+          const leaf = addLeaf(seq, undefined, undefined, undefined) as Buffer
+          if ((seq === r.first_seq && leaf.toString('hex') !== r.first_leaf_hash) || (seq === r.last_seq && leaf.toString('hex') !== r.last_leaf_hash)) {
+            fail({ code: 'RETENTION_INVALID', seq, segment: r.segment, message: `retention.log's leaf hash of removed record ${seq} differs from the hashes file` })
+          }
+        }
         expected = r.last_seq + 1
       }
       if (s.first < expected && suspect === undefined) fail({ code: 'EVENT_INSERTED', seq: s.first, segment: s.name, message: `segment ${s.name} starts at seq ${s.first}, inside records already seen (up to ${expected - 1})` })

@@ -167,6 +167,8 @@ export class AuditLog implements AuditSink {
   private ckpt!: FileHandle
   private ckptBytes = 0
   private last: Checkpoint | undefined
+  /** Records below this seq may be removed by retention: signed in each checkpoint (`retained`). */
+  private retainedFrom = 0
   /** Stale bytes past the good end of the segment/hashes/checkpoint files that a failed write left. */
   private dirty = false
 
@@ -485,7 +487,12 @@ export class AuditLog implements AuditSink {
     })
   }
 
-  /** Removes whole oldest segments (never the active one) past the age or byte limits, recording each in retention.log first. */
+  /**
+   * Removes whole oldest segments (never the active one) past the age or byte limits: each is
+   * recorded in retention.log, then a checkpoint signs the new `retained` seq, then the files
+   * are removed — so every removal is covered by a signed statement (verify:
+   * RETENTION_UNAUTHENTICATED otherwise). A crash in between leaves the segments in place.
+   */
   async applyRetention (): Promise<void> {
     const { maxAgeMs, maxBytes } = this.opts.retention
     if (maxAgeMs === undefined && maxBytes === undefined) return
@@ -493,6 +500,7 @@ export class AuditLog implements AuditSink {
     const info = await Promise.all(segs.map(async (s) => ({ ...s, st: await stat(join(this.paths.segments, s.name)) })))
     let total = info.reduce((a, s) => a + s.st.size, 0)
     const reader = new HashesFileReader(this.hashes.fd)
+    const removals: RetentionEntry[] = []
     for (let i = 0; i + 1 < info.length; i++) {
       const s = info[i] as (typeof info)[number]
       const next = info[i + 1] as (typeof info)[number]
@@ -514,13 +522,25 @@ export class AuditLog implements AuditSink {
         removed_at: new Date(this.now()).toISOString(),
         reason: old ? 'age' : 'bytes',
       }
-      const fh = await open(this.paths.retention, 'a')
-      try {
-        await fh.write(JSON.stringify(entry) + '\n')
-        await fh.datasync()
-      } finally { await fh.close() }
-      await unlink(join(this.paths.segments, s.name))
+      removals.push(entry)
       total -= s.st.size
+    }
+    if (removals.length === 0) return
+    const fh = await open(this.paths.retention, 'a')
+    try {
+      await fh.write(removals.map((e) => JSON.stringify(e) + '\n').join(''))
+      await fh.datasync()
+    } finally { await fh.close() }
+    const before = this.retainedFrom
+    this.retainedFrom = (removals[removals.length - 1] as RetentionEntry).last_seq + 1
+    try {
+      await this.writeCheckpoint(true)
+    } catch (err) {
+      this.retainedFrom = before
+      throw err
+    }
+    for (const entry of removals) {
+      await unlink(join(this.paths.segments, entry.segment))
       this.logger.info({ stream: this.opts.stream, ...entry }, 'audit segment removed by retention')
     }
     await fsyncDir(this.paths.segments)
@@ -530,7 +550,7 @@ export class AuditLog implements AuditSink {
 
   private async writeCheckpoint (force: boolean): Promise<Checkpoint> {
     const size = this.range.size
-    if (this.last !== undefined && this.last.size === size) return this.last
+    if (this.last !== undefined && this.last.size === size && (this.last.retained ?? 0) === this.retainedFrom) return this.last
     if (!force && size === 0) return this.last ?? { origin: this.origin, size: 0, root: this.range.root(), note: '' }
     const m = this.opts.metrics
     try {
@@ -539,12 +559,13 @@ export class AuditLog implements AuditSink {
       await this.seg.datasync()
       await this.hashes.datasync()
       const root = this.range.root()
-      const note = signCheckpoint(formatCheckpoint(this.origin, size, root), this.key, this.origin.replace(/[\s+]/g, '_'))
+      const retained = this.retainedFrom
+      const note = signCheckpoint(formatCheckpoint(this.origin, size, root, retained), this.key, this.origin.replace(/[\s+]/g, '_'))
       const buf = Buffer.from(note)
       await writeFully(this.ckpt, buf, this.ckptBytes)
       await this.ckpt.datasync()
       this.ckptBytes += buf.length
-      this.last = { origin: this.origin, size, root, note }
+      this.last = { origin: this.origin, size, root, note, ...(retained > 0 ? { retained } : {}) }
       m?.auditCheckpoints.inc(this.labels)
       return this.last
     } catch (err) {
@@ -690,7 +711,8 @@ export class AuditLog implements AuditSink {
     }
     const last = found
     const parsed = parseCheckpoint(last.note)
-    return { origin: parsed.origin, size: parsed.size, root: parsed.root, note: parsed.note }
+    this.retainedFrom = parsed.retained ?? 0
+    return { origin: parsed.origin, size: parsed.size, root: parsed.root, note: parsed.note, ...(parsed.retained !== undefined ? { retained: parsed.retained } : {}) }
   }
 
   /**
