@@ -698,14 +698,16 @@ export class AuditLog implements AuditSink {
     const found = lastNoteInTail(buf.toString('latin1'))
     if (found === undefined) {
       if (window < len) throw invalid(`audit checkpoints file ${this.paths.checkpoints} has no complete note in its last ${window} bytes`)
-      this.logger.warn({ stream: this.opts.stream, bytes: len }, 'audit checkpoints file holds only a torn note; truncated')
+      const file = await this.quarantine('checkpoints', this.ckpt, 0, len)
+      this.logger.warn({ stream: this.opts.stream, bytes: len, quarantine: file }, 'audit checkpoints file holds only a torn note; truncated')
       await this.ckpt.truncate(0)
       this.ckptBytes = 0
       return undefined
     }
     const keep = len - window + found.end
     if (keep < len) {
-      this.logger.warn({ stream: this.opts.stream, bytes: len - keep }, 'audit checkpoints file ended in a torn note; truncated')
+      const file = await this.quarantine('checkpoints', this.ckpt, keep, len)
+      this.logger.warn({ stream: this.opts.stream, bytes: len - keep, quarantine: file }, 'audit checkpoints file ended in a torn note; truncated')
       await this.ckpt.truncate(keep)
       this.ckptBytes = keep
     }
@@ -717,13 +719,20 @@ export class AuditLog implements AuditSink {
 
   /**
    * Drops torn records at the end of the active segment (no newline, unparsable, or a seq that
-   * does not follow the previous line) and returns the number of records in the log.
+   * does not follow the previous line) and returns the number of records in the log. The cut
+   * point is found first and nothing is cut at or below the last checkpoint's size: a bad record
+   * there is corruption or tampering of sealed records, for verify to report — the open is
+   * refused (PORTCULLIS_AUDIT_INVALID naming the seq) and the files are left as they are. Bytes
+   * that are cut go to `<stream>/quarantine/<time>-segment.bin` first.
    */
   private async recoverTail (fileSize: number): Promise<number> {
     const first = this.segRef.first
+    const sealed = this.last?.size ?? 0
     let end = fileSize
-    for (let dropped = 0; ; dropped++) {
-      if (end === 0) { this.segBytes = 0; return first }
+    let records = first
+    const drops: Array<{ bytes: number, seq: number, reason: string }> = []
+    for (;;) {
+      if (end === 0) break
       const lines = await readLastLines(this.seg, end)
       const lastLine = lines.last
       const torn = !lines.endsWithNewline
@@ -734,17 +743,43 @@ export class AuditLog implements AuditSink {
         const expected = lines.prev === undefined ? first : recordSeq(lines.prev.bytes) + 1
         ok = seq >= 0 && seq === expected && isJson(lastLine.bytes)
       }
-      if (ok) { this.segBytes = end; return seq + 1 }
-      if (dropped >= MAX_TORN_LINES) throw invalid(`audit segment ${this.segRef.name} ends in more than ${MAX_TORN_LINES} bad records: corruption, not a torn write; run portcullis audit verify`, { segment: this.segRef.name })
-      const bytes = end - lastLine.offset
+      if (ok) { records = seq + 1; break }
+      if (drops.length >= MAX_TORN_LINES) throw invalid(`audit segment ${this.segRef.name} ends in more than ${MAX_TORN_LINES} bad records: corruption, not a torn write; run portcullis audit verify`, { segment: this.segRef.name })
       const tornSeq = lines.prev === undefined ? first : recordSeq(lines.prev.bytes) + 1
-      this.logger.warn({ stream: this.opts.stream, segment: this.segRef.name, bytes, seq: tornSeq, reason: torn ? 'no trailing newline' : 'unparsable or out-of-sequence record' },
-        `audit recovery: truncated a torn record of ${bytes} bytes at seq ${tornSeq}`)
-      this.opts.metrics?.auditRecoveryTruncations.inc(this.labels)
+      drops.push({ bytes: end - lastLine.offset, seq: tornSeq, reason: torn ? 'no trailing newline' : 'unparsable or out-of-sequence record' })
       end = lastLine.offset
+    }
+    if (records < sealed) {
+      throw invalid(`audit stream ${this.opts.stream}: record ${records} in segment ${this.segRef.name} is damaged, but the last checkpoint seals ${sealed} records: recovery does not cut sealed records; run portcullis audit verify`, { stream: this.opts.stream, segment: this.segRef.name, seq: records, checkpoint: sealed })
+    }
+    if (end < fileSize) {
+      const file = await this.quarantine('segment', this.seg, end, fileSize)
+      for (const d of drops) {
+        this.logger.warn({ stream: this.opts.stream, segment: this.segRef.name, bytes: d.bytes, seq: d.seq, reason: d.reason, quarantine: file },
+          `audit recovery: truncated a torn record of ${d.bytes} bytes at seq ${d.seq}`)
+        this.opts.metrics?.auditRecoveryTruncations.inc(this.labels)
+      }
       await this.seg.truncate(end)
       await this.seg.datasync()
     }
+    this.segBytes = end
+    return records
+  }
+
+  /** Copies bytes [from, to) of a file recovery is about to cut to `<stream>/quarantine/`, durably; returns the copy's path. */
+  private async quarantine (what: string, fh: FileHandle, from: number, to: number): Promise<string> {
+    const dir = join(this.paths.root, 'quarantine')
+    await mkdir(dir, { recursive: true })
+    const buf = Buffer.alloc(to - from)
+    await fh.read(buf, 0, buf.length, from)
+    const file = join(dir, `${new Date(this.now()).toISOString().replace(/:/g, '-')}-${what}.bin`)
+    const out = await open(file, 'a')
+    try {
+      await out.write(buf)
+      await out.datasync()
+    } finally { await out.close() }
+    await fsyncDir(dir)
+    return file
   }
 
   /** Recomputes the stored hashes of records [from, to) from the segments. */
