@@ -183,6 +183,8 @@ export class AuditLog implements AuditSink {
   private batchTimer: NodeJS.Timeout | undefined
   private checkpointTimer: NodeJS.Timeout | undefined
   private writeQueued = false
+  /** Records written without fdatasync (batched mode's early write): the batch timer syncs them. */
+  private unsynced = false
   private chain: Promise<unknown> = Promise.resolve()
   private closing = false
   private closed = false
@@ -362,7 +364,10 @@ export class AuditLog implements AuditSink {
     }
     const group = this.pending.slice(0, take)
     const gap = this.shed.count > 0 ? { ...this.shed } : undefined
-    if (group.length === 0 && gap === undefined) return true
+    if (group.length === 0 && gap === undefined) {
+      if (syncNow && this.unsynced) await this.syncUnsynced()
+      return true
+    }
     try {
       await this.cleanDirty()
       await this.maybeRotate()
@@ -384,6 +389,9 @@ export class AuditLog implements AuditSink {
         const t0 = process.hrtime.bigint()
         await this.seg.datasync()
         m?.auditFsyncDuration.observe(this.labels, Number(process.hrtime.bigint() - t0) / 1e9)
+        this.unsynced = false
+      } else {
+        this.unsynced = true
       }
       await writeFully(this.hashes, hashBuf, this.hashesBytes)
       // committed
@@ -436,6 +444,20 @@ export class AuditLog implements AuditSink {
       await this.writeCheckpoint(false).catch(() => { /* logged; retried at the next trigger */ })
     }
     return true
+  }
+
+  /** fdatasyncs records an earlier write left unsynced (the batch timer, when nothing is pending). */
+  private async syncUnsynced (): Promise<void> {
+    const t0 = process.hrtime.bigint()
+    try {
+      await this.seg.datasync()
+    } catch (err) {
+      this.opts.metrics?.auditWriteErrors.inc({ ...this.labels, code: errnoOf(err) })
+      this.logger.error({ err, stream: this.opts.stream }, 'audit log fdatasync failed; retried at the next batch tick')
+      return
+    }
+    this.opts.metrics?.auditFsyncDuration.observe(this.labels, Number(process.hrtime.bigint() - t0) / 1e9)
+    this.unsynced = false
   }
 
   private scheduleRetry (): void {
@@ -583,7 +605,7 @@ export class AuditLog implements AuditSink {
     if (this.opts.durability === 'batched') {
       this.batchTimer = setInterval(() => {
         // at most one queued behind a slow write: ticks while it waits add nothing
-        if ((this.pending.length > 0 || this.shed.count > 0) && !this.writeQueued) {
+        if ((this.pending.length > 0 || this.shed.count > 0 || this.unsynced) && !this.writeQueued) {
           this.writeQueued = true
           this.exclusive(async () => await this.writeGroup(true)).catch(() => { /* logged where it failed */ })
         }
