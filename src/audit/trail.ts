@@ -248,6 +248,7 @@ export async function openDurableSink (config: Readonly<AuditConfig>, stream: st
     stream,
     durability: config.durability,
     batchIntervalMs: config.batch_interval_ms,
+    syncTimeoutMs: config.sync_timeout_ms,
     segmentMaxBytes: config.segment.max_bytes,
     segmentMaxAgeMs: config.segment.max_age_seconds * 1000,
     retention,

@@ -285,6 +285,7 @@ export const AuditSchema = Type.Object({
   dir: NonEmpty('directory of the audit log (segments, tree, checkpoints); one stream per worker process'),
   durability: Durability,
   batch_interval_ms: Range('batched: longest time between two syncs', 1, 60_000),
+  sync_timeout_ms: Range('sync: a decision waits at most this long for its event to be on disk, then is denied (503); set it below the ext_authz timeout of Envoy. The event may still be written later', 1, 600_000),
   segment: Type.Object({
     max_bytes: Range('a segment is closed and a new one begun at this size', 4096, 2 ** 40),
     max_age_seconds: Range('... or at this age', 1, 365 * DAY_S),

@@ -38,6 +38,12 @@ export interface AuditLogOptions {
   durability: Durability
   /** `batched`: write and fdatasync at most this often. */
   batchIntervalMs: number
+  /**
+   * `sync`: an append not durable after this long rejects with PORTCULLIS_AUDIT_UNAVAILABLE
+   * (a hung disk denies decisions instead of holding them until the proxy's own timeout); the
+   * event stays queued and may still be written later.
+   */
+  syncTimeoutMs?: number
   segmentMaxBytes: number
   segmentMaxAgeMs: number
   retention: { maxAgeMs?: number, maxBytes?: number }
@@ -56,6 +62,7 @@ export interface AuditLogOptions {
 export const auditLogDefaults: Omit<AuditLogOptions, 'dir' | 'stream'> = {
   durability: 'sync',
   batchIntervalMs: 50,
+  syncTimeoutMs: 2000,
   segmentMaxBytes: 64 * 1024 * 1024,
   segmentMaxAgeMs: 24 * 3600 * 1000,
   retention: {},
@@ -69,6 +76,8 @@ interface Pending {
   bytes: number
   resolve?: () => void
   reject?: (err: Error) => void
+  /** `sync`: when the waiter is rejected by the sync deadline (this.now() time). */
+  deadline?: number
 }
 
 /** Per-record overhead counted against the bound besides the event's own bytes (seq prefix, newline, hashes). */
@@ -182,6 +191,7 @@ export class AuditLog implements AuditSink {
   private retryTimer: NodeJS.Timeout | undefined
   private batchTimer: NodeJS.Timeout | undefined
   private checkpointTimer: NodeJS.Timeout | undefined
+  private deadlineTimer: NodeJS.Timeout | undefined
   private writeQueued = false
   /** Records written without fdatasync (batched mode's early write): the batch timer syncs them. */
   private unsynced = false
@@ -253,6 +263,7 @@ export class AuditLog implements AuditSink {
     switch (this.opts.durability) {
       case 'sync': {
         const p = new Promise<void>((resolve, reject) => { item.resolve = resolve; item.reject = reject })
+        if (this.opts.syncTimeoutMs !== undefined) item.deadline = this.now() + this.opts.syncTimeoutMs
         this.scheduleWrite(true)
         return p
       }
@@ -446,6 +457,31 @@ export class AuditLog implements AuditSink {
     return true
   }
 
+  /**
+   * Rejects `sync` waiters past their deadline with PORTCULLIS_AUDIT_UNAVAILABLE (the decision is
+   * denied). Their events stay queued: a disk that recovers still writes them, so a denied
+   * decision's event can appear in the log.
+   */
+  private expireWaiters (): void {
+    const t = this.now()
+    let expired = 0
+    for (const p of this.pending) {
+      if (p.deadline === undefined || p.deadline > t) break
+      if (p.reject === undefined) continue
+      p.reject(unavailable(`the audit event was not on disk within sync_timeout_ms (${String(this.opts.syncTimeoutMs)} ms)`, { stream: this.opts.stream, reason: 'timeout' }))
+      p.reject = undefined
+      p.resolve = undefined
+      expired++
+    }
+    if (expired === 0) return
+    this.opts.metrics?.auditRejected.inc({ ...this.labels, reason: 'timeout' }, expired)
+    if (t - this.errorLoggedAt >= 10_000 || this.errorLoggedCode !== 'timeout') {
+      this.errorLoggedAt = t
+      this.errorLoggedCode = 'timeout'
+      this.logger.error({ stream: this.opts.stream, expired, pending: this.pending.length }, 'audit writes are not completing within sync_timeout_ms: decisions are denied (logged at most every 10 s)')
+    }
+  }
+
   /** fdatasyncs records an earlier write left unsynced (the batch timer, when nothing is pending). */
   private async syncUnsynced (): Promise<void> {
     const t0 = process.hrtime.bigint()
@@ -602,6 +638,13 @@ export class AuditLog implements AuditSink {
   // --- timers ------------------------------------------------------------------------------------
 
   private startTimers (): void {
+    const limit = this.opts.syncTimeoutMs
+    if (this.opts.durability === 'sync' && limit !== undefined) {
+      // one watchdog, not a timer per append: waiters are in arrival order, so each tick looks
+      // only at the expired front of the queue
+      this.deadlineTimer = setInterval(() => { this.expireWaiters() }, Math.max(5, Math.min(100, Math.floor(limit / 4))))
+      this.deadlineTimer.unref()
+    }
     if (this.opts.durability === 'batched') {
       this.batchTimer = setInterval(() => {
         // at most one queued behind a slow write: ticks while it waits add nothing
@@ -627,6 +670,7 @@ export class AuditLog implements AuditSink {
   private stopTimers (): void {
     clearInterval(this.batchTimer)
     clearInterval(this.checkpointTimer)
+    clearInterval(this.deadlineTimer)
     clearTimeout(this.retryTimer)
     this.retryTimer = undefined
   }
