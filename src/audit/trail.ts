@@ -10,6 +10,7 @@
  * rejects makes the decision fail closed (PORTCULLIS_AUDIT_UNAVAILABLE, decide.ts); a dropped
  * event is counted; nothing unmasked is ever handed to a sink.
  */
+import { shippingTarget } from '../config/decision-logs.js'
 import { hostname } from 'node:os'
 import { randomUUID } from 'node:crypto'
 import type { ResolvedConfig } from '../config/load.js'
@@ -236,10 +237,11 @@ export class ConsoleSink implements AuditSink {
  * place the durable log is constructed from the `audit` configuration (every key mapped here;
  * docs/configuration.md).
  */
-export async function openDurableSink (config: Readonly<AuditConfig>, stream: string, deps: { logger?: Logger, metrics?: Metrics } = {}): Promise<AuditLog> {
+export async function openDurableSink (config: Readonly<AuditConfig>, stream: string, deps: { logger?: Logger, metrics?: Metrics, /** decision-log shipping is configured */ shipping?: boolean } = {}): Promise<AuditLog> {
   const retention: AuditLogOptions['retention'] = {}
   if (config.retention.max_age_seconds !== undefined) retention.maxAgeMs = config.retention.max_age_seconds * 1000
   if (config.retention.max_bytes !== undefined) retention.maxBytes = config.retention.max_bytes
+  if (deps.shipping === true && config.retention.protect_unshipped !== false) retention.keepUnshipped = true
   const checkpoint: AuditLogOptions['checkpoint'] = { everyEvents: config.checkpoint.every_events, everyMs: config.checkpoint.every_seconds * 1000 }
   if (config.checkpoint.key_file !== undefined) checkpoint.keyFile = config.checkpoint.key_file
   if (config.checkpoint.origin !== undefined) checkpoint.origin = config.checkpoint.origin
@@ -275,7 +277,7 @@ export async function openAuditTrail (config: Readonly<ResolvedConfig>, deps: { 
   const sinks: NamedSink[] = []
   if (config.audit.enabled) {
     const stream = deps.stream ?? auditStream()
-    sinks.push({ name: 'log', sink: await openDurableSink(config.audit, stream, { ...(deps.logger !== undefined ? { logger: deps.logger } : {}), ...(deps.metrics !== undefined ? { metrics: deps.metrics } : {}) }) })
+    sinks.push({ name: 'log', sink: await openDurableSink(config.audit, stream, { shipping: shippingTarget(config) !== undefined, ...(deps.logger !== undefined ? { logger: deps.logger } : {}), ...(deps.metrics !== undefined ? { metrics: deps.metrics } : {}) }) })
   }
   if (config.decision_logs.console) sinks.push({ name: 'console', sink: new ConsoleSink(deps.consoleLogger ?? deps.logger ?? silentLogger) })
   if (sinks.length === 0) return undefined

@@ -293,6 +293,7 @@ export const AuditSchema = Type.Object({
   retention: Type.Object({
     max_age_seconds: Type.Optional(Range('closed segments older than this are removed (reported by verify as retention, not tampering)', 1, 100 * 365 * DAY_S)),
     max_bytes: Type.Optional(Range('oldest closed segments are removed while the log is larger than this', 4096, 2 ** 50)),
+    protect_unshipped: Type.Optional(Bool('with decision-log shipping on, retention never removes a segment holding events the collector has not acknowledged (default true)')),
   }, strict),
   checkpoint: Type.Object({
     every_events: Range('a signed checkpoint every this many events', 1, 1e9),

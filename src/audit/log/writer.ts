@@ -27,6 +27,7 @@ import type { AuditSink, Durability } from './contract.js'
 import { formatCheckpoint, generateCheckpointKey, lastNoteInTail, parseCheckpoint, signCheckpoint, type Checkpoint } from './checkpoint.js'
 import { HashesFileReader, listSegments, recordSeq, recordText, segmentLineBatches, segmentName, streamPaths, type RetentionEntry, type SegmentRef, type StreamPaths } from './layout.js'
 import { CompactRange, HASH_SIZE, leafHash, storedHashCount, storedHashIndex, treeRoot } from './tree.js'
+import { readCursor } from '../ship/cursor.js'
 
 export type { Durability } from './contract.js'
 export type { Checkpoint } from './checkpoint.js'
@@ -46,7 +47,11 @@ export interface AuditLogOptions {
   syncTimeoutMs?: number
   segmentMaxBytes: number
   segmentMaxAgeMs: number
-  retention: { maxAgeMs?: number, maxBytes?: number }
+  /**
+   * `keepUnshipped`: never remove a segment holding records at or past the decision-log
+   * shipper's cursor (`<stream>/ship-cursor.json`; no cursor yet: nothing is removed).
+   */
+  retention: { maxAgeMs?: number, maxBytes?: number, keepUnshipped?: boolean }
   checkpoint: { everyEvents: number, everyMs: number, keyFile?: string, origin?: string }
   /** Bound on accepted-but-unwritten event bytes. */
   maxPendingBytes: number
@@ -559,6 +564,8 @@ export class AuditLog implements AuditSink {
     let total = info.reduce((a, s) => a + s.st.size, 0)
     const reader = new HashesFileReader(this.hashes.fd)
     const removals: RetentionEntry[] = []
+    // records the shipper has not had acknowledged stay (a damaged cursor throws: nothing is removed)
+    const shippedBelow = this.opts.retention.keepUnshipped === true ? (await readCursor(this.paths.root))?.next_seq ?? 0 : Infinity
     for (let i = 0; i + 1 < info.length; i++) {
       const s = info[i] as (typeof info)[number]
       const next = info[i + 1] as (typeof info)[number]
@@ -569,6 +576,7 @@ export class AuditLog implements AuditSink {
       const last = next.first - 1
       // records after the last checkpoint stay: their hashes are recomputed from them after a crash
       if (last >= (this.last?.size ?? 0)) break
+      if (last >= shippedBelow) break
       const [firstLeaf, lastLeaf] = last >= s.first ? reader.readHashes([storedHashIndex(0, s.first), storedHashIndex(0, last)]) : [Buffer.alloc(0), Buffer.alloc(0)]
       const entry: RetentionEntry = {
         segment: s.name,
