@@ -10,6 +10,7 @@
  * rejects makes the decision fail closed (PORTCULLIS_AUDIT_UNAVAILABLE, decide.ts); a dropped
  * event is counted; nothing unmasked is ever handed to a sink.
  */
+import { shippingTarget } from '../config/decision-logs.js'
 import { hostname } from 'node:os'
 import { randomUUID } from 'node:crypto'
 import type { ResolvedConfig } from '../config/load.js'
@@ -65,7 +66,6 @@ export class AuditTrail {
   readonly #log: Logger
   readonly #policies = new WeakMap<PolicySnapshot, { mask?: string, drop?: string }>()
   readonly #eventSeries = new Map<string, CounterChild>()
-  #installedOn: AuditHookTarget | undefined
   #closed = false
 
   /** The hook decide() calls (bound). */
@@ -93,7 +93,6 @@ export class AuditTrail {
   /** Installs the hook on the decision pipeline. */
   install (target: AuditHookTarget): this {
     target.setAuditHook(this.hook)
-    this.#installedOn = target
     return this
   }
 
@@ -202,11 +201,14 @@ export class AuditTrail {
     c.inc()
   }
 
-  /** Uninstalls the hook, then flushes and closes every sink (the durable log writes its final checkpoint). */
+  /**
+   * Flushes and closes every sink (the durable log writes its final checkpoint). The hook stays
+   * installed: a decision still in flight after the shutdown grace period reaches record(),
+   * which rejects with PORTCULLIS_AUDIT_UNAVAILABLE, so it is denied — never answered unrecorded.
+   */
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    this.#installedOn?.setAuditHook(undefined)
     const results = await Promise.allSettled(this.#sinks.map(async ({ sink }) => { await sink.close() }))
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
     if (failed !== undefined) throw toPortcullisError(failed.reason, 'PORTCULLIS_AUDIT_UNAVAILABLE')
@@ -235,10 +237,11 @@ export class ConsoleSink implements AuditSink {
  * place the durable log is constructed from the `audit` configuration (every key mapped here;
  * docs/configuration.md).
  */
-export async function openDurableSink (config: Readonly<AuditConfig>, stream: string, deps: { logger?: Logger, metrics?: Metrics } = {}): Promise<AuditLog> {
+export async function openDurableSink (config: Readonly<AuditConfig>, stream: string, deps: { logger?: Logger, metrics?: Metrics, /** decision-log shipping is configured */ shipping?: boolean } = {}): Promise<AuditLog> {
   const retention: AuditLogOptions['retention'] = {}
   if (config.retention.max_age_seconds !== undefined) retention.maxAgeMs = config.retention.max_age_seconds * 1000
   if (config.retention.max_bytes !== undefined) retention.maxBytes = config.retention.max_bytes
+  if (deps.shipping === true && config.retention.protect_unshipped !== false) retention.keepUnshipped = true
   const checkpoint: AuditLogOptions['checkpoint'] = { everyEvents: config.checkpoint.every_events, everyMs: config.checkpoint.every_seconds * 1000 }
   if (config.checkpoint.key_file !== undefined) checkpoint.keyFile = config.checkpoint.key_file
   if (config.checkpoint.origin !== undefined) checkpoint.origin = config.checkpoint.origin
@@ -247,6 +250,7 @@ export async function openDurableSink (config: Readonly<AuditConfig>, stream: st
     stream,
     durability: config.durability,
     batchIntervalMs: config.batch_interval_ms,
+    syncTimeoutMs: config.sync_timeout_ms,
     segmentMaxBytes: config.segment.max_bytes,
     segmentMaxAgeMs: config.segment.max_age_seconds * 1000,
     retention,
@@ -273,7 +277,7 @@ export async function openAuditTrail (config: Readonly<ResolvedConfig>, deps: { 
   const sinks: NamedSink[] = []
   if (config.audit.enabled) {
     const stream = deps.stream ?? auditStream()
-    sinks.push({ name: 'log', sink: await openDurableSink(config.audit, stream, { ...(deps.logger !== undefined ? { logger: deps.logger } : {}), ...(deps.metrics !== undefined ? { metrics: deps.metrics } : {}) }) })
+    sinks.push({ name: 'log', sink: await openDurableSink(config.audit, stream, { shipping: shippingTarget(config) !== undefined, ...(deps.logger !== undefined ? { logger: deps.logger } : {}), ...(deps.metrics !== undefined ? { metrics: deps.metrics } : {}) }) })
   }
   if (config.decision_logs.console) sinks.push({ name: 'console', sink: new ConsoleSink(deps.consoleLogger ?? deps.logger ?? silentLogger) })
   if (sinks.length === 0) return undefined

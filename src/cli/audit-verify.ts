@@ -1,9 +1,9 @@
 import { readFile, stat } from 'node:fs/promises'
 import { verifyExport, type ExportVerifyReport } from '../audit/export/verify.js'
-import { verifyAuditDir, type VerifyReport } from '../audit/log/verify.js'
+import { verifyAuditDir, type VerifyOptions, type VerifyReport } from '../audit/log/verify.js'
 import { EXIT_NO, EXIT_OK, parse, reportError, UsageError, type Command } from './args.js'
 
-const usage = `Usage: portcullis audit verify <dir> [--key pub.pem] [--json]
+const usage = `Usage: portcullis audit verify <dir> [--key pub.pem] [--checkpoint kept.note]... [--max-unsealed N | --allow-unsealed-tail] [--json]
        portcullis audit verify <export-file> --key pub.pem [--json]
 
 Given an export (portcullis audit export, GET /v1/audit/events; docs/audit.md "Export"),
@@ -21,6 +21,13 @@ Exit status: 0 verified; 1 a problem found; 2 usage or I/O error.
 Options:
   --key <pem>   the checkpoint public key the auditor pinned (Ed25519, SPKI PEM); without it
                 the directory's own checkpoint-key.pub.pem is used, which proves nothing alone
+  --checkpoint <file>   a signed checkpoint the auditor kept earlier (repeatable): it must
+                verify, and the log must extend it (consistency proof), so a log whose
+                checkpoints were deleted and records rewritten is caught
+  --max-unsealed <n>    records allowed past the latest checkpoint (default 10000, the
+                default checkpoint.every_events); more, or records with no checkpoint at
+                all, is TAIL_UNSEALED
+  --allow-unsealed-tail accept any number of records not yet sealed by a checkpoint
   --json        print the report as JSON
   -h, --help    show this help
 `
@@ -59,7 +66,7 @@ export const auditVerifyCommand: Command = {
   usage,
   run: async (argv, io) => {
     try {
-      const { values, positionals } = parse(argv, { key: { type: 'string' }, json: { type: 'boolean' } }, true)
+      const { values, positionals } = parse(argv, { key: { type: 'string' }, json: { type: 'boolean' }, checkpoint: { type: 'string', multiple: true }, 'max-unsealed': { type: 'string' }, 'allow-unsealed-tail': { type: 'boolean' } }, true)
       if (values.help === true) {
         io.stdout.write(usage)
         return EXIT_OK
@@ -75,7 +82,15 @@ export const auditVerifyCommand: Command = {
         io.stdout.write(values.json === true ? JSON.stringify(report, null, 2) + '\n' : exportText(target, report))
         return report.ok ? EXIT_OK : EXIT_NO
       }
-      const report = await verifyAuditDir(target, publicKeyPem !== undefined ? { publicKeyPem } : {})
+      const opts: VerifyOptions = publicKeyPem !== undefined ? { publicKeyPem } : {}
+      if (values.checkpoint !== undefined) opts.keptCheckpoints = await Promise.all(values.checkpoint.map(async (f) => await readFile(f, 'utf8')))
+      if (values['max-unsealed'] !== undefined) {
+        const n = Number(values['max-unsealed'])
+        if (!Number.isSafeInteger(n) || n < 0) throw new UsageError('--max-unsealed must be a non-negative integer')
+        opts.maxUnsealed = n
+      }
+      if (values['allow-unsealed-tail'] === true) opts.allowUnsealedTail = true
+      const report = await verifyAuditDir(target, opts)
       io.stdout.write(values.json === true ? JSON.stringify(report, null, 2) + '\n' : text(report))
       return report.ok ? EXIT_OK : EXIT_NO
     } catch (err) {

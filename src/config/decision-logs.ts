@@ -92,11 +92,18 @@ export function checkDecisionLogs (config: ShippingConfigView): void {
  * removes segments whether or not the collector acknowledged them (counted in
  * portcullis_decision_logs_lost_to_retention_total and logged when it happens). Logged at start.
  */
-export function shippingWarnings (config: ShippingConfigView & { audit?: { enabled?: boolean, retention?: { max_age_seconds?: number, max_bytes?: number } } }): string[] {
+export function shippingWarnings (config: ShippingConfigView & { audit?: { enabled?: boolean, retention?: { max_age_seconds?: number, max_bytes?: number, protect_unshipped?: boolean } } }): string[] {
   const dl = config.decision_logs
   if (dl === undefined || shippingTarget(config) === undefined) return []
   const out: string[] = []
   const retention = config.audit?.retention ?? {}
+  if (retention.protect_unshipped !== false) {
+    // the default: retention waits for the collector, so nothing is lost, but the log can grow
+    if (retention.max_age_seconds !== undefined || retention.max_bytes !== undefined) {
+      out.push('audit retention keeps segments holding events the collector has not acknowledged (audit.retention.protect_unshipped): during a long collector outage the log grows past the retention limits')
+    }
+    return out
+  }
   const maxDelay = dl.reporting.max_delay_seconds
   if (retention.max_age_seconds !== undefined && retention.max_age_seconds < 4 * maxDelay) {
     out.push(`audit.retention.max_age_seconds (${retention.max_age_seconds}) is less than 4 × decision_logs.reporting.max_delay_seconds (${maxDelay}): retention may remove events before they are shipped`)

@@ -91,6 +91,7 @@ export const DEFAULTS: Config = {
     dir: 'audit',
     durability: 'batched',
     batch_interval_ms: 50,
+    sync_timeout_ms: 2000,
     segment: { max_bytes: 64 * 1024 * 1024, max_age_seconds: 86_400 },
     retention: {},
     checkpoint: { every_events: 10_000, every_seconds: 60 },

@@ -287,6 +287,7 @@ export const AuditSchema = Type.Object({
   dir: NonEmpty('directory of the audit log (segments, tree, checkpoints); one stream per worker process'),
   durability: Durability,
   batch_interval_ms: Range('batched: longest time between two syncs', 1, 60_000),
+  sync_timeout_ms: Range('sync: a decision waits at most this long for its event to be on disk, then is denied (503); set it below the ext_authz timeout of Envoy. The event may still be written later', 1, 600_000),
   segment: Type.Object({
     max_bytes: Range('a segment is closed and a new one begun at this size', 4096, 2 ** 40),
     max_age_seconds: Range('... or at this age', 1, 365 * DAY_S),
@@ -294,6 +295,7 @@ export const AuditSchema = Type.Object({
   retention: Type.Object({
     max_age_seconds: Type.Optional(Range('closed segments older than this are removed (reported by verify as retention, not tampering)', 1, 100 * 365 * DAY_S)),
     max_bytes: Type.Optional(Range('oldest closed segments are removed while the log is larger than this', 4096, 2 ** 50)),
+    protect_unshipped: Type.Optional(Bool('with decision-log shipping on, retention never removes a segment holding events the collector has not acknowledged (default true)')),
   }, strict),
   checkpoint: Type.Object({
     every_events: Range('a signed checkpoint every this many events', 1, 1e9),

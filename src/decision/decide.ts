@@ -284,16 +284,21 @@ export class DecisionService {
       if (error.status >= 500) this.#log.error({ ...fields, err: error.cause ?? error }, `decision failed: ${error.message}`)
       else this.#log.warn(fields, `decision refused: ${error.message}`)
       reported.add(error)
-      // The failure is recorded too (best effort when it is the audit's own failure); if that
-      // fails, it is a second fault, logged as such: the caller still gets this decision's
-      // error, never the hook's.
+      // The failure is recorded too. If that fails, the caller gets PORTCULLIS_AUDIT_UNAVAILABLE
+      // (the decision's error as its cause), never the decision's own error: transports answer
+      // AUDIT_UNAVAILABLE as a refusal (Envoy: a denial), whereas an internal error becomes a
+      // gRPC error / 5xx that Envoy's failure_mode_allow would let through unrecorded.
       if (this.#audit !== undefined) {
         const pending = this.#callAudit(this.#audit, { error, request: req, decision_id: decisionId, timestamp, bundles: snapshot.revisions(), input, snapshot })
         if (pending !== undefined) {
           try {
             await pending
           } catch (auditErr) {
-            this.#log.error({ decision_id: decisionId, code: 'PORTCULLIS_AUDIT_UNAVAILABLE', component: 'audit', err: auditErr }, 'the audit hook failed to record a failed decision')
+            this.#log.error({ decision_id: decisionId, code: 'PORTCULLIS_AUDIT_UNAVAILABLE', component: 'audit', decision_code: error.code, err: auditErr }, 'the audit hook failed to record a failed decision: answered PORTCULLIS_AUDIT_UNAVAILABLE')
+            if (error.code === 'PORTCULLIS_AUDIT_UNAVAILABLE') throw error
+            const unrecorded = new PortcullisError('PORTCULLIS_AUDIT_UNAVAILABLE', `the failed decision could not be recorded in the audit log: ${auditErr instanceof Error ? auditErr.message : String(auditErr)}`, { decision_code: error.code }, { cause: error })
+            reported.add(unrecorded)
+            throw unrecorded
           }
         }
       }

@@ -3,7 +3,7 @@
  * listen lives in src/server/listen.ts). Routes are thin: translate, call decision/, reply.
  * Every route has request and response schemas.
  */
-import { createServer as createHttpServer } from 'node:http'
+import { createServer as createHttpServer, type IncomingMessage } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import compress from '@fastify/compress'
@@ -77,8 +77,15 @@ export function build (opts: BuildOptions): FastifyInstance {
     // a URL the router cannot decode is answered like every other failure (the Data API adapter
     // refuses the same paths with the same code on the framework-free route)
     frameworkErrors: (err: Error & { code?: string }, request: { id: string }, reply: { status: (n: number) => { type: (t: string) => { send: (b: string) => void } } }) => {
-      const failure = api.failure(err.code === 'FST_ERR_BAD_URL' ? new PortcullisError('PORTCULLIS_PATH_INVALID', 'the request URL is not validly percent-encoded', {}) : err, request.id)
-      reply.status(failure.status).type(JSON_TYPE).send(failure.text)
+      const error = err.code === 'FST_ERR_BAD_URL' ? new PortcullisError('PORTCULLIS_PATH_INVALID', 'the request URL is not validly percent-encoded', {}) : err
+      const answer = (): void => {
+        const failure = api.failure(error, request.id)
+        reply.status(failure.status).type(JSON_TYPE).send(failure.text)
+      }
+      // audited as a refused decision request (when it is one) before the answer
+      const recorded = api.recordUndecided(error, (request as { raw?: IncomingMessage }).raw, request.id)
+      if (recorded === undefined) answer()
+      else void recorded.then(answer)
     },
     genReqId,
     // (https is also given so fastify reports https:// addresses; the server itself comes from serverFactory)
@@ -126,7 +133,10 @@ export function build (opts: BuildOptions): FastifyInstance {
     })
   }
 
-  app.setErrorHandler((err, request, reply) => {
+  app.setErrorHandler(async (err, request, reply) => {
+    // a decision request that failed before its decision (bad body, 413, batch limit, bad path)
+    // is audited as a refusal first, as on the framework-free route and in the Envoy adapter
+    await api.recordUndecided(err, request.raw, request.id)
     // OPA error shape: {code, message, errors?}; our stable code in portcullis_code; counted and
     // logged once by the adapter, as on the framework-free route
     const { status, text } = api.failure(err, request.id)

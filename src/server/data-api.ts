@@ -54,6 +54,19 @@ export interface Failure {
   text: string
 }
 
+/** Errors made after a decision was recorded (an undefined v0 answer): not audited twice. */
+const afterDecision = new WeakSet<object>()
+
+/** The URL of a decision request (the Data API's decision routes), for auditing its failures. */
+function decisionRoute (url: string): { prefix: string, transport: 'http' | 'batch' } | undefined {
+  const q = url.indexOf('?')
+  const pathname = q === -1 ? url : url.slice(0, q)
+  for (const prefix of ['/v1/batch/data', '/v1/data', '/v0/data']) {
+    if (pathname === prefix || pathname.startsWith(prefix + '/')) return { prefix, transport: prefix === '/v1/batch/data' ? 'batch' : 'http' }
+  }
+  return pathname === '/' ? { prefix: '/', transport: 'http' } : undefined
+}
+
 /** OPA's boolean query parameters: present and not "false"/"0". */
 export const queryFlag = (v: string | undefined): boolean => v !== undefined && v !== 'false' && v !== '0'
 
@@ -162,9 +175,35 @@ export class DataApi {
     if (path === '') throw wholeDocument()
     const d = await this.decisions.decide(this.request(raw, path, input, requestId))
     if (!d.defined) {
-      throw new PortcullisError('PORTCULLIS_POLICY_UNDEFINED', `document missing: data.${d.path.replaceAll('/', '.')}`, { path: d.path })
+      const undef = new PortcullisError('PORTCULLIS_POLICY_UNDEFINED', `document missing: data.${d.path.replaceAll('/', '.')}`, { path: d.path })
+      afterDecision.add(undef)
+      throw undef
     }
     return resultText(d)
+  }
+
+  /**
+   * Records a decision request that failed before it became a decision (a bad path, a body
+   * that is not JSON or too large, a batch over its limit) as a refusal in the audit trail,
+   * as the Envoy adapter does (decide.ts recordRefusal), so every Data API decision request
+   * leaves an event. Undefined when there is nothing to record: the pipeline recorded the
+   * failure itself, or the request is not a decision request. Never rejects (a failure to
+   * record is logged by recordRefusal; the request is refused either way).
+   */
+  recordUndecided (err: unknown, raw: IncomingMessage | undefined, requestId?: string): Promise<void> | undefined {
+    if (raw === undefined || wasReported(err) || (typeof err === 'object' && err !== null && afterDecision.has(err))) return undefined
+    const route = decisionRoute(raw.url ?? '')
+    if (route === undefined) return undefined
+    const { error } = errorResponse(err, this.#bodyLimit)
+    let path = ''
+    try { path = route.prefix === '/' ? '' : this.pathOf(raw.url, route.prefix) } catch { /* the bad path is what failed */ }
+    const req: DecisionRequest = { path, transport: route.transport }
+    if (requestId !== undefined) req.requestId = requestId
+    const remote = raw.socket?.remoteAddress
+    if (remote !== undefined) req.requestedBy = remote
+    const traceparent = raw.headers.traceparent
+    if (typeof traceparent === 'string') req.traceparent = traceparent
+    return this.decisions.recordRefusal(req, error).then(() => undefined, () => undefined)
   }
 
   /**

@@ -120,20 +120,27 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
     try {
       api.v1(req, path, parseBody(text), requestId, started).then((out) => {
         send(res, 200, out, started)
-      }).catch((err: unknown) => { settleFailed(res, err, started, requestId) })
+      }).catch((err: unknown) => { settleFailed(res, err, started, requestId, req) })
     } catch (err) {
-      settleFailed(res, err, started, requestId)
+      settleFailed(res, err, started, requestId, req)
     }
   }
 
   // fail(), and if even that throws, drop the connection: the request is denied either way and
   // the rest of its batch is still answered
-  const settleFailed = (res: ServerResponse, err: unknown, started: number, requestId?: string): void => {
-    try {
-      fail(res, err, started, requestId)
-    } catch {
-      res.destroy()
+  // a request that failed before its decision is audited as a refusal first (data-api.ts)
+  const settleFailed = (res: ServerResponse, err: unknown, started: number, requestId?: string, req?: IncomingMessage): void => {
+    const settle = (): void => {
+      try {
+        fail(res, err, started, requestId)
+      } catch {
+        res.destroy()
+      }
     }
+    let recorded: Promise<void> | undefined
+    try { recorded = api.recordUndecided(err, req, requestId) } catch { recorded = undefined }
+    if (recorded === undefined) settle()
+    else void recorded.then(settle)
   }
 
   interface Pending { req: IncomingMessage, res: ServerResponse, path: string, text: string, started: number, requestId: string }
@@ -164,14 +171,14 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
       path = api.pathOf(url, '/v1/data')
     } catch (err) {
       res.shouldKeepAlive = false
-      settleFailed(res, err, started, requestId)
+      settleFailed(res, err, started, requestId, req)
       req.pause()
       return
     }
     const tooLarge = (): void => {
       // the rest of the body is not read: answer, then close the connection
       res.shouldKeepAlive = false
-      settleFailed(res, new PortcullisError('PORTCULLIS_INPUT_TOO_LARGE', `request body exceeds ${bodyLimit} bytes`, { limit: bodyLimit }), started, requestId)
+      settleFailed(res, new PortcullisError('PORTCULLIS_INPUT_TOO_LARGE', `request body exceeds ${bodyLimit} bytes`, { limit: bodyLimit }), started, requestId, req)
       req.pause()
     }
     const declared = req.headers['content-length']

@@ -109,9 +109,12 @@ audit:
 
 test('retention that may outrun shipping is warned about', () => {
   const base = 'services:\n  s:\n    url: http://127.0.0.1:1\ndecision_logs:\n  service: s\n  reporting:\n    min_delay_seconds: 60\n    max_delay_seconds: 600\n'
-  const c1 = loadConfig({ file: write(`${base}audit:\n  enabled: true\n  dir: a\n  retention:\n    max_age_seconds: 900\n`), env: {} })
+  const c1 = loadConfig({ file: write(`${base}audit:\n  enabled: true\n  dir: a\n  retention:\n    max_age_seconds: 900\n    protect_unshipped: false\n`), env: {} })
   assert.equal(shippingWarnings(c1).length, 2)
-  const c2 = loadConfig({ file: write(`${base}audit:\n  enabled: true\n  dir: a\n  retention:\n    max_age_seconds: 86400\n`), env: {} })
+  // the default protects unshipped events: one warning (the log may grow), none about loss
+  const c0 = loadConfig({ file: write(`${base}audit:\n  enabled: true\n  dir: a\n  retention:\n    max_age_seconds: 900\n`), env: {} })
+  assert.equal(shippingWarnings(c0).length, 1)
+  const c2 = loadConfig({ file: write(`${base}audit:\n  enabled: true\n  dir: a\n  retention:\n    max_age_seconds: 86400\n    protect_unshipped: false\n`), env: {} })
   assert.equal(shippingWarnings(c2).length, 1)
   const c3 = loadConfig({ file: write(`${base}audit:\n  enabled: true\n  dir: a\n`), env: {} })
   assert.deepEqual(shippingWarnings(c3), [])

@@ -343,9 +343,16 @@ describe('the decision pipeline', () => {
       assert.equal(errors, 1)
     })
 
-    test('a failed decision whose record is rejected too: the caller gets the decision\'s own error', async () => {
+    test('a failed decision whose record is rejected too: PORTCULLIS_AUDIT_UNAVAILABLE (a refusal), the decision\'s error as its cause', async () => {
       const { svc } = await service({ cache: false })
       svc.setAuditHook(() => Promise.reject(new Error('disk full')))
+      await assert.rejects(svc.decide({ path: 'authz/not_a_rule', input: {} }), (err: PortcullisError) => {
+        assert.equal(err.code, 'PORTCULLIS_AUDIT_UNAVAILABLE')
+        assert.equal((err.cause as PortcullisError).code, 'PORTCULLIS_POLICY_PATH_NOT_FOUND')
+        return true
+      })
+      // recorded: the decision's own error
+      svc.setAuditHook(() => undefined)
       await assert.rejects(svc.decide({ path: 'authz/not_a_rule', input: {} }), { code: 'PORTCULLIS_POLICY_PATH_NOT_FOUND' })
     })
 

@@ -12,6 +12,11 @@ export interface Checkpoint {
   origin: string
   size: number
   root: Buffer
+  /**
+   * The `retained <seq>` extension line: the signer's statement that records below this seq
+   * may have been removed by retention (every record from it on is kept). Absent: none removed.
+   */
+  retained?: number
   /** The full signed note text (body, blank line, signature lines). */
   note: string
 }
@@ -24,12 +29,19 @@ function invalid (msg: string): PortcullisError {
   return new PortcullisError('PORTCULLIS_AUDIT_INVALID', msg)
 }
 
-/** The checkpoint body: `<origin>\n<size>\n<base64 root>\n`. */
-export function formatCheckpoint (origin: string, size: number, root: Buffer): string {
+/** The extension line (C2SP tlog-checkpoint allows lines after the root) that signs retention. */
+const RETAINED_RE = /^retained (0|[1-9][0-9]*)$/
+
+/**
+ * The checkpoint body: `<origin>\n<size>\n<base64 root>\n`, then `retained <seq>\n` when
+ * retention has removed records below `retained` (docs/audit.md "Checkpoints").
+ */
+export function formatCheckpoint (origin: string, size: number, root: Buffer, retained = 0): string {
   if (origin === '' || /[\n\r]/.test(origin) || origin.startsWith(SIG_PREFIX)) throw invalid(`checkpoint origin ${JSON.stringify(origin)} must be one non-empty line`)
   if (!Number.isSafeInteger(size) || size < 0) throw invalid(`checkpoint size ${size} is not a tree size`)
   if (root.length !== HASH_SIZE) throw invalid('checkpoint root must be 32 bytes')
-  return `${origin}\n${size}\n${root.toString('base64')}\n`
+  if (!Number.isSafeInteger(retained) || retained < 0 || retained > size) throw invalid(`checkpoint retained seq ${retained} must be between 0 and the tree size ${size}`)
+  return `${origin}\n${size}\n${root.toString('base64')}\n${retained > 0 ? `retained ${retained}\n` : ''}`
 }
 
 /** The raw 32-byte Ed25519 public key of a key object. */
@@ -70,6 +82,14 @@ export function parseCheckpoint (note: string): Checkpoint & { body: string, sig
   if (!/^(0|[1-9][0-9]*)$/.test(sizeText) || !Number.isSafeInteger(Number(sizeText))) throw invalid(`checkpoint size ${JSON.stringify(sizeText)} is not a decimal tree size`)
   const root = Buffer.from(rootText, 'base64')
   if (root.length !== HASH_SIZE || root.toString('base64') !== rootText) throw invalid('checkpoint root is not a base64 SHA-256 hash')
+  let retained: number | undefined
+  for (const ext of lines.slice(3, -1)) {
+    if (!ext.startsWith('retained')) continue // other extension lines are the signer's business
+    const m = RETAINED_RE.exec(ext)
+    if (m === null || retained !== undefined) throw invalid(`checkpoint extension ${JSON.stringify(ext)} is not one \`retained <seq>\` line`)
+    retained = Number(m[1])
+    if (!Number.isSafeInteger(retained) || retained > Number(sizeText)) throw invalid(`checkpoint retained seq ${m[1] as string} exceeds the tree size`)
+  }
   const signatures: Array<{ name: string, sig: Buffer }> = []
   for (const line of note.slice(split + 2, -1).split('\n')) {
     if (!line.startsWith(SIG_PREFIX)) throw invalid(`checkpoint signature line ${JSON.stringify(line)} does not start with an em dash`)
@@ -80,7 +100,7 @@ export function parseCheckpoint (note: string): Checkpoint & { body: string, sig
     signatures.push({ name: parts[0] as string, sig })
   }
   if (signatures.length === 0) throw invalid('checkpoint note has no signature')
-  return { origin, size: Number(sizeText), root, note, body, signatures }
+  return { origin, size: Number(sizeText), root, ...(retained !== undefined ? { retained } : {}), note, body, signatures }
 }
 
 /**
@@ -135,17 +155,25 @@ export function splitCheckpointNotes (text: string): { notes: Array<{ note: stri
   return { notes }
 }
 
+/** Most body lines a note may have (origin, size, root and extension lines). */
+const MAX_BODY_LINES = 64
+
 /**
  * The last complete note in the tail of a checkpoints file, given as latin1 text (so string
- * indexes are byte offsets). Our notes have exactly three body lines (origin, size, root), so
- * the note starts three lines before its signature block. `start` and `end` are byte offsets
- * in `tail`; bytes after `end` are a torn note.
+ * indexes are byte offsets). The note's body starts after the previous note's last signature
+ * line (no body line starts with an em dash) or at the start of the tail. `start` and `end`
+ * are byte offsets in `tail`; bytes after `end` are a torn note.
  */
 export function lastNoteInTail (tail: string): { note: string, start: number, end: number } | undefined {
   const sigAt = tail.lastIndexOf('\n\n\u00e2\u0080\u0094 ') // "\n\n— " as UTF-8 bytes read as latin1
   if (sigAt < 0) return undefined
-  let start = sigAt + 1
-  for (let i = 0; i < 3 && start > 0; i++) start = tail.lastIndexOf('\n', start - 2) + 1
+  // the first line of the body: walk back over body lines to the previous note's signature line
+  let start = tail.lastIndexOf('\n', sigAt - 1) + 1
+  for (let i = 0; i < MAX_BODY_LINES && start > 0; i++) {
+    const prev = tail.lastIndexOf('\n', start - 2) + 1
+    if (tail.startsWith('\u00e2\u0080\u0094 ', prev)) break
+    start = prev
+  }
   let end = tail.indexOf('\n', sigAt + 2)
   if (end < 0) {
     // the last note's first signature line is torn: fall back to the note before it

@@ -105,18 +105,58 @@ export interface RetentionEntry {
   reason: 'age' | 'bytes'
 }
 
-export async function readRetentionLog (path: string): Promise<RetentionEntry[]> {
+/** A retention.log line that is not a well-formed entry (verify: RETENTION_INVALID). */
+export interface RetentionLineProblem { line: number, message: string }
+
+const HEX_HASH_RE = /^[0-9a-f]{64}$/
+
+/** Why `v` is not a well-formed retention entry, or undefined when it is one. */
+function retentionEntryProblem (v: unknown): string | undefined {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'not a JSON object'
+  const e = v as Record<string, unknown>
+  if (typeof e.segment !== 'string' || !SEGMENT_RE.test(e.segment)) return 'segment is not a segment file name'
+  for (const k of ['first_seq', 'last_seq', 'bytes'] as const) {
+    if (typeof e[k] !== 'number' || !Number.isSafeInteger(e[k]) || (e[k] as number) < 0) return `${k} is not a non-negative integer`
+  }
+  if ((e.last_seq as number) < (e.first_seq as number)) return 'last_seq is before first_seq'
+  if (Number((SEGMENT_RE.exec(e.segment) as RegExpExecArray)[1]) !== e.first_seq) return 'segment name does not match first_seq'
+  for (const k of ['first_leaf_hash', 'last_leaf_hash'] as const) {
+    if (typeof e[k] !== 'string' || !HEX_HASH_RE.test(e[k] as string)) return `${k} is not a hex SHA-256 hash`
+  }
+  if (typeof e.removed_at !== 'string') return 'removed_at is not a string'
+  return undefined
+}
+
+/**
+ * The entries of retention.log, each validated (fields, types, last_seq >= first_seq), so no
+ * caller loops over a range it did not check. A torn last line (no newline: the removal did not
+ * happen yet) is ignored; any other bad line is returned as `invalid` with its 1-based number.
+ */
+export async function readRetentionLog (path: string): Promise<{ entries: RetentionEntry[], invalid?: RetentionLineProblem }> {
   let text: string
   try { text = await readFile(path, 'utf8') } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { entries: [] }
     throw err
   }
-  const out: RetentionEntry[] = []
-  for (const line of text.split('\n')) {
+  const entries: RetentionEntry[] = []
+  const lines = text.split('\n')
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] as string
     if (line === '') continue
-    try { out.push(JSON.parse(line) as RetentionEntry) } catch { /* a torn last line: the removal did not happen yet */ }
+    const torn = i === lines.length - 1 // no newline after it
+    let v: unknown
+    try { v = JSON.parse(line) } catch {
+      if (torn) continue
+      return { entries, invalid: { line: i + 1, message: 'not JSON' } }
+    }
+    const problem = retentionEntryProblem(v)
+    if (problem !== undefined) {
+      if (torn) continue
+      return { entries, invalid: { line: i + 1, message: problem } }
+    }
+    entries.push(v as RetentionEntry)
   }
-  return out
+  return { entries }
 }
 
 /** Positional reads of stored hashes from a hashes file (a writer may be appending to it). */

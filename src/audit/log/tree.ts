@@ -188,11 +188,15 @@ export function verifyInclusion (index: number, size: number, leaf: Uint8Array, 
   return sn === 0 && Buffer.from(r).equals(root)
 }
 
-/** RFC 9162 §2.1.4.2: does `proof` show the tree (m, firstRoot) is a prefix of (n, secondRoot)? */
+/**
+ * RFC 9162 §2.1.4.2: does `proof` show the tree (m, firstRoot) is a prefix of (n, secondRoot)?
+ * m = 0: the empty tree is a prefix of every tree, but only when `firstRoot` is the empty tree's
+ * root (SHA-256 of nothing) and the proof is empty — any other first root is a false claim.
+ */
 export function verifyConsistency (m: number, n: number, firstRoot: Uint8Array, secondRoot: Uint8Array, proof: Uint8Array[]): boolean {
   if (!Number.isSafeInteger(m) || !Number.isSafeInteger(n) || m < 0 || m > n) return false
+  if (m === 0) return proof.length === 0 && EMPTY_ROOT.equals(firstRoot) && (n > 0 || EMPTY_ROOT.equals(secondRoot))
   if (m === n) return proof.length === 0 && Buffer.from(firstRoot).equals(secondRoot)
-  if (m === 0) return proof.length === 0 // the empty tree is a prefix of every tree
   if (proof.length === 0) return false
   const path = [...proof]
   // a power-of-two first tree is itself a node of the second: its root starts the path

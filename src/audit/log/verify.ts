@@ -14,7 +14,7 @@ import { PortcullisError } from '../../errors.js'
 import { parseCheckpoint, splitCheckpointNotes, verifyCheckpoint } from './checkpoint.js'
 import { HashesFileReader, listSegments, readRetentionLog, recordSeq, segmentLineBatches, streamPaths, type RetentionEntry } from './layout.js'
 import { AuditDirReader } from './reader.js'
-import { CompactRange, HASH_SIZE, consistencyProof, leafHash, storedHashCount, treeSizeForStoredCount, verifyConsistency } from './tree.js'
+import { CompactRange, HASH_SIZE, consistencyProof, leafHash, storedHashCount, treeRoot, treeSizeForStoredCount, verifyConsistency } from './tree.js'
 
 export type VerifyProblemCode =
   | 'EVENT_MODIFIED' // a record's leaf hash differs from the stored leaf hash at its seq
@@ -22,6 +22,8 @@ export type VerifyProblemCode =
   | 'EVENT_INSERTED' // a duplicate or earlier seq, or a segment overlapping the previous one
   | 'EVENT_REORDERED' // seq i+1 stands before seq i
   | 'SEGMENT_MISSING' // a seq range between segments that retention.log does not explain
+  | 'RETENTION_INVALID' // a malformed retention.log line, entries that are not one run from seq 0, or leaf hashes that differ from the hashes file
+  | 'RETENTION_UNAUTHENTICATED' // records removed beyond what the latest signed checkpoint's `retained` line covers
   | 'TAIL_TRUNCATED' // fewer records than the hashes file or the latest checkpoint covers
   | 'HASHES_TAMPERED' // a stored interior hash differs from its recomputation
   | 'RECORD_MALFORMED' // a line that does not start with {"seq":N
@@ -29,6 +31,9 @@ export type VerifyProblemCode =
   | 'CHECKPOINT_SIGNATURE_INVALID'
   | 'CHECKPOINT_ROOT_MISMATCH' // a checkpoint's root differs from the recomputed root of its size
   | 'CHECKPOINTS_INCONSISTENT' // a later checkpoint does not extend an earlier one
+  | 'CHECKPOINT_ORIGIN_MISMATCH' // a checkpoint names another log (origin) than the stream's other checkpoints or the auditor's kept one
+  | 'TAIL_UNSEALED' // records but no checkpoint, or more records past the latest checkpoint than allowed (maxUnsealed)
+  | 'KEPT_CHECKPOINT_INCONSISTENT' // a checkpoint the auditor kept (--checkpoint) is not signed, or the log is not an extension of it
   | 'STREAM_UNREADABLE'
 
 export interface VerifyProblem {
@@ -70,7 +75,19 @@ export interface VerifyReport {
 export interface VerifyOptions {
   /** The auditor's pinned checkpoint public key (PEM). */
   publicKeyPem?: string
+  /**
+   * Most records allowed past the latest checkpoint (not yet sealed by a signature); more, or
+   * records with no checkpoint at all, is TAIL_UNSEALED. Default DEFAULT_MAX_UNSEALED.
+   */
+  maxUnsealed?: number
+  /** Accept any unsealed tail (a live log before its first checkpoint). */
+  allowUnsealedTail?: boolean
+  /** Checkpoint notes the auditor kept earlier: each must verify and the log must extend it. */
+  keptCheckpoints?: string[]
 }
+
+/** The default of `maxUnsealed`: audit.checkpoint.every_events' default (a checkpoint is due by then). */
+export const DEFAULT_MAX_UNSEALED = 10_000
 
 class Problem extends Error {
   constructor (readonly problem: VerifyProblem) { super(problem.message) }
@@ -123,15 +140,69 @@ export async function verifyAuditDir (dir: string, opts: VerifyOptions = {}): Pr
     }
   }
   const dirReader = await AuditDirReader.open(dir)
+  const ids = dirReader.streams()
+  const kept = await keptByStream(dir, ids, opts.keptCheckpoints ?? [])
   const streams: StreamReport[] = []
-  for (const id of dirReader.streams()) {
-    streams.push(await verifyStream(dir, id, key, keyInfo.source, warnings))
+  for (const id of ids) {
+    streams.push(await verifyStream(dir, id, key, keyInfo.source, warnings, { ...opts, keptCheckpoints: kept.get(id) ?? [] }))
   }
   if (streams.length === 0) warnings.push(`no audit streams in ${dir}`)
   return { ok: streams.length > 0 && streams.every((s) => s.problem === undefined), key: keyInfo, streams, warnings }
 }
 
-async function verifyStream (dir: string, id: string, key: KeyObject | undefined, source: VerifyReport['key']['source'], warnings: string[]): Promise<StreamReport> {
+/**
+ * retention.log as one contiguous run of removals from seq 0, keyed by first seq. The writer
+ * only ever removes the oldest segments, so any other shape (a hole, an entry not starting at 0)
+ * is RETENTION_INVALID; an entry logged twice (a crash between logging and removing) is one.
+ */
+async function retentionRun (path: string): Promise<Map<number, RetentionEntry>> {
+  const { entries, invalid } = await readRetentionLog(path)
+  if (invalid !== undefined) fail({ code: 'RETENTION_INVALID', message: `retention.log line ${invalid.line} is not a retention entry: ${invalid.message}` })
+  const byFirst = new Map<number, RetentionEntry>()
+  for (const e of entries) {
+    const seen = byFirst.get(e.first_seq)
+    if (seen === undefined) { byFirst.set(e.first_seq, e); continue }
+    if (seen.last_seq !== e.last_seq || seen.first_leaf_hash !== e.first_leaf_hash || seen.last_leaf_hash !== e.last_leaf_hash) {
+      fail({ code: 'RETENTION_INVALID', seq: e.first_seq, segment: e.segment, message: `retention.log has two different entries for the segment starting at seq ${e.first_seq}` })
+    }
+  }
+  let next = 0
+  for (const e of [...byFirst.values()].sort((a, b) => a.first_seq - b.first_seq)) {
+    if (e.first_seq !== next) fail({ code: 'RETENTION_INVALID', seq: next, segment: e.segment, message: `retention.log entries are not one contiguous run from seq 0 (next expected ${next}, found ${e.first_seq}): retention removes only the oldest segments` })
+    next = e.last_seq + 1
+  }
+  return byFirst
+}
+
+/**
+ * Which stream each kept checkpoint belongs to: the stream whose own checkpoints carry its
+ * origin, else the stream whose id ends the origin (`…/<stream>`, the default origin), else the
+ * only stream. A kept checkpoint that fits none is a usage error (PORTCULLIS_AUDIT_INVALID).
+ */
+async function keptByStream (dir: string, ids: string[], notes: string[]): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>()
+  if (notes.length === 0) return out
+  const origins = new Map<string, string>()
+  for (const id of ids) {
+    let text = ''
+    try { text = await readFile(streamPaths(dir, id).checkpoints, 'utf8') } catch { /* none */ }
+    const first = splitCheckpointNotes(text).notes[0]
+    if (first === undefined) continue
+    try { origins.set(parseCheckpoint(first.note).origin, id) } catch { /* reported by the stream's own check */ }
+  }
+  for (const note of notes) {
+    let origin: string
+    try { origin = parseCheckpoint(note).origin } catch (err) {
+      throw new PortcullisError('PORTCULLIS_AUDIT_INVALID', `the kept checkpoint is not a checkpoint note: ${(err as Error).message}`)
+    }
+    const id = origins.get(origin) ?? ids.find((s) => origin.endsWith(`/${s}`)) ?? (ids.length === 1 ? ids[0] : undefined)
+    if (id === undefined) throw new PortcullisError('PORTCULLIS_AUDIT_INVALID', `the kept checkpoint's origin ${JSON.stringify(origin)} matches no stream of ${dir}`)
+    out.set(id, [...(out.get(id) ?? []), note])
+  }
+  return out
+}
+
+async function verifyStream (dir: string, id: string, key: KeyObject | undefined, source: VerifyReport['key']['source'], warnings: string[], opts: VerifyOptions): Promise<StreamReport> {
   const paths = streamPaths(dir, id)
   const report: StreamReport = {
     stream: id, events: 0, records: 0, segments: 0, checkpoints: 0,
@@ -144,13 +215,27 @@ async function verifyStream (dir: string, id: string, key: KeyObject | undefined
     let text = ''
     try { text = await readFile(paths.checkpoints, 'utf8') } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err }
     const split = splitCheckpointNotes(text)
-    if (split.torn !== undefined) warnings.push(`${id}: the checkpoints file ends in a torn note at byte ${split.torn.offset} (a crash while writing it; the writer truncates it on open)`)
+    // a half note is not a checkpoint: a crash while writing it (the writer truncates it on open),
+    // or a note cut to hide what it signed — either way not a log that verifies as it is
+    if (split.torn !== undefined) fail({ code: 'CHECKPOINT_MALFORMED', checkpoint: split.notes.length, message: `the checkpoints file ends in a torn note at byte ${split.torn.offset} (a crash while writing it, repaired when the writer opens the stream, or a cut note)` })
     const cps = split.notes.map((n, i) => {
       try { return parseCheckpoint(n.note) } catch (err) {
         return fail({ code: 'CHECKPOINT_MALFORMED', checkpoint: i, message: `checkpoint ${i} is malformed: ${(err as Error).message}` })
       }
     })
     report.checkpoints = cps.length
+    const origin = cps[0]?.origin
+    cps.forEach((c, i) => {
+      if (c.origin !== origin) fail({ code: 'CHECKPOINT_ORIGIN_MISMATCH', checkpoint: i, message: `checkpoint ${i} names origin ${JSON.stringify(c.origin)}, the stream's checkpoints ${JSON.stringify(origin)}` })
+    })
+    if (origin !== undefined && !origin.endsWith(`/${id}`)) warnings.push(`${id}: checkpoint origin ${JSON.stringify(origin)} does not end in /${id} (a configured origin, or checkpoints from another stream)`)
+    // the auditor's kept checkpoints: signed by the key, same log
+    const kept = (opts.keptCheckpoints ?? []).map((note, i) => {
+      const c = parseCheckpoint(note)
+      if (key === undefined || !verifyCheckpoint(note, key)) fail({ code: 'KEPT_CHECKPOINT_INCONSISTENT', message: `kept checkpoint ${i} (size ${c.size}) has no valid signature by the ${key === undefined ? 'missing' : source} key` })
+      if (origin !== undefined && c.origin !== origin) fail({ code: 'CHECKPOINT_ORIGIN_MISMATCH', message: `kept checkpoint ${i} names origin ${JSON.stringify(c.origin)}, the stream's checkpoints ${JSON.stringify(origin)}` })
+      return c
+    })
     cps.forEach((c, i) => {
       if (key !== undefined && !verifyCheckpoint(c.note, key)) fail({ code: 'CHECKPOINT_SIGNATURE_INVALID', checkpoint: i, message: `checkpoint ${i} (size ${c.size}) has no valid signature by the ${source} key` })
       const prev = cps[i - 1]
@@ -159,8 +244,9 @@ async function verifyStream (dir: string, id: string, key: KeyObject | undefined
       }
     })
 
-    const retention = await readRetentionLog(paths.retention)
-    const retainedAt = new Map<number, RetentionEntry>(retention.map((e) => [e.first_seq, e]))
+    const retainedAt = await retentionRun(paths.retention)
+    // the signed statement of what retention may have removed: the latest checkpoint's `retained`
+    const signedRetained = cps.reduce((a, c) => Math.max(a, c.retained ?? 0), 0)
 
     try { fd = openSync(paths.hashes, 'r') } catch (err) {
       fail({ code: 'STREAM_UNREADABLE', message: `cannot open the hashes file: ${(err as Error).message}` })
@@ -186,8 +272,8 @@ async function verifyStream (dir: string, id: string, key: KeyObject | undefined
     checkCheckpoints()
 
     /** Adds leaf `seq` to the recomputed tree: from its record, or (retained) from the stored leaf hash. */
-    const addLeaf = (seq: number, line: Buffer | undefined, segment: string | undefined, offset: number | undefined): void => {
-      if (seq >= treeSize) { report.unhashedRecords++; return }
+    const addLeaf = (seq: number, line: Buffer | undefined, segment: string | undefined, offset: number | undefined): Buffer | undefined => {
+      if (seq >= treeSize) { report.unhashedRecords++; return undefined }
       const storedLeaf = cursor.next()
       const leaf = line === undefined ? Buffer.from(storedLeaf) : leafHash(line)
       if (line !== undefined && !leaf.equals(storedLeaf)) fail({ code: 'EVENT_MODIFIED', seq, segment, offset, message: `record ${seq} does not match its stored leaf hash: the event was modified` })
@@ -199,6 +285,7 @@ async function verifyStream (dir: string, id: string, key: KeyObject | undefined
         }
       }
       if (cpSizes.has(range.size)) checkCheckpoints()
+      return leaf
     }
 
     const segs = await listSegments(paths.segments)
@@ -213,8 +300,19 @@ async function verifyStream (dir: string, id: string, key: KeyObject | undefined
         if (r === undefined || r.last_seq >= s.first) {
           fail({ code: 'SEGMENT_MISSING', seq: expected, segment: s.name, message: `records ${expected}..${s.first - 1} are missing before segment ${s.name} and retention.log does not record their removal` })
         }
+        // retained leaves come from the hashes file: the range must lie inside the hashed tree
+        // (a bounded loop) and be covered by a signed checkpoint's `retained` statement
+        if (r.last_seq >= treeSize) fail({ code: 'RETENTION_INVALID', seq: r.first_seq, message: `retention.log says records ${r.first_seq}..${r.last_seq} were removed, but the hashed tree ends at ${treeSize}` })
+        if (r.last_seq + 1 > signedRetained) {
+          fail({ code: 'RETENTION_UNAUTHENTICATED', seq: Math.max(signedRetained, r.first_seq), segment: r.segment, message: `records ${Math.max(signedRetained, r.first_seq)}..${r.last_seq} are gone and listed in retention.log, but no signed checkpoint covers their removal (the latest says retained ${signedRetained})` })
+        }
         report.retained.push({ first_seq: r.first_seq, last_seq: r.last_seq, segment: r.segment, removed_at: r.removed_at })
-        for (let seq = r.first_seq; seq <= r.last_seq; seq++) addLeaf(seq, undefined, undefined, undefined)
+        for (let seq = r.first_seq; seq <= r.last_seq; seq++) {
+          const leaf = addLeaf(seq, undefined, undefined, undefined) as Buffer
+          if ((seq === r.first_seq && leaf.toString('hex') !== r.first_leaf_hash) || (seq === r.last_seq && leaf.toString('hex') !== r.last_leaf_hash)) {
+            fail({ code: 'RETENTION_INVALID', seq, segment: r.segment, message: `retention.log's leaf hash of removed record ${seq} differs from the hashes file` })
+          }
+        }
         expected = r.last_seq + 1
       }
       if (s.first < expected && suspect === undefined) fail({ code: 'EVENT_INSERTED', seq: s.first, segment: s.name, message: `segment ${s.name} starts at seq ${s.first}, inside records already seen (up to ${expected - 1})` })
@@ -248,6 +346,16 @@ async function verifyStream (dir: string, id: string, key: KeyObject | undefined
       }
     }
     if (suspect !== undefined) fail(suspect)
+    // the auditor's kept checkpoints: the log must hold them and extend them (consistency proof
+    // from the stored hashes, checked against the recomputed root of the whole tree)
+    for (const [i, c] of kept.entries()) {
+      if (c.size > range.size) fail({ code: 'KEPT_CHECKPOINT_INCONSISTENT', seq: range.size, message: `kept checkpoint ${i} covers ${c.size} records but the log's tree ends at ${range.size}: records were removed or the log was rewritten` })
+      const proof = consistencyProof(c.size, range.size, new HashesFileReader(fd))
+      const first = c.size === 0 ? c.root : treeRoot(c.size, new HashesFileReader(fd))
+      if (!first.equals(c.root) || !verifyConsistency(c.size, range.size, c.root, range.root(), proof)) {
+        fail({ code: 'KEPT_CHECKPOINT_INCONSISTENT', seq: c.size, message: `kept checkpoint ${i} (size ${c.size}) is not a prefix of the log (tree size ${range.size}): the records it sealed were rewritten` })
+      }
+    }
     if (expected < treeSize) fail({ code: 'TAIL_TRUNCATED', seq: expected, message: `the records end at seq ${expected} but the hashes file holds ${treeSize}: the tail was truncated` })
     const pastRecords = cps.findIndex((c) => c.size > expected)
     if (pastRecords >= 0) fail({ code: 'TAIL_TRUNCATED', seq: expected, checkpoint: pastRecords, message: `the records end at seq ${expected} but checkpoint ${pastRecords} covers ${cps[pastRecords]?.size ?? 0}: the tail was truncated` })
@@ -265,6 +373,16 @@ async function verifyStream (dir: string, id: string, key: KeyObject | undefined
       }
     }
     report.events = Math.min(treeSize, expected)
+    // records not sealed by any signed checkpoint can be rewritten without a trace: a few are a
+    // live log's normal state (a checkpoint is due every every_events / every_seconds); none
+    // sealed, or more than that, is a log whose checkpoints were removed
+    const sealed = cps[cps.length - 1]?.size ?? 0
+    const unsealed = Math.max(expected, treeSize) - sealed
+    const maxUnsealed = opts.maxUnsealed ?? DEFAULT_MAX_UNSEALED
+    if (unsealed > 0 && opts.allowUnsealedTail !== true && (cps.length === 0 || unsealed > maxUnsealed)) {
+      fail({ code: 'TAIL_UNSEALED', seq: sealed, message: cps.length === 0 ? `${unsealed} records and no checkpoint: nothing is sealed by a signature (checkpoints deleted, or a live log before its first checkpoint: --allow-unsealed-tail)` : `${unsealed} records past the latest checkpoint (size ${sealed}), more than ${maxUnsealed} allowed: checkpoints deleted, or checkpointing stopped` })
+    }
+    if (unsealed > 0) warnings.push(`${id}: ${unsealed} records after the latest checkpoint (size ${sealed}) are not yet sealed by a signature`)
   } catch (err) {
     if (err instanceof Problem) report.problem = err.problem
     else report.problem = { code: 'STREAM_UNREADABLE', message: (err as Error).message }

@@ -27,6 +27,7 @@ import type { AuditSink, Durability } from './contract.js'
 import { formatCheckpoint, generateCheckpointKey, lastNoteInTail, parseCheckpoint, signCheckpoint, type Checkpoint } from './checkpoint.js'
 import { HashesFileReader, listSegments, recordSeq, recordText, segmentLineBatches, segmentName, streamPaths, type RetentionEntry, type SegmentRef, type StreamPaths } from './layout.js'
 import { CompactRange, HASH_SIZE, leafHash, storedHashCount, storedHashIndex, treeRoot } from './tree.js'
+import { readCursor } from '../ship/cursor.js'
 
 export type { Durability } from './contract.js'
 export type { Checkpoint } from './checkpoint.js'
@@ -38,9 +39,19 @@ export interface AuditLogOptions {
   durability: Durability
   /** `batched`: write and fdatasync at most this often. */
   batchIntervalMs: number
+  /**
+   * `sync`: an append not durable after this long rejects with PORTCULLIS_AUDIT_UNAVAILABLE
+   * (a hung disk denies decisions instead of holding them until the proxy's own timeout); the
+   * event stays queued and may still be written later.
+   */
+  syncTimeoutMs?: number
   segmentMaxBytes: number
   segmentMaxAgeMs: number
-  retention: { maxAgeMs?: number, maxBytes?: number }
+  /**
+   * `keepUnshipped`: never remove a segment holding records at or past the decision-log
+   * shipper's cursor (`<stream>/ship-cursor.json`; no cursor yet: nothing is removed).
+   */
+  retention: { maxAgeMs?: number, maxBytes?: number, keepUnshipped?: boolean }
   checkpoint: { everyEvents: number, everyMs: number, keyFile?: string, origin?: string }
   /** Bound on accepted-but-unwritten event bytes. */
   maxPendingBytes: number
@@ -56,6 +67,7 @@ export interface AuditLogOptions {
 export const auditLogDefaults: Omit<AuditLogOptions, 'dir' | 'stream'> = {
   durability: 'sync',
   batchIntervalMs: 50,
+  syncTimeoutMs: 2000,
   segmentMaxBytes: 64 * 1024 * 1024,
   segmentMaxAgeMs: 24 * 3600 * 1000,
   retention: {},
@@ -69,6 +81,8 @@ interface Pending {
   bytes: number
   resolve?: () => void
   reject?: (err: Error) => void
+  /** `sync`: when the waiter is rejected by the sync deadline (this.now() time). */
+  deadline?: number
 }
 
 /** Per-record overhead counted against the bound besides the event's own bytes (seq prefix, newline, hashes). */
@@ -167,6 +181,8 @@ export class AuditLog implements AuditSink {
   private ckpt!: FileHandle
   private ckptBytes = 0
   private last: Checkpoint | undefined
+  /** Records below this seq may be removed by retention: signed in each checkpoint (`retained`). */
+  private retainedFrom = 0
   /** Stale bytes past the good end of the segment/hashes/checkpoint files that a failed write left. */
   private dirty = false
 
@@ -180,7 +196,10 @@ export class AuditLog implements AuditSink {
   private retryTimer: NodeJS.Timeout | undefined
   private batchTimer: NodeJS.Timeout | undefined
   private checkpointTimer: NodeJS.Timeout | undefined
+  private deadlineTimer: NodeJS.Timeout | undefined
   private writeQueued = false
+  /** Records written without fdatasync (batched mode's early write): the batch timer syncs them. */
+  private unsynced = false
   private chain: Promise<unknown> = Promise.resolve()
   private closing = false
   private closed = false
@@ -255,6 +274,7 @@ export class AuditLog implements AuditSink {
     switch (this.opts.durability) {
       case 'sync': {
         const p = new Promise<void>((resolve, reject) => { item.resolve = resolve; item.reject = reject })
+        if (this.opts.syncTimeoutMs !== undefined) item.deadline = this.now() + this.opts.syncTimeoutMs
         this.scheduleWrite(true)
         return p
       }
@@ -369,7 +389,10 @@ export class AuditLog implements AuditSink {
     }
     const group = this.pending.slice(0, take)
     const gap = this.shed.count > 0 ? { ...this.shed } : undefined
-    if (group.length === 0 && gap === undefined) return true
+    if (group.length === 0 && gap === undefined) {
+      if (syncNow && this.unsynced) await this.syncUnsynced()
+      return true
+    }
     try {
       await this.cleanDirty()
       await this.maybeRotate()
@@ -403,6 +426,8 @@ export class AuditLog implements AuditSink {
       } else {
         await hashesWritten
       }
+      // batched/async: written, not yet synced (the batch timer syncs it); O_DSYNC writes are durable
+      this.unsynced = !(syncNow || this.dsync)
       // committed
       this.range = range
       this.segBytes += segBuf.length
@@ -455,6 +480,45 @@ export class AuditLog implements AuditSink {
     return true
   }
 
+  /**
+   * Rejects `sync` waiters past their deadline with PORTCULLIS_AUDIT_UNAVAILABLE (the decision is
+   * denied). Their events stay queued: a disk that recovers still writes them, so a denied
+   * decision's event can appear in the log.
+   */
+  private expireWaiters (): void {
+    const t = this.now()
+    let expired = 0
+    for (const p of this.pending) {
+      if (p.deadline === undefined || p.deadline > t) break
+      if (p.reject === undefined) continue
+      p.reject(unavailable(`the audit event was not on disk within sync_timeout_ms (${String(this.opts.syncTimeoutMs)} ms)`, { stream: this.opts.stream, reason: 'timeout' }))
+      p.reject = undefined
+      p.resolve = undefined
+      expired++
+    }
+    if (expired === 0) return
+    this.opts.metrics?.auditRejected.inc({ ...this.labels, reason: 'timeout' }, expired)
+    if (t - this.errorLoggedAt >= 10_000 || this.errorLoggedCode !== 'timeout') {
+      this.errorLoggedAt = t
+      this.errorLoggedCode = 'timeout'
+      this.logger.error({ stream: this.opts.stream, expired, pending: this.pending.length }, 'audit writes are not completing within sync_timeout_ms: decisions are denied (logged at most every 10 s)')
+    }
+  }
+
+  /** fdatasyncs records an earlier write left unsynced (the batch timer, when nothing is pending). */
+  private async syncUnsynced (): Promise<void> {
+    const t0 = process.hrtime.bigint()
+    try {
+      await this.seg.datasync()
+    } catch (err) {
+      this.opts.metrics?.auditWriteErrors.inc({ ...this.labels, code: errnoOf(err) })
+      this.logger.error({ err, stream: this.opts.stream }, 'audit log fdatasync failed; retried at the next batch tick')
+      return
+    }
+    this.opts.metrics?.auditFsyncDuration.observe(this.labels, Number(process.hrtime.bigint() - t0) / 1e9)
+    this.unsynced = false
+  }
+
   private scheduleRetry (): void {
     if (this.retryTimer !== undefined || this.closed) return
     if (this.pending.length === 0 && this.shed.count === 0) return
@@ -504,7 +568,12 @@ export class AuditLog implements AuditSink {
     })
   }
 
-  /** Removes whole oldest segments (never the active one) past the age or byte limits, recording each in retention.log first. */
+  /**
+   * Removes whole oldest segments (never the active one) past the age or byte limits: each is
+   * recorded in retention.log, then a checkpoint signs the new `retained` seq, then the files
+   * are removed — so every removal is covered by a signed statement (verify:
+   * RETENTION_UNAUTHENTICATED otherwise). A crash in between leaves the segments in place.
+   */
   async applyRetention (): Promise<void> {
     const { maxAgeMs, maxBytes } = this.opts.retention
     if (maxAgeMs === undefined && maxBytes === undefined) return
@@ -512,6 +581,9 @@ export class AuditLog implements AuditSink {
     const info = await Promise.all(segs.map(async (s) => ({ ...s, st: await stat(join(this.paths.segments, s.name)) })))
     let total = info.reduce((a, s) => a + s.st.size, 0)
     const reader = new HashesFileReader(this.hashes.fd)
+    const removals: RetentionEntry[] = []
+    // records the shipper has not had acknowledged stay (a damaged cursor throws: nothing is removed)
+    const shippedBelow = this.opts.retention.keepUnshipped === true ? (await readCursor(this.paths.root))?.next_seq ?? 0 : Infinity
     for (let i = 0; i + 1 < info.length; i++) {
       const s = info[i] as (typeof info)[number]
       const next = info[i + 1] as (typeof info)[number]
@@ -522,6 +594,7 @@ export class AuditLog implements AuditSink {
       const last = next.first - 1
       // records after the last checkpoint stay: their hashes are recomputed from them after a crash
       if (last >= (this.last?.size ?? 0)) break
+      if (last >= shippedBelow) break
       const [firstLeaf, lastLeaf] = last >= s.first ? reader.readHashes([storedHashIndex(0, s.first), storedHashIndex(0, last)]) : [Buffer.alloc(0), Buffer.alloc(0)]
       const entry: RetentionEntry = {
         segment: s.name,
@@ -533,13 +606,25 @@ export class AuditLog implements AuditSink {
         removed_at: new Date(this.now()).toISOString(),
         reason: old ? 'age' : 'bytes',
       }
-      const fh = await open(this.paths.retention, 'a')
-      try {
-        await fh.write(JSON.stringify(entry) + '\n')
-        await fh.datasync()
-      } finally { await fh.close() }
-      await unlink(join(this.paths.segments, s.name))
+      removals.push(entry)
       total -= s.st.size
+    }
+    if (removals.length === 0) return
+    const fh = await open(this.paths.retention, 'a')
+    try {
+      await fh.write(removals.map((e) => JSON.stringify(e) + '\n').join(''))
+      await fh.datasync()
+    } finally { await fh.close() }
+    const before = this.retainedFrom
+    this.retainedFrom = (removals[removals.length - 1] as RetentionEntry).last_seq + 1
+    try {
+      await this.writeCheckpoint(true)
+    } catch (err) {
+      this.retainedFrom = before
+      throw err
+    }
+    for (const entry of removals) {
+      await unlink(join(this.paths.segments, entry.segment))
       this.logger.info({ stream: this.opts.stream, ...entry }, 'audit segment removed by retention')
     }
     await fsyncDir(this.paths.segments)
@@ -549,7 +634,7 @@ export class AuditLog implements AuditSink {
 
   private async writeCheckpoint (force: boolean): Promise<Checkpoint> {
     const size = this.range.size
-    if (this.last !== undefined && this.last.size === size) return this.last
+    if (this.last !== undefined && this.last.size === size && (this.last.retained ?? 0) === this.retainedFrom) return this.last
     if (!force && size === 0) return this.last ?? { origin: this.origin, size: 0, root: this.range.root(), note: '' }
     const m = this.opts.metrics
     try {
@@ -558,12 +643,13 @@ export class AuditLog implements AuditSink {
       await this.seg.datasync()
       await this.hashes.datasync()
       const root = this.range.root()
-      const note = signCheckpoint(formatCheckpoint(this.origin, size, root), this.key, this.origin.replace(/[\s+]/g, '_'))
+      const retained = this.retainedFrom
+      const note = signCheckpoint(formatCheckpoint(this.origin, size, root, retained), this.key, this.origin.replace(/[\s+]/g, '_'))
       const buf = Buffer.from(note)
       await writeFully(this.ckpt, buf, this.ckptBytes)
       await this.ckpt.datasync()
       this.ckptBytes += buf.length
-      this.last = { origin: this.origin, size, root, note }
+      this.last = { origin: this.origin, size, root, note, ...(retained > 0 ? { retained } : {}) }
       m?.auditCheckpoints.inc(this.labels)
       return this.last
     } catch (err) {
@@ -578,10 +664,17 @@ export class AuditLog implements AuditSink {
   // --- timers ------------------------------------------------------------------------------------
 
   private startTimers (): void {
+    const limit = this.opts.syncTimeoutMs
+    if (this.opts.durability === 'sync' && limit !== undefined) {
+      // one watchdog, not a timer per append: waiters are in arrival order, so each tick looks
+      // only at the expired front of the queue
+      this.deadlineTimer = setInterval(() => { this.expireWaiters() }, Math.max(5, Math.min(100, Math.floor(limit / 4))))
+      this.deadlineTimer.unref()
+    }
     if (this.opts.durability === 'batched') {
       this.batchTimer = setInterval(() => {
         // at most one queued behind a slow write: ticks while it waits add nothing
-        if ((this.pending.length > 0 || this.shed.count > 0) && !this.writeQueued) {
+        if ((this.pending.length > 0 || this.shed.count > 0 || this.unsynced) && !this.writeQueued) {
           this.writeQueued = true
           this.exclusive(async () => await this.writeGroup(true)).catch(() => { /* logged where it failed */ })
         }
@@ -603,6 +696,7 @@ export class AuditLog implements AuditSink {
   private stopTimers (): void {
     clearInterval(this.batchTimer)
     clearInterval(this.checkpointTimer)
+    clearInterval(this.deadlineTimer)
     clearTimeout(this.retryTimer)
     this.retryTimer = undefined
   }
@@ -696,31 +790,41 @@ export class AuditLog implements AuditSink {
     const found = lastNoteInTail(buf.toString('latin1'))
     if (found === undefined) {
       if (window < len) throw invalid(`audit checkpoints file ${this.paths.checkpoints} has no complete note in its last ${window} bytes`)
-      this.logger.warn({ stream: this.opts.stream, bytes: len }, 'audit checkpoints file holds only a torn note; truncated')
+      const file = await this.quarantine('checkpoints', this.ckpt, 0, len)
+      this.logger.warn({ stream: this.opts.stream, bytes: len, quarantine: file }, 'audit checkpoints file holds only a torn note; truncated')
       await this.ckpt.truncate(0)
       this.ckptBytes = 0
       return undefined
     }
     const keep = len - window + found.end
     if (keep < len) {
-      this.logger.warn({ stream: this.opts.stream, bytes: len - keep }, 'audit checkpoints file ended in a torn note; truncated')
+      const file = await this.quarantine('checkpoints', this.ckpt, keep, len)
+      this.logger.warn({ stream: this.opts.stream, bytes: len - keep, quarantine: file }, 'audit checkpoints file ended in a torn note; truncated')
       await this.ckpt.truncate(keep)
       this.ckptBytes = keep
     }
     const last = found
     const parsed = parseCheckpoint(last.note)
-    return { origin: parsed.origin, size: parsed.size, root: parsed.root, note: parsed.note }
+    this.retainedFrom = parsed.retained ?? 0
+    return { origin: parsed.origin, size: parsed.size, root: parsed.root, note: parsed.note, ...(parsed.retained !== undefined ? { retained: parsed.retained } : {}) }
   }
 
   /**
    * Drops torn records at the end of the active segment (no newline, unparsable, or a seq that
-   * does not follow the previous line) and returns the number of records in the log.
+   * does not follow the previous line) and returns the number of records in the log. The cut
+   * point is found first and nothing is cut at or below the last checkpoint's size: a bad record
+   * there is corruption or tampering of sealed records, for verify to report — the open is
+   * refused (PORTCULLIS_AUDIT_INVALID naming the seq) and the files are left as they are. Bytes
+   * that are cut go to `<stream>/quarantine/<time>-segment.bin` first.
    */
   private async recoverTail (fileSize: number): Promise<number> {
     const first = this.segRef.first
+    const sealed = this.last?.size ?? 0
     let end = fileSize
-    for (let dropped = 0; ; dropped++) {
-      if (end === 0) { this.segBytes = 0; return first }
+    let records = first
+    const drops: Array<{ bytes: number, seq: number, reason: string }> = []
+    for (;;) {
+      if (end === 0) break
       const lines = await readLastLines(this.seg, end)
       const lastLine = lines.last
       const torn = !lines.endsWithNewline
@@ -731,17 +835,43 @@ export class AuditLog implements AuditSink {
         const expected = lines.prev === undefined ? first : recordSeq(lines.prev.bytes) + 1
         ok = seq >= 0 && seq === expected && isJson(lastLine.bytes)
       }
-      if (ok) { this.segBytes = end; return seq + 1 }
-      if (dropped >= MAX_TORN_LINES) throw invalid(`audit segment ${this.segRef.name} ends in more than ${MAX_TORN_LINES} bad records: corruption, not a torn write; run portcullis audit verify`, { segment: this.segRef.name })
-      const bytes = end - lastLine.offset
+      if (ok) { records = seq + 1; break }
+      if (drops.length >= MAX_TORN_LINES) throw invalid(`audit segment ${this.segRef.name} ends in more than ${MAX_TORN_LINES} bad records: corruption, not a torn write; run portcullis audit verify`, { segment: this.segRef.name })
       const tornSeq = lines.prev === undefined ? first : recordSeq(lines.prev.bytes) + 1
-      this.logger.warn({ stream: this.opts.stream, segment: this.segRef.name, bytes, seq: tornSeq, reason: torn ? 'no trailing newline' : 'unparsable or out-of-sequence record' },
-        `audit recovery: truncated a torn record of ${bytes} bytes at seq ${tornSeq}`)
-      this.opts.metrics?.auditRecoveryTruncations.inc(this.labels)
+      drops.push({ bytes: end - lastLine.offset, seq: tornSeq, reason: torn ? 'no trailing newline' : 'unparsable or out-of-sequence record' })
       end = lastLine.offset
+    }
+    if (records < sealed) {
+      throw invalid(`audit stream ${this.opts.stream}: record ${records} in segment ${this.segRef.name} is damaged, but the last checkpoint seals ${sealed} records: recovery does not cut sealed records; run portcullis audit verify`, { stream: this.opts.stream, segment: this.segRef.name, seq: records, checkpoint: sealed })
+    }
+    if (end < fileSize) {
+      const file = await this.quarantine('segment', this.seg, end, fileSize)
+      for (const d of drops) {
+        this.logger.warn({ stream: this.opts.stream, segment: this.segRef.name, bytes: d.bytes, seq: d.seq, reason: d.reason, quarantine: file },
+          `audit recovery: truncated a torn record of ${d.bytes} bytes at seq ${d.seq}`)
+        this.opts.metrics?.auditRecoveryTruncations.inc(this.labels)
+      }
       await this.seg.truncate(end)
       await this.seg.datasync()
     }
+    this.segBytes = end
+    return records
+  }
+
+  /** Copies bytes [from, to) of a file recovery is about to cut to `<stream>/quarantine/`, durably; returns the copy's path. */
+  private async quarantine (what: string, fh: FileHandle, from: number, to: number): Promise<string> {
+    const dir = join(this.paths.root, 'quarantine')
+    await mkdir(dir, { recursive: true })
+    const buf = Buffer.alloc(to - from)
+    await fh.read(buf, 0, buf.length, from)
+    const file = join(dir, `${new Date(this.now()).toISOString().replace(/:/g, '-')}-${what}.bin`)
+    const out = await open(file, 'a')
+    try {
+      await out.write(buf)
+      await out.datasync()
+    } finally { await out.close() }
+    await fsyncDir(dir)
+    return file
   }
 
   /** Recomputes the stored hashes of records [from, to) from the segments. */

@@ -12,6 +12,7 @@ export class ShipMetrics {
   readonly oversized: Counter
   readonly undeliverable: Counter
   readonly lostToRetention: Counter
+  readonly gapsSkipped: Counter
   readonly lag: Gauge
   readonly lastSuccess: Gauge
 
@@ -23,6 +24,7 @@ export class ShipMetrics {
     this.oversized = new Counter({ name: 'portcullis_decision_logs_oversized_events_total', help: 'Events larger than upload_size_limit_bytes even alone, sent in a chunk of their own (OPA drops them)', registers })
     this.undeliverable = new Counter({ name: 'portcullis_decision_logs_undeliverable_events_total', help: 'Oversized events the collector refused with 413: skipped by the shipper, still in the audit log', registers })
     this.lostToRetention = new Counter({ name: 'portcullis_decision_logs_lost_to_retention_total', help: 'Events removed by audit retention before they were shipped', registers })
+    this.gapsSkipped = new Counter({ name: 'portcullis_decision_logs_gap_records_skipped_total', help: 'Gap records (events the audit log shed) not shipped as decision events; they stay in the audit log', registers })
     this.lag = new Gauge({ name: 'portcullis_decision_logs_lag_events', help: 'Events in the audit log not yet acknowledged by the collector', registers, aggregator: 'max' })
     this.lastSuccess = new Gauge({ name: 'portcullis_decision_logs_last_success_timestamp_seconds', help: 'Unix time of the last acknowledged upload', registers, aggregator: 'max' })
   }

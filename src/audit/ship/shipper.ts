@@ -425,6 +425,18 @@ export class Shipper {
         pos.next = rec.seq
       }
       if (signal.aborted) return
+      if (isGapRecord(rec.bytes)) {
+        // a gap record (events shed under on_full: shed) is the log's own note, not a decision:
+        // OPA collectors would take it for a malformed event. Not shipped; counted and logged,
+        // and the cursor moves past it once everything before it is acknowledged.
+        while (pending.length > 0) await send()
+        if (signal.aborted) return
+        this.opts.metrics?.gapsSkipped.inc()
+        this.logger.warn({ stream: id, seq: rec.seq, record: rec.bytes.toString('utf8') }, 'audit gap record (events shed by the log) not shipped: OPA collectors take decision events only; it stays in the audit log')
+        await writeCursor(streamDir, rec.seq + 1)
+        pos.next = rec.seq + 1
+        continue
+      }
       pending.push(rec)
       pendingBytes += rec.bytes.length + 1
       while (pendingBytes >= this.encoder.budget() && pending.length > 0) await send()
@@ -446,6 +458,14 @@ export class Shipper {
     this.opts.metrics?.bytes.inc(chunk.body.length)
     this.opts.metrics?.lastSuccess.set(Date.now() / 1000)
   }
+}
+
+const GAP_AFTER_SEQ = Buffer.from('"type":"gap"')
+
+/** Whether a record is the log's gap record: `{"seq":N,"type":"gap",...}` (writer.ts gapEvent). */
+export function isGapRecord (bytes: Buffer): boolean {
+  const comma = bytes.indexOf(0x2c /* , */)
+  return comma > 0 && comma < 32 && bytes.subarray(comma + 1, comma + 1 + GAP_AFTER_SEQ.length).equals(GAP_AFTER_SEQ)
 }
 
 /** The decision_id of a stored event, for log lines about it (records are JSON objects). */

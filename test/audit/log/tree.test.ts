@@ -98,3 +98,13 @@ test('CompactRange.load rebuilds the right edge from stored hashes', () => {
     if (n < 777) assert.deepEqual(c.append(leafHash(entries[n] as Buffer)), stored.slice(storedHashCount(n), storedHashCount(n + 1)))
   }
 })
+
+test('verifyConsistency from the empty tree: only the empty tree\'s root, with an empty proof', async () => {
+  const { verifyConsistency: vc, EMPTY_ROOT: empty, rootFromLeaves: roots } = await import('../../../src/audit/log/tree.js')
+  const root5 = roots([0, 1, 2, 3, 4].map((i) => Buffer.from(`leaf ${i}`)))
+  assert.equal(vc(0, 5, empty, root5, []), true)
+  assert.equal(vc(0, 5, Buffer.alloc(32, 7), root5, []), false)
+  assert.equal(vc(0, 5, empty, root5, [Buffer.alloc(32)]), false)
+  assert.equal(vc(0, 0, empty, empty, []), true)
+  assert.equal(vc(0, 0, empty, Buffer.alloc(32, 7), []), false)
+})
