@@ -12,7 +12,10 @@ const SIG_PREFIX = '\u2014 '
 const ED25519_TYPE = 0x01
 const enc = new TextEncoder()
 
-export function b64decode (text: string): Uint8Array {
+/** Bytes over a plain ArrayBuffer (what WebCrypto accepts). */
+export type Bytes = Uint8Array<ArrayBuffer>
+
+export function b64decode (text: string): Bytes {
   const bin = atob(text)
   const out = new Uint8Array(bin.length)
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i)
@@ -89,7 +92,7 @@ export interface ParsedNote {
   root: Uint8Array
   /** The signed message: the note text up to and including the newline before the blank line. */
   body: string
-  signatures: Array<{ name: string, keyHash: Uint8Array, sig: Uint8Array }>
+  signatures: Array<{ name: string, keyHash: Bytes, sig: Bytes }>
 }
 
 /** Parses a C2SP signed note carrying a tlog checkpoint; throws Error on malformed notes. */
@@ -110,7 +113,7 @@ export function parseNote (note: string): ParsedNote {
     if (!line.startsWith(SIG_PREFIX)) throw new Error('checkpoint signature line does not start with an em dash')
     const parts = line.slice(SIG_PREFIX.length).split(' ')
     if (parts.length !== 2 || parts[0] === '') throw new Error('checkpoint signature line is not `— <name> <signature>`')
-    let raw: Uint8Array
+    let raw: Bytes
     try { raw = b64decode(parts[1] as string) } catch { throw new Error('checkpoint signature is not base64') }
     if (raw.length < 5) throw new Error('checkpoint signature is too short')
     signatures.push({ name: parts[0] as string, keyHash: raw.subarray(0, 4), sig: raw.subarray(4) })
@@ -120,7 +123,7 @@ export function parseNote (note: string): ParsedNote {
 }
 
 /** The DER bytes of a PEM block. */
-export function pemToDer (pem: string): Uint8Array {
+export function pemToDer (pem: string): Bytes {
   const m = /-----BEGIN PUBLIC KEY-----([\s\S]*?)-----END PUBLIC KEY-----/.exec(pem)
   if (m === null) throw new Error('public key is not an SPKI PEM block')
   return b64decode((m[1] as string).replace(/\s+/g, ''))
