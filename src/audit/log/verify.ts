@@ -70,6 +70,8 @@ export interface VerifyReport {
 export interface VerifyOptions {
   /** The auditor's pinned checkpoint public key (PEM). */
   publicKeyPem?: string
+  /** Called as records are checked (about every 1000, and once per stream at its end): records checked so far, all streams. */
+  onProgress?: (recordsChecked: number) => void
 }
 
 class Problem extends Error {
@@ -124,14 +126,19 @@ export async function verifyAuditDir (dir: string, opts: VerifyOptions = {}): Pr
   }
   const dirReader = await AuditDirReader.open(dir)
   const streams: StreamReport[] = []
+  let checkedBefore = 0
   for (const id of dirReader.streams()) {
-    streams.push(await verifyStream(dir, id, key, keyInfo.source, warnings))
+    const progress = opts.onProgress === undefined ? undefined : (n: number): void => opts.onProgress?.(checkedBefore + n)
+    const r = await verifyStream(dir, id, key, keyInfo.source, warnings, progress)
+    checkedBefore += r.records
+    opts.onProgress?.(checkedBefore)
+    streams.push(r)
   }
   if (streams.length === 0) warnings.push(`no audit streams in ${dir}`)
   return { ok: streams.length > 0 && streams.every((s) => s.problem === undefined), key: keyInfo, streams, warnings }
 }
 
-async function verifyStream (dir: string, id: string, key: KeyObject | undefined, source: VerifyReport['key']['source'], warnings: string[]): Promise<StreamReport> {
+async function verifyStream (dir: string, id: string, key: KeyObject | undefined, source: VerifyReport['key']['source'], warnings: string[], onProgress?: (records: number) => void): Promise<StreamReport> {
   const paths = streamPaths(dir, id)
   const report: StreamReport = {
     stream: id, events: 0, records: 0, segments: 0, checkpoints: 0,
@@ -242,6 +249,7 @@ async function verifyStream (dir: string, id: string, key: KeyObject | undefined
             continue
           }
           report.records++
+          if (onProgress !== undefined && report.records % 1000 === 0) onProgress(report.records)
           addLeaf(seq, line, s.name, offset)
           expected++
         }
