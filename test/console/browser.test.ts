@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { generateCheckpointKey } from '../../src/audit/log/checkpoint.js'
 import { buildFixture } from '../helpers/bundles.js'
 import { jwtSvidIssuer } from '../helpers/jwt-svid.js'
@@ -47,8 +47,7 @@ const DENIES = TRAFFIC.filter((t) => t.outcome === 'deny').length
 describe('console in a real browser', needsChromium(), () => {
   let url = ''
   let close: () => Promise<void> = async () => {}
-  let browser: Browser | undefined
-  let context: BrowserContext
+  let context: BrowserContext | undefined
   let page: Page
   let shots = ''
   const pageErrors: string[] = []
@@ -94,12 +93,13 @@ describe('console in a real browser', needsChromium(), () => {
       decided.push({ decision_id: body.decision_id, outcome: t.outcome })
     }
 
-    const userData = join(work, 'chromium-profile')
-    browser = await chromium.launch({
+    // a fresh profile per run (no state from an earlier run or another user)
+    context = await chromium.launchPersistentContext(join(work, 'chromium-profile'), {
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${userData}`],
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      viewport: { width: 1280, height: 800 },
+      acceptDownloads: true,
     })
-    context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true })
     page = await context.newPage()
     // a CSP violation or a script error shows up here: the run must have none
     page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`))
@@ -108,7 +108,7 @@ describe('console in a real browser', needsChromium(), () => {
   })
 
   after(async () => {
-    await browser?.close()
+    await context?.close()
     await close()
     rmSync(work, { recursive: true, force: true })
   })
@@ -126,7 +126,10 @@ describe('console in a real browser', needsChromium(), () => {
     const csp = r?.headers()['content-security-policy'] ?? ''
     assert.match(csp, /script-src 'self'/)
     await page.locator('table.data tbody tr').first().waitFor()
-    assert.equal(await page.locator('table.data tbody tr').count(), TRAFFIC.length)
+    // the payments decisions, and the system authz decisions that let the console's own calls in (audited too)
+    const rows = await page.locator('table.data tbody tr').allInnerTexts()
+    assert.equal(rows.filter((r) => r.includes('payments/allow')).length, TRAFFIC.length, rows.join('\n'))
+    assert.ok(rows.some((r) => r.includes('system/authz/allow')))
     await shot('decisions')
   })
 
@@ -134,7 +137,11 @@ describe('console in a real browser', needsChromium(), () => {
     await page.getByLabel('deny', { exact: true }).check()
     await page.getByRole('button', { name: 'Apply filters' }).click()
     await page.waitForURL(/outcome=deny/)
-    await page.locator('table.data tbody tr').nth(DENIES - 1).waitFor()
+    // the table is replaced when the new page of results arrives
+    await page.waitForFunction((n) => {
+      const cells = [...document.querySelectorAll('table.data tbody tr td:nth-child(2)')]
+      return cells.length === n && cells.every((c) => c.textContent === 'deny')
+    }, DENIES)
     const outcomes = await page.locator('table.data tbody tr td:nth-child(2)').allInnerTexts()
     assert.deepEqual(outcomes, Array(DENIES).fill('deny'))
     await shot('decisions-deny')
@@ -142,9 +149,14 @@ describe('console in a real browser', needsChromium(), () => {
     const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#export-ndjson').click()])
     const file = await download.path()
     const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>)
-    const exported = lines.filter((l) => typeof l.decision_id === 'string')
-    assert.deepEqual(exported.map((l) => l.decision_id).sort(), decided.filter((d) => d.outcome === 'deny').map((d) => d.decision_id).sort())
-    assert.ok(exported.every((l) => l.outcome === 'deny'))
+    // header, events (each the exact stored record and its inclusion proof), trailer
+    assert.equal(lines[0]?.type, 'header')
+    assert.equal(lines.at(-1)?.type, 'trailer')
+    const events = lines.filter((l) => l.type === 'event')
+    assert.ok(events.every((e) => Array.isArray(e.inclusion_proof) && (e.inclusion_proof as unknown[]).length > 0))
+    const records = events.map((e) => JSON.parse(e.record as string) as { decision_id: string, outcome: string })
+    assert.deepEqual(records.map((r) => r.decision_id).sort(), decided.filter((d) => d.outcome === 'deny').map((d) => d.decision_id).sort())
+    assert.ok(records.every((r) => r.outcome === 'deny'))
   })
 
   it('opens a denied decision and verifies its inclusion proof in the browser', async () => {
@@ -188,7 +200,7 @@ describe('console in a real browser', needsChromium(), () => {
     await page.getByRole('link', { name: 'Access review' }).click()
     await page.getByRole('button', { name: 'Last 24 hours' }).click()
     await page.getByRole('button', { name: 'Run review' }).click()
-    await page.locator('#review-table tbody tr').first().waitFor()
+    await page.locator('#review-table tbody tr').first().waitFor().catch(async (e: Error) => { throw new Error(`${e.message}\n${await page.locator('main').innerText()}`) })
     const rows = await page.locator('#review-table tbody tr').allInnerTexts()
     const billing = rows.find((r) => r.includes(BILLING) && r.includes('POST'))
     assert.ok(billing !== undefined, rows.join('\n'))

@@ -20,7 +20,8 @@ interface Review {
 
 /** Quick periods a reviewer asks for; "last quarter" is the previous calendar quarter. */
 function period (kind: string, now = new Date()): { from: string, to: string } {
-  const end = now.toISOString()
+  // the form has minute precision: end at the next whole minute so decisions made just now count
+  const end = new Date(Math.ceil((now.getTime() + 1) / 60_000) * 60_000).toISOString()
   if (kind === '24h') return { from: new Date(now.getTime() - 86_400_000).toISOString(), to: end }
   if (kind === '30d') return { from: new Date(now.getTime() - 30 * 86_400_000).toISOString(), to: end }
   const q = Math.floor(now.getUTCMonth() / 3)

@@ -55,7 +55,7 @@ export function DecisionsPage ({ route }: { route: Route }): ComponentChildren {
       setCursor(page.next_cursor)
     } catch (e) { setError(e) } finally { setLoading(false) }
   }
-  useEffect(() => { void load(null, false) }, [key])
+  useEffect(() => { setRows([]); setCursor(null); void load(null, false) }, [key])
 
   const apply = (f: Filters): void => navigate('decisions', [], filterParams(f))
   return html`
