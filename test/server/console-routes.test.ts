@@ -87,6 +87,11 @@ describe('console API', () => {
       const r = await fetch(`${url}${p}`, { method: 'POST', headers: back })
       assert.equal(r.status, 403, p)
     }
+    const upload = new FormData()
+    upload.append('bundle', new Blob([readFileSync(goodCandidate)]), 'candidate.tar.gz')
+    const refused = await fetch(`${url}/v1/console/replay`, { method: 'POST', headers: back, body: upload })
+    assert.equal(refused.status, 403)
+    assert.equal((await refused.json() as { portcullis_code: string }).portcullis_code, 'PORTCULLIS_IDENTITY_DENIED')
   })
 
   test('decisions page newest first across pages without duplicates or gaps, and filters', async () => {
