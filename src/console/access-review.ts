@@ -47,6 +47,7 @@ export function policyGrants (snapshot: PolicySnapshot, grantsPath: string): Gra
   return out
 }
 
+const cmp = (a: string, b: string): number => a < b ? -1 : a > b ? 1 : 0
 const fits = (pattern: string, v: string): boolean => pattern === '*' || pattern === v
 
 export async function accessReview (dir: string, filter: ConsoleFilter, grants: Grant[] | undefined, grantsPath: string, now = Date.now()): Promise<AccessReview> {
@@ -79,7 +80,8 @@ export async function accessReview (dir: string, filter: ConsoleFilter, grants: 
     }
   } finally { reader.close() }
   const out: ReviewRow[] = [...rows.values()].map((r) => ({ caller: r.caller, path: r.path, method: r.method, allow: r.allow, deny: r.deny, first_seen: new Date(r.firstMs).toISOString(), last_seen: new Date(r.lastMs).toISOString() }))
-    .sort((a, b) => a.caller.localeCompare(b.caller) || a.path.localeCompare(b.path) || a.method.localeCompare(b.method))
+    // code-unit order: the same on every host, whatever its locale
+    .sort((a, b) => cmp(a.caller, b.caller) || cmp(a.path, b.path) || cmp(a.method, b.method))
   const unused = (grants ?? []).filter((g) => !out.some((r) => r.allow > 0 && fits(g.caller, r.caller) && fits(g.path, r.path) && fits(g.method, r.method)))
   return { from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString(), rows: out, unused, grants_source: grants === undefined ? null : grantsPath, rows_truncated: truncated }
 }

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os'
 import { extname, join, normalize, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Busboy } from '@fastify/busboy'
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest, onRequestAsyncHookHandler, preHandlerAsyncHookHandler } from 'fastify'
 import { PortcullisError, toPortcullisError } from '../../errors.js'
 import { exportFilters } from '../../audit/export/filter.js'
 import { verifyAuditDir } from '../../audit/log/verify.js'
@@ -177,7 +177,8 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app
     return reply.send(review)
   })
 
-  app.post('/v1/console/replay', { preHandler: opts.guard }, async (request, reply) => {
+  // the guard runs before the body is parsed: a refused caller's upload is never buffered
+  app.post('/v1/console/replay', { onRequest: opts.guard as unknown as onRequestAsyncHookHandler }, async (request, reply) => {
     const d = dir()
     const upload = request.body as Upload | undefined
     if (upload === undefined || upload.file === undefined || !('fields' in upload)) throw invalid('the request must be multipart/form-data with a `bundle` file field', 'bundle')
