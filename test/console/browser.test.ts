@@ -31,6 +31,12 @@ function needsChromium (): { skip?: string } {
   return { skip: `${CHROMIUM} not found: run scripts/install-chromium.sh (the browser tests are skipped outside CI)` }
 }
 
+/** A datetime-local control's value for `d` (local time, minutes): what a person types. */
+function localMinute (d: Date): string {
+  const pad = (n: number): string => String(n).padStart(2, '0')
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`
+}
+
 /** Who asks what; the expected outcome follows from the grants in test/fixtures/bundles/console. */
 const TRAFFIC: Array<{ who: string | null, method: string, path: string, outcome: 'allow' | 'deny' }> = [
   { who: BILLING, method: 'POST', path: '/charges', outcome: 'allow' },
@@ -51,6 +57,7 @@ describe('console in a real browser', needsChromium(), () => {
   let page: Page
   let shots = ''
   const pageErrors: string[] = []
+  let startedAt = 0
   const decided: Array<{ decision_id: string, outcome: string }> = []
   const work = mkdtempSync(join(tmpdir(), 'portcullis-console-e2e-'))
 
@@ -81,6 +88,7 @@ describe('console in a real browser', needsChromium(), () => {
     url = started.url
     close = started.close
 
+    startedAt = Date.now()
     const tokens = new Map<string, string>()
     for (const who of [BILLING, AUDITOR, FRONTEND]) tokens.set(who, await issuer.sign(who, { expSeconds: 3600 }))
     for (const t of TRAFFIC) {
@@ -139,7 +147,7 @@ describe('console in a real browser', needsChromium(), () => {
     await page.waitForURL(/outcome=deny/)
     // the table is replaced when the new page of results arrives
     await page.waitForFunction((n) => {
-      const cells = [...document.querySelectorAll('table.data tbody tr td:nth-child(2)')]
+      const cells = Array.from(document.querySelectorAll('table.data tbody tr td:nth-child(2)'))
       return cells.length === n && cells.every((c) => c.textContent === 'deny')
     }, DENIES)
     const outcomes = await page.locator('table.data tbody tr td:nth-child(2)').allInnerTexts()
@@ -187,8 +195,14 @@ describe('console in a real browser', needsChromium(), () => {
     await page.unroute('**/v1/console/decisions/*/*')
   })
 
-  it('draws the overview chart', async () => {
+  it('draws the overview chart for the period of the traffic', async () => {
     await page.getByRole('link', { name: 'Overview' }).click()
+    await page.locator('#decisions-chart canvas').waitFor()
+    // narrow the period to the minutes around the traffic (the form has minute precision)
+    await page.getByLabel('From', { exact: true }).fill(localMinute(new Date(startedAt - 4 * 60_000)))
+    await page.getByLabel('To', { exact: true }).fill(localMinute(new Date(Date.now() + 2 * 60_000)))
+    await page.getByRole('button', { name: 'Apply filters' }).click()
+    await page.waitForURL(/#\/overview\?.*from=/)
     await page.locator('#decisions-chart canvas').waitFor()
     const text = await page.locator('main').innerText()
     assert.match(text, /Top denied callers/)
@@ -199,9 +213,12 @@ describe('console in a real browser', needsChromium(), () => {
   it('runs an access review, lists unused grants and downloads it as CSV', async () => {
     await page.getByRole('link', { name: 'Access review' }).click()
     await page.getByRole('button', { name: 'Last 24 hours' }).click()
+    await page.getByLabel('Decision path prefix (optional)').fill('payments')
     await page.getByRole('button', { name: 'Run review' }).click()
     await page.locator('#review-table tbody tr').first().waitFor().catch(async (e: Error) => { throw new Error(`${e.message}\n${await page.locator('main').innerText()}`) })
     const rows = await page.locator('#review-table tbody tr').allInnerTexts()
+    // only the payments service's decisions: not the console's own system authz checks
+    assert.ok(rows.every((r) => !r.includes('/v1/console')), rows.join('\n'))
     const billing = rows.find((r) => r.includes(BILLING) && r.includes('POST'))
     assert.ok(billing !== undefined, rows.join('\n'))
     assert.match(billing, /\/charges\s+POST\s+3\s+0/)

@@ -82,15 +82,15 @@ export function AccessPage ({ route }: { route: Route }): ComponentChildren {
       <div class="field"><label for="a-from">From</label><input id="a-from" type="datetime-local" required value=${fFrom} onInput=${(e: Event) => setFrom(value(e))} /></div>
       <div class="field"><label for="a-to">To</label><input id="a-to" type="datetime-local" required value=${fTo} onInput=${(e: Event) => setTo(value(e))} /></div>
       <div class="field wide"><label for="a-caller">Caller (optional)</label><input id="a-caller" type="text" value=${fCaller} onInput=${(e: Event) => setCaller(value(e))} /></div>
-      <div class="field"><label for="a-path">Path prefix (optional)</label><input id="a-path" type="text" placeholder="/payments" value=${fPath} onInput=${(e: Event) => setPath(value(e))} /></div>
+      <div class="field"><label for="a-path">Decision path prefix (optional)</label><input id="a-path" type="text" placeholder="payments" value=${fPath} onInput=${(e: Event) => setPath(value(e))} /></div>
       <div class="field actions"><button type="submit" id="run-review">Run review</button></div>
     </form>
     ${!ran && html`<p class="muted">Pick a period and run the review.</p>`}
     ${error !== null && html`<${ErrorBox} error=${error} />`}
     ${ran && data === null && error === null && html`<${Loading} what="the access review" />`}
     ${data !== null && html`
-      <p class="export">Period ${formatTime(data.from)} – ${formatTime(data.to)}.
-        <a href=${link('csv')} download="access-review.csv" id="review-csv">Download CSV</a> ·
+      <p class="export">Period ${formatTime(data.from)} – ${formatTime(data.to)}.${' '}
+        <a href=${link('csv')} download="access-review.csv" id="review-csv">Download CSV</a>${' · '}
         <a href=${link('html')} target="_blank" rel="noopener" id="review-html">Open printable report</a></p>
       <table class="data" id="review-table">
         <caption>Caller × path × method (${data.rows.length} rows)</caption>

@@ -28,6 +28,8 @@ export interface DecisionRow {
 interface Page { items: DecisionRow[], next_cursor: string | null, scanned: number }
 
 const PAGE = 50
+/** Requests per page at most (each examines a bounded slice of the log on the server). */
+const MAX_REQUESTS = 20
 
 export function revisions (b: DecisionRow['bundles']): string {
   if (b === undefined) return '—'
@@ -47,12 +49,21 @@ export function DecisionsPage ({ route }: { route: Route }): ComponentChildren {
     setLoading(true)
     setError(null)
     try {
-      const p = filterParams(filters)
-      p.set('limit', String(PAGE))
-      if (after !== null) p.set('cursor', after)
-      const page = await getJson<Page>(`/v1/console/decisions?${p.toString()}`)
-      setRows(append ? (prev) => [...prev, ...page.items] : page.items)
-      setCursor(page.next_cursor)
+      // the server examines a bounded number of records per request, so a page may come back
+      // short (even empty) with more to come: keep asking, a bounded number of times
+      const got: DecisionRow[] = []
+      let next = after
+      for (let i = 0; i < MAX_REQUESTS; i++) {
+        const p = filterParams(filters)
+        p.set('limit', String(PAGE - got.length))
+        if (next !== null) p.set('cursor', next)
+        const page = await getJson<Page>(`/v1/console/decisions?${p.toString()}`)
+        got.push(...page.items)
+        next = page.next_cursor
+        if (next === null || got.length >= PAGE) break
+      }
+      setRows(append ? (prev) => [...prev, ...got] : got)
+      setCursor(next)
     } catch (e) { setError(e) } finally { setLoading(false) }
   }
   useEffect(() => { setRows([]); setCursor(null); void load(null, false) }, [key])
@@ -62,8 +73,8 @@ export function DecisionsPage ({ route }: { route: Route }): ComponentChildren {
     <h1>Decisions</h1>
     <p class="lede">Every decision Portcullis made, newest first. Filter, then open one to see its input, result and its proof of inclusion in the signed audit log.</p>
     <${FilterBar} key=${key} value=${filters} onApply=${apply} />
-    <p class="export">Export this filter (with proofs):
-      <a href=${exportUrl(filters, 'ndjson')} download="decisions.ndjson" id="export-ndjson">NDJSON</a> ·
+    <p class="export">Export this filter (with proofs):${' '}
+      <a href=${exportUrl(filters, 'ndjson')} download="decisions.ndjson" id="export-ndjson">NDJSON</a>${' · '}
       <a href=${exportUrl(filters, 'csv')} download="decisions.csv" id="export-csv">CSV</a>
       ${exportDropsFilters(filters) && html`<span class="muted"> (the export filters by time, outcome, caller and path only)</span>`}
     </p>
