@@ -16,7 +16,7 @@ import { join, resolve } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { generateCheckpointKey } from '../../src/audit/log/checkpoint.js'
-import { buildFixture } from '../helpers/bundles.js'
+import { buildBundleDir, buildFixture, copyFixture } from '../helpers/bundles.js'
 import { jwtSvidIssuer } from '../helpers/jwt-svid.js'
 import { inCI, needsOpa } from '../helpers/opa.js'
 import { startRuntime } from '../helpers/runtime.js'
@@ -244,6 +244,25 @@ describe('console in a real browser', needsChromium(), () => {
     await result.waitFor()
     assert.match(await result.innerText(), /Verification passed/)
     await shot('integrity')
+  })
+
+  it('replays an uploaded candidate bundle and lists the decisions it would change', async () => {
+    // the candidate also grants frontend POST /charges: its two denies would become allows
+    const src = copyFixture('console', work)
+    const policy = join(src, 'payments', 'policy.rego')
+    writeFileSync(policy, readFileSync(policy, 'utf8').replace('grants := [', 'grants := [\n\t{"caller": "spiffe://example.org/ns/shop/sa/frontend", "path": "/charges", "method": "POST"},'))
+    const candidate = buildBundleDir(src, join(work, 'candidate.tar.gz'), { revision: 'payments-2026.12-rc1' })
+    await page.getByRole('link', { name: 'Replay' }).click()
+    await page.getByLabel('Candidate bundle (.tar.gz)').setInputFiles(candidate)
+    await page.getByRole('button', { name: 'Replay' }).click()
+    const summary = page.locator('#replay-summary')
+    await summary.waitFor()
+    assert.match(await summary.innerText(), /payments-2026\.12-rc1.*\b2 would change\b/s)
+    const groups = await page.locator('#replay-groups tbody tr').allInnerTexts()
+    assert.equal(groups.length, 1, groups.join('\n'))
+    assert.ok(groups[0]?.includes(FRONTEND))
+    assert.match(groups[0] ?? '', /deny → allow/)
+    await shot('replay')
   })
 
   it('had no script error or CSP violation on any page', () => {
