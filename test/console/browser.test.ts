@@ -265,6 +265,31 @@ describe('console in a real browser', needsChromium(), () => {
     await shot('replay')
   })
 
+  it('is keyboard operable and labels every control', async () => {
+    await page.goto('about:blank')
+    await page.goto(`${url}/ui/#/decisions`)
+    await page.locator('table.data tbody tr').first().waitFor()
+    const focused = async (): Promise<string> => await page.evaluate(() => document.activeElement?.textContent?.trim() ?? '')
+    await page.keyboard.press('Tab')
+    assert.equal(await focused(), 'Skip to content')
+    await page.keyboard.press('Tab')
+    assert.equal(await focused(), 'Decisions')
+    await page.keyboard.press('Tab')
+    assert.equal(await focused(), 'Overview')
+    await page.keyboard.press('Enter')
+    await page.waitForURL(/#\/overview/)
+    // focus moves to the page's content on navigation
+    await page.waitForFunction(() => document.activeElement?.id === 'main')
+    for (const hash of ['#/decisions', '#/overview', '#/access', '#/replay']) {
+      await page.goto(`${url}/ui/${hash}`)
+      await page.locator('main form').waitFor()
+      const unlabelled = await page.evaluate(() => Array.from(document.querySelectorAll('input, select, textarea'))
+        .filter((el) => (el as HTMLInputElement).labels?.length === 0 && el.closest('fieldset')?.querySelector('legend') == null)
+        .map((el) => el.outerHTML))
+      assert.deepEqual(unlabelled, [], hash)
+    }
+  })
+
   it('had no script error or CSP violation on any page', () => {
     assert.deepEqual(pageErrors, [])
   })

@@ -36,8 +36,13 @@ function App (): ComponentChildren {
     const label = NAV.find(([p]) => p === current)?.[1] ?? 'Decision'
     document.title = `${label} · Portcullis console`
   }, [current])
-  // move focus to the page on navigation so keyboard and screen reader users land on it
-  useEffect(() => { main.current?.focus({ preventScroll: true }) }, [route.page, route.args.join('/')])
+  // move focus to the page on navigation (not on first load) so keyboard and screen reader
+  // users land on it
+  const first = useRef(true)
+  useEffect(() => {
+    if (first.current) { first.current = false; return }
+    main.current?.focus({ preventScroll: true })
+  }, [route.page, route.args.join('/')])
   return html`
     <a class="skip" href="#main" onClick=${(e: Event) => { e.preventDefault(); main.current?.focus() }}>Skip to content</a>
     <header class="top">
