@@ -23,6 +23,7 @@ import { adminRoutes } from './routes/admin.js'
 import { auditRoutes } from './routes/audit.js'
 import { consoleRoutes } from './routes/console.js'
 import type { PolicySnapshot } from '../policy/snapshot.js'
+import type { JobRegistry } from '../console/jobs.js'
 import { adminGuard } from './plugins/admin-authz.js'
 
 export interface BuildOptions {
@@ -63,6 +64,7 @@ export interface BuildOptions {
     maxBundleBytes: number
     strictBuiltinErrors: boolean
     uiDir?: string
+    jobs?: JobRegistry
   }
 }
 
@@ -183,6 +185,7 @@ export function build (opts: BuildOptions): FastifyInstance {
         maxBundleBytes: c.maxBundleBytes,
         strictBuiltinErrors: c.strictBuiltinErrors,
         ...(c.uiDir !== undefined ? { uiDir: c.uiDir } : {}),
+        ...(c.jobs !== undefined ? { jobs: c.jobs } : {}),
       })
     }
   })

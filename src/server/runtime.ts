@@ -26,6 +26,7 @@ import type { EngineOptions } from '../policy/engine.js'
 import { build, type BuildOptions } from './app.js'
 import { isLoopback } from './plugins/admin-authz.js'
 import { PortcullisError } from '../errors.js'
+import type { JobRegistry } from '../console/jobs.js'
 import { parseAddr } from './listen.js'
 import { clientCertificateGate, httpsOptions, secureContextWith, watchServerCertificate, type ClientCertificateGate } from './tls.js'
 import { SvidCertificateProvider, WorkloadApi, type ServingSvid } from '../identity/workload-api/index.js'
@@ -35,6 +36,8 @@ export interface RuntimeHooks {
   metricsText?: () => Promise<string>
   /** Flush every process's decision cache. */
   flushCache?: () => Promise<number>
+  /** Console job state (a worker asks the primary, so any worker answers for a job). */
+  consoleJobs?: JobRegistry
 }
 
 /** What a listener beside the Data API (Envoy ext_authz, src/envoy/) is built from. */
@@ -390,7 +393,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
       fastDataRoute: config.server.fast_data_route,
       logger: logger.child({ component: 'server' }),
       ...(config.audit.enabled ? { auditDir: config.audit.dir } : {}),
-      ...(consoleEnabled(config) ? { console: consoleOptions(config) } : {}),
+      ...(consoleEnabled(config) ? { console: { ...consoleOptions(config), ...(hooks.consoleJobs !== undefined ? { jobs: hooks.consoleJobs } : {}) } } : {}),
     })
     const app = built
     const wapiRef = workloadApi

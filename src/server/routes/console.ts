@@ -26,7 +26,7 @@ import { ConsoleFilter, type ConsoleFilterInput } from '../../console/filter.js'
 import { checkpointPublicKey, decisionDetail, listDecisions } from '../../console/decisions.js'
 import { overview } from '../../console/overview.js'
 import { integrity } from '../../console/integrity.js'
-import { JobSlot } from '../../console/jobs.js'
+import { JobSlot, type JobRegistry } from '../../console/jobs.js'
 import { accessReview, accessReviewCsv, accessReviewHtml, policyGrants } from '../../console/access-review.js'
 
 export interface ConsoleRouteOptions {
@@ -43,6 +43,8 @@ export interface ConsoleRouteOptions {
   strictBuiltinErrors: boolean
   /** Built UI files; default ui/dist of the package. */
   uiDir?: string
+  /** Where job state lives (a worker group: the primary); default this process. */
+  jobs?: JobRegistry
 }
 
 const DEFAULT_UI_DIR = fileURLToPath(new URL('../../../ui/dist/', import.meta.url))
@@ -90,8 +92,8 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app
     if (opts.auditDir === undefined) throw new PortcullisError('PORTCULLIS_AUDIT_UNAVAILABLE', 'the audit log is not enabled (audit.enabled, serve --audit-dir)')
     return opts.auditDir
   }
-  const verifyJobs = new JobSlot<{ events_checked: number, events_total: number }>('verify')
-  const replayJobs = new JobSlot<{ events_read: number, events_total: number }>('replay')
+  const verifyJobs = new JobSlot<{ events_checked: number, events_total: number }>('verify', opts.jobs)
+  const replayJobs = new JobSlot<{ events_read: number, events_total: number }>('replay', opts.jobs)
 
   // multipart bodies (the replay upload), parsed here with a size limit: the candidate bundle
   // is capped at bundles.max_bytes, fields are few and short
@@ -146,7 +148,7 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app
     const reader = await AuditDirReader.open(d)
     let total = 0
     try { for (const id of reader.streams()) total += await reader.stream(id).treeSize() } finally { reader.close() }
-    const job = verifyJobs.start({ events_checked: 0, events_total: total }, async (progress) => {
+    const job = await verifyJobs.start({ events_checked: 0, events_total: total }, async (progress) => {
       return await verifyAuditDir(d, {
         ...(key?.source === 'configured' ? { publicKeyPem: key.pem } : {}),
         onProgress: (n) => progress({ events_checked: n, events_total: Math.max(total, n) }),
@@ -156,7 +158,7 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app
   })
 
   app.get('/v1/console/verify/:id', { preHandler: opts.guard }, async (request, reply) => {
-    const v = verifyJobs.get((request.params as { id: string }).id)
+    const v = await verifyJobs.get((request.params as { id: string }).id)
     if (v === undefined) return reply.status(404).send({ code: 'resource_not_found', message: 'no such verify job (only the last one is kept)', portcullis_code: 'PORTCULLIS_AUDIT_INVALID' })
     return reply.header('cache-control', 'no-store').send(v)
   })
@@ -199,14 +201,14 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app
         return reply.status(400).send({ code: 'invalid_parameter', message: e.message, portcullis_code: e.code })
       }
     } finally { await rm(tmp, { recursive: true, force: true }) }
-    const job = replayJobs.start({ events_read: 0, events_total: 0 }, async (progress) => {
+    const job = await replayJobs.start({ events_read: 0, events_total: 0 }, async (progress) => {
       return await replay(d, snapshot, { filters, strictBuiltinErrors: opts.strictBuiltinErrors, onProgress: (read, total) => progress({ events_read: read, events_total: total }) })
     })
     return reply.status(202).send({ job })
   })
 
   app.get('/v1/console/replay/:id', { preHandler: opts.guard }, async (request, reply) => {
-    const v = replayJobs.get((request.params as { id: string }).id)
+    const v = await replayJobs.get((request.params as { id: string }).id)
     if (v === undefined) return reply.status(404).send({ code: 'resource_not_found', message: 'no such replay job (only the last one is kept)', portcullis_code: 'PORTCULLIS_AUDIT_INVALID' })
     return reply.header('cache-control', 'no-store').send(v)
   })
