@@ -102,7 +102,8 @@ describe('console API', () => {
       const q: string = `/v1/console/decisions?path=authz&limit=4${cursor !== null ? `&cursor=${cursor}` : ''}`
       const body = await (await get(q)).json() as { items: Array<{ id: string, timestamp: string }>, next_cursor: string | null }
       seen.push(...body.items.map((x) => x.id))
-      for (let k = 1; k < body.items.length; k++) assert.ok((body.items[k - 1] as { timestamp: string }).timestamp >= (body.items[k] as { timestamp: string }).timestamp)
+      // (RFC3339Nano trims trailing zeros: compare instants, not strings)
+      for (let k = 1; k < body.items.length; k++) assert.ok(Date.parse((body.items[k - 1] as { timestamp: string }).timestamp) >= Date.parse((body.items[k] as { timestamp: string }).timestamp))
       cursor = body.next_cursor
       if (cursor === null) break
     }
