@@ -191,6 +191,8 @@ describe('console in a real browser', needsChromium(), () => {
     const status = page.locator('#proof-status')
     await status.filter({ hasText: 'verification failed' }).waitFor()
     assert.match(await status.innerText(), /step: root/)
+    // the page shows the record it was given (the one that failed), not a separate server copy
+    assert.match(await page.locator('.facts').innerText(), /denY/)
     await shot('decision-tampered')
     await page.unroute('**/v1/console/decisions/*/*')
   })

@@ -28,6 +28,13 @@ function ProofStatus ({ result }: { result: ProofResult | null }): ComponentChil
   return html`<div class="proof failed" role="alert" id="proof-status"><p>Inclusion proof: <strong>verification failed ✗</strong> (step: ${result.failed})</p><p>${result.detail}</p></div>`
 }
 
+function recordObject (record: string): Record<string, unknown> | undefined {
+  try {
+    const v = JSON.parse(record) as unknown
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : undefined
+  } catch { return undefined }
+}
+
 export function DetailPage ({ stream, seq }: { stream: string, seq: string }): ComponentChildren {
   const [d, setD] = useState<Detail | null>(null)
   const [error, setError] = useState<unknown>(null)
@@ -47,7 +54,9 @@ export function DetailPage ({ stream, seq }: { stream: string, seq: string }): C
   }, [stream, seq])
   if (error !== null) return html`<h1>Decision</h1><${ErrorBox} error=${error} />`
   if (d === null) return html`<h1>Decision</h1><${Loading} what="the decision" />`
-  const ev = d.event
+  // show what the proof covers: the stored record itself, parsed here (the server's parsed
+  // `event` only when the record is not a JSON object)
+  const ev = recordObject(d.record) ?? d.event
   const str = (k: string): string | undefined => typeof ev[k] === 'string' ? ev[k] as string : undefined
   const bundles = (ev.bundles ?? {}) as Record<string, { revision?: string }>
   const masked = Array.isArray(ev.masked) ? ev.masked as string[] : []
