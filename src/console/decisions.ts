@@ -17,7 +17,7 @@ import { keyHash, parseCheckpoint } from '../audit/log/checkpoint.js'
 import type { SegmentRef } from '../audit/log/layout.js'
 import { callerOf } from '../replay/replay.js'
 import type { ConsoleFilter } from './filter.js'
-import { cachedSummary, readSegment, streamSegments, type ParsedRecord } from './segments.js'
+import { cachedSummary, parseRecord, readSegmentLines, streamSegments, type ParsedRecord } from './segments.js'
 
 export const MAX_SCAN = 20_000
 /** Events are written in about, not exactly, timestamp order: how far back a stream keeps going past `from`. */
@@ -81,7 +81,8 @@ export function decodeCursor (text: string): Record<string, number> {
 class BackwardStream {
   private segs: SegmentRef[] = []
   private si = -1
-  private buf: ParsedRecord[] = []
+  /** Raw lines of the segment being read (bytes, parsed one at a time as they are examined). */
+  private buf: Array<{ seq: number, bytes: Buffer }> = []
   /** Exclusive upper seq of what is still unexamined. */
   bound: number
   head: ParsedRecord | undefined
@@ -106,18 +107,19 @@ class BackwardStream {
         const summary = sealed ? await cachedSummary(this.dir, this.stream, ref) : undefined
         if (summary !== undefined && summary.decisions > 0 && summary.maxTs < this.filter.fromMs - SLACK_MS) { this.done = true; this.bound = 0; return }
         if (summary !== undefined && !this.filter.mayMatch(summary)) { this.bound = ref.first; this.si--; continue }
-        const recs: ParsedRecord[] = []
-        const s = await readSegment(this.dir, this.stream, ref, sealed, (p) => recs.push(p), this.bound)
+        const recs: Array<{ seq: number, bytes: Buffer }> = []
+        const s = await readSegmentLines(this.dir, this.stream, ref, sealed, (seq, bytes) => recs.push({ seq, bytes }), this.bound)
         this.si--
         if (s.decisions > 0 && s.maxTs < this.filter.fromMs - SLACK_MS) { this.done = true; this.bound = 0; return }
         this.buf = recs
         if (recs.length === 0) { this.bound = ref.first; continue }
       }
       if (budget.left <= 0) return
-      const p = this.buf.pop() as ParsedRecord
+      const line = this.buf.pop() as { seq: number, bytes: Buffer }
       budget.left--
-      this.bound = p.seq
-      if (this.filter.matches(p.rec)) this.head = p
+      this.bound = line.seq
+      const p = parseRecord(line.seq, line.bytes)
+      if (p !== undefined && this.filter.matches(p.rec)) this.head = p
     }
   }
 

@@ -92,6 +92,17 @@ function segmentPath (dir: string, stream: string, name: string): string {
  * segment already seen). `onRecord` sees every whole record in file order.
  */
 export async function readSegment (dir: string, stream: string, ref: SegmentRef, sealed: boolean, onRecord: (p: ParsedRecord) => void, below = Number.MAX_SAFE_INTEGER): Promise<SegmentSummary> {
+  return await readSegmentLines(dir, stream, ref, sealed, (seq, bytes, parsed) => {
+    const p = parsed ?? parseRecord(seq, bytes)
+    if (p !== undefined) onRecord(p)
+  }, below)
+}
+
+/**
+ * As readSegment, but hands over the raw line (and the parsed record only when the summary had
+ * to be built anyway): a caller that keeps many lines keeps bytes, not object graphs.
+ */
+export async function readSegmentLines (dir: string, stream: string, ref: SegmentRef, sealed: boolean, onLine: (seq: number, bytes: Buffer, parsed: ParsedRecord | undefined) => void, below = Number.MAX_SAFE_INTEGER): Promise<SegmentSummary> {
   const path = segmentPath(dir, stream, ref.name)
   let bytes = 0
   try { bytes = (await stat(path)).size } catch { /* removed by retention meanwhile: empty */ }
@@ -102,10 +113,13 @@ export async function readSegment (dir: string, stream: string, ref: SegmentRef,
     for (const line of batch.lines) {
       const seq = recordSeq(line)
       if (seq < 0) continue
-      const p = parseRecord(seq, line)
-      if (p === undefined) continue
-      if (cached === undefined) note(s, p)
-      if (seq < below) onRecord(p)
+      let p: ParsedRecord | undefined
+      if (cached === undefined) {
+        p = parseRecord(seq, line)
+        if (p === undefined) continue
+        note(s, p)
+      }
+      if (seq < below) onLine(seq, line, p)
     }
   }
   if (sealed && cached === undefined) summaries.set(key, s)
@@ -120,7 +134,7 @@ export async function summaryOf (dir: string, stream: string, ref: SegmentRef, s
     const hit = summaries.get(JSON.stringify([dir, stream, ref.name, bytes]))
     if (hit !== undefined) return hit
   }
-  return await readSegment(dir, stream, ref, sealed, () => {})
+  return await readSegmentLines(dir, stream, ref, sealed, () => {})
 }
 
 /** Cached summary only (no read): undefined when the segment was not summarised yet. */
