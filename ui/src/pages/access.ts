@@ -16,6 +16,8 @@ interface Review {
   rows: Array<{ caller: string, path: string, method: string, allow: number, deny: number, first_seen: string, last_seen: string }>
   unused: Array<{ caller: string, path: string, method: string }>
   grants_source: string | null
+  /** The server keeps a bounded number of rows; more existed. */
+  rows_truncated?: boolean
 }
 
 /** Quick periods a reviewer asks for; "last quarter" is the previous calendar quarter. */
@@ -93,7 +95,7 @@ export function AccessPage ({ route }: { route: Route }): ComponentChildren {
         <a href=${link('csv')} download="access-review.csv" id="review-csv">Download CSV</a>${' · '}
         <a href=${link('html')} target="_blank" rel="noopener" id="review-html">Open printable report</a></p>
       <table class="data" id="review-table">
-        <caption>Caller × path × method (${data.rows.length} rows)</caption>
+        <caption>Caller × path × method (${data.rows.length} rows${data.rows_truncated === true ? '; more rows existed than the server keeps — narrow the period, caller or path' : ''})</caption>
         <thead><tr><th scope="col">Caller</th><th scope="col">Path</th><th scope="col">Method</th><th scope="col">Allowed</th><th scope="col">Denied</th><th scope="col">First seen</th><th scope="col">Last seen</th></tr></thead>
         <tbody>${data.rows.map((r) => html`<tr><td class="mono">${r.caller}</td><td class="mono">${r.path}</td><td>${r.method}</td><td>${r.allow}</td><td class=${r.deny > 0 ? 'bad' : ''}>${r.deny}</td><td>${formatTime(r.first_seen)}</td><td>${formatTime(r.last_seen)}</td></tr>`)}</tbody>
       </table>
