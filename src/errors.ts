@@ -157,6 +157,8 @@ export const codes = {
   PORTCULLIS_AUDIT_UNAVAILABLE: { status: 503, opa: 'internal_error', grpc: UNAVAILABLE },
   /** An audit directory, segment, checkpoint, proof request or export is malformed or does not verify (CLI and audit endpoints). */
   PORTCULLIS_AUDIT_INVALID: { status: 400, opa: 'invalid_parameter', grpc: INVALID_ARGUMENT },
+  /** A console job (verify, replay) was started while one of its kind runs: one at a time (docs/console.md). */
+  PORTCULLIS_CONSOLE_BUSY: { status: 409, opa: 'invalid_parameter', grpc: RESOURCE_EXHAUSTED },
 
   // --- bundle service (see src/bundles/) --------------------------------------------------
   /** A bundle download from a bundle server failed (network, status, TLS, credentials); the active bundle is kept. */

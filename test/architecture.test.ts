@@ -34,6 +34,7 @@ const FORBIDDEN: Array<{ from: string, to: string[], why: string }> = [
   { from: 'server', to: ['cli', 'envoy'], why: 'transports do not call each other' },
   { from: 'envoy', to: ['server', 'cli', 'bundles', 'policy', 'cache', 'audit'], why: 'envoy/ is a transport like server/: it translates ext_authz and calls decision/ (config/, errors, metrics, log below it; identity/ only for the trusted-caller address matcher); the runtime is handed its listeners' },
   { from: 'replay', to: ['server', 'cli', 'decision', 'bundles', 'identity', 'cache', 'config'], why: 'replay/ re-evaluates stored inputs on a snapshot it is handed (cli/ loads the candidate); it reads audit/ records and reads answers with the transports\' own rules (envoy/response.ts verdictOf)' },
+  { from: 'console', to: ['server', 'cli', 'decision', 'bundles', 'identity', 'cache', 'config', 'envoy'], why: 'console/ queries the audit directory and evaluates the grants entrypoint on a snapshot it is handed; the route (server/) wires it and loads candidates' },
   { from: 'errors', to: ['*'], why: 'the error registry is the bottom of the graph' },
   { from: 'deep-freeze', to: ['*'], why: 'a leaf helper' },
 ]

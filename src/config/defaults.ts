@@ -63,6 +63,9 @@ export const DEFAULTS: Config = {
   admin: {
     authz_path: 'system/authz/allow',
   },
+  console: {
+    grants_path: 'system/console/grants',
+  },
   logging: {
     level: 'info',
   },

@@ -124,6 +124,12 @@ export const AdminSchema = Type.Object({
   authz_path: Str('system policy that authorizes protected endpoints (input: method, path, identity, remote_addr); when no bundle defines it, only loopback callers are allowed'),
 }, strict)
 
+/** The compliance console (docs/console.md): its API under /v1/console/* and the web UI under /ui/. */
+export const ConsoleSchema = Type.Object({
+  enabled: Type.Optional(Type.Boolean({ description: 'serve the compliance console (/v1/console/*, /ui/), behind admin.authz_path; default: on only when server.addr is a loopback address' })),
+  grants_path: Str('policy entrypoint listing the permissions the policy grants ([{caller, path, method}], `*` for any), evaluated with empty input for the access review\'s unused grants'),
+}, strict)
+
 export const LoggingSchema = Type.Object({
   level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { description: 'log level' }),
 }, strict)
@@ -343,6 +349,7 @@ export const ConfigSchema = Type.Object({
   policy: PolicySchema,
   cache: CacheSchema,
   admin: AdminSchema,
+  console: ConsoleSchema,
   logging: LoggingSchema,
   identity: Type.Optional(IdentitySchema),
   envoy_ext_authz: EnvoyExtAuthzSchema,
@@ -366,6 +373,7 @@ export type EnvoyExtAuthzConfig = Static<typeof EnvoyExtAuthzSchema>
 export type RemoteBundleConfig = Static<typeof RemoteBundleSchema>
 export type ServiceConfig = Static<typeof ServiceSchema>
 export type AuditConfig = Static<typeof AuditSchema>
+export type ConsoleConfig = Static<typeof ConsoleSchema>
 export type DecisionLogsConfig = Static<typeof DecisionLogsSchema>
 export type WorkloadApiConfig = Static<typeof WorkloadApiSchema>
 export type DecisionLogsReportingConfig = Static<typeof DecisionLogsReportingSchema>

@@ -21,6 +21,9 @@ import { batchRoutes } from './routes/batch.js'
 import { healthRoutes } from './routes/health.js'
 import { adminRoutes } from './routes/admin.js'
 import { auditRoutes } from './routes/audit.js'
+import { consoleRoutes } from './routes/console.js'
+import type { PolicySnapshot } from '../policy/snapshot.js'
+import type { JobRegistry } from '../console/jobs.js'
 import { adminGuard } from './plugins/admin-authz.js'
 
 export interface BuildOptions {
@@ -53,6 +56,16 @@ export interface BuildOptions {
   logger?: Logger
   /** The shared audit directory (audit.enabled), read by the /v1/audit/* endpoints: every stream, every worker's. */
   auditDir?: string
+  /** The compliance console (/v1/console/*, /ui/; docs/console.md); absent: not served. */
+  console?: {
+    grantsPath: string
+    checkpointKeyFile?: string
+    loadCandidate?: (file: string) => Promise<PolicySnapshot>
+    maxBundleBytes: number
+    strictBuiltinErrors: boolean
+    uiDir?: string
+    jobs?: JobRegistry
+  }
 }
 
 export function build (opts: BuildOptions): FastifyInstance {
@@ -170,6 +183,21 @@ export function build (opts: BuildOptions): FastifyInstance {
       flushCache: opts.flushCache ?? (async () => opts.decisions.flushCache()),
     })
     await large.register(auditRoutes, { guard, auditDir: opts.auditDir })
+    const c = opts.console
+    if (c !== undefined) {
+      await large.register(consoleRoutes, {
+        guard,
+        auditDir: opts.auditDir,
+        checkpointKeyFile: c.checkpointKeyFile,
+        grantsPath: c.grantsPath,
+        snapshot: () => opts.manager.snapshot,
+        loadCandidate: c.loadCandidate,
+        maxBundleBytes: c.maxBundleBytes,
+        strictBuiltinErrors: c.strictBuiltinErrors,
+        ...(c.uiDir !== undefined ? { uiDir: c.uiDir } : {}),
+        ...(c.jobs !== undefined ? { jobs: c.jobs } : {}),
+      })
+    }
   })
   return app
 }

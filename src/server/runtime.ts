@@ -23,7 +23,10 @@ import { createIdentityVerifier, type IdentityVerifier } from '../identity/index
 import { Metrics } from '../metrics/index.js'
 import { configureBuiltins } from '../policy/builtins/config.js'
 import type { EngineOptions } from '../policy/engine.js'
-import { build } from './app.js'
+import { build, type BuildOptions } from './app.js'
+import { isLoopback } from './plugins/admin-authz.js'
+import { PortcullisError } from '../errors.js'
+import type { JobRegistry } from '../console/jobs.js'
 import { parseAddr } from './listen.js'
 import { clientCertificateGate, httpsOptions, secureContextWith, watchServerCertificate, type ClientCertificateGate } from './tls.js'
 import { SvidCertificateProvider, WorkloadApi, type ServingSvid } from '../identity/workload-api/index.js'
@@ -33,6 +36,8 @@ export interface RuntimeHooks {
   metricsText?: () => Promise<string>
   /** Flush every process's decision cache. */
   flushCache?: () => Promise<number>
+  /** Console job state (a worker asks the primary, so any worker answers for a job). */
+  consoleJobs?: JobRegistry
 }
 
 /** What a listener beside the Data API (Envoy ext_authz, src/envoy/) is built from. */
@@ -180,6 +185,35 @@ export function configureBuiltinsFrom (config: Readonly<ResolvedConfig>): void {
 }
 
 /** The policy engine's options from a configuration: the builtin switches that are on, the wasm memory bound. */
+/** console.enabled, defaulting to on only when the Data API listens on a loopback address. */
+export function consoleEnabled (config: Readonly<ResolvedConfig>): boolean {
+  if (config.console.enabled !== undefined) return config.console.enabled
+  const addr = config.server.addr
+  const host = addr.startsWith('[') ? addr.slice(1, addr.indexOf(']')) : addr.slice(0, addr.lastIndexOf(':'))
+  return host === 'localhost' || isLoopback(host)
+}
+
+/** What the console routes need: the grants entrypoint, the checkpoint key, and candidate loading as serve loads bundles. */
+function consoleOptions (config: Readonly<ResolvedConfig>): NonNullable<BuildOptions['console']> {
+  return {
+    grantsPath: config.console.grants_path,
+    ...(config.audit.checkpoint.key_file !== undefined ? { checkpointKeyFile: config.audit.checkpoint.key_file } : {}),
+    maxBundleBytes: config.bundles.max_bytes,
+    strictBuiltinErrors: config.policy.strict_builtin_errors,
+    loadCandidate: async (file: string) => {
+      const m = new BundleManager({
+        load: { verification: verification(config as ResolvedConfig), requireSignature: config.bundles.signing.required, limits: { maxBytes: config.bundles.max_bytes, maxFiles: config.bundles.max_files } },
+        engine: engineOptionsFrom(config),
+      })
+      if (!(await m.load(file))) {
+        const e = m.status().find((s) => s.source === file)?.last_error
+        throw new PortcullisError(e?.code ?? 'PORTCULLIS_BUNDLE_ARCHIVE_INVALID', e?.message ?? 'the candidate bundle cannot be loaded')
+      }
+      return m.snapshot
+    },
+  }
+}
+
 export function engineOptionsFrom (config: Readonly<ResolvedConfig>): EngineOptions {
   return {
     builtins: { switches: new Set(config.policy.builtin_switches) },
@@ -359,6 +393,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
       fastDataRoute: config.server.fast_data_route,
       logger: logger.child({ component: 'server' }),
       ...(config.audit.enabled ? { auditDir: config.audit.dir } : {}),
+      ...(consoleEnabled(config) ? { console: { ...consoleOptions(config), ...(hooks.consoleJobs !== undefined ? { jobs: hooks.consoleJobs } : {}) } } : {}),
     })
     const app = built
     const wapiRef = workloadApi

@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto'
 import { AggregatorRegistry } from 'prom-client'
 import type { Logger as PinoLogger } from 'pino'
 import type { Runtime, RuntimeHooks } from './runtime.js'
+import { LocalJobRegistry, type JobRegistry, type JobView } from '../console/jobs.js'
 
 type Msg =
   | { t: 'portcullis:metrics', id: string }
@@ -21,6 +22,12 @@ type Msg =
   | { t: 'portcullis:flush:done', id: string, n: number }
   | { t: 'portcullis:flush:reply', id: string, n: number }
   | { t: 'portcullis:ready', url: string }
+  // console jobs (src/console/jobs.ts): the primary holds their state for the whole group
+  | { t: 'portcullis:job:claim', id: string, kind: string, job: string, view: JobView }
+  | { t: 'portcullis:job:claim:reply', id: string, ok: boolean, running?: string }
+  | { t: 'portcullis:job:update', kind: string, job: string, view: JobView }
+  | { t: 'portcullis:job:get', id: string, kind: string, job: string }
+  | { t: 'portcullis:job:get:reply', id: string, view: JobView | null }
 
 const isMsg = (m: unknown): m is Msg => typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string' && (m as { t: string }).t.startsWith('portcullis:')
 
@@ -37,6 +44,8 @@ export function runPrimary (opts: PrimaryOptions): Promise<void> {
   let stopping = false
   let restarts = 0
   const pendingFlush = new Map<string, { from: Worker, left: number, n: number }>()
+  const jobs = new LocalJobRegistry()
+  const jobOwners = new Map<number, Array<{ kind: string, job: string }>>() // worker id -> jobs it claimed
 
   // Each worker has a stable slot 1..N (PORTCULLIS_WORKER_SLOT): its audit stream is `w<slot>`,
   // and a replacement for a crashed worker takes over its slot, so it continues that stream.
@@ -69,6 +78,18 @@ export function runPrimary (opts: PrimaryOptions): Promise<void> {
         for (const x of live) x.send({ t: 'portcullis:flush:do', id: m.id })
         return
       }
+      case 'portcullis:job:claim': {
+        const r = await jobs.claim(m.kind, m.job, m.view)
+        if (r.ok) jobOwners.set(w.id, [...(jobOwners.get(w.id) ?? []).filter((j) => j.kind !== m.kind), { kind: m.kind, job: m.job }])
+        w.send({ t: 'portcullis:job:claim:reply', id: m.id, ok: r.ok, ...(r.ok ? {} : { running: r.running }) })
+        return
+      }
+      case 'portcullis:job:update':
+        jobs.update(m.kind, m.job, m.view)
+        return
+      case 'portcullis:job:get':
+        w.send({ t: 'portcullis:job:get:reply', id: m.id, view: (await jobs.get(m.kind, m.job)) ?? null })
+        return
       case 'portcullis:flush:done': {
         const p = pendingFlush.get(m.id)
         if (p === undefined) return
@@ -89,6 +110,8 @@ export function runPrimary (opts: PrimaryOptions): Promise<void> {
         if (Object.keys(cluster.workers ?? {}).length === 0) resolve()
         return
       }
+      for (const j of jobOwners.get(w.id) ?? []) jobs.abandon(j.kind, j.job)
+      jobOwners.delete(w.id)
       const slot = slots.get(w.id) ?? 1
       slots.delete(w.id)
       log.error({ worker: w.id, slot, code, signal }, 'worker exited; starting a replacement')
@@ -125,6 +148,8 @@ export function workerHooks (): WorkerHooks {
     if (!isMsg(m)) return
     if (m.t === 'portcullis:metrics:reply') pending.get(m.id)?.(m.text)
     else if (m.t === 'portcullis:flush:reply') pending.get(m.id)?.(m.n)
+    else if (m.t === 'portcullis:job:claim:reply') pending.get(m.id)?.(m)
+    else if (m.t === 'portcullis:job:get:reply') pending.get(m.id)?.(m.view)
     else if (m.t === 'portcullis:flush:do') process.send?.({ t: 'portcullis:flush:done', id: m.id, n: flushLocal?.() ?? 0 })
   })
   const ask = <T>(msg: Msg & { id: string }, timeoutMs = 5000): Promise<T> => new Promise((resolve, reject) => {
@@ -132,7 +157,16 @@ export function workerHooks (): WorkerHooks {
     pending.set(msg.id, (v) => { clearTimeout(timer); pending.delete(msg.id); resolve(v as T) })
     process.send?.(msg)
   })
+  const consoleJobs: JobRegistry = {
+    claim: async (kind, job, view) => {
+      const r = await ask<{ ok: boolean, running?: string }>({ t: 'portcullis:job:claim', id: randomUUID(), kind, job, view })
+      return r.ok ? { ok: true } : { ok: false, running: r.running ?? '' }
+    },
+    update: (kind, job, view) => { process.send?.({ t: 'portcullis:job:update', kind, job, view }) },
+    get: async (kind, job) => (await ask<JobView | null>({ t: 'portcullis:job:get', id: randomUUID(), kind, job })) ?? undefined,
+  }
   return {
+    consoleJobs,
     metricsText: () => ask<string>({ t: 'portcullis:metrics', id: randomUUID() }),
     flushCache: () => ask<number>({ t: 'portcullis:flush', id: randomUUID() }),
     bindLocalFlush: (fn: () => number) => { flushLocal = fn },

@@ -84,6 +84,8 @@ export interface VerifyOptions {
   allowUnsealedTail?: boolean
   /** Checkpoint notes the auditor kept earlier: each must verify and the log must extend it. */
   keptCheckpoints?: string[]
+  /** Called as records are checked (about every 1000, and once per stream at its end): records checked so far, all streams. */
+  onProgress?: (recordsChecked: number) => void
 }
 
 /** The default of `maxUnsealed`: audit.checkpoint.every_events' default (a checkpoint is due by then). */
@@ -143,8 +145,13 @@ export async function verifyAuditDir (dir: string, opts: VerifyOptions = {}): Pr
   const ids = dirReader.streams()
   const kept = await keptByStream(dir, ids, opts.keptCheckpoints ?? [])
   const streams: StreamReport[] = []
+  let checkedBefore = 0
   for (const id of ids) {
-    streams.push(await verifyStream(dir, id, key, keyInfo.source, warnings, { ...opts, keptCheckpoints: kept.get(id) ?? [] }))
+    const progress = opts.onProgress === undefined ? undefined : (n: number): void => opts.onProgress?.(checkedBefore + n)
+    const r = await verifyStream(dir, id, key, keyInfo.source, warnings, { ...opts, keptCheckpoints: kept.get(id) ?? [], ...(progress !== undefined ? { onProgress: progress } : {}) })
+    checkedBefore += r.records
+    opts.onProgress?.(checkedBefore)
+    streams.push(r)
   }
   if (streams.length === 0) warnings.push(`no audit streams in ${dir}`)
   return { ok: streams.length > 0 && streams.every((s) => s.problem === undefined), key: keyInfo, streams, warnings }
@@ -203,6 +210,7 @@ async function keptByStream (dir: string, ids: string[], notes: string[]): Promi
 }
 
 async function verifyStream (dir: string, id: string, key: KeyObject | undefined, source: VerifyReport['key']['source'], warnings: string[], opts: VerifyOptions): Promise<StreamReport> {
+  const onProgress = opts.onProgress
   const paths = streamPaths(dir, id)
   const report: StreamReport = {
     stream: id, events: 0, records: 0, segments: 0, checkpoints: 0,
@@ -340,6 +348,7 @@ async function verifyStream (dir: string, id: string, key: KeyObject | undefined
             continue
           }
           report.records++
+          if (onProgress !== undefined && report.records % 1000 === 0) onProgress(report.records)
           addLeaf(seq, line, s.name, offset)
           expected++
         }
