@@ -159,6 +159,8 @@ export const codes = {
   PORTCULLIS_AUDIT_INVALID: { status: 400, opa: 'invalid_parameter', grpc: INVALID_ARGUMENT },
   /** A console job (verify, replay) was started while one of its kind runs: one at a time (docs/console.md). */
   PORTCULLIS_CONSOLE_BUSY: { status: 409, opa: 'invalid_parameter', grpc: RESOURCE_EXHAUSTED },
+  /** A state-changing console request (POST) without the `x-portcullis-console: 1` header: a cross-site form or a page that rebound its name to this server cannot send it without a CORS preflight, which the console never grants. */
+  PORTCULLIS_CONSOLE_CROSS_SITE: { status: 403, opa: 'unauthorized', grpc: PERMISSION_DENIED },
 
   // --- bundle service (see src/bundles/) --------------------------------------------------
   /** A bundle download from a bundle server failed (network, status, TLS, credentials); the active bundle is kept. */

@@ -90,7 +90,8 @@ export function accessReviewCsv (r: AccessReview): string {
   const rows: string[][] = [['kind', 'caller', 'path', 'method', 'allow', 'deny', 'first_seen', 'last_seen']]
   for (const x of r.rows) rows.push(['used', x.caller, x.path, x.method, String(x.allow), String(x.deny), x.first_seen, x.last_seen])
   for (const g of r.unused) rows.push(['unused', g.caller, g.path, g.method, '0', '0', '', ''])
-  return stringify(rows)
+  // a caller controls input.path and method: cells starting = + - @ are written as text, not formulas
+  return stringify(rows, { escape_formulas: true })
 }
 
 /** A printable, self-contained page: inline CSS, no script, every value escaped. */

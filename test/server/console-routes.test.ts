@@ -145,11 +145,19 @@ describe('console API', () => {
     assert.deepEqual(again.series.map((b: { allow: number }) => b.allow).reduce((a: number, b: number) => a + b, 0), o.series.reduce((n, b) => n + b.allow, 0))
   })
 
+  test('console POSTs without x-portcullis-console (a cross-site form) are refused before any work', async () => {
+    for (const p of ['/v1/console/verify', '/v1/console/replay']) {
+      const r = await fetch(`${url}${p}`, { method: 'POST', headers: front })
+      assert.equal(r.status, 403)
+      assert.equal((await r.json() as { portcullis_code: string }).portcullis_code, 'PORTCULLIS_CONSOLE_CROSS_SITE')
+    }
+  })
+
   test('integrity: valid signature, consistent checkpoints; a verify job completes', async () => {
     const i = await (await get('/v1/console/integrity')).json() as { streams: Array<{ signature: string, key_source: string, consistent_with_previous: boolean | null, checkpoint: { size: number } }> }
     assert.ok(i.streams.length > 0)
     for (const s of i.streams) { assert.equal(s.signature, 'valid'); assert.equal(s.key_source, 'configured'); assert.equal(s.consistent_with_previous, true) }
-    const start = await fetch(`${url}/v1/console/verify`, { method: 'POST', headers: front })
+    const start = await fetch(`${url}/v1/console/verify`, { method: 'POST', headers: { ...front, 'x-portcullis-console': '1' } })
     assert.equal(start.status, 202)
     const { job } = await start.json() as { job: string }
     let v: { state: string, progress: { events_checked: number }, report?: { ok: boolean } } = { state: 'running', progress: { events_checked: 0 } }
@@ -183,7 +191,7 @@ describe('console API', () => {
     form.append('bundle', new Blob([readFileSync(goodCandidate)]), 'candidate.tar.gz')
     // the service's own authz bundle as the candidate, over the traffic's path: nothing changes
     form.append('path', 'authz')
-    const start = await fetch(`${url}/v1/console/replay`, { method: 'POST', headers: front, body: form })
+    const start = await fetch(`${url}/v1/console/replay`, { method: 'POST', headers: { ...front, 'x-portcullis-console': '1' }, body: form })
     assert.equal(start.status, 202)
     const { job } = await start.json() as { job: string }
     let v: { state: string, report?: { portcullis_replay: number, totals: { events: number, changed: number } } } = { state: 'running' }
@@ -197,15 +205,15 @@ describe('console API', () => {
     assert.equal(v.report?.totals.events, records.filter((x) => x.path === 'authz/allow').length)
     const badlySigned = new FormData()
     badlySigned.append('bundle', new Blob([readFileSync(badCandidate)]), 'bad.tar.gz')
-    const r = await fetch(`${url}/v1/console/replay`, { method: 'POST', headers: front, body: badlySigned })
+    const r = await fetch(`${url}/v1/console/replay`, { method: 'POST', headers: { ...front, 'x-portcullis-console': '1' }, body: badlySigned })
     assert.equal(r.status, 400)
     assert.equal((await r.json() as { portcullis_code: string }).portcullis_code, 'PORTCULLIS_BUNDLE_SIGNATURE_INVALID')
     const corrupt = new FormData()
     corrupt.append('bundle', new Blob([Buffer.from('not a gzip archive')]), 'bad.tar.gz')
-    const c = await fetch(`${url}/v1/console/replay`, { method: 'POST', headers: front, body: corrupt })
+    const c = await fetch(`${url}/v1/console/replay`, { method: 'POST', headers: { ...front, 'x-portcullis-console': '1' }, body: corrupt })
     assert.equal(c.status, 400)
     assert.equal((await c.json() as { portcullis_code: string }).portcullis_code, 'PORTCULLIS_BUNDLE_ARCHIVE_INVALID')
-    const none = await fetch(`${url}/v1/console/replay`, { method: 'POST', headers: front, body: new FormData() })
+    const none = await fetch(`${url}/v1/console/replay`, { method: 'POST', headers: { ...front, 'x-portcullis-console': '1' }, body: new FormData() })
     assert.equal(none.status, 400)
     assert.equal((await none.json() as { portcullis_code: string }).portcullis_code, 'PORTCULLIS_AUDIT_INVALID')
   })

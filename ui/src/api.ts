@@ -26,7 +26,7 @@ export async function getJson<T> (url: string): Promise<T> {
 }
 
 export async function postJson<T> (url: string, body?: BodyInit, headers: Record<string, string> = {}): Promise<T> {
-  const r = await fetch(url, { method: 'POST', body: body ?? null, headers: { accept: 'application/json', ...headers }, credentials: 'same-origin' })
+  const r = await fetch(url, { method: 'POST', body: body ?? null, headers: { accept: 'application/json', 'x-portcullis-console': '1', ...headers }, credentials: 'same-origin' })
   if (!r.ok) throw await failure(r)
   return await r.json() as T
 }

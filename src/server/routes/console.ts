@@ -47,6 +47,18 @@ export interface ConsoleRouteOptions {
   jobs?: JobRegistry
 }
 
+/**
+ * CSRF defence for the console's POST routes: the request must carry `x-portcullis-console: 1`.
+ * A custom header cannot be sent cross-site without a CORS preflight, and the console answers
+ * none, so a form on another site (or a page that rebound its host name to this server) cannot
+ * start a verification or a replay with the operator's credentials. The console UI sends it.
+ */
+const sameSiteOnly = async (request: FastifyRequest): Promise<void> => {
+  if (request.headers['x-portcullis-console'] !== '1') {
+    throw new PortcullisError('PORTCULLIS_CONSOLE_CROSS_SITE', 'console POST requests must carry the header x-portcullis-console: 1 (sent by the console UI)')
+  }
+}
+
 const DEFAULT_UI_DIR = fileURLToPath(new URL('../../../ui/dist/', import.meta.url))
 const strings = { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, maxItems: 64 }] }
 const filterProps = {
@@ -142,7 +154,7 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app
     return reply.header('cache-control', 'no-store').send(await integrity(dir(), opts.checkpointKeyFile))
   })
 
-  app.post('/v1/console/verify', { preHandler: opts.guard }, async (_request, reply) => {
+  app.post('/v1/console/verify', { preHandler: [opts.guard, sameSiteOnly] }, async (_request, reply) => {
     const d = dir()
     const key = await checkpointPublicKey(d, opts.checkpointKeyFile)
     const reader = await AuditDirReader.open(d)
@@ -180,10 +192,10 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app
   })
 
   // the guard runs before the body is parsed: a refused caller's upload is never buffered
-  app.post('/v1/console/replay', { onRequest: opts.guard as unknown as onRequestAsyncHookHandler }, async (request, reply) => {
+  app.post('/v1/console/replay', { onRequest: [opts.guard as unknown as onRequestAsyncHookHandler, sameSiteOnly as unknown as onRequestAsyncHookHandler] }, async (request, reply) => {
     const d = dir()
     const upload = request.body as Upload | undefined
-    if (upload === undefined || upload.file === undefined || !('fields' in upload)) throw invalid('the request must be multipart/form-data with a `bundle` file field', 'bundle')
+    if (upload === undefined || upload === null || typeof upload !== 'object' || upload.file === undefined || !Buffer.isBuffer(upload.file) || !('fields' in upload)) throw invalid('the request must be multipart/form-data with a `bundle` file field', 'bundle')
     if (upload.truncated) {
       return reply.status(400).send({ code: 'invalid_parameter', message: `the candidate bundle is larger than bundles.max_bytes (${opts.maxBundleBytes})`, portcullis_code: 'PORTCULLIS_BUNDLE_TOO_LARGE' })
     }
