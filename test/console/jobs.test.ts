@@ -72,7 +72,7 @@ test('in a worker group every worker answers for a verify job', async (t) => {
   const pids = new Set<number>()
   for (let i = 0; i < 20 && pids.size < 2; i++) pids.add(await pid())
   assert.equal(pids.size, 2, 'requests reached both workers')
-  const start = await fetch(`${url}/v1/console/verify`, { method: 'POST', headers: { connection: 'close' } })
+  const start = await fetch(`${url}/v1/console/verify`, { method: 'POST', headers: { connection: 'close', 'x-portcullis-console': '1' } })
   assert.equal(start.status, 202)
   const { job } = await start.json() as { job: string }
   // at least 6 job reads on fresh connections: both workers answer (each read alone, so turns alternate)
