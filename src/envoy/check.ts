@@ -21,7 +21,7 @@ import { verdictOf, type EnvoyVerdict } from './response.js'
 /** The denied response's header carrying a deny's reasons (JSON; bounded by decision/reasons.ts to 4 KiB). */
 export const REASONS_HEADER = 'x-portcullis-reasons'
 
-/** JSON text with every non-ASCII character escaped (\uXXXX): still JSON, and a value any HTTP header can carry. */
+/** JSON text with every non-ASCII character written as a `\u` escape of four hex digits: still JSON, and a value any HTTP header can carry. */
 function asciiJson (v: unknown): string {
   return JSON.stringify(v).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
