@@ -20,7 +20,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { Agent, request } from 'node:http'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -28,19 +28,12 @@ import { generateCheckpointKey } from '../../src/audit/log/checkpoint.js'
 import { AuditDirReader } from '../../src/audit/log/reader.js'
 import { buildFixture } from '../helpers/bundles.js'
 import { tempDir } from '../helpers/opa.js'
+import { serveChild, type ServeChild } from '../helpers/serve.js'
 
 const CLIENTS = 32
 /** Answers to collect before the kill (the load keeps running while it lands). */
 const ANSWERS_BEFORE_KILL = 600
 const LOAD_SECONDS = 20
-
-interface Server {
-  child: ChildProcess
-  url: string
-  exited: Promise<number | null>
-  /** Parsed stdout log lines (pino JSON). */
-  lines: Array<Record<string, unknown>>
-}
 
 interface Setup { dir: string, config: string, auditDir: string, publicKeyFile: string }
 
@@ -65,38 +58,8 @@ function setup (t: { after: (fn: () => void) => void }): Setup {
 }
 
 /** `portcullis serve` in a process group of its own (so SIGKILL can reach every worker). */
-async function serve (t: { after: (fn: () => void) => void }, s: Setup, workers: number): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', s.config, '--workers', String(workers),
-    '--audit-dir', s.auditDir, '--audit-durability', 'sync'], { stdio: ['ignore', 'pipe', 'inherit'], detached: true })
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  t.after(() => { try { process.kill(-(child.pid as number), 'SIGKILL') } catch { /* gone */ } })
-  const lines: Array<Record<string, unknown>> = []
-  return await new Promise((resolve, reject) => {
-    let listening = 0
-    let url = ''
-    let buf = ''
-    const timer = setTimeout(() => reject(new Error('serve did not start in 60 s')), 60_000)
-    child.stdout?.on('data', (c: Buffer) => {
-      buf += c.toString()
-      let nl
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl)
-        buf = buf.slice(nl + 1)
-        let rec: Record<string, unknown>
-        try { rec = JSON.parse(line) as Record<string, unknown> } catch { continue }
-        lines.push(rec)
-        if (rec.msg === 'portcullis listening') {
-          listening++
-          url = typeof rec.url === 'string' ? rec.url : url
-          if (listening === workers) {
-            clearTimeout(timer)
-            resolve({ child, url, exited, lines })
-          }
-        }
-      }
-    })
-    void exited.then((code) => { clearTimeout(timer); reject(new Error(`serve exited early with ${String(code)}`)) })
-  })
+async function serve (t: { after: (fn: () => void) => void }, s: Setup, workers: number): Promise<ServeChild> {
+  return await serveChild(t, ['--config', s.config, '--audit-dir', s.auditDir, '--audit-durability', 'sync'], { workers, detached: true, timeoutMs: 60_000 })
 }
 
 /** Waits (bounded) until no process of the group is left, so the restarted writers find dead locks. */

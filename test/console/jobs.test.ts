@@ -5,13 +5,13 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { JobSlot, LocalJobRegistry } from '../../src/console/jobs.js'
 import { PortcullisError } from '../../src/errors.js'
 import { bundlesCopy } from '../helpers/runtime.js'
 import { tempDir } from '../helpers/opa.js'
+import { serveChild } from '../helpers/serve.js'
 import { verifiedCaller } from '../helpers/identity.js'
 
 test('one job of a kind at a time; progress visible; the result kept; failures carry their code', async () => {
@@ -43,25 +43,7 @@ test('in a worker group every worker answers for a verify job', async (t) => {
   mkdirSync(audit)
   const config = join(dir, 'portcullis.yaml')
   writeFileSync(config, `server:\n  addr: 127.0.0.1:0\n  shutdown_grace_ms: 2000\nbundles:\n  dir: ${bundlesCopy()}\nlogging:\n  level: info\naudit:\n  enabled: true\n  dir: ${audit}\n  checkpoint:\n    every_events: 2\nidentity: ${JSON.stringify(caller.config())}\n`)
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', config, '--workers', '2'], { stdio: ['ignore', 'pipe', 'inherit'] })
-  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  const url = await new Promise<string>((resolve, reject) => {
-    let listening = 0
-    let buf = ''
-    const timer = setTimeout(() => reject(new Error('serve did not start in 30 s')), 30_000)
-    child.stdout?.on('data', (c: Buffer) => {
-      buf += c.toString()
-      let nl
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl)
-        buf = buf.slice(nl + 1)
-        let rec: { msg?: string, url?: string }
-        try { rec = JSON.parse(line) as typeof rec } catch { continue }
-        if (rec.msg === 'portcullis listening' && ++listening === 2) { clearTimeout(timer); resolve(rec.url ?? '') }
-      }
-    })
-    child.on('exit', (code) => reject(new Error(`serve exited early with ${String(code)}`)))
-  })
+  const { url } = await serveChild(t, ['--config', config], { workers: 2 })
   for (let i = 0; i < 10; i++) {
     const r = await fetch(`${url}/v1/data/authz/allow`, { method: 'POST', body: JSON.stringify({ input: { service: 'orders', method: 'GET', path: '/orders/1' } }), headers: { connection: 'close', 'content-type': 'application/json', ...caller.headers } })
     assert.equal(r.status, 200)

@@ -6,11 +6,11 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { bundlesCopy } from '../helpers/runtime.js'
 import { tempDir } from '../helpers/opa.js'
+import { serveChild } from '../helpers/serve.js'
 import { verifiedCaller } from '../helpers/identity.js'
 import { verifyExport } from '../../src/audit/export/verify.js'
 
@@ -22,25 +22,7 @@ test('a worker group: every worker serves every stream of the shared audit direc
   const auditDir = join(dir, 'audit')
   const config = join(dir, 'portcullis.yaml')
   writeFileSync(config, `server:\n  addr: 127.0.0.1:0\n  shutdown_grace_ms: 2000\nbundles:\n  dir: ${bundlesCopy()}\nlogging:\n  level: info\nidentity: ${JSON.stringify(caller.config())}\naudit:\n  checkpoint:\n    every_events: 1\n    every_seconds: 60\n`)
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', config, '--workers', '2', '--audit-dir', auditDir, '--audit-durability', 'sync'], { stdio: ['ignore', 'pipe', 'inherit'] })
-  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  let url = ''
-  let listening = 0
-  let buf = ''
-  child.stdout?.on('data', (c: Buffer) => {
-    buf += c.toString()
-    let nl
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl)
-      buf = buf.slice(nl + 1)
-      try {
-        const rec = JSON.parse(line) as { msg?: string, url?: string }
-        if (rec.msg === 'portcullis listening') { listening++; url = rec.url ?? url }
-      } catch {}
-    }
-  })
-  for (let i = 0; i < 600 && listening < 2; i++) await new Promise((resolve) => setTimeout(resolve, 50))
-  assert.equal(listening, 2, 'both workers listening')
+  const { url, child, exited } = await serveChild(t, ['--config', config, '--audit-dir', auditDir, '--audit-durability', 'sync'], { workers: 2 })
 
   for (let i = 0; i < 20; i++) {
     const r = await fetch(`${url}/v1/data/authz/allow`, { method: 'POST', body: JSON.stringify({ input: order }), headers: { 'connection': 'close', 'content-type': 'application/json', ...caller.headers } })
@@ -73,5 +55,5 @@ test('a worker group: every worker serves every stream of the shared audit direc
   // the 20 decisions, from whichever worker answered them (each checkpointed at once)
   assert.equal(report.events, 20)
   child.kill('SIGTERM')
-  await new Promise((resolve) => child.on('exit', resolve))
+  await exited
 })
