@@ -5,40 +5,19 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { join } from 'node:path'
+import { serveChild } from '../helpers/serve.js'
 import { checkRequest, envoyBundles, authorizationClient, OK, PERMISSION_DENIED } from '../envoy/support.js'
 
 test('serve --envoy-grpc-addr unix:… --envoy-http-addr …: a worker group answers Checks over both, then stops on SIGTERM', async (t) => {
   const bundles = envoyBundles()
   t.after(() => bundles.cleanup())
   const sock = join(bundles.dir, '..', 'authz.sock')
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--bundles', bundles.dir, '--addr', '127.0.0.1:0', '--workers', '2',
-    '--envoy-grpc-addr', `unix:${sock}`, '--envoy-http-addr', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-
-  const addresses: string[][] = []
-  await new Promise<void>((resolve, reject) => {
-    let buf = ''
-    const timer = setTimeout(() => reject(new Error('serve did not start in 30 s')), 30_000)
-    child.stdout?.on('data', (c: Buffer) => {
-      buf += c.toString()
-      let nl
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl)
-        buf = buf.slice(nl + 1)
-        let rec: { msg?: string, listener?: string, addresses?: string[] }
-        try { rec = JSON.parse(line) as typeof rec } catch { continue }
-        if (rec.listener === 'envoy ext_authz' && rec.addresses !== undefined) addresses.push(rec.addresses)
-        if (addresses.length === 2) {
-          clearTimeout(timer)
-          resolve()
-        }
-      }
-    })
-    void exited.then((code) => reject(new Error(`serve exited early with ${String(code)}`)))
-  })
+  const { child, lines, exited } = await serveChild(t, ['--bundles', bundles.dir, '--addr', '127.0.0.1:0', '--envoy-grpc-addr', `unix:${sock}`, '--envoy-http-addr', '127.0.0.1:0'], { workers: 2 })
+  const envoyAddresses = (): string[][] => lines.filter((l) => l.listener === 'envoy ext_authz' && Array.isArray(l.addresses)).map((l) => l.addresses as string[])
+  for (let i = 0; i < 600 && envoyAddresses().length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  const addresses = envoyAddresses()
+  assert.equal(addresses.length, 2, 'both workers report their Envoy listeners')
   // both workers listen on the same gRPC socket and the same HTTP port
   assert.deepEqual(addresses[0], addresses[1])
   assert.equal(addresses[0]?.[0], `grpc://unix:${sock}`)

@@ -4,48 +4,24 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { request } from 'node:http'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { bundlesCopy } from '../helpers/runtime.js'
 import { tempDir } from '../helpers/opa.js'
 import { verifiedCaller, type VerifiedCaller } from '../helpers/identity.js'
+import { serveChild, type ServeChild } from '../helpers/serve.js'
 
 const order = { service: 'orders', method: 'GET', path: '/orders/1' }
 
-async function serve (t: { after: (fn: () => void) => void }, workers: number, caller: VerifiedCaller): Promise<{ child: ChildProcess, url: string, exited: Promise<number | null> }> {
-  const dir = tempDir(t)
-  const config = join(dir, 'portcullis.yaml')
-  writeFileSync(config, `server:\n  addr: 127.0.0.1:0\n  shutdown_grace_ms: 5000\nbundles:\n  dir: ${bundlesCopy()}\nlogging:\n  level: info\nidentity: ${JSON.stringify(caller.config())}\n`)
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', config, '--workers', String(workers)], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  return new Promise((resolve, reject) => {
-    let listening = 0
-    let url = ''
-    let buf = ''
-    const timer = setTimeout(() => reject(new Error('serve did not start in 30 s')), 30_000)
-    child.stdout?.on('data', (c: Buffer) => {
-      buf += c.toString()
-      let nl
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl)
-        buf = buf.slice(nl + 1)
-        let rec: { msg?: string, url?: string }
-        try { rec = JSON.parse(line) as typeof rec } catch { continue }
-        if (rec.msg === 'portcullis listening') {
-          listening++
-          url = rec.url ?? url
-          if (listening === workers) {
-            clearTimeout(timer)
-            resolve({ child, url, exited })
-          }
-        }
-      }
-    })
-    void exited.then((code) => reject(new Error(`serve exited early with ${String(code)}`)))
-  })
+async function serve (t: { after: (fn: () => void) => void }, workers: number, caller: VerifiedCaller): Promise<ServeChild> {
+  return await serveChild(t, ['--config', writeConfig(t, caller, 5000)], { workers })
+}
+
+function writeConfig (t: { after: (fn: () => void) => void }, caller: VerifiedCaller, graceMs: number): string {
+  const config = join(tempDir(t), 'portcullis.yaml')
+  writeFileSync(config, `server:\n  addr: 127.0.0.1:0\n  shutdown_grace_ms: ${graceMs}\nbundles:\n  dir: ${bundlesCopy()}\nlogging:\n  level: info\nidentity: ${JSON.stringify(caller.config())}\n`)
+  return config
 }
 
 async function json (url: string, init?: RequestInit): Promise<{ status: number, body: Record<string, unknown> }> {
@@ -101,37 +77,20 @@ test('SIGTERM: stop accepting, finish the in-flight request, exit 0', async (t) 
 
 test('each worker has a stable slot (its audit stream w<slot>): a crashed worker is replaced in its slot', async (t) => {
   const caller = await verifiedCaller()
-  const dir = tempDir(t)
-  const config = join(dir, 'portcullis.yaml')
-  writeFileSync(config, `server:\n  addr: 127.0.0.1:0\n  shutdown_grace_ms: 2000\nbundles:\n  dir: ${bundlesCopy()}\nlogging:\n  level: info\nidentity: ${JSON.stringify(caller.config())}\n`)
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', config, '--workers', '2'], { stdio: ['ignore', 'pipe', 'inherit'] })
-  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  const ready: Array<{ slot: number, pid: number }> = []
-  let buf = ''
-  child.stdout?.on('data', (c: Buffer) => {
-    buf += c.toString()
-    let nl
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl)
-      buf = buf.slice(nl + 1)
-      try {
-        const rec = JSON.parse(line) as { msg?: string, slot?: number, pid?: number }
-        if (rec.msg === 'worker listening') ready.push({ slot: rec.slot as number, pid: rec.pid as number })
-      } catch {}
-    }
-  })
+  const { child, lines, exited } = await serveChild(t, ['--config', writeConfig(t, caller, 2000)], { workers: 2 })
+  const ready = (): Array<{ slot: number, pid: number }> => lines.filter((l) => l.msg === 'worker listening').map((l) => ({ slot: l.slot as number, pid: l.pid as number }))
   const waitReady = async (n: number): Promise<void> => {
-    for (let i = 0; i < 600 && ready.length < n; i++) await new Promise((resolve) => setTimeout(resolve, 50))
-    assert.ok(ready.length >= n, `${n} workers listening (saw ${ready.length})`)
+    for (let i = 0; i < 600 && ready().length < n; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+    assert.ok(ready().length >= n, `${n} workers listening (saw ${ready().length})`)
   }
   await waitReady(2)
-  assert.deepEqual(ready.map((r) => r.slot).sort(), [1, 2])
-  const victim = ready.find((r) => r.slot === 1) as { slot: number, pid: number }
+  assert.deepEqual(ready().map((r) => r.slot).sort(), [1, 2])
+  const victim = ready().find((r) => r.slot === 1) as { slot: number, pid: number }
   process.kill(victim.pid, 'SIGKILL')
   await waitReady(3)
-  const replacement = ready[2] as { slot: number, pid: number }
+  const replacement = ready()[2] as { slot: number, pid: number }
   assert.equal(replacement.slot, 1)
   assert.notEqual(replacement.pid, victim.pid)
   child.kill('SIGTERM')
-  await new Promise((resolve) => child.on('exit', resolve))
+  await exited
 })
