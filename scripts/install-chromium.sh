@@ -18,22 +18,8 @@ for candidate in "${CHROMIUM:-}" /usr/bin/chromium; do
   fi
 done
 
-if [ "$(id -u)" != "0" ]; then
-  echo "install-chromium: chromium is missing and installing it needs root (apt-get install chromium)" >&2
-  exit 1
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-chromium: apt-get not found; install chromium with your package manager" >&2
-  exit 1
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-apt_get() { apt-get -o DPkg::Lock::Timeout=300 "$@"; }
-# Package lists may be missing on a fresh machine: update once, then install. The fonts package
-# gives the screenshots readable glyphs.
-if ! apt_get install -y --no-install-recommends chromium fonts-dejavu-core; then
-  apt_get update
-  apt_get install -y --no-install-recommends chromium fonts-dejavu-core
-fi
+. "$(dirname "$0")/lib-apt.sh"
+# The fonts package gives the screenshots readable glyphs.
+apt_install_tool chromium chromium - fonts-dejavu-core
 version="$(/usr/bin/chromium --version 2>&1 || true)"
 echo "installed: $version"

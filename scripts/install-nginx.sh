@@ -19,23 +19,7 @@ for candidate in "${NGINX:-}" "$(command -v nginx 2>/dev/null || true)" /usr/sbi
   fi
 done
 
-if [ "$(id -u)" != "0" ]; then
-  echo "install-nginx: nginx is missing and installing it needs root (apt-get install nginx-light)" >&2
-  exit 1
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-nginx: apt-get not found; install nginx with your package manager" >&2
-  exit 1
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-apt_get() { apt-get -o DPkg::Lock::Timeout=300 "$@"; }
-# Package lists may be missing on a fresh machine: update once, then install.
-if ! apt_get install -y --no-install-recommends nginx-light; then
-  apt_get update
-  if ! apt_get install -y --no-install-recommends nginx-light; then
-    apt_get install -y --no-install-recommends nginx
-  fi
-fi
+. "$(dirname "$0")/lib-apt.sh"
+apt_install_tool nginx nginx-light nginx
 version="$(/usr/sbin/nginx -v 2>&1)"
 echo "installed: $version"
