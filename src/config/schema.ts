@@ -311,7 +311,7 @@ export const AuditSchema = Type.Object({
   }, strict),
   max_pending_bytes: Range('bound on events accepted but not yet written; beyond it on_full applies', 65_536, 2 ** 40),
   on_full: Type.Union([Type.Literal('deny'), Type.Literal('shed')], { description: 'the log cannot take an event (disk full or slow past max_pending_bytes): deny fails the decision closed (503, counted); shed answers and counts the lost event' }),
-  erase: Type.Array(Type.String({ pattern: '^/(input|result|nd_builtin_cache)(/.*)?$' }), { description: 'JSON pointers (OPA mask syntax) erased from every event before it is written, listed in its erased field; replaces the default list (credential headers and peer certificates of Envoy input)' }),
+  erase: Type.Array(Type.String({ pattern: '^/(input|result|nd_builtin_cache|reasons)(/.*)?$' }), { description: 'JSON pointers (OPA mask syntax, plus /reasons for a deny\'s reasons) erased from every event before it is written, listed in its erased field; replaces the default list (credential headers and peer certificates of Envoy input)' }),
   labels: Type.Record(Type.String(), Type.String(), { description: 'labels added to every event (id, version and hostname are always set)' }),
 }, strict)
 
