@@ -128,6 +128,8 @@ export const AdminSchema = Type.Object({
 export const ConsoleSchema = Type.Object({
   enabled: Type.Optional(Type.Boolean({ description: 'serve the compliance console (/v1/console/*, /ui/), behind admin.authz_path; default: on only when server.addr is a loopback address' })),
   grants_path: Str('policy entrypoint listing the permissions the policy grants ([{caller, path, method}], `*` for any), evaluated with empty input for the access review\'s unused grants'),
+  allowed_hosts: Type.Array(Type.String({ minLength: 1, maxLength: 300 }), { maxItems: 256, description: 'host names the console answers for besides its own (loopback names on loopback, the listen address): `name` (any port) or `name:port`; any other Host is refused (PORTCULLIS_CONSOLE_HOST_REJECTED, DNS-rebinding defence)' }),
+  cache_max_bytes: Type.Integer({ minimum: 65_536, maximum: 2 ** 40, description: 'bound on the estimated memory of the console\'s caches (segment index and overview partials, half each), in bytes' }),
 }, strict)
 
 export const LoggingSchema = Type.Object({
