@@ -60,7 +60,7 @@ export interface AuditEvent {
   transport: Transport
   outcome: EventOutcome
   dry_run?: boolean
-  /** A deny's reasons as JSON text (decision/reasons.ts): bounded, never masked, erased with the input on mask_error. */
+  /** A deny's reasons as JSON text (decision/reasons.ts): bounded; erased or masked by pointers under /reasons (mask.ts), erased with the input on mask_error. */
   reasonsJson?: string
   reasons_truncated?: boolean
   /** The deny's reasons rule failed: its code (the decision is unchanged). */

@@ -11,6 +11,9 @@
  *      and `{op: "remove" | "upsert", path, value}` objects (`masked` for upserts), applied in
  *      order. Pointers are OPA's: slash-separated, starting with /input, /result or
  *      /nd_builtin_cache, each segment a valid percent-escaped string, array elements by index.
+ *      Portcullis adds one root, /reasons: a deny's reasons (decision/reasons.ts) are policy
+ *      output that may name what the input held (a user, an account), so they can be erased or
+ *      masked like the result, with the same semantics and listed the same way.
  *
  * A path that does not exist is not erased and not listed (OPA). Values are never changed in
  * place — inputs and results may be frozen, interned or shared with the decision cache — only
@@ -30,7 +33,7 @@ import type { AuditEvent } from './event.js'
 /** Default `audit.erase`: credentials and peer certificates in Envoy's input document (config/defaults.ts). */
 export const DEFAULT_ERASE: readonly string[] = AUDIT_DEFAULT_ERASE
 
-const ROOTS = new Set(['input', 'result', 'nd_builtin_cache'])
+const ROOTS = new Set(['input', 'result', 'nd_builtin_cache', 'reasons'])
 
 export interface MaskRule {
   op: 'remove' | 'upsert'
@@ -93,6 +96,9 @@ const MISSING = Symbol('missing')
 export class EventMasker {
   // made on the first copy: most events are never changed
   #owned: Set<object> | undefined
+  // the reasons as a value, parsed from their text on the first rule that names them
+  #reasons: unknown
+  #reasonsParsed = false
   constructor (readonly ev: AuditEvent) {}
 
   #own<T extends object> (node: T): T {
@@ -106,6 +112,14 @@ export class EventMasker {
   #get (root: string): { present: boolean, value: unknown } {
     if (root === 'input') return { present: this.ev.hasInput, value: this.ev.input }
     if (root === 'result') return { present: this.ev.hasResult, value: this.ev.result }
+    if (root === 'reasons') {
+      if (this.ev.reasonsJson === undefined) return { present: false, value: undefined }
+      if (!this.#reasonsParsed) {
+        this.#reasons = JSON.parse(this.ev.reasonsJson) as unknown
+        this.#reasonsParsed = true
+      }
+      return { present: true, value: this.#reasons }
+    }
     return { present: false, value: undefined } // no nd_builtin_cache is kept
   }
 
@@ -118,6 +132,14 @@ export class EventMasker {
       this.ev.result = value
       this.ev.hasResult = value !== undefined
       delete this.ev.resultJson // the exact text no longer describes it
+    } else if (root === 'reasons') {
+      // the event carries reasons as text (event.ts): written again from the masked value
+      this.#reasons = value
+      this.#reasonsParsed = true
+      if (value === undefined) {
+        delete this.ev.reasonsJson
+        delete this.ev.reasons_truncated
+      } else this.ev.reasonsJson = JSON.stringify(value)
     }
   }
 
@@ -138,8 +160,9 @@ export class EventMasker {
     }
     if (rule.parts.length === 1) this.#set(root, rule.value)
     else {
-      // OPA: an upsert below a value that is not an object does nothing
-      if (!isObject(cur.value)) return false
+      // OPA: an upsert below a value that is not an object does nothing. Reasons are always an
+      // array (decision/reasons.ts), so below /reasons an in-range index is upserted too
+      if (!isObject(cur.value) && !(root === 'reasons' && Array.isArray(cur.value))) return false
       this.#set(root, this.#upsert(cur.value, rule.parts, 1, rule.value))
     }
     this.ev.masked.push(rule.path)
@@ -226,9 +249,8 @@ export class EventMasker {
       }
     }
     // reasons are computed from the input: with the input erased, they go too
-    if (this.ev.reasonsJson !== undefined) {
-      delete this.ev.reasonsJson
-      delete this.ev.reasons_truncated
+    if (this.#get('reasons').present) {
+      this.#set('reasons', undefined)
       this.ev.erased.push('/reasons')
     }
     this.ev.mask_error = { code: error.code, message: error.message }

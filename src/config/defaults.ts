@@ -65,6 +65,8 @@ export const DEFAULTS: Config = {
   },
   console: {
     grants_path: 'system/console/grants',
+    allowed_hosts: [],
+    cache_max_bytes: 64 * 1024 * 1024,
   },
   logging: {
     level: 'info',

@@ -128,6 +128,8 @@ export const AdminSchema = Type.Object({
 export const ConsoleSchema = Type.Object({
   enabled: Type.Optional(Type.Boolean({ description: 'serve the compliance console (/v1/console/*, /ui/), behind admin.authz_path; default: on only when server.addr is a loopback address' })),
   grants_path: Str('policy entrypoint listing the permissions the policy grants ([{caller, path, method}], `*` for any), evaluated with empty input for the access review\'s unused grants'),
+  allowed_hosts: Type.Array(Type.String({ minLength: 1, maxLength: 300 }), { maxItems: 256, description: 'host names the console answers for besides its own (loopback names on loopback, the listen address): `name` (any port) or `name:port`; any other Host is refused (PORTCULLIS_CONSOLE_HOST_REJECTED, DNS-rebinding defence)' }),
+  cache_max_bytes: Type.Integer({ minimum: 65_536, maximum: 2 ** 40, description: 'bound on the estimated memory of the console\'s caches (segment index and overview partials, half each), in bytes' }),
 }, strict)
 
 export const LoggingSchema = Type.Object({
@@ -311,7 +313,7 @@ export const AuditSchema = Type.Object({
   }, strict),
   max_pending_bytes: Range('bound on events accepted but not yet written; beyond it on_full applies', 65_536, 2 ** 40),
   on_full: Type.Union([Type.Literal('deny'), Type.Literal('shed')], { description: 'the log cannot take an event (disk full or slow past max_pending_bytes): deny fails the decision closed (503, counted); shed answers and counts the lost event' }),
-  erase: Type.Array(Type.String({ pattern: '^/(input|result|nd_builtin_cache)(/.*)?$' }), { description: 'JSON pointers (OPA mask syntax) erased from every event before it is written, listed in its erased field; replaces the default list (credential headers and peer certificates of Envoy input)' }),
+  erase: Type.Array(Type.String({ pattern: '^/(input|result|nd_builtin_cache|reasons)(/.*)?$' }), { description: 'JSON pointers (OPA mask syntax, plus /reasons for a deny\'s reasons) erased from every event before it is written, listed in its erased field; replaces the default list (credential headers and peer certificates of Envoy input)' }),
   labels: Type.Record(Type.String(), Type.String(), { description: 'labels added to every event (id, version and hostname are always set)' }),
 }, strict)
 

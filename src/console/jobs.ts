@@ -1,7 +1,9 @@
 /**
  * Long console work (verify, replay) as jobs: one at a time per kind (a second start while one
  * runs is refused with 409 PORTCULLIS_CONSOLE_BUSY), progress readable while it runs, and the
- * last job's result kept until the next one starts — bounded memory, no queue to grow.
+ * last job's result kept until the next one starts — bounded memory, no queue to grow. The slot
+ * can be claimed before the work is known (JobLease): the replay upload claims it before it
+ * reads its body, so concurrent uploads never buffer and compile a candidate each.
  *
  * The job runs in the process that accepted it, but its state lives in a JobRegistry: in one
  * process a map; in a worker group the primary (server/workers.ts), so that any worker answers
@@ -48,18 +50,30 @@ export class LocalJobRegistry implements JobRegistry {
   }
 }
 
-export class JobSlot<P> {
-  constructor (private readonly kind: string, private readonly registry: JobRegistry = new LocalJobRegistry()) {}
+/**
+ * A claimed slot before its work starts: the replay upload claims the slot before its body is
+ * read (so a second upload is refused before it buffers anything), then either starts the job
+ * or releases the slot. Releasing marks the claimed job failed with the error that stopped it;
+ * a registry only refuses a claim while a job of the kind is `running`, so the slot is free
+ * again for the whole group. Both are idempotent and a lease is used once.
+ */
+export class JobLease<P> {
+  #state: 'held' | 'started' | 'released' = 'held'
+  constructor (readonly id: string, private readonly kind: string, private readonly registry: JobRegistry, private readonly view: JobView<P>) {}
 
-  /** Starts work in this process; throws PORTCULLIS_CONSOLE_BUSY (409) while a job of this kind runs anywhere in the group. */
-  async start (initial: P, run: (progress: (p: P) => void) => Promise<unknown>): Promise<string> {
-    const id = randomUUID()
-    const view: JobView<P> = { state: 'running', progress: initial }
-    const claimed = await this.registry.claim(this.kind, id, view)
-    if (!claimed.ok) throw new PortcullisError('PORTCULLIS_CONSOLE_BUSY', `a ${this.kind} job is already running`, { job: claimed.running })
+  /** True until start() or release(). */
+  get held (): boolean {
+    return this.#state === 'held'
+  }
+
+  /** Runs the work as this job; throws PORTCULLIS_CONSOLE_BUSY if the lease was released meanwhile. */
+  start (run: (progress: (p: P) => void) => Promise<unknown>): string {
+    if (this.#state !== 'held') throw new PortcullisError('PORTCULLIS_CONSOLE_BUSY', `the ${this.kind} slot was released before the job started`, { job: this.id })
+    this.#state = 'started'
+    const { id, kind, registry, view } = this
     void (async () => {
       try {
-        const report = await run((p) => { view.progress = p; this.registry.update(this.kind, id, view) })
+        const report = await run((p) => { view.progress = p; registry.update(kind, id, view) })
         view.report = report
         view.state = 'done'
       } catch (err) {
@@ -67,9 +81,37 @@ export class JobSlot<P> {
         view.error = { code: e.code, message: e.message }
         view.state = 'failed'
       }
-      this.registry.update(this.kind, id, view)
+      registry.update(kind, id, view)
     })()
     return id
+  }
+
+  /** Frees the slot if the job never started: the claimed job is recorded as failed with `error`'s code. */
+  release (error: unknown = new PortcullisError('PORTCULLIS_CONSOLE_BUSY', `the ${this.kind} request ended before its job started`)): void {
+    if (this.#state !== 'held') return
+    this.#state = 'released'
+    const e = toPortcullisError(error)
+    this.view.error = { code: e.code, message: e.message }
+    this.view.state = 'failed'
+    this.registry.update(this.kind, this.id, this.view)
+  }
+}
+
+export class JobSlot<P> {
+  constructor (private readonly kind: string, private readonly registry: JobRegistry = new LocalJobRegistry()) {}
+
+  /** Claims the slot without starting work; throws PORTCULLIS_CONSOLE_BUSY (409) while a job of this kind runs or is claimed anywhere in the group. */
+  async claim (initial: P): Promise<JobLease<P>> {
+    const id = randomUUID()
+    const view: JobView<P> = { state: 'running', progress: initial }
+    const claimed = await this.registry.claim(this.kind, id, view)
+    if (!claimed.ok) throw new PortcullisError('PORTCULLIS_CONSOLE_BUSY', `a ${this.kind} job is already running`, { job: claimed.running })
+    return new JobLease(id, this.kind, this.registry, view)
+  }
+
+  /** Starts work in this process; throws PORTCULLIS_CONSOLE_BUSY (409) while a job of this kind runs anywhere in the group. */
+  async start (initial: P, run: (progress: (p: P) => void) => Promise<unknown>): Promise<string> {
+    return (await this.claim(initial)).start(run)
   }
 
   async get (id: string): Promise<JobView<P> | undefined> {

@@ -2,14 +2,14 @@
  * Overview aggregates over a bounded time range (docs/console.md "API"): counts per time bucket
  * by outcome, deny rate by path, top denied callers, identity rejections by code, and when each
  * bundle revision was seen. Work is per segment: a sealed segment wholly inside the range gives
- * a partial aggregate that is cached (keyed by segment, filters and bucket size; buckets are
+ * a partial aggregate that is cached (bounded by bytes, cache.ts; keyed by segment, filters and bucket size; buckets are
  * aligned to the epoch so partials fit any range), so a repeated overview reads only the active
  * segments and the two segments cut by the range's ends.
  */
-import { LRUCache } from 'lru-cache'
 import { AuditDirReader } from '../audit/log/reader.js'
 import { PortcullisError } from '../errors.js'
 import { callerOf } from '../replay/replay.js'
+import { partialCache } from './cache.js'
 import type { ConsoleFilter } from './filter.js'
 import { cachedSummary, readSegment, streamSegments, type ParsedRecord } from './segments.js'
 
@@ -25,7 +25,11 @@ interface Partial {
   revisions: Map<string, { bundle: string, revision: string, first: number, last: number }>
 }
 
-const partials = new LRUCache<string, Partial>({ max: 4096 })
+// bounded by estimated bytes (console.cache_max_bytes, cache.ts): a partial's maps grow with the paths and callers it saw
+const partials = {
+  get: (key: string): Partial | undefined => partialCache<Partial>().get(key),
+  set: (key: string, p: Partial): void => { partialCache<Partial>().set(key, p) },
+}
 
 const empty = (): Partial => ({ series: new Map(), byPath: new Map(), denied: new Map(), rejections: new Map(), revisions: new Map() })
 

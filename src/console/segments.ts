@@ -5,14 +5,15 @@
  * gap records it holds. A sealed segment (every segment of a stream but the last) never changes
  * until retention removes it, so its summary is computed once and kept, keyed by directory,
  * stream, segment name and size (a removed or rewritten file gets a new key). The active
- * segment is summarised on every read. The index lives in memory: a restart rebuilds it lazily,
- * one sealed segment read per segment (docs/console.md "API", "Cost").
+ * segment is summarised on every read. The index lives in memory, bounded by estimated bytes
+ * (console.cache_max_bytes, cache.ts): a restart or an evicted summary is rebuilt lazily, one
+ * sealed segment read per segment (docs/console.md "API", "Cost").
  */
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { LRUCache } from 'lru-cache'
 import { listSegments, recordSeq, segmentLineBatches, streamPaths, type SegmentRef } from '../audit/log/layout.js'
 import { callerOf } from '../replay/replay.js'
+import { summaryCache } from './cache.js'
 
 /** Larger caller/path/transport sets are dropped (null: the summary no longer excludes anything). */
 export const MAX_SET = 512
@@ -38,7 +39,11 @@ export interface SegmentSummary {
 
 export interface ParsedRecord { seq: number, bytes: Buffer, rec: Record<string, unknown>, ts: number }
 
-const summaries = new LRUCache<string, SegmentSummary>({ max: 100_000 })
+// bounded by estimated bytes (console.cache_max_bytes, cache.ts): a summary's sets can hold long names
+const summaries = {
+  get: (key: string): SegmentSummary | undefined => summaryCache<SegmentSummary>().get(key),
+  set: (key: string, s: SegmentSummary): void => { summaryCache<SegmentSummary>().set(key, s) },
+}
 
 const trimSlashes = (p: string): string => p.replace(/^\/+/, '').replace(/\/+$/, '')
 

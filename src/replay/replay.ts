@@ -124,7 +124,11 @@ export function callerOf (rec: Record<string, unknown>): string {
   return ANONYMOUS
 }
 
-/** True when masking changed what the policy saw (so the stored input is not the input). */
+/**
+ * True when masking changed what the policy saw (so the stored input is not the input). Only
+ * pointers under /input count: /result and /reasons (a deny's reasons, mask.ts) are output,
+ * and masking them leaves the input the policy saw intact.
+ */
 function inputMasked (rec: Record<string, unknown>): boolean {
   for (const key of ['erased', 'masked']) {
     const list = rec[key]

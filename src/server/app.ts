@@ -65,6 +65,11 @@ export interface BuildOptions {
     strictBuiltinErrors: boolean
     uiDir?: string
     jobs?: JobRegistry
+    /** console.allowed_hosts and the host of server.addr: the Host names the console answers for. */
+    allowedHosts?: readonly string[]
+    listenHost?: string
+    /** console.cache_max_bytes. */
+    cacheMaxBytes?: number
   }
 }
 
@@ -196,6 +201,8 @@ export function build (opts: BuildOptions): FastifyInstance {
         strictBuiltinErrors: c.strictBuiltinErrors,
         ...(c.uiDir !== undefined ? { uiDir: c.uiDir } : {}),
         ...(c.jobs !== undefined ? { jobs: c.jobs } : {}),
+        host: { allowedHosts: c.allowedHosts ?? [], ...(c.listenHost !== undefined ? { listenHost: c.listenHost } : {}), https: opts.https !== undefined },
+        ...(c.cacheMaxBytes !== undefined ? { cacheMaxBytes: c.cacheMaxBytes } : {}),
       })
     }
   })

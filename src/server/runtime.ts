@@ -193,10 +193,18 @@ export function consoleEnabled (config: Readonly<ResolvedConfig>): boolean {
   return host === 'localhost' || isLoopback(host)
 }
 
+/** The host part of server.addr (`[::1]:8181` gives `::1`). */
+function listenHostOf (addr: string): string {
+  return addr.startsWith('[') ? addr.slice(1, addr.indexOf(']')) : addr.slice(0, addr.lastIndexOf(':'))
+}
+
 /** What the console routes need: the grants entrypoint, the checkpoint key, and candidate loading as serve loads bundles. */
 function consoleOptions (config: Readonly<ResolvedConfig>): NonNullable<BuildOptions['console']> {
   return {
     grantsPath: config.console.grants_path,
+    allowedHosts: config.console.allowed_hosts,
+    listenHost: listenHostOf(config.server.addr),
+    cacheMaxBytes: config.console.cache_max_bytes,
     ...(config.audit.checkpoint.key_file !== undefined ? { checkpointKeyFile: config.audit.checkpoint.key_file } : {}),
     maxBundleBytes: config.bundles.max_bytes,
     strictBuiltinErrors: config.policy.strict_builtin_errors,

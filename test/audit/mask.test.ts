@@ -81,3 +81,59 @@ test('fail closed erases input and result and marks the event', () => {
   assert.deepEqual(ev.erased, ['/input', '/result'])
   assert.equal(ev.mask_error?.code, 'PORTCULLIS_POLICY_CONFLICT')
 })
+
+/** A deny's event with reasons, as the pipeline records them (decision/reasons.ts). */
+function denyWithReasons (reasons: unknown[], truncated = false): AuditEvent {
+  const ev = eventWith({ user: 'bob' }, false)
+  ev.outcome = 'deny'
+  ev.reasonsJson = JSON.stringify(reasons)
+  if (truncated) ev.reasons_truncated = true
+  return ev
+}
+
+test('reasons are maskable: erase lists in erased, upsert and object remove as OPA does for the result', () => {
+  const ev = denyWithReasons(['only alice may read orders', { code: 'NOT_ALICE', user: 'bob' }, 'third'])
+  const m = new EventMasker(ev)
+  m.apply(parseMaskRule('/reasons/1/user'))
+  m.apply(parseMaskRule({ op: 'upsert', path: '/reasons/0', value: '**' }))
+  m.apply(parseMaskRule({ op: 'remove', path: '/reasons/2' }))
+  m.apply(parseMaskRule('/reasons/7')) // not there: not listed
+  assert.deepEqual(JSON.parse(ev.reasonsJson as string), ['**', { code: 'NOT_ALICE' }])
+  assert.deepEqual(ev.erased, ['/reasons/1/user', '/reasons/2'])
+  assert.deepEqual(ev.masked, ['/reasons/0'])
+  // input and result untouched
+  assert.deepEqual(ev.input, { user: 'bob' })
+  assert.equal(ev.result, false)
+})
+
+test('reasons erased whole: no reasons, no reasons_truncated, /reasons in erased; an event without reasons lists nothing', () => {
+  const ev = denyWithReasons(['a', 'b'], true)
+  new EventMasker(ev).apply(parseMaskRule('/reasons'))
+  assert.equal(ev.reasonsJson, undefined)
+  assert.equal(ev.reasons_truncated, undefined)
+  assert.deepEqual(ev.erased, ['/reasons'])
+  const none = eventWith({ user: 'alice' }, true)
+  new EventMasker(none).apply(parseMaskRule('/reasons'))
+  assert.deepEqual(none.erased, [])
+  assert.equal(none.reasonsJson, undefined)
+})
+
+test('configured erase pointers may name /reasons (and below); other roots stay refused', () => {
+  const plan = erasePlan(['/reasons/0', '/reasons/1/user'])
+  const ev = denyWithReasons(['secret account 42', { code: 'X', user: 'bob' }])
+  const m = new EventMasker(ev)
+  for (const r of plan.rules) m.apply(r)
+  // rules apply in order: /reasons/0 first, so the object is then at index 0 and /reasons/1 is gone
+  assert.deepEqual(JSON.parse(ev.reasonsJson as string), [{ code: 'X', user: 'bob' }])
+  assert.deepEqual(ev.erased, ['/reasons/0'])
+  for (const bad of ['/reason', '/reasonsx', '/identity']) {
+    assert.throws(() => erasePlan([bad]), (e: unknown) => e instanceof PortcullisError && e.code === 'PORTCULLIS_CONFIG_INVALID', bad)
+  }
+})
+
+test('fail closed erases the reasons with the input (they name what the input held)', () => {
+  const ev = denyWithReasons(['why'])
+  new EventMasker(ev).eraseAll(new PortcullisError('PORTCULLIS_POLICY_CONFLICT', 'x'))
+  assert.equal(ev.reasonsJson, undefined)
+  assert.deepEqual(ev.erased, ['/input', '/result', '/reasons'])
+})

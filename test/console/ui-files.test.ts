@@ -35,6 +35,9 @@ before(async () => {
     maxBundleBytes: 1024,
     strictBuiltinErrors: false,
     uiDir: dist,
+    // app.inject has no real connection (no local address) and sends Host: localhost:80; the
+    // Host check itself is tested over the wire in test/server/console-hardening.test.ts
+    host: { allowedHosts: ['localhost'] },
   })
 })
 after(async () => { await app.close(); rmSync(work, { recursive: true, force: true }) })

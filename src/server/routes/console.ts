@@ -26,7 +26,9 @@ import { ConsoleFilter, type ConsoleFilterInput } from '../../console/filter.js'
 import { checkpointPublicKey, decisionDetail, listDecisions } from '../../console/decisions.js'
 import { overview } from '../../console/overview.js'
 import { integrity } from '../../console/integrity.js'
-import { JobSlot, type JobRegistry } from '../../console/jobs.js'
+import { JobSlot, type JobLease, type JobRegistry } from '../../console/jobs.js'
+import { configureConsoleCaches } from '../../console/cache.js'
+import { consoleHostCheck, type ConsoleHostOptions } from '../plugins/console-host.js'
 import { accessReview, accessReviewCsv, accessReviewHtml, policyGrants } from '../../console/access-review.js'
 
 export interface ConsoleRouteOptions {
@@ -45,6 +47,10 @@ export interface ConsoleRouteOptions {
   uiDir?: string
   /** Where job state lives (a worker group: the primary); default this process. */
   jobs?: JobRegistry
+  /** The Host names the console answers for (DNS-rebinding defence, plugins/console-host.ts). */
+  host?: ConsoleHostOptions
+  /** console.cache_max_bytes: the bound on the console's caches (console/cache.ts). */
+  cacheMaxBytes?: number
 }
 
 /**
@@ -99,22 +105,41 @@ function checkQuery (request: FastifyRequest): void {
 
 interface Upload { file: Buffer | undefined, truncated: boolean, fields: Record<string, string[]> }
 
+/** The replay slot as one upload holds it: `taken` once the handler owns it, `closed` once the response closed. */
+interface ReplayHold { lease: JobLease<{ events_read: number, events_total: number }>, taken: boolean, closed: boolean }
+
 export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app, opts) => {
+  // first of every console route's hooks (pages, assets, every API call): a request for another
+  // host name is refused before the guard evaluates anything or a body is read
+  app.addHook('onRequest', consoleHostCheck(opts.host ?? {}))
+  configureConsoleCaches(opts.cacheMaxBytes)
   const dir = (): string => {
     if (opts.auditDir === undefined) throw new PortcullisError('PORTCULLIS_AUDIT_UNAVAILABLE', 'the audit log is not enabled (audit.enabled, serve --audit-dir)')
     return opts.auditDir
   }
   const verifyJobs = new JobSlot<{ events_checked: number, events_total: number }>('verify', opts.jobs)
   const replayJobs = new JobSlot<{ events_read: number, events_total: number }>('replay', opts.jobs)
+  const replayLeases = new WeakMap<FastifyRequest, ReplayHold>()
 
   // multipart bodies (the replay upload), parsed here with a size limit: the candidate bundle
-  // is capped at bundles.max_bytes, fields are few and short
+  // is capped at bundles.max_bytes, fields are few and short. Only the replay route takes
+  // multipart, and only once it holds the replay slot (claimReplaySlot): one upload is buffered
+  // at a time, never N.
   app.addContentTypeParser('multipart/form-data', (request, payload, done) => {
     const upload: Upload = { file: undefined, truncated: false, fields: {} }
+    let settled = false
+    const finish = (err: PortcullisError | null): void => {
+      if (settled) return
+      settled = true
+      // a body that cannot be read frees the replay slot before the error is answered
+      if (err !== null) { replayLeases.get(request)?.lease.release(err); done(err, undefined) }
+      else done(null, upload)
+    }
+    if (replayLeases.get(request)?.lease.held !== true) { finish(invalid('a multipart body is read only by a replay upload holding the replay slot')); return }
     let bb
     try {
       bb = new Busboy({ headers: request.headers as { 'content-type': string }, limits: { fileSize: opts.maxBundleBytes, files: 1, fields: 16, fieldSize: 1024, parts: 17 } })
-    } catch (err) { done(invalid(`multipart body: ${(err as Error).message}`), undefined); return }
+    } catch (err) { finish(invalid(`multipart body: ${(err as Error).message}`)); return }
     bb.on('file', (name: string, stream: NodeJS.ReadableStream & { truncated: boolean }) => {
       if (name !== 'bundle') { stream.resume(); return }
       const chunks: Buffer[] = []
@@ -122,8 +147,11 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app
       stream.on('end', () => { upload.file = Buffer.concat(chunks); upload.truncated = stream.truncated })
     })
     bb.on('field', (name: string, value: string) => { (upload.fields[name] ??= []).push(value) })
-    bb.on('error', (err: Error) => done(invalid(`multipart body: ${err.message}`), undefined))
-    bb.on('finish', () => done(null, upload))
+    bb.on('error', (err: Error) => finish(invalid(`multipart body: ${err.message}`)))
+    bb.on('finish', () => finish(null))
+    // a client that goes away mid-body: the upload ends here (the slot is released when the response closes)
+    payload.on('error', (err: Error) => { finish(invalid(`multipart body: ${err.message}`)); bb.destroy() })
+    payload.on('aborted', () => { finish(invalid('multipart body: the client aborted the upload')); bb.destroy() })
     payload.pipe(bb)
   })
 
@@ -191,32 +219,74 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app
     return reply.send(review)
   })
 
-  // the guard runs before the body is parsed: a refused caller's upload is never buffered
-  app.post('/v1/console/replay', { onRequest: [opts.guard as unknown as onRequestAsyncHookHandler, sameSiteOnly as unknown as onRequestAsyncHookHandler] }, async (request, reply) => {
-    const d = dir()
-    const upload = request.body as Upload | undefined
-    if (upload === undefined || upload === null || typeof upload !== 'object' || upload.file === undefined || !Buffer.isBuffer(upload.file) || !('fields' in upload)) throw invalid('the request must be multipart/form-data with a `bundle` file field', 'bundle')
-    if (upload.truncated) {
-      return reply.status(400).send({ code: 'invalid_parameter', message: `the candidate bundle is larger than bundles.max_bytes (${opts.maxBundleBytes})`, portcullis_code: 'PORTCULLIS_BUNDLE_TOO_LARGE' })
-    }
-    const one = (k: string): string | undefined => upload.fields[k]?.[0]
-    const filters = exportFilters({ from: one('from'), to: one('to'), path: upload.fields.path, outcome: upload.fields.outcome })
+  // The replay slot is claimed in onRequest, after the guard and the same-site check and before
+  // a byte of the body is read: while one candidate is uploaded, compiled or replayed, every
+  // other upload is refused with 409 PORTCULLIS_CONSOLE_BUSY from its headers alone (N uploads
+  // never hold N × bundles.max_bytes). The slot is released on every path that does not start
+  // the job: the handler's errors (finally), a body that fails or never completes (client
+  // abort, request timeout: the response closes before the handler took the lease).
+  const claimReplaySlot = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    dir()
     if (opts.loadCandidate === undefined) throw new PortcullisError('PORTCULLIS_AUDIT_UNAVAILABLE', 'replay is not available on this server')
-    const tmp = await mkdtemp(join(tmpdir(), 'portcullis-candidate-'))
-    let snapshot: PolicySnapshot
-    try {
-      const file = join(tmp, 'candidate.tar.gz')
-      await writeFile(file, upload.file, { mode: 0o600 })
-      try { snapshot = await opts.loadCandidate(file) } catch (err) {
-        const e = toPortcullisError(err)
-        // the upload is the client's: a bad candidate is a 400 carrying the bundle's own code
-        return reply.status(400).send({ code: 'invalid_parameter', message: e.message, portcullis_code: e.code })
-      }
-    } finally { await rm(tmp, { recursive: true, force: true }) }
-    const job = await replayJobs.start({ events_read: 0, events_total: 0 }, async (progress) => {
-      return await replay(d, snapshot, { filters, strictBuiltinErrors: opts.strictBuiltinErrors, onProgress: (read, total) => progress({ events_read: read, events_total: total }) })
+    const lease = await replayJobs.claim({ events_read: 0, events_total: 0 })
+    const hold: ReplayHold = { lease, taken: false, closed: false }
+    replayLeases.set(request, hold)
+    reply.raw.once('close', () => {
+      hold.closed = true
+      if (!hold.taken) lease.release(new PortcullisError('PORTCULLIS_CONSOLE_BUSY', 'the replay upload ended before its body was read (client aborted or request timed out)'))
     })
-    return reply.status(202).send({ job })
+  }
+
+  // any error answered for this request before the handler took the slot (a body fastify
+  // refuses, a parser error) frees it before the answer leaves
+  const releaseOnError = async (request: FastifyRequest, _reply: FastifyReply, error: Error): Promise<void> => {
+    const hold = replayLeases.get(request)
+    if (hold !== undefined && !hold.taken) hold.lease.release(error)
+  }
+
+  // the guard runs before the body is parsed: a refused caller's upload is never buffered
+  app.post('/v1/console/replay', { onRequest: [opts.guard as unknown as onRequestAsyncHookHandler, sameSiteOnly as unknown as onRequestAsyncHookHandler, claimReplaySlot as unknown as onRequestAsyncHookHandler], onError: releaseOnError }, async (request, reply) => {
+    const hold = replayLeases.get(request)
+    if (hold === undefined || !hold.lease.held) throw new PortcullisError('PORTCULLIS_CONSOLE_BUSY', 'the replay slot is not held by this request')
+    hold.taken = true
+    const lease = hold.lease
+    // the slot is released before any answer leaves: a client that retries on the answer finds it free
+    const refuse = (err: PortcullisError): FastifyReply => {
+      lease.release(err)
+      return reply.status(400).send({ code: 'invalid_parameter', message: err.message, portcullis_code: err.code })
+    }
+    try {
+      const d = dir()
+      const upload = request.body as Upload | undefined
+      if (upload === undefined || upload === null || typeof upload !== 'object' || upload.file === undefined || !Buffer.isBuffer(upload.file) || !('fields' in upload)) throw invalid('the request must be multipart/form-data with a `bundle` file field', 'bundle')
+      if (upload.truncated) return refuse(new PortcullisError('PORTCULLIS_BUNDLE_TOO_LARGE', `the candidate bundle is larger than bundles.max_bytes (${opts.maxBundleBytes})`))
+      const one = (k: string): string | undefined => upload.fields[k]?.[0]
+      const filters = exportFilters({ from: one('from'), to: one('to'), path: upload.fields.path, outcome: upload.fields.outcome })
+      const load = opts.loadCandidate
+      if (load === undefined) throw new PortcullisError('PORTCULLIS_AUDIT_UNAVAILABLE', 'replay is not available on this server')
+      const tmp = await mkdtemp(join(tmpdir(), 'portcullis-candidate-'))
+      let snapshot: PolicySnapshot | PortcullisError
+      try {
+        const file = join(tmp, 'candidate.tar.gz')
+        await writeFile(file, upload.file, { mode: 0o600 })
+        try { snapshot = await load(file) } catch (err) { snapshot = toPortcullisError(err) }
+      } finally { await rm(tmp, { recursive: true, force: true }) }
+      // the upload is the client's: a bad candidate is a 400 carrying the bundle's own code
+      if (snapshot instanceof PortcullisError) return refuse(snapshot)
+      const candidate = snapshot
+      // the client went away while the candidate loaded: nobody can read the job, do not run it
+      if (hold.closed) throw new PortcullisError('PORTCULLIS_CONSOLE_BUSY', 'the replay upload was abandoned before its job started')
+      const job = lease.start(async (progress) => {
+        return await replay(d, candidate, { filters, strictBuiltinErrors: opts.strictBuiltinErrors, onProgress: (read, total) => progress({ events_read: read, events_total: total }) })
+      })
+      return reply.status(202).send({ job })
+    } catch (err) {
+      // before the error handler answers
+      lease.release(err)
+      throw err
+    } finally {
+      lease.release()
+    }
   })
 
   app.get('/v1/console/replay/:id', { preHandler: opts.guard }, async (request, reply) => {
