@@ -162,9 +162,9 @@ export const codes = {
   /** A state-changing console request (POST) without the `x-portcullis-console: 1` header: a cross-site form or a page that rebound its name to this server cannot send it without a CORS preflight, which the console never grants. */
   PORTCULLIS_CONSOLE_CROSS_SITE: { status: 403, opa: 'unauthorized', grpc: PERMISSION_DENIED },
   /**
-   * A console request (page, asset or API, reads included) whose Host or :authority is not one of this server's own names or console.allowed_hosts: a page on another domain rebound to this address (DNS rebinding). 421 Misdirected Request (RFC 9110 §15.5.20): this server does not answer for that origin — not 403, which says the caller lacks a permission the system policy could grant.
+   * A request whose Host (or :authority, or absolute-form target) is not one of this server's own names or admin.allowed_hosts — on every console route, and on the admin guard's routes over loopback: a page on another domain rebound to this address (DNS rebinding). 421 Misdirected Request (RFC 9110 §15.5.20): this server does not answer for that origin — not 403, which says the caller lacks a permission the system policy could grant.
    */
-  PORTCULLIS_CONSOLE_HOST_REJECTED: { status: 421, opa: 'unauthorized', grpc: PERMISSION_DENIED },
+  PORTCULLIS_HOST_REJECTED: { status: 421, opa: 'unauthorized', grpc: PERMISSION_DENIED },
 
   // --- bundle service (see src/bundles/) --------------------------------------------------
   /** A bundle download from a bundle server failed (network, status, TLS, credentials); the active bundle is kept. */

@@ -88,6 +88,8 @@ function arrayIndex (key: string, length: number): number {
 }
 
 const MISSING = Symbol('missing')
+/** A reason erased by index (`/reasons/<i>`): a hole while the rules apply, left out when the event is written. */
+const ERASED = Symbol('erased')
 
 /**
  * Applies mask rules to one event, copying only what changes. Objects this masker copied are
@@ -139,7 +141,7 @@ export class EventMasker {
       if (value === undefined) {
         delete this.ev.reasonsJson
         delete this.ev.reasons_truncated
-      } else this.ev.reasonsJson = JSON.stringify(value)
+      } else this.ev.reasonsJson = JSON.stringify(Array.isArray(value) ? value.filter((r) => r !== ERASED) : value)
     }
   }
 
@@ -175,9 +177,15 @@ export class EventMasker {
     if (Array.isArray(node)) {
       const idx = arrayIndex(key, node.length)
       if (idx < 0) return MISSING
+      if (node[idx] === ERASED) return MISSING
       if (last) {
         const copy = this.#own(node)
-        copy.splice(idx, 1)
+        // A reason erased by index leaves a hole until the event is written, so that every rule
+        // of the set addresses the reasons as the policy saw them (`/reasons/0` and `/reasons/1`
+        // erase the first two, not the first and the third). OPA splices (removeValue); its
+        // roots are objects, where indexes rarely matter — /reasons is always an array.
+        if (parts[0] === 'reasons' && i === 1) copy[idx] = ERASED
+        else copy.splice(idx, 1)
         return copy
       }
       const child = this.#remove(node[idx], parts, i + 1)
@@ -206,6 +214,7 @@ export class EventMasker {
     if (Array.isArray(node)) {
       const idx = arrayIndex(key, node.length)
       if (idx < 0) throw new Error(`mask upsert ${parts.join('/')}: index ${key} out of range`)
+      if (node[idx] === ERASED) throw new Error(`mask upsert ${parts.join('/')}: that reason was erased`)
       const copy = this.#own(node)
       copy[idx] = last ? value : this.#upsert(node[idx], parts, i + 1, value)
       return copy

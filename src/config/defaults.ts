@@ -62,10 +62,10 @@ export const DEFAULTS: Config = {
   },
   admin: {
     authz_path: 'system/authz/allow',
+    allowed_hosts: [],
   },
   console: {
     grants_path: 'system/console/grants',
-    allowed_hosts: [],
     cache_max_bytes: 64 * 1024 * 1024,
   },
   logging: {

@@ -122,13 +122,13 @@ export const CacheSchema = Type.Object({
 
 export const AdminSchema = Type.Object({
   authz_path: Str('system policy that authorizes protected endpoints (input: method, path, identity, remote_addr); when no bundle defines it, only loopback callers are allowed'),
+  allowed_hosts: Type.Array(Type.String({ minLength: 1, maxLength: 300 }), { maxItems: 256, description: 'host names the console (always) and the protected endpoints (on loopback connections) answer for besides this server\'s own (loopback names on loopback, the listen address): `name` (any port) or `name:port`; any other Host is refused (PORTCULLIS_HOST_REJECTED, DNS-rebinding defence)' }),
 }, strict)
 
 /** The compliance console (docs/console.md): its API under /v1/console/* and the web UI under /ui/. */
 export const ConsoleSchema = Type.Object({
   enabled: Type.Optional(Type.Boolean({ description: 'serve the compliance console (/v1/console/*, /ui/), behind admin.authz_path; default: on only when server.addr is a loopback address' })),
   grants_path: Str('policy entrypoint listing the permissions the policy grants ([{caller, path, method}], `*` for any), evaluated with empty input for the access review\'s unused grants'),
-  allowed_hosts: Type.Array(Type.String({ minLength: 1, maxLength: 300 }), { maxItems: 256, description: 'host names the console answers for besides its own (loopback names on loopback, the listen address): `name` (any port) or `name:port`; any other Host is refused (PORTCULLIS_CONSOLE_HOST_REJECTED, DNS-rebinding defence)' }),
   cache_max_bytes: Type.Integer({ minimum: 65_536, maximum: 2 ** 40, description: 'bound on the estimated memory of the console\'s caches (segment index and overview partials, half each), in bytes' }),
 }, strict)
 

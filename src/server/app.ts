@@ -46,6 +46,10 @@ export interface BuildOptions {
   keepAliveTimeoutMs?: number
   defaultDecision?: string
   adminAuthzPath?: string
+  /** admin.allowed_hosts: Host names besides this server's own (plugins/host-check.ts). */
+  allowedHosts?: readonly string[]
+  /** The host part of server.addr (a name counts as one of this server's own). */
+  listenHost?: string
   /** Judges TLS client certificates before any route answers (TLS client_auth request / require). */
   clientCertificates?: ClientCertificateGate
   /** Answer plain `POST /v1/data/{path}` requests without the framework (fast-data.ts); default true. */
@@ -65,9 +69,6 @@ export interface BuildOptions {
     strictBuiltinErrors: boolean
     uiDir?: string
     jobs?: JobRegistry
-    /** console.allowed_hosts and the host of server.addr: the Host names the console answers for. */
-    allowedHosts?: readonly string[]
-    listenHost?: string
     /** console.cache_max_bytes. */
     cacheMaxBytes?: number
   }
@@ -165,7 +166,9 @@ export function build (opts: BuildOptions): FastifyInstance {
     return reply.status(404).send({ code: 'resource_not_found', message: `${request.method} ${request.url} is not an endpoint`, portcullis_code: 'PORTCULLIS_POLICY_PATH_NOT_FOUND' })
   })
 
-  const guard = adminGuard({ manager: opts.manager, decisions: opts.decisions, authzPath: opts.adminAuthzPath ?? 'system/authz/allow' })
+  // the Host names the admin endpoints (on loopback) and the console (always) answer for
+  const host = { allowedHosts: opts.allowedHosts ?? [], ...(opts.listenHost !== undefined ? { listenHost: opts.listenHost } : {}), https: opts.https !== undefined }
+  const guard = adminGuard({ manager: opts.manager, decisions: opts.decisions, authzPath: opts.adminAuthzPath ?? 'system/authz/allow', host })
   // Single decisions are small and hot: no response-compression hook on their path.
   void app.register(dataRoutes, { api, defaultDecision: opts.defaultDecision ?? 'system/main' })
   void app.register(healthRoutes, { manager: opts.manager, ...(opts.workloadApi !== undefined ? { workloadApi: opts.workloadApi } : {}) })
@@ -201,7 +204,7 @@ export function build (opts: BuildOptions): FastifyInstance {
         strictBuiltinErrors: c.strictBuiltinErrors,
         ...(c.uiDir !== undefined ? { uiDir: c.uiDir } : {}),
         ...(c.jobs !== undefined ? { jobs: c.jobs } : {}),
-        host: { allowedHosts: c.allowedHosts ?? [], ...(c.listenHost !== undefined ? { listenHost: c.listenHost } : {}), https: opts.https !== undefined },
+        host,
         ...(c.cacheMaxBytes !== undefined ? { cacheMaxBytes: c.cacheMaxBytes } : {}),
       })
     }

@@ -202,8 +202,6 @@ function listenHostOf (addr: string): string {
 function consoleOptions (config: Readonly<ResolvedConfig>): NonNullable<BuildOptions['console']> {
   return {
     grantsPath: config.console.grants_path,
-    allowedHosts: config.console.allowed_hosts,
-    listenHost: listenHostOf(config.server.addr),
     cacheMaxBytes: config.console.cache_max_bytes,
     ...(config.audit.checkpoint.key_file !== undefined ? { checkpointKeyFile: config.audit.checkpoint.key_file } : {}),
     maxBundleBytes: config.bundles.max_bytes,
@@ -396,6 +394,8 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
       keepAliveTimeoutMs: config.server.keep_alive_timeout_ms,
       defaultDecision: config.server.default_decision,
       adminAuthzPath: config.admin.authz_path,
+      allowedHosts: config.admin.allowed_hosts,
+      listenHost: listenHostOf(config.server.addr),
       ...(https !== undefined ? { https } : {}),
       ...(clientCertificates !== undefined ? { clientCertificates } : {}),
       fastDataRoute: config.server.fast_data_route,

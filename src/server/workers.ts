@@ -159,7 +159,15 @@ export function workerHooks (): WorkerHooks {
   })
   const consoleJobs: JobRegistry = {
     claim: async (kind, job, view) => {
-      const r = await ask<{ ok: boolean, running?: string }>({ t: 'portcullis:job:claim', id: randomUUID(), kind, job, view })
+      let r: { ok: boolean, running?: string }
+      try {
+        r = await ask<{ ok: boolean, running?: string }>({ t: 'portcullis:job:claim', id: randomUUID(), kind, job, view })
+      } catch (err) {
+        // the primary may still register the claim after this worker gave up waiting: mark the
+        // job failed behind it (messages arrive in order), or the slot stays claimed for good
+        process.send?.({ t: 'portcullis:job:update', kind, job, view: { ...view, state: 'failed', error: { code: 'PORTCULLIS_INTERNAL', message: 'the primary did not confirm the claim in time' } } })
+        throw err
+      }
       return r.ok ? { ok: true } : { ok: false, running: r.running ?? '' }
     },
     update: (kind, job, view) => { process.send?.({ t: 'portcullis:job:update', kind, job, view }) },

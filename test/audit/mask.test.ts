@@ -106,6 +106,21 @@ test('reasons are maskable: erase lists in erased, upsert and object remove as O
   assert.equal(ev.result, false)
 })
 
+test('reasons erased by index keep their indexes: every rule of a set addresses the reasons as the policy saw them', () => {
+  // the set a policy builds with `mask contains sprintf("/reasons/%d", [i]) if input.reasons[i].user`
+  // is sorted as strings: /reasons/0, /reasons/1, /reasons/10, /reasons/2
+  const reasons: unknown[] = Array.from({ length: 12 }, (_, i) => [0, 1, 2, 10].includes(i) ? { user: `u${i}` } : `public ${i}`)
+  const ev = denyWithReasons(reasons)
+  const m = new EventMasker(ev)
+  for (const p of ['/reasons/0', '/reasons/1', '/reasons/10', '/reasons/2']) assert.equal(m.apply(parseMaskRule(p)), true, p)
+  // a rule below an erased reason, and an upsert of one, find nothing to change
+  assert.equal(m.apply(parseMaskRule('/reasons/1/user')), false)
+  assert.throws(() => m.apply(parseMaskRule({ op: 'upsert', path: '/reasons/2', value: 'back' })))
+  assert.deepEqual(JSON.parse(ev.reasonsJson as string), reasons.filter((r) => typeof r === 'string'))
+  assert.ok(!(ev.reasonsJson as string).includes('"user"'))
+  assert.deepEqual(ev.erased, ['/reasons/0', '/reasons/1', '/reasons/10', '/reasons/2'])
+})
+
 test('reasons erased whole: no reasons, no reasons_truncated, /reasons in erased; an event without reasons lists nothing', () => {
   const ev = denyWithReasons(['a', 'b'], true)
   new EventMasker(ev).apply(parseMaskRule('/reasons'))
@@ -123,9 +138,9 @@ test('configured erase pointers may name /reasons (and below); other roots stay 
   const ev = denyWithReasons(['secret account 42', { code: 'X', user: 'bob' }])
   const m = new EventMasker(ev)
   for (const r of plan.rules) m.apply(r)
-  // rules apply in order: /reasons/0 first, so the object is then at index 0 and /reasons/1 is gone
-  assert.deepEqual(JSON.parse(ev.reasonsJson as string), [{ code: 'X', user: 'bob' }])
-  assert.deepEqual(ev.erased, ['/reasons/0'])
+  // each pointer names the reason the policy gave at that index: erasing /reasons/0 first does not shift /reasons/1
+  assert.deepEqual(JSON.parse(ev.reasonsJson as string), [{ code: 'X' }])
+  assert.deepEqual(ev.erased, ['/reasons/0', '/reasons/1/user'])
   for (const bad of ['/reason', '/reasonsx', '/identity']) {
     assert.throws(() => erasePlan([bad]), (e: unknown) => e instanceof PortcullisError && e.code === 'PORTCULLIS_CONFIG_INVALID', bad)
   }

@@ -1,9 +1,10 @@
 /**
- * Console hardening over the wire (src/server/routes/console.ts, plugins/console-host.ts):
+ * Console hardening over the wire (src/server/routes/console.ts, plugins/host-check.ts):
  *
  *   - DNS rebinding: every console route (pages, assets, every API call, reads included)
- *     refuses a request whose Host is not this server's (421 PORTCULLIS_CONSOLE_HOST_REJECTED),
- *     counted and logged; the server's own names and console.allowed_hosts are answered.
+ *     refuses a request whose Host is not this server's (421 PORTCULLIS_HOST_REJECTED),
+ *     counted and logged; the server's own names and admin.allowed_hosts are answered. On a
+ *     loopback connection the admin guard's routes (/v1/status, /v1/audit/*) check it too.
  *   - The replay slot is claimed before the upload's body is read: a second upload is refused
  *     with 409 PORTCULLIS_CONSOLE_BUSY from its headers alone, and the slot is released on every
  *     path that does not start a job (a client abort, a bundle too large, a bad candidate).
@@ -54,7 +55,11 @@ class WatchedRegistry implements JobRegistry {
     return new Promise((resolve) => this.#waiters.push({ test, resolve }))
   }
 
+  /** A pause before each claim reaches the real registry: a worker's round trip to the primary. */
+  claimDelayMs = 0
+
   async claim (kind: string, id: string, view: JobView): Promise<{ ok: true } | { ok: false, running: string }> {
+    if (this.claimDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.claimDelayMs))
     const r = await this.inner.claim(kind, id, view)
     this.#note({ op: `claim:${kind}`, view, ok: r.ok })
     return r
@@ -145,7 +150,7 @@ describe('console hardening over the wire', () => {
         bundles: { dir: bundles, watch: false, max_bytes: MAX_BUNDLE },
         logging: { level: 'warn' },
         identity: caller.config(),
-        console: { allowed_hosts: ['console.example.org', 'pinned.example.org:1'] },
+        admin: { allowed_hosts: ['console.example.org', 'pinned.example.org:1'] },
         audit: { enabled: true, dir: auditDir, durability: 'sync', checkpoint: { every_events: 4, every_seconds: 3600, key_file: join(work, 'checkpoint.pem') } },
       } as ConfigOverrides,
     })
@@ -167,13 +172,13 @@ describe('console hardening over the wire', () => {
   const READS = ['/ui', '/ui/', '/ui/index.html', '/ui/assets/x.js', '/v1/console/decisions', '/v1/console/decisions/x/0', '/v1/console/overview', '/v1/console/integrity', '/v1/console/access-review', '/v1/console/access-review?format=csv', '/v1/console/verify/x', '/v1/console/replay/x']
 
   test('a foreign Host is refused on every console route (reads, assets, POSTs) with 421, counted and logged', async () => {
-    const before = await metricValue(runtime.metrics, 'requestErrors', '', { code: 'PORTCULLIS_CONSOLE_HOST_REJECTED' })
+    const before = await metricValue(runtime.metrics, 'requestErrors', '', { code: 'PORTCULLIS_HOST_REJECTED' })
     let refused = 0
     for (const host of ['attacker.example', `attacker.example:${port}`, `localhost.attacker.example:${port}`, `127.0.0.1.nip.io:${port}`, `localhost:${port + 1}`, `console.example.org.evil:${port}`, `pinned.example.org:${port}`, 'bad host', '[::1', `${here()}@evil`]) {
       for (const p of READS) {
         const r = await send('GET', p, { host, ...front })
         assert.equal(r.status, 421, `${host} ${p}`)
-        assert.equal(codeOf(r), 'PORTCULLIS_CONSOLE_HOST_REJECTED', `${host} ${p}`)
+        assert.equal(codeOf(r), 'PORTCULLIS_HOST_REJECTED', `${host} ${p}`)
         refused++
       }
       for (const p of ['/v1/console/verify', '/v1/console/replay']) {
@@ -182,24 +187,66 @@ describe('console hardening over the wire', () => {
         refused++
       }
     }
-    assert.equal(await metricValue(runtime.metrics, 'requestErrors', '', { code: 'PORTCULLIS_CONSOLE_HOST_REJECTED' }) - before, refused)
-    assert.ok(logLines.some((l) => l.code === 'PORTCULLIS_CONSOLE_HOST_REJECTED' && (l.details as { host?: string } | undefined)?.host === 'attacker.example'))
+    assert.equal(await metricValue(runtime.metrics, 'requestErrors', '', { code: 'PORTCULLIS_HOST_REJECTED' }) - before, refused)
+    assert.ok(logLines.some((l) => l.code === 'PORTCULLIS_HOST_REJECTED' && (l.details as { host?: string } | undefined)?.host === 'attacker.example'))
     // no decision was asked for: the host check runs before the system policy's guard
   })
 
-  test('a request without Host (HTTP/1.0) is refused too', async () => {
-    const raw = await new Promise<string>((resolve, reject) => {
-      const s = connect(port, '127.0.0.1', () => s.end(`GET /v1/console/integrity HTTP/1.0\r\nauthorization: ${front.authorization as string}\r\n\r\n`))
+  /** A request written byte for byte on a fresh connection (what node:http's client will not send). */
+  function sendRaw (head: string): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      // written, not ended: a half-closed connection is closed by the server before a slower answer is sent
+      const s = connect(port, '127.0.0.1', () => s.write(head))
       const chunks: Buffer[] = []
       s.on('data', (c: Buffer) => chunks.push(c))
       s.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
       s.on('error', reject)
     })
+  }
+
+  test('a request without Host (HTTP/1.0) is refused too', async () => {
+    const raw = await sendRaw(`GET /v1/console/integrity HTTP/1.0\r\nauthorization: ${front.authorization as string}\r\n\r\n`)
     assert.match(raw, /^HTTP\/1\.[01] 421 /)
-    assert.ok(raw.includes('PORTCULLIS_CONSOLE_HOST_REJECTED'))
+    assert.ok(raw.includes('PORTCULLIS_HOST_REJECTED'))
   })
 
-  test("the server's own names on loopback and console.allowed_hosts are answered", async () => {
+  test('two Host headers, an absolute-form target naming another host, and an IPv6 zone identifier are refused with 421, not answered or failed', async () => {
+    const auth = `authorization: ${front.authorization as string}\r\n`
+    for (const head of [
+      `GET /v1/console/integrity HTTP/1.1\r\nhost: ${here()}\r\nhost: attacker.example\r\n${auth}connection: close\r\n\r\n`,
+      `GET /v1/console/integrity HTTP/1.1\r\nhost: attacker.example\r\nhost: ${here()}\r\n${auth}connection: close\r\n\r\n`,
+      `GET http://attacker.example/v1/console/integrity HTTP/1.1\r\nhost: ${here()}\r\n${auth}connection: close\r\n\r\n`,
+      `GET http://attacker.example/v1/status HTTP/1.1\r\nhost: ${here()}\r\n${auth}connection: close\r\n\r\n`,
+    ]) {
+      const raw = await sendRaw(head)
+      assert.match(raw, /^HTTP\/1\.1 421 /, head)
+      assert.ok(raw.includes('PORTCULLIS_HOST_REJECTED'), head)
+    }
+    // an absolute-form target that names this server is answered
+    const own = await sendRaw(`GET http://${here()}/v1/console/integrity HTTP/1.1\r\nhost: ${here()}\r\n${auth}connection: close\r\n\r\n`)
+    assert.match(own, /^HTTP\/1\.1 200 /)
+    for (const host of ['[fe80::1%eth0]', `[fe80::1%25eth0]:${port}`, `[::1%lo]:${port}`]) {
+      const r = await send('GET', '/v1/console/integrity', { host, ...front })
+      assert.equal(r.status, 421, host)
+      assert.equal(codeOf(r), 'PORTCULLIS_HOST_REJECTED', host)
+    }
+  })
+
+  test('on loopback the admin guard refuses a foreign Host too: /v1/status, the audit API and cache flush are not readable by a rebound page', async () => {
+    for (const [method, path] of [['GET', '/v1/status'], ['GET', '/v1/audit/events'], ['GET', '/v1/audit/checkpoint'], ['GET', '/v1/audit/proof/inclusion?stream=w1&seq=0'], ['POST', '/v1/cache/flush']] as const) {
+      for (const host of ['attacker.example', `attacker.example:${port}`, `localhost:${port + 1}`]) {
+        const r = await send(method, path, { host, ...front })
+        assert.equal(r.status, 421, `${host} ${method} ${path}`)
+        assert.equal(codeOf(r), 'PORTCULLIS_HOST_REJECTED', `${host} ${method} ${path}`)
+      }
+      for (const host of [here(), `localhost:${port}`, 'console.example.org']) {
+        const r = await send(method, path, { host, ...front })
+        assert.notEqual(r.status, 421, `${host} ${method} ${path}`)
+      }
+    }
+  })
+
+  test("the server's own names on loopback and admin.allowed_hosts are answered", async () => {
     for (const host of [here(), `localhost:${port}`, 'localhost', `LOCALHOST.:${port}`, '127.0.0.1', `[::1]:${port}`, '[::1]', 'console.example.org', `console.example.org:${port}`, 'pinned.example.org:1']) {
       const r = await send('GET', '/v1/console/integrity', { host, ...front })
       assert.equal(r.status, 200, host)
@@ -244,6 +291,29 @@ describe('console hardening over the wire', () => {
     first?.destroy()
     await within(released, 'the slot to be released after the client aborted')
     assert.equal(await firstAnswer, -1)
+    const next = await upload(candidate)
+    assert.equal(next.status, 202, next.body)
+    assert.equal(await jobDone((JSON.parse(next.body) as { job: string }).job), 'done')
+  })
+
+  test('a client that goes away while the guard or the claim is still running does not keep the slot', async () => {
+    // the claim takes a while (as a worker's round trip to the primary does); the client sends
+    // its headers and is gone before the claim completes — 'close' has fired by then
+    registry.claimDelayMs = 300
+    try {
+      const m = multipart(candidate, { path: 'authz' })
+      const claimed = registry.next((e) => e.op === 'claim:replay' && e.ok === true)
+      const released = registry.next((e) => e.op === 'update:replay' && e.view?.state === 'failed')
+      const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/v1/console/replay', headers: uploadHeaders(m.type, m.body.length), setHost: false })
+      req.on('error', () => {})
+      req.flushHeaders()
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      req.destroy()
+      await within(claimed, 'the aborted upload to claim the slot')
+      await within(released, 'the slot to be released after the client was gone before the claim')
+    } finally {
+      registry.claimDelayMs = 0
+    }
     const next = await upload(candidate)
     assert.equal(next.status, 202, next.body)
     assert.equal(await jobDone((JSON.parse(next.body) as { job: string }).job), 'done')

@@ -1,8 +1,12 @@
 /**
- * Protected endpoints (status details, cache flush, later audit export) are authorized by a
- * system policy, as OPA's system.authz: the configured path (default system/authz/allow) is
+ * Protected endpoints (status details, cache flush, the audit API, the console) are authorized
+ * by a system policy, as OPA's system.authz: the configured path (default system/authz/allow) is
  * evaluated with input {method, path, remote_addr, identity}; only `true` allows. When no
  * active bundle owns that path, only loopback callers are allowed. Any error denies.
+ *
+ * Before either, a request that arrived on a loopback address must name this server in `Host`
+ * (plugins/host-check.ts): a page on another domain rebound to 127.0.0.1 is a loopback caller
+ * too, and would otherwise be admitted with everything a loopback caller may read.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { isIP } from 'node:net'
@@ -10,6 +14,7 @@ import type { BundleManager } from '../../bundles/activate.js'
 import type { DecisionService } from '../../decision/decide.js'
 import { PortcullisError } from '../../errors.js'
 import { credentialsOf } from './credentials.js'
+import { hostCheck, type HostCheckOptions } from './host-check.js'
 
 export function isLoopback (addr: string | undefined): boolean {
   if (addr === undefined) return false
@@ -22,10 +27,14 @@ export interface AdminGuardOptions {
   manager: BundleManager
   decisions: DecisionService
   authzPath: string
+  /** The Host names answered on loopback (admin.allowed_hosts, the host of server.addr). */
+  host?: HostCheckOptions
 }
 
 export function adminGuard (opts: AdminGuardOptions) {
+  const checkHost = hostCheck({ ...opts.host, loopbackOnly: true })
   return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
+    await checkHost(request)
     const remote = request.socket.remoteAddress
     let owned: boolean
     try {

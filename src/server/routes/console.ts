@@ -28,7 +28,7 @@ import { overview } from '../../console/overview.js'
 import { integrity } from '../../console/integrity.js'
 import { JobSlot, type JobLease, type JobRegistry } from '../../console/jobs.js'
 import { configureConsoleCaches } from '../../console/cache.js'
-import { consoleHostCheck, type ConsoleHostOptions } from '../plugins/console-host.js'
+import { hostCheck, type HostCheckOptions } from '../plugins/host-check.js'
 import { accessReview, accessReviewCsv, accessReviewHtml, policyGrants } from '../../console/access-review.js'
 
 export interface ConsoleRouteOptions {
@@ -47,8 +47,8 @@ export interface ConsoleRouteOptions {
   uiDir?: string
   /** Where job state lives (a worker group: the primary); default this process. */
   jobs?: JobRegistry
-  /** The Host names the console answers for (DNS-rebinding defence, plugins/console-host.ts). */
-  host?: ConsoleHostOptions
+  /** The Host names the console answers for (DNS-rebinding defence, plugins/host-check.ts). */
+  host?: HostCheckOptions
   /** console.cache_max_bytes: the bound on the console's caches (console/cache.ts). */
   cacheMaxBytes?: number
 }
@@ -111,7 +111,7 @@ interface ReplayHold { lease: JobLease<{ events_read: number, events_total: numb
 export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app, opts) => {
   // first of every console route's hooks (pages, assets, every API call): a request for another
   // host name is refused before the guard evaluates anything or a body is read
-  app.addHook('onRequest', consoleHostCheck(opts.host ?? {}))
+  app.addHook('onRequest', hostCheck(opts.host ?? {}))
   configureConsoleCaches(opts.cacheMaxBytes)
   const dir = (): string => {
     if (opts.auditDir === undefined) throw new PortcullisError('PORTCULLIS_AUDIT_UNAVAILABLE', 'the audit log is not enabled (audit.enabled, serve --audit-dir)')
@@ -152,6 +152,8 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app
     // a client that goes away mid-body: the upload ends here (the slot is released when the response closes)
     payload.on('error', (err: Error) => { finish(invalid(`multipart body: ${err.message}`)); bb.destroy() })
     payload.on('aborted', () => { finish(invalid('multipart body: the client aborted the upload')); bb.destroy() })
+    // an aborted body emits nothing more: finish now, or the request (and its slot) never ends
+    if (payload.destroyed || payload.readableAborted || request.raw.socket?.destroyed === true) { finish(invalid('multipart body: the client aborted the upload')); bb.destroy(); return }
     payload.pipe(bb)
   })
 
@@ -231,10 +233,18 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app
     const lease = await replayJobs.claim({ events_read: 0, events_total: 0 })
     const hold: ReplayHold = { lease, taken: false, closed: false }
     replayLeases.set(request, hold)
-    reply.raw.once('close', () => {
+    const gone = (): void => {
       hold.closed = true
       if (!hold.taken) lease.release(new PortcullisError('PORTCULLIS_CONSOLE_BUSY', 'the replay upload ended before its body was read (client aborted or request timed out)'))
-    })
+    }
+    reply.raw.once('close', gone)
+    // The client may have gone while the guard or the claim (a round trip to the primary in a
+    // worker group) was running: 'close' has fired already and will not again, and the body
+    // parser never finishes an aborted body — the slot would stay claimed for good.
+    if (request.raw.destroyed || request.raw.socket?.destroyed === true || reply.raw.writableEnded) {
+      gone()
+      throw new PortcullisError('PORTCULLIS_CONSOLE_BUSY', 'the replay upload ended before its body was read (client aborted)')
+    }
   }
 
   // any error answered for this request before the handler took the slot (a body fastify

@@ -1,29 +1,38 @@
 /**
- * DNS-rebinding defence for the compliance console (docs/console.md "Host names"). A page on an
- * attacker's domain can make the browser resolve that domain to 127.0.0.1 and then read the
- * console's pages and API as same-origin — the browser still sends the attacker's name in
- * `Host`. So every console route (pages, static assets, every API call, reads included) answers
- * only requests whose `Host` (and HTTP/2 `:authority`, when present) names this server:
+ * DNS-rebinding defence (docs/console.md "Host names"). A page on an attacker's domain can make
+ * the browser resolve that domain to this server's address and then read what the server answers
+ * as same-origin — the browser still sends the attacker's name in `Host`. Two places check it:
+ *
+ *   - every console route (pages, static assets, every API call, reads included), always;
+ *   - every route behind the admin guard (`/v1/status`, `/v1/cache/flush`, `/v1/audit/*`) when
+ *     the connection arrived on a loopback address — where, with no system policy loaded, the
+ *     guard admits any caller, so a rebound page would be admitted too. On other addresses
+ *     those routes are for tools that reach the server by whatever DNS name it has; their
+ *     callers are the system policy's to judge.
+ *
+ * A checked request is answered only when its `Host` (and HTTP/2 `:authority`, and the
+ * authority of an absolute-form request target, when present) names this server:
  *
  *   - on a loopback connection: `localhost`, `127.0.0.1` and `[::1]`, with this port or none;
  *   - the address the connection arrived on (the listen address), with this port — or none when
  *     the port is the scheme's default (a browser leaves it out);
  *   - the host of `server.addr` when it is a name (not a wildcard address), likewise;
- *   - `console.allowed_hosts`: `name` (any port) or `name:port`, for a console reached through
+ *   - `admin.allowed_hosts`: `name` (any port) or `name:port`, for a server reached through
  *     a name (a reverse proxy, a DNS name of the host).
  *
- * Anything else — including a request without `Host` — is refused with 421 Misdirected Request
- * (PORTCULLIS_CONSOLE_HOST_REJECTED; RFC 9110 §15.5.20: the request was directed at a server
- * that will not answer for that origin), counted and logged like every refusal, before the
- * system authorization guard evaluates anything. Names compare case-insensitively, a trailing
- * dot is dropped, IP literals compare in canonical form (`::ffff:127.0.0.1` is `127.0.0.1`).
+ * Anything else — a request without `Host`, or with more than one — is refused with 421
+ * Misdirected Request (PORTCULLIS_HOST_REJECTED; RFC 9110 §15.5.20: the request was directed at
+ * a server that will not answer for that origin), counted and logged like every refusal, before
+ * the system authorization guard evaluates anything. Names compare case-insensitively, a
+ * trailing dot is dropped, IP literals compare in canonical form (`::ffff:127.0.0.1` is
+ * `127.0.0.1`); an IPv6 zone identifier is never one of this server's names.
  */
 import { isIP } from 'node:net'
 import type { FastifyRequest } from 'fastify'
 import { PortcullisError } from '../../errors.js'
 
-export interface ConsoleHostOptions {
-  /** console.allowed_hosts: `name` or `name:port` (IPv6 in brackets). */
+export interface HostCheckOptions {
+  /** admin.allowed_hosts: `name` or `name:port` (IPv6 in brackets). */
   allowedHosts?: readonly string[]
   /** The host part of server.addr (a name or an address); wildcard addresses are ignored. */
   listenHost?: string
@@ -40,7 +49,8 @@ const NAME = /^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$/
 /** An IP literal in canonical form (IPv4-mapped IPv6 as IPv4, IPv6 compressed and lowercase); other names unchanged. */
 function canonical (host: string): string {
   if (isIP(host) === 6) {
-    const h = new URL(`http://[${host}]/`).hostname.slice(1, -1)
+    let h: string
+    try { h = new URL(`http://[${host}]/`).hostname.slice(1, -1) } catch { return `invalid:${host}` }
     const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h)
     if (mapped !== null) return mapped[1] as string
     // the URL parser writes a mapped IPv4 in hex: ::ffff:7f00:1
@@ -68,7 +78,8 @@ export function parseHostName (value: string): HostName | undefined {
     const end = v.indexOf(']')
     if (end < 0) return undefined
     host = v.slice(1, end)
-    if (isIP(host) !== 6) return undefined
+    // a zone identifier (fe80::1%eth0) names an interface, never this server to a browser
+    if (host.includes('%') || isIP(host) !== 6) return undefined
     rest = v.slice(end + 1)
   } else {
     const colon = v.indexOf(':')
@@ -86,16 +97,17 @@ export function parseHostName (value: string): HostName | undefined {
   return { host: canonical(host), port }
 }
 
-function isLoopbackAddress (address: string): boolean {
+export function isLoopbackAddress (address: string): boolean {
+  if (address.includes('%')) return false
   const a = canonical(address)
   return a === '::1' || /^127\.\d+\.\d+\.\d+$/.test(a)
 }
 
-/** The console.allowed_hosts entries, parsed once (start-up fails on one that is not a host name). */
+/** The admin.allowed_hosts entries, parsed once (start-up fails on one that is not a host name). */
 export function parseAllowedHosts (entries: readonly string[]): HostName[] {
   return entries.map((e) => {
     const h = parseHostName(e)
-    if (h === undefined) throw new PortcullisError('PORTCULLIS_CONFIG_INVALID', `config key console.allowed_hosts: ${JSON.stringify(e)} is not a host name (name, name:port, or [IPv6]:port)`, { key: 'console.allowed_hosts', entry: e })
+    if (h === undefined) throw new PortcullisError('PORTCULLIS_CONFIG_INVALID', `config key admin.allowed_hosts: ${JSON.stringify(e)} is not a host name (name, name:port, or [IPv6]:port)`, { key: 'admin.allowed_hosts', entry: e })
     return h
   })
 }
@@ -104,11 +116,11 @@ export function parseAllowedHosts (entries: readonly string[]): HostName[] {
  * Is `name` one this server answers the console for, on a connection that arrived at
  * `local` (address and port)?
  */
-export function hostAllowed (name: HostName, local: { address: string | undefined, port: number | undefined }, allowed: readonly HostName[], opts: ConsoleHostOptions = {}): boolean {
+export function hostAllowed (name: HostName, local: { address: string | undefined, port: number | undefined }, allowed: readonly HostName[], opts: HostCheckOptions = {}): boolean {
   const localPort = local.port
   const defaultPort = opts.https === true ? 443 : 80
   const portMatches = (p: number | undefined): boolean => p === undefined ? localPort === defaultPort : p === localPort
-  const address = local.address !== undefined ? canonical(local.address) : undefined
+  const address = local.address !== undefined && !local.address.includes('%') ? canonical(local.address) : undefined
   if (address !== undefined && isLoopbackAddress(address) && LOOPBACK_NAMES.has(name.host)) {
     // a loopback name is never an attacker's: with this port or none
     if (name.port === undefined || name.port === localPort) return true
@@ -122,27 +134,46 @@ export function hostAllowed (name: HostName, local: { address: string | undefine
   return false
 }
 
-/** The onRequest hook of the console routes: refuses a request whose Host or :authority is not this server's. */
-export function consoleHostCheck (opts: ConsoleHostOptions = {}): (request: FastifyRequest) => Promise<void> {
+/** The authority of an absolute-form request target (`GET http://host/path HTTP/1.1`), if it is one. */
+function absoluteFormAuthority (url: string | undefined): string | undefined {
+  if (url === undefined || url.startsWith('/')) return undefined
+  const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(url)
+  return m === null ? undefined : (m[1] as string)
+}
+
+/**
+ * The Host check as a hook: refuses a request whose Host, :authority or absolute-form target is
+ * not this server's. With `loopbackOnly`, requests that arrived on a non-loopback address pass
+ * unchecked (the admin guard's use).
+ */
+export function hostCheck (opts: HostCheckOptions & { loopbackOnly?: boolean } = {}): (request: FastifyRequest) => Promise<void> {
   const allowed = parseAllowedHosts(opts.allowedHosts ?? [])
+  const what = opts.loopbackOnly === true ? 'this endpoint' : 'the console'
   return async (request) => {
     const socket = request.raw.socket
     const local = { address: socket?.localAddress, port: socket?.localPort }
+    if (opts.loopbackOnly === true && (local.address === undefined || !isLoopbackAddress(local.address))) return
+    // Node keeps the first of several Host headers; RFC 9112 §3.2 says to refuse them (400) — a
+    // request that names two hosts is answered for neither
+    const hosts = request.raw.headersDistinct?.host
+    if (hosts !== undefined && hosts.length > 1) throw rejected(hosts.join(', '), `the request has ${hosts.length} Host headers`)
     const values: string[] = []
     const host = request.headers.host
     const authority = request.headers[':authority']
+    const target = absoluteFormAuthority(request.raw.url)
     if (typeof host === 'string') values.push(host)
     if (typeof authority === 'string') values.push(authority)
+    if (target !== undefined) values.push(target)
     if (values.length === 0) throw rejected('(none)', 'the request has no Host header')
     for (const v of values) {
       const name = parseHostName(v)
       if (name === undefined || !hostAllowed(name, local, allowed, opts)) {
-        throw rejected(v, `the console does not answer for host ${JSON.stringify(v.slice(0, 256))}: only this server's own names (loopback names on loopback, the listen address) and console.allowed_hosts`)
+        throw rejected(v, `${what} does not answer for host ${JSON.stringify(v.slice(0, 256))}: only this server's own names (loopback names on loopback, the listen address) and admin.allowed_hosts`)
       }
     }
   }
 }
 
 function rejected (host: string, message: string): PortcullisError {
-  return new PortcullisError('PORTCULLIS_CONSOLE_HOST_REJECTED', message, { host: host.slice(0, 256) })
+  return new PortcullisError('PORTCULLIS_HOST_REJECTED', message, { host: host.slice(0, 256) })
 }

@@ -1,5 +1,5 @@
 /**
- * The console's Host check (src/server/plugins/console-host.ts): parsing of Host values, which
+ * The console's Host check (src/server/plugins/host-check.ts): parsing of Host values, which
  * names a connection's local address allows, console.allowed_hosts, and — as a property over
  * generated names — that no name outside the allowed set is ever answered (the class of bug
  * behind DNS rebinding). The over-the-wire test is console-hardening.test.ts; `:authority` is
@@ -11,7 +11,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import type { FastifyRequest } from 'fastify'
 import { PortcullisError } from '../../src/errors.js'
-import { consoleHostCheck, hostAllowed, parseAllowedHosts, parseHostName } from '../../src/server/plugins/console-host.js'
+import { hostCheck, hostAllowed, parseAllowedHosts, parseHostName } from '../../src/server/plugins/host-check.js'
 
 const LOOP = { address: '127.0.0.1', port: 8181 }
 const allow = (value: string, local: { address: string, port: number } = LOOP, allowed: string[] = [], listenHost?: string, https = false): boolean => {
@@ -52,7 +52,7 @@ test('the listen address: the local address and server.addr\'s name, with this p
   assert.equal(allow('[fd00::5]:8181', { address: 'fd00::5', port: 8181 }), true)
 })
 
-test('console.allowed_hosts: a name matches any port, name:port only that port; a bad entry fails start-up', () => {
+test('admin.allowed_hosts: a name matches any port, name:port only that port; a bad entry fails start-up', () => {
   assert.equal(allow('console.example.org:9999', LOOP, ['console.example.org']), true)
   assert.equal(allow('console.example.org', LOOP, ['Console.Example.Org.']), true)
   assert.equal(allow('pinned.example.org:1', LOOP, ['pinned.example.org:1']), true)
@@ -60,6 +60,10 @@ test('console.allowed_hosts: a name matches any port, name:port only that port; 
   assert.equal(allow('pinned.example.org', LOOP, ['pinned.example.org:80']), true)
   assert.equal(allow('sub.console.example.org', LOOP, ['console.example.org']), false)
   assert.throws(() => parseAllowedHosts(['not a host']), (e: unknown) => e instanceof PortcullisError && e.code === 'PORTCULLIS_CONFIG_INVALID')
+  // an IPv6 zone identifier is an interface, not a name: refused as an entry, never matched (and never a TypeError)
+  assert.throws(() => parseAllowedHosts(['[fe80::1%eth0]']), (e: unknown) => e instanceof PortcullisError && e.code === 'PORTCULLIS_CONFIG_INVALID')
+  assert.equal(parseHostName('[fe80::1%eth0]:80'), undefined)
+  assert.equal(allow('[fe80::1]', { address: 'fe80::1%eth0', port: 80 }, []), false)
 })
 
 test('property: a generated name outside the allowed set is never answered, on any connection', () => {
@@ -75,11 +79,11 @@ test('property: a generated name outside the allowed set is never answered, on a
 })
 
 test('the hook checks :authority as well as Host, and refuses a request with neither', async () => {
-  const check = consoleHostCheck({ allowedHosts: ['console.example.org'] })
+  const check = hostCheck({ allowedHosts: ['console.example.org'] })
   const req = (headers: Record<string, string>): FastifyRequest => ({ headers, raw: { socket: { localAddress: '127.0.0.1', localPort: 8181 } } }) as unknown as FastifyRequest
   await check(req({ host: 'localhost:8181' }))
   await check(req({ ':authority': 'console.example.org' }))
-  const refused = (e: unknown): boolean => e instanceof PortcullisError && e.code === 'PORTCULLIS_CONSOLE_HOST_REJECTED' && e.status === 421
+  const refused = (e: unknown): boolean => e instanceof PortcullisError && e.code === 'PORTCULLIS_HOST_REJECTED' && e.status === 421
   await assert.rejects(check(req({ host: 'localhost:8181', ':authority': 'attacker.example' })), refused)
   await assert.rejects(check(req({ ':authority': 'attacker.example:8181' })), refused)
   await assert.rejects(check(req({})), refused)
