@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto'
 import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
 import type { Ajv, ErrorObject, Options, ValidateFunction } from 'ajv'
 import type { TSchema } from '@sinclair/typebox'
 import { PortcullisError } from '../errors.js'
@@ -41,7 +42,7 @@ export function validatorDigest (schema: TSchema): string {
 export function precompiledValidator (file: URL, schema: TSchema): ValidateFunction | undefined {
   let mod: { validate?: unknown, digest?: unknown }
   try {
-    mod = require(file.pathname) as typeof mod
+    mod = require(fileURLToPath(file)) as typeof mod
   } catch {
     return undefined
   }
