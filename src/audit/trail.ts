@@ -22,9 +22,12 @@ import type { CounterChild, Metrics } from '../metrics/index.js'
 import type { PolicySnapshot } from '../policy/snapshot.js'
 import { VERSION } from '../version.js'
 import { eventJson, eventOf, type AuditEvent } from './event.js'
+import { auditStream } from './stream.js'
 import type { AuditSink } from './log/contract.js'
 import { AuditLog, type AuditLogOptions } from './log/writer.js'
 import { answers, EventMasker, erasePlan, runLogPolicies, type ErasePlan } from './mask.js'
+
+export { auditStream } from './stream.js'
 
 export type { AuditSink } from './log/contract.js'
 
@@ -260,12 +263,6 @@ export async function openDurableSink (config: Readonly<AuditConfig>, stream: st
     ...(deps.logger !== undefined ? { logger: deps.logger } : {}),
     ...(deps.metrics !== undefined ? { metrics: deps.metrics } : {}),
   })
-}
-
-/** The audit stream of this process: `w<slot>` in a worker (PORTCULLIS_WORKER_SLOT, server/workers.ts), else `main`. */
-export function auditStream (env: NodeJS.ProcessEnv = process.env): string {
-  const slot = env.PORTCULLIS_WORKER_SLOT
-  return slot !== undefined && /^[1-9][0-9]{0,5}$/.test(slot) ? `w${slot}` : 'main'
 }
 
 /**

@@ -7,7 +7,6 @@
  * (JSON and YAML files hashed in canonical form, everything else as raw bytes).
  */
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto'
-import { compactVerify, decodeProtectedHeader } from 'jose'
 import { BundleError } from '../errors.js'
 import { goCanonicalJson, goCanonicalJsonFromText } from '../canonical-json.js'
 import { parse as parseYaml } from 'yaml'
@@ -116,6 +115,8 @@ export async function verifyBundleSignature (files: BundleFiles, source: string,
     throw invalid('must hold exactly one JWT in "signatures"')
   }
   const token = signatures[0]
+  // jose is loaded with the first signed bundle, not at every start
+  const { compactVerify, decodeProtectedHeader } = await import('jose')
 
   let header: Record<string, unknown>
   let claimed: Record<string, unknown>

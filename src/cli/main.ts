@@ -1,29 +1,32 @@
 #!/usr/bin/env node
 /**
  * portcullis <command> — each command is one file in src/cli/.
+ *
+ * The table names each command and its summary, and imports the command's file only when that
+ * command runs: `serve` never loads the audit, replay or identity-issuing code, and a
+ * `--workers N` primary (which only supervises) not even the server (src/cli/serve.ts). What a
+ * process does not import it does not compile, and module loading is most of a server's start.
  */
 import { EXIT_ERROR, processIo, type Command, type Io } from './args.js'
-import { evalCommand } from './eval.js'
-import { bundleInspectCommand } from './bundle-inspect.js'
-import { bundleVerifyCommand } from './bundle-verify.js'
-import { serveCommand } from './serve.js'
-import { identityVerifyCommand } from './identity-verify.js'
-import { identityIssueCommand } from './identity-issue.js'
-import { auditVerifyCommand } from './audit-verify.js'
-import { auditExportCommand } from './audit-export.js'
-import { replayCommand } from './replay.js'
+
+/** A command as the table knows it before it is loaded. */
+export interface CommandEntry {
+  /** One line for `portcullis --help`; the same text as the loaded command's `summary` (test/cli/main.test.ts). */
+  summary: string
+  load: () => Promise<Command>
+}
 
 /** Command table: "group sub" names for two-word commands. */
-export const commands: Record<string, Command> = {
-  'serve': serveCommand,
-  'eval': evalCommand,
-  'bundle inspect': bundleInspectCommand,
-  'bundle verify': bundleVerifyCommand,
-  'identity verify': identityVerifyCommand,
-  'identity issue': identityIssueCommand,
-  'audit verify': auditVerifyCommand,
-  'audit export': auditExportCommand,
-  'replay': replayCommand,
+export const commands: Record<string, CommandEntry> = {
+  'serve': { summary: 'serve decisions over HTTP from a bundles directory', load: async () => (await import('./serve.js')).serveCommand },
+  'eval': { summary: 'evaluate a decision against bundles and print the result', load: async () => (await import('./eval.js')).evalCommand },
+  'bundle inspect': { summary: 'show a bundle\'s revision, roots, entrypoints, builtins and signature', load: async () => (await import('./bundle-inspect.js')).bundleInspectCommand },
+  'bundle verify': { summary: 'verify a signed bundle against a public key', load: async () => (await import('./bundle-verify.js')).bundleVerifyCommand },
+  'identity verify': { summary: 'verify an X.509-SVID, JWT-SVID, OIDC token or XFCC header and print the identity', load: async () => (await import('./identity-verify.js')).identityVerifyCommand },
+  'identity issue': { summary: 'issue a short-lived JWT-SVID or X.509-SVID from trust-domain keys (tests, demos)', load: async () => (await import('./identity-issue.js')).identityIssueCommand },
+  'audit verify': { summary: 'verify an audit directory (records, Merkle tree, signed checkpoints)', load: async () => (await import('./audit-verify.js')).auditVerifyCommand },
+  'audit export': { summary: 'export a verifiable slice of the audit log (NDJSON or CSV)', load: async () => (await import('./audit-export.js')).auditExportCommand },
+  'replay': { summary: 'replay recorded decisions against a candidate bundle and report what would change', load: async () => (await import('./replay.js')).replayCommand },
 }
 
 function help (): string {
@@ -51,7 +54,7 @@ export async function main (argv: string[], io: Io = processIo): Promise<number>
     io.stderr.write(`unknown command ${JSON.stringify(first)}\n\n${help()}`)
     return EXIT_ERROR
   }
-  return cmd.run(argv.slice(two !== undefined ? 2 : 1), io)
+  return (await cmd.load()).run(argv.slice(two !== undefined ? 2 : 1), io)
 }
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url === new URL(`file://${(await import('node:fs')).realpathSync(process.argv[1])}`).href

@@ -4,10 +4,7 @@ import { resolve } from 'node:path'
 import { pino } from 'pino'
 import { loadConfig, type DeepPartial } from '../config/load.js'
 import type { Config } from '../config/schema.js'
-import { envoyExtAuthz } from '../envoy/listeners.js'
 import { clearStaleUnixSocket, unixSocketPath } from '../envoy/unix-socket.js'
-import { createRuntime } from '../server/runtime.js'
-import { announceWorker, runPrimary, workerHooks } from '../server/workers.js'
 import { EXIT_OK, parse, reportError, UsageError, type Command } from './args.js'
 
 const usage = `Usage: portcullis serve [--config file] [--bundles dir] [--addr host:port] [--workers N]
@@ -89,16 +86,26 @@ export const serveCommand: Command = {
         const grpc = config.envoy_ext_authz.grpc
         if (grpc.enabled && grpc.addr.startsWith('unix:')) await clearStaleUnixSocket(unixSocketPath(grpc.addr))
         logger.info({ workers, addr: config.server.addr }, 'starting worker group')
+        // The primary only supervises: it never imports the server (fastify, the policy engine,
+        // gRPC), so the workers are forked as soon as the configuration is read.
+        const { runPrimary } = await import('../server/workers.js')
         await runPrimary({ workers, logger, shutdownGraceMs: config.server.shutdown_grace_ms })
         logger.info('stopped')
         return EXIT_OK
       }
 
-      const hooks = cluster.isWorker ? workerHooks() : undefined
+      // Imported here, not at the top: a primary never needs them (above), and the Envoy
+      // listeners load gRPC only when the configuration enables them (envoy/listeners.ts).
+      const [{ createRuntime }, { envoyExtAuthz }, workerGroup] = await Promise.all([
+        import('../server/runtime.js'),
+        import('../envoy/listeners.js'),
+        cluster.isWorker ? import('../server/workers.js') : undefined,
+      ])
+      const hooks = workerGroup?.workerHooks()
       const runtime = await createRuntime(config, hooks ?? {}, { logger, listeners: [envoyExtAuthz] })
       hooks?.bindLocalFlush(() => runtime.decisions.flushCache())
       const url = await runtime.start()
-      if (cluster.isWorker) announceWorker(runtime, url)
+      workerGroup?.announceWorker(runtime, url)
       logger.info({ url, pid: process.pid, bundles: runtime.manager.status().map((s) => ({ name: s.name, state: s.state, revision: s.active_revision, error: s.last_error?.code })) }, 'portcullis listening')
 
       await new Promise<void>((resolve) => {

@@ -19,6 +19,7 @@ import { isIP } from 'node:net'
 import { Kind, type TSchema } from '@sinclair/typebox'
 import { IDENTITY_DEFAULTS as D } from './defaults.js'
 import { IdentitySchema, type IdentityConfig } from './schema.js'
+import type { ValidateFunction } from 'ajv'
 import { assertValid, compile, configInvalid } from './validate.js'
 
 type Obj = Record<string, unknown>
@@ -173,7 +174,7 @@ export function resolveIdentity (c: IdentityConfig, baseDir: string | undefined)
   return c
 }
 
-const validateSection = compile(IdentitySchema)
+let validateSection: ValidateFunction | undefined
 
 /**
  * Validates a raw identity section (parsed JSON/YAML) on its own, as loadConfig does inside the
@@ -182,6 +183,8 @@ const validateSection = compile(IdentitySchema)
  */
 export function validateIdentityConfig (raw: unknown, opts: { baseDir?: string } = {}): IdentityConfig {
   const prepared = structuredClone(prepareIdentity(raw))
+  // Compiled on first use: `serve` validates the section inside the whole configuration (config/load.ts).
+  validateSection ??= compile(IdentitySchema)
   assertValid(validateSection, prepared, 'identity')
   const c = prepared as IdentityConfig
   checkIdentity(c)

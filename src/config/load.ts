@@ -11,7 +11,7 @@ import { checkIdentity, prepareIdentity, resolveIdentity } from './identity.js'
 import { checkBundleService, prepareBundleService, resolveBundleService } from './bundle-service.js'
 import { checkDecisionLogs, checkReportingLayer, defaultShippingService } from './decision-logs.js'
 import { ConfigSchema, type Config, type IdentityConfig } from './schema.js'
-import { assertValid, compile, configInvalid as invalid } from './validate.js'
+import { assertValid, compile, configInvalid as invalid, precompiledValidator } from './validate.js'
 import { parseWorkloadEndpoint } from './workload-api.js'
 
 /** The validated configuration; the identity section is validated by the same schema. */
@@ -31,7 +31,8 @@ export type ConfigOverrides = Omit<DeepPartial<Config>, 'identity'> & { identity
 
 export type DeepPartial<T> = { [K in keyof T]?: T[K] extends Record<string, unknown> ? DeepPartial<T[K]> : T[K] }
 
-const validate = compile(ConfigSchema)
+// The build's generated validator (npm run build) when it matches this schema, else compiled here.
+const validate = precompiledValidator(new URL('./config-validator.cjs', import.meta.url), ConfigSchema) ?? compile(ConfigSchema)
 
 function isObject (v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v)

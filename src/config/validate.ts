@@ -3,14 +3,51 @@
  * Ajv over the TypeBox schema, and its errors turned into PORTCULLIS_CONFIG_INVALID naming the
  * offending key (`identity.jwt_svid.algorithms[0]`).
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
+import { createHash } from 'node:crypto'
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+import type { Ajv, ErrorObject, Options, ValidateFunction } from 'ajv'
 import type { TSchema } from '@sinclair/typebox'
 import { PortcullisError } from '../errors.js'
 
-const ajv = new Ajv({ allErrors: true, strict: false })
+// `code.optimize: false`: Ajv's optimisation pass only simplifies the generated code (same
+// checks, same errors); for validators that run once per start it costs more than it saves
+// (compiling the configuration schema took about twice as long with it).
+export const AJV_OPTIONS: Options = { allErrors: true, strict: false, code: { optimize: false } }
+const require = createRequire(import.meta.url)
+let ajv: Ajv | undefined
 
+/** Compiles a validator; Ajv itself is loaded on the first call (a process with the build's precompiled validator never needs it). */
 export function compile (schema: TSchema): ValidateFunction {
+  ajv ??= new (require('ajv') as { Ajv: new (o: Options) => Ajv }).Ajv(AJV_OPTIONS)
   return ajv.compile(schema)
+}
+
+/**
+ * What a precompiled validator was generated from: the schema, the Ajv options and Ajv's
+ * version. A validator whose digest differs from the running code's is stale and not used.
+ */
+export function validatorDigest (schema: TSchema): string {
+  const version = (require('ajv/package.json') as { version: string }).version
+  return createHash('sha256').update(JSON.stringify({ ajv: version, options: AJV_OPTIONS, schema })).digest('hex')
+}
+
+/**
+ * A validator generated at build time (Ajv standalone code, scripts/build-config-validator.mjs
+ * writes it next to the compiled config/ files), when `file` exists and was generated from this
+ * very schema; otherwise undefined and the caller compiles. Compiling the configuration schema
+ * is a noticeable part of every process start (the primary and each worker validate the
+ * configuration), loading the generated code is not. Under tsx (tests) there is no such file.
+ */
+export function precompiledValidator (file: URL, schema: TSchema): ValidateFunction | undefined {
+  let mod: { validate?: unknown, digest?: unknown }
+  try {
+    mod = require(fileURLToPath(file)) as typeof mod
+  } catch {
+    return undefined
+  }
+  if (typeof mod.validate !== 'function' || mod.digest !== validatorDigest(schema)) return undefined
+  return mod.validate as ValidateFunction
 }
 
 export function configInvalid (message: string, key: string): PortcullisError {

@@ -4,6 +4,10 @@
  * metrics carry transport envoy-grpc / envoy-http). The runtime (server/runtime.ts) starts
  * and stops them beside the Data API; cli/serve.ts hands this factory in, so server/ never
  * imports envoy/.
+ *
+ * The gRPC server (grpc-js, proto loading, reflection, health) and the HTTP service mode are
+ * imported when a listener they serve starts, so a process that serves neither never loads
+ * them (their import is a large part of a server's start).
  */
 import { IDENTITY_DEFAULTS } from '../config/defaults.js'
 import type { ResolvedConfig } from '../config/load.js'
@@ -12,10 +16,9 @@ import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics/index.js'
 import { trustedProxyMatcher } from '../identity/xfcc.js'
 import { EnvoyCheck, inputPaths, type EnvoyCheckSettings, type EnvoyTransport } from './check.js'
-import { envoyPeerAuthorizer } from '../identity/workload-api/peer.js'
 import type { ServingSvid } from '../identity/workload-api/parse.js'
-import { startEnvoyGrpc, type EnvoyGrpcServer } from './grpc.js'
-import { startEnvoyHttp, type EnvoyHttpServer } from './http.js'
+import type { EnvoyGrpcServer } from './grpc.js'
+import type { EnvoyHttpServer } from './http.js'
 
 /** Structurally server/runtime.ts's RuntimeParts. */
 export interface EnvoyParts {
@@ -66,6 +69,7 @@ export function envoyExtAuthz (parts: EnvoyParts): EnvoyListeners | undefined {
         const wapi = parts.config.workload_api
         const require = wapi.envoy_grpc_client_auth === 'require'
         if (require && parts.servingSvid === undefined && parts.servingCertificates !== undefined) throw new Error('envoy gRPC client auth needs the serving SVID')
+        const [{ startEnvoyGrpc }, { envoyPeerAuthorizer }] = await Promise.all([import('./grpc.js'), import('../identity/workload-api/peer.js')])
         const tls = parts.servingCertificates !== undefined && !c.grpc.addr.startsWith('unix:')
           ? { tls: { provider: parts.servingCertificates, requireClientCertificate: require, ...(require && parts.servingSvid !== undefined ? { authorizePeer: envoyPeerAuthorizer(parts.servingSvid, wapi.envoy_grpc_client_ids) } : {}) } }
           : {}
@@ -74,6 +78,7 @@ export function envoyExtAuthz (parts: EnvoyParts): EnvoyListeners | undefined {
         out.push(`grpc://${grpc.address}`)
       }
       if (c.http.enabled) {
+        const { startEnvoyHttp } = await import('./http.js')
         http = await startEnvoyHttp({ check: checkOf('envoy-http'), addr: c.http.addr, pathPrefix: c.http.path_prefix, maxBodyBytes: c.http.max_body_bytes, logger: log('envoy-http') })
         listeners.httpUrl = http.url
         out.push(http.url)

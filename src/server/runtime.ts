@@ -9,27 +9,28 @@ import { pino, type Logger as PinoLogger } from 'pino'
 import { BundleManager } from '../bundles/activate.js'
 import { watchBundles, type BundleWatcher, scanBundles } from '../bundles/watch.js'
 import type { SigningPolicy, VerificationConfig, VerificationKey } from '../bundles/verify.js'
-import { createBundleService, persistDirOf, type BundleService, type RemoteBundleOptions } from '../bundles/service/index.js'
+import type { BundleService, RemoteBundleOptions } from '../bundles/service/index.js'
+import { persistDirOf } from '../bundles/service/persist.js'
 import { remoteBundles } from '../config/bundle-service.js'
 import { BUNDLE_SERVICE_DEFAULTS } from '../config/defaults.js'
 import { DecisionCache } from '../cache/decision-cache.js'
 import type { ResolvedConfig } from '../config/load.js'
 import { DecisionService } from '../decision/decide.js'
-import { auditStream, openAuditTrail, type AuditTrail } from '../audit/trail.js'
-import { AuditDirReader } from '../audit/log/reader.js'
-import { createShipper, type Shipper } from '../audit/ship/index.js'
+import type { AuditTrail } from '../audit/trail.js'
+import { auditStream } from '../audit/stream.js'
+import type { Shipper } from '../audit/ship/index.js'
 import { shippingTarget, shippingWarnings } from '../config/decision-logs.js'
-import { createIdentityVerifier, type IdentityVerifier } from '../identity/index.js'
+import type { IdentityVerifier } from '../identity/index.js'
 import { Metrics } from '../metrics/index.js'
 import { configureBuiltins } from '../policy/builtins/config.js'
 import type { EngineOptions } from '../policy/engine.js'
-import { build, type BuildOptions } from './app.js'
+import type { BuildOptions } from './app.js'
 import { isLoopback } from './plugins/admin-authz.js'
 import { PortcullisError } from '../errors.js'
 import type { JobRegistry } from '../console/jobs.js'
 import { parseAddr } from './listen.js'
 import { clientCertificateGate, httpsOptions, secureContextWith, watchServerCertificate, type ClientCertificateGate } from './tls.js'
-import { SvidCertificateProvider, WorkloadApi, type ServingSvid } from '../identity/workload-api/index.js'
+import type { SvidCertificateProvider, WorkloadApi, ServingSvid } from '../identity/workload-api/index.js'
 
 export interface RuntimeHooks {
   /** /metrics text (a worker asks the primary for the group's aggregate). */
@@ -229,6 +230,11 @@ export function engineOptionsFrom (config: Readonly<ResolvedConfig>): EngineOpti
 
 export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: RuntimeHooks = {}, opts: { logger?: PinoLogger, listeners?: ListenerFactory[], auditStream?: string } = {}): Promise<Runtime> {
   const logger = opts.logger ?? pino({ name: 'portcullis', level: config.logging.level })
+  // The HTTP app (fastify and the routes) is imported while the bundles load: a large data
+  // document is parsed on a worker thread (policy/data-loader.ts), so the two overlap instead of
+  // one waiting for the other. It is awaited where the app is built, below.
+  const appModule = import('./app.js')
+  appModule.catch(() => {}) // a failed start before the await below must not leave an unhandled rejection
   // TLS files are read before anything that holds a watcher or a timer, so a bad one fails the start cleanly.
   const tls = config.server.tls
   const https = tls !== undefined ? httpsOptions(tls) : undefined
@@ -248,6 +254,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
 
   let identity: IdentityVerifier | undefined
   if (config.identity !== undefined) {
+    const { createIdentityVerifier } = await import('../identity/index.js')
     identity = createIdentityVerifier(config.identity, { logger: logger.child({ component: 'identity' }), metrics })
     await identity.ready
   }
@@ -283,7 +290,10 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
   // answered unrecorded. One stream per process (`main`, or `w<slot>` in a worker group).
   let audit: AuditTrail | undefined
   try {
-    audit = await openAuditTrail(config, { stream: opts.auditStream ?? auditStream(), metrics, logger: logger.child({ component: 'audit' }), consoleLogger: logger })
+    // The audit code is loaded only when a sink is on (openAuditTrail's own condition).
+    audit = config.audit.enabled || config.decision_logs.console
+      ? await (await import('../audit/trail.js')).openAuditTrail(config, { stream: opts.auditStream ?? auditStream(), metrics, logger: logger.child({ component: 'audit' }), consoleLogger: logger })
+      : undefined
   } catch (err) {
     await identity?.close()
     throw err
@@ -295,8 +305,10 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
   let workloadApi: WorkloadApi | undefined
   let servingCertificates: SvidCertificateProvider | undefined
   if (config.workload_api.enabled) {
+    let wapi: typeof import('../identity/workload-api/index.js')
     try {
-      workloadApi = new WorkloadApi(config.workload_api, {
+      wapi = await import('../identity/workload-api/index.js')
+      workloadApi = new wapi.WorkloadApi(config.workload_api, {
         logger: logger.child({ component: 'workload-api' }),
         recorder: {
           update: (stream) => { metrics.workloadApiUpdates.inc({ stream }) },
@@ -310,7 +322,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
       throw err
     }
     if (config.workload_api.serving_svid) {
-      const provider = new SvidCertificateProvider()
+      const provider = new wapi.SvidCertificateProvider()
       servingCertificates = provider
       workloadApi.on('svid', (svid: ServingSvid) => {
         provider.update(svid)
@@ -330,6 +342,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
   const target = shippingTarget(config)
   if (target !== undefined && config.audit.enabled) {
     try {
+      const [{ createShipper }, { AuditDirReader }] = await Promise.all([import('../audit/ship/index.js'), import('../audit/log/reader.js')])
       shipper = createShipper({
         dir: config.audit.dir,
         target,
@@ -349,7 +362,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
 
   // Remote bundles are expected before anything loads, so readiness waits for them too.
   const remote = remoteBundleOptionsFrom(config)
-  const bundleService = remote.length > 0 ? createBundleService(manager, remote, { logger: logger.child({ component: 'bundle-service' }), metrics }) : undefined
+  const bundleService = remote.length > 0 ? (await import('../bundles/service/index.js')).createBundleService(manager, remote, { logger: logger.child({ component: 'bundle-service' }), metrics }) : undefined
 
   let watcher: BundleWatcher | undefined
   // With bundles from a bundle server, a bundles directory that does not exist is simply not used.
@@ -379,6 +392,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
   let built: FastifyInstance | undefined
   let listeners: AttachedListener[]
   try {
+    const { build } = await appModule
     built = build({
       decisions,
       manager,

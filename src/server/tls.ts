@@ -19,7 +19,7 @@ import { watch, type FSWatcher } from 'chokidar'
 import { IdentityError, PortcullisError, toPortcullisError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { IdentityVerifier } from '../identity/index.js'
-import { pemCertificates } from '../identity/pem.js'
+import { pemCertificates } from '../identity/pem-blocks.js'
 import { peerChain } from './plugins/credentials.js'
 
 export interface TlsSettings {

@@ -14,7 +14,12 @@ import { isObj } from './args.js'
 import { queryDocumentFromAst, schemaDocumentFromAst } from './graphql-ast.js'
 
 const require = createRequire(import.meta.url)
-const gql = require('graphql') as typeof GraphQL
+let graphqlJs: typeof GraphQL | undefined
+/** graphql-js, required on the first graphql.* call: most policies never call one, and loading it is a noticeable part of a server's start. */
+function gql (): typeof GraphQL {
+  graphqlJs ??= require('graphql') as typeof GraphQL
+  return graphqlJs
+}
 
 const schemas = new Map<string, GraphQL.GraphQLSchema | undefined>()
 
@@ -32,18 +37,20 @@ function knownRootType (ctx: GraphQL.ValidationContext): GraphQL.ASTVisitor {
   return {
     OperationDefinition (node) {
       if (ctx.getSchema()?.getRootType(node.operation) === undefined) {
-        ctx.reportError(new gql.GraphQLError(`Schema does not support operation type "${node.operation}"`, { nodes: node }))
+        ctx.reportError(new (gql().GraphQLError)(`Schema does not support operation type "${node.operation}"`, { nodes: node }))
       }
     },
   }
 }
 
-const QUERY_RULES = [...gql.specifiedRules, knownRootType]
+let queryRules: GraphQL.ValidationRule[] | undefined
+/** graphql-js's specified rules plus gqlparser's known root type. */
+const specifiedQueryRules = (): GraphQL.ValidationRule[] => (queryRules ??= [...gql().specifiedRules, knownRootType])
 
 /** True when the query document is valid against the schema under gqlparser's rules. */
 function queryIsValid (schema: GraphQL.GraphQLSchema, doc: GraphQL.DocumentNode): boolean {
   try {
-    return gql.validate(schema, doc, QUERY_RULES).length === 0
+    return gql().validate(schema, doc, specifiedQueryRules()).length === 0
   } catch {
     // graphql-js throws on some documents it cannot validate (no root type at all): not valid
     return false
@@ -67,7 +74,7 @@ function extensionsAsDefinitions (doc: GraphQL.DocumentNode): GraphQL.DocumentNo
   let changed = false
   const definitions = doc.definitions.map((d) => {
     const kind = EXTENSION_TO_DEFINITION[d.kind]
-    if (kind === undefined || !('name' in d) || d.name === undefined || defined.has(d.name.value) || gql.specifiedScalarTypes.some((t) => t.name === d.name?.value)) return d
+    if (kind === undefined || !('name' in d) || d.name === undefined || defined.has(d.name.value) || gql().specifiedScalarTypes.some((t) => t.name === d.name?.value)) return d
     defined.add(d.name.value)
     changed = true
     return { ...d, kind } as GraphQL.DefinitionNode
@@ -78,9 +85,9 @@ function extensionsAsDefinitions (doc: GraphQL.DocumentNode): GraphQL.DocumentNo
 /** The schema a schema document builds under gqlparser's rules, or undefined when it is invalid. */
 function schemaFromDocument (doc: GraphQL.DocumentNode): GraphQL.GraphQLSchema | undefined {
   try {
-    const schema = doc.definitions.length === 0 ? new gql.GraphQLSchema({}) : gql.buildASTSchema(extensionsAsDefinitions(doc), { assumeValidSDL: false })
+    const schema = doc.definitions.length === 0 ? new (gql().GraphQLSchema)({}) : gql().buildASTSchema(extensionsAsDefinitions(doc), { assumeValidSDL: false })
     // gqlparser does not require a Query root type.
-    const errors = gql.validateSchema(schema).filter((e) => !/Query root type must be provided/.test(e.message))
+    const errors = gql().validateSchema(schema).filter((e) => !/Query root type must be provided/.test(e.message))
     return errors.length === 0 ? schema : undefined
   } catch {
     return undefined
@@ -93,7 +100,7 @@ function schemaFromDocument (doc: GraphQL.DocumentNode): GraphQL.GraphQLSchema |
  */
 function schemaDocumentOf (s: unknown): GraphQL.DocumentNode | undefined {
   try {
-    if (typeof s === 'string') return s.trim() === '' ? EMPTY_DOC : gql.parse(s)
+    if (typeof s === 'string') return s.trim() === '' ? EMPTY_DOC : gql().parse(s)
     if (isObj(s)) return schemaDocumentFromAst(s)
   } catch {}
   return undefined
@@ -258,7 +265,7 @@ function parseQueryText (b: string, q: string): GraphQL.DocumentNode | undefined
   if (q.trim() === '') return undefined
   try {
     source = q
-    return gql.parse(q, PARSE_OPTIONS)
+    return gql().parse(q, PARSE_OPTIONS)
   } catch (err) {
     throw new BuiltinError(b, `${(err as Error).message} in GraphQL string`)
   }
@@ -268,7 +275,7 @@ function parseSchemaText (b: string, s: string): GraphQL.DocumentNode | undefine
   if (s.trim() === '') return undefined
   try {
     source = s
-    const doc = gql.parse(s)
+    const doc = gql().parse(s)
     if (doc.definitions.some((d) => d.kind === 'OperationDefinition' || d.kind === 'FragmentDefinition')) throw new Error('unexpected executable definition in a schema')
     return doc
   } catch (err) {
@@ -337,7 +344,7 @@ export const graphqlBuiltins: BuiltinSpec[] = [
       const b = 'graphql.is_valid'
       let doc: GraphQL.DocumentNode
       try {
-        if (typeof q === 'string') doc = q.trim() === '' ? EMPTY_DOC : gql.parse(q, PARSE_OPTIONS)
+        if (typeof q === 'string') doc = q.trim() === '' ? EMPTY_DOC : gql().parse(q, PARSE_OPTIONS)
         else if (isObj(q)) doc = queryDocumentFromAst(q)
         else return false
       } catch {

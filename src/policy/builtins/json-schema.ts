@@ -13,8 +13,16 @@ import { goJson } from './json.js'
 
 const require = createRequire(import.meta.url)
 // ajv ships CommonJS; its default export is the constructor.
-const AjvCtor = (require('ajv') as { default: new (opts: object) => { compile: (s: unknown) => ValidateFunction } }).default
-const ajv = new AjvCtor({ allErrors: true, strict: false, validateFormats: false, validateSchema: true })
+type SchemaCompiler = { compile: (s: unknown) => ValidateFunction }
+let ajvInstance: SchemaCompiler | undefined
+/** The schema compiler, made on the first json.verify_schema / json.match_schema call (not at every process start). */
+function ajv (): SchemaCompiler {
+  if (ajvInstance === undefined) {
+    const AjvCtor = (require('ajv') as { default: new (opts: object) => SchemaCompiler }).default
+    ajvInstance = new AjvCtor({ allErrors: true, strict: false, validateFormats: false, validateSchema: true })
+  }
+  return ajvInstance
+}
 const cache = new Map<string, ValidateFunction | string>()
 
 const TYPES = new Set(['array', 'boolean', 'integer', 'number', 'null', 'object', 'string'])
@@ -61,7 +69,7 @@ function compile (schema: unknown): ValidateFunction | string {
     out = `jsonschema: has a primitive type that is NOT VALID -- given: /${bad}/ Expected valid values are:[array boolean integer number null object string]`
   } else {
     try {
-      out = ajv.compile(isObj(schema) ? { ...schema, $schema: undefined, $id: undefined } : schema)
+      out = ajv().compile(isObj(schema) ? { ...schema, $schema: undefined, $id: undefined } : schema)
     } catch (err) {
       out = `jsonschema: ${(err as Error).message}`
     }

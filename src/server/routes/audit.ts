@@ -16,7 +16,6 @@ import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } f
 import { PortcullisError } from '../../errors.js'
 import { exportFilters } from '../../audit/export/filter.js'
 import type { ExportFormat } from '../../audit/export/format.js'
-import { exportReadable } from '../../audit/export/write.js'
 import { AuditDirReader } from '../../audit/log/reader.js'
 
 export interface AuditRouteOptions {
@@ -97,6 +96,8 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, op
     const q = request.query as { from?: string, to?: string, outcome?: string[], spiffe_id?: string[], path?: string[], format?: ExportFormat }
     const filters = exportFilters(q)
     const format = q.format ?? 'ndjson'
+    // the export writer (and its CSV library) is loaded on the first export, not at every start
+    const { exportReadable } = await import('../../audit/export/write.js')
     // everything that can fail with a status fails here, before the first byte
     const { readable, contentType } = await exportReadable(dir(), { filters, format })
     return reply.type(contentType).header('cache-control', 'no-store').send(readable)

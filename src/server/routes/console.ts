@@ -17,19 +17,11 @@ import { fileURLToPath } from 'node:url'
 import { Busboy } from '@fastify/busboy'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, onRequestAsyncHookHandler, preHandlerAsyncHookHandler } from 'fastify'
 import { PortcullisError, toPortcullisError } from '../../errors.js'
-import { exportFilters } from '../../audit/export/filter.js'
-import { verifyAuditDir } from '../../audit/log/verify.js'
-import { AuditDirReader } from '../../audit/log/reader.js'
 import type { PolicySnapshot } from '../../policy/snapshot.js'
-import { replay } from '../../replay/replay.js'
-import { ConsoleFilter, type ConsoleFilterInput } from '../../console/filter.js'
-import { checkpointPublicKey, decisionDetail, listDecisions } from '../../console/decisions.js'
-import { overview } from '../../console/overview.js'
-import { integrity } from '../../console/integrity.js'
+import type { ConsoleFilter, ConsoleFilterInput } from '../../console/filter.js'
 import { JobSlot, type JobLease, type JobRegistry } from '../../console/jobs.js'
 import { configureConsoleCaches } from '../../console/cache.js'
 import { hostCheck, type HostCheckOptions } from '../plugins/host-check.js'
-import { accessReview, accessReviewCsv, accessReviewHtml, policyGrants } from '../../console/access-review.js'
 
 export interface ConsoleRouteOptions {
   guard: preHandlerAsyncHookHandler
@@ -98,6 +90,43 @@ function invalid (msg: string, parameter?: string): PortcullisError {
   return new PortcullisError('PORTCULLIS_AUDIT_INVALID', msg, parameter !== undefined ? { parameter } : {})
 }
 
+/**
+ * What the console's routes read and run with (the audit log reader and verifier, replay, the
+ * access review and its CSV writer): imported on the first console request, not when the
+ * server starts — the console is on by default on loopback, and most starts never use it.
+ */
+const consoleLib = async () => {
+  const [filter, decisions, overview, integrity, review, exportFilter, verify, reader, replay] = await Promise.all([
+    import('../../console/filter.js'),
+    import('../../console/decisions.js'),
+    import('../../console/overview.js'),
+    import('../../console/integrity.js'),
+    import('../../console/access-review.js'),
+    import('../../audit/export/filter.js'),
+    import('../../audit/log/verify.js'),
+    import('../../audit/log/reader.js'),
+    import('../../replay/replay.js'),
+  ])
+  return {
+    ConsoleFilter: filter.ConsoleFilter,
+    checkpointPublicKey: decisions.checkpointPublicKey,
+    decisionDetail: decisions.decisionDetail,
+    listDecisions: decisions.listDecisions,
+    overview: overview.overview,
+    integrity: integrity.integrity,
+    accessReview: review.accessReview,
+    accessReviewCsv: review.accessReviewCsv,
+    accessReviewHtml: review.accessReviewHtml,
+    policyGrants: review.policyGrants,
+    exportFilters: exportFilter.exportFilters,
+    verifyAuditDir: verify.verifyAuditDir,
+    AuditDirReader: reader.AuditDirReader,
+    replay: replay.replay,
+  }
+}
+let consoleLibLoaded: ReturnType<typeof consoleLib> | undefined
+const lib = async (): ReturnType<typeof consoleLib> => await (consoleLibLoaded ??= consoleLib())
+
 function checkQuery (request: FastifyRequest): void {
   const err = request.validationError
   if (err !== undefined && err !== null) throw invalid(`query: ${err.message}`)
@@ -157,19 +186,20 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app
     payload.pipe(bb)
   })
 
-  const filterOf = (q: ConsoleFilterInput): ConsoleFilter => new ConsoleFilter(q)
+  const filterOf = (L: Awaited<ReturnType<typeof lib>>, q: ConsoleFilterInput): ConsoleFilter => new L.ConsoleFilter(q)
 
   app.get('/v1/console/decisions', { preHandler: opts.guard, attachValidation: true, schema: { querystring: query({ limit: { type: 'integer', minimum: 1, maximum: 500 }, cursor: { type: 'string', maxLength: 8192 } }) } }, async (request, reply) => {
     checkQuery(request)
     const q = request.query as ConsoleFilterInput & { limit?: number, cursor?: string }
-    const page = await listDecisions(dir(), filterOf(q), q.limit ?? 50, q.cursor)
+    const L = await lib()
+    const page = await L.listDecisions(dir(), filterOf(L, q), q.limit ?? 50, q.cursor)
     return reply.header('cache-control', 'no-store').send(page)
   })
 
   app.get('/v1/console/decisions/:stream/:seq', { preHandler: opts.guard, attachValidation: true, schema: { params: { type: 'object', properties: { stream: { type: 'string', minLength: 1, maxLength: 64 }, seq: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } } } } }, async (request, reply) => {
     checkQuery(request)
     const p = request.params as { stream: string, seq: number }
-    const d = await decisionDetail(dir(), p.stream, p.seq, opts.checkpointKeyFile)
+    const d = await (await lib()).decisionDetail(dir(), p.stream, p.seq, opts.checkpointKeyFile)
     if (d === undefined) return reply.status(404).send({ code: 'resource_not_found', message: `no record ${p.stream}:${p.seq} in the audit log`, portcullis_code: 'PORTCULLIS_AUDIT_INVALID' })
     return reply.header('cache-control', 'no-store').send(d)
   })
@@ -177,21 +207,23 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app
   app.get('/v1/console/overview', { preHandler: opts.guard, attachValidation: true, schema: { querystring: query({ bucket: { type: 'string', maxLength: 16 } }) } }, async (request, reply) => {
     checkQuery(request)
     const q = request.query as ConsoleFilterInput & { bucket?: string }
-    return reply.header('cache-control', 'no-store').send(await overview(dir(), filterOf(q), q.bucket))
+    const L = await lib()
+    return reply.header('cache-control', 'no-store').send(await L.overview(dir(), filterOf(L, q), q.bucket))
   })
 
   app.get('/v1/console/integrity', { preHandler: opts.guard }, async (_request, reply) => {
-    return reply.header('cache-control', 'no-store').send(await integrity(dir(), opts.checkpointKeyFile))
+    return reply.header('cache-control', 'no-store').send(await (await lib()).integrity(dir(), opts.checkpointKeyFile))
   })
 
   app.post('/v1/console/verify', { preHandler: [opts.guard, sameSiteOnly] }, async (_request, reply) => {
     const d = dir()
-    const key = await checkpointPublicKey(d, opts.checkpointKeyFile)
-    const reader = await AuditDirReader.open(d)
+    const L = await lib()
+    const key = await L.checkpointPublicKey(d, opts.checkpointKeyFile)
+    const reader = await L.AuditDirReader.open(d)
     let total = 0
     try { for (const id of reader.streams()) total += await reader.stream(id).treeSize() } finally { reader.close() }
     const job = await verifyJobs.start({ events_checked: 0, events_total: total }, async (progress) => {
-      return await verifyAuditDir(d, {
+      return await L.verifyAuditDir(d, {
         ...(key?.source === 'configured' ? { publicKeyPem: key.pem } : {}),
         onProgress: (n) => progress({ events_checked: n, events_total: Math.max(total, n) }),
       })
@@ -208,16 +240,17 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app
   app.get('/v1/console/access-review', { preHandler: opts.guard, attachValidation: true, schema: { querystring: query({ format: { type: 'string', enum: ['json', 'csv', 'html'] } }) } }, async (request, reply) => {
     checkQuery(request)
     const q = request.query as ConsoleFilterInput & { format?: 'json' | 'csv' | 'html' }
-    const filter = filterOf({ from: q.from, to: q.to, caller: q.caller, path: q.path })
+    const L = await lib()
+    const filter = filterOf(L, { from: q.from, to: q.to, caller: q.caller, path: q.path })
     let grants
-    try { grants = policyGrants(opts.snapshot(), opts.grantsPath) } catch (err) {
+    try { grants = L.policyGrants(opts.snapshot(), opts.grantsPath) } catch (err) {
       // a grants policy that fails is an error, never "nothing granted"
       throw new PortcullisError('PORTCULLIS_AUDIT_INVALID', `the grants policy ${opts.grantsPath} failed: ${toPortcullisError(err).message}`, { parameter: 'grants_path' })
     }
-    const review = await accessReview(dir(), filter, grants, opts.grantsPath)
+    const review = await L.accessReview(dir(), filter, grants, opts.grantsPath)
     reply.header('cache-control', 'no-store')
-    if (q.format === 'csv') return reply.type('text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="access-review.csv"').send(accessReviewCsv(review))
-    if (q.format === 'html') return reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'").header('x-content-type-options', 'nosniff').send(accessReviewHtml(review))
+    if (q.format === 'csv') return reply.type('text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="access-review.csv"').send(L.accessReviewCsv(review))
+    if (q.format === 'html') return reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'").header('x-content-type-options', 'nosniff').send(L.accessReviewHtml(review))
     return reply.send(review)
   })
 
@@ -271,7 +304,8 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app
       if (upload === undefined || upload === null || typeof upload !== 'object' || upload.file === undefined || !Buffer.isBuffer(upload.file) || !('fields' in upload)) throw invalid('the request must be multipart/form-data with a `bundle` file field', 'bundle')
       if (upload.truncated) return refuse(new PortcullisError('PORTCULLIS_BUNDLE_TOO_LARGE', `the candidate bundle is larger than bundles.max_bytes (${opts.maxBundleBytes})`))
       const one = (k: string): string | undefined => upload.fields[k]?.[0]
-      const filters = exportFilters({ from: one('from'), to: one('to'), path: upload.fields.path, outcome: upload.fields.outcome })
+      const L = await lib()
+      const filters = L.exportFilters({ from: one('from'), to: one('to'), path: upload.fields.path, outcome: upload.fields.outcome })
       const load = opts.loadCandidate
       if (load === undefined) throw new PortcullisError('PORTCULLIS_AUDIT_UNAVAILABLE', 'replay is not available on this server')
       const tmp = await mkdtemp(join(tmpdir(), 'portcullis-candidate-'))
@@ -287,7 +321,7 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app
       // the client went away while the candidate loaded: nobody can read the job, do not run it
       if (hold.closed) throw new PortcullisError('PORTCULLIS_CONSOLE_BUSY', 'the replay upload was abandoned before its job started')
       const job = lease.start(async (progress) => {
-        return await replay(d, candidate, { filters, strictBuiltinErrors: opts.strictBuiltinErrors, onProgress: (read, total) => progress({ events_read: read, events_total: total }) })
+        return await L.replay(d, candidate, { filters, strictBuiltinErrors: opts.strictBuiltinErrors, onProgress: (read, total) => progress({ events_read: read, events_total: total }) })
       })
       return reply.status(202).send({ job })
     } catch (err) {
