@@ -8,11 +8,14 @@
  * - once per distinct presented intermediate (bounded LRU by DER SHA-256): its PKI.js parse,
  *   facts, CA check and KeyObject; and once per (certificate, issuer) pair the signature check
  *   of a CA-issued certificate;
- * - per leaf: read the certificate with asn1js against PKI.js's Certificate schema
- *   (certificate-tree.ts; a leaf PKI.js cannot parse is MALFORMED, as in the reference), read
- *   its extensions from the asn1js trees inside their OCTET STRINGs (leafFacts, the rules of
- *   x509-rules.ts's certificateFacts; an unusual shape goes to the reference), find the issuer
- *   as PKI.js does and verify the leaf's signature over its tbsCertificate with crypto.verify.
+ * - per leaf: read the certificate with node-forge where certificate-tree.ts proves PKI.js and
+ *   OpenSSL read it the same way (readCertificateFast), else with asn1js against PKI.js's
+ *   Certificate schema (readCertificate; a leaf PKI.js cannot parse is MALFORMED, as in the
+ *   reference), read its extensions from the trees parsed inside their OCTET STRINGs
+ *   (leafFacts, the rules of x509-rules.ts's certificateFacts; an unusual shape goes to the
+ *   reference), find the issuer as PKI.js does and verify the leaf's signature over its
+ *   tbsCertificate with crypto.verify; OpenSSL parses the leaf (X509Certificate) only when the
+ *   fast reader did not read it or cannot print its names and serial itself.
  * Dates are compared with `now` on every verification (cached facts hold the dates, not the
  * verdict).
  *
@@ -58,6 +61,8 @@ type Defer = typeof DEFER
 
 /** How many chains each path decided (tests and the benchmark read it). */
 export const x509PathStats = { fast: 0, deferred: 0 }
+/** How many leaves each reader of certificate-tree.ts read on the node:crypto path (the benchmark reads it). */
+export const x509LeafReads = { nodeForge: 0, asn1js: 0 }
 
 /** What the path search reads of any certificate, leaf or CA. */
 interface PathCert {
@@ -305,7 +310,7 @@ function primitive (n: DerNode, tagClass: number, tagNumber: number): boolean {
 
 /**
  * certificateFacts (x509-rules.ts) over the leaf's extensions, with the same errors in the same
- * order, reading each value from the tree asn1js parsed inside its OCTET STRING; DEFER where a
+ * order, reading each value from the tree parsed inside its OCTET STRING (certificate-tree.ts); DEFER where a
  * value is not in the plain shape whose PKI.js reading is known (then PKI.js's extension classes
  * read it, in the reference verifier).
  */
@@ -382,6 +387,8 @@ function leafFacts (exts: readonly ExtensionBlock[]): { facts: LeafFacts, ski?: 
 function leafView (der: Buffer): LeafView | Defer {
   const fast = readCertificateFast(der)
   const tree = fast ?? readCertificate(der)
+  if (fast !== undefined) x509LeafReads.nodeForge++
+  else x509LeafReads.asn1js++
   if (tree === undefined) {
     parseCertificateDer(der, 'leaf certificate')
     // PKI.js parsed what the schema check refused: not expected; the reference decides.
