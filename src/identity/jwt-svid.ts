@@ -46,6 +46,24 @@ function keySetOf (bundle: TrustBundle): ReturnType<typeof createLocalJWKSet> {
   return ks
 }
 
+/** jose's options for one set of JWT-SVID options (built once: the plugin passes the same object for every token). */
+const baseOptions = new WeakMap<JwtSvidOptions, JWTVerifyOptions>()
+
+function baseOptionsOf (opts: JwtSvidOptions): JWTVerifyOptions {
+  let o = baseOptions.get(opts)
+  if (o === undefined) {
+    o = {
+      algorithms: [...opts.algorithms],
+      audience: [...opts.audiences],
+      // JWT-SVID §3.1.4 exp and §3.1.3 aud are required; jose only checks exp when listed here.
+      requiredClaims: ['exp', 'aud', 'sub'],
+      clockTolerance: opts.leewaySeconds,
+    }
+    baseOptions.set(opts, o)
+  }
+  return o
+}
+
 /**
  * Verifies a JWT-SVID at `now`.
  * @throws IdentityError with a PORTCULLIS_IDENTITY_* code.
@@ -77,14 +95,7 @@ async function verify (token: string, bundleOf: (trustDomain: string) => TrustBu
   }
   precheckKeys(bundle.jwtAuthorities, header)
 
-  const options: JWTVerifyOptions = {
-    algorithms: [...opts.algorithms],
-    audience: [...opts.audiences],
-    // JWT-SVID §3.1.4 exp and §3.1.3 aud are required; jose only checks exp when listed here.
-    requiredClaims: ['exp', 'aud', 'sub'],
-    clockTolerance: opts.leewaySeconds,
-    currentDate: now,
-  }
+  const options: JWTVerifyOptions = { ...baseOptionsOf(opts), currentDate: now }
   let claims: Record<string, unknown>
   try {
     // jose decodes the protected header as strict UTF-8; inspectToken does not, so such a header is jose's to refuse.
