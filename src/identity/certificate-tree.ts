@@ -201,13 +201,19 @@ export function isTag<T extends DerNode> (node: T | undefined, tagClass: number,
 
 /**
  * The dotted form of an OBJECT IDENTIFIER's content (node-forge's derToOid); undefined where
- * OpenSSL or asn1js would refuse it: empty, unterminated, or a subidentifier padded with a
- * leading 0x80 (X.690 §8.19.2).
+ * OpenSSL or asn1js would refuse it — empty, unterminated, or a subidentifier padded with a
+ * leading 0x80 (X.690 §8.19.2) — and where a subidentifier is too large for node-forge to print
+ * exactly (then asn1js reads the certificate).
  */
 export function oidString (content: Uint8Array): string | undefined {
   if (content.byteLength === 0 || ((content[content.byteLength - 1] as number) & 0x80) !== 0) return undefined
+  let run = 0
   for (let i = 0; i < content.byteLength; i++) {
-    if (content[i] === 0x80 && (i === 0 || ((content[i - 1] as number) & 0x80) === 0)) return undefined
+    const b = content[i] as number
+    if (b === 0x80 && run === 0) return undefined
+    // More than 7 octets (49 bits) would pass 2^53, where node-forge's arithmetic (not asn1js's BigInt) loses digits.
+    run = (b & 0x80) !== 0 ? run + 1 : 0
+    if (run >= 7) return undefined
   }
   return forge.asn1.derToOid(latin1(content))
 }

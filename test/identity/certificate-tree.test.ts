@@ -127,11 +127,14 @@ test('readCertificateFast leaves non-canonical DER to asn1js: a long-form length
   assert.equal(readCertificateFast(padded), undefined)
 })
 
-test('oidString refuses what OpenSSL refuses: empty, unterminated, 0x80-padded subidentifiers', () => {
+test('oidString refuses what OpenSSL refuses (empty, unterminated, 0x80-padded subidentifiers) and what node-forge cannot print exactly', () => {
   assert.equal(oidString(Buffer.from([0x55, 0x1d, 0x11])), '2.5.29.17')
   assert.equal(oidString(Buffer.from([0x2b, 0x06, 0x01, 0x04, 0x01, 0x86, 0x8d, 0x1f, 0x01])), '1.3.6.1.4.1.99999.1')
   assert.equal(oidString(Buffer.from([0x55, 0x80, 0x1d])), undefined)
   assert.equal(oidString(Buffer.from([0x80, 0x01])), undefined)
   assert.equal(oidString(Buffer.from([0x55, 0x9d])), undefined)
   assert.equal(oidString(Buffer.from([])), undefined)
+  // a subidentifier of 8 octets (56 bits) is past what node-forge prints exactly
+  assert.equal(oidString(Buffer.from([0x2a, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x01])), undefined)
+  assert.equal(oidString(Buffer.from([0x2a, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x01])), '1.2.' + String(((((((1 * 128 + 2) * 128 + 3) * 128 + 4) * 128 + 5) * 128 + 6) * 128) + 1))
 })
