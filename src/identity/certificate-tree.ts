@@ -40,6 +40,8 @@ export interface DerNode {
   /** The content octets. */
   content: Uint8Array
   children: DerNode[] | undefined
+  /** An OBJECT IDENTIFIER's dotted form, when the reader noted it (oidString of the content). */
+  oid?: string
 }
 
 /** One Extension (RFC 5280 §4.1) as PKI.js's Extension.fromSchema reads it from the matched blocks. */
@@ -57,6 +59,8 @@ export interface ExtensionBlock {
 export interface NameBlock {
   der: Uint8Array
   node: DerNode
+  /** plainName(node), when the reader computed it already. */
+  plain?: PlainAttribute[][]
   /** The asn1js block PKI.js would wrap (asn1js reader), or undefined (fast reader: parse the DER on demand). */
   asn1?: asn1js.AsnType
 }
@@ -180,7 +184,7 @@ export function plainName (name: DerNode): PlainAttribute[][] | undefined {
       if (value.tagClass !== UNIVERSAL || value.constructed || !value.definite || !PLAIN_STRING_TAGS.has(value.tagNumber)) return undefined
       const raw = value.content
       if (raw.some((c) => c < 0x20 || c > 0x7e)) return undefined
-      const oid = oidString(type.content)
+      const oid = type.oid ?? oidString(type.content)
       if (oid === undefined) return undefined
       attrs.push({ oid, value: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('latin1') })
     }
@@ -205,7 +209,7 @@ export function isTag<T extends DerNode> (node: T | undefined, tagClass: number,
  * leading 0x80 (X.690 §8.19.2) — and where a subidentifier is too large for node-forge to print
  * exactly (then asn1js reads the certificate).
  */
-export function oidString (content: Uint8Array): string | undefined {
+export function oidString (content: Uint8Array, contentLatin1?: string): string | undefined {
   if (content.byteLength === 0 || ((content[content.byteLength - 1] as number) & 0x80) !== 0) return undefined
   let run = 0
   for (let i = 0; i < content.byteLength; i++) {
@@ -215,8 +219,16 @@ export function oidString (content: Uint8Array): string | undefined {
     run = (b & 0x80) !== 0 ? run + 1 : 0
     if (run >= 7) return undefined
   }
-  return forge.asn1.derToOid(latin1(content))
+  const key = contentLatin1 ?? latin1(content)
+  let dotted = OIDS.get(key)
+  if (dotted === undefined) {
+    dotted = forge.asn1.derToOid(key)
+    // The same few dozen OIDs fill every certificate; the bound keeps odd ones from growing it.
+    if (OIDS.size < 4096) OIDS.set(key, dotted)
+  }
+  return dotted
 }
+const OIDS = new Map<string, string>()
 
 function latin1 (v: Uint8Array): string {
   return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1')
@@ -224,6 +236,7 @@ function latin1 (v: Uint8Array): string {
 
 const UNIVERSAL = 1
 const FORGE_OPTIONS = { strict: true, parseAllBytes: true, decodeBitStrings: false }
+const EMPTY = new Uint8Array(0)
 /** asn1js's fromBER node limit (DEFAULT_MAX_NODES) counts the elements of its embedded parses too; stay well below it. */
 const NODE_BUDGET = 8000
 /** Universal string types the fast reader accepts anywhere (plainName decides what names hold). */
@@ -236,19 +249,36 @@ function headerLength (contentLength: number): number {
 
 /** A DerNode over the octets node-forge read, with the position of each element in them. */
 interface ForgeNode extends DerNode {
-  /** The element's whole encoding (a view of the certificate's octets). */
-  der: Uint8Array
+  /** The octets the element was read from, and where its encoding begins and ends in them (derOf). */
+  bytes: Uint8Array
+  begin: number
+  end: number
   children: ForgeNode[] | undefined
   /** A primitive OCTET STRING's content read as one element (what asn1js's embedded parse finds), when it is one. */
   inner?: ForgeNode
 }
 
-/** Content lengths of node-forge elements (parseCanonical proved the octets are canonical DER, so these place each element). */
-function contentLength (a: forge.asn1.Asn1, sizes: Map<forge.asn1.Asn1, number>): number {
-  let n = sizes.get(a)
+/** A node-forge element with its content length noted (contentLength). */
+type Sized = forge.asn1.Asn1 & { contentLength?: number }
+
+/**
+ * The content length of a node-forge element (parseCanonical proved the octets are canonical
+ * DER, so these lengths place each element), noted on the element: it is our own parse result,
+ * read once.
+ */
+function contentLength (a: Sized): number {
+  let n = a.contentLength
   if (n === undefined) {
-    n = Array.isArray(a.value) ? a.value.reduce((sum, c) => sum + headerLength(contentLength(c, sizes)) + contentLength(c, sizes), 0) : (a.value as string).length
-    sizes.set(a, n)
+    if (Array.isArray(a.value)) {
+      n = 0
+      for (const c of a.value) {
+        const l = contentLength(c)
+        n += headerLength(l) + l
+      }
+    } else {
+      n = (a.value as string).length
+    }
+    a.contentLength = n
   }
   return n
 }
@@ -257,37 +287,39 @@ function contentLength (a: forge.asn1.Asn1, sizes: Map<forge.asn1.Asn1, number>)
  * The forge element at `offset` of `bytes` as a DerNode; undefined where asn1js might read it
  * differently or refuse it.
  */
-function nodeOfForge (a: forge.asn1.Asn1, bytes: Uint8Array, offset: number, sizes: Map<forge.asn1.Asn1, number>, budget: { nodes: number }, depth: number): ForgeNode | undefined {
+function nodeOfForge (a: forge.asn1.Asn1, bytes: Uint8Array, offset: number, budget: { nodes: number }, depth: number): ForgeNode | undefined {
   if (--budget.nodes < 0 || depth > 32) return undefined
   const tagClass = (a.tagClass >> 6) + 1
   const tagNumber = a.type as number
   // 31: a high tag number, which node-forge does not read; universal 0 and 15 are refused by asn1js.
   if (tagNumber === 31 || (tagClass === UNIVERSAL && (tagNumber === 0 || tagNumber === 15))) return undefined
-  const length = contentLength(a, sizes)
+  const length = contentLength(a)
   const start = offset + headerLength(length)
-  const der = bytes.subarray(offset, start + length)
-  const content = bytes.subarray(start, start + length)
+  const end = start + length
   if (Array.isArray(a.value)) {
     if (!a.constructed || (tagClass === UNIVERSAL && tagNumber !== 16 && tagNumber !== 17)) return undefined
     const children: ForgeNode[] = []
     let at = start
     for (const c of a.value) {
-      const n = nodeOfForge(c, bytes, at, sizes, budget, depth + 1)
+      const n = nodeOfForge(c, bytes, at, budget, depth + 1)
       if (n === undefined) return undefined
       children.push(n)
-      at += n.der.byteLength
+      at = n.end
     }
-    return { tagClass, tagNumber, constructed: true, definite: true, content, der, children }
+    // (A constructed element's content is never read: its children are.)
+    return { tagClass, tagNumber, constructed: true, definite: true, content: EMPTY, bytes, begin: offset, end, children }
   }
   if (a.constructed || typeof a.value !== 'string') return undefined
-  const node: ForgeNode = { tagClass, tagNumber, constructed: false, definite: true, content, der, children: undefined }
+  const content = bytes.subarray(start, end)
+  const node: ForgeNode = { tagClass, tagNumber, constructed: false, definite: true, content, bytes, begin: offset, end, children: undefined }
   if (tagClass === UNIVERSAL) {
     switch (tagNumber) {
       case 1: if (length !== 1) return undefined; break // BOOLEAN
       case 2: if (length === 0) return undefined; break // INTEGER
       case 3: // BIT STRING: asn1js refuses more than 7 unused bits, and parses the rest when none are unused
         if (length === 0 || (content[0] as number) > 7) return undefined
-        if (content[0] === 0 && !embedded(content.subarray(1), budget)) return undefined
+        // (Nothing reads a BIT STRING's embedded tree: only its cost to asn1js's node budget counts.)
+        if (content[0] === 0 && !embedded(content.subarray(1), budget, false)) return undefined
         break
       case 4: { // OCTET STRING: asn1js parses its content too
         const inner = embedded(content, budget)
@@ -296,7 +328,12 @@ function nodeOfForge (a: forge.asn1.Asn1, bytes: Uint8Array, offset: number, siz
         break
       }
       case 5: if (length !== 0) return undefined; break // NULL
-      case 6: if (oidString(content) === undefined) return undefined; break
+      case 6: {
+        const oid = oidString(content, a.value)
+        if (oid === undefined) return undefined
+        node.oid = oid
+        break
+      }
       case 23: if (!/^\d{12}Z$/.test(a.value)) return undefined; break // UTCTime
       default: if (!STRING_TAGS.has(tagNumber)) return undefined
     }
@@ -312,16 +349,22 @@ function nodeOfForge (a: forge.asn1.Asn1, bytes: Uint8Array, offset: number, siz
  * makes of it (each element takes at least two octets at each nesting level: (n/2)²; true).
  * False when the budget is spent.
  */
-function embedded (content: Uint8Array, budget: { nodes: number }): ForgeNode | boolean {
+function embedded (content: Uint8Array, budget: { nodes: number }, tree = true): ForgeNode | boolean {
   if (content.byteLength === 0) return true
+  const bound = Math.ceil((content.byteLength / 2) ** 2)
+  // When the tree is not wanted and the bound fits, the bound is charged without parsing.
+  if (!tree && bound <= budget.nodes / 4) {
+    budget.nodes -= bound
+    return true
+  }
   const parsed = parseCanonical(content)
   if (parsed !== undefined) {
     const before = budget.nodes
-    const node = nodeOfForge(parsed, content, 0, new Map(), budget, 0)
+    const node = nodeOfForge(parsed, content, 0, budget, 0)
     if (node !== undefined) return budget.nodes >= 0 ? node : false
     budget.nodes = before
   }
-  budget.nodes -= Math.ceil((content.byteLength / 2) ** 2)
+  budget.nodes -= bound
   return budget.nodes >= 0
 }
 
@@ -334,6 +377,10 @@ function parseCanonical (der: Uint8Array): forge.asn1.Asn1 | undefined {
   } catch {
     return undefined
   }
+}
+
+function derOf (n: ForgeNode): Uint8Array {
+  return n.bytes.subarray(n.begin, n.end)
 }
 
 /** UTCTime YYMMDDHHMMSSZ as asn1js reads it (years 50–99 are 19xx), when every field is in range; else undefined. */
@@ -352,15 +399,16 @@ function algorithmOf (n: ForgeNode | undefined): { oid: string, params?: ForgeNo
   const [oid, params, extra] = isTag(n, UNIVERSAL, 16, true) ? n.children ?? [] : []
   if (!isTag(oid, UNIVERSAL, 6, false) || extra !== undefined) return undefined
   if (params !== undefined && !isTag(params, UNIVERSAL, 5, false) && !isTag(params, UNIVERSAL, 6, false)) return undefined
-  const dotted = oidString(oid.content)
+  const dotted = oid.oid ?? oidString(oid.content)
   if (dotted === undefined) return undefined
   return params === undefined ? { oid: dotted } : { oid: dotted, params }
 }
 
 /** A non-empty Name whose every value is a plain string (plainName). */
 function plainNameBlock (n: ForgeNode | undefined): NameBlock | undefined {
-  if (n === undefined || n.children === undefined || n.children.length === 0 || plainName(n) === undefined) return undefined
-  return { der: n.der, node: n }
+  const plain = n === undefined || n.children === undefined || n.children.length === 0 ? undefined : plainName(n)
+  if (n === undefined || plain === undefined) return undefined
+  return { der: derOf(n), node: n, plain }
 }
 
 /**
@@ -373,7 +421,7 @@ export function readCertificateFast (der: Uint8Array): CertificateTree | undefin
   if (der.byteLength > 65536) return undefined
   const cert = parseCanonical(der)
   if (cert === undefined) return undefined
-  const root = nodeOfForge(cert, new Uint8Array(der.buffer, der.byteOffset, der.byteLength), 0, new Map(), { nodes: NODE_BUDGET }, 0)
+  const root = nodeOfForge(cert, new Uint8Array(der.buffer, der.byteOffset, der.byteLength), 0, { nodes: NODE_BUDGET }, 0)
   // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT STRING }
   const [tbs, algorithm, signatureValue, extra] = isTag(root, UNIVERSAL, 16, true) ? root.children ?? [] : []
   if (!isTag(tbs, UNIVERSAL, 16, true) || extra !== undefined || !isTag(signatureValue, UNIVERSAL, 3, false)) return undefined
@@ -405,7 +453,7 @@ export function readCertificateFast (der: Uint8Array): CertificateTree | undefin
     const value = parts[parts.length - 1]
     if ((parts.length !== 2 && parts.length !== 3) || !isTag(id, UNIVERSAL, 6, false) || !isTag(value, UNIVERSAL, 4, false)) return undefined
     if (flag !== undefined && !isTag(flag, UNIVERSAL, 1, false)) return undefined
-    const extnID = oidString(id.content)
+    const extnID = id.oid ?? oidString(id.content)
     // The value must be one element node-forge reads as asn1js's embedded parse does (else: asn1js decides).
     const innerNode = value.inner
     if (extnID === undefined || innerNode === undefined) return undefined
@@ -416,18 +464,18 @@ export function readCertificateFast (der: Uint8Array): CertificateTree | undefin
   const subjectName = plainNameBlock(subject)
   if (issuerName === undefined || subjectName === undefined) return undefined
   const tree: CertificateTree = {
-    tbs: tbs.der,
+    tbs: derOf(tbs),
     serial: serial.content,
     issuer: issuerName,
     subject: subjectName,
     notBefore: nb,
     notAfter: na,
-    subjectPublicKeyInfo: spki.der,
+    subjectPublicKeyInfo: derOf(spki),
     extensions,
     signatureOid: signatureAlgorithm.oid,
   }
   const params = signatureAlgorithm.params
-  if (params !== undefined) tree.signatureParams = params.der
+  if (params !== undefined) tree.signatureParams = derOf(params)
   if (signatureValue.content[0] === 0) tree.signature = signatureValue.content.subarray(1)
   return tree
 }

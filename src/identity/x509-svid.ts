@@ -113,7 +113,7 @@ function nameRef (block: NameBlock, parsed?: () => pkijs.RelativeDistinguishedNa
   let name: pkijs.RelativeDistinguishedNames | undefined
   return {
     der: block.der,
-    plain: plainName(block.node),
+    plain: block.plain ?? plainName(block.node),
     // The block matched PKI.js's Name schema inside its Certificate schema (or, read by node-forge,
     // is a plain name PKI.js reads the same way); PKI.js decides the rest.
     parsed: parsed ?? (() => (name ??= new pkijs.RelativeDistinguishedNames({ schema: block.asn1 ?? asn1js.fromBER(new Uint8Array(block.der)).result }))),
