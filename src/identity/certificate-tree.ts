@@ -1,5 +1,15 @@
 /**
- * A certificate's fields as asn1js reads them, without building PKI.js's Certificate object.
+ * A certificate's fields, read by node-forge's DER parser where that is proven to agree with
+ * PKI.js, else by asn1js as PKI.js reads them; without building PKI.js's Certificate object.
+ *
+ * readCertificateFast (node-forge and the checks below: 10–25 µs for a SPIFFE leaf, where asn1js takes 300–400 µs)
+ * reads only certificates in the shape it can prove PKI.js reads the same way: the DER
+ * re-encodes to the same bytes (definite minimal lengths, low tag numbers: canonical DER), the
+ * structure is exactly X.509's (RFC 5280 §4.1, v3), names are plain, times are canonical
+ * UTCTime, and nothing in it is one of the encodings asn1js refuses (reserved tags, constructed
+ * primitives, more than 7 unused bits, an unterminated OID, its node limit). Everything else
+ * returns undefined and is read by readCertificate below, so the answer never depends on which
+ * reader read it (test/identity/certificate-tree.test.ts compares the two on mutated leaves).
  *
  * The parse is the first two steps of the PKI.js parse the reference verifier runs
  * (pem.ts parseCertificateDer): `asn1js.fromBER` on the whole DER with the same options, no
@@ -12,13 +22,47 @@
  * OCTET STRING.
  */
 import * as asn1js from 'asn1js'
+import forge from 'node-forge'
 import * as pkijs from 'pkijs'
+
+/**
+ * One decoded ASN.1 element, whichever library read it: node-forge (readCertificateFast) or
+ * asn1js (readCertificate). tagClass uses asn1js's numbering (1 universal, 2 application, 3
+ * context-specific, 4 private). `children` holds a constructed element's elements, or for a
+ * primitive OCTET STRING extension value nothing (see ExtensionBlock.value).
+ */
+export interface DerNode {
+  tagClass: number
+  tagNumber: number
+  constructed: boolean
+  /** False for an indefinite-length encoding (asn1js only: the fast reader refuses them). */
+  definite: boolean
+  /** The content octets. */
+  content: Uint8Array
+  children: DerNode[] | undefined
+  /** An OBJECT IDENTIFIER's dotted form, when the reader noted it (oidString of the content). */
+  oid?: string
+}
 
 /** One Extension (RFC 5280 §4.1) as PKI.js's Extension.fromSchema reads it from the matched blocks. */
 export interface ExtensionBlock {
   extnID: string
   critical: boolean
-  extnValue: asn1js.OctetString
+  /**
+   * The value inside the OCTET STRING read as one complete ASN.1 element (asn1js's embedded parse,
+   * or node-forge's strict parse); undefined when it is not one, or the OCTET STRING is constructed.
+   */
+  value: DerNode | undefined
+}
+
+/** A Name's DER and its decoded tree. */
+export interface NameBlock {
+  der: Uint8Array
+  node: DerNode
+  /** plainName(node), when the reader computed it already. */
+  plain?: PlainAttribute[][]
+  /** The asn1js block PKI.js would wrap (asn1js reader), or undefined (fast reader: parse the DER on demand). */
+  asn1?: asn1js.AsnType
 }
 
 export interface CertificateTree {
@@ -26,8 +70,8 @@ export interface CertificateTree {
   tbs: Uint8Array
   /** serialNumber INTEGER content. */
   serial: Uint8Array
-  issuer: asn1js.Sequence
-  subject: asn1js.Sequence
+  issuer: NameBlock
+  subject: NameBlock
   notBefore: number
   notAfter: number
   /** SubjectPublicKeyInfo DER. */
@@ -51,16 +95,37 @@ const EXTENSIONS = `${TBS}.extensions`
  */
 const CERTIFICATE_SCHEMA = pkijs.Certificate.schema({ names: { tbsCertificate: { names: { extensions: { names: { extensions: EXTENSIONS } } } } } } as never)
 
+/** An asn1js block as a DerNode (its embedded parse of an OCTET STRING is not a child). */
+export function nodeOfAsn1 (block: asn1js.AsnType): DerNode {
+  const constructed = block.idBlock.isConstructed
+  const value = (block as asn1js.Sequence).valueBlock.value as asn1js.AsnType[] | undefined
+  return {
+    tagClass: block.idBlock.tagClass,
+    tagNumber: block.idBlock.tagNumber,
+    constructed,
+    definite: !block.lenBlock.isIndefiniteForm,
+    content: contentOf(block),
+    children: constructed && Array.isArray(value) ? value.map(nodeOfAsn1) : undefined,
+  }
+}
+
 /** Extension.fromSchema: the schema (matched within the Certificate schema) is SEQUENCE { OID, BOOLEAN OPTIONAL, OCTET STRING }. */
 function extensionOf (e: asn1js.Sequence): ExtensionBlock {
   const parts = e.valueBlock.value
   const critical = parts.length === 3 ? (parts[1] as asn1js.Boolean).valueBlock.value : false
-  return { extnID: (parts[0] as asn1js.ObjectIdentifier).valueBlock.toString(), critical, extnValue: parts[parts.length - 1] as asn1js.OctetString }
+  const extnValue = parts[parts.length - 1] as asn1js.OctetString
+  // asn1js's embedded parse, kept only when the value is exactly one complete structure.
+  const inner = extnValue.idBlock.isConstructed ? [] : extnValue.valueBlock.value
+  return { extnID: (parts[0] as asn1js.ObjectIdentifier).valueBlock.toString(), critical, value: inner.length === 1 ? nodeOfAsn1(inner[0] as asn1js.AsnType) : undefined }
 }
 
 function timeOf (block: asn1js.UTCTime | asn1js.GeneralizedTime): number {
   // What PKI.js's Time object holds (Time.fromSchema: toDate()).
   return block.toDate().getTime()
+}
+
+function nameOf (block: asn1js.Sequence): NameBlock {
+  return { der: block.valueBeforeDecodeView, node: nodeOfAsn1(block), asn1: block }
 }
 
 /**
@@ -80,8 +145,8 @@ export function readCertificate (der: Uint8Array): CertificateTree | undefined {
   const tree: CertificateTree = {
     tbs: block<asn1js.Sequence>(TBS).valueBeforeDecodeView,
     serial: block<asn1js.Integer>(`${TBS}.serialNumber`).valueBlock.valueHexView,
-    issuer: block<asn1js.Sequence>(`${TBS}.issuer`),
-    subject: block<asn1js.Sequence>(`${TBS}.subject`),
+    issuer: nameOf(block<asn1js.Sequence>(`${TBS}.issuer`)),
+    subject: nameOf(block<asn1js.Sequence>(`${TBS}.subject`)),
     notBefore: timeOf(block(`${TBS}.notBefore`)),
     notAfter: timeOf(block(`${TBS}.notAfter`)),
     subjectPublicKeyInfo: block<asn1js.Sequence>(`${TBS}.subjectPublicKeyInfo`).valueBeforeDecodeView,
@@ -106,21 +171,22 @@ const PLAIN_STRING_TAGS = new Set([12, 19, 22])
  * every value is one of the plain string types holding printable ASCII; undefined otherwise
  * (PKI.js / OpenSSL judge that name).
  */
-export function plainName (name: asn1js.AsnType): PlainAttribute[][] | undefined {
-  if (!(name instanceof asn1js.Sequence)) return undefined
+export function plainName (name: DerNode): PlainAttribute[][] | undefined {
+  if (!isTag(name, UNIVERSAL, 16, true)) return undefined
   const out: PlainAttribute[][] = []
-  for (const rdn of name.valueBlock.value) {
-    if (!(rdn instanceof asn1js.Set) || rdn.valueBlock.value.length === 0) return undefined
+  for (const rdn of name.children ?? []) {
+    if (!isTag(rdn, UNIVERSAL, 17, true) || rdn.children === undefined || rdn.children.length === 0) return undefined
     const attrs: PlainAttribute[] = []
-    for (const atv of rdn.valueBlock.value) {
-      const parts = atv instanceof asn1js.Sequence ? atv.valueBlock.value : []
+    for (const atv of rdn.children) {
+      const parts = isTag(atv, UNIVERSAL, 16, true) ? atv.children ?? [] : []
       const [type, value] = parts
-      if (parts.length !== 2 || !(type instanceof asn1js.ObjectIdentifier) || value === undefined) return undefined
-      if (value.idBlock.tagClass !== 1 || value.idBlock.isConstructed || !PLAIN_STRING_TAGS.has(value.idBlock.tagNumber)) return undefined
-      // The content octets: the encoding minus its identifier and length octets.
-      const raw = contentOf(value)
+      if (parts.length !== 2 || !isTag(type, UNIVERSAL, 6, false) || value === undefined) return undefined
+      if (value.tagClass !== UNIVERSAL || value.constructed || !value.definite || !PLAIN_STRING_TAGS.has(value.tagNumber)) return undefined
+      const raw = value.content
       if (raw.some((c) => c < 0x20 || c > 0x7e)) return undefined
-      attrs.push({ oid: type.valueBlock.toString(), value: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('latin1') })
+      const oid = type.oid ?? oidString(type.content)
+      if (oid === undefined) return undefined
+      attrs.push({ oid, value: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('latin1') })
     }
     out.push(attrs)
   }
@@ -128,22 +194,288 @@ export function plainName (name: asn1js.AsnType): PlainAttribute[][] | undefined
 }
 
 /** The content octets of a definite-length block (its encoding minus identifier and length octets). */
-export function contentOf (block: asn1js.AsnType): Uint8Array {
+function contentOf (block: asn1js.AsnType): Uint8Array {
   return block.valueBeforeDecodeView.subarray(block.idBlock.blockLength + block.lenBlock.blockLength)
 }
 
-/** Is `block` the primitive (or constructed) encoding of tag `tagNumber` in `tagClass` (1 universal, 3 context-specific)? */
-export function isTag (block: asn1js.AsnType | undefined, tagClass: number, tagNumber: number, constructed: boolean): block is asn1js.AsnType {
-  return block !== undefined && block.idBlock.tagClass === tagClass && block.idBlock.tagNumber === tagNumber &&
-    block.idBlock.isConstructed === constructed && !block.lenBlock.isIndefiniteForm
+/** Is `node` the primitive (or constructed) definite-length encoding of tag `tagNumber` in `tagClass` (1 universal, 3 context-specific)? */
+export function isTag<T extends DerNode> (node: T | undefined, tagClass: number, tagNumber: number, constructed: boolean): node is T {
+  return node !== undefined && node.tagClass === tagClass && node.tagNumber === tagNumber && node.constructed === constructed && node.definite
 }
 
 /**
- * An extension's value as asn1js parsed it inside its OCTET STRING (fromBER's embedded parse,
- * kept only when the value is exactly one complete structure); undefined otherwise.
+ * The dotted form of an OBJECT IDENTIFIER's content (node-forge's derToOid); undefined where
+ * OpenSSL or asn1js would refuse it — empty, unterminated, or a subidentifier padded with a
+ * leading 0x80 (X.690 §8.19.2) — and where a subidentifier is too large for node-forge to print
+ * exactly (then asn1js reads the certificate).
  */
-export function extensionValue (e: ExtensionBlock): asn1js.AsnType | undefined {
-  if (e.extnValue.idBlock.isConstructed) return undefined
-  const inner = e.extnValue.valueBlock.value
-  return inner.length === 1 ? inner[0] : undefined
+export function oidString (content: Uint8Array, contentLatin1?: string): string | undefined {
+  if (content.byteLength === 0 || ((content[content.byteLength - 1] as number) & 0x80) !== 0) return undefined
+  let run = 0
+  for (let i = 0; i < content.byteLength; i++) {
+    const b = content[i] as number
+    if (b === 0x80 && run === 0) return undefined
+    // More than 7 octets (49 bits) would pass 2^53, where node-forge's arithmetic (not asn1js's BigInt) loses digits.
+    run = (b & 0x80) !== 0 ? run + 1 : 0
+    if (run >= 7) return undefined
+  }
+  const key = contentLatin1 ?? latin1(content)
+  let dotted = OIDS.get(key)
+  if (dotted === undefined) {
+    dotted = forge.asn1.derToOid(key)
+    // The same few dozen OIDs fill every certificate; the bound keeps odd ones from growing it.
+    if (OIDS.size < 4096) OIDS.set(key, dotted)
+  }
+  return dotted
+}
+const OIDS = new Map<string, string>()
+
+function latin1 (v: Uint8Array): string {
+  return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1')
+}
+
+const UNIVERSAL = 1
+const FORGE_OPTIONS = { strict: true, parseAllBytes: true, decodeBitStrings: false }
+const EMPTY = new Uint8Array(0)
+/** asn1js's fromBER node limit (DEFAULT_MAX_NODES) counts the elements of its embedded parses too; stay well below it. */
+const NODE_BUDGET = 8000
+/** Universal string types the fast reader accepts anywhere (plainName decides what names hold). */
+const STRING_TAGS = new Set([12, 19, 22])
+
+/** Length of an element's identifier and length octets in canonical DER (low tag number, minimal definite length). */
+function headerLength (contentLength: number): number {
+  return contentLength < 0x80 ? 2 : contentLength < 0x100 ? 3 : contentLength < 0x10000 ? 4 : 5
+}
+
+/** A DerNode over the octets node-forge read, with the position of each element in them. */
+interface ForgeNode extends DerNode {
+  /** The octets the element was read from, and where its encoding begins and ends in them (derOf). */
+  bytes: Uint8Array
+  begin: number
+  end: number
+  children: ForgeNode[] | undefined
+  /** A primitive OCTET STRING's content read as one element (what asn1js's embedded parse finds), when it is one. */
+  inner?: ForgeNode
+}
+
+/** A node-forge element with its content length noted (contentLength). */
+type Sized = forge.asn1.Asn1 & { contentLength?: number }
+
+/**
+ * The content length of a node-forge element (parseCanonical proved the octets are canonical
+ * DER, so these lengths place each element), noted on the element: it is our own parse result,
+ * read once.
+ */
+function contentLength (a: Sized): number {
+  let n = a.contentLength
+  if (n === undefined) {
+    if (Array.isArray(a.value)) {
+      n = 0
+      for (const c of a.value) {
+        const l = contentLength(c)
+        n += headerLength(l) + l
+      }
+    } else {
+      n = (a.value as string).length
+    }
+    a.contentLength = n
+  }
+  return n
+}
+
+/**
+ * The forge element at `offset` of `bytes` as a DerNode; undefined where asn1js might read it
+ * differently or refuse it.
+ */
+function nodeOfForge (a: forge.asn1.Asn1, bytes: Uint8Array, offset: number, budget: { nodes: number }, depth: number): ForgeNode | undefined {
+  if (--budget.nodes < 0 || depth > 32) return undefined
+  const tagClass = (a.tagClass >> 6) + 1
+  const tagNumber = a.type as number
+  // 31: a high tag number, which node-forge does not read; universal 0 and 15 are refused by asn1js.
+  if (tagNumber === 31 || (tagClass === UNIVERSAL && (tagNumber === 0 || tagNumber === 15))) return undefined
+  const length = contentLength(a)
+  const start = offset + headerLength(length)
+  const end = start + length
+  if (Array.isArray(a.value)) {
+    if (!a.constructed || (tagClass === UNIVERSAL && tagNumber !== 16 && tagNumber !== 17)) return undefined
+    const children: ForgeNode[] = []
+    let at = start
+    for (const c of a.value) {
+      const n = nodeOfForge(c, bytes, at, budget, depth + 1)
+      if (n === undefined) return undefined
+      children.push(n)
+      at = n.end
+    }
+    // (A constructed element's content is never read: its children are.)
+    return { tagClass, tagNumber, constructed: true, definite: true, content: EMPTY, bytes, begin: offset, end, children }
+  }
+  if (a.constructed || typeof a.value !== 'string') return undefined
+  const content = bytes.subarray(start, end)
+  const node: ForgeNode = { tagClass, tagNumber, constructed: false, definite: true, content, bytes, begin: offset, end, children: undefined }
+  if (tagClass === UNIVERSAL) {
+    switch (tagNumber) {
+      case 1: if (length !== 1) return undefined; break // BOOLEAN
+      case 2: if (length === 0) return undefined; break // INTEGER
+      case 3: // BIT STRING: asn1js refuses more than 7 unused bits, and parses the rest when none are unused
+        if (length === 0 || (content[0] as number) > 7) return undefined
+        // (Nothing reads a BIT STRING's embedded tree: only its cost to asn1js's node budget counts.)
+        if (content[0] === 0 && !embedded(content.subarray(1), budget, false)) return undefined
+        break
+      case 4: { // OCTET STRING: asn1js parses its content too
+        const inner = embedded(content, budget)
+        if (inner === false) return undefined
+        if (inner !== true) node.inner = inner
+        break
+      }
+      case 5: if (length !== 0) return undefined; break // NULL
+      case 6: {
+        const oid = oidString(content, a.value)
+        if (oid === undefined) return undefined
+        node.oid = oid
+        break
+      }
+      case 23: if (!/^\d{12}Z$/.test(a.value)) return undefined; break // UTCTime
+      default: if (!STRING_TAGS.has(tagNumber)) return undefined
+    }
+  }
+  return node
+}
+
+/**
+ * asn1js parses the content of every primitive OCTET STRING (and BIT STRING without unused
+ * bits) as BER, counting those elements against its node limit. Charge the budget with what that
+ * parse can create: the elements node-forge finds when the content is canonical DER of the kind
+ * nodeOfForge accepts (returned: asn1js finds the same), else a bound that holds whatever asn1js
+ * makes of it (each element takes at least two octets at each nesting level: (n/2)²; true).
+ * False when the budget is spent.
+ */
+function embedded (content: Uint8Array, budget: { nodes: number }, tree = true): ForgeNode | boolean {
+  if (content.byteLength === 0) return true
+  const bound = Math.ceil((content.byteLength / 2) ** 2)
+  // When the tree is not wanted and the bound fits, the bound is charged without parsing.
+  if (!tree && bound <= budget.nodes / 4) {
+    budget.nodes -= bound
+    return true
+  }
+  const parsed = parseCanonical(content)
+  if (parsed !== undefined) {
+    const before = budget.nodes
+    const node = nodeOfForge(parsed, content, 0, budget, 0)
+    if (node !== undefined) return budget.nodes >= 0 ? node : false
+    budget.nodes = before
+  }
+  budget.nodes -= bound
+  return budget.nodes >= 0
+}
+
+/** node-forge's strict parse of exactly one element that re-encodes to the same octets (canonical DER); undefined otherwise. */
+function parseCanonical (der: Uint8Array): forge.asn1.Asn1 | undefined {
+  const bytes = latin1(der)
+  try {
+    const a = forge.asn1.fromDer(bytes, FORGE_OPTIONS as never)
+    return forge.asn1.toDer(a).getBytes() === bytes ? a : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function derOf (n: ForgeNode): Uint8Array {
+  return n.bytes.subarray(n.begin, n.end)
+}
+
+/** UTCTime YYMMDDHHMMSSZ as asn1js reads it (years 50–99 are 19xx), when every field is in range; else undefined. */
+function utcTime (n: ForgeNode | undefined): number | undefined {
+  if (!isTag(n, UNIVERSAL, 23, false)) return undefined
+  const d = latin1(n.content)
+  const [yy, mo, dd, hh, mi, ss] = [0, 2, 4, 6, 8, 10].map((i) => Number(d.slice(i, i + 2))) as [number, number, number, number, number, number]
+  if (mo < 1 || mo > 12 || dd < 1 || dd > 31 || hh > 23 || mi > 59 || ss > 59) return undefined
+  const t = Date.UTC(yy >= 50 ? 1900 + yy : 2000 + yy, mo - 1, dd, hh, mi, ss)
+  // A day past the month's end would roll over in Date.UTC (and in asn1js): not canonical.
+  return new Date(t).getUTCDate() === dd ? t : undefined
+}
+
+/** SEQUENCE { OID, NULL or OID OPTIONAL }: an AlgorithmIdentifier whose parameters the fast path knows. */
+function algorithmOf (n: ForgeNode | undefined): { oid: string, params?: ForgeNode } | undefined {
+  const [oid, params, extra] = isTag(n, UNIVERSAL, 16, true) ? n.children ?? [] : []
+  if (!isTag(oid, UNIVERSAL, 6, false) || extra !== undefined) return undefined
+  if (params !== undefined && !isTag(params, UNIVERSAL, 5, false) && !isTag(params, UNIVERSAL, 6, false)) return undefined
+  const dotted = oid.oid ?? oidString(oid.content)
+  if (dotted === undefined) return undefined
+  return params === undefined ? { oid: dotted } : { oid: dotted, params }
+}
+
+/** A non-empty Name whose every value is a plain string (plainName). */
+function plainNameBlock (n: ForgeNode | undefined): NameBlock | undefined {
+  const plain = n === undefined || n.children === undefined || n.children.length === 0 ? undefined : plainName(n)
+  if (n === undefined || plain === undefined) return undefined
+  return { der: derOf(n), node: n, plain }
+}
+
+/**
+ * Reads one DER certificate with node-forge when it is in the shape described at the top of this
+ * file (where PKI.js reads it the same way, field for field); undefined otherwise: then
+ * readCertificate (asn1js, PKI.js's own parse) decides, never this function.
+ */
+export function readCertificateFast (der: Uint8Array): CertificateTree | undefined {
+  // 64 KiB: no SPIFFE leaf comes near it, and asn1js's length and node limits stay far away.
+  if (der.byteLength > 65536) return undefined
+  const cert = parseCanonical(der)
+  if (cert === undefined) return undefined
+  const root = nodeOfForge(cert, new Uint8Array(der.buffer, der.byteOffset, der.byteLength), 0, { nodes: NODE_BUDGET }, 0)
+  // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT STRING }
+  const [tbs, algorithm, signatureValue, extra] = isTag(root, UNIVERSAL, 16, true) ? root.children ?? [] : []
+  if (!isTag(tbs, UNIVERSAL, 16, true) || extra !== undefined || !isTag(signatureValue, UNIVERSAL, 3, false)) return undefined
+  const signatureAlgorithm = algorithmOf(algorithm)
+  if (signatureAlgorithm === undefined) return undefined
+  const t = tbs.children ?? []
+  // TBSCertificate (v3 only: the X509-SVID leaf carries extensions): version [0] EXPLICIT INTEGER 2,
+  // serial, signature, issuer, validity, subject, subjectPublicKeyInfo, extensions [3] EXPLICIT.
+  const [version, serial, signature, issuer, validity, subject, spki, exts, more] = t
+  const v = isTag(version, 3, 0, true) ? version.children ?? [] : []
+  if (v.length !== 1 || !isTag(v[0], UNIVERSAL, 2, false) || v[0].content.byteLength !== 1 || v[0].content[0] !== 2) return undefined
+  if (!isTag(serial, UNIVERSAL, 2, false) || algorithmOf(signature) === undefined || more !== undefined) return undefined
+  const [notBefore, notAfter, validityExtra] = isTag(validity, UNIVERSAL, 16, true) ? validity.children ?? [] : []
+  const nb = utcTime(notBefore)
+  const na = utcTime(notAfter)
+  if (nb === undefined || na === undefined || validityExtra !== undefined) return undefined
+  const [spkiAlgorithm, spkiKey, spkiExtra] = isTag(spki, UNIVERSAL, 16, true) ? spki.children ?? [] : []
+  if (spki === undefined || algorithmOf(spkiAlgorithm) === undefined || !isTag(spkiKey, UNIVERSAL, 3, false) || spkiExtra !== undefined) return undefined
+  // [3] EXPLICIT Extensions ::= SEQUENCE SIZE (1..MAX) OF Extension
+  const e = isTag(exts, 3, 3, true) && exts.children?.length === 1 ? exts.children[0] : undefined
+  const list = isTag(e, UNIVERSAL, 16, true) ? e.children ?? [] : []
+  if (list.length === 0) return undefined
+  const extensions: ExtensionBlock[] = []
+  for (const x of list) {
+    // Extension ::= SEQUENCE { extnID OID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
+    const parts = isTag(x, UNIVERSAL, 16, true) ? x.children ?? [] : []
+    const id = parts[0]
+    const flag = parts.length === 3 ? parts[1] : undefined
+    const value = parts[parts.length - 1]
+    if ((parts.length !== 2 && parts.length !== 3) || !isTag(id, UNIVERSAL, 6, false) || !isTag(value, UNIVERSAL, 4, false)) return undefined
+    if (flag !== undefined && !isTag(flag, UNIVERSAL, 1, false)) return undefined
+    const extnID = id.oid ?? oidString(id.content)
+    // The value must be one element node-forge reads as asn1js's embedded parse does (else: asn1js decides).
+    const innerNode = value.inner
+    if (extnID === undefined || innerNode === undefined) return undefined
+    // asn1js Boolean: any non-zero octet is true.
+    extensions.push({ extnID, critical: flag !== undefined && flag.content[0] !== 0, value: innerNode })
+  }
+  const issuerName = plainNameBlock(issuer)
+  const subjectName = plainNameBlock(subject)
+  if (issuerName === undefined || subjectName === undefined) return undefined
+  const tree: CertificateTree = {
+    tbs: derOf(tbs),
+    serial: serial.content,
+    issuer: issuerName,
+    subject: subjectName,
+    notBefore: nb,
+    notAfter: na,
+    subjectPublicKeyInfo: derOf(spki),
+    extensions,
+    signatureOid: signatureAlgorithm.oid,
+  }
+  const params = signatureAlgorithm.params
+  if (params !== undefined) tree.signatureParams = derOf(params)
+  if (signatureValue.content[0] === 0) tree.signature = signatureValue.content.subarray(1)
+  return tree
 }

@@ -91,7 +91,8 @@ export function verifyJwsSignature (token: string, header: { alg: string, kid?: 
   // atob (jose's decoder) refuses a base64 length of 4n+1; Buffer would decode it.
   if (encoded.length % 4 === 1) return DEFER
   const signature = Buffer.from(encoded, 'base64url')
-  const signingInput = Buffer.from(token.slice(0, dot), 'latin1')
+  // The signing input is ASCII (inspectToken checked both segments are base64url).
+  const signingInput = Buffer.from(token, 'latin1').subarray(0, dot)
   try {
     if (entry.kty === 'EC') return cryptoVerify(entry.hash, signingInput, { key, dsaEncoding: 'ieee-p1363' }, signature)
     if (entry.saltLength !== undefined) return cryptoVerify(entry.hash, signingInput, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: entry.saltLength }, signature)

@@ -10,7 +10,6 @@
  * Every other token goes through jwtVerify as before (verifyWithKeySet: with several candidate
  * keys, each is tried in turn).
  */
-import { isUtf8 } from 'node:buffer'
 import { createLocalJWKSet, UnsecuredJWT, type JWK, type JWTVerifyOptions } from 'jose'
 import { IdentityError } from '../errors.js'
 import type { TrustBundle } from './bundle.js'
@@ -47,6 +46,24 @@ function keySetOf (bundle: TrustBundle): ReturnType<typeof createLocalJWKSet> {
   return ks
 }
 
+/** jose's options for one set of JWT-SVID options (built once: the plugin passes the same object for every token). */
+const baseOptions = new WeakMap<JwtSvidOptions, JWTVerifyOptions>()
+
+function baseOptionsOf (opts: JwtSvidOptions): JWTVerifyOptions {
+  let o = baseOptions.get(opts)
+  if (o === undefined) {
+    o = {
+      algorithms: [...opts.algorithms],
+      audience: [...opts.audiences],
+      // JWT-SVID §3.1.4 exp and §3.1.3 aud are required; jose only checks exp when listed here.
+      requiredClaims: ['exp', 'aud', 'sub'],
+      clockTolerance: opts.leewaySeconds,
+    }
+    baseOptions.set(opts, o)
+  }
+  return o
+}
+
 /**
  * Verifies a JWT-SVID at `now`.
  * @throws IdentityError with a PORTCULLIS_IDENTITY_* code.
@@ -64,7 +81,7 @@ export async function verifyJwtSvidReference (token: string, bundleOf: (trustDom
 }
 
 async function verify (token: string, bundleOf: (trustDomain: string) => TrustBundle | undefined, opts: JwtSvidOptions, now: Date, source: CredentialSource, fast: boolean): Promise<JwtVerification> {
-  const { header, payload } = inspectToken(token, opts.algorithms)
+  const { header, payload, headerIsUtf8 } = inspectToken(token, opts.algorithms)
   // JWT-SVID §3.1.2: sub is required and is the SPIFFE ID of the workload.
   if (payload.sub === undefined) throw new IdentityError('PORTCULLIS_IDENTITY_CLAIM_MISSING', 'JWT-SVID has no "sub" claim', { claim: 'sub' })
   if (typeof payload.sub !== 'string') throw new IdentityError('PORTCULLIS_IDENTITY_BAD_SPIFFE_ID', 'JWT-SVID "sub" is not a string', { claim: 'sub' })
@@ -78,18 +95,11 @@ async function verify (token: string, bundleOf: (trustDomain: string) => TrustBu
   }
   precheckKeys(bundle.jwtAuthorities, header)
 
-  const options: JWTVerifyOptions = {
-    algorithms: [...opts.algorithms],
-    audience: [...opts.audiences],
-    // JWT-SVID §3.1.4 exp and §3.1.3 aud are required; jose only checks exp when listed here.
-    requiredClaims: ['exp', 'aud', 'sub'],
-    clockTolerance: opts.leewaySeconds,
-    currentDate: now,
-  }
+  const options: JWTVerifyOptions = { ...baseOptionsOf(opts), currentDate: now }
   let claims: Record<string, unknown>
   try {
     // jose decodes the protected header as strict UTF-8; inspectToken does not, so such a header is jose's to refuse.
-    const signed = !fast ? DEFER : isUtf8(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url')) ? verifyJwsSignature(token, header, bundle.jwtAuthorities) : DEFER
+    const signed = !fast ? DEFER : headerIsUtf8 ? verifyJwsSignature(token, header, bundle.jwtAuthorities) : DEFER
     if (signed === DEFER) {
       if (fast) jwsPathStats.deferred++
       claims = (await verifyWithKeySet(token, keySetOf(bundle), options)).payload as Record<string, unknown>

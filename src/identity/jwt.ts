@@ -2,6 +2,7 @@
  * Shared JWT handling for JWT-SVID and OIDC: strict inspection of the compact JWS before any
  * key is looked up, and one mapping from jose's errors to PORTCULLIS_IDENTITY_* codes.
  */
+import { isUtf8 } from 'node:buffer'
 import { errors as joseErrors, jwtVerify, type JWK, type JWTVerifyGetKey, type JWTVerifyOptions, type JWTVerifyResult } from 'jose'
 import { IdentityError, type ErrorCode } from '../errors.js'
 import type { JwtAlgorithm } from '../config/schema.js'
@@ -12,6 +13,8 @@ export const MAX_TOKEN_BYTES = 16 * 1024
 export interface InspectedToken {
   header: Record<string, unknown> & { alg: string, kid?: string }
   payload: Record<string, unknown>
+  /** The protected header's octets are valid UTF-8 (jose decodes it strictly; JSON.parse here did not). */
+  headerIsUtf8: boolean
 }
 
 function malformed (reason: string): IdentityError {
@@ -20,16 +23,17 @@ function malformed (reason: string): IdentityError {
 
 const B64URL = /^[A-Za-z0-9_-]*$/
 
-function decodeSegment (seg: string, what: string): Record<string, unknown> {
+function decodeSegment (seg: string, what: string): { doc: Record<string, unknown>, utf8: boolean } {
   if (seg === '' || !B64URL.test(seg) || seg.length % 4 === 1) throw malformed(`${what} is not base64url`)
   let doc: unknown
+  const bytes = Buffer.from(seg, 'base64url')
   try {
-    doc = JSON.parse(Buffer.from(seg, 'base64url').toString('utf8'))
+    doc = JSON.parse(bytes.toString('utf8'))
   } catch {
     throw malformed(`${what} is not JSON`)
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw malformed(`${what} is not a JSON object`)
-  return doc as Record<string, unknown>
+  return { doc: doc as Record<string, unknown>, utf8: isUtf8(bytes) }
 }
 
 /** Decodes a token's payload without verifying it; undefined when it cannot be decoded. For routing only. */
@@ -53,9 +57,10 @@ export function inspectToken (token: string, algorithms: readonly JwtAlgorithm[]
   if (token.trimStart().startsWith('{')) throw malformed('JWS JSON serialization is not accepted; a JWT must use the compact serialization')
   const parts = token.split('.')
   if (parts.length !== 3) throw malformed(`expected 3 dot-separated segments, got ${parts.length}`)
-  const header = decodeSegment(parts[0] as string, 'protected header')
-  const payload = decodeSegment(parts[1] as string, 'payload')
-  if (algorithms === undefined) return { header: header as InspectedToken['header'], payload }
+  const decoded = decodeSegment(parts[0] as string, 'protected header')
+  const header = decoded.doc
+  const payload = decodeSegment(parts[1] as string, 'payload').doc
+  if (algorithms === undefined) return { header: header as InspectedToken['header'], payload, headerIsUtf8: decoded.utf8 }
   if (typeof header.alg !== 'string') throw new IdentityError('PORTCULLIS_IDENTITY_ALGORITHM', 'token: protected header has no "alg"', { alg: null })
   if (!(algorithms as readonly string[]).includes(header.alg)) {
     throw new IdentityError('PORTCULLIS_IDENTITY_ALGORITHM', `token: algorithm ${JSON.stringify(header.alg)} is not allowed (allowed: ${algorithms.join(', ')})`, { alg: header.alg })
@@ -68,7 +73,7 @@ export function inspectToken (token: string, algorithms: readonly JwtAlgorithm[]
   }
   if (header.kid !== undefined && typeof header.kid !== 'string') throw malformed('kid is not a string')
   if (parts[2] === '' || !B64URL.test(parts[2] as string)) throw new IdentityError('PORTCULLIS_IDENTITY_SIGNATURE', 'token: missing or non-base64url signature', {})
-  return { header: header as InspectedToken['header'], payload }
+  return { header: header as InspectedToken['header'], payload, headerIsUtf8: decoded.utf8 }
 }
 
 /** Does a JWK's type fit a JWS algorithm (RFC 7518 §3)? */

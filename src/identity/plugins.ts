@@ -178,7 +178,8 @@ export function jwtSvidPlugin (store: TrustStore, cfg: IdentityConfig['jwt_svid'
       if (token === undefined) return undefined
       // A token whose `iss` is a configured OIDC issuer and whose `sub` is not a SPIFFE ID
       // belongs to that issuer; every other token here is judged as a JWT-SVID.
-      const peek = peekPayload(token)
+      // (Only decoded when an OIDC issuer reads the same header: the verification decodes it anyway.)
+      const peek = oidcHere.length === 0 ? undefined : peekPayload(token)
       if (peek !== undefined && typeof peek.iss === 'string' && oidcHere.includes(peek.iss) && !(typeof peek.sub === 'string' && peek.sub.startsWith('spiffe://'))) return undefined
       return {
         plugin: 'jwt-svid',

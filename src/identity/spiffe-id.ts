@@ -22,6 +22,9 @@ const SCHEME = 'spiffe://'
 const TRUST_DOMAIN_CHAR = /^[a-z0-9._-]$/
 /** SPIFFE-ID §2.2: path segments use letters, digits, `.`, `-`, `_`. */
 const PATH_CHAR = /^[a-zA-Z0-9._-]$/
+/** Whole strings of those characters: one test for the usual case, the loops below name the offending character. */
+const TRUST_DOMAIN_CHARS = /^[a-z0-9._-]+$/
+const PATH_SEGMENT_CHARS = /^[a-zA-Z0-9._-]+$/
 /** SPIFFE-ID §2.1: a trust domain name is at most 255 bytes. */
 export const MAX_TRUST_DOMAIN_BYTES = 255
 /** SPIFFE-ID §2.3: implementations must accept URIs up to 2048 bytes and should not produce longer ones. */
@@ -35,6 +38,7 @@ function bad (input: string, reason: string): IdentityError {
 export function trustDomainProblem (name: string): string | undefined {
   if (name.length === 0) return 'trust domain is empty'
   if (Buffer.byteLength(name, 'utf8') > MAX_TRUST_DOMAIN_BYTES) return `trust domain longer than ${MAX_TRUST_DOMAIN_BYTES} bytes`
+  if (TRUST_DOMAIN_CHARS.test(name)) return undefined
   for (const ch of name) {
     if (TRUST_DOMAIN_CHAR.test(ch)) continue
     if (ch === '@') return 'trust domain must not contain userinfo'
@@ -77,6 +81,7 @@ export function parseSpiffeId (input: string): SpiffeId {
     for (const seg of segments) {
       if (seg === '') throw bad(input, path.endsWith('/') ? 'trailing slash is not allowed' : 'empty path segment')
       if (seg === '.' || seg === '..') throw bad(input, 'dot segments are not allowed')
+      if (PATH_SEGMENT_CHARS.test(seg)) continue
       for (const ch of seg) {
         if (ch === '%') throw bad(input, 'percent-encoding is not allowed')
         if (!PATH_CHAR.test(ch)) throw bad(input, `path contains ${JSON.stringify(ch)}; only [a-zA-Z0-9.-_] are allowed`)

@@ -8,11 +8,14 @@
  * - once per distinct presented intermediate (bounded LRU by DER SHA-256): its PKI.js parse,
  *   facts, CA check and KeyObject; and once per (certificate, issuer) pair the signature check
  *   of a CA-issued certificate;
- * - per leaf: read the certificate with asn1js against PKI.js's Certificate schema
- *   (certificate-tree.ts; a leaf PKI.js cannot parse is MALFORMED, as in the reference), read
- *   its extensions from the asn1js trees inside their OCTET STRINGs (leafFacts, the rules of
- *   x509-rules.ts's certificateFacts; an unusual shape goes to the reference), find the issuer
- *   as PKI.js does and verify the leaf's signature over its tbsCertificate with crypto.verify.
+ * - per leaf: read the certificate with node-forge where certificate-tree.ts proves PKI.js and
+ *   OpenSSL read it the same way (readCertificateFast), else with asn1js against PKI.js's
+ *   Certificate schema (readCertificate; a leaf PKI.js cannot parse is MALFORMED, as in the
+ *   reference), read its extensions from the trees parsed inside their OCTET STRINGs
+ *   (leafFacts, the rules of x509-rules.ts's certificateFacts; an unusual shape goes to the
+ *   reference), find the issuer as PKI.js does and verify the leaf's signature over its
+ *   tbsCertificate with crypto.verify; OpenSSL parses the leaf (X509Certificate) only when the
+ *   fast reader did not read it or cannot print its names and serial itself.
  * Dates are compared with `now` on every verification (cached facts hold the dates, not the
  * verdict).
  *
@@ -29,7 +32,7 @@ import * as pkijs from 'pkijs'
 import type { TrustBundle, X509Authority } from './bundle.js'
 import type { CredentialSource, IdentityDocument } from './document.js'
 import { parseCertificateDer } from './pem.js'
-import { contentOf, extensionValue, isTag, plainName, readCertificate, type CertificateTree, type ExtensionBlock, type PlainAttribute } from './certificate-tree.js'
+import { isTag, plainName, readCertificate, readCertificateFast, type CertificateTree, type DerNode, type ExtensionBlock, type NameBlock, type PlainAttribute } from './certificate-tree.js'
 import { verifyX509SvidReference } from './x509-svid-reference.js'
 import { certificateFacts, checkDates, checkLeafFacts, checkSigningFacts, fail, x509BundleOf, KNOWN_EXTENSIONS, OID, openSslCertificate, parseIntermediate, sha256, type LeafFacts, type X509Verification } from './x509-rules.js'
 
@@ -58,6 +61,8 @@ type Defer = typeof DEFER
 
 /** How many chains each path decided (tests and the benchmark read it). */
 export const x509PathStats = { fast: 0, deferred: 0 }
+/** How many leaves each reader of certificate-tree.ts read on the node:crypto path (the benchmark reads it). */
+export const x509LeafReads = { nodeForge: 0, asn1js: 0 }
 
 /** What the path search reads of any certificate, leaf or CA. */
 interface PathCert {
@@ -104,13 +109,14 @@ interface NameRef {
   parsed: () => pkijs.RelativeDistinguishedNames
 }
 
-function nameRef (block: asn1js.Sequence, parsed?: () => pkijs.RelativeDistinguishedNames): NameRef {
+function nameRef (block: NameBlock, parsed?: () => pkijs.RelativeDistinguishedNames): NameRef {
   let name: pkijs.RelativeDistinguishedNames | undefined
   return {
-    der: block.valueBeforeDecodeView,
-    plain: plainName(block),
-    // The block matched PKI.js's Name schema inside its Certificate schema; PKI.js decides the rest.
-    parsed: parsed ?? (() => (name ??= new pkijs.RelativeDistinguishedNames({ schema: block }))),
+    der: block.der,
+    plain: block.plain ?? plainName(block.node),
+    // The block matched PKI.js's Name schema inside its Certificate schema (or, read by node-forge,
+    // is a plain name PKI.js reads the same way); PKI.js decides the rest.
+    parsed: parsed ?? (() => (name ??= new pkijs.RelativeDistinguishedNames({ schema: block.asn1 ?? asn1js.fromBER(new Uint8Array(block.der)).result }))),
   }
 }
 
@@ -211,7 +217,8 @@ function caCert (der: Buffer, hash: string, cert: pkijs.Certificate): CaCert {
 }
 
 /** The layout of a CA certificate asn1js did not read (never expected: PKI.js read it); such a CA is not simple. */
-const EMPTY_TREE: CertificateTree = { tbs: new Uint8Array(), serial: new Uint8Array(), issuer: new asn1js.Sequence(), subject: new asn1js.Sequence(), notBefore: 0, notAfter: 0, subjectPublicKeyInfo: new Uint8Array(), extensions: [], signatureOid: '' }
+const EMPTY_NAME: NameBlock = { der: new Uint8Array(), node: { tagClass: 1, tagNumber: 16, constructed: true, definite: true, content: new Uint8Array(), children: [] } }
+const EMPTY_TREE: CertificateTree = { tbs: new Uint8Array(), serial: new Uint8Array(), issuer: EMPTY_NAME, subject: EMPTY_NAME, notBefore: 0, notAfter: 0, subjectPublicKeyInfo: new Uint8Array(), extensions: [], signatureOid: '' }
 
 function keyOf (c: CaCert): KeyObject | undefined {
   if (c.key === undefined) {
@@ -285,6 +292,8 @@ function signedBy (child: PathCert, issuer: CaCert, cache: boolean): boolean | u
 interface LeafView extends PathCert {
   facts: LeafFacts
   simple: boolean
+  /** Read by node-forge (readCertificateFast), not by asn1js. */
+  readFast: boolean
 }
 
 function fromLatin1 (v: Uint8Array): string {
@@ -294,9 +303,14 @@ function fromLatin1 (v: Uint8Array): string {
 const UNIVERSAL = 1
 const CONTEXT = 3
 
+/** isTag for a primitive element, without narrowing (a GeneralName is tested against several tags). */
+function primitive (n: DerNode, tagClass: number, tagNumber: number): boolean {
+  return isTag(n, tagClass, tagNumber, false)
+}
+
 /**
  * certificateFacts (x509-rules.ts) over the leaf's extensions, with the same errors in the same
- * order, reading each value from the tree asn1js parsed inside its OCTET STRING; DEFER where a
+ * order, reading each value from the tree parsed inside its OCTET STRING (certificate-tree.ts); DEFER where a
  * value is not in the plain shape whose PKI.js reading is known (then PKI.js's extension classes
  * read it, in the reference verifier).
  */
@@ -316,29 +330,29 @@ function leafFacts (exts: readonly ExtensionBlock[]): { facts: LeafFacts, ski?: 
     const id = e.extnID
     if (REFERENCE_ONLY_EXTENSIONS.has(id)) out.simple = false
     if (id !== OID.subjectAltName && id !== OID.keyUsage && id !== OID.basicConstraints && id !== SKI && id !== AKI) continue
-    const v = extensionValue(e)
+    const v = e.value
     if (v === undefined) return DEFER
     if (id === OID.subjectAltName) {
-      const names = isTag(v, UNIVERSAL, 16, true) ? (v as asn1js.Sequence).valueBlock.value : []
+      const names = isTag(v, UNIVERSAL, 16, true) ? v.children ?? [] : []
       if (names.length === 0) return DEFER
       for (const n of names) {
         // GeneralName [1] rfc822Name, [2] dNSName, [6] uniformResourceIdentifier (IA5String), [7] iPAddress.
-        if (isTag(n, CONTEXT, 6, false)) out.facts.uris.push(fromLatin1(contentOf(n)))
-        else if (isTag(n, CONTEXT, 2, false)) out.facts.dnsNames.push(fromLatin1(contentOf(n)))
-        else if (!isTag(n, CONTEXT, 1, false) && !isTag(n, CONTEXT, 7, false)) return DEFER
+        if (primitive(n, CONTEXT, 6)) out.facts.uris.push(fromLatin1(n.content))
+        else if (primitive(n, CONTEXT, 2)) out.facts.dnsNames.push(fromLatin1(n.content))
+        else if (!primitive(n, CONTEXT, 1) && !primitive(n, CONTEXT, 7)) return DEFER
       }
     } else if (id === OID.keyUsage) {
-      const bits = isTag(v, UNIVERSAL, 3, false) ? contentOf(v) : undefined
+      const bits = isTag(v, UNIVERSAL, 3, false) ? v.content : undefined
       // X.690 §8.6.2.2: at most 7 unused bits (asn1js refuses more, and the reference calls that unparseable).
       if (bits === undefined || bits.byteLength < 2 || (bits[0] as number) > 7) return DEFER
       out.facts.keyUsage = bits[1] as number
     } else if (id === OID.basicConstraints) {
-      const parts = isTag(v, UNIVERSAL, 16, true) ? (v as asn1js.Sequence).valueBlock.value : undefined
+      const parts = isTag(v, UNIVERSAL, 16, true) ? v.children ?? [] : undefined
       if (parts === undefined || parts.length > 2) return DEFER
       let k = 0
       const flag = parts[k]
       if (isTag(flag, UNIVERSAL, 1, false)) {
-        const c = contentOf(flag)
+        const c = flag.content
         const octet = c.byteLength === 1 ? c[0] : undefined
         if (octet !== 0x00 && octet !== 0xff) return DEFER
         out.facts.ca = octet === 0xff
@@ -346,7 +360,7 @@ function leafFacts (exts: readonly ExtensionBlock[]): { facts: LeafFacts, ski?: 
       }
       const len = parts[k]
       if (len !== undefined) {
-        const c = isTag(len, UNIVERSAL, 2, false) ? contentOf(len) : undefined
+        const c = isTag(len, UNIVERSAL, 2, false) ? len.content : undefined
         if (c === undefined || c.byteLength < 1 || c.byteLength > 3 || ((c[0] as number) & 0x80) !== 0) return DEFER
         out.facts.pathLen = Number.parseInt(Buffer.from(c).toString('hex'), 16)
         k++
@@ -354,12 +368,12 @@ function leafFacts (exts: readonly ExtensionBlock[]): { facts: LeafFacts, ski?: 
       if (k !== parts.length) return DEFER
     } else if (id === SKI) {
       if (!isTag(v, UNIVERSAL, 4, false)) return DEFER
-      out.ski = contentOf(v)
+      out.ski = v.content
     } else {
-      const parts = isTag(v, UNIVERSAL, 16, true) ? (v as asn1js.Sequence).valueBlock.value : []
+      const parts = isTag(v, UNIVERSAL, 16, true) ? v.children ?? [] : []
       // Only [0] keyIdentifier; issuer-and-serial matching is the reference engine's.
       if (parts.length !== 1 || !isTag(parts[0], CONTEXT, 0, false)) return DEFER
-      out.akiKeyId = contentOf(parts[0])
+      out.akiKeyId = parts[0].content
     }
   }
   return out
@@ -371,7 +385,10 @@ function leafFacts (exts: readonly ExtensionBlock[]): { facts: LeafFacts, ski?: 
  * parse, so the fast path never gets further with a leaf the reference refuses.
  */
 function leafView (der: Buffer): LeafView | Defer {
-  const tree = readCertificate(der)
+  const fast = readCertificateFast(der)
+  const tree = fast ?? readCertificate(der)
+  if (fast !== undefined) x509LeafReads.nodeForge++
+  else x509LeafReads.asn1js++
   if (tree === undefined) {
     parseCertificateDer(der, 'leaf certificate')
     // PKI.js parsed what the schema check refused: not expected; the reference decides.
@@ -389,6 +406,7 @@ function leafView (der: Buffer): LeafView | Defer {
     notAfter: tree.notAfter,
     facts: read.facts,
     simple: read.simple,
+    readFast: fast !== undefined,
   }
   if (read.ski !== undefined) view.ski = read.ski
   if (read.akiKeyId !== undefined) view.akiKeyId = read.akiKeyId
@@ -449,13 +467,60 @@ function buildPath (leaf: LeafView, presented: readonly CaCert[], anchors: reado
   return DEFER
 }
 
+/** OpenSSL short names (OBJ_nid2sn) of the attributes printName prints itself. */
+const SHORT_NAMES: Record<string, string> = {
+  '2.5.4.3': 'CN', '2.5.4.6': 'C', '2.5.4.7': 'L', '2.5.4.8': 'ST', '2.5.4.10': 'O', '2.5.4.11': 'OU', '2.5.4.5': 'serialNumber',
+  '0.9.2342.19200300.100.1.25': 'DC', '0.9.2342.19200300.100.1.1': 'UID',
+}
+
 /**
- * subject, issuer and serial as the reference prints them: from OpenSSL's parse of the leaf
- * (node's X509Certificate), which must succeed as it must there (openSslCertificate).
+ * X509Certificate.subject / .issuer text for a plain name, without asking OpenSSL to print it
+ * (each getter costs about as much as a third of the OpenSSL parse): Node prints
+ * X509_NAME_print_ex(ASN1_STRFLGS_ESC_2253 | ESC_CTRL | UTF8_CONVERT | XN_FLAG_SEP_MULTILINE |
+ * XN_FLAG_FN_SN), i.e. "SN=value" per attribute, one RDN per line. Undefined (OpenSSL prints it)
+ * for multi-valued RDNs, attributes without a short name here, and values RFC 2253 escaping
+ * would change.
+ */
+function printName (name: NameRef): string | undefined {
+  if (name.plain === undefined) return undefined
+  const lines: string[] = []
+  for (const rdn of name.plain) {
+    const attr = rdn[0] as PlainAttribute
+    const sn = SHORT_NAMES[attr.oid]
+    if (rdn.length !== 1 || sn === undefined || /[,+"\\<>;]|^[ #]| $/.test(attr.value)) return undefined
+    lines.push(`${sn}=${attr.value}`)
+  }
+  return lines.join(', ')
+}
+
+/** BN_bn2hex of a non-negative INTEGER (what X509Certificate.serialNumber prints); undefined for a negative one. */
+function serialHex (content: Uint8Array): string | undefined {
+  if (content.byteLength === 0 || ((content[0] as number) & 0x80) !== 0) return undefined
+  let i = 0
+  while (i < content.byteLength && content[i] === 0) i++
+  return i === content.byteLength ? '0' : Buffer.from(content.subarray(i)).toString('hex').toUpperCase()
+}
+
+/**
+ * subject, issuer and serial as the reference prints them from OpenSSL's parse of the leaf
+ * (node's X509Certificate). The parse itself runs on every leaf, as in the reference: a leaf
+ * OpenSSL refuses is MALFORMED (openSslCertificate). Plain names and non-negative serials are
+ * printed here as OpenSSL prints them; anything else is printed by OpenSSL.
  */
 function displayNames (leaf: LeafView): { subject: string, issuer: string, serial: string } {
+  const subject = printName(leaf.subject)
+  const issuer = printName(leaf.issuer)
+  const serial = serialHex(leaf.layout.serial)
+  // A leaf node-forge read is one OpenSSL parses (certificate-tree.ts; its property test holds the
+  // fast reader to that): OpenSSL's parse, three times the cost of the signature check, is then
+  // needed only to print what is printed here.
+  if (leaf.readFast && subject !== undefined && issuer !== undefined && serial !== undefined) return { subject, issuer, serial }
   const node = openSslCertificate(leaf.der, 'leaf certificate')
-  return { subject: node.subject.replace(/\n/g, ', '), issuer: node.issuer.replace(/\n/g, ', '), serial: node.serialNumber.toUpperCase() }
+  return {
+    subject: subject ?? node.subject.replace(/\n/g, ', '),
+    issuer: issuer ?? node.issuer.replace(/\n/g, ', '),
+    serial: serial ?? node.serialNumber.toUpperCase(),
+  }
 }
 
 function verifyFast (chain: readonly Uint8Array[], bundleOf: (trustDomain: string) => TrustBundle | undefined, now: Date, source: CredentialSource): X509Verification | Defer {
