@@ -239,6 +239,11 @@ const FORGE_OPTIONS = { strict: true, parseAllBytes: true, decodeBitStrings: fal
 const EMPTY = new Uint8Array(0)
 /** asn1js's fromBER node limit (DEFAULT_MAX_NODES) counts the elements of its embedded parses too; stay well below it. */
 const NODE_BUDGET = 8000
+/** Nesting depth the fast reader follows, embedded OCTET/BIT STRING parses included. */
+const MAX_DEPTH = 32
+/** Octets of embedded content the fast reader re-parses per certificate, as a multiple of its size. */
+const EMBEDDED_BYTES_FACTOR = 4
+interface Budget { nodes: number, bytes: number }
 /** Universal string types the fast reader accepts anywhere (plainName decides what names hold). */
 const STRING_TAGS = new Set([12, 19, 22])
 
@@ -287,12 +292,15 @@ function contentLength (a: Sized): number {
  * The forge element at `offset` of `bytes` as a DerNode; undefined where asn1js might read it
  * differently or refuse it.
  */
-function nodeOfForge (a: forge.asn1.Asn1, bytes: Uint8Array, offset: number, budget: { nodes: number }, depth: number): ForgeNode | undefined {
-  if (--budget.nodes < 0 || depth > 32) return undefined
+function nodeOfForge (a: forge.asn1.Asn1, bytes: Uint8Array, offset: number, budget: Budget, depth: number): ForgeNode | undefined {
+  if (--budget.nodes < 0 || depth > MAX_DEPTH) return undefined
   const tagClass = (a.tagClass >> 6) + 1
   const tagNumber = a.type as number
   // 31: a high tag number, which node-forge does not read; universal 0 and 15 are refused by asn1js.
   if (tagNumber === 31 || (tagClass === UNIVERSAL && (tagNumber === 0 || tagNumber === 15))) return undefined
+  // 30: node-forge decodes every primitive element with tag number 30, of any class, as a
+  // BMPString (two octets a character), so its value no longer measures its content
+  if (tagNumber === 30 && !Array.isArray(a.value)) return undefined
   const length = contentLength(a)
   const start = offset + headerLength(length)
   const end = start + length
@@ -319,10 +327,10 @@ function nodeOfForge (a: forge.asn1.Asn1, bytes: Uint8Array, offset: number, bud
       case 3: // BIT STRING: asn1js refuses more than 7 unused bits, and parses the rest when none are unused
         if (length === 0 || (content[0] as number) > 7) return undefined
         // (Nothing reads a BIT STRING's embedded tree: only its cost to asn1js's node budget counts.)
-        if (content[0] === 0 && !embedded(content.subarray(1), budget, false)) return undefined
+        if (content[0] === 0 && !embedded(content.subarray(1), budget, depth, false)) return undefined
         break
       case 4: { // OCTET STRING: asn1js parses its content too
-        const inner = embedded(content, budget)
+        const inner = embedded(content, budget, depth)
         if (inner === false) return undefined
         if (inner !== true) node.inner = inner
         break
@@ -349,7 +357,7 @@ function nodeOfForge (a: forge.asn1.Asn1, bytes: Uint8Array, offset: number, bud
  * makes of it (each element takes at least two octets at each nesting level: (n/2)²; true).
  * False when the budget is spent.
  */
-function embedded (content: Uint8Array, budget: { nodes: number }, tree = true): ForgeNode | boolean {
+function embedded (content: Uint8Array, budget: Budget, depth: number, tree = true): ForgeNode | boolean {
   if (content.byteLength === 0) return true
   const bound = Math.ceil((content.byteLength / 2) ** 2)
   // When the tree is not wanted and the bound fits, the bound is charged without parsing.
@@ -357,10 +365,15 @@ function embedded (content: Uint8Array, budget: { nodes: number }, tree = true):
     budget.nodes -= bound
     return true
   }
+  // An embedded parse nests inside its element (the depth limit holds across OCTET STRINGs) and
+  // re-reads its content: the octets re-parsed per certificate are bounded, so nested strings
+  // cost at most a few times the certificate's size. Past either bound the leaf is left to asn1js.
+  budget.bytes -= content.byteLength
+  if (depth >= MAX_DEPTH || budget.bytes < 0) return false
   const parsed = parseCanonical(content)
   if (parsed !== undefined) {
     const before = budget.nodes
-    const node = nodeOfForge(parsed, content, 0, budget, 0)
+    const node = nodeOfForge(parsed, content, 0, budget, depth + 1)
     if (node !== undefined) return budget.nodes >= 0 ? node : false
     budget.nodes = before
   }
@@ -419,9 +432,18 @@ function plainNameBlock (n: ForgeNode | undefined): NameBlock | undefined {
 export function readCertificateFast (der: Uint8Array): CertificateTree | undefined {
   // 64 KiB: no SPIFFE leaf comes near it, and asn1js's length and node limits stay far away.
   if (der.byteLength > 65536) return undefined
+  // Anything this reader does not expect (a thrown error included) leaves the leaf to asn1js.
+  try {
+    return readFast(der)
+  } catch {
+    return undefined
+  }
+}
+
+function readFast (der: Uint8Array): CertificateTree | undefined {
   const cert = parseCanonical(der)
   if (cert === undefined) return undefined
-  const root = nodeOfForge(cert, new Uint8Array(der.buffer, der.byteOffset, der.byteLength), 0, { nodes: NODE_BUDGET }, 0)
+  const root = nodeOfForge(cert, new Uint8Array(der.buffer, der.byteOffset, der.byteLength), 0, { nodes: NODE_BUDGET, bytes: EMBEDDED_BYTES_FACTOR * der.byteLength }, 0)
   // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT STRING }
   const [tbs, algorithm, signatureValue, extra] = isTag(root, UNIVERSAL, 16, true) ? root.children ?? [] : []
   if (!isTag(tbs, UNIVERSAL, 16, true) || extra !== undefined || !isTag(signatureValue, UNIVERSAL, 3, false)) return undefined

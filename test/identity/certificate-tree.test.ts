@@ -127,6 +127,34 @@ test('readCertificateFast leaves non-canonical DER to asn1js: a long-form length
   assert.equal(readCertificateFast(padded), undefined)
 })
 
+test('nested OCTET STRINGs in an extension: never a thrown error; past the depth limit the nesting is charged, not followed; too deep for the budget goes to asn1js', async () => {
+  const nested = (depth: number): Buffer => {
+    let v: Buffer = Buffer.alloc(0)
+    for (let i = 0; i < depth; i++) v = tlv(0x04, v)
+    return v
+  }
+  // 40 levels: past the 32-level limit the rest is charged to the node budget unread; what is read equals PKI.js's parse
+  const mid = await makeLeaf({ issuer: intermediate, extra: [new x509.Extension('1.2.3.4', false, nested(40))] })
+  const fast = readCertificateFast(mid.der)
+  const slow = readCertificate(mid.der)
+  assert.ok(fast !== undefined && slow !== undefined)
+  assert.deepEqual(comparable(fast), comparable(slow))
+  // 5000 levels (it overflowed the stack before the limit held across embedded parses): asn1js reads it
+  const deep = await makeLeaf({ issuer: intermediate, extra: [new x509.Extension('1.2.3.4', false, nested(5000))] })
+  assert.equal(readCertificateFast(deep.der), undefined)
+  assert.notEqual(readCertificate(deep.der), undefined)
+})
+
+test('a primitive element with tag number 30 of any class (node-forge reads it as a BMPString) leaves the leaf to asn1js', async () => {
+  const uri = Buffer.from('spiffe://example.org/zz')
+  for (const tag of [0x1e, 0x9e]) { // universal BMPString, context-specific [30]
+    const value = tlv(0x30, Buffer.concat([tlv(tag, Buffer.from('AAAABBBB')), tlv(0x86, uri)]))
+    const leaf = await makeLeaf({ issuer: intermediate, extra: [new x509.Extension('1.2.3.5', false, value)] })
+    assert.equal(readCertificateFast(leaf.der), undefined, tag.toString(16))
+    assert.notEqual(readCertificate(leaf.der), undefined, tag.toString(16))
+  }
+})
+
 test('oidString refuses what OpenSSL refuses (empty, unterminated, 0x80-padded subidentifiers) and what node-forge cannot print exactly', () => {
   assert.equal(oidString(Buffer.from([0x55, 0x1d, 0x11])), '2.5.29.17')
   assert.equal(oidString(Buffer.from([0x2b, 0x06, 0x01, 0x04, 0x01, 0x86, 0x8d, 0x1f, 0x01])), '1.3.6.1.4.1.99999.1')
