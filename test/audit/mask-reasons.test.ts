@@ -6,20 +6,20 @@
  * replayed (src/replay/replay.ts) against a candidate that allows more: reasons are output, so
  * masking them never makes a decision "not replayable" — masking its input does.
  */
+import { eventsById, type AuditEventRecord } from '../helpers/audit.js'
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateCheckpointKey } from '../../src/audit/log/checkpoint.js'
-import { AuditDirReader } from '../../src/audit/log/reader.js'
 import { BundleManager } from '../../src/bundles/activate.js'
 import { AUDIT_DEFAULT_ERASE } from '../../src/config/defaults.js'
 import { replay } from '../../src/replay/replay.js'
 import { buildBundleDir, copyFixture } from '../helpers/bundles.js'
 import { startRuntime } from '../helpers/runtime.js'
 
-type Event = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+type Event = AuditEventRecord
 
 const MANIFEST = {
   roots: ['reasons', 'system/log'],
@@ -45,19 +45,6 @@ mask contains {"op": "remove", "path": "/reasons/0"} if {
 }
 `
 
-async function eventsOf (dir: string): Promise<Map<string, Event>> {
-  const reader = await AuditDirReader.open(dir)
-  const out = new Map<string, Event>()
-  try {
-    for (const id of reader.streams()) {
-      for await (const { bytes } of reader.stream(id).records(0)) {
-        const e = JSON.parse(bytes.toString('utf8')) as Event
-        if (typeof e.decision_id === 'string') out.set(e.decision_id, e)
-      }
-    }
-  } finally { reader.close() }
-  return out
-}
 
 describe('deny reasons masked before they are written; replay still replays them', () => {
   let work: string
@@ -105,7 +92,7 @@ describe('deny reasons masked before they are written; replay still replays them
   })
 
   test('configured pointers and mask-policy rules under /reasons: erased and masked as OPA lists them, never a mask_error', async () => {
-    const events = await eventsOf(auditDir)
+    const events = await eventsById(auditDir)
     const ev = (user: string): Event => events.get(ids.get(user) as string) as Event
     for (const user of ['bob', 'carol', 'dave', 'erin', 'frank']) {
       assert.equal(ev(user).outcome, 'deny', user)

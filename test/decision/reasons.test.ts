@@ -5,33 +5,19 @@
  * bundle's .manifest metadata and in the configuration), the durable audit log on (sync), and
  * real clients over the wire. Events are read back from the audit directory.
  */
+import { eventsById, type AuditEventRecord } from '../helpers/audit.js'
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateCheckpointKey } from '../../src/audit/log/checkpoint.js'
-import { AuditDirReader } from '../../src/audit/log/reader.js'
 import { boundReasons, MAX_REASONS, MAX_REASONS_BYTES } from '../../src/decision/reasons.js'
 import { buildFixture } from '../helpers/bundles.js'
 import { checkRequest, fromStruct, OK, PERMISSION_DENIED, startEnvoy, type CheckResponse, type EnvoyEnv } from '../envoy/support.js'
 
-type Event = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+type Event = AuditEventRecord
 
-/** Every event of the audit directory by decision_id. */
-async function eventsOf (dir: string): Promise<Map<string, Event>> {
-  const reader = await AuditDirReader.open(dir)
-  const out = new Map<string, Event>()
-  try {
-    for (const id of reader.streams()) {
-      for await (const { bytes } of reader.stream(id).records(0)) {
-        const e = JSON.parse(bytes.toString('utf8')) as Event
-        if (typeof e.decision_id === 'string') out.set(e.decision_id, e)
-      }
-    }
-  } finally { reader.close() }
-  return out
-}
 
 interface Server { env: EnvoyEnv, url: string, auditDir: string }
 
@@ -89,7 +75,7 @@ describe('deny reasons: recorded in audit events, returned only when configured'
     assert.equal(first.result, false)
     assert.equal(Object.hasOwn(first, 'reasons'), false)
     assert.equal(Object.hasOwn(second, 'reasons'), false)
-    const events = await eventsOf(off.auditDir)
+    const events = await eventsById(off.auditDir)
     for (const d of [first, second]) {
       const e = events.get(d.decision_id) as Event
       assert.equal(e.outcome, 'deny')
@@ -103,7 +89,7 @@ describe('deny reasons: recorded in audit events, returned only when configured'
   test('an allow has no reasons (the rule is not evaluated)', async () => {
     const d = await data(off.url, 'reasons/allow', { user: 'alice' })
     assert.equal(d.result, true)
-    const e = (await eventsOf(off.auditDir)).get(d.decision_id) as Event
+    const e = (await eventsById(off.auditDir)).get(d.decision_id) as Event
     assert.equal(e.outcome, 'allow')
     assert.equal(Object.hasOwn(e, 'reasons'), false)
     assert.equal(Object.hasOwn(e, 'reasons_error'), false)
@@ -115,25 +101,25 @@ describe('deny reasons: recorded in audit events, returned only when configured'
     assert.equal(broken.result, false)
     assert.equal(nothing.result, false)
     assert.equal(Object.hasOwn(nothing, 'reasons'), false)
-    const b = (await eventsOf(off.auditDir)).get(broken.decision_id) as Event
+    const b = (await eventsById(off.auditDir)).get(broken.decision_id) as Event
     assert.equal(b.outcome, 'deny')
     assert.equal(b.reasons_error.code, 'PORTCULLIS_POLICY_CONFLICT')
     assert.equal(Object.hasOwn(b, 'reasons'), false)
-    const n = (await eventsOf(on.auditDir)).get(nothing.decision_id) as Event
+    const n = (await eventsById(on.auditDir)).get(nothing.decision_id) as Event
     assert.equal(n.outcome, 'deny')
     assert.equal(n.reasons_error.code, 'PORTCULLIS_REASONS_UNDEFINED')
   })
 
   test('a reasons rule named in the configuration (policy.reasons)', async () => {
     const d = await data(off.url, 'reasons/configured', {})
-    const e = (await eventsOf(off.auditDir)).get(d.decision_id) as Event
+    const e = (await eventsById(off.auditDir)).get(d.decision_id) as Event
     assert.deepEqual(e.reasons, ['named in the configuration'])
   })
 
   test('too many reasons are cut to the bound and marked', async () => {
     const d = await data(on.url, 'reasons/many', {})
     assert.equal(d.reasons.length, MAX_REASONS)
-    const e = (await eventsOf(on.auditDir)).get(d.decision_id) as Event
+    const e = (await eventsById(on.auditDir)).get(d.decision_id) as Event
     assert.equal(e.reasons.length, MAX_REASONS)
     assert.equal(e.reasons[0], 'reason number 1')
     assert.equal(e.reasons_truncated, true)
@@ -156,7 +142,7 @@ describe('deny reasons: recorded in audit events, returned only when configured'
     const quiet = await (await fetch(`${off.url}/v1/batch/data/reasons/allow`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ inputs: { b: { user: 'bob' } } }) })).json() as Event
     assert.equal(quiet.responses.b.result, false)
     assert.equal(Object.hasOwn(quiet.responses.b, 'reasons'), false)
-    assert.deepEqual((await eventsOf(off.auditDir)).get(quiet.responses.b.decision_id)?.reasons, WHY)
+    assert.deepEqual((await eventsById(off.auditDir)).get(quiet.responses.b.decision_id)?.reasons, WHY)
   })
 
   test('an Envoy gRPC deny: reasons in the event; the x-portcullis-reasons header only when returned', async () => {
@@ -169,8 +155,8 @@ describe('deny reasons: recorded in audit events, returned only when configured'
     assert.deepEqual(JSON.parse(header(told, 'x-portcullis-reasons') as string), ['path /private is not public'])
     const allowed = await on.env.check(checkRequest('/public'))
     assert.equal(allowed.status?.code, OK)
-    const offEvents = await eventsOf(off.auditDir)
-    const onEvents = await eventsOf(on.auditDir)
+    const offEvents = await eventsById(off.auditDir)
+    const onEvents = await eventsById(on.auditDir)
     const q = offEvents.get(decisionIdOf(quiet)) as Event
     assert.equal(q.transport, 'envoy-grpc')
     assert.equal(q.outcome, 'deny')

@@ -1,10 +1,12 @@
 /**
- * Audit-log test helpers: options for a real log in a temp directory, metric readers.
+ * Audit-log test helpers: options for a real log in a temp directory, metric readers, the events
+ * of a directory.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { auditLogDefaults, type AuditLogOptions } from '../../src/audit/log/writer.js'
+import { AuditDirReader } from '../../src/audit/log/reader.js'
 import type { Metrics } from '../../src/metrics/index.js'
 import type { Logger } from '../../src/log.js'
 
@@ -39,4 +41,22 @@ export async function metricValue (m: Metrics, name: keyof Metrics, suffix = '',
 
 export function event (i: number, extra: Record<string, unknown> = {}): string {
   return JSON.stringify({ decision_id: `d-${i}`, path: 'authz/allow', result: i % 2 === 0, ...extra })
+}
+
+/** An audit event as a test reads it back. */
+export type AuditEventRecord = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** Every event of an audit directory (all streams) by decision_id. */
+export async function eventsById (dir: string): Promise<Map<string, AuditEventRecord>> {
+  const reader = await AuditDirReader.open(dir)
+  const out = new Map<string, AuditEventRecord>()
+  try {
+    for (const id of reader.streams()) {
+      for await (const { bytes } of reader.stream(id).records(0)) {
+        const e = JSON.parse(bytes.toString('utf8')) as AuditEventRecord
+        if (typeof e.decision_id === 'string') out.set(e.decision_id, e)
+      }
+    }
+  } finally { reader.close() }
+  return out
 }

@@ -134,13 +134,13 @@ test('nested OCTET STRINGs in an extension: never a thrown error; past the depth
     return v
   }
   // 40 levels: past the 32-level limit the rest is charged to the node budget unread; what is read equals PKI.js's parse
-  const mid = await makeLeaf({ issuer: intermediate, extra: [new x509.Extension('1.2.3.4', false, nested(40))] })
+  const mid = await makeLeaf({ issuer: intermediate, extra: [new x509.Extension('1.2.3.4', false, new Uint8Array(nested(40)))] })
   const fast = readCertificateFast(mid.der)
   const slow = readCertificate(mid.der)
   assert.ok(fast !== undefined && slow !== undefined)
   assert.deepEqual(comparable(fast), comparable(slow))
   // 5000 levels (it overflowed the stack before the limit held across embedded parses): asn1js reads it
-  const deep = await makeLeaf({ issuer: intermediate, extra: [new x509.Extension('1.2.3.4', false, nested(5000))] })
+  const deep = await makeLeaf({ issuer: intermediate, extra: [new x509.Extension('1.2.3.4', false, new Uint8Array(nested(5000)))] })
   assert.equal(readCertificateFast(deep.der), undefined)
   assert.notEqual(readCertificate(deep.der), undefined)
 })
@@ -149,7 +149,7 @@ test('a primitive element with tag number 30 of any class (node-forge reads it a
   const uri = Buffer.from('spiffe://example.org/zz')
   for (const tag of [0x1e, 0x9e]) { // universal BMPString, context-specific [30]
     const value = tlv(0x30, Buffer.concat([tlv(tag, Buffer.from('AAAABBBB')), tlv(0x86, uri)]))
-    const leaf = await makeLeaf({ issuer: intermediate, extra: [new x509.Extension('1.2.3.5', false, value)] })
+    const leaf = await makeLeaf({ issuer: intermediate, extra: [new x509.Extension('1.2.3.5', false, new Uint8Array(value))] })
     assert.equal(readCertificateFast(leaf.der), undefined, tag.toString(16))
     assert.notEqual(readCertificate(leaf.der), undefined, tag.toString(16))
   }
