@@ -9,6 +9,8 @@ import { basename } from 'node:path'
 import { createHash } from 'node:crypto'
 import { parse as parseYaml } from 'yaml'
 import { BundleError } from '../errors.js'
+import { ExactNumber } from '../canonical-json.js'
+import { parseExact } from '../policy/builtins/exact-json.js'
 import { DEFAULT_ARCHIVE_LIMITS, readBundleDir, readTarGz, type ArchiveLimits, type BundleFiles } from './archive.js'
 import { dataMember, isAncestorOf, rootContains, setDataMember, type PolicyBundle } from '../policy/bundle.js'
 import { parseManifest, type Manifest } from './manifest.js'
@@ -169,7 +171,8 @@ export async function bundleFromFiles (files: BundleFiles, source: string, opts:
 function parseDataFile (name: string, bytes: Buffer, source: string): unknown {
   const text = bytes.toString('utf8')
   try {
-    if (name.endsWith('.json')) return JSON.parse(text)
+    // numbers a double cannot hold, or written as floats (100.0, 1e3), keep their text as OPA keeps them
+    if (name.endsWith('.json')) return parseExact(text)
     // YAML: one document, no custom tags, bounded alias expansion (billion-laughs guard).
     return parseYaml(text, { maxAliasCount: 100, uniqueKeys: true, customTags: [] })
   } catch (err) {
@@ -184,7 +187,7 @@ function parseDataFile (name: string, bytes: Buffer, source: string): unknown {
 function checkDataInRoots (value: unknown, path: string[], roots: string[], source: string, file: string): void {
   const p = path.join('/')
   if (roots.some((r) => rootContains(r, p))) return
-  if (roots.some((r) => isAncestorOf(p, r)) && value !== null && typeof value === 'object' && !Array.isArray(value)) {
+  if (roots.some((r) => isAncestorOf(p, r)) && isPlainObject(value)) {
     for (const [k, v] of Object.entries(value)) checkDataInRoots(v, [...path, k], roots, source, file)
     return
   }
@@ -230,7 +233,7 @@ function conflict (path: string[], source: string, file: string): never {
 }
 
 function isPlainObject (v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v)
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof ExactNumber)
 }
 
 /** The package path (`a/b/c`) of a Rego module: handles `package a.b` and `package a["b-c"]`. */

@@ -4,7 +4,8 @@
  * JavaScript values) by walking it.
  */
 import type { LoadedPolicy } from '@open-policy-agent/opa-wasm'
-import { compareUtf8 } from '../canonical-json.js'
+import { compareUtf8, ExactNumber } from '../canonical-json.js'
+import { needsExact } from './builtins/exact-json.js'
 import { MAX_DATA_DEPTH, opaStringHash, PAGE, REPR_INT, T_ARRAY, T_BOOLEAN, T_NULL, T_NUMBER, T_OBJECT, T_STRING, type Store } from './data-layout.js'
 
 const decoder = new TextDecoder()
@@ -222,15 +223,23 @@ function objectGet (view: DataView, u8: Uint8Array, obj: number, key: Uint8Array
   return 0
 }
 
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)
+
 function toJs (view: DataView, u8: Uint8Array, addr: number, depth: number): unknown {
   if (depth > MAX_DATA_DEPTH + 1) throw new RangeError('data nesting too deep')
   switch (u8[addr]) {
     case T_NULL: return null
     case T_BOOLEAN: return u8[addr + 1] !== 0
     case T_NUMBER: {
-      if (u8[addr + 1] === REPR_INT) return Number(view.getBigInt64(addr + 8, true))
+      // a number a double cannot hold, or written as a float (100.0, 1e3), keeps its text: OPA
+      // answers data with the digits it was written with
+      if (u8[addr + 1] === REPR_INT) {
+        const v = view.getBigInt64(addr + 8, true)
+        return v > MAX_SAFE || v < -MAX_SAFE ? new ExactNumber(v.toString()) : Number(v)
+      }
       const s = view.getUint32(addr + 8, true)
-      return Number(decoder.decode(u8.subarray(s, s + view.getUint32(addr + 12, true))))
+      const text = decoder.decode(u8.subarray(s, s + view.getUint32(addr + 12, true)))
+      return needsExact(text) ? new ExactNumber(text) : Number(text)
     }
     case T_STRING: {
       const s = view.getUint32(addr + 8, true)

@@ -191,7 +191,13 @@ export class PolicySnapshot {
     const b = res.bundle.compiled
     // (result objects are written out in full: object spread here cost more than the lookup)
     if (res.kind === 'data') {
-      return { bundle: b.bundle.name, revision: b.bundle.manifest.revision, cacheable: b.cacheable, defined: true, result: res.value, builtinErrors: [], trace: [] }
+      const data: Evaluation = { bundle: b.bundle.name, revision: b.bundle.manifest.revision, cacheable: b.cacheable, defined: true, result: res.value, builtinErrors: [], trace: [] }
+      // numbers kept as written (big integers, 100.0, 1e3): the exact text answers, doubles for everyone else
+      if (containsExact(res.value)) {
+        data.resultJson = stringifyExact(res.value)
+        if (opts.context?.exactNumbers !== true) data.result = plainNumbers(res.value)
+      }
+      return data
     }
 
     const ctx = opts.context ?? createEvalContext({ strictBuiltinErrors: opts.strictBuiltinErrors ?? false })
@@ -254,7 +260,8 @@ function dataDocuments (compiled: Array<{ compiled: CompiledBundle }>, previous?
       if (json !== undefined) fromPrevious.push({ path, json, file: `data under /${root} (active revision)`, source: c.bundle.source, roots: c.bundle.manifest.roots })
     }
   }
-  const docs: DataDocument[] = [{ path: [], json: new TextEncoder().encode(JSON.stringify(small)), file: 'data.json', source: 'active bundles' }, ...fromPrevious]
+  // stringifyExact: small data keeps the numbers its files wrote (bundles/load.ts parses them exactly)
+  const docs: DataDocument[] = [{ path: [], json: new TextEncoder().encode(stringifyExact(small)), file: 'data.json', source: 'active bundles' }, ...fromPrevious]
   for (const { compiled: c } of compiled) {
     for (const d of c.bundle.largeData ?? []) docs.push({ ...d, source: c.bundle.source, roots: c.bundle.manifest.roots })
   }
@@ -264,10 +271,15 @@ function dataDocuments (compiled: Array<{ compiled: CompiledBundle }>, previous?
 }
 
 /** Merges `src` into `target` without modifying `src` (bundles' data is shared and frozen). */
+/** A JSON object of data (not an array, not a number kept as ExactNumber). */
+function isDataObject (v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof ExactNumber)
+}
+
 function mergeInto (target: Record<string, unknown>, src: Record<string, unknown>): void {
   for (const [k, v] of Object.entries(src)) {
     const existing = dataMember(target, k)
-    if (existing !== null && typeof existing === 'object' && !Array.isArray(existing) && v !== null && typeof v === 'object' && !Array.isArray(v)) {
+    if (isDataObject(existing) && isDataObject(v)) {
       // Copy on the way down: `existing` may be another bundle's own object.
       const into: Record<string, unknown> = { ...(existing as Record<string, unknown>) }
       setDataMember(target, k, into)

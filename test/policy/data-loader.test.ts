@@ -1,5 +1,6 @@
 import { before, after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { ExactNumber } from '../../src/canonical-json.js'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -99,9 +100,12 @@ describe('data documents written straight into wasm memory', needsOpa(), () => {
     assert.deepEqual(image.read([]), { a: 3, b: { x: 2 } })
   })
 
-  test('reads give back every JSON type, unicode and escapes intact; numbers as JSON.parse reads them', () => {
+  test('reads give back every JSON type, unicode and escapes intact; numbers as written (ExactNumber where a double would change them)', () => {
     const image = build([doc(JSON.stringify(SAMPLE))])
-    assert.deepEqual(image.read([]), JSON.parse(JSON.stringify(SAMPLE)))
+    // JSON.stringify wrote SAMPLE.big as 1.2345678901234568e+29: an integral value in exponent form, kept as written
+    assert.deepEqual(image.read([]), { ...JSON.parse(JSON.stringify(SAMPLE)), big: new ExactNumber('1.2345678901234568e+29') })
+    const exact = build([doc('{"big": 12345678901234567890, "f": 100.0, "e": 1e3, "neg": -0.0, "small": 0.1, "int": 42}')])
+    assert.deepEqual(exact.read([]), { big: new ExactNumber('12345678901234567890'), f: new ExactNumber('100.0'), e: new ExactNumber('1e3'), neg: new ExactNumber('-0.0'), small: 0.1, int: 42 })
     assert.equal(image.read(['ключ']), 'значение')
     assert.deepEqual(image.read(['🔑']), ['emoji key'])
     assert.equal(image.read(['nested', 'c', 'd', 'e']), 'deep')
@@ -178,16 +182,23 @@ describe('policies over large data documents', needsOpa(), () => {
       assert.equal(s.evaluate('bigdata/allow', { user: 'nobody', role: 'viewer' }).result, false)
       assert.equal(s.evaluate('bigdata/user_count', {}).result, 5000)
     }
-    // Numbers keep their exact text in wasm, as OPA keeps them (the JS path reads a double).
-    assert.equal(viaWasm.evaluate('bigdata/big_is_exact', {}).result, true)
+    // Numbers keep their exact text on both paths, as OPA keeps them: the small-document path
+    // parses data files keeping numbers a double cannot hold (bundles/load.ts).
+    for (const s of [viaWasm, viaJs]) assert.equal(s.evaluate('bigdata/big_is_exact', {}).result, true)
     for (const key of Object.keys(SAMPLE)) {
-      if (key === 'big') continue
       assert.deepEqual(viaWasm.evaluate('bigdata/value', { key }), viaJs.evaluate('bigdata/value', { key }), key)
     }
     // The decision result carries it exactly too (resultJson, what the Data API writes), as OPA answers it.
-    const big = viaWasm.evaluate('bigdata/value', { key: 'big' })
-    assert.equal(big.resultJson, '123456789012345678901234567890')
-    assert.equal(big.result, 123456789012345678901234567890)
+    for (const s of [viaWasm, viaJs]) {
+      const big = s.evaluate('bigdata/value', { key: 'big' })
+      assert.equal(big.resultJson, '123456789012345678901234567890')
+      assert.equal(big.result, 123456789012345678901234567890)
+      // and a read of the data itself (no rule): the number as written, here and inside its object
+      const read = s.evaluate('bigdata/values/big', undefined)
+      assert.equal(read.resultJson, '123456789012345678901234567890')
+      assert.equal(read.result, 123456789012345678901234567890)
+      assert.match(s.evaluate('bigdata/values', undefined).resultJson ?? '', /"big":123456789012345678901234567890[,}]/)
+    }
     for (const p of ['bigdata/values/unicode', 'bigdata/values/ключ', 'bigdata/users/user7', 'bigdata/meta', 'bigdata/values/nested/a']) {
       assert.deepEqual(viaWasm.evaluate(p, undefined).result, viaJs.evaluate(p, undefined).result, p)
     }
