@@ -116,7 +116,14 @@ export async function verifyBundleSignature (files: BundleFiles, source: string,
   }
   const token = signatures[0]
   // jose is loaded with the first signed bundle, not at every start
-  const { compactVerify, decodeProtectedHeader } = await import('jose')
+  let jose: typeof import('jose')
+  try {
+    jose = await import('jose')
+  } catch (err) {
+    // a broken install: the bundle is refused (never activated unverified), named for what failed
+    throw new BundleError('PORTCULLIS_INTERNAL', `${source}: the signature verifier (jose) cannot be loaded: ${(err as Error).message}`, { source, file: SIGNATURES_FILE }, { cause: err })
+  }
+  const { compactVerify, decodeProtectedHeader } = jose
 
   let header: Record<string, unknown>
   let claimed: Record<string, unknown>

@@ -9,7 +9,7 @@
 import { createRequire } from 'node:module'
 import type * as GraphQL from 'graphql'
 import type { BuiltinSpec } from './types.js'
-import { BuiltinError } from './types.js'
+import { BuiltinError, BuiltinUnavailable } from './types.js'
 import { isObj } from './args.js'
 import { queryDocumentFromAst, schemaDocumentFromAst } from './graphql-ast.js'
 
@@ -296,7 +296,7 @@ function parseAndValidate (b: string, q: unknown, s: unknown): [unknown, unknown
   return [prune(queryDoc(qd)), prune(schemaDoc(sd))]
 }
 
-export const graphqlBuiltins: BuiltinSpec[] = [
+const specs: BuiltinSpec[] = [
   {
     name: 'graphql.parse_query',
     impl: (_ctx, [q]) => {
@@ -365,3 +365,18 @@ function astOperand (b: string, read: () => GraphQL.DocumentNode): GraphQL.Docum
     throw new BuiltinError(b, (err as Error).message)
   }
 }
+
+/**
+ * The builtins, each loading graphql-js before it runs, outside the blanket catches that turn a bad
+ * argument into `false` or an error string: a library that cannot be loaded (a broken install)
+ * fails the evaluation (deny), never answers "not valid".
+ */
+function load (builtin: string): void {
+  try {
+    gql()
+  } catch (err) {
+    throw new BuiltinUnavailable(builtin, `graphql-js cannot be loaded (${err instanceof Error ? err.message : String(err)})`)
+  }
+}
+
+export const graphqlBuiltins: BuiltinSpec[] = specs.map((spec) => ({ ...spec, impl: (ctx, args) => { load(spec.name); return spec.impl(ctx, args) } }))

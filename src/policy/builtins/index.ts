@@ -6,7 +6,7 @@
  * (NATIVE_JS below); every other one must be registered here, one file per builtin group.
  */
 import type { BuiltinSpec, EvalContext } from './types.js'
-import { BuiltinError, RawJson } from './types.js'
+import { BuiltinError, BuiltinUnavailable, RawJson } from './types.js'
 import { timeBuiltins } from './time.js'
 import { sprintfBuiltins } from './sprintf.js'
 import { encodingBuiltins } from './encoding.js'
@@ -185,6 +185,7 @@ export function hostBuiltinsFor (names: Iterable<string>): Record<string, (...ar
       try {
         value = spec.impl(ctx, numberTextArguments(args, spec.numberText === true))
       } catch (err) {
+        if (err instanceof BuiltinUnavailable) throw new StrictBuiltinHalt(name, err.reason)
         const message = err instanceof BuiltinError ? err.message : err instanceof Error ? `${name}: ${err.message}` : `${name}: ${String(err)}`
         ctx.builtinErrors.push({ builtin: name, message })
         if (ctx.strictBuiltinErrors) throw new StrictBuiltinHalt(name, message)

@@ -66,3 +66,15 @@ export interface BuiltinSpec {
    */
   numberText?: boolean
 }
+
+/**
+ * A builtin that cannot run at all here (its library failed to load: a broken install). Not a
+ * builtin error, which OPA turns into an undefined expression: the evaluation is aborted in any
+ * mode, so the decision fails (deny) rather than letting `not valid` or undefined decide.
+ */
+export class BuiltinUnavailable extends Error {
+  constructor (readonly builtin: string, readonly reason: string) {
+    super(`${builtin}: ${reason}`)
+    this.name = 'BuiltinUnavailable'
+  }
+}
