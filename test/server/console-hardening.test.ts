@@ -174,7 +174,7 @@ describe('console hardening over the wire', () => {
   test('a foreign Host is refused on every console route (reads, assets, POSTs) with 421, counted and logged', async () => {
     const before = await metricValue(runtime.metrics, 'requestErrors', '', { code: 'PORTCULLIS_HOST_REJECTED' })
     let refused = 0
-    for (const host of ['attacker.example', `attacker.example:${port}`, `localhost.attacker.example:${port}`, `127.0.0.1.nip.io:${port}`, `localhost:${port + 1}`, `console.example.org.evil:${port}`, `pinned.example.org:${port}`, 'bad host', '[::1', `${here()}@evil`]) {
+    for (const host of ['attacker.example', `attacker.example:${port}`, `localhost.attacker.example:${port}`, `127.0.0.1.nip.io:${port}`, `console.example.org.evil:${port}`, `pinned.example.org:${port}`, 'bad host', '[::1', `${here()}@evil`]) {
       for (const p of READS) {
         const r = await send('GET', p, { host, ...front })
         assert.equal(r.status, 421, `${host} ${p}`)
@@ -234,7 +234,7 @@ describe('console hardening over the wire', () => {
 
   test('on loopback the admin guard refuses a foreign Host too: /v1/status, the audit API and cache flush are not readable by a rebound page', async () => {
     for (const [method, path] of [['GET', '/v1/status'], ['GET', '/v1/audit/events'], ['GET', '/v1/audit/checkpoint'], ['GET', '/v1/audit/proof/inclusion?stream=w1&seq=0'], ['POST', '/v1/cache/flush']] as const) {
-      for (const host of ['attacker.example', `attacker.example:${port}`, `localhost:${port + 1}`]) {
+      for (const host of ['attacker.example', `attacker.example:${port}`, `localhost.attacker.example:${port}`]) {
         const r = await send(method, path, { host, ...front })
         assert.equal(r.status, 421, `${host} ${method} ${path}`)
         assert.equal(codeOf(r), 'PORTCULLIS_HOST_REJECTED', `${host} ${method} ${path}`)
@@ -247,7 +247,7 @@ describe('console hardening over the wire', () => {
   })
 
   test("the server's own names on loopback and admin.allowed_hosts are answered", async () => {
-    for (const host of [here(), `localhost:${port}`, 'localhost', `LOCALHOST.:${port}`, '127.0.0.1', `[::1]:${port}`, '[::1]', 'console.example.org', `console.example.org:${port}`, 'pinned.example.org:1']) {
+    for (const host of [here(), `localhost:${port}`, 'localhost', `localhost:${port + 1}` /* a tunnel's port */, `LOCALHOST.:${port}`, '127.0.0.1', `[::1]:${port}`, '[::1]', 'console.example.org', `console.example.org:${port}`, 'pinned.example.org:1']) {
       const r = await send('GET', '/v1/console/integrity', { host, ...front })
       assert.equal(r.status, 200, host)
     }

@@ -29,9 +29,9 @@ test('Host values are parsed as uri-host [":" port]; anything else is not a host
   }
 })
 
-test('on a loopback connection: the loopback names with this port or none; never another port', () => {
-  for (const v of ['localhost', 'localhost:8181', '127.0.0.1', '127.0.0.1:8181', '[::1]', '[::1]:8181']) assert.equal(allow(v), true, v)
-  for (const v of ['localhost:8182', '127.0.0.1:80', '[::1]:1', 'localhost.example', 'example.org', 'example.org:8181']) assert.equal(allow(v), false, v)
+test('on a loopback connection: the loopback names with any port (a tunnel presents its own) or none; no other name', () => {
+  for (const v of ['localhost', 'localhost:8181', '127.0.0.1', '127.0.0.1:8181', '[::1]', '[::1]:8181', 'localhost:8182', '127.0.0.1:80', '[::1]:1']) assert.equal(allow(v), true, v)
+  for (const v of ['localhost.example', 'example.org', 'example.org:8181', '127.0.0.2', 'localhost6']) assert.equal(allow(v), false, v)
   // the same names on a connection that did not arrive on loopback are not this server's
   assert.equal(allow('localhost:8181', { address: '10.0.0.5', port: 8181 }), false)
   // an IPv4-mapped local address is loopback too

@@ -13,7 +13,8 @@
  * A checked request is answered only when its `Host` (and HTTP/2 `:authority`, and the
  * authority of an absolute-form request target, when present) names this server:
  *
- *   - on a loopback connection: `localhost`, `127.0.0.1` and `[::1]`, with this port or none;
+ *   - on a loopback connection: `localhost`, `127.0.0.1` and `[::1]`, with any port or none
+ *     (a tunnel or port-forward presents its own local port);
  *   - the address the connection arrived on (the listen address), with this port — or none when
  *     the port is the scheme's default (a browser leaves it out);
  *   - the host of `server.addr` when it is a name (not a wildcard address), likewise;
@@ -121,10 +122,10 @@ export function hostAllowed (name: HostName, local: { address: string | undefine
   const defaultPort = opts.https === true ? 443 : 80
   const portMatches = (p: number | undefined): boolean => p === undefined ? localPort === defaultPort : p === localPort
   const address = local.address !== undefined && !local.address.includes('%') ? canonical(local.address) : undefined
-  if (address !== undefined && isLoopbackAddress(address) && LOOPBACK_NAMES.has(name.host)) {
-    // a loopback name is never an attacker's: with this port or none
-    if (name.port === undefined || name.port === localPort) return true
-  }
+  // On a loopback connection a loopback name is never an attacker's, with any port: a
+  // rebinding page sends its own domain, and `kubectl port-forward` or an SSH tunnel presents
+  // `localhost:<its local port>`, not this server's.
+  if (address !== undefined && isLoopbackAddress(address) && LOOPBACK_NAMES.has(name.host)) return true
   if (address !== undefined && name.host === address && portMatches(name.port)) return true
   const listen = opts.listenHost !== undefined ? parseHostName(opts.listenHost.startsWith('[') || isIP(opts.listenHost) !== 6 ? opts.listenHost : `[${opts.listenHost}]`) : undefined
   if (listen !== undefined && !WILDCARDS.has(listen.host) && name.host === listen.host && portMatches(name.port)) return true
