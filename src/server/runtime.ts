@@ -492,13 +492,16 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     listeners,
     start: async () => {
       try {
-        const { host, port } = parseAddr(config.server.addr)
-        const url = await app.listen({ host, port })
-        if (tls?.cert_file !== undefined && tls.key_file !== undefined) certWatcher = watchServerCertificate(app.server as unknown as { setSecureContext: (o: object) => void }, { ...tls, cert_file: tls.cert_file, key_file: tls.key_file }, logger)
+        // The Envoy listeners first: once the Data API listens, /health/ready may say ready, and
+        // a ready server must already answer ext_authz Checks (Envoy with failure_mode_allow
+        // lets requests through while its authorization service does not answer).
         for (const l of listeners) {
           const addrs = await l.start()
           logger.info({ listener: l.name, addresses: addrs }, `${l.name} listening`)
         }
+        const { host, port } = parseAddr(config.server.addr)
+        const url = await app.listen({ host, port })
+        if (tls?.cert_file !== undefined && tls.key_file !== undefined) certWatcher = watchServerCertificate(app.server as unknown as { setSecureContext: (o: object) => void }, { ...tls, cert_file: tls.cert_file, key_file: tls.key_file }, logger)
         shipper?.start()
         return url
       } catch (err) {
