@@ -252,17 +252,33 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
   manager.on('activate', (e) => { if (e.removed !== true) metrics.bundleActivations.inc({ bundle: e.bundle }) })
   manager.on('failure', (f) => { metrics.bundleFailures.inc({ bundle: f.bundle, code: f.error.code }) })
 
+  // What the start has opened so far, closed in reverse order when a later step fails: a failed
+  // start leaves nothing running (no watcher, poller, stream or open log).
+  const opened: Array<() => unknown> = []
+  const unwind = async (): Promise<void> => {
+    for (const close of opened.reverse()) {
+      try { await close() } catch { /* closing what failed to start: the start's own error is the one to report */ }
+    }
+  }
+
   let identity: IdentityVerifier | undefined
   if (config.identity !== undefined) {
     const { createIdentityVerifier } = await import('../identity/index.js')
-    identity = createIdentityVerifier(config.identity, { logger: logger.child({ component: 'identity' }), metrics })
-    await identity.ready
+    const verifier = createIdentityVerifier(config.identity, { logger: logger.child({ component: 'identity' }), metrics })
+    identity = verifier
+    opened.push(async () => await verifier.close())
+    try {
+      await verifier.ready
+    } catch (err) {
+      await unwind()
+      throw err
+    }
   }
   let clientCertificates: ClientCertificateGate | undefined
   try {
     clientCertificates = tls !== undefined && tls.client_auth !== 'none' ? clientCertificateGate(tls, identity) : undefined
   } catch (err) {
-    await identity?.close()
+    await unwind()
     throw err
   }
   if (clientCertificates !== undefined) {
@@ -295,8 +311,12 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
       ? await (await import('../audit/trail.js')).openAuditTrail(config, { stream: opts.auditStream ?? auditStream(), metrics, logger: logger.child({ component: 'audit' }), consoleLogger: logger })
       : undefined
   } catch (err) {
-    await identity?.close()
+    await unwind()
     throw err
+  }
+  if (audit !== undefined) {
+    const trail = audit
+    opened.push(async () => await trail.close())
   }
   audit?.install(decisions)
 
@@ -317,10 +337,11 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
         },
       })
     } catch (err) {
-      await identity?.close()
-      await audit?.close()
+      await unwind()
       throw err
     }
+    const client = workloadApi
+    opened.push(() => { client.close() })
     if (config.workload_api.serving_svid) {
       const provider = new wapi.SvidCertificateProvider()
       servingCertificates = provider
@@ -353,16 +374,24 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
       })
       for (const w of shippingWarnings(config)) logger.warn({ component: 'decision-logs' }, w)
     } catch (err) {
-      workloadApi?.close()
-      await audit?.close()
-      await identity?.close()
+      await unwind()
       throw err
     }
   }
 
   // Remote bundles are expected before anything loads, so readiness waits for them too.
   const remote = remoteBundleOptionsFrom(config)
-  const bundleService = remote.length > 0 ? (await import('../bundles/service/index.js')).createBundleService(manager, remote, { logger: logger.child({ component: 'bundle-service' }), metrics }) : undefined
+  let bundleService: BundleService | undefined
+  try {
+    bundleService = remote.length > 0 ? (await import('../bundles/service/index.js')).createBundleService(manager, remote, { logger: logger.child({ component: 'bundle-service' }), metrics }) : undefined
+  } catch (err) {
+    await unwind()
+    throw err
+  }
+  if (bundleService !== undefined) {
+    const service = bundleService
+    opened.push(async () => await service.close())
+  }
 
   let watcher: BundleWatcher | undefined
   // With bundles from a bundle server, a bundles directory that does not exist is simply not used.
@@ -371,18 +400,16 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     if (!useDir) {
       logger.info({ dir: config.bundles.dir }, 'bundles directory absent; serving bundles from bundle servers only')
     } else if (config.bundles.watch) {
-      watcher = watchBundles(config.bundles.dir, manager, { debounceMs: config.bundles.debounce_ms, stabilityMs: config.bundles.stability_ms })
-      await watcher.ready
+      const w = watchBundles(config.bundles.dir, manager, { debounceMs: config.bundles.debounce_ms, stabilityMs: config.bundles.stability_ms })
+      watcher = w
+      opened.push(async () => await w.close())
+      await w.ready
     } else {
       for (const b of await scanBundles(config.bundles.dir)) await manager.load(b.source, b.name)
     }
     await bundleService?.start()
   } catch (err) {
-    await watcher?.close()
-    await bundleService?.close()
-    workloadApi?.close()
-    await identity?.close()
-    await audit?.close()
+    await unwind()
     throw err
   }
 
@@ -441,11 +468,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     }
   } catch (err) {
     await built?.close()
-    workloadApi?.close()
-    await watcher?.close()
-    await bundleService?.close()
-    await identity?.close()
-    await audit?.close()
+    await unwind()
     throw err
   }
   const app = built
