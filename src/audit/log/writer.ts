@@ -27,7 +27,7 @@ import type { AuditSink, Durability } from './contract.js'
 import { formatCheckpoint, generateCheckpointKey, lastNoteInTail, parseCheckpoint, signCheckpoint, type Checkpoint } from './checkpoint.js'
 import { HashesFileReader, listSegments, recordSeq, recordText, segmentLineBatches, segmentName, streamPaths, type RetentionEntry, type SegmentRef, type StreamPaths } from './layout.js'
 import { CompactRange, HASH_SIZE, leafHash, storedHashCount, storedHashIndex, treeRoot } from './tree.js'
-import { readCursor } from '../ship/cursor.js'
+import { readCursor } from './ship-cursor.js'
 
 export type { Durability } from './contract.js'
 export type { Checkpoint } from './checkpoint.js'

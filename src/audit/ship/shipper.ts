@@ -7,7 +7,7 @@
  *   a collector that is down for hours costs disk (bounded by the log's retention), not memory,
  *   and a crash loses nothing: OPA's in-memory buffer loses events on a crash (OPA #3043) and
  *   drops them under pressure (#7454, #8123).
- * - At least once: each stream has a cursor on disk (cursor.ts), advanced only after the
+ * - At least once: each stream has a cursor on disk (log/ship-cursor.ts), advanced only after the
  *   collector acknowledged a chunk with a 2xx. A crash between the 2xx and the cursor write
  *   sends that chunk again; nothing is ever skipped.
  * - One shipper per audit directory: every process of a server (each worker writes its own
@@ -27,7 +27,7 @@ import { silentLogger, type Logger } from '../../log.js'
 import { periodicDelayMs, retryDelayMs } from './backoff.js'
 import { ChunkEncoder, type Chunk, type ShipEvent } from './chunk.js'
 import type { UploadClient, UploadResult } from './client.js'
-import { readCursor, writeCursor } from './cursor.js'
+import { readCursor, writeCursor } from '../log/ship-cursor.js'
 import type { ShipMetrics } from './metrics.js'
 
 /** The reading side of one audit stream the shipper needs (src/audit/log/reader.ts `StreamReader`). */

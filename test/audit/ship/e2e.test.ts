@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import type { ConfigOverrides } from '../../../src/config/load.js'
-import { readCursor } from '../../../src/audit/ship/cursor.js'
+import { readCursor } from '../../../src/audit/log/ship-cursor.js'
 import { startRuntime } from '../../helpers/runtime.js'
 import { Collector } from './collector.js'
 

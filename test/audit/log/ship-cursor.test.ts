@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { CURSOR_FILE, readCursor, writeCursor } from '../../../src/audit/ship/cursor.js'
+import { CURSOR_FILE, readCursor, writeCursor } from '../../../src/audit/log/ship-cursor.js'
 
 test('absent cursor reads as undefined; written cursors read back; no temporary file is left', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ship-cursor-'))
