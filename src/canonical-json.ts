@@ -76,6 +76,7 @@ export function goJsonString (s: string, escapeHtml = true): string {
  */
 export function canonicalJson (value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null'
+  if (value instanceof ExactNumber) return value.text
   if (Array.isArray(value)) {
     let out = '['
     for (let i = 0; i < value.length; i++) {
@@ -105,6 +106,8 @@ export function canonicalJson (value: unknown): string {
 /** True when every object in `value` lists its keys (in Object.keys order) sorted: JSON.stringify is then canonicalJson. */
 export function keysSorted (value: unknown): boolean {
   if (value === null || typeof value !== 'object') return true
+  // JSON.stringify would write an ExactNumber's rounded value: canonicalJson writes its digits
+  if (value instanceof ExactNumber) return false
   if (Array.isArray(value)) {
     for (const v of value) if (!keysSorted(v)) return false
     return true

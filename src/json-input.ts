@@ -9,7 +9,14 @@
  *
  * A lone surrogate escape (`"\ud800"`) becomes U+FFFD, as Go's encoding/json decodes it, so the
  * policy sees what OPA's would (the wasm module's JSON parser rejects lone surrogates outright).
+ *
+ * A number a double cannot hold exactly (an integer beyond 2^53, a decimal with more than 15
+ * significant digits) is kept as ExactNumber with its digits, as OPA keeps input numbers: a
+ * 64-bit account id in the input compares with the same id in data digit for digit, and two
+ * ids that differ only beyond a double's precision are never equal. The canonical JSON of the
+ * input (cache key and evaluation text, canonical-json.ts) writes those digits.
  */
+import { ExactNumber } from './canonical-json.js'
 
 export type JsonInputProblem = 'too-deep' | 'syntax' | 'number-out-of-range'
 
@@ -49,6 +56,50 @@ const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/
 // String.prototype.toWellFormed (ES2024; in Node since 20): lone surrogates become U+FFFD.
 const wellFormed = (s: string): string => (s as unknown as { toWellFormed: () => string }).toWellFormed()
 
+// A number whose digits a double may lose: 16 or more digits (a decimal point among them) somewhere in the text.
+const MAY_LOSE_DIGITS = /(?:\d\.?){16}/
+const NUMBER_OR_STRING = /"[^"\\]*(?:\\.[^"\\]*)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g
+
+/** Whether a JSON number token loses digits as a double (and is finite: overflow is refused separately). */
+function losesDigits (tok: string): boolean {
+  const n = Number(tok)
+  if (!Number.isFinite(n)) return false
+  // an integer: the double holds another value (2^53 itself is exact, 2^53 + 1 is not)
+  if (/^-?\d+$/.test(tok)) return !Number.isSafeInteger(n) && BigInt(tok) !== BigInt(n)
+  // a decimal: the double's shortest text holds other significant digits than the caller's
+  return significant(tok) !== significant(String(n))
+}
+
+/** The significant digits of a number's text: no sign, point, exponent, leading or trailing zeros. */
+function significant (t: string): string {
+  return t.replace(/[eE].*$/, '').replace(/[-.]/g, '').replace(/^0+/, '').replace(/0+$/, '')
+}
+
+/**
+ * The value of `text` with every number that loses digits as a double kept as ExactNumber;
+ * undefined when there is none. Number tokens are marked as strings with a private-use prefix
+ * the text does not contain (raw or escaped), so no string of the caller's can be mistaken for
+ * a marked number; JSON.parse does the rest.
+ */
+function exactNumbers (text: string): unknown {
+  let mark: string | undefined
+  for (let c = 0xE000; c < 0xE010 && mark === undefined; c++) {
+    const ch = String.fromCharCode(c)
+    const escaped = new RegExp(`\\\\u${c.toString(16)}`, 'i')
+    if (!text.includes(ch) && !escaped.test(text)) mark = ch
+  }
+  if (mark === undefined) return undefined
+  const m = mark
+  let found = false
+  const marked = text.replace(NUMBER_OR_STRING, (tok) => {
+    if (tok.startsWith('"') || !losesDigits(tok)) return tok
+    found = true
+    return `"${m}${tok}"`
+  })
+  if (!found) return undefined
+  return JSON.parse(marked, (_k, v: unknown) => typeof v === 'string' && v.startsWith(m) ? new ExactNumber(v.slice(1)) : v)
+}
+
 /** JSON.parse with the checks above; throws JsonInputError. */
 export function parseJsonInput (text: string, maxDepth: number): unknown {
   if (jsonDepthExceeds(text, maxDepth)) throw new JsonInputError('too-deep', `nests deeper than ${maxDepth} levels`)
@@ -60,10 +111,12 @@ export function parseJsonInput (text: string, maxDepth: number): unknown {
   }
   const overflow = MAY_OVERFLOW.test(text)
   const surrogates = SURROGATE_ESCAPE.test(text)
+  if (MAY_LOSE_DIGITS.test(text)) value = exactNumbers(text) ?? value
   return overflow || surrogates ? checked(value, overflow, surrogates) : value
 }
 
 function checked (v: unknown, overflow: boolean, surrogates: boolean): unknown {
+  if (v instanceof ExactNumber) return v
   if (typeof v === 'number') {
     if (overflow && !Number.isFinite(v)) throw new JsonInputError('number-out-of-range', 'holds a number outside the range of a 64-bit float')
     return v

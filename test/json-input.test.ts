@@ -8,6 +8,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { JsonInputError, parseJsonInput } from '../src/json-input.js'
+import { canonicalJson, ExactNumber } from '../src/canonical-json.js'
 
 const problem = (text: string, depth = 64): string | undefined => {
   try {
@@ -25,7 +26,8 @@ test('numbers beyond a double are refused wherever they stand; large but finite 
   for (const t of ['1e400', '-1e400', '{"amount":1e400}', '[1,[2,{"x":1E+309}]]', '9'.repeat(400), '{"a":"1e400","b":-1e999}', `{"amount":${longMantissa}}`, `[${longFraction}]`, `[2.${'0'.repeat(300)}e308]`]) {
     assert.equal(problem(t), 'number-out-of-range', t)
   }
-  assert.deepEqual(parseJsonInput('{"a":1e308,"b":"1e400","c":-1.7976931348623157e308,"d":1e-400}', 64), { a: 1e308, b: '1e400', c: -1.7976931348623157e308, d: 0 })
+  // 1e-400 is not 0 (OPA keeps it as written; a double would make it 0): it keeps its text
+  assert.deepEqual(parseJsonInput('{"a":1e308,"b":"1e400","c":-1.7976931348623157e308,"d":1e-400}', 64), { a: 1e308, b: '1e400', c: -1.7976931348623157e308, d: new ExactNumber('1e-400') })
   // property: any number text JSON.parse makes infinite is refused, whatever its shape
   fc.assert(fc.property(fc.stringMatching(/^-?[1-9]\d{0,400}(\.\d{1,50})?([eE][+-]?\d{1,4})?$/), (n) => {
     const infinite = !Number.isFinite(JSON.parse(n))
@@ -44,9 +46,44 @@ test('nesting past the limit and bad syntax are refused with their own problem',
   assert.equal(problem('{"a":'), 'syntax')
 })
 
-test('property: any JSON value a caller can send comes back as JSON.parse reads it', () => {
+/** A parsed value with every ExactNumber read as a double, as JSON.parse would have read it. */
+function asDoubles (v: unknown): unknown {
+  if (v instanceof ExactNumber) return Number(v.text)
+  if (Array.isArray(v)) return v.map(asDoubles)
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, asDoubles(x)]))
+  return v
+}
+
+test('property: any JSON value a caller can send comes back as JSON.parse reads it, but for numbers a double would change (kept exact)', () => {
   fc.assert(fc.property(fc.jsonValue({ maxDepth: 6 }), (v) => {
     const text = JSON.stringify(v)
-    assert.deepEqual(parseJsonInput(text, 64), JSON.parse(text))
+    const parsed = parseJsonInput(text, 64)
+    assert.deepEqual(asDoubles(parsed), asDoubles(JSON.parse(text)))
+    // and what is kept exact is exactly what the caller wrote
+    const exact: string[] = []
+    const collect = (x: unknown): void => { if (x instanceof ExactNumber) exact.push(x.text); else if (x !== null && typeof x === 'object') Object.values(x).forEach(collect) }
+    collect(parsed)
+    for (const t of exact) assert.ok(text.includes(t), t)
   }), { numRuns: 500 })
+})
+
+test('numbers a double cannot hold keep their digits (ExactNumber), and the canonical text writes them', () => {
+  const v = parseJsonInput('{"id":12345678901234567891,"neg":-98765432109876543210,"frac":1234567890123456789.5,"safe":9007199254740991,"ts":1700000000000000000,"small":0.30000000000000004,"s":"12345678901234567891"}', 64) as Record<string, unknown>
+  assert.deepEqual(v.id, new ExactNumber('12345678901234567891'))
+  assert.deepEqual(v.neg, new ExactNumber('-98765432109876543210'))
+  assert.deepEqual(v.frac, new ExactNumber('1234567890123456789.5'))
+  assert.equal(v.safe, 9007199254740991)
+  assert.equal(v.small, 0.30000000000000004) // a double's own shortest text loses nothing
+  assert.equal(v.s, '12345678901234567891') // strings stay strings
+  assert.equal(canonicalJson(v), '{"frac":1234567890123456789.5,"id":12345678901234567891,"neg":-98765432109876543210,"s":"12345678901234567891","safe":9007199254740991,"small":0.30000000000000004,"ts":1700000000000000000}')
+  // two ids that differ only past a double's precision never share a canonical text (cache key, evaluation input)
+  assert.notEqual(canonicalJson(parseJsonInput('{"id":12345678901234567890}', 64)), canonicalJson(parseJsonInput('{"id":12345678901234567891}', 64)))
+})
+
+test('a caller string that looks like a marked number stays a string, raw or escaped', () => {
+  for (const text of ['{"a":"\ue000123","id":12345678901234567891}', '{"a":"\uE000123","id":12345678901234567891}', `{"a":"${String.fromCharCode(0xE000)}123","id":12345678901234567891}`]) {
+    const v = parseJsonInput(text, 64) as Record<string, unknown>
+    assert.equal(typeof v.a, 'string', text)
+    assert.deepEqual(v.id, new ExactNumber('12345678901234567891'), text)
+  }
 })

@@ -204,7 +204,7 @@ export class PolicySnapshot {
     const instance = res.bundle.instances.get(b.entrypointModule.get(res.entrypoint) as string) as ModuleInstance
     // JSON text of the input (undefined: no input). Falsy inputs (false, 0, "", null) are text
     // too, so they are never mistaken for "no input".
-    const inputJson = opts.inputJson ?? (input === undefined ? undefined : JSON.stringify(input))
+    const inputJson = opts.inputJson ?? (input === undefined ? undefined : containsExact(input) ? stringifyExact(input) : JSON.stringify(input))
     const out = instance.evaluate(res.entrypoint, inputJson, ctx)
     const evaluation: Evaluation = {
       defined: false,

@@ -1,6 +1,7 @@
 import { before, after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { ExactNumber } from '../../src/canonical-json.js'
+import { parseJsonInput } from '../../src/json-input.js'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -198,6 +199,9 @@ describe('policies over large data documents', needsOpa(), () => {
       assert.equal(read.resultJson, '123456789012345678901234567890')
       assert.equal(read.result, 123456789012345678901234567890)
       assert.match(s.evaluate('bigdata/values', undefined).resultJson ?? '', /"big":123456789012345678901234567890[,}]/)
+      // an input number is compared with the data digit for digit, as OPA compares them (caller JSON parsed as the Data API parses it)
+      assert.equal(s.evaluate('bigdata/input_matches', parseJsonInput('{"id":123456789012345678901234567890}', 64)).result, true)
+      assert.equal(s.evaluate('bigdata/input_matches', parseJsonInput('{"id":123456789012345678901234567891}', 64)).result, false)
     }
     for (const p of ['bigdata/values/unicode', 'bigdata/values/ключ', 'bigdata/users/user7', 'bigdata/meta', 'bigdata/values/nested/a']) {
       assert.deepEqual(viaWasm.evaluate(p, undefined).result, viaJs.evaluate(p, undefined).result, p)
