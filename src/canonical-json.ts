@@ -20,6 +20,15 @@ export class ExactNumber {
   toJSON (): number { return Number(this.text) }
 }
 
+/** Whether a JSON value holds an ExactNumber anywhere (JSON.stringify would write it rounded). */
+export function containsExact (v: unknown): boolean {
+  if (v instanceof ExactNumber) return true
+  if (v === null || typeof v !== 'object') return false
+  if (Array.isArray(v)) return v.some(containsExact)
+  for (const k in v) if (Object.hasOwn(v, k) && containsExact((v as Record<string, unknown>)[k])) return true
+  return false
+}
+
 export interface GoJsonOptions {
   /** json.Marshal escapes `<`, `>`, `&` (true); OPA's bundle hashing turns that off (false). */
   escapeHtml: boolean

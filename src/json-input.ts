@@ -75,6 +75,11 @@ function significant (t: string): string {
   return t.replace(/[eE].*$/, '').replace(/[-.]/g, '').replace(/^0+/, '').replace(/0+$/, '')
 }
 
+/** Whether `text` may hold a number that a double would change (then parseJsonInput keeps its digits). */
+export function mayLoseDigits (text: string): boolean {
+  return MAY_LOSE_DIGITS.test(text)
+}
+
 /**
  * The value of `text` with every number that loses digits as a double kept as ExactNumber;
  * undefined when there is none. Number tokens are marked as strings with a private-use prefix

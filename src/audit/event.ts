@@ -11,6 +11,7 @@
  * then Portcullis's fields (identity, identity_error, cached, transport, outcome, dry_run,
  * reasons, reasons_truncated, reasons_error, mask_error).
  */
+import { canonicalJson, containsExact } from '../canonical-json.js'
 import type { DecisionRecord, Transport } from '../decision/types.js'
 import type { PortcullisError } from '../errors.js'
 import { outcomeOf } from '../metrics/index.js'
@@ -258,6 +259,11 @@ export function eventOf (record: DecisionRecord): AuditEvent {
   return ev
 }
 
+/** JSON text of an input: numbers kept exact by the transport (json-input.ts) with their digits, as the policy saw them. */
+function textOf (input: unknown): string {
+  return containsExact(input) ? canonicalJson(input) : JSON.stringify(input) ?? 'null'
+}
+
 // JSON text of frozen inputs (interned request bodies, repeated): they cannot change, so their text is kept
 const frozenInputText = new WeakMap<object, string>()
 
@@ -265,10 +271,10 @@ const frozenInputText = new WeakMap<object, string>()
 function inputText (ev: AuditEvent): string {
   if (ev.inputJson !== undefined) return ev.inputJson
   const input = ev.input
-  if (input === null || typeof input !== 'object' || !Object.isFrozen(input)) return JSON.stringify(input) ?? 'null'
+  if (input === null || typeof input !== 'object' || !Object.isFrozen(input)) return textOf(input)
   let text = frozenInputText.get(input)
   if (text === undefined) {
-    text = JSON.stringify(input)
+    text = textOf(input)
     frozenInputText.set(input, text)
   }
   return text

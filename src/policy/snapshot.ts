@@ -12,6 +12,7 @@ import { buildDataImage, buildDataImageOffThread, imageBase, type BuildOptions, 
 import type { DataImage } from './data-image.js'
 import { createEvalContext, ExactNumber, type EvalContext } from './builtins/index.js'
 import { plainNumbers, stringifyExact } from './builtins/exact-json.js'
+import { containsExact } from '../canonical-json.js'
 
 export interface ActiveBundle {
   compiled: CompiledBundle
@@ -233,11 +234,6 @@ export class PolicySnapshot {
   }
 }
 
-function containsExact (v: unknown): boolean {
-  if (v instanceof ExactNumber) return true
-  if (v === null || typeof v !== 'object') return false
-  return (Array.isArray(v) ? v : Object.values(v)).some(containsExact)
-}
 
 /**
  * The data documents of the active bundles and where their image goes. Small documents were

@@ -11,6 +11,7 @@
  * Bounded memory: records are streamed one stream at a time (AuditDirReader), groups are capped
  * (MAX_GROUPS, the rest folded into one overflow group) and so are examples per group.
  */
+import { mayLoseDigits, parseJsonInput } from '../json-input.js'
 import { canonicalJson } from '../canonical-json.js'
 import { ExportFilter, type ExportFilters } from '../audit/export/filter.js'
 import { AuditDirReader } from '../audit/log/reader.js'
@@ -18,6 +19,9 @@ import { verdictOf } from '../envoy/response.js'
 import { toPortcullisError } from '../errors.js'
 import { outcomeOf } from '../metrics/index.js'
 import type { PolicySnapshot } from '../policy/snapshot.js'
+
+/** Nesting bound for re-reading a stored record exactly (inputs were bounded when they arrived). */
+const REPLAY_MAX_DEPTH = 10_000
 
 /** The kinds of change, in report order. */
 export const CHANGE_KINDS = ['allow_to_deny', 'deny_to_allow', 'result_changed', 'undefined_to_defined', 'defined_to_undefined', 'to_error'] as const
@@ -244,8 +248,13 @@ export async function replay (dir: string, snapshot: PolicySnapshot, opts: Repla
         totals.records_read++
         if (totals.records_read % 1000 === 0) opts.onProgress?.(totals.records_read, Math.max(total, totals.records_read))
         let rec: unknown
-        try { rec = JSON.parse(bytes.toString('utf8')) } catch { rec = undefined }
+        const text = bytes.toString('utf8')
+        try { rec = JSON.parse(text) } catch { rec = undefined }
         if (!isObject(rec)) { totals.unreadable++; continue }
+        // the input as the policy saw it: numbers a double would change keep their digits (json-input.ts)
+        if (Object.hasOwn(rec, 'input') && mayLoseDigits(text)) {
+          try { rec.input = (parseJsonInput(text, REPLAY_MAX_DEPTH) as Record<string, unknown>).input } catch { /* read as JSON.parse read it */ }
+        }
         if (!filter.matches(rec)) continue
         if (rec.type === 'gap') {
           totals.gaps++
