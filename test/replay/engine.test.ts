@@ -6,14 +6,14 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { AuditLog } from '../../src/audit/log/writer.js'
 import { BundleManager } from '../../src/bundles/activate.js'
 import type { PolicySnapshot } from '../../src/policy/snapshot.js'
 import { OVERFLOW, replay } from '../../src/replay/replay.js'
-import { buildFixture } from '../helpers/bundles.js'
+import { buildBundleDir, buildFixture, copyFixture } from '../helpers/bundles.js'
 import { logOptions } from '../helpers/audit.js'
 
 const TS = '2026-11-30T10:00:00Z'
@@ -88,5 +88,27 @@ describe('replay(): change kinds, not-replayable events, bounds', () => {
     assert.equal(r.groups_truncated, true)
     assert.equal(r.totals.changed, 4)
     assert.deepEqual(r.groups.map((g) => [g.caller, g.changed, g.examples.length]), [[OVERFLOW, 2, 1], [callers[0], 1, 1], [callers[1], 1, 1]])
+  })
+})
+
+describe('replay(): stored inputs keep the digits the policy saw', () => {
+  let work: string
+
+  before(() => { work = mkdtempSync(join(tmpdir(), 'portcullis-replay-exact-')) })
+  after(() => rmSync(work, { recursive: true, force: true }))
+
+  test('an id beyond 2^53 in a stored input is replayed as written, not rounded to a double', async () => {
+    const src = copyFixture('bigdata', work)
+    mkdirSync(join(src, 'bigdata', 'values'), { recursive: true })
+    writeFileSync(join(src, 'bigdata', 'values', 'data.json'), '{"big":123456789012345678901234567890}')
+    const manager = new BundleManager()
+    assert.equal(await manager.load(buildBundleDir(src, join(work, 'bigdata.tar.gz'), { revision: 'r1' })), true)
+    // the event text as the log stores it (JSON.stringify cannot write these digits)
+    const stored = (id: string, result: boolean): string => ev('bigdata/input_matches', { input: { id: 0 }, result, outcome: result ? 'allow' : 'deny' }).replace('"id":0', `"id":${id}`)
+    const dir = await writeDir([stored('123456789012345678901234567890', true), stored('123456789012345678901234567891', false)])
+    try {
+      const r = await replay(dir, manager.snapshot)
+      assert.equal(r.totals.unchanged, 2, JSON.stringify(r.changes))
+    } finally { rmSync(dir, { recursive: true, force: true }) }
   })
 })
