@@ -260,6 +260,21 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
       try { await close() } catch { /* closing what failed to start: the start's own error is the one to report */ }
     }
   }
+  /** One start step: `open` (undefined: not configured); on failure everything opened so far is closed; `close` joins the list. */
+  const step = async <T>(open: () => Promise<T | undefined> | T | undefined, close?: (v: T) => unknown): Promise<T | undefined> => {
+    let v: T | undefined
+    try {
+      v = await open()
+    } catch (err) {
+      await unwind()
+      throw err
+    }
+    if (v !== undefined && close !== undefined) {
+      const value = v
+      opened.push(() => close(value))
+    }
+    return v
+  }
 
   let identity: IdentityVerifier | undefined
   if (config.identity !== undefined) {
@@ -274,13 +289,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
       throw err
     }
   }
-  let clientCertificates: ClientCertificateGate | undefined
-  try {
-    clientCertificates = tls !== undefined && tls.client_auth !== 'none' ? clientCertificateGate(tls, identity) : undefined
-  } catch (err) {
-    await unwind()
-    throw err
-  }
+  const clientCertificates: ClientCertificateGate | undefined = await step(() => tls !== undefined && tls.client_auth !== 'none' ? clientCertificateGate(tls, identity) : undefined)
   if (clientCertificates !== undefined) {
     const gate = clientCertificates
     // A removed CA or key must stop admitting connections that were judged before the change.
@@ -304,20 +313,10 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
 
   // The audit trail is open before any bundle loads or any listener starts: no decision is
   // answered unrecorded. One stream per process (`main`, or `w<slot>` in a worker group).
-  let audit: AuditTrail | undefined
-  try {
-    // The audit code is loaded only when a sink is on (openAuditTrail's own condition).
-    audit = config.audit.enabled || config.decision_logs.console
-      ? await (await import('../audit/trail.js')).openAuditTrail(config, { stream: opts.auditStream ?? auditStream(), metrics, logger: logger.child({ component: 'audit' }), consoleLogger: logger })
-      : undefined
-  } catch (err) {
-    await unwind()
-    throw err
-  }
-  if (audit !== undefined) {
-    const trail = audit
-    opened.push(async () => await trail.close())
-  }
+  // The audit code is loaded only when a sink is on (openAuditTrail's own condition).
+  const audit: AuditTrail | undefined = await step(async () => config.audit.enabled || config.decision_logs.console
+    ? await (await import('../audit/trail.js')).openAuditTrail(config, { stream: opts.auditStream ?? auditStream(), metrics, logger: logger.child({ component: 'audit' }), consoleLogger: logger })
+    : undefined, async (trail) => await trail.close())
   audit?.install(decisions)
 
   // The Workload API streams start now (after the trust-change listeners above: the agent's
@@ -381,17 +380,9 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
 
   // Remote bundles are expected before anything loads, so readiness waits for them too.
   const remote = remoteBundleOptionsFrom(config)
-  let bundleService: BundleService | undefined
-  try {
-    bundleService = remote.length > 0 ? (await import('../bundles/service/index.js')).createBundleService(manager, remote, { logger: logger.child({ component: 'bundle-service' }), metrics }) : undefined
-  } catch (err) {
-    await unwind()
-    throw err
-  }
-  if (bundleService !== undefined) {
-    const service = bundleService
-    opened.push(async () => await service.close())
-  }
+  const bundleService: BundleService | undefined = await step(async () => remote.length > 0
+    ? (await import('../bundles/service/index.js')).createBundleService(manager, remote, { logger: logger.child({ component: 'bundle-service' }), metrics })
+    : undefined, async (service) => await service.close())
 
   let watcher: BundleWatcher | undefined
   // With bundles from a bundle server, a bundles directory that does not exist is simply not used.
