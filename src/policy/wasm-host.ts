@@ -305,7 +305,10 @@ export function parseRegoValue (text: string, options: boolean | ParseOptions = 
     const n = Number(t)
     if (!exactNumbers) return n
     // beyond a double (1e400 from exact data or input text) as well: Infinity would be written null
-    if (!Number.isFinite(n) || (/^-?\d+$/.test(t) ? !Number.isSafeInteger(n) : t.replace(/[eE].*$/, '').replace(/[-.]/g, '').replace(/^0+/, '').length > 15)) {
+    // An integral value written as a float (`100.0`, `1e3`, `-0.0`: a data or policy literal the
+    // module passes through as written) keeps its text too, as OPA answers it. Other forms are
+    // the module's own formatting of computed values and are read as doubles, as before.
+    if (!Number.isFinite(n) || (/^-?\d+$/.test(t) ? !Number.isSafeInteger(n) : (Number.isInteger(n) && Number.isSafeInteger(Math.abs(n))) || t.replace(/[eE].*$/, '').replace(/[-.]/g, '').replace(/^0+/, '').length > 15)) {
       opts.onExact?.()
       return new ExactNumber(t)
     }

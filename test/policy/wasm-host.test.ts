@@ -74,6 +74,7 @@ union_keeps_set := object.union({"s": {1, 2}}, {"t": 1}).s == {1, 2}
 half := sprintf("%v", [.5])
 steps := numbers.range_step(0, 1, .5)
 big := time.parse_ns("2006-01-02T15:04:05.999999999Z07:00", "2262-04-11T23:47:16.854775807Z")
+floats := [100.0, 1e3, -0.0, 2.5, 3, 3.0 + 0]
 `)
     runOpa(['build', '-t', 'wasm', '-e', 'bridge', '-o', 'bundle.tar.gz', 'policy.rego'], { cwd: dir })
     const bundle = await loadBundle(join(dir, 'bundle.tar.gz'), { name: 'bridge' })
@@ -110,6 +111,12 @@ big := time.parse_ns("2006-01-02T15:04:05.999999999Z07:00", "2262-04-11T23:47:16
     assert.equal((ev.result as Record<string, unknown>).big, 9223372036854775807)
     // a result without such numbers has no second text
     assert.equal(snapshot.evaluate('bridge/subset_sets', undefined).resultJson, undefined)
+  })
+
+  test('integral values written as floats (policy or data literals) are answered as written, as OPA answers them; computed ones as numbers', () => {
+    const ev = snapshot.evaluate('bridge/floats', undefined)
+    assert.equal(ev.resultJson, '[100.0,1e3,-0.0,2.5,3,3]')
+    assert.deepEqual(ev.result, [100, 1000, -0, 2.5, 3, 3])
   })
 })
 
