@@ -159,6 +159,8 @@ describe('bundles from nginx (OPA bundle service protocol)', () => {
 
     // Unchanged: nginx answers If-None-Match with 304 and the bundle stays.
     assert.equal(await downloader(s).trigger(), 'not_modified')
+    // nginx appends a request's log line after it has sent the response: wait for the line
+    await waitFor(() => s.nginx.accessLog().at(-1)?.status === 304, 'nginx to log the 304')
     const log = s.nginx.accessLog()
     assert.equal(log[0]?.status, 200)
     assert.equal(log[0]?.ifNoneMatch, '')
@@ -216,6 +218,7 @@ describe('bundles from nginx (OPA bundle service protocol)', () => {
     assert.equal(await allow(s, 'alice'), true)
     assert.equal(await allow(s, 'carol'), false)
     // After a failure the next request names the active bundle's ETag (OPA resets to it).
+    await waitFor(() => s.nginx.accessLog().at(-1)?.ifNoneMatch === etag, 'nginx to log the request after the failure')
     const log = s.nginx.accessLog()
     assert.equal(log[log.length - 1]?.ifNoneMatch, etag)
     assert.match(await metric(s, 'portcullis_bundle_downloads_total'), /outcome="rejected"\} [2-9]/)
@@ -276,6 +279,7 @@ describe('bundles from nginx (OPA bundle service protocol)', () => {
     assert.equal(await downloader(s).trigger(), 'downloaded')
     assert.equal(s.runtime.manager.statusOf('authz')?.active_revision, 'rev-1')
     assert.equal(await healthBundles(s), 200)
+    await waitFor(() => s.nginx.accessLog().at(-1)?.status === 200, 'nginx to log the download')
     const auth = s.nginx.accessLog().map((l) => `${l.status} ${l.authorization}`)
     assert.deepEqual([auth[0], auth[auth.length - 1]], ['401 Bearer expired-token', '200 Bearer rotated-token'])
   })
@@ -317,6 +321,7 @@ describe('bundles from nginx (OPA bundle service protocol)', () => {
     // Back up: the persisted ETag makes the first request a 304.
     await down.nginx.restart()
     assert.equal(await downloader(down).trigger(), 'not_modified')
+    await waitFor(() => down.nginx.accessLog().at(-1)?.ifNoneMatch === etag, 'nginx to log the 304')
     const log = down.nginx.accessLog()
     assert.equal(log[log.length - 1]?.ifNoneMatch, etag)
     await down.close()
