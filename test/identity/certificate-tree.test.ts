@@ -12,7 +12,8 @@ import assert from 'node:assert/strict'
 import { KeyObject, sign, X509Certificate } from 'node:crypto'
 import * as asn1js from 'asn1js'
 import fc from 'fast-check'
-import { oidString, readCertificate, readCertificateFast, type CertificateTree, type DerNode } from '../../src/identity/certificate-tree.js'
+import { readCertificateFast } from '../../src/identity/certificate-fast.js'
+import { oidString, readCertificate, type CertificateTree, type DerNode } from '../../src/identity/certificate-tree.js'
 import { makeLeaf, makeTrustDomain, x509, type Issued } from './support/pki.js'
 
 let intermediate: Issued
