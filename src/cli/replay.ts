@@ -4,7 +4,7 @@ import { BundleManager } from '../bundles/activate.js'
 import { loadConfig } from '../config/load.js'
 import { replay } from '../replay/replay.js'
 import { REPORT_FORMATS, reportHtml, reportTable, type ReportFormat } from '../replay/report.js'
-import { configureBuiltinsFrom, engineOptionsFrom, verification } from '../server/runtime.js'
+import { configureBuiltinsFrom, engineOptionsFrom, verification } from '../server/runtime-options.js'
 import { EXIT_ERROR, EXIT_OK, parse, reportError, UsageError, type Command } from './args.js'
 import { verificationFromFlags } from './bundle-verify.js'
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig } from '../../src/config/load.js'
 import { remoteBundles } from '../../src/config/bundle-service.js'
-import { remoteBundleOptionsFrom } from '../../src/server/runtime.js'
+import { remoteBundleOptionsFrom } from '../../src/server/runtime-options.js'
 import { PortcullisError } from '../../src/errors.js'
 
 function load (t: { after: (fn: () => void) => void }, yaml: string): ReturnType<typeof loadConfig> {

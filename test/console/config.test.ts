@@ -5,7 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { loadConfig } from '../../src/config/load.js'
-import { consoleEnabled } from '../../src/server/runtime.js'
+import { consoleEnabled } from '../../src/server/runtime-options.js'
 import { startRuntime } from '../helpers/runtime.js'
 
 test('console.enabled defaults to on only for a loopback listener; an explicit value wins', () => {
