@@ -20,6 +20,33 @@ export class ExactNumber {
   toJSON (): number { return Number(this.text) }
 }
 
+const NUMBER_OR_STRING = /"[^"\\]*(?:\\.[^"\\]*)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g
+
+/**
+ * JSON.parse of `text` that keeps the number tokens `keep` picks as what `make` builds of their
+ * text (an ExactNumber); undefined when it picks none. Each picked token is rewritten as a string
+ * with a private-use marker that the text holds nowhere (neither raw nor as a \u escape), so no
+ * string of the text can be mistaken for a marked number; JSON.parse and a reviver do the rest.
+ * Throws RangeError when every marker (U+E000–U+F8FF) occurs in the text: the caller refuses it.
+ */
+export function parseKeepingNumbers (text: string, keep: (tok: string) => boolean, make: (tok: string) => unknown = (t) => new ExactNumber(t)): { value: unknown } | undefined {
+  let mark: string | undefined
+  for (let c = 0xE000; c <= 0xF8FF && mark === undefined; c++) {
+    const ch = String.fromCharCode(c)
+    if (!text.includes(ch) && !new RegExp(`\\\\u${c.toString(16)}`, 'i').test(text)) mark = ch
+  }
+  if (mark === undefined) throw new RangeError('the text uses every private-use character its numbers could be marked with')
+  const m = mark
+  let found = false
+  const marked = text.replace(NUMBER_OR_STRING, (tok) => {
+    if (tok.startsWith('"') || !keep(tok)) return tok
+    found = true
+    return `"${m}${tok}"`
+  })
+  if (!found) return undefined
+  return { value: JSON.parse(marked, (_k, v: unknown) => typeof v === 'string' && v.startsWith(m) ? make(v.slice(1)) : v) }
+}
+
 /** Whether a JSON value holds an ExactNumber anywhere (JSON.stringify would write it rounded). */
 export function containsExact (v: unknown): boolean {
   if (v instanceof ExactNumber) return true

@@ -16,7 +16,7 @@
  * ids that differ only beyond a double's precision are never equal. The canonical JSON of the
  * input (cache key and evaluation text, canonical-json.ts) writes those digits.
  */
-import { ExactNumber } from './canonical-json.js'
+import { ExactNumber, parseKeepingNumbers } from './canonical-json.js'
 
 export type JsonInputProblem = 'too-deep' | 'syntax' | 'number-out-of-range'
 
@@ -58,7 +58,6 @@ const wellFormed = (s: string): string => (s as unknown as { toWellFormed: () =>
 
 // A number whose digits a double may lose: 16 or more digits (a decimal point among them) somewhere in the text.
 const MAY_LOSE_DIGITS = /(?:\d\.?){16}/
-const NUMBER_OR_STRING = /"[^"\\]*(?:\\.[^"\\]*)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g
 
 /** Whether a JSON number token loses digits as a double (and is finite: overflow is refused separately). */
 function losesDigits (tok: string): boolean {
@@ -80,30 +79,6 @@ export function mayLoseDigits (text: string): boolean {
   return MAY_LOSE_DIGITS.test(text)
 }
 
-/**
- * The value of `text` with every number that loses digits as a double kept as ExactNumber;
- * undefined when there is none. Number tokens are marked as strings with a private-use prefix
- * the text does not contain (raw or escaped), so no string of the caller's can be mistaken for
- * a marked number; JSON.parse does the rest.
- */
-function exactNumbers (text: string): unknown {
-  let mark: string | undefined
-  for (let c = 0xE000; c < 0xE010 && mark === undefined; c++) {
-    const ch = String.fromCharCode(c)
-    const escaped = new RegExp(`\\\\u${c.toString(16)}`, 'i')
-    if (!text.includes(ch) && !escaped.test(text)) mark = ch
-  }
-  if (mark === undefined) return undefined
-  const m = mark
-  let found = false
-  const marked = text.replace(NUMBER_OR_STRING, (tok) => {
-    if (tok.startsWith('"') || !losesDigits(tok)) return tok
-    found = true
-    return `"${m}${tok}"`
-  })
-  if (!found) return undefined
-  return JSON.parse(marked, (_k, v: unknown) => typeof v === 'string' && v.startsWith(m) ? new ExactNumber(v.slice(1)) : v)
-}
 
 /** JSON.parse with the checks above; throws JsonInputError. */
 export function parseJsonInput (text: string, maxDepth: number): unknown {
@@ -116,7 +91,16 @@ export function parseJsonInput (text: string, maxDepth: number): unknown {
   }
   const overflow = MAY_OVERFLOW.test(text)
   const surrogates = SURROGATE_ESCAPE.test(text)
-  if (MAY_LOSE_DIGITS.test(text)) value = exactNumbers(text) ?? value
+  if (MAY_LOSE_DIGITS.test(text)) {
+    let exact: { value: unknown } | undefined
+    try {
+      exact = parseKeepingNumbers(text, losesDigits)
+    } catch {
+      // no marker is free: refused, never answered with the digits rounded away
+      throw new JsonInputError('syntax', 'uses every private-use character U+E000–U+F8FF; its numbers cannot be read exactly')
+    }
+    if (exact !== undefined) value = exact.value
+  }
   return overflow || surrogates ? checked(value, overflow, surrogates) : value
 }
 

@@ -80,6 +80,17 @@ test('numbers a double cannot hold keep their digits (ExactNumber), and the cano
   assert.notEqual(canonicalJson(parseJsonInput('{"id":12345678901234567890}', 64)), canonicalJson(parseJsonInput('{"id":12345678901234567891}', 64)))
 })
 
+test('a text holding the first markers still keeps its digits; one holding every marker is refused, never rounded', () => {
+  const first16 = Array.from({ length: 16 }, (_, i) => String.fromCharCode(0xE000 + i)).join('')
+  const v = parseJsonInput(JSON.stringify({ s: first16 }).slice(0, -1) + ',"id":9007199254740993}', 64) as Record<string, unknown>
+  assert.deepEqual(v.id, new ExactNumber('9007199254740993'))
+  assert.equal(v.s, first16)
+  const all = Array.from({ length: 0xF8FF - 0xE000 + 1 }, (_, i) => String.fromCharCode(0xE000 + i)).join('')
+  assert.equal(problem(`{"s":"${all}","id":9007199254740993}`), 'syntax')
+  // without a number a double would change, nothing needs a marker
+  assert.equal(problem(`{"s":"${all}","id":12}`), undefined)
+})
+
 test('a caller string that looks like a marked number stays a string, raw or escaped', () => {
   for (const text of ['{"a":"\ue000123","id":12345678901234567891}', '{"a":"\uE000123","id":12345678901234567891}', `{"a":"${String.fromCharCode(0xE000)}123","id":12345678901234567891}`]) {
     const v = parseJsonInput(text, 64) as Record<string, unknown>

@@ -5,7 +5,7 @@
  * ExactNumber so builtins see the digits the policy computed.
  */
 
-import { ExactNumber } from '../../canonical-json.js'
+import { ExactNumber, parseKeepingNumbers } from '../../canonical-json.js'
 
 /** A JSON number whose text a double cannot hold exactly (one class, shared with the canonical-JSON encoder). */
 export { ExactNumber }
@@ -23,10 +23,8 @@ export class NumberText extends ExactNumber {}
 let numberTextsSeen = false
 
 const originalParse = JSON.parse
-const NUMBER_OR_STRING = /"[^"\\]*(?:\\.[^"\\]*)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g
 /** Texts that may hold a number a double loses: long digit runs, exponents, fractions ending in 0. */
 const SUSPECT = /\d{16}|\d[eE]|\.\d*0(?!\d)/
-const MARK = '\uE000#n:'
 
 /**
  * Whether a JSON number token must stay ExactNumber: a double cannot hold its value, or its
@@ -54,18 +52,16 @@ function digitsLost (tok: string): boolean {
   return digits.length > 15
 }
 
-/** JSON.parse that keeps numbers a double cannot hold as ExactNumber. */
+/**
+ * JSON.parse that keeps numbers a double cannot hold as ExactNumber (canonical-json.ts
+ * parseKeepingNumbers: a marker no string of the text can hold). Throws RangeError for a text
+ * that uses every marker (the builtin then fails, the bundle data is refused).
+ */
 export function parseExact (text: string): unknown {
   // Most texts hold no long digit run or large exponent: parse them directly.
   if (!SUSPECT.test(text)) return originalParse(text)
-  let found = false
-  const marked = text.replace(NUMBER_OR_STRING, (tok) => {
-    if (tok.startsWith('"') || !needsExact(tok)) return tok
-    found = true
-    return `"${MARK}${tok}"`
-  })
-  if (!found) return originalParse(text)
-  return originalParse(marked, (_k, v: unknown) => typeof v === 'string' && v.startsWith(MARK) ? argumentNumber(v.slice(MARK.length)) : v)
+  const exact = parseKeepingNumbers(text, needsExact, argumentNumber)
+  return exact !== undefined ? exact.value : originalParse(text)
 }
 
 /**

@@ -52,3 +52,10 @@ test('argumentNumber reads one token as parseExact does', () => {
   assert.equal((argumentNumber('123456789123456789123') as ExactNumber).text, '123456789123456789123')
   assert.deepEqual(numberTextArguments([argumentNumber('2e0')], false), [2])
 })
+
+test('parseExact: a string that looks like a marked number stays a string (the marker is one the text does not hold)', () => {
+  const v = parseExact('["\\ue000#n:12345678901234567890","\uE000#n:5",12345678901234567890]') as unknown[]
+  assert.equal(v[0], '\uE000#n:12345678901234567890')
+  assert.equal(v[1], '\uE000#n:5')
+  assert.ok(v[2] instanceof ExactNumber && v[2].text === '12345678901234567890')
+})
