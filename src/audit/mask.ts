@@ -88,8 +88,11 @@ function arrayIndex (key: string, length: number): number {
 }
 
 const MISSING = Symbol('missing')
-/** A reason erased by index (`/reasons/<i>`): a hole while the rules apply, left out when the event is written. */
-const ERASED = Symbol('erased')
+
+/** The index a rule removes from the top of `/reasons` (`/reasons/<i>`), or undefined for any other rule. */
+function reasonRemoved (rule: MaskRule): number | undefined {
+  return rule.op === 'remove' && rule.parts.length === 2 && rule.parts[0] === 'reasons' && /^\d+$/.test(rule.parts[1] as string) ? Number(rule.parts[1]) : undefined
+}
 
 /**
  * Applies mask rules to one event, copying only what changes. Objects this masker copied are
@@ -141,7 +144,34 @@ export class EventMasker {
       if (value === undefined) {
         delete this.ev.reasonsJson
         delete this.ev.reasons_truncated
-      } else this.ev.reasonsJson = JSON.stringify(Array.isArray(value) ? value.filter((r) => r !== ERASED) : value)
+      } else this.ev.reasonsJson = JSON.stringify(value)
+    }
+  }
+
+  /**
+   * Applies one set of rules (the configured erasure, or one mask policy's answer) so that every
+   * pointer addresses the event as it was when the set began: removals of `/reasons/<i>` — an
+   * array, where a splice shifts the entries after it — run last, highest index first, once per
+   * index (`/reasons/0` and `/reasons/1` erase the first two entries, in either order). OPA
+   * splices one rule at a time; its roots are objects, where indexes rarely matter. A rule that
+   * throws goes to `onError` (skipped), or throws when there is none.
+   */
+  applySet (rules: readonly MaskRule[], onError?: (rule: MaskRule, err: unknown) => void): void {
+    const run = (rule: MaskRule): void => {
+      if (onError === undefined) { this.apply(rule); return }
+      try { this.apply(rule) } catch (err) { onError(rule, err) }
+    }
+    const removals: Array<{ rule: MaskRule, index: number }> = []
+    for (const rule of rules) {
+      const index = reasonRemoved(rule)
+      if (index === undefined) run(rule)
+      else removals.push({ rule, index })
+    }
+    removals.sort((a, b) => b.index - a.index)
+    let previous: number | undefined
+    for (const { rule, index } of removals) {
+      if (index !== previous) run(rule)
+      previous = index
     }
   }
 
@@ -177,15 +207,9 @@ export class EventMasker {
     if (Array.isArray(node)) {
       const idx = arrayIndex(key, node.length)
       if (idx < 0) return MISSING
-      if (node[idx] === ERASED) return MISSING
       if (last) {
         const copy = this.#own(node)
-        // A reason erased by index leaves a hole until the event is written, so that every rule
-        // of the set addresses the reasons as the policy saw them (`/reasons/0` and `/reasons/1`
-        // erase the first two, not the first and the third). OPA splices (removeValue); its
-        // roots are objects, where indexes rarely matter — /reasons is always an array.
-        if (parts[0] === 'reasons' && i === 1) copy[idx] = ERASED
-        else copy.splice(idx, 1)
+        copy.splice(idx, 1)
         return copy
       }
       const child = this.#remove(node[idx], parts, i + 1)
@@ -214,7 +238,6 @@ export class EventMasker {
     if (Array.isArray(node)) {
       const idx = arrayIndex(key, node.length)
       if (idx < 0) throw new Error(`mask upsert ${parts.join('/')}: index ${key} out of range`)
-      if (node[idx] === ERASED) throw new Error(`mask upsert ${parts.join('/')}: that reason was erased`)
       const copy = this.#own(node)
       copy[idx] = last ? value : this.#upsert(node[idx], parts, i + 1, value)
       return copy

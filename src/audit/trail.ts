@@ -128,7 +128,7 @@ export class AuditTrail {
   #masked (record: DecisionRecord, ev: AuditEvent): string | undefined {
     const masker = new EventMasker(ev)
     // 1. configured erasure, before any policy sees the event
-    for (const rule of this.#erase.rules) masker.apply(rule)
+    masker.applySet(this.#erase.rules)
     for (const name of this.#erase.headers) masker.eraseHeaderMapEntries(name)
     // 2 + 3. the bundle's drop and mask policies, on the snapshot the decision ran on
     const policies = record.snapshot !== undefined ? this.#policiesOf(record.snapshot) : {}
@@ -146,15 +146,11 @@ export class AuditTrail {
         return eventJson(ev, this.#labelsJson)
       case 'keep': {
         if (verdict.rules.length === 0) return text
-        for (const rule of verdict.rules) {
-          try {
-            masker.apply(rule)
-          } catch (err) {
-            // OPA's OnRuleError: the rule is skipped with a logged error
-            this.#metrics?.auditMaskErrors.inc({ reason: 'rule_skipped' })
-            this.#log.warn({ decision_id: record.decision_id, code: 'PORTCULLIS_POLICY_EVAL_FAILED', component: 'audit', rule: rule.path }, `mask rule skipped: ${(err as Error).message}`)
-          }
-        }
+        masker.applySet(verdict.rules, (rule, err) => {
+          // OPA's OnRuleError: the rule is skipped with a logged error
+          this.#metrics?.auditMaskErrors.inc({ reason: 'rule_skipped' })
+          this.#log.warn({ decision_id: record.decision_id, code: 'PORTCULLIS_POLICY_EVAL_FAILED', component: 'audit', rule: rule.path }, `mask rule skipped: ${(err as Error).message}`)
+        })
         return eventJson(ev, this.#labelsJson)
       }
     }
