@@ -429,9 +429,11 @@ function buildPath (leaf: LeafView, presented: readonly CaCert[], anchors: reado
 
 /**
  * subject, issuer and serial as the reference prints them from OpenSSL's parse of the leaf
- * (node's X509Certificate). The parse itself runs on every leaf, as in the reference: a leaf
- * OpenSSL refuses is MALFORMED (openSslCertificate). Plain names and non-negative serials are
- * printed here as OpenSSL prints them; anything else is printed by OpenSSL.
+ * (node's X509Certificate). Plain names and non-negative serials are printed here as OpenSSL
+ * prints them. OpenSSL's parse runs on every leaf asn1js read, and on any leaf whose names or
+ * serial are printed by OpenSSL: a leaf OpenSSL refuses is MALFORMED (openSslCertificate). A leaf
+ * the node-forge reader read skips it when nothing is left to print: that reader accepts only
+ * leaves OpenSSL parses (certificate-fast.ts; its property test holds it to that).
  */
 function displayNames (leaf: LeafView): { subject: string, issuer: string, serial: string } {
   const subject = printName(leaf.subject)
