@@ -258,8 +258,9 @@ export class DecisionService {
       // plugins decide() still runs to its end in one synchronous pass (fast-data.ts batches on it).
       const verdict = req.verdictOf?.(decision)
       // 6b. a deny's reasons: evaluated on every deny, cached or not (reasons are not cached:
-      // only denies pay for them), on the same snapshot and input; never changes the decision
-      if (verdict !== undefined ? verdict.outcome === 'deny' : outcomeOf(defined, result) === 'deny') {
+      // only denies pay for them), on the same snapshot and input; never changes the decision.
+      // Only when something reads them: the audit trail, or callers (policy.return_reasons).
+      if ((this.#audit !== undefined || this.#returnReasons) && (verdict !== undefined ? verdict.outcome === 'deny' : outcomeOf(defined, result) === 'deny')) {
         const rule = reasonsRuleFor(snapshot, path, this.#reasons)
         if (rule !== undefined) this.#attachReasons(decision, snapshot, rule, input, strict, hashed?.json !== undefined && ignored === undefined ? hashed.json : undefined)
       }
