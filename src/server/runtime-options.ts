@@ -17,6 +17,7 @@ import { configureBuiltins } from '../policy/builtins/config.js'
 import type { EngineOptions } from '../policy/engine.js'
 import type { BuildOptions } from './app.js'
 import { isLoopback } from './plugins/admin-authz.js'
+import { parseAddr } from './listen.js'
 
 /** Verification keys by id: bundles.signing.keys and OPA's top-level `keys` (ids never both, config/bundle-service.ts). */
 function verificationKeys (config: ResolvedConfig): Record<string, VerificationKey> {
@@ -119,9 +120,9 @@ export function consoleEnabled (config: Readonly<ResolvedConfig>): boolean {
   return host === 'localhost' || isLoopback(host)
 }
 
-/** The host part of server.addr (`[::1]:8181` gives `::1`). */
+/** The host part of server.addr as the server listens on it (`[::1]:8181` gives `::1`, `:8181` 127.0.0.1). */
 export function listenHostOf (addr: string): string {
-  return addr.startsWith('[') ? addr.slice(1, addr.indexOf(']')) : addr.slice(0, addr.lastIndexOf(':'))
+  return parseAddr(addr).host
 }
 
 /** What the console routes need: the grants entrypoint, the checkpoint key, and candidate loading as serve loads bundles. */

@@ -13,6 +13,8 @@ test('console.enabled defaults to on only for a loopback listener; an explicit v
     ['127.0.0.1:8181', undefined, true],
     ['localhost:8181', undefined, true],
     ['[::1]:8181', undefined, true],
+    [':8181', undefined, true], // an empty host listens on 127.0.0.1
+    ['[0:0:0:0:0:0:0:1]:8181', undefined, true],
     ['0.0.0.0:8181', undefined, false],
     ['10.1.2.3:8181', undefined, false],
     ['[::]:8181', undefined, false],

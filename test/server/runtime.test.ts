@@ -54,5 +54,6 @@ bundles:
   // this window. A closed one makes none. (The window bounds the check; it measures no speed.)
   await sleep(2000)
   assert.equal(requests, afterStart, 'no request after the failed start: the downloader was closed')
-  assert.ok(afterStart <= 1)
+  // (How many requests the downloader made before the failure depends on how long the start took
+  // on a busy machine — its retries begin after ~100 ms — so that count is not asserted.)
 })

@@ -9,18 +9,15 @@
  * too, and would otherwise be admitted with everything a loopback caller may read.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { isIP } from 'node:net'
 import type { BundleManager } from '../../bundles/activate.js'
 import type { DecisionService } from '../../decision/decide.js'
 import { PortcullisError } from '../../errors.js'
 import { credentialsOf } from './credentials.js'
-import { hostCheck, type HostCheckOptions } from './host-check.js'
+import { hostCheck, isLoopbackAddress, type HostCheckOptions } from './host-check.js'
 
+/** A loopback address (127.0.0.0/8, ::1, in any form: `::ffff:127.0.0.1`, `0:0:0:0:0:0:0:1`); undefined is not. */
 export function isLoopback (addr: string | undefined): boolean {
-  if (addr === undefined) return false
-  const a = addr.startsWith('::ffff:') ? addr.slice(7) : addr
-  if (isIP(a) === 4) return a.startsWith('127.')
-  return a === '::1'
+  return addr !== undefined && isLoopbackAddress(addr)
 }
 
 export interface AdminGuardOptions {
