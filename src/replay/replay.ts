@@ -251,10 +251,6 @@ export async function replay (dir: string, snapshot: PolicySnapshot, opts: Repla
         const text = bytes.toString('utf8')
         try { rec = JSON.parse(text) } catch { rec = undefined }
         if (!isObject(rec)) { totals.unreadable++; continue }
-        // the input as the policy saw it: numbers a double would change keep their digits (json-input.ts)
-        if (Object.hasOwn(rec, 'input') && mayLoseDigits(text)) {
-          try { rec.input = (parseJsonInput(text, REPLAY_MAX_DEPTH) as Record<string, unknown>).input } catch { /* read as JSON.parse read it */ }
-        }
         if (!filter.matches(rec)) continue
         if (rec.type === 'gap') {
           totals.gaps++
@@ -274,6 +270,10 @@ export async function replay (dir: string, snapshot: PolicySnapshot, opts: Repla
           else g.reasons.masked++
           if (g.decision_ids.length < maxExamples && typeof rec.decision_id === 'string') g.decision_ids.push(rec.decision_id)
           continue
+        }
+        // only for records replayed: the input as the policy saw it: numbers a double would change keep their digits (json-input.ts)
+        if (Object.hasOwn(rec, 'input') && mayLoseDigits(text)) {
+          try { rec.input = (parseJsonInput(text, REPLAY_MAX_DEPTH) as Record<string, unknown>).input } catch { /* read as JSON.parse read it */ }
         }
         totals.replayed++
         const old: Answer = { outcome: String(rec.outcome), defined: Object.hasOwn(rec, 'result') }
