@@ -9,7 +9,7 @@
 import { createRequire } from 'node:module'
 import type * as GraphQL from 'graphql'
 import type { BuiltinSpec } from './types.js'
-import { BuiltinError, BuiltinUnavailable } from './types.js'
+import { BuiltinError, withLibrary } from './types.js'
 import { isObj } from './args.js'
 import { queryDocumentFromAst, schemaDocumentFromAst } from './graphql-ast.js'
 
@@ -366,17 +366,4 @@ function astOperand (b: string, read: () => GraphQL.DocumentNode): GraphQL.Docum
   }
 }
 
-/**
- * The builtins, each loading graphql-js before it runs, outside the blanket catches that turn a bad
- * argument into `false` or an error string: a library that cannot be loaded (a broken install)
- * fails the evaluation (deny), never answers "not valid".
- */
-function load (builtin: string): void {
-  try {
-    gql()
-  } catch (err) {
-    throw new BuiltinUnavailable(builtin, `graphql-js cannot be loaded (${err instanceof Error ? err.message : String(err)})`)
-  }
-}
-
-export const graphqlBuiltins: BuiltinSpec[] = specs.map((spec) => ({ ...spec, impl: (ctx, args) => { load(spec.name); return spec.impl(ctx, args) } }))
+export const graphqlBuiltins: BuiltinSpec[] = withLibrary(specs, 'graphql-js', gql)

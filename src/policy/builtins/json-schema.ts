@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module'
 import type { ValidateFunction, ErrorObject } from 'ajv'
 import type { BuiltinSpec } from './types.js'
-import { BuiltinError, BuiltinUnavailable } from './types.js'
+import { BuiltinError, withLibrary } from './types.js'
 import { ExactNumber } from './exact-json.js'
 import { isObj } from './args.js'
 import { goJson } from './json.js'
@@ -176,17 +176,4 @@ const specs: BuiltinSpec[] = [
   },
 ]
 
-/**
- * The builtins, each loading ajv before it runs, outside the blanket catches that turn a bad
- * argument into `false` or an error string: a library that cannot be loaded (a broken install)
- * fails the evaluation (deny), never answers "not valid".
- */
-function load (builtin: string): void {
-  try {
-    ajv()
-  } catch (err) {
-    throw new BuiltinUnavailable(builtin, `ajv cannot be loaded (${err instanceof Error ? err.message : String(err)})`)
-  }
-}
-
-export const jsonSchemaBuiltins: BuiltinSpec[] = specs.map((spec) => ({ ...spec, impl: (ctx, args) => { load(spec.name); return spec.impl(ctx, args) } }))
+export const jsonSchemaBuiltins: BuiltinSpec[] = withLibrary(specs, 'ajv', ajv)

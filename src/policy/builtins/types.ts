@@ -78,3 +78,20 @@ export class BuiltinUnavailable extends Error {
     this.name = 'BuiltinUnavailable'
   }
 }
+
+/**
+ * `specs`, each loading its library (`load`, throwing when it cannot) before it runs, outside
+ * the builtin's own catches that turn a bad argument into `false` or an error string: a library
+ * that cannot be loaded (a broken install) fails the evaluation (BuiltinUnavailable), never
+ * answers "not valid".
+ */
+export function withLibrary (specs: BuiltinSpec[], library: string, load: () => unknown): BuiltinSpec[] {
+  const ensure = (builtin: string): void => {
+    try {
+      load()
+    } catch (err) {
+      throw new BuiltinUnavailable(builtin, `${library} cannot be loaded (${err instanceof Error ? err.message : String(err)})`)
+    }
+  }
+  return specs.map((spec) => ({ ...spec, impl: (ctx, args) => { ensure(spec.name); return spec.impl(ctx, args) } }))
+}
