@@ -272,7 +272,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
       metrics,
       ...(hooks.metricsText !== undefined ? { metricsText: hooks.metricsText } : {}),
       ...(hooks.flushCache !== undefined ? { flushCache: hooks.flushCache } : {}),
-      ...(identity !== undefined ? { identityStatus: () => ({ ...identity.status(), ...(workloadApi !== undefined ? { workload_api: workloadApi.status() } : {}) }) } : {}),
+      ...(identity !== undefined ? { identityStatus: () => identity.status() } : {}),
       ...(workloadApi !== undefined ? { workloadApi } : {}),
       ...(shipper !== undefined ? { decisionLogsStatus: () => shipper.status() } : {}),
       bodyLimit: config.server.body_limit_bytes,
