@@ -114,11 +114,6 @@ export class BundleManager extends EventEmitter<{ activate: [ActivationEvent], f
     this.expect(name, source)
   }
 
-  /** True when `name` is a remote bundle's (claimRemote). */
-  isRemote (name: string): boolean {
-    return this.#remoteNames.has(name)
-  }
-
   /**
    * Loads, verifies, compiles and activates the bundle at `source`. Resolves to true when it is
    * now active, false when it was rejected (the previous revision keeps serving).
