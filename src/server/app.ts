@@ -108,7 +108,8 @@ export function build (opts: BuildOptions): FastifyInstance {
       // audited as a refused decision request (when it is one) before the answer
       const recorded = api.recordUndecided(error, (request as { raw?: IncomingMessage }).raw, request.id)
       if (recorded === undefined) answer()
-      else void recorded.then(answer)
+      // (an answer that cannot be sent — the client is gone — must not become an unhandled rejection)
+      else recorded.then(answer).catch((e: unknown) => { log.warn({ err: e, request_id: request.id }, 'the answer to a refused request could not be sent') })
     },
     genReqId,
     // (https is also given so fastify reports https:// addresses; the server itself comes from serverFactory)
