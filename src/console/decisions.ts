@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { PortcullisError } from '../errors.js'
-import { AuditDirReader } from '../audit/log/reader.js'
+import { AuditDirReader, TIME_SLACK_MS } from '../audit/log/reader.js'
 import { keyHash, parseCheckpoint } from '../audit/log/checkpoint.js'
 import type { SegmentRef } from '../audit/log/layout.js'
 import { callerOf } from '../replay/replay.js'
@@ -20,8 +20,8 @@ import type { ConsoleFilter } from './filter.js'
 import { cachedSummary, parseRecord, readSegmentLines, streamSegments, type ParsedRecord } from './segments.js'
 
 export const MAX_SCAN = 20_000
-/** Events are written in about, not exactly, timestamp order: how far back a stream keeps going past `from`. */
-const SLACK_MS = 60_000
+/** Events are written in about, not exactly, timestamp order: how far back a stream keeps going past `from` (the export's bound, reader.ts). */
+const SLACK_MS = TIME_SLACK_MS
 
 export interface DecisionItem {
   id: string

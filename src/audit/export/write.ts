@@ -17,23 +17,12 @@ import { join } from 'node:path'
 import { Readable, pipeline } from 'node:stream'
 import { stringify } from 'csv-stringify'
 import { PortcullisError } from '../../errors.js'
-import { AuditDirReader, type StreamReader } from '../log/reader.js'
+import { AuditDirReader, TIME_SLACK_MS, type StreamReader } from '../log/reader.js'
 import { listSegments, streamPaths } from '../log/layout.js'
 import { ExportFilter, type ExportFilters } from './filter.js'
 import { CSV_COLUMNS, EXPORT_FORMAT, EXPORT_VERSION, PROOF_SEPARATOR, readableColumns, type ExportEvent, type ExportFormat, type ExportHeader, type ExportStreamCheckpoint, type ExportTrailer } from './format.js'
 
-/**
- * An event's timestamp is taken when its decision starts, and its record is written after that
- * (sync: before the answer; batched/async: within a batch interval — longer only while failing
- * disk writes are retried). So for every record, timestamp ≤ write time ≤ timestamp + this
- * slack, and records are written in seq order. Hence a segment whose successor's first record
- * is stamped more than the slack before `from` holds nothing at or after `from`, and nothing
- * from a segment whose first record is stamped more than the slack after `to` on is before
- * `to`. An event written more than an hour after its decision (a disk failing that long in
- * batched or async mode, or the clock stepped back that far) can be missed by a time-bounded
- * export; an export without from/to reads everything (docs/audit.md "Export").
- */
-export const TIME_SLACK_MS = 60 * 60 * 1000
+export { TIME_SLACK_MS }
 
 /** Output chunk size for NDJSON: lines are batched so a large export is not millions of tiny writes. */
 const CHUNK_BYTES = 64 * 1024

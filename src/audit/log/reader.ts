@@ -16,6 +16,19 @@ function invalid (msg: string, details: Record<string, unknown> = {}): Portculli
   return new PortcullisError('PORTCULLIS_AUDIT_INVALID', msg, details)
 }
 
+/**
+ * An event's timestamp is taken when its decision starts, and its record is written after that
+ * (sync: before the answer; batched/async: within a batch interval — longer only while failing
+ * disk writes are retried). So for every record, timestamp ≤ write time ≤ timestamp + this
+ * slack, and records are written in seq order. Hence a segment whose successor's first record
+ * is stamped more than the slack before `from` holds nothing at or after `from`, and nothing
+ * from a segment whose first record is stamped more than the slack after `to` on is before
+ * `to`. An event written more than an hour after its decision (a disk failing that long in
+ * batched or async mode, or the clock stepped back that far) can be missed by a time-bounded
+ * export; an export without from/to reads everything (docs/audit.md "Export").
+ */
+export const TIME_SLACK_MS = 60 * 60 * 1000
+
 export interface StreamReader {
   readonly id: string
   /** Records hashed into the tree so far (the hashes file, read whole hashes only). */
@@ -148,7 +161,7 @@ class FileStreamReader implements StreamReader {
     }
   }
 
-  async findSeqAt (time: Date, slackMs = 60_000): Promise<number> {
+  async findSeqAt (time: Date, slackMs = TIME_SLACK_MS): Promise<number> {
     const limit = time.getTime() - slackMs
     const segs = await listSegments(this.paths.segments)
     let start = segs[0]?.first ?? 0
