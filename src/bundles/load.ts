@@ -41,7 +41,7 @@ export interface LoadOptions extends SigningPolicy {
 }
 
 export const DEFAULT_LARGE_DATA_BYTES = 1 << 20
-const DIGEST_SLICE = 4 << 20
+const DIGEST_SLICE = 1 << 20
 
 const DATA_FILE = /(^|\/)data\.(json|ya?ml)$/
 

@@ -32,7 +32,7 @@ import { decisionCacheKeyOf, hashInput, withoutPaths } from '../cache/key.js'
 import { silentLogger, type Logger } from '../log.js'
 import { dataPath } from './path.js'
 import { evaluateReasons, reasonsRuleFor } from './reasons.js'
-import type { PolicySnapshot } from '../policy/snapshot.js'
+import { inputJsonOf, type PolicySnapshot } from '../policy/snapshot.js'
 import type { CachedDecision, DecisionCache } from '../cache/decision-cache.js'
 import { outcomeOf, type CounterChild, type DecisionOutcome, type HistogramChild, type Metrics } from '../metrics/index.js'
 import type { AuditHook, Decision, DecisionRecord, DecisionRequest, IdentityPolicy, Transport } from './types.js'
@@ -76,6 +76,9 @@ export function wasReported (err: unknown): boolean {
 
 const now = (): bigint => process.hrtime.bigint()
 
+/** Decision paths whose reasons rule is remembered per snapshot (callers choose paths). */
+const REASONS_RULES_MAX = 1024
+
 interface DecisionSeries { count: CounterChild, duration: HistogramChild }
 
 export class DecisionService {
@@ -90,6 +93,8 @@ export class DecisionService {
   #audit: AuditHook | undefined
   readonly #series = new Map<string, DecisionSeries>()
   readonly #sharedEntries = new Map<string, CachedDecision>()
+  // snapshot -> decision path -> reasons rule (null: none named); see #reasonsRule
+  readonly #reasonsRules = new WeakMap<PolicySnapshot, Map<string, string | null>>()
 
   constructor (opts: DecisionServiceOptions) {
     this.#manager = opts.manager
@@ -209,6 +214,14 @@ export class DecisionService {
         ? decisionCacheKeyOf({ generation: snapshot.generation, strict, bundle: bundle.name, revision: bundle.manifest.revision, path, inputSha: hashed.hash })
         : undefined
       const hit = key !== undefined ? this.#cache?.get(key) : undefined
+      // The input's JSON text, made at most once per decision and shared by the evaluation, the
+      // deny reasons and the audit record: the cache key's text when it is the whole input's
+      // (no ignored paths), else serialized on first need (a cache hit without audit needs none).
+      let inputJson = hashed?.json !== undefined && ignored === undefined ? hashed.json : undefined
+      const inputText = (): string | undefined => {
+        if (inputJson === undefined && input !== undefined) inputJson = inputJsonOf(input)
+        return inputJson
+      }
 
       let defined: boolean
       let result: unknown
@@ -222,7 +235,8 @@ export class DecisionService {
       } else {
         // 5. evaluate (a path no bundle owns is undefined, as in OPA)
         const t0 = now()
-        const evaluation = snapshot.evaluate(path, input, hashed?.json !== undefined && ignored === undefined ? { strictBuiltinErrors: strict, inputJson: hashed.json } : { strictBuiltinErrors: strict })
+        const text = res.kind === 'entrypoint' ? inputText() : undefined
+        const evaluation = snapshot.evaluate(path, input, text !== undefined ? { strictBuiltinErrors: strict, inputJson: text } : { strictBuiltinErrors: strict })
         evalNs = Number(now() - t0)
         defined = evaluation.defined
         result = evaluation.result
@@ -261,14 +275,14 @@ export class DecisionService {
       // only denies pay for them), on the same snapshot and input; never changes the decision.
       // Only when something reads them: the audit trail, or callers (policy.return_reasons).
       if ((this.#audit !== undefined || this.#returnReasons) && (verdict !== undefined ? verdict.outcome === 'deny' : outcomeOf(defined, result) === 'deny')) {
-        const rule = reasonsRuleFor(snapshot, path, this.#reasons)
-        if (rule !== undefined) this.#attachReasons(decision, snapshot, rule, input, strict, hashed?.json !== undefined && ignored === undefined ? hashed.json : undefined)
+        const rule = this.#reasonsRule(snapshot, path)
+        if (rule !== undefined) this.#attachReasons(decision, snapshot, rule, input, strict, inputText())
       }
       if (this.#audit !== undefined) {
         const record: DecisionRecord = { decision, request: req, decision_id: decisionId, timestamp, bundles: decision.bundles, input, snapshot }
         if (verdict !== undefined) record.verdict = verdict
-        // the input's text from the cache key, when it is the whole input's (no ignored paths)
-        if (hashed?.json !== undefined && ignored === undefined) record.inputJson = hashed.json
+        const text = inputText()
+        if (text !== undefined) record.inputJson = text
         const pending = this.#callAudit(this.#audit, record)
         if (pending !== undefined) await pending.catch(auditUnavailable)
       }
@@ -289,22 +303,34 @@ export class DecisionService {
       // (the decision's error as its cause), never the decision's own error: transports answer
       // AUDIT_UNAVAILABLE as a refusal (Envoy: a denial), whereas an internal error becomes a
       // gRPC error / 5xx that Envoy's failure_mode_allow would let through unrecorded.
-      if (this.#audit !== undefined) {
-        const pending = this.#callAudit(this.#audit, { error, request: req, decision_id: decisionId, timestamp, bundles: snapshot.revisions(), input, snapshot })
-        if (pending !== undefined) {
-          try {
-            await pending
-          } catch (auditErr) {
-            this.#log.error({ decision_id: decisionId, code: 'PORTCULLIS_AUDIT_UNAVAILABLE', component: 'audit', decision_code: error.code, err: auditErr }, 'the audit hook failed to record a failed decision: answered PORTCULLIS_AUDIT_UNAVAILABLE')
-            if (error.code === 'PORTCULLIS_AUDIT_UNAVAILABLE') throw error
-            const unrecorded = new PortcullisError('PORTCULLIS_AUDIT_UNAVAILABLE', `the failed decision could not be recorded in the audit log: ${auditErr instanceof Error ? auditErr.message : String(auditErr)}`, { decision_code: error.code }, { cause: error })
-            reported.add(unrecorded)
-            throw unrecorded
-          }
-        }
+      const auditErr = await this.#recordFailure(error, req, decisionId, timestamp, snapshot, input)
+      if (auditErr !== undefined) {
+        this.#log.error({ decision_id: decisionId, code: 'PORTCULLIS_AUDIT_UNAVAILABLE', component: 'audit', decision_code: error.code, err: auditErr.err }, 'the audit hook failed to record a failed decision: answered PORTCULLIS_AUDIT_UNAVAILABLE')
+        if (error.code === 'PORTCULLIS_AUDIT_UNAVAILABLE') throw error
+        const unrecorded = new PortcullisError('PORTCULLIS_AUDIT_UNAVAILABLE', `the failed decision could not be recorded in the audit log: ${auditErr.err instanceof Error ? auditErr.err.message : String(auditErr.err)}`, { decision_code: error.code }, { cause: error })
+        reported.add(unrecorded)
+        throw unrecorded
       }
       throw error
     }
+  }
+
+  /**
+   * The reasons rule for a path on a snapshot, looked up once per (snapshot, path): the
+   * configured map and the owning bundle's manifest do not change within a snapshot. Bounded
+   * like the snapshot's own resolution cache; a new snapshot starts a new map.
+   */
+  #reasonsRule (snapshot: PolicySnapshot, path: string): string | undefined {
+    let rules = this.#reasonsRules.get(snapshot)
+    if (rules === undefined) {
+      rules = new Map()
+      this.#reasonsRules.set(snapshot, rules)
+    }
+    const known = rules.get(path)
+    if (known !== undefined) return known === null ? undefined : known
+    const rule = reasonsRuleFor(snapshot, path, this.#reasons)
+    if (rules.size < REASONS_RULES_MAX) rules.set(path, rule ?? null)
+    return rule
   }
 
   /** Evaluates a deny's reasons rule into the decision (never throws; a failure is reasons_error, logged). */
@@ -395,19 +421,30 @@ export class DecisionService {
    */
   async recordRefusal (req: DecisionRequest, error: PortcullisError): Promise<string> {
     const decisionId = randomUUID()
-    if (this.#audit === undefined) return decisionId
-    const snapshot = this.#manager.snapshot
-    const pending = this.#callAudit(this.#audit, { error, request: req, decision_id: decisionId, timestamp: new Date(), bundles: snapshot.revisions(), snapshot })
-    if (pending !== undefined) {
-      try {
-        // awaited as a decision's record is (sync durability): the refusal is answered after it
-        await pending
-      } catch (auditErr) {
-        // the request is refused either way; the failure to record it is logged and counted by the trail
-        this.#log.error({ decision_id: decisionId, code: 'PORTCULLIS_AUDIT_UNAVAILABLE', component: 'audit', err: auditErr }, 'the audit hook failed to record a refused request')
-      }
-    }
+    // awaited as a decision's record is (sync durability): the refusal is answered after it
+    const auditErr = await this.#recordFailure(error, req, decisionId, new Date(), this.#manager.snapshot, undefined)
+    // the request is refused either way; the failure to record it is logged and counted by the trail
+    if (auditErr !== undefined) this.#log.error({ decision_id: decisionId, code: 'PORTCULLIS_AUDIT_UNAVAILABLE', component: 'audit', err: auditErr.err }, 'the audit hook failed to record a refused request')
     return decisionId
+  }
+
+  /**
+   * Records a failure — a decision that failed, or a request refused before it became one —
+   * and waits for the hook as a decision's record is waited for. Resolves to the hook's error
+   * when it could not record it (the caller decides what that means), else to undefined.
+   */
+  async #recordFailure (error: PortcullisError, req: DecisionRequest, decisionId: string, timestamp: Date, snapshot: PolicySnapshot, input: unknown): Promise<{ err: unknown } | undefined> {
+    if (this.#audit === undefined) return undefined
+    const record: DecisionRecord = { error, request: req, decision_id: decisionId, timestamp, bundles: snapshot.revisions(), snapshot }
+    if (input !== undefined) record.input = input
+    const pending = this.#callAudit(this.#audit, record)
+    if (pending === undefined) return undefined
+    try {
+      await pending
+      return undefined
+    } catch (err) {
+      return { err }
+    }
   }
 
   /** Flushes the decision cache (admin endpoint). */

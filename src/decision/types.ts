@@ -146,7 +146,8 @@ export interface DecisionRecord {
   verdict?: TransportVerdict
   /**
    * The input's JSON text, when the pipeline wrote it on the way (the decision cache's
-   * canonical text, keys sorted): the audit event reuses it instead of writing the input again.
+   * canonical text when it is the whole input's, else the text the evaluation was given): the
+   * audit event reuses it instead of writing the input again. Key order is not significant.
    */
   inputJson?: string
   /** The snapshot the decision ran on (the audit trail evaluates the bundle's mask and drop policies on it). */

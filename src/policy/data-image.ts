@@ -45,7 +45,7 @@ export class DataImage {
   static async fromBuffer (buffer: ArrayBuffer, base: number, end: number, root: number, maxPages: number): Promise<DataImage> {
     const pages = Math.ceil(end / PAGE) + 1
     const memory = new WebAssembly.Memory({ initial: pages, maximum: Math.max(pages, maxPages) })
-    const SLICE = 2 << 20
+    const SLICE = 512 << 10
     for (let at = base; at < end; at += SLICE) {
       new Uint8Array(memory.buffer).set(new Uint8Array(buffer, at, Math.min(SLICE, end - at)), at)
       await new Promise((resolve) => setImmediate(resolve))

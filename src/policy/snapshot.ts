@@ -64,6 +64,14 @@ const RESOLUTION_CACHE_MAX = 4096
 /** Bundles whose large data was released (PolicySnapshot.releaseLargeData) and lives only in images. */
 const inImage = new WeakSet<object>()
 
+/**
+ * The JSON text of an input as evaluation passes it to the module: numbers kept as written
+ * (ExactNumber) where the input has them. Falsy inputs (false, 0, "", null) are text too.
+ */
+export function inputJsonOf (input: unknown): string {
+  return containsExact(input) ? stringifyExact(input) : JSON.stringify(input)
+}
+
 export class PolicySnapshot {
   readonly generation: number
   readonly bundles: ReadonlyMap<string, ActiveBundle>
@@ -205,7 +213,7 @@ export class PolicySnapshot {
     const instance = res.bundle.instances.get(b.entrypointModule.get(res.entrypoint) as string) as ModuleInstance
     // JSON text of the input (undefined: no input). Falsy inputs (false, 0, "", null) are text
     // too, so they are never mistaken for "no input".
-    const inputJson = opts.inputJson ?? (input === undefined ? undefined : containsExact(input) ? stringifyExact(input) : JSON.stringify(input))
+    const inputJson = opts.inputJson ?? (input === undefined ? undefined : inputJsonOf(input))
     const out = instance.evaluate(res.entrypoint, inputJson, ctx)
     const evaluation: Evaluation = {
       defined: false,

@@ -52,6 +52,32 @@ test('rejects a tar whose gzip stream is complete but whose tar stream is cut', 
   await assert.rejects(readTarGz(gzipSync(tar.subarray(0, 1000)), 'cut-tar.tar.gz'), { code: 'PORTCULLIS_BUNDLE_ARCHIVE_INVALID' })
 })
 
+test('reads multi-chunk members byte for byte (copied into one buffer as they stream)', async () => {
+  const { randomBytes } = await import('node:crypto')
+  const big = randomBytes(3 * 1024 * 1024 + 17) // many gunzip and tar chunks, not a chunk multiple
+  const small = Buffer.from('{"a":1}')
+  const files = await readTarGz(await tarGz([manifest, { name: '/x/big.bin', content: big }, { name: '/x/data.json', content: small }, { name: '/x/empty', content: '' }]), 'b.tar.gz')
+  assert.ok(files.get('x/big.bin')?.equals(big))
+  assert.ok(files.get('x/data.json')?.equals(small))
+  assert.equal(files.get('x/empty')?.length, 0)
+})
+
+test('a member whose header claims more than the limit is refused without reserving it', async () => {
+  // The header says 200 MiB; the archive holds a few bytes. Nothing of that size is allocated:
+  // the limit (1 MiB) is below the claim, so the member streams into chunks and the archive fails.
+  const { gunzipSync } = await import('node:zlib')
+  const tar = Buffer.from(gunzipSync(await tarGz([manifest, { name: '/x/data.json', content: 'z'.repeat(600) }])))
+  let at = 0
+  while (at < tar.length && !tar.subarray(at, at + 100).toString('latin1').includes('data.json')) at += 512
+  const header = tar.subarray(at, at + 512) // the data member's header
+  assert.ok(at < tar.length)
+  header.write('00001440000000\0', 124, 'ascii') // size field (octal 1440000000 = 200 MiB)
+  let sum = 0
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : header[i] as number
+  header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'ascii')
+  await assert.rejects(readTarGz(gzipSync(tar), 'claims.tar.gz', { maxBytes: 1024 * 1024, maxFiles: 10 }), { code: 'PORTCULLIS_BUNDLE_ARCHIVE_INVALID' }) // tar-stream: unexpected end of data
+})
+
 test('rejects bytes that are not gzip', async () => {
   await assert.rejects(readTarGz(Buffer.from('{"not":"a tarball"}'), 'plain.tar.gz'), { code: 'PORTCULLIS_BUNDLE_ARCHIVE_INVALID' })
 })
