@@ -374,6 +374,38 @@ describe('Workload API client (scripted agent: cases SPIRE cannot produce)', () 
     await waitFor(() => w.svid !== undefined, 'served again')
     assert.equal(w.ready(), true)
   })
+
+  test('the configured svid_hint missing from a later message is a removal too: the SVID served is always one the agent issues now', async () => {
+    const now = Date.now()
+    const valid = { notBefore: new Date(now - HOUR), notAfter: new Date(now + HOUR) }
+    const one = await makeLeaf({ issuer: a.root, uris: ['spiffe://example.org/one'], ...valid })
+    const two = await makeLeaf({ issuer: a.root, uris: ['spiffe://example.org/two'], ...valid })
+    const der = async (l: Issued): Promise<Buffer> => createPrivateKey(await privateKeyPem(l)).export({ format: 'der', type: 'pkcs8' })
+    const svid = async (id: string, hint: string, l: Issued): Promise<object> => ({ spiffe_id: id, x509_svid: l.der, x509_svid_key: await der(l), bundle: a.root.der, hint })
+    let send: ((m: unknown) => void) | undefined
+    const first = { svids: [await svid('spiffe://example.org/one', 'internal', one), await svid('spiffe://example.org/two', 'external', two)] }
+    agent.handle('FetchX509SVID', (call) => { send = (m) => call.write(m); call.write(first) })
+    const w = new WorkloadApi(config(agent.endpoint, { trust_bundles: false, serving_svid: true, svid_hint: 'external' }))
+    closers.push(() => w.close())
+    let removed = 0
+    w.on('svid-removed', () => { removed++ })
+    w.start({})
+    await waitFor(() => w.svid !== undefined, 'the SVID')
+    assert.equal(w.svid?.hint, 'external')
+    // the agent now issues the same SVID under another hint: the hint no longer names one
+    send?.({ svids: [await svid('spiffe://example.org/one', 'internal', one), await svid('spiffe://example.org/two', 'renamed', two)] })
+    await waitFor(() => removed === 1, 'the SVID removed')
+    assert.equal(w.svid, undefined)
+    assert.equal(w.ready(), false)
+    assert.equal(w.status().svid, undefined)
+    assert.equal(w.status().state, 'ERROR')
+    assert.equal(w.status().streams.x509_svid?.last_error, undefined, 'not counted as a malformed message')
+    send?.(first)
+    await waitFor(() => w.svid !== undefined, 'served again')
+    assert.equal(w.status().svid?.hint, 'external')
+    assert.equal(w.ready(), true)
+    assert.equal(w.status().state, 'OK')
+  })
 })
 
 describe('Workload API endpoint address and backoff', () => {
