@@ -7,7 +7,7 @@
  *   read limits, signature verification and activation as a file; never half-loaded);
  * - after a success the next poll waits uniformly in [min_delay, max_delay]; after a failure it
  *   backs off exponentially from 100 ms (×1.6 per retry, ±20 % jitter, capped at max_delay —
- *   OPA's `util.DefaultBackoff`);
+ *   OPA's `util.DefaultBackoff`, src/backoff.ts, shared with the decision-log shipper);
  * - long polling: with `long_polling_timeout_seconds` the request carries `Prefer: wait=N`; it
  *   stays on only while the server answers `Content-Type: application/vnd.openpolicyagent.bundles`
  *   (a 304 keeps the previous answer), and the next long poll then starts at once;
@@ -17,6 +17,7 @@
  * - `persist`: the exact bytes of each activated download are saved (persist.ts) and loaded at
  *   start, before the first request, with their ETag.
  */
+import { periodicDelayMs, retryDelayMs } from '../../backoff.js'
 import { BundleError, toPortcullisError } from '../../errors.js'
 import { silentLogger, type Logger } from '../../log.js'
 import type { Metrics } from '../../metrics/index.js'
@@ -26,8 +27,6 @@ import { bundleUrl, fetchBundle, type ServiceOptions } from './client.js'
 import { readPersisted, savePersisted } from './persist.js'
 
 export const OPA_BUNDLE_CONTENT_TYPE = 'application/vnd.openpolicyagent.bundles'
-/** OPA `minRetryDelay`. */
-export const MIN_RETRY_DELAY_MS = 100
 
 export interface RemoteBundleOptions {
   name: string
@@ -51,16 +50,6 @@ export interface DownloaderDeps {
 }
 
 export type PollOutcome = 'downloaded' | 'not_modified' | 'rejected' | 'failed' | 'stopped'
-
-/** OPA's util.DefaultBackoff(base, max, retries): base·1.6^retries capped at max, ±20 % jitter. */
-export function backoffDelay (baseMs: number, maxMs: number, retries: number, random: () => number = Math.random): number {
-  if (retries === 0) return baseMs
-  let backoff = baseMs
-  for (let r = retries; backoff < maxMs && r > 0; r--) backoff *= 1.6
-  if (backoff > maxMs) backoff = maxMs
-  backoff *= 1 + 0.2 * (random() * 2 - 1)
-  return Math.max(0, backoff)
-}
 
 export class BundleDownloader {
   readonly name: string
@@ -157,12 +146,12 @@ export class BundleDownloader {
       if (this.#closed) return
       let delay: number
       if (outcome === 'failed' || outcome === 'rejected') {
-        delay = backoffDelay(MIN_RETRY_DELAY_MS, this.#opts.polling.maxDelayMs, retry, this.#random)
+        delay = retryDelayMs(retry, this.#opts.polling.maxDelayMs, this.#random)
         retry++
       } else {
         retry = 0
         const { minDelayMs, maxDelayMs, longPollingTimeoutSeconds } = this.#opts.polling
-        delay = this.#longPoll && longPollingTimeoutSeconds !== undefined ? 0 : minDelayMs + (maxDelayMs - minDelayMs) * this.#random()
+        delay = this.#longPoll && longPollingTimeoutSeconds !== undefined ? 0 : periodicDelayMs(minDelayMs, maxDelayMs, this.#random)
       }
       if (this.#waiters.length > 0) delay = 0
       await this.#sleep(delay)
