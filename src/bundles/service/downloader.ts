@@ -12,8 +12,8 @@
  *   stays on only while the server answers `Content-Type: application/vnd.openpolicyagent.bundles`
  *   (a 304 keeps the previous answer), and the next long poll then starts at once;
  * - any failure (request, status, size, archive, signature, activation) keeps the active bundle,
- *   is recorded in the bundle's status with its code, and resets the ETag to the active
- *   bundle's, so the next poll fetches the new bundle again rather than trusting a 304;
+ *   is recorded in the bundle's status with its code; If-None-Match only ever carries the
+ *   active bundle's ETag, so the next poll fetches the new bundle again rather than a 304;
  * - `persist`: the exact bytes of each activated download are saved (persist.ts) and loaded at
  *   start, before the first request, with their ETag.
  */
@@ -61,9 +61,11 @@ export class BundleDownloader {
   readonly #random: () => number
   readonly #now: () => Date
   readonly #abort = new AbortController()
-  /** ETag sent with the next request. */
-  #etag: string | undefined
-  /** ETag of the bundle this downloader last activated (OPA's `p.etags[name]`). */
+  /**
+   * ETag of the bundle this downloader last activated (OPA's `p.etags[name]`), and the only one
+   * ever sent as If-None-Match: the ETag of a download that failed (refused, not activated) is
+   * never remembered, so the server cannot answer 304 to a bundle that is not in service.
+   */
   #activeEtag: string | undefined
   #longPoll: boolean
   #closed = false
@@ -105,7 +107,6 @@ export class BundleDownloader {
       return false
     }
     this.#activeEtag = persisted.etag
-    this.#etag = persisted.etag
     this.#manager.setRemoteStatus(this.name, { loaded_from: 'persisted', etag: persisted.etag })
     this.#log.info({ bundle: this.name, file: persisted.file }, 'persisted bundle activated')
     return true
@@ -186,7 +187,7 @@ export class BundleDownloader {
     try {
       res = await fetchBundle(this.#opts.service, {
         resource: this.#opts.resource,
-        ...(this.#etag !== undefined ? { etag: this.#etag } : {}),
+        ...(this.#activeEtag !== undefined ? { etag: this.#activeEtag } : {}),
         ...(waitSeconds !== undefined ? { waitSeconds } : {}),
         maxBytes: this.#opts.maxBytes,
         signal: this.#abort.signal,
@@ -194,7 +195,6 @@ export class BundleDownloader {
     } catch (err) {
       if (this.#closed) return 'stopped'
       const error = err instanceof BundleError ? err : new BundleError('PORTCULLIS_BUNDLE_DOWNLOAD_FAILED', `${this.url}: ${toPortcullisError(err).message}`, { url: this.url }, { cause: err })
-      this.#etag = this.#activeEtag
       this.#manager.reportFailure(this.name, this.url, error)
       record('failed')
       return 'failed'
@@ -203,10 +203,9 @@ export class BundleDownloader {
     this.#manager.setRemoteStatus(this.name, { last_successful_request: okAt })
 
     if (res.status === 304) {
-      const confirmed = res.etag ?? this.#etag
-      // A 304 confirms the active bundle only for its own ETag; for another one the next request
-      // keeps asking with the active ETag, so a bundle that was never activated is fetched again.
-      this.#etag = confirmed === this.#activeEtag ? confirmed : this.#activeEtag
+      // A 304 confirms the active bundle; the next request still asks with the active ETag
+      // (never one a 304 names), so a bundle that was never activated is fetched again.
+      const confirmed = res.etag ?? this.#activeEtag
       this.#manager.reportCurrent(this.name, confirmed)
       // The active bundle is confirmed current: a success for monitoring.
       this.#metrics?.bundleLastSuccess.set({ bundle: this.name }, Date.now() / 1000)
@@ -218,12 +217,10 @@ export class BundleDownloader {
       (res.contentType ?? '').split(';')[0]?.trim().toLowerCase() === OPA_BUNDLE_CONTENT_TYPE
     const ok = await this.#manager.load(this.url, this.name, { archive: res.body, options: this.#opts.load, kind: 'remote' })
     if (!ok) {
-      this.#etag = this.#activeEtag
       record('rejected')
       return 'rejected'
     }
     this.#activeEtag = res.etag
-    this.#etag = res.etag
     // Only a download that activated is a successful download: one refused by the signature
     // check or activation must not make monitoring believe the bundle is current.
     this.#manager.setRemoteStatus(this.name, { etag: res.etag, loaded_from: 'download', last_successful_download: okAt })
