@@ -131,6 +131,17 @@ describe('console API', () => {
     assert.equal((await get(`/v1/console/decisions/${r.stream}/99999`)).status, 404)
   })
 
+  test('what does not exist is 404 in the error registry\'s shape (PORTCULLIS_AUDIT_NOT_FOUND), not a 400 code on a 404', async () => {
+    const r = records.find((x) => x.seq === 0) as { stream: string, seq: number }
+    for (const path of [`/v1/console/decisions/${r.stream}/99999`, '/v1/console/verify/no-such-job', '/v1/console/replay/no-such-job']) {
+      const res = await get(path)
+      assert.equal(res.status, 404, path)
+      assert.deepEqual(Object.keys(await res.json() as object).sort(), ['code', 'message', 'portcullis_code'])
+    }
+    const res = await get('/v1/console/replay/no-such-job')
+    assert.deepEqual({ ...(await res.json() as { code: string, portcullis_code: string }), message: '' }, { code: 'resource_not_found', message: '', portcullis_code: 'PORTCULLIS_AUDIT_NOT_FOUND' })
+  })
+
   test('overview counts equal counts from the log', async () => {
     // the console's own requests are decisions of the system policy: look at the traffic's path
     const o = await (await get('/v1/console/overview?path=authz')).json() as { series: Array<{ allow: number, deny: number }>, top_denied_callers: Array<{ caller: string, deny: number }>, deny_by_path: Array<{ path: string, total: number, deny: number }> }
