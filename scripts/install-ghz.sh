@@ -14,6 +14,8 @@ set -euo pipefail
 
 GHZ_VERSION="${GHZ_VERSION:-v0.121.0}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib-go.sh
+. "$root/scripts/lib-go.sh"
 # TOOLS_BIN overrides the install directory (e.g. when .tools is shared with another checkout).
 bin="${TOOLS_BIN:-$root/.tools/bin}"
 ghz="$bin/ghz"
@@ -32,18 +34,12 @@ if [ -x "$ghz" ] && [ "$(installed_version)" = "${GHZ_VERSION}" ]; then
   exit 0
 fi
 
-if ! command -v go >/dev/null 2>&1; then
-  echo "install-ghz: Go is required to install ghz (https://go.dev/dl/)" >&2
-  exit 1
-fi
+go_require ghz
 
 mkdir -p "$bin"
 # ghz prints its version from main.version, which `go install` leaves at its default; set it
 # so the cached-install check above can recognise the pinned version.
 ldflags="-X main.version=${GHZ_VERSION}"
 echo "installing ghz ${GHZ_VERSION} into $bin (go install)"
-if ! GOBIN="$bin" CGO_ENABLED=0 go install -ldflags "$ldflags" "github.com/bojand/ghz/cmd/ghz@${GHZ_VERSION}"; then
-  echo "install-ghz: go install failed; retrying with GOSUMDB=off for this install only (checksum database unreachable?)" >&2
-  GOBIN="$bin" CGO_ENABLED=0 GOSUMDB=off go install -ldflags "$ldflags" "github.com/bojand/ghz/cmd/ghz@${GHZ_VERSION}"
-fi
+go_retry ghz env GOBIN="$bin" CGO_ENABLED=0 go install -ldflags "$ldflags" "github.com/bojand/ghz/cmd/ghz@${GHZ_VERSION}"
 echo "ghz $(installed_version) at $ghz"

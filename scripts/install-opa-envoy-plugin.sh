@@ -24,15 +24,14 @@ if [ "$#" -ne 1 ]; then
 fi
 src="$(cd "$1" && pwd -P)"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib-go.sh
+. "$root/scripts/lib-go.sh"
 # TOOLS_BIN overrides the install directory (e.g. when .tools is shared with another checkout).
 bin="${TOOLS_BIN:-$root/.tools/bin}"
 out="$bin/opa-envoy-plugin"
 ref="${OPA_ENVOY_PLUGIN_REF:-HEAD}"
 
-if ! command -v go >/dev/null 2>&1; then
-  echo "install-opa-envoy-plugin: Go is required (https://go.dev/dl/)" >&2
-  exit 1
-fi
+go_require opa-envoy-plugin
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -74,11 +73,7 @@ ldflags="-X github.com/open-policy-agent/opa/v1/version.Version=${opa_version}-e
 
 mkdir -p "$bin"
 echo "building opa-envoy-plugin ${short} (OPA ${opa_version}) into $out (go build; this compiles OPA and takes a few minutes)"
-build() { (cd "$tree" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false "$@" go build -ldflags "$ldflags" -o "$out" ./cmd/opa-envoy-plugin); }
-if ! build env; then
-  echo "install-opa-envoy-plugin: go build failed; retrying with GOSUMDB=off for this build only (checksum database unreachable?)" >&2
-  build env GOSUMDB=off
-fi
+go_retry opa-envoy-plugin env -C "$tree" CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -ldflags "$ldflags" -o "$out" ./cmd/opa-envoy-plugin
 printf '%s\n' "$commit" > "$out.commit"
 echo "opa-envoy-plugin built from commit $commit"
 "$out" version

@@ -12,6 +12,8 @@ set -euo pipefail
 
 OPA_VERSION="${OPA_VERSION:-v1.22.2}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib-go.sh
+. "$root/scripts/lib-go.sh"
 bin="$root/.tools/bin"
 opa="$bin/opa"
 
@@ -24,15 +26,9 @@ if [ -x "$opa" ] && [ "$(installed_version)" = "${OPA_VERSION#v}" ]; then
   exit 0
 fi
 
-if ! command -v go >/dev/null 2>&1; then
-  echo "install-opa: Go is required to install opa (https://go.dev/dl/)" >&2
-  exit 1
-fi
+go_require opa
 
 mkdir -p "$bin"
 echo "installing opa ${OPA_VERSION} into $bin (go install; this compiles OPA and takes a few minutes)"
-if ! GOBIN="$bin" CGO_ENABLED=0 go install "github.com/open-policy-agent/opa@${OPA_VERSION}"; then
-  echo "install-opa: go install failed; retrying with GOSUMDB=off for this install only (checksum database unreachable?)" >&2
-  GOBIN="$bin" CGO_ENABLED=0 GOSUMDB=off go install "github.com/open-policy-agent/opa@${OPA_VERSION}"
-fi
+go_retry opa env GOBIN="$bin" CGO_ENABLED=0 go install "github.com/open-policy-agent/opa@${OPA_VERSION}"
 echo "Version: $(installed_version)"

@@ -14,6 +14,8 @@ set -euo pipefail
 
 SPIRE_VERSION="${SPIRE_VERSION:-v1.13.3}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib-go.sh
+. "$root/scripts/lib-go.sh"
 src="$root/tools/spire"
 bin="$root/.tools/bin"
 
@@ -25,6 +27,7 @@ installed_version() {
   printf '%s' "${out%%$'\n'*}"
 }
 
+go_require spire
 pinned="$(cd "$src" && go list -m -f '{{.Version}}' github.com/spiffe/spire)"
 if [ "$pinned" != "$SPIRE_VERSION" ]; then
   echo "install-spire: tools/spire/go.mod pins spire $pinned, expected $SPIRE_VERSION" >&2
@@ -44,10 +47,6 @@ if [ -x "$bin/spire-server" ] && [ -x "$bin/spire-agent" ] && version_ok spire-s
   exit 0
 fi
 
-if ! command -v go >/dev/null 2>&1; then
-  echo "install-spire: Go is required to build SPIRE (https://go.dev/dl/)" >&2
-  exit 1
-fi
 if ! command -v gcc >/dev/null 2>&1; then
   echo "install-spire: gcc is required (SPIRE's sqlite datastore needs CGO)" >&2
   exit 1
@@ -55,12 +54,6 @@ fi
 
 mkdir -p "$bin"
 echo "building spire-server and spire-agent ${SPIRE_VERSION} into $bin (go install with CGO; takes several minutes)"
-build() {
-  (cd "$src" && GOBIN="$bin" CGO_ENABLED=1 go install \
-    github.com/spiffe/spire/cmd/spire-server github.com/spiffe/spire/cmd/spire-agent)
-}
-if ! build; then
-  echo "install-spire: go install failed; retrying with GOSUMDB=off for this build only (checksum database unreachable?)" >&2
-  GOSUMDB=off build
-fi
+go_retry spire env -C "$src" GOBIN="$bin" CGO_ENABLED=1 go install \
+  github.com/spiffe/spire/cmd/spire-server github.com/spiffe/spire/cmd/spire-agent
 echo "spire-server $(installed_version spire-server), spire-agent $(installed_version spire-agent)"

@@ -157,6 +157,8 @@ export const codes = {
   PORTCULLIS_AUDIT_UNAVAILABLE: { status: 503, opa: 'internal_error', grpc: UNAVAILABLE },
   /** An audit directory, segment, checkpoint, proof request or export is malformed or does not verify (CLI and audit endpoints). */
   PORTCULLIS_AUDIT_INVALID: { status: 400, opa: 'invalid_parameter', grpc: INVALID_ARGUMENT },
+  /** What an audit or console request names does not exist: a record (stream, seq) not in the log, a job that is not (or no longer) kept. */
+  PORTCULLIS_AUDIT_NOT_FOUND: { status: 404, opa: 'resource_not_found', grpc: NOT_FOUND },
   /** A console job (verify, replay) was started while one of its kind runs: one at a time (docs/console.md). */
   PORTCULLIS_CONSOLE_BUSY: { status: 409, opa: 'invalid_parameter', grpc: RESOURCE_EXHAUSTED },
   /** A state-changing console request (POST) without the `x-portcullis-console: 1` header: a cross-site form or a page that rebound its name to this server cannot send it without a CORS preflight, which the console never grants. */

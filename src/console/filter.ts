@@ -5,7 +5,7 @@
  * also judges a whole segment from its summary (segments.ts), so a segment that cannot hold a
  * match is skipped without reading it.
  */
-import { ExportFilter, exportFilters, type ExportFilters } from '../audit/export/filter.js'
+import { ExportFilter, exportFilters, filterValues, selectsPath, type ExportFilters } from '../audit/export/filter.js'
 import { callerOf } from '../replay/replay.js'
 import { PortcullisError } from '../errors.js'
 import type { SegmentSummary } from './segments.js'
@@ -25,14 +25,6 @@ function invalid (msg: string, parameter: string): PortcullisError {
   return new PortcullisError('PORTCULLIS_AUDIT_INVALID', msg, { parameter })
 }
 
-function list (v: string | string[] | undefined, what: string): string[] | undefined {
-  if (v === undefined) return undefined
-  const values = Array.isArray(v) ? v : [v]
-  if (values.length > 64) throw invalid(`at most 64 ${what} values`, what)
-  for (const x of values) if (typeof x !== 'string' || x === '') throw invalid(`${what} must not be empty`, what)
-  return values.length === 0 ? undefined : [...new Set(values)]
-}
-
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
 
 export class ConsoleFilter {
@@ -47,9 +39,9 @@ export class ConsoleFilter {
   constructor (input: ConsoleFilterInput) {
     const base: ExportFilters = exportFilters({ from: input.from, to: input.to, outcome: input.outcome, path: input.path })
     this.base = new ExportFilter(base)
-    const callers = list(input.caller, 'caller')
+    const callers = filterValues(input.caller, 'caller')
     this.callers = callers !== undefined ? new Set(callers) : undefined
-    const transports = list(input.transport, 'transport')
+    const transports = filterValues(input.transport, 'transport')
     this.transports = transports !== undefined ? new Set(transports) : undefined
     if (input.revision !== undefined && input.revision === '') throw invalid('revision must not be empty', 'revision')
     this.revision = input.revision
@@ -88,7 +80,7 @@ export class ConsoleFilter {
     const paths = this.base.filters.path
     if (paths !== undefined && s.paths !== null) {
       let any = false
-      for (const p of s.paths) if (paths.some((f) => p === f || p.startsWith(`${f}/`))) { any = true; break }
+      for (const p of s.paths) if (selectsPath(paths, p)) { any = true; break }
       if (!any) return false
     }
     return true

@@ -236,15 +236,18 @@ export async function replay (dir: string, snapshot: PolicySnapshot, opts: Repla
   const reader = await AuditDirReader.open(dir)
   try {
     const streams = reader.streams().map((id) => reader.stream(id))
-    const starts: number[] = []
+    // the seq range each stream is read in: the export's (StreamReader.seqRange), so a time-bounded
+    // replay reads the records a time-bounded export reads, and stops after `to` as it does
+    const ranges: Array<[number, number]> = []
     let total = 0
     for (const s of streams) {
-      const start = filters.from !== undefined ? await s.findSeqAt(new Date(filter.fromMs)) : 0
-      starts.push(start)
-      total += Math.max(0, (await s.treeSize()) - start)
+      const range = await s.seqRange(filter, await s.treeSize())
+      ranges.push(range)
+      total += Math.max(0, range[1] - range[0])
     }
     for (const [i, s] of streams.entries()) {
-      for await (const { bytes } of s.records(starts[i] as number)) {
+      const [start, end] = ranges[i] as [number, number]
+      for await (const { bytes } of s.records(start, end)) {
         totals.records_read++
         if (totals.records_read % 1000 === 0) opts.onProgress?.(totals.records_read, Math.max(total, totals.records_read))
         let rec: unknown

@@ -101,15 +101,10 @@ export function build (opts: BuildOptions): FastifyInstance {
     // refuses the same paths with the same code on the framework-free route)
     frameworkErrors: (err: Error & { code?: string }, request: { id: string }, reply: { status: (n: number) => { type: (t: string) => { send: (b: string) => void } } }) => {
       const error = err.code === 'FST_ERR_BAD_URL' ? new PortcullisError('PORTCULLIS_PATH_INVALID', 'the request URL is not validly percent-encoded', {}) : err
-      const answer = (): void => {
-        const failure = api.failure(error, request.id)
-        reply.status(failure.status).type(JSON_TYPE).send(failure.text)
-      }
-      // audited as a refused decision request (when it is one) before the answer
-      const recorded = api.recordUndecided(error, (request as { raw?: IncomingMessage }).raw, request.id)
-      if (recorded === undefined) answer()
-      // (an answer that cannot be sent — the client is gone — must not become an unhandled rejection)
-      else recorded.then(answer).catch((e: unknown) => { log.warn({ err: e, request_id: request.id }, 'the answer to a refused request could not be sent') })
+      // audited as a refused decision request (when it is one) before the answer; an answer
+      // that cannot be sent (the client is gone) is logged, never an unhandled rejection
+      api.refuse(error, (request as { raw?: IncomingMessage }).raw, request.id, ({ status, text }) => { reply.status(status).type(JSON_TYPE).send(text) })
+        .catch((e: unknown) => { log.warn({ err: e, request_id: request.id }, 'the answer to a refused request could not be sent') })
     },
     genReqId,
     // (https is also given so fastify reports https:// addresses; the server itself comes from serverFactory)
@@ -159,12 +154,10 @@ export function build (opts: BuildOptions): FastifyInstance {
 
   app.setErrorHandler(async (err, request, reply) => {
     // a decision request that failed before its decision (bad body, 413, batch limit, bad path)
-    // is audited as a refusal first, as on the framework-free route and in the Envoy adapter
-    await api.recordUndecided(err, request.raw, request.id)
-    // OPA error shape: {code, message, errors?}; our stable code in portcullis_code; counted and
-    // logged once by the adapter, as on the framework-free route
-    const { status, text } = api.failure(err, request.id)
-    return reply.status(status).type(JSON_TYPE).send(text)
+    // is audited as a refusal first, as on the framework-free route and in the Envoy adapter;
+    // OPA error shape: {code, message, errors?}; our stable code in portcullis_code
+    await api.refuse(err, request.raw, request.id, ({ status, text }) => { reply.status(status).type(JSON_TYPE).send(text) })
+    return reply
   })
 
   app.setNotFoundHandler((request, reply) => {

@@ -207,6 +207,23 @@ export class DataApi {
   }
 
   /**
+   * A request that failed, answered as every transport answers it: its refusal recorded first
+   * (recordUndecided), then `send` given the failure (the OPA error shape, counted and logged
+   * once). `send` runs at once when there is nothing to record, else after the record is
+   * written. The promise rejects only if `send` throws (the client gone, …): callers decide
+   * what that means for their socket — it is never an unhandled rejection here.
+   * One function for the framework route, its framework errors and the fast route.
+   */
+  refuse (err: unknown, raw: IncomingMessage | undefined, requestId: string | undefined, send: (failure: Failure) => void): Promise<void> {
+    const answer = (): void => { send(this.failure(err, requestId)) }
+    let recorded: Promise<void> | undefined
+    try { recorded = this.recordUndecided(err, raw, requestId) } catch { recorded = undefined }
+    if (recorded !== undefined) return recorded.then(answer)
+    try { answer() } catch (e) { return Promise.reject(e) }
+    return Promise.resolve()
+  }
+
+  /**
    * Any failure, as the caller sees it: the OPA error shape with the registry's status.
    * Counted once here, and logged once: here unless the decision pipeline logged it already
    * (with its decision_id). Never a decision.

@@ -93,11 +93,6 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
     durationOf(status)?.observe((performance.now() - started) / 1000)
   }
 
-  const fail = (res: ServerResponse, err: unknown, started: number, requestId?: string): void => {
-    const { status, text } = api.failure(err, requestId)
-    send(res, status, text, started)
-  }
-
   // A body is kept (and its input interned) the second time its text is seen: one-off bodies,
   // all of them under unique traffic, cost one Map entry and are never frozen or interned.
   const parseBody = (text: string): V1Body => {
@@ -126,21 +121,11 @@ export function withFastDataRoute (next: RequestListener, opts: FastDataOptions)
     }
   }
 
-  // fail(), and if even that throws, drop the connection: the request is denied either way and
-  // the rest of its batch is still answered
-  // a request that failed before its decision is audited as a refusal first (data-api.ts)
+  // a request that failed before its decision is audited as a refusal first, then answered with
+  // the failure (DataApi.refuse, as on the framework route); if even that throws, drop the
+  // connection: the request is denied either way and the rest of its batch is still answered
   const settleFailed = (res: ServerResponse, err: unknown, started: number, requestId?: string, req?: IncomingMessage): void => {
-    const settle = (): void => {
-      try {
-        fail(res, err, started, requestId)
-      } catch {
-        res.destroy()
-      }
-    }
-    let recorded: Promise<void> | undefined
-    try { recorded = api.recordUndecided(err, req, requestId) } catch { recorded = undefined }
-    if (recorded === undefined) settle()
-    else void recorded.then(settle)
+    api.refuse(err, req, requestId, ({ status, text }) => { send(res, status, text, started) }).catch(() => { res.destroy() })
   }
 
   interface Pending { req: IncomingMessage, res: ServerResponse, path: string, text: string, started: number, requestId: string }

@@ -17,7 +17,7 @@ import { listSegments, streamPaths } from '../../src/audit/log/layout.js'
 import { generateCheckpointKey } from '../../src/audit/log/checkpoint.js'
 import { verifyExport } from '../../src/audit/export/verify.js'
 import { ExportFilter } from '../../src/audit/export/filter.js'
-import { streamSeqRange, TIME_SLACK_MS } from '../../src/audit/export/write.js'
+import { TIME_SLACK_MS } from '../../src/audit/export/write.js'
 import { logOptions, tempAuditDir } from '../helpers/audit.js'
 import { writeFileSync } from 'node:fs'
 
@@ -79,14 +79,14 @@ describe('a large export streams', () => {
     // the last quarter of the log, and a day in the middle
     const fromIdx = Math.floor(EVENTS * 3 / 4)
     const from = new Date(T0 + fromIdx * STEP_MS).toISOString()
-    const [start, end] = await streamSeqRange(dir, main, new ExportFilter({ from }), EVENTS)
+    const [start, end] = await main.seqRange(new ExportFilter({ from }), EVENTS)
     assert.ok(start > EVENTS / 2, `reading starts at seq ${start}`)
     assert.ok(start <= fromIdx - TIME_SLACK_MS / STEP_MS)
     assert.equal(end, EVENTS)
     const dayFrom = Math.floor(EVENTS / 2)
     const dayTo = dayFrom + (24 * 3600 * 1000) / STEP_MS
     const window = new ExportFilter({ from: new Date(T0 + dayFrom * STEP_MS).toISOString(), to: new Date(T0 + dayTo * STEP_MS).toISOString() })
-    const [s2, e2] = await streamSeqRange(dir, main, window, EVENTS)
+    const [s2, e2] = await main.seqRange(window, EVENTS)
     assert.ok(s2 > 0 && s2 <= dayFrom && e2 >= dayTo && e2 < EVENTS, `[${s2}, ${e2})`)
     const file = join(dir, 'day.ndjson')
     const r = await run(['audit', 'export', dir, '--from', new Date(T0 + dayFrom * STEP_MS).toISOString(), '--to', new Date(T0 + dayTo * STEP_MS).toISOString(), '--out', file])

@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { BundleManager } from '../../src/bundles/activate.js'
-import { BundleDownloader, backoffDelay, OPA_BUNDLE_CONTENT_TYPE, type RemoteBundleOptions } from '../../src/bundles/service/index.js'
+import { BundleDownloader, OPA_BUNDLE_CONTENT_TYPE, type RemoteBundleOptions } from '../../src/bundles/service/index.js'
 import { buildFixture } from '../helpers/bundles.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -161,16 +161,5 @@ describe('not modified', () => {
     assert.equal(manager.statusOf('lp')?.state, 'OK')
     assert.equal(manager.statusOf('lp')?.last_error, undefined)
     assert.equal(manager.statusOf('lp')?.active_revision, 'rev-lp')
-  })
-})
-
-describe('backoff', () => {
-  test("OPA's DefaultBackoff: 100 ms first, ×1.6 per retry, ±20 % jitter, capped at max_delay", () => {
-    assert.equal(backoffDelay(100, 120_000, 0, () => 0.5), 100)
-    assert.equal(Math.round(backoffDelay(100, 120_000, 1, () => 0.5)), 160)
-    assert.equal(Math.round(backoffDelay(100, 120_000, 3, () => 0.5)), 410)
-    assert.equal(backoffDelay(100, 120_000, 50, () => 0.5), 120_000)
-    assert.equal(backoffDelay(100, 120_000, 50, () => 0), 96_000)
-    assert.equal(Math.round(backoffDelay(100, 120_000, 50, () => 0.999999)), 144_000)
   })
 })

@@ -7,36 +7,18 @@ import { request as httpsRequest } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { PeerCertificate, TLSSocket } from 'node:tls'
-import { pino } from 'pino'
-import { loadConfig, type ConfigOverrides } from '../../src/config/load.js'
-import { createRuntime, type ListenerFactory, type Runtime } from '../../src/server/runtime.js'
+import type { ConfigOverrides } from '../../src/config/load.js'
+import type { ListenerFactory, Runtime } from '../../src/server/runtime.js'
 import { buildFixture } from './bundles.js'
+import { startRuntime } from './runtime.js'
 
+/** startRuntime (helpers/runtime.ts) over the `whoami` fixture, built by the real opa. */
 export async function startWapiRuntime (overrides: ConfigOverrides, opts: { listeners?: ListenerFactory[] } = {}): Promise<{ runtime: Runtime, url: string, close: () => Promise<void> }> {
   const work = mkdtempSync(join(tmpdir(), 'portcullis-wapi-rt-'))
   const dir = join(work, 'bundles')
   mkdirSync(dir)
   buildFixture('whoami', work, { out: join('bundles', 'whoami.tar.gz') })
-  const o = overrides as Record<string, Record<string, unknown> | undefined>
-  const config = loadConfig({
-    env: {},
-    overrides: {
-      ...overrides,
-      server: { addr: '127.0.0.1:0', workers: 1, ...o.server },
-      bundles: { dir, watch: false },
-      logging: { level: 'silent' },
-    } as ConfigOverrides,
-  })
-  const runtime = await createRuntime(config, {}, { logger: pino({ level: 'silent' }), ...(opts.listeners !== undefined ? { listeners: opts.listeners } : {}) })
-  const url = await runtime.start()
-  return {
-    runtime,
-    url,
-    close: async () => {
-      await runtime.stop()
-      rmSync(work, { recursive: true, force: true })
-    },
-  }
+  return await startRuntime(overrides, { bundles: { dir, watch: false }, ...opts, cleanup: () => { rmSync(work, { recursive: true, force: true }) } })
 }
 
 export interface TlsReply { status: number, body: Record<string, unknown>, peer: PeerCertificate }

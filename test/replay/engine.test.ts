@@ -10,6 +10,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { AuditLog } from '../../src/audit/log/writer.js'
+import { AuditDirReader } from '../../src/audit/log/reader.js'
+import { ExportFilter } from '../../src/audit/export/filter.js'
 import { BundleManager } from '../../src/bundles/activate.js'
 import type { PolicySnapshot } from '../../src/policy/snapshot.js'
 import { OVERFLOW, replay } from '../../src/replay/replay.js'
@@ -110,5 +112,52 @@ describe('replay(): stored inputs keep the digits the policy saw', () => {
       const r = await replay(dir, manager.snapshot)
       assert.equal(r.totals.unchanged, 2, JSON.stringify(r.changes))
     } finally { rmSync(dir, { recursive: true, force: true }) }
+  })
+})
+
+describe('replay(): a time range is read as the export reads it', () => {
+  let work: string
+  let snapshot: PolicySnapshot
+  let dir: string
+  const T0 = Date.parse('2026-11-01T00:00:00Z')
+  /** Events 20 min apart over almost three days, in small segments: many segments, each spanning hours. */
+  const STEP_MS = 20 * 60 * 1000
+  const EVENTS = 200
+  const at = (i: number): string => new Date(T0 + i * STEP_MS).toISOString()
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'portcullis-replay-range-'))
+    const manager = new BundleManager()
+    assert.equal(await manager.load(buildFixture('reasons', work, { revision: 'r1' })), true)
+    snapshot = manager.snapshot
+    dir = join(work, 'audit')
+    mkdirSync(dir)
+    const log = await AuditLog.open(logOptions(dir, { segmentMaxBytes: 4096 }))
+    for (let i = 0; i < EVENTS; i++) {
+      await log.append(JSON.stringify({ decision_id: `r-${i}`, path: 'reasons/allow', timestamp: at(i), transport: 'http', input: { user: 'alice' }, result: true, outcome: 'allow' }))
+    }
+    await log.close()
+  })
+  after(() => rmSync(work, { recursive: true, force: true }))
+
+  test('events exactly in [from, to) are replayed, and reading stops where the export stops (not at the end of the log)', async () => {
+    const from = 60
+    const to = 100
+    const filters = { from: at(from), to: at(to) }
+    const r = await replay(dir, snapshot, { filters })
+    // the bounds are exact: the event stamped `from` is in, the one stamped `to` is out
+    assert.equal(r.totals.events, to - from)
+    assert.equal(r.totals.unchanged, to - from)
+    // the records read are the export's seq range, which ends well before the log does
+    const reader = await AuditDirReader.open(dir)
+    try {
+      const main = reader.stream('main')
+      const [start, end] = await main.seqRange(new ExportFilter(filters), await main.treeSize())
+      assert.ok(end < EVENTS, `the export stops at seq ${end}`)
+      assert.equal(r.totals.records_read, end - start)
+    } finally { reader.close() }
+    // without `to`, reading goes on to the end
+    const open = await replay(dir, snapshot, { filters: { from: at(from) } })
+    assert.equal(open.totals.events, EVENTS - from)
   })
 })

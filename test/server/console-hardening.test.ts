@@ -18,17 +18,16 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { request as httpRequest, type ClientRequest, type IncomingHttpHeaders } from 'node:http'
 import { connect } from 'node:net'
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { randomBytes } from 'node:crypto'
 import { pino } from 'pino'
-import { generateCheckpointKey } from '../../src/audit/log/checkpoint.js'
 import { LocalJobRegistry, type JobRegistry, type JobView } from '../../src/console/jobs.js'
 import { loadConfig, type ConfigOverrides } from '../../src/config/load.js'
 import { createRuntime, type Runtime } from '../../src/server/runtime.js'
-import { buildBundleDir, buildFixture } from '../helpers/bundles.js'
+import { buildBundleDir } from '../helpers/bundles.js'
+import { consoleSetting } from '../helpers/console.js'
 import { FRONTEND, verifiedCaller } from '../helpers/identity.js'
 import { metricValue } from '../helpers/audit.js'
 
@@ -128,19 +127,10 @@ describe('console hardening over the wire', () => {
   }
 
   before(async () => {
-    work = mkdtempSync(join(tmpdir(), 'portcullis-console-hardening-'))
-    const bundles = join(work, 'bundles')
-    mkdirSync(bundles)
-    cpSync(join(process.cwd(), 'bundles', 'authz.tar.gz'), join(bundles, 'authz.tar.gz'))
-    buildFixture('console-system', work, { out: join('bundles', 'system.tar.gz'), revision: 'console-system' })
-    const src = join(work, 'authz-src')
-    cpSync(join(process.cwd(), 'policies', 'authz'), src, { recursive: true })
-    rmSync(join(src, 'authz', 'policy_test.rego'))
-    candidate = readFileSync(buildBundleDir(src, join(work, 'candidate.tar.gz'), { revision: 'candidate' }))
-    const auditDir = join(work, 'audit')
-    mkdirSync(auditDir)
-    const { privateKeyPem } = generateCheckpointKey()
-    writeFileSync(join(work, 'checkpoint.pem'), privateKeyPem, { mode: 0o600 })
+    const setting = consoleSetting('portcullis-console-hardening-')
+    work = setting.work
+    const bundles = setting.bundles
+    candidate = readFileSync(buildBundleDir(setting.candidateSrc, join(work, 'candidate.tar.gz'), { revision: 'candidate' }))
     const caller = await verifiedCaller(FRONTEND)
     front = caller.headers
     const config = loadConfig({
@@ -151,7 +141,7 @@ describe('console hardening over the wire', () => {
         logging: { level: 'warn' },
         identity: caller.config(),
         admin: { allowed_hosts: ['console.example.org', 'pinned.example.org:1'] },
-        audit: { enabled: true, dir: auditDir, durability: 'sync', checkpoint: { every_events: 4, every_seconds: 3600, key_file: join(work, 'checkpoint.pem') } },
+        audit: setting.audit,
       } as ConfigOverrides,
     })
     const sink = new Writable({ write (chunk: Buffer, _enc, cb) { for (const l of chunk.toString('utf8').split('\n')) if (l !== '') logLines.push(JSON.parse(l) as Record<string, unknown>); cb() } })

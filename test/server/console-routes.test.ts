@@ -5,14 +5,13 @@
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto'
-import { generateCheckpointKey } from '../../src/audit/log/checkpoint.js'
 import { AuditDirReader } from '../../src/audit/log/reader.js'
 import { leafHash, verifyInclusion } from '../../src/audit/log/tree.js'
-import { buildBundleDir, buildFixture } from '../helpers/bundles.js'
+import { buildBundleDir } from '../helpers/bundles.js'
+import { consoleSetting } from '../helpers/console.js'
 import { FRONTEND, verifiedCaller } from '../helpers/identity.js'
 import { startRuntime } from '../helpers/runtime.js'
 
@@ -32,22 +31,15 @@ describe('console API', () => {
   const get = async (path: string, who: Record<string, string> = front): Promise<Response> => await fetch(`${url}${path}`, { headers: who })
 
   before(async () => {
-    work = mkdtempSync(join(tmpdir(), 'portcullis-console-'))
-    const bundles = join(work, 'bundles')
-    mkdirSync(bundles)
-    cpSync(join(process.cwd(), 'bundles', 'authz.tar.gz'), join(bundles, 'authz.tar.gz'))
-    buildFixture('console-system', work, { out: join('bundles', 'system.tar.gz'), revision: 'console-system' })
-    auditDir = join(work, 'audit')
-    mkdirSync(auditDir)
-    const { privateKeyPem } = generateCheckpointKey()
-    writeFileSync(join(work, 'checkpoint.pem'), privateKeyPem, { mode: 0o600 })
+    const setting = consoleSetting('portcullis-console-')
+    work = setting.work
+    auditDir = setting.auditDir
+    const bundles = setting.bundles
     // candidates: the service's own authz policy, signed by the configured key and by another
     const signer = generateKeyPairSync('rsa', { modulusLength: 2048 })
     const stranger = generateKeyPairSync('rsa', { modulusLength: 2048 })
     for (const [name, key] of [['signer', signer], ['stranger', stranger]] as const) writeFileSync(join(work, `${name}.pem`), key.privateKey.export({ type: 'pkcs8', format: 'pem' }))
-    const src = join(work, 'authz-src')
-    cpSync(join(process.cwd(), 'policies', 'authz'), src, { recursive: true })
-    rmSync(join(src, 'authz', 'policy_test.rego')) // (its package is outside the bundle's roots)
+    const src = setting.candidateSrc
     goodCandidate = buildBundleDir(src, join(work, 'good.tar.gz'), { revision: 'candidate', signingKey: join(work, 'signer.pem') })
     badCandidate = buildBundleDir(src, join(work, 'bad.tar.gz'), { revision: 'candidate', signingKey: join(work, 'stranger.pem') })
     const frontend = await verifiedCaller(FRONTEND)
@@ -58,7 +50,7 @@ describe('console API', () => {
       identity: frontend.config(),
       // signatures are checked when present (the served bundles are unsigned, so not required)
       bundles: { dir: bundles, signing: { required: false, keys: { default: { key: signer.publicKey.export({ type: 'spki', format: 'pem' }) as string, algorithm: 'RS256' } } } },
-      audit: { enabled: true, dir: auditDir, durability: 'sync', checkpoint: { every_events: 4, every_seconds: 3600, key_file: join(work, 'checkpoint.pem') } },
+      audit: setting.audit,
     } as never)
     url = started.url
     close = started.close
@@ -129,6 +121,17 @@ describe('console API', () => {
     assert.equal(sig.subarray(0, 4).toString('hex'), d.public_key.key_hash_hex)
     assert.equal(verify(null, Buffer.from(note.slice(0, split + 1)), createPublicKey(d.public_key.pem), sig.subarray(4)), true)
     assert.equal((await get(`/v1/console/decisions/${r.stream}/99999`)).status, 404)
+  })
+
+  test('what does not exist is 404 in the error registry\'s shape (PORTCULLIS_AUDIT_NOT_FOUND), not a 400 code on a 404', async () => {
+    const r = records.find((x) => x.seq === 0) as { stream: string, seq: number }
+    for (const path of [`/v1/console/decisions/${r.stream}/99999`, '/v1/console/verify/no-such-job', '/v1/console/replay/no-such-job']) {
+      const res = await get(path)
+      assert.equal(res.status, 404, path)
+      assert.deepEqual(Object.keys(await res.json() as object).sort(), ['code', 'message', 'portcullis_code'])
+    }
+    const res = await get('/v1/console/replay/no-such-job')
+    assert.deepEqual({ ...(await res.json() as { code: string, portcullis_code: string }), message: '' }, { code: 'resource_not_found', message: '', portcullis_code: 'PORTCULLIS_AUDIT_NOT_FOUND' })
   })
 
   test('overview counts equal counts from the log', async () => {

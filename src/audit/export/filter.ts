@@ -44,7 +44,12 @@ export function parseRfc3339 (text: string, what: string): number {
   return ms
 }
 
-function list (v: string | string[] | undefined, what: string): string[] | undefined {
+/**
+ * A repeatable filter parameter (one value or several) as a list without duplicates; undefined
+ * when absent. Throws PORTCULLIS_AUDIT_INVALID naming the parameter for an empty value or more
+ * than 64 values. The console's filters (console/filter.ts) use it too.
+ */
+export function filterValues (v: string | string[] | undefined, what: string): string[] | undefined {
   if (v === undefined) return undefined
   const values = Array.isArray(v) ? v : [v]
   if (values.length > MAX_VALUES) throw invalid(`at most ${MAX_VALUES} ${what} values`, { parameter: what })
@@ -60,23 +65,28 @@ export function exportFilters (input: ExportFilterInput): ExportFilters {
   if (input.from !== undefined) { parseRfc3339(input.from, 'from'); out.from = input.from }
   if (input.to !== undefined) { parseRfc3339(input.to, 'to'); out.to = input.to }
   if (out.from !== undefined && out.to !== undefined && parseRfc3339(out.from, 'from') > parseRfc3339(out.to, 'to')) throw invalid('from is after to', { parameter: 'from' })
-  const outcome = list(input.outcome, 'outcome')
+  const outcome = filterValues(input.outcome, 'outcome')
   if (outcome !== undefined) {
     for (const o of outcome) if (!(EXPORT_OUTCOMES as readonly string[]).includes(o)) throw invalid(`outcome ${JSON.stringify(o)} is not one of ${EXPORT_OUTCOMES.join(', ')}`, { parameter: 'outcome' })
     out.outcome = outcome as ExportOutcome[]
   }
-  const spiffe = list(input.spiffe_id, 'spiffe_id')
+  const spiffe = filterValues(input.spiffe_id, 'spiffe_id')
   if (spiffe !== undefined) {
     for (const s of spiffe) if (!s.startsWith('spiffe://')) throw invalid(`spiffe_id ${JSON.stringify(s)} is not a SPIFFE ID`, { parameter: 'spiffe_id' })
     out.spiffe_id = spiffe
   }
-  const path = list(input.path, 'path')
+  const path = filterValues(input.path, 'path')
   if (path !== undefined) {
     const trimmed = path.map(trimSlashes)
     if (trimmed.includes('')) throw invalid('path must name a decision path', { parameter: 'path' })
     out.path = trimmed
   }
   return out
+}
+
+/** Whether a path filter selects decision path `p` (slashes trimmed): the path and everything below it. */
+export function selectsPath (filter: readonly string[], p: string): boolean {
+  return filter.some((f) => p === f || p.startsWith(`${f}/`))
 }
 
 /** The parts of a record the filters read (a decision event or a gap record). */
@@ -133,8 +143,7 @@ export class ExportFilter {
     }
     if (this.#path !== undefined) {
       const p = typeof r.path === 'string' ? trimSlashes(r.path) : undefined
-      // a path filter selects the path and everything below it
-      if (p === undefined || !this.#path.some((f) => p === f || p.startsWith(`${f}/`))) return false
+      if (p === undefined || !selectsPath(this.#path, p)) return false
     }
     return true
   }

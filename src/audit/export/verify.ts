@@ -8,10 +8,10 @@
  */
 import { createReadStream } from 'node:fs'
 import { open } from 'node:fs/promises'
-import { createPublicKey, type KeyObject } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
 import { parse as csvParse } from 'csv-parse'
 import { PortcullisError } from '../../errors.js'
-import { parseCheckpoint, verifyCheckpoint } from '../log/checkpoint.js'
+import { parseCheckpoint, parseCheckpointPublicKey, verifyCheckpoint } from '../log/checkpoint.js'
 import { recordSeq } from '../log/layout.js'
 import { HASH_SIZE, leafHash, verifyInclusion } from '../log/tree.js'
 import { ExportFilter, exportFilters, type ExportFilterInput } from './filter.js'
@@ -273,11 +273,7 @@ async function checkCsv (path: string, checker: ExportChecker): Promise<void> {
  * cannot be read (PORTCULLIS_AUDIT_INVALID).
  */
 export async function verifyExport (path: string, publicKeyPem: string, format?: ExportFormat): Promise<ExportVerifyReport> {
-  let key: KeyObject
-  try { key = createPublicKey(publicKeyPem) } catch (err) {
-    throw new PortcullisError('PORTCULLIS_AUDIT_INVALID', `the checkpoint public key is not a PEM public key: ${(err as Error).message}`)
-  }
-  if (key.asymmetricKeyType !== 'ed25519') throw new PortcullisError('PORTCULLIS_AUDIT_INVALID', `checkpoint keys are Ed25519, not ${String(key.asymmetricKeyType)}`)
+  const key = parseCheckpointPublicKey(publicKeyPem)
   const fmt = format ?? await exportFormatOf(path) ?? 'ndjson'
   const checker = new ExportChecker(key)
   try {

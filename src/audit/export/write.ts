@@ -10,15 +10,12 @@
  * exported: an event without a signed root to prove against proves nothing.
  *
  * A time-bounded export does not read the whole log: segments are skipped by the timestamp of
- * their first record (see TIME_SLACK_MS for why that is safe).
+ * their first record (StreamReader.seqRange; see TIME_SLACK_MS for why that is safe).
  */
-import { open } from 'node:fs/promises'
-import { join } from 'node:path'
 import { Readable, pipeline } from 'node:stream'
 import { stringify } from 'csv-stringify'
 import { PortcullisError } from '../../errors.js'
 import { AuditDirReader, TIME_SLACK_MS, type StreamReader } from '../log/reader.js'
-import { listSegments, streamPaths } from '../log/layout.js'
 import { ExportFilter, type ExportFilters } from './filter.js'
 import { CSV_COLUMNS, EXPORT_FORMAT, EXPORT_VERSION, PROOF_SEPARATOR, readableColumns, type ExportEvent, type ExportFormat, type ExportHeader, type ExportStreamCheckpoint, type ExportTrailer } from './format.js'
 
@@ -26,7 +23,6 @@ export { TIME_SLACK_MS }
 
 /** Output chunk size for NDJSON: lines are batched so a large export is not millions of tiny writes. */
 const CHUNK_BYTES = 64 * 1024
-const FIRST_RECORD_MAX_BYTES = 16 * 1024 * 1024
 
 export interface ExportOptions {
   filters: ExportFilters
@@ -36,48 +32,6 @@ export interface ExportOptions {
 }
 
 type Item = { kind: 'header', header: ExportHeader } | { kind: 'event', event: ExportEvent, parsed: Record<string, unknown> } | { kind: 'trailer', trailer: ExportTrailer }
-
-/** The timestamp (ms) of a segment's first record; NaN when it cannot be read (the segment is then never skipped). */
-async function firstRecordTime (path: string): Promise<number> {
-  let fh
-  try { fh = await open(path, 'r') } catch { return Number.NaN }
-  try {
-    for (let size = 64 * 1024; size <= FIRST_RECORD_MAX_BYTES; size *= 4) {
-      const buf = Buffer.allocUnsafe(size)
-      const { bytesRead } = await fh.read(buf, 0, size, 0)
-      const nl = buf.subarray(0, bytesRead).indexOf(10)
-      if (nl < 0) {
-        if (bytesRead < size) return Number.NaN
-        continue
-      }
-      try {
-        const r = JSON.parse(buf.subarray(0, nl).toString('utf8')) as Record<string, unknown>
-        const t = r.type === 'gap' ? r.first_shed_at : r.timestamp
-        return typeof t === 'string' ? Date.parse(t) : Number.NaN
-      } catch { return Number.NaN }
-    }
-    return Number.NaN
-  } finally { await fh.close() }
-}
-
-/**
- * The seq range [from, to) of a stream that can hold records of the time range: reading starts
- * at the reader's conservative start for `from` (AuditDirReader.findSeqAt with this slack: the
- * last segment whose first record is stamped more than the slack before `from`), and stops at
- * the first later segment whose first record is stamped more than the slack after `to`.
- */
-export async function streamSeqRange (dir: string, reader: StreamReader, filter: ExportFilter, size: number): Promise<[number, number]> {
-  const start = filter.fromMs === Number.NEGATIVE_INFINITY ? 0 : await reader.findSeqAt(new Date(filter.fromMs), TIME_SLACK_MS)
-  if (filter.toMs === Number.POSITIVE_INFINITY) return [start, size]
-  const segDir = streamPaths(dir, reader.id).segments
-  for (const seg of await listSegments(segDir)) {
-    if (seg.first <= start) continue
-    if (seg.first >= size) break
-    const t = await firstRecordTime(join(segDir, seg.name))
-    if (Number.isFinite(t) && t - TIME_SLACK_MS >= filter.toMs) return [start, seg.first]
-  }
-  return [start, size]
-}
 
 /**
  * Opens the directory and reads each stream's latest checkpoint: everything that can fail
@@ -113,7 +67,7 @@ export async function prepareExport (dir: string, opts: ExportOptions): Promise<
       let total = 0
       for (const { cp, reader: s } of streams) {
         counts[cp.stream] = 0
-        const [from, to] = await streamSeqRange(dir, s, filter, cp.size)
+        const [from, to] = await s.seqRange(filter, cp.size)
         for await (const { seq, bytes } of s.records(from, to)) {
           let parsed: Record<string, unknown>
           try { parsed = JSON.parse(bytes.toString('utf8')) as Record<string, unknown> } catch {

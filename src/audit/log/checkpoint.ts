@@ -56,6 +56,19 @@ export function keyHash (name: string, publicKey: KeyObject): Buffer {
   return createHash('sha256').update(name).update('\n').update(Buffer.from([ED25519_TYPE])).update(rawPublicKey(publicKey)).digest().subarray(0, 4)
 }
 
+/**
+ * A checkpoint public key (Ed25519, SPKI PEM) as the verifiers read it: the auditor's pinned
+ * key or the one stored beside the log. Throws PORTCULLIS_AUDIT_INVALID naming `what`.
+ */
+export function parseCheckpointPublicKey (pem: string, what = 'the checkpoint public key'): KeyObject {
+  let key: KeyObject
+  try { key = createPublicKey(pem) } catch (err) {
+    throw invalid(`${what} is not a PEM public key: ${(err as Error).message}`)
+  }
+  if (key.asymmetricKeyType !== 'ed25519') throw invalid(`${what} must be Ed25519, not ${String(key.asymmetricKeyType)}`)
+  return key
+}
+
 function checkKey (key: KeyObject): void {
   if (key.asymmetricKeyType !== 'ed25519') throw invalid(`checkpoint keys must be Ed25519, not ${String(key.asymmetricKeyType)}`)
 }

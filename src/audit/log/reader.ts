@@ -47,6 +47,13 @@ export interface StreamReader {
    * exactly, timestamp order). Conservative: callers still filter each record by its timestamp.
    */
   findSeqAt: (time: Date, slackMs?: number) => Promise<number>
+  /**
+   * The seq range [from, to) of the first `size` records that can hold records stamped in
+   * [fromMs, toMs): from findSeqAt(fromMs), up to the first later segment whose first record is
+   * stamped more than the slack after `toMs`. Conservative too: every time-bounded reader (the
+   * export, replay) reads exactly this range and still filters each record by its timestamp.
+   */
+  seqRange: (range: { fromMs: number, toMs: number }, size: number) => Promise<[number, number]>
   /** Releases the hashes file descriptor (reopened on the next call). */
   close: () => void
 }
@@ -166,12 +173,25 @@ class FileStreamReader implements StreamReader {
     const segs = await listSegments(this.paths.segments)
     let start = segs[0]?.first ?? 0
     for (const s of segs) {
-      const t = await firstTimestamp(join(this.paths.segments, s.name))
-      if (t === undefined) continue // a segment starting with a gap record: undecided, keep the earlier start
-      if (t > limit) break
+      const first = await firstRecordStamp(join(this.paths.segments, s.name))
+      if (first === undefined || first.gap) continue // a segment starting with a gap record: undecided, keep the earlier start
+      if (first.ms > limit) break
       start = s.first
     }
     return start
+  }
+
+  async seqRange (range: { fromMs: number, toMs: number }, size: number): Promise<[number, number]> {
+    const start = range.fromMs === Number.NEGATIVE_INFINITY ? 0 : await this.findSeqAt(new Date(range.fromMs), TIME_SLACK_MS)
+    if (range.toMs === Number.POSITIVE_INFINITY) return [start, size]
+    for (const seg of await listSegments(this.paths.segments)) {
+      if (seg.first <= start) continue
+      if (seg.first >= size) break
+      // a gap record is stamped by its first shed event
+      const first = await firstRecordStamp(join(this.paths.segments, seg.name))
+      if (first !== undefined && first.ms - TIME_SLACK_MS >= range.toMs) return [start, seg.first]
+    }
+    return [start, size]
   }
 
   private checkSize (n: number, what: string): HashesFileReader {
@@ -198,19 +218,33 @@ class FileStreamReader implements StreamReader {
   }
 }
 
-/** The `timestamp` (ms) of a segment's first record, read from its first 64 KiB. */
-async function firstTimestamp (path: string): Promise<number | undefined> {
+/** Longest first record read to learn a segment's time (a longer one: the segment is never skipped). */
+const FIRST_RECORD_MAX_BYTES = 16 * 1024 * 1024
+
+/**
+ * The time (ms) of a segment's first record: its `timestamp`, or for a gap record its
+ * `first_shed_at` (`gap` set); undefined when it cannot be read (callers then never skip).
+ */
+async function firstRecordStamp (path: string): Promise<{ ms: number, gap: boolean } | undefined> {
   let fh
   try { fh = await open(path, 'r') } catch { return undefined }
   try {
-    const buf = Buffer.alloc(64 * 1024)
-    const { bytesRead } = await fh.read(buf, 0, buf.length, 0)
-    const nl = buf.subarray(0, bytesRead).indexOf(10)
-    if (nl < 0) return undefined
-    try {
-      const rec = JSON.parse(buf.subarray(0, nl).toString('utf8')) as { timestamp?: unknown }
-      const t = typeof rec.timestamp === 'string' ? Date.parse(rec.timestamp) : NaN
-      return Number.isFinite(t) ? t : undefined
-    } catch { return undefined }
+    for (let size = 64 * 1024; size <= FIRST_RECORD_MAX_BYTES; size *= 4) {
+      const buf = Buffer.allocUnsafe(size)
+      const { bytesRead } = await fh.read(buf, 0, size, 0)
+      const nl = buf.subarray(0, bytesRead).indexOf(10)
+      if (nl < 0) {
+        if (bytesRead < size) return undefined
+        continue
+      }
+      try {
+        const r = JSON.parse(buf.subarray(0, nl).toString('utf8')) as Record<string, unknown>
+        const gap = r.type === 'gap'
+        const t = gap ? r.first_shed_at : r.timestamp
+        const ms = typeof t === 'string' ? Date.parse(t) : Number.NaN
+        return Number.isFinite(ms) ? { ms, gap } : undefined
+      } catch { return undefined }
+    }
+    return undefined
   } finally { await fh.close() }
 }

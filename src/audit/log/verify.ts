@@ -9,9 +9,9 @@
 import { existsSync, fstatSync, openSync, closeSync, readSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { createPublicKey, type KeyObject } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
 import { PortcullisError } from '../../errors.js'
-import { parseCheckpoint, splitCheckpointNotes, verifyCheckpoint } from './checkpoint.js'
+import { parseCheckpoint, parseCheckpointPublicKey, splitCheckpointNotes, verifyCheckpoint } from './checkpoint.js'
 import { HashesFileReader, listSegments, readRetentionLog, recordSeq, segmentLineBatches, streamPaths, type RetentionEntry } from './layout.js'
 import { AuditDirReader } from './reader.js'
 import { CompactRange, HASH_SIZE, consistencyProof, leafHash, storedHashCount, treeRoot, treeSizeForStoredCount, verifyConsistency } from './tree.js'
@@ -126,15 +126,12 @@ export async function verifyAuditDir (dir: string, opts: VerifyOptions = {}): Pr
   let key: KeyObject | undefined
   let keyInfo: VerifyReport['key'] = { source: 'none' }
   if (opts.publicKeyPem !== undefined) {
-    try { key = createPublicKey(opts.publicKeyPem) } catch (err) {
-      throw new PortcullisError('PORTCULLIS_AUDIT_INVALID', `the checkpoint public key is not a PEM public key: ${(err as Error).message}`)
-    }
-    if (key.asymmetricKeyType !== 'ed25519') throw new PortcullisError('PORTCULLIS_AUDIT_INVALID', 'the checkpoint public key must be Ed25519')
+    key = parseCheckpointPublicKey(opts.publicKeyPem)
     keyInfo = { source: 'pinned' }
   } else {
     const file = join(dir, 'checkpoint-key.pub.pem')
     if (existsSync(file)) {
-      key = createPublicKey(await readFile(file, 'utf8'))
+      key = parseCheckpointPublicKey(await readFile(file, 'utf8'), file)
       keyInfo = { source: 'directory', file }
       warnings.push(`checkpoint signatures checked with ${file}, the key stored beside the log: only a key pinned by the auditor (--key) proves who signed them`)
     } else {

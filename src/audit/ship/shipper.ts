@@ -16,7 +16,7 @@
  *   ships every stream in the directory — including streams of processes that are gone (a
  *   previous run, a crashed worker), which a shipper per process would never finish. The
  *   others stand by and try the lock again each period.
- * - Timing is OPA's (backoff.ts): periodic uploads every uniformly random [min, max] delay,
+ * - Timing is OPA's (src/backoff.ts, shared with the bundle downloader): periodic uploads every uniformly random [min, max] delay,
  *   exponential backoff with jitter after a failure, `trigger: manual` uploads only when asked.
  * - Stop never hangs (OPA #6443): the final upload and everything in flight are aborted at the
  *   grace deadline; what was not acknowledged stays in the log for the next start.
@@ -24,7 +24,7 @@
 import { join } from 'node:path'
 import lockfile from 'proper-lockfile'
 import { silentLogger, type Logger } from '../../log.js'
-import { periodicDelayMs, retryDelayMs } from './backoff.js'
+import { periodicDelayMs, retryDelayMs } from '../../backoff.js'
 import { ChunkEncoder, type Chunk, type ShipEvent } from './chunk.js'
 import type { UploadClient, UploadResult } from './client.js'
 import { readCursor, writeCursor } from '../log/ship-cursor.js'

@@ -7,16 +7,17 @@
  *   read limits, signature verification and activation as a file; never half-loaded);
  * - after a success the next poll waits uniformly in [min_delay, max_delay]; after a failure it
  *   backs off exponentially from 100 ms (×1.6 per retry, ±20 % jitter, capped at max_delay —
- *   OPA's `util.DefaultBackoff`);
+ *   OPA's `util.DefaultBackoff`, src/backoff.ts, shared with the decision-log shipper);
  * - long polling: with `long_polling_timeout_seconds` the request carries `Prefer: wait=N`; it
  *   stays on only while the server answers `Content-Type: application/vnd.openpolicyagent.bundles`
  *   (a 304 keeps the previous answer), and the next long poll then starts at once;
  * - any failure (request, status, size, archive, signature, activation) keeps the active bundle,
- *   is recorded in the bundle's status with its code, and resets the ETag to the active
- *   bundle's, so the next poll fetches the new bundle again rather than trusting a 304;
+ *   is recorded in the bundle's status with its code; If-None-Match only ever carries the
+ *   active bundle's ETag, so the next poll fetches the new bundle again rather than a 304;
  * - `persist`: the exact bytes of each activated download are saved (persist.ts) and loaded at
  *   start, before the first request, with their ETag.
  */
+import { periodicDelayMs, retryDelayMs } from '../../backoff.js'
 import { BundleError, toPortcullisError } from '../../errors.js'
 import { silentLogger, type Logger } from '../../log.js'
 import type { Metrics } from '../../metrics/index.js'
@@ -26,8 +27,6 @@ import { bundleUrl, fetchBundle, type ServiceOptions } from './client.js'
 import { readPersisted, savePersisted } from './persist.js'
 
 export const OPA_BUNDLE_CONTENT_TYPE = 'application/vnd.openpolicyagent.bundles'
-/** OPA `minRetryDelay`. */
-export const MIN_RETRY_DELAY_MS = 100
 
 export interface RemoteBundleOptions {
   name: string
@@ -52,16 +51,6 @@ export interface DownloaderDeps {
 
 export type PollOutcome = 'downloaded' | 'not_modified' | 'rejected' | 'failed' | 'stopped'
 
-/** OPA's util.DefaultBackoff(base, max, retries): base·1.6^retries capped at max, ±20 % jitter. */
-export function backoffDelay (baseMs: number, maxMs: number, retries: number, random: () => number = Math.random): number {
-  if (retries === 0) return baseMs
-  let backoff = baseMs
-  for (let r = retries; backoff < maxMs && r > 0; r--) backoff *= 1.6
-  if (backoff > maxMs) backoff = maxMs
-  backoff *= 1 + 0.2 * (random() * 2 - 1)
-  return Math.max(0, backoff)
-}
-
 export class BundleDownloader {
   readonly name: string
   readonly url: string
@@ -72,9 +61,11 @@ export class BundleDownloader {
   readonly #random: () => number
   readonly #now: () => Date
   readonly #abort = new AbortController()
-  /** ETag sent with the next request. */
-  #etag: string | undefined
-  /** ETag of the bundle this downloader last activated (OPA's `p.etags[name]`). */
+  /**
+   * ETag of the bundle this downloader last activated (OPA's `p.etags[name]`), and the only one
+   * ever sent as If-None-Match: the ETag of a download that failed (refused, not activated) is
+   * never remembered, so the server cannot answer 304 to a bundle that is not in service.
+   */
   #activeEtag: string | undefined
   #longPoll: boolean
   #closed = false
@@ -116,7 +107,6 @@ export class BundleDownloader {
       return false
     }
     this.#activeEtag = persisted.etag
-    this.#etag = persisted.etag
     this.#manager.setRemoteStatus(this.name, { loaded_from: 'persisted', etag: persisted.etag })
     this.#log.info({ bundle: this.name, file: persisted.file }, 'persisted bundle activated')
     return true
@@ -157,12 +147,12 @@ export class BundleDownloader {
       if (this.#closed) return
       let delay: number
       if (outcome === 'failed' || outcome === 'rejected') {
-        delay = backoffDelay(MIN_RETRY_DELAY_MS, this.#opts.polling.maxDelayMs, retry, this.#random)
+        delay = retryDelayMs(retry, this.#opts.polling.maxDelayMs, this.#random)
         retry++
       } else {
         retry = 0
         const { minDelayMs, maxDelayMs, longPollingTimeoutSeconds } = this.#opts.polling
-        delay = this.#longPoll && longPollingTimeoutSeconds !== undefined ? 0 : minDelayMs + (maxDelayMs - minDelayMs) * this.#random()
+        delay = this.#longPoll && longPollingTimeoutSeconds !== undefined ? 0 : periodicDelayMs(minDelayMs, maxDelayMs, this.#random)
       }
       if (this.#waiters.length > 0) delay = 0
       await this.#sleep(delay)
@@ -197,7 +187,7 @@ export class BundleDownloader {
     try {
       res = await fetchBundle(this.#opts.service, {
         resource: this.#opts.resource,
-        ...(this.#etag !== undefined ? { etag: this.#etag } : {}),
+        ...(this.#activeEtag !== undefined ? { etag: this.#activeEtag } : {}),
         ...(waitSeconds !== undefined ? { waitSeconds } : {}),
         maxBytes: this.#opts.maxBytes,
         signal: this.#abort.signal,
@@ -205,7 +195,6 @@ export class BundleDownloader {
     } catch (err) {
       if (this.#closed) return 'stopped'
       const error = err instanceof BundleError ? err : new BundleError('PORTCULLIS_BUNDLE_DOWNLOAD_FAILED', `${this.url}: ${toPortcullisError(err).message}`, { url: this.url }, { cause: err })
-      this.#etag = this.#activeEtag
       this.#manager.reportFailure(this.name, this.url, error)
       record('failed')
       return 'failed'
@@ -214,10 +203,9 @@ export class BundleDownloader {
     this.#manager.setRemoteStatus(this.name, { last_successful_request: okAt })
 
     if (res.status === 304) {
-      const confirmed = res.etag ?? this.#etag
-      // A 304 confirms the active bundle only for its own ETag; for another one the next request
-      // keeps asking with the active ETag, so a bundle that was never activated is fetched again.
-      this.#etag = confirmed === this.#activeEtag ? confirmed : this.#activeEtag
+      // A 304 confirms the active bundle; the next request still asks with the active ETag
+      // (never one a 304 names), so a bundle that was never activated is fetched again.
+      const confirmed = res.etag ?? this.#activeEtag
       this.#manager.reportCurrent(this.name, confirmed)
       // The active bundle is confirmed current: a success for monitoring.
       this.#metrics?.bundleLastSuccess.set({ bundle: this.name }, Date.now() / 1000)
@@ -229,12 +217,10 @@ export class BundleDownloader {
       (res.contentType ?? '').split(';')[0]?.trim().toLowerCase() === OPA_BUNDLE_CONTENT_TYPE
     const ok = await this.#manager.load(this.url, this.name, { archive: res.body, options: this.#opts.load, kind: 'remote' })
     if (!ok) {
-      this.#etag = this.#activeEtag
       record('rejected')
       return 'rejected'
     }
     this.#activeEtag = res.etag
-    this.#etag = res.etag
     // Only a download that activated is a successful download: one refused by the signature
     // check or activation must not make monitoring believe the bundle is current.
     this.#manager.setRemoteStatus(this.name, { etag: res.etag, loaded_from: 'download', last_successful_download: okAt })

@@ -7,7 +7,7 @@
 import type { BundleManager } from '../activate.js'
 import { BundleDownloader, type DownloaderDeps, type RemoteBundleOptions } from './downloader.js'
 
-export { BundleDownloader, backoffDelay, OPA_BUNDLE_CONTENT_TYPE, type PollOutcome, type RemoteBundleOptions } from './downloader.js'
+export { BundleDownloader, OPA_BUNDLE_CONTENT_TYPE, type PollOutcome, type RemoteBundleOptions } from './downloader.js'
 export { bundleUrl, fetchBundle, type ServiceOptions } from './client.js'
 export { persistDirOf } from './persist.js'
 

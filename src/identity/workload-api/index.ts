@@ -32,7 +32,7 @@ export interface TrustBundleSink {
 export interface WorkloadApiStatus {
   enabled: true
   endpoint: string
-  /** OK: every counted stream connected; NOT_READY: some stream has not delivered yet; ERROR: some stream is down (its last good state is kept), or the served SVID expired without a replacement. */
+  /** OK: every counted stream connected; NOT_READY: some stream has not delivered yet; ERROR: some stream is down (its last good state is kept), or the served SVID expired without a replacement or was removed (the agent no longer issues it). */
   state: 'OK' | 'NOT_READY' | 'ERROR'
   connected: boolean
   ready: boolean
@@ -111,9 +111,14 @@ export class WorkloadApi extends EventEmitter {
       const pick = { ...(this.config.spiffe_id !== undefined ? { spiffeId: this.config.spiffe_id } : {}), ...(this.config.svid_hint !== undefined ? { hint: this.config.svid_hint } : {}) }
       this.#client.watch('x509_svid', (msg) => {
         const m = msg as Parameters<typeof parseServingSvid>[0]
-        // The configured SVID absent from a message that has others: it was removed (each message is the whole state).
-        if (pick.spiffeId !== undefined && (m.svids ?? []).length > 0 && !(m.svids ?? []).some((s) => s.spiffe_id === pick.spiffeId)) {
-          this.#dropSvid(`the agent no longer issues ${pick.spiffeId}`)
+        // The configured SVID (by spiffe_id, else by svid_hint) absent from a message that has
+        // others: the agent no longer issues it (each message is the whole state), so it is not
+        // served any more — never kept until it expires (fail closed, docs/identity.md).
+        const svids = m.svids ?? []
+        const wanted = pick.spiffeId !== undefined ? `SPIFFE ID ${pick.spiffeId}` : pick.hint !== undefined ? `hint ${JSON.stringify(pick.hint)}` : undefined
+        const named = (s: (typeof svids)[number]): boolean => pick.spiffeId !== undefined ? s.spiffe_id === pick.spiffeId : s.hint === pick.hint
+        if (wanted !== undefined && svids.length > 0 && !svids.some(named)) {
+          this.#dropSvid(`the agent no longer issues an SVID with ${wanted}`)
           return
         }
         const svid = parseServingSvid(m, pick, this.#now())
@@ -145,17 +150,25 @@ export class WorkloadApi extends EventEmitter {
       .filter(([name, s]) => !(name === 'jwt_bundles' && s.state === 'STOPPED' && s.last_error?.grpc_code === 'UNIMPLEMENTED'))
   }
 
+  /**
+   * The agent delivered the SVID stream, but no SVID is served: the configured one was removed
+   * (no longer issued). The listeners refuse new handshakes, so this is an error, not a wait.
+   */
+  #svidRemoved (): boolean {
+    return this.config.serving_svid && this.#svid === undefined && this.#client.status().x509_svid?.updated === true
+  }
+
   /** The served SVID's notAfter has passed and no replacement came. */
   #svidExpired (): boolean {
     return this.#svid !== undefined && this.#now().getTime() >= this.#svid.notAfter.getTime()
   }
 
   /**
-   * Ready: the served SVID (with serving_svid) is present and not expired, and — with
+   * Ready: the served SVID (with serving_svid) is present and not expired, not removed, and — with
    * ready_requires_update — every counted stream has delivered its last good state.
    */
   ready (): boolean {
-    if (this.#svidExpired()) return false
+    if (this.#svidExpired() || this.#svidRemoved()) return false
     if (!this.config.ready_requires_update) return true
     if (this.config.serving_svid && this.#svid === undefined) return false
     return this.#counted().every(([, s]) => s.updated)
@@ -172,7 +185,7 @@ export class WorkloadApi extends EventEmitter {
     const out: WorkloadApiStatus = {
       enabled: true,
       endpoint: this.#client.endpoint.address,
-      state: this.#svidExpired() ? 'ERROR' : !counted.every(([, s]) => s.updated) ? 'NOT_READY' : connected ? 'OK' : 'ERROR',
+      state: this.#svidExpired() || this.#svidRemoved() ? 'ERROR' : !counted.every(([, s]) => s.updated) ? 'NOT_READY' : connected ? 'OK' : 'ERROR',
       connected,
       ready,
       trust_domains: { x509: [...this.#x509Domains], jwt: [...this.#jwtDomains] },

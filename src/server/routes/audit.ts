@@ -65,14 +65,18 @@ const consistencySchema = {
   properties: { result: { type: 'object', properties: { stream: { type: 'string' }, first: { type: 'integer' }, second: { type: 'integer' }, first_root: { type: 'string' }, second_root: { type: 'string' }, consistency_proof: hashes } } },
 }
 
-function invalid (msg: string, details: Record<string, unknown> = {}): PortcullisError {
-  return new PortcullisError('PORTCULLIS_AUDIT_INVALID', msg, details)
+/** A bad request to the audit or console API: 400 PORTCULLIS_AUDIT_INVALID, naming the parameter when there is one. */
+export function auditInvalid (msg: string, parameter?: string): PortcullisError {
+  return new PortcullisError('PORTCULLIS_AUDIT_INVALID', msg, parameter !== undefined ? { parameter } : {})
 }
 
-/** Query-string validation failures are ours to name: 400 PORTCULLIS_AUDIT_INVALID, not fastify's generic code. */
-function checkQuery (request: FastifyRequest): void {
+/**
+ * Query-string validation failures (routes with `attachValidation`) are ours to name: 400
+ * PORTCULLIS_AUDIT_INVALID, not fastify's generic code. Shared with the console's routes.
+ */
+export function checkAuditQuery (request: FastifyRequest): void {
   const err = request.validationError
-  if (err !== undefined && err !== null) throw invalid(`query: ${err.message}`)
+  if (err !== undefined && err !== null) throw auditInvalid(`query: ${err.message}`)
 }
 
 export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, opts) => {
@@ -92,7 +96,7 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, op
   }
 
   app.get('/v1/audit/events', { preHandler: opts.guard, attachValidation: true, schema: { querystring: eventsQuery } }, async (request, reply) => {
-    checkQuery(request)
+    checkAuditQuery(request)
     const q = request.query as { from?: string, to?: string, outcome?: string[], spiffe_id?: string[], path?: string[], format?: ExportFormat }
     const filters = exportFilters(q)
     const format = q.format ?? 'ndjson'
@@ -116,24 +120,24 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, op
   })
 
   app.get('/v1/audit/proof/inclusion', { preHandler: opts.guard, attachValidation: true, schema: { querystring: inclusionQuery, response: { 200: inclusionSchema } } }, async (request) => {
-    checkQuery(request)
+    checkAuditQuery(request)
     const q = request.query as { stream: string, index: number, tree_size?: number }
     return await withStream(q.stream, async (s, signed) => {
       const n = q.tree_size ?? signed
-      if (n > signed) throw invalid(`tree_size ${n} is beyond the latest signed checkpoint of stream ${q.stream} (${signed})`, { parameter: 'tree_size' })
-      if (q.index >= n) throw invalid(`index ${q.index} is not in the tree of size ${n}`, { parameter: 'index' })
+      if (n > signed) throw auditInvalid(`tree_size ${n} is beyond the latest signed checkpoint of stream ${q.stream} (${signed})`, 'tree_size')
+      if (q.index >= n) throw auditInvalid(`index ${q.index} is not in the tree of size ${n}`, 'index')
       const proof = await s.inclusionProof(q.index, n)
       return { result: { stream: q.stream, index: q.index, tree_size: n, root: (await s.rootAt(n)).toString('base64'), inclusion_proof: proof.map((h) => h.toString('base64')) } }
     })
   })
 
   app.get('/v1/audit/proof/consistency', { preHandler: opts.guard, attachValidation: true, schema: { querystring: consistencyQuery, response: { 200: consistencySchema } } }, async (request) => {
-    checkQuery(request)
+    checkAuditQuery(request)
     const q = request.query as { stream: string, first: number, second?: number }
     return await withStream(q.stream, async (s, signed) => {
       const n = q.second ?? signed
-      if (n > signed) throw invalid(`second ${n} is beyond the latest signed checkpoint of stream ${q.stream} (${signed})`, { parameter: 'second' })
-      if (q.first > n) throw invalid(`first ${q.first} is larger than second ${n}`, { parameter: 'first' })
+      if (n > signed) throw auditInvalid(`second ${n} is beyond the latest signed checkpoint of stream ${q.stream} (${signed})`, 'second')
+      if (q.first > n) throw auditInvalid(`first ${q.first} is larger than second ${n}`, 'first')
       const proof = await s.consistencyProof(q.first, n)
       return {
         result: {

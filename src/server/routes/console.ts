@@ -22,6 +22,7 @@ import type { ConsoleFilter, ConsoleFilterInput } from '../../console/filter.js'
 import { JobSlot, type JobLease, type JobRegistry } from '../../console/jobs.js'
 import { configureConsoleCaches } from '../../console/cache.js'
 import { hostCheck, type HostCheckOptions } from '../plugins/host-check.js'
+import { auditInvalid, checkAuditQuery } from './audit.js'
 
 export interface ConsoleRouteOptions {
   guard: preHandlerAsyncHookHandler
@@ -86,9 +87,7 @@ const TYPES: Record<string, string> = {
   '.txt': 'text/plain; charset=utf-8',
 }
 
-function invalid (msg: string, parameter?: string): PortcullisError {
-  return new PortcullisError('PORTCULLIS_AUDIT_INVALID', msg, parameter !== undefined ? { parameter } : {})
-}
+const invalid = auditInvalid
 
 /**
  * What the console's routes read and run with (the audit log reader and verifier, replay, the
@@ -126,11 +125,6 @@ const consoleLib = async () => {
 }
 let consoleLibLoaded: ReturnType<typeof consoleLib> | undefined
 const lib = async (): ReturnType<typeof consoleLib> => await (consoleLibLoaded ??= consoleLib())
-
-function checkQuery (request: FastifyRequest): void {
-  const err = request.validationError
-  if (err !== undefined && err !== null) throw invalid(`query: ${err.message}`)
-}
 
 interface Upload { file: Buffer | undefined, truncated: boolean, fields: Record<string, string[]> }
 
@@ -189,7 +183,7 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app
   const filterOf = (L: Awaited<ReturnType<typeof lib>>, q: ConsoleFilterInput): ConsoleFilter => new L.ConsoleFilter(q)
 
   app.get('/v1/console/decisions', { preHandler: opts.guard, attachValidation: true, schema: { querystring: query({ limit: { type: 'integer', minimum: 1, maximum: 500 }, cursor: { type: 'string', maxLength: 8192 } }) } }, async (request, reply) => {
-    checkQuery(request)
+    checkAuditQuery(request)
     const q = request.query as ConsoleFilterInput & { limit?: number, cursor?: string }
     const L = await lib()
     const page = await L.listDecisions(dir(), filterOf(L, q), q.limit ?? 50, q.cursor)
@@ -197,15 +191,15 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app
   })
 
   app.get('/v1/console/decisions/:stream/:seq', { preHandler: opts.guard, attachValidation: true, schema: { params: { type: 'object', properties: { stream: { type: 'string', minLength: 1, maxLength: 64 }, seq: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } } } } }, async (request, reply) => {
-    checkQuery(request)
+    checkAuditQuery(request)
     const p = request.params as { stream: string, seq: number }
     const d = await (await lib()).decisionDetail(dir(), p.stream, p.seq, opts.checkpointKeyFile)
-    if (d === undefined) return reply.status(404).send({ code: 'resource_not_found', message: `no record ${p.stream}:${p.seq} in the audit log`, portcullis_code: 'PORTCULLIS_AUDIT_INVALID' })
+    if (d === undefined) throw new PortcullisError('PORTCULLIS_AUDIT_NOT_FOUND', `no record ${p.stream}:${p.seq} in the audit log`, { stream: p.stream, seq: p.seq })
     return reply.header('cache-control', 'no-store').send(d)
   })
 
   app.get('/v1/console/overview', { preHandler: opts.guard, attachValidation: true, schema: { querystring: query({ bucket: { type: 'string', maxLength: 16 } }) } }, async (request, reply) => {
-    checkQuery(request)
+    checkAuditQuery(request)
     const q = request.query as ConsoleFilterInput & { bucket?: string }
     const L = await lib()
     return reply.header('cache-control', 'no-store').send(await L.overview(dir(), filterOf(L, q), q.bucket))
@@ -233,12 +227,12 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app
 
   app.get('/v1/console/verify/:id', { preHandler: opts.guard }, async (request, reply) => {
     const v = await verifyJobs.get((request.params as { id: string }).id)
-    if (v === undefined) return reply.status(404).send({ code: 'resource_not_found', message: 'no such verify job (only the last one is kept)', portcullis_code: 'PORTCULLIS_AUDIT_INVALID' })
+    if (v === undefined) throw new PortcullisError('PORTCULLIS_AUDIT_NOT_FOUND', 'no such verify job (only the last one is kept)')
     return reply.header('cache-control', 'no-store').send(v)
   })
 
   app.get('/v1/console/access-review', { preHandler: opts.guard, attachValidation: true, schema: { querystring: query({ format: { type: 'string', enum: ['json', 'csv', 'html'] } }) } }, async (request, reply) => {
-    checkQuery(request)
+    checkAuditQuery(request)
     const q = request.query as ConsoleFilterInput & { format?: 'json' | 'csv' | 'html' }
     const L = await lib()
     const filter = filterOf(L, { from: q.from, to: q.to, caller: q.caller, path: q.path })
@@ -335,7 +329,7 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app
 
   app.get('/v1/console/replay/:id', { preHandler: opts.guard }, async (request, reply) => {
     const v = await replayJobs.get((request.params as { id: string }).id)
-    if (v === undefined) return reply.status(404).send({ code: 'resource_not_found', message: 'no such replay job (only the last one is kept)', portcullis_code: 'PORTCULLIS_AUDIT_INVALID' })
+    if (v === undefined) throw new PortcullisError('PORTCULLIS_AUDIT_NOT_FOUND', 'no such replay job (only the last one is kept)')
     return reply.header('cache-control', 'no-store').send(v)
   })
 
@@ -343,7 +337,8 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app
   const uiRoot = normalize(opts.uiDir ?? DEFAULT_UI_DIR)
   const serveUi = async (rel: string, reply: FastifyReply): Promise<FastifyReply> => {
     const file = normalize(join(uiRoot, rel))
-    const notFound = (): FastifyReply => reply.status(404).send({ code: 'resource_not_found', message: `/ui/${rel} is not a console file`, portcullis_code: 'PORTCULLIS_POLICY_PATH_NOT_FOUND' })
+    // as any other URL that is not an endpoint (the app's not-found answer), from the registry
+    const notFound = (): never => { throw new PortcullisError('PORTCULLIS_POLICY_PATH_NOT_FOUND', `/ui/${rel} is not a console file`) }
     if (!file.startsWith(uiRoot.endsWith(sep) ? uiRoot : uiRoot + sep)) return notFound()
     let body: Buffer
     try {

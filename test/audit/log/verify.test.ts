@@ -4,6 +4,7 @@
  */
 import { before, after, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { generateKeyPairSync } from 'node:crypto'
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -205,4 +206,18 @@ test('several streams are verified together', async (t) => {
   }
   const report = await verifyAuditDir(dir)
   assert.deepEqual(report.streams.map((s) => [s.stream, s.events, s.checkpoints]), [['w1', 10, 1], ['w2', 10, 1]])
+})
+
+test('a checkpoint public key that does not parse — pinned or beside the log, not Ed25519 or not PEM — is PORTCULLIS_AUDIT_INVALID', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-verify-key-'))
+  try {
+    cpSync(base.dir, dir, { recursive: true })
+    await assert.rejects(verifyAuditDir(dir, { publicKeyPem: 'not a key' }), { code: 'PORTCULLIS_AUDIT_INVALID' })
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }) as string
+    await assert.rejects(verifyAuditDir(dir, { publicKeyPem: rsa }), { code: 'PORTCULLIS_AUDIT_INVALID' })
+    writeFileSync(join(dir, 'checkpoint-key.pub.pem'), 'not a key')
+    await assert.rejects(verifyAuditDir(dir), { code: 'PORTCULLIS_AUDIT_INVALID' })
+    writeFileSync(join(dir, 'checkpoint-key.pub.pem'), rsa)
+    await assert.rejects(verifyAuditDir(dir), { code: 'PORTCULLIS_AUDIT_INVALID' })
+  } finally { rmSync(dir, { recursive: true, force: true }) }
 })

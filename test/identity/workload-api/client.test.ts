@@ -347,17 +347,22 @@ describe('Workload API client (scripted agent: cases SPIRE cannot produce)', () 
     assert.equal(w.svid?.certPem, fp, 'the current SVID is kept')
   })
 
-  test('the configured spiffe_id missing from a later message is a removal (SVID dropped, not ready), not a malformed message', async () => {
+  /**
+   * The configured SVID (by `pick`) served, then a message with other SVIDs but not that one
+   * (`later`): a removal — no SVID, not ready, status ERROR, not counted as malformed — and the
+   * first message again serves it again.
+   */
+  async function removal (pick: Record<string, string>, hints: [string, string], later: [string, string] | 'without-two'): Promise<void> {
     const now = Date.now()
     const valid = { notBefore: new Date(now - HOUR), notAfter: new Date(now + HOUR) }
     const one = await makeLeaf({ issuer: a.root, uris: ['spiffe://example.org/one'], ...valid })
     const two = await makeLeaf({ issuer: a.root, uris: ['spiffe://example.org/two'], ...valid })
     const der = async (l: Issued): Promise<Buffer> => createPrivateKey(await privateKeyPem(l)).export({ format: 'der', type: 'pkcs8' })
-    const svid = async (id: string, l: Issued): Promise<object> => ({ spiffe_id: id, x509_svid: l.der, x509_svid_key: await der(l), bundle: a.root.der })
+    const svid = async (id: string, hint: string, l: Issued): Promise<object> => ({ spiffe_id: id, x509_svid: l.der, x509_svid_key: await der(l), bundle: a.root.der, hint })
     let send: ((m: unknown) => void) | undefined
-    const first = { svids: [await svid('spiffe://example.org/one', one), await svid('spiffe://example.org/two', two)] }
+    const first = { svids: [await svid('spiffe://example.org/one', hints[0], one), await svid('spiffe://example.org/two', hints[1], two)] }
     agent.handle('FetchX509SVID', (call) => { send = (m) => call.write(m); call.write(first) })
-    const w = new WorkloadApi(config(agent.endpoint, { trust_bundles: false, serving_svid: true, spiffe_id: 'spiffe://example.org/two' }))
+    const w = new WorkloadApi(config(agent.endpoint, { trust_bundles: false, serving_svid: true, ...pick }))
     closers.push(() => w.close())
     let removed = 0
     w.on('svid-removed', () => { removed++ })
@@ -365,14 +370,27 @@ describe('Workload API client (scripted agent: cases SPIRE cannot produce)', () 
     await waitFor(() => w.svid !== undefined, 'the SVID')
     assert.equal(w.svid?.spiffeId, 'spiffe://example.org/two')
     assert.equal(w.ready(), true)
-    send?.({ svids: [await svid('spiffe://example.org/one', one)] })
+    send?.({ svids: later === 'without-two' ? [await svid('spiffe://example.org/one', hints[0], one)] : [await svid('spiffe://example.org/one', later[0], one), await svid('spiffe://example.org/two', later[1], two)] })
     await waitFor(() => removed === 1, 'the SVID removed')
     assert.equal(w.svid, undefined)
     assert.equal(w.ready(), false)
+    assert.equal(w.status().svid, undefined)
+    assert.equal(w.status().state, 'ERROR')
     assert.equal(w.status().streams.x509_svid?.last_error, undefined, 'not counted as a malformed message')
     send?.(first)
     await waitFor(() => w.svid !== undefined, 'served again')
+    assert.equal(w.status().svid?.spiffe_id, 'spiffe://example.org/two')
     assert.equal(w.ready(), true)
+    assert.equal(w.status().state, 'OK')
+  }
+
+  test('the configured spiffe_id missing from a later message is a removal (SVID dropped, not ready), not a malformed message', async () => {
+    await removal({ spiffe_id: 'spiffe://example.org/two' }, ['', ''], 'without-two')
+  })
+
+  test('the configured svid_hint missing from a later message is a removal too: the SVID served is always one the agent issues now', async () => {
+    // the agent now issues the same SVID under another hint: the hint no longer names one
+    await removal({ svid_hint: 'external' }, ['internal', 'external'], ['internal', 'renamed'])
   })
 })
 

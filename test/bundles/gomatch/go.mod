@@ -1,0 +1,3 @@
+module portcullis.invalid/test/bundles/gomatch
+
+go 1.26.0
