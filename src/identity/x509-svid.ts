@@ -26,13 +26,13 @@
  * test/identity/x509-svid-differential.test.ts holds the two to the same answers.
  */
 import type { TrustBundle } from './bundle.js'
-import type { CredentialSource, IdentityDocument } from './document.js'
+import type { CredentialSource } from './document.js'
 import { parseCertificateDer } from './pem.js'
 import { readCertificateFast } from './certificate-fast.js'
 import { isTag, readCertificate, type DerNode, type ExtensionBlock } from './certificate-tree.js'
 import { verifyX509SvidReference } from './x509-svid-reference.js'
 import { bytesEqual, nameRef, namesEqual, printName, serialHex } from './x509-names.js'
-import { checkDates, checkLeafFacts, checkSigningFacts, fail, x509BundleOf, KNOWN_EXTENSIONS, OID, openSslCertificate, sha256, type LeafFacts, type X509Verification } from './x509-rules.js'
+import { checkDates, checkLeafFacts, checkSigningFacts, fail, x509BundleOf, x509Verification, KNOWN_EXTENSIONS, OID, openSslCertificate, sha256, type LeafFacts, type X509Verification } from './x509-rules.js'
 import { AKI, anchorsOfBundle, intermediateOf, isSimple, REFERENCE_ONLY_EXTENSIONS, signedBy, SKI, type CaCert, type PathCert, type SimpleCaCert } from './x509-ca.js'
 
 export type { X509Verification } from './x509-rules.js'
@@ -310,28 +310,16 @@ function verifyFast (chain: readonly Uint8Array[], bundleOf: (trustDomain: strin
 
   const names = displayNames(leaf)
   const expiresAt = new Date(Math.min(...path.map((c) => c.notAfter)))
-  const issuer = names.issuer
-  const identity: IdentityDocument = {
-    type: 'x509-svid',
-    source,
-    spiffe_id: spiffeId.id,
-    trust_domain: spiffeId.trustDomain,
-    path: spiffeId.path,
-    subject: spiffeId.id,
-    issuer,
-    expires_at: expiresAt.toISOString(),
-    x509: {
-      fingerprint_sha256: leaf.hash,
-      serial: names.serial,
-      not_before: new Date(leaf.notBefore).toISOString(),
-      not_after: new Date(leaf.notAfter).toISOString(),
-      subject: names.subject,
-      issuer,
-      dns_sans: facts.dnsNames,
-      chain_sha256: path.map((c) => c.hash),
-    },
-  }
-  return { identity, expiresAt }
+  return x509Verification(spiffeId, source, expiresAt, {
+    fingerprint_sha256: leaf.hash,
+    serial: names.serial,
+    not_before: new Date(leaf.notBefore).toISOString(),
+    not_after: new Date(leaf.notAfter).toISOString(),
+    subject: names.subject,
+    issuer: names.issuer,
+    dns_sans: facts.dnsNames,
+    chain_sha256: path.map((c) => c.hash),
+  })
 }
 
 /**
