@@ -9,9 +9,9 @@ import { LRUCache } from 'lru-cache'
 import * as pkijs from 'pkijs'
 import { IdentityError } from '../errors.js'
 import type { TrustBundle } from './bundle.js'
-import type { IdentityDocument } from './document.js'
+import type { CredentialSource, IdentityDocument, X509Details } from './document.js'
 import { parseCertificateDer } from './pem.js'
-import { parseWorkloadSpiffeId } from './spiffe-id.js'
+import { parseWorkloadSpiffeId, type SpiffeId } from './spiffe-id.js'
 
 export const OID = {
   keyUsage: '2.5.29.15',
@@ -194,6 +194,25 @@ export function parseChain (chain: readonly Uint8Array[]): ParsedCertificate[] {
 export interface X509Verification {
   identity: IdentityDocument
   expiresAt: Date
+}
+
+/**
+ * What both verifiers answer for a verified X509-SVID: the SPIFFE ID is the subject, the leaf's
+ * issuer DN the issuer, and the path's earliest notAfter (`expiresAt`) the expiry.
+ */
+export function x509Verification (spiffeId: SpiffeId, source: CredentialSource, expiresAt: Date, x509: X509Details): X509Verification {
+  const identity: IdentityDocument = {
+    type: 'x509-svid',
+    source,
+    spiffe_id: spiffeId.id,
+    trust_domain: spiffeId.trustDomain,
+    path: spiffeId.path,
+    subject: spiffeId.id,
+    issuer: x509.issuer,
+    expires_at: expiresAt.toISOString(),
+    x509,
+  }
+  return { identity, expiresAt }
 }
 
 export function sha256 (der: Uint8Array): string {

@@ -11,8 +11,8 @@
  */
 import * as pkijs from 'pkijs'
 import type { TrustBundle } from './bundle.js'
-import type { CredentialSource, IdentityDocument } from './document.js'
-import { certificateFacts, checkDates, checkLeafRules, checkSigningCertificate, fail, x509BundleOf, openSslCertificate, parseChain, sha256, type ParsedCertificate, type X509Verification } from './x509-rules.js'
+import type { CredentialSource } from './document.js'
+import { certificateFacts, checkDates, checkLeafRules, checkSigningCertificate, fail, x509BundleOf, x509Verification, openSslCertificate, parseChain, sha256, type ParsedCertificate, type X509Verification } from './x509-rules.js'
 
 /**
  * Verifies an X509-SVID chain (DER, leaf first) at `now`.
@@ -72,25 +72,14 @@ export async function verifyX509SvidReference (chain: readonly Uint8Array[], bun
   const expiresAt = new Date(Math.min(...path.map((c) => c.notAfter.value.getTime())))
   const derOf = new Map<pkijs.Certificate, Uint8Array>([...parsed.map((p) => [p.cert, p.der] as const), ...bundle.x509Authorities.map((a) => [a.cert, a.der] as const)])
   const node = openSslCertificate(leaf.der, 'leaf certificate')
-  const identity: IdentityDocument = {
-    type: 'x509-svid',
-    source,
-    spiffe_id: spiffeId.id,
-    trust_domain: spiffeId.trustDomain,
-    path: spiffeId.path,
-    subject: spiffeId.id,
+  return x509Verification(spiffeId, source, expiresAt, {
+    fingerprint_sha256: sha256(leaf.der),
+    serial: node.serialNumber.toUpperCase(),
+    not_before: leaf.cert.notBefore.value.toISOString(),
+    not_after: leaf.cert.notAfter.value.toISOString(),
+    subject: node.subject.replace(/\n/g, ', '),
     issuer: node.issuer.replace(/\n/g, ', '),
-    expires_at: expiresAt.toISOString(),
-    x509: {
-      fingerprint_sha256: sha256(leaf.der),
-      serial: node.serialNumber.toUpperCase(),
-      not_before: leaf.cert.notBefore.value.toISOString(),
-      not_after: leaf.cert.notAfter.value.toISOString(),
-      subject: node.subject.replace(/\n/g, ', '),
-      issuer: node.issuer.replace(/\n/g, ', '),
-      dns_sans: facts.dnsNames,
-      chain_sha256: path.map((c) => sha256(derOf.get(c) ?? new Uint8Array(c.toSchema().toBER()))),
-    },
-  }
-  return { identity, expiresAt }
+    dns_sans: facts.dnsNames,
+    chain_sha256: path.map((c) => sha256(derOf.get(c) ?? new Uint8Array(c.toSchema().toBER()))),
+  })
 }

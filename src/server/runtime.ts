@@ -1,7 +1,8 @@
 /**
  * Assembles one Portcullis process from a validated configuration: metrics, bundle manager and
  * watcher, identity verifier, decision cache, decision pipeline, HTTP(S) app. `start()`
- * listens; `stop()` stops accepting, lets in-flight requests finish, closes watchers.
+ * listens; `stop()` stops accepting, lets in-flight requests finish, closes watchers. Each part
+ * registers its stop on one list (stop-list.ts) that unwinds a failed start and is stop().
  */
 import { existsSync } from 'node:fs'
 import type { FastifyInstance } from 'fastify'
@@ -21,7 +22,9 @@ import { Metrics } from '../metrics/index.js'
 import type { JobRegistry } from '../console/jobs.js'
 import { parseAddr } from './listen.js'
 import { configureBuiltinsFrom, consoleEnabled, consoleOptions, engineOptionsFrom, listenHostOf, remoteBundleOptionsFrom, verification } from './runtime-options.js'
-import { clientCertificateGate, httpsOptions, secureContextWith, watchServerCertificate, type ClientCertificateGate } from './tls.js'
+import { clientCertificateGate, httpsOptions, watchServerCertificate, type ClientCertificateGate } from './tls.js'
+import { feedCertificateProvider, serveDataApiWithSvid } from './serving-svid.js'
+import { StopList } from './stop-list.js'
 import type { SvidCertificateProvider, WorkloadApi, ServingSvid } from '../identity/workload-api/index.js'
 
 export interface RuntimeHooks {
@@ -107,44 +110,32 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
   manager.on('activate', (e) => { if (e.removed !== true) metrics.bundleActivations.inc({ bundle: e.bundle }) })
   manager.on('failure', (f) => { metrics.bundleFailures.inc({ bundle: f.bundle, code: f.error.code }) })
 
-  // What the start has opened so far, closed in reverse order when a later step fails: a failed
-  // start leaves nothing running (no watcher, poller, stream or open log).
-  const opened: Array<() => unknown> = []
-  const unwind = async (): Promise<void> => {
-    for (const close of opened.reverse()) {
-      try { await close() } catch { /* closing what failed to start: the start's own error is the one to report */ }
-    }
-  }
-  /** One start step: `open` (undefined: not configured); on failure everything opened so far is closed; `close` joins the list. */
-  const step = async <T>(open: () => Promise<T | undefined> | T | undefined, close?: (v: T) => unknown): Promise<T | undefined> => {
-    let v: T | undefined
-    try {
-      v = await open()
-    } catch (err) {
-      await unwind()
-      throw err
-    }
-    if (v !== undefined && close !== undefined) {
-      const value = v
-      opened.push(() => close(value))
-    }
-    return v
-  }
+  // Every started part's stop, on one list: a failed start unwinds it, stop() runs it, newest
+  // first either way (stop-list.ts). The shutdown order is: the listeners beside the Data API,
+  // the Data API (in-flight requests drain), the certificate watcher, the bundle downloaders, the
+  // Workload API client, the bundles watcher, the identity verifier, the audit trail (the last
+  // events flushed, the final checkpoint), the shipper (a final upload of what the log now
+  // holds). A part that must stop after one opened before it is registered ahead of its opening.
+  const stops = new StopList()
+
+  let shipper: Shipper | undefined
+  // last: a final upload of what the log now holds, within what is left of the grace period
+  // (never hanging on a collector that is down, OPA #6443); the rest waits in the log
+  stops.add(async (ctx) => await shipper?.stop(ctx.remainingMs()))
+  let audit: AuditTrail | undefined
+  // after every listener has stopped and every in-flight request was answered: the last
+  // events are flushed and the durable log writes its final checkpoint
+  stops.add(async () => await audit?.close())
 
   let identity: IdentityVerifier | undefined
   if (config.identity !== undefined) {
     const { createIdentityVerifier } = await import('../identity/index.js')
     const verifier = createIdentityVerifier(config.identity, { logger: logger.child({ component: 'identity' }), metrics })
     identity = verifier
-    opened.push(async () => await verifier.close())
-    try {
-      await verifier.ready
-    } catch (err) {
-      await unwind()
-      throw err
-    }
+    stops.add(async () => await verifier.close())
+    await stops.step(async () => await verifier.ready)
   }
-  const clientCertificates: ClientCertificateGate | undefined = await step(() => tls !== undefined && tls.client_auth !== 'none' ? clientCertificateGate(tls, identity) : undefined)
+  const clientCertificates: ClientCertificateGate | undefined = await stops.step(() => tls !== undefined && tls.client_auth !== 'none' ? clientCertificateGate(tls, identity) : undefined)
   if (clientCertificates !== undefined) {
     const gate = clientCertificates
     // A removed CA or key must stop admitting connections that were judged before the change.
@@ -169,20 +160,23 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
   // The audit trail is open before any bundle loads or any listener starts: no decision is
   // answered unrecorded. One stream per process (`main`, or `w<slot>` in a worker group).
   // The audit code is loaded only when a sink is on (openAuditTrail's own condition).
-  const audit: AuditTrail | undefined = await step(async () => config.audit.enabled || config.decision_logs.console
+  audit = await stops.step(async () => config.audit.enabled || config.decision_logs.console
     ? await (await import('../audit/trail.js')).openAuditTrail(config, { stream: opts.auditStream ?? auditStream(), metrics, logger: logger.child({ component: 'audit' }), consoleLogger: logger })
-    : undefined, async (trail) => await trail.close())
+    : undefined)
   audit?.install(decisions)
+
+  let watcher: BundleWatcher | undefined
+  // The bundles watcher opens below, after the Workload API and the downloaders, and stops after them.
+  stops.add(async () => await watcher?.close())
 
   // The Workload API streams start now (after the trust-change listeners above: the agent's
   // bundles are trust changes too); readiness (/health/ready) waits for their first messages.
   let workloadApi: WorkloadApi | undefined
   let servingCertificates: SvidCertificateProvider | undefined
   if (config.workload_api.enabled) {
-    let wapi: typeof import('../identity/workload-api/index.js')
-    try {
-      wapi = await import('../identity/workload-api/index.js')
-      workloadApi = new wapi.WorkloadApi(config.workload_api, {
+    const { wapi, client } = await stops.step(async () => {
+      const wapi = await import('../identity/workload-api/index.js')
+      const client = new wapi.WorkloadApi(config.workload_api, {
         logger: logger.child({ component: 'workload-api' }),
         recorder: {
           update: (stream) => { metrics.workloadApiUpdates.inc({ stream }) },
@@ -190,35 +184,21 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
           connected: (stream, up) => { metrics.workloadApiConnected.set({ stream }, up ? 1 : 0) },
         },
       })
-    } catch (err) {
-      await unwind()
-      throw err
-    }
-    const client = workloadApi
-    opened.push(() => { client.close() })
-    if (config.workload_api.serving_svid) {
-      const provider = new wapi.SvidCertificateProvider()
-      servingCertificates = provider
-      workloadApi.on('svid', (svid: ServingSvid) => {
-        provider.update(svid)
-        metrics.workloadApiSvidExpiry.set(Math.floor(svid.notAfter.getTime() / 1000))
-      })
-      workloadApi.on('svid-removed', () => {
-        provider.clear()
-        metrics.workloadApiSvidExpiry.set(0)
-      })
-    }
-    workloadApi.start(identity !== undefined ? { trustStore: identity.workloadApiSink } : {})
+      return { wapi, client }
+    })
+    workloadApi = client
+    stops.add(() => { client.close() })
+    if (config.workload_api.serving_svid) servingCertificates = feedCertificateProvider(client, new wapi.SvidCertificateProvider(), metrics)
+    client.start(identity !== undefined ? { trustStore: identity.workloadApiSink } : {})
   }
 
   // Every process runs a shipper; the one holding the audit directory's lock ships every stream
   // in it (src/audit/ship/shipper.ts), so workers' streams and those of past runs all arrive.
-  let shipper: Shipper | undefined
   const target = shippingTarget(config)
   if (target !== undefined && config.audit.enabled) {
-    try {
+    shipper = await stops.step(async () => {
       const [{ createShipper }, { AuditDirReader }] = await Promise.all([import('../audit/ship/index.js'), import('../audit/log/reader.js')])
-      shipper = createShipper({
+      const created = createShipper({
         dir: config.audit.dir,
         target,
         reporting: config.decision_logs.reporting,
@@ -227,124 +207,87 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
         logger: logger.child({ component: 'decision-logs' }),
       })
       for (const w of shippingWarnings(config)) logger.warn({ component: 'decision-logs' }, w)
-    } catch (err) {
-      await unwind()
-      throw err
-    }
+      return created
+    })
   }
 
   // Remote bundles are expected before anything loads, so readiness waits for them too.
   const remote = remoteBundleOptionsFrom(config)
-  const bundleService: BundleService | undefined = await step(async () => remote.length > 0
+  const bundleService: BundleService | undefined = await stops.step(async () => remote.length > 0
     ? (await import('../bundles/service/index.js')).createBundleService(manager, remote, { logger: logger.child({ component: 'bundle-service' }), metrics })
     : undefined, async (service) => await service.close())
 
-  let watcher: BundleWatcher | undefined
   // With bundles from a bundle server, a bundles directory that does not exist is simply not used.
   const useDir = bundleService === undefined || existsSync(config.bundles.dir)
-  try {
+  await stops.step(async () => {
     if (!useDir) {
       logger.info({ dir: config.bundles.dir }, 'bundles directory absent; serving bundles from bundle servers only')
     } else if (config.bundles.watch) {
       const w = watchBundles(config.bundles.dir, manager, { debounceMs: config.bundles.debounce_ms, stabilityMs: config.bundles.stability_ms })
       watcher = w
-      opened.push(async () => await w.close())
       await w.ready
     } else {
       for (const b of await scanBundles(config.bundles.dir)) await manager.load(b.source, b.name)
     }
     await bundleService?.start()
-  } catch (err) {
-    await unwind()
-    throw err
-  }
+  })
+
+  // The certificate watcher starts with the listener (start()) and stops after the Data API.
+  let certWatcher: { close: () => Promise<void> } | undefined
+  stops.add(async () => await certWatcher?.close())
 
   // From here on downloaders poll, the watcher watches and the Workload API streams: if building
   // the app or a listener throws, they are closed before the error propagates, so a failed start
   // leaves nothing running.
-  let built: FastifyInstance | undefined
-  let listeners: AttachedListener[]
-  try {
-    const { build } = await appModule
-    built = build({
-      decisions,
-      manager,
-      metrics,
-      ...(hooks.metricsText !== undefined ? { metricsText: hooks.metricsText } : {}),
-      ...(hooks.flushCache !== undefined ? { flushCache: hooks.flushCache } : {}),
-      ...(identity !== undefined ? { identityStatus: () => identity.status() } : {}),
-      ...(workloadApi !== undefined ? { workloadApi } : {}),
-      ...(shipper !== undefined ? { decisionLogsStatus: () => shipper.status() } : {}),
-      bodyLimit: config.server.body_limit_bytes,
-      maxJsonDepth: config.server.max_json_depth,
-      requestTimeoutMs: config.server.request_timeout_ms,
-      keepAliveTimeoutMs: config.server.keep_alive_timeout_ms,
-      defaultDecision: config.server.default_decision,
-      adminAuthzPath: config.admin.authz_path,
-      allowedHosts: config.admin.allowed_hosts,
-      listenHost: listenHostOf(config.server.addr),
-      ...(https !== undefined ? { https } : {}),
-      ...(clientCertificates !== undefined ? { clientCertificates } : {}),
-      fastDataRoute: config.server.fast_data_route,
-      logger: logger.child({ component: 'server' }),
-      ...(config.audit.enabled ? { auditDir: config.audit.dir } : {}),
-      ...(consoleEnabled(config) ? { console: { ...consoleOptions(config), ...(hooks.consoleJobs !== undefined ? { jobs: hooks.consoleJobs } : {}) } } : {}),
-    })
-    const app = built
+  const { build } = await stops.step(async () => await appModule)
+  const shipping = shipper
+  const app: FastifyInstance = await stops.step(() => build({
+    decisions,
+    manager,
+    metrics,
+    ...(hooks.metricsText !== undefined ? { metricsText: hooks.metricsText } : {}),
+    ...(hooks.flushCache !== undefined ? { flushCache: hooks.flushCache } : {}),
+    ...(identity !== undefined ? { identityStatus: () => identity.status() } : {}),
+    ...(workloadApi !== undefined ? { workloadApi } : {}),
+    ...(shipping !== undefined ? { decisionLogsStatus: () => shipping.status() } : {}),
+    bodyLimit: config.server.body_limit_bytes,
+    maxJsonDepth: config.server.max_json_depth,
+    requestTimeoutMs: config.server.request_timeout_ms,
+    keepAliveTimeoutMs: config.server.keep_alive_timeout_ms,
+    defaultDecision: config.server.default_decision,
+    adminAuthzPath: config.admin.authz_path,
+    allowedHosts: config.admin.allowed_hosts,
+    listenHost: listenHostOf(config.server.addr),
+    ...(https !== undefined ? { https } : {}),
+    ...(clientCertificates !== undefined ? { clientCertificates } : {}),
+    fastDataRoute: config.server.fast_data_route,
+    logger: logger.child({ component: 'server' }),
+    ...(config.audit.enabled ? { auditDir: config.audit.dir } : {}),
+    ...(consoleEnabled(config) ? { console: { ...consoleOptions(config), ...(hooks.consoleJobs !== undefined ? { jobs: hooks.consoleJobs } : {}) } } : {}),
+  }))
+  stops.add(async (ctx) => {
+    if (ctx.graceMs === undefined) return await app.close()
+    let timer: NodeJS.Timeout | undefined
+    // app.close() stops accepting and waits for in-flight requests; idle keep-alive sockets are closed.
+    await Promise.race([
+      app.close(),
+      new Promise<void>((resolve) => { timer = setTimeout(resolve, ctx.graceMs) }),
+    ])
+    if (timer !== undefined) clearTimeout(timer)
+  })
+
+  const listeners: AttachedListener[] = await stops.step(() => {
     const wapiRef = workloadApi
-    listeners = (opts.listeners ?? []).map((f) => f({ config, decisions, metrics, logger, ...(servingCertificates !== undefined && workloadApi !== undefined ? { servingCertificates, servingSvid: () => wapiRef?.svid } : {}) })).filter((l): l is AttachedListener => l !== undefined)
-    if (workloadApi !== undefined && tls !== undefined && config.workload_api.serving_svid) {
-      // The Data API's certificate: every new SVID replaces the secure context in place (new
-      // handshakes get it, open connections keep theirs), as the file watcher does.
-      const server = app.server as unknown as { setSecureContext: (o: object) => void }
-      const apply = (svid: ServingSvid): void => {
-        try {
-          server.setSecureContext(secureContextWith(tls, { cert: svid.certPem, key: svid.keyPem }))
-          logger.info({ spiffe_id: svid.spiffeId, expires_at: svid.notAfter.toISOString() }, 'serving certificate set from the Workload API')
-        } catch (err) {
-          logger.error({ code: (err as { code?: string }).code ?? 'PORTCULLIS_CONFIG_INVALID', err: (err as Error).message }, 'serving certificate from the Workload API refused; keeping the current one')
-        }
-      }
-      workloadApi.on('svid', apply)
-      if (workloadApi.svid !== undefined) apply(workloadApi.svid)
-      // No SVID (none yet, or removed by PermissionDenied): a secure context cannot be unset, so
-      // new connections are closed before their handshake (fail closed); open ones finish.
-      const wapi = workloadApi
-      ;(app.server as unknown as { prependListener: (e: 'connection', l: (s: { destroy: () => void }) => void) => void }).prependListener('connection', (socket) => { if (wapi.svid === undefined) socket.destroy() })
-    }
-  } catch (err) {
-    await built?.close()
-    await unwind()
-    throw err
-  }
-  const app = built
-  let certWatcher: { close: () => Promise<void> } | undefined
+    const built = (opts.listeners ?? []).map((f) => f({ config, decisions, metrics, logger, ...(servingCertificates !== undefined && workloadApi !== undefined ? { servingCertificates, servingSvid: () => wapiRef?.svid } : {}) })).filter((l): l is AttachedListener => l !== undefined)
+    if (workloadApi !== undefined && tls !== undefined && config.workload_api.serving_svid) serveDataApiWithSvid(app.server, tls, workloadApi, logger)
+    return built
+  })
+  // First: the other listeners, all at once, each within the grace period.
+  stops.add(async (ctx) => await Promise.all(listeners.map(async (l) => await l.stop(ctx.graceMs ?? 0))))
+
   let stopped: Promise<void> | undefined
   const stop = async (): Promise<void> => {
-    stopped ??= (async () => {
-      const grace = config.server.shutdown_grace_ms
-      const stopStarted = Date.now()
-      // Other listeners first, all at once, each within the grace period.
-      await Promise.all(listeners.map(async (l) => await l.stop(grace)))
-      let timer: NodeJS.Timeout | undefined
-      // app.close() stops accepting and waits for in-flight requests; idle keep-alive sockets are closed.
-      await Promise.race([
-        app.close(),
-        new Promise<void>((resolve) => { timer = setTimeout(resolve, grace) }),
-      ])
-      if (timer !== undefined) clearTimeout(timer)
-      await certWatcher?.close()
-      await bundleService?.close()
-      workloadApi?.close()
-      await watcher?.close()
-      await identity?.close()
-      // after every listener has stopped and every in-flight request was answered: the last
-      // events are flushed and the durable log writes its final checkpoint
-      await audit?.close()
-      // last: a final upload of what the log now holds, within what is left of the grace period
-      // (never hanging on a collector that is down, OPA #6443); the rest waits in the log
-      await shipper?.stop(Math.max(0, grace - (Date.now() - stopStarted)))
-    })()
+    stopped ??= stops.stop(config.server.shutdown_grace_ms)
     await stopped
   }
   return {

@@ -57,3 +57,32 @@ bundles:
   // (How many requests the downloader made before the failure depends on how long the start took
   // on a busy machine — its retries begin after ~100 ms — so that count is not asserted.)
 })
+
+test('stop(): the listeners beside the Data API stop first, while it still listens; a second stop() is the same stop', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-runtime-'))
+  t.after(() => { rmSync(dir, { recursive: true, force: true }) })
+  const file = join(dir, 'portcullis.yaml')
+  writeFileSync(file, `
+server: { addr: "127.0.0.1:0", workers: 1 }
+logging: { level: silent }
+bundles: { dir: ${JSON.stringify(join(process.cwd(), 'bundles'))}, watch: true }
+`)
+  const config = loadConfig({ file, env: {} })
+  const events: string[] = []
+  let app: { server: { listening: boolean } } | undefined
+  const runtime = await createRuntime(config, {}, {
+    logger: pino({ level: 'silent' }),
+    listeners: [() => ({
+      name: 'recorder',
+      start: async () => { events.push('listener start'); return [] },
+      stop: async () => { events.push(`listener stop (data api listening: ${String(app?.server.listening)})`) },
+    })],
+  })
+  app = runtime.app
+  await runtime.start()
+  assert.equal(runtime.app.server.listening, true)
+  await Promise.all([runtime.stop(), runtime.stop()])
+  await runtime.stop()
+  assert.deepEqual(events, ['listener start', 'listener stop (data api listening: true)'])
+  assert.equal(runtime.app.server.listening, false)
+})
