@@ -169,7 +169,10 @@ async function buildCertificate (spec: CertificateSpec): Promise<Buffer> {
   const cert = new pkijs.Certificate()
   cert.version = 2
   const serial = randomBytes(16)
-  serial[0] = (serial[0] as number) & 0x7f // a positive INTEGER (RFC 5280 §4.1.2.2)
+  // A positive INTEGER (RFC 5280 §4.1.2.2) in minimal DER: the top bit clear (not negative) and
+  // the first byte never 0 (a leading 0x00 before a byte below 0x80 is padding DER forbids;
+  // OpenSSL refuses such a certificate, about one serial in 256 before this).
+  serial[0] = ((serial[0] as number) & 0x7f) | 0x01
   cert.serialNumber = new asn1js.Integer({ valueHex: serial.buffer.slice(serial.byteOffset, serial.byteOffset + serial.byteLength) as ArrayBuffer })
   cert.issuer = spec.issuer
   cert.subject = spec.subject

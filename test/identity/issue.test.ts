@@ -21,6 +21,17 @@ async function trustDomain (notAfter = new Date(Date.now() + 24 * HOUR_MS)): Pro
 }
 
 describe('issuing SVIDs', () => {
+  test('serial numbers are positive minimal DER INTEGERs that OpenSSL parses, every time', async () => {
+    // Random 16-byte serials: before the fix, one in 256 began 0x00 followed by a byte below
+    // 0x80 (DER padding OpenSSL refuses); 400 issues hit that case with ~79 % probability.
+    const ca = await trustDomain()
+    for (let i = 0; i < 400; i++) {
+      const svid = await issueX509Svid(ca, ID, { ttlSeconds: 600 })
+      const cert = new X509Certificate(svid.certPem)
+      assert.match(cert.serialNumber, /^(0[1-9A-F]|[1-7][0-9A-F])[0-9A-F]{30}$/i, cert.serialNumber) // first byte 0x01-0x7f
+    }
+  })
+
   test('an issued X.509-SVID verifies against a SPIFFE bundle of its CA, and OpenSSL agrees on the chain', async () => {
     const ca = await trustDomain()
     const svid = await issueX509Svid(ca, ID, { ttlSeconds: 600 })
