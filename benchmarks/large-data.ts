@@ -27,6 +27,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { repoRoot, requireOpa } from '../scripts/lib/opa.js'
 import { machine } from './lib.js'
+import { generateData, probe, STEADY } from './entitlements-data.js'
 
 const SIZES = (process.env.LD_SIZES ?? '1,10,40,100').split(',').map(Number)
 const RELOAD_SIZES = (process.env.LD_RELOAD_SIZES ?? '40').split(',').filter((s) => s !== '').map(Number)
@@ -42,29 +43,6 @@ import rego.v1
 default allow := false
 allow if input.role in data.users[input.user].roles
 `
-
-/** The user every revision grants `admin` (the steady request) and the probe whose role changes with the revision. */
-const STEADY = { user: 'user0000003', role: 'admin' }
-const probe = (revision: number): { user: string, role: string } => ({ user: 'probe', role: `rev${revision}` })
-
-/** Writes `{"users": {...}}` of about `bytes` bytes: users with roles and attributes (deterministic). */
-function generateData (bytes: number, revision: number): Buffer {
-  const roles = ['admin', 'editor', 'viewer', 'auditor', 'billing', 'support']
-  const depts = ['eng', 'sales', 'ops', 'finance', 'legal']
-  let s = 12345
-  const rnd = (): number => { s = (s * 1103515245 + 12345) & 0x7fffffff; return s }
-  const parts: string[] = [`"probe":${JSON.stringify({ roles: [`rev${revision}`], attributes: {} })}`]
-  let size = parts[0]!.length + 12
-  for (let i = 0; size < bytes; i++) {
-    const id = `user${String(i).padStart(7, '0')}`
-    const userRoles = id === STEADY.user ? ['admin', 'viewer'] : [roles[rnd() % 6], roles[rnd() % 6]]
-    const u = { email: `${id}@example.com`, roles: userRoles, attributes: { department: depts[rnd() % 5], level: rnd() % 10, active: (rnd() & 1) === 1, region: `r${rnd() % 20}` } }
-    const t = `${JSON.stringify(id)}:${JSON.stringify(u)}`
-    parts.push(t)
-    size += t.length + 1
-  }
-  return Buffer.from(`{"users":{${parts.join(',')}}}`)
-}
 
 /** Builds the wasm bundle (Portcullis) and the Rego bundle (OPA) of one data set from the same sources. */
 function buildBundles (opa: string, sizeMb: number, revision: number): { wasm: string, rego: string, dataBytes: number } {

@@ -327,11 +327,47 @@ function scan (src: Buffer, maxDepth: number): ContainerIndex {
   }
 }
 
+/**
+ * One object's members, in source order: the raw key literal, the decoded key as a byte range
+ * (of the source when the literal needs no decoding, else of its decoded bytes), the value.
+ */
+class Members {
+  rawStart: number[] = []
+  rawEnd: number[] = []
+  keyBuf: Buffer[] = []
+  /** Start of the key's bytes in keyBuf, -1 when keyBuf holds the decoded key (from 0 to keyEnd). */
+  keyStart: number[] = []
+  keyEnd: number[] = []
+  valueStart: number[] = []
+  /** The value's container ordinal, -1 for a scalar. */
+  valueOrd: number[] = []
+  order: number[] = []
+
+  /** Go's order of the decoded keys of members a and b (byte order). */
+  compare (a: number, b: number): number {
+    const ba = this.keyBuf[a] as Buffer
+    const bb = this.keyBuf[b] as Buffer
+    let sa = this.keyStart[a] as number
+    let sb = this.keyStart[b] as number
+    if (sa < 0) sa = 0
+    if (sb < 0) sb = 0
+    const la = (this.keyEnd[a] as number) - sa
+    const lb = (this.keyEnd[b] as number) - sb
+    const l = la < lb ? la : lb
+    for (let k = 0; k < l; k++) {
+      const d = (ba[sa + k] as number) - (bb[sb + k] as number)
+      if (d !== 0) return d
+    }
+    return la - lb
+  }
+}
+
 /** Pass 2: writes the canonical form of a text pass 1 accepted. Recursion is bounded by pass 1's depth limit. */
 class Writer {
   private readonly out = Buffer.allocUnsafe(OUT_CHUNK)
   private pos = 0
   private readonly strings: StringScanner
+  private readonly scratch: Members[] = []
 
   constructor (private readonly src: Buffer, private readonly index: ContainerIndex, private readonly sink: CanonicalSink) {
     this.strings = new StringScanner(src)
@@ -341,7 +377,7 @@ class Writer {
     let i = 0
     while (isWs(this.src[i])) i++
     const b = this.src[i]
-    if (b === OPEN_OBJECT || b === OPEN_ARRAY) this.container(i, 0)
+    if (b === OPEN_OBJECT || b === OPEN_ARRAY) this.container(i, 0, 0)
     else this.scalar(i)
     this.flush()
   }
@@ -404,7 +440,7 @@ class Writer {
   }
 
   /** Writes the container at i, the `ord`-th to open. */
-  private container (i: number, ord: number): void {
+  private container (i: number, ord: number, depth: number): void {
     const { end, next, canonical } = this.index
     if (canonical[ord] === 1) {
       this.range(i, end[ord] as number)
@@ -421,7 +457,7 @@ class Writer {
         first = false
         const b = src[i]
         if (b === OPEN_OBJECT || b === OPEN_ARRAY) {
-          this.container(i, child)
+          this.container(i, child, depth + 1)
           i = end[child] as number
           child = next[child] as number
         } else {
@@ -435,65 +471,85 @@ class Writer {
     }
 
     // an object: collect the members as byte ranges, order them by decoded key (Go's byte order)
-    const keys: string[] = []
-    const keyStart: number[] = []
-    const keyEnd: number[] = []
-    const keySimple: boolean[] = []
-    const valueStart: number[] = []
-    const valueOrd: number[] = []
+    const m = this.members(depth)
+    let count = 0
     i = this.ws(i + 1)
     while (src[i] !== CLOSE_OBJECT) {
       const ke = this.strings.end(i)
-      const simple = this.strings.simple
-      // latin1 maps each byte to one UTF-16 code unit, so string order is the bytes' order
-      keys.push(simple ? src.toString('latin1', i + 1, ke - 1) : decodeString(src, i, ke).toString('latin1'))
-      keyStart.push(i)
-      keyEnd.push(ke)
-      keySimple.push(simple)
+      m.rawStart[count] = i
+      m.rawEnd[count] = ke
+      if (this.strings.simple) {
+        m.keyBuf[count] = src
+        m.keyStart[count] = i + 1
+        m.keyEnd[count] = ke - 1
+      } else {
+        const decoded = decodeString(src, i, ke)
+        m.keyBuf[count] = decoded
+        m.keyStart[count] = -1
+        m.keyEnd[count] = decoded.length
+      }
       i = this.ws(ke)
       i = this.ws(i + 1) // the colon
-      valueStart.push(i)
+      m.valueStart[count] = i
       const b = src[i]
       if (b === OPEN_OBJECT || b === OPEN_ARRAY) {
-        valueOrd.push(child)
+        m.valueOrd[count] = child
         i = end[child] as number
         child = next[child] as number
       } else {
-        valueOrd.push(-1)
+        m.valueOrd[count] = -1
         i = this.scalarEnd(i)
       }
+      count++
       i = this.ws(i)
       if (src[i] === COMMA) i = this.ws(i + 1)
     }
-    const count = keys.length
-    let order: number[] | undefined
-    for (let k = 1; k < count; k++) {
-      if ((keys[k - 1] as string) >= (keys[k] as string)) {
-        order = Array.from({ length: count }, (_, x) => x)
-        // equal keys stay in source order, so the last of a run is the one Go keeps
-        order.sort((a, b) => {
-          const ka = keys[a] as string
-          const kb = keys[b] as string
-          return ka < kb ? -1 : ka > kb ? 1 : a - b
-        })
-        break
+    const order = m.order
+    for (let k = 0; k < count; k++) order[k] = k
+    let sorted = true
+    for (let k = 1; k < count && sorted; k++) sorted = m.compare(k - 1, k) < 0
+    if (!sorted) {
+      if (count <= 16) {
+        // insertion sort: stable, so equal keys stay in source order and the last of a run is the one Go keeps
+        for (let k = 1; k < count; k++) {
+          const x = order[k] as number
+          let j = k - 1
+          while (j >= 0 && m.compare(order[j] as number, x) > 0) {
+            order[j + 1] = order[j] as number
+            j--
+          }
+          order[j + 1] = x
+        }
+      } else {
+        const sortedOrder = order.slice(0, count).sort((x, y) => m.compare(x, y) || x - y)
+        for (let k = 0; k < count; k++) order[k] = sortedOrder[k] as number
       }
     }
     this.byte(OPEN_OBJECT)
     let first = true
     for (let k = 0; k < count; k++) {
-      const m = order === undefined ? k : order[k] as number
-      if (order !== undefined && k + 1 < count && keys[order[k + 1] as number] === keys[m]) continue
+      const x = order[k] as number
+      if (!sorted && k + 1 < count && m.compare(x, order[k + 1] as number) === 0) continue
       if (!first) this.byte(COMMA)
       first = false
-      if (keySimple[m] === true) this.range(keyStart[m] as number, keyEnd[m] as number)
-      else this.encodeString(Buffer.from(keys[m] as string, 'latin1'))
+      if (m.keyStart[x] as number >= 0) this.range(m.rawStart[x] as number, m.rawEnd[x] as number)
+      else this.encodeString(m.keyBuf[x] as Buffer)
       this.byte(COLON)
-      const vo = valueOrd[m] as number
-      if (vo >= 0) this.container(valueStart[m] as number, vo)
-      else this.scalar(valueStart[m] as number)
+      const vo = m.valueOrd[x] as number
+      if (vo >= 0) this.container(m.valueStart[x] as number, vo, depth + 1)
+      else this.scalar(m.valueStart[x] as number)
     }
     this.byte(CLOSE_OBJECT)
+  }
+
+  /** The member scratch of nesting level `depth` (reused: an object's members are done before its parent's next member). */
+  private members (depth: number): Members {
+    let m = this.scratch[depth]
+    if (m === undefined) {
+      m = new Members()
+      this.scratch[depth] = m
+    }
+    return m
   }
 
   /** Writes decoded (valid UTF-8) string bytes as Go's encoder does with HTML escaping off. */

@@ -94,11 +94,15 @@ function sortedText (v: unknown): string {
 const deepLit = fc.tuple(fc.integer({ min: 1, max: MAX_DATA_DEPTH }), scalarLit, fc.boolean()).map(([d, s, obj]) =>
   obj ? '{"a":'.repeat(d - 1) + `[${s}]` + '}'.repeat(d - 1) : '['.repeat(d) + s + ']'.repeat(d))
 
+// objects with more members than the insertion-sort cut-off, duplicates included
+const wideObjectLit = fc.array(fc.tuple(keyLit, fc.oneof(scalarLit, valueLit)), { minLength: 17, maxLength: 40 }).map((ms) => `{${ms.map(([k, v]) => `${k}:${v}`).join(',')}}`)
+
 const documentLit = fc.oneof(
   { arbitrary: fc.tuple(ws, valueLit, ws).map(([a, v, b]) => a + v + b), weight: 6 },
   { arbitrary: fc.jsonValue().map(sortedText), weight: 2 },
   { arbitrary: fc.jsonValue().map((v) => JSON.stringify(v, null, 1)), weight: 1 },
   { arbitrary: deepLit, weight: 1 },
+  { arbitrary: wideObjectLit, weight: 1 },
 )
 
 // a mutation: delete, insert or replace one character (mostly JSON's own punctuation)
