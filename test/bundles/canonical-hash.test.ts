@@ -46,12 +46,14 @@ function agree (text: string): void {
 
 // --- generators of JSON text: whitespace, escapes of every kind, surrogates, duplicate keys, odd numbers
 
+/** A private-use character that the opa differential replaces with invalid UTF-8 bytes (elsewhere an ordinary character). */
+const INVALID_UTF8_MARK = '\ue000'
 const hex4 = (n: number, upper: boolean): string => {
   const h = n.toString(16).padStart(4, '0')
   return upper ? h.toUpperCase() : h
 }
 const ws = fc.constantFrom('', '', '', '', ' ', '\n', '\t', '\r\n  ')
-const rawChar = fc.constantFrom('a', 'b', 'z', 'A', ' ', '!', '#', '/', '<', '>', '&', '\u007f', '\u00e9', '\u4e2d', '\uff61', '\u{1F600}', '\ufffd', '\u2028', '\u2029', '\ud800', '\udc00')
+const rawChar = fc.constantFrom('a', 'b', 'z', 'A', ' ', '!', '#', '/', '<', '>', '&', '\u007f', '\u00e9', '\u4e2d', '\uff61', '\u{1F600}', '\ufffd', '\u2028', '\u2029', '\ud800', '\udc00', INVALID_UTF8_MARK)
 const escape = fc.oneof(
   fc.constantFrom('\\"', '\\\\', '\\/', '\\b', '\\f', '\\n', '\\r', '\\t', '\\ud83d\\ude00', '\\uD83D\\uDE00', '\\ud800', '\\udc00', '\\ud800\\ud800\\udc00', '\\udbff\\udfff', '\\u2028', '\\u0000', '\\u001f'),
   fc.tuple(fc.integer({ min: 0, max: 0xffff }), fc.boolean()).map(([n, up]) => `\\u${hex4(n, up)}`),
@@ -282,6 +284,34 @@ describe('signed bundles with large and unusual JSON, signed by the real opa', n
   test('tampered: a number written with other digits is a hash mismatch (1.50 is not 1.5)', async () => {
     const bad = await pack(raw, (f) => edit(f, 'basic/tricky/data.json', '1.50', '1.5'))
     await assert.rejects(loadBundle(bad, policy), { code: 'PORTCULLIS_BUNDLE_SIGNATURE_HASH_MISMATCH' })
+  })
+
+  test('the same file hashes as opa sign on generated documents, invalid UTF-8 included', () => {
+    const fragments = [[0x80], [0xbf], [0xc0, 0xaf], [0xc2], [0xe2, 0x82], [0xed, 0xa0, 0x80], [0xef, 0xbf], [0xf0, 0x9f, 0x98], [0xf4, 0x90, 0x80, 0x80], [0xf5], [0xff]]
+    const mark = Buffer.from(INVALID_UTF8_MARK)
+    const docs = fc.sample(fc.oneof(valueLit, wideObjectLit, fc.jsonValue().map(sortedText)), { numRuns: 400, seed: seed + 2 })
+    const signDir = join(dir, 'opa-sign')
+    const files = new Map<string, Buffer>()
+    docs.forEach((doc, n) => {
+      // wrapped in an object: a bundle's data file holds an object
+      let bytes = Buffer.from(`{"v": ${doc}}`)
+      for (let at = bytes.indexOf(mark), k = n; at >= 0; at = bytes.indexOf(mark), k++) {
+        bytes = Buffer.concat([bytes.subarray(0, at), Buffer.from(fragments[k % fragments.length] as number[]), bytes.subarray(at + mark.length)])
+      }
+      const name = `d${n}/data.json`
+      files.set(name, bytes)
+      mkdirSync(join(signDir, `d${n}`), { recursive: true })
+      writeFileSync(join(signDir, name), bytes)
+    })
+    assert.ok([...files.values()].some((b) => !b.equals(Buffer.from(b.toString('utf8')))), 'some documents hold invalid UTF-8')
+    runOpa(['sign', '--signing-key', 'secret', '--signing-alg', 'HS256', '--bundle', '.', '-o', '.'], { cwd: signDir })
+    const token = (JSON.parse(readFileSync(join(signDir, '.signatures.json'), 'utf8')) as { signatures: string[] }).signatures[0] as string
+    const signed = (JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString('utf8')) as { files: Array<{ name: string, hash: string }> }).files
+    assert.equal(signed.length, files.size)
+    for (const f of signed) {
+      const bytes = files.get(f.name) as Buffer
+      assert.equal(hashBundleFile(f.name, bytes, 'SHA-256'), f.hash, `${f.name}: ${JSON.stringify(bytes.toString('latin1'))}`)
+    }
   })
 
   test('tampered into invalid JSON, or nested past the data limit: refused as unparseable data', async () => {
