@@ -15,11 +15,15 @@
  *     revision of the bundle replaces the old one halfway through; it counts failed or wrong
  *     answers, compares p99 during the swap (from the swap until the new revision answers, plus
  *     one second) with the steady p99 before it, and samples the group's RSS every 50 ms.
+ * With LD_SIGNED=1 both bundles are signed (`opa build --signing-key`, ES256, a key generated
+ * per run) and both servers verify them (Portcullis `bundles.signing`, signatures required;
+ * OPA `--verification-key`), so the times include signature verification.
  * Every server is killed at the end of its run; everything is bounded in time.
  *
  *   flock /tmp/bench.lock npm run bench:large-data     (needs npm run build, npm run install:opa)
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { generateKeyPairSync } from 'node:crypto'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { Agent, request } from 'node:http'
 import { createServer } from 'node:net'
@@ -27,11 +31,13 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { repoRoot, requireOpa } from '../scripts/lib/opa.js'
 import { machine } from './lib.js'
+import { generateData, probe, STEADY } from './entitlements-data.js'
 
 const SIZES = (process.env.LD_SIZES ?? '1,10,40,100').split(',').map(Number)
 const RELOAD_SIZES = (process.env.LD_RELOAD_SIZES ?? '40').split(',').filter((s) => s !== '').map(Number)
 const RATE = Number(process.env.LD_RATE ?? 200)
 const RELOAD_SECONDS = Number(process.env.LD_RELOAD_SECONDS ?? 16)
+const SIGNED = process.env.LD_SIGNED === '1'
 const READY_TIMEOUT_MS = 180_000
 const cores = availableParallelism()
 const work = mkdtempSync(join(tmpdir(), 'portcullis-large-data-'))
@@ -43,27 +49,16 @@ default allow := false
 allow if input.role in data.users[input.user].roles
 `
 
-/** The user every revision grants `admin` (the steady request) and the probe whose role changes with the revision. */
-const STEADY = { user: 'user0000003', role: 'admin' }
-const probe = (revision: number): { user: string, role: string } => ({ user: 'probe', role: `rev${revision}` })
-
-/** Writes `{"users": {...}}` of about `bytes` bytes: users with roles and attributes (deterministic). */
-function generateData (bytes: number, revision: number): Buffer {
-  const roles = ['admin', 'editor', 'viewer', 'auditor', 'billing', 'support']
-  const depts = ['eng', 'sales', 'ops', 'finance', 'legal']
-  let s = 12345
-  const rnd = (): number => { s = (s * 1103515245 + 12345) & 0x7fffffff; return s }
-  const parts: string[] = [`"probe":${JSON.stringify({ roles: [`rev${revision}`], attributes: {} })}`]
-  let size = parts[0]!.length + 12
-  for (let i = 0; size < bytes; i++) {
-    const id = `user${String(i).padStart(7, '0')}`
-    const userRoles = id === STEADY.user ? ['admin', 'viewer'] : [roles[rnd() % 6], roles[rnd() % 6]]
-    const u = { email: `${id}@example.com`, roles: userRoles, attributes: { department: depts[rnd() % 5], level: rnd() % 10, active: (rnd() & 1) === 1, region: `r${rnd() % 20}` } }
-    const t = `${JSON.stringify(id)}:${JSON.stringify(u)}`
-    parts.push(t)
-    size += t.length + 1
+let keyFiles: { priv: string, pub: string } | undefined
+/** The ES256 key pair of this run (LD_SIGNED), as PEM files in the work directory. */
+function signingKey (): { priv: string, pub: string } {
+  if (keyFiles === undefined) {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    keyFiles = { priv: join(work, 'signing.key'), pub: join(work, 'signing.pub') }
+    writeFileSync(keyFiles.priv, privateKey.export({ type: 'pkcs8', format: 'pem' }))
+    writeFileSync(keyFiles.pub, publicKey.export({ type: 'spki', format: 'pem' }))
   }
-  return Buffer.from(`{"users":{${parts.join(',')}}}`)
+  return keyFiles
 }
 
 /** Builds the wasm bundle (Portcullis) and the Rego bundle (OPA) of one data set from the same sources. */
@@ -75,8 +70,9 @@ function buildBundles (opa: string, sizeMb: number, revision: number): { wasm: s
   writeFileSync(join(src, 'data.json'), data)
   const wasm = join(work, `wasm-${sizeMb}-${revision}.tar.gz`)
   const rego = join(work, `rego-${sizeMb}-${revision}.tar.gz`)
-  execFileSync(opa, ['build', '-t', 'wasm', '-e', 'entitlements/allow', '-b', '.', '-o', wasm, '--revision', `r${revision}`], { cwd: src, stdio: 'ignore' })
-  execFileSync(opa, ['build', '-b', '.', '-o', rego, '--revision', `r${revision}`], { cwd: src, stdio: 'ignore' })
+  const sign = SIGNED ? ['--signing-key', signingKey().priv, '--signing-alg', 'ES256'] : []
+  execFileSync(opa, ['build', '-t', 'wasm', '-e', 'entitlements/allow', '-b', '.', '-o', wasm, '--revision', `r${revision}`, ...sign], { cwd: src, stdio: 'ignore' })
+  execFileSync(opa, ['build', '-b', '.', '-o', rego, '--revision', `r${revision}`, ...sign], { cwd: src, stdio: 'ignore' })
   rmSync(src, { recursive: true, force: true })
   return { wasm, rego, dataBytes: data.length }
 }
@@ -173,7 +169,8 @@ async function startOpa (opa: string, bundle: string, watch: boolean): Promise<S
   mkdirSync(dir)
   const bundlePath = join(dir, 'entitlements.tar.gz')
   copyFileSync(bundle, bundlePath)
-  const child = spawnServer(opa, ['run', '--server', '--addr', `127.0.0.1:${port}`, '--log-level', 'error', ...(watch ? ['--watch'] : []), '--bundle', bundlePath])
+  const verify = SIGNED ? ['--verification-key', signingKey().pub, '--signing-alg', 'ES256'] : []
+  const child = spawnServer(opa, ['run', '--server', '--addr', `127.0.0.1:${port}`, '--log-level', 'error', ...(watch ? ['--watch'] : []), ...verify, '--bundle', bundlePath])
   return { child, port, bundlePath }
 }
 
@@ -184,7 +181,8 @@ async function startPortcullis (bundle: string, workers: number): Promise<Starte
   const bundlePath = join(dir, 'bundles', 'entitlements.tar.gz')
   copyFileSync(bundle, bundlePath)
   const config = join(dir, 'portcullis.yaml')
-  writeFileSync(config, ['server:', '  addr: 127.0.0.1:0', 'bundles:', `  dir: ${join(dir, 'bundles')}`, '  watch: true', 'logging:', '  level: error'].join('\n') + '\n')
+  const signing = SIGNED ? ['  signing:', '    required: true', '    keys:', '      default:', `        key_file: ${signingKey().pub}`, '        algorithm: ES256'] : []
+  writeFileSync(config, ['server:', '  addr: 127.0.0.1:0', 'bundles:', `  dir: ${join(dir, 'bundles')}`, '  watch: true', ...signing, 'logging:', '  level: error'].join('\n') + '\n')
   const child = spawnServer(process.execPath, ['dist/cli/main.js', 'serve', '--config', config, '--workers', String(workers), '--addr', `127.0.0.1:${port}`])
   return { child, port, bundlePath }
 }
@@ -212,7 +210,8 @@ async function startupFloor (): Promise<number> {
   const dir = join(work, `floor-${port}`)
   mkdirSync(join(dir, 'bundles'), { recursive: true })
   const config = join(dir, 'portcullis.yaml')
-  writeFileSync(config, ['server:', '  addr: 127.0.0.1:0', 'bundles:', `  dir: ${join(dir, 'bundles')}`, '  watch: true', 'logging:', '  level: error'].join('\n') + '\n')
+  const signing = SIGNED ? ['  signing:', '    required: true', '    keys:', '      default:', `        key_file: ${signingKey().pub}`, '        algorithm: ES256'] : []
+  writeFileSync(config, ['server:', '  addr: 127.0.0.1:0', 'bundles:', `  dir: ${join(dir, 'bundles')}`, '  watch: true', ...signing, 'logging:', '  level: error'].join('\n') + '\n')
   const t0 = performance.now()
   const child = spawnServer(process.execPath, ['dist/cli/main.js', 'serve', '--config', config, '--workers', '1', '--addr', `127.0.0.1:${port}`])
   for (;;) {
@@ -289,7 +288,7 @@ async function measureReload (name: string, sizeMb: number, launch: () => Promis
 async function main (): Promise<void> {
   const opa = requireOpa()
   if (!existsSync(join(repoRoot, 'dist', 'cli', 'main.js'))) throw new Error('run npm run build first')
-  console.error(`work dir ${work}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`)
+  console.error(`work dir ${work}; ${SIGNED ? 'signed bundles; ' : ''}load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`)
   const ready: ReadyRow[] = []
   const reload: ReloadRow[] = []
   const floor = await startupFloor()
@@ -306,7 +305,7 @@ async function main (): Promise<void> {
     }
   }
 
-  console.log(`machine: ${machine()}; load average at the end ${loadavg().map((x) => x.toFixed(2)).join(' ')}`)
+  console.log(`machine: ${machine()}; ${SIGNED ? 'signed bundles (ES256), verified by both servers; ' : ''}load average at the end ${loadavg().map((x) => x.toFixed(2)).join(' ')}`)
   console.log('')
   console.log('| data | server | first correct answer (ms) | RSS ready, whole server (MB) | RSS per worker (MB) | time vs OPA | RSS/worker vs OPA | whole vs OPA |')
   console.log('|---:|---|---:|---:|---:|---:|---:|---:|')

@@ -9,8 +9,9 @@
  * - `go` (OPA's rules, where the text must equal what OPA computes): keys in Go's byte order
  *   (UTF-8), strings as Go's encoding/json writes them (lone surrogates become U+FFFD; with
  *   `escapeHtml`, `<`, `>` and `&` are escaped as json.Marshal does), and numbers held as
- *   ExactNumber written with their exact digits. Bundle signatures hash structured files this
- *   way (v1/bundle/hash.go, HTML escaping off); builtins marshal values this way
+ *   ExactNumber written with their exact digits. Bundle signatures hash YAML files this way
+ *   (v1/bundle/hash.go, HTML escaping off; JSON files are canonicalized on their bytes by
+ *   bundles/canonical-hash.ts, which follows the same rules); builtins marshal values this way
  *   (json.Marshal, HTML escaping on).
  */
 
@@ -186,119 +187,4 @@ export function goCanonicalJson (value: unknown, opts: GoJsonOptions): string {
     throw new TypeError(`cannot encode a ${typeof x} as JSON`)
   }
   return (indent === undefined ? '' : prefix) + rec(value, 0)
-}
-
-/**
- * OPA's canonical text of JSON source text (bundle hashing): parsed as Go decodes it with
- * json.Number — every number keeps the digits it was written with, a duplicated key keeps its
- * last value — and written in the `go` dialect without HTML escaping. Throws SyntaxError on
- * invalid JSON.
- */
-export function goCanonicalJsonFromText (text: string): string {
-  const p = new ExactParser(text)
-  p.ws()
-  const value = p.value()
-  p.ws()
-  if (p.i !== text.length) p.fail('unexpected trailing characters')
-  return goCanonicalJson(value, { escapeHtml: false })
-}
-
-/** A JSON parser that keeps every number as an ExactNumber of its source text. */
-class ExactParser {
-  i = 0
-  constructor (readonly s: string) {}
-
-  fail (what: string): never {
-    throw new SyntaxError(`invalid JSON at offset ${this.i}: ${what}`)
-  }
-
-  ws (): void {
-    while (this.i < this.s.length) {
-      const c = this.s.charCodeAt(this.i)
-      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) this.i++
-      else break
-    }
-  }
-
-  value (): unknown {
-    const c = this.s[this.i]
-    if (c === '{') return this.object()
-    if (c === '[') return this.array()
-    if (c === '"') return this.string()
-    if (c === 't') return this.literal('true', true)
-    if (c === 'f') return this.literal('false', false)
-    if (c === 'n') return this.literal('null', null)
-    return this.number()
-  }
-
-  literal<T> (word: string, v: T): T {
-    if (!this.s.startsWith(word, this.i)) this.fail(`expected ${word}`)
-    this.i += word.length
-    return v
-  }
-
-  number (): ExactNumber {
-    const m = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/.exec(this.s.slice(this.i, this.i + 1024))
-    if (m === null) return this.fail('expected a value')
-    this.i += m[0].length
-    return new ExactNumber(m[0])
-  }
-
-  string (): string {
-    const start = this.i
-    this.i++
-    while (this.i < this.s.length) {
-      const c = this.s.charCodeAt(this.i)
-      if (c === 0x22) {
-        this.i++
-        return JSON.parse(this.s.slice(start, this.i)) as string
-      }
-      if (c === 0x5c) this.i += 2
-      else if (c < 0x20) this.fail('control character in string')
-      else this.i++
-    }
-    return this.fail('unterminated string')
-  }
-
-  array (): unknown[] {
-    this.i++
-    const items: unknown[] = []
-    this.ws()
-    if (this.s[this.i] === ']') {
-      this.i++
-      return items
-    }
-    for (;;) {
-      this.ws()
-      items.push(this.value())
-      this.ws()
-      const c = this.s[this.i++]
-      if (c === ']') return items
-      if (c !== ',') this.fail('expected , or ]')
-    }
-  }
-
-  object (): Record<string, unknown> {
-    this.i++
-    // Go's map decoding keeps the last value of a duplicated key (so does assignment here)
-    const members: Record<string, unknown> = Object.create(null) as Record<string, unknown>
-    this.ws()
-    if (this.s[this.i] === '}') {
-      this.i++
-      return members
-    }
-    for (;;) {
-      this.ws()
-      if (this.s[this.i] !== '"') this.fail('expected a string key')
-      const key = this.string()
-      this.ws()
-      if (this.s[this.i++] !== ':') this.fail('expected :')
-      this.ws()
-      members[key] = this.value()
-      this.ws()
-      const c = this.s[this.i++]
-      if (c === '}') return members
-      if (c !== ',') this.fail('expected , or }')
-    }
-  }
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { canonicalJson, compareUtf8, ExactNumber, goCanonicalJson, goCanonicalJsonFromText, goJsonString, keysSorted } from '../src/canonical-json.js'
+import { canonicalJson, compareUtf8, ExactNumber, goCanonicalJson, goJsonString, keysSorted } from '../src/canonical-json.js'
 
 test('json dialect: keys sorted at every depth, undefined members dropped, lone surrogates stay escaped (injective)', () => {
   assert.equal(canonicalJson({ b: 1, a: { d: [1, { z: 1, y: 2 }, undefined], c: null }, u: undefined }), '{"a":{"c":null,"d":[1,{"y":2,"z":1},null]},"b":1}')
@@ -18,10 +18,4 @@ test('go dialect: byte-order keys, Go string escapes, exact numbers', () => {
   assert.equal(goJsonString('\u2028', false), '"\\u2028"')
   assert.equal(goCanonicalJson({ n: new ExactNumber('1.0e+400'), b: 12345678901234567890n }, { escapeHtml: true }), '{"b":12345678901234567890,"n":1.0e+400}')
   assert.equal(goCanonicalJson({ b: [1], a: 'x' }, { escapeHtml: true, indent: '  ', prefix: '>' }), '>{\n>  "a": "x",\n>  "b": [\n>    1\n>  ]\n>}')
-})
-
-test('OPA bundle hashing form of JSON text: numbers as written, last duplicate wins, whitespace gone', () => {
-  assert.equal(goCanonicalJsonFromText(' { "b" : 1.50, "a": [1e2, -0, "<&>"], "b": 2.0 } '), '{"a":[1e2,-0,"<&>"],"b":2.0}')
-  assert.throws(() => goCanonicalJsonFromText('{"a":1} x'), SyntaxError)
-  assert.throws(() => goCanonicalJsonFromText('{"a":01}'), SyntaxError)
 })

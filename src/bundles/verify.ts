@@ -8,7 +8,8 @@
  */
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto'
 import { BundleError } from '../errors.js'
-import { goCanonicalJson, goCanonicalJsonFromText } from '../canonical-json.js'
+import { goCanonicalJson } from '../canonical-json.js'
+import { writeOpaCanonicalJson } from './canonical-hash.js'
 import { parse as parseYaml } from 'yaml'
 import type { BundleFiles } from './archive.js'
 import { decidesOutcome, excludeMatcher } from '../bundle-files.js'
@@ -69,14 +70,21 @@ export function isStructuredFile (name: string): boolean {
   return /\.(json|ya?ml)$/i.test(name) || name === '.manifest' || name.endsWith('/.manifest')
 }
 
-/** Hash of one bundle file as OPA computes it for signatures. */
+/**
+ * Hash of one bundle file as OPA computes it for signatures. JSON files (and `.manifest`) are
+ * canonicalized on their bytes and streamed into the hash (canonical-hash.ts: no JavaScript
+ * values, so a 40 MB data.json costs a fraction of a second and little memory); YAML files,
+ * rare and small, are parsed into values and written in the `go` dialect. Throws when a
+ * structured file cannot be parsed (SyntaxError, or nesting deeper than the data limit).
+ */
 export function hashBundleFile (name: string, bytes: Buffer, algorithm: string): string {
   const nodeAlg = HASHES[algorithm]
   if (nodeAlg === undefined) throw new Error(`unsupported hashing algorithm ${algorithm}`)
   const h = createHash(nodeAlg)
-  if (isStructuredFile(name)) {
-    const text = bytes.toString('utf8')
-    h.update(/\.ya?ml$/i.test(name) ? goCanonicalJson(parseYaml(text), { escapeHtml: false }) : goCanonicalJsonFromText(text), 'utf8')
+  if (/\.ya?ml$/i.test(name)) {
+    h.update(goCanonicalJson(parseYaml(bytes.toString('utf8')), { escapeHtml: false }), 'utf8')
+  } else if (isStructuredFile(name)) {
+    writeOpaCanonicalJson(bytes, (chunk) => { h.update(chunk) })
   } else {
     h.update(bytes)
   }

@@ -1,0 +1,323 @@
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash, generateKeyPairSync } from 'node:crypto'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import fc from 'fast-check'
+import { opaCanonicalJson, writeOpaCanonicalJson } from '../../src/bundles/canonical-hash.js'
+import { hashBundleFile, type SigningPolicy } from '../../src/bundles/verify.js'
+import { loadBundle } from '../../src/bundles/load.js'
+import { DEFAULT_ARCHIVE_LIMITS, readBundleDir, readTarGz, type BundleFiles } from '../../src/bundles/archive.js'
+import { MAX_DATA_DEPTH } from '../../src/policy/data-layout.js'
+import { goCanonicalJsonFromTextOracle } from '../helpers/canonical-json-oracle.js'
+import { buildBundleDir, copyFixture } from '../helpers/bundles.js'
+import { needsOpa, runOpa } from '../helpers/opa.js'
+import { tarGz } from '../helpers/tar.js'
+
+const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex')
+
+/** The oracle's outcome for bytes: its canonical text, or 'throws'. It hashed the UTF-8 decoding of the bytes, as verify.ts did. */
+function oracle (bytes: Buffer): string {
+  try {
+    return goCanonicalJsonFromTextOracle(bytes.toString('utf8'))
+  } catch {
+    return 'throws'
+  }
+}
+
+function streamed (bytes: Buffer): string {
+  try {
+    return opaCanonicalJson(bytes).toString('utf8')
+  } catch (err) {
+    assert.ok(err instanceof SyntaxError, `invalid input must throw a SyntaxError, got ${String(err)}`)
+    return 'throws'
+  }
+}
+
+/** Asserts the new canonicalizer agrees with the oracle on `text`, as text and as the hash verify.ts computes. */
+function agree (text: string): void {
+  const bytes = Buffer.from(text, 'utf8')
+  const want = oracle(bytes)
+  const got = streamed(bytes)
+  assert.equal(got, want, `input ${JSON.stringify(text)}`)
+  if (want !== 'throws') assert.equal(hashBundleFile('data.json', bytes, 'SHA-256'), sha256(want))
+}
+
+// --- generators of JSON text: whitespace, escapes of every kind, surrogates, duplicate keys, odd numbers
+
+/** A private-use character that the opa differential replaces with invalid UTF-8 bytes (elsewhere an ordinary character). */
+const INVALID_UTF8_MARK = '\ue000'
+const hex4 = (n: number, upper: boolean): string => {
+  const h = n.toString(16).padStart(4, '0')
+  return upper ? h.toUpperCase() : h
+}
+const ws = fc.constantFrom('', '', '', '', ' ', '\n', '\t', '\r\n  ')
+const rawChar = fc.constantFrom('a', 'b', 'z', 'A', ' ', '!', '#', '/', '<', '>', '&', '\u007f', '\u00e9', '\u4e2d', '\uff61', '\u{1F600}', '\ufffd', '\u2028', '\u2029', '\ud800', '\udc00', INVALID_UTF8_MARK)
+const escape = fc.oneof(
+  fc.constantFrom('\\"', '\\\\', '\\/', '\\b', '\\f', '\\n', '\\r', '\\t', '\\ud83d\\ude00', '\\uD83D\\uDE00', '\\ud800', '\\udc00', '\\ud800\\ud800\\udc00', '\\udbff\\udfff', '\\u2028', '\\u0000', '\\u001f'),
+  fc.tuple(fc.integer({ min: 0, max: 0xffff }), fc.boolean()).map(([n, up]) => `\\u${hex4(n, up)}`),
+)
+// any code point written raw where JSON allows it, escaped where it must be
+const anyChar = fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }).map((c) => {
+  const cp = c.codePointAt(0) as number
+  return cp < 0x20 || c === '"' || c === '\\' ? `\\u${hex4(cp, false)}` : c
+})
+const stringLit = fc.array(fc.oneof(rawChar, escape, anyChar), { maxLength: 8 }).map((p) => `"${p.join('')}"`)
+const keyLit = fc.oneof(
+  fc.constantFrom('"a"', '"b"', '"A"', '"a "', '""', '"\\u0061"', '"\u00e9"', '"\\u00e9"', '"\uff61"', '"\u{1F600}"', '"\\ud83d\\ude00"', '"\\ud800"', '"\\udc00"', '"\ud800"', '"\ufffd"', '"<"', '"__proto__"', '"0"', '"10"', '"9"'),
+  stringLit,
+)
+const numberLit = fc.oneof(
+  fc.constantFrom('0', '-0', '1E+2', '1e-2', '1.50', '-0.0e0', '1E400', '-1e-400', '12345678901234567890123', '0.1e+0001', '2.0'),
+  fc.integer().map(String),
+  fc.double({ noNaN: true, noDefaultInfinity: true }).map((d) => JSON.stringify(d)),
+)
+const scalarLit = fc.oneof(numberLit, stringLit, fc.constantFrom('true', 'false', 'null'))
+
+const { value: valueLit } = fc.letrec<{ value: string, array: string, object: string }>((tie) => ({
+  value: fc.oneof({ depthSize: 'small', withCrossShrink: true }, scalarLit, tie('array'), tie('object')),
+  array: fc.array(fc.tuple(ws, tie('value'), ws), { maxLength: 5 }).chain((items) =>
+    ws.map((w) => `[${items.length === 0 ? w : items.map(([a, v, b]) => a + v + b).join(',')}]`)),
+  object: fc.array(fc.tuple(ws, keyLit, ws, ws, tie('value'), ws), { maxLength: 6 }).chain((members) =>
+    ws.map((w) => `{${members.length === 0 ? w : members.map(([a, k, b, c, v, d]) => `${a}${k}${b}:${c}${v}${d}`).join(',')}}`)),
+}))
+
+/** Compact text with keys sorted in UTF-16 order: often already canonical (the fast path), sometimes not (astral keys). */
+function sortedText (v: unknown): string {
+  const sort = (x: unknown): unknown => {
+    if (Array.isArray(x)) return x.map(sort)
+    if (x === null || typeof x !== 'object') return x
+    return Object.fromEntries(Object.keys(x).sort().map((k) => [k, sort((x as Record<string, unknown>)[k])]))
+  }
+  return JSON.stringify(sort(v))
+}
+
+const deepLit = fc.tuple(fc.integer({ min: 1, max: MAX_DATA_DEPTH }), scalarLit, fc.boolean()).map(([d, s, obj]) =>
+  obj ? '{"a":'.repeat(d - 1) + `[${s}]` + '}'.repeat(d - 1) : '['.repeat(d) + s + ']'.repeat(d))
+
+// objects with more members than the insertion-sort cut-off, duplicates included
+const wideObjectLit = fc.array(fc.tuple(keyLit, fc.oneof(scalarLit, valueLit)), { minLength: 17, maxLength: 40 }).map((ms) => `{${ms.map(([k, v]) => `${k}:${v}`).join(',')}}`)
+
+const documentLit = fc.oneof(
+  { arbitrary: fc.tuple(ws, valueLit, ws).map(([a, v, b]) => a + v + b), weight: 6 },
+  { arbitrary: fc.jsonValue().map(sortedText), weight: 2 },
+  { arbitrary: fc.jsonValue().map((v) => JSON.stringify(v, null, 1)), weight: 1 },
+  { arbitrary: deepLit, weight: 1 },
+  { arbitrary: wideObjectLit, weight: 1 },
+)
+
+// a mutation: delete, insert or replace one character (mostly JSON's own punctuation)
+const mutation = fc.tuple(fc.nat(), fc.constantFrom('delete', 'insert', 'replace'), fc.constantFrom('{', '}', '[', ']', ',', ':', '"', '\\', ' ', '0', '-', 'e', '.', 'u', 'n', 'x', '\u0001', '\ud800'))
+function mutate (text: string, ops: Array<[number, string, string]>): string {
+  let t = text
+  for (const [at, op, ch] of ops) {
+    const i = t.length === 0 ? 0 : at % (t.length + 1)
+    if (op === 'delete') t = t.slice(0, i) + t.slice(i + 1)
+    else if (op === 'insert') t = t.slice(0, i) + ch + t.slice(i)
+    else t = t.slice(0, i) + ch + t.slice(i + 1)
+  }
+  return t
+}
+
+const seed = Number(process.env.FC_SEED ?? 20261201)
+
+test('the same canonical text (and hash) as the value-path oracle on generated JSON documents', () => {
+  fc.assert(fc.property(documentLit, (text) => { agree(text) }), { numRuns: 4000, seed })
+})
+
+test('the same outcome as the oracle on mutated documents: both refuse, or both give the same text', () => {
+  fc.assert(fc.property(documentLit, fc.array(mutation, { minLength: 1, maxLength: 3 }), (text, ops) => { agree(mutate(text, ops)) }), { numRuns: 4000, seed: seed + 1 })
+})
+
+test('Go\'s rules, case by case: numbers as written, last duplicate wins, byte-order keys, Go string escapes', () => {
+  const c = (s: string): string => opaCanonicalJson(Buffer.from(s)).toString()
+  assert.equal(c(' { "b" : 1.50, "a": [1E+2, -0, "<&>"], "b": 2.0 } '), '{"a":[1E+2,-0,"<&>"],"b":2.0}')
+  // U+FF61 sorts before U+1F600 in UTF-8 bytes, after it in UTF-16 code units
+  assert.equal(c('{"\u{1F600}":1,"\uff61":2}'), '{"\uff61":2,"\u{1F600}":1}')
+  assert.equal(c('{"a ":1,"a":2,"\\u0061":3}'), '{"a":3,"a ":1}')
+  assert.equal(c('"\\u0041\\/\\b\\f\\n\\r\\t\\u0001\\u001F\\u007f\\u00e9\\u2028\u2029\\ud83d\\ude00"'), '"A/\\b\\f\\n\\r\\t\\u0001\\u001f\u007f\u00e9\\u2028\\u2029\u{1F600}"')
+  // a lone surrogate escape is U+FFFD, and the escape after a lone high surrogate is read anew
+  assert.equal(c('"\\ud800\\ud800\\udc00\\udc00x"'), '"\ufffd\u{10000}\ufffdx"')
+  // keys that differ only in lone surrogates are one key in Go: the last wins
+  assert.equal(c('{"\\ud800":1,"\\udc00":2}'), '{"\ufffd":2}')
+})
+
+test('invalid UTF-8 inside a string becomes one U+FFFD per byte (Go\'s utf8.DecodeRune), as opa computes it', () => {
+  const bytes = Buffer.concat([Buffer.from('["'), Buffer.from([0xe2, 0x82, 0x41, 0xed, 0xa0, 0x80, 0xc0, 0xaf, 0xf4, 0x90, 0x80, 0x80, 0xf0, 0x9f, 0x98]), Buffer.from('"]')])
+  const fffd = '\ufffd'
+  assert.equal(opaCanonicalJson(bytes).toString(), `["${fffd.repeat(2)}A${fffd.repeat(3)}${fffd.repeat(2)}${fffd.repeat(4)}${fffd.repeat(3)}"]`)
+  // invalid UTF-8 outside a string is invalid JSON
+  assert.throws(() => opaCanonicalJson(Buffer.from([0x5b, 0xe2, 0x5d])), SyntaxError)
+})
+
+test('invalid JSON is refused with a SyntaxError', () => {
+  for (const s of ['', ' ', '{', '[1,]', '{"a":1,}', '01', '1.', '.5', '+1', '1e', '"\\x"', '"\\u12"', '{"a" 1}', '[1 2]', 'nul', 'True', '"\u0001"', '1 2', '{1:2}', '-', '[1}', '{"a":1]', '"abc', '\ufeff{}']) {
+    assert.throws(() => opaCanonicalJson(Buffer.from(s)), SyntaxError, JSON.stringify(s))
+  }
+})
+
+test('nesting is bounded by the data depth limit, iteratively: a hostile depth is a SyntaxError, not a stack overflow', () => {
+  const nest = (d: number): Buffer => Buffer.from('['.repeat(d) + ']'.repeat(d))
+  assert.equal(opaCanonicalJson(nest(MAX_DATA_DEPTH)).toString(), nest(MAX_DATA_DEPTH).toString())
+  assert.throws(() => opaCanonicalJson(nest(MAX_DATA_DEPTH + 1)), SyntaxError)
+  assert.throws(() => opaCanonicalJson(Buffer.from('{"a":'.repeat(1_000_000))), SyntaxError)
+  assert.throws(() => hashBundleFile('data.json', nest(200_000), 'SHA-256'), SyntaxError)
+})
+
+/** Data of the large-data benchmark's shape: users with unsorted member keys, compact. */
+function entitlements (users: number): string {
+  const parts: string[] = []
+  for (let i = 0; i < users; i++) {
+    const id = `user${String(i).padStart(7, '0')}`
+    parts.push(`${JSON.stringify(id)}:${JSON.stringify({ email: `${id}@example.com`, roles: ['admin', i % 2 === 0 ? 'viewer' : 'editor'], attributes: { department: 'eng', level: i % 10, active: i % 3 === 0, region: `r${i % 20}` } })}`)
+  }
+  return `{"users":{${parts.join(',')}}}`
+}
+
+test('documents larger than the output chunk: compact, pretty, and canonical ranges larger than a chunk', () => {
+  const compact = entitlements(5000)
+  agree(compact)
+  agree(JSON.stringify(JSON.parse(compact), null, 2))
+  // already canonical as a whole: handed to the sink as one source range
+  const canonical = sortedText(JSON.parse(compact))
+  const chunks: number[] = []
+  writeOpaCanonicalJson(Buffer.from(canonical), (c) => { chunks.push(c.length) })
+  assert.equal(chunks.length, 1)
+  agree(canonical)
+})
+
+// Keys are generated here (node:crypto); the signatures are made by the real opa: `opa build
+// --signing-key` (which writes the data files merged into one data.json, in its own canonical
+// form) and `opa sign` over a bundle directory (which signs data files exactly as written).
+describe('signed bundles with large and unusual JSON, signed by the real opa', needsOpa(), () => {
+  let dir: string
+  /** opa build -t wasm --signing-key, with ~2.7 MB of data (above the 1 MiB line where data.json goes to the engine as bytes). */
+  let built: BundleFiles
+  /** opa sign over a directory: the same data written by us (members out of order) plus JSON that Go decodes differently from JavaScript. */
+  let raw: BundleFiles
+  let policy: SigningPolicy
+
+  /** A .tar.gz of `files` after `edit`. */
+  async function pack (files: BundleFiles, edit: (f: BundleFiles) => void = () => {}): Promise<string> {
+    const copy = new Map(files)
+    edit(copy)
+    const out = join(dir, `bundle-${Math.random().toString(36).slice(2)}.tar.gz`)
+    writeFileSync(out, await tarGz([...copy].map(([name, content]) => ({ name: `/${name}`, content }))))
+    return out
+  }
+  /** Replaces `from` in file `name`; the edit must take place (or the test would prove nothing). */
+  const edit = (f: BundleFiles, name: string, from: string | RegExp, to: string): void => {
+    const before = (f.get(name) as Buffer).toString('latin1')
+    const after = typeof from === 'string' ? before.replaceAll(from, to) : before.replace(from, to)
+    assert.ok(after !== before, `the edit of ${name} did not apply`)
+    f.set(name, Buffer.from(after, 'latin1'))
+  }
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-canon-'))
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const keyFile = join(dir, 'ec.key')
+    writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string)
+    policy = { verification: { keyId: 'default', keys: { default: { key: publicKey.export({ type: 'spki', format: 'pem' }) as string, algorithm: 'ES256' } } } }
+    const large = entitlements(18_000)
+
+    const srcA = copyFixture('basic', dir)
+    mkdirSync(join(srcA, 'basic', 'large'))
+    writeFileSync(join(srcA, 'basic', 'large', 'data.json'), large)
+    const signed = buildBundleDir(srcA, join(dir, 'built.tar.gz'), { signingKey: keyFile, signingAlg: 'ES256' })
+    built = await readTarGz(readFileSync(signed), signed)
+
+    const unsigned = buildBundleDir(copyFixture('basic', dir), join(dir, 'unsigned.tar.gz'))
+    const dirB = join(dir, 'raw')
+    for (const [name, content] of await readTarGz(readFileSync(unsigned), unsigned)) {
+      mkdirSync(dirname(join(dirB, name)), { recursive: true })
+      writeFileSync(join(dirB, name), content)
+    }
+    mkdirSync(join(dirB, 'basic', 'large'))
+    writeFileSync(join(dirB, 'basic', 'large', 'data.json'), large)
+    mkdirSync(join(dirB, 'basic', 'tricky'))
+    writeFileSync(join(dirB, 'basic', 'tricky', 'data.json'), Buffer.concat([
+      Buffer.from('{\n  "z": [1E+2, -0, 1.50, 123456789012345678901234567890],\n  "s": "bad '),
+      Buffer.from([0xe2, 0x82, 0x20, 0xed, 0xa0, 0x80, 0x20, 0xf0, 0x9f, 0x98]),
+      Buffer.from(' \\u2028\u2029 <&> \\ud800\\ud800\\udc00",\n  "\\ud800": 1, "\\udc00": 2, "a": 1, "\\u0061": {"y": null, "x": true}\n}\n'),
+    ]))
+    // opa sign writes no key id into the JWS: the verifier names the key (OPA's verification.keyid)
+    runOpa(['sign', '--signing-key', keyFile, '--signing-alg', 'ES256', '--bundle', '.', '-o', '.'], { cwd: dirB })
+    raw = await readBundleDir(dirB, DEFAULT_ARCHIVE_LIMITS)
+  })
+  after(() => rmSync(dir, { recursive: true, force: true }))
+
+  test('opa build --signing-key: the bundle with a large data.json verifies', async () => {
+    assert.ok((built.get('data.json') as Buffer).length > 2_000_000)
+    const b = await loadBundle(await pack(built), policy)
+    assert.deepEqual(b.signature, { state: 'verified', keyId: 'default', algorithm: 'ES256' })
+  })
+
+  test('opa sign: data files as written (members out of order, invalid UTF-8, lone surrogate keys, odd numbers) verify', async () => {
+    assert.equal((await loadBundle(await pack(raw), policy)).signature.state, 'verified')
+    // the tricky file is one where the old JavaScript-value path computed another hash than opa
+    const tricky = raw.get('basic/tricky/data.json') as Buffer
+    assert.notEqual(sha256(oracle(tricky)), hashBundleFile('basic/tricky/data.json', tricky, 'SHA-256'))
+  })
+
+  test('whitespace and member order are not part of the signed form', async () => {
+    const edited = await pack(built, (f) => {
+      edit(f, 'data.json', '"user0000007":{"attributes":{"active":false,"department":"eng","level":7,"region":"r7"},"email":"user0000007@example.com","roles":["admin","editor"]}',
+        '"user0000007":{"roles":["admin","editor"],"email":"user0000007@example.com","attributes":{"region":"r7","level":7,"department":"eng","active":false}}')
+      edit(f, 'data.json', ',"roles":', ' ,\n "roles" : ')
+    })
+    assert.equal((await loadBundle(edited, policy)).signature.state, 'verified')
+  })
+
+  test('tampered: one value changed deep in a large data.json is a hash mismatch', async () => {
+    for (const [files, name] of [[built, 'data.json'], [raw, 'basic/large/data.json']] as const) {
+      const bad = await pack(files, (f) => edit(f, name, '"user0012345@example.com","roles":["admin"', '"user0012345@example.com","roles":["admim"'))
+      await assert.rejects(loadBundle(bad, policy), (err: { code: string, details: { file: string } }) => {
+        assert.equal(err.code, 'PORTCULLIS_BUNDLE_SIGNATURE_HASH_MISMATCH')
+        assert.equal(err.details.file, name)
+        return true
+      })
+    }
+  })
+
+  test('tampered: a number written with other digits is a hash mismatch (1.50 is not 1.5)', async () => {
+    const bad = await pack(raw, (f) => edit(f, 'basic/tricky/data.json', '1.50', '1.5'))
+    await assert.rejects(loadBundle(bad, policy), { code: 'PORTCULLIS_BUNDLE_SIGNATURE_HASH_MISMATCH' })
+  })
+
+  test('the same file hashes as opa sign on generated documents, invalid UTF-8 included', () => {
+    const fragments = [[0x80], [0xbf], [0xc0, 0xaf], [0xc2], [0xe2, 0x82], [0xed, 0xa0, 0x80], [0xef, 0xbf], [0xf0, 0x9f, 0x98], [0xf4, 0x90, 0x80, 0x80], [0xf5], [0xff]]
+    const mark = Buffer.from(INVALID_UTF8_MARK)
+    const docs = fc.sample(fc.oneof(valueLit, wideObjectLit, fc.jsonValue().map(sortedText)), { numRuns: 400, seed: seed + 2 })
+    const signDir = join(dir, 'opa-sign')
+    const files = new Map<string, Buffer>()
+    docs.forEach((doc, n) => {
+      // wrapped in an object: a bundle's data file holds an object
+      let bytes = Buffer.from(`{"v": ${doc}}`)
+      for (let at = bytes.indexOf(mark), k = n; at >= 0; at = bytes.indexOf(mark), k++) {
+        bytes = Buffer.concat([bytes.subarray(0, at), Buffer.from(fragments[k % fragments.length] as number[]), bytes.subarray(at + mark.length)])
+      }
+      const name = `d${n}/data.json`
+      files.set(name, bytes)
+      mkdirSync(join(signDir, `d${n}`), { recursive: true })
+      writeFileSync(join(signDir, name), bytes)
+    })
+    assert.ok([...files.values()].some((b) => !b.equals(Buffer.from(b.toString('utf8')))), 'some documents hold invalid UTF-8')
+    runOpa(['sign', '--signing-key', 'secret', '--signing-alg', 'HS256', '--bundle', '.', '-o', '.'], { cwd: signDir })
+    const token = (JSON.parse(readFileSync(join(signDir, '.signatures.json'), 'utf8')) as { signatures: string[] }).signatures[0] as string
+    const signed = (JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString('utf8')) as { files: Array<{ name: string, hash: string }> }).files
+    assert.equal(signed.length, files.size)
+    for (const f of signed) {
+      const bytes = files.get(f.name) as Buffer
+      assert.equal(hashBundleFile(f.name, bytes, 'SHA-256'), f.hash, `${f.name}: ${JSON.stringify(bytes.toString('latin1'))}`)
+    }
+  })
+
+  test('tampered into invalid JSON, or nested past the data limit: refused as unparseable data', async () => {
+    const truncated = await pack(built, (f) => edit(f, 'data.json', /\}\s*$/, ''))
+    await assert.rejects(loadBundle(truncated, policy), { code: 'PORTCULLIS_BUNDLE_DATA_INVALID' })
+    const deep = await pack(raw, (f) => f.set('basic/tricky/data.json', Buffer.from(`{"d":${'['.repeat(100_000)}${']'.repeat(100_000)}}`)))
+    await assert.rejects(loadBundle(deep, policy), { code: 'PORTCULLIS_BUNDLE_DATA_INVALID' })
+  })
+})
