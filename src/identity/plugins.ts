@@ -12,7 +12,7 @@ import { IdentityError } from '../errors.js'
 import type { IdentityConfig } from '../config/schema.js'
 import type { CredentialSource, IdentityDocument } from './document.js'
 import { peekPayload } from './jwt.js'
-import { verifyJwtSvid } from './jwt-svid.js'
+import { verifyJwtSvidNow } from './jwt-svid.js'
 import type { OidcIssuer } from './oidc.js'
 import { pemCertificates } from './pem.js'
 import type { TrustStore } from './trust-store.js'
@@ -46,7 +46,11 @@ export interface PresentedCredential {
   source: CredentialSource
   /** The complete credential (the whole DER chain, the whole token): the cache key's material. */
   material: Uint8Array[]
-  verify: (now: Date) => Promise<Verified>
+  /**
+   * Verifies the credential. May answer synchronously (and throw synchronously) when nothing
+   * in the check is asynchronous (the common JWT-SVID): the verifier awaits it inside its try.
+   */
+  verify: (now: Date) => Verified | Promise<Verified>
 }
 
 export interface IdentityPlugin {
@@ -171,6 +175,7 @@ export function xfccPlugin (store: TrustStore, cfg: IdentityConfig['x509_svid'][
 export function jwtSvidPlugin (store: TrustStore, cfg: IdentityConfig['jwt_svid'], oidcIssuers: readonly OidcIssuer[]): IdentityPlugin {
   const opts = { audiences: cfg.audiences, algorithms: cfg.algorithms, leewaySeconds: cfg.leeway_seconds }
   const oidcHere = oidcIssuers.filter((i) => i.config.header === cfg.header).map((i) => i.config.issuer)
+  const bundleOf = (td: string): ReturnType<TrustStore['bundle']> => store.bundle(td)
   return {
     name: 'jwt-svid',
     extract: (ctx) => {
@@ -181,11 +186,13 @@ export function jwtSvidPlugin (store: TrustStore, cfg: IdentityConfig['jwt_svid'
       // (Only decoded when an OIDC issuer reads the same header: the verification decodes it anyway.)
       const peek = oidcHere.length === 0 ? undefined : peekPayload(token)
       if (peek !== undefined && typeof peek.iss === 'string' && oidcHere.includes(peek.iss) && !(typeof peek.sub === 'string' && peek.sub.startsWith('spiffe://'))) return undefined
+      // Methods, not arrow properties: nothing is built per token that the verifier may not read
+      // (the material only when there is a cache to key).
       return {
         plugin: 'jwt-svid',
         source: 'header',
-        material: [Buffer.from(token, 'utf8')],
-        verify: async (now) => await verifyJwtSvid(token, (td) => store.bundle(td), opts, now, 'header'),
+        get material () { return [Buffer.from(token, 'utf8')] },
+        verify (now) { return verifyJwtSvidNow(token, bundleOf, opts, now, 'header') },
       }
     },
   }
