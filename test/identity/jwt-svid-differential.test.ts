@@ -192,7 +192,8 @@ test('JWT-SVID claims at their edges: the fast path and jose agree (times, leewa
   segments.push(bom)
   // Non-canonical base64url: the last character's unused bits set (both decoders ignore them; the signature covers the text).
   const valid = b64(`{${sub},"aud":"portcullis","exp":${t + 3600}}`)
-  if (valid.length % 4 !== 0) segments.push(valid.slice(0, -1) + String.fromCharCode(valid.charCodeAt(valid.length - 1) + 1))
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+  if (valid.length % 4 !== 0) segments.push(valid.slice(0, -1) + (alphabet[alphabet.indexOf(valid.slice(-1)) + 1] as string))
 
   const instants = [T0, new Date(T0.getTime() + 999), new Date(T0.getTime() - 1)]
   const leeways = [0, 30]
