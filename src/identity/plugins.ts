@@ -171,11 +171,31 @@ export function xfccPlugin (store: TrustStore, cfg: IdentityConfig['x509_svid'][
   }
 }
 
+/**
+ * A JWT-SVID found in a request. A class, so that the cold path builds nothing per token beyond
+ * one small object of a fixed shape: the material (a copy of the token) only when the verifier
+ * reads it to key its cache, and the verification answers synchronously when it can.
+ */
+class JwtSvidCredential implements PresentedCredential {
+  readonly plugin = 'jwt-svid'
+  readonly source = 'header'
+  readonly #token: string
+  readonly #check: (token: string, now: Date) => Verified | Promise<Verified>
+  constructor (token: string, check: (token: string, now: Date) => Verified | Promise<Verified>) {
+    this.#token = token
+    this.#check = check
+  }
+
+  get material (): Uint8Array[] { return [Buffer.from(this.#token, 'utf8')] }
+  verify (now: Date): Verified | Promise<Verified> { return this.#check(this.#token, now) }
+}
+
 /** JWT-SVID from `Authorization: Bearer` or the configured header. */
 export function jwtSvidPlugin (store: TrustStore, cfg: IdentityConfig['jwt_svid'], oidcIssuers: readonly OidcIssuer[]): IdentityPlugin {
   const opts = { audiences: cfg.audiences, algorithms: cfg.algorithms, leewaySeconds: cfg.leeway_seconds }
   const oidcHere = oidcIssuers.filter((i) => i.config.header === cfg.header).map((i) => i.config.issuer)
   const bundleOf = (td: string): ReturnType<TrustStore['bundle']> => store.bundle(td)
+  const check = (token: string, now: Date): Verified | Promise<Verified> => verifyJwtSvidNow(token, bundleOf, opts, now, 'header')
   return {
     name: 'jwt-svid',
     extract: (ctx) => {
@@ -186,14 +206,7 @@ export function jwtSvidPlugin (store: TrustStore, cfg: IdentityConfig['jwt_svid'
       // (Only decoded when an OIDC issuer reads the same header: the verification decodes it anyway.)
       const peek = oidcHere.length === 0 ? undefined : peekPayload(token)
       if (peek !== undefined && typeof peek.iss === 'string' && oidcHere.includes(peek.iss) && !(typeof peek.sub === 'string' && peek.sub.startsWith('spiffe://'))) return undefined
-      // Methods, not arrow properties: nothing is built per token that the verifier may not read
-      // (the material only when there is a cache to key).
-      return {
-        plugin: 'jwt-svid',
-        source: 'header',
-        get material () { return [Buffer.from(token, 'utf8')] },
-        verify (now) { return verifyJwtSvidNow(token, bundleOf, opts, now, 'header') },
-      }
+      return new JwtSvidCredential(token, check)
     },
   }
 }
