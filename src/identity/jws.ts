@@ -49,19 +49,28 @@ function usable (jwk: JWK, alg: string, entry: JwsAlgorithm, kid: string | undef
     (entry.crv === undefined || jwk.crv === entry.crv)
 }
 
-/** One KeyObject per bundle JWK object (bundles are immutable; a reload brings new objects). */
-const keyObjects = new WeakMap<JWK, KeyObject | null>()
+/** A bundle key as the signature check uses it: its KeyObject and the facts read from it once. */
+interface PreparedKey {
+  key: KeyObject
+  type: string | undefined
+  /** RSA modulus length in bits (0 for other keys). */
+  modulusLength: number
+}
 
-function keyObjectOf (jwk: JWK): KeyObject | undefined {
-  let k = keyObjects.get(jwk)
+/** One prepared key per bundle JWK object (bundles are immutable; a reload brings new objects); null when node:crypto cannot import it. */
+const preparedKeys = new WeakMap<JWK, PreparedKey | null>()
+
+function preparedKeyOf (jwk: JWK): PreparedKey | undefined {
+  let k = preparedKeys.get(jwk)
   if (k === undefined) {
+    k = null
     try {
-      k = createPublicKey({ key: jwk as unknown as JsonWebKey, format: 'jwk' })
-      if (k.type !== 'public') k = null
+      const key = createPublicKey({ key: jwk as unknown as JsonWebKey, format: 'jwk' })
+      if (key.type === 'public') k = { key, type: key.asymmetricKeyType, modulusLength: key.asymmetricKeyDetails?.modulusLength ?? 0 }
     } catch {
       k = null
     }
-    keyObjects.set(jwk, k)
+    preparedKeys.set(jwk, k)
   }
   return k ?? undefined
 }
@@ -75,16 +84,20 @@ function keyObjectOf (jwk: JWK): KeyObject | undefined {
 export function verifyJwsSignature (token: string, header: { alg: string, kid?: string }, keys: readonly JWK[]): boolean | Defer {
   const entry = ALGORITHMS[header.alg]
   if (entry === undefined) return DEFER
-  const candidates = keys.filter((k) => usable(k, header.alg, entry, header.kid))
-  if (candidates.length !== 1) return DEFER
-  const jwk = candidates[0] as JWK
+  let jwk: JWK | undefined
+  for (const k of keys) {
+    if (!usable(k, header.alg, entry, header.kid)) continue
+    if (jwk !== undefined) return DEFER // several candidates: jose tries each (verifyWithKeySet)
+    jwk = k
+  }
+  if (jwk === undefined) return DEFER
   // Members that change jose's selection or import (key_ops, ext, use) are jose's to judge.
   if (jwk.key_ops !== undefined || jwk.ext !== undefined || jwk.use !== undefined) return DEFER
-  const key = keyObjectOf(jwk)
-  if (key === undefined) return DEFER
-  const details = key.asymmetricKeyDetails
-  if (entry.kty === 'RSA' && (key.asymmetricKeyType !== 'rsa' || (details?.modulusLength ?? 0) < 2048)) return DEFER
-  if (entry.kty === 'EC' && key.asymmetricKeyType !== 'ec') return DEFER
+  const prepared = preparedKeyOf(jwk)
+  if (prepared === undefined) return DEFER
+  const key = prepared.key
+  if (entry.kty === 'RSA' && (prepared.type !== 'rsa' || prepared.modulusLength < 2048)) return DEFER
+  if (entry.kty === 'EC' && prepared.type !== 'ec') return DEFER
 
   const dot = token.lastIndexOf('.')
   const encoded = token.slice(dot + 1)

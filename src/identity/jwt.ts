@@ -4,6 +4,7 @@
  */
 import { isUtf8 } from 'node:buffer'
 import { errors as joseErrors, jwtVerify, type JWK, type JWTVerifyGetKey, type JWTVerifyOptions, type JWTVerifyResult } from 'jose'
+import { deepFreeze } from '../deep-freeze.js'
 import { IdentityError, type ErrorCode } from '../errors.js'
 import type { JwtAlgorithm } from '../config/schema.js'
 
@@ -15,6 +16,8 @@ export interface InspectedToken {
   payload: Record<string, unknown>
   /** The protected header's octets are valid UTF-8 (jose decodes it strictly; JSON.parse here did not). */
   headerIsUtf8: boolean
+  /** The payload's octets are valid UTF-8 (jose's claim validation decodes them strictly). */
+  payloadIsUtf8: boolean
 }
 
 function malformed (reason: string): IdentityError {
@@ -22,6 +25,29 @@ function malformed (reason: string): IdentityError {
 }
 
 const B64URL = /^[A-Za-z0-9_-]*$/
+
+/**
+ * Decoded protected headers by their encoded segment. The tokens of one signer share one
+ * header (alg, kid, typ), so most tokens are met with a header already decoded; the decode is
+ * a pure function of the segment, the decoded header is frozen, and only decodes that
+ * succeeded are kept. Bounded in count and segment length; emptied when full.
+ */
+const headerCache = new Map<string, { doc: Record<string, unknown>, utf8: boolean }>()
+const HEADER_CACHE_ENTRIES = 256
+const HEADER_CACHE_SEGMENT_CHARS = 512
+
+function decodeHeader (seg: string): { doc: Record<string, unknown>, utf8: boolean } {
+  let decoded = headerCache.get(seg)
+  if (decoded === undefined) {
+    decoded = decodeSegment(seg, 'protected header')
+    if (seg.length <= HEADER_CACHE_SEGMENT_CHARS) {
+      if (headerCache.size >= HEADER_CACHE_ENTRIES) headerCache.clear()
+      deepFreeze(decoded.doc)
+      headerCache.set(seg, decoded)
+    }
+  }
+  return decoded
+}
 
 function decodeSegment (seg: string, what: string): { doc: Record<string, unknown>, utf8: boolean } {
   if (seg === '' || !B64URL.test(seg) || seg.length % 4 === 1) throw malformed(`${what} is not base64url`)
@@ -57,10 +83,12 @@ export function inspectToken (token: string, algorithms: readonly JwtAlgorithm[]
   if (token.trimStart().startsWith('{')) throw malformed('JWS JSON serialization is not accepted; a JWT must use the compact serialization')
   const parts = token.split('.')
   if (parts.length !== 3) throw malformed(`expected 3 dot-separated segments, got ${parts.length}`)
-  const decoded = decodeSegment(parts[0] as string, 'protected header')
+  const decoded = decodeHeader(parts[0] as string)
   const header = decoded.doc
-  const payload = decodeSegment(parts[1] as string, 'payload').doc
-  if (algorithms === undefined) return { header: header as InspectedToken['header'], payload, headerIsUtf8: decoded.utf8 }
+  const decodedPayload = decodeSegment(parts[1] as string, 'payload')
+  const payload = decodedPayload.doc
+  const inspected: InspectedToken = { header: header as InspectedToken['header'], payload, headerIsUtf8: decoded.utf8, payloadIsUtf8: decodedPayload.utf8 }
+  if (algorithms === undefined) return inspected
   if (typeof header.alg !== 'string') throw new IdentityError('PORTCULLIS_IDENTITY_ALGORITHM', 'token: protected header has no "alg"', { alg: null })
   if (!(algorithms as readonly string[]).includes(header.alg)) {
     throw new IdentityError('PORTCULLIS_IDENTITY_ALGORITHM', `token: algorithm ${JSON.stringify(header.alg)} is not allowed (allowed: ${algorithms.join(', ')})`, { alg: header.alg })
@@ -73,7 +101,7 @@ export function inspectToken (token: string, algorithms: readonly JwtAlgorithm[]
   }
   if (header.kid !== undefined && typeof header.kid !== 'string') throw malformed('kid is not a string')
   if (parts[2] === '' || !B64URL.test(parts[2] as string)) throw new IdentityError('PORTCULLIS_IDENTITY_SIGNATURE', 'token: missing or non-base64url signature', {})
-  return { header: header as InspectedToken['header'], payload, headerIsUtf8: decoded.utf8 }
+  return inspected
 }
 
 /** Does a JWK's type fit a JWS algorithm (RFC 7518 §3)? */

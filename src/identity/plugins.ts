@@ -12,7 +12,7 @@ import { IdentityError } from '../errors.js'
 import type { IdentityConfig } from '../config/schema.js'
 import type { CredentialSource, IdentityDocument } from './document.js'
 import { peekPayload } from './jwt.js'
-import { verifyJwtSvid } from './jwt-svid.js'
+import { verifyJwtSvidNow } from './jwt-svid.js'
 import type { OidcIssuer } from './oidc.js'
 import { pemCertificates } from './pem.js'
 import type { TrustStore } from './trust-store.js'
@@ -46,7 +46,11 @@ export interface PresentedCredential {
   source: CredentialSource
   /** The complete credential (the whole DER chain, the whole token): the cache key's material. */
   material: Uint8Array[]
-  verify: (now: Date) => Promise<Verified>
+  /**
+   * Verifies the credential. May answer synchronously (and throw synchronously) when nothing
+   * in the check is asynchronous (the common JWT-SVID): the verifier awaits it inside its try.
+   */
+  verify: (now: Date) => Verified | Promise<Verified>
 }
 
 export interface IdentityPlugin {
@@ -167,10 +171,31 @@ export function xfccPlugin (store: TrustStore, cfg: IdentityConfig['x509_svid'][
   }
 }
 
+/**
+ * A JWT-SVID found in a request. A class, so that the cold path builds nothing per token beyond
+ * one small object of a fixed shape: the material (a copy of the token) only when the verifier
+ * reads it to key its cache, and the verification answers synchronously when it can.
+ */
+class JwtSvidCredential implements PresentedCredential {
+  readonly plugin = 'jwt-svid'
+  readonly source = 'header'
+  readonly #token: string
+  readonly #check: (token: string, now: Date) => Verified | Promise<Verified>
+  constructor (token: string, check: (token: string, now: Date) => Verified | Promise<Verified>) {
+    this.#token = token
+    this.#check = check
+  }
+
+  get material (): Uint8Array[] { return [Buffer.from(this.#token, 'utf8')] }
+  verify (now: Date): Verified | Promise<Verified> { return this.#check(this.#token, now) }
+}
+
 /** JWT-SVID from `Authorization: Bearer` or the configured header. */
 export function jwtSvidPlugin (store: TrustStore, cfg: IdentityConfig['jwt_svid'], oidcIssuers: readonly OidcIssuer[]): IdentityPlugin {
   const opts = { audiences: cfg.audiences, algorithms: cfg.algorithms, leewaySeconds: cfg.leeway_seconds }
   const oidcHere = oidcIssuers.filter((i) => i.config.header === cfg.header).map((i) => i.config.issuer)
+  const bundleOf = (td: string): ReturnType<TrustStore['bundle']> => store.bundle(td)
+  const check = (token: string, now: Date): Verified | Promise<Verified> => verifyJwtSvidNow(token, bundleOf, opts, now, 'header')
   return {
     name: 'jwt-svid',
     extract: (ctx) => {
@@ -181,12 +206,7 @@ export function jwtSvidPlugin (store: TrustStore, cfg: IdentityConfig['jwt_svid'
       // (Only decoded when an OIDC issuer reads the same header: the verification decodes it anyway.)
       const peek = oidcHere.length === 0 ? undefined : peekPayload(token)
       if (peek !== undefined && typeof peek.iss === 'string' && oidcHere.includes(peek.iss) && !(typeof peek.sub === 'string' && peek.sub.startsWith('spiffe://'))) return undefined
-      return {
-        plugin: 'jwt-svid',
-        source: 'header',
-        material: [Buffer.from(token, 'utf8')],
-        verify: async (now) => await verifyJwtSvid(token, (td) => store.bundle(td), opts, now, 'header'),
-      }
+      return new JwtSvidCredential(token, check)
     },
   }
 }

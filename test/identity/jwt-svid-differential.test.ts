@@ -152,3 +152,85 @@ test('JWT-SVID: valid tokens of every fast algorithm are accepted identically', 
     assert.deepEqual(fast, await outcome(verifyJwtSvidReference(token, () => bundle, OPTS, T0)))
   }
 })
+
+/**
+ * The claim checks the fast path makes itself (jwt-svid.ts validateClaims, in place of jose's
+ * validateClaimsSet) at their edges: each payload is written as raw JSON (so it can hold what
+ * JSON.stringify cannot write: 1e400, duplicate members, a `__proto__` member), signed by the one
+ * ES256 key, and judged by both paths at several instants and leeways, all on the fast path.
+ */
+test('JWT-SVID claims at their edges: the fast path and jose agree (times, leeway, aud, types, encodings)', async () => {
+  const bundle = bundles[0] as TrustBundle
+  const key = keys[0] as Key
+  const sub = '"sub":"spiffe://example.org/ns/prod/sa/api"'
+  const t = epoch()
+  const payloads: string[] = [
+    // exp around now − leeway (expired when exp <= now − leeway), fractional and extreme values.
+    ...[-31, -30, -29.5, -29, 0, 0.5, 3600].map((d) => `{${sub},"aud":"portcullis","exp":${t + d}}`),
+    `{${sub},"aud":"portcullis","exp":1e400}`, `{${sub},"aud":"portcullis","exp":-1e400}`, `{${sub},"aud":"portcullis","exp":-0}`,
+    `{${sub},"aud":"portcullis","exp":"${t + 60}"}`, `{${sub},"aud":"portcullis","exp":null}`, `{${sub},"aud":"portcullis","exp":true}`,
+    // nbf around now + leeway (not yet valid when nbf > now + leeway).
+    ...[29, 30, 30.5, 31, 1e400].map((d) => `{${sub},"aud":"portcullis","exp":${t + 3600},"nbf":${d === 1e400 ? '1e400' : t + d}}`),
+    `{${sub},"aud":"portcullis","exp":${t + 3600},"nbf":null}`, `{${sub},"aud":"portcullis","exp":${t + 3600},"nbf":"0"}`,
+    // iat is only type-checked (no maxTokenAge), before nbf and exp.
+    `{${sub},"aud":"portcullis","exp":${t + 3600},"iat":${t + 86400}}`, `{${sub},"aud":"portcullis","exp":${t - 3600},"iat":"x"}`,
+    `{${sub},"aud":"portcullis","exp":"x","nbf":"y","iat":null}`, `{${sub},"aud":"portcullis","exp":${t - 3600},"nbf":${t + 3600}}`,
+    // aud: string, arrays, wrong types, case; its presence is checked before exp's.
+    ...['"PORTCULLIS"', '"other"', '[]', '["x","other"]', '[5,"portcullis"]', '[null]', 'null', '{}', '5', '[["portcullis"]]'].map((a) => `{${sub},"aud":${a},"exp":${t + 3600}}`),
+    `{${sub}}`, `{${sub},"exp":${t + 3600}}`, `{${sub},"aud":"portcullis"}`, `{${sub},"aud":"nope"}`,
+    // Duplicate members (the last one counts for both parsers), __proto__ members, nested objects.
+    `{${sub},"aud":"portcullis","exp":${t - 3600},"exp":${t + 3600}}`, `{${sub},"aud":"portcullis","exp":${t + 3600},"exp":${t - 3600}}`,
+    `{${sub},"aud":"nope","aud":"portcullis","exp":${t + 3600}}`, `{${sub},"__proto__":{"exp":${t + 3600},"aud":"portcullis"}}`,
+    `{${sub},"aud":"portcullis","exp":${t + 3600},"__proto__":null,"x":{"y":[1,{"z":2}]}}`,
+    `{${sub},"aud":"portcullis","exp":${t + 3600},"iss":5}`, `{${sub},"aud":"portcullis","exp":${t + 3600},"iss":"spire","iat":${t}}`,
+  ]
+  const segments = payloads.map((p) => b64(p))
+  // Octets that are not UTF-8 (jose's strict decode refuses them; the inspection's lenient one does not), and a BOM.
+  segments.push(b64(Buffer.concat([Buffer.from(`{${sub},"aud":"portcullis","exp":${t + 3600},"x":"`), Buffer.from([0xc3]), Buffer.from('"}')])))
+  // (A leading BOM: jose's decoder drops it, the inspection's JSON.parse refuses it before any key is chosen.)
+  const bom = b64(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(`{${sub},"aud":"portcullis","exp":${t + 3600}}`)]))
+  segments.push(bom)
+  // Non-canonical base64url: the last character's unused bits set (both decoders ignore them; the signature covers the text).
+  const valid = b64(`{${sub},"aud":"portcullis","exp":${t + 3600}}`)
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+  if (valid.length % 4 !== 0) segments.push(valid.slice(0, -1) + (alphabet[alphabet.indexOf(valid.slice(-1)) + 1] as string))
+
+  const instants = [T0, new Date(T0.getTime() + 999), new Date(T0.getTime() - 1)]
+  const leeways = [0, 30]
+  let fastDecided = 0
+  const codes = new Set<string>()
+  for (const p of segments) {
+    const h = b64(JSON.stringify({ alg: 'ES256', kid: 'es', typ: 'JWT' }))
+    const token = `${h}.${p}.${b64(signature(key, 'ES256', `${h}.${p}`, 'jose'))}`
+    for (const now of instants) {
+      for (const leewaySeconds of leeways) {
+        const opts = { ...OPTS, leewaySeconds }
+        const before = jwsPathStats.fast
+        const fast = await outcome(verifyJwtSvid(token, () => bundle, opts, now))
+        fastDecided += jwsPathStats.fast - before
+        const reference = await outcome(verifyJwtSvidReference(token, () => bundle, opts, now))
+        assert.deepEqual(fast, reference, `payload ${Buffer.from(p, 'base64url').toString('latin1')} at ${now.toISOString()}, leeway ${leewaySeconds}`)
+        codes.add(fast.ok ? 'accepted' : fast.code)
+      }
+    }
+  }
+  // Every token but the BOM one reached the claim checks on the fast path (none was deferred to jose), and every verdict occurred.
+  assert.equal(fastDecided, (segments.length - 1) * instants.length * leeways.length)
+  for (const c of ['accepted', 'PORTCULLIS_IDENTITY_EXPIRED', 'PORTCULLIS_IDENTITY_NOT_YET_VALID', 'PORTCULLIS_IDENTITY_AUDIENCE', 'PORTCULLIS_IDENTITY_CLAIM_MISSING', 'PORTCULLIS_IDENTITY_MALFORMED']) {
+    assert.ok(codes.has(c), `${c} among ${[...codes].join(', ')}`)
+  }
+})
+
+test('JWT-SVID options jose refuses (a negative or non-finite leeway, an invalid date) are refused alike', async () => {
+  const bundle = bundles[0] as TrustBundle
+  const key = keys[0] as Key
+  const h = b64(JSON.stringify({ alg: 'ES256', kid: 'es' }))
+  const p = b64(JSON.stringify({ sub: 'spiffe://example.org/w', aud: 'portcullis', exp: epoch(HOUR) }))
+  const token = `${h}.${p}.${b64(signature(key, 'ES256', `${h}.${p}`, 'jose'))}`
+  for (const [leewaySeconds, now] of [[-1, T0], [Number.NaN, T0], [Number.POSITIVE_INFINITY, T0], [0, new Date(Number.NaN)]] as const) {
+    const opts = { ...OPTS, leewaySeconds }
+    const fast = await outcome(verifyJwtSvid(token, () => bundle, opts, now))
+    assert.deepEqual(fast, { ok: false, code: 'PORTCULLIS_IDENTITY_MALFORMED' }, `leeway ${leewaySeconds}, now ${now.getTime()}`)
+    assert.deepEqual(fast, await outcome(verifyJwtSvidReference(token, () => bundle, opts, now)))
+  }
+})

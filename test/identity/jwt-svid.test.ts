@@ -269,3 +269,103 @@ describe('JWT-SVID: several keys fit the token, each is tried', () => {
     await bothRefuse(await signJwt(rotatedSameKid, claims({ exp: epoch(-HOUR) })), bundle, 'PORTCULLIS_IDENTITY_EXPIRED')
   })
 })
+
+describe('JWT-SVID claims (checked by jwt-svid.ts as jose checks them): codes and details on both paths', () => {
+  const SUBJ = `"sub":"${SUB}"`
+  const t = (d = 0): number => epoch() + d
+
+  /** A token over a raw JSON payload (or raw payload octets), signed by the ES256 key. */
+  function signedRaw (payload: string | Buffer, header: Record<string, unknown> = { alg: 'ES256', kid: es256.kid, typ: 'JWT' }): string {
+    const input = `${b64(header)}.${Buffer.from(payload).toString('base64url')}`
+    return `${input}.${nodeSign('sha256', Buffer.from(input), { key: KeyObject.from(es256.privateKey), dsaEncoding: 'ieee-p1363' }).toString('base64url')}`
+  }
+
+  async function both (token: string, expected: { code: string, details?: Record<string, unknown> } | 'accepted', now: Date = T0): Promise<void> {
+    for (const verify of [verifyJwtSvid, verifyJwtSvidReference]) {
+      if (expected === 'accepted') {
+        assert.equal((await verify(token, lookup, opts, now)).identity.spiffe_id, SUB, verify.name)
+        continue
+      }
+      await assert.rejects(verify(token, lookup, opts, now), (err: { code?: string, details?: Record<string, unknown> }) => {
+        assert.equal(err.code, expected.code, verify.name)
+        if (expected.details !== undefined) assert.deepEqual(err.details, expected.details, verify.name)
+        return true
+      })
+    }
+  }
+
+  test('exp: expired when exp <= now − leeway (30 s), in whole seconds of now', async () => {
+    await both(signedRaw(`{${SUBJ},"aud":"${AUD}","exp":${t(-30)}}`), { code: 'PORTCULLIS_IDENTITY_EXPIRED', details: { claim: 'exp' } })
+    await both(signedRaw(`{${SUBJ},"aud":"${AUD}","exp":${t(-29)}}`), 'accepted')
+    // now = T0 + 0.999 s is still T0's second.
+    await both(signedRaw(`{${SUBJ},"aud":"${AUD}","exp":${t(-29)}}`), 'accepted', new Date(T0.getTime() + 999))
+    await both(signedRaw(`{${SUBJ},"aud":"${AUD}","exp":${t(-29)}}`), { code: 'PORTCULLIS_IDENTITY_EXPIRED' }, new Date(T0.getTime() + 1000))
+    await both(signedRaw(`{${SUBJ},"aud":"${AUD}","exp":-1e400}`), { code: 'PORTCULLIS_IDENTITY_EXPIRED' })
+  })
+
+  test('nbf: not yet valid when nbf > now + leeway', async () => {
+    await both(signedRaw(`{${SUBJ},"aud":"${AUD}","exp":${t(3600)},"nbf":${t(30)}}`), 'accepted')
+    await both(signedRaw(`{${SUBJ},"aud":"${AUD}","exp":${t(3600)},"nbf":${t(30.5)}}`), { code: 'PORTCULLIS_IDENTITY_NOT_YET_VALID', details: { claim: 'nbf' } })
+    await both(signedRaw(`{${SUBJ},"aud":"${AUD}","exp":${t(3600)},"nbf":${t(31)}}`), { code: 'PORTCULLIS_IDENTITY_NOT_YET_VALID', details: { claim: 'nbf' } })
+  })
+
+  test('aud: missing, mismatched, array, wrong type', async () => {
+    await both(signedRaw(`{${SUBJ},"exp":${t(3600)}}`), { code: 'PORTCULLIS_IDENTITY_AUDIENCE', details: { claim: 'aud', reason: 'missing' } })
+    // aud's presence is checked before exp's.
+    await both(signedRaw(`{${SUBJ}}`), { code: 'PORTCULLIS_IDENTITY_AUDIENCE', details: { claim: 'aud', reason: 'missing' } })
+    await both(signedRaw(`{${SUBJ},"aud":"Portcullis","exp":${t(3600)}}`), { code: 'PORTCULLIS_IDENTITY_AUDIENCE', details: { claim: 'aud', reason: 'check_failed' } })
+    await both(signedRaw(`{${SUBJ},"aud":null,"exp":${t(3600)}}`), { code: 'PORTCULLIS_IDENTITY_AUDIENCE', details: { claim: 'aud', reason: 'check_failed' } })
+    await both(signedRaw(`{${SUBJ},"aud":[["${AUD}"]],"exp":${t(3600)}}`), { code: 'PORTCULLIS_IDENTITY_AUDIENCE', details: { claim: 'aud', reason: 'check_failed' } })
+    await both(signedRaw(`{${SUBJ},"aud":[5,"${AUD}"],"exp":${t(3600)}}`), 'accepted')
+    // Of duplicate members the last one counts, in the inspection and in jose alike.
+    await both(signedRaw(`{${SUBJ},"aud":"${AUD}","aud":"nope","exp":${t(3600)}}`), { code: 'PORTCULLIS_IDENTITY_AUDIENCE' })
+  })
+
+  test('exp missing, exp / nbf / iat of the wrong type → CLAIM_MISSING with the claim and reason', async () => {
+    await both(signedRaw(`{${SUBJ},"aud":"${AUD}"}`), { code: 'PORTCULLIS_IDENTITY_CLAIM_MISSING', details: { claim: 'exp', reason: 'missing' } })
+    await both(signedRaw(`{${SUBJ},"aud":"${AUD}","exp":"${t(3600)}"}`), { code: 'PORTCULLIS_IDENTITY_CLAIM_MISSING', details: { claim: 'exp', reason: 'invalid' } })
+    await both(signedRaw(`{${SUBJ},"aud":"${AUD}","exp":${t(3600)},"nbf":null}`), { code: 'PORTCULLIS_IDENTITY_CLAIM_MISSING', details: { claim: 'nbf', reason: 'invalid' } })
+    // iat is checked first (only its type: no maximum token age is configured).
+    await both(signedRaw(`{${SUBJ},"aud":"${AUD}","exp":${t(-3600)},"iat":"now"}`), { code: 'PORTCULLIS_IDENTITY_CLAIM_MISSING', details: { claim: 'iat', reason: 'invalid' } })
+    await both(signedRaw(`{${SUBJ},"aud":"${AUD}","exp":${t(3600)},"iat":${t(86400)}}`), 'accepted')
+  })
+
+  test('payload octets: not UTF-8 → MALFORMED after the signature; a BOM or padding → MALFORMED; non-canonical base64url as jose decodes it', async () => {
+    await both(signedRaw(Buffer.concat([Buffer.from(`{${SUBJ},"aud":"${AUD}","exp":${t(3600)},"x":"`), Buffer.from([0xff]), Buffer.from('"}')])), { code: 'PORTCULLIS_IDENTITY_MALFORMED' })
+    await both(signedRaw(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(`{${SUBJ},"aud":"${AUD}","exp":${t(3600)}}`)])), { code: 'PORTCULLIS_IDENTITY_MALFORMED' })
+    // A payload whose segment length is not a multiple of 4, so its last character has unused bits.
+    const pad = ['', 'x', 'xx'].find((x) => b64(JSON.parse(`{${SUBJ},"aud":"${AUD}","exp":${t(3600)},"p":"${x}"}`)).length % 4 !== 0) as string
+    const [h, p] = signedRaw(`{${SUBJ},"aud":"${AUD}","exp":${t(3600)},"p":"${pad}"}`).split('.') as [string, string]
+    const sign = (input: string): string => `${input}.${nodeSign('sha256', Buffer.from(input), { key: KeyObject.from(es256.privateKey), dsaEncoding: 'ieee-p1363' }).toString('base64url')}`
+    await both(sign(`${h}.${p}${'='.repeat(4 - p.length % 4)}`), { code: 'PORTCULLIS_IDENTITY_MALFORMED' })
+    await both(sign(`${h}.${p.replace(/-/g, '+').replace(/_/g, '/')}+`), { code: 'PORTCULLIS_IDENTITY_MALFORMED' })
+    // The same claims with the last character's unused bits set: both decoders ignore them, and the signature covers the text.
+    assert.notEqual(p.length % 4, 0, 'the payload segment has unused bits to set')
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+    const last = alphabet.indexOf(p.slice(-1))
+    assert.equal(last % 2, 0, 'a canonical last character leaves its unused bits 0')
+    await both(sign(`${h}.${p.slice(0, -1)}${alphabet[last + 1] as string}`), 'accepted')
+  })
+
+  test('header and parts on both paths: alg none / HS256 / key mismatch, crit, extra or oversized parts', async () => {
+    const good = `{${SUBJ},"aud":"${AUD}","exp":${t(3600)}}`
+    await both(`${b64({ alg: 'none' })}.${b64(JSON.parse(good))}.`, { code: 'PORTCULLIS_IDENTITY_ALGORITHM' })
+    await both(signedRaw(good, { alg: 'HS256', kid: es256.kid }), { code: 'PORTCULLIS_IDENTITY_ALGORITHM' })
+    await both(signedRaw(good, { alg: 'ES384', kid: es256.kid }), { code: 'PORTCULLIS_IDENTITY_ALGORITHM' })
+    await both(signedRaw(good, { alg: 'RS256', kid: es256.kid }), { code: 'PORTCULLIS_IDENTITY_ALGORITHM' })
+    await both(signedRaw(good, { alg: 'ES256', kid: es256.kid, crit: ['exp'] }), { code: 'PORTCULLIS_IDENTITY_UNSUPPORTED_CRIT' })
+    await both(signedRaw(good, { alg: 'ES256', kid: 'gone' }), { code: 'PORTCULLIS_IDENTITY_KEY_UNKNOWN' })
+    const token = signedRaw(good)
+    await both(`${token}.${token.split('.')[2] as string}`, { code: 'PORTCULLIS_IDENTITY_MALFORMED' })
+    await both(signedRaw(`{${SUBJ},"aud":"${AUD}","exp":${t(3600)},"pad":"${'x'.repeat(16 * 1024)}"}`), { code: 'PORTCULLIS_IDENTITY_MALFORMED' })
+  })
+
+  test('the accepted document is the same on both paths, claims included', async () => {
+    const token = signedRaw(`{${SUBJ},"aud":["x","${AUD}"],"exp":${t(3600)},"iat":${t(-60)},"iss":"spire","x":{"y":[1]}}`)
+    const fast = await verifyJwtSvid(token, lookup, opts, T0)
+    assert.deepEqual(fast, await verifyJwtSvidReference(token, lookup, opts, T0))
+    assert.deepEqual(fast.identity.audience, ['x', AUD])
+    assert.equal(fast.identity.issuer, 'spire')
+    assert.deepEqual(fast.identity.claims?.x, { y: [1] })
+  })
+})

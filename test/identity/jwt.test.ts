@@ -46,3 +46,31 @@ test('audienceList', () => {
   assert.deepEqual(audienceList(['a', 1, 'b']), ['a', 'b'])
   assert.deepEqual(audienceList(undefined), [])
 })
+
+test('inspectToken: a header decoded before is judged again for every token (decode cached, checks not), and stays frozen', () => {
+  const h = b64({ alg: 'ES256', typ: 'at+jwt', kid: 'cached' })
+  for (let i = 0; i < 3; i++) {
+    assert.throws(() => inspectToken(`${h}.${b64({ i })}.c2ln`, JWT_SVID_ALGORITHMS), { code: 'PORTCULLIS_IDENTITY_TOKEN_TYPE' })
+    assert.deepEqual(inspectToken(`${h}.${b64({ i })}.c2ln`, undefined).payload, { i })
+  }
+  const ok = b64({ alg: 'ES256', kid: 'k2' })
+  assert.equal(inspectToken(`${ok}.${b64({})}.c2ln`, ['ES256']).header.alg, 'ES256')
+  assert.throws(() => inspectToken(`${ok}.${b64({})}.c2ln`, ['RS256']), { code: 'PORTCULLIS_IDENTITY_ALGORITHM' })
+  const { header } = inspectToken(`${ok}.${b64({})}.c2ln`, ['ES256'])
+  assert.ok(Object.isFrozen(header))
+  // A header that failed to decode is refused every time; more distinct headers than the cache holds still decode.
+  for (let i = 0; i < 2; i++) assert.throws(() => inspectToken(`${b64('x').slice(0, -1)}!.${b64({})}.c2ln`, undefined), { code: 'PORTCULLIS_IDENTITY_MALFORMED' })
+  for (let i = 0; i < 600; i++) assert.equal(inspectToken(`${b64({ alg: 'ES256', kid: `k${i}` })}.${b64({})}.c2ln`, ['ES256']).header.kid, `k${i}`)
+})
+
+test('inspectToken: payloadIsUtf8 and headerIsUtf8 report the octets', () => {
+  const raw = (bytes: Buffer): string => bytes.toString('base64url')
+  const bad = raw(Buffer.concat([Buffer.from('{"x":"'), Buffer.from([0xc3]), Buffer.from('"}')]))
+  const t1 = inspectToken(`${b64({ alg: 'ES256' })}.${bad}.c2ln`, JWT_SVID_ALGORITHMS)
+  assert.equal(t1.headerIsUtf8, true)
+  assert.equal(t1.payloadIsUtf8, false)
+  const badHeader = raw(Buffer.concat([Buffer.from('{"alg":"ES256","x":"'), Buffer.from([0xc3]), Buffer.from('"}')]))
+  const t2 = inspectToken(`${badHeader}.${b64({})}.c2ln`, JWT_SVID_ALGORITHMS)
+  assert.equal(t2.headerIsUtf8, false)
+  assert.equal(t2.payloadIsUtf8, true)
+})
