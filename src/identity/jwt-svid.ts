@@ -138,6 +138,11 @@ async function verifyWithJose (token: string, bundle: TrustBundle, opts: JwtSvid
 
 function verification (claims: Record<string, unknown>, spiffeId: SpiffeId, source: CredentialSource): JwtVerification {
   const expiresAt = new Date((claims.exp as number) * 1000)
+  // jose accepts any number as exp; one that is no date (1e20, 1e999 = Infinity) is refused
+  // here by name, on both paths, rather than by the RangeError its printing would throw.
+  if (Number.isNaN(expiresAt.getTime())) {
+    throw new IdentityError('PORTCULLIS_IDENTITY_CLAIM_MISSING', `JWT-SVID of ${spiffeId.id}: "exp" claim is not a usable date`, { claim: 'exp', reason: 'invalid' })
+  }
   const identity: IdentityDocument = {
     type: 'jwt-svid',
     source,

@@ -328,6 +328,9 @@ describe('JWT-SVID claims (checked by jwt-svid.ts as jose checks them): codes an
     // iat is checked first (only its type: no maximum token age is configured).
     await both(signedRaw(`{${SUBJ},"aud":"${AUD}","exp":${t(-3600)},"iat":"now"}`), { code: 'PORTCULLIS_IDENTITY_CLAIM_MISSING', details: { claim: 'iat', reason: 'invalid' } })
     await both(signedRaw(`{${SUBJ},"aud":"${AUD}","exp":${t(3600)},"iat":${t(86400)}}`), 'accepted')
+    // A number that is no date (beyond ±8.64e12 s, or Infinity) is refused by name on both paths.
+    await both(signedRaw(`{${SUBJ},"aud":"${AUD}","exp":1e20}`), { code: 'PORTCULLIS_IDENTITY_CLAIM_MISSING', details: { claim: 'exp', reason: 'invalid' } })
+    await both(signedRaw(`{${SUBJ},"aud":"${AUD}","exp":1e999}`), { code: 'PORTCULLIS_IDENTITY_CLAIM_MISSING', details: { claim: 'exp', reason: 'invalid' } })
   })
 
   test('payload octets: not UTF-8 → MALFORMED after the signature; a BOM or padding → MALFORMED; non-canonical base64url as jose decodes it', async () => {
