@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import fc from 'fast-check'
 import { opaCanonicalJson, writeOpaCanonicalJson } from '../../src/bundles/canonical-hash.js'
-import { hashBundleFile, type SigningPolicy } from '../../src/bundles/verify.js'
+import { hashBundleFile, hashFilesOffThread, OFF_THREAD_HASH_BYTES, type SigningPolicy } from '../../src/bundles/verify.js'
 import { loadBundle } from '../../src/bundles/load.js'
 import { DEFAULT_ARCHIVE_LIMITS, readBundleDir, readTarGz, type BundleFiles } from '../../src/bundles/archive.js'
 import { MAX_DATA_DEPTH } from '../../src/policy/data-layout.js'
@@ -209,6 +209,55 @@ test('documents larger than the output chunk: compact, pretty, and canonical ran
   writeOpaCanonicalJson(Buffer.from(canonical), (c) => { chunks.push(c.length) })
   assert.equal(chunks.length, 1)
   agree(canonical)
+})
+
+/** Hostile and pathological inputs of about `size` bytes (the security review's DoS shapes, smaller). */
+function hostile (size: number): Record<string, Buffer> {
+  const repeat = (unit: string, wrap: (s: string) => string): Buffer => Buffer.from(wrap(unit.repeat(Math.floor(size / unit.length))))
+  const invalid = Buffer.alloc(size + 9, 0xff)
+  invalid.write('{"s":"', 0, 'latin1')
+  invalid.write('"}', size + 7, 'latin1')
+  const shuffled: string[] = []
+  for (let n = 0, len = 0; len < size; n++) {
+    const k = `"${((n * 2654435761) % 4294967291).toString(36)}${n}":${n % 7},`
+    shuffled.push(k)
+    len += k.length
+  }
+  const escKeys: string[] = []
+  for (let n = 0, len = 0; len < size; n++) {
+    const k = `"\\u00${(0x41 + n % 26).toString(16)}${n}":0,`
+    escKeys.push(k)
+    len += k.length
+  }
+  return {
+    invalidUtf8: invalid,
+    repeatedKey: repeat('"a":0,', (s) => `{${s}"b":1}`),
+    repeatedKeysApart: repeat('"a":0,"b":1,', (s) => `{${s}"c":2}`),
+    loneSurrogates: repeat('\\ud800', (s) => `{"s":"${s}"}`),
+    shuffledKeys: Buffer.from(`{${shuffled.join('').slice(0, -1)}}`),
+    escapedKeys: Buffer.from(`{${escKeys.join('').slice(0, -1)}}`),
+    escapes: repeat('\\u0041\\ud83d\\ude00', (s) => `{"s":"${s}"}`),
+    emptyArrays: repeat('[],', (s) => `[${s}[]]`),
+  }
+}
+
+test('hostile 4 MiB inputs finish with stable outcomes, on this thread and on the hashing worker', async () => {
+  const inputs = hostile(4 << 20)
+  const refused = new Set(['invalidUtf8', 'repeatedKey', 'repeatedKeysApart', 'loneSurrogates'])
+  const names = Object.keys(inputs)
+  const offThread = await hashFilesOffThread(names.map((name) => ({ name: 'data.json', bytes: inputs[name] as Buffer, algorithm: 'SHA-256' })))
+  for (const [k, name] of names.entries()) {
+    const bytes = inputs[name] as Buffer
+    assert.ok(bytes.length >= OFF_THREAD_HASH_BYTES, name)
+    if (refused.has(name)) {
+      assert.throws(() => hashBundleFile('data.json', bytes, 'SHA-256'), SyntaxError, name)
+      assert.ok(offThread[k] instanceof SyntaxError, `${name}: ${String(offThread[k])}`)
+    } else {
+      const want = sha256(oracle(bytes))
+      assert.equal(hashBundleFile('data.json', bytes, 'SHA-256'), want, name)
+      assert.equal(offThread[k], want, name)
+    }
+  }
 })
 
 // Keys are generated here (node:crypto); the signatures are made by the real opa: `opa build
