@@ -12,7 +12,7 @@
  *   `<`, `>`, `&` and DEL included, as raw UTF-8;
  * - a json.Number is written as its text (so `-0`, `1E+2`, `1.50` stay as written).
  *
- * Stricter than OPA, deliberately (docs/bundles.md, "Signed files Portcullis refuses"): the
+ * Stricter than OPA, deliberately (docs/policies.md, "Signed files Portcullis refuses"): the
  * hash is computed here, but the file is read by other code (JSON.parse-like parsers for small
  * data and the manifest, the wasm image writer for large data), so any text that Go and those
  * readers interpret differently would let a tampered file keep a valid signature. Refused

@@ -9,7 +9,7 @@
  * Stricter than OPA on purpose: a signed JSON file (or `.manifest`) with a repeated key, a lone
  * surrogate escape or invalid UTF-8 in a string is refused as PORTCULLIS_BUNDLE_DATA_INVALID,
  * because Go reads those otherwise than the loaders that use the file (canonical-hash.ts,
- * docs/bundles.md). JSON files of 1 MiB or more are hashed on a worker thread.
+ * docs/policies.md §5). JSON files of 1 MiB or more are hashed on a worker thread.
  */
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto'
 import { Worker } from 'node:worker_threads'

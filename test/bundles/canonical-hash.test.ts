@@ -147,7 +147,7 @@ test('Go\'s rules, case by case: numbers as written, byte-order keys, Go string 
   assert.equal(c('{"\\uD83D\\uDE00":[],"\\u00e9\\u0000":{"x":"\\ud83d\\ude00"}}'), '{"\u00e9\\u0000":{"x":"\u{1F600}"},"\u{1F600}":[]}')
 })
 
-test('stricter than Go, refused: a repeated key, a lone surrogate escape, invalid UTF-8 in a string (docs/bundles.md)', () => {
+test('stricter than Go, refused: a repeated key, a lone surrogate escape, invalid UTF-8 in a string (docs/policies.md §5)', () => {
   // Go reads each of these one way (last key wins, U+FFFD) and JavaScript (JSON.parse, the data
   // loaders) another, or could merge where Go replaces: a signed file the hash and the loader
   // could read differently is refused.

@@ -19,7 +19,7 @@ const LONE_SURROGATE_ONE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBF
  * json.Number — every number keeps the digits it was written with, a duplicated key keeps its
  * last value — and written in the `go` dialect without HTML escaping. Throws SyntaxError on
  * invalid JSON; with `strict`, also on what Portcullis refuses in signed files although Go
- * accepts it (docs/bundles.md): a repeated key in an object, a lone surrogate escape.
+ * accepts it (docs/policies.md §5): a repeated key in an object, a lone surrogate escape.
  */
 export function goCanonicalJsonFromTextOracle (text: string, opts: { strict?: boolean } = {}): string {
   const p = new ExactParser(text, opts.strict === true)
