@@ -3,18 +3,28 @@
  * (bundle signatures: every JSON file of a signed bundle is hashed in this form).
  *
  * OPA (v1/bundle/verify.go, hash.go) decodes the file with json.Number — every number keeps
- * the digits it was written with, a duplicated key keeps its last value — and walks the value:
- * objects as `{` key `:` value `,` … `}` with keys in Go's byte order (sort.Strings on the
- * decoded UTF-8 key), arrays as `[` … `]`, strings and numbers as a json.Encoder with
- * SetEscapeHTML(false) writes them. Go's encoding/json (decode.go unquote, encode.go
- * appendString), as OPA's Go version has them:
- * - decoding a string: a raw byte that does not start a valid UTF-8 sequence becomes U+FFFD,
- *   one per byte (utf8.DecodeRune's (RuneError, 1)); `\uD8xx\uDCxx` is one code point, any
- *   other `\u` surrogate is U+FFFD (and the escape after a lone high surrogate is read anew);
+ * the digits it was written with — and walks the value: objects as `{` key `:` value `,` … `}`
+ * with keys in Go's byte order (sort.Strings on the decoded UTF-8 key), arrays as `[` … `]`,
+ * strings and numbers as a json.Encoder with SetEscapeHTML(false) writes them. Go's
+ * encoding/json (encode.go appendString), as OPA's Go version has it:
  * - encoding a string: `"` and `\` escaped, `\b \f \n \r \t` as those escapes, other control
  *   characters as `\u00xx` (lowercase hex), U+2028 and U+2029 as `\u2028`/`\u2029`; all else,
  *   `<`, `>`, `&` and DEL included, as raw UTF-8;
  * - a json.Number is written as its text (so `-0`, `1E+2`, `1.50` stay as written).
+ *
+ * Stricter than OPA, deliberately (docs/policies.md, "Signed files Portcullis refuses"): the
+ * hash is computed here, but the file is read by other code (JSON.parse-like parsers for small
+ * data and the manifest, the wasm image writer for large data), so any text that Go and those
+ * readers interpret differently would let a tampered file keep a valid signature. Refused
+ * (SyntaxError, so the bundle is refused as invalid data) although Go accepts them:
+ * - a key repeated in one object (Go keeps the last value; the large-data writer merged repeated
+ *   objects where an earlier document had put an object) — found in pass 1 when the repeat is
+ *   the next key, else when pass 2 sorts the members;
+ * - a byte that is not valid UTF-8 inside a string (Go: one U+FFFD per byte; the WHATWG decoder:
+ *   one per maximal invalid subpart);
+ * - a `\uD800`–`\uDFFF` escape that is not a high surrogate escape followed by a low one (Go:
+ *   U+FFFD; JSON.parse: a lone surrogate, a different key).
+ * What remains is text every reader decodes to the same code points, once per key.
  *
  * Why not parse into JavaScript values and serialize (what this replaced): for a 40 MB
  * data.json that took seconds and hundreds of MB, so signed large bundles lost what streaming
@@ -29,11 +39,10 @@
  * 2's recursion is bounded and hostile input cannot overflow the stack. Invalid JSON throws a
  * SyntaxError (the caller refuses the bundle).
  *
- * Where this differs from the JavaScript-value path it replaced (both differences follow Go,
- * which is what computed the signed hash): invalid UTF-8 becomes one U+FFFD per byte (the
- * WHATWG decoder writes one per maximal invalid subsequence); two keys that differ only in
- * lone surrogates are one key in Go (both decode to U+FFFD), the last one wins; and a number of
- * more than 1024 characters is accepted.
+ * Memory: pass 1's index (9 bytes per container); pass 2's member lists are typed arrays (28
+ * bytes per member of the objects being written, reused per nesting level), and decoded keys
+ * and strings go into reused buffers (a decoded string is never longer than its literal).
+ * verify.ts hashes files of 1 MiB or more on a worker thread (canonical-hash-worker.ts).
  */
 import { MAX_DATA_DEPTH } from '../policy/data-layout.js'
 
@@ -100,21 +109,27 @@ function isHex (b: number | undefined): boolean {
 function utf8Length (src: Buffer, j: number): number {
   const b = src[j] as number
   const n = src.length
-  const cont = (k: number, lo = 0x80, hi = 0xbf): boolean => {
-    if (j + k >= n) return false
-    const c = src[j + k] as number
-    return c >= lo && c <= hi
+  if (b >= 0xc2 && b <= 0xdf) {
+    if (j + 1 >= n) return 0
+    const c1 = src[j + 1] as number
+    return c1 >= 0x80 && c1 <= 0xbf ? 2 : 0
   }
-  if (b >= 0xc2 && b <= 0xdf) return cont(1) ? 2 : 0
   if (b >= 0xe0 && b <= 0xef) {
+    if (j + 2 >= n) return 0
+    const c1 = src[j + 1] as number
+    const c2 = src[j + 2] as number
     const lo = b === 0xe0 ? 0xa0 : 0x80
     const hi = b === 0xed ? 0x9f : 0xbf
-    return cont(1, lo, hi) && cont(2) ? 3 : 0
+    return c1 >= lo && c1 <= hi && c2 >= 0x80 && c2 <= 0xbf ? 3 : 0
   }
   if (b >= 0xf0 && b <= 0xf4) {
+    if (j + 3 >= n) return 0
+    const c1 = src[j + 1] as number
+    const c2 = src[j + 2] as number
+    const c3 = src[j + 3] as number
     const lo = b === 0xf0 ? 0x90 : 0x80
     const hi = b === 0xf4 ? 0x8f : 0xbf
-    return cont(1, lo, hi) && cont(2) && cont(3) ? 4 : 0
+    return c1 >= lo && c1 <= hi && c2 >= 0x80 && c2 <= 0xbf && c3 >= 0x80 && c3 <= 0xbf ? 4 : 0
   }
   return 0
 }
@@ -153,7 +168,18 @@ class StringScanner {
           j += 2
         } else if (e === 0x75) {
           if (!(isHex(src[j + 2]) && isHex(src[j + 3]) && isHex(src[j + 4]) && isHex(src[j + 5]))) syntaxError(j, 'invalid \\u escape')
-          j += 6
+          const cp = hex4(src, j + 2)
+          if (cp >= 0xd800 && cp <= 0xdfff) {
+            // only a high surrogate escape followed by a low one (one code point) is accepted:
+            // Go decodes any other surrogate escape to U+FFFD, JavaScript keeps it (refused, see the header)
+            if (!(cp <= 0xdbff && src[j + 6] === BACKSLASH && src[j + 7] === 0x75 &&
+                isHex(src[j + 8]) && isHex(src[j + 9]) && isHex(src[j + 10]) && isHex(src[j + 11]))) syntaxError(j, 'lone surrogate escape')
+            const lo = hex4(src, j + 8)
+            if (lo < 0xdc00 || lo > 0xdfff) syntaxError(j, 'lone surrogate escape')
+            j += 12
+          } else {
+            j += 6
+          }
         } else {
           syntaxError(j, 'invalid escape')
         }
@@ -163,12 +189,10 @@ class StringScanner {
         j++
       } else {
         const len = utf8Length(src, j)
-        if (len === 0 || isLineSeparator(src, j)) {
-          simple = false
-          j++
-        } else {
-          j += len
-        }
+        // Go decodes each invalid byte to U+FFFD, JavaScript each maximal invalid subpart: refused (see the header)
+        if (len === 0) syntaxError(j, 'invalid UTF-8 in string')
+        if (len === 3 && isLineSeparator(src, j)) simple = false
+        j += len
       }
     }
     this.simple = simple
@@ -251,8 +275,14 @@ function scan (src: Buffer, maxDepth: number): ContainerIndex {
     const top = depth - 1
     if (!strings.simple) {
       flat[top] = 0
-    } else if (flat[top] === 1) {
-      if ((prevKeyStart[top] as number) >= 0 && compareRaw(src, prevKeyStart[top] as number, prevKeyEnd[top] as number, i + 1, e - 1) >= 0) flat[top] = 0
+      prevKeyStart[top] = -1
+    } else {
+      if ((prevKeyStart[top] as number) >= 0) {
+        const d = compareRaw(src, prevKeyStart[top] as number, prevKeyEnd[top] as number, i + 1, e - 1)
+        // a key repeated right after itself is refused here already (pass 2 finds the others)
+        if (d === 0) syntaxError(i, 'duplicate key')
+        if (d > 0) flat[top] = 0
+      }
       prevKeyStart[top] = i + 1
       prevKeyEnd[top] = e - 1
     }
@@ -327,34 +357,77 @@ function scan (src: Buffer, maxDepth: number): ContainerIndex {
   }
 }
 
+
+const NONE = 0xffffffff
+
 /**
- * One object's members, in source order: the raw key literal, the decoded key as a byte range
- * (of the source when the literal needs no decoding, else of its decoded bytes), the value.
+ * One object's members, in source order, in typed arrays grown by doubling (an object of
+ * millions of members costs 24 bytes per member, not a JavaScript array element per field):
+ * the raw key literal, where the decoded key is (the literal's own bytes when it needs no
+ * decoding, else a range of `arena`), the value's container ordinal, the sort order, and the
+ * first four bytes of the decoded key (most comparisons end there).
  */
 class Members {
-  rawStart: number[] = []
-  rawEnd: number[] = []
-  keyBuf: Buffer[] = []
-  /** Start of the key's bytes in keyBuf, -1 when keyBuf holds the decoded key (from 0 to keyEnd). */
-  keyStart: number[] = []
-  keyEnd: number[] = []
-  valueStart: number[] = []
-  /** The value's container ordinal, -1 for a scalar. */
-  valueOrd: number[] = []
-  order: number[] = []
+  cap = 0
+  rawStart: Uint32Array = new Uint32Array(0)
+  rawEnd: Uint32Array = new Uint32Array(0)
+  /** Start of the decoded key in `arena`, NONE when the key is the literal's own bytes. */
+  keyStart: Uint32Array = new Uint32Array(0)
+  keyEnd: Uint32Array = new Uint32Array(0)
+  /** The value's container ordinal, NONE for a scalar. */
+  valueOrd: Uint32Array = new Uint32Array(0)
+  order: Uint32Array = new Uint32Array(0)
+  prefix: Uint32Array = new Uint32Array(0)
+  /** Decoded keys (only those with escapes), back to back. */
+  arena: Buffer = Buffer.alloc(0)
+  arenaUsed = 0
+
+  constructor (private readonly src: Buffer) {}
+
+  /** Room for member `k` (and everything before it). */
+  ensure (k: number): void {
+    if (k < this.cap) return
+    const cap = Math.max(16, this.cap * 2, k + 1)
+    const grow = (a: Uint32Array): Uint32Array => { const b = new Uint32Array(cap); b.set(a); return b }
+    this.rawStart = grow(this.rawStart)
+    this.rawEnd = grow(this.rawEnd)
+    this.keyStart = grow(this.keyStart)
+    this.keyEnd = grow(this.keyEnd)
+    this.valueOrd = grow(this.valueOrd)
+    this.order = grow(this.order)
+    this.prefix = grow(this.prefix)
+    this.cap = cap
+  }
+
+  /** Room for `n` more arena bytes. */
+  reserve (n: number): void {
+    if (this.arenaUsed + n <= this.arena.length) return
+    const b = Buffer.allocUnsafe(Math.max(this.arena.length * 2, this.arenaUsed + n, 1024))
+    this.arena.copy(b, 0, 0, this.arenaUsed)
+    this.arena = b
+  }
+
+  /** Records member k's key bytes (a range of `buf`) and its 4-byte prefix. */
+  setKey (k: number, buf: Buffer, s: number, e: number): void {
+    let p = 0
+    for (let q = 0; q < 4; q++) p = p * 256 + (s + q < e ? buf[s + q] as number : 0)
+    this.prefix[k] = p
+  }
 
   /** Go's order of the decoded keys of members a and b (byte order). */
   compare (a: number, b: number): number {
-    const ba = this.keyBuf[a] as Buffer
-    const bb = this.keyBuf[b] as Buffer
-    let sa = this.keyStart[a] as number
-    let sb = this.keyStart[b] as number
-    if (sa < 0) sa = 0
-    if (sb < 0) sb = 0
-    const la = (this.keyEnd[a] as number) - sa
-    const lb = (this.keyEnd[b] as number) - sb
+    const pa = this.prefix[a] as number
+    const pb = this.prefix[b] as number
+    if (pa !== pb) return pa < pb ? -1 : 1
+    let ba = this.src
+    let bb = this.src
+    let sa: number, ea: number, sb: number, eb: number
+    if (this.keyStart[a] === NONE) { sa = (this.rawStart[a] as number) + 1; ea = (this.rawEnd[a] as number) - 1 } else { ba = this.arena; sa = this.keyStart[a] as number; ea = this.keyEnd[a] as number }
+    if (this.keyStart[b] === NONE) { sb = (this.rawStart[b] as number) + 1; eb = (this.rawEnd[b] as number) - 1 } else { bb = this.arena; sb = this.keyStart[b] as number; eb = this.keyEnd[b] as number }
+    const la = ea - sa
+    const lb = eb - sb
     const l = la < lb ? la : lb
-    for (let k = 0; k < l; k++) {
+    for (let k = 4; k < l; k++) {
       const d = (ba[sa + k] as number) - (bb[sb + k] as number)
       if (d !== 0) return d
     }
@@ -368,6 +441,8 @@ class Writer {
   private pos = 0
   private readonly strings: StringScanner
   private readonly scratch: Members[] = []
+  /** Decoded string values, reused (a decoded string is never longer than its literal). */
+  private decoded: Buffer = Buffer.alloc(0)
 
   constructor (private readonly src: Buffer, private readonly index: ContainerIndex, private readonly sink: CanonicalSink) {
     this.strings = new StringScanner(src)
@@ -396,22 +471,21 @@ class Writer {
     for (let k = 0; k < s.length; k++) this.byte(s.charCodeAt(k))
   }
 
-  /** Copies src[s, e) to the output. */
-  private range (s: number, e: number): void {
+  /** Copies buf[s, e) to the output. */
+  private range (s: number, e: number, buf: Buffer = this.src): void {
     const len = e - s
     if (len <= 32) {
-      const src = this.src
-      for (let k = s; k < e; k++) this.byte(src[k] as number)
+      for (let k = s; k < e; k++) this.byte(buf[k] as number)
     } else if (len <= OUT_CHUNK - this.pos) {
-      this.src.copy(this.out, this.pos, s, e)
+      buf.copy(this.out, this.pos, s, e)
       this.pos += len
     } else {
       this.flush()
       if (len < OUT_CHUNK) {
-        this.src.copy(this.out, 0, s, e)
+        buf.copy(this.out, 0, s, e)
         this.pos = len
       } else {
-        this.sink(this.src.subarray(s, e))
+        this.sink(buf.subarray(s, e))
       }
     }
   }
@@ -434,8 +508,12 @@ class Writer {
   /** Writes the scalar at i; returns its end. */
   private scalar (i: number): number {
     const e = this.scalarEnd(i)
-    if (this.src[i] !== QUOTE || this.strings.simple) this.range(i, e)
-    else this.encodeString(decodeString(this.src, i, e))
+    if (this.src[i] !== QUOTE || this.strings.simple) {
+      this.range(i, e)
+    } else {
+      if (this.decoded.length < e - i) this.decoded = Buffer.allocUnsafe(Math.max(e - i, this.decoded.length * 2))
+      this.encodeString(this.decoded, 0, decodeString(this.src, i, e, this.decoded, 0))
+    }
     return e
   }
 
@@ -472,45 +550,46 @@ class Writer {
 
     // an object: collect the members as byte ranges, order them by decoded key (Go's byte order)
     const m = this.members(depth)
+    m.arenaUsed = 0
     let count = 0
     i = this.ws(i + 1)
     while (src[i] !== CLOSE_OBJECT) {
+      m.ensure(count)
       const ke = this.strings.end(i)
       m.rawStart[count] = i
       m.rawEnd[count] = ke
       if (this.strings.simple) {
-        m.keyBuf[count] = src
-        m.keyStart[count] = i + 1
-        m.keyEnd[count] = ke - 1
+        m.keyStart[count] = NONE
+        m.setKey(count, src, i + 1, ke - 1)
       } else {
-        const decoded = decodeString(src, i, ke)
-        m.keyBuf[count] = decoded
-        m.keyStart[count] = -1
-        m.keyEnd[count] = decoded.length
+        m.reserve(ke - i)
+        const at = m.arenaUsed
+        m.arenaUsed = decodeString(src, i, ke, m.arena, at)
+        m.keyStart[count] = at
+        m.keyEnd[count] = m.arenaUsed
+        m.setKey(count, m.arena, at, m.arenaUsed)
       }
       i = this.ws(ke)
       i = this.ws(i + 1) // the colon
-      m.valueStart[count] = i
       const b = src[i]
       if (b === OPEN_OBJECT || b === OPEN_ARRAY) {
         m.valueOrd[count] = child
         i = end[child] as number
         child = next[child] as number
       } else {
-        m.valueOrd[count] = -1
+        m.valueOrd[count] = NONE
         i = this.scalarEnd(i)
       }
       count++
       i = this.ws(i)
       if (src[i] === COMMA) i = this.ws(i + 1)
     }
-    const order = m.order
+    let order = m.order
     for (let k = 0; k < count; k++) order[k] = k
     let sorted = true
     for (let k = 1; k < count && sorted; k++) sorted = m.compare(k - 1, k) < 0
     if (!sorted) {
       if (count <= 16) {
-        // insertion sort: stable, so equal keys stay in source order and the last of a run is the one Go keeps
         for (let k = 1; k < count; k++) {
           const x = order[k] as number
           let j = k - 1
@@ -521,23 +600,25 @@ class Writer {
           order[j + 1] = x
         }
       } else {
-        const sortedOrder = order.slice(0, count).sort((x, y) => m.compare(x, y) || x - y)
-        for (let k = 0; k < count; k++) order[k] = sortedOrder[k] as number
+        order = order.subarray(0, count).sort((x, y) => m.compare(x, y))
+      }
+      // Go keeps a repeated key's last value; the loaders must not be able to read the file
+      // otherwise than the hash did, so a signed file with a repeated key is refused (see the header).
+      for (let k = 1; k < count; k++) {
+        if (m.compare(order[k - 1] as number, order[k] as number) === 0) syntaxError(m.rawStart[order[k] as number] as number, 'duplicate key')
       }
     }
     this.byte(OPEN_OBJECT)
-    let first = true
     for (let k = 0; k < count; k++) {
       const x = order[k] as number
-      if (!sorted && k + 1 < count && m.compare(x, order[k + 1] as number) === 0) continue
-      if (!first) this.byte(COMMA)
-      first = false
-      if (m.keyStart[x] as number >= 0) this.range(m.rawStart[x] as number, m.rawEnd[x] as number)
-      else this.encodeString(m.keyBuf[x] as Buffer)
+      if (k > 0) this.byte(COMMA)
+      if (m.keyStart[x] === NONE) this.range(m.rawStart[x] as number, m.rawEnd[x] as number)
+      else this.encodeString(m.arena, m.keyStart[x] as number, m.keyEnd[x] as number)
       this.byte(COLON)
       const vo = m.valueOrd[x] as number
-      if (vo >= 0) this.container(m.valueStart[x] as number, vo, depth + 1)
-      else this.scalar(m.valueStart[x] as number)
+      const vs = this.ws(this.ws(m.rawEnd[x] as number) + 1)
+      if (vo !== NONE) this.container(vs, vo, depth + 1)
+      else this.scalar(vs)
     }
     this.byte(CLOSE_OBJECT)
   }
@@ -546,17 +627,16 @@ class Writer {
   private members (depth: number): Members {
     let m = this.scratch[depth]
     if (m === undefined) {
-      m = new Members()
+      m = new Members(this.src)
       this.scratch[depth] = m
     }
     return m
   }
 
-  /** Writes decoded (valid UTF-8) string bytes as Go's encoder does with HTML escaping off. */
-  private encodeString (s: Buffer): void {
+  /** Writes decoded (valid UTF-8) string bytes s[from, to) as Go's encoder does with HTML escaping off. */
+  private encodeString (s: Buffer, from: number, to: number): void {
     this.byte(QUOTE)
-    const n = s.length
-    for (let k = 0; k < n; k++) {
+    for (let k = from; k < to; k++) {
       const b = s[k] as number
       if (b === QUOTE || b === BACKSLASH) {
         this.byte(BACKSLASH)
@@ -569,7 +649,7 @@ class Writer {
         else if (b === 0x0d) this.byte(0x72)
         else if (b === 0x09) this.byte(0x74)
         else this.ascii('u00' + HEX[b >> 4] + HEX[b & 0xf])
-      } else if (b === 0xe2 && s[k + 1] === 0x80 && (s[k + 2] === 0xa8 || s[k + 2] === 0xa9)) {
+      } else if (b === 0xe2 && k + 2 < to && s[k + 1] === 0x80 && (s[k + 2] === 0xa8 || s[k + 2] === 0xa9)) {
         this.ascii(s[k + 2] === 0xa8 ? '\\u2028' : '\\u2029')
         k += 2
       } else {
@@ -580,62 +660,52 @@ class Writer {
   }
 }
 
-const REPLACEMENT = [0xef, 0xbf, 0xbd]
-
-function hex4 (src: Buffer, j: number): number {
-  return parseInt(src.toString('latin1', j, j + 4), 16)
+function hexDigit (b: number): number {
+  return b <= 0x39 ? b - 0x30 : (b | 0x20) - 0x57
 }
 
-/** The UTF-8 bytes Go's decoder makes of the (valid) string literal src[s, e), quotes included. */
-function decodeString (src: Buffer, s: number, e: number): Buffer {
-  const out: number[] = []
-  const pushCodePoint = (cp: number): void => {
-    if (cp < 0x80) out.push(cp)
-    else if (cp < 0x800) out.push(0xc0 | (cp >> 6), 0x80 | (cp & 0x3f))
-    else if (cp < 0x10000) out.push(0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f))
-    else out.push(0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 0x3f), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f))
-  }
+/** The value of the four hex digits at j (checked by the caller). */
+function hex4 (src: Buffer, j: number): number {
+  return (hexDigit(src[j] as number) << 12) | (hexDigit(src[j + 1] as number) << 8) | (hexDigit(src[j + 2] as number) << 4) | hexDigit(src[j + 3] as number)
+}
+
+/**
+ * Decodes the string literal src[s, e) (quotes included), which pass 1 accepted (valid UTF-8,
+ * surrogate escapes only in pairs), into out[at, …) — the caller leaves room for e - s bytes,
+ * which is enough: no escape decodes to more bytes than it is written with. Returns the end.
+ */
+function decodeString (src: Buffer, s: number, e: number, out: Buffer, at: number): number {
+  let o = at
   let j = s + 1
   const last = e - 1
   while (j < last) {
     const b = src[j] as number
-    if (b === BACKSLASH) {
-      const c = src[j + 1] as number
-      if (c === 0x75) {
-        const cp = hex4(src, j + 2)
-        if (cp >= 0xd800 && cp <= 0xdfff) {
-          // Go: a high surrogate followed by a \u low surrogate is one code point; anything
-          // else is U+FFFD, and the following escape is decoded on its own
-          if (cp <= 0xdbff && src[j + 6] === BACKSLASH && src[j + 7] === 0x75) {
-            const lo = hex4(src, j + 8)
-            if (lo >= 0xdc00 && lo <= 0xdfff) {
-              pushCodePoint(0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00))
-              j += 12
-              continue
-            }
-          }
-          out.push(...REPLACEMENT)
-        } else {
-          pushCodePoint(cp)
-        }
-        j += 6
-        continue
-      }
-      out.push(c === 0x62 ? 0x08 : c === 0x66 ? 0x0c : c === 0x6e ? 0x0a : c === 0x72 ? 0x0d : c === 0x74 ? 0x09 : c)
-      j += 2
-    } else if (b < 0x80) {
-      out.push(b)
+    if (b !== BACKSLASH) {
+      out[o++] = b
       j++
+      continue
+    }
+    const c = src[j + 1] as number
+    if (c !== 0x75) {
+      out[o++] = c === 0x62 ? 0x08 : c === 0x66 ? 0x0c : c === 0x6e ? 0x0a : c === 0x72 ? 0x0d : c === 0x74 ? 0x09 : c
+      j += 2
+      continue
+    }
+    let cp = hex4(src, j + 2)
+    j += 6
+    if (cp >= 0xd800 && cp <= 0xdbff) {
+      cp = 0x10000 + ((cp - 0xd800) << 10) + (hex4(src, j + 2) - 0xdc00)
+      j += 6
+    }
+    if (cp < 0x80) {
+      out[o++] = cp
+    } else if (cp < 0x800) {
+      out[o++] = 0xc0 | (cp >> 6); out[o++] = 0x80 | (cp & 0x3f)
+    } else if (cp < 0x10000) {
+      out[o++] = 0xe0 | (cp >> 12); out[o++] = 0x80 | ((cp >> 6) & 0x3f); out[o++] = 0x80 | (cp & 0x3f)
     } else {
-      const len = utf8Length(src, j)
-      if (len === 0 || j + len > last) {
-        out.push(...REPLACEMENT)
-        j++
-      } else {
-        for (let k = 0; k < len; k++) out.push(src[j + k] as number)
-        j += len
-      }
+      out[o++] = 0xf0 | (cp >> 18); out[o++] = 0x80 | ((cp >> 12) & 0x3f); out[o++] = 0x80 | ((cp >> 6) & 0x3f); out[o++] = 0x80 | (cp & 0x3f)
     }
   }
-  return Buffer.from(out)
+  return o
 }

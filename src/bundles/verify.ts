@@ -5,14 +5,21 @@
  * that key's configured algorithm; the payload `scope` must equal the configured scope; the
  * signed file list must match the bundle's files exactly, and each file's hash must match
  * (JSON and YAML files hashed in canonical form, everything else as raw bytes).
+ *
+ * Stricter than OPA on purpose: a signed JSON file (or `.manifest`) with a repeated key, a lone
+ * surrogate escape or invalid UTF-8 in a string is refused as PORTCULLIS_BUNDLE_DATA_INVALID,
+ * because Go reads those otherwise than the loaders that use the file (canonical-hash.ts,
+ * docs/policies.md §5). JSON files of 1 MiB or more are hashed on a worker thread.
  */
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto'
+import { Worker } from 'node:worker_threads'
 import { BundleError } from '../errors.js'
 import { goCanonicalJson } from '../canonical-json.js'
 import { writeOpaCanonicalJson } from './canonical-hash.js'
 import { parse as parseYaml } from 'yaml'
 import type { BundleFiles } from './archive.js'
 import { decidesOutcome, excludeMatcher } from '../bundle-files.js'
+import type { HashJob, HashResult } from './canonical-hash-worker.js'
 
 export { decidesOutcome, excludeMatcher } from '../bundle-files.js'
 
@@ -92,6 +99,43 @@ export function hashBundleFile (name: string, bytes: Buffer, algorithm: string):
 }
 
 interface SignedFile { name: string, hash: string, algorithm: string }
+
+/** JSON files of at least this many bytes are hashed on a worker thread (hashFilesOffThread). */
+export const OFF_THREAD_HASH_BYTES = 1 << 20
+
+/**
+ * hashBundleFile for each job on one worker thread, so that the event loop keeps answering
+ * decisions while a large signed bundle verifies (canonical-hash-worker.ts). The bytes are
+ * copied to the worker (the bundle still needs them here). A file that cannot be parsed comes
+ * back as a SyntaxError, anything else (the worker failing) as an Error: both refuse the bundle.
+ */
+export async function hashFilesOffThread (jobs: HashJob[]): Promise<Array<string | Error>> {
+  if (jobs.length === 0) return []
+  const self = new URL(import.meta.url)
+  let worker: Worker
+  if (self.pathname.endsWith('.ts')) {
+    // From TypeScript sources (tests under tsx): the worker registers tsx, then imports its entry (as data-loader.ts does).
+    const tsx = import.meta.resolve('tsx/esm/api')
+    const entry = new URL('./canonical-hash-worker.ts', self).href
+    worker = new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}) })`, { eval: true })
+  } else {
+    worker = new Worker(new URL('./canonical-hash-worker.js', self))
+  }
+  try {
+    const reply = await new Promise<{ results: HashResult[] }>((resolve, reject) => {
+      worker.once('message', resolve)
+      worker.once('error', reject)
+      worker.once('exit', (code) => reject(new Error(`hashing worker exited with code ${code}`)))
+      worker.postMessage({ jobs })
+    })
+    return reply.results.map((r) => 'hash' in r ? r.hash : r.syntax ? new SyntaxError(r.error) : new Error(r.error))
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err))
+    return jobs.map(() => e)
+  } finally {
+    await worker.terminate()
+  }
+}
 
 /** Verifies a bundle's signature per `policy`; returns its status or throws a BundleError. */
 export async function verifyBundleSignature (files: BundleFiles, source: string, policy: SigningPolicy): Promise<SignatureStatus> {
@@ -180,6 +224,16 @@ export async function verifyBundleSignature (files: BundleFiles, source: string,
   }
 
   const excluded = excludeMatcher(policy.excludeFiles ?? [])
+  // Large JSON files are hashed first, off the main thread; everything else below, in order.
+  const jobs: HashJob[] = []
+  for (const [name, bytes] of files) {
+    const entry = signed.get(name)
+    if (bytes.length >= OFF_THREAD_HASH_BYTES && isStructuredFile(name) && !/\.ya?ml$/i.test(name) && name !== SIGNATURES_FILE &&
+      !excluded(name) && entry !== undefined && HASHES[entry.algorithm] !== undefined) jobs.push({ name, bytes, algorithm: entry.algorithm })
+  }
+  const offThread = new Map<string, string | Error>()
+  for (const [k, r] of (await hashFilesOffThread(jobs)).entries()) offThread.set((jobs[k] as HashJob).name, r)
+
   for (const [name, bytes] of files) {
     if (name === SIGNATURES_FILE) continue
     if (excluded(name)) {
@@ -196,7 +250,9 @@ export async function verifyBundleSignature (files: BundleFiles, source: string,
     if (HASHES[entry.algorithm] === undefined) throw invalid(`unsupported hashing algorithm ${JSON.stringify(entry.algorithm)} for ${name}`, { file: name })
     let actual: string
     try {
-      actual = hashBundleFile(name, bytes, entry.algorithm)
+      const done = offThread.get(name)
+      if (done instanceof Error) throw done
+      actual = done ?? hashBundleFile(name, bytes, entry.algorithm)
     } catch (err) {
       throw new BundleError('PORTCULLIS_BUNDLE_DATA_INVALID', `${source}: ${name} cannot be parsed for hashing (${(err as Error).message})`, { source, file: name }, { cause: err })
     }

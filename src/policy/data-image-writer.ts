@@ -27,7 +27,14 @@ function bucketCount (len: number): number {
 }
 
 /** An object member waiting to be written: key bytes and the address of its value (or an open object). */
-export interface Member { key: number, value: number | OpenObject, doc?: number }
+export interface Member {
+  key: number
+  value: number | OpenObject
+  /** The document that put the value here. */
+  doc?: number
+  /** The last document whose object merged into this member's object (data-place.ts: a key repeated there is refused). */
+  mergedBy?: number
+}
 /** An object kept open so that later documents can merge into it (a document's path passes through it). */
 export class OpenObject {
   readonly members = new Map<string, Member>()

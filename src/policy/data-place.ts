@@ -56,6 +56,15 @@ interface Frame {
  * places it into the open tree under `root`. A document's top-level object always merges into
  * its place; deeper objects merge where an earlier document already put an object (deep merge,
  * as the bundle loader merges small documents); any other collision is a conflict.
+ *
+ * A key repeated within one object keeps its last value, as JSON.parse and OPA (Go's decoder)
+ * keep it: a repeated scalar or a new object replaces the earlier one (setOpen; ImageWriter.object
+ * keeps the last of equal keys). One case is refused instead (PORTCULLIS_BUNDLE_DATA_INVALID): a
+ * key repeated with an object value where an earlier document already put an object. The first
+ * occurrence has then been merged into that object member by member (streamed, nothing kept
+ * to take back), so last-wins would mean undoing a merge in a tree other documents share;
+ * merging both occurrences instead (what this did) reads the document differently from OPA.
+ * Signed bundles never get here with a repeated key (canonical-hash.ts refuses them).
  */
 export function placeDocument (w: ImageWriter, root: OpenObject, doc: DataDocument, docIndex: number): void {
   const b = new Uint8Array(doc.json.buffer, doc.json.byteOffset, doc.json.byteLength)
@@ -67,6 +76,9 @@ export function placeDocument (w: ImageWriter, root: OpenObject, doc: DataDocume
   const aboveRoots = (p: string[]): boolean => roots !== undefined && roots.some((r) => isAncestorOf(p.join('/'), r))
   const fail = (what: string): never => { throw new DataError(i, `${what} at byte ${i}`) }
   const conflict = (p: string[]): never => { throw new DataError(i, `data at ${where(p)} conflicts with another data file`, 'PORTCULLIS_BUNDLE_DATA_INVALID', p.join('/')) }
+  const repeated = (p: string[]): never => {
+    throw new DataError(i, `key ${JSON.stringify(p[p.length - 1])} is repeated in one object at ${where(p.slice(0, -1))} where another data file already put an object: a repeated key cannot replace a merge, refused`, 'PORTCULLIS_BUNDLE_DATA_INVALID', p.join('/'))
+  }
   const segment = (seg: string): number => w.string(encoder.encode(seg))
 
   /** The open object at key `k` of `into` (created, or reopened from an earlier document's object). */
@@ -199,9 +211,16 @@ export function placeDocument (w: ImageWriter, root: OpenObject, doc: DataDocume
       if (!isObj && top === undefined && lastSeg === undefined) fail('the root data document must be an object')
       const frame: Frame = { kind: isObj ? 'object' : 'array', key: 0, path: checkPlacement(p, isObj) }
       if (isObj) {
+        const held = top?.open?.members.get(top.keyText as string)
         if (top === undefined) frame.open = lastSeg === undefined ? root : openAt(parent, lastSeg, segment(lastSeg), doc.path)
-        else if (top.open !== undefined && top.open.members.has(top.keyText as string) && top.open.members.get(top.keyText as string)?.doc !== docIndex) frame.open = openAt(top.open, top.keyText as string, top.key, p ?? [top.keyText as string])
-        else frame.members = []
+        else if (held !== undefined && held.doc !== docIndex) {
+          // An earlier document holds this place: this object merges into it, member by member.
+          // If the key comes again in this object, JSON's last-wins would have to take back
+          // what the first occurrence merged (snapshot and undo in the shared tree): refused.
+          if (held.mergedBy === docIndex) repeated(p ?? [top.keyText as string])
+          frame.open = openAt(top.open as OpenObject, top.keyText as string, top.key, p ?? [top.keyText as string])
+          held.mergedBy = docIndex
+        } else frame.members = []
       } else {
         frame.values = []
       }

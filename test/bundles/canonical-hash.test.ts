@@ -1,12 +1,12 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, generateKeyPairSync } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import fc from 'fast-check'
 import { opaCanonicalJson, writeOpaCanonicalJson } from '../../src/bundles/canonical-hash.js'
-import { hashBundleFile, type SigningPolicy } from '../../src/bundles/verify.js'
+import { hashBundleFile, hashFilesOffThread, OFF_THREAD_HASH_BYTES, type SigningPolicy } from '../../src/bundles/verify.js'
 import { loadBundle } from '../../src/bundles/load.js'
 import { DEFAULT_ARCHIVE_LIMITS, readBundleDir, readTarGz, type BundleFiles } from '../../src/bundles/archive.js'
 import { MAX_DATA_DEPTH } from '../../src/policy/data-layout.js'
@@ -17,10 +17,17 @@ import { tarGz } from '../helpers/tar.js'
 
 const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex')
 
-/** The oracle's outcome for bytes: its canonical text, or 'throws'. It hashed the UTF-8 decoding of the bytes, as verify.ts did. */
-function oracle (bytes: Buffer): string {
+/**
+ * The oracle's outcome for bytes: its canonical text, or 'throws'. It hashed the UTF-8 decoding
+ * of the bytes, as verify.ts did; in strict mode (what a signed file must be now) it also
+ * refuses invalid UTF-8 (the bytes do not survive decoding and encoding again), lone surrogate
+ * escapes and repeated keys.
+ */
+function oracle (bytes: Buffer, strict = true): string {
+  const text = bytes.toString('utf8')
+  if (strict && !Buffer.from(text, 'utf8').equals(bytes)) return 'throws'
   try {
-    return goCanonicalJsonFromTextOracle(bytes.toString('utf8'))
+    return goCanonicalJsonFromTextOracle(text, { strict })
   } catch {
     return 'throws'
   }
@@ -130,24 +137,41 @@ test('the same outcome as the oracle on mutated documents: both refuse, or both 
   fc.assert(fc.property(documentLit, fc.array(mutation, { minLength: 1, maxLength: 3 }), (text, ops) => { agree(mutate(text, ops)) }), { numRuns: 4000, seed: seed + 1 })
 })
 
-test('Go\'s rules, case by case: numbers as written, last duplicate wins, byte-order keys, Go string escapes', () => {
+test('Go\'s rules, case by case: numbers as written, byte-order keys, Go string escapes', () => {
   const c = (s: string): string => opaCanonicalJson(Buffer.from(s)).toString()
-  assert.equal(c(' { "b" : 1.50, "a": [1E+2, -0, "<&>"], "b": 2.0 } '), '{"a":[1E+2,-0,"<&>"],"b":2.0}')
+  assert.equal(c(' { "b" : 1.50, "a": [1E+2, -0, "<&>"] } '), '{"a":[1E+2,-0,"<&>"],"b":1.50}')
   // U+FF61 sorts before U+1F600 in UTF-8 bytes, after it in UTF-16 code units
   assert.equal(c('{"\u{1F600}":1,"\uff61":2}'), '{"\uff61":2,"\u{1F600}":1}')
-  assert.equal(c('{"a ":1,"a":2,"\\u0061":3}'), '{"a":3,"a ":1}')
+  assert.equal(c('{"a ":1,"\u0061":3}'), '{"a":3,"a ":1}')
   assert.equal(c('"\\u0041\\/\\b\\f\\n\\r\\t\\u0001\\u001F\\u007f\\u00e9\\u2028\u2029\\ud83d\\ude00"'), '"A/\\b\\f\\n\\r\\t\\u0001\\u001f\u007f\u00e9\\u2028\\u2029\u{1F600}"')
-  // a lone surrogate escape is U+FFFD, and the escape after a lone high surrogate is read anew
-  assert.equal(c('"\\ud800\\ud800\\udc00\\udc00x"'), '"\ufffd\u{10000}\ufffdx"')
-  // keys that differ only in lone surrogates are one key in Go: the last wins
-  assert.equal(c('{"\\ud800":1,"\\udc00":2}'), '{"\ufffd":2}')
+  assert.equal(c('{"\\uD83D\\uDE00":[],"\\u00e9\\u0000":{"x":"\\ud83d\\ude00"}}'), '{"\u00e9\\u0000":{"x":"\u{1F600}"},"\u{1F600}":[]}')
 })
 
-test('invalid UTF-8 inside a string becomes one U+FFFD per byte (Go\'s utf8.DecodeRune), as opa computes it', () => {
-  const bytes = Buffer.concat([Buffer.from('["'), Buffer.from([0xe2, 0x82, 0x41, 0xed, 0xa0, 0x80, 0xc0, 0xaf, 0xf4, 0x90, 0x80, 0x80, 0xf0, 0x9f, 0x98]), Buffer.from('"]')])
-  const fffd = '\ufffd'
-  assert.equal(opaCanonicalJson(bytes).toString(), `["${fffd.repeat(2)}A${fffd.repeat(3)}${fffd.repeat(2)}${fffd.repeat(4)}${fffd.repeat(3)}"]`)
-  // invalid UTF-8 outside a string is invalid JSON
+test('stricter than Go, refused: a repeated key, a lone surrogate escape, invalid UTF-8 in a string (docs/policies.md §5)', () => {
+  // Go reads each of these one way (last key wins, U+FFFD) and JavaScript (JSON.parse, the data
+  // loaders) another, or could merge where Go replaces: a signed file the hash and the loader
+  // could read differently is refused.
+  const refused = [
+    '{"a":1,"a":2}', '{"a":1,"b":2,"a":3}', '{"a":1,"\\u0061":2}', '{"b":{"x":1},"a":0,"b":{"y":2}}',
+    `{${Array.from({ length: 40 }, (_, k) => `"k${k % 39}":${k}`).join(',')}}`,
+    '"\\ud800"', '"\\udc00"', '"\\ud800\\ud800\\udc00"', '"\\ud83dx"', '"\\ud83d\\u0041"', '{"\\ud800":1}', '{"guest\\ud800":1,"guest\ufffd":2}',
+    '{"perm":{"k":"a","k":"b"}}', '[{"a":1,"a":1}]',
+  ]
+  for (const s of refused) {
+    assert.throws(() => opaCanonicalJson(Buffer.from(s)), SyntaxError, s)
+    assert.throws(() => hashBundleFile('.manifest', Buffer.from(s), 'SHA-256'), SyntaxError, s)
+  }
+  for (const bad of [[0xe2, 0x82], [0xed, 0xa0, 0x80], [0xc0, 0xaf], [0xf4, 0x90, 0x80, 0x80], [0xf0, 0x9f, 0x98], [0x80], [0xff], [0xf5]]) {
+    for (const [a, b] of [['["', '"]'], ['{"k', '":1}'], ['{"v":"x', 'y"}']]) {
+      const bytes = Buffer.concat([Buffer.from(a as string), Buffer.from(bad), Buffer.from(b as string)])
+      assert.throws(() => opaCanonicalJson(bytes), SyntaxError, JSON.stringify(bytes.toString('latin1')))
+    }
+  }
+  // what is valid stays valid: U+FFFD written as itself or escaped, a surrogate pair, a key that only looks repeated
+  assert.equal(opaCanonicalJson(Buffer.from('{"a\ufffd":1,"a\\ufffd ":2,"\\udbff\\udfff":3,"A":4}')).toString(), '{"A":4,"a\ufffd":1,"a\ufffd ":2,"\u{10FFFF}":3}')
+})
+
+test('invalid UTF-8 outside a string is invalid JSON', () => {
   assert.throws(() => opaCanonicalJson(Buffer.from([0x5b, 0xe2, 0x5d])), SyntaxError)
 })
 
@@ -185,6 +209,55 @@ test('documents larger than the output chunk: compact, pretty, and canonical ran
   writeOpaCanonicalJson(Buffer.from(canonical), (c) => { chunks.push(c.length) })
   assert.equal(chunks.length, 1)
   agree(canonical)
+})
+
+/** Hostile and pathological inputs of about `size` bytes (the security review's DoS shapes, smaller). */
+function hostile (size: number): Record<string, Buffer> {
+  const repeat = (unit: string, wrap: (s: string) => string): Buffer => Buffer.from(wrap(unit.repeat(Math.floor(size / unit.length))))
+  const invalid = Buffer.alloc(size + 9, 0xff)
+  invalid.write('{"s":"', 0, 'latin1')
+  invalid.write('"}', size + 7, 'latin1')
+  const shuffled: string[] = []
+  for (let n = 0, len = 0; len < size; n++) {
+    const k = `"${((n * 2654435761) % 4294967291).toString(36)}${n}":${n % 7},`
+    shuffled.push(k)
+    len += k.length
+  }
+  const escKeys: string[] = []
+  for (let n = 0, len = 0; len < size; n++) {
+    const k = `"\\u00${(0x41 + n % 26).toString(16)}${n}":0,`
+    escKeys.push(k)
+    len += k.length
+  }
+  return {
+    invalidUtf8: invalid,
+    repeatedKey: repeat('"a":0,', (s) => `{${s}"b":1}`),
+    repeatedKeysApart: repeat('"a":0,"b":1,', (s) => `{${s}"c":2}`),
+    loneSurrogates: repeat('\\ud800', (s) => `{"s":"${s}"}`),
+    shuffledKeys: Buffer.from(`{${shuffled.join('').slice(0, -1)}}`),
+    escapedKeys: Buffer.from(`{${escKeys.join('').slice(0, -1)}}`),
+    escapes: repeat('\\u0041\\ud83d\\ude00', (s) => `{"s":"${s}"}`),
+    emptyArrays: repeat('[],', (s) => `[${s}[]]`),
+  }
+}
+
+test('hostile 4 MiB inputs finish with stable outcomes, on this thread and on the hashing worker', async () => {
+  const inputs = hostile(4 << 20)
+  const refused = new Set(['invalidUtf8', 'repeatedKey', 'repeatedKeysApart', 'loneSurrogates'])
+  const names = Object.keys(inputs)
+  const offThread = await hashFilesOffThread(names.map((name) => ({ name: 'data.json', bytes: inputs[name] as Buffer, algorithm: 'SHA-256' })))
+  for (const [k, name] of names.entries()) {
+    const bytes = inputs[name] as Buffer
+    assert.ok(bytes.length >= OFF_THREAD_HASH_BYTES, name)
+    if (refused.has(name)) {
+      assert.throws(() => hashBundleFile('data.json', bytes, 'SHA-256'), SyntaxError, name)
+      assert.ok(offThread[k] instanceof SyntaxError, `${name}: ${String(offThread[k])}`)
+    } else {
+      const want = sha256(oracle(bytes))
+      assert.equal(hashBundleFile('data.json', bytes, 'SHA-256'), want, name)
+      assert.equal(offThread[k], want, name)
+    }
+  }
 })
 
 // Keys are generated here (node:crypto); the signatures are made by the real opa: `opa build
@@ -237,15 +310,48 @@ describe('signed bundles with large and unusual JSON, signed by the real opa', n
     mkdirSync(join(dirB, 'basic', 'large'))
     writeFileSync(join(dirB, 'basic', 'large', 'data.json'), large)
     mkdirSync(join(dirB, 'basic', 'tricky'))
-    writeFileSync(join(dirB, 'basic', 'tricky', 'data.json'), Buffer.concat([
-      Buffer.from('{\n  "z": [1E+2, -0, 1.50, 123456789012345678901234567890],\n  "s": "bad '),
-      Buffer.from([0xe2, 0x82, 0x20, 0xed, 0xa0, 0x80, 0x20, 0xf0, 0x9f, 0x98]),
-      Buffer.from(' \\u2028\u2029 <&> \\ud800\\ud800\\udc00",\n  "\\ud800": 1, "\\udc00": 2, "a": 1, "\\u0061": {"y": null, "x": true}\n}\n'),
-    ]))
+    writeFileSync(join(dirB, 'basic', 'tricky', 'data.json'), Buffer.from(
+      '{\n  "z": [1E+2, -0, 1.50, 123456789012345678901234567890],\n  "s": "ok \ufffd \\ufffd \\u2028\u2029 <&> \\ud83d\\ude00 \u{1F600}",\n  "\\u0062": 1, "a": 1, "\\u00e9": {"y": null, "x": true}, "\u00e8": []\n}\n'))
     // opa sign writes no key id into the JWS: the verifier names the key (OPA's verification.keyid)
     runOpa(['sign', '--signing-key', keyFile, '--signing-alg', 'ES256', '--bundle', '.', '-o', '.'], { cwd: dirB })
     raw = await readBundleDir(dirB, DEFAULT_ARCHIVE_LIMITS)
+    keyFileOf = keyFile
   })
+  let keyFileOf: string
+
+  /**
+   * `raw`'s files (without its signature and the tricky file) with `files` added or replaced,
+   * signed by the real `opa sign` over the files as written; the directory's path.
+   */
+  let signedCount = 0
+  function signAsWritten (files: Record<string, Buffer>): string {
+    const d = join(dir, `as-written-${signedCount++}`)
+    for (const [name, content] of raw) {
+      if (name === '.signatures.json' || name === 'basic/tricky/data.json') continue
+      mkdirSync(dirname(join(d, name)), { recursive: true })
+      writeFileSync(join(d, name), content)
+    }
+    for (const [name, content] of Object.entries(files)) {
+      mkdirSync(dirname(join(d, name)), { recursive: true })
+      writeFileSync(join(d, name), content)
+    }
+    runOpa(['sign', '--signing-key', keyFileOf, '--signing-alg', 'ES256', '--bundle', '.', '-o', '.'], { cwd: d })
+    return d
+  }
+  /** The file hashes in the payload of a directory's .signatures.json (what opa signed). */
+  function signedHashes (d: string): Map<string, string> {
+    const token = (JSON.parse(readFileSync(join(d, '.signatures.json'), 'utf8')) as { signatures: string[] }).signatures[0] as string
+    const files = (JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()) as { files: Array<{ name: string, hash: string }> }).files
+    return new Map(files.map((f) => [f.name, f.hash]))
+  }
+  const B = (...parts: Array<string | number[]>): Buffer => Buffer.concat(parts.map((p) => Buffer.from(p as string)))
+  /** A copy of signed directory `d`, its .signatures.json kept, with `files` replaced. */
+  function tamper (d: string, files: Record<string, Buffer>): string {
+    const t = `${d}-tampered-${signedCount++}`
+    cpSync(d, t, { recursive: true })
+    for (const [name, content] of Object.entries(files)) writeFileSync(join(t, name), content)
+    return t
+  }
   after(() => rmSync(dir, { recursive: true, force: true }))
 
   test('opa build --signing-key: the bundle with a large data.json verifies', async () => {
@@ -254,11 +360,69 @@ describe('signed bundles with large and unusual JSON, signed by the real opa', n
     assert.deepEqual(b.signature, { state: 'verified', keyId: 'default', algorithm: 'ES256' })
   })
 
-  test('opa sign: data files as written (members out of order, invalid UTF-8, lone surrogate keys, odd numbers) verify', async () => {
+  test('opa sign: data files as written (members out of order, escapes, surrogate pairs, odd numbers) verify', async () => {
     assert.equal((await loadBundle(await pack(raw), policy)).signature.state, 'verified')
-    // the tricky file is one where the old JavaScript-value path computed another hash than opa
-    const tricky = raw.get('basic/tricky/data.json') as Buffer
-    assert.notEqual(sha256(oracle(tricky)), hashBundleFile('basic/tricky/data.json', tricky, 'SHA-256'))
+  })
+
+  test('opa sign over a repeated key, a lone surrogate escape or invalid UTF-8 (data files and .manifest): refused as invalid data', async () => {
+    const manifest = JSON.parse((raw.get('.manifest') as Buffer).toString()) as Record<string, unknown>
+    const rest = JSON.stringify(manifest).slice(1)
+    const cases: Array<Record<string, Buffer>> = [
+      { 'basic/x/data.json': B('{"cfg": {"admin_override": true}, "cfg": {"mode": "strict"}}') },
+      { 'basic/x/data.json': B('{"perm": {"guest\\ud800": "admin"}}') },
+      { 'basic/x/data.json': B('{"v": "a\\udfffb"}') },
+      { 'basic/x/data.json': B('{"perm": {"k', [0xf0, 0x90, 0x80], '": "admin"}}') },
+      { 'basic/x/data.json': B('{"deny": ["', [0xe2, 0x82], '"]}') },
+      { '.manifest': B('{"metadata": {"k": 1}, "metadata": {"k": 2}, ', rest) },
+      { '.manifest': B('{"metadata": {"k": "\\ud800"}, ', rest) },
+      { '.manifest': B('{"metadata": {"k": "', [0xff], '"}, ', rest) },
+    ]
+    for (const files of cases) {
+      const d = signAsWritten(files)
+      // opa signed it: the signature covers the file; Portcullis refuses to read it
+      assert.ok(signedHashes(d).has(Object.keys(files)[0] as string), `opa signed ${Object.keys(files)[0]}`)
+      await assert.rejects(loadBundle(d, policy), (err: { code: string, details: { file: string } }) => {
+        assert.equal(err.code, 'PORTCULLIS_BUNDLE_DATA_INVALID', JSON.stringify(files))
+        assert.equal(err.details.file, Object.keys(files)[0])
+        return true
+      })
+    }
+  })
+
+  // The security review's reproducers: a signed file tampered into bytes that Go canonicalizes
+  // to the same text (so the signature still matched) but the loaders read otherwise.
+  test('tampered into a same-hash-for-Go variant (repeated key, surrogate, invalid UTF-8): refused, small and large data and .manifest', async () => {
+    const pad = JSON.stringify(Array.from({ length: 60_000 }, (_, i) => `padding-entry-${i}`)) // > 1 MiB: the large-data path
+    const reproducers: Array<[string, Buffer, Buffer, Record<string, Buffer>?]> = [
+      // large data.json: a repeated key whose place a small document already filled was merged, not replaced
+      ['basic/t/data.json', B(`{"pad": ${pad}, "cfg": {"mode": "strict"}}`), B(`{"pad": ${pad}, "cfg": {"admin_override": true}, "cfg": {"mode": "strict"}}`), { 'basic/t/cfg/meta/data.json': B('{"owner": "team-a"}') }],
+      ['basic/t/data.json', B(`{"pad": ${pad}, "perm": {"guest\ufffd": "read"}}`), B(`{"pad": ${pad}, "perm": {"guest\ufffd": "read", "guest\\ud800": "admin", "guest\ufffd": "read"}}`)],
+      ['basic/t/data.json', B(`{"pad": ${pad}, "perm": {"guest\ufffd": "read"}}`), B(`{"pad": ${pad}, "perm": {"guest`, [0xff], '": "read"}}')],
+      // small data.json
+      ['basic/t/data.json', B('{"perm": {"guest\ufffd": "read"}}'), B('{"perm": {"guest\ufffd": "read", "guest\\ud800": "admin", "guest\ufffd": "read"}}')],
+      ['basic/t/data.json', B('{"perm": {"k\ufffd\ufffd\ufffd": "read"}, "deny": ["\ufffd\ufffd"]}'), B('{"perm": {"k', [0xf0, 0x90, 0x80], '": "admin", "k\ufffd\ufffd\ufffd": "read"}, "deny": ["', [0xe2, 0x82], '"]}')],
+      ['basic/t/data.json', B('{"v": "a\ufffdb"}'), B('{"v": "a\\udfffb"}')],
+      ['basic/t/data.json', B('{"cfg": {"mode": "strict"}}'), B('{"cfg": {"admin_override": true}, "cfg": {"mode": "strict"}}')],
+      // .manifest
+      ['.manifest', B(`{"metadata": {"k": "\ufffd"}, "revision": "r\ufffd\ufffd", ${rest0()}`), B(`{"metadata": {"k": "\\ud800"}, "metadata": {"k": "\ufffd"}, "revision": "r`, [0xe2, 0x82], `", ${rest0()}`)],
+    ]
+    function rest0 (): string {
+      const m = JSON.parse((raw.get('.manifest') as Buffer).toString()) as Record<string, unknown>
+      delete m.revision
+      delete m.metadata
+      return JSON.stringify(m).slice(1)
+    }
+    for (const [name, original, tampered, extra] of reproducers) {
+      const d = signAsWritten({ [name]: original, ...extra })
+      // opa hashes both the same: without the stricter rules the old signature would match
+      assert.equal(signedHashes(signAsWritten({ [name]: tampered, ...extra })).get(name), signedHashes(d).get(name), name)
+      assert.equal((await loadBundle(d, policy)).signature.state, 'verified', name)
+      await assert.rejects(loadBundle(tamper(d, { [name]: tampered }), policy), (err: { code: string, details: { file: string } }) => {
+        assert.equal(err.code, 'PORTCULLIS_BUNDLE_DATA_INVALID', JSON.stringify(tampered.subarray(0, 200).toString('latin1')))
+        assert.equal(err.details.file, name)
+        return true
+      })
+    }
   })
 
   test('whitespace and member order are not part of the signed form', async () => {
@@ -286,7 +450,7 @@ describe('signed bundles with large and unusual JSON, signed by the real opa', n
     await assert.rejects(loadBundle(bad, policy), { code: 'PORTCULLIS_BUNDLE_SIGNATURE_HASH_MISMATCH' })
   })
 
-  test('the same file hashes as opa sign on generated documents, invalid UTF-8 included', () => {
+  test('the same file hashes as opa sign on generated documents; those with invalid UTF-8, lone surrogates or repeated keys refused', () => {
     const fragments = [[0x80], [0xbf], [0xc0, 0xaf], [0xc2], [0xe2, 0x82], [0xed, 0xa0, 0x80], [0xef, 0xbf], [0xf0, 0x9f, 0x98], [0xf4, 0x90, 0x80, 0x80], [0xf5], [0xff]]
     const mark = Buffer.from(INVALID_UTF8_MARK)
     const docs = fc.sample(fc.oneof(valueLit, wideObjectLit, fc.jsonValue().map(sortedText)), { numRuns: 400, seed: seed + 2 })
@@ -308,10 +472,20 @@ describe('signed bundles with large and unusual JSON, signed by the real opa', n
     const token = (JSON.parse(readFileSync(join(signDir, '.signatures.json'), 'utf8')) as { signatures: string[] }).signatures[0] as string
     const signed = (JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString('utf8')) as { files: Array<{ name: string, hash: string }> }).files
     assert.equal(signed.length, files.size)
+    let accepted = 0
+    let refused = 0
     for (const f of signed) {
       const bytes = files.get(f.name) as Buffer
-      assert.equal(hashBundleFile(f.name, bytes, 'SHA-256'), f.hash, `${f.name}: ${JSON.stringify(bytes.toString('latin1'))}`)
+      if (oracle(bytes) === 'throws') {
+        // invalid UTF-8, a lone surrogate or a repeated key: opa signs it, Portcullis refuses it
+        assert.throws(() => hashBundleFile(f.name, bytes, 'SHA-256'), SyntaxError, `${f.name}: ${JSON.stringify(bytes.toString('latin1'))}`)
+        refused++
+      } else {
+        assert.equal(hashBundleFile(f.name, bytes, 'SHA-256'), f.hash, `${f.name}: ${JSON.stringify(bytes.toString('latin1'))}`)
+        accepted++
+      }
     }
+    assert.ok(accepted >= 150 && refused >= 20, `accepted ${accepted}, refused ${refused}`)
   })
 
   test('tampered into invalid JSON, or nested past the data limit: refused as unparseable data', async () => {

@@ -12,15 +12,17 @@
 import { ExactNumber, goCanonicalJson } from '../../src/canonical-json.js'
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
+const LONE_SURROGATE_ONE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
 /**
  * OPA's canonical text of JSON source text (bundle hashing): parsed as Go decodes it with
  * json.Number — every number keeps the digits it was written with, a duplicated key keeps its
  * last value — and written in the `go` dialect without HTML escaping. Throws SyntaxError on
- * invalid JSON.
+ * invalid JSON; with `strict`, also on what Portcullis refuses in signed files although Go
+ * accepts it (docs/policies.md §5): a repeated key in an object, a lone surrogate escape.
  */
-export function goCanonicalJsonFromTextOracle (text: string): string {
-  const p = new ExactParser(text)
+export function goCanonicalJsonFromTextOracle (text: string, opts: { strict?: boolean } = {}): string {
+  const p = new ExactParser(text, opts.strict === true)
   p.ws()
   const value = p.value()
   p.ws()
@@ -31,7 +33,7 @@ export function goCanonicalJsonFromTextOracle (text: string): string {
 /** A JSON parser that keeps every number as an ExactNumber of its source text. */
 class ExactParser {
   i = 0
-  constructor (readonly s: string) {}
+  constructor (readonly s: string, readonly strict = false) {}
 
   fail (what: string): never {
     throw new SyntaxError(`invalid JSON at offset ${this.i}: ${what}`)
@@ -76,7 +78,9 @@ class ExactParser {
       const c = this.s.charCodeAt(this.i)
       if (c === 0x22) {
         this.i++
-        return JSON.parse(this.s.slice(start, this.i)) as string
+        const v = JSON.parse(this.s.slice(start, this.i)) as string
+        if (this.strict && LONE_SURROGATE_ONE.test(v)) this.fail('lone surrogate')
+        return v
       }
       if (c === 0x5c) this.i += 2
       else if (c < 0x20) this.fail('control character in string')
@@ -119,6 +123,7 @@ class ExactParser {
       this.ws()
       if (this.s[this.i++] !== ':') this.fail('expected :')
       this.ws()
+      if (this.strict && key in members) this.fail('duplicate key')
       members[key.replace(LONE_SURROGATE, '\uFFFD')] = this.value()
       this.ws()
       const c = this.s[this.i++]

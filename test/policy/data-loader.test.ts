@@ -1,5 +1,6 @@
 import { before, after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { isDeepStrictEqual } from 'node:util'
 import { ExactNumber } from '../../src/canonical-json.js'
 import { parseJsonInput } from '../../src/json-input.js'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -13,7 +14,7 @@ import { PolicySnapshot } from '../../src/policy/snapshot.js'
 import { buildDataImage, buildDataImageOffThread, imageBase, OFF_THREAD_MIN_BYTES, type DataDocument } from '../../src/policy/data-loader.js'
 import { MAX_DATA_DEPTH } from '../../src/policy/data-layout.js'
 import { readTarGz } from '../../src/bundles/archive.js'
-import { needsOpa } from '../helpers/opa.js'
+import { needsOpa, runOpa } from '../helpers/opa.js'
 import { tarGz } from '../helpers/tar.js'
 import { buildBundleDir, buildFixture, copyFixture } from '../helpers/bundles.js'
 
@@ -305,5 +306,84 @@ describe('data images built on a worker thread', () => {
     const text = JSON.stringify(usersDoc(30_000))
     await assert.rejects(buildDataImageOffThread([doc(text.slice(0, -1))], opts), { code: 'PORTCULLIS_BUNDLE_DATA_INVALID' })
     await assert.rejects(buildDataImageOffThread([doc(text)], { ...opts, maxPages: 40 }), { code: 'PORTCULLIS_BUNDLE_TOO_LARGE' })
+  })
+})
+
+// A key repeated within one object of an (unsigned) data document: OPA keeps the last value
+// (Go's decoder); so does the small-document path (JSON.parse). The large-document path must
+// give the same data or refuse the document, never a third reading (the security review's F1:
+// it merged both occurrences where an earlier document had put an object).
+describe('a key repeated in one object of a data document: the data opa eval -d gives, or refused', needsOpa(), () => {
+  let dir: string
+  let base: Map<string, Buffer>
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-dupkeys-'))
+    const built = buildBundleDir(copyFixture('bigdata', dir), join(dir, 'base.tar.gz'))
+    base = await readTarGz(readFileSync(built), built)
+  })
+  after(() => rmSync(dir, { recursive: true, force: true }))
+
+  const PAD = 'x'.repeat(4000)
+  let n = 0
+  /** The bigdata bundle with raw data files added as written (no opa build: it would rewrite them). */
+  async function bundleWith (files: Record<string, string>): Promise<string> {
+    const out = join(dir, `b${n++}.tar.gz`)
+    const members = [...base].filter(([name]) => name !== 'data.json').map(([name, content]) => ({ name: `/${name}`, content }))
+    for (const [name, text] of Object.entries(files)) members.push({ name: `/${name}`, content: Buffer.from(text) })
+    writeFileSync(out, await tarGz(members))
+    return out
+  }
+  /** What OPA makes of the same files: `opa eval -d` over them as a directory tree. */
+  function opaData (files: Record<string, string>): unknown {
+    const d = join(dir, `opa${n++}`)
+    for (const [name, text] of Object.entries(files)) {
+      mkdirSync(join(d, name, '..'), { recursive: true })
+      writeFileSync(join(d, name), text)
+    }
+    const out = JSON.parse(runOpa(['eval', '-f', 'json', '-d', d, 'data.bigdata.t'])) as { result: Array<{ expressions: Array<{ value: unknown }> }> }
+    return out.result[0]?.expressions[0]?.value
+  }
+  /** data.bigdata.t as Portcullis loads it with `largeDataBytes`, or the refusal's code. */
+  async function portcullisData (path: string, largeDataBytes: number): Promise<unknown> {
+    try {
+      const b = await loadBundle(path, { largeDataBytes })
+      const s = new PolicySnapshot(1, [{ compiled: compileBundle(b), activatedAt: new Date() }])
+      return s.evaluate('bigdata/t', undefined).result
+    } catch (err) {
+      return { refused: (err as { code?: string }).code }
+    }
+  }
+
+  test('a repeated key where no other document put anything: last wins on both paths, as in OPA', async () => {
+    const files = { 'bigdata/t/data.json': `{"pad":"${PAD}","cfg":{"admin_override":true},"n":1,"cfg":{"mode":"strict"},"n":{"x":1},"list":[1],"o":{"k":1,"k":2,"k":{"z":true},"k":{"y":null}},"list":[2]}` }
+    const want = opaData(files)
+    assert.deepEqual((want as { cfg: unknown }).cfg, { mode: 'strict' })
+    const path = await bundleWith(files)
+    for (const large of [0, 1000, Infinity]) assert.deepEqual(await portcullisData(path, large), want, `largeDataBytes ${large}`)
+  })
+
+  test('a repeated key whose place another document already filled with an object: the small path as OPA, the large path refuses (no merge of both)', async () => {
+    const files = {
+      'bigdata/t/data.json': `{"pad":"${PAD}","cfg":{"admin_override":true},"cfg":{"mode":"strict"}}`,
+      'bigdata/t/cfg/meta/data.json': '{"owner":"team-a"}',
+    }
+    const want = opaData(files)
+    assert.deepEqual((want as { cfg: unknown }).cfg, { mode: 'strict', meta: { owner: 'team-a' } })
+    const path = await bundleWith(files)
+    assert.deepEqual(await portcullisData(path, Infinity), want)
+    // the small document is placed first, then the large one merges into cfg and repeats it
+    assert.deepEqual(await portcullisData(path, 1000), { refused: 'PORTCULLIS_BUNDLE_DATA_INVALID' })
+    // both large: OPA's data if placed in file order with the large one first, else refused
+    const both = await portcullisData(path, 0)
+    assert.ok(isDeepStrictEqual(both, want) || isDeepStrictEqual(both, { refused: 'PORTCULLIS_BUNDLE_DATA_INVALID' }), JSON.stringify(both))
+    // deeper: the repeated key one level down in the merged object
+    const deeper = {
+      'bigdata/t/data.json': `{"pad":"${PAD}","cfg":{"sub":{"admin":true},"sub":{"mode":"strict"}}}`,
+      'bigdata/t/cfg/sub/meta/data.json': '{"owner":"team-a"}',
+    }
+    assert.deepEqual((opaData(deeper) as { cfg: unknown }).cfg, { sub: { mode: 'strict', meta: { owner: 'team-a' } } })
+    const deeperPath = await bundleWith(deeper)
+    assert.deepEqual(await portcullisData(deeperPath, Infinity), opaData(deeper))
+    assert.deepEqual(await portcullisData(deeperPath, 1000), { refused: 'PORTCULLIS_BUNDLE_DATA_INVALID' })
   })
 })
