@@ -195,6 +195,19 @@ function checkDataInRoots (value: unknown, path: string[], roots: string[], sour
     `${source}: ${file} puts data at /${p} which is outside the bundle roots ${JSON.stringify(roots)}`, { source, file, path: p, roots })
 }
 
+/*
+ * Merging writes only into objects it owns: the root and shallow copies it made on the way.
+ * A parsed file's objects are placed by reference and copied before anything is merged into
+ * them, because one object can stand at several places: a YAML anchor and its aliases parse to
+ * one shared object, and merging another file into it in place would change every alias — and
+ * which one changed would depend on the archive's member order, which no signature covers.
+ */
+function ownedCopy (node: Record<string, unknown>, key: string, existing: Record<string, unknown>): Record<string, unknown> {
+  const copy = { ...existing } // spread defines own keys, `__proto__` included
+  setDataMember(node, key, copy)
+  return copy
+}
+
 function mergeAt (target: Record<string, unknown>, path: string[], value: unknown, source: string, file: string): void {
   if (path.length === 0) {
     deepMerge(target, value as Record<string, unknown>, [], source, file)
@@ -206,7 +219,7 @@ function mergeAt (target: Record<string, unknown>, path: string[], value: unknow
     const existing = dataMember(node, key)
     if (last) {
       if (existing === undefined) setDataMember(node, key, value)
-      else if (isPlainObject(existing) && isPlainObject(value)) deepMerge(existing, value, path, source, file)
+      else if (isPlainObject(existing) && isPlainObject(value)) deepMerge(ownedCopy(node, key, existing), value, path, source, file)
       else conflict(path, source, file)
       return
     }
@@ -214,7 +227,7 @@ function mergeAt (target: Record<string, unknown>, path: string[], value: unknow
       const child: Record<string, unknown> = {}
       setDataMember(node, key, child)
       node = child
-    } else if (isPlainObject(existing)) node = existing
+    } else if (isPlainObject(existing)) node = ownedCopy(node, key, existing)
     else conflict(path.slice(0, i + 1), source, file)
   }
 }
@@ -223,7 +236,7 @@ function deepMerge (target: Record<string, unknown>, src: Record<string, unknown
   for (const [k, v] of Object.entries(src)) {
     const existing = dataMember(target, k)
     if (existing === undefined) setDataMember(target, k, v)
-    else if (isPlainObject(existing) && isPlainObject(v)) deepMerge(existing, v, [...at, k], source, file)
+    else if (isPlainObject(existing) && isPlainObject(v)) deepMerge(ownedCopy(target, k, existing), v, [...at, k], source, file)
     else conflict([...at, k], source, file)
   }
 }

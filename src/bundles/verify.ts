@@ -72,9 +72,22 @@ const HASHES: Record<string, string> = {
   'SHA-512-256': 'sha512-256',
 }
 
-/** OPA's IsStructuredDoc: JSON and YAML files are hashed after parsing. */
+/**
+ * OPA's IsStructuredDoc: by exact base name, case-sensitive — the data files (`data.json`,
+ * `data.yaml`, and `data.yml`, which OPA 1.22's `opa sign` hashes as structured too), the
+ * manifest and the signatures file are hashed after parsing; every other file, including any
+ * other `.json` or `.yaml` (fixtures, schemas), over its raw bytes. These are exactly the
+ * names the loader reads as data (load.ts DATA_FILE) plus the manifest.
+ */
+const STRUCTURED_BASE_NAMES = new Set(['data.json', 'data.yaml', 'data.yml', '.manifest', '.signatures.json'])
+
 export function isStructuredFile (name: string): boolean {
-  return /\.(json|ya?ml)$/i.test(name) || name === '.manifest' || name.endsWith('/.manifest')
+  return STRUCTURED_BASE_NAMES.has(name.slice(name.lastIndexOf('/') + 1))
+}
+
+/** A structured file written in YAML (data.yaml, data.yml). */
+function isYamlFile (name: string): boolean {
+  return name.endsWith('/data.yaml') || name.endsWith('/data.yml') || name === 'data.yaml' || name === 'data.yml'
 }
 
 /**
@@ -88,14 +101,44 @@ export function hashBundleFile (name: string, bytes: Buffer, algorithm: string):
   const nodeAlg = HASHES[algorithm]
   if (nodeAlg === undefined) throw new Error(`unsupported hashing algorithm ${algorithm}`)
   const h = createHash(nodeAlg)
-  if (/\.ya?ml$/i.test(name)) {
-    h.update(goCanonicalJson(parseYaml(bytes.toString('utf8')), { escapeHtml: false }), 'utf8')
+  if (isYamlFile(name)) {
+    const value: unknown = parseYaml(bytes.toString('utf8'))
+    refuseAmbiguousYaml(value)
+    h.update(goCanonicalJson(value, { escapeHtml: false }), 'utf8')
   } else if (isStructuredFile(name)) {
     writeOpaCanonicalJson(bytes, (chunk) => { h.update(chunk) })
   } else {
     h.update(bytes)
   }
   return h.digest('hex')
+}
+
+/**
+ * A signed YAML data file may not hold what the canonical form writes the same as something
+ * else — a string with an unpaired surrogate (written as U+FFFD) or a number that is not finite
+ * (.inf, .nan: written as null) — as the JSON hash refuses unpaired surrogates
+ * (canonical-hash.ts): the loader, which parses the text again, would see a different value
+ * than the one the signature covers. Throws SyntaxError (the bundle is refused as invalid data).
+ */
+const UNPAIRED_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+function refuseAmbiguousYaml (value: unknown): void {
+  const stack: unknown[] = [value]
+  while (stack.length > 0) {
+    const v = stack.pop()
+    if (typeof v === 'string') {
+      if (UNPAIRED_SURROGATE.test(v)) throw new SyntaxError('a signed YAML data file holds a string with an unpaired surrogate')
+    } else if (typeof v === 'number') {
+      if (!Number.isFinite(v)) throw new SyntaxError('a signed YAML data file holds a number that is not finite')
+    } else if (Array.isArray(v)) {
+      for (const x of v) stack.push(x)
+    } else if (v !== null && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) {
+        if (UNPAIRED_SURROGATE.test(k)) throw new SyntaxError('a signed YAML data file holds a key with an unpaired surrogate')
+        stack.push(x)
+      }
+    }
+  }
 }
 
 interface SignedFile { name: string, hash: string, algorithm: string }
@@ -228,7 +271,7 @@ export async function verifyBundleSignature (files: BundleFiles, source: string,
   const jobs: HashJob[] = []
   for (const [name, bytes] of files) {
     const entry = signed.get(name)
-    if (bytes.length >= OFF_THREAD_HASH_BYTES && isStructuredFile(name) && !/\.ya?ml$/i.test(name) && name !== SIGNATURES_FILE &&
+    if (bytes.length >= OFF_THREAD_HASH_BYTES && isStructuredFile(name) && !isYamlFile(name) && name !== SIGNATURES_FILE &&
       !excluded(name) && entry !== undefined && HASHES[entry.algorithm] !== undefined) jobs.push({ name, bytes, algorithm: entry.algorithm })
   }
   const offThread = new Map<string, string | Error>()

@@ -425,6 +425,40 @@ describe('signed bundles with large and unusual JSON, signed by the real opa', n
     }
   })
 
+  test('which files are hashed parsed is OPA\'s IsStructuredDoc: data.json, data.yaml, data.yml, .manifest by base name; any other .json / .yaml over its bytes', async () => {
+    const other = { 'basic/extra.json': Buffer.from('{"b": 1, "a": 2}\n'), 'basic/fixtures/data.JSON': Buffer.from('{"b": 1,  "a": 2}\n'), 'basic/x.yaml': Buffer.from('k:   v\n') }
+    const yml = { 'basic/yml/data.yml': Buffer.from('cfg:\n  mode:   strict\n') }
+    const d = signAsWritten({ ...other, ...yml })
+    const hashes = signedHashes(d)
+    for (const [name, bytes] of Object.entries(other)) {
+      assert.equal(hashes.get(name), sha256(bytes), `opa hashes ${name} raw`)
+      assert.equal(hashBundleFile(name, bytes, 'SHA-256'), sha256(bytes), `we hash ${name} raw`)
+    }
+    assert.notEqual(hashes.get('basic/yml/data.yml'), sha256(yml['basic/yml/data.yml']), 'opa hashes data.yml parsed')
+    assert.equal(hashBundleFile('basic/yml/data.yml', yml['basic/yml/data.yml'], 'SHA-256'), hashes.get('basic/yml/data.yml'))
+    assert.equal((await loadBundle(d, policy)).signature.state, 'verified')
+    // raw files: a whitespace edit is tampering; in data.yml it is not part of the signed form
+    await assert.rejects(loadBundle(tamper(d, { 'basic/extra.json': Buffer.from('{"b":1,"a":2}\n') }), policy), { code: 'PORTCULLIS_BUNDLE_SIGNATURE_HASH_MISMATCH' })
+    assert.equal((await loadBundle(tamper(d, { 'basic/yml/data.yml': Buffer.from('cfg:\n  mode: strict\n') }), policy)).signature.state, 'verified')
+  })
+
+  test('a data.yaml tampered into what its canonical form would hide (an unpaired surrogate for U+FFFD, .inf / .nan for null) is refused', async () => {
+    // opa sign itself refuses to sign these (go-yaml: invalid escape; encoding/json: +Inf), so
+    // they can only arrive by tampering with a signed file whose canonical form they share.
+    const cases: Array<[string, string]> = [
+      ['cfg: "guest\ufffd"\n', 'cfg: "guest\\ud800"\n'],
+      ['cfg: {"\ufffd": 1}\n', 'cfg: {"\\udc00": 1}\n'],
+      ['cfg: [1, null]\n', 'cfg: [1, .inf]\n'],
+      ['cfg: {n: null}\n', 'cfg: {n: .nan}\n'],
+    ]
+    for (const [signedText, tamperedText] of cases) {
+      const name = 'basic/y/data.yaml'
+      const d = signAsWritten({ [name]: Buffer.from(signedText) })
+      assert.equal((await loadBundle(d, policy)).signature.state, 'verified', signedText)
+      await assert.rejects(loadBundle(tamper(d, { [name]: Buffer.from(tamperedText) }), policy), { code: 'PORTCULLIS_BUNDLE_DATA_INVALID' }, tamperedText)
+    }
+  })
+
   test('whitespace and member order are not part of the signed form', async () => {
     const edited = await pack(built, (f) => {
       edit(f, 'data.json', '"user0000007":{"attributes":{"active":false,"department":"eng","level":7,"region":"r7"},"email":"user0000007@example.com","roles":["admin","editor"]}',

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { loadBundle } from '../../src/bundles/load.js'
-import { needsOpa, tempDir } from '../helpers/opa.js'
+import { needsOpa, runOpa, tempDir } from '../helpers/opa.js'
 import { buildBundleDir, buildFixture, copyFixture } from '../helpers/bundles.js'
 import { readTarGz } from '../../src/bundles/archive.js'
 import { tarGz } from '../helpers/tar.js'
@@ -18,6 +18,25 @@ async function repack (bundle: string, edit: (files: Map<string, Buffer>) => voi
 }
 
 describe('loading bundles built by opa', needsOpa(), () => {
+  test('a YAML anchor and its alias are separate documents once placed: another file merged under the alias changes only it, in any member order, as in OPA', async (t) => {
+    const dir = tempDir(t)
+    const yaml = 'cfg: &x {mode: strict}\nguest: *x\n'
+    const guest = '{"admin_override": true}'
+    mkdirSync(join(dir, 'src', 't', 'guest'), { recursive: true })
+    writeFileSync(join(dir, 'src', 't', 'data.yaml'), yaml)
+    writeFileSync(join(dir, 'src', 't', 'guest', 'data.json'), guest)
+    const opa = JSON.parse(runOpa(['eval', '-f', 'json', '-d', join(dir, 'src'), 'data.t'])) as { result: Array<{ expressions: Array<{ value: unknown }> }> }
+    const expected = opa.result[0]?.expressions[0]?.value
+    assert.deepEqual(expected, { cfg: { mode: 'strict' }, guest: { admin_override: true, mode: 'strict' } })
+    const manifest = { name: '/.manifest', content: '{"roots":["t"]}' }
+    for (const order of [['yaml', 'json'], ['json', 'yaml']]) {
+      const members = order.map((m) => m === 'yaml' ? { name: '/t/data.yaml', content: yaml } : { name: '/t/guest/data.json', content: guest })
+      const out = join(dir, `order-${order.join('-')}.tar.gz`)
+      writeFileSync(out, await tarGz([manifest, ...members]))
+      assert.deepEqual((await loadBundle(out)).data, { t: expected }, order.join(' first, then '))
+    }
+  })
+
   test('a .tar.gz: manifest, wasm, data from data.json and a nested data.yaml merged by path', async (t) => {
     const dir = tempDir(t)
     const b = await loadBundle(buildFixture('basic', dir, { revision: 'rev-42' }))
