@@ -233,12 +233,13 @@ function literalEnd (src: Buffer, i: number, word: string): number {
 }
 
 /** Byte order of the contents of two simple string literals (quotes excluded). */
-function compareRaw (src: Buffer, as: number, ae: number, bs: number, be: number): number {
+/** Byte order of a[as..ae) against b[bs..be) (a JavaScript loop: the ranges are short keys, a native call costs more). */
+function compareRange (a: Buffer, as: number, ae: number, b: Buffer, bs: number, be: number): number {
   const la = ae - as
   const lb = be - bs
   const l = la < lb ? la : lb
   for (let k = 0; k < l; k++) {
-    const d = (src[as + k] as number) - (src[bs + k] as number)
+    const d = (a[as + k] as number) - (b[bs + k] as number)
     if (d !== 0) return d
   }
   return la - lb
@@ -278,7 +279,7 @@ function scan (src: Buffer, maxDepth: number): ContainerIndex {
       prevKeyStart[top] = -1
     } else {
       if ((prevKeyStart[top] as number) >= 0) {
-        const d = compareRaw(src, prevKeyStart[top] as number, prevKeyEnd[top] as number, i + 1, e - 1)
+        const d = compareRange(src, prevKeyStart[top] as number, prevKeyEnd[top] as number, src, i + 1, e - 1)
         // a key repeated right after itself is refused here already (pass 2 finds the others)
         if (d === 0) syntaxError(i, 'duplicate key')
         if (d > 0) flat[top] = 0
@@ -424,14 +425,10 @@ class Members {
     let sa: number, ea: number, sb: number, eb: number
     if (this.keyStart[a] === NONE) { sa = (this.rawStart[a] as number) + 1; ea = (this.rawEnd[a] as number) - 1 } else { ba = this.arena; sa = this.keyStart[a] as number; ea = this.keyEnd[a] as number }
     if (this.keyStart[b] === NONE) { sb = (this.rawStart[b] as number) + 1; eb = (this.rawEnd[b] as number) - 1 } else { bb = this.arena; sb = this.keyStart[b] as number; eb = this.keyEnd[b] as number }
-    const la = ea - sa
-    const lb = eb - sb
-    const l = la < lb ? la : lb
-    for (let k = 4; k < l; k++) {
-      const d = (ba[sa + k] as number) - (bb[sb + k] as number)
-      if (d !== 0) return d
-    }
-    return la - lb
+    // the first 4 bytes are equal (the prefixes are, zero-padded: a shorter key has no more)
+    const ta = Math.min(sa + 4, ea)
+    const tb = Math.min(sb + 4, eb)
+    return compareRange(ba, ta, ea, bb, tb, eb) || (ea - sa) - (eb - sb)
   }
 }
 

@@ -12,7 +12,7 @@
  * docs/policies.md §5). JSON files of 1 MiB or more are hashed on a worker thread.
  */
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto'
-import { Worker } from 'node:worker_threads'
+import { startWorker } from '../worker-thread.js'
 import { BundleError } from '../errors.js'
 import { goCanonicalJson } from '../canonical-json.js'
 import { writeOpaCanonicalJson } from './canonical-hash.js'
@@ -154,16 +154,7 @@ export const OFF_THREAD_HASH_BYTES = 1 << 20
  */
 export async function hashFilesOffThread (jobs: HashJob[]): Promise<Array<string | Error>> {
   if (jobs.length === 0) return []
-  const self = new URL(import.meta.url)
-  let worker: Worker
-  if (self.pathname.endsWith('.ts')) {
-    // From TypeScript sources (tests under tsx): the worker registers tsx, then imports its entry (as data-loader.ts does).
-    const tsx = import.meta.resolve('tsx/esm/api')
-    const entry = new URL('./canonical-hash-worker.ts', self).href
-    worker = new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}) })`, { eval: true })
-  } else {
-    worker = new Worker(new URL('./canonical-hash-worker.js', self))
-  }
+  const worker = startWorker(import.meta.url, 'canonical-hash-worker')
   try {
     const reply = await new Promise<{ results: HashResult[] }>((resolve, reject) => {
       worker.once('message', resolve)

@@ -22,7 +22,7 @@
  * file, the worker thread, the image's base address.
  */
 import { isUtf8 } from 'node:buffer'
-import { Worker } from 'node:worker_threads'
+import { startWorker } from '../worker-thread.js'
 import { BundleError, type ErrorCode } from '../errors.js'
 import { DataImage } from './data-image.js'
 import { PAGE } from './data-layout.js'
@@ -92,17 +92,7 @@ export async function buildDataImageOffThread (docs: DataDocument[], opts: Build
   const total = docs.reduce((s, d) => s + d.json.length, 0)
   if (total < OFF_THREAD_MIN_BYTES) return buildDataImage(docs, opts)
   // The worker runs the same module file: .ts under tsx (tests), .js when built.
-  const self = new URL(import.meta.url)
-  let worker: Worker
-  if (self.pathname.endsWith('.ts')) {
-    // Running from TypeScript sources (tests under tsx): a worker's own entry is loaded before
-    // an inherited --import takes effect, so the worker registers tsx and then imports it.
-    const tsx = import.meta.resolve('tsx/esm/api')
-    const entry = new URL('./data-image-worker.ts', self).href
-    worker = new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}) })`, { eval: true })
-  } else {
-    worker = new Worker(new URL('./data-image-worker.js', self))
-  }
+  const worker = startWorker(import.meta.url, 'data-image-worker')
   try {
     const reply = await new Promise<{ ok: true, buffer: ArrayBuffer, base: number, end: number, root: number } | { ok: false, code?: ErrorCode, message: string, details?: Record<string, unknown> }>((resolve, reject) => {
       worker.once('message', resolve)
