@@ -102,6 +102,8 @@ export const serveCommand: Command = {
         cluster.isWorker ? import('../server/workers.js') : undefined,
       ])
       const hooks = workerGroup?.workerHooks()
+      // a group's workers build large data images one at a time (server/workers.ts)
+      if (hooks !== undefined) (await import('../policy/data-loader.js')).setBuildSlot(hooks.buildSlot)
       const runtime = await createRuntime(config, hooks ?? {}, { logger, listeners: [envoyExtAuthz] })
       hooks?.bindLocalFlush(() => runtime.decisions.flushCache())
       const url = await runtime.start()

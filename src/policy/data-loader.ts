@@ -84,6 +84,18 @@ export function buildDataImage (docs: DataDocument[], opts: BuildOptions): DataI
 export const OFF_THREAD_MIN_BYTES = 1 << 20
 
 /**
+ * The process group's build slot, when this process is one worker of several
+ * (server/workers.ts): a large image is built only while holding it, so that the workers of a
+ * group build one after another instead of all at once. Unset (one process): no waiting.
+ */
+let buildSlot: (() => Promise<() => void>) | undefined
+
+/** Installs the group's build slot (cli/serve.ts, in a worker, before any bundle loads). */
+export function setBuildSlot (slot: (() => Promise<() => void>) | undefined): void {
+  buildSlot = slot
+}
+
+/**
  * buildDataImage on a worker thread, so that the event loop keeps answering decisions while
  * tens of megabytes are parsed; only the final copy of the segment into a memory happens here.
  * Small data is built in place. Rejects with the same BundleError codes.
@@ -91,6 +103,15 @@ export const OFF_THREAD_MIN_BYTES = 1 << 20
 export async function buildDataImageOffThread (docs: DataDocument[], opts: BuildOptions): Promise<DataImage> {
   const total = docs.reduce((s, d) => s + d.json.length, 0)
   if (total < OFF_THREAD_MIN_BYTES) return buildDataImage(docs, opts)
+  const release = buildSlot === undefined ? undefined : await buildSlot()
+  try {
+    return await buildOffThread(docs, opts)
+  } finally {
+    release?.()
+  }
+}
+
+async function buildOffThread (docs: DataDocument[], opts: BuildOptions): Promise<DataImage> {
   // The worker runs the same module file: .ts under tsx (tests), .js when built.
   const worker = startWorker(import.meta.url, 'data-image-worker')
   try {

@@ -5,7 +5,11 @@
  * aggregate of all workers (prom-client AggregatorRegistry), and a cache flush reaches every
  * worker. Crashed workers are replaced (with backoff) in their slot (PORTCULLIS_WORKER_SLOT, the
  * worker's audit stream); SIGTERM/SIGINT shut the group down
- * gracefully and the primary exits 0 once every worker has.
+ * gracefully and the primary exits 0 once every worker has. Large data images (a bundle's
+ * data of 1 MiB or more) are built one worker at a time: each build takes a core for about a
+ * second per 40 MB, and N workers building at once after a bundle change would take every
+ * core from the decisions being answered meanwhile (issue 12, p99 during a hot reload) and
+ * from the first worker's start.
  */
 import cluster, { type Worker } from 'node:cluster'
 import { randomUUID } from 'node:crypto'
@@ -28,6 +32,10 @@ type Msg =
   | { t: 'portcullis:job:update', kind: string, job: string, view: JobView }
   | { t: 'portcullis:job:get', id: string, kind: string, job: string }
   | { t: 'portcullis:job:get:reply', id: string, view: JobView | null }
+  // the group's one build slot for large data images (policy/data-loader.ts setBuildSlot)
+  | { t: 'portcullis:build:claim', id: string }
+  | { t: 'portcullis:build:grant', id: string }
+  | { t: 'portcullis:build:release', id: string }
 
 const isMsg = (m: unknown): m is Msg => typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string' && (m as { t: string }).t.startsWith('portcullis:')
 
@@ -46,6 +54,7 @@ export function runPrimary (opts: PrimaryOptions): Promise<void> {
   const pendingFlush = new Map<string, { from: Worker, left: number, n: number }>()
   const jobs = new LocalJobRegistry()
   const jobOwners = new Map<number, Array<{ kind: string, job: string }>>() // worker id -> jobs it claimed
+  const builds = new BuildSlot((w, id) => { log.info({ worker: w.id, slot: slots.get(w.id), claim: id }, 'data image build slot granted') })
 
   // Each worker has a stable slot 1..N (PORTCULLIS_WORKER_SLOT): its audit stream is `w<slot>`,
   // and a replacement for a crashed worker takes over its slot, so it continues that stream.
@@ -84,6 +93,13 @@ export function runPrimary (opts: PrimaryOptions): Promise<void> {
         w.send({ t: 'portcullis:job:claim:reply', id: m.id, ok: r.ok, ...(r.ok ? {} : { running: r.running }) })
         return
       }
+      case 'portcullis:build:claim':
+        builds.claim(w, m.id)
+        return
+      case 'portcullis:build:release':
+        if (builds.holder === m.id) log.info({ worker: w.id, slot: slots.get(w.id), claim: m.id }, 'data image build slot released')
+        builds.release(m.id)
+        return
       case 'portcullis:job:update':
         jobs.update(m.kind, m.job, m.view)
         return
@@ -110,6 +126,7 @@ export function runPrimary (opts: PrimaryOptions): Promise<void> {
         if (Object.keys(cluster.workers ?? {}).length === 0) resolve()
         return
       }
+      builds.forget(w)
       for (const j of jobOwners.get(w.id) ?? []) jobs.abandon(j.kind, j.job)
       jobOwners.delete(w.id)
       const slot = slots.get(w.id) ?? 1
@@ -135,9 +152,64 @@ export function runPrimary (opts: PrimaryOptions): Promise<void> {
   })
 }
 
+/**
+ * The primary's build slot: claims are granted one at a time in arrival order; a release (or
+ * the holder's exit) grants the next. A release of a claim still waiting withdraws it.
+ */
+type SlotWorker = Pick<Worker, 'id' | 'send' | 'isConnected'>
+
+export class BuildSlot {
+  readonly #queue: Array<{ w: SlotWorker, id: string }> = []
+  #holder: { w: SlotWorker, id: string } | undefined
+
+  constructor (private readonly onGrant?: (w: SlotWorker, id: string) => void) {}
+
+  claim (w: SlotWorker, id: string): void {
+    this.#queue.push({ w, id })
+    this.#grant()
+  }
+
+  release (id: string): void {
+    if (this.#holder?.id === id) this.#holder = undefined
+    else {
+      const i = this.#queue.findIndex((c) => c.id === id)
+      if (i >= 0) this.#queue.splice(i, 1)
+    }
+    this.#grant()
+  }
+
+  /** A worker that exited: its slot and its waiting claims are dropped. */
+  forget (w: SlotWorker): void {
+    if (this.#holder?.w === w) this.#holder = undefined
+    for (let i = this.#queue.length - 1; i >= 0; i--) if (this.#queue[i]?.w === w) this.#queue.splice(i, 1)
+    this.#grant()
+  }
+
+  /** The claim holding the slot, if any (for tests and status). */
+  get holder (): string | undefined { return this.#holder?.id }
+
+  #grant (): void {
+    while (this.#holder === undefined && this.#queue.length > 0) {
+      const next = this.#queue.shift() as { w: SlotWorker, id: string }
+      if (!next.w.isConnected()) continue
+      this.#holder = next
+      this.onGrant?.(next.w, next.id)
+      next.w.send({ t: 'portcullis:build:grant', id: next.id })
+    }
+  }
+}
+
+/**
+ * How long a worker waits for the build slot before it builds anyway: the slot only spreads
+ * CPU, so a primary that does not answer (or a long queue) must never hold a bundle back.
+ */
+const BUILD_SLOT_WAIT_MS = 30_000
+
 export interface WorkerHooks extends RuntimeHooks {
   /** Tells the hooks how this worker empties its own cache (the runtime exists after the hooks). */
   bindLocalFlush: (fn: () => number) => void
+  /** Waits for the group's build slot; resolves to its release (policy/data-loader.ts setBuildSlot). */
+  buildSlot: () => Promise<() => void>
 }
 
 /** In a worker: hooks that reach the whole group through the primary. */
@@ -150,6 +222,7 @@ export function workerHooks (): WorkerHooks {
     else if (m.t === 'portcullis:flush:reply') pending.get(m.id)?.(m.n)
     else if (m.t === 'portcullis:job:claim:reply') pending.get(m.id)?.(m)
     else if (m.t === 'portcullis:job:get:reply') pending.get(m.id)?.(m.view)
+    else if (m.t === 'portcullis:build:grant') pending.get(m.id)?.(true)
     else if (m.t === 'portcullis:flush:do') process.send?.({ t: 'portcullis:flush:done', id: m.id, n: flushLocal?.() ?? 0 })
   })
   const ask = <T>(msg: Msg & { id: string }, timeoutMs = 5000): Promise<T> => new Promise((resolve, reject) => {
@@ -178,6 +251,20 @@ export function workerHooks (): WorkerHooks {
     metricsText: () => ask<string>({ t: 'portcullis:metrics', id: randomUUID() }),
     flushCache: () => ask<number>({ t: 'portcullis:flush', id: randomUUID() }),
     bindLocalFlush: (fn: () => number) => { flushLocal = fn },
+    buildSlot: () => new Promise((resolve) => {
+      const id = randomUUID()
+      let released = false
+      // Sent once, granted or not: it frees the slot, or withdraws a claim still waiting.
+      const release = (): void => {
+        if (released) return
+        released = true
+        process.send?.({ t: 'portcullis:build:release', id })
+      }
+      const timer = setTimeout(() => { pending.delete(id); resolve(release) }, BUILD_SLOT_WAIT_MS)
+      timer.unref()
+      pending.set(id, () => { clearTimeout(timer); pending.delete(id); resolve(release) })
+      process.send?.({ t: 'portcullis:build:claim', id })
+    }),
   }
 }
 

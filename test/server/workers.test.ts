@@ -5,10 +5,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { request } from 'node:http'
-import { writeFileSync } from 'node:fs'
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { bundlesCopy } from '../helpers/runtime.js'
 import { tempDir } from '../helpers/opa.js'
+import { buildBundleDir } from '../helpers/bundles.js'
 import { verifiedCaller, type VerifiedCaller } from '../helpers/identity.js'
 import { serveChild, type ServeChild } from '../helpers/serve.js'
 
@@ -93,4 +94,55 @@ test('each worker has a stable slot (its audit stream w<slot>): a crashed worker
   assert.notEqual(replacement.pid, victim.pid)
   child.kill('SIGTERM')
   await exited
+})
+
+test('the workers of a group build large data images one at a time (the build slot), at start and on a hot reload', async (t) => {
+  const dir = tempDir(t)
+  // A bundle whose data.json is over the off-thread threshold (1 MiB), built by the real opa.
+  const build = (revision: string): string => {
+    const src = join(dir, `src-${revision}`)
+    mkdirSync(join(src, 'big'), { recursive: true })
+    writeFileSync(join(src, 'big', 'policy.rego'), 'package big\nimport rego.v1\ndefault allow := false\nallow if data.big.users[input.user].rev == input.rev\n')
+    const users: Record<string, { rev: string, pad: string }> = {}
+    for (let i = 0; i < 12_000; i++) users[`u${i}`] = { rev: revision, pad: 'x'.repeat(100) }
+    writeFileSync(join(src, 'big', 'data.json'), JSON.stringify({ users }))
+    return buildBundleDir(src, join(dir, `big-${revision}.tar.gz`), { revision, extraArgs: ['-e', 'big/allow'] })
+  }
+  const bundles = join(dir, 'bundles')
+  mkdirSync(bundles)
+  renameSync(build('r1'), join(bundles, 'big.tar.gz'))
+  const config = join(dir, 'portcullis.yaml')
+  writeFileSync(config, `server:\n  addr: 127.0.0.1:0\nbundles:\n  dir: ${bundles}\n  watch: true\nlogging:\n  level: info\n`)
+  const { child, url, lines, exited } = await serveChild(t, ['--config', config], { workers: 2, timeoutMs: 60_000 })
+  const events = (): string[] => lines.filter((l) => typeof l.msg === 'string' && (l.msg as string).startsWith('data image build slot')).map((l) => `${l.msg === 'data image build slot granted' ? 'grant' : 'release'}:${String(l.claim)}`)
+  const waitFor = async (what: string, ok: () => boolean | Promise<boolean>): Promise<void> => {
+    for (let i = 0; i < 600; i++) { if (await ok()) return; await new Promise((resolve) => setTimeout(resolve, 100)) }
+    assert.fail(`timed out waiting for ${what}; slot events: ${events().join(' ')}`)
+  }
+  /** Every one of 12 fresh connections (both workers) answers true for revision `rev`. */
+  const allAnswer = async (rev: string): Promise<boolean> => {
+    for (let i = 0; i < 12; i++) {
+      const r = await fetch(`${url}/v1/data/big/allow`, { method: 'POST', body: JSON.stringify({ input: { user: 'u11999', rev } }), headers: { connection: 'close' } })
+      if ((await r.json() as { result?: unknown }).result !== true) return false
+    }
+    return true
+  }
+  /** Grants and releases alternate, each release for the claim just granted: never two builds at once. */
+  const oneAtATime = (n: number): void => {
+    const e = events()
+    assert.equal(e.length, 2 * n, `slot events: ${e.join(' ')}`)
+    for (let i = 0; i < e.length; i += 2) {
+      assert.match(e[i] as string, /^grant:/, e.join(' '))
+      assert.equal(e[i + 1], `release:${(e[i] as string).slice('grant:'.length)}`, e.join(' '))
+    }
+  }
+  await waitFor('both workers to answer with r1', async () => await allAnswer('r1'))
+  await waitFor('two builds', () => events().length >= 4)
+  oneAtATime(2)
+  renameSync(build('r2'), join(bundles, 'big.tar.gz'))
+  await waitFor('both workers to answer with r2', async () => await allAnswer('r2'))
+  await waitFor('four builds', () => events().length >= 8)
+  oneAtATime(4)
+  child.kill('SIGTERM')
+  assert.equal(await exited, 0)
 })
