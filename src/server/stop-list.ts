@@ -56,12 +56,18 @@ export class StopList {
   }
 
   /**
-   * Stops a started process: every stop, newest first, each awaited before the next; the first
-   * that fails ends the sequence with its error.
+   * Stops a started process: every stop, newest first, each awaited before the next. A stop
+   * that fails does not keep the rest from running — a listener that fails to close must not
+   * leave the audit trail unflushed, its lock held or the shipper's last upload unsent — and
+   * the first failure is rethrown once all have run.
    */
   async stop (graceMs: number): Promise<void> {
     const startedAt = Date.now()
     const ctx: StopContext = { graceMs, remainingMs: () => Math.max(0, graceMs - (Date.now() - startedAt)) }
-    for (const stop of this.#stops.splice(0).reverse()) await stop(ctx)
+    let failure: { err: unknown } | undefined
+    for (const stop of this.#stops.splice(0).reverse()) {
+      try { await stop(ctx) } catch (err) { failure ??= { err } }
+    }
+    if (failure !== undefined) throw failure.err
   }
 }

@@ -29,15 +29,16 @@ test('stop() runs every stop newest first, each awaited before the next, with th
   assert.equal(ran.length, 4)
 })
 
-test('stop() ends with the first error: later stops do not run', async () => {
+test('stop() runs every stop past one that fails, then rethrows the first failure', async () => {
   const stops = new StopList()
   const ran: string[] = []
   const boom = new Error('close failed')
   stops.add(() => { ran.push('first registered') })
-  stops.add(() => { throw boom })
+  stops.add(() => { throw new Error('a later failure') })
+  stops.add(async () => { await Promise.resolve(); throw boom })
   stops.add(() => { ran.push('last registered') })
   await assert.rejects(stops.stop(0), (err) => err === boom)
-  assert.deepEqual(ran, ['last registered'])
+  assert.deepEqual(ran, ['last registered', 'first registered'])
 })
 
 test('a failed step unwinds everything registered so far, newest first, past stops that fail, and rethrows', async () => {

@@ -133,7 +133,11 @@ export class WorkloadApi extends EventEmitter {
    * closed); the stream's next good message serves again.
    */
   #dropSvid (why: string): void {
-    if (this.#svid === undefined) return
+    if (this.#svid === undefined) {
+      // nothing served yet: still say why nothing will be (e.g. the first message lacks the hint)
+      this.#log.warn?.({ code: 'PORTCULLIS_WORKLOAD_API_UNAVAILABLE', reason: why }, 'workload api: no serving SVID; TLS handshakes are refused')
+      return
+    }
     this.#log.warn?.({ code: 'PORTCULLIS_WORKLOAD_API_UNAVAILABLE', spiffe_id: this.#svid.spiffeId, reason: why }, 'workload api: serving SVID removed; new TLS handshakes are refused')
     this.#svid = undefined
     this.emit('svid-removed')
@@ -169,8 +173,9 @@ export class WorkloadApi extends EventEmitter {
    */
   ready (): boolean {
     if (this.#svidExpired() || this.#svidRemoved()) return false
-    if (!this.config.ready_requires_update) return true
+    // rule (1) holds whatever ready_requires_update says: no SVID held, no TLS served
     if (this.config.serving_svid && this.#svid === undefined) return false
+    if (!this.config.ready_requires_update) return true
     return this.#counted().every(([, s]) => s.updated)
   }
 

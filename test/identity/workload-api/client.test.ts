@@ -388,6 +388,51 @@ describe('Workload API client (scripted agent: cases SPIRE cannot produce)', () 
     await removal({ spiffe_id: 'spiffe://example.org/two' }, ['', ''], 'without-two')
   })
 
+  test('with ready_requires_update: false, no SVID held is still not ready: before the first, and after PermissionDenied drops it', async () => {
+    const ID = 'spiffe://example.org/one'
+    const now = Date.now()
+    const valid = { notBefore: new Date(now - HOUR), notAfter: new Date(now + HOUR) }
+    const leaf = await makeLeaf({ issuer: a.root, uris: [ID], ...valid })
+    const msg = { svids: [{ spiffe_id: ID, x509_svid: leaf.der, x509_svid_key: createPrivateKey(await privateKeyPem(leaf)).export({ format: 'der', type: 'pkcs8' }), bundle: a.root.der, hint: 'h' }] }
+    let deny: (() => void) | undefined
+    let serve = false
+    agent.handle('FetchX509SVID', (call) => {
+      deny = () => { call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: 'no identity issued' }) }
+      if (serve) call.write(msg)
+    })
+    const warnings: string[] = []
+    const w = new WorkloadApi(config(agent.endpoint, { trust_bundles: false, serving_svid: true, svid_hint: 'h', ready_requires_update: false }), { logger: { warn: (_o: unknown, m: string) => { warnings.push(m) } } as never })
+    closers.push(() => w.close())
+    w.start({})
+    await waitFor(() => deny !== undefined, 'the stream open')
+    assert.equal(w.ready(), false, 'no SVID yet')
+    serve = true
+    deny?.() // the client reconnects; this time the agent sends the SVID
+    await waitFor(() => w.svid !== undefined, 'the SVID')
+    assert.equal(w.ready(), true)
+    serve = false
+    deny?.()
+    await waitFor(() => w.svid === undefined, 'the SVID dropped by PermissionDenied')
+    assert.equal(w.ready(), false)
+    assert.ok(warnings.some((m) => m.includes('serving SVID removed')), warnings.join('; '))
+  })
+
+  test('a first message without the configured svid_hint serves nothing and says why', async () => {
+    const ID = 'spiffe://example.org/one'
+    const now = Date.now()
+    const leaf = await makeLeaf({ issuer: a.root, uris: [ID], notBefore: new Date(now - HOUR), notAfter: new Date(now + HOUR) })
+    agent.handle('FetchX509SVID', async (call) => { call.write({ svids: [{ spiffe_id: ID, x509_svid: leaf.der, x509_svid_key: createPrivateKey(await privateKeyPem(leaf)).export({ format: 'der', type: 'pkcs8' }), bundle: a.root.der, hint: 'other' }] }) })
+    const warnings: Array<Record<string, unknown>> = []
+    const w = new WorkloadApi(config(agent.endpoint, { trust_bundles: false, serving_svid: true, svid_hint: 'h' }), { logger: { warn: (o: Record<string, unknown>) => { warnings.push(o) } } as never })
+    closers.push(() => w.close())
+    w.start({})
+    await waitFor(() => w.status().streams.x509_svid?.updated === true, 'the message')
+    assert.equal(w.svid, undefined)
+    assert.equal(w.ready(), false)
+    assert.equal(w.status().state, 'ERROR')
+    assert.ok(warnings.some((o) => o.code === 'PORTCULLIS_WORKLOAD_API_UNAVAILABLE' && String(o.reason).includes('"h"')), JSON.stringify(warnings))
+  })
+
   test('the configured svid_hint missing from a later message is a removal too: the SVID served is always one the agent issues now', async () => {
     // the agent now issues the same SVID under another hint: the hint no longer names one
     await removal({ svid_hint: 'external' }, ['internal', 'external'], ['internal', 'renamed'])
