@@ -142,7 +142,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     identity?.on('trust-change', () => { gate.invalidate() })
   }
   const cache = config.cache.enabled ? new DecisionCache({ maxEntries: config.cache.max_entries, ttlMs: config.cache.ttl_ms, metrics }) : undefined
-  const decisions = new DecisionService({
+  const decisions = await stops.step(() => new DecisionService({
     manager,
     metrics,
     strictBuiltinErrors: config.policy.strict_builtin_errors,
@@ -153,7 +153,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     ...(identity !== undefined
       ? { identity: { verifier: identity, onMissing: config.identity?.on_missing ?? 'deny', onRejected: config.identity?.on_rejected ?? 'deny' } }
       : {}),
-  })
+  }))
   // A trust-bundle change can turn an accepted identity into a rejected one: cached decisions go too.
   identity?.on('trust-change', () => { decisions.flushCache() })
 
@@ -163,7 +163,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
   audit = await stops.step(async () => config.audit.enabled || config.decision_logs.console
     ? await (await import('../audit/trail.js')).openAuditTrail(config, { stream: opts.auditStream ?? auditStream(), metrics, logger: logger.child({ component: 'audit' }), consoleLogger: logger })
     : undefined)
-  audit?.install(decisions)
+  await stops.step(() => { audit?.install(decisions) })
 
   let watcher: BundleWatcher | undefined
   // The bundles watcher opens below, after the Workload API and the downloaders, and stops after them.
