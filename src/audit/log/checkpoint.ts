@@ -5,7 +5,10 @@
  * read it. See docs/audit.md "Checkpoints".
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto'
-import { PortcullisError } from '../../errors.js'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Logger } from '../../log.js'
+import { errnoOf, invalid } from './errors.js'
 import { HASH_SIZE } from './tree.js'
 
 export interface Checkpoint {
@@ -24,10 +27,6 @@ export interface Checkpoint {
 /** C2SP signed-note: the em dash that starts a signature line. */
 const SIG_PREFIX = '\u2014 '
 const ED25519_TYPE = 0x01
-
-function invalid (msg: string): PortcullisError {
-  return new PortcullisError('PORTCULLIS_AUDIT_INVALID', msg)
-}
 
 /** The extension line (C2SP tlog-checkpoint allows lines after the root) that signs retention. */
 const RETAINED_RE = /^retained (0|[1-9][0-9]*)$/
@@ -200,4 +199,41 @@ export function lastNoteInTail (tail: string): { note: string, start: number, en
     end = nl + 1
   }
   return { note: Buffer.from(tail.slice(start, end), 'latin1').toString('utf8'), start, end }
+}
+
+/**
+ * Loads the checkpoint signing key: the configured PKCS#8 PEM file, else
+ * `<dir>/checkpoint-key.pem`, generated (0600, with its public half beside it) when missing.
+ */
+export async function loadCheckpointKey (dir: string, keyFile: string | undefined, logger: Logger): Promise<KeyObject> {
+  let pem: string
+  if (keyFile !== undefined) {
+    try { pem = await readFile(keyFile, 'utf8') } catch (err) {
+      throw invalid(`cannot read the audit checkpoint key ${keyFile}: ${(err as Error).message}`, { file: keyFile })
+    }
+  } else {
+    const file = join(dir, 'checkpoint-key.pem')
+    try {
+      pem = await readFile(file, 'utf8')
+    } catch (err) {
+      if (errnoOf(err) !== 'ENOENT') throw err
+      const pair = generateCheckpointKey()
+      try {
+        await writeFile(file, pair.privateKeyPem, { mode: 0o600, flag: 'wx' })
+        await writeFile(join(dir, 'checkpoint-key.pub.pem'), pair.publicKeyPem, { mode: 0o644 })
+        logger.warn({ key: file, publicKey: join(dir, 'checkpoint-key.pub.pem') },
+          'generated an audit checkpoint key: auditors must pin checkpoint-key.pub.pem (outside this host) — a key stored beside the log proves nothing by itself')
+        pem = pair.privateKeyPem
+      } catch (e) {
+        if (errnoOf(e) !== 'EEXIST') throw e
+        pem = await readFile(file, 'utf8') // another stream's writer generated it first
+      }
+    }
+  }
+  let key: KeyObject
+  try { key = createPrivateKey(pem) } catch (err) {
+    throw invalid(`audit checkpoint key is not a PEM private key: ${(err as Error).message}`, { file: keyFile })
+  }
+  if (key.asymmetricKeyType !== 'ed25519') throw invalid(`audit checkpoint key must be Ed25519, not ${String(key.asymmetricKeyType)}`, { file: keyFile })
+  return key
 }

@@ -7,14 +7,10 @@
 import { closeSync, openSync, fstatSync } from 'node:fs'
 import { readFile, readdir, stat, open } from 'node:fs/promises'
 import { join } from 'node:path'
-import { PortcullisError } from '../../errors.js'
+import { invalid } from './errors.js'
 import { lastNoteInTail, parseCheckpoint, splitCheckpointNotes, type Checkpoint } from './checkpoint.js'
 import { HashesFileReader, STREAM_RE, listSegments, recordSeq, segmentLineBatches, streamPaths, type StreamPaths } from './layout.js'
 import { HASH_SIZE, consistencyProof, inclusionProof, treeRoot, treeSizeForStoredCount } from './tree.js'
-
-function invalid (msg: string, details: Record<string, unknown> = {}): PortcullisError {
-  return new PortcullisError('PORTCULLIS_AUDIT_INVALID', msg, details)
-}
 
 /**
  * An event's timestamp is taken when its decision starts, and its record is written after that

@@ -15,16 +15,18 @@
  * - Opening reads only the tail: the last record of the active segment, the last checkpoint,
  *   and the records written since that checkpoint (whose stored hashes are recomputed).
  */
-import { constants as fsConstants, existsSync, openSync, closeSync, writeSync } from 'node:fs'
-import { chmod, mkdir, open, readFile, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises'
+import { constants as fsConstants, openSync, closeSync, writeSync } from 'node:fs'
+import { mkdir, open, readFile, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { hostname } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { createPrivateKey, type KeyObject } from 'node:crypto'
+import { join, resolve } from 'node:path'
+import type { KeyObject } from 'node:crypto'
 import { PortcullisError } from '../../errors.js'
 import { silentLogger, type Logger } from '../../log.js'
 import type { Metrics } from '../../metrics/index.js'
 import type { AuditSink, Durability } from './contract.js'
-import { formatCheckpoint, generateCheckpointKey, lastNoteInTail, parseCheckpoint, signCheckpoint, type Checkpoint } from './checkpoint.js'
+import { formatCheckpoint, lastNoteInTail, loadCheckpointKey, parseCheckpoint, signCheckpoint, type Checkpoint } from './checkpoint.js'
+import { errnoOf, invalid, unavailable } from './errors.js'
+import { fsyncDir, isJson, openRw, openSegment, pidAlive, readLastLines, writeFully } from './files.js'
 import { HashesFileReader, listSegments, recordSeq, recordText, segmentLineBatches, segmentName, streamPaths, type RetentionEntry, type SegmentRef, type StreamPaths } from './layout.js'
 import { CompactRange, HASH_SIZE, leafHash, storedHashCount, storedHashIndex, treeRoot } from './tree.js'
 import { readCursor } from './ship-cursor.js'
@@ -95,74 +97,6 @@ const MAX_TORN_LINES = 16
 
 /** Streams this process holds, so the same stream is never opened twice in one process either. */
 const openStreams = new Set<string>()
-
-function unavailable (msg: string, details: Record<string, unknown> = {}, cause?: unknown): PortcullisError {
-  return new PortcullisError('PORTCULLIS_AUDIT_UNAVAILABLE', msg, details, cause === undefined ? undefined : { cause })
-}
-
-function invalid (msg: string, details: Record<string, unknown> = {}): PortcullisError {
-  return new PortcullisError('PORTCULLIS_AUDIT_INVALID', msg, details)
-}
-
-function errnoOf (err: unknown): string {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code
-  return typeof code === 'string' ? code : 'EUNKNOWN'
-}
-
-function pidAlive (pid: number): boolean {
-  try { process.kill(pid, 0); return true } catch (err) { return errnoOf(err) === 'EPERM' }
-}
-
-async function fsyncDir (path: string): Promise<void> {
-  const fh = await open(path, fsConstants.O_RDONLY)
-  try { await fh.sync() } finally { await fh.close() }
-}
-
-async function writeFully (fh: FileHandle, buf: Buffer, position: number): Promise<void> {
-  let off = 0
-  while (off < buf.length) {
-    const { bytesWritten } = await fh.write(buf, off, buf.length - off, position + off)
-    if (bytesWritten <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' })
-    off += bytesWritten
-  }
-}
-
-/**
- * Loads the checkpoint signing key: the configured PKCS#8 PEM file, else
- * `<dir>/checkpoint-key.pem`, generated (0600, with its public half beside it) when missing.
- */
-export async function loadCheckpointKey (dir: string, keyFile: string | undefined, logger: Logger): Promise<KeyObject> {
-  let pem: string
-  if (keyFile !== undefined) {
-    try { pem = await readFile(keyFile, 'utf8') } catch (err) {
-      throw invalid(`cannot read the audit checkpoint key ${keyFile}: ${(err as Error).message}`, { file: keyFile })
-    }
-  } else {
-    const file = join(dir, 'checkpoint-key.pem')
-    try {
-      pem = await readFile(file, 'utf8')
-    } catch (err) {
-      if (errnoOf(err) !== 'ENOENT') throw err
-      const pair = generateCheckpointKey()
-      try {
-        await writeFile(file, pair.privateKeyPem, { mode: 0o600, flag: 'wx' })
-        await writeFile(join(dir, 'checkpoint-key.pub.pem'), pair.publicKeyPem, { mode: 0o644 })
-        logger.warn({ key: file, publicKey: join(dir, 'checkpoint-key.pub.pem') },
-          'generated an audit checkpoint key: auditors must pin checkpoint-key.pub.pem (outside this host) — a key stored beside the log proves nothing by itself')
-        pem = pair.privateKeyPem
-      } catch (e) {
-        if (errnoOf(e) !== 'EEXIST') throw e
-        pem = await readFile(file, 'utf8') // another stream's writer generated it first
-      }
-    }
-  }
-  let key: KeyObject
-  try { key = createPrivateKey(pem) } catch (err) {
-    throw invalid(`audit checkpoint key is not a PEM private key: ${(err as Error).message}`, { file: keyFile })
-  }
-  if (key.asymmetricKeyType !== 'ed25519') throw invalid(`audit checkpoint key must be Ed25519, not ${String(key.asymmetricKeyType)}`, { file: keyFile })
-  return key
-}
 
 export class AuditLog implements AuditSink {
   private readonly opts: AuditLogOptions
@@ -902,49 +836,5 @@ export class AuditLog implements AuditSink {
     const buf = Buffer.concat(out)
     await writeFully(this.hashes, buf, this.hashesBytes)
     this.hashesBytes += buf.length
-  }
-}
-
-
-function isJson (b: Buffer): boolean {
-  try { JSON.parse(b.toString('utf8')); return true } catch { return false }
-}
-
-async function openRw (path: string, dsync = false): Promise<FileHandle> {
-  if (!existsSync(path)) await writeFile(path, '', { flag: 'a' })
-  return await open(path, dsync ? fsConstants.O_RDWR | fsConstants.O_DSYNC : 'r+')
-}
-
-/** A new (or empty leftover) segment file opened for positional writes. */
-async function openSegment (path: string, dsync: boolean): Promise<FileHandle> {
-  await mkdir(dirname(path), { recursive: true })
-  const fh = await openRw(path, dsync)
-  if ((await fh.stat()).size !== 0) {
-    await fh.close()
-    throw invalid(`audit segment ${path} already exists and is not empty`)
-  }
-  return fh
-}
-
-/** The last line (and the one before) ending at `end`, read backwards in growing windows. */
-async function readLastLines (fh: FileHandle, end: number): Promise<{ last: { bytes: Buffer, offset: number }, prev?: { bytes: Buffer, offset: number }, endsWithNewline: boolean }> {
-  let window = Math.min(end, 64 * 1024)
-  for (;;) {
-    const buf = Buffer.alloc(window)
-    await fh.read(buf, 0, window, end - window)
-    const base = end - window
-    const endsWithNewline = buf[window - 1] === 10
-    const body = endsWithNewline ? window - 1 : window
-    const nl1 = buf.lastIndexOf(10, body - 1)
-    const nl0 = nl1 > 0 ? buf.lastIndexOf(10, nl1 - 1) : -1
-    const enough = window === end || nl0 >= 0
-    if (enough) {
-      const lastStart = nl1 + 1
-      const last = { bytes: buf.subarray(lastStart, body), offset: base + lastStart }
-      if (nl1 < 0) return { last, endsWithNewline }
-      const prevStart = nl0 + 1
-      return { last, prev: { bytes: buf.subarray(prevStart, nl1), offset: base + prevStart }, endsWithNewline }
-    }
-    window = Math.min(end, window * 4)
   }
 }
