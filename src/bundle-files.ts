@@ -6,12 +6,23 @@
  */
 
 /**
+ * A bundle's data documents: `data.json`, `data.yaml` or `data.yml` by exact base name, at the
+ * bundle root or below. The one rule for what the loader reads as data, what a signature hashes
+ * as a parsed document (with `.manifest`) and what may never be excluded from a signature.
+ */
+export const DATA_FILE = /(^|\/)data\.(json|ya?ml)$/
+
+/** A data document written in YAML (`data.yaml`, `data.yml`). */
+export function isYamlDataFile (name: string): boolean {
+  return DATA_FILE.test(name) && !name.endsWith('.json')
+}
+
+/**
  * Files that feed a decision: the manifest (roots, entrypoints, wasm modules), wasm modules,
  * data documents and Rego sources. None of them may be left out of a bundle's signature.
  */
 export function decidesOutcome (name: string): boolean {
-  return name === '.manifest' || name.endsWith('/.manifest') || name.endsWith('.wasm') || name.endsWith('.rego') ||
-    /(^|\/)data\.(json|ya?ml)$/.test(name)
+  return name === '.manifest' || name.endsWith('/.manifest') || name.endsWith('.wasm') || name.endsWith('.rego') || DATA_FILE.test(name)
 }
 
 /**

@@ -15,6 +15,7 @@ import { DEFAULT_ARCHIVE_LIMITS, readBundleDir, readTarGz, type ArchiveLimits, t
 import { dataMember, isAncestorOf, rootContains, setDataMember, type PolicyBundle } from '../policy/bundle.js'
 import { parseManifest, type Manifest } from './manifest.js'
 import { excludeMatcher, excludedButUsed, verifyBundleSignature, type SignatureStatus, type SigningPolicy } from './verify.js'
+import { DATA_FILE } from '../bundle-files.js'
 
 /** A loaded, verified and validated bundle: what the engine needs (PolicyBundle) and what status and inspection report. */
 export interface Bundle extends PolicyBundle {
@@ -42,8 +43,6 @@ export interface LoadOptions extends SigningPolicy {
 
 export const DEFAULT_LARGE_DATA_BYTES = 1 << 20
 const DIGEST_SLICE = 1 << 20
-
-const DATA_FILE = /(^|\/)data\.(json|ya?ml)$/
 
 export function bundleNameOf (source: string): string {
   return basename(source).replace(/\.tar\.gz$|\.tgz$/, '')

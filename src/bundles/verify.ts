@@ -4,12 +4,12 @@
  * configured key id, else the JWS `kid`, else the payload's `keyid`; the JWS must verify with
  * that key's configured algorithm; the payload `scope` must equal the configured scope; the
  * signed file list must match the bundle's files exactly, and each file's hash must match
- * (JSON and YAML files hashed in canonical form, everything else as raw bytes).
+ * (data documents and `.manifest` hashed in canonical form, everything else as raw bytes).
  *
- * Stricter than OPA on purpose: a signed JSON file (or `.manifest`) with a repeated key, a lone
+ * Stricter than OPA on purpose: a signed `data.json` (or `.manifest`) with a repeated key, a lone
  * surrogate escape or invalid UTF-8 in a string is refused as PORTCULLIS_BUNDLE_DATA_INVALID,
  * because Go reads those otherwise than the loaders that use the file (canonical-hash.ts,
- * docs/policies.md §5). JSON files of 1 MiB or more are hashed on a worker thread.
+ * docs/policies.md §5). Those of 1 MiB or more are hashed on a worker thread.
  */
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto'
 import { startWorker } from '../worker-thread.js'
@@ -18,7 +18,7 @@ import { goCanonicalJson } from '../canonical-json.js'
 import { writeOpaCanonicalJson } from './canonical-hash.js'
 import { parse as parseYaml } from 'yaml'
 import type { BundleFiles } from './archive.js'
-import { decidesOutcome, excludeMatcher } from '../bundle-files.js'
+import { DATA_FILE, decidesOutcome, excludeMatcher, isYamlDataFile } from '../bundle-files.js'
 import type { HashJob, HashResult } from './canonical-hash-worker.js'
 
 export { decidesOutcome, excludeMatcher } from '../bundle-files.js'
@@ -73,21 +73,14 @@ const HASHES: Record<string, string> = {
 }
 
 /**
- * OPA's IsStructuredDoc: by exact base name, case-sensitive — the data files (`data.json`,
- * `data.yaml`, and `data.yml`, which OPA 1.22's `opa sign` hashes as structured too), the
- * manifest and the signatures file are hashed after parsing; every other file, including any
- * other `.json` or `.yaml` (fixtures, schemas), over its raw bytes. These are exactly the
- * names the loader reads as data (load.ts DATA_FILE) plus the manifest.
+ * OPA's IsStructuredDoc: by exact base name, case-sensitive — the data documents (`data.json`,
+ * `data.yaml`, and `data.yml`, which OPA 1.22's `opa sign` hashes as structured too: the same
+ * names the loader reads as data, bundle-files.ts DATA_FILE), the manifest and the signatures
+ * file are hashed after parsing; every other file, including any other `.json` or `.yaml`
+ * (fixtures, schemas), over its raw bytes.
  */
-const STRUCTURED_BASE_NAMES = new Set(['data.json', 'data.yaml', 'data.yml', '.manifest', '.signatures.json'])
-
 export function isStructuredFile (name: string): boolean {
-  return STRUCTURED_BASE_NAMES.has(name.slice(name.lastIndexOf('/') + 1))
-}
-
-/** A structured file written in YAML (data.yaml, data.yml). */
-function isYamlFile (name: string): boolean {
-  return name.endsWith('/data.yaml') || name.endsWith('/data.yml') || name === 'data.yaml' || name === 'data.yml'
+  return DATA_FILE.test(name) || name === '.manifest' || name.endsWith('/.manifest') || name === SIGNATURES_FILE || name.endsWith(`/${SIGNATURES_FILE}`)
 }
 
 /**
@@ -101,7 +94,7 @@ export function hashBundleFile (name: string, bytes: Buffer, algorithm: string):
   const nodeAlg = HASHES[algorithm]
   if (nodeAlg === undefined) throw new Error(`unsupported hashing algorithm ${algorithm}`)
   const h = createHash(nodeAlg)
-  if (isYamlFile(name)) {
+  if (isYamlDataFile(name)) {
     const value: unknown = parseYaml(bytes.toString('utf8'))
     refuseAmbiguousYaml(value)
     h.update(goCanonicalJson(value, { escapeHtml: false }), 'utf8')
@@ -262,7 +255,7 @@ export async function verifyBundleSignature (files: BundleFiles, source: string,
   const jobs: HashJob[] = []
   for (const [name, bytes] of files) {
     const entry = signed.get(name)
-    if (bytes.length >= OFF_THREAD_HASH_BYTES && isStructuredFile(name) && !isYamlFile(name) && name !== SIGNATURES_FILE &&
+    if (bytes.length >= OFF_THREAD_HASH_BYTES && isStructuredFile(name) && !isYamlDataFile(name) && name !== SIGNATURES_FILE &&
       !excluded(name) && entry !== undefined && HASHES[entry.algorithm] !== undefined) jobs.push({ name, bytes, algorithm: entry.algorithm })
   }
   const offThread = new Map<string, string | Error>()
