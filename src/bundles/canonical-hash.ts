@@ -1,6 +1,6 @@
 /**
  * OPA's canonical form of a JSON file, computed on the file's bytes and streamed into a hash
- * (bundle signatures: every JSON file of a signed bundle is hashed in this form).
+ * (bundle signatures: a signed bundle's `data.json` files and `.manifest` are hashed in this form).
  *
  * OPA (v1/bundle/verify.go, hash.go) decodes the file with json.Number — every number keeps
  * the digits it was written with — and walks the value: objects as `{` key `:` value `,` … `}`
@@ -77,7 +77,7 @@ const NONE = 0xffffffff
 
 /**
  * One object's members, in source order, in typed arrays grown by doubling (an object of
- * millions of members costs 24 bytes per member, not a JavaScript array element per field):
+ * millions of members costs 28 bytes per member, not a JavaScript array element per field):
  * the raw key literal, where the decoded key is (the literal's own bytes when it needs no
  * decoding, else a range of `arena`), the value's container ordinal, the sort order, and the
  * first four bytes of the decoded key (most comparisons end there).
@@ -122,7 +122,7 @@ class Members {
     this.arena = b
   }
 
-  /** Records member k's key bytes (a range of `buf`) and its 4-byte prefix. */
+  /** Records the first four bytes of member k's decoded key (a range of `buf`), zero-padded. */
   setKey (k: number, buf: Buffer, s: number, e: number): void {
     let p = 0
     for (let q = 0; q < 4; q++) p = p * 256 + (s + q < e ? buf[s + q] as number : 0)

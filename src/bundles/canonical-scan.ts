@@ -166,7 +166,6 @@ function literalEnd (src: Buffer, i: number, word: string): number {
   return i + word.length
 }
 
-/** Byte order of the contents of two simple string literals (quotes excluded). */
 /** Byte order of a[as..ae) against b[bs..be) (a JavaScript loop: the ranges are short keys, a native call costs more). */
 export function compareRange (a: Buffer, as: number, ae: number, b: Buffer, bs: number, be: number): number {
   const la = ae - as
