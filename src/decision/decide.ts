@@ -76,6 +76,9 @@ export function wasReported (err: unknown): boolean {
 
 const now = (): bigint => process.hrtime.bigint()
 
+/** The input's JSON text for the evaluation; undefined when there is no input. */
+const textOf = (input: unknown): string | undefined => input === undefined ? undefined : inputJsonOf(input)
+
 /** Decision paths whose reasons rule is remembered per snapshot (callers choose paths). */
 const REASONS_RULES_MAX = 1024
 
@@ -218,10 +221,6 @@ export class DecisionService {
       // deny reasons and the audit record: the cache key's text when it is the whole input's
       // (no ignored paths), else serialized on first need (a cache hit without audit needs none).
       let inputJson = hashed?.json !== undefined && ignored === undefined ? hashed.json : undefined
-      const inputText = (): string | undefined => {
-        if (inputJson === undefined && input !== undefined) inputJson = inputJsonOf(input)
-        return inputJson
-      }
 
       let defined: boolean
       let result: unknown
@@ -235,8 +234,8 @@ export class DecisionService {
       } else {
         // 5. evaluate (a path no bundle owns is undefined, as in OPA)
         const t0 = now()
-        const text = res.kind === 'entrypoint' ? inputText() : undefined
-        const evaluation = snapshot.evaluate(path, input, text !== undefined ? { strictBuiltinErrors: strict, inputJson: text } : { strictBuiltinErrors: strict })
+        if (res.kind === 'entrypoint') inputJson ??= textOf(input) // a data document needs no input
+        const evaluation = snapshot.evaluate(path, input, inputJson !== undefined ? { strictBuiltinErrors: strict, inputJson } : { strictBuiltinErrors: strict })
         evalNs = Number(now() - t0)
         defined = evaluation.defined
         result = evaluation.result
@@ -276,13 +275,13 @@ export class DecisionService {
       // Only when something reads them: the audit trail, or callers (policy.return_reasons).
       if ((this.#audit !== undefined || this.#returnReasons) && (verdict !== undefined ? verdict.outcome === 'deny' : outcomeOf(defined, result) === 'deny')) {
         const rule = this.#reasonsRule(snapshot, path)
-        if (rule !== undefined) this.#attachReasons(decision, snapshot, rule, input, strict, inputText())
+        if (rule !== undefined) this.#attachReasons(decision, snapshot, rule, input, strict, inputJson ??= textOf(input))
       }
       if (this.#audit !== undefined) {
         const record: DecisionRecord = { decision, request: req, decision_id: decisionId, timestamp, bundles: decision.bundles, input, snapshot }
         if (verdict !== undefined) record.verdict = verdict
-        const text = inputText()
-        if (text !== undefined) record.inputJson = text
+        inputJson ??= textOf(input)
+        if (inputJson !== undefined) record.inputJson = inputJson
         const pending = this.#callAudit(this.#audit, record)
         if (pending !== undefined) await pending.catch(auditUnavailable)
       }
@@ -317,8 +316,8 @@ export class DecisionService {
 
   /**
    * The reasons rule for a path on a snapshot, looked up once per (snapshot, path): the
-   * configured map and the owning bundle's manifest do not change within a snapshot. Bounded
-   * like the snapshot's own resolution cache; a new snapshot starts a new map.
+   * configured map and the owning bundle's manifest do not change within a snapshot. At most
+   * REASONS_RULES_MAX paths are remembered per snapshot; a new snapshot starts a new map.
    */
   #reasonsRule (snapshot: PolicySnapshot, path: string): string | undefined {
     let rules = this.#reasonsRules.get(snapshot)

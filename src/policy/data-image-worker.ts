@@ -15,27 +15,24 @@ import { PortcullisError } from '../errors.js'
  * own nice value needs no privilege). A build takes a core for about a second per 40 MB of data;
  * on a busy machine the decisions answered meanwhile win the CPU and the new revision arrives a
  * little later, instead of the reverse (issue 12, p99 during a hot reload). Elsewhere, or if
- * refused, the build runs at the server's priority. Returns the nice value it runs at, if known.
+ * refused, the build runs at the server's priority.
  */
-function lowerPriority (): number | undefined {
+function lowerPriority (): void {
   try {
     const tid = Number(readlinkSync('/proc/thread-self').split('/').pop())
-    if (!Number.isInteger(tid) || tid <= 0 || tid === process.pid) return undefined // never the main thread
+    if (!Number.isInteger(tid) || tid <= 0 || tid === process.pid) return // never the main thread
     setPriority(tid, Math.min(19, getPriority(tid) + 10))
-    return getPriority(tid)
-  } catch {
-    return undefined
-  }
+  } catch { /* not Linux, or not permitted */ }
 }
 
-const nice = lowerPriority()
+lowerPriority()
 
 parentPort?.once('message', (msg: { docs: DataDocument[], opts: BuildOptions }) => {
   // (A second message only hands the segment back to be freed with this thread.)
   try {
     const image = buildDataImage(msg.docs, { ...msg.opts, plain: true })
     const buffer = image.buffer()
-    parentPort?.postMessage({ ok: true, buffer, base: image.base, end: image.end, root: image.root, nice }, [buffer])
+    parentPort?.postMessage({ ok: true, buffer, base: image.base, end: image.end, root: image.root }, [buffer])
   } catch (err) {
     if (err instanceof PortcullisError) parentPort?.postMessage({ ok: false, code: err.code, message: err.message, details: err.details })
     else parentPort?.postMessage({ ok: false, message: err instanceof Error ? err.message : String(err) })
