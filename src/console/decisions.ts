@@ -11,7 +11,7 @@ import { createPublicKey } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { PortcullisError } from '../errors.js'
+import { auditInvalid as invalid } from '../audit/log/errors.js'
 import { AuditDirReader, TIME_SLACK_MS } from '../audit/log/reader.js'
 import { keyHash, parseCheckpoint } from '../audit/log/checkpoint.js'
 import type { SegmentRef } from '../audit/log/layout.js'
@@ -37,10 +37,6 @@ export interface DecisionItem {
   bundles: Record<string, { revision: string }>
   cached: boolean
   reasons?: unknown
-}
-
-function invalid (msg: string, parameter?: string): PortcullisError {
-  return new PortcullisError('PORTCULLIS_AUDIT_INVALID', msg, parameter !== undefined ? { parameter } : {})
 }
 
 export function itemOf (stream: string, p: ParsedRecord): DecisionItem {

@@ -7,7 +7,7 @@
  */
 import { ExportFilter, exportFilters, filterValues, selectsPath, type ExportFilters } from '../audit/export/filter.js'
 import { callerOf } from '../replay/replay.js'
-import { PortcullisError } from '../errors.js'
+import { auditInvalid as invalid } from '../audit/log/errors.js'
 import type { SegmentSummary } from './segments.js'
 
 export interface ConsoleFilterInput {
@@ -19,10 +19,6 @@ export interface ConsoleFilterInput {
   transport?: string | string[] | undefined
   revision?: string | undefined
   cached?: string | boolean | undefined
-}
-
-function invalid (msg: string, parameter: string): PortcullisError {
-  return new PortcullisError('PORTCULLIS_AUDIT_INVALID', msg, { parameter })
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)

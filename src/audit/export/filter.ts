@@ -4,7 +4,7 @@
  * the export's header, so the offline verifier checks that every exported event matches the
  * filters the export claims — an export cannot quietly carry events from outside its slice.
  */
-import { PortcullisError } from '../../errors.js'
+import { invalid } from '../log/errors.js'
 
 export const EXPORT_OUTCOMES = ['allow', 'deny', 'undefined', 'error', 'value'] as const
 export type ExportOutcome = (typeof EXPORT_OUTCOMES)[number]
@@ -32,10 +32,6 @@ export interface ExportFilterInput {
 // RFC 3339 §5.6 date-time: full-date "T" full-time with a mandatory offset (Z or ±hh:mm)
 const RFC3339 = /^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$/
 const MAX_VALUES = 64
-
-function invalid (msg: string, details: Record<string, unknown> = {}): PortcullisError {
-  return new PortcullisError('PORTCULLIS_AUDIT_INVALID', msg, details)
-}
 
 /** Milliseconds since the epoch of an RFC 3339 date-time; throws PORTCULLIS_AUDIT_INVALID. */
 export function parseRfc3339 (text: string, what: string): number {

@@ -18,3 +18,8 @@ export function errnoOf (err: unknown): string {
   const code = (err as NodeJS.ErrnoException | undefined)?.code
   return typeof code === 'string' ? code : 'EUNKNOWN'
 }
+
+/** A bad request to the audit or console API: PORTCULLIS_AUDIT_INVALID (400), naming the parameter when there is one. */
+export function auditInvalid (msg: string, parameter?: string): PortcullisError {
+  return invalid(msg, parameter !== undefined ? { parameter } : {})
+}

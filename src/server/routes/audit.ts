@@ -14,6 +14,7 @@
  */
 import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import { PortcullisError } from '../../errors.js'
+import { auditInvalid } from '../../audit/log/errors.js'
 import { exportFilters } from '../../audit/export/filter.js'
 import type { ExportFormat } from '../../audit/export/format.js'
 import { AuditDirReader } from '../../audit/log/reader.js'
@@ -65,10 +66,7 @@ const consistencySchema = {
   properties: { result: { type: 'object', properties: { stream: { type: 'string' }, first: { type: 'integer' }, second: { type: 'integer' }, first_root: { type: 'string' }, second_root: { type: 'string' }, consistency_proof: hashes } } },
 }
 
-/** A bad request to the audit or console API: 400 PORTCULLIS_AUDIT_INVALID, naming the parameter when there is one. */
-export function auditInvalid (msg: string, parameter?: string): PortcullisError {
-  return new PortcullisError('PORTCULLIS_AUDIT_INVALID', msg, parameter !== undefined ? { parameter } : {})
-}
+export { auditInvalid }
 
 /**
  * Query-string validation failures (routes with `attachValidation`) are ours to name: 400

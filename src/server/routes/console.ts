@@ -22,7 +22,7 @@ import type { ConsoleFilter, ConsoleFilterInput } from '../../console/filter.js'
 import { JobSlot, type JobLease, type JobRegistry } from '../../console/jobs.js'
 import { configureConsoleCaches } from '../../console/cache.js'
 import { hostCheck, type HostCheckOptions } from '../plugins/host-check.js'
-import { auditInvalid, checkAuditQuery } from './audit.js'
+import { auditInvalid as invalid, checkAuditQuery } from './audit.js'
 
 export interface ConsoleRouteOptions {
   guard: preHandlerAsyncHookHandler
@@ -86,8 +86,6 @@ const TYPES: Record<string, string> = {
   '.map': 'application/json',
   '.txt': 'text/plain; charset=utf-8',
 }
-
-const invalid = auditInvalid
 
 /**
  * What the console's routes read and run with (the audit log reader and verifier, replay, the
