@@ -20,6 +20,8 @@ import { silentLogger, type Logger } from '../log.js'
 import type { ConnectionFacts, EnvoyCheck } from './check.js'
 import type { CheckRequest, HttpRequest } from './input.js'
 import type { Header } from './response.js'
+import { watchConnectionErrors } from '../metrics/connections.js'
+import type { Metrics } from '../metrics/index.js'
 
 export interface EnvoyHttpOptions {
   check: EnvoyCheck
@@ -29,6 +31,8 @@ export interface EnvoyHttpOptions {
   pathPrefix: string
   maxBodyBytes: number
   logger?: Logger
+  /** Counts the connections the HTTP parser refused (metrics/connections.ts). */
+  metrics?: Metrics | undefined
 }
 
 export interface EnvoyHttpServer {
@@ -225,6 +229,7 @@ export async function startEnvoyHttp (opts: EnvoyHttpOptions): Promise<EnvoyHttp
       send(res, 500, { 'content-type': 'text/plain' }, 'PORTCULLIS_INTERNAL')
     })
   })
+  watchConnectionErrors(server, { listener: 'envoy-http', metrics: opts.metrics, log, answer: true })
   const i = opts.addr.lastIndexOf(':')
   const host = opts.addr.slice(0, i).replace(/^\[|\]$/g, '')
   const port = Number(opts.addr.slice(i + 1))

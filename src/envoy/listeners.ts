@@ -79,7 +79,7 @@ export function envoyExtAuthz (parts: EnvoyParts): EnvoyListeners | undefined {
       }
       if (c.http.enabled) {
         const { startEnvoyHttp } = await import('./http.js')
-        http = await startEnvoyHttp({ check: checkOf('envoy-http'), addr: c.http.addr, pathPrefix: c.http.path_prefix, maxBodyBytes: c.http.max_body_bytes, logger: log('envoy-http') })
+        http = await startEnvoyHttp({ check: checkOf('envoy-http'), addr: c.http.addr, pathPrefix: c.http.path_prefix, maxBodyBytes: c.http.max_body_bytes, logger: log('envoy-http'), metrics: parts.metrics })
         listeners.httpUrl = http.url
         out.push(http.url)
       }

@@ -37,6 +37,8 @@ export class Metrics {
   readonly bundleLastSuccess: Gauge<'bundle'>
   readonly bundleDownloadDuration: Histogram<'bundle' | 'outcome'>
   readonly requestErrors: Counter<'code'>
+  /** Connections closed below any request (failed TLS handshakes, requests the HTTP parser refused), by listener, kind and Node's code (connections.ts). */
+  readonly connectionErrors: Counter<'listener' | 'kind' | 'code'>
   readonly builtinErrors: Counter<'builtin'>
   readonly reservedInputKeys: Counter<'key'>
   /** Envoy ext_authz answers by transport (envoy-grpc, envoy-http) and outcome (allow, deny, dry_run, refused, error). */
@@ -100,6 +102,7 @@ export class Metrics {
     this.bundleLastSuccess = new Gauge({ name: 'portcullis_bundle_last_success_timestamp_seconds', help: 'Unix time of the last successful bundle-server request (200 or 304)', labelNames: ['bundle'], registers })
     this.bundleDownloadDuration = new Histogram({ name: 'portcullis_bundle_download_duration_seconds', help: 'Bundle-server request duration, response body included (long polls included)', labelNames: ['bundle', 'outcome'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300], registers })
     this.requestErrors = new Counter({ name: 'portcullis_request_errors_total', help: 'Requests refused or failed, by error code', labelNames: ['code'], registers })
+    this.connectionErrors = new Counter({ name: 'portcullis_connection_errors_total', help: 'Connections closed below any request: failed TLS handshakes (tls_handshake) and requests the HTTP parser refused (http_request), by listener and Node error code', labelNames: ['listener', 'kind', 'code'], registers })
     this.builtinErrors = new Counter({ name: 'portcullis_builtin_errors_total', help: 'Builtin errors a non-strict evaluation turned into undefined expressions, by builtin', labelNames: ['builtin'], registers })
     this.reservedInputKeys = new Counter({ name: 'portcullis_input_reserved_keys_removed_total', help: 'Caller-supplied input.identity / input.identity_error removed before evaluation', labelNames: ['key'], registers })
     this.envoyChecks = new Counter({ name: 'portcullis_envoy_checks_total', help: 'Envoy ext_authz checks by transport and answer (allow, deny, dry_run, refused, error)', labelNames: ['transport', 'outcome'], registers })

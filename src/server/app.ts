@@ -15,6 +15,7 @@ import { silentLogger, type Logger } from '../log.js'
 import { withFastDataRoute } from './fast-data.js'
 import { withClientCertificateGate, type ClientCertificateGate } from './tls.js'
 import type { Metrics } from '../metrics/index.js'
+import { watchConnectionErrors } from '../metrics/connections.js'
 import { registerBodyHandling } from './plugins/body.js'
 import { dataRoutes } from './routes/data.js'
 import { batchRoutes } from './routes/batch.js'
@@ -136,7 +137,10 @@ export function build (opts: BuildOptions): FastifyInstance {
         headersTimeout: Math.min(requestTimeout === 0 ? 60_000 : requestTimeout, 60_000),
         connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor((requestTimeout === 0 ? 30_000 : requestTimeout) / 4))),
       }
-      return opts.https !== undefined ? createHttpsServer({ ...opts.https, ...serverOpts }, handler) : createHttpServer(serverOpts, handler)
+      const server = opts.https !== undefined ? createHttpsServer({ ...opts.https, ...serverOpts }, handler) : createHttpServer(serverOpts, handler)
+      // counted and logged before fastify's own clientError listener answers the request
+      watchConnectionErrors(server, { listener: 'data-api', metrics: opts.metrics, log, answer: false })
+      return server
     },
   } as FastifyServerOptions) as unknown as FastifyInstance
   const metrics = opts.metrics
