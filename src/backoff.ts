@@ -16,17 +16,10 @@
 /** OPA's `minRetryDelay`. */
 export const MIN_RETRY_DELAY_MS = 100
 
-export interface BackoffShape {
-  /** The first retry's delay (OPA's minRetryDelay). */
-  baseMs: number
-  /** Growth per consecutive failure. */
-  factor: number
-  /** Relative jitter: the delay is multiplied by a uniform factor in [1 - jitter, 1 + jitter]. */
-  jitter: number
-}
-
-/** OPA's `util.DefaultBackoff` from `minRetryDelay`. */
-export const OPA_DEFAULT_BACKOFF: Readonly<BackoffShape> = Object.freeze({ baseMs: MIN_RETRY_DELAY_MS, factor: 1.6, jitter: 0.2 })
+/** OPA's `util.DefaultBackoff`: growth per consecutive failure. */
+export const BACKOFF_FACTOR = 1.6
+/** OPA's `util.DefaultBackoff`: the delay is multiplied by a uniform factor in [1 - jitter, 1 + jitter]. */
+export const BACKOFF_JITTER = 0.2
 
 /**
  * Delay (ms, rounded) before retry number `retries` (0-based: after the first failure
@@ -35,13 +28,13 @@ export const OPA_DEFAULT_BACKOFF: Readonly<BackoffShape> = Object.freeze({ baseM
  * @example
  *   retryDelayMs(3, 120_000)   // 100·1.6³ ≈ 410 ms, ±20 %
  */
-export function retryDelayMs (retries: number, maxMs: number, random: () => number = Math.random, shape: BackoffShape = OPA_DEFAULT_BACKOFF): number {
-  if (retries <= 0) return Math.round(Math.min(shape.baseMs, maxMs))
-  let delay = shape.baseMs
-  // Bounded: the loop stops at the cap, which any factor > 1 reaches in finitely many steps
-  for (let r = retries; delay < maxMs && r > 0; r--) delay *= shape.factor
+export function retryDelayMs (retries: number, maxMs: number, random: () => number = Math.random): number {
+  if (retries <= 0) return Math.round(Math.min(MIN_RETRY_DELAY_MS, maxMs))
+  let delay = MIN_RETRY_DELAY_MS
+  // Bounded: the loop stops at the cap, which a factor > 1 reaches in finitely many steps
+  for (let r = retries; delay < maxMs && r > 0; r--) delay *= BACKOFF_FACTOR
   if (delay > maxMs) delay = maxMs
-  delay *= 1 + shape.jitter * (random() * 2 - 1)
+  delay *= 1 + BACKOFF_JITTER * (random() * 2 - 1)
   return Math.max(0, Math.round(delay))
 }
 

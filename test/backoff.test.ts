@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { MIN_RETRY_DELAY_MS, OPA_DEFAULT_BACKOFF, periodicDelayMs, retryDelayMs } from '../src/backoff.js'
+import { MIN_RETRY_DELAY_MS, periodicDelayMs, retryDelayMs } from '../src/backoff.js'
 
 test("OPA's DefaultBackoff: 100 ms first, ×1.6 per retry, capped at the max delay", () => {
   const mid = (): number => 0.5 // no jitter
@@ -25,11 +25,6 @@ test('jitter stays within ±20 % of the capped delay', () => {
     const d = retryDelayMs(4, 120_000)
     assert.ok(d >= Math.floor(655.36 * 0.8) && d <= Math.ceil(655.36 * 1.2), String(d))
   }
-})
-
-test('another shape is a parameter, not another copy', () => {
-  assert.equal(retryDelayMs(3, 60_000, () => 0.5, { ...OPA_DEFAULT_BACKOFF, factor: 2 }), 800)
-  assert.equal(retryDelayMs(3, 60_000, () => 1, { baseMs: 100, factor: 2, jitter: 0.1 }), 880)
 })
 
 test('periodic delay is uniform in [min, max]', () => {

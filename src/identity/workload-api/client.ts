@@ -73,7 +73,7 @@ export interface WorkloadApiClientOptions {
 }
 
 /** go-spiffe's backoff: initial × (n + 1), capped; n counts failures since the last good message. */
-export function retryDelayMs (failures: number, backoff: { initialMs: number, maxMs: number }): number {
+export function reconnectDelayMs (failures: number, backoff: { initialMs: number, maxMs: number }): number {
   return Math.min(backoff.initialMs * Math.max(1, failures), backoff.maxMs)
 }
 
@@ -194,7 +194,7 @@ export class WorkloadApiClient extends EventEmitter {
         return
       }
       // A stream that was delivering and dropped is opened again at once; after that, backoff.
-      const delay = w.delivered ? 0 : retryDelayMs(++w.status.failures, this.#opts.backoff)
+      const delay = w.delivered ? 0 : reconnectDelayMs(++w.status.failures, this.#opts.backoff)
       w.status.state = 'RETRYING'
       w.status.next_retry_at = new Date(this.#now().getTime() + delay).toISOString()
       this.#log.warn?.({ stream: w.name, code: 'PORTCULLIS_WORKLOAD_API_UNAVAILABLE', grpc_code: grpcCode, err: err.details, retry_in_ms: delay }, 'workload api: stream failed; keeping the last good state and retrying')

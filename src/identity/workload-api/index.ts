@@ -18,7 +18,7 @@ import type { Logger, WorkloadApiSourceKind } from '../trust-store.js'
 import { WorkloadApiClient, type StreamName, type StreamStatus, type WorkloadApiRecorder } from './client.js'
 import { parseJwtBundles, parseServingSvid, parseX509Bundles, type ServingSvid } from './parse.js'
 
-export { WorkloadApiClient, retryDelayMs, SECURITY_HEADER, PROTO_DIR, WORKLOAD_PROTO, LOADER_OPTIONS, type StreamName, type StreamStatus, type WorkloadApiRecorder } from './client.js'
+export { WorkloadApiClient, reconnectDelayMs, SECURITY_HEADER, PROTO_DIR, WORKLOAD_PROTO, LOADER_OPTIONS, type StreamName, type StreamStatus, type WorkloadApiRecorder } from './client.js'
 export { parseJwtBundles, parseX509Bundles, parseServingSvid, splitDerCertificates, type ServingSvid } from './parse.js'
 export { SvidCertificateProvider } from './certificate-provider.js'
 export { envoyPeerAuthorizer, parseAllowList, type PeerAuthorizer, type PeerVerdict } from './peer.js'

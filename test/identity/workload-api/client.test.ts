@@ -15,7 +15,7 @@ import { makeCa, makeLeaf, privateKeyPem, makeJwtKey, signJwt, type Issued } fro
 import { startFakeAgent, type FakeAgent } from '../../helpers/workload-api-server.js'
 import { waitFor } from '../../helpers/wait.js'
 import { createIdentityVerifier, validateIdentityConfig, type IdentityVerifier, type TrustChangeEvent } from '../../../src/identity/index.js'
-import { WorkloadApi, parseServingSvid, retryDelayMs } from '../../../src/identity/workload-api/index.js'
+import { WorkloadApi, parseServingSvid, reconnectDelayMs } from '../../../src/identity/workload-api/index.js'
 import { parseWorkloadEndpoint } from '../../../src/config/workload-api.js'
 import { DEFAULTS } from '../../../src/config/defaults.js'
 import type { WorkloadApiConfig } from '../../../src/config/schema.js'
@@ -475,6 +475,6 @@ describe('Workload API endpoint address and backoff', () => {
 
   test('the retry delay grows linearly and is capped (go-spiffe: 1 s, 2 s, … 30 s)', () => {
     const b = { initialMs: 1000, maxMs: 30_000 }
-    assert.deepEqual([1, 2, 3, 10, 30, 31, 100].map((n) => retryDelayMs(n, b)), [1000, 2000, 3000, 10_000, 30_000, 30_000, 30_000])
+    assert.deepEqual([1, 2, 3, 10, 30, 31, 100].map((n) => reconnectDelayMs(n, b)), [1000, 2000, 3000, 10_000, 30_000, 30_000, 30_000])
   })
 })
