@@ -3,7 +3,7 @@ import { verifyExport, type ExportVerifyReport } from '../audit/export/verify.js
 import { verifyAuditDir, type VerifyOptions, type VerifyReport } from '../audit/log/verify.js'
 import { EXIT_NO, EXIT_OK, parse, reportError, UsageError, type Command } from './args.js'
 
-const usage = `Usage: portcullis audit verify <dir> [--key pub.pem] [--checkpoint kept.note]... [--max-unsealed N | --allow-unsealed-tail] [--json]
+const usage = `Usage: portcullis audit verify <dir> [--key pub.pem] [--checkpoint kept.note]... [--origin <origin>] [--max-unsealed N | --allow-unsealed-tail] [--json]
        portcullis audit verify <export-file> --key pub.pem [--json]
 
 Given an export (portcullis audit export, GET /v1/audit/events; docs/audit.md "Export"),
@@ -23,7 +23,12 @@ Options:
                 the directory's own checkpoint-key.pub.pem is used, which proves nothing alone
   --checkpoint <file>   a signed checkpoint the auditor kept earlier (repeatable): it must
                 verify, and the log must extend it (consistency proof), so a log whose
-                checkpoints were deleted and records rewritten is caught
+                checkpoints were deleted and records rewritten is caught; it is matched to
+                the stream whose checkpoints name its exact origin, and one that matches no
+                stream fails (KEPT_CHECKPOINT_UNMATCHED: the stream was deleted or replaced)
+  --origin <origin>     the origin the auditor expects (exact, or a prefix such as
+                portcullis/<pod-name> for every stream of one instance): a stream whose
+                checkpoints name another fails (ORIGIN_UNEXPECTED) — another replica's log
   --max-unsealed <n>    records allowed past the latest checkpoint (default 10000, the
                 default checkpoint.every_events); more, or records with no checkpoint at
                 all, is TAIL_UNSEALED
@@ -48,7 +53,7 @@ function text (r: VerifyReport): string {
   out.push(`checkpoint key: ${r.key.source === 'pinned' ? 'pinned (--key)' : r.key.source === 'directory' ? `${r.key.file ?? ''} (from the audit directory, not pinned)` : 'none (signatures unverified)'}`)
   for (const s of r.streams) {
     const retained = s.retained.map((x) => `${x.first_seq}..${x.last_seq} (${x.segment}, removed by retention ${x.removed_at})`)
-    out.push(`stream ${s.stream}: ${s.events} events, ${s.records} records, ${s.segments} segments, ${s.checkpoints} checkpoints (signatures ${s.signatures})` +
+    out.push(`stream ${s.stream}: origin ${s.origin ?? '(none: no checkpoint)'}, ${s.events} events, ${s.records} records, ${s.segments} segments, ${s.checkpoints} checkpoints (signatures ${s.signatures})` +
       (retained.length > 0 ? `, retained away: ${retained.join(', ')}` : '') + (s.unhashedRecords > 0 ? `, ${s.unhashedRecords} records not yet hashed` : ''))
     const p = s.problem
     if (p !== undefined) {
@@ -57,6 +62,7 @@ function text (r: VerifyReport): string {
       out.push(`  ${p.code} at ${where === '' ? 'stream' : where}: ${p.message}`)
     }
   }
+  for (const p of r.problems) out.push(`${p.code}${p.checkpoint !== undefined ? ` at kept checkpoint ${p.checkpoint}` : ''}: ${p.message}`)
   for (const w of r.warnings) out.push(`warning: ${w}`)
   return out.join('\n') + '\n'
 }
@@ -66,7 +72,7 @@ export const auditVerifyCommand: Command = {
   usage,
   run: async (argv, io) => {
     try {
-      const { values, positionals } = parse(argv, { key: { type: 'string' }, json: { type: 'boolean' }, checkpoint: { type: 'string', multiple: true }, 'max-unsealed': { type: 'string' }, 'allow-unsealed-tail': { type: 'boolean' } }, true)
+      const { values, positionals } = parse(argv, { key: { type: 'string' }, json: { type: 'boolean' }, checkpoint: { type: 'string', multiple: true }, origin: { type: 'string' }, 'max-unsealed': { type: 'string' }, 'allow-unsealed-tail': { type: 'boolean' } }, true)
       if (values.help === true) {
         io.stdout.write(usage)
         return EXIT_OK
@@ -78,6 +84,7 @@ export const auditVerifyCommand: Command = {
       if ((await stat(target).catch(() => undefined))?.isFile() === true) {
         // an export travels without its log: only a key the auditor holds can vouch for it
         if (publicKeyPem === undefined) throw new UsageError('verifying an export needs --key <pinned checkpoint public key>')
+        if (values.origin !== undefined) throw new UsageError('--origin applies to an audit directory; an export prints each stream\'s signed origin')
         const report = await verifyExport(target, publicKeyPem)
         io.stdout.write(values.json === true ? JSON.stringify(report, null, 2) + '\n' : exportText(target, report))
         return report.ok ? EXIT_OK : EXIT_NO
@@ -90,6 +97,10 @@ export const auditVerifyCommand: Command = {
         opts.maxUnsealed = n
       }
       if (values['allow-unsealed-tail'] === true) opts.allowUnsealedTail = true
+      if (values.origin !== undefined) {
+        if (values.origin === '' || /[\n\r]/.test(values.origin)) throw new UsageError('--origin must be one non-empty line')
+        opts.expectedOrigin = values.origin
+      }
       const report = await verifyAuditDir(target, opts)
       io.stdout.write(values.json === true ? JSON.stringify(report, null, 2) + '\n' : text(report))
       return report.ok ? EXIT_OK : EXIT_NO

@@ -64,7 +64,7 @@ test('audit.enabled opens the durable log before anything listens, mapped from e
     // segment.max_bytes and checkpoint.origin reached the log
     assert.ok((main?.segments ?? 0) > 1)
     const reader = await AuditDirReader.open(dir)
-    assert.equal((await reader.stream('main').latestCheckpoint())?.origin, 'example.org/audit/test')
+    assert.equal((await reader.stream('main').latestCheckpoint())?.origin, 'example.org/audit/test/main')
     reader.close()
   } finally {
     rmSync(dir, { recursive: true, force: true })

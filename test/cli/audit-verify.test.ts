@@ -24,8 +24,8 @@ test('audit verify: OK with counts per stream (exit 0), the first problem with i
   let io = captureIo()
   assert.equal(await main(['audit', 'verify', dir, '--key', pub], io), 0)
   assert.match(io.out(), /^OK\n/)
-  assert.match(io.out(), /stream w1: 30 events, 30 records, 1 segments, \d+ checkpoints \(signatures pinned\)/)
-  assert.match(io.out(), /stream w2: 30 events/)
+  assert.match(io.out(), /stream w1: origin portcullis\/[^ ]+\/w1, 30 events, 30 records, 1 segments, \d+ checkpoints \(signatures pinned\)/)
+  assert.match(io.out(), /stream w2: origin portcullis\/[^ ]+\/w2, 30 events/)
 
   io = captureIo()
   assert.equal(await main(['audit', 'verify', dir], io), 0)

@@ -12,7 +12,7 @@ import type { KeyObject } from 'node:crypto'
 import { parse as csvParse } from 'csv-parse'
 import { PortcullisError } from '../../errors.js'
 import { parseCheckpoint, parseCheckpointPublicKey, verifyCheckpoint } from '../log/checkpoint.js'
-import { recordSeq } from '../log/layout.js'
+import { STREAM_RE, recordSeq } from '../log/layout.js'
 import { HASH_SIZE, leafHash, verifyInclusion } from '../log/tree.js'
 import { ExportFilter, exportFilters, type ExportFilterInput } from './filter.js'
 import { CSV_COLUMNS, CSV_READABLE, EXPORT_FORMAT, EXPORT_VERSION, PROOF_SEPARATOR, escapeFormula, readableColumns, unescapeFormula, type ExportFormat } from './format.js'
@@ -23,6 +23,7 @@ export type ExportProblemCode =
   | 'EXPORT_TRUNCATED'
   | 'CHECKPOINT_MALFORMED'
   | 'CHECKPOINT_SIGNATURE_INVALID'
+  | 'CHECKPOINT_ORIGIN_MISMATCH'
   | 'EVENT_STREAM_UNKNOWN'
   | 'EVENT_OUT_OF_ORDER'
   | 'EVENT_INDEX_MISMATCH'
@@ -105,6 +106,8 @@ class ExportChecker {
     for (const s of h.streams as unknown[]) {
       if (!isObj(s) || typeof s.stream !== 'string' || typeof s.note !== 'string') this.fail('CHECKPOINT_MALFORMED', line, 'a stream entry needs stream and note')
       const stream = s.stream
+      // a stream id as the writer names them (so never a spreadsheet formula, never free text)
+      if (!STREAM_RE.test(stream)) this.fail('CHECKPOINT_MALFORMED', line, `stream ${JSON.stringify(stream)} is not a stream id`)
       if (this.streams.has(stream)) this.fail('CHECKPOINT_MALFORMED', line, `stream ${stream} is listed twice`, { stream })
       let cp
       try { cp = parseCheckpoint(s.note as string) } catch (err) { this.fail('CHECKPOINT_MALFORMED', line, `stream ${stream}: ${(err as Error).message}`, { stream }) }
@@ -112,6 +115,8 @@ class ExportChecker {
         this.fail('CHECKPOINT_MALFORMED', line, `stream ${stream}: origin, size or root differ from the signed note`, { stream })
       }
       if (!verifyCheckpoint(cp.note, this.key)) this.fail('CHECKPOINT_SIGNATURE_INVALID', line, `stream ${stream}: the checkpoint carries no valid signature by the pinned key`, { stream })
+      // the signed origin names the stream (`<prefix>/<stream>`): the header cannot relabel a stream
+      if (!cp.origin.endsWith(`/${stream}`)) this.fail('CHECKPOINT_ORIGIN_MISMATCH', line, `stream ${stream}: the signed origin ${JSON.stringify(cp.origin)} does not end in /${stream}`, { stream })
       this.streams.set(stream, { origin: cp.origin, size: cp.size, root: cp.root, rootB64: cp.root.toString('base64'), order: order++, events: 0, last: -1 })
     }
     this.header = true
@@ -146,6 +151,10 @@ class ExportChecker {
     try { parsed = JSON.parse(e.record) as Record<string, unknown> } catch { this.fail('EVENT_FILTER_MISMATCH', line, 'the record is not JSON', where) }
     if (!(this.filter as ExportFilter).matches(parsed)) this.fail('EVENT_FILTER_MISMATCH', line, 'the event does not match the export\'s filters', where)
     if (csv !== undefined) {
+      // every cell exactly as the exporter writes it, formula-escaped (CWE-1236)
+      if (csv.stream !== escapeFormula(stream) || csv.index !== escapeFormula(String(index)) || csv.inclusion_proof !== escapeFormula((e.inclusion_proof as string[]).join(PROOF_SEPARATOR))) {
+        this.fail('EVENT_COLUMN_MISMATCH', line, 'the stream, index or inclusion_proof cell is not written as the exporter writes it', where)
+      }
       const want = readableColumns(parsed)
       for (const c of CSV_READABLE) {
         if (csv[c] !== escapeFormula(want[c])) this.fail('EVENT_COLUMN_MISMATCH', line, `column ${c} does not say what the record says`, where)
@@ -245,8 +254,11 @@ async function checkCsv (path: string, checker: ExportChecker): Promise<void> {
         if (cells.kind === 'event') {
           const index = /^(0|[1-9][0-9]{0,15})$/.test(cells.index as string) ? Number(cells.index) : Number.NaN
           const proofCell = unescapeFormula(cells.inclusion_proof as string)
-          item = { type: 'event', stream: cells.stream, index, record: cells.record, inclusion_proof: proofCell === '' ? [] : proofCell.split(PROOF_SEPARATOR) }
+          item = { type: 'event', stream: unescapeFormula(cells.stream as string), index, record: cells.record, inclusion_proof: proofCell === '' ? [] : proofCell.split(PROOF_SEPARATOR) }
         } else if (cells.kind === 'header' || cells.kind === 'trailer') {
+          // the exporter writes only kind and record in these rows: anything else is not its
+          const extra = CSV_COLUMNS.find((c) => c !== 'kind' && c !== 'record' && cells[c] !== '')
+          if (extra !== undefined) throw new Problem({ code: 'EXPORT_MALFORMED', line: row, message: `the ${cells.kind as string} row's ${extra} cell must be empty` })
           try { item = JSON.parse(cells.record as string) } catch { throw new Problem({ code: 'EXPORT_MALFORMED', line: row, message: `the ${cells.kind as string} row's record is not JSON` }) }
           if (!isObj(item) || item.type !== cells.kind) throw new Problem({ code: 'EXPORT_MALFORMED', line: row, message: `the ${cells.kind as string} row's record is not a ${cells.kind as string}` })
         } else {

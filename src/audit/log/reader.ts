@@ -9,8 +9,8 @@ import { readFile, readdir, stat, open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { invalid } from './errors.js'
 import { lastNoteInTail, parseCheckpoint, splitCheckpointNotes, type Checkpoint } from './checkpoint.js'
-import { HashesFileReader, STREAM_RE, listSegments, recordSeq, segmentLineBatches, streamPaths, type StreamPaths } from './layout.js'
-import { HASH_SIZE, consistencyProof, inclusionProof, treeRoot, treeSizeForStoredCount } from './tree.js'
+import { HashesFileReader, STREAM_RE, listSegments, readRetentionLog, recordSeq, segmentLineBatches, streamPaths, type StreamPaths } from './layout.js'
+import { HASH_SIZE, consistencyProof, inclusionProof, storedHashIndex, treeRoot, treeSizeForStoredCount } from './tree.js'
 
 /**
  * An event's timestamp is taken when its decision starts, and its record is written after that
@@ -35,6 +35,14 @@ export interface StreamReader {
   /** Records with fromSeq ≤ seq < toSeq (toSeq: to the end), streamed; ranges removed by retention are skipped. */
   records: (fromSeq: number, toSeq?: number) => AsyncIterable<{ seq: number, bytes: Buffer }>
   rootAt: (n: number) => Promise<Buffer>
+  /** The stored leaf hash of record `seq` (one 32-byte positional read of the hashes file). */
+  storedLeaf: (seq: number) => Promise<Buffer>
+  /**
+   * Whether retention.log records the removal of every seq in [fromSeq, toSeq): a hole in the
+   * records that it does not explain was made by someone else (a malformed retention.log
+   * explains nothing).
+   */
+  retentionCovers: (fromSeq: number, toSeq: number) => Promise<boolean>
   inclusionProof: (seq: number, n: number) => Promise<Buffer[]>
   consistencyProof: (m: number, n: number) => Promise<Buffer[]>
   /**
@@ -195,6 +203,24 @@ class FileStreamReader implements StreamReader {
     const size = treeSizeForStoredCount(Math.floor(fstatSync(fd).size / HASH_SIZE))
     if (!Number.isSafeInteger(n) || n < 0 || n > size) throw invalid(`${what}: tree size ${n} is beyond the stream's ${size}`, { stream: this.id, size })
     return new HashesFileReader(fd)
+  }
+
+  async storedLeaf (seq: number): Promise<Buffer> {
+    if (!Number.isSafeInteger(seq) || seq < 0) throw invalid(`stored leaf: ${seq} is not a seq`, { stream: this.id })
+    const reader = this.checkSize(seq + 1, 'stored leaf')
+    return reader.readHashes([storedHashIndex(0, seq)])[0] as Buffer
+  }
+
+  async retentionCovers (fromSeq: number, toSeq: number): Promise<boolean> {
+    const { entries, invalid: bad } = await readRetentionLog(this.paths.retention)
+    if (bad !== undefined) return false
+    // removals are of whole segments, oldest first: walk them in seq order from fromSeq (bounded by the entries)
+    let next = fromSeq
+    for (const e of [...entries].sort((a, b) => a.first_seq - b.first_seq)) {
+      if (next >= toSeq) break
+      if (e.first_seq <= next && e.last_seq >= next) next = e.last_seq + 1
+    }
+    return next >= toSeq
   }
 
   async rootAt (n: number): Promise<Buffer> {

@@ -18,7 +18,9 @@ export type VerifyProblemCode =
   | 'CHECKPOINT_SIGNATURE_INVALID'
   | 'CHECKPOINT_ROOT_MISMATCH' // a checkpoint's root differs from the recomputed root of its size
   | 'CHECKPOINTS_INCONSISTENT' // a later checkpoint does not extend an earlier one
-  | 'CHECKPOINT_ORIGIN_MISMATCH' // a checkpoint names another log (origin) than the stream's other checkpoints or the auditor's kept one
+  | 'CHECKPOINT_ORIGIN_MISMATCH' // a checkpoint names another log (origin) than the stream's other checkpoints, or an origin not ending in /<stream> (checkpoints of another stream)
+  | 'ORIGIN_UNEXPECTED' // the stream's checkpoints name another origin than the auditor expects (--origin): another replica's log
+  | 'KEPT_CHECKPOINT_UNMATCHED' // a kept checkpoint (--checkpoint) whose origin no stream's checkpoints carry: the stream was deleted, or replaced by another log
   | 'TAIL_UNSEALED' // records but no checkpoint, or more records past the latest checkpoint than allowed (maxUnsealed)
   | 'KEPT_CHECKPOINT_INCONSISTENT' // a checkpoint the auditor kept (--checkpoint) is not signed, or the log is not an extension of it
   | 'STREAM_UNREADABLE'
@@ -38,6 +40,8 @@ export interface VerifyProblem {
 
 export interface StreamReport {
   stream: string
+  /** The origin the stream's checkpoints sign (`<prefix>/<stream>`); absent without checkpoints. */
+  origin?: string
   /** Tree size: records proven by the verified tree (present or removed by retention). */
   events: number
   /** Records read from segments. */
@@ -56,6 +60,8 @@ export interface VerifyReport {
   ok: boolean
   key: { source: 'pinned' | 'directory' | 'none', file?: string }
   streams: StreamReport[]
+  /** Problems of the directory as a whole (a kept checkpoint of no stream here); `stream` unset. */
+  problems: VerifyProblem[]
   warnings: string[]
 }
 
@@ -69,8 +75,18 @@ export interface VerifyOptions {
   maxUnsealed?: number
   /** Accept any unsealed tail (a live log before its first checkpoint). */
   allowUnsealedTail?: boolean
-  /** Checkpoint notes the auditor kept earlier: each must verify and the log must extend it. */
+  /**
+   * Checkpoint notes the auditor kept earlier: each is matched to the stream whose checkpoints
+   * name its exact origin, must verify, and the log must extend it; one that matches no stream
+   * is KEPT_CHECKPOINT_UNMATCHED.
+   */
   keptCheckpoints?: string[]
+  /**
+   * The origin the auditor expects (`--origin`): every stream's checkpoints must name exactly
+   * this origin, or one that starts with it followed by `/` (a prefix such as
+   * `portcullis/portcullis-0` for all of one replica's streams); otherwise ORIGIN_UNEXPECTED.
+   */
+  expectedOrigin?: string
   /** Called as records are checked (about every 1000, and once per stream at its end): records checked so far, all streams. */
   onProgress?: (recordsChecked: number) => void
 }

@@ -67,7 +67,7 @@ export async function verifyAuditDir (dir: string, opts: VerifyOptions = {}): Pr
   }
   const dirReader = await AuditDirReader.open(dir)
   const ids = dirReader.streams()
-  const kept = await keptByStream(dir, ids, opts.keptCheckpoints ?? [])
+  const { kept, unmatched } = await keptByStream(dir, ids, opts.keptCheckpoints ?? [])
   const streams: StreamReport[] = []
   let checkedBefore = 0
   for (const id of ids) {
@@ -78,7 +78,8 @@ export async function verifyAuditDir (dir: string, opts: VerifyOptions = {}): Pr
     streams.push(r)
   }
   if (streams.length === 0) warnings.push(`no audit streams in ${dir}`)
-  return { ok: streams.length > 0 && streams.every((s) => s.problem === undefined), key: keyInfo, streams, warnings }
+  const problems = unmatched
+  return { ok: streams.length > 0 && problems.length === 0 && streams.every((s) => s.problem === undefined), key: keyInfo, streams, problems, warnings }
 }
 
 /**
@@ -106,31 +107,46 @@ async function retentionRun (path: string): Promise<Map<number, RetentionEntry>>
 }
 
 /**
- * Which stream each kept checkpoint belongs to: the stream whose own checkpoints carry its
- * origin, else the stream whose id ends the origin (`…/<stream>`, the default origin), else the
- * only stream. A kept checkpoint that fits none is a usage error (PORTCULLIS_AUDIT_INVALID).
+ * Which stream each kept checkpoint belongs to: the stream whose own checkpoints name exactly its
+ * origin (origins are per stream, `<prefix>/<stream>`), else a stream with no checkpoints left
+ * whose id ends the origin (its checkpoints were deleted: the stream's own checks report it). A
+ * kept checkpoint that fits no stream is a verification failure, KEPT_CHECKPOINT_UNMATCHED: the
+ * stream it sealed was deleted, or replaced by another log (another replica's, another
+ * stream's). A kept note that is not a checkpoint at all is a usage error (PORTCULLIS_AUDIT_INVALID).
  */
-async function keptByStream (dir: string, ids: string[], notes: string[]): Promise<Map<string, string[]>> {
-  const out = new Map<string, string[]>()
-  if (notes.length === 0) return out
+async function keptByStream (dir: string, ids: string[], notes: string[]): Promise<{ kept: Map<string, string[]>, unmatched: VerifyProblem[] }> {
+  const kept = new Map<string, string[]>()
+  const unmatched: VerifyProblem[] = []
+  if (notes.length === 0) return { kept, unmatched }
   const origins = new Map<string, string>()
+  const withoutCheckpoints = new Set<string>()
   for (const id of ids) {
     let text = ''
     try { text = await readFile(streamPaths(dir, id).checkpoints, 'utf8') } catch { /* none */ }
     const first = splitCheckpointNotes(text).notes[0]
-    if (first === undefined) continue
+    if (first === undefined) { withoutCheckpoints.add(id); continue }
+    // the first note's origin: a stream whose notes disagree fails its own origin check
     try { origins.set(parseCheckpoint(first.note).origin, id) } catch { /* reported by the stream's own check */ }
   }
-  for (const note of notes) {
-    let origin: string
-    try { origin = parseCheckpoint(note).origin } catch (err) {
+  for (const [i, note] of notes.entries()) {
+    let c
+    try { c = parseCheckpoint(note) } catch (err) {
       throw new PortcullisError('PORTCULLIS_AUDIT_INVALID', `the kept checkpoint is not a checkpoint note: ${(err as Error).message}`)
     }
-    const id = origins.get(origin) ?? ids.find((s) => origin.endsWith(`/${s}`)) ?? (ids.length === 1 ? ids[0] : undefined)
-    if (id === undefined) throw new PortcullisError('PORTCULLIS_AUDIT_INVALID', `the kept checkpoint's origin ${JSON.stringify(origin)} matches no stream of ${dir}`)
-    out.set(id, [...(out.get(id) ?? []), note])
+    const id = origins.get(c.origin) ?? [...withoutCheckpoints].find((s) => c.origin.endsWith(`/${s}`))
+    if (id === undefined) {
+      unmatched.push({ code: 'KEPT_CHECKPOINT_UNMATCHED', checkpoint: i, seq: c.size, message: `kept checkpoint ${i} (origin ${JSON.stringify(c.origin)}, size ${c.size}) belongs to no stream of ${dir}: the stream it sealed was deleted, or replaced by another log` })
+      continue
+    }
+    kept.set(id, [...(kept.get(id) ?? []), note])
   }
-  return out
+  return { kept, unmatched }
+}
+
+/** Whether `origin` is the expected one (`--origin`): equal, or below it (`<expected>/…`). */
+export function originMatches (origin: string, expected: string): boolean {
+  if (expected === '') return false
+  return origin === expected || origin.startsWith(expected.endsWith('/') ? expected : `${expected}/`)
 }
 
 async function verifyStream (dir: string, id: string, key: KeyObject | undefined, source: VerifyReport['key']['source'], warnings: string[], opts: VerifyOptions): Promise<StreamReport> {
@@ -157,10 +173,10 @@ async function verifyStream (dir: string, id: string, key: KeyObject | undefined
     })
     report.checkpoints = cps.length
     const origin = cps[0]?.origin
+    if (origin !== undefined) report.origin = origin
     cps.forEach((c, i) => {
       if (c.origin !== origin) fail({ code: 'CHECKPOINT_ORIGIN_MISMATCH', checkpoint: i, message: `checkpoint ${i} names origin ${JSON.stringify(c.origin)}, the stream's checkpoints ${JSON.stringify(origin)}` })
     })
-    if (origin !== undefined && !origin.endsWith(`/${id}`)) warnings.push(`${id}: checkpoint origin ${JSON.stringify(origin)} does not end in /${id} (a configured origin, or checkpoints from another stream)`)
     // the auditor's kept checkpoints: signed by the key, same log
     const kept = (opts.keptCheckpoints ?? []).map((note, i) => {
       const c = parseCheckpoint(note)
@@ -175,6 +191,14 @@ async function verifyStream (dir: string, id: string, key: KeyObject | undefined
         fail({ code: 'CHECKPOINTS_INCONSISTENT', checkpoint: i, message: `checkpoint ${i} (size ${c.size}) does not extend checkpoint ${i - 1} (size ${prev.size})` })
       }
     })
+    // whose log this is, as signed: the writer's origin is `<prefix>/<stream>` (the prefix names
+    // the instance: the configured origin, else the host name), so a stream directory holding
+    // another stream's log fails here, and another replica's log fails the auditor's --origin
+    if (origin !== undefined && !origin.endsWith(`/${id}`)) fail({ code: 'CHECKPOINT_ORIGIN_MISMATCH', checkpoint: 0, message: `the checkpoints of stream ${id} name origin ${JSON.stringify(origin)}, which does not end in /${id}: the log of another stream (or written before origins ended in the stream)` })
+    if (opts.expectedOrigin !== undefined) {
+      if (origin === undefined) warnings.push(`${id}: no checkpoint, so no signed origin to compare with the expected ${JSON.stringify(opts.expectedOrigin)}`)
+      else if (!originMatches(origin, opts.expectedOrigin)) fail({ code: 'ORIGIN_UNEXPECTED', checkpoint: 0, message: `the checkpoints of stream ${id} name origin ${JSON.stringify(origin)}, not the expected ${JSON.stringify(opts.expectedOrigin)}: another instance's log` })
+    }
 
     const retainedAt = await retentionRun(paths.retention)
     // the signed statement of what retention may have removed: the latest checkpoint's `retained`

@@ -155,7 +155,10 @@ export class AuditLog implements AuditSink {
     this.paths = streamPaths(this.opts.dir, opts.stream)
     this.logger = opts.logger ?? silentLogger
     this.now = opts.now ?? Date.now
-    this.origin = opts.checkpoint.origin ?? `portcullis/${hostname()}/${opts.stream}`
+    // the origin names this writer's log: which instance (the configured prefix, else the host
+    // name — the pod name under Kubernetes) and which stream, so replicas and worker streams
+    // sharing one checkpoint key still sign distinguishable checkpoints (docs/audit.md "Origins")
+    this.origin = `${opts.checkpoint.origin ?? `portcullis/${hostname()}`}/${opts.stream}`
     this.labels = { stream: opts.stream }
     this.dsync = opts.durability === 'sync' && fsConstants.O_DSYNC !== undefined
   }

@@ -13,6 +13,7 @@ export class ShipMetrics {
   readonly undeliverable: Counter
   readonly lostToRetention: Counter
   readonly gapsSkipped: Counter
+  readonly integrityFailures: Counter<'problem'>
   readonly lag: Gauge
   readonly lastSuccess: Gauge
 
@@ -25,6 +26,7 @@ export class ShipMetrics {
     this.undeliverable = new Counter({ name: 'portcullis_decision_logs_undeliverable_events_total', help: 'Oversized events the collector refused with 413: skipped by the shipper, still in the audit log', registers })
     this.lostToRetention = new Counter({ name: 'portcullis_decision_logs_lost_to_retention_total', help: 'Events removed by audit retention before they were shipped', registers })
     this.gapsSkipped = new Counter({ name: 'portcullis_decision_logs_gap_records_skipped_total', help: 'Gap records (events the audit log shed) not shipped as decision events; they stay in the audit log', registers })
+    this.integrityFailures = new Counter({ name: 'portcullis_decision_logs_integrity_failures_total', help: 'Shipping rounds stopped at a record that is not the log\'s: EVENT_MODIFIED (leaf hash differs from the stored leaf) or EVENT_DELETED (a hole retention.log does not record); nothing from it on is sent', labelNames: ['problem'], registers })
     this.lag = new Gauge({ name: 'portcullis_decision_logs_lag_events', help: 'Events in the audit log not yet acknowledged by the collector', registers, aggregator: 'max' })
     this.lastSuccess = new Gauge({ name: 'portcullis_decision_logs_last_success_timestamp_seconds', help: 'Unix time of the last acknowledged upload', registers, aggregator: 'max' })
   }

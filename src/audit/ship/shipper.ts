@@ -18,11 +18,19 @@
  *   others stand by and try the lock again each period.
  * - Timing is OPA's (src/backoff.ts, shared with the bundle downloader): periodic uploads every uniformly random [min, max] delay,
  *   exponential backoff with jitter after a failure, `trigger: manual` uploads only when asked.
+ * - Only what the log holds is shipped: each record's leaf hash is compared with the stored leaf
+ *   before it is sent, and a hole in the seqs passes only where retention.log records the
+ *   removal. A record edited (or deleted) after it was written — while the collector was down,
+ *   say — stops shipping of that stream at that seq (fail closed: counted, logged with
+ *   PORTCULLIS_AUDIT_INVALID, retried each round, never sent); `portcullis audit verify` says
+ *   what happened. Other streams go on.
  * - Stop never hangs (OPA #6443): the final upload and everything in flight are aborted at the
  *   grace deadline; what was not acknowledged stays in the log for the next start.
  */
 import { join } from 'node:path'
 import lockfile from 'proper-lockfile'
+import { PortcullisError } from '../../errors.js'
+import { leafHash } from '../log/tree.js'
 import { silentLogger, type Logger } from '../../log.js'
 import { periodicDelayMs, retryDelayMs } from '../../backoff.js'
 import { ChunkEncoder, type Chunk, type ShipEvent } from './chunk.js'
@@ -34,6 +42,10 @@ import type { ShipMetrics } from './metrics.js'
 export interface ShipStream {
   treeSize: () => number | Promise<number>
   records: (fromSeq: number, toSeq?: number) => AsyncIterable<ShipEvent>
+  /** The stored leaf hash of record `seq` (hashes file): a record is shipped only if it matches. */
+  storedLeaf: (seq: number) => Promise<Buffer>
+  /** Whether retention.log records the removal of [fromSeq, toSeq): only then is a hole "lost to retention". */
+  retentionCovers: (fromSeq: number, toSeq: number) => Promise<boolean>
 }
 
 /** The reading side of an audit directory the shipper needs (src/audit/log/reader.ts `AuditDirReader`). */
@@ -415,8 +427,11 @@ export class Shipper {
       if (rec.seq < expected) continue
       if (rec.seq > expected) {
         // Only retention removes records, oldest first: what it removed before we shipped it is
-        // gone from the log. Counted and logged loudly; the cursor moves past it.
+        // gone from the log. Counted and logged loudly; the cursor moves past it. A hole that
+        // retention.log does not record was made by someone else: shipping stops there.
         while (pending.length > 0) await send()
+        if (signal.aborted) return
+        if (!await stream.retentionCovers(pos.next, rec.seq)) this.integrityFailure(id, 'EVENT_DELETED', pos.next, `records ${pos.next}..${rec.seq - 1} are missing and retention.log does not record their removal`)
         const lost = rec.seq - pos.next
         this.opts.metrics?.lostToRetention.inc(lost)
         this.logger.error({ stream: id, from_seq: pos.next, to_seq: rec.seq - 1, events: lost },
@@ -425,6 +440,12 @@ export class Shipper {
         pos.next = rec.seq
       }
       if (signal.aborted) return
+      // the record as written: its leaf hash must equal the stored leaf (one positional read);
+      // what was sent before it (all checked) goes first, the record itself never
+      if (!leafHash(rec.bytes).equals(await stream.storedLeaf(rec.seq))) {
+        while (pending.length > 0 && !signal.aborted) await send()
+        this.integrityFailure(id, 'EVENT_MODIFIED', rec.seq, `record ${rec.seq} does not match its stored leaf hash: it was modified after it was written`)
+      }
       if (isGapRecord(rec.bytes)) {
         // a gap record (events shed under on_full: shed) is the log's own note, not a decision:
         // OPA collectors would take it for a malformed event. Not shipped; counted and logged,
@@ -442,6 +463,14 @@ export class Shipper {
       while (pendingBytes >= this.encoder.budget() && pending.length > 0) await send()
     }
     while (pending.length > 0 && !signal.aborted) await send()
+  }
+
+  /** A record that is not the log's: counted, logged, and shipping of the stream stops here (thrown). */
+  private integrityFailure (stream: string, problem: 'EVENT_MODIFIED' | 'EVENT_DELETED', seq: number, message: string): never {
+    this.opts.metrics?.integrityFailures.inc({ problem })
+    this.logger.error({ code: 'PORTCULLIS_AUDIT_INVALID', problem, stream, seq },
+      `decision-log shipping of stream ${stream} stopped at seq ${seq}: ${message}; nothing from it on is sent (run portcullis audit verify)`)
+    throw new PortcullisError('PORTCULLIS_AUDIT_INVALID', `stream ${stream}, seq ${seq}: ${message}`, { stream, seq, problem })
   }
 
   private count (res: UploadResult): void {
