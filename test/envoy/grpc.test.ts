@@ -6,6 +6,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect as netConnect, createServer as createNetServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -412,6 +413,33 @@ describe('Envoy ext_authz identity', () => {
     assert.equal(code(r), OK)
     assert.deepEqual(metadata(r).spiffe_id, FRONTEND)
     assert.deepEqual(metadata(r).source, 'xfcc')
+  })
+
+  test('XFCC element injection through an unquoted URI SAN is refused in both element modes, over gRPC and HTTP', async (t) => {
+    // The attacker's own client certificate, from a CA Envoy's downstream TLS accepts (not one
+    // Portcullis trusts), whose URI SAN closes Envoy's element and appends the victim's public SVID.
+    const now = Date.now()
+    const partner = await makeCa({ name: 'partner CA', uri: 'spiffe://partner.example', notBefore: new Date(now - DAY), notAfter: new Date(now + DAY) })
+    const uri = `https://partner.example/a,Cert="${urlEncodePem(leafPem)}"`
+    const attacker = await makeLeaf({ issuer: partner, uris: [uri], notBefore: new Date(now - HOUR), notAfter: new Date(now + DAY) })
+    // Envoy SANITIZE_SET, set_current_client_cert_details {cert: true, uri: true}, as Envoy builds it
+    const xfcc = ['By=spiffe://example.org/envoy', `Hash=${createHash('sha256').update(attacker.der).digest('hex')}`, `Cert="${urlEncodePem(pemOf(attacker))}"`, `URI=${uri}`].join(';')
+    // a normal two-hop APPEND_FORWARD header still works
+    const gateway = await makeLeaf({ issuer: root, uris: ['spiffe://example.org/ns/edge/sa/gateway'], notBefore: new Date(now - HOUR), notAfter: new Date(now + DAY) })
+    const hop = (pem: string, u: string): string => `By=spiffe://example.org/envoy;Cert="${urlEncodePem(pem)}";URI=${u}`
+    for (const element of ['last', 'first'] as const) {
+      const env = await startEnvoy(bundles.dir, { identity: { ...identity({ xfcc: { trusted_proxies: ['127.0.0.1'], element } }), on_rejected: 'deny' } })
+      t.after(env.close)
+      const r = await env.check(checkRequest('/whoami', { headers: { 'x-forwarded-client-cert': xfcc } }))
+      assert.deepEqual([code(r), r.deniedResponse?.status?.code, r.deniedResponse?.body], [PERMISSION_DENIED, 401, 'PORTCULLIS_IDENTITY_MALFORMED'], element)
+      const h = await fetch(`${env.httpUrl}/whoami`, { headers: { 'x-forwarded-client-cert': xfcc } })
+      assert.deepEqual([h.status, await h.text()], [401, 'PORTCULLIS_IDENTITY_MALFORMED'], element)
+      const edge = hop(pemOf(gateway), 'spiffe://example.org/ns/edge/sa/gateway')
+      const normal = element === 'last' ? `${edge},${hop(leafPem, FRONTEND)}` : `${hop(leafPem, FRONTEND)},${edge}`
+      const ok = await env.check(checkRequest('/whoami', { headers: { 'x-forwarded-client-cert': normal } }))
+      assert.deepEqual([code(ok), metadata(ok).spiffe_id, metadata(ok).source], [OK, FRONTEND, 'xfcc'], element)
+      assert.equal((await fetch(`${env.httpUrl}/whoami`, { headers: { 'x-forwarded-client-cert': normal } })).status, 200, element)
+    }
   })
 })
 
