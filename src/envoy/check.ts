@@ -58,8 +58,8 @@ export type CheckOutcome =
   | { kind: 'decided', verdict: EnvoyVerdict, decisionId: string, structured: boolean, dryRun: boolean }
   /**
    * Denied before the policy: a request that cannot be parsed (400, as opa-envoy-plugin), or a
-   * caller whose credential is missing or rejected (401/403, identity.on_missing/on_rejected:
-   * deny). A denial, not an error: Envoy's failure_mode_allow must never turn it into an allow.
+   * caller whose credential is missing or rejected (401/403, or 503 when the keys to verify it
+   * cannot be fetched; identity.on_missing/on_rejected: deny). A denial, not an error: Envoy's failure_mode_allow must never turn it into an allow.
    */
   | { kind: 'refused', error: PortcullisError }
   /** Evaluation failed, was undefined or malformed: an error, never an allow. */
@@ -256,12 +256,15 @@ export class EnvoyCheck {
 type Judgement = { verdict: EnvoyVerdict, error?: undefined, audit: TransportVerdict } | { verdict?: undefined, error: PortcullisError, audit: TransportVerdict }
 
 /**
- * Denials before or instead of the policy's answer: identity (no credential, rejected
- * credential: 4xx codes of the identity plugins), and a decision the audit log could not
- * record. A denial, never an error, so Envoy's failure_mode_allow cannot let it through.
+ * Denials before or instead of the policy's answer: identity (no credential, or a credential
+ * rejected for any reason under on_rejected: deny — a 5xx one too: keys that cannot be fetched
+ * (PORTCULLIS_IDENTITY_KEYS_UNAVAILABLE) leave a forged token unverified, never verified), and
+ * a decision the audit log could not record. A denial, never an error, so Envoy's
+ * failure_mode_allow cannot let it through. Over gRPC the denied response keeps the error's
+ * status (503 for unavailable keys); HTTP service mode answers a denial status (http.ts).
  */
 function isRefusal (error: PortcullisError): boolean {
-  return (error.code.startsWith('PORTCULLIS_IDENTITY_') && error.status < 500) || error.code === 'PORTCULLIS_AUDIT_UNAVAILABLE'
+  return error.code.startsWith('PORTCULLIS_IDENTITY_') || error.code === 'PORTCULLIS_AUDIT_UNAVAILABLE'
 }
 
 /** `attributes.request.http.id` → `['attributes', 'request', 'http', 'id']`. */

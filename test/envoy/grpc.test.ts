@@ -405,6 +405,33 @@ describe('Envoy ext_authz identity', () => {
     assert.deepEqual([code(forged), forged.deniedResponse?.status?.code], [PERMISSION_DENIED, 401])
   })
 
+  test('a token whose issuer\'s keys cannot be fetched (PORTCULLIS_IDENTITY_KEYS_UNAVAILABLE) is a denial, never an error failure_mode_allow could let through', async (t) => {
+    // a loopback port nobody listens on: the JWKS fetch fails as in an outage
+    const closed = createNetServer()
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
+    const port = (closed.address() as { port: number }).port
+    await new Promise<void>((resolve) => closed.close(() => resolve()))
+    const iss = 'https://issuer.example'
+    const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url')
+    // forged: the signature is garbage, so it can never verify
+    const token = `${b64({ alg: 'RS256', kid: 'k', typ: 'JWT' })}.${b64({ iss, sub: 'system:serviceaccount:prod:admin', aud: 'portcullis', exp: Math.floor(Date.now() / 1000) + 600 })}.${Buffer.from('forged').toString('base64url')}`
+    const env = await startEnvoy(bundles.dir, {
+      identity: {
+        on_missing: 'deny', on_rejected: 'deny', watch: { enabled: false },
+        oidc: { issuers: [{ issuer: iss, audiences: ['portcullis'], jwks_uri: `https://127.0.0.1:${port}/jwks`, timeout_ms: 2000 }] },
+      },
+    })
+    t.after(env.close)
+    const headers = { authorization: `Bearer ${token}` }
+    const r = await env.check(checkRequest('/public', { headers }))
+    assert.deepEqual([code(r), r.deniedResponse?.status?.code, r.deniedResponse?.body], [PERMISSION_DENIED, 503, 'PORTCULLIS_IDENTITY_KEYS_UNAVAILABLE'])
+    assert.equal(r.okResponse, undefined)
+    const h = await fetch(`${env.httpUrl}/public`, { headers })
+    assert.deepEqual([h.status, await h.text()], [403, 'PORTCULLIS_IDENTITY_KEYS_UNAVAILABLE'])
+    assert.equal(await metricValue(env, 'portcullis_envoy_checks_total', { transport: 'envoy-grpc', outcome: 'refused' }), 1)
+    assert.equal(await metricValue(env, 'portcullis_envoy_checks_total', { transport: 'envoy-grpc', outcome: 'error' }), 0)
+  })
+
   test('XFCC in the CheckRequest headers, from a trusted proxy, is the verified identity', async (t) => {
     const env = await startEnvoy(bundles.dir, { identity: identity() })
     t.after(env.close)
