@@ -223,6 +223,10 @@ export class EnvoyCheck {
       const j = judged ?? this.#judge(decision)
       if (j.verdict === undefined) throw j.error
       let verdict = j.verdict
+      // a deny's headers no HTTP message can carry were left out (response.ts): said once, for both transports
+      for (const d of verdict.dropped ?? []) {
+        this.#log.warn({ code: 'PORTCULLIS_ENVOY_RESULT_INVALID', transport: this.#transport, decision_id: decisionId, field: d.field, header: d.key, problem: d.reason }, 'ext_authz denial header left out: no HTTP message can carry it')
+      }
       let structured = typeof decision.result === 'object'
       // deny reasons, when the deployment returns them (policy.return_reasons): a header of the
       // denied response, so a boolean deny gets a denied response (403, as Envoy's default) to carry it

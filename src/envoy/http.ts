@@ -92,9 +92,11 @@ function checkRequestOf (req: IncomingMessage, path: string, body: Buffer, now: 
 
 /**
  * The policy's headers as Node writes them (no prototype: `constructor` or `__proto__` are names
- * like any other). A name or value HTTP cannot carry (CR/LF, NUL, characters above U+00FF, a bad
- * token) is left out and passed to `onInvalid`: for a denial the caller logs it, so a denial
- * stays a denial; for an allow the caller answers an error (a malformed result).
+ * like any other). Names that are not tokens and values with CR, LF or NUL never get here
+ * (response.ts verdictOf, the rule both transports share); what is left is what HTTP/1 text
+ * cannot carry though a gRPC string can (characters above U+00FF, other control characters):
+ * left out and passed to `onInvalid`. For a denial the caller logs it, so a denial stays a
+ * denial; for an allow the caller answers an error (a malformed result).
  */
 function headerLists (hs: Header[], onInvalid: (h: Header) => void): Record<string, string[]> {
   const out = Object.create(null) as Record<string, string[]>

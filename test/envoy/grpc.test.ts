@@ -93,6 +93,21 @@ describe('Envoy ext_authz over gRPC', () => {
     }
   })
 
+  test('a policy header with CR/LF/NUL or a bad name never reaches Envoy: an allow is an error (RESULT_INVALID), a deny drops the header', async () => {
+    for (const seg of ['alice%0D%0Ax-admin:%20true', 'a%0Ab', 'a%00b']) {
+      await assert.rejects(env.check(checkRequest(`/hdrallow/${seg}`)), (err: grpc.ServiceError) => {
+        assert.notEqual(err.code, grpc.status.OK)
+        assert.equal(err.metadata.get('portcullis-error-code')[0], 'PORTCULLIS_ENVOY_RESULT_INVALID', seg)
+        return true
+      })
+      const d = await env.check(checkRequest(`/hdrdeny/${seg}`))
+      assert.deepEqual([code(d), d.deniedResponse?.status?.code], [PERMISSION_DENIED, 409], seg)
+      assert.deepEqual(headerPairs(d.deniedResponse?.headers).map(([k]) => k).sort(), ['__proto__', 'constructor'], seg)
+    }
+    const fine = await env.check(checkRequest('/hdrallow/abc'))
+    assert.deepEqual(headerPairs(fine.okResponse?.headers), [['x-allowed-path', 'hdrallow/abc']])
+  })
+
   test('the input document is the one opa-envoy-plugin builds', async () => {
     const r = await env.check(checkRequest('/echo/a%2Fb/?x=1&x=2&y', { headers: { 'content-type': 'application/json', host: 'shop.example' }, body: '{"user":"alice","n":[1,2]}', size: 26 }, {
       source: { address: { socketAddress: { address: '10.0.0.7', portValue: 51234 } }, principal: 'spiffe://example.org/ns/shop/sa/frontend' },
