@@ -14,7 +14,8 @@
  *
  * Headers are checked here, once for both transports (Envoy's gRPC client passes a header on
  * as given: a CR/LF in a value reached the upstream request): a name must be an RFC 9110 token
- * and a value must hold no CR, LF or NUL. On an allow a header that breaks this is
+ * and a value must hold no CR, LF or NUL, and connection/framing headers (transfer-encoding,
+ * content-length, connection, ...) are not the policy's to set. On an allow a header that breaks this is
  * PORTCULLIS_ENVOY_RESULT_INVALID (an error, never an allow with a header split in two); on a
  * deny it is left out and reported in `dropped`, so a denial stays a denial.
  */
@@ -41,18 +42,33 @@ export interface EnvoyVerdict {
 }
 
 /** A deny header left out of the answer, and why. */
-export interface DroppedHeader { field: string, key: string, reason: 'name' | 'value' }
+export interface DroppedHeader { field: string, key: string, reason: 'name' | 'hop-by-hop' | 'value' }
 
 /** RFC 9110 §5.1 field-name = token; §5.6.2 tchar. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 /** RFC 9110 §5.5: CR, LF and NUL are never part of a field value. */
 const FORBIDDEN_IN_VALUE = /[\r\n\0]/
 
+/**
+ * Connection-specific and framing fields (RFC 9110 §7.6.1, §6.1; RFC 9112 §6): they describe
+ * one hop's message, not the request, and a policy that sets them breaks the message they are
+ * written into (a deny in HTTP mode with both Content-Length and Transfer-Encoding could not be
+ * parsed by Envoy, a failure that failure_mode_allow may let through).
+ */
+const HOP_BY_HOP: ReadonlySet<string> = new Set(['transfer-encoding', 'content-length', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'proxy-connection'])
+
 /** Why a header cannot be sent as given, or undefined when it can. */
 function headerProblem (h: Header): DroppedHeader['reason'] | undefined {
   if (!TOKEN.test(h.key)) return 'name'
+  if (HOP_BY_HOP.has(h.key.toLowerCase())) return 'hop-by-hop'
   if (FORBIDDEN_IN_VALUE.test(h.value)) return 'value'
   return undefined
+}
+
+const PROBLEMS: Record<DroppedHeader['reason'], string> = {
+  name: 'not an HTTP header name (RFC 9110 token)',
+  'hop-by-hop': 'a connection or framing header, which a policy may not set',
+  value: 'the value holds CR, LF or NUL',
 }
 
 /**
@@ -65,7 +81,7 @@ function sendable (hs: Header[], field: string, allowed: boolean, dropped: Dropp
     const h = hs[i] as Header
     const reason = headerProblem(h)
     if (reason === undefined) { out?.push(h); continue }
-    if (allowed) throw invalid(`${field}.${JSON.stringify(h.key)}: ${reason === 'name' ? 'not an HTTP header name (RFC 9110 token)' : 'the value holds CR, LF or NUL'}`, field)
+    if (allowed) throw invalid(`${field}.${JSON.stringify(h.key)}: ${PROBLEMS[reason]}`, field)
     dropped.push({ field, key: h.key, reason })
     out ??= hs.slice(0, i)
   }

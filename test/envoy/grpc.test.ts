@@ -108,6 +108,14 @@ describe('Envoy ext_authz over gRPC', () => {
     assert.deepEqual(headerPairs(fine.okResponse?.headers), [['x-allowed-path', 'hdrallow/abc']])
   })
 
+  test('a policy\'s connection or framing header never reaches Envoy: an allow is an error (RESULT_INVALID), a deny drops it', async () => {
+    for (const name of ['transfer-encoding', 'content-length', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'proxy-connection']) {
+      await assert.rejects(env.check(checkRequest(`/namedallow/${name}`)), (err: grpc.ServiceError) => err.metadata.get('portcullis-error-code')[0] === 'PORTCULLIS_ENVOY_RESULT_INVALID', name)
+      const d = await env.check(checkRequest(`/nameddeny/${name}`))
+      assert.deepEqual([code(d), headerPairs(d.deniedResponse?.headers)], [PERMISSION_DENIED, [['x-kept', '1']]], name)
+    }
+  })
+
   test('the input document is the one opa-envoy-plugin builds', async () => {
     const r = await env.check(checkRequest('/echo/a%2Fb/?x=1&x=2&y', { headers: { 'content-type': 'application/json', host: 'shop.example' }, body: '{"user":"alice","n":[1,2]}', size: 26 }, {
       source: { address: { socketAddress: { address: '10.0.0.7', portValue: 51234 } }, principal: 'spiffe://example.org/ns/shop/sa/frontend' },

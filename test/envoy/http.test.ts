@@ -91,6 +91,18 @@ describe('Envoy ext_authz HTTP service mode', () => {
     assert.equal((await forward(env.httpUrl, 'GET', `${PREFIX}/interim`)).status, 403)
   })
 
+  test('a policy\'s connection or framing header: a deny drops it (the answer stays parseable), an allow is an error', async () => {
+    for (const name of ['transfer-encoding', 'content-length', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'proxy-connection']) {
+      // Node's strict HTTP/1 parser, as Envoy's codec, refuses an answer with both Content-Length and Transfer-Encoding
+      const d = await forward(env.httpUrl, 'GET', `${PREFIX}/nameddeny/${name}`)
+      assert.deepEqual([d.status, d.body, d.headers['x-kept'], d.headers['transfer-encoding']], [403, 'no', '1', undefined], name)
+      const a = await forward(env.httpUrl, 'GET', `${PREFIX}/namedallow/${name}`)
+      assert.deepEqual([a.status, a.body], [500, 'PORTCULLIS_ENVOY_RESULT_INVALID'], name)
+      assert.equal(a.headers['transfer-encoding'], undefined, name)
+    }
+    assert.equal((await forward(env.httpUrl, 'GET', `${PREFIX}/namedallow/x-fine`)).headers['x-fine'], 'chunked')
+  })
+
   test('an allow whose header HTTP cannot carry is an error (5xx), as a malformed result is over gRPC', async () => {
     assert.equal((await forward(env.httpUrl, 'GET', `${PREFIX}/hdrallow/abc`)).status, 200)
     const r = await forward(env.httpUrl, 'GET', `${PREFIX}/hdrallow/%00`)

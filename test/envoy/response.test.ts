@@ -60,3 +60,15 @@ test('headers: a name that is not an RFC 9110 token or a value with CR, LF or NU
   const good = verdictOf({ allowed: true, headers: { "!#$%&'*+-.^_`|~09azAZ": 'a\tb c é' }, request_headers_to_remove: ['x-secret'] })
   assert.deepEqual([good.headers.length, good.dropped], [1, undefined])
 })
+
+test('connection and framing headers (transfer-encoding, content-length, connection, ...) are not the policy\'s: RESULT_INVALID on an allow, dropped on a deny', () => {
+  for (const name of ['transfer-encoding', 'Content-Length', 'connection', 'Keep-Alive', 'upgrade', 'TE', 'trailer', 'proxy-connection']) {
+    assert.throws(() => verdictOf({ allowed: true, headers: { [name]: 'chunked' } }), invalidResult, name)
+    assert.throws(() => verdictOf({ allowed: true, response_headers_to_add: { [name]: 'x' } }), invalidResult, name)
+    const deny = verdictOf({ allowed: false, headers: { [name]: 'chunked', 'x-kept': '1' } })
+    assert.deepEqual(deny.headers, [{ key: 'x-kept', value: '1' }], name)
+    assert.deepEqual(deny.dropped, [{ field: 'headers', key: name, reason: 'hop-by-hop' }], name)
+  }
+  // names that only start like one are ordinary headers
+  assert.equal(verdictOf({ allowed: true, headers: { 'content-length-x': '1', 'x-connection': 'a', tea: 'b' } }).headers.length, 3)
+})
