@@ -15,7 +15,7 @@ import type { CredentialContext, Decision, DecisionRequest, Transport, Transport
 import { PortcullisError, toPortcullisError } from '../errors.js'
 import { silentLogger, type Logger } from '../log.js'
 import type { Metrics } from '../metrics/index.js'
-import { checkRequestToInput, type CheckRequest } from './input.js'
+import { checkRequestToInput, headerLookup, type CheckRequest, type HeaderLookup } from './input.js'
 import { verdictOf, type EnvoyVerdict } from './response.js'
 
 /** The denied response's header carrying a deny's reasons (JSON; bounded by decision/reasons.ts to 4 KiB). */
@@ -90,24 +90,9 @@ export class EnvoyCheck {
     return this.#decisions.onActivation(listener)
   }
 
-  /** Headers of the request for the identity plugins: the headers map plus header_map (lowercase names; repeats become lists). */
-  #credentialHeaders (req: CheckRequest): Record<string, string | string[]> {
-    const http = req.attributes?.request?.http
-    // no prototype: a header named __proto__ or constructor is a header like any other
-    const out: Record<string, string | string[]> = Object.assign(Object.create(null) as Record<string, string | string[]>, http?.headers ?? {}) as Record<string, string | string[]>
-    for (const h of http?.headerMap?.headers ?? []) {
-      if (h.key === undefined || h.key === '') continue
-      const key = h.key.toLowerCase()
-      const value = h.value !== undefined && h.value !== '' ? h.value : Buffer.from(h.rawValue ?? new Uint8Array()).toString('utf8')
-      const prev = Object.hasOwn(out, key) ? out[key] : undefined
-      out[key] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value]
-    }
-    return out
-  }
-
   /** What the identity plugins read; built only when identity is on (nothing else reads it). */
-  #credentials (req: CheckRequest, facts: ConnectionFacts): CredentialContext {
-    const ctx: CredentialContext = { headers: this.#credentialHeaders(req) }
+  #credentials (req: CheckRequest, facts: ConnectionFacts, headers: HeaderLookup): CredentialContext {
+    const ctx: CredentialContext = { headers: headers as Record<string, string | string[]> }
     if (facts.remoteAddress !== undefined) ctx.remoteAddress = facts.remoteAddress
     if (facts.peerCertificates !== undefined && facts.peerCertificates.length > 0) ctx.peerCertificates = facts.peerCertificates
     const cert = req.attributes?.source?.certificate
@@ -194,9 +179,12 @@ export class EnvoyCheck {
   }
 
   async #check (req: CheckRequest, facts: ConnectionFacts): Promise<CheckOutcome> {
+    // one header lookup (header_map folded in) for the body parse and the identity plugins;
+    // a copy without prototype only when identity reads it or header_map must be folded in
+    const headers = this.#decisions.identityEnabled ? headerLookup(req.attributes?.request?.http, true) : undefined
     let input: Record<string, unknown>
     try {
-      input = await checkRequestToInput(req, { skipRequestBodyParse: this.#settings.skipRequestBodyParse })
+      input = await checkRequestToInput(req, { skipRequestBodyParse: this.#settings.skipRequestBodyParse, ...(headers !== undefined ? { headers } : {}) })
     } catch (err) {
       const error = toPortcullisError(err, 'PORTCULLIS_ENVOY_REQUEST_INVALID')
       await this.#recordUndecided(req, facts, error)
@@ -210,7 +198,7 @@ export class EnvoyCheck {
     const dr: DecisionRequest = { path: this.#settings.path, input, transport: this.#transport }
     // credentials (a copy of the headers, header_map folded in, the untrusted-certificate
     // counter and warning) only when an identity plugin will read them, as the Data API adapter
-    if (this.#decisions.identityEnabled) dr.credentials = this.#credentials(req, facts)
+    if (headers !== undefined) dr.credentials = this.#credentials(req, facts, headers)
     this.#describe(dr, req, facts)
     if (this.#settings.cacheIgnorePaths !== undefined) dr.cacheIgnorePaths = this.#settings.cacheIgnorePaths
     if (this.#settings.cacheBypass === true) dr.skipCache = true

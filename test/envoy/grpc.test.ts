@@ -116,6 +116,14 @@ describe('Envoy ext_authz over gRPC', () => {
     }
   })
 
+  test('encode_raw_headers (header_map only): the body is parsed and a cut one is truncated', async () => {
+    const hm = (k: string, v: string): unknown => ({ key: k, rawValue: Buffer.from(v) })
+    const r = await env.check(checkRequest('/body', { method: 'POST', headers: undefined, headerMap: { headers: [hm(':path', '/body'), hm('content-type', 'application/x-www-form-urlencoded')] }, rawBody: Buffer.from('role=admin') }))
+    assert.deepEqual([code(r), metadata(r).body, metadata(r).truncated], [OK, { role: ['admin'] }, false])
+    const cut = await env.check(checkRequest('/body', { method: 'POST', headers: undefined, headerMap: { headers: [hm('content-type', 'application/x-www-form-urlencoded'), hm('x-envoy-auth-partial-body', 'true')] }, rawBody: Buffer.from('role=admin') }))
+    assert.deepEqual([metadata(cut).body, metadata(cut).truncated], [null, true])
+  })
+
   test('the input document is the one opa-envoy-plugin builds', async () => {
     const r = await env.check(checkRequest('/echo/a%2Fb/?x=1&x=2&y', { headers: { 'content-type': 'application/json', host: 'shop.example' }, body: '{"user":"alice","n":[1,2]}', size: 26 }, {
       source: { address: { socketAddress: { address: '10.0.0.7', portValue: 51234 } }, principal: 'spiffe://example.org/ns/shop/sa/frontend' },
