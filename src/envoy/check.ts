@@ -184,7 +184,8 @@ export class EnvoyCheck {
     const headers = this.#decisions.identityEnabled ? headerLookup(req.attributes?.request?.http, true) : undefined
     let input: Record<string, unknown>
     try {
-      input = await checkRequestToInput(req, { skipRequestBodyParse: this.#settings.skipRequestBodyParse, ...(headers !== undefined ? { headers } : {}) })
+      // HTTP service mode cannot see a cut body unless Envoy forwards x-envoy-auth-partial-body (input.ts)
+      input = await checkRequestToInput(req, { skipRequestBodyParse: this.#settings.skipRequestBodyParse, partialBodyHeaderRequired: this.#transport === 'envoy-http', ...(headers !== undefined ? { headers } : {}) })
     } catch (err) {
       const error = toPortcullisError(err, 'PORTCULLIS_ENVOY_REQUEST_INVALID')
       await this.#recordUndecided(req, facts, error)

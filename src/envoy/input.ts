@@ -65,6 +65,12 @@ export interface InputOptions {
   skipRequestBodyParse?: boolean
   /** The request's headers, when the caller has already built headerLookup() (built here otherwise). */
   headers?: HeaderLookup
+  /**
+   * HTTP service mode: a non-empty body is whole only when `x-envoy-auth-partial-body` says so.
+   * Envoy's HTTP ext_authz client forwards only the allowed headers and sets Content-Length to the
+   * bytes it forwards, so without that header a body cut at max_request_bytes looks whole.
+   */
+  partialBodyHeaderRequired?: boolean
 }
 
 /** A request's headers by lowercase name; a repeated header in header_map is a list. */
@@ -326,9 +332,12 @@ async function parseMultipart (payload: Buffer, contentType: string): Promise<Re
  * `parsed_body` and `truncated_body` (request.go getParsedBody). `headers` is the request's
  * header lookup (headerLookup: the headers map, or header_map when Envoy sends only that).
  */
-export async function parsedBody (headers: HeaderLookup, body: string, rawBody: Uint8Array | undefined): Promise<{ parsed: unknown, truncated: boolean }> {
-  // Envoy sets x-envoy-auth-partial-body: true when it cut the body at max_request_bytes.
-  if (headerValue(headers, 'x-envoy-auth-partial-body') === 'true') return { parsed: null, truncated: true }
+export async function parsedBody (headers: HeaderLookup, body: string, rawBody: Uint8Array | undefined, opts: { partialBodyHeaderRequired?: boolean } = {}): Promise<{ parsed: unknown, truncated: boolean }> {
+  // Envoy sets x-envoy-auth-partial-body: true when it cut the body at max_request_bytes (false when it did not).
+  const partial = headerValue(headers, 'x-envoy-auth-partial-body')
+  if (partial === 'true') return { parsed: null, truncated: true }
+  // fail closed: a body nobody said is whole may be cut (InputOptions.partialBodyHeaderRequired)
+  if (partial === undefined && opts.partialBodyHeaderRequired === true && (body !== '' || (rawBody !== undefined && rawBody.byteLength > 0))) return { parsed: null, truncated: true }
   const contentType = headerValue(headers, 'content-type')
   if (contentType === undefined) return { parsed: null, truncated: false }
   const payload = (): Buffer | undefined => {
@@ -372,7 +381,7 @@ export async function checkRequestToInput (req: CheckRequest, opts: InputOptions
   input.parsed_path = parsedPath(path)
   input.parsed_query = parsedQuery(path)
   if (opts.skipRequestBodyParse !== true) {
-    const { parsed, truncated } = await parsedBody(opts.headers ?? headerLookup(http), http.body ?? '', http.rawBody)
+    const { parsed, truncated } = await parsedBody(opts.headers ?? headerLookup(http), http.body ?? '', http.rawBody, { partialBodyHeaderRequired: opts.partialBodyHeaderRequired === true })
     input.parsed_body = parsed
     input.truncated_body = truncated
   }

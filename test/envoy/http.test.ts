@@ -117,7 +117,7 @@ describe('Envoy ext_authz HTTP service mode', () => {
     }
     const q = await forward(env.httpUrl, 'GET', `${PREFIX}/public?a=%zz`)
     assert.deepEqual([q.status, q.body], [400, 'PORTCULLIS_ENVOY_REQUEST_INVALID'])
-    const j = await forward(env.httpUrl, 'POST', `${PREFIX}/body`, { 'content-type': 'application/json' }, '{"a":')
+    const j = await forward(env.httpUrl, 'POST', `${PREFIX}/body`, { 'content-type': 'application/json', 'x-envoy-auth-partial-body': 'false' }, '{"a":')
     assert.deepEqual([j.status, j.body], [400, 'PORTCULLIS_ENVOY_REQUEST_INVALID'])
   })
 
@@ -159,14 +159,35 @@ describe('Envoy ext_authz HTTP service mode', () => {
     }
   })
 
+  test('a body without x-envoy-auth-partial-body is treated as cut (Envoy forwards a cut body with Content-Length of what it sends): truncated_body, no parsed_body', async () => {
+    // Envoy with max_request_bytes: 8192, allow_partial_message: true, and x-envoy-auth-partial-body
+    // not in allowed_headers: the admin field lies past the cut, and nothing says the body was cut
+    const cut = `pad=${'x'.repeat(8200)}&role=admin`.slice(0, 8192)
+    const asSent = await forward(env.httpUrl, 'POST', `${PREFIX}/bodycheck`, { 'content-type': 'application/x-www-form-urlencoded' }, cut.slice(0, 4000))
+    assert.deepEqual([asSent.status, asSent.body], [403, 'truncated'])
+    // any body at all, whatever its type, until Envoy says it is whole
+    for (const [type, body] of [['application/json', '{"role":"user"}'], ['application/x-www-form-urlencoded', 'role=user'], ['text/plain', 'x']]) {
+      assert.deepEqual((await forward(env.httpUrl, 'POST', `${PREFIX}/bodycheck`, { 'content-type': type as string }, body)).body, 'truncated', type)
+    }
+    const whole = await forward(env.httpUrl, 'POST', `${PREFIX}/bodycheck`, { 'content-type': 'application/x-www-form-urlencoded', 'x-envoy-auth-partial-body': 'false' }, 'role=user')
+    assert.equal(whole.status, 200)
+    const admin = await forward(env.httpUrl, 'POST', `${PREFIX}/bodycheck`, { 'content-type': 'application/x-www-form-urlencoded', 'x-envoy-auth-partial-body': 'false' }, 'role=admin')
+    assert.deepEqual([admin.status, admin.body], [403, 'no admins'])
+    // no body: nothing to be cut
+    assert.equal((await forward(env.httpUrl, 'GET', `${PREFIX}/bodycheck`)).status, 200)
+  })
+
   test('the same policy answers the same in both modes', async () => {
     const cases: Array<{ path: string, method?: string, headers?: Record<string, string>, body?: string }> = [
       { path: '/public/x' }, { path: '/bool' }, { path: '/boolno' }, { path: '/deny' }, { path: '/plaindeny' },
       { path: '/teapot' }, { path: '/malformed' }, { path: '/nothing' }, { path: '//admin/people' }, { path: '/people' },
       { path: '/public?a=%zz' }, { path: '/public?x=1&x=2' },
-      { path: '/body', method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"user":"alice"}' },
-      { path: '/body', method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"user":' },
-      { path: '/body', method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=1&b=2' },
+      // as Envoy sends a body (with_request_body): x-envoy-auth-partial-body says whether it was cut
+      { path: '/body', method: 'POST', headers: { 'content-type': 'application/json', 'x-envoy-auth-partial-body': 'false' }, body: '{"user":"alice"}' },
+      { path: '/body', method: 'POST', headers: { 'content-type': 'application/json', 'x-envoy-auth-partial-body': 'false' }, body: '{"user":' },
+      { path: '/body', method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-envoy-auth-partial-body': 'false' }, body: 'a=1&b=2' },
+      { path: '/bodycheck', method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-envoy-auth-partial-body': 'false' }, body: 'role=admin' },
+      { path: '/bodycheck', method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-envoy-auth-partial-body': 'true' }, body: 'role=user' },
     ]
     for (const c of cases) {
       const method = c.method ?? 'GET'
