@@ -177,6 +177,31 @@ describe('Envoy ext_authz HTTP service mode', () => {
     assert.equal((await forward(env.httpUrl, 'GET', `${PREFIX}/bodycheck`)).status, 200)
   })
 
+  test('CONNECT is answered 403 (a denial) and closed; an absolute-form or asterisk-form target is refused 400; all audited and counted', async () => {
+    const u = new URL(env.httpUrl)
+    /** The whole answer to `raw`, read until the server closes the connection (bounded: 5 s). */
+    const exchange = async (raw: string): Promise<string> => await new Promise((resolve, reject) => {
+      const socket = connect(Number(u.port), u.hostname, () => socket.write(raw))
+      let out = ''
+      const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no close after ${JSON.stringify(out)}`)) }, 5000)
+      socket.on('data', (d: Buffer) => { out += d.toString('latin1') })
+      socket.on('close', () => { clearTimeout(timer); resolve(out) })
+      socket.on('error', reject)
+    })
+    const before = await metricValue(env, 'portcullis_envoy_checks_total', { transport: 'envoy-http', outcome: 'refused' })
+    const tunnel = await exchange('CONNECT admin.example:443 HTTP/1.1\r\nHost: admin.example:443\r\n\r\n')
+    assert.match(tunnel, /^HTTP\/1\.1 403 /)
+    assert.ok(tunnel.endsWith('\r\n\r\nPORTCULLIS_ENVOY_REQUEST_INVALID'), tunnel)
+    for (const target of [`http://x${PREFIX}/public`, `https://x${PREFIX}/public?a=1`, '*']) {
+      const method = target === '*' ? 'OPTIONS' : 'GET'
+      const answer = await exchange(`${method} ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+      assert.match(answer, /^HTTP\/1\.1 400 /, target)
+      assert.ok(answer.endsWith('PORTCULLIS_ENVOY_REQUEST_INVALID'), target)
+    }
+    assert.equal(await metricValue(env, 'portcullis_envoy_checks_total', { transport: 'envoy-http', outcome: 'refused' }), before + 4)
+    assert.deepEqual([stripPrefix('http://x/p/a', '/p'), stripPrefix('http://x/a', '/'), stripPrefix('*', ''), stripPrefix('/a', '')], [undefined, undefined, undefined, '/a'])
+  })
+
   test('the same policy answers the same in both modes', async () => {
     const cases: Array<{ path: string, method?: string, headers?: Record<string, string>, body?: string }> = [
       { path: '/public/x' }, { path: '/bool' }, { path: '/boolno' }, { path: '/deny' }, { path: '/plaindeny' },
