@@ -15,7 +15,7 @@ import type { CredentialContext, Decision, DecisionRequest, Transport, Transport
 import { PortcullisError, toPortcullisError } from '../errors.js'
 import { silentLogger, type Logger } from '../log.js'
 import type { Metrics } from '../metrics/index.js'
-import { checkRequestToInput, type CheckRequest } from './input.js'
+import { checkRequestToInput, headerLookup, type CheckRequest, type HeaderLookup } from './input.js'
 import { verdictOf, type EnvoyVerdict } from './response.js'
 
 /** The denied response's header carrying a deny's reasons (JSON; bounded by decision/reasons.ts to 4 KiB). */
@@ -58,8 +58,8 @@ export type CheckOutcome =
   | { kind: 'decided', verdict: EnvoyVerdict, decisionId: string, structured: boolean, dryRun: boolean }
   /**
    * Denied before the policy: a request that cannot be parsed (400, as opa-envoy-plugin), or a
-   * caller whose credential is missing or rejected (401/403, identity.on_missing/on_rejected:
-   * deny). A denial, not an error: Envoy's failure_mode_allow must never turn it into an allow.
+   * caller whose credential is missing or rejected (401/403, or 503 when the keys to verify it
+   * cannot be fetched; identity.on_missing/on_rejected: deny). A denial, not an error: Envoy's failure_mode_allow must never turn it into an allow.
    */
   | { kind: 'refused', error: PortcullisError }
   /** Evaluation failed, was undefined or malformed: an error, never an allow. */
@@ -90,24 +90,9 @@ export class EnvoyCheck {
     return this.#decisions.onActivation(listener)
   }
 
-  /** Headers of the request for the identity plugins: the headers map plus header_map (lowercase names; repeats become lists). */
-  #credentialHeaders (req: CheckRequest): Record<string, string | string[]> {
-    const http = req.attributes?.request?.http
-    // no prototype: a header named __proto__ or constructor is a header like any other
-    const out: Record<string, string | string[]> = Object.assign(Object.create(null) as Record<string, string | string[]>, http?.headers ?? {}) as Record<string, string | string[]>
-    for (const h of http?.headerMap?.headers ?? []) {
-      if (h.key === undefined || h.key === '') continue
-      const key = h.key.toLowerCase()
-      const value = h.value !== undefined && h.value !== '' ? h.value : Buffer.from(h.rawValue ?? new Uint8Array()).toString('utf8')
-      const prev = Object.hasOwn(out, key) ? out[key] : undefined
-      out[key] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value]
-    }
-    return out
-  }
-
   /** What the identity plugins read; built only when identity is on (nothing else reads it). */
-  #credentials (req: CheckRequest, facts: ConnectionFacts): CredentialContext {
-    const ctx: CredentialContext = { headers: this.#credentialHeaders(req) }
+  #credentials (req: CheckRequest, facts: ConnectionFacts, headers: HeaderLookup): CredentialContext {
+    const ctx: CredentialContext = { headers: headers as Record<string, string | string[]> }
     if (facts.remoteAddress !== undefined) ctx.remoteAddress = facts.remoteAddress
     if (facts.peerCertificates !== undefined && facts.peerCertificates.length > 0) ctx.peerCertificates = facts.peerCertificates
     const cert = req.attributes?.source?.certificate
@@ -194,9 +179,13 @@ export class EnvoyCheck {
   }
 
   async #check (req: CheckRequest, facts: ConnectionFacts): Promise<CheckOutcome> {
+    // one header lookup (header_map folded in) for the body parse and the identity plugins;
+    // a copy without prototype only when identity reads it or header_map must be folded in
+    const headers = this.#decisions.identityEnabled ? headerLookup(req.attributes?.request?.http, true) : undefined
     let input: Record<string, unknown>
     try {
-      input = await checkRequestToInput(req, { skipRequestBodyParse: this.#settings.skipRequestBodyParse })
+      // HTTP service mode cannot see a cut body unless Envoy forwards x-envoy-auth-partial-body (input.ts)
+      input = await checkRequestToInput(req, { skipRequestBodyParse: this.#settings.skipRequestBodyParse, partialBodyHeaderRequired: this.#transport === 'envoy-http', ...(headers !== undefined ? { headers } : {}) })
     } catch (err) {
       const error = toPortcullisError(err, 'PORTCULLIS_ENVOY_REQUEST_INVALID')
       await this.#recordUndecided(req, facts, error)
@@ -210,7 +199,7 @@ export class EnvoyCheck {
     const dr: DecisionRequest = { path: this.#settings.path, input, transport: this.#transport }
     // credentials (a copy of the headers, header_map folded in, the untrusted-certificate
     // counter and warning) only when an identity plugin will read them, as the Data API adapter
-    if (this.#decisions.identityEnabled) dr.credentials = this.#credentials(req, facts)
+    if (headers !== undefined) dr.credentials = this.#credentials(req, facts, headers)
     this.#describe(dr, req, facts)
     if (this.#settings.cacheIgnorePaths !== undefined) dr.cacheIgnorePaths = this.#settings.cacheIgnorePaths
     if (this.#settings.cacheBypass === true) dr.skipCache = true
@@ -223,6 +212,10 @@ export class EnvoyCheck {
       const j = judged ?? this.#judge(decision)
       if (j.verdict === undefined) throw j.error
       let verdict = j.verdict
+      // a deny's headers no HTTP message can carry were left out (response.ts): said once, for both transports
+      for (const d of verdict.dropped ?? []) {
+        this.#log.warn({ code: 'PORTCULLIS_ENVOY_RESULT_INVALID', transport: this.#transport, decision_id: decisionId, field: d.field, header: d.key, problem: d.reason }, 'ext_authz denial header left out: no HTTP message can carry it')
+      }
       let structured = typeof decision.result === 'object'
       // deny reasons, when the deployment returns them (policy.return_reasons): a header of the
       // denied response, so a boolean deny gets a denied response (403, as Envoy's default) to carry it
@@ -256,12 +249,15 @@ export class EnvoyCheck {
 type Judgement = { verdict: EnvoyVerdict, error?: undefined, audit: TransportVerdict } | { verdict?: undefined, error: PortcullisError, audit: TransportVerdict }
 
 /**
- * Denials before or instead of the policy's answer: identity (no credential, rejected
- * credential: 4xx codes of the identity plugins), and a decision the audit log could not
- * record. A denial, never an error, so Envoy's failure_mode_allow cannot let it through.
+ * Denials before or instead of the policy's answer: identity (no credential, or a credential
+ * rejected for any reason under on_rejected: deny — a 5xx one too: keys that cannot be fetched
+ * (PORTCULLIS_IDENTITY_KEYS_UNAVAILABLE) leave a forged token unverified, never verified), and
+ * a decision the audit log could not record. A denial, never an error, so Envoy's
+ * failure_mode_allow cannot let it through. Over gRPC the denied response keeps the error's
+ * status (503 for unavailable keys); HTTP service mode answers a denial status (http.ts).
  */
 function isRefusal (error: PortcullisError): boolean {
-  return (error.code.startsWith('PORTCULLIS_IDENTITY_') && error.status < 500) || error.code === 'PORTCULLIS_AUDIT_UNAVAILABLE'
+  return error.code.startsWith('PORTCULLIS_IDENTITY_') || error.code === 'PORTCULLIS_AUDIT_UNAVAILABLE'
 }
 
 /** `attributes.request.http.id` → `['attributes', 'request', 'http', 'id']`. */

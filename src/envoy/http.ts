@@ -15,6 +15,7 @@
  */
 import { createServer, validateHeaderName, validateHeaderValue, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { PortcullisError } from '../errors.js'
 import { silentLogger, type Logger } from '../log.js'
 import type { ConnectionFacts, EnvoyCheck } from './check.js'
@@ -44,8 +45,14 @@ export interface EnvoyHttpServer {
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true })
 
-/** The original request's path: the forwarded one without `path_prefix`; undefined when it does not start with it. */
+/**
+ * The original request's path: the forwarded one without `path_prefix`; undefined when it does
+ * not start with it, or is not in origin form (RFC 9112 §3.2.1: Envoy forwards `path_prefix` +
+ * path; an absolute-form `http://x/admin` or asterisk-form `*` target never comes from it, and
+ * would be judged as a path it is not).
+ */
 export function stripPrefix (url: string, prefix: string): string | undefined {
+  if (!url.startsWith('/')) return undefined
   if (prefix === '' || prefix === '/') return url
   const p = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix
   if (!url.startsWith(p)) return undefined
@@ -92,9 +99,11 @@ function checkRequestOf (req: IncomingMessage, path: string, body: Buffer, now: 
 
 /**
  * The policy's headers as Node writes them (no prototype: `constructor` or `__proto__` are names
- * like any other). A name or value HTTP cannot carry (CR/LF, NUL, characters above U+00FF, a bad
- * token) is left out and passed to `onInvalid`: for a denial the caller logs it, so a denial
- * stays a denial; for an allow the caller answers an error (a malformed result).
+ * like any other). Names that are not tokens and values with CR, LF or NUL never get here
+ * (response.ts verdictOf, the rule both transports share); what is left is what HTTP/1 text
+ * cannot carry though a gRPC string can (characters above U+00FF, other control characters):
+ * left out and passed to `onInvalid`. For a denial the caller logs it, so a denial stays a
+ * denial; for an allow the caller answers an error (a malformed result).
  */
 function headerLists (hs: Header[], onInvalid: (h: Header) => void): Record<string, string[]> {
   const out = Object.create(null) as Record<string, string[]>
@@ -176,7 +185,9 @@ async function handle (opts: EnvoyHttpOptions, req: IncomingMessage, res: Server
   }
   if (path === undefined) {
     // Envoy always prepends path_prefix: anything else did not come from the configured filter.
-    const e = new PortcullisError('PORTCULLIS_ENVOY_REQUEST_INVALID', `the forwarded path does not start with path_prefix ${opts.pathPrefix}`, { path_prefix: opts.pathPrefix })
+    const e = url.startsWith('/')
+      ? new PortcullisError('PORTCULLIS_ENVOY_REQUEST_INVALID', `the forwarded path does not start with path_prefix ${opts.pathPrefix}`, { path_prefix: opts.pathPrefix })
+      : new PortcullisError('PORTCULLIS_ENVOY_REQUEST_INVALID', 'the forwarded request target is not a path (origin form)', { path_prefix: opts.pathPrefix })
     await opts.check.refuse({ attributes: { request: { http: httpRequestOf(req, url) } } }, facts, e)
     send(res, e.status, { 'content-type': 'text/plain' }, e.code)
     return
@@ -230,6 +241,20 @@ export async function startEnvoyHttp (opts: EnvoyHttpOptions): Promise<EnvoyHttp
     })
   })
   watchConnectionErrors(server, { listener: 'envoy-http', metrics: opts.metrics, log, answer: true })
+  // CONNECT asks for a tunnel, which no policy here judges; Node leaves the socket to a 'connect'
+  // listener and, without one, closes it unanswered (which Envoy would count as a failure,
+  // where failure_mode_allow may allow). Answered as a denial, audited and counted, then closed.
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => { /* the caller went away: nothing to answer */ })
+    const e = new PortcullisError('PORTCULLIS_ENVOY_REQUEST_INVALID', 'CONNECT is not a request ext_authz forwards for a decision', { method: 'CONNECT' })
+    const facts: ConnectionFacts = req.socket.remoteAddress !== undefined ? { remoteAddress: req.socket.remoteAddress } : {}
+    opts.check.refuse({ attributes: { request: { http: httpRequestOf(req, req.url ?? '') } } }, facts, e)
+      .catch((err: unknown) => { log.error({ code: 'PORTCULLIS_INTERNAL', err }, 'ext_authz HTTP CONNECT refusal failed') })
+      .finally(() => {
+        const body = e.code
+        socket.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`)
+      })
+  })
   const i = opts.addr.lastIndexOf(':')
   const host = opts.addr.slice(0, i).replace(/^\[|\]$/g, '')
   const port = Number(opts.addr.slice(i + 1))

@@ -63,6 +63,44 @@ interface Metadata { filterMetadata?: Record<string, unknown>, typedFilterMetada
 export interface InputOptions {
   /** opa-envoy-plugin's skip-request-body-parse: no parsed_body / truncated_body. */
   skipRequestBodyParse?: boolean
+  /** The request's headers, when the caller has already built headerLookup() (built here otherwise). */
+  headers?: HeaderLookup
+  /**
+   * HTTP service mode: a non-empty body is whole only when `x-envoy-auth-partial-body` says so.
+   * Envoy's HTTP ext_authz client forwards only the allowed headers and sets Content-Length to the
+   * bytes it forwards, so without that header a body cut at max_request_bytes looks whole.
+   */
+  partialBodyHeaderRequired?: boolean
+}
+
+/** A request's headers by lowercase name; a repeated header in header_map is a list. */
+export type HeaderLookup = Readonly<Record<string, string | string[]>>
+
+/**
+ * The request's headers: the `headers` map, with `header_map` folded in (Envoy's
+ * encode_raw_headers sends only header_map, its values as raw_value bytes). Without a
+ * header_map the headers map itself (no copy), unless `copy` asks for one: a copy has no
+ * prototype, so a header named `__proto__` or `constructor` is a header like any other.
+ */
+export function headerLookup (http: HttpRequest | undefined, copy = false): HeaderLookup {
+  const entries = http?.headerMap?.headers ?? []
+  if (entries.length === 0 && !copy) return http?.headers ?? {}
+  const out: Record<string, string | string[]> = Object.assign(Object.create(null) as Record<string, string | string[]>, http?.headers ?? {}) as Record<string, string | string[]>
+  for (const h of entries) {
+    if (h.key === undefined || h.key === '') continue
+    const key = h.key.toLowerCase()
+    const value = h.value !== undefined && h.value !== '' ? h.value : Buffer.from(h.rawValue ?? new Uint8Array()).toString('utf8')
+    const prev = Object.hasOwn(out, key) ? out[key] : undefined
+    out[key] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value]
+  }
+  return out
+}
+
+/** One header's value; a repeated one joined with ',' as Envoy joins them in the headers map. */
+function headerValue (headers: HeaderLookup, name: string): string | undefined {
+  if (!Object.hasOwn(headers, name)) return undefined
+  const v = headers[name]
+  return Array.isArray(v) ? v.join(',') : v
 }
 
 /** `input.version` for the v3 API (request.go v3Info). */
@@ -291,13 +329,16 @@ async function parseMultipart (payload: Buffer, contentType: string): Promise<Re
 }
 
 /**
- * `parsed_body` and `truncated_body` (request.go getParsedBody). `headers` is the HttpRequest
- * headers map, as opa-envoy-plugin reads it.
+ * `parsed_body` and `truncated_body` (request.go getParsedBody). `headers` is the request's
+ * header lookup (headerLookup: the headers map, or header_map when Envoy sends only that).
  */
-export async function parsedBody (headers: Record<string, string>, body: string, rawBody: Uint8Array | undefined): Promise<{ parsed: unknown, truncated: boolean }> {
-  // Envoy sets x-envoy-auth-partial-body: true when it cut the body at max_request_bytes.
-  if (headers['x-envoy-auth-partial-body'] === 'true') return { parsed: null, truncated: true }
-  const contentType = headers['content-type']
+export async function parsedBody (headers: HeaderLookup, body: string, rawBody: Uint8Array | undefined, opts: { partialBodyHeaderRequired?: boolean } = {}): Promise<{ parsed: unknown, truncated: boolean }> {
+  // Envoy sets x-envoy-auth-partial-body: true when it cut the body at max_request_bytes (false when it did not).
+  const partial = headerValue(headers, 'x-envoy-auth-partial-body')
+  if (partial === 'true') return { parsed: null, truncated: true }
+  // fail closed: a body nobody said is whole may be cut (InputOptions.partialBodyHeaderRequired)
+  if (partial === undefined && opts.partialBodyHeaderRequired === true && (body !== '' || (rawBody !== undefined && rawBody.byteLength > 0))) return { parsed: null, truncated: true }
+  const contentType = headerValue(headers, 'content-type')
   if (contentType === undefined) return { parsed: null, truncated: false }
   const payload = (): Buffer | undefined => {
     if (body !== '') return Buffer.from(body, 'utf8')
@@ -315,7 +356,7 @@ export async function parsedBody (headers: Record<string, string>, body: string,
   if (kind === undefined || kind === 'grpc') return { parsed: null, truncated: false }
   const p = payload()
   if (p === undefined) return { parsed: null, truncated: false }
-  const cl = headers['content-length']
+  const cl = headerValue(headers, 'content-length')
   if (cl !== undefined && truncatedByLength(cl, p.length)) return { parsed: null, truncated: true }
   const text = (): string => new TextDecoder('utf-8', { fatal: false }).decode(p)
   switch (kind) {
@@ -340,7 +381,7 @@ export async function checkRequestToInput (req: CheckRequest, opts: InputOptions
   input.parsed_path = parsedPath(path)
   input.parsed_query = parsedQuery(path)
   if (opts.skipRequestBodyParse !== true) {
-    const { parsed, truncated } = await parsedBody(http.headers ?? {}, http.body ?? '', http.rawBody)
+    const { parsed, truncated } = await parsedBody(opts.headers ?? headerLookup(http), http.body ?? '', http.rawBody, { partialBodyHeaderRequired: opts.partialBodyHeaderRequired === true })
     input.parsed_body = parsed
     input.truncated_body = truncated
   }

@@ -11,6 +11,13 @@
  *     StatusCode enum names).
  *
  * Anything else is PORTCULLIS_ENVOY_RESULT_INVALID: never an allow.
+ *
+ * Headers are checked here, once for both transports (Envoy's gRPC client passes a header on
+ * as given: a CR/LF in a value reached the upstream request): a name must be an RFC 9110 token
+ * and a value must hold no CR, LF or NUL, and connection/framing headers (transfer-encoding,
+ * content-length, connection, ...) are not the policy's to set. On an allow a header that breaks this is
+ * PORTCULLIS_ENVOY_RESULT_INVALID (an error, never an allow with a header split in two); on a
+ * deny it is left out and reported in `dropped`, so a denial stays a denial.
  */
 import { PortcullisError } from '../errors.js'
 
@@ -30,6 +37,55 @@ export interface EnvoyVerdict {
   queryParametersToRemove: string[]
   /** Deny only: true when the result is an object (a boolean deny carries no denied response). */
   deniedResponse?: { status: number, body: string }
+  /** Deny only: the policy's headers left out because no HTTP message can carry them (for the transport to log). */
+  dropped?: DroppedHeader[]
+}
+
+/** A deny header left out of the answer, and why. */
+export interface DroppedHeader { field: string, key: string, reason: 'name' | 'hop-by-hop' | 'value' }
+
+/** RFC 9110 §5.1 field-name = token; §5.6.2 tchar. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+/** RFC 9110 §5.5: CR, LF and NUL are never part of a field value. */
+const FORBIDDEN_IN_VALUE = /[\r\n\0]/
+
+/**
+ * Connection-specific and framing fields (RFC 9110 §7.6.1, §6.1; RFC 9112 §6): they describe
+ * one hop's message, not the request, and a policy that sets them breaks the message they are
+ * written into (a deny in HTTP mode with both Content-Length and Transfer-Encoding could not be
+ * parsed by Envoy, a failure that failure_mode_allow may let through).
+ */
+const HOP_BY_HOP: ReadonlySet<string> = new Set(['transfer-encoding', 'content-length', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'proxy-connection'])
+
+/** Why a header cannot be sent as given, or undefined when it can. */
+function headerProblem (h: Header): DroppedHeader['reason'] | undefined {
+  if (!TOKEN.test(h.key)) return 'name'
+  if (HOP_BY_HOP.has(h.key.toLowerCase())) return 'hop-by-hop'
+  if (FORBIDDEN_IN_VALUE.test(h.value)) return 'value'
+  return undefined
+}
+
+const PROBLEMS: Record<DroppedHeader['reason'], string> = {
+  name: 'not an HTTP header name (RFC 9110 token)',
+  'hop-by-hop': 'a connection or framing header, which a policy may not set',
+  value: 'the value holds CR, LF or NUL',
+}
+
+/**
+ * The policy's headers of one field as they may be sent: on an allow a bad one is
+ * PORTCULLIS_ENVOY_RESULT_INVALID, on a deny it is left out and noted in `dropped`.
+ */
+function sendable (hs: Header[], field: string, allowed: boolean, dropped: DroppedHeader[]): Header[] {
+  let out: Header[] | undefined
+  for (let i = 0; i < hs.length; i++) {
+    const h = hs[i] as Header
+    const reason = headerProblem(h)
+    if (reason === undefined) { out?.push(h); continue }
+    if (allowed) throw invalid(`${field}.${JSON.stringify(h.key)}: ${PROBLEMS[reason]}`, field)
+    dropped.push({ field, key: h.key, reason })
+    out ??= hs.slice(0, i)
+  }
+  return out ?? hs
 }
 
 /** HTTP statuses envoy.type.v3.StatusCode names (proto/envoy/type/v3/http_status.proto). */
@@ -98,14 +154,18 @@ export function verdictOf (result: unknown): EnvoyVerdict {
   if (!Object.hasOwn(result, 'allowed')) throw invalid('the decision object has no "allowed" key', 'allowed')
   if (typeof result.allowed !== 'boolean') throw invalid('"allowed" must be a boolean', 'allowed')
   verdict.allowed = result.allowed
-  if (result.headers !== undefined) verdict.headers = headersOf(result.headers, 'headers')
+  const dropped: DroppedHeader[] = []
+  if (result.headers !== undefined) verdict.headers = sendable(headersOf(result.headers, 'headers'), 'headers', verdict.allowed, dropped)
   if (result.dynamic_metadata !== undefined) {
     if (!isObject(result.dynamic_metadata)) throw invalid('dynamic_metadata must be an object', 'dynamic_metadata')
     verdict.dynamicMetadata = result.dynamic_metadata
   }
   if (verdict.allowed) {
-    if (result.request_headers_to_remove !== undefined) verdict.headersToRemove = stringsOf(result.request_headers_to_remove, 'request_headers_to_remove')
-    if (result.response_headers_to_add !== undefined) verdict.responseHeadersToAdd = headersOf(result.response_headers_to_add, 'response_headers_to_add')
+    if (result.request_headers_to_remove !== undefined) {
+      verdict.headersToRemove = stringsOf(result.request_headers_to_remove, 'request_headers_to_remove')
+      for (const name of verdict.headersToRemove) if (!TOKEN.test(name)) throw invalid(`request_headers_to_remove: ${JSON.stringify(name)} is not an HTTP header name (RFC 9110 token)`, 'request_headers_to_remove')
+    }
+    if (result.response_headers_to_add !== undefined) verdict.responseHeadersToAdd = sendable(headersOf(result.response_headers_to_add, 'response_headers_to_add'), 'response_headers_to_add', true, dropped)
     if (result.query_parameters_to_remove !== undefined) verdict.queryParametersToRemove = stringsOf(result.query_parameters_to_remove, 'query_parameters_to_remove')
     if (result.query_parameters_to_set !== undefined) verdict.queryParametersToSet = queryParametersOf(result.query_parameters_to_set)
     return verdict
@@ -122,6 +182,7 @@ export function verdictOf (result: unknown): EnvoyVerdict {
     status = s
   }
   verdict.deniedResponse = { status, body }
+  if (dropped.length > 0) verdict.dropped = dropped
   return verdict
 }
 

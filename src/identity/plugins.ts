@@ -17,7 +17,7 @@ import type { OidcIssuer } from './oidc.js'
 import { pemCertificates } from './pem.js'
 import type { TrustStore } from './trust-store.js'
 import { verifyX509Svid } from './x509-svid.js'
-import { parseXfcc, trustedProxyMatcher } from './xfcc.js'
+import { assertUnambiguous, parseXfcc, trustedProxyMatcher } from './xfcc.js'
 import { createHash } from 'node:crypto'
 
 /** What the transport knows about the request's credentials. */
@@ -152,6 +152,8 @@ export function xfccPlugin (store: TrustStore, cfg: IdentityConfig['x509_svid'][
       // Repeated headers are one list (RFC 9110 §5.3).
       const value = Array.isArray(raw) ? raw.join(',') : raw
       const elements = parseXfcc(value)
+      // every element, not only the one used: an element split by a SAN moves every index after it
+      assertUnambiguous(elements)
       const el = cfg.element === 'last' ? elements[elements.length - 1] : elements[0]
       if (el?.cert === undefined) {
         throw new IdentityError('PORTCULLIS_IDENTITY_MALFORMED', `${cfg.header}: the ${cfg.element} element has no Cert (configure Envoy set_current_client_cert_details cert: true)`, { header: cfg.header })

@@ -12,9 +12,20 @@
  * equals sign inside a quoted value can never start a new pair or element.
  *
  * The header is only meaningful when a proxy Portcullis trusts set it: see trustedProxy().
+ *
+ * The grammar alone is not enough: Envoy writes `URI=` and `DNS=` values unquoted and
+ * unescaped (conn_manager_utility.cc, `absl::StrCat("URI=", uri)`), so a client certificate
+ * whose URI SAN is `https://x/a,Cert="<someone's public SVID>"` turns Envoy's one element into
+ * two, the second written by the client. assertUnambiguous() refuses every header in which an
+ * element's certificate carries such a SAN, or whose URI/DNS values disagree with its certificate.
  */
 import { BlockList, isIP } from 'node:net'
+import * as pkijs from 'pkijs'
 import { IdentityError } from '../errors.js'
+import { readCertificateFast } from './certificate-fast.js'
+import { isTag, readCertificate } from './certificate-tree.js'
+import { parseCertificateDer } from './pem.js'
+import { pemCertificates } from './pem-blocks.js'
 
 export interface XfccElement {
   by: string[]
@@ -30,7 +41,8 @@ export interface XfccElement {
 
 /** Upper bound on the header (Envoy's own default header limit is 60 KiB). */
 export const MAX_XFCC_BYTES = 64 * 1024
-const MAX_ELEMENTS = 32
+/** Elements one header may hold (one per proxy hop with APPEND_FORWARD). */
+export const MAX_XFCC_ELEMENTS = 32
 
 function malformed (reason: string): IdentityError {
   return new IdentityError('PORTCULLIS_IDENTITY_MALFORMED', `x-forwarded-client-cert: ${reason}`, { header: 'x-forwarded-client-cert', reason })
@@ -99,7 +111,7 @@ export function parseXfccPairs (header: string): Array<Array<[string, string]>> 
     if (sep === ',') {
       elements.push(pairs)
       pairs = []
-      if (elements.length >= MAX_ELEMENTS) throw malformed(`more than ${MAX_ELEMENTS} elements`)
+      if (elements.length >= MAX_XFCC_ELEMENTS) throw malformed(`more than ${MAX_XFCC_ELEMENTS} elements`)
     } else if (sep !== ';') {
       throw malformed(`expected "," or ";" at offset ${i - 1}`)
     }
@@ -138,6 +150,84 @@ export function parseXfcc (header: string): XfccElement[] {
     }
     return el
   })
+}
+
+const SAN_OID = '2.5.29.17'
+const CONTEXT = 3
+
+/** The URI and DNS names of a certificate's subjectAltName, in order. */
+interface SanNames { uris: string[], dns: string[] }
+
+/**
+ * The URI and DNS SANs of one DER certificate: from the fast reader's tree (or asn1js's) when
+ * the extension is in the plain shape, else from PKI.js's own reading; a certificate none of
+ * them reads is MALFORMED (it could not be verified either).
+ */
+function sanNames (der: Buffer): SanNames {
+  const out: SanNames = { uris: [], dns: [] }
+  const tree = readCertificateFast(der) ?? readCertificate(der)
+  const ext = tree?.extensions.find((e) => e.extnID === SAN_OID)
+  if (tree !== undefined && ext === undefined) return out
+  const v = ext?.value
+  if (v !== undefined && isTag(v, 1, 16, true)) {
+    // GeneralName [2] dNSName, [6] uniformResourceIdentifier: IA5String, read byte for byte
+    for (const n of v.children ?? []) {
+      const tag = n.tagClass === CONTEXT && !n.constructed && n.definite ? n.tagNumber : -1
+      if (tag === 6) out.uris.push(Buffer.from(n.content).toString('latin1'))
+      else if (tag === 2) out.dns.push(Buffer.from(n.content).toString('latin1'))
+    }
+    return out
+  }
+  const cert = parseCertificateDer(der, 'x-forwarded-client-cert Cert')
+  const san = cert.extensions?.find((e) => e.extnID === SAN_OID)?.parsedValue as unknown
+  if (san === undefined) return out
+  if (!(san instanceof pkijs.AltName)) throw malformed('a certificate\'s subjectAltName cannot be read')
+  for (const n of san.altNames) {
+    if (n.type === 6 && typeof n.value === 'string') out.uris.push(n.value)
+    else if (n.type === 2 && typeof n.value === 'string') out.dns.push(n.value)
+  }
+  return out
+}
+
+/** Characters that end or split an unquoted XFCC value: a SAN holding one makes Envoy's header ambiguous. */
+const XFCC_SEPARATORS = /[,;"=]/
+
+function sameList (a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i])
+}
+
+/**
+ * Refuses (PORTCULLIS_IDENTITY_MALFORMED) a header that may not say what its proxy wrote. For
+ * every element carrying a certificate (Cert, or else Chain's first), not only the one used:
+ *
+ *   - a URI or DNS SAN containing `,` `;` `"` or `=`: Envoy writes it unquoted, so it may have
+ *     split or extended the element (the client chose the SAN; the CA that issued it may be one
+ *     Envoy accepts but Portcullis does not trust);
+ *   - `URI=` / `DNS=` values that are not exactly the certificate's URI / DNS SANs: Envoy writes
+ *     all of them, in order, from the same certificate, so a difference means the pairs were not
+ *     all written by the proxy (e.g. a `;Cert=` appended through a SAN of a certificate the
+ *     element does not carry).
+ *
+ * Cheap: one DER read per certificate, no signature checked.
+ */
+export function assertUnambiguous (elements: readonly XfccElement[]): void {
+  for (const el of elements) {
+    const ders: Buffer[] = []
+    if (el.cert !== undefined) ders.push(...pemCertificates(el.cert, 'x-forwarded-client-cert Cert'))
+    else if (el.chain !== undefined) ders.push(pemCertificates(el.chain, 'x-forwarded-client-cert Chain')[0] as Buffer)
+    if (ders.length === 0) continue
+    let leafNames: SanNames | undefined
+    for (const der of ders) {
+      const names = sanNames(der)
+      leafNames ??= names
+      for (const name of [...names.uris, ...names.dns]) {
+        if (XFCC_SEPARATORS.test(name)) throw malformed(`a certificate carries the subjectAltName ${JSON.stringify(name)}, which Envoy writes unquoted: the header is ambiguous`)
+      }
+    }
+    const leaf = leafNames as SanNames
+    if (el.uri.length > 0 && !sameList(el.uri, leaf.uris)) throw malformed('URI values do not match the element\'s certificate')
+    if (el.dns.length > 0 && !sameList(el.dns, leaf.dns)) throw malformed('DNS values do not match the element\'s certificate')
+  }
 }
 
 /** A matcher for the configured trusted proxies (addresses and CIDRs, IPv4 and IPv6). */

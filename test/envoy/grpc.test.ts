@@ -6,6 +6,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect as netConnect, createServer as createNetServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -90,6 +91,37 @@ describe('Envoy ext_authz over gRPC', () => {
         return true
       })
     }
+  })
+
+  test('a policy header with CR/LF/NUL or a bad name never reaches Envoy: an allow is an error (RESULT_INVALID), a deny drops the header', async () => {
+    for (const seg of ['alice%0D%0Ax-admin:%20true', 'a%0Ab', 'a%00b']) {
+      await assert.rejects(env.check(checkRequest(`/hdrallow/${seg}`)), (err: grpc.ServiceError) => {
+        assert.notEqual(err.code, grpc.status.OK)
+        assert.equal(err.metadata.get('portcullis-error-code')[0], 'PORTCULLIS_ENVOY_RESULT_INVALID', seg)
+        return true
+      })
+      const d = await env.check(checkRequest(`/hdrdeny/${seg}`))
+      assert.deepEqual([code(d), d.deniedResponse?.status?.code], [PERMISSION_DENIED, 409], seg)
+      assert.deepEqual(headerPairs(d.deniedResponse?.headers).map(([k]) => k).sort(), ['__proto__', 'constructor'], seg)
+    }
+    const fine = await env.check(checkRequest('/hdrallow/abc'))
+    assert.deepEqual(headerPairs(fine.okResponse?.headers), [['x-allowed-path', 'hdrallow/abc']])
+  })
+
+  test('a policy\'s connection or framing header never reaches Envoy: an allow is an error (RESULT_INVALID), a deny drops it', async () => {
+    for (const name of ['transfer-encoding', 'content-length', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'proxy-connection']) {
+      await assert.rejects(env.check(checkRequest(`/namedallow/${name}`)), (err: grpc.ServiceError) => err.metadata.get('portcullis-error-code')[0] === 'PORTCULLIS_ENVOY_RESULT_INVALID', name)
+      const d = await env.check(checkRequest(`/nameddeny/${name}`))
+      assert.deepEqual([code(d), headerPairs(d.deniedResponse?.headers)], [PERMISSION_DENIED, [['x-kept', '1']]], name)
+    }
+  })
+
+  test('encode_raw_headers (header_map only): the body is parsed and a cut one is truncated', async () => {
+    const hm = (k: string, v: string): unknown => ({ key: k, rawValue: Buffer.from(v) })
+    const r = await env.check(checkRequest('/body', { method: 'POST', headers: undefined, headerMap: { headers: [hm(':path', '/body'), hm('content-type', 'application/x-www-form-urlencoded')] }, rawBody: Buffer.from('role=admin') }))
+    assert.deepEqual([code(r), metadata(r).body, metadata(r).truncated], [OK, { role: ['admin'] }, false])
+    const cut = await env.check(checkRequest('/body', { method: 'POST', headers: undefined, headerMap: { headers: [hm('content-type', 'application/x-www-form-urlencoded'), hm('x-envoy-auth-partial-body', 'true')] }, rawBody: Buffer.from('role=admin') }))
+    assert.deepEqual([metadata(cut).body, metadata(cut).truncated], [null, true])
   })
 
   test('the input document is the one opa-envoy-plugin builds', async () => {
@@ -404,6 +436,33 @@ describe('Envoy ext_authz identity', () => {
     assert.deepEqual([code(forged), forged.deniedResponse?.status?.code], [PERMISSION_DENIED, 401])
   })
 
+  test('a token whose issuer\'s keys cannot be fetched (PORTCULLIS_IDENTITY_KEYS_UNAVAILABLE) is a denial, never an error failure_mode_allow could let through', async (t) => {
+    // a loopback port nobody listens on: the JWKS fetch fails as in an outage
+    const closed = createNetServer()
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
+    const port = (closed.address() as { port: number }).port
+    await new Promise<void>((resolve) => closed.close(() => resolve()))
+    const iss = 'https://issuer.example'
+    const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url')
+    // forged: the signature is garbage, so it can never verify
+    const token = `${b64({ alg: 'RS256', kid: 'k', typ: 'JWT' })}.${b64({ iss, sub: 'system:serviceaccount:prod:admin', aud: 'portcullis', exp: Math.floor(Date.now() / 1000) + 600 })}.${Buffer.from('forged').toString('base64url')}`
+    const env = await startEnvoy(bundles.dir, {
+      identity: {
+        on_missing: 'deny', on_rejected: 'deny', watch: { enabled: false },
+        oidc: { issuers: [{ issuer: iss, audiences: ['portcullis'], jwks_uri: `https://127.0.0.1:${port}/jwks`, timeout_ms: 2000 }] },
+      },
+    })
+    t.after(env.close)
+    const headers = { authorization: `Bearer ${token}` }
+    const r = await env.check(checkRequest('/public', { headers }))
+    assert.deepEqual([code(r), r.deniedResponse?.status?.code, r.deniedResponse?.body], [PERMISSION_DENIED, 503, 'PORTCULLIS_IDENTITY_KEYS_UNAVAILABLE'])
+    assert.equal(r.okResponse, undefined)
+    const h = await fetch(`${env.httpUrl}/public`, { headers })
+    assert.deepEqual([h.status, await h.text()], [403, 'PORTCULLIS_IDENTITY_KEYS_UNAVAILABLE'])
+    assert.equal(await metricValue(env, 'portcullis_envoy_checks_total', { transport: 'envoy-grpc', outcome: 'refused' }), 1)
+    assert.equal(await metricValue(env, 'portcullis_envoy_checks_total', { transport: 'envoy-grpc', outcome: 'error' }), 0)
+  })
+
   test('XFCC in the CheckRequest headers, from a trusted proxy, is the verified identity', async (t) => {
     const env = await startEnvoy(bundles.dir, { identity: identity() })
     t.after(env.close)
@@ -412,6 +471,33 @@ describe('Envoy ext_authz identity', () => {
     assert.equal(code(r), OK)
     assert.deepEqual(metadata(r).spiffe_id, FRONTEND)
     assert.deepEqual(metadata(r).source, 'xfcc')
+  })
+
+  test('XFCC element injection through an unquoted URI SAN is refused in both element modes, over gRPC and HTTP', async (t) => {
+    // The attacker's own client certificate, from a CA Envoy's downstream TLS accepts (not one
+    // Portcullis trusts), whose URI SAN closes Envoy's element and appends the victim's public SVID.
+    const now = Date.now()
+    const partner = await makeCa({ name: 'partner CA', uri: 'spiffe://partner.example', notBefore: new Date(now - DAY), notAfter: new Date(now + DAY) })
+    const uri = `https://partner.example/a,Cert="${urlEncodePem(leafPem)}"`
+    const attacker = await makeLeaf({ issuer: partner, uris: [uri], notBefore: new Date(now - HOUR), notAfter: new Date(now + DAY) })
+    // Envoy SANITIZE_SET, set_current_client_cert_details {cert: true, uri: true}, as Envoy builds it
+    const xfcc = ['By=spiffe://example.org/envoy', `Hash=${createHash('sha256').update(attacker.der).digest('hex')}`, `Cert="${urlEncodePem(pemOf(attacker))}"`, `URI=${uri}`].join(';')
+    // a normal two-hop APPEND_FORWARD header still works
+    const gateway = await makeLeaf({ issuer: root, uris: ['spiffe://example.org/ns/edge/sa/gateway'], notBefore: new Date(now - HOUR), notAfter: new Date(now + DAY) })
+    const hop = (pem: string, u: string): string => `By=spiffe://example.org/envoy;Cert="${urlEncodePem(pem)}";URI=${u}`
+    for (const element of ['last', 'first'] as const) {
+      const env = await startEnvoy(bundles.dir, { identity: { ...identity({ xfcc: { trusted_proxies: ['127.0.0.1'], element } }), on_rejected: 'deny' } })
+      t.after(env.close)
+      const r = await env.check(checkRequest('/whoami', { headers: { 'x-forwarded-client-cert': xfcc } }))
+      assert.deepEqual([code(r), r.deniedResponse?.status?.code, r.deniedResponse?.body], [PERMISSION_DENIED, 401, 'PORTCULLIS_IDENTITY_MALFORMED'], element)
+      const h = await fetch(`${env.httpUrl}/whoami`, { headers: { 'x-forwarded-client-cert': xfcc } })
+      assert.deepEqual([h.status, await h.text()], [401, 'PORTCULLIS_IDENTITY_MALFORMED'], element)
+      const edge = hop(pemOf(gateway), 'spiffe://example.org/ns/edge/sa/gateway')
+      const normal = element === 'last' ? `${edge},${hop(leafPem, FRONTEND)}` : `${hop(leafPem, FRONTEND)},${edge}`
+      const ok = await env.check(checkRequest('/whoami', { headers: { 'x-forwarded-client-cert': normal } }))
+      assert.deepEqual([code(ok), metadata(ok).spiffe_id, metadata(ok).source], [OK, FRONTEND, 'xfcc'], element)
+      assert.equal((await fetch(`${env.httpUrl}/whoami`, { headers: { 'x-forwarded-client-cert': normal } })).status, 200, element)
+    }
   })
 })
 

@@ -91,6 +91,18 @@ describe('Envoy ext_authz HTTP service mode', () => {
     assert.equal((await forward(env.httpUrl, 'GET', `${PREFIX}/interim`)).status, 403)
   })
 
+  test('a policy\'s connection or framing header: a deny drops it (the answer stays parseable), an allow is an error', async () => {
+    for (const name of ['transfer-encoding', 'content-length', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'proxy-connection']) {
+      // Node's strict HTTP/1 parser, as Envoy's codec, refuses an answer with both Content-Length and Transfer-Encoding
+      const d = await forward(env.httpUrl, 'GET', `${PREFIX}/nameddeny/${name}`)
+      assert.deepEqual([d.status, d.body, d.headers['x-kept'], d.headers['transfer-encoding']], [403, 'no', '1', undefined], name)
+      const a = await forward(env.httpUrl, 'GET', `${PREFIX}/namedallow/${name}`)
+      assert.deepEqual([a.status, a.body], [500, 'PORTCULLIS_ENVOY_RESULT_INVALID'], name)
+      assert.equal(a.headers['transfer-encoding'], undefined, name)
+    }
+    assert.equal((await forward(env.httpUrl, 'GET', `${PREFIX}/namedallow/x-fine`)).headers['x-fine'], 'chunked')
+  })
+
   test('an allow whose header HTTP cannot carry is an error (5xx), as a malformed result is over gRPC', async () => {
     assert.equal((await forward(env.httpUrl, 'GET', `${PREFIX}/hdrallow/abc`)).status, 200)
     const r = await forward(env.httpUrl, 'GET', `${PREFIX}/hdrallow/%00`)
@@ -105,7 +117,7 @@ describe('Envoy ext_authz HTTP service mode', () => {
     }
     const q = await forward(env.httpUrl, 'GET', `${PREFIX}/public?a=%zz`)
     assert.deepEqual([q.status, q.body], [400, 'PORTCULLIS_ENVOY_REQUEST_INVALID'])
-    const j = await forward(env.httpUrl, 'POST', `${PREFIX}/body`, { 'content-type': 'application/json' }, '{"a":')
+    const j = await forward(env.httpUrl, 'POST', `${PREFIX}/body`, { 'content-type': 'application/json', 'x-envoy-auth-partial-body': 'false' }, '{"a":')
     assert.deepEqual([j.status, j.body], [400, 'PORTCULLIS_ENVOY_REQUEST_INVALID'])
   })
 
@@ -147,14 +159,60 @@ describe('Envoy ext_authz HTTP service mode', () => {
     }
   })
 
+  test('a body without x-envoy-auth-partial-body is treated as cut (Envoy forwards a cut body with Content-Length of what it sends): truncated_body, no parsed_body', async () => {
+    // Envoy with max_request_bytes: 8192, allow_partial_message: true, and x-envoy-auth-partial-body
+    // not in allowed_headers: the admin field lies past the cut, and nothing says the body was cut
+    const cut = `pad=${'x'.repeat(8200)}&role=admin`.slice(0, 8192)
+    const asSent = await forward(env.httpUrl, 'POST', `${PREFIX}/bodycheck`, { 'content-type': 'application/x-www-form-urlencoded' }, cut.slice(0, 4000))
+    assert.deepEqual([asSent.status, asSent.body], [403, 'truncated'])
+    // any body at all, whatever its type, until Envoy says it is whole
+    for (const [type, body] of [['application/json', '{"role":"user"}'], ['application/x-www-form-urlencoded', 'role=user'], ['text/plain', 'x']]) {
+      assert.deepEqual((await forward(env.httpUrl, 'POST', `${PREFIX}/bodycheck`, { 'content-type': type as string }, body)).body, 'truncated', type)
+    }
+    const whole = await forward(env.httpUrl, 'POST', `${PREFIX}/bodycheck`, { 'content-type': 'application/x-www-form-urlencoded', 'x-envoy-auth-partial-body': 'false' }, 'role=user')
+    assert.equal(whole.status, 200)
+    const admin = await forward(env.httpUrl, 'POST', `${PREFIX}/bodycheck`, { 'content-type': 'application/x-www-form-urlencoded', 'x-envoy-auth-partial-body': 'false' }, 'role=admin')
+    assert.deepEqual([admin.status, admin.body], [403, 'no admins'])
+    // no body: nothing to be cut
+    assert.equal((await forward(env.httpUrl, 'GET', `${PREFIX}/bodycheck`)).status, 200)
+  })
+
+  test('CONNECT is answered 403 (a denial) and closed; an absolute-form or asterisk-form target is refused 400; all audited and counted', async () => {
+    const u = new URL(env.httpUrl)
+    /** The whole answer to `raw`, read until the server closes the connection (bounded: 5 s). */
+    const exchange = async (raw: string): Promise<string> => await new Promise((resolve, reject) => {
+      const socket = connect(Number(u.port), u.hostname, () => socket.write(raw))
+      let out = ''
+      const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no close after ${JSON.stringify(out)}`)) }, 5000)
+      socket.on('data', (d: Buffer) => { out += d.toString('latin1') })
+      socket.on('close', () => { clearTimeout(timer); resolve(out) })
+      socket.on('error', reject)
+    })
+    const before = await metricValue(env, 'portcullis_envoy_checks_total', { transport: 'envoy-http', outcome: 'refused' })
+    const tunnel = await exchange('CONNECT admin.example:443 HTTP/1.1\r\nHost: admin.example:443\r\n\r\n')
+    assert.match(tunnel, /^HTTP\/1\.1 403 /)
+    assert.ok(tunnel.endsWith('\r\n\r\nPORTCULLIS_ENVOY_REQUEST_INVALID'), tunnel)
+    for (const target of [`http://x${PREFIX}/public`, `https://x${PREFIX}/public?a=1`, '*']) {
+      const method = target === '*' ? 'OPTIONS' : 'GET'
+      const answer = await exchange(`${method} ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+      assert.match(answer, /^HTTP\/1\.1 400 /, target)
+      assert.ok(answer.endsWith('PORTCULLIS_ENVOY_REQUEST_INVALID'), target)
+    }
+    assert.equal(await metricValue(env, 'portcullis_envoy_checks_total', { transport: 'envoy-http', outcome: 'refused' }), before + 4)
+    assert.deepEqual([stripPrefix('http://x/p/a', '/p'), stripPrefix('http://x/a', '/'), stripPrefix('*', ''), stripPrefix('/a', '')], [undefined, undefined, undefined, '/a'])
+  })
+
   test('the same policy answers the same in both modes', async () => {
     const cases: Array<{ path: string, method?: string, headers?: Record<string, string>, body?: string }> = [
       { path: '/public/x' }, { path: '/bool' }, { path: '/boolno' }, { path: '/deny' }, { path: '/plaindeny' },
       { path: '/teapot' }, { path: '/malformed' }, { path: '/nothing' }, { path: '//admin/people' }, { path: '/people' },
       { path: '/public?a=%zz' }, { path: '/public?x=1&x=2' },
-      { path: '/body', method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"user":"alice"}' },
-      { path: '/body', method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"user":' },
-      { path: '/body', method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=1&b=2' },
+      // as Envoy sends a body (with_request_body): x-envoy-auth-partial-body says whether it was cut
+      { path: '/body', method: 'POST', headers: { 'content-type': 'application/json', 'x-envoy-auth-partial-body': 'false' }, body: '{"user":"alice"}' },
+      { path: '/body', method: 'POST', headers: { 'content-type': 'application/json', 'x-envoy-auth-partial-body': 'false' }, body: '{"user":' },
+      { path: '/body', method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-envoy-auth-partial-body': 'false' }, body: 'a=1&b=2' },
+      { path: '/bodycheck', method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-envoy-auth-partial-body': 'false' }, body: 'role=admin' },
+      { path: '/bodycheck', method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-envoy-auth-partial-body': 'true' }, body: 'role=user' },
     ]
     for (const c of cases) {
       const method = c.method ?? 'GET'

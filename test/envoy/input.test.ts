@@ -141,3 +141,18 @@ test('map keys such as __proto__ stay ordinary keys', async () => {
   const { parsed } = await parsedBody({ 'content-type': 'multipart/form-data; boundary=b' }, mp, undefined)
   assert.deepEqual(Object.entries(parsed as object), [['__proto__', ['v']]])
 })
+
+test('encode_raw_headers: Envoy sends only header_map, and parsed_body / truncated_body read it (content-type, x-envoy-auth-partial-body)', async () => {
+  const raw = (k: string, v: string): unknown => ({ key: k, rawValue: Buffer.from(v) })
+  const request = (headers: unknown[], body: string): CheckRequest => overTheWire({ attributes: { request: { http: { method: 'POST', path: '/form', headerMap: { headers }, rawBody: Buffer.from(body) } } } })
+  const form = await checkRequestToInput(request([raw(':path', '/form'), raw('Content-Type', 'application/x-www-form-urlencoded')], 'role=admin&role=x'))
+  assert.deepEqual([form.parsed_body, form.truncated_body], [{ role: ['admin', 'x'] }, false])
+  const cut = await checkRequestToInput(request([raw('content-type', 'application/x-www-form-urlencoded'), raw('x-envoy-auth-partial-body', 'true')], 'role=admin'))
+  assert.deepEqual([cut.parsed_body, cut.truncated_body], [null, true])
+  const short = await checkRequestToInput(request([raw('content-type', 'application/json'), raw('content-length', '100')], '{"a":1}'))
+  assert.deepEqual([short.parsed_body, short.truncated_body], [null, true])
+  // string values (header_map's value field) too
+  const json = await checkRequestToInput(overTheWire({ attributes: { request: { http: { path: '/', headerMap: { headers: [{ key: 'content-type', value: 'application/json' }] }, body: '{"b":2}' } } } }))
+  assert.deepEqual(json.parsed_body, { b: 2 })
+  await assert.rejects(checkRequestToInput(request([raw('content-type', 'application/json')], '{"a":')), invalidRequest)
+})

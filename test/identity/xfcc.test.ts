@@ -1,6 +1,7 @@
-import { test } from 'node:test'
+import { before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { parseXfcc, parseXfccPairs, trustedProxyMatcher } from '../../src/identity/xfcc.js'
+import { assertUnambiguous, MAX_XFCC_ELEMENTS, parseXfcc, parseXfccPairs, trustedProxyMatcher } from '../../src/identity/xfcc.js'
+import { makeCa, makeLeaf, pemOf, urlEncodePem, type Issued } from './support/pki.js'
 
 const MALFORMED = 'PORTCULLIS_IDENTITY_MALFORMED'
 
@@ -60,6 +61,73 @@ test('injected quotes and commas that break the grammar are MALFORMED', () => {
 test('oversized header and too many elements are MALFORMED', () => {
   assert.throws(() => parseXfcc('URI=' + 'a'.repeat(70 * 1024)), { code: MALFORMED })
   assert.throws(() => parseXfcc(Array.from({ length: 40 }, () => 'URI=spiffe://a/x').join(',')), { code: MALFORMED })
+})
+
+test(`exactly ${MAX_XFCC_ELEMENTS} elements parse; one more is MALFORMED`, () => {
+  const elements = (n: number): string => Array.from({ length: n }, (_, i) => `URI=spiffe://a/${i}`).join(',')
+  assert.equal(parseXfcc(elements(MAX_XFCC_ELEMENTS)).length, MAX_XFCC_ELEMENTS)
+  assert.throws(() => parseXfcc(elements(MAX_XFCC_ELEMENTS + 1)), { code: MALFORMED })
+})
+
+describe('assertUnambiguous: Envoy writes URI= and DNS= unquoted', () => {
+  const VICTIM = 'spiffe://example.org/ns/shop/sa/frontend'
+  let ca: Issued
+  let victim: Issued
+  let keys: CryptoKeyPair
+  before(async () => {
+    ca = await makeCa({ name: 'partner CA' })
+    victim = await makeLeaf({ issuer: ca, uris: [VICTIM] })
+    keys = victim.keys
+  })
+
+  /** Envoy's element for a client certificate (SANITIZE_SET, cert and uri/dns details), byte for byte as Envoy builds it. */
+  const envoyElement = (leaf: Issued, uris: string[], dns: string[] = []): string =>
+    [`By=spiffe://example.org/envoy`, `Cert="${urlEncodePem(leaf.pem)}"`, ...uris.map((u) => `URI=${u}`), ...dns.map((d) => `DNS=${d}`)].join(';')
+
+  test('a normal multi-element APPEND_FORWARD header is accepted', async () => {
+    const gateway = await makeLeaf({ issuer: ca, uris: ['spiffe://example.org/ns/edge/sa/gateway'], dns: ['gw.example.org'], keys })
+    const h = `${envoyElement(gateway, ['spiffe://example.org/ns/edge/sa/gateway'], ['gw.example.org'])},${envoyElement(victim, [VICTIM])},By=spiffe://x/y;URI=spiffe://x/z`
+    const els = parseXfcc(h)
+    assert.equal(els.length, 3)
+    assert.doesNotThrow(() => assertUnambiguous(els))
+    // Cert without URI/DNS details (uri: false) is fine too
+    assert.doesNotThrow(() => assertUnambiguous(parseXfcc(`Cert="${urlEncodePem(victim.pem)}"`)))
+  })
+
+  test('the reviewer\'s attack: a URI SAN that appends a Cert of someone else is refused, whichever element is used', async () => {
+    const uri = `https://partner.example/a,Cert="${urlEncodePem(victim.pem)}"`
+    const attacker = await makeLeaf({ issuer: ca, uris: [uri], keys })
+    const els = parseXfcc(envoyElement(attacker, [uri]))
+    // the split Envoy never meant: two elements, the last one the victim's certificate
+    assert.equal(els.length, 2)
+    assert.equal(els[1]?.cert, victim.pem)
+    assert.throws(() => assertUnambiguous(els), { code: MALFORMED })
+  })
+
+  test('any of , ; " = in any URI or DNS SAN of any element\'s certificate refuses the header (the class, not one input)', async () => {
+    for (const ch of [',', ';', '"', '=']) {
+      for (const kind of ['uri', 'dns'] as const) {
+        const name = kind === 'uri' ? `https://partner.example/a${ch}b` : `a${ch}b.example`
+        const leaf = await makeLeaf({ issuer: ca, uris: kind === 'uri' ? ['spiffe://example.org/x', name] : ['spiffe://example.org/x'], dns: kind === 'dns' ? [name] : [], keys })
+        // in an element that does not write the SAN (uri/dns details off), before the element used
+        const h = `Cert="${urlEncodePem(leaf.pem)}",${envoyElement(victim, [VICTIM])}`
+        assert.throws(() => assertUnambiguous(parseXfcc(h)), { code: MALFORMED }, `${kind} ${ch}`)
+        // in Chain only (cert: false, chain: true)
+        assert.throws(() => assertUnambiguous(parseXfcc(`Chain="${urlEncodePem(pemOf(leaf, ca))}"`)), { code: MALFORMED }, `chain ${kind} ${ch}`)
+      }
+    }
+  })
+
+  test('URI= / DNS= values that are not the element\'s certificate\'s SANs are refused', async () => {
+    // what a SAN with ";Cert=" makes of a proxy that writes no Cert of its own: one element whose URI is not the Cert's
+    assert.throws(() => assertUnambiguous(parseXfcc(`By=spiffe://example.org/envoy;URI=https://partner.example/a;Cert="${urlEncodePem(victim.pem)}"`)), { code: MALFORMED })
+    assert.throws(() => assertUnambiguous(parseXfcc(`${envoyElement(victim, [VICTIM])};URI=spiffe://example.org/extra`)), { code: MALFORMED })
+    assert.throws(() => assertUnambiguous(parseXfcc(envoyElement(victim, [VICTIM], ['extra.example']))), { code: MALFORMED })
+  })
+
+  test('a Cert that is not a certificate is MALFORMED', () => {
+    assert.throws(() => assertUnambiguous(parseXfcc(`Cert="${encodeURIComponent('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n')}"`)), { code: MALFORMED })
+  })
 })
 
 test('trusted proxies: addresses and CIDRs, IPv4, IPv6 and IPv4-mapped IPv6', () => {
