@@ -197,15 +197,27 @@ function sameList (a: readonly string[], b: readonly string[]): boolean {
 }
 
 /**
+ * Whether `values` are the `URI=` pairs Envoy writes for a certificate with these URI SANs
+ * (conn_manager_utility.cc): all of them in order (current Envoy), only the first (older releases
+ * wrote `sans[0]`), or one empty `URI=` when the certificate has none ("the URI key still
+ * exists even if the URI is empty").
+ */
+function urisAsEnvoyWrites (values: readonly string[], sans: readonly string[]): boolean {
+  if (sans.length === 0) return values.length === 1 && values[0] === ''
+  return sameList(values, sans) || (values.length === 1 && values[0] === sans[0])
+}
+
+/**
  * Refuses (PORTCULLIS_IDENTITY_MALFORMED) a header that may not say what its proxy wrote. For
  * every element carrying a certificate (Cert, or else Chain's first), not only the one used:
  *
  *   - a URI or DNS SAN containing `,` `;` `"` or `=`: Envoy writes it unquoted, so it may have
  *     split or extended the element (the client chose the SAN; the CA that issued it may be one
  *     Envoy accepts but Portcullis does not trust);
- *   - `URI=` / `DNS=` values that are not exactly the certificate's URI / DNS SANs: Envoy writes
- *     all of them, in order, from the same certificate, so a difference means the pairs were not
- *     all written by the proxy (e.g. a `;Cert=` appended through a SAN of a certificate the
+ *   - `URI=` / `DNS=` values that are not the certificate's URI / DNS SANs as Envoy writes them
+ *     (every DNS SAN in order; every URI SAN in order, or only the first in older Envoy, or one
+ *     empty `URI=` for a certificate without one), so a difference means the pairs were not all
+ *     written by the proxy (e.g. a `;Cert=` appended through a SAN of a certificate the
  *     element does not carry).
  *
  * Cheap: one DER read per certificate, no signature checked.
@@ -225,7 +237,7 @@ export function assertUnambiguous (elements: readonly XfccElement[]): void {
       }
     }
     const leaf = leafNames as SanNames
-    if (el.uri.length > 0 && !sameList(el.uri, leaf.uris)) throw malformed('URI values do not match the element\'s certificate')
+    if (el.uri.length > 0 && !urisAsEnvoyWrites(el.uri, leaf.uris)) throw malformed('URI values do not match the element\'s certificate')
     if (el.dns.length > 0 && !sameList(el.dns, leaf.dns)) throw malformed('DNS values do not match the element\'s certificate')
   }
 }

@@ -118,6 +118,17 @@ describe('assertUnambiguous: Envoy writes URI= and DNS= unquoted', () => {
     }
   })
 
+  test('URI= as every Envoy release writes it is accepted: all URI SANs, only the first (older releases), an empty URI= for a certificate without one', async () => {
+    const two = await makeLeaf({ issuer: ca, uris: ['spiffe://example.org/a', 'https://example.org/b'], keys })
+    assert.doesNotThrow(() => assertUnambiguous(parseXfcc(envoyElement(two, ['spiffe://example.org/a', 'https://example.org/b']))))
+    assert.doesNotThrow(() => assertUnambiguous(parseXfcc(envoyElement(two, ['spiffe://example.org/a']))))
+    const none = await makeLeaf({ issuer: ca, uris: [], dns: ['svc.example.org'], keys })
+    assert.doesNotThrow(() => assertUnambiguous(parseXfcc(`${envoyElement(none, [''], ['svc.example.org'])},${envoyElement(victim, [VICTIM])}`)))
+    // but not the second alone, nor an empty URI= for a certificate that has one
+    assert.throws(() => assertUnambiguous(parseXfcc(envoyElement(two, ['https://example.org/b']))), { code: MALFORMED })
+    assert.throws(() => assertUnambiguous(parseXfcc(envoyElement(victim, ['']))), { code: MALFORMED })
+  })
+
   test('URI= / DNS= values that are not the element\'s certificate\'s SANs are refused', async () => {
     // what a SAN with ";Cert=" makes of a proxy that writes no Cert of its own: one element whose URI is not the Cert's
     assert.throws(() => assertUnambiguous(parseXfcc(`By=spiffe://example.org/envoy;URI=https://partner.example/a;Cert="${urlEncodePem(victim.pem)}"`)), { code: MALFORMED })
