@@ -24,9 +24,10 @@ Options:
   --checkpoint <file>   a signed checkpoint the auditor kept earlier (repeatable): it must
                 verify, and the log must extend it (consistency proof), so a log whose
                 checkpoints were deleted and records rewritten is caught
-  --max-unsealed <n>    records allowed past the latest checkpoint (default 10000, the
-                default checkpoint.every_events); more, or records with no checkpoint at
-                all, is TAIL_UNSEALED
+  --max-unsealed <n>    records allowed past the latest checkpoint (default 14097: what a
+                crash can leave with the default checkpoint.every_events, 10000: one
+                group of at most 4096 and a gap record more); more, or records with no
+                checkpoint at all, is TAIL_UNSEALED
   --allow-unsealed-tail accept any number of records not yet sealed by a checkpoint
   --json        print the report as JSON
   -h, --help    show this help
