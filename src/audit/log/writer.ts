@@ -233,7 +233,7 @@ export class AuditLog implements AuditSink {
     log.startTimers()
     // events an earlier writer could not write at its stop: their gap record goes first (a disk
     // that is still full retries it like any group; the count stays in writer-state until then)
-    if (log.carried !== undefined) log.scheduleWrite(log.opts.durability !== 'async')
+    if (log.carried !== undefined) await log.exclusive(async () => await log.writeGroup(log.opts.durability !== 'async'))
     return log
   }
 
