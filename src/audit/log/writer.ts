@@ -848,8 +848,13 @@ export class AuditLog implements AuditSink {
       this.logger.warn({ stream: this.opts.stream, records: tail, firstSeq: c, max: bound }, 'audit: an operator accepted an unsealed tail; it is sealed behind a gap record that says so')
     }
     if (previous.lost !== undefined) this.carried = previous.lost
-    // from here a crash is an unclean stop; the lost count stays until its gap record is written
-    await this.writeState('open')
+    // from here a crash is an unclean stop; the lost count stays until its gap record is written.
+    // Best effort: a disk too full to create the file must not keep the stream from opening
+    // (its writes then fail closed as usual); the next open then sees the last stop's state.
+    await this.writeState('open').catch((err: unknown) => {
+      this.opts.metrics?.auditWriteErrors.inc({ ...this.labels, code: errnoOf(err) })
+      this.logger.error({ err, stream: this.opts.stream, file: this.paths.state }, 'cannot write the audit writer-state file: an unclean stop of this writer may not be recognised')
+    })
   }
 
   /** Takes the stream's writer lock (proper-lockfile), waiting until a dead writer's lock is stale. */
