@@ -204,11 +204,12 @@ export class AuditTrail {
    * Flushes and closes every sink (the durable log writes its final checkpoint). The hook stays
    * installed: a decision still in flight after the shutdown grace period reaches record(),
    * which rejects with PORTCULLIS_AUDIT_UNAVAILABLE, so it is denied — never answered unrecorded.
+   * `graceMs`: how long the durable log may retry writes a full disk refuses (the grace left).
    */
-  async close (): Promise<void> {
+  async close (graceMs?: number): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    const results = await Promise.allSettled(this.#sinks.map(async ({ sink }) => { await sink.close() }))
+    const results = await Promise.allSettled(this.#sinks.map(async ({ sink }) => { await sink.close(graceMs) }))
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
     if (failed !== undefined) throw toPortcullisError(failed.reason, 'PORTCULLIS_AUDIT_UNAVAILABLE')
   }
@@ -236,7 +237,7 @@ export class ConsoleSink implements AuditSink {
  * place the durable log is constructed from the `audit` configuration (every key mapped here;
  * docs/configuration.md).
  */
-export async function openDurableSink (config: Readonly<AuditConfig>, stream: string, deps: { logger?: Logger, metrics?: Metrics, /** decision-log shipping is configured */ shipping?: boolean } = {}): Promise<AuditLog> {
+export async function openDurableSink (config: Readonly<AuditConfig>, stream: string, deps: { logger?: Logger, metrics?: Metrics, /** decision-log shipping is configured */ shipping?: boolean, /** `portcullis audit accept-tail` */ acceptUnsealedTail?: AuditLogOptions['acceptUnsealedTail'] } = {}): Promise<AuditLog> {
   const retention: AuditLogOptions['retention'] = {}
   if (config.retention.max_age_seconds !== undefined) retention.maxAgeMs = config.retention.max_age_seconds * 1000
   if (config.retention.max_bytes !== undefined) retention.maxBytes = config.retention.max_bytes
@@ -258,6 +259,7 @@ export async function openDurableSink (config: Readonly<AuditConfig>, stream: st
     onFull: config.on_full,
     ...(deps.logger !== undefined ? { logger: deps.logger } : {}),
     ...(deps.metrics !== undefined ? { metrics: deps.metrics } : {}),
+    ...(deps.acceptUnsealedTail !== undefined ? { acceptUnsealedTail: deps.acceptUnsealedTail } : {}),
   })
 }
 

@@ -29,9 +29,10 @@ Options:
   --origin <origin>     the origin the auditor expects (exact, or a prefix such as
                 portcullis/<pod-name> for every stream of one instance): a stream whose
                 checkpoints name another fails (ORIGIN_UNEXPECTED) — another replica's log
-  --max-unsealed <n>    records allowed past the latest checkpoint (default 10000, the
-                default checkpoint.every_events); more, or records with no checkpoint at
-                all, is TAIL_UNSEALED
+  --max-unsealed <n>    records allowed past the latest checkpoint (default 14097: what a
+                crash can leave with the default checkpoint.every_events, 10000: one
+                group of at most 4096 and a gap record more); more, or records with no
+                checkpoint at all, is TAIL_UNSEALED
   --allow-unsealed-tail accept any number of records not yet sealed by a checkpoint
   --json        print the report as JSON
   -h, --help    show this help

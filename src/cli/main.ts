@@ -25,6 +25,7 @@ export const commands: Record<string, CommandEntry> = {
   'identity verify': { summary: 'verify an X.509-SVID, JWT-SVID, OIDC token or XFCC header and print the identity', load: async () => (await import('./identity-verify.js')).identityVerifyCommand },
   'identity issue': { summary: 'issue a short-lived JWT-SVID or X.509-SVID from trust-domain keys (tests, demos)', load: async () => (await import('./identity-issue.js')).identityIssueCommand },
   'audit verify': { summary: 'verify an audit directory (records, Merkle tree, signed checkpoints)', load: async () => (await import('./audit-verify.js')).auditVerifyCommand },
+  'audit accept-tail': { summary: 'seal a refused stream\'s too-long unsealed tail behind a recorded acceptance', load: async () => (await import('./audit-accept-tail.js')).auditAcceptTailCommand },
   'audit export': { summary: 'export a verifiable slice of the audit log (NDJSON or CSV)', load: async () => (await import('./audit-export.js')).auditExportCommand },
   'replay': { summary: 'replay recorded decisions against a candidate bundle and report what would change', load: async () => (await import('./replay.js')).replayCommand },
 }

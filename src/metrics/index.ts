@@ -73,6 +73,8 @@ export class Metrics {
   readonly auditShed: Counter<'stream' | 'reason'>
   /** Failed writes, fdatasyncs and checkpoints by errno code (ENOSPC, EIO, ...). */
   readonly auditWriteErrors: Counter<'stream' | 'code'>
+  /** Answered events a stop could not write within the grace period (kept for a gap record at the next open). */
+  readonly auditLost: Counter<'stream' | 'reason'>
   readonly auditCheckpoints: Counter<'stream'>
   /** Torn records truncated when a stream was opened after a crash. */
   readonly auditRecoveryTruncations: Counter<'stream'>
@@ -125,6 +127,7 @@ export class Metrics {
     this.auditRejected = new Counter({ name: 'portcullis_audit_rejected_total', help: 'Audit appends refused (fail closed) by reason', labelNames: ['stream', 'reason'], registers })
     this.auditShed = new Counter({ name: 'portcullis_audit_shed_total', help: 'Audit events dropped by the shed policy by reason (recorded by gap records)', labelNames: ['stream', 'reason'], registers })
     this.auditWriteErrors = new Counter({ name: 'portcullis_audit_write_errors_total', help: 'Failed audit writes, syncs and checkpoints by errno code', labelNames: ['stream', 'code'], registers })
+    this.auditLost = new Counter({ name: 'portcullis_audit_lost_total', help: 'Audit events whose decisions were answered but that a stop could not write within the grace period, by reason (unwritten_at_stop, shed_unrecorded_at_stop); their gap record is written at the next open', labelNames: ['stream', 'reason'], registers })
     this.auditCheckpoints = new Counter({ name: 'portcullis_audit_checkpoints_total', help: 'Signed audit checkpoints written', labelNames: ['stream'], registers })
     this.auditRecoveryTruncations = new Counter({ name: 'portcullis_audit_recovery_truncations_total', help: 'Torn audit records truncated on open after a crash', labelNames: ['stream'], registers })
     if (opts.defaultMetrics !== false) {

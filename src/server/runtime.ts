@@ -124,8 +124,9 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
   stops.add(async (ctx) => await shipper?.stop(ctx.remainingMs()))
   let audit: AuditTrail | undefined
   // after every listener has stopped and every in-flight request was answered: the last
-  // events are flushed and the durable log writes its final checkpoint
-  stops.add(async () => await audit?.close())
+  // events are flushed and the durable log writes its final checkpoint, retrying a refusing
+  // disk within what is left of the grace period
+  stops.add(async (ctx) => await audit?.close(ctx.remainingMs()))
 
   let identity: IdentityVerifier | undefined
   if (config.identity !== undefined) {

@@ -16,7 +16,8 @@ export function tempAuditDir (): { dir: string, cleanup: () => void } {
 }
 
 export function logOptions (dir: string, over: Partial<AuditLogOptions> = {}): AuditLogOptions {
-  return { ...auditLogDefaults, dir, stream: 'main', checkpoint: { everyEvents: 1000, everyMs: 600_000 }, ...over }
+  // the shortest lock staleness: a reopen after a killed writer waits about 2 s, not 10
+  return { ...auditLogDefaults, dir, stream: 'main', checkpoint: { everyEvents: 1000, everyMs: 600_000 }, lockStaleMs: 2000, ...over }
 }
 
 /** A logger that records what it was told (tests assert on the fields, not the text). */

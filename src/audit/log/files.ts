@@ -1,16 +1,12 @@
 /**
  * File primitives of the audit log writer: positional writes that finish or fail, directory
  * fsync, segments opened for positional writes (optionally O_DSYNC), reading the last lines of
- * a segment backwards, and the lock holder's liveness.
+ * a segment backwards.
  */
 import { constants as fsConstants, existsSync } from 'node:fs'
 import { mkdir, open, writeFile, type FileHandle } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { errnoOf, invalid } from './errors.js'
-
-export function pidAlive (pid: number): boolean {
-  try { process.kill(pid, 0); return true } catch (err) { return errnoOf(err) === 'EPERM' }
-}
+import { invalid } from './errors.js'
 
 export async function fsyncDir (path: string): Promise<void> {
   const fh = await open(path, fsConstants.O_RDONLY)

@@ -3,7 +3,8 @@
  * (docs/audit.md "Storage"):
  *
  *   <dir>/checkpoint-key.pem, checkpoint-key.pub.pem   generated key (when none is configured)
- *   <dir>/<stream>/lock                                  pid of the one writer
+ *   <dir>/<stream>/writer.lock/                          the one writer's lock (proper-lockfile: a directory, mtime heartbeat)
+ *   <dir>/<stream>/writer-state                          clean-close marker and events lost at the last stop (JSON, fixed size)
  *   <dir>/<stream>/segments/<first seq, 20 digits>.ndjson  records, one per line
  *   <dir>/<stream>/hashes                                stored Merkle hashes, tlog order, 32 bytes each
  *   <dir>/<stream>/checkpoints                           signed checkpoint notes, appended
@@ -26,7 +27,12 @@ export interface StreamPaths {
   hashes: string
   checkpoints: string
   retention: string
-  lock: string
+  /** The writer's lock directory (proper-lockfile). */
+  writerLock: string
+  /** The writer's state: open/closed (an unclean stop) and events it could not write at its last stop. */
+  state: string
+  /** The pid file earlier versions locked with; removed by a writer holding `writerLock`. */
+  legacyLock: string
 }
 
 export function streamPaths (dir: string, stream: string): StreamPaths {
@@ -38,7 +44,9 @@ export function streamPaths (dir: string, stream: string): StreamPaths {
     hashes: join(root, 'hashes'),
     checkpoints: join(root, 'checkpoints'),
     retention: join(root, 'retention.log'),
-    lock: join(root, 'lock'),
+    writerLock: join(root, 'writer.lock'),
+    state: join(root, 'writer-state'),
+    legacyLock: join(root, 'lock'),
   }
 }
 

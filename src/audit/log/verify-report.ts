@@ -3,6 +3,8 @@
  * "Verify"), the per-stream and whole-directory reports that `portcullis audit verify`, the
  * audit routes and the console print, and the verifier's options.
  */
+import { maxUnsealedTail } from './contract.js'
+
 export type VerifyProblemCode =
   | 'EVENT_MODIFIED' // a record's leaf hash differs from the stored leaf hash at its seq
   | 'EVENT_DELETED' // a seq is missing inside a segment
@@ -91,5 +93,8 @@ export interface VerifyOptions {
   onProgress?: (recordsChecked: number) => void
 }
 
-/** The default of `maxUnsealed`: audit.checkpoint.every_events' default (a checkpoint is due by then). */
-export const DEFAULT_MAX_UNSEALED = 10_000
+/**
+ * The default of `maxUnsealed`: what a crash can leave unsealed with audit.checkpoint.every_events'
+ * default (10000) — the same definition the writer refuses to reseal beyond (contract.ts).
+ */
+export const DEFAULT_MAX_UNSEALED = maxUnsealedTail(10_000)

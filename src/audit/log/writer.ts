@@ -14,19 +14,31 @@
  *   silently and never by growing without bound.
  * - Opening reads only the tail: the last record of the active segment, the last checkpoint,
  *   and the records written since that checkpoint (whose stored hashes are recomputed).
+ * - Opening never reseals what it cannot vouch for: the last checkpoint must carry this
+ *   writer's own signature, a recomputed hash must equal the stored one wherever the hashes
+ *   file has it, and the unsealed tail must be no longer than a crash can leave
+ *   (maxUnsealedTail); otherwise the open is refused and nothing is rewritten. An operator
+ *   accepts a longer tail only explicitly, and that acceptance is itself a record.
+ * - One writer per stream across processes and containers: a proper-lockfile lock (a
+ *   directory whose mtime the holder refreshes) — not a pid, which every container's first
+ *   process shares — plus a check before each group that the segment is still the size this
+ *   writer left it.
+ * - What a stop cannot write (a full disk at shutdown) is retried within the grace period,
+ *   then counted and kept in `writer-state`, and written as a gap record at the next open.
  */
-import { constants as fsConstants, openSync, closeSync, writeSync } from 'node:fs'
+import { constants as fsConstants } from 'node:fs'
 import { mkdir, open, readFile, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
-import type { KeyObject } from 'node:crypto'
+import { createPublicKey, type KeyObject } from 'node:crypto'
+import lockfile from 'proper-lockfile'
 import { PortcullisError } from '../../errors.js'
 import { silentLogger, type Logger } from '../../log.js'
 import type { Metrics } from '../../metrics/index.js'
-import type { AuditSink, Durability } from './contract.js'
-import { formatCheckpoint, lastNoteInTail, loadCheckpointKey, parseCheckpoint, signCheckpoint, type Checkpoint } from './checkpoint.js'
+import { maxGroupRecords, maxUnsealedTail, type AuditSink, type Durability } from './contract.js'
+import { formatCheckpoint, lastNoteInTail, loadCheckpointKey, parseCheckpoint, signCheckpoint, verifyCheckpoint, type Checkpoint } from './checkpoint.js'
 import { errnoOf, invalid, unavailable } from './errors.js'
-import { fsyncDir, isJson, openRw, openSegment, pidAlive, readLastLines, writeFully } from './files.js'
+import { fsyncDir, isJson, openRw, openSegment, readLastLines, writeFully } from './files.js'
 import { HashesFileReader, listSegments, recordSeq, recordText, segmentLineBatches, segmentName, streamPaths, type RetentionEntry, type SegmentRef, type StreamPaths } from './layout.js'
 import { CompactRange, HASH_SIZE, leafHash, storedHashCount, storedHashIndex, treeRoot } from './tree.js'
 import { readCursor } from './ship-cursor.js'
@@ -63,6 +75,19 @@ export interface AuditLogOptions {
   metrics?: Metrics
   /** Injectable clock (tests). */
   now?: () => number
+  /**
+   * The writer lock's staleness (proper-lockfile `stale`, 2000–600000 ms, default 10000): the
+   * holder refreshes the lock's mtime every half of it; a lock not refreshed for this long is a
+   * dead writer's and is taken over. An open waits up to about 1.5 times this for the lock.
+   */
+  lockStaleMs?: number
+  /**
+   * The operator's one-shot acceptance of an unsealed tail longer than a crash can leave
+   * (`portcullis audit accept-tail`): exactly this many records after the last checkpoint are
+   * sealed, behind a gap record (`cause: "unsealed_tail_accepted"`) that says so. Any other
+   * count is refused as without it.
+   */
+  acceptUnsealedTail?: { records: number, reason?: string }
 }
 
 /** Defaults for everything but dir and stream (docs/audit.md). */
@@ -81,6 +106,8 @@ export const auditLogDefaults: Omit<AuditLogOptions, 'dir' | 'stream'> = {
 interface Pending {
   text: string
   bytes: number
+  /** When it was accepted (this.now() time). */
+  at: number
   resolve?: () => void
   reject?: (err: Error) => void
   /** `sync`: when the waiter is rejected by the sync deadline (this.now() time). */
@@ -89,8 +116,13 @@ interface Pending {
 
 /** Per-record overhead counted against the bound besides the event's own bytes (seq prefix, newline, hashes). */
 const RECORD_OVERHEAD = 32 + 2 * HASH_SIZE
-/** Largest group written in one go. */
+/** Largest group written in one go (and at most MAX_GROUP_RECORDS records, contract.ts). */
 const MAX_GROUP_BYTES = 8 * 1024 * 1024
+const DEFAULT_LOCK_STALE_MS = 10_000
+/** `writer-state` is rewritten in place at this fixed size, so a full disk cannot refuse it at a stop. */
+const STATE_BYTES = 512
+/** How often a stop retries writes the disk refuses, within the grace period. */
+const CLOSE_RETRY_MS = 100
 const MAX_RETRY_MS = 2000
 /** Bad last lines truncated on open before the tail counts as corruption rather than a torn write. */
 const MAX_TORN_LINES = 16
@@ -138,12 +170,22 @@ export class AuditLog implements AuditSink {
   private closing = false
   private closed = false
   private readonly labels: { stream: string }
+  /** Most events per group (contract.ts maxGroupRecords): what bounds a crash's unsealed tail. */
+  private readonly groupRecords: number
+  /** Releases the proper-lockfile writer lock. */
+  private releaseLock: (() => Promise<void>) | undefined
+  /** Set when this writer may no longer write (lock lost, segment changed under it): fail closed. */
+  private broken: { code: string, message: string } | undefined
+  private stateFh: FileHandle | undefined
+  /** Events an earlier writer could not write at its stop (`writer-state`): a gap record at the next write. */
+  private carried: { count: number, first: number, last: number } | undefined
+  /** Records written before the next group's events (the accepted-tail record). */
+  private notes: string[] = []
   /**
    * `sync` mode opens segments O_DSYNC: a group's write returns once its records are on disk
    * (what write + fdatasync did), in one system call and one threadpool round trip instead of two.
    */
   private readonly dsync: boolean
-  private lockTaken = false
   private checkpointQueued = false
   private errorLoggedAt = -Infinity
   private closePromise: Promise<void> | undefined
@@ -160,6 +202,7 @@ export class AuditLog implements AuditSink {
     // sharing one checkpoint key still sign distinguishable checkpoints (docs/audit.md "Origins")
     this.origin = `${opts.checkpoint.origin ?? `portcullis/${hostname()}`}/${opts.stream}`
     this.labels = { stream: opts.stream }
+    this.groupRecords = maxGroupRecords(opts.checkpoint.everyEvents)
     this.dsync = opts.durability === 'sync' && fsConstants.O_DSYNC !== undefined
   }
 
@@ -168,20 +211,32 @@ export class AuditLog implements AuditSink {
     for (const [k, v] of Object.entries({ batchIntervalMs: opts.batchIntervalMs, segmentMaxBytes: opts.segmentMaxBytes, segmentMaxAgeMs: opts.segmentMaxAgeMs, maxPendingBytes: opts.maxPendingBytes, everyEvents: opts.checkpoint.everyEvents, everyMs: opts.checkpoint.everyMs })) {
       if (!Number.isFinite(v) || v <= 0) throw invalid(`audit log option ${k} must be a positive number, got ${String(v)}`)
     }
+    const stale = opts.lockStaleMs ?? DEFAULT_LOCK_STALE_MS
+    if (!Number.isSafeInteger(stale) || stale < 2000 || stale > 600_000) throw invalid(`audit log option lockStaleMs must be an integer from 2000 to 600000, got ${String(opts.lockStaleMs)}`)
+    const accept = opts.acceptUnsealedTail
+    if (accept !== undefined && (!Number.isSafeInteger(accept.records) || accept.records <= 0)) throw invalid(`acceptUnsealedTail.records must be a positive integer, got ${String(accept.records)}`)
     const log = new AuditLog(opts)
     const id = log.paths.root
     if (openStreams.has(id)) throw unavailable(`audit stream ${opts.stream} is already open in this process`, { stream: opts.stream })
     openStreams.add(id)
     try {
       await log.recover()
+      // the operator's accepted tail is sealed now, behind its record, or the open fails
+      if (log.notes.length > 0) {
+        await log.flush()
+        await log.exclusive(async () => await log.writeCheckpoint(true))
+      }
     } catch (err) {
       openStreams.delete(id)
       await log.releaseFiles()
-      if (log.lockTaken) await unlink(log.paths.lock).catch(() => {})
+      await log.releaseLock?.().catch(() => {})
       if (err instanceof PortcullisError) throw err
       throw unavailable(`cannot open audit stream ${opts.stream} in ${log.opts.dir}: ${(err as Error).message}`, { stream: opts.stream, errno: errnoOf(err) }, err)
     }
     log.startTimers()
+    // events an earlier writer could not write at its stop: their gap record goes first (a disk
+    // that is still full retries it like any group; the count stays in writer-state until then)
+    if (log.carried !== undefined) await log.exclusive(async () => await log.writeGroup(log.opts.durability !== 'async'))
     return log
   }
 
@@ -200,11 +255,12 @@ export class AuditLog implements AuditSink {
       return Promise.reject(invalid('audit event must be one line of JSON object text without a seq key'))
     }
     if (this.closing) return this.refuse('closed', 'the audit log is closed')
+    if (this.broken !== undefined) return this.refuse('disk', this.broken.message)
     const bytes = Buffer.byteLength(eventJson) + RECORD_OVERHEAD
     // in sync mode there is nothing to retry: each group tries the disk itself
     if (this.failing && this.opts.durability !== 'sync') return this.refuse('disk', 'audit log writes are failing')
     if (this.pendingBytes + bytes > this.opts.maxPendingBytes) return this.refuse('full', `audit log has ${this.pendingBytes} bytes pending (max_pending_bytes ${this.opts.maxPendingBytes})`)
-    const item: Pending = { text: eventJson, bytes }
+    const item: Pending = { text: eventJson, bytes, at: this.now() }
     this.pending.push(item)
     this.pendingBytes += bytes
     m?.auditPendingBytes.set(this.labels, this.pendingBytes)
@@ -227,7 +283,7 @@ export class AuditLog implements AuditSink {
 
   /** Writes and fdatasyncs everything accepted so far; rejects with PORTCULLIS_AUDIT_UNAVAILABLE if that fails. */
   async flush (): Promise<void> {
-    for (let i = 0; i < 1000 && (this.pending.length > 0 || this.shed.count > 0 || this.writeQueued); i++) {
+    for (let i = 0; i < 1000 && (this.pending.length > 0 || this.hasGapWork() || this.writeQueued); i++) {
       const ok = await this.exclusive(async () => await this.writeGroup(true))
       if (!ok) throw unavailable('audit log flush failed: the disk refuses writes', { stream: this.opts.stream, pending: this.pending.length })
     }
@@ -240,28 +296,67 @@ export class AuditLog implements AuditSink {
     return await this.exclusive(async () => await this.writeCheckpoint(true))
   }
 
-  /** Flushes, writes the final checkpoint, releases the stream. Never throws for disk errors (logged). */
-  async close (): Promise<void> {
-    this.closePromise ??= this.closeOnce()
+  /**
+   * Flushes, writes the final checkpoint, releases the stream. Never throws for disk errors
+   * (logged). Writes the disk refuses are retried for up to `graceMs` (the shutdown grace period
+   * left; default 0: one attempt); events still unwritten then are counted
+   * (portcullis_audit_lost_total), logged, and kept in `writer-state` so the next open writes
+   * their gap record.
+   */
+  async close (graceMs = 0): Promise<void> {
+    this.closePromise ??= this.closeOnce(Date.now() + Math.max(0, graceMs))
     await this.closePromise
   }
 
-  private async closeOnce (): Promise<void> {
+  private async closeOnce (deadline: number): Promise<void> {
     this.closing = true
     this.stopTimers()
-    try {
-      await this.flush()
-      await this.exclusive(async () => await this.writeCheckpoint(false))
-    } catch (err) {
-      const lost = this.pending.length
-      this.logger.error({ err, stream: this.opts.stream, unwritten: lost, shed: this.shed.count }, 'audit log closed with events it could not write')
+    let lastErr: unknown
+    // bounded: each attempt waits CLOSE_RETRY_MS, until the deadline
+    for (let attempt = 0; attempt < 100_000; attempt++) {
+      try {
+        await this.flush()
+        await this.exclusive(async () => await this.writeCheckpoint(false))
+        lastErr = undefined
+        break
+      } catch (err) {
+        lastErr = err
+        const left = deadline - Date.now()
+        if (left <= 0 || this.broken !== undefined) break
+        await new Promise((resolve) => setTimeout(resolve, Math.min(CLOSE_RETRY_MS, left)))
+      }
+    }
+    // sync mode: the waiters' decisions are denied, so their events are not lost answers
+    const unwritten = this.opts.durability === 'sync' ? 0 : this.pending.length
+    const shed = this.shed.count
+    if (lastErr !== undefined) {
+      const m = this.opts.metrics
+      if (unwritten > 0) m?.auditLost.inc({ ...this.labels, reason: 'unwritten_at_stop' }, unwritten)
+      if (shed > 0) m?.auditLost.inc({ ...this.labels, reason: 'shed_unrecorded_at_stop' }, shed)
+      this.logger.error({ err: lastErr, stream: this.opts.stream, unwritten, shed, carried: this.carried?.count ?? 0, lost: unwritten + shed },
+        'audit log stopped with events it could not write: counted in portcullis_audit_lost_total and kept in writer-state for a gap record at the next open')
       for (const p of this.pending) p.reject?.(unavailable('audit log closed before the event was written'))
+      const t = this.now()
+      const count = unwritten + shed + (this.carried?.count ?? 0)
+      if (count > 0) {
+        const first = Math.min(this.carried?.first ?? t, shed > 0 ? this.shed.first : t, unwritten > 0 ? (this.pending[0]?.at ?? t) : t)
+        this.carried = { count, first, last: t }
+      }
     }
     await this.chain.catch(() => {})
     this.closed = true
+    // another writer holds the stream now: its state is not ours to write
+    if (this.broken?.code !== 'ELOCKLOST') await this.writeState('closed').catch((err: unknown) => {
+      this.logger.error({ err, stream: this.opts.stream, lost: this.carried?.count ?? 0 }, 'cannot write the audit writer-state file: the next open counts this stop as unclean and cannot record a gap for events lost at it')
+    })
     await this.releaseFiles()
-    try { await unlink(this.paths.lock) } catch { /* already gone */ }
+    await this.releaseLock?.().catch(() => { /* compromised or already gone */ })
+    this.releaseLock = undefined
     openStreams.delete(this.paths.root)
+  }
+
+  private hasGapWork (): boolean {
+    return this.shed.count > 0 || this.carried !== undefined || this.notes.length > 0
   }
 
   // --- appending ---------------------------------------------------------------------------
@@ -310,6 +405,11 @@ export class AuditLog implements AuditSink {
     return JSON.stringify({ type: 'gap', shed: this.shed.count, first_shed_at: new Date(this.shed.first).toISOString(), last_shed_at: new Date(this.shed.last).toISOString() })
   }
 
+  /** The gap record for events an earlier writer accepted (answered) but could not write before it stopped. */
+  private carriedGapEvent (c: { count: number, first: number, last: number }): string {
+    return JSON.stringify({ type: 'gap', shed: c.count, first_shed_at: new Date(c.first).toISOString(), last_shed_at: new Date(c.last).toISOString(), cause: 'unwritten_at_stop' })
+  }
+
   /**
    * Writes one group: everything pending (up to MAX_GROUP_BYTES), a gap record first when
    * events were shed. Returns false when the disk refused it.
@@ -320,21 +420,26 @@ export class AuditLog implements AuditSink {
     const m = this.opts.metrics
     let take = 0
     let takeBytes = 0
-    while (take < this.pending.length && (take === 0 || takeBytes + (this.pending[take] as Pending).bytes <= MAX_GROUP_BYTES)) {
+    while (take < this.pending.length && take < this.groupRecords && (take === 0 || takeBytes + (this.pending[take] as Pending).bytes <= MAX_GROUP_BYTES)) {
       takeBytes += (this.pending[take] as Pending).bytes
       take++
     }
     const group = this.pending.slice(0, take)
     const gap = this.shed.count > 0 ? { ...this.shed } : undefined
-    if (group.length === 0 && gap === undefined) {
+    const carried = this.carried
+    const notes = this.notes.slice()
+    if (group.length === 0 && gap === undefined && carried === undefined && notes.length === 0) {
       if (syncNow && this.unsynced) await this.syncUnsynced()
       return true
     }
     try {
+      if (this.broken !== undefined) throw Object.assign(new Error(this.broken.message), { code: this.broken.code })
       await this.cleanDirty()
       await this.maybeRotate()
+      await this.checkSegmentSize()
       const range = this.range.clone()
-      const texts = gap !== undefined ? [this.gapEvent(), ...group.map((p) => p.text)] : group.map((p) => p.text)
+      const head = [...notes, ...(carried !== undefined ? [this.carriedGapEvent(carried)] : []), ...(gap !== undefined ? [this.gapEvent()] : [])]
+      const texts = [...head, ...group.map((p) => p.text)]
       // one string, one buffer for the group; leaves hashed over subarrays (records hold no raw newline)
       const first = range.size
       const segBuf = Buffer.from(texts.map((text, i) => recordText(first + i, text)).join('\n') + '\n')
@@ -375,6 +480,13 @@ export class AuditLog implements AuditSink {
         this.logger.warn({ stream: this.opts.stream, shed: gap.count, seq: range.size - texts.length }, 'audit gap record written for shed events')
         this.shed = { count: this.shed.count - gap.count, first: gap.last, last: this.shed.last }
       }
+      this.notes.splice(0, notes.length)
+      if (carried !== undefined) {
+        this.carried = undefined
+        this.logger.warn({ stream: this.opts.stream, lost: carried.count, seq: first + notes.length }, 'audit gap record written for events a previous writer could not write before it stopped')
+        // the count is on the record now: the state file must not bring it back at the next open
+        await this.writeState('open').catch((err: unknown) => { this.logger.error({ err, stream: this.opts.stream }, 'cannot clear the lost count in writer-state: the next open records its gap again') })
+      }
       this.failing = false
       this.retryMs = 50
       m?.auditPendingBytes.set(this.labels, this.pendingBytes)
@@ -383,10 +495,13 @@ export class AuditLog implements AuditSink {
       m?.auditGroupSize.observe(this.labels, texts.length)
       for (const p of group) p.resolve?.()
     } catch (err) {
-      this.dirty = true
       const code = errnoOf(err)
       m?.auditWriteErrors.inc({ ...this.labels, code })
-      await this.cleanDirty().catch(() => {})
+      // a broken writer cuts nothing: the bytes past its end may be another writer's
+      if (this.broken === undefined) {
+        this.dirty = true
+        await this.cleanDirty().catch(() => {})
+      }
       if (this.opts.durability === 'sync') {
         // these decisions are denied: nothing the caller was told is durable is lost
         this.pending.splice(0, take)
@@ -457,8 +572,8 @@ export class AuditLog implements AuditSink {
   }
 
   private scheduleRetry (): void {
-    if (this.retryTimer !== undefined || this.closed) return
-    if (this.pending.length === 0 && this.shed.count === 0) return
+    if (this.retryTimer !== undefined || this.closed || this.broken !== undefined) return
+    if (this.pending.length === 0 && !this.hasGapWork()) return
     const ms = this.retryMs
     this.retryMs = Math.min(MAX_RETRY_MS, this.retryMs * 2)
     this.retryTimer = setTimeout(() => {
@@ -466,6 +581,27 @@ export class AuditLog implements AuditSink {
       this.exclusive(async () => await this.writeGroup(this.opts.durability !== 'async')).catch(() => { /* logged where it failed */ })
     }, ms)
     this.retryTimer.unref()
+  }
+
+  /**
+   * Defence in depth beside the lock: the active segment must still be exactly what this writer
+   * wrote. Anything else — another writer appending, someone truncating — stops this writer
+   * (fail closed: every later append is refused, counted as a write error `ESEGCHANGED`), and
+   * nothing is cut: the bytes are evidence.
+   */
+  private async checkSegmentSize (): Promise<void> {
+    const size = (await this.seg.stat()).size
+    if (size === this.segBytes) return
+    this.markBroken('ESEGCHANGED', `audit segment ${this.segRef.name} of stream ${this.opts.stream} is ${size} bytes, but this writer wrote ${this.segBytes}: another process wrote to it; the stream is unavailable (run portcullis audit verify)`)
+    throw Object.assign(new Error((this.broken as { message: string }).message), { code: 'ESEGCHANGED' })
+  }
+
+  /** This writer may no longer write: appends are refused from now on. */
+  private markBroken (code: string, message: string): void {
+    if (this.broken !== undefined) return
+    this.broken = { code, message }
+    this.logger.error({ stream: this.opts.stream, code }, message)
+    this.stopTimers()
   }
 
   /** Truncates what a failed write may have left past the good ends. */
@@ -574,6 +710,7 @@ export class AuditLog implements AuditSink {
     if (this.last !== undefined && this.last.size === size && (this.last.retained ?? 0) === this.retainedFrom) return this.last
     if (!force && size === 0) return this.last ?? { origin: this.origin, size: 0, root: this.range.root(), note: '' }
     const m = this.opts.metrics
+    if (this.broken !== undefined) throw unavailable(this.broken.message, { stream: this.opts.stream })
     try {
       await this.cleanDirty()
       // the checkpoint vouches for records and hashes: both must be on disk before it
@@ -611,7 +748,7 @@ export class AuditLog implements AuditSink {
     if (this.opts.durability === 'batched') {
       this.batchTimer = setInterval(() => {
         // at most one queued behind a slow write: ticks while it waits add nothing
-        if ((this.pending.length > 0 || this.shed.count > 0 || this.unsynced) && !this.writeQueued) {
+        if ((this.pending.length > 0 || this.hasGapWork() || this.unsynced) && !this.writeQueued) {
           this.writeQueued = true
           this.exclusive(async () => await this.writeGroup(true)).catch(() => { /* logged where it failed */ })
         }
@@ -639,7 +776,7 @@ export class AuditLog implements AuditSink {
   }
 
   private async releaseFiles (): Promise<void> {
-    for (const fh of [this.seg, this.hashes, this.ckpt]) {
+    for (const fh of [this.seg, this.hashes, this.ckpt, this.stateFh]) {
       if (fh !== undefined) await fh.close().catch(() => {})
     }
   }
@@ -649,13 +786,17 @@ export class AuditLog implements AuditSink {
   private async recover (): Promise<void> {
     const p = this.paths
     await mkdir(p.segments, { recursive: true })
-    const unclean = await this.takeLock()
+    await this.takeLock()
+    const previous = await this.readState()
     this.key = await loadCheckpointKey(this.opts.dir, this.opts.checkpoint.keyFile, this.logger)
 
-    // 1. the last checkpoint (tail of the checkpoints file)
+    // 1. the last checkpoint (tail of the checkpoints file): it must carry this writer's signature
     this.ckpt = await openRw(p.checkpoints)
     this.ckptBytes = (await this.ckpt.stat()).size
     this.last = await this.recoverLastCheckpoint()
+    if (this.last !== undefined && !verifyCheckpoint(this.last.note, createPublicKey(this.key))) {
+      throw invalid(`audit stream ${this.opts.stream}: its last checkpoint (size ${this.last.size}) is not signed by this writer's checkpoint key — a forged or replaced note, or the key was changed; the writer does not extend a log it cannot vouch for: run portcullis audit verify with the pinned key, and configure the key that signed the log`, { stream: this.opts.stream, checkpoint: this.last.size })
+    }
 
     // 2. the active segment: drop a torn tail
     let segs = await listSegments(p.segments)
@@ -671,6 +812,7 @@ export class AuditLog implements AuditSink {
     const st = await this.seg.stat()
     this.segCreatedAt = st.birthtimeMs > 0 ? st.birthtimeMs : st.mtimeMs
     const size = await this.recoverTail(st.size)
+    const unclean = previous.unclean && (size > 0 || this.last !== undefined)
 
     // 3. hashes: trust them up to the last checkpoint (after checking its root), recompute the rest from the records
     this.hashes = await openRw(p.hashes)
@@ -682,39 +824,104 @@ export class AuditLog implements AuditSink {
     if (this.last !== undefined && !treeRoot(c, reader).equals(this.last.root)) {
       throw invalid(`audit stream ${this.opts.stream}: stored hashes do not match the last checkpoint (size ${c}); run portcullis audit verify`, { stream: this.opts.stream })
     }
+    // 4. the unsealed tail: no longer than a crash can leave, unless the operator accepted exactly it
+    const tail = size - c
+    const bound = maxUnsealedTail(this.opts.checkpoint.everyEvents)
+    const accept = this.opts.acceptUnsealedTail
+    if (accept !== undefined && accept.records !== tail) {
+      throw invalid(`audit stream ${this.opts.stream}: accept-tail names ${accept.records} records, but ${tail} follow the last checkpoint (size ${c}); nothing was sealed`, { stream: this.opts.stream, records: tail, accepted: accept.records, checkpoint: c })
+    }
+    if (tail > bound && accept === undefined) {
+      throw invalid(`audit stream ${this.opts.stream}: ${tail} records follow the last checkpoint (${this.last === undefined ? 'there is none' : `size ${c}`}), more than a crash can leave (${bound}: checkpoint.every_events ${this.opts.checkpoint.everyEvents} plus one group of at most ${this.groupRecords} and its gap records); ` +
+        'the writer does not seal them unseen — checkpoints were deleted or the records rewritten, or checkpointing failed for long. Run portcullis audit verify with the pinned key; ' +
+        `if the records are genuine, seal them as a recorded acceptance with: portcullis audit accept-tail --stream ${this.opts.stream} --records ${tail}`,
+      { stream: this.opts.stream, records: tail, max: bound, checkpoint: c })
+    }
     this.range = CompactRange.load(c, reader)
     this.hashesBytes = storedHashCount(c) * HASH_SIZE
-    if (size > c) await this.rehash(segs, c, size)
+    if (size > c) await this.rehash(segs, c, size, hashesLen)
     await this.hashes.truncate(this.hashesBytes)
     await this.hashes.datasync()
     if (unclean || size > c) {
-      this.logger.warn({ stream: this.opts.stream, size, lastCheckpoint: c, unclean }, 'audit stream recovered: hashes after the last checkpoint recomputed from the records')
+      this.logger.warn({ stream: this.opts.stream, size, lastCheckpoint: c, unclean }, 'audit stream recovered: hashes after the last checkpoint recomputed from the records (each equal to the stored one where stored)')
     }
+    if (accept !== undefined) {
+      const t = new Date(this.now()).toISOString()
+      this.notes.push(JSON.stringify({ type: 'gap', shed: 0, first_shed_at: t, last_shed_at: t, cause: 'unsealed_tail_accepted', first_seq: c, last_seq: size - 1, records: tail, max_unsealed: bound, ...(accept.reason !== undefined ? { reason: accept.reason } : {}) }))
+      this.logger.warn({ stream: this.opts.stream, records: tail, firstSeq: c, max: bound }, 'audit: an operator accepted an unsealed tail; it is sealed behind a gap record that says so')
+    }
+    if (previous.lost !== undefined) this.carried = previous.lost
+    // from here a crash is an unclean stop; the lost count stays until its gap record is written.
+    // Best effort: a disk too full to create the file must not keep the stream from opening
+    // (its writes then fail closed as usual); the next open then sees the last stop's state.
+    await this.writeState('open').catch((err: unknown) => {
+      this.opts.metrics?.auditWriteErrors.inc({ ...this.labels, code: errnoOf(err) })
+      this.logger.error({ err, stream: this.opts.stream, file: this.paths.state }, 'cannot write the audit writer-state file: an unclean stop of this writer may not be recognised')
+    })
   }
 
-  /** Takes the stream lock; returns true when a dead writer's lock was taken over (an unclean shutdown). */
-  private async takeLock (): Promise<boolean> {
-    const path = this.paths.lock
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        const fd = openSync(path, 'wx', 0o644)
-        try { writeSync(fd, `${process.pid}\n`) } finally { closeSync(fd) }
-        this.lockTaken = true
-        return attempt > 0
-      } catch (err) {
-        if (errnoOf(err) !== 'EEXIST') throw unavailable(`cannot create the audit stream lock ${path}: ${(err as Error).message}`, { file: path }, err)
+  /** Takes the stream's writer lock (proper-lockfile), waiting until a dead writer's lock is stale. */
+  private async takeLock (): Promise<void> {
+    const path = this.paths.writerLock
+    const stale = this.opts.lockStaleMs ?? DEFAULT_LOCK_STALE_MS
+    const update = Math.max(1000, Math.floor(stale / 2))
+    try {
+      this.releaseLock = await lockfile.lock(this.paths.root, {
+        lockfilePath: path,
+        realpath: false,
+        stale,
+        update,
+        // bounded: a dead writer's lock turns stale within `stale` of its last refresh
+        retries: { retries: Math.ceil((stale + update) / 250), factor: 1, minTimeout: 250, maxTimeout: 250 },
+        onCompromised: (err) => {
+          this.opts.metrics?.auditWriteErrors.inc({ ...this.labels, code: 'ELOCKLOST' })
+          this.markBroken('ELOCKLOST', `audit stream ${this.opts.stream} lost its writer lock (${err.message}): another writer may hold it; this writer stops writing`)
+        },
+      })
+    } catch (err) {
+      if (errnoOf(err) === 'ELOCKED') {
+        throw unavailable(`audit stream ${this.opts.stream} is locked by another running writer (${path} refreshed within the last ${stale} ms); one writer per stream`, { stream: this.opts.stream, lock: path })
       }
-      let pid = NaN
-      try { pid = Number.parseInt((await readFile(path, 'utf8')).trim(), 10) } catch { /* vanished: retry */ }
-      // our own pid in the lock is a previous process's (a restarted container is pid 1 again):
-      // this process's own open streams are caught by openStreams before the lock
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) {
-        throw unavailable(`audit stream ${this.opts.stream} is locked by running process ${pid} (${path}); one writer per stream`, { stream: this.opts.stream, pid })
-      }
-      this.logger.warn({ stream: this.opts.stream, pid, lock: path }, 'taking over the audit stream lock of a writer that is no longer running')
-      try { await unlink(path) } catch { /* another process took it over first: the next attempt tells */ }
+      throw unavailable(`cannot take the audit stream lock ${path}: ${(err as Error).message}`, { stream: this.opts.stream, file: path, errno: errnoOf(err) }, err)
     }
-    throw unavailable(`cannot take the audit stream lock ${path}`, { file: path })
+    // the pid file earlier versions locked with: a pid tells nothing across containers
+    try { await unlink(this.paths.legacyLock) } catch { /* none */ }
+  }
+
+  /**
+   * `writer-state` as the last writer left it: unclean (missing, or `open`: it did not finish a
+   * stop) and the events it could not write at its stop. A damaged file counts as unclean.
+   */
+  private async readState (): Promise<{ unclean: boolean, lost?: { count: number, first: number, last: number } }> {
+    let text: string
+    try { text = await readFile(this.paths.state, 'utf8') } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return { unclean: true }
+      throw err
+    }
+    let v: { state?: unknown, lost?: { count?: unknown, first_at?: unknown, last_at?: unknown } }
+    try { v = JSON.parse(text) as typeof v } catch {
+      this.logger.warn({ stream: this.opts.stream, file: this.paths.state }, 'audit writer-state is not JSON: treated as an unclean stop')
+      return { unclean: true }
+    }
+    const l = v.lost
+    const count = typeof l?.count === 'number' && Number.isSafeInteger(l.count) && l.count > 0 ? l.count : 0
+    const first = typeof l?.first_at === 'string' ? Date.parse(l.first_at) : NaN
+    const last = typeof l?.last_at === 'string' ? Date.parse(l.last_at) : NaN
+    const lost = count > 0 ? { count, first: Number.isFinite(first) ? first : this.now(), last: Number.isFinite(last) ? last : this.now() } : undefined
+    return { unclean: v.state !== 'closed', ...(lost !== undefined ? { lost } : {}) }
+  }
+
+  /**
+   * Rewrites `writer-state` in place at its fixed size (STATE_BYTES, space-padded JSON) and
+   * fdatasyncs it: an overwrite of allocated blocks, which a full disk does not refuse.
+   */
+  private async writeState (state: 'open' | 'closed'): Promise<void> {
+    const c = this.carried
+    const text = JSON.stringify({ state, pid: process.pid, host: hostname(), at: new Date(this.now()).toISOString(), ...(c !== undefined ? { lost: { count: c.count, first_at: new Date(c.first).toISOString(), last_at: new Date(c.last).toISOString() } } : {}) })
+    if (text.length + 1 > STATE_BYTES) throw invalid('audit writer-state does not fit its fixed size')
+    this.stateFh ??= await openRw(this.paths.state)
+    await writeFully(this.stateFh, Buffer.from(text.padEnd(STATE_BYTES - 1, ' ') + '\n'), 0)
+    await this.stateFh.datasync()
   }
 
   /** Reads the last complete note from the tail of the checkpoints file; truncates a torn one. */
@@ -811,13 +1018,24 @@ export class AuditLog implements AuditSink {
     return file
   }
 
-  /** Recomputes the stored hashes of records [from, to) from the segments. */
-  private async rehash (segs: SegmentRef[], from: number, to: number): Promise<void> {
+  /**
+   * Recomputes the stored hashes of records [from, to) from the segments. Where the hashes file
+   * already holds a hash (its first `storedLen` bytes; an all-zero hash is space a crash
+   * allocated but never wrote) it must equal the recomputed one: otherwise the record or the
+   * hash was changed, and the open is refused before anything is written.
+   */
+  private async rehash (segs: SegmentRef[], from: number, to: number, storedLen: number): Promise<void> {
     let i = segs.length - 1
     while (i > 0 && (segs[i] as SegmentRef).first > from) i--
     let seq = (segs[i] as SegmentRef).first
     if (seq > from) throw invalid(`audit stream ${this.opts.stream}: records from seq ${from} (after the last checkpoint) are missing; run portcullis audit verify`, { stream: this.opts.stream, seq: from })
     const out: Buffer[] = []
+    const write = async (): Promise<void> => {
+      const buf = Buffer.concat(out.splice(0))
+      await this.compareStored(buf, this.hashesBytes, storedLen)
+      await writeFully(this.hashes, buf, this.hashesBytes)
+      this.hashesBytes += buf.length
+    }
     for (; i < segs.length && seq < to; i++) {
       const s = segs[i] as SegmentRef
       if (s.first !== seq) throw invalid(`audit segment ${s.name} does not continue at seq ${seq}; run portcullis audit verify`, { segment: s.name })
@@ -828,16 +1046,24 @@ export class AuditLog implements AuditSink {
           if (seq >= from) out.push(...this.range.append(leafHash(line)))
           seq++
         }
-        if (out.length >= 8192) {
-          const buf = Buffer.concat(out.splice(0))
-          await writeFully(this.hashes, buf, this.hashesBytes)
-          this.hashesBytes += buf.length
-        }
+        if (out.length >= 8192) await write()
       }
     }
     if (seq !== to) throw invalid(`audit stream ${this.opts.stream}: found ${seq} records where ${to} were expected`)
-    const buf = Buffer.concat(out)
-    await writeFully(this.hashes, buf, this.hashesBytes)
-    this.hashesBytes += buf.length
+    await write()
+  }
+
+  /** Refuses the open when a recomputed hash differs from a (non-zero) stored one at the same place. */
+  private async compareStored (computed: Buffer, offset: number, storedLen: number): Promise<void> {
+    const n = Math.max(0, Math.min(computed.length, storedLen - offset))
+    if (n === 0) return
+    const stored = Buffer.alloc(n)
+    await this.hashes.read(stored, 0, n, offset)
+    for (let at = 0; at + HASH_SIZE <= n; at += HASH_SIZE) {
+      const h = stored.subarray(at, at + HASH_SIZE)
+      if (h.every((b) => b === 0) || h.equals(computed.subarray(at, at + HASH_SIZE))) continue
+      const index = (offset + at) / HASH_SIZE
+      throw invalid(`audit stream ${this.opts.stream}: a record after the last checkpoint no longer matches its stored hash (stored hash ${index}): a record or the hashes file was changed; the writer does not reseal it and leaves every file as it is — run portcullis audit verify`, { stream: this.opts.stream, storedHash: index })
+    }
   }
 }

@@ -109,3 +109,88 @@ test('disk full, shed (async): drops counted, accepted events retried within the
   const report = await verifyAuditDir(dir)
   assert.equal(report.ok, true, JSON.stringify(report.streams[0]?.problem))
 })
+
+/** The stream's writer-state as the last stop left it. */
+function writerState (dir: string): { state: string, lost?: { count: number } } {
+  return JSON.parse(readFileSync(join(dir, 'main', 'writer-state'), 'utf8')) as { state: string, lost?: { count: number } }
+}
+
+test('batched, disk still full at the stop: the answered events are counted lost, kept in writer-state, and their gap record is the next open\'s first write', async (t) => {
+  const dir = mountSmallFs(t)
+  const metrics = new Metrics({ defaultMetrics: false })
+  const logger = recordingLogger()
+  const log = await AuditLog.open(logOptions(dir, { durability: 'batched', batchIntervalMs: 20, metrics, logger }))
+  for (let i = 0; i < 10; i++) assert.equal(log.append(event(i)), undefined)
+  await log.flush()
+  const filler = fill(dir)
+  let answered = 0
+  // more than the free end of the files' last pages holds
+  for (let i = 10; i < 60; i++) if (log.append(event(i, { pad: 'z'.repeat(200) })) === undefined) answered++
+  await until(() => logger.lines.some((l) => l.level === 'error' && l.obj.errno === 'ENOSPC'), 'the batch write failed')
+  await log.close(300) // within a (short) grace period the disk stays full
+  assert.equal(await metricValue(metrics, 'auditLost', '', { reason: 'unwritten_at_stop' }), answered)
+  assert.ok(logger.lines.some((l) => l.level === 'error' && l.obj.lost === answered))
+  assert.deepEqual([writerState(dir).state, writerState(dir).lost?.count], ['closed', answered])
+
+  unlinkSync(filler)
+  const again = await AuditLog.open(logOptions(dir, { durability: 'batched', batchIntervalMs: 20, logger: recordingLogger() }))
+  await again.close()
+  const all = records(dir, 'main')
+  const gaps = all.filter((r) => r.type === 'gap')
+  assert.equal(gaps.length, 1)
+  assert.deepEqual([gaps[0]?.seq, gaps[0]?.shed, gaps[0]?.cause], [10, answered, 'unwritten_at_stop'])
+  assert.equal(writerState(dir).lost, undefined, 'the count is on the record: it is not carried again')
+  const report = await verifyAuditDir(dir)
+  assert.equal(report.ok, true, JSON.stringify(report.streams[0]?.problem))
+  // the next open does not write it again
+  const third = await AuditLog.open(logOptions(dir, { durability: 'batched' }))
+  await third.close()
+  assert.equal(records(dir, 'main').filter((r) => r.type === 'gap').length, 1)
+})
+
+test('batched, disk full at the stop but freed within the grace period: the stop retries and nothing is lost', async (t) => {
+  const dir = mountSmallFs(t)
+  const metrics = new Metrics({ defaultMetrics: false })
+  const logger = recordingLogger()
+  const log = await AuditLog.open(logOptions(dir, { durability: 'batched', batchIntervalMs: 20, metrics, logger }))
+  await log.flush()
+  const filler = fill(dir)
+  for (let i = 0; i < 30; i++) assert.equal(log.append(event(i, { pad: 'z'.repeat(200) })), undefined)
+  await until(() => logger.lines.some((l) => l.level === 'error' && l.obj.errno === 'ENOSPC'), 'the batch write failed')
+  const closing = log.close(60_000)
+  // space comes back while the stop waits
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  unlinkSync(filler)
+  await closing
+  assert.equal(await metricValue(metrics, 'auditLost'), 0)
+  assert.equal(records(dir, 'main').filter((r) => r.type !== 'gap').length, 30)
+  assert.deepEqual([writerState(dir).state, writerState(dir).lost], ['closed', undefined])
+  assert.equal((await verifyAuditDir(dir)).ok, true)
+})
+
+test('shed, disk full at the stop: the shed count not yet on the record is counted lost and becomes a gap record at the next open', async (t) => {
+  const dir = mountSmallFs(t)
+  const metrics = new Metrics({ defaultMetrics: false })
+  const logger = recordingLogger()
+  const log = await AuditLog.open(logOptions(dir, { durability: 'async', onFull: 'shed', maxPendingBytes: 4096, metrics, logger }))
+  await log.flush()
+  const filler = fill(dir)
+  for (let i = 0; i < 100; i++) {
+    assert.equal(log.append(event(i, { pad: 'z'.repeat(100) })), undefined)
+    if (i % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 1))
+  }
+  const shed = await metricValue(metrics, 'auditShed')
+  assert.ok(shed > 0)
+  await log.close()
+  const unwritten = await metricValue(metrics, 'auditLost', '', { reason: 'unwritten_at_stop' })
+  assert.equal(await metricValue(metrics, 'auditLost', '', { reason: 'shed_unrecorded_at_stop' }), shed)
+  assert.equal(writerState(dir).lost?.count, shed + unwritten)
+  unlinkSync(filler)
+  const again = await AuditLog.open(logOptions(dir, { durability: 'async' }))
+  await again.close()
+  const all = records(dir, 'main')
+  const gaps = all.filter((r) => r.type === 'gap')
+  assert.equal(gaps.reduce((a, g) => a + (g.shed as number), 0), shed + unwritten)
+  assert.equal(all.length - gaps.length + shed + unwritten, 100, 'every event is written or counted by a gap record')
+  assert.equal((await verifyAuditDir(dir)).ok, true)
+})

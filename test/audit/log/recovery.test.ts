@@ -12,6 +12,7 @@ import { AuditLog } from '../../../src/audit/log/writer.js'
 import { verifyAuditDir } from '../../../src/audit/log/verify.js'
 import { Metrics } from '../../../src/metrics/index.js'
 import { storedHashIndex } from '../../../src/audit/log/tree.js'
+import type { PortcullisError } from '../../../src/errors.js'
 import { event, logOptions, metricValue, recordingLogger, tempAuditDir } from '../../helpers/audit.js'
 
 const child = join(import.meta.dirname, '..', '..', 'fixtures', 'audit', 'writer-child.ts')
@@ -62,7 +63,7 @@ test('kill -9 under sync load: every acknowledged event survives; torn and garbl
   assert.equal(notes.length, 1)
   assert.equal(notes[0]?.obj.bytes, torn.length)
   assert.equal(statSync(seg).size, before)
-  assert.ok(logger.lines.some((l) => l.obj.pid !== undefined), 'the dead writer\'s lock was taken over')
+  assert.ok(logger.lines.some((l) => l.level === 'warn' && l.obj.unclean === true), 'the dead writer\'s stop is recognised as unclean')
   assert.equal(await metricValue(metrics, 'auditRecoveryTruncations'), 1)
   const size = log.size
   const text = readdirSync(join(dir, 'main', 'segments')).sort().map((n) => readFileSync(join(dir, 'main', 'segments', n), 'utf8')).join('')
@@ -86,18 +87,27 @@ test('kill -9 under sync load: every acknowledged event survives; torn and garbl
   assert.equal(report.streams[0]?.events, size + 2)
 })
 
-test('after an unclean stop, hashes written after the last checkpoint are recomputed from the records', async (t) => {
+test('after an unclean stop, hashes after the last checkpoint are recomputed: missing or zeroed ones are written, a changed one refuses the open', async (t) => {
   const { dir, cleanup } = tempAuditDir()
   t.after(cleanup)
   await killUnderLoad(dir, 120, 1_000_000) // no checkpoint before the kill
-  // damage the stored hashes past the last checkpoint: they are not trusted, so this is repaired
   const hashes = join(dir, 'main', 'hashes')
-  const h = readFileSync(hashes)
   const { writeFileSync } = await import('node:fs')
-  h[h.length - 1] = (h[h.length - 1] as number) ^ 0xff
-  writeFileSync(hashes, h)
+  const original = readFileSync(hashes)
+  // a changed stored hash past the last checkpoint: evidence, not a crash artifact — refused, nothing rewritten
+  const changed = Buffer.from(original)
+  changed[changed.length - 1] = (changed[changed.length - 1] as number) ^ 0xff
+  writeFileSync(hashes, changed)
+  await assert.rejects(AuditLog.open(logOptions(dir)), (err: PortcullisError) => err.code === 'PORTCULLIS_AUDIT_INVALID' && typeof err.details.storedHash === 'number')
+  assert.deepEqual(readFileSync(hashes), changed)
+  // zeroed (space a crash allocated but never wrote) and cut-off hashes are recomputed
+  const zeroed = Buffer.from(original.subarray(0, original.length - 64 * 5))
+  zeroed.fill(0, zeroed.length - 64 * 3)
+  writeFileSync(hashes, zeroed)
   const log = await AuditLog.open(logOptions(dir))
   await log.close()
+  const now = readFileSync(hashes)
+  assert.ok(now.length >= zeroed.length && now.equals(original.subarray(0, now.length)), 'the recomputed hashes are the ones the writer stored')
   const report = await verifyAuditDir(dir)
   assert.equal(report.ok, true, JSON.stringify(report.streams[0]?.problem))
 })
