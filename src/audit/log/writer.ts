@@ -135,7 +135,8 @@ export class AuditLog implements AuditSink {
   private readonly paths: StreamPaths
   private readonly logger: Logger
   private readonly now: () => number
-  private readonly origin: string
+  /** The origin this stream's checkpoints sign; a reopened stream keeps the one it has (recover). */
+  private origin: string
   private key!: KeyObject
   private range = new CompactRange()
   private seg!: FileHandle
@@ -796,6 +797,13 @@ export class AuditLog implements AuditSink {
     this.last = await this.recoverLastCheckpoint()
     if (this.last !== undefined && !verifyCheckpoint(this.last.note, createPublicKey(this.key))) {
       throw invalid(`audit stream ${this.opts.stream}: its last checkpoint (size ${this.last.size}) is not signed by this writer's checkpoint key — a forged or replaced note, or the key was changed; the writer does not extend a log it cannot vouch for: run portcullis audit verify with the pinned key, and configure the key that signed the log`, { stream: this.opts.stream, checkpoint: this.last.size })
+    }
+    // A stream keeps the origin its checkpoints already sign: a new host name (a Pod rescheduled
+    // with its volume) or a changed checkpoint.origin must not split one log into two origins
+    // (verify would fail CHECKPOINT_ORIGIN_MISMATCH). New streams take the configured one.
+    if (this.last !== undefined && this.last.origin !== this.origin) {
+      this.logger.warn({ stream: this.opts.stream, origin: this.last.origin, configured: this.origin }, 'audit stream keeps the origin its checkpoints sign; the configured origin applies to new streams')
+      this.origin = this.last.origin
     }
 
     // 2. the active segment: drop a torn tail

@@ -142,3 +142,25 @@ test('a stream deleted while the auditor kept its checkpoint: KEPT_CHECKPOINT_UN
   assert.equal(s.ok, false)
   assert.deepEqual(s.streams.map((x) => x.problem?.code), ['CHECKPOINT_ORIGIN_MISMATCH', 'CHECKPOINT_ORIGIN_MISMATCH'])
 })
+
+test('a reopened stream keeps the origin its checkpoints sign (a Pod rescheduled with its volume gets a new host name): one log, one origin, verify OK', async (t) => {
+  const { dir: base, cleanup } = tempAuditDir()
+  t.after(cleanup)
+  const k = sharedKey(base)
+  const dir = join(base, 'audit')
+  await write(dir, 'main', 12, { everyEvents: 5, everyMs: 600_000, keyFile: k.keyFile, origin: 'portcullis/pod-a' })
+  // the next run names itself otherwise (another host name, or a changed checkpoint.origin)
+  const log = await AuditLog.open(logOptions(dir, { stream: 'main', durability: 'async', checkpoint: { everyEvents: 5, everyMs: 600_000, keyFile: k.keyFile, origin: 'portcullis/pod-b' } }))
+  assert.equal(log.checkpointOrigin, 'portcullis/pod-a/main')
+  for (let i = 12; i < 24; i++) void log.append(event(i, { stream: 'main' }))
+  await log.close()
+  const notes = splitCheckpointNotes(readFileSync(join(dir, 'main', 'checkpoints'), 'utf8')).notes
+  assert.ok(notes.length >= 4)
+  for (const n of notes) assert.match(n.note, /^portcullis\/pod-a\/main\n/)
+  const r = await verifyAuditDir(dir, { publicKeyPem: k.pub, expectedOrigin: 'portcullis/pod-a' })
+  assert.equal(r.ok, true, JSON.stringify(r))
+  assert.equal(r.streams[0]?.events, 24)
+  // a new stream in the same directory takes the configured origin
+  await write(dir, 'w1', 3, { everyEvents: 5, everyMs: 600_000, keyFile: k.keyFile, origin: 'portcullis/pod-b' })
+  assert.match(lastNote(dir, 'w1'), /^portcullis\/pod-b\/w1\n/)
+})
