@@ -12,20 +12,22 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { PortcullisError } from '../../errors.js'
-import { JSON_TYPE, queryFlag, type DataApi, type V1Options } from '../data-api.js'
+import { explainMode, JSON_TYPE, lastValue, queryFlag, type DataApi, type QueryValue, type V1Options } from '../data-api.js'
 
-interface DataQuery { input?: string, pretty?: string, metrics?: string, provenance?: string, 'strict-builtin-errors'?: string, explain?: string, instrument?: string }
+interface DataQuery { input?: QueryValue, pretty?: QueryValue, metrics?: QueryValue, provenance?: QueryValue, 'strict-builtin-errors'?: QueryValue, explain?: QueryValue, instrument?: QueryValue }
 
+// A parameter may be repeated, as OPA (Go's url.Values) allows: `?pretty=false&pretty=true`.
+const param = { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] }
 const querySchema = {
   type: 'object',
   properties: {
-    input: { type: 'string' },
-    pretty: { type: 'string' },
-    metrics: { type: 'string' },
-    provenance: { type: 'string' },
-    'strict-builtin-errors': { type: 'string' },
-    explain: { type: 'string' },
-    instrument: { type: 'string' },
+    input: param,
+    pretty: param,
+    metrics: param,
+    provenance: param,
+    'strict-builtin-errors': param,
+    explain: param,
+    instrument: param,
   },
 }
 
@@ -46,8 +48,9 @@ const v1Response = {
 
 const v1Options = (q: DataQuery): V1Options => ({
   strict: queryFlag(q['strict-builtin-errors']),
-  explain: q.explain !== undefined && q.explain !== 'off',
-  metrics: queryFlag(q.metrics),
+  explain: explainMode(q.explain),
+  // OPA answers ?instrument with the metrics (instrumentation's own timers are Rego evaluator ones)
+  metrics: queryFlag(q.metrics) || queryFlag(q.instrument),
   provenance: queryFlag(q.provenance),
   pretty: queryFlag(q.pretty),
 })
@@ -81,7 +84,8 @@ export const dataRoutes: FastifyPluginAsync<{ api: DataApi, defaultDecision: str
     onRequest: pathFirst('/v1/data'),
   }, async (request, reply) => {
     const path = api.pathOf(request.raw.url, '/v1/data')
-    const raw = request.query.input
+    // the last ?input= (OPA's readInputGetV1); OPA's GET never adds the missing-input warning
+    const raw = lastValue(request.query.input)
     let input: unknown
     if (raw !== undefined) {
       try {
@@ -90,7 +94,7 @@ export const dataRoutes: FastifyPluginAsync<{ api: DataApi, defaultDecision: str
         throw new PortcullisError('PORTCULLIS_INPUT_INVALID', `query parameter input is not valid JSON: ${(err as Error).message}`, { parameter: 'input' })
       }
     }
-    return send(reply, await api.v1(request.raw, path, { input, hasInput: raw !== undefined }, request.id, startOf(reply), v1Options(request.query)))
+    return send(reply, await api.v1(request.raw, path, { input, hasInput: true }, request.id, startOf(reply), v1Options(request.query)))
   })
 
   // The whole data document (`/v1/data`, `/v1/data/`) cannot be computed from compiled entrypoints.
@@ -105,9 +109,9 @@ export const dataRoutes: FastifyPluginAsync<{ api: DataApi, defaultDecision: str
   }
 
   // v0 and the default decision answer the bare value (any JSON), serialized as is.
-  const bareSchema = { response: { 200: {}, 404: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, portcullis_code: { type: 'string' } } } } }
-  app.post('/v0/data/*', { schema: bareSchema, onRequest: pathFirst('/v0/data') }, async (request, reply) =>
-    send(reply, await api.bare(request.raw, api.pathOf(request.raw.url, '/v0/data'), request.body, request.id)))
-  app.post('/', { schema: bareSchema }, async (request, reply) =>
-    send(reply, await api.bare(request.raw, defaultDecision, request.body, request.id)))
+  const bareSchema = { querystring: { type: 'object', properties: { pretty: param } }, response: { 200: {}, 404: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, portcullis_code: { type: 'string' } } } } }
+  app.post<{ Querystring: DataQuery }>('/v0/data/*', { schema: bareSchema, onRequest: pathFirst('/v0/data') }, async (request, reply) =>
+    send(reply, await api.bare(request.raw, api.pathOf(request.raw.url, '/v0/data'), request.body, request.id, { pretty: queryFlag(request.query.pretty) })))
+  app.post<{ Querystring: DataQuery }>('/', { schema: bareSchema }, async (request, reply) =>
+    send(reply, await api.bare(request.raw, defaultDecision, request.body, request.id, { pretty: queryFlag(request.query.pretty) })))
 }
