@@ -108,6 +108,16 @@ export const dataRoutes: FastifyPluginAsync<{ api: DataApi, defaultDecision: str
     })
   }
 
+  // Methods OPA's router knows on these paths but Portcullis does not serve: OPA's write API
+  // (PUT/PATCH/DELETE /v1/data — data comes only from bundles) and GET on v0 are 405 with the
+  // methods that are served, as OPA's router answers them (no decision, so not audited).
+  const notAllowed = (allow: string) => async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+    const { status, text } = api.failure(new PortcullisError('PORTCULLIS_METHOD_NOT_ALLOWED', `${request.method} is not served on ${request.url.split('?')[0] ?? ''} (${allow}); Portcullis has no write API: data and policies come from bundles`, { method: request.method }), request.id)
+    return reply.status(status).header('allow', allow).type(JSON_TYPE).send(text)
+  }
+  for (const url of ['/v1/data', '/v1/data/*']) app.route({ method: ['PUT', 'PATCH', 'DELETE', 'OPTIONS'], url, handler: notAllowed('GET, POST') })
+  for (const url of ['/v0/data', '/v0/data/*']) app.route({ method: ['GET', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], url, handler: notAllowed('POST') })
+
   // v0 and the default decision answer the bare value (any JSON), serialized as is.
   const bareSchema = { querystring: { type: 'object', properties: { pretty: param } }, response: { 200: {}, 404: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, portcullis_code: { type: 'string' } } } } }
   app.post<{ Querystring: DataQuery }>('/v0/data/*', { schema: bareSchema, onRequest: pathFirst('/v0/data') }, async (request, reply) =>
