@@ -80,6 +80,8 @@ export const dataRoutes: FastifyPluginAsync<{ api: DataApi, defaultDecision: str
   })
 
   app.get<{ Querystring: DataQuery }>('/v1/data/*', {
+    // no implicit HEAD: it would make (and audit) a decision whose answer nobody reads; 405 as OPA
+    exposeHeadRoute: false,
     schema: { querystring: querySchema, response: v1Response },
     onRequest: pathFirst('/v1/data'),
   }, async (request, reply) => {
@@ -102,6 +104,7 @@ export const dataRoutes: FastifyPluginAsync<{ api: DataApi, defaultDecision: str
     app.route({
       method,
       url: '/v1/data',
+      exposeHeadRoute: false,
       schema: { querystring: querySchema },
       // the body is checked first, as for every other v1 path
       handler: async (request: FastifyRequest, reply: FastifyReply) => send(reply, await api.v1(request.raw, '', api.v1Body(request.body), request.id, startOf(reply))),
@@ -109,14 +112,14 @@ export const dataRoutes: FastifyPluginAsync<{ api: DataApi, defaultDecision: str
   }
 
   // Methods OPA's router knows on these paths but Portcullis does not serve: OPA's write API
-  // (PUT/PATCH/DELETE /v1/data — data comes only from bundles) and GET on v0 are 405 with the
+  // (PUT/PATCH/DELETE /v1/data — data comes only from bundles), HEAD, OPTIONS and GET on v0 are 405 with the
   // methods that are served, as OPA's router answers them (no decision, so not audited).
   const notAllowed = (allow: string) => async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     const { status, text } = api.failure(new PortcullisError('PORTCULLIS_METHOD_NOT_ALLOWED', `${request.method} is not served on ${request.url.split('?')[0] ?? ''} (${allow}); Portcullis has no write API: data and policies come from bundles`, { method: request.method }), request.id)
     return reply.status(status).header('allow', allow).type(JSON_TYPE).send(text)
   }
-  for (const url of ['/v1/data', '/v1/data/*']) app.route({ method: ['PUT', 'PATCH', 'DELETE', 'OPTIONS'], url, handler: notAllowed('GET, POST') })
-  for (const url of ['/v0/data', '/v0/data/*']) app.route({ method: ['GET', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], url, handler: notAllowed('POST') })
+  for (const url of ['/v1/data', '/v1/data/*']) app.route({ method: ['HEAD', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], url, handler: notAllowed('GET, POST') })
+  for (const url of ['/v0/data', '/v0/data/*']) app.route({ method: ['GET', 'HEAD', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], url, handler: notAllowed('POST') })
 
   // v0 and the default decision answer the bare value (any JSON), serialized as is.
   const bareSchema = { querystring: { type: 'object', properties: { pretty: param } }, response: { 200: {}, 404: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, portcullis_code: { type: 'string' } } } } }
