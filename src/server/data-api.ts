@@ -17,6 +17,7 @@ import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics/index.js'
 import { VERSION } from '../version.js'
 import { errorResponse } from './error-response.js'
+import { JsonInputError, parseJsonInput } from '../json-input.js'
 import { parseJsonBody } from './plugins/body.js'
 import { credentialsFromRaw } from './plugins/credentials.js'
 
@@ -123,6 +124,21 @@ export class DataApi {
   /** JSON text of a request body (depth-limited; JSON whatever the content type, as OPA). */
   parseBody (text: string): unknown {
     return parseJsonBody(text, this.#maxDepth)
+  }
+
+  /**
+   * The `?input=` of a GET, read by the rules bodies are read by (json-input.ts: nesting bounded,
+   * a number beyond a double refused, big integers kept exact) — JSON.parse would turn `1e400`
+   * into Infinity, which the policy sees as null. Empty is malformed, as OPA answers it.
+   */
+  queryInput (text: string): unknown {
+    if (text.trim() === '') throw new PortcullisError('PORTCULLIS_INPUT_INVALID', 'query parameter input is empty', { parameter: 'input' })
+    try {
+      return parseJsonInput(text, this.#maxDepth)
+    } catch (err) {
+      if (!(err instanceof JsonInputError)) throw err
+      throw new PortcullisError('PORTCULLIS_INPUT_INVALID', `query parameter input ${err.message}`, err.problem === 'too-deep' ? { parameter: 'input', limit: this.#maxDepth } : { parameter: 'input', problem: err.problem })
+    }
   }
 
   /**

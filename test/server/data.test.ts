@@ -39,6 +39,18 @@ describe('OPA Data API', () => {
     assert.equal(bad.json().code, 'invalid_parameter')
   })
 
+  // Regression: ?input= went through JSON.parse, so {"amount":1e400} reached the policy as
+  // {"amount":null} (and null < 1000 holds in Rego) while the same body was refused.
+  test('GET ?input= is read by the rules a body is: a number beyond a double, too deep, empty', async () => {
+    for (const text of ['{"amount":1e400}', '['.repeat(40) + ']'.repeat(40), '', ' ']) {
+      const r = await runtime.app.inject({ method: 'GET', url: `/v1/data/authz/allow?input=${encodeURIComponent(text)}`, headers: caller.headers })
+      assert.equal(r.statusCode, 400, text)
+      assert.equal(r.json().portcullis_code, 'PORTCULLIS_INPUT_INVALID', text)
+    }
+    const ok = await runtime.app.inject({ method: 'GET', url: `/v1/data/authz/allow?input=${encodeURIComponent(JSON.stringify({ ...order, amount: 1e300 }))}`, headers: caller.headers })
+    assert.equal(ok.statusCode, 200)
+  })
+
   // Regression: the cache key once joined its parts with NUL and marked strict mode as
   // path + "\0strict", so this non-strict request stored "undefined" where the strict caller read.
   test('cache poisoning through an encoded NUL: refused, and the strict answer stays true', async () => {

@@ -193,6 +193,21 @@ const CASES: Case[] = [
   get('GET without input: no warning on GET', '/v1/data/diff/authz/allow'),
   get('GET with ?input= not JSON', '/v1/data/diff/authz/allow?input=notjson'),
   get('GET with ?input= empty', '/v1/data/diff/authz/allow?input='),
+  get('GET with ?input=: a number beyond 2^64 keeps its digits', `/v1/data/diff/authz/echo?input=${encodeURIComponent('{"n":123456789012345678901234567890}')}`, { includes: '123456789012345678901234567890' }),
+  get('GET with ?input=: a number beyond a double', `/v1/data/diff/authz/echo?input=${encodeURIComponent('{"n":1e400}')}`, {
+    diverges: {
+      reason: 'as in a body: a number no 64-bit float holds would reach the policy as another value (null); refused',
+      opa: { status: 200 },
+      portcullis: { status: 400, code: 'invalid_parameter', portcullisCode: 'PORTCULLIS_INPUT_INVALID' },
+    },
+  }),
+  get('GET with ?input=: nested deeper than server.max_json_depth', `/v1/data/diff/authz/echo?input=${encodeURIComponent('['.repeat(100) + ']'.repeat(100))}`, {
+    diverges: {
+      reason: 'as in a body: nesting is bounded (server.max_json_depth)',
+      opa: { status: 200 },
+      portcullis: { status: 400, code: 'invalid_parameter', portcullisCode: 'PORTCULLIS_INPUT_INVALID' },
+    },
+  }),
   get('GET with ?input= twice: the last one', `/v1/data/diff/authz/echo?input=1&input=${q({ user: 'x' })}`),
   { ...get('GET ignores a body', `/v1/data/diff/authz/allow?input=${q({ user: 'bob' })}`), body: JSON.stringify({ input: { user: 'alice' } }), headers: jsonHeaders },
   post('POST ignores ?input=', `/v1/data/diff/authz/allow?input=${q({ user: 'alice' })}`, {}),

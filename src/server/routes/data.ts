@@ -88,14 +88,7 @@ export const dataRoutes: FastifyPluginAsync<{ api: DataApi, defaultDecision: str
     const path = api.pathOf(request.raw.url, '/v1/data')
     // the last ?input= (OPA's readInputGetV1); OPA's GET never adds the missing-input warning
     const raw = lastValue(request.query.input)
-    let input: unknown
-    if (raw !== undefined) {
-      try {
-        input = JSON.parse(raw)
-      } catch (err) {
-        throw new PortcullisError('PORTCULLIS_INPUT_INVALID', `query parameter input is not valid JSON: ${(err as Error).message}`, { parameter: 'input' })
-      }
-    }
+    const input = raw === undefined ? undefined : api.queryInput(raw)
     return send(reply, await api.v1(request.raw, path, { input, hasInput: true }, request.id, startOf(reply), v1Options(request.query)))
   })
 
