@@ -248,7 +248,15 @@ const CASES: Case[] = [
       portcullis: { status: 400, code: 'invalid_parameter', portcullisCode: 'PORTCULLIS_INPUT_INVALID' },
     },
   }),
+  post('POST over server.body_limit_bytes (1 MiB)', '/v1/data/diff/authz/allow', JSON.stringify({ input: { pad: 'x'.repeat(1_100_000) } }), {
+    diverges: {
+      reason: 'request bodies are bounded (server.body_limit_bytes, after gzip decompression): 413, never read whole',
+      opa: { status: 200, result: false },
+      portcullis: { status: 413, code: 'invalid_parameter', portcullisCode: 'PORTCULLIS_INPUT_TOO_LARGE' },
+    },
+  }),
   // --- query parameters
+  post('an empty query string', '/v1/data/diff/authz/allow?', { input: { user: 'alice' } }),
   post('?pretty=true', '/v1/data/diff/authz/decision?pretty=true', { input: { user: 'alice' } }),
   post('?pretty (no value)', '/v1/data/diff/authz/decision?pretty', { input: { user: 'alice' } }),
   post('?pretty=1 is not true', '/v1/data/diff/authz/decision?pretty=1', { input: { user: 'alice' } }),
@@ -274,6 +282,7 @@ const CASES: Case[] = [
   post('an unknown query parameter', '/v1/data/diff/authz/allow?unknown=1', { input: { user: 'alice' } }),
   // --- content types and encodings
   post('content-type text/plain', '/v1/data/diff/authz/allow', { input: { user: 'alice' } }, { headers: { 'content-type': 'text/plain' } }),
+  post('content-type with a charset', '/v1/data/diff/authz/allow', { input: { user: 'alice' } }, { headers: { 'content-type': 'application/json; charset=utf-8' } }),
   { name: 'no content-type', method: 'POST', path: '/v1/data/diff/authz/allow', body: JSON.stringify({ input: { user: 'alice' } }) },
   post('content-type application/x-yaml with a JSON body', '/v1/data/diff/authz/allow', { input: { user: 'alice' } }, { headers: { 'content-type': 'application/x-yaml' } }),
   post('content-type application/x-yaml with a YAML body', '/v1/data/diff/authz/allow', 'input:\n  user: alice\n', {
