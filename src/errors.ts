@@ -31,6 +31,7 @@ const NOT_FOUND = 5
 const PERMISSION_DENIED = 7
 const RESOURCE_EXHAUSTED = 8
 const FAILED_PRECONDITION = 9
+const UNIMPLEMENTED = 12
 const INTERNAL = 13
 const UNAVAILABLE = 14
 const UNAUTHENTICATED = 16
@@ -91,6 +92,8 @@ export const codes = {
   PORTCULLIS_INPUT_TOO_LARGE: { status: 413, opa: 'invalid_parameter', grpc: RESOURCE_EXHAUSTED },
   /** A Data API path that cannot name a document: control characters, an encoded '/' inside a segment, invalid UTF-8. */
   PORTCULLIS_PATH_INVALID: { status: 400, opa: 'invalid_parameter', grpc: INVALID_ARGUMENT },
+  /** A method the Data API route does not serve: OPA's write API (PUT/PATCH/DELETE /v1/data), GET on v0 (OPA: 405 too). */
+  PORTCULLIS_METHOD_NOT_ALLOWED: { status: 405, opa: 'invalid_parameter', grpc: UNIMPLEMENTED },
 
   // --- identity (see src/identity/) ------------------------------------------------------
   PORTCULLIS_IDENTITY_REQUIRED: { status: 401, opa: 'unauthorized', grpc: UNAUTHENTICATED },

@@ -48,6 +48,20 @@ export function cleanPath (p: string): string {
   return p.replace(/^\/+/, '').replace(/\/+$/, '')
 }
 
+/**
+ * A Data API path segment as a number term, as OPA reads a path (v1/server/server.go
+ * stringPathToRef: a segment Go's strconv.Atoi accepts — an optional sign and decimal digits,
+ * within int64 — is an integer term, every other segment a string term). Undefined: a string.
+ * A number term selects an array element or a set member; in base data (OPA's storage reads
+ * paths as strings) it also names an object key.
+ */
+export function pathIndex (segment: string): number | undefined {
+  if (!/^[+-]?\d+$/.test(segment)) return undefined
+  const n = Number(segment)
+  // beyond int64 Atoi fails (a string term); between 2^53 and 2^63 no array or set here holds it
+  return Math.abs(n) < 2 ** 63 ? n : undefined
+}
+
 /** True when `root` owns `path` (both slash-separated, no leading slash). */
 export function rootContains (root: string, path: string): boolean {
   return root === '' || path === root || path.startsWith(root + '/')

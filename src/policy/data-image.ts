@@ -6,6 +6,7 @@
 import type { LoadedPolicy } from '@open-policy-agent/opa-wasm'
 import { compareUtf8, ExactNumber } from '../canonical-json.js'
 import { needsExact } from './builtins/exact-json.js'
+import { pathIndex } from './bundle.js'
 import { MAX_DATA_DEPTH, opaStringHash, PAGE, REPR_INT, T_ARRAY, T_BOOLEAN, T_NULL, T_NUMBER, T_OBJECT, T_STRING, type Store } from './data-layout.js'
 
 const decoder = new TextDecoder()
@@ -90,7 +91,7 @@ export class DataImage {
     this.#memory = p.mem
   }
 
-  /** Reads the value at `path` under `data` as a JSON value (keys sorted); undefined when absent. */
+  /** Reads the value at `path` under `data` as a JSON value (keys sorted); undefined when absent. A segment of an array is its index. */
   read (path: string[]): unknown {
     const addr = this.#find(path)
     if (addr === 0) return undefined
@@ -110,11 +111,43 @@ export class DataImage {
     return out.bytes()
   }
 
+  /**
+   * True when `path` is absent for certain: the walk down it stops at an array (an index out of
+   * range or not a number) or at a scalar, beneath which no rule can be (OPA refuses bundles
+   * whose rules and data share a path). A missing object key is not certain: an uncompiled rule
+   * may be there.
+   */
+  absentBelowLeaf (path: string[]): boolean {
+    const view = new DataView(this.#memory.buffer)
+    const u8 = new Uint8Array(this.#memory.buffer)
+    let addr = this.root
+    for (const key of path) {
+      if (u8[addr] === T_ARRAY) {
+        const i = pathIndex(key)
+        if (i === undefined || i < 0 || i >= view.getUint32(addr + 8, true)) return true
+        addr = view.getUint32(view.getUint32(addr + 4, true) + i * 8 + 4, true)
+        continue
+      }
+      if (u8[addr] !== T_OBJECT) return true
+      const found = objectGet(view, u8, addr, encoder.encode(key))
+      if (found === 0) return false
+      addr = found
+    }
+    return false
+  }
+
   #find (path: string[]): number {
     const view = new DataView(this.#memory.buffer)
     const u8 = new Uint8Array(this.#memory.buffer)
     let addr = this.root
     for (const key of path) {
+      if (u8[addr] === T_ARRAY) {
+        // an element by its index, as OPA reads `data.list[1]` (policy/bundle.ts pathIndex)
+        const i = pathIndex(key)
+        if (i === undefined || i < 0 || i >= view.getUint32(addr + 8, true)) return 0
+        addr = view.getUint32(view.getUint32(addr + 4, true) + i * 8 + 4, true)
+        continue
+      }
       if (u8[addr] !== T_OBJECT) return 0
       const found = objectGet(view, u8, addr, encoder.encode(key))
       if (found === 0) return 0

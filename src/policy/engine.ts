@@ -135,16 +135,17 @@ export class ModuleInstance {
   /**
    * Evaluates an entrypoint. `inputJson` is the input document as JSON text (undefined: no input).
    * Returns `{ defined: false }` for an undefined result; a defined value holds ExactNumbers
-   * for numbers a double cannot hold, and says so with `exact`.
+   * for numbers a double cannot hold, and says so with `exact`. With `keepSets`, sets in the
+   * value are RegoSets (a caller that descends into them), otherwise sorted arrays.
    */
-  evaluate (entrypoint: string, inputJson: string | undefined, ctx: EvalContext): { defined: true, value: unknown, exact: boolean } | { defined: false } {
+  evaluate (entrypoint: string, inputJson: string | undefined, ctx: EvalContext, keepSets = false): { defined: true, value: unknown, exact: boolean } | { defined: false } {
     const id = this.#compiled.entrypoints[entrypoint]
     if (id === undefined) throw new PolicyError('PORTCULLIS_POLICY_PATH_NOT_FOUND', `entrypoint ${entrypoint} is not exported by ${this.#compiled.path}`, { entrypoint })
     let rs: unknown
     let exact = false
     const onExact = (): void => { exact = true }
     try {
-      rs = runWithContext(ctx, () => evaluateOrdered(this.#policy, id, inputJson, onExact))
+      rs = runWithContext(ctx, () => evaluateOrdered(this.#policy, id, inputJson, onExact, keepSets))
     } catch (err) {
       throw this.#classify(err, entrypoint)
     }

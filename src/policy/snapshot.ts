@@ -5,12 +5,13 @@
  * once at its start, so it finishes on the revision it began with.
  */
 import { PolicyError } from '../errors.js'
-import { cleanPath, dataMember, isAncestorOf, rootContains, setDataMember } from './bundle.js'
+import { cleanPath, dataMember, isAncestorOf, pathIndex, rootContains, setDataMember } from './bundle.js'
 import type { CompiledBundle } from './engine.js'
 import { memoryDescriptor, ModuleInstance } from './engine.js'
 import { buildDataImage, buildDataImageOffThread, imageBase, type BuildOptions, type DataDocument } from './data-loader.js'
 import type { DataImage } from './data-image.js'
 import { createEvalContext, ExactNumber, type EvalContext } from './builtins/index.js'
+import { RegoSet } from './builtins/types.js'
 import { plainNumbers, stringifyExact } from './builtins/exact-json.js'
 import { containsExact } from '../canonical-json.js'
 
@@ -23,6 +24,7 @@ export interface ActiveBundle {
 
 export type Resolution =
   | { kind: 'entrypoint', bundle: ActiveBundle, entrypoint: string, rest: string[] }
+  /** Data beneath no rule; `value` undefined: a path below a data array or scalar, undefined for certain. */
   | { kind: 'data', bundle: ActiveBundle, value: unknown }
   /** No active bundle's roots own the path: the document is undefined, as in OPA. */
   | { kind: 'none' }
@@ -185,8 +187,11 @@ export class PolicySnapshot {
     // A pure data document, when no compiled rule lies beneath it. (OPA rejects bundles whose
     // rules and data share a path, so data found here is the whole document.)
     if (!entrypoints.some((e) => isAncestorOf(path, e))) {
-      const value = path === '' ? this.#data.read([]) : this.#data.read(path.split('/'))
+      const segments = path === '' ? [] : path.split('/')
+      const value = this.#data.read(segments)
       if (value !== undefined) return { kind: 'data', bundle: owner, value }
+      // past the end of a data array, or below a data scalar: undefined, as OPA answers
+      if (this.#data.absentBelowLeaf(segments)) return { kind: 'data', bundle: owner, value: undefined }
     }
     throw new PolicyError('PORTCULLIS_POLICY_PATH_NOT_FOUND',
       `path /${path} is in bundle ${owner.compiled.bundle.name} but is not a compiled entrypoint (entrypoints: ${entrypoints.join(', ') || 'none'}); add it with "opa build -e ${path}"`,
@@ -200,6 +205,7 @@ export class PolicySnapshot {
     const b = res.bundle.compiled
     // (result objects are written out in full: object spread here cost more than the lookup)
     if (res.kind === 'data') {
+      if (res.value === undefined) return { bundle: b.bundle.name, revision: b.bundle.manifest.revision, cacheable: b.cacheable, defined: false, builtinErrors: [], trace: [] }
       const data: Evaluation = { bundle: b.bundle.name, revision: b.bundle.manifest.revision, cacheable: b.cacheable, defined: true, result: res.value, builtinErrors: [], trace: [] }
       // numbers kept as written (big integers, 100.0, 1e3): the exact text answers, doubles for everyone else
       if (containsExact(res.value)) {
@@ -214,7 +220,7 @@ export class PolicySnapshot {
     // JSON text of the input (undefined: no input). Falsy inputs (false, 0, "", null) are text
     // too, so they are never mistaken for "no input".
     const inputJson = opts.inputJson ?? (input === undefined ? undefined : inputJsonOf(input))
-    const out = instance.evaluate(res.entrypoint, inputJson, ctx)
+    const out = instance.evaluate(res.entrypoint, inputJson, ctx, res.rest.length > 0)
     const evaluation: Evaluation = {
       defined: false,
       bundle: b.bundle.name,
@@ -226,9 +232,13 @@ export class PolicySnapshot {
     }
     if (!out.defined) return evaluation
     let value = out.value
-    for (const key of res.rest) {
-      if (value === null || typeof value !== 'object' || Array.isArray(value) || !Object.hasOwn(value, key)) return evaluation
-      value = (value as Record<string, unknown>)[key]
+    if (res.rest.length > 0) {
+      for (const key of res.rest) {
+        const next = step(value, key)
+        if (next === NOT_FOUND) return evaluation
+        value = next
+      }
+      value = withoutSets(value)
     }
     evaluation.defined = true
     if (out.exact && containsExact(value)) {
@@ -242,6 +252,32 @@ export class PolicySnapshot {
   }
 }
 
+
+const NOT_FOUND = Symbol('not found')
+
+/**
+ * One segment of a Data API path below an entrypoint's value, as OPA evaluates the ref it makes
+ * of the path (policy/bundle.ts pathIndex): a number term selects an array element or an equal
+ * set member, a string term an object key or an equal set member. A number term never names
+ * an object's (string) key: OPA's evaluation of a rule's value finds none either.
+ */
+function step (value: unknown, key: string): unknown {
+  const index = pathIndex(key)
+  if (value instanceof RegoSet) {
+    const want: unknown = index ?? key
+    return value.some((m) => m === want) ? want : NOT_FOUND
+  }
+  if (Array.isArray(value)) return index !== undefined && index >= 0 && index < value.length ? value[index] : NOT_FOUND
+  if (value === null || typeof value !== 'object' || value instanceof ExactNumber || index !== undefined || !Object.hasOwn(value, key)) return NOT_FOUND
+  return (value as Record<string, unknown>)[key]
+}
+
+/** A value read with its sets kept (RegoSets), with every set an array again, as results are. */
+function withoutSets (v: unknown): unknown {
+  if (Array.isArray(v)) return Array.from(v, withoutSets)
+  if (v === null || typeof v !== 'object' || v instanceof ExactNumber) return v
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, withoutSets(x)]))
+}
 
 /**
  * The data documents of the active bundles and where their image goes. Small documents were

@@ -170,7 +170,7 @@ interface PolicyInternals {
  * arrays, instead of JSON (whose set order is the wasm hash order); sets become sorted arrays
  * and object keys are sorted, so results serialize as `opa eval` prints them.
  */
-export function evaluateOrdered (policy: LoadedPolicyType, entrypoint: number, inputJson: string | undefined, onExact?: () => void): unknown {
+export function evaluateOrdered (policy: LoadedPolicyType, entrypoint: number, inputJson: string | undefined, onExact?: () => void, keepSets = false): unknown {
   const p = policy as unknown as PolicyInternals
   if (p.minorVersion < 2) return policy.evaluate(inputJson === undefined ? undefined : encoder.encode(inputJson).buffer, entrypoint)
   const exports = p.wasmInstance.exports as unknown as EvalExports
@@ -191,7 +191,7 @@ export function evaluateOrdered (policy: LoadedPolicyType, entrypoint: number, i
   if (text === 'set()') return []
   // Numbers a double cannot hold stay ExactNumber (the caller is told), so the decision can be
   // answered with OPA's digits.
-  return parseRegoValue(text, onExact === undefined ? { exactNumbers: true } : { exactNumbers: true, onExact })
+  return parseRegoValue(text, onExact === undefined ? { exactNumbers: true, keepSets } : { exactNumbers: true, onExact, keepSets })
 }
 
 /**
@@ -213,6 +213,8 @@ export interface ParseOptions {
   sets?: 'array' | 'RegoSet'
   /** Told whether any number became an ExactNumber. */
   onExact?: () => void
+  /** Sets as RegoSets with numbers read as results are (a Data API path that descends into a set). */
+  keepSets?: boolean
 }
 
 /**
@@ -224,7 +226,8 @@ export interface ParseOptions {
 export function parseRegoValue (text: string, options: boolean | ParseOptions = false): unknown {
   const opts: ParseOptions = typeof options === 'boolean' ? { exactNumbers: options } : options
   const exactNumbers = opts.exactNumbers === true
-  const asRegoSet = opts.sets === 'RegoSet'
+  const asRegoSet = opts.sets === 'RegoSet' || opts.keepSets === true
+  const argumentNumbers = opts.sets === 'RegoSet'
   let i = 0
   const fail = (what: string): never => { throw new Error(`invalid Rego value at offset ${i}: ${what} near ${JSON.stringify(text.slice(Math.max(0, i - 60), i + 40))}`) }
   const ws = (): void => { while (i < text.length && (text[i] === ' ' || text[i] === '\n' || text[i] === '\t' || text[i] === '\r')) i++ }
@@ -301,7 +304,7 @@ export function parseRegoValue (text: string, options: boolean | ParseOptions = 
     // the wasm module writes some fractions without a leading zero (`.5`, `-.0`)
     const t = raw.includes('.') ? raw.replace(/^(-?)\./, '$10.') : raw
     // builtin arguments: a number's text is kept where OPA's builtins decide by it (sprintf of `100.0`)
-    if (asRegoSet) return argumentNumber(t)
+    if (argumentNumbers) return argumentNumber(t)
     const n = Number(t)
     if (!exactNumbers) return n
     // beyond a double (1e400 from exact data or input text) as well: Infinity would be written null

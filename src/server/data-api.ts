@@ -17,6 +17,7 @@ import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics/index.js'
 import { VERSION } from '../version.js'
 import { errorResponse } from './error-response.js'
+import { JsonInputError, parseJsonInput } from '../json-input.js'
 import { parseJsonBody } from './plugins/body.js'
 import { credentialsFromRaw } from './plugins/credentials.js'
 
@@ -33,7 +34,10 @@ export interface V1Options {
   pretty?: boolean
 }
 
-/** A parsed v1 request body: `{"input": ...}`, or no body. */
+/**
+ * A parsed v1 request: its input, and whether it counts as having one — false adds OPA's
+ * api_usage_warning (a POST body without `input`, or with `"input": null`; OPA's GET never warns).
+ */
 export interface V1Body {
   input: unknown
   hasInput: boolean
@@ -67,8 +71,28 @@ function decisionRoute (url: string): { prefix: string, transport: 'http' | 'bat
   return pathname === '/' ? { prefix: '/', transport: 'http' } : undefined
 }
 
-/** OPA's boolean query parameters: present and not "false"/"0". */
-export const queryFlag = (v: string | undefined): boolean => v !== undefined && v !== 'false' && v !== '0'
+/** A query parameter as the router gives it: absent, once, or repeated. */
+export type QueryValue = string | string[] | undefined
+
+/**
+ * OPA's boolean query parameters (server.go getBoolParam): true when present without a value
+ * (`?pretty`) or when any of its values is "true" in any case; `?pretty=1` is false.
+ */
+export const queryFlag = (v: QueryValue): boolean => {
+  if (v === undefined) return false
+  const values = typeof v === 'string' ? [v] : v
+  if (values.length === 1 && values[0] === '') return true
+  return values.some((x) => x.toLowerCase() === 'true')
+}
+
+/** The last value of a query parameter (OPA reads the last `?input=`). */
+export const lastValue = (v: QueryValue): string | undefined => typeof v === 'string' ? v : v?.[v.length - 1]
+
+/** OPA's explain modes (server.go getExplain); any other value is off. */
+export const explainMode = (v: QueryValue): boolean => {
+  if (v === undefined) return false
+  return (typeof v === 'string' ? [v] : v).some((x) => x === 'notes' || x === 'fails' || x === 'full' || x === 'debug')
+}
 
 export class DataApi {
   readonly decisions: DecisionService
@@ -102,14 +126,33 @@ export class DataApi {
     return parseJsonBody(text, this.#maxDepth)
   }
 
-  /** The v1 body checks: no body, or a JSON object whose `input` member is the input. */
+  /**
+   * The `?input=` of a GET, read by the rules bodies are read by (json-input.ts: nesting bounded,
+   * a number beyond a double refused, big integers kept exact) — JSON.parse would turn `1e400`
+   * into Infinity, which the policy sees as null. Empty is malformed, as OPA answers it.
+   */
+  queryInput (text: string): unknown {
+    if (text.trim() === '') throw new PortcullisError('PORTCULLIS_INPUT_INVALID', 'query parameter input is empty', { parameter: 'input' })
+    try {
+      return parseJsonInput(text, this.#maxDepth)
+    } catch (err) {
+      if (!(err instanceof JsonInputError)) throw err
+      throw new PortcullisError('PORTCULLIS_INPUT_INVALID', `query parameter input ${err.message}`, err.problem === 'too-deep' ? { parameter: 'input', limit: this.#maxDepth } : { parameter: 'input', problem: err.problem })
+    }
+  }
+
+  /**
+   * The v1 body checks: no body, or a JSON object whose `input` member is the input. As OPA
+   * reads the body into `{Input *interface{}}` (v1/server/types DataRequestV1), a body `null`
+   * and `"input": null` both mean no input (undefined to the policy, with the warning).
+   */
   v1Body (body: unknown): V1Body {
-    if (body === undefined) return { input: undefined, hasInput: false }
-    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    if (body === undefined || body === null) return { input: undefined, hasInput: false }
+    if (typeof body !== 'object' || Array.isArray(body)) {
       throw new PortcullisError('PORTCULLIS_INPUT_INVALID', 'request body must be a JSON object {"input": ...}', { body: 'type' })
     }
-    const hasInput = Object.hasOwn(body, 'input')
-    return { input: hasInput ? (body as { input: unknown }).input : undefined, hasInput }
+    const input = Object.hasOwn(body, 'input') ? (body as { input: unknown }).input : undefined
+    return input === undefined || input === null ? { input: undefined, hasInput: false } : { input, hasInput: true }
   }
 
   /** The pipeline's request for an HTTP request. */
@@ -171,7 +214,7 @@ export class DataApi {
    * A v0 (or default-decision) answer: the bare value; an undefined decision is
    * PORTCULLIS_POLICY_UNDEFINED (404 undefined_document), as OPA answers it.
    */
-  async bare (raw: IncomingMessage, path: string, input: unknown, requestId: string): Promise<string> {
+  async bare (raw: IncomingMessage, path: string, input: unknown, requestId: string, opts: { pretty?: boolean } = {}): Promise<string> {
     if (path === '') throw wholeDocument()
     const d = await this.decisions.decide(this.request(raw, path, input, requestId))
     if (!d.defined) {
@@ -179,7 +222,10 @@ export class DataApi {
       afterDecision.add(undef)
       throw undef
     }
-    return resultText(d)
+    if (opts.pretty !== true) return resultText(d)
+    // ?pretty, as OPA's v0 and default-decision handlers honour it
+    const slots = new ResultSlots()
+    return slots.stringify(slots.valueOf(d), 2) + '\n'
   }
 
   /**

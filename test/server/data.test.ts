@@ -39,6 +39,18 @@ describe('OPA Data API', () => {
     assert.equal(bad.json().code, 'invalid_parameter')
   })
 
+  // Regression: ?input= went through JSON.parse, so {"amount":1e400} reached the policy as
+  // {"amount":null} (and null < 1000 holds in Rego) while the same body was refused.
+  test('GET ?input= is read by the rules a body is: a number beyond a double, too deep, empty', async () => {
+    for (const text of ['{"amount":1e400}', '['.repeat(40) + ']'.repeat(40), '', ' ']) {
+      const r = await runtime.app.inject({ method: 'GET', url: `/v1/data/authz/allow?input=${encodeURIComponent(text)}`, headers: caller.headers })
+      assert.equal(r.statusCode, 400, text)
+      assert.equal(r.json().portcullis_code, 'PORTCULLIS_INPUT_INVALID', text)
+    }
+    const ok = await runtime.app.inject({ method: 'GET', url: `/v1/data/authz/allow?input=${encodeURIComponent(JSON.stringify({ ...order, amount: 1e300 }))}`, headers: caller.headers })
+    assert.equal(ok.statusCode, 200)
+  })
+
   // Regression: the cache key once joined its parts with NUL and marked strict mode as
   // path + "\0strict", so this non-strict request stored "undefined" where the strict caller read.
   test('cache poisoning through an encoded NUL: refused, and the strict answer stays true', async () => {
@@ -57,7 +69,8 @@ describe('OPA Data API', () => {
   })
 
   test('a body without input gets OPA\'s api_usage_warning', async () => {
-    for (const payload of ['{}', '']) {
+    // a body `null` and `"input": null` are no input too, as OPA reads them (DataRequestV1.Input is a pointer)
+    for (const payload of ['{}', '', 'null', '{"input":null}']) {
       const r = await post('/v1/data/authz/allow', payload)
       assert.equal(r.statusCode, 200, JSON.stringify(payload))
       assert.deepEqual(r.json().warning, { code: 'api_usage_warning', message: "'input' key missing from the request" })
@@ -66,7 +79,7 @@ describe('OPA Data API', () => {
   })
 
   test('malformed JSON is 400 invalid_parameter', async () => {
-    for (const payload of ['{"input": ', '[1,2]', '"str"', 'null']) {
+    for (const payload of ['{"input": ', '[1,2]', '"str"', '7']) {
       const r = await post('/v1/data/authz/allow', payload)
       assert.equal(r.statusCode, 400, payload)
       assert.equal(r.json().code, 'invalid_parameter', payload)

@@ -12,20 +12,22 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { PortcullisError } from '../../errors.js'
-import { JSON_TYPE, queryFlag, type DataApi, type V1Options } from '../data-api.js'
+import { explainMode, JSON_TYPE, lastValue, queryFlag, type DataApi, type QueryValue, type V1Options } from '../data-api.js'
 
-interface DataQuery { input?: string, pretty?: string, metrics?: string, provenance?: string, 'strict-builtin-errors'?: string, explain?: string, instrument?: string }
+interface DataQuery { input?: QueryValue, pretty?: QueryValue, metrics?: QueryValue, provenance?: QueryValue, 'strict-builtin-errors'?: QueryValue, explain?: QueryValue, instrument?: QueryValue }
 
+// A parameter may be repeated, as OPA (Go's url.Values) allows: `?pretty=false&pretty=true`.
+const param = { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] }
 const querySchema = {
   type: 'object',
   properties: {
-    input: { type: 'string' },
-    pretty: { type: 'string' },
-    metrics: { type: 'string' },
-    provenance: { type: 'string' },
-    'strict-builtin-errors': { type: 'string' },
-    explain: { type: 'string' },
-    instrument: { type: 'string' },
+    input: param,
+    pretty: param,
+    metrics: param,
+    provenance: param,
+    'strict-builtin-errors': param,
+    explain: param,
+    instrument: param,
   },
 }
 
@@ -46,8 +48,9 @@ const v1Response = {
 
 const v1Options = (q: DataQuery): V1Options => ({
   strict: queryFlag(q['strict-builtin-errors']),
-  explain: q.explain !== undefined && q.explain !== 'off',
-  metrics: queryFlag(q.metrics),
+  explain: explainMode(q.explain),
+  // OPA answers ?instrument with the metrics (instrumentation's own timers are Rego evaluator ones)
+  metrics: queryFlag(q.metrics) || queryFlag(q.instrument),
   provenance: queryFlag(q.provenance),
   pretty: queryFlag(q.pretty),
 })
@@ -77,20 +80,16 @@ export const dataRoutes: FastifyPluginAsync<{ api: DataApi, defaultDecision: str
   })
 
   app.get<{ Querystring: DataQuery }>('/v1/data/*', {
+    // no implicit HEAD: it would make (and audit) a decision whose answer nobody reads; 405 as OPA
+    exposeHeadRoute: false,
     schema: { querystring: querySchema, response: v1Response },
     onRequest: pathFirst('/v1/data'),
   }, async (request, reply) => {
     const path = api.pathOf(request.raw.url, '/v1/data')
-    const raw = request.query.input
-    let input: unknown
-    if (raw !== undefined) {
-      try {
-        input = JSON.parse(raw)
-      } catch (err) {
-        throw new PortcullisError('PORTCULLIS_INPUT_INVALID', `query parameter input is not valid JSON: ${(err as Error).message}`, { parameter: 'input' })
-      }
-    }
-    return send(reply, await api.v1(request.raw, path, { input, hasInput: raw !== undefined }, request.id, startOf(reply), v1Options(request.query)))
+    // the last ?input= (OPA's readInputGetV1); OPA's GET never adds the missing-input warning
+    const raw = lastValue(request.query.input)
+    const input = raw === undefined ? undefined : api.queryInput(raw)
+    return send(reply, await api.v1(request.raw, path, { input, hasInput: true }, request.id, startOf(reply), v1Options(request.query)))
   })
 
   // The whole data document (`/v1/data`, `/v1/data/`) cannot be computed from compiled entrypoints.
@@ -98,16 +97,27 @@ export const dataRoutes: FastifyPluginAsync<{ api: DataApi, defaultDecision: str
     app.route({
       method,
       url: '/v1/data',
+      exposeHeadRoute: false,
       schema: { querystring: querySchema },
       // the body is checked first, as for every other v1 path
       handler: async (request: FastifyRequest, reply: FastifyReply) => send(reply, await api.v1(request.raw, '', api.v1Body(request.body), request.id, startOf(reply))),
     })
   }
 
+  // Methods OPA's router knows on these paths but Portcullis does not serve: OPA's write API
+  // (PUT/PATCH/DELETE /v1/data — data comes only from bundles), HEAD, OPTIONS and GET on v0 are 405 with the
+  // methods that are served, as OPA's router answers them (no decision, so not audited).
+  const notAllowed = (allow: string) => async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+    const { status, text } = api.failure(new PortcullisError('PORTCULLIS_METHOD_NOT_ALLOWED', `${request.method} is not served on ${request.url.split('?')[0] ?? ''} (${allow}); Portcullis has no write API: data and policies come from bundles`, { method: request.method }), request.id)
+    return reply.status(status).header('allow', allow).type(JSON_TYPE).send(text)
+  }
+  for (const url of ['/v1/data', '/v1/data/*']) app.route({ method: ['HEAD', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], url, handler: notAllowed('GET, POST') })
+  for (const url of ['/v0/data', '/v0/data/*']) app.route({ method: ['GET', 'HEAD', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], url, handler: notAllowed('POST') })
+
   // v0 and the default decision answer the bare value (any JSON), serialized as is.
-  const bareSchema = { response: { 200: {}, 404: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, portcullis_code: { type: 'string' } } } } }
-  app.post('/v0/data/*', { schema: bareSchema, onRequest: pathFirst('/v0/data') }, async (request, reply) =>
-    send(reply, await api.bare(request.raw, api.pathOf(request.raw.url, '/v0/data'), request.body, request.id)))
-  app.post('/', { schema: bareSchema }, async (request, reply) =>
-    send(reply, await api.bare(request.raw, defaultDecision, request.body, request.id)))
+  const bareSchema = { querystring: { type: 'object', properties: { pretty: param } }, response: { 200: {}, 404: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, portcullis_code: { type: 'string' } } } } }
+  app.post<{ Querystring: DataQuery }>('/v0/data/*', { schema: bareSchema, onRequest: pathFirst('/v0/data') }, async (request, reply) =>
+    send(reply, await api.bare(request.raw, api.pathOf(request.raw.url, '/v0/data'), request.body, request.id, { pretty: queryFlag(request.query.pretty) })))
+  app.post<{ Querystring: DataQuery }>('/', { schema: bareSchema }, async (request, reply) =>
+    send(reply, await api.bare(request.raw, defaultDecision, request.body, request.id, { pretty: queryFlag(request.query.pretty) })))
 }
