@@ -62,47 +62,70 @@ const importMetaUrl = {
   },
 }
 
-const result = await build({
-  entryPoints: [entry],
-  outfile,
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  plugins: [importMetaUrl],
-  external: EXTERNAL,
-  banner: { js: `'use strict';\nconst ${DIST_URL} = require('node:url').pathToFileURL(__dirname + '/').href;` },
-  // `import.meta.resolve` remains only in worker-thread.ts's branch for TypeScript sources (tsx), never taken from the build.
-  logOverride: { 'empty-import-meta': 'silent' },
-  legalComments: 'eof',
-  metafile: true,
-  logLevel: 'warning',
-})
-const inputs = Object.keys(result.metafile.inputs)
-// Bundled code that finds files beside itself would look in dist/; pino's transports (thread-stream
-// workers) are the known case, unused here (Portcullis logs to stdout, no transport).
-const dirUsers = new Set()
-const bundled = readFileSync(outfile, 'utf8').split('\n')
-let from = ''
-for (const line of bundled) {
-  if (line.startsWith('// ')) from = line.slice(3)
-  else if (/\b__(dirname|filename)\b/.test(line) && !line.includes(DIST_URL) && !/node_modules\/(pino|thread-stream)\//.test(from)) dirUsers.add(from)
-}
-if (dirUsers.size > 0) throw new Error(`build-bundle: bundled code uses __dirname/__filename, which would point into dist/: ${[...dirUsers].join(', ')} — add the package to EXTERNAL`)
-for (const worker of ['policy/data-image-worker.js', 'bundles/canonical-hash-worker.js']) {
-  if (inputs.includes(`dist/${worker}`)) throw new Error(`build-bundle: the worker entry ${worker} was bundled; it must stay a file of its own`)
+/**
+ * Bundles dist/cli/main.js into `outfile` and checks the result. With `routeCode`, the recorded
+ * route schema code (dist/server/route-code.cjs) is compiled in as src/server/route-code.ts's
+ * __PORTCULLIS_ROUTE_CODE__ (so it is in the code cache too); without, that is undefined.
+ */
+async function bundle (routeCode) {
+  const inject = join(dist, 'route-code-inject.mjs')
+  if (routeCode) writeFileSync(inject, "import table from './server/route-code.cjs'\nexport { table as __PORTCULLIS_ROUTE_CODE__ }\n")
+  let result
+  try {
+    result = await build({
+      entryPoints: [entry],
+      outfile,
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node20',
+      plugins: [importMetaUrl],
+      external: EXTERNAL,
+      banner: { js: `'use strict';\nconst ${DIST_URL} = require('node:url').pathToFileURL(__dirname + '/').href;` },
+      // `import.meta.resolve` remains only in worker-thread.ts's branch for TypeScript sources (tsx), never taken from the build.
+      logOverride: { 'empty-import-meta': 'silent' },
+      legalComments: 'eof',
+      metafile: true,
+      logLevel: 'warning',
+      ...(routeCode ? { inject: [inject] } : { define: { __PORTCULLIS_ROUTE_CODE__: 'undefined' } }),
+    })
+  } finally {
+    rmSync(inject, { force: true })
+  }
+  const inputs = Object.keys(result.metafile.inputs)
+  for (const worker of ['policy/data-image-worker.js', 'bundles/canonical-hash-worker.js']) {
+    if (inputs.includes(`dist/${worker}`)) throw new Error(`build-bundle: the worker entry ${worker} was bundled; it must stay a file of its own`)
+  }
+  // Bundled code that finds files beside itself would look in dist/; pino's transports (thread-stream
+  // workers) are the known case, unused here (Portcullis logs to stdout, no transport).
+  const dirUsers = new Set()
+  let from = ''
+  for (const line of readFileSync(outfile, 'utf8').split('\n')) {
+    if (line.startsWith('// ')) from = line.slice(3)
+    else if (/\b__(dirname|filename)\b/.test(line) && !line.includes(DIST_URL) && !/node_modules\/(pino|thread-stream)\//.test(from)) dirUsers.add(from)
+  }
+  if (dirUsers.size > 0) throw new Error(`build-bundle: bundled code uses __dirname/__filename, which would point into dist/: ${[...dirUsers].join(', ')} — add the package to EXTERNAL`)
 }
 
-// The code cache: run the bundle as a server against the repository's bundles/ until it has
-// answered /health and a decision, then stop it; the launcher writes V8's cache for everything
-// compiled by then (PORTCULLIS_WRITE_CODE_CACHE). A failure here leaves no cache, which only
-// costs the start its compile time (the launcher compiles without it), so it warns, not fails.
+// The bundle, then two warm-up runs of it as a server against the repository's bundles/, each
+// until it has answered /health and decisions:
+// 1. fastify's route schemas recorded as standalone code (src/server/route-code.ts,
+//    PORTCULLIS_WRITE_ROUTE_CODE) into dist/server/route-code.cjs, which is then bundled in;
+// 2. V8's code cache for everything the start compiled, the route code included (the launcher,
+//    PORTCULLIS_WRITE_CODE_CACHE).
+// A failure leaves no route code or no cache, which only costs the start the time they save
+// (both are optional at run time), so it warns, not fails.
+const routeCode = join(dist, 'server', 'route-code.cjs')
+rmSync(routeCode, { force: true })
+await bundle(false)
 try {
-  await warm()
-  console.log(`build-bundle: ${relative(root, outfile)} (${Math.round(readFileSync(outfile).length / 1024)} KiB), code cache ${Math.round(readFileSync(cacheFile).length / 1024)} KiB`)
+  await warm({ PORTCULLIS_WRITE_ROUTE_CODE: routeCode }, routeCode)
+  await bundle(true)
+  await warm({ PORTCULLIS_WRITE_CODE_CACHE: cacheFile }, cacheFile)
+  console.log(`build-bundle: ${relative(root, outfile)} (${Math.round(readFileSync(outfile).length / 1024)} KiB), code cache ${Math.round(readFileSync(cacheFile).length / 1024)} KiB, route code ${Math.round(readFileSync(routeCode).length / 1024)} KiB`)
 } catch (err) {
   rmSync(cacheFile, { force: true })
-  console.warn(`build-bundle: no code cache (${err.message}); the launcher compiles the bundle at each start`)
+  console.warn(`build-bundle: ${err.message}; the launcher compiles the bundle (or the route schemas) at each start`)
 }
 
 async function freePort () {
@@ -113,14 +136,15 @@ async function freePort () {
   return port
 }
 
-async function warm () {
+/** Runs the bundle's server with `env` until it has answered requests, stops it and checks that it wrote `expect`. */
+async function warm (env, expect) {
   const tmp = mkdtempSync(join(tmpdir(), 'portcullis-warm-'))
   try {
     const port = await freePort()
     const config = join(tmp, 'warm.yaml')
     writeFileSync(config, `server: { addr: "127.0.0.1:${port}", workers: 1 }\nlogging: { level: error }\nbundles: { dir: ${JSON.stringify(join(root, 'bundles'))} }\n`)
     const child = spawn(process.execPath, [join(root, 'bin', 'portcullis.cjs'), 'serve', '--config', config], {
-      env: { ...process.env, PORTCULLIS_WRITE_CODE_CACHE: cacheFile },
+      env: { ...process.env, ...env },
       stdio: ['ignore', 'ignore', 'inherit'],
     })
     const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
@@ -136,8 +160,10 @@ async function warm () {
       }
       if (!ready) throw new Error('the warm-up server did not become healthy within 60 s')
       // A few decisions and the usual reads, so their code is compiled (and cached) too.
+      const input = { service: 'orders', method: 'GET', path: '/orders/1' }
       for (let i = 0; i < 20; i++) {
-        await (await fetch(`${base}/v1/data`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: { i } }) })).arrayBuffer()
+        await (await fetch(`${base}/v1/data/authz/allow`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input }) })).arrayBuffer()
+        await (await fetch(`${base}/v1/data/authz/allow?input=${encodeURIComponent(JSON.stringify(input))}`)).arrayBuffer()
         await (await fetch(`${base}/health`)).arrayBuffer()
       }
       await (await fetch(`${base}/metrics`)).arrayBuffer()
@@ -146,7 +172,7 @@ async function warm () {
     }
     const { code, signal } = await exited
     if (code !== 0) throw new Error(`the warm-up server exited with ${code ?? signal}`)
-    if (!existsSync(cacheFile)) throw new Error('the warm-up server wrote no code cache')
+    if (!existsSync(expect)) throw new Error(`the warm-up server did not write ${relative(root, expect)}`)
   } finally {
     rmSync(tmp, { recursive: true, force: true })
   }

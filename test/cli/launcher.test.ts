@@ -56,7 +56,7 @@ describe('bin/portcullis.cjs: the bundled build with its code cache', () => {
   const run = (args: string[]): { status: number | null, stdout: string, stderr: string } =>
     spawnSync(process.execPath, [launcher, ...args], { cwd: app, encoding: 'utf8', timeout: 60_000 })
 
-  test('the build writes the bundle and a code cache that this Node accepts (a foreign one it rejects)', () => {
+  test('the build writes the bundle, the route code and a code cache that this Node accepts (a foreign one it rejects)', () => {
     const l = createRequire(import.meta.url)(launcher) as Launcher
     assert.equal(l.bundle, bundle)
     const source = readFileSync(bundle, 'utf8')
@@ -64,6 +64,10 @@ describe('bin/portcullis.cjs: the bundled build with its code cache', () => {
     assert.ok(cache !== undefined && cache.length > 0, 'dist/portcullis.cjs.cache')
     assert.equal(l.compileBundle(source, cache).cachedDataRejected, false)
     assert.equal(l.compileBundle(source, Buffer.from('not a V8 code cache')).cachedDataRejected, true)
+    // the route schemas as build-time code (src/server/route-code.ts), recorded by the warm-up server
+    const routeCode = readFileSync(join(app, 'dist', 'server', 'route-code.cjs'), 'utf8')
+    assert.match(routeCode, /"validator:[0-9a-f]{64}"/)
+    assert.match(routeCode, /"serializer:[0-9a-f]{64}"/)
     // the worker-thread entries stay files of their own, beside their callers
     for (const w of ['policy/data-image-worker.js', 'bundles/canonical-hash-worker.js']) assert.ok(existsSync(join(app, 'dist', w)), w)
   })
