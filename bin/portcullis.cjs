@@ -35,7 +35,8 @@ const main = join(dist, 'cli', 'main.js')
 function readBundle () {
   let source
   try {
-    source = readFileSync(bundle, 'utf8')
+    // The build writes ASCII only (scripts/build-bundle.mjs): latin1 is the same text, read without decoding UTF-8.
+    source = readFileSync(bundle, 'latin1')
   } catch {
     return undefined
   }

@@ -92,6 +92,11 @@ async function bundle (routeCode) {
   } finally {
     rmSync(inject, { force: true })
   }
+  // ASCII only, so the launcher can read it as latin1 (a one-byte string, no UTF-8 decoding of
+  // megabytes at every start). esbuild escapes non-ASCII characters in code; what it leaves are
+  // comments, escaped here the same way.
+  const text = readFileSync(outfile, 'utf8')
+  if (/[^\x00-\x7f]/.test(text)) writeFileSync(outfile, text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`))
   const inputs = Object.keys(result.metafile.inputs)
   for (const worker of ['policy/data-image-worker.js', 'bundles/canonical-hash-worker.js']) {
     if (inputs.includes(`dist/${worker}`)) throw new Error(`build-bundle: the worker entry ${worker} was bundled; it must stay a file of its own`)

@@ -60,6 +60,7 @@ describe('bin/portcullis.cjs: the bundled build with its code cache', () => {
     const l = createRequire(import.meta.url)(launcher) as Launcher
     assert.equal(l.bundle, bundle)
     const source = readFileSync(bundle, 'utf8')
+    assert.doesNotMatch(source, /[^\x00-\x7f]/, 'ASCII only: the launcher reads it as latin1')
     const cache = l.readCache()
     assert.ok(cache !== undefined && cache.length > 0, 'dist/portcullis.cjs.cache')
     assert.equal(l.compileBundle(source, cache).cachedDataRejected, false)
