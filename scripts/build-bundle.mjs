@@ -63,13 +63,18 @@ const importMetaUrl = {
 }
 
 /**
- * Bundles dist/cli/main.js into `outfile` and checks the result. With `routeCode`, the recorded
- * route schema code (dist/server/route-code.cjs) is compiled in as src/server/route-code.ts's
- * __PORTCULLIS_ROUTE_CODE__ (so it is in the code cache too); without, that is undefined.
+ * Bundles dist/cli/main.js into `outfile` and checks the result. The code the build generates is
+ * compiled in, so that it is in the code cache too: the configuration validator
+ * (dist/config/config-validator.cjs) as src/config/load.ts's __PORTCULLIS_CONFIG_VALIDATOR__, and
+ * with `routeCode` the recorded route schema code (dist/server/route-code.cjs) as
+ * src/server/route-code.ts's __PORTCULLIS_ROUTE_CODE__ (without, that is undefined). Both are
+ * still used only when their digests match the running code.
  */
 async function bundle (routeCode) {
-  const inject = join(dist, 'route-code-inject.mjs')
-  if (routeCode) writeFileSync(inject, "import table from './server/route-code.cjs'\nexport { table as __PORTCULLIS_ROUTE_CODE__ }\n")
+  const inject = join(dist, 'bundle-inject.mjs')
+  const lines = ["import * as configValidator from './config/config-validator.cjs'", 'export const __PORTCULLIS_CONFIG_VALIDATOR__ = configValidator']
+  if (routeCode) lines.push("import routeCode from './server/route-code.cjs'", 'export { routeCode as __PORTCULLIS_ROUTE_CODE__ }')
+  writeFileSync(inject, lines.join('\n') + '\n')
   let result
   try {
     result = await build({
@@ -87,7 +92,8 @@ async function bundle (routeCode) {
       legalComments: 'eof',
       metafile: true,
       logLevel: 'warning',
-      ...(routeCode ? { inject: [inject] } : { define: { __PORTCULLIS_ROUTE_CODE__: 'undefined' } }),
+      inject: [inject],
+      ...(routeCode ? {} : { define: { __PORTCULLIS_ROUTE_CODE__: 'undefined' } }),
     })
   } finally {
     rmSync(inject, { force: true })
