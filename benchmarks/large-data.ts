@@ -20,6 +20,8 @@
  * OPA `--verification-key`), so the times include signature verification.
  * Every server is killed at the end of its run; everything is bounded in time.
  *
+ * Portcullis runs as `npm start` runs it: bin/portcullis.cjs, the bundled build with its code cache.
+ *
  *   flock /tmp/bench.lock npm run bench:large-data     (needs npm run build, npm run install:opa)
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
@@ -39,6 +41,8 @@ const RATE = Number(process.env.LD_RATE ?? 200)
 const RELOAD_SECONDS = Number(process.env.LD_RELOAD_SECONDS ?? 16)
 const SIGNED = process.env.LD_SIGNED === '1'
 const READY_TIMEOUT_MS = 180_000
+/** What `npm start` and the `portcullis` command run: the launcher of the bundled build (issue 12). */
+const ENTRY = 'bin/portcullis.cjs'
 const cores = availableParallelism()
 const work = mkdtempSync(join(tmpdir(), 'portcullis-large-data-'))
 const children: ChildProcess[] = []
@@ -183,7 +187,7 @@ async function startPortcullis (bundle: string, workers: number): Promise<Starte
   const config = join(dir, 'portcullis.yaml')
   const signing = SIGNED ? ['  signing:', '    required: true', '    keys:', '      default:', `        key_file: ${signingKey().pub}`, '        algorithm: ES256'] : []
   writeFileSync(config, ['server:', '  addr: 127.0.0.1:0', 'bundles:', `  dir: ${join(dir, 'bundles')}`, '  watch: true', ...signing, 'logging:', '  level: error'].join('\n') + '\n')
-  const child = spawnServer(process.execPath, ['dist/cli/main.js', 'serve', '--config', config, '--workers', String(workers), '--addr', `127.0.0.1:${port}`])
+  const child = spawnServer(process.execPath, [ENTRY, 'serve', '--config', config, '--workers', String(workers), '--addr', `127.0.0.1:${port}`])
   return { child, port, bundlePath }
 }
 
@@ -213,7 +217,7 @@ async function startupFloor (): Promise<number> {
   const signing = SIGNED ? ['  signing:', '    required: true', '    keys:', '      default:', `        key_file: ${signingKey().pub}`, '        algorithm: ES256'] : []
   writeFileSync(config, ['server:', '  addr: 127.0.0.1:0', 'bundles:', `  dir: ${join(dir, 'bundles')}`, '  watch: true', ...signing, 'logging:', '  level: error'].join('\n') + '\n')
   const t0 = performance.now()
-  const child = spawnServer(process.execPath, ['dist/cli/main.js', 'serve', '--config', config, '--workers', '1', '--addr', `127.0.0.1:${port}`])
+  const child = spawnServer(process.execPath, [ENTRY, 'serve', '--config', config, '--workers', '1', '--addr', `127.0.0.1:${port}`])
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
       const req = request({ host: '127.0.0.1', port, path: '/health', agent }, (res) => { res.resume(); resolve(res.statusCode === 200) })
@@ -287,7 +291,7 @@ async function measureReload (name: string, sizeMb: number, launch: () => Promis
 
 async function main (): Promise<void> {
   const opa = requireOpa()
-  if (!existsSync(join(repoRoot, 'dist', 'cli', 'main.js'))) throw new Error('run npm run build first')
+  if (!existsSync(join(repoRoot, 'dist', 'portcullis.cjs'))) throw new Error('run npm run build first (the benchmark serves the bundled build, as `npm start` does)')
   console.error(`work dir ${work}; ${SIGNED ? 'signed bundles; ' : ''}load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`)
   const ready: ReadyRow[] = []
   const reload: ReloadRow[] = []

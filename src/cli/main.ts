@@ -7,6 +7,8 @@
  * `--workers N` primary (which only supervises) not even the server (src/cli/serve.ts). What a
  * process does not import it does not compile, and module loading is most of a server's start.
  */
+import { realpathSync } from 'node:fs'
+import { pathToFileURL } from 'node:url'
 import { EXIT_ERROR, processIo, type Command, type Io } from './args.js'
 
 /** A command as the table knows it before it is loaded. */
@@ -58,8 +60,11 @@ export async function main (argv: string[], io: Io = processIo): Promise<number>
   return (await cmd.load()).run(argv.slice(two !== undefined ? 2 : 1), io)
 }
 
-const invokedDirectly = process.argv[1] !== undefined && import.meta.url === new URL(`file://${(await import('node:fs')).realpathSync(process.argv[1])}`).href
-if (invokedDirectly) {
+/**
+ * Runs the CLI on this process's arguments and sets its exit code. Called below when this file
+ * is the process's entry, and by the launcher (bin/portcullis.cjs) when it runs the bundled build.
+ */
+export function runCli (): void {
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code
     // serve resolves only after a graceful shutdown; make sure nothing keeps the process up.
@@ -69,3 +74,6 @@ if (invokedDirectly) {
     process.exitCode = EXIT_ERROR
   })
 }
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href
+if (invokedDirectly) runCli()

@@ -31,8 +31,11 @@ export type ConfigOverrides = Omit<DeepPartial<Config>, 'identity'> & { identity
 
 export type DeepPartial<T> = { [K in keyof T]?: T[K] extends Record<string, unknown> ? DeepPartial<T[K]> : T[K] }
 
+/** The generated validator compiled into the bundled build (scripts/build-bundle.mjs injects it); absent elsewhere. */
+declare const __PORTCULLIS_CONFIG_VALIDATOR__: { validate?: unknown, digest?: unknown } | undefined
 // The build's generated validator (npm run build) when it matches this schema, else compiled here.
-const validate = precompiledValidator(new URL('./config-validator.cjs', import.meta.url), ConfigSchema) ?? compile(ConfigSchema)
+const generated = typeof __PORTCULLIS_CONFIG_VALIDATOR__ !== 'undefined' ? __PORTCULLIS_CONFIG_VALIDATOR__ : new URL('./config-validator.cjs', import.meta.url)
+const validate = precompiledValidator(generated, ConfigSchema) ?? compile(ConfigSchema)
 
 function isObject (v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v)

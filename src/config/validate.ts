@@ -39,10 +39,11 @@ export function validatorDigest (schema: TSchema): string {
  * is a noticeable part of every process start (the primary and each worker validate the
  * configuration), loading the generated code is not. Under tsx (tests) there is no such file.
  */
-export function precompiledValidator (file: URL, schema: TSchema): ValidateFunction | undefined {
+export function precompiledValidator (file: URL | { validate?: unknown, digest?: unknown }, schema: TSchema): ValidateFunction | undefined {
   let mod: { validate?: unknown, digest?: unknown }
   try {
-    mod = require(fileURLToPath(file)) as typeof mod
+    // a URL, or the module itself (compiled into the bundled build: src/config/load.ts)
+    mod = file instanceof URL ? require(fileURLToPath(file)) as typeof mod : file
   } catch {
     return undefined
   }

@@ -26,6 +26,7 @@ import { consoleRoutes } from './routes/console.js'
 import type { PolicySnapshot } from '../policy/snapshot.js'
 import type { JobRegistry } from '../console/jobs.js'
 import { adminGuard } from './plugins/admin-authz.js'
+import { routeCompilers } from './route-code.js'
 
 export interface BuildOptions {
   decisions: DecisionService
@@ -97,6 +98,9 @@ export function build (opts: BuildOptions): FastifyInstance {
     // meta-schema (Ajv compiles the meta-schema first, at every start) proves nothing a test
     // does not; requests are validated exactly as before.
     ajv: { customOptions: { validateSchema: false } },
+    // Route schemas as the build generated them, where it did (route-code.ts); compiled here otherwise.
+    // (fastify then treats the compiler as custom: it leaves a `headers` schema's key case alone — no route has one.)
+    schemaController: { compilersFactory: routeCompilers(process.env.PORTCULLIS_WRITE_ROUTE_CODE !== undefined ? { record: process.env.PORTCULLIS_WRITE_ROUTE_CODE } : {}) },
     return503OnClosing: true,
     // a URL the router cannot decode is answered like every other failure (the Data API adapter
     // refuses the same paths with the same code on the framework-free route)

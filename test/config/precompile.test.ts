@@ -7,7 +7,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { createRequire } from 'node:module'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { loadConfig } from '../../src/config/load.js'
 import { ConfigSchema, IdentitySchema } from '../../src/config/schema.js'
 import { validatorModuleSource } from '../../src/config/precompile.js'
@@ -53,6 +54,11 @@ test('a validator generated from this schema is used; one from another schema, o
   assert.equal(precompiledValidator(pathToFileURL(join(dir, 'absent.cjs')), ConfigSchema), undefined)
   const broken = written(dir, 'broken.cjs', 'module.exports = {')
   assert.equal(precompiledValidator(broken, ConfigSchema), undefined)
+  // the module itself, as the bundled build passes it (compiled in): the same digest check
+  const load = createRequire(import.meta.url)
+  assert.equal(typeof precompiledValidator(load(fileURLToPath(current)) as object, ConfigSchema), 'function')
+  assert.equal(precompiledValidator(load(fileURLToPath(stale)) as object, ConfigSchema), undefined)
+  assert.equal(precompiledValidator({}, ConfigSchema), undefined)
 })
 
 test('the generated validator judges configurations as the compiled one does, errors included', (t) => {
