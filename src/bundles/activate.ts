@@ -5,6 +5,7 @@
  * serving and is recorded in the bundle's status. Changes are applied one at a time.
  */
 import { EventEmitter } from 'node:events'
+import { compareUtf8 } from '../canonical-json.js'
 import { BundleError, toPortcullisError, type ErrorCode } from '../errors.js'
 import { compileBundle, type CompiledBundle, type EngineOptions } from '../policy/engine.js'
 import { PolicySnapshot } from '../policy/snapshot.js'
@@ -285,7 +286,7 @@ export class BundleManager extends EventEmitter<{ activate: [ActivationEvent], f
   }
 
   status (): BundleStatus[] {
-    return [...this.#status.keys()].sort((a, b) => a.localeCompare(b)).map((n) => this.statusOf(n) as BundleStatus)
+    return [...this.#status.keys()].sort(compareUtf8).map((n) => this.statusOf(n) as BundleStatus)
   }
 
   /** True when every expected bundle has activated at least once (OPA `/health?bundles`). */

@@ -12,6 +12,7 @@ import { readdir, stat } from 'node:fs/promises'
 import { join, relative, sep } from 'node:path'
 import { watch, type FSWatcher } from 'chokidar'
 import type { BundleManager } from './activate.js'
+import { compareUtf8 } from '../canonical-json.js'
 import { bundleNameOf } from './load.js'
 
 export interface WatchOptions {
@@ -48,7 +49,7 @@ export function bundleFor (dir: string, changed: string): { name: string, source
 /** Lists the bundles present in `dir` now. */
 export async function scanBundles (dir: string): Promise<Array<{ name: string, source: string }>> {
   const out: Array<{ name: string, source: string }> = []
-  for (const entry of (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+  for (const entry of (await readdir(dir, { withFileTypes: true })).sort((a, b) => compareUtf8(a.name, b.name))) {
     if (entry.name.startsWith('.')) continue
     if (entry.isFile() && ARCHIVE.test(entry.name)) out.push({ name: bundleNameOf(entry.name), source: join(dir, entry.name) })
     else if (entry.isDirectory()) out.push({ name: entry.name, source: join(dir, entry.name) })

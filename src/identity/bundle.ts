@@ -6,6 +6,7 @@
 import { createHash, X509Certificate } from 'node:crypto'
 import type { JWK } from 'jose'
 import type * as pkijs from 'pkijs'
+import { compareUtf8 } from '../canonical-json.js'
 import { IdentityError } from '../errors.js'
 import { parseCertificateDer, pemCertificates } from './pem.js'
 
@@ -154,7 +155,7 @@ export function parseAnyBundle (text: string, file: string): BundleContent {
 
 /** A JWK as JSON with its members in a fixed order (publicJwk keeps only string members). */
 function canonicalJwk (k: JWK): string {
-  return JSON.stringify(Object.entries(k).sort(([a], [b]) => a.localeCompare(b)))
+  return JSON.stringify(Object.entries(k).sort(([a], [b]) => compareUtf8(a, b)))
 }
 
 /** Merges a trust domain's source contents (never across trust domains). */
@@ -181,7 +182,7 @@ export function mergeBundle (trustDomain: string, parts: BundleContent[]): Trust
     }
   }
   const hash = createHash('sha256')
-  for (const a of [...x509Authorities].sort((x, y) => x.fingerprint_sha256.localeCompare(y.fingerprint_sha256))) hash.update(`x509:${a.fingerprint_sha256}\n`)
+  for (const a of [...x509Authorities].sort((x, y) => compareUtf8(x.fingerprint_sha256, y.fingerprint_sha256))) hash.update(`x509:${a.fingerprint_sha256}\n`)
   for (const k of [...jwtSeen].sort()) hash.update(`jwt:${k}\n`)
   const out: TrustBundle = { trustDomain, x509Authorities, jwtAuthorities, digest: hash.digest('hex') }
   const seqs = parts.map((p) => p.sequence).filter((s): s is number => s !== undefined)

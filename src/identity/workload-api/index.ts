@@ -12,6 +12,7 @@ import { EventEmitter } from 'node:events'
 import type { WorkloadApiConfig } from '../../config/schema.js'
 import { parseWorkloadEndpoint } from '../../config/workload-api.js'
 import { configInvalid } from '../../config/validate.js'
+import { compareUtf8 } from '../../canonical-json.js'
 import { parseAllowList } from './peer.js'
 import type { BundleContent } from '../bundle.js'
 import type { Logger, WorkloadApiSourceKind } from '../trust-store.js'
@@ -185,7 +186,7 @@ export class WorkloadApi extends EventEmitter {
     const counted = this.#counted()
     const connected = counted.length > 0 && counted.every(([, s]) => s.connected)
     const updates = all.map(([, s]) => s.last_update).filter((u): u is string => u !== undefined).sort()
-    const errors = all.flatMap(([name, s]) => s.last_error !== undefined ? [{ ...s.last_error, stream: name }] : []).sort((a, b) => a.at.localeCompare(b.at))
+    const errors = all.flatMap(([name, s]) => s.last_error !== undefined ? [{ ...s.last_error, stream: name }] : []).sort((a, b) => compareUtf8(a.at, b.at))
     const ready = this.ready()
     const out: WorkloadApiStatus = {
       enabled: true,
