@@ -9,7 +9,8 @@
  *
  * The caches are per process (they are keyed by directory, so several servers in one process
  * share them) and sized by the last configuration: configureConsoleCaches() is called when the
- * console routes are registered, and replaces the caches only when the bound changes.
+ * console routes are registered, and replaces the caches only when the bound changes. They are
+ * made on first use.
  */
 import { LRUCache } from 'lru-cache'
 
@@ -56,29 +57,38 @@ function byteBounded<V extends object> (maxBytes: number): LRUCache<string, V> {
 }
 
 let maxBytes = DEFAULT_CACHE_MAX_BYTES
-let caches = { summaries: byteBounded<object>(maxBytes / 2), partials: byteBounded<object>(maxBytes / 2) }
+// Made on first use, not at import: an lru-cache with `max` allocates its bookkeeping for every
+// entry up front (two arrays of MAX_ENTRIES each), tens of milliseconds of a server's start
+// whether or not the console is ever opened.
+let caches: { summaries: LRUCache<string, object>, partials: LRUCache<string, object> } | undefined
+
+function current (): { summaries: LRUCache<string, object>, partials: LRUCache<string, object> } {
+  const half = Math.max(1, Math.floor(maxBytes / 2))
+  caches ??= { summaries: byteBounded<object>(half), partials: byteBounded<object>(half) }
+  return caches
+}
 
 /** Sets console.cache_max_bytes: half for the segment index, half for the overview partials. */
 export function configureConsoleCaches (bytes: number = DEFAULT_CACHE_MAX_BYTES): void {
   if (!Number.isSafeInteger(bytes) || bytes < 2) throw new RangeError(`console cache bound must be a positive integer, got ${bytes}`)
   if (bytes === maxBytes) return
   maxBytes = bytes
-  const half = Math.max(1, Math.floor(bytes / 2))
-  caches = { summaries: byteBounded<object>(half), partials: byteBounded<object>(half) }
+  caches = undefined
 }
 
 /** The segment-summary cache (segments.ts). */
 export function summaryCache<V extends object> (): LRUCache<string, V> {
-  return caches.summaries as unknown as LRUCache<string, V>
+  return current().summaries as unknown as LRUCache<string, V>
 }
 
 /** The overview partial-aggregate cache (overview.ts). */
 export function partialCache<V extends object> (): LRUCache<string, V> {
-  return caches.partials as unknown as LRUCache<string, V>
+  return current().partials as unknown as LRUCache<string, V>
 }
 
 /** Entries and estimated bytes of each cache (tests, and what docs/console.md "Cost" describes). */
 export function consoleCacheStats (): { summaries: CacheStats, partials: CacheStats } {
   const stats = (c: LRUCache<string, object>): CacheStats => ({ entries: c.size, bytes: c.calculatedSize, max_bytes: c.maxSize })
-  return { summaries: stats(caches.summaries), partials: stats(caches.partials) }
+  const c = current()
+  return { summaries: stats(c.summaries), partials: stats(c.partials) }
 }
