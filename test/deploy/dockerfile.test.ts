@@ -6,7 +6,9 @@
  * runtime stage is simulated on the host: the files it COPYs laid out in a temporary /app,
  * the production install it runs (`npm ci --omit=dev --ignore-scripts`, from the local npm
  * cache where it can), dist/ compiled as the build stage compiles it, then
- * `node dist/cli/main.js serve` started from there answering health checks, the HEALTHCHECK's
+ * the ENTRYPOINT (the launcher, bin/portcullis.cjs; with tsc's output alone it runs
+ * dist/cli/main.js — the bundle it prefers is tested by test/cli/launcher.test.ts) started from
+ * there answering health checks, the HEALTHCHECK's
  * own command, and a decision — so no devDependency is needed at run time.
  *
  * Not simulated: the base images themselves (distroless's /nodejs/bin/node is this host's
@@ -150,12 +152,37 @@ describe('deploy/Dockerfile keeps the image\'s invariants', () => {
     assert.match(cmd[2] as string, /\/health\/live/)
     const entry = execForm(only(final, 'ENTRYPOINT'))
     assert.match(entry[0] as string, /(^|\/)node$/)
-    assert.deepEqual(entry.slice(1), ['dist/cli/main.js', 'serve'])
+    // the launcher (bin/portcullis.cjs): the bundled build with its code cache, as `npm start` and the `portcullis` command
+    assert.deepEqual(entry.slice(1), ['bin/portcullis.cjs', 'serve'])
     assert.equal(only(final, 'WORKDIR').args, '/app')
     const exposed = only(final, 'EXPOSE').args.split(/\s+/).map(Number)
     const config = parse(readFileSync(join(repoRoot, 'deploy', 'docker', 'portcullis.yaml'), 'utf8'))
     assert.ok(exposed.includes(Number((config.server.addr as string).split(':').pop())))
     assert.ok(exposed.includes(9191) && exposed.includes(9192))
+  })
+
+  test('the build stage has, before its `npm run build`, every file that script reads (tsconfig, scripts, the warm-up\'s launcher and bundles)', () => {
+    const build = stages.find((s) => s.name === 'build') as Stage
+    const runAt = build.instructions.findIndex((i) => i.cmd === 'RUN' && /\bnpm run build\b/.test(i.args))
+    assert.ok(runAt >= 0, 'the build stage runs npm run build')
+    const copied = build.instructions.slice(0, runAt).filter((i) => i.cmd === 'COPY').flatMap((i) => {
+      const paths = i.args.split(/\s+/).filter((w) => !w.startsWith('--'))
+      return paths.slice(0, -1)
+    }).map((p) => p.replace(/\/$/, ''))
+    const has = (file: string): boolean => copied.some((c) => file === c || file.startsWith(`${c}/`))
+    const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+    const steps = (pkg.scripts.build as string).split('&&').map((x) => x.trim())
+    const needed: string[] = []
+    for (const step of steps) {
+      const node = /^node (\S+)/.exec(step)
+      if (node !== null) needed.push(node[1] as string)
+      const tsc = /^tsc -p (\S+)/.exec(step)
+      if (tsc !== null) needed.push(tsc[1] as string, 'tsconfig.json', 'src')
+    }
+    assert.ok(needed.length >= 3, `package.json's build script: ${pkg.scripts.build}`)
+    // build-bundle.mjs's warm-up server runs the launcher against the repository's bundles/
+    if (needed.includes('scripts/build-bundle.mjs')) needed.push('bin/portcullis.cjs', 'bundles')
+    for (const file of needed) assert.ok(has(file), `the build stage copies ${file} before npm run build (it has: ${copied.join(', ')})`)
   })
 
   test('every COPY source from the build context exists in the repository and is not excluded by .dockerignore', () => {
