@@ -123,9 +123,8 @@ export class DataImage {
     let addr = this.root
     for (const key of path) {
       if (u8[addr] === T_ARRAY) {
-        const i = pathIndex(key)
-        if (i === undefined || i < 0 || i >= view.getUint32(addr + 8, true)) return true
-        addr = view.getUint32(view.getUint32(addr + 4, true) + i * 8 + 4, true)
+        addr = arrayElement(view, addr, key)
+        if (addr === 0) return true
         continue
       }
       if (u8[addr] !== T_OBJECT) return true
@@ -142,10 +141,8 @@ export class DataImage {
     let addr = this.root
     for (const key of path) {
       if (u8[addr] === T_ARRAY) {
-        // an element by its index, as OPA reads `data.list[1]` (policy/bundle.ts pathIndex)
-        const i = pathIndex(key)
-        if (i === undefined || i < 0 || i >= view.getUint32(addr + 8, true)) return 0
-        addr = view.getUint32(view.getUint32(addr + 4, true) + i * 8 + 4, true)
+        addr = arrayElement(view, addr, key)
+        if (addr === 0) return 0
         continue
       }
       if (u8[addr] !== T_OBJECT) return 0
@@ -155,6 +152,16 @@ export class DataImage {
     }
     return addr
   }
+}
+
+/**
+ * The address of the element of the array at `arr` that path segment `key` names, as OPA reads
+ * `data.list[1]` (policy/bundle.ts pathIndex); 0 when `key` is not an index or out of range.
+ */
+function arrayElement (view: DataView, arr: number, key: string): number {
+  const i = pathIndex(key)
+  if (i === undefined || i < 0 || i >= view.getUint32(arr + 8, true)) return 0
+  return view.getUint32(view.getUint32(arr + 4, true) + i * 8 + 4, true)
 }
 
 /** A growable byte buffer for JSON text. */

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import { Registry } from 'prom-client'
 import { UploadClient } from '../../../src/audit/ship/client.js'
 import { readCursor } from '../../../src/audit/log/ship-cursor.js'
@@ -36,17 +36,23 @@ function segmentFile (dir: string, stream: string): string {
   return join(d, readdirSync(d).sort()[0] as string)
 }
 
-test('a record edited while the collector was down is never sent: the stream stops before it (counted, logged, retried), the records before it and the other streams are delivered', async (t) => {
-  const { dir, cleanup } = tempAuditDir()
-  t.after(cleanup)
-  await append(dir, 'main', 0, 10)
-  await append(dir, 'w1', 0, 10)
+/** A collector up on loopback and a manually triggered shipper of `dir` to it, both stopped after the test. */
+async function startShipping (t: TestContext, dir: string): Promise<{ collector: Collector, registry: Registry, logger: ReturnType<typeof recordingLogger>, shipper: Shipper }> {
   const collector = new Collector()
   await collector.up()
   const registry = new Registry()
   const logger = recordingLogger()
   const shipper = new Shipper({ dir, client: new UploadClient({ url: collector.url }, '/logs'), openDirectory: async (d) => await AuditDirReader.open(d), minDelayMs: 20, maxDelayMs: 60, uploadSizeLimitBytes: 32_768, trigger: 'manual', metrics: shipMetrics(registry), logger })
   t.after(async () => { await shipper.stop(0); await collector.down() })
+  return { collector, registry, logger, shipper }
+}
+
+test('a record edited while the collector was down is never sent: the stream stops before it (counted, logged, retried), the records before it and the other streams are delivered', async (t) => {
+  const { dir, cleanup } = tempAuditDir()
+  t.after(cleanup)
+  await append(dir, 'main', 0, 10)
+  await append(dir, 'w1', 0, 10)
+  const { collector, registry, logger, shipper } = await startShipping(t, dir)
   assert.equal((await shipper.trigger()).error, undefined)
   assert.equal(collector.accepted.length, 20)
 
@@ -92,12 +98,7 @@ test('records deleted from a segment (no retention.log entry) are not "lost to r
   const seg = segmentFile(dir, 'main')
   const lines = readFileSync(seg, 'utf8').split('\n')
   writeFileSync(seg, [...lines.slice(0, 5), ...lines.slice(8)].join('\n')) // seqs 5..7 deleted
-  const collector = new Collector()
-  await collector.up()
-  const registry = new Registry()
-  const logger = recordingLogger()
-  const shipper = new Shipper({ dir, client: new UploadClient({ url: collector.url }, '/logs'), openDirectory: async (d) => await AuditDirReader.open(d), minDelayMs: 20, maxDelayMs: 60, uploadSizeLimitBytes: 32_768, trigger: 'manual', metrics: shipMetrics(registry), logger })
-  t.after(async () => { await shipper.stop(0); await collector.down() })
+  const { collector, registry, logger, shipper } = await startShipping(t, dir)
   assert.notEqual((await shipper.trigger()).error, undefined)
   assert.deepEqual(collector.accepted.map((e) => e.seq), [0, 1, 2, 3, 4])
   assert.equal((await readCursor(join(dir, 'main')))?.next_seq, 5)
