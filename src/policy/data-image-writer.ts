@@ -51,6 +51,8 @@ export class ImageWriter {
   readonly #maxPages: number
   /** Direct-mapped cache of stored scalars by hash: a later one with the same slot replaces it. */
   readonly #interned = new Uint32Array(INTERN_MASK + 1)
+  /** The full hash of each slot's scalar: a different one is refused without reading the image (a cache miss in a large one). */
+  readonly #internedHash = new Uint32Array(INTERN_MASK + 1)
   readonly #indexNumbers: number[] = []
   readonly nullAddr: number
   readonly trueAddr: number
@@ -95,8 +97,9 @@ export class ImageWriter {
 
   /** Interned scalar at `hash` whose type and bytes equal b[start, end), or 0. */
   #lookup (type: number, hash: number, b: Uint8Array, start: number, end: number): number {
-    const addr = this.#interned[hash & INTERN_MASK] as number
-    if (addr === 0 || this.#u8[addr] !== type) return 0
+    const slot = hash & INTERN_MASK
+    const addr = this.#interned[slot] as number
+    if (addr === 0 || this.#internedHash[slot] !== hash || this.#u8[addr] !== type) return 0
     const len = this.#u32[(addr + (type === T_STRING ? 4 : 12)) >>> 2] as number
     if (len !== end - start) return 0
     const chars = this.#u32[(addr + 8) >>> 2] as number
@@ -107,6 +110,14 @@ export class ImageWriter {
 
   #remember (hash: number, addr: number): void {
     this.#interned[hash & INTERN_MASK] = addr
+    this.#internedHash[hash & INTERN_MASK] = hash
+  }
+
+  /** Copies b[start, end) to `at` (short runs byte by byte: cheaper than a subarray and set). */
+  #copy (b: Uint8Array, start: number, end: number, at: number): void {
+    if (end - start > 32) { this.#u8.set(b.subarray(start, end), at); return }
+    const u8 = this.#u8
+    for (let i = start; i < end; i++) u8[at++] = b[i] as number
   }
 
   /** An OPA string of the UTF-8 bytes b[start, end); short ones are stored once. */
@@ -118,7 +129,7 @@ export class ImageWriter {
       if (hit !== 0) return hit
     }
     const chars = this.alloc(len, 1)
-    this.#u8.set(b.subarray(start, end), chars)
+    this.#copy(b, start, end, chars)
     const addr = this.alloc(12)
     this.#u8[addr] = T_STRING
     this.#u8[addr + 1] = 0 // not owned: never freed
@@ -138,7 +149,7 @@ export class ImageWriter {
       if (hit !== 0) return hit
     }
     const chars = this.alloc(len, 1)
-    this.#u8.set(b.subarray(start, end), chars)
+    this.#copy(b, start, end, chars)
     const addr = this.alloc(24, 8)
     this.#u8[addr] = T_NUMBER
     this.#u8[addr + 1] = REPR_REF
@@ -221,64 +232,87 @@ export class ImageWriter {
    * sorted by key, as OPA's inserts leave them.
    */
   object (members: number[]): number {
-    let len = members.length / 3
-    let n = bucketCount(len)
-    let chains = this.#chains(members, n)
-    let distinct = 0
-    for (const c of chains) if (c !== undefined) distinct += c.length
-    if (distinct !== len) { len = distinct; n = bucketCount(len); chains = this.#chains(members, n) }
+    const total = members.length / 3
+    let n = bucketCount(total)
+    let len = this.#arrange(members, total, n)
+    if (len !== total) { n = bucketCount(len); len = this.#arrange(members, total, n) }
     const buckets = this.alloc(n * 4)
     const elems = this.alloc(len * 12)
     const u32 = this.#u32
+    const order = this.#order
+    const ends = this.#ends
+    const dropped = this.#dropped
     let e = elems
-    for (let i = 0; i < n; i++) {
-      const chain = chains[i]
-      if (chain === undefined) { u32[(buckets >>> 2) + i] = 0; continue }
-      u32[(buckets >>> 2) + i] = e
-      for (let j = 0; j < chain.length; j++) {
-        const m = chain[j] as number
+    let k = 0
+    for (let b = 0; b < n; b++) {
+      const end = ends[b] as number
+      let last = 0
+      u32[(buckets >>> 2) + b] = 0
+      for (; k < end; k++) {
+        if (dropped[k] === 1) continue
+        const m = (order[k] as number) * 3
+        if (last === 0) u32[(buckets >>> 2) + b] = e
+        else u32[(last + 8) >>> 2] = e
         u32[e >>> 2] = members[m] as number
         u32[(e + 4) >>> 2] = members[m + 2] as number
-        u32[(e + 8) >>> 2] = j + 1 < chain.length ? e + 12 : 0
+        u32[(e + 8) >>> 2] = 0
+        last = e
         e += 12
       }
     }
     const addr = this.alloc(16)
     this.#u8[addr] = T_OBJECT
-    u32[(addr + 4) >>> 2] = buckets
-    u32[(addr + 8) >>> 2] = n
-    u32[(addr + 12) >>> 2] = len
+    this.#u32[(addr + 4) >>> 2] = buckets
+    this.#u32[(addr + 8) >>> 2] = n
+    this.#u32[(addr + 12) >>> 2] = len
     return addr
   }
 
-  /** Member offsets per bucket, sorted by key, a repeated key reduced to its last member. */
-  #chains (members: number[], n: number): Array<number[] | undefined> {
-    const chains: Array<number[] | undefined> = new Array(n)
-    for (let m = 0; m < members.length; m += 3) {
-      const b = (members[m + 1] as number) % n
-      const chain = chains[b]
-      if (chain === undefined) chains[b] = [m]
-      else chain.push(m)
-    }
+  // Scratch of object(), reused (object() runs to its end before the next one starts).
+  /** Member indices grouped by bucket (a counting sort), each bucket's run sorted by key. */
+  #order = new Uint32Array(64)
+  /** 1 where order[k] is a key repeated later in its run: the later member is kept. */
+  #dropped = new Uint8Array(64)
+  /** End of each bucket's run in #order. */
+  #ends = new Uint32Array(64)
+
+  /**
+   * Arranges the `total` members in `n` buckets (hash mod n, n a power of two) into #order: by
+   * bucket, then by key within a bucket (a stable insertion sort: runs are short), marking in
+   * #dropped every member whose key comes again later in its run. Returns the members kept.
+   */
+  #arrange (members: number[], total: number, n: number): number {
+    if (this.#order.length < total) { this.#order = new Uint32Array(total * 2); this.#dropped = new Uint8Array(total * 2) }
+    if (this.#ends.length < n) this.#ends = new Uint32Array(n * 2)
+    const order = this.#order
+    const dropped = this.#dropped
+    const ends = this.#ends
+    const mask = n - 1
+    ends.fill(0, 0, n)
+    for (let j = 0; j < total; j++) { const b = (members[j * 3 + 1] as number) & mask; ends[b] = (ends[b] as number) + 1 }
+    // ends[b] = start of bucket b, for the placement below; afterwards it is the end of bucket b
+    let sum = 0
+    for (let b = 0; b < n; b++) { const c = ends[b] as number; ends[b] = sum; sum += c }
+    for (let j = 0; j < total; j++) { const b = (members[j * 3 + 1] as number) & mask; const at = ends[b] as number; order[at] = j; ends[b] = at + 1 }
+    dropped.fill(0, 0, total)
+    let kept = total
+    let start = 0
     for (let b = 0; b < n; b++) {
-      const chain = chains[b]
-      if (chain === undefined || chain.length < 2) continue
-      // Insertion sort (chains are short), stable; among equal keys the later member is kept.
-      for (let x = 1; x < chain.length; x++) {
-        const v = chain[x] as number
-        let y = x - 1
-        while (y >= 0 && this.#compareStrings(members[chain[y] as number] as number, members[v] as number) > 0) { chain[y + 1] = chain[y] as number; y-- }
-        chain[y + 1] = v
+      const end = ends[b] as number
+      if (end - start > 1) {
+        for (let x = start + 1; x < end; x++) {
+          const v = order[x] as number
+          let y = x - 1
+          while (y >= start && this.#compareStrings(members[(order[y] as number) * 3] as number, members[v * 3] as number) > 0) { order[y + 1] = order[y] as number; y-- }
+          order[y + 1] = v
+        }
+        for (let x = start; x + 1 < end; x++) {
+          if (this.#compareStrings(members[(order[x] as number) * 3] as number, members[(order[x + 1] as number) * 3] as number) === 0) { dropped[x] = 1; kept-- }
+        }
       }
-      let w = 0
-      for (let x = 0; x < chain.length; x++) {
-        const v = chain[x] as number
-        if (w > 0 && this.#compareStrings(members[chain[w - 1] as number] as number, members[v] as number) === 0) chain[w - 1] = v
-        else chain[w++] = v
-      }
-      chain.length = w
+      start = end
     }
-    return chains
+    return kept
   }
 }
 
