@@ -120,10 +120,14 @@ export class ImageWriter {
     for (let i = start; i < end; i++) u8[at++] = b[i] as number
   }
 
+  /** The OPA hash of the string the last string() call stored or found, where it computed one (short strings), else -1. */
+  lastStringHash = -1
+
   /** An OPA string of the UTF-8 bytes b[start, end); short ones are stored once. */
   string (b: Uint8Array, start = 0, end = b.length): number {
     const len = end - start
     const hash = len <= INTERN_MAX_BYTES ? opaStringHash(b, start, end) : -1
+    this.lastStringHash = hash
     if (hash >= 0) {
       const hit = this.#lookup(T_STRING, hash, b, start, end)
       if (hit !== 0) return hit

@@ -44,8 +44,9 @@ interface Frame {
   members?: number[]
   /** An object that merges into a place another document already filled (see OpenObject). */
   open?: OpenObject
-  /** Address of the key waiting for its value, and its text where paths or merging need it. */
+  /** Address of the key waiting for its value, its OPA hash, and its text where paths or merging need it. */
   key: number
+  keyHash: number
   keyText?: string
   /** Path under `data`, tracked while roots must still be checked beneath it. */
   path?: string[]
@@ -127,7 +128,7 @@ export function placeDocument (w: ImageWriter, root: OpenObject, doc: DataDocume
     }
     if (top.kind === 'array') { (top.values as number[]).push(value); return }
     if (top.open !== undefined) { setOpen(top.open, top.keyText as string, top.key, value, p ?? [top.keyText as string]); return }
-    (top.members as number[]).push(top.key, w.stringHash(top.key), value)
+    (top.members as number[]).push(top.key, top.keyHash, value)
   }
 
   // The last string read: b[sStart, sEnd), or `sEscaped` when it had escapes.
@@ -187,6 +188,7 @@ export function placeDocument (w: ImageWriter, root: OpenObject, doc: DataDocume
     const top = stack[stack.length - 1] as Frame
     readString()
     top.key = writeString()
+    top.keyHash = w.lastStringHash >= 0 ? w.lastStringHash : w.stringHash(top.key)
     top.keyText = top.open !== undefined || top.path !== undefined ? stringText() : undefined
     skipWs()
     if (b[i] !== 0x3a) fail('expected :')
@@ -209,7 +211,7 @@ export function placeDocument (w: ImageWriter, root: OpenObject, doc: DataDocume
       if (stack.length >= MAX_DATA_DEPTH) fail(`data nests deeper than ${MAX_DATA_DEPTH} levels`)
       const isObj = c === 0x7b
       if (!isObj && top === undefined && lastSeg === undefined) fail('the root data document must be an object')
-      const frame: Frame = { kind: isObj ? 'object' : 'array', key: 0, path: checkPlacement(p, isObj) }
+      const frame: Frame = { kind: isObj ? 'object' : 'array', key: 0, keyHash: 0, path: checkPlacement(p, isObj) }
       if (isObj) {
         const held = top?.open?.members.get(top.keyText as string)
         if (top === undefined) frame.open = lastSeg === undefined ? root : openAt(parent, lastSeg, segment(lastSeg), doc.path)
