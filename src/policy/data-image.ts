@@ -118,24 +118,19 @@ export class DataImage {
    * may be there.
    */
   absentBelowLeaf (path: string[]): boolean {
-    const view = new DataView(this.#memory.buffer)
-    const u8 = new Uint8Array(this.#memory.buffer)
-    let addr = this.root
-    for (const key of path) {
-      if (u8[addr] === T_ARRAY) {
-        addr = arrayElement(view, addr, key)
-        if (addr === 0) return true
-        continue
-      }
-      if (u8[addr] !== T_OBJECT) return true
-      const found = objectGet(view, u8, addr, encoder.encode(key))
-      if (found === 0) return false
-      addr = found
-    }
-    return false
+    return this.#walk(path) === 0
   }
 
   #find (path: string[]): number {
+    const addr = this.#walk(path)
+    return addr > 0 ? addr : 0
+  }
+
+  /**
+   * The address of the value at `path`; 0 when the walk stops at an array (index not a number or
+   * out of range) or at a scalar; -1 when an object does not have the key.
+   */
+  #walk (path: string[]): number {
     const view = new DataView(this.#memory.buffer)
     const u8 = new Uint8Array(this.#memory.buffer)
     let addr = this.root
@@ -147,7 +142,7 @@ export class DataImage {
       }
       if (u8[addr] !== T_OBJECT) return 0
       const found = objectGet(view, u8, addr, encoder.encode(key))
-      if (found === 0) return 0
+      if (found === 0) return -1
       addr = found
     }
     return addr
