@@ -114,7 +114,7 @@ describe('deploy/Dockerfile keeps the image\'s invariants', () => {
     assert.match(final.from, /^(gcr\.io\/distroless\/nodejs20-debian\d+(:nonroot)?|node:20[.\w-]*-slim)$/)
   })
 
-  test('the final stage holds only production dependencies: node_modules from the `npm ci --omit=dev` stage, nothing from the build stage but dist/', () => {
+  test('the final stage holds only production dependencies: node_modules from the `npm ci --omit=dev` stage, nothing from the build stage but its outputs (dist/, ui/dist/)', () => {
     const deps = stages.find((s) => s.name === 'deps') as Stage
     const install = all(deps, 'RUN').map((r) => r.args).join(' && ')
     assert.match(install, /npm ci (.* )?--omit=dev/)
@@ -161,28 +161,33 @@ describe('deploy/Dockerfile keeps the image\'s invariants', () => {
     assert.ok(exposed.includes(9191) && exposed.includes(9192))
   })
 
-  test('the build stage has, before its `npm run build`, every file that script reads (tsconfig, scripts, the warm-up\'s launcher and bundles)', () => {
+  test('the build stage has, before each `npm run` of it, every file that script reads (tsconfig, scripts, the warm-up\'s launcher and bundles, the UI sources)', () => {
     const build = stages.find((s) => s.name === 'build') as Stage
-    const runAt = build.instructions.findIndex((i) => i.cmd === 'RUN' && /\bnpm run build\b/.test(i.args))
-    assert.ok(runAt >= 0, 'the build stage runs npm run build')
-    const copied = build.instructions.slice(0, runAt).filter((i) => i.cmd === 'COPY').flatMap((i) => {
-      const paths = i.args.split(/\s+/).filter((w) => !w.startsWith('--'))
-      return paths.slice(0, -1)
-    }).map((p) => p.replace(/\/$/, ''))
-    const has = (file: string): boolean => copied.some((c) => file === c || file.startsWith(`${c}/`))
     const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
-    const steps = (pkg.scripts.build as string).split('&&').map((x) => x.trim())
-    const needed: string[] = []
-    for (const step of steps) {
-      const node = /^node (\S+)/.exec(step)
-      if (node !== null) needed.push(node[1] as string)
-      const tsc = /^tsc -p (\S+)/.exec(step)
-      if (tsc !== null) needed.push(tsc[1] as string, 'tsconfig.json', 'src')
+    const runs = build.instructions.flatMap((ins, at) => ins.cmd === 'RUN' ? [...ins.args.matchAll(/\bnpm run ([\w:-]+)/g)].map((m) => ({ at, script: m[1] as string })) : [])
+    assert.deepEqual(runs.map((r) => r.script), ['build', 'build:ui'])
+    for (const { at, script } of runs) {
+      const copied = build.instructions.slice(0, at).filter((i) => i.cmd === 'COPY').flatMap((i) => {
+        const paths = i.args.split(/\s+/).filter((w) => !w.startsWith('--'))
+        return paths.slice(0, -1)
+      }).map((p) => p.replace(/\/$/, ''))
+      const has = (file: string): boolean => copied.some((c) => file === c || file.startsWith(`${c}/`))
+      const text = pkg.scripts[script]
+      assert.ok(text !== undefined, `package.json has a ${script} script`)
+      const needed: string[] = []
+      for (const step of text.split('&&').map((x) => x.trim())) {
+        const node = /^node (\S+)/.exec(step)
+        if (node !== null) needed.push(node[1] as string)
+        const tsc = /^tsc -p (\S+)/.exec(step)
+        if (tsc !== null) needed.push(tsc[1] as string, 'tsconfig.json', 'src')
+      }
+      assert.ok(needed.length >= 1, `package.json's ${script} script: ${text}`)
+      // build-bundle.mjs's warm-up server runs the launcher against the repository's bundles/
+      if (needed.includes('scripts/build-bundle.mjs')) needed.push('bin/portcullis.cjs', 'bundles')
+      // build-ui.mjs builds ui/src and ui/index.html
+      if (needed.includes('scripts/build-ui.mjs')) needed.push('ui/src', 'ui/index.html')
+      for (const file of needed) assert.ok(has(file), `the build stage copies ${file} before npm run ${script} (it has: ${copied.join(', ')})`)
     }
-    assert.ok(needed.length >= 3, `package.json's build script: ${pkg.scripts.build}`)
-    // build-bundle.mjs's warm-up server runs the launcher against the repository's bundles/
-    if (needed.includes('scripts/build-bundle.mjs')) needed.push('bin/portcullis.cjs', 'bundles')
-    for (const file of needed) assert.ok(has(file), `the build stage copies ${file} before npm run build (it has: ${copied.join(', ')})`)
   })
 
   test('every COPY source from the build context exists in the repository and is not excluded by .dockerignore', () => {
@@ -244,6 +249,16 @@ describe('the runtime stage, simulated on the host: production install, then ser
     const tsc = spawnSync(process.execPath, [join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(repoRoot, 'tsconfig.build.json'), '--outDir', join(app, 'dist')], { encoding: 'utf8', timeout: 300_000 })
     assert.equal(tsc.status, 0, `tsc: ${tsc.stdout}${tsc.stderr}`)
     mkdirSync(join(app, 'local-bundles'))
+    // the build stage's other outputs the final stage takes (ui/dist: `npm run build:ui`) as this
+    // checkout's own build produced them (npm install's prepare); dist/ and local-bundles/ are laid out above
+    for (const c of copies(final).filter((x) => x.from === 'build')) {
+      for (const src of c.sources) {
+        const rel = src.replace(/^\/src\//, '')
+        if (rel === 'dist' || rel === 'local-bundles') continue
+        assert.ok(existsSync(join(repoRoot, rel)), `${rel} was built (npm install builds it)`)
+        cpSync(join(repoRoot, rel), join(app, c.dest), { recursive: true })
+      }
+    }
     // runtime stage: the files it COPYs from the build context, where it puts them
     for (const c of copies(final).filter((x) => x.from === undefined)) {
       for (const src of c.sources) {
@@ -314,6 +329,13 @@ describe('the runtime stage, simulated on the host: production install, then ser
     assert.deepEqual(((await ok.json()) as { result: unknown }).result, true)
     const anon = await fetch(`${url}/v1/data/authz/allow`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
     assert.equal(((await anon.json()) as { portcullis_code: string }).portcullis_code, 'PORTCULLIS_IDENTITY_REQUIRED')
+  })
+
+  test('the console UI is where the server serves it from (ui/dist beside dist/), with the assets its index.html names', () => {
+    const index = readFileSync(join(app, 'ui', 'dist', 'index.html'), 'utf8')
+    const assets = [...index.matchAll(/\/ui\/(assets\/[^"']+)/g)].map((m) => m[1] as string)
+    assert.ok(assets.some((a) => a.endsWith('.js')) && assets.some((a) => a.endsWith('.css')), index)
+    for (const a of assets) assert.ok(statSync(join(app, 'ui', 'dist', a)).isFile(), a)
   })
 
   test('SIGTERM stops it cleanly (exit 0)', async () => {
