@@ -27,21 +27,22 @@
  *   then counted and kept in `writer-state`, and written as a gap record at the next open.
  */
 import { constants as fsConstants } from 'node:fs'
-import { mkdir, open, readFile, stat, unlink, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createPublicKey, type KeyObject } from 'node:crypto'
-import lockfile from 'proper-lockfile'
 import { PortcullisError } from '../../errors.js'
 import { silentLogger, type Logger } from '../../log.js'
 import type { Metrics } from '../../metrics/index.js'
 import { maxGroupRecords, maxUnsealedTail, type AuditSink, type Durability } from './contract.js'
-import { formatCheckpoint, lastNoteInTail, loadCheckpointKey, parseCheckpoint, signCheckpoint, verifyCheckpoint, type Checkpoint } from './checkpoint.js'
+import { formatCheckpoint, loadCheckpointKey, signCheckpoint, verifyCheckpoint, type Checkpoint } from './checkpoint.js'
 import { errnoOf, invalid, unavailable } from './errors.js'
-import { fsyncDir, isJson, openRw, openSegment, readLastLines, writeFully } from './files.js'
-import { HashesFileReader, listSegments, recordSeq, recordText, segmentLineBatches, segmentName, streamPaths, type RetentionEntry, type SegmentRef, type StreamPaths } from './layout.js'
+import { fsyncDir, openRw, openSegment, writeFully } from './files.js'
+import { HashesFileReader, listSegments, recordText, segmentName, streamPaths, type RetentionEntry, type SegmentRef, type StreamPaths } from './layout.js'
+import { recoverLastCheckpoint, recoverTail, rehashTail, type RecoveryContext } from './recovery.js'
 import { CompactRange, HASH_SIZE, leafHash, storedHashCount, storedHashIndex, treeRoot } from './tree.js'
 import { readCursor } from './ship-cursor.js'
+import { DEFAULT_LOCK_STALE_MS, readWriterState, takeWriterLock, writeWriterState } from './writer-state.js'
 
 export type { Durability } from './contract.js'
 export type { Checkpoint } from './checkpoint.js'
@@ -118,14 +119,9 @@ interface Pending {
 const RECORD_OVERHEAD = 32 + 2 * HASH_SIZE
 /** Largest group written in one go (and at most MAX_GROUP_RECORDS records, contract.ts). */
 const MAX_GROUP_BYTES = 8 * 1024 * 1024
-const DEFAULT_LOCK_STALE_MS = 10_000
-/** `writer-state` is rewritten in place at this fixed size, so a full disk cannot refuse it at a stop. */
-const STATE_BYTES = 512
 /** How often a stop retries writes the disk refuses, within the grace period. */
 const CLOSE_RETRY_MS = 100
 const MAX_RETRY_MS = 2000
-/** Bad last lines truncated on open before the tail counts as corruption rather than a torn write. */
-const MAX_TORN_LINES = 16
 
 /** Streams this process holds, so the same stream is never opened twice in one process either. */
 const openStreams = new Set<string>()
@@ -787,14 +783,20 @@ export class AuditLog implements AuditSink {
   private async recover (): Promise<void> {
     const p = this.paths
     await mkdir(p.segments, { recursive: true })
-    await this.takeLock()
-    const previous = await this.readState()
+    this.releaseLock = await takeWriterLock(p, this.opts.stream, this.opts.lockStaleMs ?? DEFAULT_LOCK_STALE_MS, (err) => {
+      this.opts.metrics?.auditWriteErrors.inc({ ...this.labels, code: 'ELOCKLOST' })
+      this.markBroken('ELOCKLOST', `audit stream ${this.opts.stream} lost its writer lock (${err.message}): another writer may hold it; this writer stops writing`)
+    })
+    const previous = await readWriterState(p.state, this.opts.stream, this.now, this.logger)
+    const ctx: RecoveryContext = { stream: this.opts.stream, root: p.root, now: this.now, logger: this.logger, ...(this.opts.metrics !== undefined ? { metrics: this.opts.metrics } : {}) }
     this.key = await loadCheckpointKey(this.opts.dir, this.opts.checkpoint.keyFile, this.logger)
 
     // 1. the last checkpoint (tail of the checkpoints file): it must carry this writer's signature
     this.ckpt = await openRw(p.checkpoints)
-    this.ckptBytes = (await this.ckpt.stat()).size
-    this.last = await this.recoverLastCheckpoint()
+    const found = await recoverLastCheckpoint(ctx, this.ckpt, (await this.ckpt.stat()).size, p.checkpoints)
+    this.ckptBytes = found.bytes
+    this.last = found.checkpoint
+    this.retainedFrom = this.last?.retained ?? 0
     if (this.last !== undefined && !verifyCheckpoint(this.last.note, createPublicKey(this.key))) {
       throw invalid(`audit stream ${this.opts.stream}: its last checkpoint (size ${this.last.size}) is not signed by this writer's checkpoint key — a forged or replaced note, or the key was changed; the writer does not extend a log it cannot vouch for: run portcullis audit verify with the pinned key, and configure the key that signed the log`, { stream: this.opts.stream, checkpoint: this.last.size })
     }
@@ -819,7 +821,8 @@ export class AuditLog implements AuditSink {
     this.segRef = segs[segs.length - 1] as SegmentRef
     const st = await this.seg.stat()
     this.segCreatedAt = st.birthtimeMs > 0 ? st.birthtimeMs : st.mtimeMs
-    const size = await this.recoverTail(st.size)
+    const { records: size, bytes: segBytes } = await recoverTail(ctx, this.seg, this.segRef, st.size, this.last?.size ?? 0)
+    this.segBytes = segBytes
     const unclean = previous.unclean && (size > 0 || this.last !== undefined)
 
     // 3. hashes: trust them up to the last checkpoint (after checking its root), recompute the rest from the records
@@ -847,7 +850,7 @@ export class AuditLog implements AuditSink {
     }
     this.range = CompactRange.load(c, reader)
     this.hashesBytes = storedHashCount(c) * HASH_SIZE
-    if (size > c) await this.rehash(segs, c, size, hashesLen)
+    if (size > c) this.hashesBytes = await rehashTail(ctx, segs, p.segments, c, size, { range: this.range, hashes: this.hashes, offset: this.hashesBytes, storedLen: hashesLen })
     await this.hashes.truncate(this.hashesBytes)
     await this.hashes.datasync()
     if (unclean || size > c) {
@@ -868,210 +871,9 @@ export class AuditLog implements AuditSink {
     })
   }
 
-  /** Takes the stream's writer lock (proper-lockfile), waiting until a dead writer's lock is stale. */
-  private async takeLock (): Promise<void> {
-    const path = this.paths.writerLock
-    const stale = this.opts.lockStaleMs ?? DEFAULT_LOCK_STALE_MS
-    const update = Math.max(1000, Math.floor(stale / 2))
-    try {
-      this.releaseLock = await lockfile.lock(this.paths.root, {
-        lockfilePath: path,
-        realpath: false,
-        stale,
-        update,
-        // bounded: a dead writer's lock turns stale within `stale` of its last refresh
-        retries: { retries: Math.ceil((stale + update) / 250), factor: 1, minTimeout: 250, maxTimeout: 250 },
-        onCompromised: (err) => {
-          this.opts.metrics?.auditWriteErrors.inc({ ...this.labels, code: 'ELOCKLOST' })
-          this.markBroken('ELOCKLOST', `audit stream ${this.opts.stream} lost its writer lock (${err.message}): another writer may hold it; this writer stops writing`)
-        },
-      })
-    } catch (err) {
-      if (errnoOf(err) === 'ELOCKED') {
-        throw unavailable(`audit stream ${this.opts.stream} is locked by another running writer (${path} refreshed within the last ${stale} ms); one writer per stream`, { stream: this.opts.stream, lock: path })
-      }
-      throw unavailable(`cannot take the audit stream lock ${path}: ${(err as Error).message}`, { stream: this.opts.stream, file: path, errno: errnoOf(err) }, err)
-    }
-    // the pid file earlier versions locked with: a pid tells nothing across containers
-    try { await unlink(this.paths.legacyLock) } catch { /* none */ }
-  }
-
-  /**
-   * `writer-state` as the last writer left it: unclean (missing, or `open`: it did not finish a
-   * stop) and the events it could not write at its stop. A damaged file counts as unclean.
-   */
-  private async readState (): Promise<{ unclean: boolean, lost?: { count: number, first: number, last: number } }> {
-    let text: string
-    try { text = await readFile(this.paths.state, 'utf8') } catch (err) {
-      if (errnoOf(err) === 'ENOENT') return { unclean: true }
-      throw err
-    }
-    let v: { state?: unknown, lost?: { count?: unknown, first_at?: unknown, last_at?: unknown } }
-    try { v = JSON.parse(text) as typeof v } catch {
-      this.logger.warn({ stream: this.opts.stream, file: this.paths.state }, 'audit writer-state is not JSON: treated as an unclean stop')
-      return { unclean: true }
-    }
-    const l = v.lost
-    const count = typeof l?.count === 'number' && Number.isSafeInteger(l.count) && l.count > 0 ? l.count : 0
-    const first = typeof l?.first_at === 'string' ? Date.parse(l.first_at) : NaN
-    const last = typeof l?.last_at === 'string' ? Date.parse(l.last_at) : NaN
-    const lost = count > 0 ? { count, first: Number.isFinite(first) ? first : this.now(), last: Number.isFinite(last) ? last : this.now() } : undefined
-    return { unclean: v.state !== 'closed', ...(lost !== undefined ? { lost } : {}) }
-  }
-
-  /**
-   * Rewrites `writer-state` in place at its fixed size (STATE_BYTES, space-padded JSON) and
-   * fdatasyncs it: an overwrite of allocated blocks, which a full disk does not refuse.
-   */
+  /** Rewrites `writer-state` with this writer's state and the lost count it carries (writer-state.ts). */
   private async writeState (state: 'open' | 'closed'): Promise<void> {
-    const c = this.carried
-    const text = JSON.stringify({ state, pid: process.pid, host: hostname(), at: new Date(this.now()).toISOString(), ...(c !== undefined ? { lost: { count: c.count, first_at: new Date(c.first).toISOString(), last_at: new Date(c.last).toISOString() } } : {}) })
-    if (text.length + 1 > STATE_BYTES) throw invalid('audit writer-state does not fit its fixed size')
     this.stateFh ??= await openRw(this.paths.state)
-    await writeFully(this.stateFh, Buffer.from(text.padEnd(STATE_BYTES - 1, ' ') + '\n'), 0)
-    await this.stateFh.datasync()
-  }
-
-  /** Reads the last complete note from the tail of the checkpoints file; truncates a torn one. */
-  private async recoverLastCheckpoint (): Promise<Checkpoint | undefined> {
-    const len = this.ckptBytes
-    if (len === 0) return undefined
-    const window = Math.min(len, 64 * 1024)
-    const buf = Buffer.alloc(window)
-    await this.ckpt.read(buf, 0, window, len - window)
-    const found = lastNoteInTail(buf.toString('latin1'))
-    if (found === undefined) {
-      if (window < len) throw invalid(`audit checkpoints file ${this.paths.checkpoints} has no complete note in its last ${window} bytes`)
-      const file = await this.quarantine('checkpoints', this.ckpt, 0, len)
-      this.logger.warn({ stream: this.opts.stream, bytes: len, quarantine: file }, 'audit checkpoints file holds only a torn note; truncated')
-      await this.ckpt.truncate(0)
-      this.ckptBytes = 0
-      return undefined
-    }
-    const keep = len - window + found.end
-    if (keep < len) {
-      const file = await this.quarantine('checkpoints', this.ckpt, keep, len)
-      this.logger.warn({ stream: this.opts.stream, bytes: len - keep, quarantine: file }, 'audit checkpoints file ended in a torn note; truncated')
-      await this.ckpt.truncate(keep)
-      this.ckptBytes = keep
-    }
-    const last = found
-    const parsed = parseCheckpoint(last.note)
-    this.retainedFrom = parsed.retained ?? 0
-    return { origin: parsed.origin, size: parsed.size, root: parsed.root, note: parsed.note, ...(parsed.retained !== undefined ? { retained: parsed.retained } : {}) }
-  }
-
-  /**
-   * Drops torn records at the end of the active segment (no newline, unparsable, or a seq that
-   * does not follow the previous line) and returns the number of records in the log. The cut
-   * point is found first and nothing is cut at or below the last checkpoint's size: a bad record
-   * there is corruption or tampering of sealed records, for verify to report — the open is
-   * refused (PORTCULLIS_AUDIT_INVALID naming the seq) and the files are left as they are. Bytes
-   * that are cut go to `<stream>/quarantine/<time>-segment.bin` first.
-   */
-  private async recoverTail (fileSize: number): Promise<number> {
-    const first = this.segRef.first
-    const sealed = this.last?.size ?? 0
-    let end = fileSize
-    let records = first
-    const drops: Array<{ bytes: number, seq: number, reason: string }> = []
-    for (;;) {
-      if (end === 0) break
-      const lines = await readLastLines(this.seg, end)
-      const lastLine = lines.last
-      const torn = !lines.endsWithNewline
-      let ok = !torn
-      let seq = -1
-      if (ok) {
-        seq = recordSeq(lastLine.bytes)
-        const expected = lines.prev === undefined ? first : recordSeq(lines.prev.bytes) + 1
-        ok = seq >= 0 && seq === expected && isJson(lastLine.bytes)
-      }
-      if (ok) { records = seq + 1; break }
-      if (drops.length >= MAX_TORN_LINES) throw invalid(`audit segment ${this.segRef.name} ends in more than ${MAX_TORN_LINES} bad records: corruption, not a torn write; run portcullis audit verify`, { segment: this.segRef.name })
-      const tornSeq = lines.prev === undefined ? first : recordSeq(lines.prev.bytes) + 1
-      drops.push({ bytes: end - lastLine.offset, seq: tornSeq, reason: torn ? 'no trailing newline' : 'unparsable or out-of-sequence record' })
-      end = lastLine.offset
-    }
-    if (records < sealed) {
-      throw invalid(`audit stream ${this.opts.stream}: record ${records} in segment ${this.segRef.name} is damaged, but the last checkpoint seals ${sealed} records: recovery does not cut sealed records; run portcullis audit verify`, { stream: this.opts.stream, segment: this.segRef.name, seq: records, checkpoint: sealed })
-    }
-    if (end < fileSize) {
-      const file = await this.quarantine('segment', this.seg, end, fileSize)
-      for (const d of drops) {
-        this.logger.warn({ stream: this.opts.stream, segment: this.segRef.name, bytes: d.bytes, seq: d.seq, reason: d.reason, quarantine: file },
-          `audit recovery: truncated a torn record of ${d.bytes} bytes at seq ${d.seq}`)
-        this.opts.metrics?.auditRecoveryTruncations.inc(this.labels)
-      }
-      await this.seg.truncate(end)
-      await this.seg.datasync()
-    }
-    this.segBytes = end
-    return records
-  }
-
-  /** Copies bytes [from, to) of a file recovery is about to cut to `<stream>/quarantine/`, durably; returns the copy's path. */
-  private async quarantine (what: string, fh: FileHandle, from: number, to: number): Promise<string> {
-    const dir = join(this.paths.root, 'quarantine')
-    await mkdir(dir, { recursive: true })
-    const buf = Buffer.alloc(to - from)
-    await fh.read(buf, 0, buf.length, from)
-    const file = join(dir, `${new Date(this.now()).toISOString().replace(/:/g, '-')}-${what}.bin`)
-    const out = await open(file, 'a')
-    try {
-      await out.write(buf)
-      await out.datasync()
-    } finally { await out.close() }
-    await fsyncDir(dir)
-    return file
-  }
-
-  /**
-   * Recomputes the stored hashes of records [from, to) from the segments. Where the hashes file
-   * already holds a hash (its first `storedLen` bytes; an all-zero hash is space a crash
-   * allocated but never wrote) it must equal the recomputed one: otherwise the record or the
-   * hash was changed, and the open is refused before anything is written.
-   */
-  private async rehash (segs: SegmentRef[], from: number, to: number, storedLen: number): Promise<void> {
-    let i = segs.length - 1
-    while (i > 0 && (segs[i] as SegmentRef).first > from) i--
-    let seq = (segs[i] as SegmentRef).first
-    if (seq > from) throw invalid(`audit stream ${this.opts.stream}: records from seq ${from} (after the last checkpoint) are missing; run portcullis audit verify`, { stream: this.opts.stream, seq: from })
-    const out: Buffer[] = []
-    const write = async (): Promise<void> => {
-      const buf = Buffer.concat(out.splice(0))
-      await this.compareStored(buf, this.hashesBytes, storedLen)
-      await writeFully(this.hashes, buf, this.hashesBytes)
-      this.hashesBytes += buf.length
-    }
-    for (; i < segs.length && seq < to; i++) {
-      const s = segs[i] as SegmentRef
-      if (s.first !== seq) throw invalid(`audit segment ${s.name} does not continue at seq ${seq}; run portcullis audit verify`, { segment: s.name })
-      for await (const batch of segmentLineBatches(join(this.paths.segments, s.name))) {
-        for (const line of batch.lines) {
-          if (seq >= to) break
-          if (recordSeq(line) !== seq) throw invalid(`audit segment ${s.name}: expected seq ${seq}; run portcullis audit verify`, { segment: s.name, seq })
-          if (seq >= from) out.push(...this.range.append(leafHash(line)))
-          seq++
-        }
-        if (out.length >= 8192) await write()
-      }
-    }
-    if (seq !== to) throw invalid(`audit stream ${this.opts.stream}: found ${seq} records where ${to} were expected`)
-    await write()
-  }
-
-  /** Refuses the open when a recomputed hash differs from a (non-zero) stored one at the same place. */
-  private async compareStored (computed: Buffer, offset: number, storedLen: number): Promise<void> {
-    const n = Math.max(0, Math.min(computed.length, storedLen - offset))
-    if (n === 0) return
-    const stored = Buffer.alloc(n)
-    await this.hashes.read(stored, 0, n, offset)
-    for (let at = 0; at + HASH_SIZE <= n; at += HASH_SIZE) {
-      const h = stored.subarray(at, at + HASH_SIZE)
-      if (h.every((b) => b === 0) || h.equals(computed.subarray(at, at + HASH_SIZE))) continue
-      const index = (offset + at) / HASH_SIZE
-      throw invalid(`audit stream ${this.opts.stream}: a record after the last checkpoint no longer matches its stored hash (stored hash ${index}): a record or the hashes file was changed; the writer does not reseal it and leaves every file as it is — run portcullis audit verify`, { stream: this.opts.stream, storedHash: index })
-    }
+    await writeWriterState(this.stateFh, state, this.carried, this.now())
   }
 }
