@@ -2,8 +2,8 @@
  * Audit-log test helpers: options for a real log in a temp directory, metric readers, the events
  * of a directory.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { auditLogDefaults, type AuditLogOptions } from '../../src/audit/log/writer.js'
 import { AuditDirReader } from '../../src/audit/log/reader.js'
@@ -60,4 +60,27 @@ export async function eventsById (dir: string): Promise<Map<string, AuditEventRe
     }
   } finally { reader.close() }
   return out
+}
+
+/** This process as the lock module records an owner, with `over` changed. */
+export function ownerRecord (over: Record<string, unknown> = {}): string {
+  const stat = readFileSync('/proc/self/stat', 'latin1')
+  const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+  return JSON.stringify({
+    v: 1,
+    host: hostname(),
+    boot: readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim(),
+    pidns: readlinkSync('/proc/self/ns/pid'),
+    pid: process.pid,
+    start,
+    ...over,
+  })
+}
+
+/** A lock directory as a holder leaves it: fresh mtime, the given owner record (or none). */
+export function plantLock (lockDir: string, record: string | undefined): void {
+  mkdirSync(lockDir, { recursive: true })
+  if (record !== undefined) writeFileSync(join(lockDir, 'owner.json'), record)
+  const now = new Date()
+  utimesSync(lockDir, now, now)
 }

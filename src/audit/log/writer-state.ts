@@ -1,9 +1,9 @@
 /**
  * What makes one writer the stream's only writer, and what it leaves for the next one
  * (writer.ts, docs/audit.md):
- * - the writer lock: proper-lockfile, a directory whose mtime the holder refreshes — not a pid,
- *   which every container's first process shares; a dead writer's lock turns stale within
- *   `staleMs` of its last refresh;
+ * - the writer lock: proper-lockfile, a directory whose mtime the holder refreshes — not a pid
+ *   alone, which every container's first process shares; a dead writer's lock turns stale within
+ *   `staleMs` of its last refresh, or at once when its owner record proves it dead (../lock.ts);
  * - `writer-state`: whether the last writer finished its stop (`closed`) and the events it could
  *   not write then (written as a gap record at the next open). It is rewritten in place at a
  *   fixed size, so a full disk cannot refuse it at a stop.
@@ -12,6 +12,7 @@ import { readFile, unlink, type FileHandle } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import lockfile from 'proper-lockfile'
 import type { Logger } from '../../log.js'
+import { ownedLockFs } from '../lock.js'
 import { errnoOf, invalid, unavailable } from './errors.js'
 import { writeFully } from './files.js'
 import type { StreamPaths } from './layout.js'
@@ -35,9 +36,11 @@ export async function takeWriterLock (paths: StreamPaths, stream: string, staleM
     release = await lockfile.lock(paths.root, {
       lockfilePath: path,
       realpath: false,
+      fs: ownedLockFs(path, staleMs),
       stale: staleMs,
       update,
-      // bounded: a dead writer's lock turns stale within `stale` of its last refresh
+      // bounded: a dead writer's lock turns stale within `stale` of its last refresh (at once
+      // when its owner record proves it dead: same host, boot and pid namespace, pid gone)
       retries: { retries: Math.ceil((staleMs + update) / 250), factor: 1, minTimeout: 250, maxTimeout: 250 },
       onCompromised,
     })

@@ -12,7 +12,8 @@
  *   sends that chunk again; nothing is ever skipped.
  * - One shipper per audit directory: every process of a server (each worker writes its own
  *   stream) runs a Shipper, and the one holding `<dir>/.ship.lock` (proper-lockfile: a lock
- *   directory whose mtime the holder refreshes; stale after `lockStaleMs`, then taken over)
+ *   directory whose mtime the holder refreshes; stale after `lockStaleMs`, or at once when its
+ *   owner record proves the holder dead (../lock.ts), then taken over)
  *   ships every stream in the directory — including streams of processes that are gone (a
  *   previous run, a crashed worker), which a shipper per process would never finish. The
  *   others stand by and try the lock again each period.
@@ -31,6 +32,7 @@ import { join } from 'node:path'
 import lockfile from 'proper-lockfile'
 import { PortcullisError } from '../../errors.js'
 import { leafHash } from '../log/tree.js'
+import { ownedLockFs } from '../lock.js'
 import { silentLogger, type Logger } from '../../log.js'
 import { periodicDelayMs, retryDelayMs } from '../../backoff.js'
 import { ChunkEncoder, type Chunk, type ShipEvent } from './chunk.js'
@@ -281,9 +283,11 @@ export class Shipper {
 
   private async takeLock (): Promise<boolean> {
     try {
+      const lockfilePath = join(this.opts.dir, LOCK_FILE)
       this.release = await lockfile.lock(this.opts.dir, {
-        lockfilePath: join(this.opts.dir, LOCK_FILE),
+        lockfilePath,
         realpath: false,
+        fs: ownedLockFs(lockfilePath, this.opts.lockStaleMs),
         retries: 0,
         stale: this.opts.lockStaleMs,
         update: Math.max(1000, Math.floor(this.opts.lockStaleMs / 2)),

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
@@ -17,6 +17,7 @@ import { shipMetrics } from '../../../src/audit/ship/index.js'
 import { Shipper, type ShipperOptions } from '../../../src/audit/ship/shipper.js'
 import { AuditDirReader } from '../../../src/audit/log/reader.js'
 import { AuditLog, auditLogDefaults } from '../../../src/audit/log/writer.js'
+import { ownerRecord, plantLock } from '../../helpers/audit.js'
 import { waitFor } from '../../helpers/wait.js'
 import { Collector } from './collector.js'
 
@@ -226,6 +227,31 @@ test('one shipper per directory: a second one stands by, and takes over when the
   assert.equal(rb2.error, undefined)
   assert.equal(rb2.events, 3)
   assert.deepEqual(collector.accepted.map((e) => e.seq), [0, 1, 2, 3, 4, 5, 6, 7])
+})
+
+test('a shipping lock whose holder is proven dead (its pid now another process) is taken over at once, not after the staleness (600 s here)', async () => {
+  const dir = auditDir()
+  await writeEvents(dir, 'main', 0, 4)
+  plantLock(join(dir, '.ship.lock'), ownerRecord({ start: '1' }))
+  const collector = await newCollector()
+  const s = shipper(dir, collector, { trigger: 'manual', lockStaleMs: 600_000 })
+  const r = await s.trigger()
+  assert.equal(r.error, undefined)
+  assert.equal(r.events, 4)
+  assert.equal(s.status().shipping, true)
+  assert.equal((JSON.parse(readFileSync(join(dir, '.ship.lock', 'owner.json'), 'utf8')) as { pid: number }).pid, process.pid, 'the lock names its new holder')
+})
+
+test('a shipping lock of a live holder elsewhere (a record that proves nothing, a fresh heartbeat) is not taken: stand by', async () => {
+  const dir = auditDir()
+  await writeEvents(dir, 'main', 0, 2)
+  plantLock(join(dir, '.ship.lock'), ownerRecord({ host: 'elsewhere' }))
+  const collector = await newCollector()
+  const s = shipper(dir, collector, { trigger: 'manual', lockStaleMs: 600_000 })
+  const r = await s.trigger()
+  assert.equal(r.events, 0)
+  assert.equal(s.status().state, 'STANDBY')
+  assert.equal(collector.accepted.length, 0)
 })
 
 test('an event over the limit even alone is sent by itself and counted; refused with 413 it is skipped, counted, and the rest flows', async () => {
