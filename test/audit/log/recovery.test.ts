@@ -109,7 +109,16 @@ test('after an unclean stop, hashes after the last checkpoint are recomputed: mi
   const log = await AuditLog.open(logOptions(dir))
   await log.close()
   const now = readFileSync(hashes)
-  assert.ok(now.length >= zeroed.length && now.equals(original.subarray(0, now.length)), 'the recomputed hashes are the ones the writer stored')
+  assert.ok(now.length >= zeroed.length, 'the cut-off hashes are written again')
+  // Compared where both have them: the kill may cut the group's hashes write (records without
+  // their stored hashes, recomputed now) or its segment write (stored hashes of records that
+  // never landed, dropped now); slots the crash left zeroed hold nothing to compare.
+  const common = Math.min(now.length, original.length)
+  for (let at = 0; at < common; at += 32) {
+    const stored = original.subarray(at, at + 32)
+    if (stored.every((b) => b === 0)) continue
+    assert.ok(now.subarray(at, at + 32).equals(stored), `the recomputed hash at byte ${at} is the one the writer stored`)
+  }
   const report = await verifyAuditDir(dir)
   assert.equal(report.ok, true, JSON.stringify(report.streams[0]?.problem))
 })
