@@ -245,6 +245,7 @@ export async function openDurableSink (config: Readonly<AuditConfig>, stream: st
   const checkpoint: AuditLogOptions['checkpoint'] = { everyEvents: config.checkpoint.every_events, everyMs: config.checkpoint.every_seconds * 1000 }
   if (config.checkpoint.key_file !== undefined) checkpoint.keyFile = config.checkpoint.key_file
   if (config.checkpoint.origin !== undefined) checkpoint.origin = config.checkpoint.origin
+  if (config.checkpoint.previous_public_key_files !== undefined) checkpoint.previousPublicKeyFiles = [...config.checkpoint.previous_public_key_files]
   return await AuditLog.open({
     dir: config.dir,
     stream,

@@ -3,8 +3,8 @@ import { verifyExport, type ExportVerifyReport } from '../audit/export/verify.js
 import { verifyAuditDir, type VerifyOptions, type VerifyReport } from '../audit/log/verify.js'
 import { EXIT_NO, EXIT_OK, parse, reportError, UsageError, type Command } from './args.js'
 
-const usage = `Usage: portcullis audit verify <dir> [--key pub.pem] [--checkpoint kept.note]... [--origin <origin>] [--max-unsealed N | --allow-unsealed-tail] [--json]
-       portcullis audit verify <export-file> --key pub.pem [--json]
+const usage = `Usage: portcullis audit verify <dir> [--key pub.pem]... [--checkpoint kept.note]... [--origin <origin>] [--max-unsealed N | --allow-unsealed-tail] [--json]
+       portcullis audit verify <export-file> --key pub.pem... [--json]
 
 Given an export (portcullis audit export, GET /v1/audit/events; docs/audit.md "Export"),
 verifies it offline, without the log: each checkpoint's signature by the pinned key, each
@@ -20,7 +20,9 @@ Exit status: 0 verified; 1 a problem found; 2 usage or I/O error.
 
 Options:
   --key <pem>   the checkpoint public key the auditor pinned (Ed25519, SPKI PEM); without it
-                the directory's own checkpoint-key.pub.pem is used, which proves nothing alone
+                the directory's own checkpoint-key.pub.pem is used, which proves nothing alone.
+                Repeatable: after a key rotation (checkpoint.previous_public_key_files) a log
+                holds checkpoints of each key, and each must be signed by one of those given
   --checkpoint <file>   a signed checkpoint the auditor kept earlier (repeatable): it must
                 verify, and the log must extend it (consistency proof), so a log whose
                 checkpoints were deleted and records rewritten is caught; it is matched to
@@ -51,7 +53,7 @@ function exportText (path: string, r: ExportVerifyReport): string {
 
 function text (r: VerifyReport): string {
   const out: string[] = [r.ok ? 'OK' : 'FAILED']
-  out.push(`checkpoint key: ${r.key.source === 'pinned' ? 'pinned (--key)' : r.key.source === 'directory' ? `${r.key.file ?? ''} (from the audit directory, not pinned)` : 'none (signatures unverified)'}`)
+  out.push(`checkpoint key: ${r.key.source === 'pinned' ? `pinned (--key${r.key.keys !== undefined ? `, ${r.key.keys} keys` : ''})` : r.key.source === 'directory' ? `${r.key.file ?? ''} (from the audit directory, not pinned)` : 'none (signatures unverified)'}`)
   for (const s of r.streams) {
     const retained = s.retained.map((x) => `${x.first_seq}..${x.last_seq} (${x.segment}, removed by retention ${x.removed_at})`)
     out.push(`stream ${s.stream}: origin ${s.origin ?? '(none: no checkpoint)'}, ${s.events} events, ${s.records} records, ${s.segments} segments, ${s.checkpoints} checkpoints (signatures ${s.signatures})` +
@@ -73,14 +75,15 @@ export const auditVerifyCommand: Command = {
   usage,
   run: async (argv, io) => {
     try {
-      const { values, positionals } = parse(argv, { key: { type: 'string' }, json: { type: 'boolean' }, checkpoint: { type: 'string', multiple: true }, origin: { type: 'string' }, 'max-unsealed': { type: 'string' }, 'allow-unsealed-tail': { type: 'boolean' } }, true)
+      const { values, positionals } = parse(argv, { key: { type: 'string', multiple: true }, json: { type: 'boolean' }, checkpoint: { type: 'string', multiple: true }, origin: { type: 'string' }, 'max-unsealed': { type: 'string' }, 'allow-unsealed-tail': { type: 'boolean' } }, true)
       if (values.help === true) {
         io.stdout.write(usage)
         return EXIT_OK
       }
       if (positionals.length !== 1) throw new UsageError('exactly one audit directory or export file is required')
       const target = positionals[0] as string
-      const publicKeyPem = values.key !== undefined ? await readFile(values.key, 'utf8') : undefined
+      // --key repeated: a log signed by several keys (a key rotation); each checkpoint by one of them
+      const publicKeyPem = values.key !== undefined && values.key.length > 0 ? await Promise.all(values.key.map(async (f) => await readFile(f, 'utf8'))) : undefined
       // a missing path falls through to the directory check, which reports it
       if ((await stat(target).catch(() => undefined))?.isFile() === true) {
         // an export travels without its log: only a key the auditor holds can vouch for it

@@ -139,6 +139,7 @@ export function loadConfig (opts: LoadConfigOptions = {}): Readonly<ResolvedConf
   m.bundles.dir = abs(m.bundles.dir)
   m.audit.dir = abs(m.audit.dir)
   if (m.audit.checkpoint.key_file !== undefined) m.audit.checkpoint.key_file = abs(m.audit.checkpoint.key_file)
+  if (m.audit.checkpoint.previous_public_key_files !== undefined) m.audit.checkpoint.previous_public_key_files = m.audit.checkpoint.previous_public_key_files.map(abs)
   if (wapi.enabled) {
     if (wapi.socket === undefined) throw invalid('config key workload_api.socket: not set, and SPIFFE_ENDPOINT_SOCKET is not set either', 'workload_api.socket')
     parseWorkloadEndpoint(wapi.socket)

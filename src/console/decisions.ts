@@ -180,6 +180,15 @@ export async function checkpointPublicKey (dir: string, keyFile: string | undefi
   return { pem: await readFile(file, 'utf8'), source: 'directory' }
 }
 
+/** The previous checkpoint public keys (after a key rotation) as PEM; an unreadable one is left out (verify then reports the checkpoints it signed). */
+export async function previousPublicKeyPems (files: readonly string[]): Promise<string[]> {
+  const out: string[] = []
+  for (const f of files) {
+    try { out.push(createPublicKey(await readFile(f, 'utf8')).export({ type: 'spki', format: 'pem' }).toString()) } catch { /* left out */ }
+  }
+  return out
+}
+
 export async function decisionDetail (dir: string, stream: string, seq: number, keyFile: string | undefined): Promise<Record<string, unknown> | undefined> {
   const reader = await AuditDirReader.open(dir)
   try {

@@ -10,12 +10,13 @@ import { AuditDirReader } from '../audit/log/reader.js'
 import { verifyCheckpoint } from '../audit/log/checkpoint.js'
 import { readRetentionLog, streamPaths } from '../audit/log/layout.js'
 import { verifyConsistency } from '../audit/log/tree.js'
-import { checkpointPublicKey } from './decisions.js'
+import { checkpointPublicKey, previousPublicKeyPems } from './decisions.js'
 import { streamSegments, summaryOf } from './segments.js'
 
-export async function integrity (dir: string, keyFile: string | undefined): Promise<Record<string, unknown>> {
+export async function integrity (dir: string, keyFile: string | undefined, previousKeyFiles: readonly string[] = []): Promise<Record<string, unknown>> {
   const key = await checkpointPublicKey(dir, keyFile)
-  const keyObject = key !== undefined ? createPublicKey(key.pem) : undefined
+  // after a key rotation a stream not written since still ends in a checkpoint of a previous key
+  const keyObjects = key === undefined ? [] : [key.pem, ...(key.source === 'configured' ? await previousPublicKeyPems(previousKeyFiles) : [])].map((pem) => createPublicKey(pem))
   const reader = await AuditDirReader.open(dir)
   try {
     const streams = []
@@ -47,7 +48,7 @@ export async function integrity (dir: string, keyFile: string | undefined): Prom
         stream: id,
         events,
         checkpoint: cp !== undefined ? { size: cp.size, root: cp.root.toString('base64'), origin: cp.origin } : null,
-        signature: cp === undefined || keyObject === undefined ? 'unverified' : verifyCheckpoint(cp.note, keyObject) ? 'valid' : 'invalid',
+        signature: cp === undefined || keyObjects.length === 0 ? 'unverified' : keyObjects.some((k) => verifyCheckpoint(cp.note, k)) ? 'valid' : 'invalid',
         key_source: key === undefined ? 'none' : key.source,
         consistent_with_previous: consistent,
         gaps,

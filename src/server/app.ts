@@ -66,6 +66,8 @@ export interface BuildOptions {
   console?: {
     grantsPath: string
     checkpointKeyFile?: string
+    /** audit.checkpoint.previous_public_key_files: after a key rotation, the keys of older checkpoints. */
+    checkpointPreviousKeyFiles?: string[]
     loadCandidate?: (file: string) => Promise<PolicySnapshot>
     maxBundleBytes: number
     strictBuiltinErrors: boolean
@@ -203,6 +205,7 @@ export function build (opts: BuildOptions): FastifyInstance {
         guard,
         auditDir: opts.auditDir,
         checkpointKeyFile: c.checkpointKeyFile,
+        checkpointPreviousKeyFiles: c.checkpointPreviousKeyFiles ?? [],
         grantsPath: c.grantsPath,
         snapshot: () => opts.manager.snapshot,
         loadCandidate: c.loadCandidate,

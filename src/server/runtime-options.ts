@@ -131,6 +131,7 @@ export function consoleOptions (config: Readonly<ResolvedConfig>): NonNullable<B
     grantsPath: config.console.grants_path,
     cacheMaxBytes: config.console.cache_max_bytes,
     ...(config.audit.checkpoint.key_file !== undefined ? { checkpointKeyFile: config.audit.checkpoint.key_file } : {}),
+    ...(config.audit.checkpoint.previous_public_key_files !== undefined ? { checkpointPreviousKeyFiles: [...config.audit.checkpoint.previous_public_key_files] } : {}),
     maxBundleBytes: config.bundles.max_bytes,
     strictBuiltinErrors: config.policy.strict_builtin_errors,
     loadCandidate: async (file: string) => {

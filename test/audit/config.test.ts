@@ -36,6 +36,17 @@ test('an erase entry that is not a mask pointer, or an unknown durability, is PO
   assert.throws(() => loadConfig({ env: {}, overrides: { audit: { durability: 'eventually' as never } } }), { code: 'PORTCULLIS_CONFIG_INVALID' })
 })
 
+test('checkpoint.previous_public_key_files (a key rotation): a list of files, resolved against the config file; a lone string is refused', (t) => {
+  const d = mkdtempSync(join(tmpdir(), 'audit-config-'))
+  t.after(() => rmSync(d, { recursive: true, force: true }))
+  const file = join(d, 'portcullis.yaml')
+  writeFileSync(file, 'audit:\n  checkpoint:\n    key_file: keys/new.pem\n    previous_public_key_files: [keys/old.pub.pem, /etc/older.pub.pem]\n')
+  const c = loadConfig({ file, env: {} })
+  assert.deepEqual(c.audit.checkpoint.previous_public_key_files, [join(d, 'keys', 'old.pub.pem'), '/etc/older.pub.pem'])
+  writeFileSync(file, 'audit:\n  checkpoint:\n    previous_public_key_files: keys/old.pub.pem\n')
+  assert.throws(() => loadConfig({ file, env: {} }), { code: 'PORTCULLIS_CONFIG_INVALID' })
+})
+
 test('the stream: w<slot> in a worker of a group, main otherwise', () => {
   assert.equal(auditStream({ PORTCULLIS_WORKER_SLOT: '3' }), 'w3')
   assert.equal(auditStream({}), 'main')

@@ -70,7 +70,7 @@ class ExportChecker {
   filters: Record<string, unknown> | undefined
   createdAt: string | undefined
 
-  constructor (private readonly key: KeyObject) {}
+  constructor (private readonly keys: KeyObject[]) {}
 
   private fail (code: ExportProblemCode, line: number, message: string, where: { stream?: string, index?: number } = {}): never {
     throw new Problem({ code, line, ...where, message })
@@ -114,7 +114,7 @@ class ExportChecker {
       if (s.origin !== cp.origin || s.size !== cp.size || s.root !== cp.root.toString('base64')) {
         this.fail('CHECKPOINT_MALFORMED', line, `stream ${stream}: origin, size or root differ from the signed note`, { stream })
       }
-      if (!verifyCheckpoint(cp.note, this.key)) this.fail('CHECKPOINT_SIGNATURE_INVALID', line, `stream ${stream}: the checkpoint carries no valid signature by the pinned key`, { stream })
+      if (!this.keys.some((k) => verifyCheckpoint(cp.note, k))) this.fail('CHECKPOINT_SIGNATURE_INVALID', line, `stream ${stream}: the checkpoint carries no valid signature by the pinned key${this.keys.length > 1 ? 's' : ''}`, { stream })
       // the signed origin names the stream (`<prefix>/<stream>`): the header cannot relabel a stream
       if (!cp.origin.endsWith(`/${stream}`)) this.fail('CHECKPOINT_ORIGIN_MISMATCH', line, `stream ${stream}: the signed origin ${JSON.stringify(cp.origin)} does not end in /${stream}`, { stream })
       this.streams.set(stream, { origin: cp.origin, size: cp.size, root: cp.root, rootB64: cp.root.toString('base64'), order: order++, events: 0, last: -1 })
@@ -281,13 +281,15 @@ async function checkCsv (path: string, checker: ExportChecker): Promise<void> {
 
 /**
  * Verifies an export file offline against the auditor's pinned checkpoint key (Ed25519 SPKI
- * PEM). Resolves to a report (ok, or the first problem); rejects only when the file or key
+ * PEM), or keys (after a rotation: each stream's checkpoint signed by one of them). Resolves to a report (ok, or the first problem); rejects only when the file or key
  * cannot be read (PORTCULLIS_AUDIT_INVALID).
  */
-export async function verifyExport (path: string, publicKeyPem: string, format?: ExportFormat): Promise<ExportVerifyReport> {
-  const key = parseCheckpointPublicKey(publicKeyPem)
+export async function verifyExport (path: string, publicKeyPem: string | string[], format?: ExportFormat): Promise<ExportVerifyReport> {
+  const pems = typeof publicKeyPem === 'string' ? [publicKeyPem] : publicKeyPem
+  if (pems.length === 0) throw new PortcullisError('PORTCULLIS_AUDIT_INVALID', 'verifying an export needs the pinned checkpoint public key')
+  const keys = pems.map((pem, i) => parseCheckpointPublicKey(pem, pems.length > 1 ? `pinned checkpoint public key ${i + 1}` : undefined))
   const fmt = format ?? await exportFormatOf(path) ?? 'ndjson'
-  const checker = new ExportChecker(key)
+  const checker = new ExportChecker(keys)
   try {
     if (fmt === 'csv') await checkCsv(path, checker)
     else await checkNdjson(path, checker)

@@ -202,6 +202,23 @@ export function lastNoteInTail (tail: string): { note: string, start: number, en
 }
 
 /**
+ * The public keys that signed a log's earlier checkpoints, after a key rotation
+ * (`checkpoint.previous_public_key_files`): each file an Ed25519 key in PEM (a public key, or a
+ * private one whose public half is taken). Throws PORTCULLIS_AUDIT_INVALID naming the file.
+ */
+export async function loadPreviousPublicKeys (files: readonly string[]): Promise<Array<{ file: string, key: KeyObject }>> {
+  const out: Array<{ file: string, key: KeyObject }> = []
+  for (const file of files) {
+    let pem: string
+    try { pem = await readFile(file, 'utf8') } catch (err) {
+      throw invalid(`cannot read the previous audit checkpoint public key ${file}: ${(err as Error).message}`, { file })
+    }
+    out.push({ file, key: parseCheckpointPublicKey(pem, `the previous audit checkpoint public key ${file}`) })
+  }
+  return out
+}
+
+/**
  * Loads the checkpoint signing key: the configured PKCS#8 PEM file, else
  * `<dir>/checkpoint-key.pem`, generated (0600, with its public half beside it) when missing.
  */

@@ -60,7 +60,8 @@ export interface StreamReport {
 
 export interface VerifyReport {
   ok: boolean
-  key: { source: 'pinned' | 'directory' | 'none', file?: string }
+  /** `keys`: how many were pinned, when more than one (a log signed by several keys, after a rotation). */
+  key: { source: 'pinned' | 'directory' | 'none', file?: string, keys?: number }
   streams: StreamReport[]
   /** Problems of the directory as a whole (a kept checkpoint of no stream here); `stream` unset. */
   problems: VerifyProblem[]
@@ -68,8 +69,11 @@ export interface VerifyReport {
 }
 
 export interface VerifyOptions {
-  /** The auditor's pinned checkpoint public key (PEM). */
-  publicKeyPem?: string
+  /**
+   * The auditor's pinned checkpoint public key (PEM), or several (after a key rotation): each
+   * checkpoint must carry a valid signature by one of them.
+   */
+  publicKeyPem?: string | string[]
   /**
    * Most records allowed past the latest checkpoint (not yet sealed by a signature); more, or
    * records with no checkpoint at all, is TAIL_UNSEALED. Default DEFAULT_MAX_UNSEALED.

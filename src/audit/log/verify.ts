@@ -48,17 +48,23 @@ class HashCursor {
   }
 }
 
+/** Whether any of the keys signed the note (after a key rotation the log's checkpoints are signed by several, each by one). */
+function signedByAny (note: string, keys: KeyObject[]): boolean {
+  return keys.some((k) => verifyCheckpoint(note, k))
+}
+
 export async function verifyAuditDir (dir: string, opts: VerifyOptions = {}): Promise<VerifyReport> {
   const warnings: string[] = []
-  let key: KeyObject | undefined
+  let keys: KeyObject[] = []
   let keyInfo: VerifyReport['key'] = { source: 'none' }
-  if (opts.publicKeyPem !== undefined) {
-    key = parseCheckpointPublicKey(opts.publicKeyPem)
-    keyInfo = { source: 'pinned' }
+  const pinned = opts.publicKeyPem === undefined ? [] : typeof opts.publicKeyPem === 'string' ? [opts.publicKeyPem] : opts.publicKeyPem
+  if (pinned.length > 0) {
+    keys = pinned.map((pem, i) => parseCheckpointPublicKey(pem, pinned.length > 1 ? `pinned checkpoint public key ${i + 1}` : undefined))
+    keyInfo = { source: 'pinned', ...(keys.length > 1 ? { keys: keys.length } : {}) }
   } else {
     const file = join(dir, 'checkpoint-key.pub.pem')
     if (existsSync(file)) {
-      key = parseCheckpointPublicKey(await readFile(file, 'utf8'), file)
+      keys = [parseCheckpointPublicKey(await readFile(file, 'utf8'), file)]
       keyInfo = { source: 'directory', file }
       warnings.push(`checkpoint signatures checked with ${file}, the key stored beside the log: only a key pinned by the auditor (--key) proves who signed them`)
     } else {
@@ -72,7 +78,7 @@ export async function verifyAuditDir (dir: string, opts: VerifyOptions = {}): Pr
   let checkedBefore = 0
   for (const id of ids) {
     const progress = opts.onProgress === undefined ? undefined : (n: number): void => opts.onProgress?.(checkedBefore + n)
-    const r = await verifyStream(dir, id, key, keyInfo.source, warnings, { ...opts, keptCheckpoints: kept.get(id) ?? [], ...(progress !== undefined ? { onProgress: progress } : {}) })
+    const r = await verifyStream(dir, id, keys, keyInfo.source, warnings, { ...opts, keptCheckpoints: kept.get(id) ?? [], ...(progress !== undefined ? { onProgress: progress } : {}) })
     checkedBefore += r.records
     opts.onProgress?.(checkedBefore)
     streams.push(r)
@@ -149,12 +155,12 @@ export function originMatches (origin: string, expected: string): boolean {
   return origin === expected || origin.startsWith(expected.endsWith('/') ? expected : `${expected}/`)
 }
 
-async function verifyStream (dir: string, id: string, key: KeyObject | undefined, source: VerifyReport['key']['source'], warnings: string[], opts: VerifyOptions): Promise<StreamReport> {
+async function verifyStream (dir: string, id: string, keys: KeyObject[], source: VerifyReport['key']['source'], warnings: string[], opts: VerifyOptions): Promise<StreamReport> {
   const onProgress = opts.onProgress
   const paths = streamPaths(dir, id)
   const report: StreamReport = {
     stream: id, events: 0, records: 0, segments: 0, checkpoints: 0,
-    signatures: key === undefined ? 'unverified' : source === 'pinned' ? 'pinned' : 'directory',
+    signatures: keys.length === 0 ? 'unverified' : source === 'pinned' ? 'pinned' : 'directory',
     retained: [], unhashedRecords: 0,
   }
   let fd: number | undefined
@@ -180,12 +186,12 @@ async function verifyStream (dir: string, id: string, key: KeyObject | undefined
     // the auditor's kept checkpoints: signed by the key, same log
     const kept = (opts.keptCheckpoints ?? []).map((note, i) => {
       const c = parseCheckpoint(note)
-      if (key === undefined || !verifyCheckpoint(note, key)) fail({ code: 'KEPT_CHECKPOINT_INCONSISTENT', message: `kept checkpoint ${i} (size ${c.size}) has no valid signature by the ${key === undefined ? 'missing' : source} key` })
+      if (!signedByAny(note, keys)) fail({ code: 'KEPT_CHECKPOINT_INCONSISTENT', message: `kept checkpoint ${i} (size ${c.size}) has no valid signature by the ${keys.length === 0 ? 'missing' : source} key${keys.length > 1 ? 's' : ''}` })
       if (origin !== undefined && c.origin !== origin) fail({ code: 'CHECKPOINT_ORIGIN_MISMATCH', message: `kept checkpoint ${i} names origin ${JSON.stringify(c.origin)}, the stream's checkpoints ${JSON.stringify(origin)}` })
       return c
     })
     cps.forEach((c, i) => {
-      if (key !== undefined && !verifyCheckpoint(c.note, key)) fail({ code: 'CHECKPOINT_SIGNATURE_INVALID', checkpoint: i, message: `checkpoint ${i} (size ${c.size}) has no valid signature by the ${source} key` })
+      if (keys.length > 0 && !signedByAny(c.note, keys)) fail({ code: 'CHECKPOINT_SIGNATURE_INVALID', checkpoint: i, message: `checkpoint ${i} (size ${c.size}) has no valid signature by the ${source} key${keys.length > 1 ? ' or any other pinned key' : ''}` })
       const prev = cps[i - 1]
       if (prev !== undefined && (c.size < prev.size || (c.size === prev.size && !c.root.equals(prev.root)))) {
         fail({ code: 'CHECKPOINTS_INCONSISTENT', checkpoint: i, message: `checkpoint ${i} (size ${c.size}) does not extend checkpoint ${i - 1} (size ${prev.size})` })

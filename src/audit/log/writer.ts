@@ -35,7 +35,7 @@ import { PortcullisError } from '../../errors.js'
 import { silentLogger, type Logger } from '../../log.js'
 import type { Metrics } from '../../metrics/index.js'
 import { maxGroupRecords, maxUnsealedTail, type AuditSink, type Durability } from './contract.js'
-import { formatCheckpoint, loadCheckpointKey, signCheckpoint, verifyCheckpoint, type Checkpoint } from './checkpoint.js'
+import { formatCheckpoint, loadCheckpointKey, loadPreviousPublicKeys, signCheckpoint, verifyCheckpoint, type Checkpoint } from './checkpoint.js'
 import { errnoOf, invalid, unavailable } from './errors.js'
 import { fsyncDir, openRw, openSegment, writeFully } from './files.js'
 import { HashesFileReader, listSegments, recordText, segmentName, streamPaths, type RetentionEntry, type SegmentRef, type StreamPaths } from './layout.js'
@@ -67,7 +67,12 @@ export interface AuditLogOptions {
    * shipper's cursor (`<stream>/ship-cursor.json`; no cursor yet: nothing is removed).
    */
   retention: { maxAgeMs?: number, maxBytes?: number, keepUnshipped?: boolean }
-  checkpoint: { everyEvents: number, everyMs: number, keyFile?: string, origin?: string }
+  /**
+   * `previousPublicKeyFiles`: after a key rotation, the public keys that signed the log's earlier
+   * checkpoints. A last checkpoint signed by one of them (not by `keyFile`) is accepted, and the
+   * log is sealed under `keyFile` at once by a checkpoint of its current size.
+   */
+  checkpoint: { everyEvents: number, everyMs: number, keyFile?: string, origin?: string, previousPublicKeyFiles?: string[] }
   /** Bound on accepted-but-unwritten event bytes. */
   maxPendingBytes: number
   /** What happens when the bound is hit or the disk fails: refuse the append, or drop it (counted, gap record). */
@@ -144,6 +149,8 @@ export class AuditLog implements AuditSink {
   private ckpt!: FileHandle
   private ckptBytes = 0
   private last: Checkpoint | undefined
+  /** The last checkpoint is signed by a previous key (a key rotation): the next checkpoint is written even at the same size. */
+  private sealUnderNewKey = false
   /** Records below this seq may be removed by retention: signed in each checkpoint (`retained`). */
   private retainedFrom = 0
   /** Stale bytes past the good end of the segment/hashes/checkpoint files that a failed write left. */
@@ -218,11 +225,10 @@ export class AuditLog implements AuditSink {
     openStreams.add(id)
     try {
       await log.recover()
-      // the operator's accepted tail is sealed now, behind its record, or the open fails
-      if (log.notes.length > 0) {
-        await log.flush()
-        await log.exclusive(async () => await log.writeCheckpoint(true))
-      }
+      // the operator's accepted tail is sealed now, behind its record, or the open fails; so is
+      // a log whose last checkpoint a previous key signed (a key rotation): under the new key
+      if (log.notes.length > 0) await log.flush()
+      if (log.notes.length > 0 || log.sealUnderNewKey) await log.exclusive(async () => await log.writeCheckpoint(true))
     } catch (err) {
       openStreams.delete(id)
       await log.releaseFiles()
@@ -704,7 +710,7 @@ export class AuditLog implements AuditSink {
 
   private async writeCheckpoint (force: boolean): Promise<Checkpoint> {
     const size = this.range.size
-    if (this.last !== undefined && this.last.size === size && (this.last.retained ?? 0) === this.retainedFrom) return this.last
+    if (this.last !== undefined && this.last.size === size && (this.last.retained ?? 0) === this.retainedFrom && !this.sealUnderNewKey) return this.last
     if (!force && size === 0) return this.last ?? { origin: this.origin, size: 0, root: this.range.root(), note: '' }
     const m = this.opts.metrics
     if (this.broken !== undefined) throw unavailable(this.broken.message, { stream: this.opts.stream })
@@ -721,6 +727,7 @@ export class AuditLog implements AuditSink {
       await this.ckpt.datasync()
       this.ckptBytes += buf.length
       this.last = { origin: this.origin, size, root, note, ...(retained > 0 ? { retained } : {}) }
+      this.sealUnderNewKey = false
       m?.auditCheckpoints.inc(this.labels)
       return this.last
     } catch (err) {
@@ -798,7 +805,15 @@ export class AuditLog implements AuditSink {
     this.last = found.checkpoint
     this.retainedFrom = this.last?.retained ?? 0
     if (this.last !== undefined && !verifyCheckpoint(this.last.note, createPublicKey(this.key))) {
-      throw invalid(`audit stream ${this.opts.stream}: its last checkpoint (size ${this.last.size}) is not signed by this writer's checkpoint key — a forged or replaced note, or the key was changed; the writer does not extend a log it cannot vouch for: run portcullis audit verify with the pinned key, and configure the key that signed the log`, { stream: this.opts.stream, checkpoint: this.last.size })
+      // A key rotation: the operator names the key that signed the log so far, and the log is
+      // sealed under the new key as soon as it is open (AuditLog.open).
+      const last = this.last
+      const previous = (await loadPreviousPublicKeys(this.opts.checkpoint.previousPublicKeyFiles ?? [])).find((k) => verifyCheckpoint(last.note, k.key))
+      if (previous === undefined) {
+        throw invalid(`audit stream ${this.opts.stream}: its last checkpoint (size ${last.size}) is not signed by this writer's checkpoint key — a forged or replaced note, or the key was changed; the writer does not extend a log it cannot vouch for: run portcullis audit verify with the pinned key, and configure the key that signed the log (after a key rotation: its public half in checkpoint.previous_public_key_files)`, { stream: this.opts.stream, checkpoint: last.size })
+      }
+      this.sealUnderNewKey = true
+      this.logger.warn({ stream: this.opts.stream, checkpoint: last.size, previousKey: previous.file }, 'audit checkpoint key rotated: the last checkpoint is signed by a previous key; the log is sealed under the new key at its current size now (verify needs both public keys)')
     }
     // A stream keeps the origin its checkpoints already sign: a new host name (a Pod rescheduled
     // with its volume) or a changed checkpoint.origin must not split one log into two origins

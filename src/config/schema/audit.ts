@@ -53,6 +53,7 @@ export const AuditSchema = Type.Object({
     every_seconds: Range('... and at least this often while events arrive', 1, DAY_S),
     key_file: Type.Optional(NonEmpty('Ed25519 private key (PKCS#8 PEM) that signs checkpoints; without it one is generated in the audit directory (its public half beside it: pin that copy elsewhere)')),
     origin: Type.Optional(NonEmpty('checkpoint origin line (C2SP tlog-checkpoint); default derived from the host name')),
+    previous_public_key_files: Type.Optional(Type.Array(NonEmpty('a previous checkpoint public key file'), { description: 'after a key rotation: the Ed25519 public keys (PEM) that signed the log\'s earlier checkpoints; a stream whose last checkpoint one of them signed is accepted and sealed under key_file at once (verify then needs every key)' })),
   }, strict),
   max_pending_bytes: Range('bound on events accepted but not yet written; beyond it on_full applies', 65_536, 2 ** 40),
   on_full: Type.Union([Type.Literal('deny'), Type.Literal('shed')], { description: 'the log cannot take an event (disk full or slow past max_pending_bytes): deny fails the decision closed (503, counted); shed answers and counts the lost event' }),

@@ -29,6 +29,8 @@ export interface ConsoleRouteOptions {
   auditDir: string | undefined
   /** audit.checkpoint.key_file: its public half verifies checkpoints; else <dir>/checkpoint-key.pub.pem. */
   checkpointKeyFile: string | undefined
+  /** audit.checkpoint.previous_public_key_files: after a key rotation, older checkpoints verify with these too. */
+  checkpointPreviousKeyFiles?: string[]
   grantsPath: string
   /** The active snapshot (grants are evaluated on it). */
   snapshot: () => PolicySnapshot
@@ -107,6 +109,7 @@ const consoleLib = async () => {
   return {
     ConsoleFilter: filter.ConsoleFilter,
     checkpointPublicKey: decisions.checkpointPublicKey,
+    previousPublicKeyPems: decisions.previousPublicKeyPems,
     decisionDetail: decisions.decisionDetail,
     listDecisions: decisions.listDecisions,
     overview: overview.overview,
@@ -204,19 +207,20 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRouteOptions> = async (app
   })
 
   app.get('/v1/console/integrity', { preHandler: opts.guard }, async (_request, reply) => {
-    return reply.header('cache-control', 'no-store').send(await (await lib()).integrity(dir(), opts.checkpointKeyFile))
+    return reply.header('cache-control', 'no-store').send(await (await lib()).integrity(dir(), opts.checkpointKeyFile, opts.checkpointPreviousKeyFiles ?? []))
   })
 
   app.post('/v1/console/verify', { preHandler: [opts.guard, sameSiteOnly] }, async (_request, reply) => {
     const d = dir()
     const L = await lib()
     const key = await L.checkpointPublicKey(d, opts.checkpointKeyFile)
+    const previous = key?.source === 'configured' ? await L.previousPublicKeyPems(opts.checkpointPreviousKeyFiles ?? []) : []
     const reader = await L.AuditDirReader.open(d)
     let total = 0
     try { for (const id of reader.streams()) total += await reader.stream(id).treeSize() } finally { reader.close() }
     const job = await verifyJobs.start({ events_checked: 0, events_total: total }, async (progress) => {
       return await L.verifyAuditDir(d, {
-        ...(key?.source === 'configured' ? { publicKeyPem: key.pem } : {}),
+        ...(key?.source === 'configured' ? { publicKeyPem: [key.pem, ...previous] } : {}),
         onProgress: (n) => progress({ events_checked: n, events_total: Math.max(total, n) }),
       })
     })
