@@ -14,6 +14,76 @@ import type { TrustBundle } from './bundle.js'
 import type { CredentialSource } from './document.js'
 import { certificateFacts, checkDates, checkLeafRules, checkSigningCertificate, fail, x509BundleOf, x509Verification, openSslCertificate, parseChain, sha256, type ParsedCertificate, type X509Verification } from './x509-rules.js'
 
+/** GeneralName tags (RFC 5280 §4.2.1.6) the leaf's names are checked against. */
+const DNS_NAME = 2
+const URI = 6
+
+/**
+ * Whether `host` is within a URI name constraint (RFC 5280 §4.2.1.10: the constraint applies to
+ * the host; `.example.org` is any host below example.org, `example.org` that host only).
+ */
+function uriHostWithin (host: string, constraint: string): boolean {
+  const c = constraint.toLowerCase()
+  const h = host.toLowerCase()
+  if (c === '') return true
+  return c.startsWith('.') ? h.endsWith(c) && h.length > c.length : h === c
+}
+
+/** Whether a DNS name is within a dNSName constraint (RFC 5280 §4.2.1.10: labels added on the left; `.x` below x only). */
+function dnsWithin (name: string, constraint: string): boolean {
+  const c = constraint.toLowerCase().replace(/\.$/, '')
+  const n = name.toLowerCase().replace(/\.$/, '')
+  if (c === '') return true
+  if (c.startsWith('.')) return n.endsWith(c) && n.length > c.length
+  return n === c || n.endsWith(`.${c}`)
+}
+
+/**
+ * The leaf's SPIFFE ID (the host of its URI SAN is its trust domain) and DNS SANs against the
+ * name constraints of every CA certificate of the path, the trust anchor included, each CA on
+ * its own (RFC 5280 §6.1.4 (g): the permitted subtrees of a path are the intersection of its
+ * CAs', so a name must be permitted by every CA that permits any name of its type and excluded
+ * by none). PKI.js's own check, which still runs, joins the permitted subtrees of the path (a
+ * sub-CA could re-permit what its issuer's constraints left out) and skips the anchor's (Go's
+ * crypto/x509, which go-spiffe uses, applies them): this check closes both for the names an
+ * SVID carries. Other name forms (directoryName, e-mail, IP) are left to PKI.js.
+ */
+function checkNameConstraints (path: readonly pkijs.Certificate[], dnsNames: readonly string[], spiffeId: { id: string, trustDomain: string }): void {
+  for (let i = 1; i < path.length; i++) {
+    const ext = (path[i] as pkijs.Certificate).extensions?.find((e) => e.extnID === '2.5.29.30')
+    if (ext === undefined) continue
+    const nc = ext.parsedValue as pkijs.NameConstraints | undefined
+    const refuse = (why: string): never => {
+      throw fail('PORTCULLIS_IDENTITY_UNTRUSTED', `certificate path of ${spiffeId.id}: the name constraints of path certificate ${i + 1} ${why}`, { trust_domain: spiffeId.trustDomain, spiffe_id: spiffeId.id })
+    }
+    if (!(nc instanceof pkijs.NameConstraints)) refuse('cannot be read')
+    const ofType = (subtrees: pkijs.GeneralSubtree[] | undefined, type: number): string[] | undefined => {
+      const bases = (subtrees ?? []).map((t) => t.base).filter((b) => b.type === type)
+      if (bases.length === 0) return undefined
+      // a constraint of these types is a string; anything else cannot be matched: no name is within it
+      return bases.map((b) => typeof b.value === 'string' ? b.value : '\u0000')
+    }
+    const names: Array<[number, string[], (n: string, c: string) => boolean, string]> = [
+      [URI, [spiffeId.trustDomain], uriHostWithin, 'URI'],
+      [DNS_NAME, [...dnsNames], dnsWithin, 'DNS'],
+    ]
+    for (const [type, values, within, label] of names) {
+      const permitted = ofType(nc?.permittedSubtrees, type)
+      const excluded = ofType(nc?.excludedSubtrees, type) ?? []
+      for (const v of values) {
+        if (permitted !== undefined && !permitted.some((c) => within(v, c))) refuse(`do not permit the ${label} name ${v}`)
+        if (excluded.some((c) => within(v, c))) refuse(`exclude the ${label} name ${v}`)
+      }
+    }
+  }
+}
+
+/**
+ * Issuer lookups one path search may make (see verifyX509SvidReference): a linear chain of 16
+ * certificates needs 16; the rest is room for cross-signed candidates.
+ */
+export const MAX_ISSUER_SEARCHES = 128
+
 /**
  * Verifies an X509-SVID chain (DER, leaf first) at `now`.
  *
@@ -35,10 +105,19 @@ export async function verifyX509SvidReference (chain: readonly Uint8Array[], bun
   }
 
   // PKI.js validates the LAST certificate of `certs`: the leaf goes last, intermediates before it.
+  // Its path search (sort → buildPath) follows every issuer candidate with no memory of the path,
+  // so presented certificates that issue each other (X by Y, Y by X — anyone can make them) would
+  // keep it searching forever. Each step of the search asks findIssuer once: a budget on those
+  // calls ends any search a real chain never needs (≤ 16 certificates; a few candidates each).
+  let issuerSearches = 0
   const engine = new pkijs.CertificateChainValidationEngine({
     trustedCerts: bundle.x509Authorities.map((a) => a.cert),
     certs: [...parsed.slice(1).map((c) => c.cert), leaf.cert],
     checkDate: now,
+    findIssuer: async (cert, eng, crypto) => {
+      if (++issuerSearches > MAX_ISSUER_SEARCHES) throw new Error(`certificate path search exceeded ${MAX_ISSUER_SEARCHES} issuer lookups (presented certificates that issue each other)`)
+      return await eng.defaultFindIssuer(cert, eng, crypto)
+    },
   })
   const result = await engine.verify()
   if (!result.result) {
@@ -61,6 +140,7 @@ export async function verifyX509SvidReference (chain: readonly Uint8Array[], bun
   if (path.length < 2 || path[0] !== leaf.cert) {
     throw fail('PORTCULLIS_IDENTITY_UNTRUSTED', `certificate path of ${spiffeId.id} does not start at the presented leaf`, { spiffe_id: spiffeId.id })
   }
+  checkNameConstraints(path, facts.dnsNames, spiffeId)
   // RFC 5280 §6.1.4 (l, m): pathLenConstraint caps the number of intermediates below a CA.
   for (let i = 1; i < path.length; i++) {
     const f = certificateFacts(path[i] as pkijs.Certificate, `path certificate ${i + 1}`)
