@@ -57,6 +57,133 @@ export function normalizeMemberName (raw: string, source: string): string {
   return name
 }
 
+/** Decodes a numeric header field as tar-stream does (octal, leading spaces and NULs; base-256 when the top bit is set). */
+function headerNumber (field: Buffer): number {
+  if (((field[0] as number) & 0x80) !== 0) {
+    if (field[0] !== 0x80) return NaN // negative (0xFF) or malformed
+    let sum = 0
+    for (let i = 1; i < field.length; i++) sum = sum * 256 + (field[i] as number)
+    return sum
+  }
+  let at = 0
+  while (at < field.length && field[at] === 32) at++
+  let end = field.indexOf(32, at)
+  if (end < 0) end = field.length
+  while (at < end && field[at] === 0) at++
+  if (end === at) return 0
+  return Number.parseInt(field.subarray(at, end).toString('latin1'), 8)
+}
+
+/** The `size` record of a PAX extended header, read as tar-stream's decodePax reads records. */
+function paxSize (buf: Buffer): string | undefined {
+  let size: string | undefined
+  let rest = buf
+  while (rest.length > 0) {
+    let i = 0
+    while (i < rest.length && rest[i] !== 32) i++
+    const len = Number.parseInt(rest.subarray(0, i).toString(), 10)
+    if (!(len > 0)) break
+    const record = rest.subarray(i + 1, len - 1).toString()
+    const eq = record.indexOf('=')
+    if (eq < 0) break
+    if (record.slice(0, eq) === 'size') size = record.slice(eq + 1)
+    rest = rest.subarray(len)
+  }
+  return size
+}
+
+/**
+ * Follows the decompressed tar block by block, finding header positions as tar-stream does, to
+ * refuse anything after the end-of-archive marker. tar-stream skips a zero block where a header
+ * belongs and reads on, so members appended after the marker (or a second gzip member holding a
+ * second archive) would be loaded — files that GNU tar, `opa inspect` and OPA itself (Go's
+ * archive/tar) never see, i.e. a bundle reviewed with the standard tools would not be the
+ * bundle served. Here the first zero block at a header position ends the archive, and every
+ * byte after it must be zero (the marker's second block and the record padding). Where the
+ * walk meets a header it cannot follow (tar-stream refuses those anyway), it stops judging.
+ */
+class TarEnd {
+  private header = Buffer.alloc(512)
+  private headerFill = 0
+  /** Bytes of member data (padding included) still to pass before the next header. */
+  private skip = 0
+  /** A PAX or GNU long header's content being collected (`kind`), `left` bytes of it to come. */
+  private long: { kind: number, left: number, parts: Buffer[] } | undefined
+  private paxGlobal: string | undefined
+  /** A pending local PAX header: its effective `size` record (undefined: none). */
+  private pax: { size: string | undefined } | undefined
+  private ended = false
+  private lost = false
+
+  /** Feeds decompressed bytes; returns a message when something follows the end-of-archive marker. */
+  feed (chunk: Buffer): string | undefined {
+    let i = 0
+    while (i < chunk.length && !this.lost) {
+      if (this.ended) {
+        for (let k = i; k < chunk.length; k++) if (chunk[k] !== 0) return 'holds data after its end-of-archive marker (a zero block where a header belongs): tar and OPA stop there, so nothing after it may be loaded'
+        return undefined
+      }
+      if (this.skip > 0) {
+        const take = Math.min(this.skip, chunk.length - i)
+        if (this.long !== undefined && this.long.left > 0) {
+          const part = Math.min(this.long.left, take)
+          this.long.parts.push(chunk.subarray(i, i + part))
+          this.long.left -= part
+        }
+        this.skip -= take
+        i += take
+        if (this.skip === 0 && this.long !== undefined) this.endLong()
+        continue
+      }
+      const take = Math.min(512 - this.headerFill, chunk.length - i)
+      chunk.copy(this.header, this.headerFill, i, i + take)
+      this.headerFill += take
+      i += take
+      if (this.headerFill === 512) {
+        this.headerFill = 0
+        this.onHeader()
+      }
+    }
+    return undefined
+  }
+
+  private onHeader (): void {
+    const h = this.header
+    // tar-stream's null header: the checksum of a block with nothing but (any) checksum field
+    let empty = true
+    for (let k = 0; k < 512 && empty; k++) if ((k < 148 || k >= 156) && h[k] !== 0) empty = false
+    if (empty) { this.ended = true; return }
+    const type = h[156] === 0 ? 0 : (h[156] as number) - 48
+    const size = headerNumber(h.subarray(124, 136))
+    if (!(size >= 0)) { this.lost = true; return }
+    // pax-header (x), pax-global-header (g), gnu-long-link-path (K), gnu-long-path (L)
+    if (type === 72 || type === 55 || type === 27 || type === 28) {
+      this.long = { kind: type, left: size, parts: [] }
+      this.skip = size + ((512 - (size % 512)) % 512)
+      if (this.skip === 0) this.endLong()
+      return
+    }
+    let effective = size
+    if (this.pax !== undefined) {
+      if (this.pax.size !== undefined && this.pax.size !== '') effective = Number.parseInt(this.pax.size, 10)
+      this.pax = undefined
+    }
+    if (!(effective >= 0)) { this.lost = true; return }
+    this.skip = effective === 0 || type === 5 ? 0 : effective + ((512 - (effective % 512)) % 512)
+  }
+
+  private endLong (): void {
+    const long = this.long as { kind: number, parts: Buffer[] }
+    this.long = undefined
+    if (long.kind === 72) {
+      const local = paxSize(Buffer.concat(long.parts))
+      this.pax = { size: local ?? this.paxGlobal }
+    } else if (long.kind === 55) {
+      this.paxGlobal = paxSize(Buffer.concat(long.parts))
+    }
+  }
+}
+
 /** Reads a `.tar.gz` bundle from bytes. */
 export async function readTarGz (bytes: Buffer, source: string, limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS): Promise<BundleFiles> {
   const files: BundleFiles = new Map()
@@ -68,13 +195,17 @@ export async function readTarGz (bytes: Buffer, source: string, limits: ArchiveL
 
   // Decompressed bytes are counted as they stream out of gunzip, so a bomb is stopped
   // after `maxBytes`, never inflated in full.
+  const end = new TarEnd()
   gunzip.on('data', (chunk: Buffer) => {
     total += chunk.length
     if (total > limits.maxBytes) {
       const err = new BundleError('PORTCULLIS_BUNDLE_TOO_LARGE',
         `${source}: decompressed size exceeds the limit of ${limits.maxBytes} bytes`, { source, limit: limits.maxBytes })
       gunzip.destroy(err)
+      return
     }
+    const after = end.feed(chunk)
+    if (after !== undefined) gunzip.destroy(new BundleError('PORTCULLIS_BUNDLE_ARCHIVE_INVALID', `${source}: the archive ${after}`, { source }))
   })
 
   const done = new Promise<void>((resolve, reject) => {

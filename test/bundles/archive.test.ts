@@ -52,6 +52,34 @@ test('rejects a tar whose gzip stream is complete but whose tar stream is cut', 
   await assert.rejects(readTarGz(gzipSync(tar.subarray(0, 1000)), 'cut-tar.tar.gz'), { code: 'PORTCULLIS_BUNDLE_ARCHIVE_INVALID' })
 })
 
+test('members after the end-of-archive marker (appended, or a second gzip member) are refused: tar and OPA stop at the marker', async () => {
+  const { gunzipSync } = await import('node:zlib')
+  const archive = gunzipSync(await tarGz([manifest, { name: '/x/data.json', content: '{"users":{"eve":{"admin":false}}}' }]))
+  const hidden = gunzipSync(await tarGz([{ name: '/x/extra/data.json', content: '{"users":{"eve":{"admin":true}}}' }]))
+  await assert.rejects(readTarGz(gzipSync(Buffer.concat([archive, hidden])), 'appended.tar.gz'), { code: 'PORTCULLIS_BUNDLE_ARCHIVE_INVALID' })
+  await assert.rejects(readTarGz(Buffer.concat([gzipSync(archive), gzipSync(hidden)]), 'two-members.tar.gz'), { code: 'PORTCULLIS_BUNDLE_ARCHIVE_INVALID' })
+  // one zero block where a header belongs, then a member (Go's archive/tar: an invalid header)
+  const oneZero = Buffer.concat([archive.subarray(0, archive.length - 1024), Buffer.alloc(512), hidden])
+  await assert.rejects(readTarGz(gzipSync(oneZero), 'one-zero.tar.gz'), { code: 'PORTCULLIS_BUNDLE_ARCHIVE_INVALID' })
+  // zero padding after the marker (tar pads to its record size) is the archive's end, not data
+  const padded = await readTarGz(gzipSync(Buffer.concat([archive, Buffer.alloc(20 * 512)])), 'padded.tar.gz')
+  assert.deepEqual([...padded.keys()].sort(), ['.manifest', 'x/data.json'])
+  // long names (PAX and GNU headers) and empty members do not confuse where headers are
+  const pack = (await import('tar-stream')).pack()
+  const chunks: Buffer[] = []
+  pack.on('data', (c: unknown) => { chunks.push(c as Buffer) })
+  const long = `/x/${'d'.repeat(120)}/data.json`
+  pack.entry({ name: '/.manifest', size: manifest.content.length }, manifest.content)
+  pack.entry({ name: long, size: 2, pax: { comment: 'z'.repeat(700) } }, '{}')
+  pack.entry({ name: '/x/empty.json', size: 0 }, '')
+  pack.entry({ name: '/x/dir', type: 'directory' })
+  pack.entry({ name: '/x/data.json', size: 7 }, '{"a":1}')
+  pack.finalize()
+  await new Promise<void>((resolve) => pack.on('end', () => { resolve() }))
+  const files = await readTarGz(gzipSync(Buffer.concat(chunks)), 'long.tar.gz')
+  assert.deepEqual([...files.keys()].sort(), ['.manifest', long.slice(1), 'x/data.json', 'x/empty.json'].sort())
+})
+
 test('reads multi-chunk members byte for byte (copied into one buffer as they stream)', async () => {
   const { randomBytes } = await import('node:crypto')
   const big = randomBytes(3 * 1024 * 1024 + 17) // many gunzip and tar chunks, not a chunk multiple
