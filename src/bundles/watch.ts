@@ -6,7 +6,8 @@
  * as `.name.tar.gz.tmp` and rename it into place. Every change is debounced per bundle, and
  * chokidar's awaitWriteFinish waits for a file's size to settle, so a half-written file is not
  * loaded; should a slow writer pause longer than that, the partial file fails verification and
- * the previous revision keeps serving until the complete file arrives.
+ * the previous revision keeps serving until the complete file arrives. One name, one source: a
+ * name with several (`x.tar.gz` and `x/`) is not loaded while they last (loadBundlesDir).
  */
 import { readdir, stat } from 'node:fs/promises'
 import { join, relative, sep } from 'node:path'
@@ -14,6 +15,7 @@ import { watch, type FSWatcher } from 'chokidar'
 import type { BundleManager } from './activate.js'
 import { compareUtf8 } from '../canonical-json.js'
 import { bundleNameOf } from './load.js'
+import { BundleError } from '../errors.js'
 
 export interface WatchOptions {
   /** Quiet time after the last change to a bundle before it is loaded. */
@@ -46,7 +48,7 @@ export function bundleFor (dir: string, changed: string): { name: string, source
   return { name: first, source: join(dir, first) }
 }
 
-/** Lists the bundles present in `dir` now. */
+/** Lists the bundles present in `dir` now (a name with several sources is listed once per source). */
 export async function scanBundles (dir: string): Promise<Array<{ name: string, source: string }>> {
   const out: Array<{ name: string, source: string }> = []
   for (const entry of (await readdir(dir, { withFileTypes: true })).sort((a, b) => compareUtf8(a.name, b.name))) {
@@ -57,25 +59,65 @@ export async function scanBundles (dir: string): Promise<Array<{ name: string, s
   return out
 }
 
+/** The sources of bundle `name` in `dir` now: `<name>.tar.gz`, `<name>.tgz`, the directory `<name>/`. */
+async function sourcesOf (dir: string, name: string): Promise<string[]> {
+  const out: string[] = []
+  for (const [file, dirEntry] of [[`${name}.tar.gz`, false], [`${name}.tgz`, false], [name, true]] as const) {
+    try {
+      const st = await stat(join(dir, file))
+      if (dirEntry ? st.isDirectory() : st.isFile()) out.push(join(dir, file))
+    } catch { /* absent */ }
+  }
+  return out
+}
+
+/**
+ * Several sources for one bundle name (`x.tar.gz` beside `x.tgz` or an unpacked `x/`): which one
+ * is meant cannot be told, so none of them is loaded — the active revision, if any, keeps
+ * serving and the bundle's status says why (PORTCULLIS_BUNDLE_NAME_CONFLICT).
+ */
+function reportConflict (manager: BundleManager, name: string, sources: string[]): void {
+  manager.reportFailure(name, sources[0] as string, new BundleError('PORTCULLIS_BUNDLE_NAME_CONFLICT',
+    `bundle ${JSON.stringify(name)} has ${sources.length} sources in the bundles directory (${sources.map((x) => JSON.stringify(x)).join(', ')}); none is loaded until only one is left`,
+    { bundle: name, sources }))
+}
+
+/**
+ * Loads every bundle of `dir` once (the start, with or without the watcher): one source per
+ * name; a name with several sources is not loaded (reportConflict).
+ */
+export async function loadBundlesDir (dir: string, manager: BundleManager): Promise<void> {
+  const byName = new Map<string, string[]>()
+  for (const b of await scanBundles(dir)) byName.set(b.name, [...(byName.get(b.name) ?? []), b.source])
+  for (const [name, sources] of byName) manager.expect(name, sources[0] as string)
+  for (const [name, sources] of byName) {
+    if (sources.length > 1) reportConflict(manager, name, sources)
+    else await manager.load(sources[0] as string, name)
+  }
+}
+
 export function watchBundles (dir: string, manager: BundleManager, opts: WatchOptions = {}): BundleWatcher {
   const debounceMs = opts.debounceMs ?? 250
   const stabilityMs = opts.stabilityMs ?? 200
   const timers = new Map<string, NodeJS.Timeout>()
+  /** The paths changed since a bundle's last apply (its debounce window). */
+  const changedPaths = new Map<string, Set<string>>()
   let closed = false
 
-  const apply = async (name: string, source: string): Promise<void> => {
-    let exists = false
-    let isArchiveOrDir = false
-    try {
-      const st = await stat(source)
-      exists = true
-      isArchiveOrDir = st.isDirectory() || (st.isFile() && ARCHIVE.test(source))
-    } catch {
-      exists = false
-    }
+  // What a bundle name stands for is decided from the directory as it is now, not from the
+  // path that changed: deleting a stray `x.tgz`, an old `x/` or a file named `x` must not
+  // deactivate the `x.tar.gz` that serves.
+  const apply = async (name: string, changed: Set<string>): Promise<void> => {
+    const sources = await sourcesOf(dir, name)
     if (closed) return
-    if (!exists) await manager.remove(name)
-    else if (isArchiveOrDir) await manager.load(source, name)
+    if (sources.length === 0) { await manager.remove(name); return }
+    if (sources.length > 1) { reportConflict(manager, name, sources); return }
+    const source = sources[0] as string
+    const current = manager.statusOf(name)
+    const touched = [...changed].some((p) => p === source || p.startsWith(source + sep))
+    // nothing of the one source changed and it is what serves: nothing to do
+    if (!touched && current?.source === source && current.state === 'OK') return
+    await manager.load(source, name)
   }
 
   const schedule = (changed: string): void => {
@@ -83,16 +125,19 @@ export function watchBundles (dir: string, manager: BundleManager, opts: WatchOp
     if (target === undefined || closed) return
     const existing = timers.get(target.name)
     if (existing !== undefined) clearTimeout(existing)
+    const paths = changedPaths.get(target.name) ?? new Set<string>()
+    paths.add(changed)
+    changedPaths.set(target.name, paths)
     timers.set(target.name, setTimeout(() => {
       timers.delete(target.name)
-      void apply(target.name, target.source)
+      changedPaths.delete(target.name)
+      void apply(target.name, paths)
     }, debounceMs))
   }
 
   let watcher: FSWatcher | undefined
   const ready = (async () => {
-    for (const b of await scanBundles(dir)) manager.expect(b.name, b.source)
-    for (const b of await scanBundles(dir)) await manager.load(b.source, b.name)
+    await loadBundlesDir(dir, manager)
     if (closed) return
     watcher = watch(dir, {
       ignoreInitial: true,

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs'
 import type { FastifyInstance } from 'fastify'
 import { pino, type Logger as PinoLogger } from 'pino'
 import { BundleManager } from '../bundles/activate.js'
-import { watchBundles, type BundleWatcher, scanBundles } from '../bundles/watch.js'
+import { watchBundles, type BundleWatcher, loadBundlesDir } from '../bundles/watch.js'
 import type { BundleService } from '../bundles/service/index.js'
 import { DecisionCache } from '../cache/decision-cache.js'
 import type { ResolvedConfig } from '../config/load.js'
@@ -228,7 +228,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
       watcher = w
       await w.ready
     } else {
-      for (const b of await scanBundles(config.bundles.dir)) await manager.load(b.source, b.name)
+      await loadBundlesDir(config.bundles.dir, manager)
     }
     await bundleService?.start()
   })

@@ -98,6 +98,51 @@ describe('hot reload of a watched bundles directory', needsOpa(), () => {
     await waitFor(() => m.snapshot.bundles.size === 0, 'the removal')
   })
 
+  test('a stray entry of the same name (x.tgz, an old x/, a file x) never deactivates x.tar.gz; two sources at once are a conflict, the active revision keeps serving', async (t) => {
+    const { dir, m, start } = setup(t)
+    copyFileSync(rev.v1 as string, join(dir, 'basic.tar.gz'))
+    await start()
+    const serving = (): boolean => m.snapshot.evaluate('basic/allow', { user: 'alice' }).revision === 'v1'
+    const failures: string[] = []
+    m.on('failure', (f) => failures.push(f.error.code))
+    // a file named like the bundle, not a bundle source: created and deleted, nothing changes
+    writeFileSync(join(dir, 'basic'), 'notes')
+    await sleep(300)
+    unlinkSync(join(dir, 'basic'))
+    await sleep(300)
+    await m.settled()
+    assert.ok(serving(), 'a stray file does not deactivate the bundle')
+    // a second source of the same name: a conflict, reported; the active revision keeps serving
+    writeFileSync(join(dir, 'basic.tgz'), 'not a bundle')
+    await waitFor(() => m.statusOf('basic')?.last_error?.code === 'PORTCULLIS_BUNDLE_NAME_CONFLICT', 'the conflict to be reported')
+    assert.ok(serving())
+    assert.equal(m.statusOf('basic')?.state, 'ERROR')
+    // the stray source removed: the bundle is whole again, still v1
+    unlinkSync(join(dir, 'basic.tgz'))
+    await waitFor(() => m.statusOf('basic')?.state === 'OK', 'the conflict to clear')
+    assert.ok(serving())
+    // an old unpacked directory of the same name, then removed: the same
+    mkdirSync(join(dir, 'basic'))
+    writeFileSync(join(dir, 'basic', 'README'), 'old')
+    await waitFor(() => m.statusOf('basic')?.last_error?.code === 'PORTCULLIS_BUNDLE_NAME_CONFLICT', 'the directory conflict')
+    rmSync(join(dir, 'basic'), { recursive: true })
+    await waitFor(() => m.statusOf('basic')?.state === 'OK', 'the directory conflict to clear')
+    assert.ok(serving())
+    assert.equal(m.snapshot.bundles.size, 1)
+    assert.deepEqual(failures, [], 'no source was loaded while two were there')
+  })
+
+  test('two sources of one name at start: neither is loaded, the status says why', async (t) => {
+    const { dir, m, start } = setup(t)
+    copyFileSync(rev.v1 as string, join(dir, 'basic.tar.gz'))
+    copyFileSync(rev.v2 as string, join(dir, 'basic.tgz'))
+    await start()
+    assert.equal(m.snapshot.bundles.size, 0)
+    assert.equal(m.statusOf('basic')?.last_error?.code, 'PORTCULLIS_BUNDLE_NAME_CONFLICT')
+    unlinkSync(join(dir, 'basic.tgz'))
+    await waitFor(() => revisionOf(m, 'basic') === 'v1', 'the one source left to load')
+  })
+
   test('an unpacked directory bundle reloads when a file in it changes', async (t) => {
     const { dir, m, start } = setup(t)
     const unpacked = join(dir, 'basic')
