@@ -208,8 +208,9 @@ function urisAsEnvoyWrites (values: readonly string[], sans: readonly string[]):
 }
 
 /**
- * Refuses (PORTCULLIS_IDENTITY_MALFORMED) a header that may not say what its proxy wrote. For
- * every element carrying a certificate (Cert, or else Chain's first), not only the one used:
+ * Refuses (PORTCULLIS_IDENTITY_MALFORMED) a header that may not say what its proxy wrote: an
+ * element without a certificate (Cert, or else Chain's first), which nothing can be checked
+ * against, and for every element, not only the one used:
  *
  *   - a URI or DNS SAN containing `,` `;` `"` or `=`: Envoy writes it unquoted, so it may have
  *     split or extended the element (the client chose the SAN; the CA that issued it may be one
@@ -227,7 +228,9 @@ export function assertUnambiguous (elements: readonly XfccElement[]): void {
     const ders: Buffer[] = []
     if (el.cert !== undefined) ders.push(...pemCertificates(el.cert, 'x-forwarded-client-cert Cert'))
     else if (el.chain !== undefined) ders.push(pemCertificates(el.chain, 'x-forwarded-client-cert Chain')[0] as Buffer)
-    if (ders.length === 0) continue
+    // An element without a certificate cannot be checked: its URI= may be a client's SAN that
+    // split an element and appended one of its own (with someone's public Cert) after it.
+    if (ders.length === 0) throw malformed('an element carries no Cert (or Chain): every element must, so that none can be a client\'s SAN read as pairs (configure Envoy set_current_client_cert_details cert: true on every hop)')
     let leafNames: SanNames | undefined
     for (const der of ders) {
       const names = sanNames(der)

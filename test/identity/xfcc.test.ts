@@ -86,12 +86,26 @@ describe('assertUnambiguous: Envoy writes URI= and DNS= unquoted', () => {
 
   test('a normal multi-element APPEND_FORWARD header is accepted', async () => {
     const gateway = await makeLeaf({ issuer: ca, uris: ['spiffe://example.org/ns/edge/sa/gateway'], dns: ['gw.example.org'], keys })
-    const h = `${envoyElement(gateway, ['spiffe://example.org/ns/edge/sa/gateway'], ['gw.example.org'])},${envoyElement(victim, [VICTIM])},By=spiffe://x/y;URI=spiffe://x/z`
+    const h = `${envoyElement(gateway, ['spiffe://example.org/ns/edge/sa/gateway'], ['gw.example.org'])},${envoyElement(victim, [VICTIM])}`
     const els = parseXfcc(h)
-    assert.equal(els.length, 3)
+    assert.equal(els.length, 2)
     assert.doesNotThrow(() => assertUnambiguous(els))
     // Cert without URI/DNS details (uri: false) is fine too
     assert.doesNotThrow(() => assertUnambiguous(parseXfcc(`Cert="${urlEncodePem(victim.pem)}"`)))
+  })
+
+  test('an element without a certificate (a hop without cert: true) refuses the header: its URI= may be a client\'s SAN that appended an element', async () => {
+    // Envoy with uri: true but cert: false writes the attacker's SAN unquoted; the split leaves a
+    // certificate-less element followed by one carrying the victim's public certificate
+    const uri = `https://partner.example/a,Cert="${urlEncodePem(victim.pem)}"`
+    const els = parseXfcc(`By=spiffe://example.org/envoy;URI=${uri}`)
+    assert.equal(els.length, 2)
+    assert.equal(els[1]?.cert, victim.pem)
+    assert.throws(() => assertUnambiguous(els), { code: MALFORMED })
+    // two appended elements: the one before the used one carries a certificate, the split one still has none
+    assert.throws(() => assertUnambiguous(parseXfcc(`By=spiffe://example.org/envoy;URI=${uri},Cert="${urlEncodePem(victim.pem)}"`)), { code: MALFORMED })
+    // an earlier hop's element without Cert, before proper ones: refused too
+    assert.throws(() => assertUnambiguous(parseXfcc(`By=spiffe://x/y;URI=spiffe://x/z,${envoyElement(victim, [VICTIM])}`)), { code: MALFORMED })
   })
 
   test('the reviewer\'s attack: a URI SAN that appends a Cert of someone else is refused, whichever element is used', async () => {
