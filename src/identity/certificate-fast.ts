@@ -268,6 +268,8 @@ function readFast (der: Uint8Array): CertificateTree | undefined {
     subjectPublicKeyInfo: derOf(spki),
     extensions,
     signatureOid: signatureAlgorithm.oid,
+    // utcTime() reads only the canonical form
+    strict: { signatureAlgorithmsMatch: Buffer.from(derOf(signature as ForgeNode)).equals(Buffer.from(derOf(algorithm as ForgeNode))), canonicalTimes: true },
   }
   const params = signatureAlgorithm.params
   if (params !== undefined) tree.signatureParams = derOf(params)

@@ -82,6 +82,15 @@ export interface CertificateTree {
   signatureParams?: Uint8Array
   /** signatureValue BIT STRING content without the unused-bits octet; undefined when bits are unused. */
   signature?: Uint8Array
+  /**
+   * RFC 5280 §4.1.1.2 and §4.1.2.5 as DER encodes them: tbsCertificate.signature is the same
+   * AlgorithmIdentifier as signatureAlgorithm, and both validity times are the canonical
+   * YYMMDDHHMMSSZ (UTCTime) / YYYYMMDDHHMMSSZ (GeneralizedTime) — Zulu, with seconds, no
+   * fraction. (asn1js reads an offset or a local time wrongly: a notAfter that is not in Zulu
+   * can move by hours or days.) The verifiers refuse a certificate without them (x509-rules.ts
+   * checkEncoding).
+   */
+  strict: { signatureAlgorithmsMatch: boolean, canonicalTimes: boolean }
 }
 
 // The names PKI.js's Certificate.fromSchema asks compareSchema for (pkijs src/Certificate.ts).
@@ -119,6 +128,12 @@ function extensionOf (e: asn1js.Sequence): ExtensionBlock {
   return { extnID: (parts[0] as asn1js.ObjectIdentifier).valueBlock.toString(), critical, value: inner.length === 1 ? nodeOfAsn1(inner[0] as asn1js.AsnType) : undefined }
 }
 
+/** Whether a validity time is in the one form RFC 5280 allows (Zulu, with seconds, no fraction). */
+function canonicalTime (block: asn1js.UTCTime | asn1js.GeneralizedTime): boolean {
+  const text = Buffer.from(block.valueBlock.valueHexView).toString('latin1')
+  return block instanceof asn1js.GeneralizedTime ? /^\d{14}Z$/.test(text) : /^\d{12}Z$/.test(text)
+}
+
 function timeOf (block: asn1js.UTCTime | asn1js.GeneralizedTime): number {
   // What PKI.js's Time object holds (Time.fromSchema: toDate()).
   return block.toDate().getTime()
@@ -152,6 +167,10 @@ export function readCertificate (der: Uint8Array): CertificateTree | undefined {
     subjectPublicKeyInfo: block<asn1js.Sequence>(`${TBS}.subjectPublicKeyInfo`).valueBeforeDecodeView,
     extensions: (block<asn1js.Sequence[] | undefined>(EXTENSIONS) ?? []).map(extensionOf),
     signatureOid: (algorithm[0] as asn1js.ObjectIdentifier).valueBlock.toString(),
+    strict: {
+      signatureAlgorithmsMatch: Buffer.from(block<asn1js.Sequence>(`${TBS}.signature`).valueBeforeDecodeView).equals(Buffer.from(block<asn1js.Sequence>('signatureAlgorithm').valueBeforeDecodeView)),
+      canonicalTimes: canonicalTime(block(`${TBS}.notBefore`)) && canonicalTime(block(`${TBS}.notAfter`)),
+    },
   }
   const params = algorithm[1]
   if (params !== undefined) tree.signatureParams = params.valueBeforeDecodeView

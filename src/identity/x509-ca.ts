@@ -149,7 +149,7 @@ function caCert (der: Buffer, hash: string, cert: pkijs.Certificate): CaCert {
 
 /** The layout of a CA certificate asn1js did not read (never expected: PKI.js read it); such a CA is not simple. */
 const EMPTY_NAME: NameBlock = { der: new Uint8Array(), node: { tagClass: 1, tagNumber: 16, constructed: true, definite: true, content: new Uint8Array(), children: [] } }
-const EMPTY_TREE: CertificateTree = { tbs: new Uint8Array(), serial: new Uint8Array(), issuer: EMPTY_NAME, subject: EMPTY_NAME, notBefore: 0, notAfter: 0, subjectPublicKeyInfo: new Uint8Array(), extensions: [], signatureOid: '' }
+const EMPTY_TREE: CertificateTree = { tbs: new Uint8Array(), serial: new Uint8Array(), issuer: EMPTY_NAME, subject: EMPTY_NAME, notBefore: 0, notAfter: 0, subjectPublicKeyInfo: new Uint8Array(), extensions: [], signatureOid: '', strict: { signatureAlgorithmsMatch: true, canonicalTimes: true } }
 
 function keyOf (c: CaCert): KeyObject | undefined {
   if (c.key === undefined) {

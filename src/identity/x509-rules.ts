@@ -32,9 +32,39 @@ export const KNOWN_EXTENSIONS = new Set([
   '2.5.29.36', // policyConstraints (PKI.js)
   '2.5.29.37', // extKeyUsage
   '2.5.29.54', // inhibitAnyPolicy (PKI.js)
-  '2.5.29.31', // cRLDistributionPoints
-  '1.3.6.1.5.5.7.1.1', // authorityInfoAccess
+  // cRLDistributionPoints and authorityInfoAccess are read by no one here (no revocation, no
+  // fetching): ignored when non-critical, as RFC 5280 asks them to be (AIA MUST be, CRLDP
+  // SHOULD be); marked critical they carry what this verifier cannot process, so §4.2 says reject.
 ])
+
+/** Signature algorithms whose hash is broken (MD2, MD5, SHA-1): a certificate they sign is not trusted (Go's crypto/x509 refuses them too). */
+const WEAK_SIGNATURE_ALGORITHMS = new Map([
+  ['1.2.840.113549.1.1.2', 'md2WithRSAEncryption'],
+  ['1.2.840.113549.1.1.4', 'md5WithRSAEncryption'],
+  ['1.2.840.113549.1.1.5', 'sha1WithRSAEncryption'],
+  ['1.2.840.10045.4.1', 'ecdsa-with-SHA1'],
+  ['1.2.840.10040.4.3', 'dsa-with-sha1'],
+  ['1.3.14.3.2.29', 'sha1WithRSASignature'],
+])
+
+/**
+ * What both verifiers require of every presented certificate (leaf first, then the chain's),
+ * before any other rule: DER as RFC 5280 fixes it where a lax reading changes the meaning —
+ * the inner and outer signature algorithms the same (§4.1.1.2), validity times in Zulu with
+ * seconds (§4.1.2.5; PORTCULLIS_IDENTITY_MALFORMED) — and a signature algorithm whose hash is not
+ * broken (PORTCULLIS_IDENTITY_UNTRUSTED).
+ */
+export function checkPresentedEncoding (certs: ReadonlyArray<{ tree: { signatureOid: string, strict: { signatureAlgorithmsMatch: boolean, canonicalTimes: boolean } } | undefined, what: string }>): void {
+  for (const { tree, what } of certs) {
+    if (tree === undefined) continue
+    if (!tree.strict.signatureAlgorithmsMatch) throw fail('PORTCULLIS_IDENTITY_MALFORMED', `${what}: its tbsCertificate names another signature algorithm than the certificate (RFC 5280 §4.1.1.2)`)
+    if (!tree.strict.canonicalTimes) throw fail('PORTCULLIS_IDENTITY_MALFORMED', `${what}: a validity time is not in the form RFC 5280 §4.1.2.5 requires (Zulu, with seconds, no fraction)`)
+  }
+  for (const { tree, what } of certs) {
+    const weak = tree === undefined ? undefined : WEAK_SIGNATURE_ALGORITHMS.get(tree.signatureOid)
+    if (weak !== undefined) throw fail('PORTCULLIS_IDENTITY_UNTRUSTED', `${what} is signed with ${weak}, a broken hash: not trusted`, { algorithm: weak })
+  }
+}
 
 /** KeyUsage bits as they sit in the first byte of the BIT STRING (RFC 5280 §4.2.1.3). */
 export const KU = { digitalSignature: 0x80, keyCertSign: 0x04, cRLSign: 0x02 } as const
@@ -184,11 +214,12 @@ export function parseIntermediate (der: Uint8Array, hash: string, what: string):
 export function parseChain (chain: readonly Uint8Array[]): ParsedCertificate[] {
   if (chain.length === 0) throw fail('PORTCULLIS_IDENTITY_MALFORMED', 'empty certificate chain')
   if (chain.length > 16) throw fail('PORTCULLIS_IDENTITY_MALFORMED', `certificate chain of ${chain.length} certificates is longer than 16`)
-  return chain.map((der, i) => {
+  const parsed = chain.map((der, i) => {
     const buf = Buffer.from(der)
     if (i === 0) return { der: buf, cert: parseCertificateDer(der, 'leaf certificate') }
     return { der: buf, cert: parseIntermediate(buf, sha256(buf), `chain certificate ${i + 1}`) }
   })
+  return parsed
 }
 
 export interface X509Verification {

@@ -12,7 +12,8 @@
 import * as pkijs from 'pkijs'
 import type { TrustBundle } from './bundle.js'
 import type { CredentialSource } from './document.js'
-import { certificateFacts, checkDates, checkLeafRules, checkSigningCertificate, fail, x509BundleOf, x509Verification, openSslCertificate, parseChain, sha256, type ParsedCertificate, type X509Verification } from './x509-rules.js'
+import { readCertificate } from './certificate-tree.js'
+import { certificateFacts, checkDates, checkLeafRules, checkPresentedEncoding, checkSigningCertificate, fail, x509BundleOf, x509Verification, openSslCertificate, parseChain, sha256, type ParsedCertificate, type X509Verification } from './x509-rules.js'
 
 /** GeneralName tags (RFC 5280 §4.2.1.6) the leaf's names are checked against. */
 const DNS_NAME = 2
@@ -94,6 +95,8 @@ export async function verifyX509SvidReference (chain: readonly Uint8Array[], bun
   const parsed = parseChain(chain)
   const leaf = parsed[0] as ParsedCertificate
   const { facts, spiffeId } = checkLeafRules(leaf.cert)
+  // every presented certificate's encoding and signature algorithm (x509-rules.ts), after the leaf rules
+  checkPresentedEncoding(parsed.map((p, i) => ({ tree: readCertificate(p.der), what: i === 0 ? 'leaf certificate' : `chain certificate ${i + 1}` })))
 
   const bundle = x509BundleOf(bundleOf, spiffeId)
 

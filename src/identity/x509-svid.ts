@@ -32,7 +32,7 @@ import { readCertificateFast } from './certificate-fast.js'
 import { isTag, readCertificate, type DerNode, type ExtensionBlock } from './certificate-tree.js'
 import { verifyX509SvidReference } from './x509-svid-reference.js'
 import { bytesEqual, nameRef, namesEqual, printName, serialHex } from './x509-names.js'
-import { checkDates, checkLeafFacts, checkSigningFacts, fail, x509BundleOf, x509Verification, KNOWN_EXTENSIONS, OID, openSslCertificate, sha256, type LeafFacts, type X509Verification } from './x509-rules.js'
+import { checkDates, checkLeafFacts, checkPresentedEncoding, checkSigningFacts, fail, x509BundleOf, x509Verification, KNOWN_EXTENSIONS, OID, openSslCertificate, sha256, type LeafFacts, type X509Verification } from './x509-rules.js'
 import { AKI, anchorsOfBundle, intermediateOf, isSimple, REFERENCE_ONLY_EXTENSIONS, signedBy, SKI, type CaCert, type PathCert, type SimpleCaCert } from './x509-ca.js'
 
 export type { X509Verification } from './x509-rules.js'
@@ -261,6 +261,8 @@ function verifyFast (chain: readonly Uint8Array[], bundleOf: (trustDomain: strin
   if (leaf === DEFER || !leaf.simple || !presented.every(isSimple)) return DEFER
 
   const { facts, spiffeId } = checkLeafFacts(leaf.facts)
+  // after the leaf rules, before the trust domain: the reference's order
+  checkPresentedEncoding([{ tree: leaf.layout, what: 'leaf certificate' }, ...presented.map((c, i) => ({ tree: c.layout, what: `chain certificate ${i + 2}` }))])
   const bundle = x509BundleOf(bundleOf, spiffeId)
   const { anchors, simple } = anchorsOfBundle(bundle)
   if (!simple) return DEFER

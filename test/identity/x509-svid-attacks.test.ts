@@ -5,7 +5,8 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { webcrypto } from 'node:crypto'
+import { createPrivateKey, sign, webcrypto } from 'node:crypto'
+import * as asn1js from 'asn1js'
 import { mergeBundle, parsePemAuthorities, type TrustBundle } from '../../src/identity/bundle.js'
 import { verifyX509Svid, verifyX509SvidReference } from '../../src/identity/x509-svid.js'
 import { DAY, KU, makeCa, makeLeaf, T0, x509, type Issued } from './support/pki.js'
@@ -113,4 +114,56 @@ test('name constraints hold on every CA of the path: a sub-CA cannot re-permit w
   assert.deepEqual(await both([inside.der, dnsOnly.der], lookup), ['spiffe://example.org/web', 'spiffe://example.org/web'])
   const outside = await makeLeaf({ issuer: dnsOnly, uris: ['spiffe://example.org/web'], dns: ['api.example.org', 'evil.com'] })
   assert.deepEqual(await both([outside.der, dnsOnly.der], lookup), ['PORTCULLIS_IDENTITY_UNTRUSTED', 'PORTCULLIS_IDENTITY_UNTRUSTED'])
+})
+
+/** The leaf with its tbsCertificate edited (`edit` gets its parts), signed again by the issuer's key (ECDSA, SHA-256). */
+async function reissued (leafDer: Buffer, issuer: Issued, edit: (tbsParts: asn1js.AsnType[]) => void): Promise<Buffer> {
+  const cert = asn1js.fromBER(new Uint8Array(leafDer)).result as asn1js.Sequence
+  const [tbs, alg] = cert.valueBlock.value as [asn1js.Sequence, asn1js.Sequence]
+  const parts = tbs.valueBlock.value
+  edit(parts)
+  const tbsDer = Buffer.from(new asn1js.Sequence({ value: parts }).toBER())
+  const key = createPrivateKey({ key: Buffer.from(await webcrypto.subtle.exportKey('pkcs8', issuer.keys.privateKey)), format: 'der', type: 'pkcs8' })
+  const out = new asn1js.Sequence({ value: [asn1js.fromBER(new Uint8Array(tbsDer)).result, new asn1js.Sequence({ value: alg.valueBlock.value }), new asn1js.BitString({ valueHex: new Uint8Array(sign('sha256', tbsDer, key)) })] })
+  return Buffer.from(out.toBER())
+}
+
+/** A DER time element with the given text (UTCTime 0x17, GeneralizedTime 0x18). */
+function time (tag: number, text: string): asn1js.AsnType {
+  return asn1js.fromBER(new Uint8Array(Buffer.concat([Buffer.from([tag, text.length]), Buffer.from(text, 'latin1')]))).result
+}
+
+test('what a CA may sign but RFC 5280 forbids: another inner signature algorithm, a validity time not in Zulu, a broken hash, a critical AIA or CRL distribution point', async () => {
+  const root = await makeCa({ name: 'example.org root' })
+  const int = await makeCa({ name: 'example.org intermediate', issuer: root })
+  const lookup = bundleOf(root)
+  const leaf = await makeLeaf({ issuer: int, uris: ['spiffe://example.org/w'] })
+  assert.deepEqual(await both([leaf.der, int.der], lookup), ['spiffe://example.org/w', 'spiffe://example.org/w'], 'the leaf as issued')
+  // tbsCertificate.signature says SHA-1 with RSA, the certificate ECDSA with SHA-256
+  const mismatch = await reissued(leaf.der, int, (p) => { (p[2] as asn1js.Sequence).valueBlock.value = [new asn1js.ObjectIdentifier({ value: '1.2.840.113549.1.1.5' })] })
+  assert.deepEqual(await both([mismatch, int.der], lookup), ['PORTCULLIS_IDENTITY_MALFORMED', 'PORTCULLIS_IDENTITY_MALFORMED'])
+  // notAfter 11:00Z written with an offset, and as local time: read wrongly, an expired leaf looked valid until days later
+  for (const notAfter of ['20260301130000+0200', '20260301110000']) {
+    const der = await reissued(leaf.der, int, (p) => { (p[4] as asn1js.Sequence).valueBlock.value = [time(0x17, '260228120000Z'), time(0x18, notAfter)] })
+    assert.deepEqual(await both([der, int.der], lookup), ['PORTCULLIS_IDENTITY_MALFORMED', 'PORTCULLIS_IDENTITY_MALFORMED'], notAfter)
+  }
+  // the canonical GeneralizedTime is fine (RFC 5280 asks for it from 2050; a reader must take it)
+  const general = await reissued(leaf.der, int, (p) => { (p[4] as asn1js.Sequence).valueBlock.value = [time(0x17, '260228120000Z'), time(0x18, '20260301130000Z')] })
+  assert.deepEqual(await both([general, int.der], lookup), ['spiffe://example.org/w', 'spiffe://example.org/w'])
+  // SHA-1: a leaf, an intermediate
+  const sha1Key = createPrivateKey({ key: Buffer.from(await webcrypto.subtle.exportKey('pkcs8', int.keys.privateKey)), format: 'der', type: 'pkcs8' })
+  const cert = asn1js.fromBER(new Uint8Array(leaf.der)).result as asn1js.Sequence
+  const [tbs] = cert.valueBlock.value as [asn1js.Sequence]
+  const sha1Alg = new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: '1.2.840.10045.4.1' })] })
+  tbs.valueBlock.value[2] = sha1Alg
+  const sha1Tbs = Buffer.from(new asn1js.Sequence({ value: tbs.valueBlock.value }).toBER())
+  const sha1Leaf = Buffer.from(new asn1js.Sequence({ value: [asn1js.fromBER(new Uint8Array(sha1Tbs)).result, new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: '1.2.840.10045.4.1' })] }), new asn1js.BitString({ valueHex: new Uint8Array(sign('sha1', sha1Tbs, sha1Key)) })] }).toBER())
+  assert.deepEqual(await both([sha1Leaf, int.der], lookup), ['PORTCULLIS_IDENTITY_UNTRUSTED', 'PORTCULLIS_IDENTITY_UNTRUSTED'])
+  // critical AIA / CRL distribution points: nothing here processes them
+  for (const oid of ['1.3.6.1.5.5.7.1.1', '2.5.29.31']) {
+    const crit = await makeLeaf({ issuer: int, uris: ['spiffe://example.org/w'], extra: [new x509.Extension(oid, true, new Uint8Array([0x30, 0x00]))] })
+    assert.deepEqual(await both([crit.der, int.der], lookup), ['PORTCULLIS_IDENTITY_UNKNOWN_CRITICAL_EXTENSION', 'PORTCULLIS_IDENTITY_UNKNOWN_CRITICAL_EXTENSION'], oid)
+    const plain = await makeLeaf({ issuer: int, uris: ['spiffe://example.org/w'], extra: [new x509.Extension(oid, false, new Uint8Array([0x30, 0x00]))] })
+    assert.deepEqual(await both([plain.der, int.der], lookup), ['spiffe://example.org/w', 'spiffe://example.org/w'], `${oid} non-critical`)
+  }
 })
