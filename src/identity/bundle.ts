@@ -56,6 +56,17 @@ export function parsePemAuthorities (text: string, file: string): BundleContent 
   return { x509Authorities: ders.map((d, i) => x509Authority(d, `trust bundle ${file} certificate ${i + 1}`)), jwtAuthorities: [] }
 }
 
+/**
+ * A key whose `key_ops` (RFC 7517 §4.3) leave out `verify` is not for checking signatures: it is
+ * skipped, as jose's JWK Sets skip it (a `key_ops` that is not a list of strings is an error).
+ */
+function notForVerification (key: Record<string, unknown>, where: string, file: string): boolean {
+  const ops = key.key_ops
+  if (ops === undefined) return false
+  if (!Array.isArray(ops) || !ops.every((o) => typeof o === 'string')) throw bundleError(file, `${where} has a "key_ops" that is not a list of strings`)
+  return !ops.includes('verify')
+}
+
 function publicJwk (key: Record<string, unknown>, where: string, file: string): JWK {
   for (const m of PRIVATE_MEMBERS) if (m in key) throw bundleError(file, `${where} contains private key material ("${m}")`)
   const kty = key.kty as string
@@ -117,6 +128,7 @@ export function parseSpiffeBundle (text: string, file: string): BundleContent {
       if (typeof key.kid !== 'string' || key.kid === '') throw bundleError(file, `${where}: jwt-svid entry must have a "kid"`)
       if (kids.has(key.kid)) throw bundleError(file, `${where}: duplicate kid ${JSON.stringify(key.kid)}`)
       kids.add(key.kid)
+      if (notForVerification(key, where, file)) continue
       out.jwtAuthorities.push(publicJwk(key, where, file))
     }
   }
@@ -143,6 +155,7 @@ export function parseJwks (text: string, file: string, opts: { requireKid?: bool
     }
     if (key.use !== undefined && key.use !== 'sig' && key.use !== 'jwt-svid') continue
     if (typeof key.kty !== 'string' || !JWT_KTY.has(key.kty)) continue
+    if (notForVerification(key, where, file)) continue
     out.jwtAuthorities.push(publicJwk(key, where, file))
   }
   return out

@@ -145,6 +145,8 @@ export function fromJoseError (err: unknown, what: string): IdentityError {
   if (err instanceof joseErrors.JOSEAlgNotAllowed || err instanceof joseErrors.JOSENotSupported) return make('PORTCULLIS_IDENTITY_ALGORITHM')
   if (err instanceof joseErrors.JWKSTimeout) return make('PORTCULLIS_IDENTITY_KEYS_UNAVAILABLE')
   if (err instanceof joseErrors.JWKSInvalid) return make('PORTCULLIS_IDENTITY_KEYS_UNAVAILABLE')
+  // jose refuses an RSA key under 2048 bits for RS*/PS* (a TypeError naming modulusLength): the key does not fit the algorithm
+  if (err instanceof TypeError && /modulusLength/.test(err.message)) return make('PORTCULLIS_IDENTITY_ALGORITHM')
   if (err instanceof joseErrors.JWSInvalid || err instanceof joseErrors.JWTInvalid || err instanceof TypeError) return make('PORTCULLIS_IDENTITY_MALFORMED')
   // Key-fetch failures were already turned into KEYS_UNAVAILABLE by the key resolver (oidc.ts).
   return make('PORTCULLIS_IDENTITY_MALFORMED')
@@ -197,6 +199,14 @@ export function audienceList (aud: unknown): string[] {
   return []
 }
 
-export function epochToIso (v: unknown): string | undefined {
-  return typeof v === 'number' && Number.isFinite(v) ? new Date(v * 1000).toISOString() : undefined
+/**
+ * A NumericDate claim (RFC 7519 §2) as an ISO time; undefined when the claim is absent or not
+ * a number. A number no date can hold (beyond ±8.64e12 s) is refused by name
+ * (PORTCULLIS_IDENTITY_CLAIM_MISSING, reason `invalid`), not thrown as a RangeError.
+ */
+export function epochToIso (v: unknown, claim = 'iat'): string | undefined {
+  if (typeof v !== 'number' || !Number.isFinite(v)) return undefined
+  const at = new Date(v * 1000)
+  if (Number.isNaN(at.getTime())) throw new IdentityError('PORTCULLIS_IDENTITY_CLAIM_MISSING', `token "${claim}" ${v} is not a time`, { claim, reason: 'invalid' })
+  return at.toISOString()
 }

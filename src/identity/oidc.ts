@@ -186,6 +186,7 @@ export class OidcIssuer {
     const claims = verified.payload as Record<string, unknown>
     if (typeof claims.sub !== 'string' || claims.sub === '') throw new IdentityError('PORTCULLIS_IDENTITY_CLAIM_MISSING', 'token "sub" is not a non-empty string', { claim: 'sub' })
     const expiresAt = new Date((claims.exp as number) * 1000)
+    if (Number.isNaN(expiresAt.getTime())) throw new IdentityError('PORTCULLIS_IDENTITY_CLAIM_MISSING', `token "exp" ${String(claims.exp)} is not a time`, { claim: 'exp', reason: 'invalid' })
     const identity: IdentityDocument = {
       type: 'oidc',
       source,

@@ -84,6 +84,16 @@ test('JWKS file: use absent, sig or jwt-svid kept; enc and unknown kty ignored; 
   assert.throws(() => parseJwks(JSON.stringify({ keys: [{ ...key.publicJwk, d: 'x' }] }), 'jwks.json'), { code: INVALID })
 })
 
+test('key_ops (RFC 7517 §4.3): a key whose operations leave out verify is not trusted to verify, in a JWKS and a SPIFFE bundle, as jose\'s JWK Sets skip it', async () => {
+  const doc = { keys: [{ ...key.publicJwk, key_ops: ['encrypt'] }, { ...rsa.publicJwk, key_ops: ['sign', 'verify'] }, { ...key.publicJwk, kid: 'signer', key_ops: ['sign'] }] }
+  assert.deepEqual(parseJwks(JSON.stringify(doc), 'jwks.json').jwtAuthorities.map((k) => k.kid), ['k2'])
+  const spiffe = JSON.parse(await spiffeBundle({ jwt: [] })) as { keys: unknown[] }
+  spiffe.keys.push({ ...key.publicJwk, use: 'jwt-svid', key_ops: ['encrypt'] }, { ...rsa.publicJwk, use: 'jwt-svid', key_ops: ['verify'] })
+  assert.deepEqual(parseSpiffeBundle(JSON.stringify(spiffe), 'b.json').jwtAuthorities.map((k) => k.kid), ['k2'])
+  // not a list of strings: the bundle is refused
+  assert.throws(() => parseJwks(JSON.stringify({ keys: [{ ...key.publicJwk, key_ops: 'verify' }] }), 'jwks.json'), { code: INVALID })
+})
+
 test('PEM authorities: every certificate; malformed PEM refused', () => {
   assert.equal(parsePemAuthorities(ca.pem + ca2.pem, 'ca.pem').x509Authorities.length, 2)
   assert.throws(() => parsePemAuthorities('', 'ca.pem'), { code: INVALID })

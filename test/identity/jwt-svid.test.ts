@@ -94,6 +94,18 @@ describe('JWT-SVID negative suite: each case has its own code', () => {
     await expectCode(`${b64({ alg: 'none' })}.${b64(claims())}.c2ln`, 'PORTCULLIS_IDENTITY_ALGORITHM')
   })
 
+  test('an RSA key under 2048 bits in the bundle → ALGORITHM (the key does not fit RS256), not MALFORMED', async () => {
+    const { generateKeyPairSync } = await import('node:crypto')
+    const weak = generateKeyPairSync('rsa', { modulusLength: 1024 })
+    const jwk = { ...weak.publicKey.export({ format: 'jwk' }), kid: 'weak-1' }
+    const bundle = mergeBundle('example.org', [parseSpiffeBundle(JSON.stringify({ keys: [{ ...jwk, use: 'jwt-svid' }] }), 'weak.json')])
+    const input = `${b64({ alg: 'RS256', kid: 'weak-1', typ: 'JWT' })}.${b64(claims())}`
+    const token = `${input}.${nodeSign('sha256', Buffer.from(input), weak.privateKey).toString('base64url')}`
+    for (const f of [verifyJwtSvid, verifyJwtSvidReference]) {
+      await assert.rejects(f(token, () => bundle, opts, T0), { code: 'PORTCULLIS_IDENTITY_ALGORITHM' })
+    }
+  })
+
   test('HS256 keyed with the public key → ALGORITHM', async () => {
     const secret = Buffer.from(JSON.stringify(es256.publicJwk))
     const token = await new SignJWT(claims()).setProtectedHeader({ alg: 'HS256', kid: es256.kid }).sign(secret)
@@ -331,6 +343,10 @@ describe('JWT-SVID claims (checked by jwt-svid.ts as jose checks them): codes an
     // A number that is no date (beyond ±8.64e12 s, or Infinity) is refused by name on both paths.
     await both(signedRaw(`{${SUBJ},"aud":"${AUD}","exp":1e20}`), { code: 'PORTCULLIS_IDENTITY_CLAIM_MISSING', details: { claim: 'exp', reason: 'invalid' } })
     await both(signedRaw(`{${SUBJ},"aud":"${AUD}","exp":1e999}`), { code: 'PORTCULLIS_IDENTITY_CLAIM_MISSING', details: { claim: 'exp', reason: 'invalid' } })
+    // the same for iat (a RangeError before, from the time it was printed)
+    for (const iat of ['1e20', '-1e20', '8640000000001']) {
+      await both(signedRaw(`{${SUBJ},"aud":"${AUD}","exp":${t(3600)},"iat":${iat}}`), { code: 'PORTCULLIS_IDENTITY_CLAIM_MISSING', details: { claim: 'iat', reason: 'invalid' } })
+    }
   })
 
   test('payload octets: not UTF-8 → MALFORMED after the signature; a BOM or padding → MALFORMED; non-canonical base64url as jose decodes it', async () => {

@@ -163,6 +163,9 @@ describe('OIDC: rejected', () => {
     await expectCode(issuer, await signJwt(k8sKey, c), 'PORTCULLIS_IDENTITY_CLAIM_MISSING')
     await expectCode(issuer, await signJwt(k8sKey, k8sClaims()), 'PORTCULLIS_IDENTITY_EXPIRED', new Date(T0.getTime() + 2 * HOUR))
     await expectCode(issuer, await signJwt(k8sKey, k8sClaims({ nbf: epoch(HOUR / 2) })), 'PORTCULLIS_IDENTITY_NOT_YET_VALID')
+    // an exp or iat no date can hold: refused by name (a RangeError before)
+    await expectCode(issuer, await signJwt(k8sKey, k8sClaims({ exp: 1e20 })), 'PORTCULLIS_IDENTITY_CLAIM_MISSING')
+    await expectCode(issuer, await signJwt(k8sKey, k8sClaims({ iat: 1e20 })), 'PORTCULLIS_IDENTITY_CLAIM_MISSING')
   })
   test('tampered payload → SIGNATURE; unknown kid → KEY_UNKNOWN', async () => {
     const [h, , s] = (await signJwt(k8sKey, k8sClaims())).split('.')
