@@ -7,7 +7,7 @@
 import { readFile, stat } from 'node:fs/promises'
 import { basename } from 'node:path'
 import { createHash } from 'node:crypto'
-import { parse as parseYaml } from 'yaml'
+import { parseDataYaml } from './yaml-data.js'
 import { BundleError } from '../errors.js'
 import { ExactNumber } from '../canonical-json.js'
 import { parseExact } from '../policy/builtins/exact-json.js'
@@ -16,6 +16,7 @@ import { dataMember, isAncestorOf, rootContains, setDataMember, type PolicyBundl
 import { parseManifest, type Manifest } from './manifest.js'
 import { excludeMatcher, excludedButUsed, verifyBundleSignature, type SignatureStatus, type SigningPolicy } from './verify.js'
 import { DATA_FILE } from '../bundle-files.js'
+import { MAX_DATA_DEPTH } from '../policy/data-layout.js'
 
 /** A loaded, verified and validated bundle: what the engine needs (PolicyBundle) and what status and inspection report. */
 export interface Bundle extends PolicyBundle {
@@ -135,6 +136,14 @@ export async function bundleFromFiles (files: BundleFiles, source: string, opts:
     if (signature.state === 'verified' && excluded(w.module)) throw excludedButUsed(source, w.module)
     wasmModules.set(w.module, bytes)
   }
+  // OPA refuses data that defines a value where a rule is ("conflicting rule for data path …"):
+  // the entrypoints are the rules known here (a large data file's content is not read yet).
+  for (const w of manifest.wasm) {
+    const at = dataAtRule(data, w.entrypoint)
+    if (at !== undefined) {
+      throw new BundleError('PORTCULLIS_BUNDLE_DATA_INVALID', `${source}: data defines ${JSON.stringify(at)}, where entrypoint ${JSON.stringify(w.entrypoint)} is a rule (conflicting rule for data path ${w.entrypoint})`, { source, path: at, entrypoint: w.entrypoint })
+    }
+  }
   if (manifest.wasm.length === 0 && regoFiles.length > 0) {
     throw new BundleError('PORTCULLIS_BUNDLE_NO_WASM',
       `${source}: bundle has Rego policies but no wasm modules; build it with "opa build -t wasm -e <entrypoint>"`, { source, files: regoFiles })
@@ -167,13 +176,55 @@ export async function bundleFromFiles (files: BundleFiles, source: string, opts:
   }
 }
 
+/**
+ * The data path that collides with the rule at `entrypoint` (slash-separated), if any: a value
+ * at the rule's path or below it, or a non-object value at a path above it.
+ */
+function dataAtRule (data: Record<string, unknown>, entrypoint: string): string | undefined {
+  let v: unknown = data
+  const segments = entrypoint.split('/').filter((x) => x !== '')
+  for (const [i, seg] of segments.entries()) {
+    if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof ExactNumber) return segments.slice(0, i).join('/')
+    v = dataMember(v as Record<string, unknown>, seg)
+    if (v === undefined) return undefined
+  }
+  return segments.join('/')
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+/** Whether a parsed data value nests containers deeper than `limit` (iterative: any depth is safe to ask). */
+function nestsDeeper (value: unknown, limit: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]]
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number]
+    if (v === null || typeof v !== 'object' || v instanceof ExactNumber) continue
+    if (depth > limit) return true
+    for (const x of Array.isArray(v) ? v : Object.values(v)) stack.push([x, depth + 1])
+  }
+  return false
+}
+
 function parseDataFile (name: string, bytes: Buffer, source: string): unknown {
-  const text = bytes.toString('utf8')
+  // Invalid UTF-8 is refused at every size (large files are refused by the data loader; the
+  // signed-bundle hash refuses it too), never silently read as U+FFFD.
+  let text: string
+  try { text = UTF8.decode(bytes) } catch {
+    throw new BundleError('PORTCULLIS_BUNDLE_DATA_INVALID', `${source}: ${name} is not valid UTF-8`, { source, file: name })
+  }
+  const value = parseDataText(name, text, source)
+  // the same bound as large data (data-layout.ts): deeper values would overflow the stack of
+  // whatever walks them later (the activation serialises them), as a wrong error or worse
+  if (nestsDeeper(value, MAX_DATA_DEPTH)) throw new BundleError('PORTCULLIS_BUNDLE_DATA_INVALID', `${source}: ${name} nests deeper than ${MAX_DATA_DEPTH} levels`, { source, file: name, limit: MAX_DATA_DEPTH })
+  return value
+}
+
+function parseDataText (name: string, text: string, source: string): unknown {
   try {
     // numbers a double cannot hold, or written as floats (100.0, 1e3), keep their text as OPA keeps them
     if (name.endsWith('.json')) return parseExact(text)
-    // YAML: one document, no custom tags, bounded alias expansion (billion-laughs guard).
-    return parseYaml(text, { maxAliasCount: 100, uniqueKeys: true, customTags: [] })
+    // YAML as OPA reads it: one document, go-yaml's numbers, bounded alias expansion (yaml-data.ts)
+    return parseDataYaml(text)
   } catch (err) {
     throw new BundleError('PORTCULLIS_BUNDLE_DATA_INVALID', `${source}: ${name} is not valid ${name.endsWith('.json') ? 'JSON' : 'YAML'} (${(err as Error).message})`, { source, file: name }, { cause: err })
   }

@@ -16,7 +16,7 @@ import { startWorker } from '../worker-thread.js'
 import { BundleError } from '../errors.js'
 import { goCanonicalJson } from '../canonical-json.js'
 import { writeOpaCanonicalJson } from './canonical-hash.js'
-import { parse as parseYaml } from 'yaml'
+import { parseDataYaml } from './yaml-data.js'
 import type { BundleFiles } from './archive.js'
 import { DATA_FILE, decidesOutcome, excludeMatcher, isYamlDataFile } from '../bundle-files.js'
 import type { HashJob, HashResult } from './canonical-hash-worker.js'
@@ -95,7 +95,7 @@ export function hashBundleFile (name: string, bytes: Buffer, algorithm: string):
   if (nodeAlg === undefined) throw new Error(`unsupported hashing algorithm ${algorithm}`)
   const h = createHash(nodeAlg)
   if (isYamlDataFile(name)) {
-    const value: unknown = parseYaml(bytes.toString('utf8'))
+    const value: unknown = parseDataYaml(bytes.toString('utf8'))
     refuseAmbiguousYaml(value)
     h.update(goCanonicalJson(value, { escapeHtml: false }), 'utf8')
   } else if (isStructuredFile(name)) {
@@ -213,6 +213,8 @@ export async function verifyBundleSignature (files: BundleFiles, source: string,
   } catch (err) {
     throw invalid('signature is not a compact JWS with a JSON payload', {}, err)
   }
+  if (claimed === null || typeof claimed !== 'object' || Array.isArray(claimed)) throw invalid('signature payload is not a JSON object')
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw invalid('signature header is not a JSON object')
 
   const keyId = nonEmpty(verification.keyId) ?? nonEmpty(header.kid) ?? nonEmpty(claimed.keyid)
   if (keyId === undefined) {
@@ -231,7 +233,8 @@ export async function verifyBundleSignature (files: BundleFiles, source: string,
   } catch (err) {
     throw invalid(`signature does not verify with key ${JSON.stringify(keyId)} (${algorithm}): ${(err as Error).message}`, { keyId, algorithm }, err)
   }
-  const payload = JSON.parse(Buffer.from(payloadBytes).toString('utf8')) as Record<string, unknown>
+  const payload = JSON.parse(Buffer.from(payloadBytes).toString('utf8')) as Record<string, unknown> | null
+  if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) throw invalid('signed payload is not a JSON object')
 
   const wantScope = nonEmpty(verification.scope) ?? keyConfig.scope ?? ''
   const gotScope = typeof payload.scope === 'string' ? payload.scope : ''

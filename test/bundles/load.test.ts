@@ -152,6 +152,72 @@ describe('loading bundles built by opa', needsOpa(), () => {
     await assert.rejects(loadBundle(bad), { code: 'PORTCULLIS_BUNDLE_DATA_INVALID' })
   })
 
+  test('small data files: invalid UTF-8 and nesting deeper than 512 are refused as large ones are (DATA_INVALID at load, not at activation)', async (t) => {
+    const dir = tempDir(t)
+    const good = buildFixture('basic', dir)
+    const cases: Array<[string, Buffer]> = [
+      ['basic/u/data.json', Buffer.concat([Buffer.from('{"name":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')])],
+      ['basic/u/data.yaml', Buffer.concat([Buffer.from('name: '), Buffer.from([0xc3, 0x28])])],
+      ['basic/deep/data.json', Buffer.from('['.repeat(600) + ']'.repeat(600))],
+      ['basic/deep/data.yaml', Buffer.from('a: ' + '['.repeat(600) + ']'.repeat(600))],
+    ]
+    for (const [file, content] of cases) {
+      const bad = await repack(good, (f) => f.set(file, content), join(dir, 'bad.tar.gz'))
+      await assert.rejects(loadBundle(bad), (err: { code: string, details: { file: string } }) => {
+        assert.equal(err.code, 'PORTCULLIS_BUNDLE_DATA_INVALID')
+        assert.equal(err.details.file, file)
+        return true
+      }, file)
+    }
+    // 512 levels are data
+    const ok = await repack(good, (f) => f.set('basic/deep/data.json', Buffer.from('['.repeat(510) + ']'.repeat(510))), join(dir, 'ok.tar.gz'))
+    assert.ok((await loadBundle(ok)).data)
+  })
+
+  test('data at an entrypoint\'s path (or a non-object above it) is refused, as OPA refuses a conflicting rule', async (t) => {
+    const dir = tempDir(t)
+    const good = buildFixture('basic', dir)
+    for (const [file, content] of [['basic/allow/data.json', '{"x":true}'], ['basic/data.json', '{"allow": true}']] as const) {
+      const bad = await repack(good, (f) => f.set(file, Buffer.from(content)), join(dir, 'bad.tar.gz'))
+      await assert.rejects(loadBundle(bad), (err: { code: string, details: { entrypoint?: string } }) => {
+        assert.equal(err.code, 'PORTCULLIS_BUNDLE_DATA_INVALID')
+        assert.equal(err.details.entrypoint, 'basic/allow')
+        return true
+      }, file)
+    }
+  })
+
+  test('data.yaml reads as OPA reads it (go-yaml numbers, 1.2 booleans, merge keys, exact big integers): compared with the real opa', async (t) => {
+    const dir = tempDir(t)
+    const yaml = [
+      'octal: 0755', 'under: 1_000', 'bin: 0b101', 'big: 12345678901234567890', 'yes_: yes', 'on_: on', 'date: 2001-12-14',
+      'hex: 0x1_F', 'base: &b {role: x}', 'merged:', '  <<: *b', '  k: 1', 'float: 1.0', 'exp: 1e3', 'nul: ~', 'o17: 0o17',
+      'sexa: 1:20', 'plus: +12', 'neg_octal: -0755', 'eight: 08', 'huge: 123456789012345678901234567890', 'over: 1e400',
+      'quoted: "0755"', 'dot: .5', 'keys: {1: a, 0x10: b}', 'min: -9223372036854775808', 'bare_b: 0b', 'lead: _1',
+    ].join('\n') + '\n'
+    mkdirSync(join(dir, 'src', 'y'), { recursive: true })
+    writeFileSync(join(dir, 'src', 'y', 'data.yaml'), yaml)
+    const opa = runOpa(['eval', '-f', 'raw', '-d', join(dir, 'src'), 'json.marshal(data.y)']).trim()
+    const out = join(dir, 'y.tar.gz')
+    writeFileSync(out, await tarGz([{ name: '/.manifest', content: '{"roots":["y"]}' }, { name: '/y/data.yaml', content: yaml }]))
+    const { goCanonicalJson } = await import('../../src/canonical-json.js')
+    assert.equal(goCanonicalJson((await loadBundle(out)).data.y, { escapeHtml: false }), opa)
+  })
+
+  test('YAML aliases that expand a small file into a huge one are refused before they expand; .inf (no JSON for it) too', async (t) => {
+    const dir = tempDir(t)
+    const good = buildFixture('basic', dir)
+    const anchor = `a: &a ${JSON.stringify('x'.repeat(200_000))}\n`
+    const cases = [anchor + Array.from({ length: 99 }, (_, i) => `b${i}: *a`).join('\n'), 'a: &a [1, *a]\n', 'x: .inf\n']
+    for (const content of cases) {
+      const bad = await repack(good, (f) => f.set('basic/amp/data.yaml', Buffer.from(content)), join(dir, 'bad.tar.gz'))
+      await assert.rejects(loadBundle(bad), { code: 'PORTCULLIS_BUNDLE_DATA_INVALID' }, content.slice(0, 20))
+    }
+    // aliases within bounds are data
+    const ok = await repack(good, (f) => f.set('basic/amp/data.yaml', Buffer.from('base: &b {role: x, level: 2}\nalice: *b\nbob: {<<: *b, level: 3}\n')), join(dir, 'ok.tar.gz'))
+    assert.deepEqual((await loadBundle(ok)).data.basic, { ...(await loadBundle(good)).data.basic as object, amp: { base: { role: 'x', level: 2 }, alice: { role: 'x', level: 2 }, bob: { role: 'x', level: 3 } } })
+  })
+
   test('YAML alias bombs are refused', async (t) => {
     const dir = tempDir(t)
     const lines = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]']

@@ -137,6 +137,14 @@ describe('bundle signatures (opa build --signing-key)', needsOpa(), () => {
     await assert.rejects(loadBundle(bad, es256), { code: 'PORTCULLIS_BUNDLE_SIGNATURE_INVALID' })
   })
 
+  test('a JWS whose payload or header is JSON but not an object (null, an array) is SIGNATURE_INVALID, named', async () => {
+    for (const [header, payload] of [[{ alg: 'ES256' }, null], [{ alg: 'ES256' }, [1]], [{ alg: 'ES256', kid: 'ec-1' }, 'files']] as const) {
+      const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url')
+      const bad = await repack(signedEs256, (f) => { f.set('.signatures.json', Buffer.from(JSON.stringify({ signatures: [`${b64(header)}.${b64(payload)}.c2ln`] }))) })
+      await assert.rejects(loadBundle(bad, es256), { code: 'PORTCULLIS_BUNDLE_SIGNATURE_INVALID' }, JSON.stringify(payload))
+    }
+  })
+
   test('reformatted JSON (whitespace, key order) still verifies: JSON is hashed in canonical form', async () => {
     const bad = await repack(signedEs256, (f) => {
       const data = JSON.parse((f.get('data.json') as Buffer).toString()) as { basic: Record<string, unknown> }
