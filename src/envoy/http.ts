@@ -53,10 +53,17 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true })
  */
 export function stripPrefix (url: string, prefix: string): string | undefined {
   if (!url.startsWith('/')) return undefined
-  if (prefix === '' || prefix === '/') return url
-  const p = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix
-  if (!url.startsWith(p)) return undefined
-  const rest = url.slice(p.length)
+  if (prefix === '') return url
+  if (prefix.endsWith('/')) {
+    // Envoy joins the two strings as they are: `/ext_authz/` + `/admin/x` is
+    // `/ext_authz//admin/x`, and the original path is what follows the whole prefix (not
+    // `//admin/x`, which a rule on `/admin` would not match)
+    if (!url.startsWith(prefix)) return undefined
+    const rest = url.slice(prefix.length)
+    return rest.startsWith('/') ? rest : `/${rest}`
+  }
+  if (!url.startsWith(prefix)) return undefined
+  const rest = url.slice(prefix.length)
   if (rest === '' || rest.startsWith('?')) return `/${rest}`
   return rest.startsWith('/') ? rest : undefined
 }

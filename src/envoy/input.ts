@@ -213,7 +213,9 @@ function unescape (s: string, plusIsSpace: boolean): string {
       out[n++] = c
     }
   }
-  return new TextDecoder('utf-8', { fatal: false }).decode(out.subarray(0, n))
+  // ignoreBOM: a U+FEFF at the start is data, as Go keeps it (a decoder that drops it would make
+  // `%EF%BB%BFtenant` the key `tenant`: another key than opa-envoy-plugin's and the upstream's)
+  return new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(out.subarray(0, n))
 }
 
 /**
@@ -226,11 +228,18 @@ export function parsedPath (path: string): string[] {
   return unescape(raw, false).replace(/^\/+/, '').split('/')
 }
 
+/** Go's net/url defaultMaxParams. */
+const MAX_QUERY_PARAMS = 10_000
+
 /**
  * Go's url.ParseQuery: `&`-separated pairs, a `;` is an error (Go ≥ 1.17), empty pairs
  * skipped, a pair without `=` has the value "". Values in order of appearance.
  */
 export function parseQuery (query: string): Record<string, string[]> {
+  // Go's net/url (1.24+): more than 10,000 `&`-separated parameters is an error, before any is read
+  let params = 1
+  for (let i = query.indexOf('&'); i !== -1; i = query.indexOf('&', i + 1)) params++
+  if (params > MAX_QUERY_PARAMS) throw invalid(`number of URL query parameters exceeded limit (${MAX_QUERY_PARAMS})`, { limit: MAX_QUERY_PARAMS })
   const out: Record<string, string[]> = Object.create(null) as Record<string, string[]>
   let first: PortcullisError | undefined
   for (const pair of query.split('&')) {
@@ -261,6 +270,9 @@ export function parsedQuery (path: string): Record<string, string[]> {
 /** request.go checkIfHTTPBodyTruncated: content-length (an int64) larger than the body's byte length. */
 function truncatedByLength (contentLength: string, bodyBytes: number): boolean {
   if (!/^[+-]?\d+$/.test(contentLength)) throw invalid('content-length is not an integer', { content_length: contentLength })
+  // strconv.ParseInt(cl, 10, 64): a value beyond int64 is an error there too
+  const big = BigInt(contentLength)
+  if (big > 2n ** 63n - 1n || big < -(2n ** 63n)) throw invalid('content-length is out of the int64 range', { content_length: contentLength })
   const cl = Number(contentLength)
   return cl !== -1 && cl > bodyBytes
 }
@@ -358,7 +370,8 @@ export async function parsedBody (headers: HeaderLookup, body: string, rawBody: 
   if (p === undefined) return { parsed: null, truncated: false }
   const cl = headerValue(headers, 'content-length')
   if (cl !== undefined && truncatedByLength(cl, p.length)) return { parsed: null, truncated: true }
-  const text = (): string => new TextDecoder('utf-8', { fatal: false }).decode(p)
+  // a leading BOM is kept (Go keeps it: a JSON body starting with one does not parse, a form key keeps it)
+  const text = (): string => new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(p)
   switch (kind) {
     case 'json': return { parsed: parseJson(text(), 'the request body'), truncated: false }
     case 'form': return { parsed: parseQuery(text()), truncated: false }

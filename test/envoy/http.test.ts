@@ -127,6 +127,10 @@ describe('Envoy ext_authz HTTP service mode', () => {
     const r = await forward(env.httpUrl, 'GET', '/public/x')
     assert.equal(r.status, 400)
     assert.deepEqual(['/a', '/a', '/?x=1', '/', undefined, undefined], [stripPrefix('/p/a', '/p'), stripPrefix('/p/a', '/p/'), stripPrefix('/p?x=1', '/p'), stripPrefix('/p', '/p'), stripPrefix('/pa', '/p'), stripPrefix('/a', '/p')])
+    // a prefix ending in '/': Envoy sends prefix + path as they are, so `/p/` + `/admin/x` is
+    // `/p//admin/x`, and the original path is `/admin/x` (not `//admin/x`, which a rule on
+    // /admin would miss); the same for the prefix `/`
+    assert.deepEqual([stripPrefix('/p//admin/x', '/p/'), stripPrefix('//admin/x', '/'), stripPrefix('/p/', '/p/'), stripPrefix('/p/?x=1', '/p/'), stripPrefix('/q//a', '/p/')], ['/admin/x', '/admin/x', '/', '/?x=1', undefined])
   })
 
   test('a body over max_body_bytes is refused (413), never allowed', async () => {

@@ -111,6 +111,18 @@ test('parsed_query: Go url.ParseQuery rules (+ is a space, ; is an error, empty 
   assert.deepEqual(parseQuery('a=b+c&&d&=e'), { a: ['b c'], d: [''], '': ['e'] })
   assert.throws(() => parseQuery('a=1;b=2'), invalidRequest)
   assert.throws(() => parseQuery('a=%'), invalidRequest)
+  // a byte-order mark is data (Go keeps it): %EF%BB%BFtenant is not the key tenant
+  assert.deepEqual(parseQuery('%EF%BB%BFtenant=mine&tenant=victim'), { '\ufefftenant': ['mine'], tenant: ['victim'] })
+  assert.deepEqual(parseQuery('t=%EF%BB%BFx'), { t: ['\ufeffx'] })
+  // Go's net/url: at most 10,000 parameters
+  assert.equal(Object.keys(parseQuery(Array.from({ length: 10_000 }, (_, i) => `k${i}=1`).join('&'))).length, 10_000)
+  assert.throws(() => parseQuery(Array.from({ length: 10_001 }, (_, i) => `k${i}=1`).join('&')), invalidRequest)
+})
+
+test('parsed_body: a leading BOM stays (a JSON body with one does not parse, a form key keeps it); a content-length beyond int64 is a 400', async () => {
+  await assert.rejects(parsedBody({ 'content-type': 'application/json' }, '\ufeff{"role":"admin"}', undefined), invalidRequest)
+  assert.deepEqual(await parsedBody({ 'content-type': 'application/x-www-form-urlencoded' }, '\ufeffrole=admin', undefined), { parsed: { '\ufeffrole': ['admin'] }, truncated: false })
+  await assert.rejects(parsedBody({ 'content-type': 'application/json', 'content-length': '99999999999999999999' }, '{"a":1}', undefined), invalidRequest)
 })
 
 test('parsed_body: JSON, form, multipart, truncation, unsupported types (TestGetParsedBody)', async () => {
