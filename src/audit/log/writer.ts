@@ -37,8 +37,8 @@ import type { Metrics } from '../../metrics/index.js'
 import { maxGroupRecords, maxUnsealedTail, type AuditSink, type Durability } from './contract.js'
 import { formatCheckpoint, loadCheckpointKey, loadPreviousPublicKeys, signCheckpoint, verifyCheckpoint, type Checkpoint } from './checkpoint.js'
 import { errnoOf, invalid, unavailable } from './errors.js'
-import { fsyncDir, openRw, openSegment, writeFully } from './files.js'
-import { HashesFileReader, listSegments, recordText, segmentName, streamPaths, type RetentionEntry, type SegmentRef, type StreamPaths } from './layout.js'
+import { fsyncDir, openRw, openSegment, readLastLines, writeFully } from './files.js'
+import { HashesFileReader, listSegments, recordSeq, recordText, segmentName, streamPaths, type RetentionEntry, type SegmentRef, type StreamPaths } from './layout.js'
 import { recoverLastCheckpoint, recoverTail, rehashTail, type RecoveryContext } from './recovery.js'
 import { CompactRange, HASH_SIZE, leafHash, storedHashCount, storedHashIndex, treeRoot } from './tree.js'
 import { readCursor } from './ship-cursor.js'
@@ -107,6 +107,34 @@ export const auditLogDefaults: Omit<AuditLogOptions, 'dir' | 'stream'> = {
   checkpoint: { everyEvents: 1000, everyMs: 10_000 },
   maxPendingBytes: 64 * 1024 * 1024,
   onFull: 'deny',
+}
+
+/** The first and the last record of a closed segment (both whole lines), or undefined when it has none or ends mid-record. */
+async function segmentEnds (path: string, size: number): Promise<{ first: Buffer, last: Buffer } | undefined> {
+  if (size === 0) return undefined
+  const fh = await open(path, 'r')
+  try {
+    const { last, endsWithNewline } = await readLastLines(fh, size)
+    if (!endsWithNewline) return undefined
+    let first: Buffer | undefined
+    for (let window = Math.min(size, 64 * 1024); first === undefined; window = Math.min(size, window * 4)) {
+      const buf = Buffer.alloc(window)
+      const { bytesRead } = await fh.read(buf, 0, window, 0)
+      const nl = buf.subarray(0, bytesRead).indexOf(10)
+      if (nl >= 0) first = Buffer.from(buf.subarray(0, nl))
+      else if (window === size) return undefined
+    }
+    return { first, last: Buffer.from(last.bytes) }
+  } finally { await fh.close() }
+}
+
+/** When a record was made: an event's `timestamp`, a gap record's `last_shed_at`; `fallback` when it has neither. */
+function recordTime (line: Buffer, fallback: number): number {
+  try {
+    const r = JSON.parse(line.toString('utf8')) as { timestamp?: unknown, last_shed_at?: unknown }
+    const t = typeof r.timestamp === 'string' ? Date.parse(r.timestamp) : typeof r.last_shed_at === 'string' ? Date.parse(r.last_shed_at) : NaN
+    return Number.isFinite(t) ? t : fallback
+  } catch { return fallback }
 }
 
 interface Pending {
@@ -664,20 +692,33 @@ export class AuditLog implements AuditSink {
       const s = info[i] as (typeof info)[number]
       const next = info[i + 1] as (typeof info)[number]
       if (s.name === this.segRef.name) break
-      const old = maxAgeMs !== undefined && this.now() - s.st.mtimeMs > maxAgeMs
-      const big = maxBytes !== undefined && total > maxBytes
-      if (!old && !big) break
       const last = next.first - 1
       // records after the last checkpoint stay: their hashes are recomputed from them after a crash
       if (last >= (this.last?.size ?? 0)) break
       if (last >= shippedBelow) break
-      const [firstLeaf, lastLeaf] = last >= s.first ? reader.readHashes([storedHashIndex(0, s.first), storedHashIndex(0, last)]) : [Buffer.alloc(0), Buffer.alloc(0)]
+      if (last < s.first) break
+      const [firstLeaf, lastLeaf] = reader.readHashes([storedHashIndex(0, s.first), storedHashIndex(0, last)]) as [Buffer, Buffer]
+      // What a removal signs away must be what the segment holds: its first and last records are
+      // the seqs its name and the next segment's name claim, with their stored leaf hashes. Else
+      // (records or whole segments deleted by someone else, a file renamed) retention would sign
+      // that deletion as its own: it stops, and verify reports what was done.
+      const ends = await segmentEnds(join(this.paths.segments, s.name), s.st.size)
+      if (ends === undefined || recordSeq(ends.first) !== s.first || recordSeq(ends.last) !== last || !leafHash(ends.first).equals(firstLeaf) || !leafHash(ends.last).equals(lastLeaf)) {
+        this.opts.metrics?.auditWriteErrors.inc({ ...this.labels, code: 'ERETENTION' })
+        this.logger.error({ stream: this.opts.stream, segment: s.name, first_seq: s.first, last_seq: last }, 'audit retention stopped: this segment does not hold the records its place claims (records or segments removed or renamed by someone else?); nothing from it on is removed — run portcullis audit verify')
+        break
+      }
+      // age by the segment's last record, authenticated by its stored leaf hash (a file's mtime is
+      // anyone's to set); a record without a time (none is written so) falls back to the mtime
+      const old = maxAgeMs !== undefined && this.now() - recordTime(ends.last, s.st.mtimeMs) > maxAgeMs
+      const big = maxBytes !== undefined && total > maxBytes
+      if (!old && !big) break
       const entry: RetentionEntry = {
         segment: s.name,
         first_seq: s.first,
         last_seq: last,
-        first_leaf_hash: (firstLeaf as Buffer).toString('hex'),
-        last_leaf_hash: (lastLeaf as Buffer).toString('hex'),
+        first_leaf_hash: firstLeaf.toString('hex'),
+        last_leaf_hash: lastLeaf.toString('hex'),
         bytes: s.st.size,
         removed_at: new Date(this.now()).toISOString(),
         reason: old ? 'age' : 'bytes',

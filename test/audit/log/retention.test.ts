@@ -7,14 +7,15 @@
  */
 import { before, after, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { appendFileSync, cpSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, readdirSync, rmSync, unlinkSync } from 'node:fs'
+import { appendFileSync, cpSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, readdirSync, rmSync, unlinkSync, utimesSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { AuditLog } from '../../../src/audit/log/writer.js'
 import { verifyAuditDir } from '../../../src/audit/log/verify.js'
 import { parseCheckpoint, splitCheckpointNotes } from '../../../src/audit/log/checkpoint.js'
 import { HASH_SIZE, storedHashIndex } from '../../../src/audit/log/tree.js'
-import { event, logOptions, tempAuditDir } from '../../helpers/audit.js'
+import { Metrics } from '../../../src/metrics/index.js'
+import { event, logOptions, metricValue, tempAuditDir } from '../../helpers/audit.js'
 
 let base: { dir: string, cleanup: () => void }
 let pub: string
@@ -144,4 +145,46 @@ test('reopened, the writer reads its signed `retained` back from the last note (
   assert.equal(notes[notes.length - 1]?.size, N + 5)
   assert.ok((notes[notes.length - 1]?.retained ?? 0) >= kept)
   assert.equal((await verifyAuditDir(dir, { publicKeyPem: pub })).ok, true)
+})
+
+test('retention never signs a deletion it did not make: middle segments deleted by someone else stop it (ERETENTION), and verify still reports them', async (t) => {
+  const dir = copy()
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const before = segs(dir)
+  assert.ok(before.length >= 3, `segments: ${before.join(' ')}`)
+  // someone removes the second kept segment (sealed records)
+  unlinkSync(join(segDir(dir), before[1] as string))
+  assert.equal((await problemOf(dir)).code, 'SEGMENT_MISSING')
+  // the writer restarts with a retention that would remove everything it may
+  const metrics = new Metrics({ defaultMetrics: false })
+  const log = await AuditLog.open(logOptions(dir, { durability: 'sync', segmentMaxBytes: 2000, retention: { maxBytes: 4096 }, metrics, checkpoint: { everyEvents: 20, everyMs: 600_000 } }))
+  for (let i = 0; i < 3; i++) await log.append(event(N + i))
+  await log.applyRetention()
+  await log.close()
+  assert.ok(segs(dir).includes(before[0] as string), 'the segment before the hole is not removed: its range would cover the deleted records')
+  assert.ok(await metricValue(metrics, 'auditWriteErrors', '', { code: 'ERETENTION' }) >= 1)
+  assert.equal((await problemOf(dir)).code, 'SEGMENT_MISSING', 'the deletion is still reported, not signed as retention')
+})
+
+test('retention ages a segment by its last record\'s time, not by the file\'s mtime (anyone may set that)', async (t) => {
+  for (const [recordsAgo, removed] of [[0, false], [3 * 86_400_000, true]] as const) {
+    const { dir, cleanup } = tempAuditDir()
+    t.after(cleanup)
+    const timestamp = new Date(Date.now() - recordsAgo).toISOString()
+    const opts = logOptions(dir, { durability: 'sync', segmentMaxBytes: 1500, retention: { maxAgeMs: 86_400_000 }, checkpoint: { everyEvents: 10, everyMs: 600_000 } })
+    // written without retention, then reopened with it
+    const log = await AuditLog.open({ ...opts, retention: {} })
+    for (let i = 0; i < 60; i++) await log.append(event(i, { timestamp, pad: 'x'.repeat(30) }))
+    await log.close()
+    const names = segs(dir)
+    assert.ok(names.length >= 3)
+    // every closed segment looks ancient by its mtime
+    for (const name of names.slice(0, -1)) utimesSync(join(segDir(dir), name), new Date('2000-01-01'), new Date('2000-01-01'))
+    const again = await AuditLog.open(opts)
+    await again.append(event(60, { timestamp: new Date().toISOString() }))
+    await again.applyRetention()
+    await again.close()
+    assert.equal(segs(dir).length < names.length, removed, recordsAgo === 0 ? 'records of today are kept whatever the mtime' : 'records older than max_age are removed')
+    assert.equal((await verifyAuditDir(dir)).ok, true)
+  }
 })
