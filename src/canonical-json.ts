@@ -31,12 +31,20 @@ const NUMBER_OR_STRING = /"[^"\\]*(?:\\.[^"\\]*)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d
  * Throws RangeError when every marker (U+E000–U+F8FF) occurs in the text: the caller refuses it.
  */
 export function parseKeepingNumbers (text: string, keep: (tok: string) => boolean, make: (tok: string) => unknown = (t) => new ExactNumber(t)): { value: unknown } | undefined {
-  let mark: string | undefined
-  for (let c = 0xE000; c <= 0xF8FF && mark === undefined; c++) {
-    const ch = String.fromCharCode(c)
-    if (!text.includes(ch) && !new RegExp(`\\\\u${c.toString(16)}`, 'i').test(text)) mark = ch
+  // One pass notes every private-use character the text holds, raw or as a \u escape (a search
+  // per candidate cost seconds on a hostile megabyte); the first one it does not hold is the mark.
+  const used = new Uint8Array(0xF8FF - 0xE000 + 1)
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c >= 0xE000 && c <= 0xF8FF) used[c - 0xE000] = 1
+    else if (c === 0x5C && (text.charCodeAt(i + 1) | 0x20) === 0x75) {
+      const h = Number.parseInt(text.slice(i + 2, i + 6), 16)
+      if (/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6)) && h >= 0xE000 && h <= 0xF8FF) used[h - 0xE000] = 1
+    }
   }
-  if (mark === undefined) throw new RangeError('the text uses every private-use character its numbers could be marked with')
+  const free = used.indexOf(0)
+  if (free === -1) throw new RangeError('the text uses every private-use character its numbers could be marked with')
+  const mark = String.fromCharCode(0xE000 + free)
   const m = mark
   let found = false
   const marked = text.replace(NUMBER_OR_STRING, (tok) => {

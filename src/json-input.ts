@@ -56,16 +56,20 @@ const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/
 // String.prototype.toWellFormed (ES2024; in Node since 20): lone surrogates become U+FFFD.
 const wellFormed = (s: string): string => (s as unknown as { toWellFormed: () => string }).toWellFormed()
 
-// A number whose digits a double may lose: 16 or more digits (a decimal point among them) somewhere in the text.
-const MAY_LOSE_DIGITS = /(?:\d\.?){16}/
+// A number whose digits a double may lose: 16 or more digits (a decimal point among them) somewhere
+// in the text; or one that may underflow to zero: an exponent of -100 or below.
+const MAY_LOSE_DIGITS = /(?:\d\.?){16}|[eE]-0*[1-9]\d{2}/
 
-/** Whether a JSON number token loses digits as a double (and is finite: overflow is refused separately). */
+/**
+ * Whether a JSON number token loses digits as a double (and is finite: overflow is refused
+ * separately): the double's shortest text holds other significant digits than the caller's. For
+ * an integer too, even one a double holds exactly: 2^60 is written back as 1152921504606847000,
+ * which a policy (and the cache key) would then compare as another number.
+ */
 function losesDigits (tok: string): boolean {
   const n = Number(tok)
   if (!Number.isFinite(n)) return false
-  // an integer: the double holds another value (2^53 itself is exact, 2^53 + 1 is not)
-  if (/^-?\d+$/.test(tok)) return !Number.isSafeInteger(n) && BigInt(tok) !== BigInt(n)
-  // a decimal: the double's shortest text holds other significant digits than the caller's
+  // (a non-zero number below a double's smallest, 1e-400, reads as 0: its digits are kept too)
   return significant(tok) !== significant(String(n))
 }
 

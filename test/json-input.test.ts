@@ -84,6 +84,15 @@ test('a text holding the first markers still keeps its digits; one holding every
   const first16 = Array.from({ length: 16 }, (_, i) => String.fromCharCode(0xE000 + i)).join('')
   const v = parseJsonInput(JSON.stringify({ s: first16 }).slice(0, -1) + ',"id":9007199254740993}', 64) as Record<string, unknown>
   assert.deepEqual(v.id, new ExactNumber('9007199254740993'))
+  // an integer a double holds exactly but writes back with other digits (2^60 → 1152921504606847000)
+  // keeps its digits: two account ids never compare (or cache) as one
+  for (const id of ['1152921504606846976', '12345678901234567168', '-1152921504606846976']) {
+    assert.deepEqual((parseJsonInput(`{"account":${id}}`, 64) as Record<string, unknown>).account, new ExactNumber(id), id)
+  }
+  assert.equal((parseJsonInput('{"account":1152921504606847000}', 64) as Record<string, unknown>).account, 1152921504606847000)
+  // a number that would underflow to 0 keeps its digits whatever else the text holds
+  assert.deepEqual(parseJsonInput('{"b":1e-400}', 64), { b: new ExactNumber('1e-400') })
+  assert.deepEqual(parseJsonInput('{"b":-2.5E-0330}', 64), { b: new ExactNumber('-2.5E-0330') })
   assert.equal(v.s, first16)
   const all = Array.from({ length: 0xF8FF - 0xE000 + 1 }, (_, i) => String.fromCharCode(0xE000 + i)).join('')
   assert.equal(problem(`{"s":"${all}","id":9007199254740993}`), 'syntax')
