@@ -58,6 +58,8 @@ export const DEFAULTS: Config = {
   cache: {
     enabled: true,
     max_entries: 100_000,
+    max_bytes: 64 * 1024 * 1024,
+    max_entry_bytes: 1024 * 1024,
     ttl_ms: 60_000,
   },
   admin: {

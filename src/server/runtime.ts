@@ -142,7 +142,7 @@ export async function createRuntime (config: Readonly<ResolvedConfig>, hooks: Ru
     // A removed CA or key must stop admitting connections that were judged before the change.
     identity?.on('trust-change', () => { gate.invalidate() })
   }
-  const cache = config.cache.enabled ? new DecisionCache({ maxEntries: config.cache.max_entries, ttlMs: config.cache.ttl_ms, metrics }) : undefined
+  const cache = config.cache.enabled ? new DecisionCache({ maxEntries: config.cache.max_entries, maxBytes: config.cache.max_bytes, maxEntryBytes: config.cache.max_entry_bytes, ttlMs: config.cache.ttl_ms, metrics }) : undefined
   const decisions = await stops.step(() => new DecisionService({
     manager,
     metrics,

@@ -20,5 +20,7 @@ export const PolicySchema = Type.Object({
 export const CacheSchema = Type.Object({
   enabled: Bool('cache decisions (automatically off for policies calling non-deterministic builtins)'),
   max_entries: Int('most cached decisions', 1),
+  max_bytes: Int('bound on the estimated memory of the cached decisions (keys and results)', 65_536),
+  max_entry_bytes: Int('a decision whose key and result are estimated above this is not cached', 1024),
   ttl_ms: Int('longest a cached decision is reused', 1),
 }, strict)
