@@ -27,7 +27,25 @@ parentPort.on('message', async ({ req, signal, port }) => {
     const ctl = new AbortController()
     const timer = setTimeout(() => ctl.abort(), req.timeoutMs)
     try {
-      const res = await fetch(req.url, { method: req.method, headers: req.headers, body: req.body === undefined ? undefined : Buffer.from(req.body), redirect: req.redirect ? 'follow' : 'manual', signal: ctl.signal })
+      // Redirects are followed here, one hop at a time (at most 10, as Go's client), each target
+      // checked against the allowed hosts as the first URL was (OPA's CheckRedirect): fetch's own
+      // 'follow' would take the request to any host the first one names.
+      let url = req.url
+      let method = req.method
+      let body = req.body === undefined ? undefined : Buffer.from(req.body)
+      let res
+      for (let hop = 0; ; hop++) {
+        res = await fetch(url, { method, headers: req.headers, body, redirect: 'manual', signal: ctl.signal })
+        const location = res.headers.get('location')
+        if (!req.redirect || ![301, 302, 303, 307, 308].includes(res.status) || location === null) break
+        if (hop >= 10) throw new Error('stopped after 10 redirects')
+        const next = new URL(location, url)
+        if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new Error('redirect to ' + next.protocol + ' is not followed')
+        if (req.allowedHosts !== null && !req.allowedHosts.includes(next.hostname)) throw new Error('redirect to host ' + next.hostname + ', which is not in the allowed hosts')
+        await res.arrayBuffer().catch(() => {})
+        if (res.status === 303 || ((res.status === 301 || res.status === 302) && method !== 'GET' && method !== 'HEAD')) { method = 'GET'; body = undefined }
+        url = next.toString()
+      }
       const buf = Buffer.from(await res.arrayBuffer())
       const headers = {}
       res.headers.forEach((v, k) => { (headers[k] ??= []).push(v) })
@@ -68,7 +86,7 @@ export async function stopHttpHelper (): Promise<void> {
 
 interface WorkerResult { ok: boolean, timeout?: boolean, message?: string, status?: number, statusText?: string, headers?: Record<string, string[]>, body?: string }
 
-function sendSync (req: { url: string, method: string, headers: Record<string, string>, body?: string, redirect: boolean, timeoutMs: number }): WorkerResult {
+function sendSync (req: { url: string, method: string, headers: Record<string, string>, body?: string, redirect: boolean, timeoutMs: number, allowedHosts: string[] | null }): WorkerResult {
   const signal = new SharedArrayBuffer(4)
   const flag = new Int32Array(signal)
   const { port1, port2 } = new MessageChannel()
@@ -130,7 +148,8 @@ export const httpBuiltins: BuiltinSpec[] = [
         body = goJson(r.body)
       }
       const limit = Math.min(timeoutMs(b, r.timeout), cfg.timeoutMs ?? Number.MAX_SAFE_INTEGER)
-      const res = sendSync({ url: url.toString(), method: r.method.toUpperCase(), headers, body, redirect: r.enable_redirect === true, timeoutMs: limit })
+      const allowedHosts = cfg.allowedHosts !== undefined && cfg.allowedHosts.length > 0 ? [...cfg.allowedHosts] : null
+      const res = sendSync({ url: url.toString(), method: r.method.toUpperCase(), headers, body, redirect: r.enable_redirect === true, timeoutMs: limit, allowedHosts })
       let out: unknown
       if (!res.ok) {
         if (raiseError) throw new BuiltinError(b, `${r.method.toUpperCase()} ${r.url}: ${res.message ?? 'request failed'}`)

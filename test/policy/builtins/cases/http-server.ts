@@ -12,6 +12,7 @@ const s = http.createServer((req, res) => {
     else if (u.pathname === '/echo') { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify({ method: req.method, body, ctype: req.headers['content-type'] || null, x: req.headers['x-test'] || null })) }
     else if (u.pathname === '/text') { res.setHeader('content-type', 'text/plain'); res.end('hello') }
     else if (u.pathname === '/redirect') { res.statusCode = 302; res.setHeader('location', '/json'); res.end() }
+    else if (u.pathname === '/to') { res.statusCode = 302; res.setHeader('location', u.searchParams.get('u')); res.end() }
     else if (u.pathname === '/slow') { setTimeout(() => res.end('late'), 3000) }
     else { res.statusCode = 404; res.setHeader('content-type', 'application/json'); res.end('{"error":"not found"}') }
   })
