@@ -183,6 +183,16 @@ describe('OPA Data API', () => {
     assert.equal(failing.json().responses.a.http_status_code, '500')
     const bad = await post('/v1/batch/data/authz/allow', { nope: 1 })
     assert.equal(bad.statusCode, 400)
+    // an id "__proto__" is an id like any other (it was decided but missing from the answer)
+    const proto = await post('/v1/batch/data/authz/allow', `{"inputs":{"__proto__":${JSON.stringify(order)},"b":${JSON.stringify(order)}}}`, { 'content-type': 'application/json' })
+    assert.equal(proto.statusCode, 200)
+    assert.deepEqual(Object.keys(proto.json().responses).sort(), ['__proto__', 'b'])
+    assert.equal(proto.json().responses.__proto__.result, true)
+    // common_input merged under thousands of inputs beyond 64 MiB in all: refused before any is decided
+    const inputs = Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`i${i}`, {}]))
+    const amplified = await post('/v1/batch/data/authz/allow', { common_input: { pad: 'x'.repeat(40_000) }, inputs })
+    assert.equal(amplified.statusCode, 413)
+    assert.equal(amplified.json().portcullis_code ?? amplified.json().code, 'PORTCULLIS_INPUT_TOO_LARGE')
   })
 
   test('health: /health, ?bundles, /health/live, /health/ready', async () => {
