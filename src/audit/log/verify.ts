@@ -8,12 +8,13 @@
  */
 export { DEFAULT_MAX_UNSEALED, type StreamReport, type VerifyOptions, type VerifyProblem, type VerifyProblemCode, type VerifyReport } from './verify-report.js'
 import { existsSync, fstatSync, openSync, closeSync, readSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { KeyObject } from 'node:crypto'
 import { PortcullisError } from '../../errors.js'
 import { parseCheckpoint, parseCheckpointPublicKey, splitCheckpointNotes, verifyCheckpoint } from './checkpoint.js'
-import { HashesFileReader, listSegments, readRetentionLog, recordSeq, segmentLineBatches, streamPaths, type RetentionEntry } from './layout.js'
+import { HashesFileReader, STREAM_RE, listSegments, readRetentionLog, recordSeq, segmentLineBatches, streamPaths, type RetentionEntry } from './layout.js'
+import { compareUtf8 } from '../../canonical-json.js'
 import { AuditDirReader } from './reader.js'
 import { DEFAULT_MAX_UNSEALED, type StreamReport, type VerifyOptions, type VerifyProblem, type VerifyReport } from './verify-report.js'
 import { CompactRange, HASH_SIZE, consistencyProof, leafHash, storedHashCount, treeRoot, treeSizeForStoredCount, verifyConsistency } from './tree.js'
@@ -83,6 +84,18 @@ export async function verifyAuditDir (dir: string, opts: VerifyOptions = {}): Pr
     opts.onProgress?.(checkedBefore)
     streams.push(r)
   }
+  // A stream directory whose signed checkpoints or hashes remain while its segments folder is
+  // gone is a stream whose records were removed, not a directory to pass over silently.
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    if (!e.isDirectory() || !STREAM_RE.test(e.name) || ids.includes(e.name)) continue
+    const p = streamPaths(dir, e.name)
+    if (!existsSync(p.checkpoints) && !existsSync(p.hashes)) continue
+    streams.push({
+      stream: e.name, events: 0, records: 0, segments: 0, checkpoints: 0, signatures: keys.length === 0 ? 'unverified' : keyInfo.source === 'pinned' ? 'pinned' : 'directory', retained: [], unhashedRecords: 0,
+      problem: { code: 'SEGMENT_MISSING', seq: 0, message: `stream ${e.name} has ${existsSync(p.checkpoints) ? 'checkpoints' : 'stored hashes'} but no segments folder: its records were removed` },
+    })
+  }
+  streams.sort((a, b) => compareUtf8(a.stream, b.stream))
   if (streams.length === 0) warnings.push(`no audit streams in ${dir}`)
   const problems = unmatched
   return { ok: streams.length > 0 && problems.length === 0 && streams.every((s) => s.problem === undefined), key: keyInfo, streams, problems, warnings }

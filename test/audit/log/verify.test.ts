@@ -206,6 +206,11 @@ test('several streams are verified together', async (t) => {
   }
   const report = await verifyAuditDir(dir)
   assert.deepEqual(report.streams.map((s) => [s.stream, s.events, s.checkpoints]), [['w1', 10, 1], ['w2', 10, 1]])
+  // one stream's segments folder removed, its checkpoints left: reported, not passed over
+  rmSync(join(dir, 'w2', 'segments'), { recursive: true })
+  const hidden = await verifyAuditDir(dir)
+  assert.equal(hidden.ok, false)
+  assert.deepEqual(hidden.streams.map((s) => [s.stream, s.problem?.code]), [['w1', undefined], ['w2', 'SEGMENT_MISSING']])
 })
 
 test('a checkpoint public key that does not parse — pinned or beside the log, not Ed25519 or not PEM — is PORTCULLIS_AUDIT_INVALID', async () => {
