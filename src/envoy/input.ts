@@ -15,7 +15,7 @@
  * Anything that opa-envoy-plugin refuses (a malformed escape in the path or query, a body that
  * does not parse as its content type says) throws PORTCULLIS_ENVOY_REQUEST_INVALID.
  */
-import { Busboy } from '@fastify/busboy'
+import { formName, parseMediaType, readParts } from './multipart.js'
 import { PortcullisError } from '../errors.js'
 import { JsonInputError, parseJsonInput } from '../json-input.js'
 
@@ -294,50 +294,36 @@ function parseJson (text: string, what: string): unknown {
   }
 }
 
-/** Go's mime.ParseMediaType, enough for the boundary parameter. */
-function boundaryOf (contentType: string): string | undefined {
-  const m = /;\s*boundary=(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))/i.exec(contentType)
-  if (m === null) return undefined
-  return m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]
-}
-
-/** multipart/form-data -> {name: [value...]}, a part typed application/json parsed (request.go). */
-async function parseMultipart (payload: Buffer, contentType: string): Promise<Record<string, unknown[]> | null> {
-  if (boundaryOf(contentType) === undefined) return null
-  return await new Promise((resolve, reject) => {
-    const values: Record<string, unknown[]> = Object.create(null) as Record<string, unknown[]>
-    let failed = false
-    const fail = (err: unknown): void => {
-      if (failed) return
-      failed = true
-      reject(err instanceof PortcullisError ? err : invalid('multipart body does not parse'))
-    }
-    let bb
-    try {
-      bb = Busboy({
-        headers: { 'content-type': contentType },
-        defCharset: 'utf8',
-        // every part is a field: Go reads files and fields alike, in order
-        isPartAFile: () => false,
-        limits: { fieldSize: payload.length + 1, fieldNameSize: payload.length + 1, fields: Infinity, parts: Infinity },
-      })
-    } catch (err) {
-      fail(err)
-      return
-    }
-    bb.on('field', (name: string, value: string, _nt: boolean, _vt: boolean, _te: string, mimeType: string) => {
-      if (failed || name === '') return
-      try {
-        const v = mimeType.includes('application/json') ? parseJson(value, `multipart part ${JSON.stringify(name)}`) : value
-        ;(values[name] ??= []).push(v)
-      } catch (err) {
-        fail(err)
-      }
-    })
-    bb.on('error', fail)
-    bb.on('finish', () => { if (!failed) resolve({ ...values }) })
-    bb.end(payload)
-  })
+/**
+ * multipart/form-data -> {name: [value...]}, as request.go reads it: the boundary from Go's
+ * mime.ParseMediaType of the Content-Type (a type that does not parse refuses the request; no
+ * boundary: no parsed body), the parts as Go's multipart Reader reads them (multipart.ts), a
+ * part without a form-data name skipped, a part whose Content-Type header contains
+ * `application/json` (as written, case-sensitive) parsed as JSON, the others their bytes.
+ */
+function parseMultipart (payload: Buffer, contentType: string): Record<string, unknown[]> | null {
+  let boundary: string | undefined
+  try {
+    boundary = parseMediaType(contentType).params.get('boundary')
+  } catch (err) {
+    throw invalid(`content-type does not parse (${(err as Error).message})`)
+  }
+  if (boundary === undefined) return null
+  let parts
+  try {
+    parts = readParts(payload, boundary)
+  } catch (err) {
+    throw invalid(`multipart body does not parse (${(err as Error).message})`)
+  }
+  const values: Record<string, unknown[]> = Object.create(null) as Record<string, unknown[]>
+  for (const part of parts) {
+    const name = formName(part)
+    if (name === '') continue
+    const text = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(part.body)
+    const v = (part.headers.get('content-type')?.[0] ?? '').includes('application/json') ? parseJson(text, `multipart part ${JSON.stringify(name)}`) : text
+    ;(values[name] ??= []).push(v)
+  }
+  return { ...values }
 }
 
 /**
@@ -375,7 +361,7 @@ export async function parsedBody (headers: HeaderLookup, body: string, rawBody: 
   switch (kind) {
     case 'json': return { parsed: parseJson(text(), 'the request body'), truncated: false }
     case 'form': return { parsed: parseQuery(text()), truncated: false }
-    case 'multipart': return { parsed: await parseMultipart(p, contentType), truncated: false }
+    case 'multipart': return { parsed: parseMultipart(p, contentType), truncated: false }
   }
 }
 
