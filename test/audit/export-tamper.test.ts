@@ -336,3 +336,29 @@ describe('a tampered export is rejected at the right place', () => {
     assert.equal((JSON.parse(json.out()) as { problem: { code: string } }).problem.code, 'EVENT_PROOF_INVALID')
   })
 })
+
+test('an export of a directory with deleted records is refused, not written as if complete; it proves against the largest checkpoint, not an older note appended last', async (t) => {
+  const { dir, cleanup } = tempAuditDir()
+  t.after(cleanup)
+  const log = await AuditLog.open(logOptions(dir, { durability: 'sync', segmentMaxBytes: 1200, checkpoint: { everyEvents: 10, everyMs: 600_000 } }))
+  for (let i = 0; i < 60; i++) await log.append(JSON.stringify({ decision_id: `d-${i}`, path: 'authz/allow', result: true, timestamp: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString() }))
+  await log.close()
+  const { readdirSync, unlinkSync, appendFileSync } = await import('node:fs')
+  const { splitCheckpointNotes } = await import('../../src/audit/log/checkpoint.js')
+  const out = join(dir, '..', `${Math.random().toString(36).slice(2)}.ndjson`)
+  t.after(() => { try { unlinkSync(out) } catch { /* none */ } })
+  // an older genuine checkpoint appended after the latest: the export still proves against the largest
+  const notes = splitCheckpointNotes(readFileSync(join(dir, 'main', 'checkpoints'), 'utf8')).notes
+  appendFileSync(join(dir, 'main', 'checkpoints'), (notes[0] as { note: string }).note)
+  let io = captureIo()
+  assert.equal(await main(['audit', 'export', dir, '--format', 'ndjson', '--out', out], io), 0, io.err())
+  const trailer = JSON.parse(readFileSync(out, 'utf8').trim().split('\n').at(-1) as string) as { events: number }
+  assert.equal(trailer.events, 60)
+  // a middle segment deleted (no retention record): refused
+  const segs = readdirSync(join(dir, 'main', 'segments')).sort()
+  assert.ok(segs.length >= 3)
+  unlinkSync(join(dir, 'main', 'segments', segs[1] as string))
+  io = captureIo()
+  assert.notEqual(await main(['audit', 'export', dir, '--format', 'ndjson', '--out', out], io), 0)
+  assert.match(io.err() + io.out(), /PORTCULLIS_AUDIT_INVALID/)
+})

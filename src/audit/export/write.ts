@@ -44,7 +44,10 @@ export async function prepareExport (dir: string, opts: ExportOptions): Promise<
   try {
     for (const id of reader.streams()) {
       const s = reader.stream(id)
-      const cp = await s.latestCheckpoint()
+      // the largest checkpoint, not merely the file's last note: an older genuine note appended
+      // after it would otherwise shrink what the export proves without a word
+      let cp = await s.latestCheckpoint()
+      for (const c of cp === undefined ? [] : await s.checkpoints()) if (c.size > (cp?.size ?? 0)) cp = c
       if (cp === undefined || cp.size === 0) continue
       streams.push({ cp: { stream: id, origin: cp.origin, size: cp.size, root: cp.root.toString('base64'), note: cp.note }, reader: s })
     }
@@ -68,7 +71,14 @@ export async function prepareExport (dir: string, opts: ExportOptions): Promise<
       for (const { cp, reader: s } of streams) {
         counts[cp.stream] = 0
         const [from, to] = await s.seqRange(filter, cp.size)
+        let next = from
         for await (const { seq, bytes } of s.records(from, to)) {
+          // records missing where retention.log records no removal: deleted, not retained —
+          // refused, as the shipper refuses them, rather than exported as if complete
+          if (seq > next && !await s.retentionCovers(next, seq)) {
+            throw new PortcullisError('PORTCULLIS_AUDIT_INVALID', `audit stream ${cp.stream}: records ${next}..${seq - 1} are missing and retention.log does not record their removal (run portcullis audit verify on the directory)`, { stream: cp.stream, seq: next })
+          }
+          next = seq + 1
           let parsed: Record<string, unknown>
           try { parsed = JSON.parse(bytes.toString('utf8')) as Record<string, unknown> } catch {
             throw new PortcullisError('PORTCULLIS_AUDIT_INVALID', `audit stream ${cp.stream} record ${seq} is not JSON (run portcullis audit verify on the directory)`, { stream: cp.stream, seq })
