@@ -137,3 +137,12 @@ describe('audit export of a real server\'s log', () => {
     assert.match(out.err(), /--key/)
   })
 })
+
+test('from/to: a day the month does not have is refused (not rolled into the next month); a leap second is read', async () => {
+  const { parseRfc3339 } = await import('../../src/audit/export/filter.js')
+  for (const bad of ['2026-02-31T00:00:00Z', '2025-02-29T00:00:00Z', '2026-04-31T12:00:00+02:00']) {
+    assert.throws(() => parseRfc3339(bad, 'from'), { code: 'PORTCULLIS_AUDIT_INVALID' }, bad)
+  }
+  assert.equal(parseRfc3339('2024-02-29T00:00:00Z', 'from'), Date.UTC(2024, 1, 29))
+  assert.equal(parseRfc3339('2016-12-31T23:59:60Z', 'to'), Date.UTC(2017, 0, 1))
+})

@@ -218,6 +218,20 @@ describe('OPA Data API', () => {
     const flush = await runtime.app.inject({ method: 'POST', url: '/v1/cache/flush', remoteAddress: '127.0.0.1' })
     assert.equal(flush.statusCode, 200)
     assert.ok(flush.json().result.flushed >= 1)
+    // a browser request from another site (CSRF: any page an operator opened) is refused on
+    // loopback too; tools send no Origin or Sec-Fetch-Site and are not affected
+    for (const headers of [{ 'sec-fetch-site': 'cross-site' }, { origin: 'https://evil.example' }, { origin: 'null' }]) {
+      const csrf = await runtime.app.inject({ method: 'POST', url: '/v1/cache/flush', remoteAddress: '127.0.0.1', headers: { ...headers, 'content-type': 'text/plain' }, payload: '{}' })
+      assert.equal(csrf.statusCode, 403, JSON.stringify(headers))
+      assert.equal(csrf.json().portcullis_code, 'PORTCULLIS_CONSOLE_CROSS_SITE')
+    }
+    const sameOrigin = await runtime.app.inject({ method: 'POST', url: '/v1/cache/flush', remoteAddress: '127.0.0.1', headers: { origin: 'http://localhost:80', 'sec-fetch-site': 'same-origin' } })
+    assert.equal(sameOrigin.statusCode, 200)
+  })
+
+  test('the system policy judges the path the router serves: escapes decoded, a trailing slash dropped', async () => {
+    const { routedPath } = await import('../../src/server/plugins/admin-authz.js')
+    assert.deepEqual(['/v1/%61udit/events?x=1', '/v1/cache/flush/', '/%75i/', '/', '/v1/status', '/a%zz'].map(routedPath), ['/v1/audit/events', '/v1/cache/flush', '/ui', '/', '/v1/status', '/a%zz'])
   })
 
   test('with on_missing: deny, the system policy still decides about anonymous callers of protected endpoints', async () => {

@@ -35,7 +35,14 @@ const MAX_VALUES = 64
 
 /** Milliseconds since the epoch of an RFC 3339 date-time; throws PORTCULLIS_AUDIT_INVALID. */
 export function parseRfc3339 (text: string, what: string): number {
-  const ms = RFC3339.test(text) ? Date.parse(text.toUpperCase()) : Number.NaN
+  let ms = Number.NaN
+  const m = RFC3339.exec(text)
+  // a day the month does not have (2026-02-31) is refused, not rolled into the next month
+  if (m !== null && Number(text.slice(8, 10)) <= new Date(Date.UTC(Number(text.slice(0, 4)), Number(text.slice(5, 7)), 0)).getUTCDate()) {
+    // a leap second (…:60) is the instant one second after …:59
+    const leap = text.slice(17, 19) === '60'
+    ms = Date.parse((leap ? `${text.slice(0, 17)}59${text.slice(19)}` : text).toUpperCase()) + (leap ? 1000 : 0)
+  }
   if (!Number.isFinite(ms)) throw invalid(`${what} ${JSON.stringify(text)} is not an RFC 3339 date-time (e.g. 2026-11-30T20:00:00Z)`, { parameter: what })
   return ms
 }

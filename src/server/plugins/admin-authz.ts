@@ -28,6 +28,19 @@ export interface AdminGuardOptions {
   host?: HostCheckOptions
 }
 
+/**
+ * The path as the router matched it, which is what the system policy must judge: the query
+ * cut, percent-escapes decoded (`/v1/%61udit/events` is served as `/v1/audit/events`) and a
+ * trailing slash dropped (the router ignores it: `/v1/cache/flush/` is `/v1/cache/flush`).
+ * A path whose escapes do not decode never reaches a route (404), so it is kept as it is.
+ */
+export function routedPath (url: string): string {
+  const raw = url.split('?')[0] as string
+  let path = raw
+  try { path = decodeURIComponent(raw) } catch { /* not decodable: the router refused it too */ }
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path
+}
+
 export function adminGuard (opts: AdminGuardOptions) {
   const checkHost = hostCheck({ ...opts.host, loopbackOnly: true })
   return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
@@ -47,7 +60,7 @@ export function adminGuard (opts: AdminGuardOptions) {
     try {
       const d = await opts.decisions.decide({
         path: opts.authzPath,
-        input: { method: request.method, path: request.url.split('?')[0], remote_addr: remote ?? null },
+        input: { method: request.method, path: routedPath(request.url), remote_addr: remote ?? null },
         credentials: credentialsOf(request),
         // the system policy itself decides about callers without a credential (its loopback rule)
         anonymousToPolicy: true,

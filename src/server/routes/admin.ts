@@ -2,9 +2,31 @@
  * Operational endpoints: /metrics (Prometheus, open, as in OPA), and the protected
  * GET /v1/status and POST /v1/cache/flush (authorized by the system authz policy).
  */
-import type { FastifyPluginAsync, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import { PortcullisError } from '../../errors.js'
 import type { BundleManager } from '../../bundles/activate.js'
 import type { DecisionService } from '../../decision/decide.js'
+
+/**
+ * CSRF defence for the protected POST that changes state (the cache flush): a browser request
+ * from another site is refused. Browsers say where a request comes from (`Sec-Fetch-Site`, and
+ * `Origin` on every POST); tools (curl, an operator's script) send neither and are not affected.
+ * Without it, any page an operator opened could flush the cache of a loopback server, which the
+ * system policy's loopback rule admits.
+ */
+async function notCrossSite (request: FastifyRequest): Promise<void> {
+  const site = request.headers['sec-fetch-site']
+  const origin = request.headers.origin
+  let foreign = site === 'cross-site' || site === 'same-site'
+  if (!foreign && typeof origin === 'string') {
+    // both read by URL, so a default port written or left out compares equal
+    try {
+      const o = new URL(origin)
+      foreign = o.host !== new URL(`${o.protocol}//${String(request.headers.host ?? '')}`).host
+    } catch { foreign = true }
+  }
+  if (foreign) throw new PortcullisError('PORTCULLIS_CONSOLE_CROSS_SITE', `${request.method} ${request.url}: a browser request from another site (${typeof origin === 'string' ? origin : String(site)}) is refused`)
+}
 
 export interface AdminRouteOptions {
   manager: BundleManager
@@ -58,7 +80,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRouteOptions> = async (app, op
   }))
 
   app.post('/v1/cache/flush', {
-    preHandler: opts.guard,
+    preHandler: [notCrossSite, opts.guard],
     schema: { response: { 200: { type: 'object', properties: { result: { type: 'object', properties: { flushed: { type: 'integer' } } } } } } },
   }, async () => ({ result: { flushed: await opts.flushCache() } }))
 }
