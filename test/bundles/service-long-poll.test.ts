@@ -88,6 +88,30 @@ describe('long polling', () => {
     assert.deepEqual(srv.seen.slice(1, 3), [{ prefer: 'modes=snapshot;wait=30', ifNoneMatch: '"v1"' }, { prefer: 'modes=snapshot;wait=30', ifNoneMatch: '"v1"' }])
   })
 
+  test('a server that answers long polls at once (holds nothing) is polled at most once a second, not in a loop', async (t) => {
+    const srv = await bundleServer({ contentType: OPA_BUNDLE_CONTENT_TYPE, holdMs: 0 })
+    const manager = new BundleManager()
+    const d = new BundleDownloader(manager, options(srv.url, 30))
+    t.after(async () => { await d.close(); await srv.close() })
+    d.start()
+    await waitFor(() => srv.seen.length >= 2, 'the first long poll')
+    const from = srv.seen.length
+    await new Promise((resolve) => setTimeout(resolve, 2500))
+    const polls = srv.seen.length - from
+    assert.ok(polls >= 1 && polls <= 4, `long polls in 2.5 s: ${polls}`)
+  })
+
+  test('a content type with a parameter is not OPA\'s (OPA compares it exactly): no long polling', async (t) => {
+    const srv = await bundleServer({ contentType: `${OPA_BUNDLE_CONTENT_TYPE}; charset=binary` })
+    const manager = new BundleManager()
+    const d = new BundleDownloader(manager, options(srv.url, 30))
+    t.after(async () => { await d.close(); await srv.close() })
+    d.start()
+    await waitFor(() => manager.statusOf('lp')?.active_revision !== undefined, 'first download')
+    assert.equal(await d.trigger(), 'not_modified')
+    assert.equal(srv.seen[1]?.prefer, 'modes=snapshot')
+  })
+
   test('without the content type, Portcullis does not long-poll: plain polling after the first answer', async (t) => {
     const srv = await bundleServer({ contentType: 'application/gzip' })
     const manager = new BundleManager()

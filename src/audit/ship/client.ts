@@ -83,18 +83,37 @@ export class UploadClient {
       const done = (r: UploadResult): void => { if (!settled) { settled = true; resolve(r) } }
       const onResponse = (res: IncomingMessage): void => {
         const status = res.statusCode ?? 0
+        if (status >= 200 && status < 300) {
+          // The status line is the collector's acknowledgement (OPA reads no more of it): the
+          // chunk is delivered. Its body is discarded; one that breaks off or trickles must not
+          // turn a delivered chunk into a retry (every event sent again, the cursor stuck) nor
+          // hold the shipper — the connection is closed once the answer is taken.
+          done({ ok: true, status })
+          let ended = false
+          res.on('error', () => {})
+          res.on('end', () => { ended = true })
+          res.resume()
+          setTimeout(() => { if (!ended) req.destroy() }, 1000).unref()
+          return
+        }
         const chunks: Buffer[] = []
         let kept = 0
         res.on('data', (c: Buffer) => { if (kept < MAX_ERROR_BODY) { chunks.push(c); kept += c.length } })
         res.on('end', () => {
-          if (status >= 200 && status < 300) done({ ok: true, status })
-          else done({ ok: false, status, error: `collector answered HTTP ${status}: ${Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY).toString('utf8')}` })
+          done({ ok: false, status, error: `collector answered HTTP ${status}: ${Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY).toString('utf8')}` })
         })
         res.on('error', (err) => { done({ ok: false, status, error: err.message }) })
       }
       const options: RequestOptions = { method: 'POST', headers, signal, ...(this.timeoutMs > 0 ? { timeout: this.timeoutMs } : {}), ...(isHttps ? this.tlsOptions : {}) }
       const req = isHttps ? httpsRequest(this.url, options, onResponse) : httpRequest(this.url, options, onResponse)
-      if (this.timeoutMs > 0) req.on('timeout', () => { req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)) })
+      if (this.timeoutMs > 0) {
+        req.on('timeout', () => { req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)) })
+        // an overall bound too: the idle timeout alone lets a collector that trickles an error
+        // body one byte at a time hold the shipper for ever
+        const deadline = setTimeout(() => { req.destroy(new Error(`no complete answer within ${4 * this.timeoutMs} ms`)) }, 4 * this.timeoutMs)
+        deadline.unref()
+        req.on('close', () => { clearTimeout(deadline) })
+      }
       req.on('error', (err) => { done({ ok: false, error: err.message }) })
       req.end(body)
     })

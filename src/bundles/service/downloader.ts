@@ -10,7 +10,8 @@
  *   OPA's `util.DefaultBackoff`, src/backoff.ts, shared with the decision-log shipper);
  * - long polling: with `long_polling_timeout_seconds` the request carries `Prefer: wait=N`; it
  *   stays on only while the server answers `Content-Type: application/vnd.openpolicyagent.bundles`
- *   (a 304 keeps the previous answer), and the next long poll then starts at once;
+ *   (a 304 keeps the previous answer, and OPA's exact header only), and the next long poll then
+ *   starts at once — at most one a second (MIN_LONG_POLL_INTERVAL_MS);
  * - any failure (request, status, size, archive, signature, activation) keeps the active bundle,
  *   is recorded in the bundle's status with its code; If-None-Match only ever carries the
  *   active bundle's ETag, so the next poll fetches the new bundle again rather than a 304;
@@ -27,6 +28,8 @@ import { bundleUrl, fetchBundle, type ServiceOptions } from './client.js'
 import { readPersisted, savePersisted } from './persist.js'
 
 export const OPA_BUNDLE_CONTENT_TYPE = 'application/vnd.openpolicyagent.bundles'
+/** Long polls start at most this often (a server that does not hold them must not be polled in a loop). */
+export const MIN_LONG_POLL_INTERVAL_MS = 1000
 
 export interface RemoteBundleOptions {
   name: string
@@ -142,6 +145,7 @@ export class BundleDownloader {
     let retry = 0
     while (!this.#closed) {
       const waiters = this.#waiters.splice(0)
+      const started = Date.now()
       const outcome = await this.pollOnce()
       for (const w of waiters) w(outcome)
       if (this.#closed) return
@@ -152,7 +156,9 @@ export class BundleDownloader {
       } else {
         retry = 0
         const { minDelayMs, maxDelayMs, longPollingTimeoutSeconds } = this.#opts.polling
-        delay = this.#longPoll && longPollingTimeoutSeconds !== undefined ? 0 : periodicDelayMs(minDelayMs, maxDelayMs, this.#random)
+        // The next long poll starts at once, as in OPA — but at most one a second: a server that
+        // answers a long poll at once (no wait held) would otherwise get requests in a tight loop.
+        delay = this.#longPoll && longPollingTimeoutSeconds !== undefined ? Math.max(0, MIN_LONG_POLL_INTERVAL_MS - (Date.now() - started)) : periodicDelayMs(minDelayMs, maxDelayMs, this.#random)
       }
       if (this.#waiters.length > 0) delay = 0
       await this.#sleep(delay)
@@ -213,8 +219,8 @@ export class BundleDownloader {
       return 'not_modified'
     }
 
-    this.#longPoll = this.#opts.polling.longPollingTimeoutSeconds !== undefined &&
-      (res.contentType ?? '').split(';')[0]?.trim().toLowerCase() === OPA_BUNDLE_CONTENT_TYPE
+    // OPA compares the header exactly: a parameter (`; charset=binary`) turns long polling off
+    this.#longPoll = this.#opts.polling.longPollingTimeoutSeconds !== undefined && res.contentType === OPA_BUNDLE_CONTENT_TYPE
     const ok = await this.#manager.load(this.url, this.name, { archive: res.body, options: this.#opts.load, kind: 'remote' })
     if (!ok) {
       record('rejected')

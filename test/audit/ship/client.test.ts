@@ -107,3 +107,24 @@ test('https: the service CA (tls.ca_cert) and a client certificate (credentials.
     await new Promise<void>((resolve) => srv.close(() => { resolve() }))
   }
 })
+
+test('a 2xx is the acknowledgement: a body that breaks off or never ends does not make it a failure (the chunk is not sent again); an error body that trickles is bounded', async () => {
+  const { createServer } = await import('node:http')
+  const server = createServer((req, res) => {
+    req.resume()
+    req.on('end', () => {
+      if (req.url === '/cut') { res.writeHead(200, { 'content-length': '100' }); res.write('abc'); setTimeout(() => { res.socket?.destroy() }, 20) } else if (req.url === '/hang') { res.writeHead(200, { 'content-length': '100' }); res.write('a') } else { res.writeHead(500, { 'content-length': '100000' }); const t = setInterval(() => { if (res.writableEnded || res.destroyed) clearInterval(t); else res.write('x') }, 50); res.on('close', () => { clearInterval(t) }) }
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+  try {
+    assert.deepEqual(await new UploadClient({ url }, '/cut').upload(body, new AbortController().signal), { ok: true, status: 200 })
+    assert.deepEqual(await new UploadClient({ url }, '/hang').upload(body, new AbortController().signal), { ok: true, status: 200 })
+    const slow = await new UploadClient({ url, response_header_timeout_seconds: 1 }, '/trickle').upload(body, new AbortController().signal)
+    assert.equal(slow.ok, false)
+  } finally {
+    server.closeAllConnections()
+    server.close()
+  }
+})
