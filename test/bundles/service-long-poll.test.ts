@@ -101,28 +101,19 @@ describe('long polling', () => {
     assert.ok(polls >= 1 && polls <= 4, `long polls in 2.5 s: ${polls}`)
   })
 
-  test('a content type with a parameter is not OPA\'s (OPA compares it exactly): no long polling', async (t) => {
-    const srv = await bundleServer({ contentType: `${OPA_BUNDLE_CONTENT_TYPE}; charset=binary` })
-    const manager = new BundleManager()
-    const d = new BundleDownloader(manager, options(srv.url, 30))
-    t.after(async () => { await d.close(); await srv.close() })
-    d.start()
-    await waitFor(() => manager.statusOf('lp')?.active_revision !== undefined, 'first download')
-    assert.equal(await d.trigger(), 'not_modified')
-    assert.equal(srv.seen[1]?.prefer, 'modes=snapshot')
-  })
-
-  test('without the content type, Portcullis does not long-poll: plain polling after the first answer', async (t) => {
-    const srv = await bundleServer({ contentType: 'application/gzip' })
-    const manager = new BundleManager()
-    const d = new BundleDownloader(manager, options(srv.url, 30))
-    t.after(async () => { await d.close(); await srv.close() })
-    d.start()
-    await waitFor(() => manager.statusOf('lp')?.active_revision !== undefined, 'first download')
-    assert.equal(await d.trigger(), 'not_modified')
-    assert.equal(srv.seen.length, 2, 'the loop waits its polling delay; only the trigger polled')
-    assert.equal(srv.seen[1]?.prefer, 'modes=snapshot')
-    assert.equal(srv.seen[1]?.ifNoneMatch, '"v1"')
+  test('without the content type (or with a parameter on it: OPA compares it exactly), Portcullis does not long-poll: plain polling after the first answer', async (t) => {
+    for (const contentType of ['application/gzip', `${OPA_BUNDLE_CONTENT_TYPE}; charset=binary`]) {
+      const srv = await bundleServer({ contentType })
+      const manager = new BundleManager()
+      const d = new BundleDownloader(manager, options(srv.url, 30))
+      t.after(async () => { await d.close(); await srv.close() })
+      d.start()
+      await waitFor(() => manager.statusOf('lp')?.active_revision !== undefined, 'first download')
+      assert.equal(await d.trigger(), 'not_modified')
+      assert.equal(srv.seen.length, 2, 'the loop waits its polling delay; only the trigger polled')
+      assert.equal(srv.seen[1]?.prefer, 'modes=snapshot', contentType)
+      assert.equal(srv.seen[1]?.ifNoneMatch, '"v1"')
+    }
   })
 
   test('close() aborts a held long poll and clears the timers', async (t) => {
