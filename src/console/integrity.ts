@@ -7,7 +7,7 @@
  */
 import { createPublicKey } from 'node:crypto'
 import { AuditDirReader } from '../audit/log/reader.js'
-import { verifyCheckpoint } from '../audit/log/checkpoint.js'
+import { signedByAny } from '../audit/log/checkpoint.js'
 import { readRetentionLog, streamPaths } from '../audit/log/layout.js'
 import { verifyConsistency } from '../audit/log/tree.js'
 import { checkpointPublicKey, previousPublicKeyPems } from './decisions.js'
@@ -48,7 +48,7 @@ export async function integrity (dir: string, keyFile: string | undefined, previ
         stream: id,
         events,
         checkpoint: cp !== undefined ? { size: cp.size, root: cp.root.toString('base64'), origin: cp.origin } : null,
-        signature: cp === undefined || keyObjects.length === 0 ? 'unverified' : keyObjects.some((k) => verifyCheckpoint(cp.note, k)) ? 'valid' : 'invalid',
+        signature: cp === undefined || keyObjects.length === 0 ? 'unverified' : signedByAny(cp.note, keyObjects) ? 'valid' : 'invalid',
         key_source: key === undefined ? 'none' : key.source,
         consistent_with_previous: consistent,
         gaps,

@@ -11,7 +11,7 @@ import { open } from 'node:fs/promises'
 import type { KeyObject } from 'node:crypto'
 import { parse as csvParse } from 'csv-parse'
 import { PortcullisError } from '../../errors.js'
-import { parseCheckpoint, parseCheckpointPublicKey, verifyCheckpoint } from '../log/checkpoint.js'
+import { parseCheckpoint, parseCheckpointPublicKey, signedByAny } from '../log/checkpoint.js'
 import { STREAM_RE, recordSeq } from '../log/layout.js'
 import { HASH_SIZE, leafHash, verifyInclusion } from '../log/tree.js'
 import { ExportFilter, exportFilters, type ExportFilterInput } from './filter.js'
@@ -114,7 +114,7 @@ class ExportChecker {
       if (s.origin !== cp.origin || s.size !== cp.size || s.root !== cp.root.toString('base64')) {
         this.fail('CHECKPOINT_MALFORMED', line, `stream ${stream}: origin, size or root differ from the signed note`, { stream })
       }
-      if (!this.keys.some((k) => verifyCheckpoint(cp.note, k))) this.fail('CHECKPOINT_SIGNATURE_INVALID', line, `stream ${stream}: the checkpoint carries no valid signature by the pinned key${this.keys.length > 1 ? 's' : ''}`, { stream })
+      if (!signedByAny(cp.note, this.keys)) this.fail('CHECKPOINT_SIGNATURE_INVALID', line, `stream ${stream}: the checkpoint carries no valid signature by the pinned key${this.keys.length > 1 ? 's' : ''}`, { stream })
       // the signed origin names the stream (`<prefix>/<stream>`): the header cannot relabel a stream
       if (!cp.origin.endsWith(`/${stream}`)) this.fail('CHECKPOINT_ORIGIN_MISMATCH', line, `stream ${stream}: the signed origin ${JSON.stringify(cp.origin)} does not end in /${stream}`, { stream })
       this.streams.set(stream, { origin: cp.origin, size: cp.size, root: cp.root, rootB64: cp.root.toString('base64'), order: order++, events: 0, last: -1 })

@@ -132,6 +132,11 @@ export function verifyCheckpoint (note: string, publicKeyPem: string | KeyObject
   return false
 }
 
+/** Whether any of the keys signed the note (after a key rotation a log's checkpoints are signed by several keys, each by one). */
+export function signedByAny (note: string, keys: readonly KeyObject[]): boolean {
+  return keys.some((k) => verifyCheckpoint(note, k))
+}
+
 /** A fresh Ed25519 key pair as PKCS#8 / SPKI PEM. */
 export function generateCheckpointKey (): { privateKeyPem: string, publicKeyPem: string } {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519')

@@ -64,3 +64,22 @@ export async function readLastLines (fh: FileHandle, end: number): Promise<{ las
     window = Math.min(end, window * 4)
   }
 }
+
+/** The first and the last record of a closed segment (both whole lines), or undefined when it has none or ends mid-record. */
+export async function segmentEnds (path: string, size: number): Promise<{ first: Buffer, last: Buffer } | undefined> {
+  if (size === 0) return undefined
+  const fh = await open(path, 'r')
+  try {
+    const { last, endsWithNewline } = await readLastLines(fh, size)
+    if (!endsWithNewline) return undefined
+    let first: Buffer | undefined
+    for (let window = Math.min(size, 64 * 1024); first === undefined; window = Math.min(size, window * 4)) {
+      const buf = Buffer.alloc(window)
+      const { bytesRead } = await fh.read(buf, 0, window, 0)
+      const nl = buf.subarray(0, bytesRead).indexOf(10)
+      if (nl >= 0) first = Buffer.from(buf.subarray(0, nl))
+      else if (window === size) return undefined
+    }
+    return { first, last: Buffer.from(last.bytes) }
+  } finally { await fh.close() }
+}

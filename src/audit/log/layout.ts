@@ -231,3 +231,12 @@ export async function * segmentLineBatches (path: string, offset = 0): AsyncGene
     await fh.close()
   }
 }
+
+/** When a record was made: an event's `timestamp`, a gap record's `last_shed_at`; `fallback` when it has neither. */
+export function recordTime (line: Buffer, fallback: number): number {
+  try {
+    const r = JSON.parse(line.toString('utf8')) as { timestamp?: unknown, last_shed_at?: unknown }
+    const t = typeof r.timestamp === 'string' ? Date.parse(r.timestamp) : typeof r.last_shed_at === 'string' ? Date.parse(r.last_shed_at) : NaN
+    return Number.isFinite(t) ? t : fallback
+  } catch { return fallback }
+}

@@ -12,7 +12,7 @@ import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { KeyObject } from 'node:crypto'
 import { PortcullisError } from '../../errors.js'
-import { parseCheckpoint, parseCheckpointPublicKey, splitCheckpointNotes, verifyCheckpoint } from './checkpoint.js'
+import { parseCheckpoint, parseCheckpointPublicKey, signedByAny, splitCheckpointNotes } from './checkpoint.js'
 import { HashesFileReader, STREAM_RE, listSegments, readRetentionLog, recordSeq, segmentLineBatches, streamPaths, type RetentionEntry } from './layout.js'
 import { compareUtf8 } from '../../canonical-json.js'
 import { AuditDirReader } from './reader.js'
@@ -47,11 +47,6 @@ class HashCursor {
     this.index++
     return h
   }
-}
-
-/** Whether any of the keys signed the note (after a key rotation the log's checkpoints are signed by several, each by one). */
-function signedByAny (note: string, keys: KeyObject[]): boolean {
-  return keys.some((k) => verifyCheckpoint(note, k))
 }
 
 export async function verifyAuditDir (dir: string, opts: VerifyOptions = {}): Promise<VerifyReport> {

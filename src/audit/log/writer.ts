@@ -37,8 +37,8 @@ import type { Metrics } from '../../metrics/index.js'
 import { maxGroupRecords, maxUnsealedTail, type AuditSink, type Durability } from './contract.js'
 import { formatCheckpoint, loadCheckpointKey, loadPreviousPublicKeys, signCheckpoint, verifyCheckpoint, type Checkpoint } from './checkpoint.js'
 import { errnoOf, invalid, unavailable } from './errors.js'
-import { fsyncDir, openRw, openSegment, readLastLines, writeFully } from './files.js'
-import { HashesFileReader, listSegments, recordSeq, recordText, segmentName, streamPaths, type RetentionEntry, type SegmentRef, type StreamPaths } from './layout.js'
+import { fsyncDir, openRw, openSegment, segmentEnds, writeFully } from './files.js'
+import { HashesFileReader, listSegments, recordSeq, recordText, recordTime, segmentName, streamPaths, type RetentionEntry, type SegmentRef, type StreamPaths } from './layout.js'
 import { recoverLastCheckpoint, recoverTail, rehashTail, type RecoveryContext } from './recovery.js'
 import { CompactRange, HASH_SIZE, leafHash, storedHashCount, storedHashIndex, treeRoot } from './tree.js'
 import { readCursor } from './ship-cursor.js'
@@ -107,34 +107,6 @@ export const auditLogDefaults: Omit<AuditLogOptions, 'dir' | 'stream'> = {
   checkpoint: { everyEvents: 1000, everyMs: 10_000 },
   maxPendingBytes: 64 * 1024 * 1024,
   onFull: 'deny',
-}
-
-/** The first and the last record of a closed segment (both whole lines), or undefined when it has none or ends mid-record. */
-async function segmentEnds (path: string, size: number): Promise<{ first: Buffer, last: Buffer } | undefined> {
-  if (size === 0) return undefined
-  const fh = await open(path, 'r')
-  try {
-    const { last, endsWithNewline } = await readLastLines(fh, size)
-    if (!endsWithNewline) return undefined
-    let first: Buffer | undefined
-    for (let window = Math.min(size, 64 * 1024); first === undefined; window = Math.min(size, window * 4)) {
-      const buf = Buffer.alloc(window)
-      const { bytesRead } = await fh.read(buf, 0, window, 0)
-      const nl = buf.subarray(0, bytesRead).indexOf(10)
-      if (nl >= 0) first = Buffer.from(buf.subarray(0, nl))
-      else if (window === size) return undefined
-    }
-    return { first, last: Buffer.from(last.bytes) }
-  } finally { await fh.close() }
-}
-
-/** When a record was made: an event's `timestamp`, a gap record's `last_shed_at`; `fallback` when it has neither. */
-function recordTime (line: Buffer, fallback: number): number {
-  try {
-    const r = JSON.parse(line.toString('utf8')) as { timestamp?: unknown, last_shed_at?: unknown }
-    const t = typeof r.timestamp === 'string' ? Date.parse(r.timestamp) : typeof r.last_shed_at === 'string' ? Date.parse(r.last_shed_at) : NaN
-    return Number.isFinite(t) ? t : fallback
-  } catch { return fallback }
 }
 
 interface Pending {

@@ -10,6 +10,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { PortcullisError } from '../../errors.js'
 import type { DataApi } from '../data-api.js'
 import { ResultSlots } from '../../decision/result-json.js'
+import { setDataMember as put } from '../../policy/bundle.js'
 
 const MAX_BATCH = 10_000
 /**
@@ -18,11 +19,6 @@ const MAX_BATCH = 10_000
  * results overflowed the answer (a string past V8's limit: a 500). Refused with 413 beforehand.
  */
 const MAX_BATCH_INPUT_BYTES = 64 * 1024 * 1024
-
-/** Sets an own, enumerable member (an assignment to `__proto__` would set the prototype instead). */
-function put (o: Record<string, unknown>, k: string, v: unknown): void {
-  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true })
-}
 
 function isObject (v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v)
