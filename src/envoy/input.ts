@@ -165,11 +165,17 @@ function isSet (v: unknown): boolean {
   return true
 }
 
+// Scalar members of a oneof in the messages a CheckRequest contains (address.proto:
+// SocketAddress.port_specifier, EnvoyInternalAddress.address_name_specifier). A oneof member
+// on the wire is populated even at its zero value (protoreflect Has), so Go keeps
+// `portValue: 0`; the decoder leaves such a member out unless it was on the wire.
+const ONEOF_SCALARS = new Set(['portValue', 'namedPort', 'serverListenerName'])
+
 /** protomap(): a decoded message -> map keyed by JSON names, set fields only. */
 export function protomap (msg: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const [name, value] of Object.entries(msg)) {
-    if (!isSet(value)) continue
+    if (!isSet(value) && !(ONEOF_SCALARS.has(name) && (value === 0 || value === ''))) continue
     if (MAP_FIELDS.has(name) && isPlainObject(value)) {
       const m: Record<string, unknown> = {}
       for (const [k, v] of Object.entries(value)) {
