@@ -90,11 +90,22 @@ export function withoutPaths (input: unknown, paths: ReadonlyArray<readonly stri
   return out
 }
 
+/**
+ * A JSON object of the input: a plain object. An exact number (`ExactNumber`, an object with a
+ * `text` member) is a scalar, and so is anything else with another prototype: a path never
+ * reaches into it (`parsed_body.text` must not turn every big-number body into one key).
+ */
+function isJsonObject (node: unknown): node is Record<string, unknown> {
+  if (node === null || typeof node !== 'object' || Array.isArray(node)) return false
+  const proto: unknown = Object.getPrototypeOf(node)
+  return proto === Object.prototype || proto === null
+}
+
 function removePath (node: unknown, path: readonly string[], i: number): unknown {
-  if (node === null || typeof node !== 'object' || Array.isArray(node) || i >= path.length) return node
+  if (!isJsonObject(node) || i >= path.length) return node
   const k = path[i] as string
   if (!Object.hasOwn(node, k)) return node
-  const copy: Record<string, unknown> = { ...(node as Record<string, unknown>) }
+  const copy: Record<string, unknown> = { ...node }
   if (i === path.length - 1) delete copy[k]
   else copy[k] = removePath(copy[k], path, i + 1)
   return copy

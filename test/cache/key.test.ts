@@ -3,6 +3,8 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import fc from 'fast-check'
 import { canonicalJson, decisionCacheKey, decisionCacheKeyOf, hashInput, internInput, keysSorted, withoutPaths, type DecisionKeyParts } from '../../src/cache/key.js'
+import { ExactNumber } from '../../src/canonical-json.js'
+import { parseJsonInput } from '../../src/json-input.js'
 
 const sha = (text: string): string => createHash('sha256').update(text).digest('base64url')
 
@@ -113,4 +115,19 @@ test('withoutPaths: a pruned copy for the key; the input itself is untouched', (
   assert.equal(hashInput(withoutPaths(input, paths)).hash, hashInput(withoutPaths(other, paths)).hash)
   assert.notEqual(hashInput(withoutPaths(input, [['attributes', 'request', 'time']])).hash, hashInput(withoutPaths(other, [['attributes', 'request', 'time']])).hash)
   assert.equal(withoutPaths('scalar', paths), 'scalar')
+})
+
+test('withoutPaths: an exact number is a scalar, never an object a path reaches into', () => {
+  // 12345678901234567890 and 99999999999999999999 keep their digits as ExactNumber { text }:
+  // a left-out `parsed_body.text` must not turn both (and `{}`) into one key
+  const a = parseJsonInput('{"parsed_body":12345678901234567890}', 64)
+  const b = parseJsonInput('{"parsed_body":99999999999999999999}', 64)
+  const empty = parseJsonInput('{"parsed_body":{}}', 64)
+  const paths = [['parsed_body', 'text']]
+  assert.ok((a as { parsed_body: unknown }).parsed_body instanceof ExactNumber)
+  assert.equal((withoutPaths(a, paths) as { parsed_body: unknown }).parsed_body, (a as { parsed_body: unknown }).parsed_body)
+  const keys = [a, b, empty].map((v) => hashInput(withoutPaths(v, paths)).hash)
+  assert.equal(new Set(keys).size, 3)
+  // an object's own `text` member is still left out
+  assert.deepEqual(withoutPaths({ parsed_body: { text: 'x', n: 1 } }, paths), { parsed_body: { n: 1 } })
 })
