@@ -21,6 +21,16 @@ export class ExactNumber {
   toJSON (): number { return Number(this.text) }
 }
 
+/**
+ * A JSON object among parsed values: a plain object. An ExactNumber is an object in
+ * JavaScript but a number in JSON, so it is not one (nor is anything of another prototype).
+ */
+export function isJsonObject (v: unknown): v is Record<string, unknown> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false
+  const proto: unknown = Object.getPrototypeOf(v)
+  return proto === Object.prototype || proto === null
+}
+
 const NUMBER_OR_STRING = /"[^"\\]*(?:\\.[^"\\]*)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g
 
 /**

@@ -5,7 +5,7 @@
  * difference does not.
  */
 import { hash } from 'node:crypto'
-import { canonicalJson, keysSorted } from '../canonical-json.js'
+import { canonicalJson, isJsonObject, keysSorted } from '../canonical-json.js'
 import { deepFreeze } from '../deep-freeze.js'
 
 export { canonicalJson, keysSorted }
@@ -90,17 +90,8 @@ export function withoutPaths (input: unknown, paths: ReadonlyArray<readonly stri
   return out
 }
 
-/**
- * A JSON object of the input: a plain object. An exact number (`ExactNumber`, an object with a
- * `text` member) is a scalar, and so is anything else with another prototype: a path never
- * reaches into it (`parsed_body.text` must not turn every big-number body into one key).
- */
-function isJsonObject (node: unknown): node is Record<string, unknown> {
-  if (node === null || typeof node !== 'object' || Array.isArray(node)) return false
-  const proto: unknown = Object.getPrototypeOf(node)
-  return proto === Object.prototype || proto === null
-}
-
+// isJsonObject: an exact number (an object with a `text` member) is a scalar a path never
+// reaches into (`parsed_body.text` must not turn every big-number body into one key)
 function removePath (node: unknown, path: readonly string[], i: number): unknown {
   if (!isJsonObject(node) || i >= path.length) return node
   const k = path[i] as string

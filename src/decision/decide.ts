@@ -26,6 +26,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { BundleManager } from '../bundles/activate.js'
+import { isJsonObject } from '../canonical-json.js'
 import { deepFreeze } from '../deep-freeze.js'
 import { PolicyError, PortcullisError, toPortcullisError } from '../errors.js'
 import { decisionCacheKeyOf, hashInput, withoutPaths } from '../cache/key.js'
@@ -368,9 +369,9 @@ export class DecisionService {
 
   /** The caller's input without the keys only Portcullis may set (counted when present). */
   #withoutReservedKeys (input: unknown): unknown {
-    if (input === null || typeof input !== 'object' || Array.isArray(input)) return input
+    if (!isJsonObject(input)) return input
     if (!Object.hasOwn(input, 'identity') && !Object.hasOwn(input, 'identity_error')) return input
-    const out: Record<string, unknown> = { ...(input as Record<string, unknown>) }
+    const out: Record<string, unknown> = { ...input }
     for (const k of RESERVED_INPUT_KEYS) {
       if (Object.hasOwn(out, k)) {
         delete out[k]
@@ -382,7 +383,8 @@ export class DecisionService {
 
   async #attachIdentity (req: DecisionRequest, policy: IdentityPolicy): Promise<unknown> {
     const callerInput = req.input
-    if (callerInput !== undefined && (callerInput === null || typeof callerInput !== 'object' || Array.isArray(callerInput))) {
+    // an exact number (digits a double cannot hold) is a number, not an object to spread
+    if (callerInput !== undefined && !isJsonObject(callerInput)) {
       throw new PolicyError('PORTCULLIS_INPUT_INVALID', 'input must be an object when identity verification is on (Portcullis adds input.identity)', { path: req.path })
     }
     // input.identity and input.identity_error belong to Portcullis: a caller cannot forge them.

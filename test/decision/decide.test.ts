@@ -13,6 +13,7 @@ import { buildBundleDir, buildFixture } from '../helpers/bundles.js'
 import type { IdentityPort } from '../../src/decision/types.js'
 import type { Logger } from '../../src/log.js'
 import { PortcullisError } from '../../src/errors.js'
+import { ExactNumber } from '../../src/canonical-json.js'
 import { jwtSvidIssuer, type JwtSvidIssuer } from '../helpers/jwt-svid.js'
 
 const repoBundle = (name: string): string => join(process.cwd(), 'bundles', `${name}.tar.gz`)
@@ -97,6 +98,9 @@ describe('the decision pipeline', () => {
   test('non-object input is refused when identity is on', async () => {
     const { svc } = await service({ identity: 'allow' })
     await assert.rejects(svc.decide({ path: 'authz/allow', input: 'x' }), { code: 'PORTCULLIS_INPUT_INVALID' })
+    // a number a double cannot hold is kept as an ExactNumber object: still a number, refused
+    // (it was spread into {"text": digits, "identity": ...}, the input {"text": digits} as well)
+    await assert.rejects(svc.decide({ path: 'authz/allow', input: new ExactNumber('12345678901234567890') }), { code: 'PORTCULLIS_INPUT_INVALID' })
   })
 
   const bearer = async (id = frontend): Promise<{ headers: Record<string, string> }> => ({ headers: { authorization: `Bearer ${await issuer.sign(id)}` } })

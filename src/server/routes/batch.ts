@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsync } from 'fastify'
+import { isJsonObject } from '../../canonical-json.js'
 import { PortcullisError } from '../../errors.js'
 import type { DataApi } from '../data-api.js'
 import { ResultSlots } from '../../decision/result-json.js'
@@ -20,12 +21,9 @@ const MAX_BATCH = 10_000
  */
 const MAX_BATCH_INPUT_BYTES = 64 * 1024 * 1024
 
-function isObject (v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v)
-}
-
+/** An item's input under common_input, objects merged member by member (an exact number is a number, never merged). */
 export function mergeCommon (common: unknown, input: unknown): unknown {
-  if (!isObject(common) || !isObject(input)) return input === undefined ? common : input
+  if (!isJsonObject(common) || !isJsonObject(input)) return input === undefined ? common : input
   const out: Record<string, unknown> = { ...common }
   for (const [k, v] of Object.entries(input)) put(out, k, Object.hasOwn(common, k) ? mergeCommon(common[k], v) : v)
   return out
