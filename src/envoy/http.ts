@@ -19,7 +19,7 @@ import type { Duplex } from 'node:stream'
 import { PortcullisError } from '../errors.js'
 import { silentLogger, type Logger } from '../log.js'
 import type { ConnectionFacts, EnvoyCheck } from './check.js'
-import type { CheckRequest, HttpRequest } from './input.js'
+import { setEntry, type CheckRequest, type HttpRequest } from './input.js'
 import type { Header } from './response.js'
 import { watchConnectionErrors } from '../metrics/connections.js'
 import type { Metrics } from '../metrics/index.js'
@@ -76,7 +76,8 @@ export function stripPrefix (url: string, prefix: string): string | undefined {
  */
 function httpRequestOf (req: IncomingMessage, path: string): HttpRequest {
   const headers: Record<string, string> = {}
-  for (const [k, v] of Object.entries(req.headersDistinct)) if (v !== undefined) headers[k] = v.join(',')
+  // setEntry: a header named __proto__ is a header like any other (assignment dropped it)
+  for (const [k, v] of Object.entries(req.headersDistinct)) if (v !== undefined) setEntry(headers, k, v.join(','))
   const http: HttpRequest = { method: req.method ?? '', headers, path }
   const host = headers.host
   if (host !== undefined) http.host = host

@@ -138,7 +138,7 @@ function structValue (v: unknown): unknown {
  * A map entry. Assigned, except `__proto__`, which assignment would take as the prototype:
  * that key is defined, so it stays an ordinary key as in Go's map.
  */
-function setEntry (m: Record<string, unknown>, k: string, v: unknown): void {
+export function setEntry (m: Record<string, unknown>, k: string, v: unknown): void {
   if (k === '__proto__') Object.defineProperty(m, k, { value: v, enumerable: true, writable: true, configurable: true })
   else m[k] = v
 }

@@ -206,6 +206,14 @@ describe('Envoy ext_authz HTTP service mode', () => {
     assert.deepEqual([stripPrefix('http://x/p/a', '/p'), stripPrefix('http://x/a', '/'), stripPrefix('*', ''), stripPrefix('/a', '')], [undefined, undefined, undefined, '/a'])
   })
 
+  test('a request header named __proto__ reaches the policy (it was dropped building the headers map)', async () => {
+    const headers: Record<string, string> = {}
+    Object.defineProperty(headers, '__proto__', { value: 'x', enumerable: true, writable: true, configurable: true })
+    const r = await forward(env.httpUrl, 'GET', `${PREFIX}/protohdr`, headers)
+    assert.deepEqual([r.status, r.body], [403, 'header __proto__'])
+    assert.equal((await forward(env.httpUrl, 'GET', `${PREFIX}/protohdr`, {})).status, 200)
+  })
+
   test('the same policy answers the same in both modes', async () => {
     const cases: Array<{ path: string, method?: string, headers?: Record<string, string>, body?: string }> = [
       { path: '/public/x' }, { path: '/bool' }, { path: '/boolno' }, { path: '/deny' }, { path: '/plaindeny' },
