@@ -23,8 +23,12 @@ export class NumberText extends ExactNumber {}
 let numberTextsSeen = false
 
 const originalParse = JSON.parse
-/** Texts that may hold a number a double loses: long digit runs, exponents, fractions ending in 0. */
-const SUSPECT = /\d{16}|\d[eE]|\.\d*0(?!\d)/
+/**
+ * Texts that may hold a number a double loses: 16 or more digits (a decimal point among them:
+ * `1234567.1234567891` has no run of 16 but 17 significant digits), exponents, fractions ending
+ * in 0. A superset of what needsExact keeps, so the text without it parses plainly.
+ */
+const SUSPECT = /(?:\d\.?){16}|\d[eE]|\.\d*0(?!\d)/
 
 /**
  * Whether a JSON number token must stay ExactNumber: a double cannot hold its value, or its

@@ -17,6 +17,19 @@ test('parseExact keeps integral numbers written with a fraction or exponent as N
   assert.ok(v[11] instanceof ExactNumber && !(v[11] instanceof NumberText))
 })
 
+// Bundle data under 1 MiB and builtin arguments are read by parseExact: a decimal with more than
+// 15 significant digits split by its point was parsed as a double unless something else in the
+// text (an exponent anywhere, a long digit run) sent the text through the exact reader.
+test('parseExact keeps a decimal with more than 15 significant digits, whatever else the text holds', () => {
+  for (const text of ['{"max":1234567.1234567891}', '[0.1234567890123456789]', '{"a":12345678.12345678}']) {
+    const v = Object.values(parseExact(text) as Record<string, unknown>)[0] as unknown
+    assert.ok(v instanceof ExactNumber, text)
+    assert.equal(v.text, /:(.*)}|\[(.*)\]/.exec(text)?.slice(1).find((x) => x !== undefined))
+  }
+  // 15 digits or fewer: a plain number
+  assert.deepEqual(parseExact('{"a":1234567.12345678}'), { a: 1234567.12345678 })
+})
+
 test('numberTextArguments: only builtins that read numbers by their text see NumberText', () => {
   const kept = numberTextArguments([parseExact('[1.0, {"a": 2e0}]')], true) as unknown[][]
   assert.ok(kept[0]?.[0] instanceof NumberText)
