@@ -12,7 +12,7 @@ import { BundleError } from '../errors.js'
 import { ExactNumber } from '../canonical-json.js'
 import { parseExact } from '../policy/builtins/exact-json.js'
 import { DEFAULT_ARCHIVE_LIMITS, readBundleDir, readTarGz, type ArchiveLimits, type BundleFiles } from './archive.js'
-import { dataMember, isAncestorOf, rootContains, setDataMember, type PolicyBundle } from '../policy/bundle.js'
+import { dataMember, isAncestorOfSegments, rootContains, rootOwnsSegments, rootSegments, setDataMember, type PolicyBundle } from '../policy/bundle.js'
 import { parseManifest, type Manifest } from './manifest.js'
 import { excludeMatcher, excludedButUsed, verifyBundleSignature, type SignatureStatus, type SigningPolicy } from './verify.js'
 import { DATA_FILE } from '../bundle-files.js'
@@ -105,8 +105,8 @@ export async function bundleFromFiles (files: BundleFiles, source: string, opts:
         largeData.push({ path, file: name, json: bytes })
         continue
       }
-      const value = parseDataFile(name, bytes, source)
-      if (path.length === 0 && (value === null || typeof value !== 'object' || Array.isArray(value))) {
+      const value = parseDataFile(name, bytes, source, path.length)
+      if (path.length === 0 && !isPlainObject(value)) {
         throw new BundleError('PORTCULLIS_BUNDLE_DATA_INVALID', `${source}: ${name}: the root data document must be an object`, { source, file: name })
       }
       checkDataInRoots(value, path, manifest.roots, source, name)
@@ -205,7 +205,8 @@ function nestsDeeper (value: unknown, limit: number): boolean {
   return false
 }
 
-function parseDataFile (name: string, bytes: Buffer, source: string): unknown {
+/** A data file's value; `below` is how many directories down it sits (its depth counts from data's root). */
+function parseDataFile (name: string, bytes: Buffer, source: string, below: number): unknown {
   // Invalid UTF-8 is refused at every size (large files are refused by the data loader; the
   // signed-bundle hash refuses it too), never silently read as U+FFFD.
   let text: string
@@ -213,9 +214,11 @@ function parseDataFile (name: string, bytes: Buffer, source: string): unknown {
     throw new BundleError('PORTCULLIS_BUNDLE_DATA_INVALID', `${source}: ${name} is not valid UTF-8`, { source, file: name })
   }
   const value = parseDataText(name, text, source)
-  // the same bound as large data (data-layout.ts): deeper values would overflow the stack of
-  // whatever walks them later (the activation serialises them), as a wrong error or worse
-  if (nestsDeeper(value, MAX_DATA_DEPTH)) throw new BundleError('PORTCULLIS_BUNDLE_DATA_INVALID', `${source}: ${name} nests deeper than ${MAX_DATA_DEPTH} levels`, { source, file: name, limit: MAX_DATA_DEPTH })
+  // the same bound as large data (data-layout.ts), counted from data's root as every later
+  // walk counts it (the activation serialises the merged tree): deeper values would overflow
+  // the stack of whatever walks them, as a wrong error or worse
+  const limit = MAX_DATA_DEPTH - below
+  if (nestsDeeper(value, limit)) throw new BundleError('PORTCULLIS_BUNDLE_DATA_INVALID', `${source}: ${name} nests deeper than ${limit} levels (${MAX_DATA_DEPTH} from data's root, the file ${below} directories down)`, { source, file: name, limit })
   return value
 }
 
@@ -236,8 +239,10 @@ function parseDataText (name: string, text: string, source: string): unknown {
  */
 function checkDataInRoots (value: unknown, path: string[], roots: string[], source: string, file: string): void {
   const p = path.join('/')
-  if (roots.some((r) => rootContains(r, p))) return
-  if (roots.some((r) => isAncestorOf(p, r)) && isPlainObject(value)) {
+  // segment by segment: a key holding `/` ({"a": {"b/c": 1}}) is not the path a/b/c
+  const rs = roots.map(rootSegments)
+  if (rs.some((r) => rootOwnsSegments(r, path))) return
+  if (rs.some((r) => isAncestorOfSegments(path, r)) && isPlainObject(value)) {
     for (const [k, v] of Object.entries(value)) checkDataInRoots(v, [...path, k], roots, source, file)
     return
   }

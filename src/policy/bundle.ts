@@ -72,6 +72,27 @@ export function isAncestorOf (path: string, root: string): boolean {
   return root !== '' && (path === '' || root.startsWith(path + '/'))
 }
 
+/** A root's segments (`''`, the whole tree, has none). */
+export function rootSegments (root: string): string[] {
+  return root === '' ? [] : root.split('/')
+}
+
+/**
+ * True when the root (as segments) owns the data path `path` (segments: directories, then keys).
+ * Compared segment by segment: a data key may hold `/` (`{"a": {"b/c": 1}}` under root `a/b`),
+ * and joined with slashes it would read as the path `a/b/c`, inside the root.
+ */
+export function rootOwnsSegments (root: readonly string[], path: readonly string[]): boolean {
+  if (path.length < root.length) return false
+  for (let i = 0; i < root.length; i++) if (root[i] !== path[i]) return false
+  return true
+}
+
+/** True when the data path `path` (segments) lies strictly above the root (segments). */
+export function isAncestorOfSegments (path: readonly string[], root: readonly string[]): boolean {
+  return path.length < root.length && rootOwnsSegments(path, root)
+}
+
 /** OPA: two roots overlap when either owns the other; bundles' roots must not. */
 export function rootsOverlap (a: string, b: string): boolean {
   return rootContains(a, b) || rootContains(b, a)

@@ -7,7 +7,7 @@
  * roots, no conflicting documents) and a nesting limit that keeps hostile data from exhausting
  * the wasm stack during evaluation.
  */
-import { isAncestorOf, rootContains } from './bundle.js'
+import { isAncestorOfSegments, rootOwnsSegments, rootSegments } from './bundle.js'
 import { MAX_DATA_DEPTH } from './data-layout.js'
 import { OpenObject, type ImageWriter } from './data-image-writer.js'
 
@@ -32,7 +32,8 @@ export class DataError extends Error {
   }
 }
 
-const decoder = new TextDecoder()
+// ignoreBOM: a leading U+FEFF is text (a key "\ufeffblocked" is not "blocked"), as in Go
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true })
 const encoder = new TextEncoder()
 
 const isWs = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09
@@ -72,9 +73,10 @@ export function placeDocument (w: ImageWriter, root: OpenObject, doc: DataDocume
   const n = b.length
   let i = 0
   const where = (p: string[]): string => '/' + p.join('/')
-  const roots = doc.roots
-  const inRoots = (p: string[]): boolean => roots === undefined || roots.some((r) => rootContains(r, p.join('/')))
-  const aboveRoots = (p: string[]): boolean => roots !== undefined && roots.some((r) => isAncestorOf(p.join('/'), r))
+  // segment by segment: a key holding `/` is one segment, never a path into a root
+  const roots = doc.roots?.map(rootSegments)
+  const inRoots = (p: string[]): boolean => roots === undefined || roots.some((r) => rootOwnsSegments(r, p))
+  const aboveRoots = (p: string[]): boolean => roots !== undefined && roots.some((r) => isAncestorOfSegments(p, r))
   const fail = (what: string): never => { throw new DataError(i, `${what} at byte ${i}`) }
   const conflict = (p: string[]): never => { throw new DataError(i, `data at ${where(p)} conflicts with another data file`, 'PORTCULLIS_BUNDLE_DATA_INVALID', p.join('/')) }
   const repeated = (p: string[]): never => {
@@ -208,7 +210,9 @@ export function placeDocument (w: ImageWriter, root: OpenObject, doc: DataDocume
     // Path of this value, while it matters (roots still to check, or the document's own place).
     const p = top === undefined ? doc.path : top.kind === 'object' && top.path !== undefined ? [...top.path, top.keyText as string] : undefined
     if (c === 0x7b || c === 0x5b) {
-      if (stack.length >= MAX_DATA_DEPTH) fail(`data nests deeper than ${MAX_DATA_DEPTH} levels`)
+      // counted from data's root, as reads of the image count it: a document placed n
+      // directories down may nest n levels less (it was readable back only up to that)
+      if (stack.length + doc.path.length >= MAX_DATA_DEPTH) fail(`data nests deeper than ${MAX_DATA_DEPTH} levels from data's root`)
       const isObj = c === 0x7b
       if (!isObj && top === undefined && lastSeg === undefined) fail('the root data document must be an object')
       const frame: Frame = { kind: isObj ? 'object' : 'array', key: 0, keyHash: 0, path: checkPlacement(p, isObj) }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { MAX_DATA_DEPTH } from '../../src/policy/data-layout.js'
 import { loadBundle } from '../../src/bundles/load.js'
 import { needsOpa, runOpa, tempDir } from '../helpers/opa.js'
 import { buildBundleDir, buildFixture, copyFixture } from '../helpers/bundles.js'
@@ -99,6 +100,35 @@ describe('loading bundles built by opa', needsOpa(), () => {
     const good = buildFixture('basic', dir)
     const bad = await repack(good, (f) => f.set('data.json', Buffer.from('{"basic": {"a": 1}, "intruder": {"b": 2}}')), join(dir, 'bad.tar.gz'))
     await assert.rejects(loadBundle(bad), { code: 'PORTCULLIS_BUNDLE_DATA_OUTSIDE_ROOTS' })
+  })
+
+  test('roots are compared segment by segment: a data key holding "/" is not a path into a root', async (t) => {
+    const dir = tempDir(t)
+    const withRoots = (f: Map<string, Buffer>): void => {
+      const m = JSON.parse((f.get('.manifest') as Buffer).toString()) as { roots: string[] }
+      m.roots = [...m.roots, 'q/r']
+      f.set('.manifest', Buffer.from(JSON.stringify(m)))
+    }
+    const good = buildFixture('basic', dir)
+    // "r/s" is one key of q, beside the root q/r (OPA refuses it); joined it read as q/r/s
+    const bad = await repack(good, (f) => { withRoots(f); f.set('q/data.json', Buffer.from('{"r/s": "outside the roots"}')) }, join(dir, 'bad.tar.gz'))
+    await assert.rejects(loadBundle(bad), { code: 'PORTCULLIS_BUNDLE_DATA_OUTSIDE_ROOTS' })
+    const ok = await repack(good, (f) => { withRoots(f); f.set('q/r/data.json', Buffer.from('{"s/t": 1}')) }, join(dir, 'ok.tar.gz'))
+    assert.deepEqual(((await loadBundle(ok)).data.q as Record<string, unknown>).r, { 's/t': 1 })
+  })
+
+  test('data nesting is counted from data\'s root: a file n directories down may nest n levels less; the root document is an object', async (t) => {
+    const dir = tempDir(t)
+    const good = buildFixture('basic', dir)
+    const nested = (d: number): Buffer => Buffer.from('{"k":' + '['.repeat(d - 1) + ']'.repeat(d - 1) + '}')
+    // basic/a/b/c/data.json sits 4 directories down: 508 levels fit, 509 do not
+    const deep = await repack(good, (f) => f.set('basic/a/b/c/data.json', nested(MAX_DATA_DEPTH - 3)), join(dir, 'deep.tar.gz'))
+    await assert.rejects(loadBundle(deep), { code: 'PORTCULLIS_BUNDLE_DATA_INVALID' })
+    const fits = await repack(good, (f) => f.set('basic/a/b/c/data.json', nested(MAX_DATA_DEPTH - 4)), join(dir, 'fits.tar.gz'))
+    await loadBundle(fits)
+    // a number too big for a double at the root is a number, not the root object
+    const num = await repack(good, (f) => f.set('data.json', Buffer.from('12345678901234567890')), join(dir, 'num.tar.gz'))
+    await assert.rejects(loadBundle(num), { code: 'PORTCULLIS_BUNDLE_DATA_INVALID' })
   })
 
   test('a wasm module named in the manifest but missing is rejected', async (t) => {
