@@ -43,7 +43,8 @@ export interface EnvoyHttpServer {
   close: (graceMs: number) => Promise<void>
 }
 
-const UTF8 = new TextDecoder('utf-8', { fatal: true })
+// ignoreBOM: a body's leading U+FEFF is data, as Envoy's gRPC body carries it (and Go's JSON refuses it)
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 /**
  * The original request's path: the forwarded one without `path_prefix`; undefined when it does

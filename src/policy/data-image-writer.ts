@@ -11,7 +11,8 @@
  */
 import { opaStringHash, PAGE, PlainStore, REPR_INT, REPR_REF, T_ARRAY, T_BOOLEAN, T_NULL, T_NUMBER, T_OBJECT, T_STRING, type Store } from './data-layout.js'
 
-const decoder = new TextDecoder()
+// ignoreBOM: a leading U+FEFF is text (a key "\ufeffblocked" is not "blocked"), as in Go
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true })
 
 const MIN_BUCKETS = 8
 const LOAD_FACTOR = 0.7

@@ -9,7 +9,8 @@ import { needsExact } from './builtins/exact-json.js'
 import { pathIndex } from './bundle.js'
 import { MAX_DATA_DEPTH, opaStringHash, PAGE, REPR_INT, T_ARRAY, T_BOOLEAN, T_NULL, T_NUMBER, T_OBJECT, T_STRING, type Store } from './data-layout.js'
 
-const decoder = new TextDecoder()
+// ignoreBOM: a leading U+FEFF is text (a key "\ufeffblocked" is not "blocked"), as in Go
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true })
 const encoder = new TextEncoder()
 
 /**

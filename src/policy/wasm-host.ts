@@ -40,7 +40,8 @@ interface Exports {
 type HostFn = (...args: unknown[]) => unknown
 
 const encoder = new TextEncoder()
-const decoder = new TextDecoder()
+// ignoreBOM: a leading U+FEFF is text (a key "\ufeffblocked" is not "blocked"), as in Go
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true })
 
 function readCString (memory: WebAssembly.Memory, addr: number): string {
   const bytes = new Uint8Array(memory.buffer)

@@ -141,6 +141,37 @@ describe('data documents written straight into wasm memory', needsOpa(), () => {
     assert.throws(() => build([doc(new Uint8Array([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]))]), { code: 'PORTCULLIS_BUNDLE_DATA_INVALID' })
   })
 
+  // TextDecoder's default strips a leading U+FEFF: "\ufeffblocked" was read as "blocked" and
+  // merged with it (a deny list emptied), in keys of merges and in reads back
+  test('a key starting with U+FEFF is its own key, as in OPA: in the layout, in merges and in reads', () => {
+    for (const bom of ['\\ufeff', '\ufeff']) {
+      const text = `{"${bom}blocked": [], "blocked": ["mallory"], "a": {"${bom}k": "bom"}}`
+      const image = build([doc(text), doc('{"j": 1}', ['a'])])
+      assert.deepEqual(image.read(['blocked']), ['mallory'], bom)
+      assert.deepEqual(image.read(['\ufeffblocked']), [], bom)
+      assert.deepEqual(image.read(['a']), { '\ufeffk': 'bom', j: 1 }, bom)
+      const { ours, opa } = dumpBoth(text)
+      assert.equal(ours, opa)
+    }
+  })
+
+  test('roots are compared segment by segment: a key holding "/" is one segment, never a path into a root', () => {
+    // {"a": {"b/c": ...}} under roots ["a/b"]: the key "b/c" of a is outside a/b (OPA refuses it)
+    assert.throws(() => build([doc('{"a": {"b/c": "outside the roots"}}', [], ['a/b', 'q'])]), { code: 'PORTCULLIS_BUNDLE_DATA_OUTSIDE_ROOTS' })
+    assert.throws(() => build([doc('{"b/c": 1}', ['a'], ['a/b'])]), { code: 'PORTCULLIS_BUNDLE_DATA_OUTSIDE_ROOTS' })
+    assert.deepEqual(build([doc('{"a": {"b": {"c/d": 1}}}', [], ['a/b'])]).read(['a', 'b', 'c/d']), 1)
+  })
+
+  test('nesting is counted from data\'s root: a document n directories down may nest n levels less (it must read back)', () => {
+    const nested = (d: number): string => '['.repeat(d) + ']'.repeat(d)
+    const path = ['a', 'b', 'c']
+    assert.throws(() => build([doc(nested(MAX_DATA_DEPTH), path)]), { code: 'PORTCULLIS_BUNDLE_DATA_INVALID' })
+    const fits = build([doc(nested(MAX_DATA_DEPTH - path.length), path)])
+    // what was accepted reads back whole, from the root and from its own place
+    assert.ok(fits.read([]) !== undefined)
+    assert.ok(fits.jsonAt([]) !== undefined)
+  })
+
   test('hostile data: nesting beyond the limit is rejected with a code; huge strings load; too much data for the memory limit is TOO_LARGE', () => {
     const deep = (d: number): string => '{"a":' + '['.repeat(d) + ']'.repeat(d) + '}'
     assert.deepEqual(build([doc(deep(MAX_DATA_DEPTH - 2))]).read([]) !== undefined, true)

@@ -100,7 +100,8 @@ export function parseJwtBundles (bundles: Record<string, Uint8Array> | undefined
     const td = trustDomainOfKey(key, what)
     if (out.has(td)) throw invalid(what, `trust domain ${td} appears twice`)
     let text: string
-    try { text = new TextDecoder('utf-8', { fatal: true }).decode(bytes) } catch { throw invalid(what, 'not UTF-8') }
+    // ignoreBOM: a leading U+FEFF stays, and the JSON is refused as Go's decoder refuses it
+    try { text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes) } catch { throw invalid(what, 'not UTF-8') }
     out.set(td, parseJwks(text, `Workload API ${what}`, { requireKid: true }))
   }
   return out

@@ -3,7 +3,7 @@ import type { BuiltinSpec } from './types.js'
 import { BuiltinError } from './types.js'
 import { str } from './args.js'
 
-const utf8 = new TextDecoder('utf-8', { fatal: false })
+const utf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true })
 
 export const encodingBuiltins: BuiltinSpec[] = [
   {

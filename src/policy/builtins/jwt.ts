@@ -11,7 +11,7 @@ import { isNum, isObj, str } from './args.js'
 import { goJson } from './json.js'
 import { pemDecode } from './pem.js'
 
-const utf8 = new TextDecoder('utf-8', { fatal: false })
+const utf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true })
 
 /** OPA's base64url.decode: pads unpadded input (RFC 7515 App. C), then strict URL-safe decoding. */
 export function base64UrlDecode (b: string, s: string): Buffer {

@@ -5,7 +5,7 @@ import { str } from './args.js'
 
 class UrlError extends Error {}
 
-const utf8 = new TextDecoder('utf-8', { fatal: false })
+const utf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true })
 
 type Mode = 'path' | 'host' | 'fragment'
 
