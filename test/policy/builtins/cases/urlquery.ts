@@ -4,7 +4,7 @@ export const urlqueryGroup = (): Group => ({
   name: 'urlquery',
   tables: [
     table('urlquery.encode', [[''], ['a b&c=d/e?f'], ['-_.~'], ['é€🦀'], ['+%'], ['\u0000\n'], [1]]),
-    table('urlquery.decode', [[''], ['a+b%26c%3Dd'], ['%'], ['%4'], ['%zz'], ['%C3%A9'], ['%ff'], ['100%'], ['a%2Bb'], [[]]]),
+    table('urlquery.decode', [[''], ['a+b%26c%3Dd'], ['%EF%BB%BFa'], ['%'], ['%4'], ['%zz'], ['%C3%A9'], ['%ff'], ['100%'], ['a%2Bb'], [[]]]),
     table('urlquery.encode_object', [
       [{}], [{ a: 'b', c: 'd e' }], [{ z: ['1', '2'], a: '&', é: 'x' }], [{ a: [] }], [{ a: [1] }], [{ a: 1 }], [{ a: { b: 'c' } }], ['a=b'],
     ]),
