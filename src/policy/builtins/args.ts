@@ -1,4 +1,5 @@
 /** Argument checks shared by the host builtins; a wrong type is a builtin error, as in OPA. */
+import { compareUtf8 } from '../../canonical-json.js'
 import { ExactNumber } from './exact-json.js'
 import { RegoSet } from './types.js'
 import { BuiltinError } from './types.js'
@@ -106,7 +107,8 @@ export function regoCompare (a: unknown, b: unknown): number {
   if (ra !== rb) return ra - rb
   if (typeof a === 'boolean') return Number(a) - Number(b)
   if (isNum(a)) return numCmp(a, b as number)
-  if (typeof a === 'string') return a < (b as string) ? -1 : a > (b as string) ? 1 : 0
+  // Go compares strings by their UTF-8 bytes (code points): UTF-16 order put an emoji before U+FEFF
+  if (typeof a === 'string') return compareUtf8(a, b as string)
   if (Array.isArray(a)) {
     const bb = b as unknown[]
     for (let i = 0; i < Math.min(a.length, bb.length); i++) {
@@ -117,7 +119,7 @@ export function regoCompare (a: unknown, b: unknown): number {
   }
   if (a === null) return 0
   const oa = a as Record<string, unknown>; const ob = b as Record<string, unknown>
-  const ka = Object.keys(oa).sort(); const kb = Object.keys(ob).sort()
+  const ka = Object.keys(oa).sort(compareUtf8); const kb = Object.keys(ob).sort(compareUtf8)
   for (let i = 0; i < Math.min(ka.length, kb.length); i++) {
     const c = regoCompare(ka[i], kb[i]) || regoCompare(oa[ka[i] as string], ob[kb[i] as string])
     if (c !== 0) return c
