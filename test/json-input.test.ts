@@ -9,6 +9,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { JsonInputError, parseJsonInput } from '../src/json-input.js'
 import { canonicalJson, ExactNumber } from '../src/canonical-json.js'
+import { runBounded } from './helpers/bounded.js'
 
 const problem = (text: string, depth = 64): string | undefined => {
   try {
@@ -106,4 +107,19 @@ test('a caller string that looks like a marked number stays a string, raw or esc
     assert.equal(typeof v.a, 'string', text)
     assert.deepEqual(v.id, new ExactNumber('12345678901234567891'), text)
   }
+})
+
+// Hostile sizes: a quadratic trailing-zero trim held the event loop for 334 s on a 1 MiB number.
+test('a number with a long run of inner zeros is read in one pass, digits kept', () => {
+  // within a bound, in a child process (test/helpers/bounded.ts): the quadratic trim took 334 s
+  const r = runBounded(`import { parseJsonInput } from './src/json-input.ts'
+    const v = parseJsonInput('{"a":1.' + '0'.repeat(1_000_000) + '1}', 64)
+    process.stdout.write(String(v.a.text.length))`)
+  assert.deepEqual(r, { ok: true, stdout: String(1_000_003) })
+  const digits = '1.' + '0'.repeat(1_000_000) + '1'
+  const v = parseJsonInput(`{"a":${digits}}`, 64) as { a: ExactNumber }
+  assert.ok(v.a instanceof ExactNumber)
+  assert.equal(v.a.text, digits)
+  // all zeros after the 1: the value is 1e300, which a double holds digit for digit
+  assert.deepEqual(parseJsonInput(`[1${'0'.repeat(300)}.${'0'.repeat(500_000)}]`, 64), [1e300])
 })

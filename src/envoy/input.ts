@@ -91,7 +91,11 @@ export function headerLookup (http: HttpRequest | undefined, copy = false): Head
     const key = h.key.toLowerCase()
     const value = h.value !== undefined && h.value !== '' ? h.value : Buffer.from(h.rawValue ?? new Uint8Array()).toString('utf8')
     const prev = Object.hasOwn(out, key) ? out[key] : undefined
-    out[key] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value]
+    // a repeated key appends in place (a copy per repeat was quadratic: 40,000 entries of one
+    // key held the event loop for seconds); the arrays are this map's own
+    if (prev === undefined) out[key] = value
+    else if (Array.isArray(prev)) prev.push(value)
+    else out[key] = [prev, value]
   }
   return out
 }

@@ -170,6 +170,30 @@ function skipLwsp (b: Buffer, at: number): number {
   return at
 }
 
+/** Header lines a part may have: Go's mime/multipart maxMIMEHeaders (more is "message too large"). */
+const MAX_PART_HEADERS = 10_000
+
+/** `s` without a trailing `\n` or `\r\n`. */
+function chompLine (s: string): string {
+  if (s.endsWith('\r\n')) return s.slice(0, -2)
+  if (s.endsWith('\n')) return s.slice(0, -1)
+  return s
+}
+
+/** `s` without trailing spaces and tabs (an index loop: `/[ \t]+$/` is quadratic on an inner run). */
+function trimSpaceTabEnd (s: string): string {
+  let b = s.length
+  while (b > 0 && (s.charCodeAt(b - 1) === 0x20 || s.charCodeAt(b - 1) === 0x09)) b--
+  return s.slice(0, b)
+}
+
+/** `s` without leading and trailing spaces and tabs. */
+function trimSpaceTab (s: string): string {
+  let a = 0
+  while (a < s.length && (s.charCodeAt(a) === 0x20 || s.charCodeAt(a) === 0x09)) a++
+  return trimSpaceTabEnd(s.slice(a))
+}
+
 /** Go's quotedprintable.Reader (lax: lowercase hex, trailing white space before a line end dropped). */
 function decodeQuotedPrintable (b: Buffer): Buffer {
   const out: number[] = []
@@ -179,7 +203,7 @@ function decodeQuotedPrintable (b: Buffer): Buffer {
     const hasLf = raw.endsWith('\n')
     let line = hasLf ? raw.slice(0, -1) : raw
     if (line.endsWith('\r')) line = line.slice(0, -1)
-    line = line.replace(/[ \t]+$/, '')
+    line = trimSpaceTabEnd(line)
     let soft = false
     if (line.endsWith('=')) { soft = true; line = line.slice(0, -1) }
     for (let i = 0; i < line.length; i++) {
@@ -271,29 +295,42 @@ export function readParts (body: Buffer, boundary: string): Part[] {
     throw new Error(`multipart: unexpected line in Next(): ${JSON.stringify(line.toString('latin1'))}`)
   }
 
-  /** textproto.Reader.ReadMIMEHeader from `at`: lines up to an empty one; folded lines joined. */
+  /**
+   * textproto.Reader.ReadMIMEHeader from `at`: lines up to an empty one; folded lines joined.
+   * At most MAX_PART_HEADERS header lines, as Go's multipart reader allows (more: "message too
+   * large"). Linear in the part's header bytes: trims by index, folded lines joined once,
+   * repeated keys appended in place.
+   */
   function readHeaders (): Map<string, string[]> {
     const headers = new Map<string, string[]>()
     let first = true
+    let count = 0
     for (;;) {
       const raw = readLine()
       if (raw === undefined) throw new Error('multipart: unexpected EOF in part headers')
-      let line = raw.toString('latin1').replace(/\r?\n$/, '')
+      let line = chompLine(raw.toString('latin1'))
       if (line === '') return headers
       if (first && (line[0] === ' ' || line[0] === '\t')) throw new Error(`malformed MIME header initial line: ${JSON.stringify(line)}`)
       first = false
       // continuation lines (leading space or tab) are joined with one space
-      while (at < body.length && (body[at] === 0x20 || body[at] === 0x09)) {
-        const cont = (readLine() as Buffer).toString('latin1').replace(/\r?\n$/, '')
-        line = `${line.replace(/[ \t]+$/, '')} ${cont.replace(/^[ \t]+/, '').replace(/[ \t]+$/, '')}`
+      if (at < body.length && (body[at] === 0x20 || body[at] === 0x09)) {
+        const pieces = [trimSpaceTabEnd(line)]
+        while (at < body.length && (body[at] === 0x20 || body[at] === 0x09)) {
+          pieces.push(trimSpaceTab(chompLine((readLine() as Buffer).toString('latin1'))))
+        }
+        line = pieces.join(' ')
       }
       const colon = line.indexOf(':')
       if (colon <= 0) throw new Error(`malformed MIME header line: ${JSON.stringify(line)}`)
       const key = line.slice(0, colon)
       if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(key)) throw new Error(`malformed MIME header line: ${JSON.stringify(line)}`)
-      const value = line.slice(colon + 1).replace(/^[ \t]+/, '').replace(/[ \t]+$/, '')
+      if (++count > MAX_PART_HEADERS) throw new Error('multipart: message too large')
+      const value = trimSpaceTab(line.slice(colon + 1))
       const k = key.toLowerCase()
-      headers.set(k, [...(headers.get(k) ?? []), Buffer.from(value, 'latin1').toString('utf8')])
+      const list = headers.get(k)
+      const v = Buffer.from(value, 'latin1').toString('utf8')
+      if (list === undefined) headers.set(k, [v])
+      else list.push(v)
     }
   }
 }

@@ -45,7 +45,13 @@ export interface PolicyBundle {
 
 /** Trims the slashes OPA tolerates around a root, an entrypoint or a Data API path. */
 export function cleanPath (p: string): string {
-  return p.replace(/^\/+/, '').replace(/\/+$/, '')
+  // index loops: `/\/+$/` retried at every slash of an inner run (`a/////…/b`), quadratic in a
+  // request's path
+  let a = 0
+  let b = p.length
+  while (a < b && p.charCodeAt(a) === 0x2f) a++
+  while (b > a && p.charCodeAt(b - 1) === 0x2f) b--
+  return p.slice(a, b)
 }
 
 /**

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { parsedBody } from '../../src/envoy/input.js'
 import { parseMediaType, readParts } from '../../src/envoy/multipart.js'
 import { isPortcullisError } from '../../src/errors.js'
+import { runBounded } from '../helpers/bounded.js'
 
 const invalidRequest = (err: unknown): boolean => isPortcullisError(err) && err.code === 'PORTCULLIS_ENVOY_REQUEST_INVALID'
 const form = async (body: string | Buffer, contentType = 'multipart/form-data; boundary=XX'): Promise<unknown> =>
@@ -49,4 +50,25 @@ test('line ends, preamble, epilogue, folded headers; a body without its closing 
   assert.deepEqual(await form('junk\r\n--XX\r\nContent-Disposition: form-data;\r\n name="role"\r\n\r\nadmin\r\n--XX--\r\n--XX\r\nContent-Disposition: form-data; name="x"\r\n\r\ny\r\n--XX--\r\n'), { role: ['admin'] })
   await assert.rejects(form('--XX\r\nContent-Disposition: form-data; name="a"\r\n\r\nv\r\n'), invalidRequest)
   assert.throws(() => readParts(Buffer.from('--XX\r\nContent-Disposition: form-data; name="a"\r\n\r\nv\r\n--XX\r\nbroken header\r\n\r\nw\r\n--XX--\r\n'), 'XX'))
+})
+
+// Hostile sizes (each held the event loop for seconds to minutes: a trailing-blank regex retried
+// at every blank of an inner run, a copied header list per repeat, a folded line rebuilt per
+// continuation). Within a bound in a child process first (test/helpers/bounded.ts), then read here.
+test('part headers: long blank runs, repeated and folded lines are read in one pass; more than 10,000 header lines refuse the request', async () => {
+  const bounded = runBounded(`import { parsedBody } from './src/envoy/input.ts'
+    const part = (h) => '--XX\\r\\nContent-Disposition: form-data; name="a"\\r\\n' + h + '\\r\\nv\\r\\n--XX--\\r\\n'
+    const form = async (b) => JSON.stringify((await parsedBody({ 'content-type': 'multipart/form-data; boundary=XX' }, '', Buffer.from(b))).parsed)
+    const out = [await form(part('X-A: b' + ' '.repeat(2_000_000) + 'c\\r\\n')), await form(part('X-A: b\\r\\n'.repeat(9_999))), await form(part('X-A: b\\r\\n' + ' c\\r\\n'.repeat(300_000)))]
+    process.stdout.write(out.join(' '))`)
+  assert.deepEqual(bounded, { ok: true, stdout: '{"a":["v"]} {"a":["v"]} {"a":["v"]}' })
+  const part = (headers: string): string => `--XX\r\nContent-Disposition: form-data; name="a"\r\n${headers}\r\nv\r\n--XX--\r\n`
+  assert.deepEqual(await form(part(`X-A: b${' '.repeat(2_000_000)}c\r\n`)), { a: ['v'] })
+  assert.deepEqual(await form(part('X-A: b\r\n'.repeat(10_000 - 1))), { a: ['v'] })
+  await assert.rejects(form(part('X-A: b\r\n'.repeat(10_000))), invalidRequest)
+  assert.deepEqual(await form(part('X-A: b\r\n' + ' c\r\n'.repeat(300_000))), { a: ['v'] })
+  // a folded Content-Disposition is joined with single spaces, as textproto joins it
+  assert.deepEqual(await form('--XX\r\nContent-Disposition: form-data;\r\n   name="f" \t\r\n\r\nv\r\n--XX--\r\n'), { f: ['v'] })
+  // quoted-printable: trailing blanks of a long line dropped, inner ones kept
+  assert.deepEqual(await form(`--XX\r\nContent-Disposition: form-data; name="q"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\na${' '.repeat(1_000_000)}b \t\r\n--XX--\r\n`), { q: [`a${' '.repeat(1_000_000)}b`] })
 })

@@ -1,11 +1,20 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { cleanPath, isAncestorOf, rootContains, rootsOverlap } from '../../src/policy/bundle.js'
+import { runBounded } from '../helpers/bounded.js'
 
 test('cleanPath trims the slashes OPA tolerates around a path', () => {
   assert.equal(cleanPath('/a/b/'), 'a/b')
   assert.equal(cleanPath('//a'), 'a')
   assert.equal(cleanPath('/'), '')
+  assert.equal(cleanPath('a//b'), 'a//b')
+  assert.equal(cleanPath(''), '')
+})
+
+test('cleanPath of a request path with a long inner run of slashes is one pass (a regex trim was quadratic)', () => {
+  const bounded = runBounded(`import { cleanPath } from './src/policy/bundle.ts'
+    process.stdout.write(String(cleanPath('/a' + '/'.repeat(1_000_000) + 'b/').length))`)
+  assert.deepEqual(bounded, { ok: true, stdout: String(1_000_002) })
 })
 
 test('a root owns itself and what lies below it, never a sibling sharing its prefix', () => {
