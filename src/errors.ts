@@ -152,6 +152,8 @@ export const codes = {
   PORTCULLIS_ENVOY_CANCELLED: { status: 503, opa: 'internal_error', grpc: CANCELLED },
   /** The Check's deadline passed before it was answered. */
   PORTCULLIS_ENVOY_DEADLINE_EXCEEDED: { status: 504, opa: 'internal_error', grpc: DEADLINE_EXCEEDED },
+  /** A Check's request message did not arrive whole within the gRPC listener's receive timeout (a stalled or hostile sender holding a buffer). */
+  PORTCULLIS_ENVOY_REQUEST_TIMEOUT: { status: 408, opa: 'invalid_parameter', grpc: DEADLINE_EXCEEDED },
   /** A listener cannot bind its address: a unix socket path in use by another process, or not a socket (src/envoy/unix-socket.ts). */
   PORTCULLIS_LISTEN_FAILED: { status: 500, opa: 'internal_error', grpc: INTERNAL },
 

@@ -78,7 +78,7 @@ export const DEFAULTS: Config = {
     skip_request_body_parse: false,
     dry_run: false,
     error_response: false,
-    grpc: { enabled: false, addr: '127.0.0.1:9191', enable_reflection: false, max_recv_msg_size: 4 * 1024 * 1024 },
+    grpc: { enabled: false, addr: '127.0.0.1:9191', enable_reflection: false, max_recv_msg_size: 4 * 1024 * 1024, max_concurrent_streams: 100, receive_timeout_ms: 10_000 },
     http: { enabled: false, addr: '127.0.0.1:9192', path_prefix: '', max_body_bytes: 4 * 1024 * 1024 },
     cache: { enabled: false, ignore_input_paths: [] },
   },

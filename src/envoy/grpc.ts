@@ -5,6 +5,7 @@
  * Everything between the decoded CheckRequest and the verdict is check.ts.
  */
 import cluster from 'node:cluster'
+import { chmodSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as grpc from '@grpc/grpc-js'
@@ -18,6 +19,7 @@ import { clearStaleUnixSocket, unixSocketPath } from './unix-socket.js'
 import type { PeerCertificate, DetailedPeerCertificate } from 'node:tls'
 import type { PeerAuthorizer } from '../identity/workload-api/peer.js'
 import type { CheckRequest } from './input.js'
+import type { Metrics } from '../metrics/index.js'
 import { refusedResponse, checkResponseOf, errorResponseOf } from './response.js'
 
 /** proto/ at the package root (the same two levels up from src/envoy/ and dist/envoy/). */
@@ -41,6 +43,10 @@ export interface EnvoyGrpcOptions {
   addr: string
   enableReflection: boolean
   maxRecvMsgSize: number
+  /** Most calls in flight on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
+  maxConcurrentStreams: number
+  /** A unary call whose message has not arrived whole this long after it started is ended. */
+  receiveTimeoutMs: number
   /** Evaluation errors as CheckResponse.error_response instead of a gRPC error status. */
   errorResponse: boolean
   /**
@@ -52,6 +58,8 @@ export interface EnvoyGrpcOptions {
    */
   tls?: { provider: grpc.experimental.CertificateProvider, requireClientCertificate: boolean, authorizePeer?: PeerAuthorizer }
   logger?: Logger
+  /** Calls ended below the handler are counted in portcullis_connection_errors_total{listener="envoy-grpc", kind="grpc_request"}. */
+  metrics?: Metrics
 }
 
 export interface EnvoyGrpcServer {
@@ -95,6 +103,46 @@ function peerChain (call: grpc.ServerInterceptingCallInterface): Buffer[] | unde
   return leaf?.raw !== undefined ? [leaf.raw] : undefined
 }
 
+/**
+ * Limits of the gRPC listener against callers that hold memory (each incomplete message is
+ * buffered up to max_recv_msg_size): at most `maxConcurrentStreams` calls per connection (Envoy
+ * opens another connection when it needs more), a unary call's message must arrive within
+ * `receiveTimeoutMs` of its start, and a connection idle for IDLE_MS is closed (GOAWAY; Envoy
+ * reconnects). One connection could otherwise hold 300 streams of 4 MiB less a byte: 1.2 GB.
+ */
+const IDLE_MS = 300_000
+
+/**
+ * Ends a unary call whose request message has not arrived within `ms` of its start
+ * (PORTCULLIS_ENVOY_REQUEST_TIMEOUT, DEADLINE_EXCEEDED): its partial message is dropped with the
+ * stream. Streaming calls (reflection) are left alone.
+ */
+function receiveTimeoutInterceptor (ms: number, log: Logger, onTimeout: () => void): grpc.ServerInterceptor {
+  return (method, call) => {
+    if (method.requestStream) return new grpc.ServerInterceptingCall(call)
+    let timer: NodeJS.Timeout | undefined
+    const intercepting: grpc.ServerInterceptingCall = new grpc.ServerInterceptingCall(call, {
+      start: (next) => {
+        timer = setTimeout(() => {
+          timer = undefined
+          const err = new PortcullisError('PORTCULLIS_ENVOY_REQUEST_TIMEOUT', `the request message did not arrive within ${ms} ms`)
+          onTimeout()
+          log.warn({ code: err.code, method: method.path, peer: call.getPeer() }, 'ext_authz gRPC call ended: its message did not arrive in time')
+          const md = new grpc.Metadata()
+          md.set('portcullis-error-code', err.code)
+          intercepting.sendStatus({ code: err.grpcCode, details: `${err.code}: ${err.message}`, metadata: md })
+        }, ms)
+        timer.unref()
+        next(new grpc.ServerListenerBuilder()
+          .withOnReceiveMessage((message, pass) => { clearTimeout(timer); pass(message) })
+          .withOnCancel(() => { clearTimeout(timer) })
+          .build())
+      },
+    })
+    return intercepting
+  }
+}
+
 /** Judges each call's peer before the handler (and before its message is read). */
 function peerInterceptor (authorize: PeerAuthorizer, log: Logger): grpc.ServerInterceptor {
   return (_method, call) => {
@@ -125,15 +173,42 @@ export async function startEnvoyGrpc (opts: EnvoyGrpcOptions): Promise<EnvoyGrpc
   const definition = loadExternalAuth()
   const service = (grpc.loadPackageDefinition(definition) as unknown as { envoy: { service: { auth: { v3: { Authorization: grpc.ServiceClientConstructor } } } } })
     .envoy.service.auth.v3.Authorization.service
+  const countRefusal = (code: string): void => { opts.metrics?.connectionErrors.inc({ listener: 'envoy-grpc', kind: 'grpc_request', code }) }
+  const receiveTimeout = receiveTimeoutInterceptor(opts.receiveTimeoutMs, log, () => { countRefusal('PORTCULLIS_ENVOY_REQUEST_TIMEOUT') })
+  // A message protobuf cannot decode never reaches the handler: grpc-js answers INTERNAL
+  // ("Error deserializing request"). Counted and logged (at most every 10 s) here.
+  const checkMethod = service.Check as grpc.MethodDefinition<unknown, unknown>
+  const deserialize = checkMethod.requestDeserialize
+  let undecodableLoggedAt = -Infinity
+  let undecodableSuppressed = 0
+  const decodeCounted = (b: Buffer): unknown => {
+    try {
+      return deserialize(b)
+    } catch (err) {
+      countRefusal('PORTCULLIS_ENVOY_REQUEST_INVALID')
+      const t = Date.now()
+      if (t - undecodableLoggedAt >= 10_000) {
+        log.warn({ code: 'PORTCULLIS_ENVOY_REQUEST_INVALID', err: (err as Error).message, bytes: b.length, suppressed: undecodableSuppressed }, 'ext_authz gRPC CheckRequest cannot be decoded (logged at most every 10 s; portcullis_connection_errors_total counts all)')
+        undecodableLoggedAt = t
+        undecodableSuppressed = 0
+      } else undecodableSuppressed++
+      throw err
+    }
+  }
   const server = new grpc.Server({
     'grpc.max_receive_message_length': opts.maxRecvMsgSize,
+    'grpc.max_concurrent_streams': opts.maxConcurrentStreams,
+    'grpc.max_connection_idle_ms': IDLE_MS,
     // channelz (grpc-js's introspection service, not served here) otherwise tracks every call
     'grpc.enable_channelz': 0,
-    ...(opts.tls?.requireClientCertificate === true && opts.tls.authorizePeer !== undefined ? { interceptors: [peerInterceptor(opts.tls.authorizePeer, log)] } : {}),
+    interceptors: [
+      receiveTimeout,
+      ...(opts.tls?.requireClientCertificate === true && opts.tls.authorizePeer !== undefined ? [peerInterceptor(opts.tls.authorizePeer, log)] : []),
+    ],
   })
   const unix = isUnix(opts.addr)
 
-  server.addService(service, {
+  server.addService({ ...service, Check: { ...checkMethod, requestDeserialize: decodeCounted } }, {
     Check: (call: grpc.ServerUnaryCall<CheckRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       const controller = new AbortController()
       const deadline = call.getDeadline()
@@ -218,6 +293,19 @@ export async function startEnvoyGrpc (opts: EnvoyGrpcOptions): Promise<EnvoyGrpc
       : grpc.experimental.createCertificateProviderServerCredentials(opts.tls.provider, opts.tls.requireClientCertificate ? opts.tls.provider : null, opts.tls.requireClientCertificate)
     server.bindAsync(opts.addr, credentials, (err, p) => { if (err !== null) reject(err); else resolve(p) })
   })
+  // Every caller on a unix socket is a trusted ext_authz caller (its source.certificate is
+  // believed), so the socket is never open to every local user, whatever the umask: the
+  // world's permissions are taken away (owner and group keep theirs).
+  if (unix) {
+    const path = unixSocketPath(opts.addr)
+    try {
+      const mode = statSync(path).mode & 0o777
+      if ((mode & 0o007) !== 0) chmodSync(path, mode & 0o770)
+    } catch (err) {
+      server.forceShutdown()
+      throw new PortcullisError('PORTCULLIS_LISTEN_FAILED', `cannot restrict the permissions of unix socket ${path}: ${(err as Error).message}`, { addr: opts.addr, reason: 'chmod' })
+    }
+  }
   const address = unix ? opts.addr : `${opts.addr.slice(0, opts.addr.lastIndexOf(':'))}:${port}`
   return {
     address,

@@ -240,15 +240,23 @@ async function handle (opts: EnvoyHttpOptions, req: IncomingMessage, res: Server
   }
 }
 
+/** Time a forwarded request has to arrive whole (headers and body) before it is refused (408). */
+const REQUEST_TIMEOUT_MS = 10_000
+
 /** Starts the HTTP service-mode listener. */
 export async function startEnvoyHttp (opts: EnvoyHttpOptions): Promise<EnvoyHttpServer> {
   const log = opts.logger ?? silentLogger
-  const server = createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
+  // maxHeadersCount 0: Node's default (2,000 raw entries) dropped every header after the
+  // 1,000th without a word, so a policy denying on a late header allowed; the 64 KiB header
+  // size bounds them all. A request must arrive whole within REQUEST_TIMEOUT_MS (Envoy's own
+  // ext_authz timeout is far shorter; Node's 300 s default let slow senders hold sockets).
+  const server = createServer({ maxHeaderSize: 64 * 1024, requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1000 }, (req, res) => {
     handle(opts, req, res, log).catch((err: unknown) => {
       log.error({ code: 'PORTCULLIS_INTERNAL', err }, 'ext_authz HTTP handler failed')
       send(res, 500, { 'content-type': 'text/plain' }, 'PORTCULLIS_INTERNAL')
     })
   })
+  server.maxHeadersCount = 0
   watchConnectionErrors(server, { listener: 'envoy-http', metrics: opts.metrics, log, answer: true })
   // CONNECT asks for a tunnel, which no policy here judges; Node leaves the socket to a 'connect'
   // listener and, without one, closes it unanswered (which Envoy would count as a failure,

@@ -73,7 +73,7 @@ export function envoyExtAuthz (parts: EnvoyParts): EnvoyListeners | undefined {
         const tls = parts.servingCertificates !== undefined && !c.grpc.addr.startsWith('unix:')
           ? { tls: { provider: parts.servingCertificates, requireClientCertificate: require, ...(require && parts.servingSvid !== undefined ? { authorizePeer: envoyPeerAuthorizer(parts.servingSvid, wapi.envoy_grpc_client_ids) } : {}) } }
           : {}
-        grpc = await startEnvoyGrpc({ check: checkOf('envoy-grpc'), addr: c.grpc.addr, enableReflection: c.grpc.enable_reflection, maxRecvMsgSize: c.grpc.max_recv_msg_size, errorResponse: c.error_response, logger: log('envoy-grpc'), ...tls })
+        grpc = await startEnvoyGrpc({ check: checkOf('envoy-grpc'), addr: c.grpc.addr, enableReflection: c.grpc.enable_reflection, maxRecvMsgSize: c.grpc.max_recv_msg_size, maxConcurrentStreams: c.grpc.max_concurrent_streams, receiveTimeoutMs: c.grpc.receive_timeout_ms, errorResponse: c.error_response, logger: log('envoy-grpc'), metrics: parts.metrics, ...tls })
         listeners.grpcAddress = grpc.address
         out.push(`grpc://${grpc.address}`)
       }

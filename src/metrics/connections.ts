@@ -17,7 +17,8 @@ import type { Socket } from 'node:net'
 import type { Logger } from '../log.js'
 import type { Metrics } from './index.js'
 
-export type ConnectionErrorKind = 'tls_handshake' | 'http_request'
+/** grpc_request: a gRPC call ended below the handler (undecodable message, message not in time: src/envoy/grpc.ts). */
+export type ConnectionErrorKind = 'tls_handshake' | 'http_request' | 'grpc_request'
 
 const LOG_EVERY_MS = 10_000
 

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import * as http2 from 'node:http2'
 import { connect as netConnect, createServer as createNetServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -677,5 +678,77 @@ describe('Envoy ext_authz gRPC reflection', () => {
     t.after(off.close)
     const refused = await listServices(off.grpcAddress)
     assert.ok(!Array.isArray(refused) && refused.code === grpc.status.UNIMPLEMENTED)
+  })
+})
+
+describe('Envoy ext_authz gRPC transport limits', () => {
+  let bundles: ReturnType<typeof envoyBundles>
+  before(() => { bundles = envoyBundles() })
+  after(() => bundles.cleanup())
+
+  /** A raw call on `session`: the bytes as written (a gRPC frame need not be whole); the status it ends with. */
+  const rawCall = async (session: http2.ClientHttp2Session, bytes: Buffer, end: boolean): Promise<http2.IncomingHttpHeaders> => {
+    const stream = session.request({ ':method': 'POST', ':path': '/envoy.service.auth.v3.Authorization/Check', 'content-type': 'application/grpc', te: 'trailers' })
+    stream.resume()
+    const status = new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      // a trailers-only answer carries grpc-status in its headers
+      stream.on('response', (h) => { if (h['grpc-status'] !== undefined) resolve(h) })
+      stream.on('trailers', resolve)
+      stream.on('error', reject)
+    })
+    if (end) stream.end(bytes)
+    else stream.write(bytes)
+    return await status
+  }
+  const frame = (declared: number, body: Buffer): Buffer => {
+    const head = Buffer.alloc(5)
+    head.writeUInt32BE(declared, 1)
+    return Buffer.concat([head, body])
+  }
+
+  test('a call whose message does not arrive whole within receive_timeout_ms is ended (DEADLINE_EXCEEDED) and counted; max_concurrent_streams is advertised', async (t) => {
+    const env = await startEnvoy(bundles.dir, { envoy_ext_authz: { grpc: { receive_timeout_ms: 300, max_concurrent_streams: 7 } } })
+    const session = http2.connect(`http://${env.grpcAddress}`)
+    // the session goes before the server, which would otherwise wait for it to close
+    t.after(async () => { session.destroy(); await env.close() })
+    await new Promise((resolve) => session.once('remoteSettings', resolve))
+    assert.equal(session.remoteSettings.maxConcurrentStreams, 7)
+    // 10 bytes of a message declared 100 bytes long: it never completes (it held its buffer for good)
+    const h = await rawCall(session, frame(100, Buffer.alloc(10)), false)
+    assert.equal(h['grpc-status'], String(grpc.status.DEADLINE_EXCEEDED))
+    assert.equal(h['portcullis-error-code'], 'PORTCULLIS_ENVOY_REQUEST_TIMEOUT')
+    assert.equal(await metricValue(env, 'portcullis_connection_errors_total', { listener: 'envoy-grpc', kind: 'grpc_request', code: 'PORTCULLIS_ENVOY_REQUEST_TIMEOUT' }), 1)
+    // whole Checks are answered as before, and are not ended by the timer
+    assert.equal(code(await env.check(checkRequest('/bool'))), OK)
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    assert.equal(await metricValue(env, 'portcullis_connection_errors_total', { listener: 'envoy-grpc', kind: 'grpc_request', code: 'PORTCULLIS_ENVOY_REQUEST_TIMEOUT' }), 1)
+  })
+
+  test('a CheckRequest protobuf cannot decode is an error (never OK), counted', async (t) => {
+    const env = await startEnvoy(bundles.dir)
+    const session = http2.connect(`http://${env.grpcAddress}`)
+    // the session goes before the server, which would otherwise wait for it to close
+    t.after(async () => { session.destroy(); await env.close() })
+    // field 1 (attributes), length-delimited, with a length varint that never ends
+    const h = await rawCall(session, frame(3, Buffer.from([0x0a, 0xff, 0xff])), true)
+    assert.notEqual(h['grpc-status'], String(grpc.status.OK))
+    assert.equal(await metricValue(env, 'portcullis_connection_errors_total', { listener: 'envoy-grpc', kind: 'grpc_request', code: 'PORTCULLIS_ENVOY_REQUEST_INVALID' }), 1)
+  })
+
+  test('a unix socket is never open to every local user, whatever the umask', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-sock-'))
+    t.after(() => rmSync(dir, { recursive: true, force: true }))
+    const sock = join(dir, 'authz.sock')
+    const old = process.umask(0)
+    let env: EnvoyEnv
+    try {
+      env = await startEnvoy(bundles.dir, { envoy_ext_authz: { grpc: { addr: `unix:${sock}` } } })
+    } finally {
+      process.umask(old)
+    }
+    t.after(env.close)
+    assert.equal(lstatSync(sock).mode & 0o007, 0)
+    assert.equal(lstatSync(sock).mode & 0o660, 0o660)
+    assert.equal(code(await env.check(checkRequest('/bool'))), OK)
   })
 })

@@ -214,6 +214,16 @@ describe('Envoy ext_authz HTTP service mode', () => {
     assert.equal((await forward(env.httpUrl, 'GET', `${PREFIX}/protohdr`, {})).status, 200)
   })
 
+  test('a request with more than 1,000 headers keeps them all: a deny-on-header policy still sees the last one', async () => {
+    const headers: Record<string, string> = {}
+    for (let i = 0; i < 1100; i++) headers[`x-h${i}`] = 'v'
+    headers['x-deny'] = '1'
+    const r = await forward(env.httpUrl, 'GET', `${PREFIX}/hdrcount`, headers)
+    assert.deepEqual([r.status, r.body], [403, 'x-deny'])
+    delete headers['x-deny']
+    assert.equal((await forward(env.httpUrl, 'GET', `${PREFIX}/hdrcount`, headers)).status, 200)
+  })
+
   test('the same policy answers the same in both modes', async () => {
     const cases: Array<{ path: string, method?: string, headers?: Record<string, string>, body?: string }> = [
       { path: '/public/x' }, { path: '/bool' }, { path: '/boolno' }, { path: '/deny' }, { path: '/plaindeny' },

@@ -14,6 +14,8 @@ export const EnvoyExtAuthzSchema = Type.Object({
     addr: Type.String({ description: 'listen address host:port, or unix:/path/to.sock', pattern: '^(unix:.+|.+:[0-9]+)$' }),
     enable_reflection: Bool('serve gRPC server reflection'),
     max_recv_msg_size: Int('largest CheckRequest accepted, in bytes', 1),
+    max_concurrent_streams: Int('most calls in flight on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); each buffers up to max_recv_msg_size', 1),
+    receive_timeout_ms: Int('a call whose request message has not arrived whole this long after it started is ended (DEADLINE_EXCEEDED, PORTCULLIS_ENVOY_REQUEST_TIMEOUT)', 1),
   }, strict),
   http: Type.Object({
     enabled: Bool("serve Envoy's http_service mode"),
