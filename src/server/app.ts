@@ -144,6 +144,10 @@ export function build (opts: BuildOptions): FastifyInstance {
         connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor((requestTimeout === 0 ? 30_000 : requestTimeout) / 4))),
       }
       const server = opts.https !== undefined ? createHttpsServer({ ...opts.https, ...serverOpts }, handler) : createHttpServer(serverOpts, handler)
+      // Every header is read, however many: Node's default kept the first 1,000 and dropped the
+      // rest without a word (a credential or Content-Encoding after them vanished); the header
+      // size limit (16 KiB) bounds them all.
+      server.maxHeadersCount = 0
       // counted and logged before fastify's own clientError listener answers the request
       watchConnectionErrors(server, { listener: 'data-api', metrics: opts.metrics, log, answer: false })
       return server

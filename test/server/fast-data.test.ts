@@ -120,6 +120,16 @@ describe('framework-free decision route', () => {
     { name: 'a forged credential is rejected', path: '/v1/data/authz/allow', body: allowBody, anonymous: true, headers: { authorization: 'Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJzcGlmZmU6Ly9leGFtcGxlLm9yZy9ucy9zaG9wL3NhL2Zyb250ZW5kIn0.' }, status: 401 },
   ]
 
+  test('more than 1,000 headers: the credential and Content-Encoding after them are read (Node dropped them)', async () => {
+    const headers: Record<string, string> = {}
+    for (let i = 0; i < 1100; i++) headers[`x-h${i}`] = 'v'
+    Object.assign(headers, { 'content-type': 'application/json', 'content-encoding': 'gzip' }, caller.headers)
+    for (const url of [fastUrl, plainUrl]) {
+      const r = await send(url, '/v1/data/authz/allow', gzipSync(allowBody), headers)
+      assert.deepEqual([r.status, (r.body as { result?: unknown }).result], [200, true], url)
+    }
+  })
+
   for (const c of cases) {
     test(`${c.name}: same answer with and without the fast route`, async () => {
       const before = fastifySaw
